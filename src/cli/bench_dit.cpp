@@ -1,0 +1,130 @@
+// wanrt bench dit: one DiT forward at real widths on random weights (in memory, or a model folder).
+#include <cstdio>
+#include <random>
+
+#include "cli/bench_util.h"
+#include "cli/commands.h"
+#include "core/device.h"
+#include "core/error.h"
+#include "core/profiler.h"
+#include "models/dit.h"
+#include "models/synth.h"
+#include "ops/ops.h"
+
+namespace wanrt::cli {
+
+namespace {
+
+struct Opts {
+    std::string ckpt_dir, model = "t2v-1.3B", device = "auto", weights_dtype = "f32", json;
+    int layers = 2, frames = 1, height = 480, width = 832, text_tokens = 120, warmup = 1, repeats = 3, threads = 0;
+    bool profile = true;
+};
+
+DType parse_dtype(const std::string& s) {
+    if (s == "f32") return DType::F32;
+    if (s == "bf16") return DType::BF16;
+    if (s == "f16") return DType::F16;
+    fail("bench", "unknown weight dtype \"", s, "\"; use f32, bf16 or f16");
+}
+
+Tensor random_tensor(Backend& be, const Shape& shape, uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> nd;
+    std::vector<float> v(size_t(shape_numel(shape)));
+    for (float& x : v) x = nd(rng);
+    return ops::from_host(be, DType::F32, shape, v.data());
+}
+
+void run(const Opts& o) {
+    if ((o.frames - 1) % 4 != 0 || o.frames < 1)
+        fail("bench", "--frames ", o.frames, " must be 4n+1 (e.g. 1, 5, 81)");
+    if (o.height % 16 || o.width % 16 || o.height <= 0 || o.width <= 0)
+        fail("bench", "--height/--width must be positive multiples of 16, got ", o.height, "x", o.width);
+    if (o.repeats < 1) fail("bench", "--repeats must be at least 1");
+    auto base = make_backend(o.device, o.threads);
+    auto prof = std::make_shared<ProfilingBackend>(base);
+
+    DitConfig cfg;
+    std::shared_ptr<TensorSource> src;
+    std::string what;
+    if (!o.ckpt_dir.empty()) {
+        DitCheckpoint ck = open_dit_checkpoint(o.ckpt_dir);
+        cfg = ck.config;
+        src = ck.weights;
+        what = o.ckpt_dir;
+    } else {
+        cfg = DitConfig::preset(o.model);
+        if (o.layers > 0) cfg.num_layers = o.layers;
+        src = synth_dit_memory(cfg, parse_dtype(o.weights_dtype), 0);
+        what = cat("synthetic ", o.model, " widths, ", cfg.num_layers, " blocks, ", o.weights_dtype, " weights");
+    }
+    if (cfg.is_i2v()) fail("bench", "bench dit times t2v models; pass a t2v folder or --model t2v-1.3B/t2v-14B");
+    // The profiler owns the weights' buffers so that one model serves both the profiled and the plain runs.
+    DitModel model(cfg, src, *prof);
+
+    const int64_t lat_f = (o.frames - 1) / 4 + 1, lat_h = o.height / 8, lat_w = o.width / 8;
+    DitSample s;
+    s.x = random_tensor(*prof, {cfg.in_dim, lat_f, lat_h, lat_w}, 1);
+    s.context = random_tensor(*prof, {std::min<int64_t>(o.text_tokens, cfg.text_len), cfg.text_dim}, 2);
+    s.t = 999;
+    const int64_t seq_len = model.tokens_for(s.x.shape());
+
+    BenchReport rep;
+    rep.bench = "dit";
+    rep.device = base->description();
+    rep.config = {{"model", what},
+                  {"latent", cat(cfg.in_dim, "x", lat_f, "x", lat_h, "x", lat_w, " (", o.frames, " frames ", o.width, "x",
+                                 o.height, ")")},
+                  {"tokens", std::to_string(seq_len)},
+                  {"text_tokens", std::to_string(s.context.size(0))},
+                  {"warmup+repeats", cat(o.warmup, "+", o.repeats)}};
+
+    // One profiled pass (serves as the first warm-up) gives the per-op breakdown and the FLOP count.
+    model.forward({s}, seq_len);
+    prof->synchronize();
+    const double flop = [&] {
+        double f = 0;
+        for (auto& [k, v] : prof->stats()) f += v.flop;
+        return f;
+    }();
+    auto per_op = prof->stats();
+    prof->reset();
+
+    std::vector<double> ms = time_repeats(*base, std::max(0, o.warmup - 1), o.repeats, [&] {
+        // Timed without per-op synchronisation: the profiler only forwards when nothing reads stats.
+        model.forward({s}, seq_len);
+    });
+    prof->reset();
+    rep.rows.push_back({cat("forward (", cfg.num_layers, " blocks)"), ms, flop});
+    if (o.profile)
+        for (auto& [name, st] : per_op)
+            rep.rows.push_back({cat("  ", name, " x", st.calls), {st.ms}, st.flop});
+    rep.print();
+    rep.write_json(o.json);
+}
+
+void setup(CLI::App& bench) {
+    auto o = std::make_shared<Opts>();
+    CLI::App* c = bench.add_subcommand("dit", "Time one DiT forward (default: 1.3B widths, 2 blocks, one 480p frame = 1,560 tokens)");
+    c->add_option("--ckpt_dir", o->ckpt_dir, "Model folder (config.json + diffusion_pytorch_model*.safetensors); default: random weights in memory");
+    c->add_option("--model", o->model, "Synthetic model widths: t2v-1.3B, t2v-14B")->capture_default_str();
+    c->add_option("--layers", o->layers, "Synthetic model blocks (0 = all of the preset)")->capture_default_str();
+    c->add_option("--weights_dtype", o->weights_dtype, "Synthetic linear weights: f32, bf16, f16")->capture_default_str();
+    c->add_option("--frames", o->frames, "Pixel frames (4n+1)")->capture_default_str();
+    c->add_option("--height", o->height, "Pixel height")->capture_default_str();
+    c->add_option("--width", o->width, "Pixel width")->capture_default_str();
+    c->add_option("--text_tokens", o->text_tokens, "Real text tokens (padded to text_len)")->capture_default_str();
+    c->add_option("--warmup", o->warmup, "Warm-up runs (the first is profiled)")->capture_default_str();
+    c->add_option("--repeats", o->repeats, "Timed runs")->capture_default_str();
+    c->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
+    c->add_option("--device", o->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
+    c->add_option("--json", o->json, "Also write the report as JSON to this file");
+    c->add_flag("!--no-profile", o->profile, "Skip the per-op breakdown rows");
+    c->callback([o] { run(*o); });
+}
+
+Bench reg("dit", setup);
+
+}  // namespace
+}  // namespace wanrt::cli

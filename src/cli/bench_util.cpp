@@ -1,0 +1,85 @@
+#include "cli/bench_util.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace wanrt::cli {
+
+double median(std::vector<double> v) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    size_t n = v.size();
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+std::vector<double> time_repeats(Backend& be, int warmup, int repeats, const std::function<void()>& fn) {
+    for (int i = 0; i < warmup; ++i) {
+        fn();
+        be.synchronize();
+    }
+    std::vector<double> ms;
+    for (int i = 0; i < repeats; ++i) {
+        be.synchronize();
+        auto t0 = std::chrono::steady_clock::now();
+        fn();
+        be.synchronize();
+        ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return ms;
+}
+
+void BenchReport::print() const {
+    std::printf("bench %s on %s\n", bench.c_str(), device.c_str());
+    for (auto& [k, v] : config) std::printf("  %-14s %s\n", k.c_str(), v.c_str());
+    std::printf("%-28s %10s %10s %10s %12s\n", "stage", "median ms", "min ms", "max ms", "GFLOP/s");
+    for (const BenchRow& r : rows) {
+        double med = median(r.ms);
+        double lo = r.ms.empty() ? 0 : *std::min_element(r.ms.begin(), r.ms.end());
+        double hi = r.ms.empty() ? 0 : *std::max_element(r.ms.begin(), r.ms.end());
+        if (r.flop > 0 && med > 0)
+            std::printf("%-28s %10.1f %10.1f %10.1f %12.1f\n", r.name.c_str(), med, lo, hi, r.flop / med * 1e-6);
+        else
+            std::printf("%-28s %10.1f %10.1f %10.1f %12s\n", r.name.c_str(), med, lo, hi, "-");
+    }
+    std::fflush(stdout);
+}
+
+std::string BenchReport::json() const {
+    nlohmann::json j;
+    j["bench"] = bench;
+    j["device"] = device;
+    for (auto& [k, v] : config) j["config"][k] = v;
+    for (const BenchRow& r : rows) {
+        nlohmann::json row;
+        row["name"] = r.name;
+        row["median_ms"] = median(r.ms);
+        row["ms"] = r.ms;
+        if (r.flop > 0) {
+            row["flop"] = r.flop;
+            row["gflops"] = median(r.ms) > 0 ? r.flop / median(r.ms) * 1e-6 : 0.0;
+        }
+        j["rows"].push_back(row);
+    }
+    return j.dump(2);
+}
+
+void BenchReport::write_json(const std::string& path) const {
+    if (path.empty()) return;
+    std::string tmp = path + ".tmp";
+    {
+        std::ofstream out(tmp);
+        if (!out) fail("bench", "cannot write ", path, "; check the folder exists and is writable");
+        out << json() << "\n";
+        if (!out) fail("bench", "writing ", path, " failed; is the disk full?");
+    }
+    std::filesystem::rename(tmp, path);
+}
+
+}  // namespace wanrt::cli

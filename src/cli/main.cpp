@@ -1,0 +1,42 @@
+// wanrt: a native runtime for Wan2.1 video diffusion models.
+#include <algorithm>
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "core/error.h"
+
+namespace wanrt::cli {
+std::vector<Entry>& commands() {
+    static std::vector<Entry> v;
+    return v;
+}
+std::vector<Entry>& benches() {
+    static std::vector<Entry> v;
+    return v;
+}
+}  // namespace wanrt::cli
+
+int main(int argc, char** argv) {
+    using namespace wanrt::cli;
+    CLI::App app{"wanrt: native runtime for Wan2.1 video diffusion models"};
+    app.require_subcommand(1);
+    auto by_name = [](const Entry& a, const Entry& b) { return a.name < b.name; };
+    std::sort(commands().begin(), commands().end(), by_name);
+    std::sort(benches().begin(), benches().end(), by_name);
+    for (auto& c : commands()) c.setup(app);
+    CLI::App* bench = app.add_subcommand("bench", "Benchmarks: median of repeats after warm-up, table + JSON");
+    bench->require_subcommand(1);
+    for (auto& b : benches()) b.setup(*bench);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e);
+    } catch (const wanrt::Error& e) {
+        std::fprintf(stderr, "wanrt: %s\n", e.what());
+        return 1;
+    } catch (const std::bad_alloc&) {
+        std::fprintf(stderr, "wanrt: out of memory; use a smaller size, fewer frames, or bf16 weights\n");
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,16 @@
+// Backend selection for the command line and library users: "cpu", "cuda", "cuda:N", or "auto"
+// (CUDA when this build has it and a device is present, else CPU).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/backend.h"
+
+namespace wanrt {
+
+// Throws wanrt::Error for an unknown name or an unavailable device.
+std::shared_ptr<Backend> make_backend(const std::string& device, int cpu_threads = 0);
+bool cuda_available();  // built with CUDA and at least one device visible
+
+}  // namespace wanrt

@@ -1,0 +1,51 @@
+// Element types. Dense types have one element per unit; block-quantized weight types (8- and
+// 4-bit with group scales, next on the roadmap) will have block_elems > 1 and a per-block byte size,
+// so every size computation goes through dtype_row_bytes().
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+namespace wanrt {
+
+enum class DType : uint8_t { F32, F16, BF16, F64, I32, I64, U8, COUNT };
+
+struct DTypeInfo {
+    const char* name;         // our name: "f32"
+    const char* st_name;      // safetensors name: "F32"
+    size_t block_bytes;       // bytes per block
+    int64_t block_elems;      // elements per block (1 for dense types)
+    bool is_float;
+};
+
+const DTypeInfo& dtype_info(DType t);
+inline const char* dtype_name(DType t) { return dtype_info(t).name; }
+inline size_t dtype_size(DType t) { return dtype_info(t).block_bytes; }  // dense types only
+// Bytes for n elements of type t (n must be a multiple of the block size).
+size_t dtype_bytes(DType t, int64_t n);
+// Parses a safetensors dtype string ("BF16"); returns false if unknown.
+bool dtype_from_safetensors(const std::string& s, DType* out);
+
+// Scalar conversions. bf16 rounds to nearest even, as torch does.
+inline float bf16_to_f32(uint16_t h) {
+    uint32_t u = uint32_t(h) << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
+inline uint16_t f32_to_bf16(float f) {
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);  // NaN stays NaN
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return uint16_t(u >> 16);
+}
+float f16_to_f32(uint16_t h);
+uint16_t f32_to_f16(float f);
+
+// Converts n elements between any two dense types (float/int), used by loaders and tests.
+void convert_elements(const void* src, DType src_type, void* dst, DType dst_type, int64_t n);
+
+}  // namespace wanrt

@@ -1,0 +1,63 @@
+// Elementwise ops: activations and broadcasting add/mul.
+#include "core/error.h"
+#include "cpu/cpu_backend.h"
+#include "cpu/vecmath.h"
+
+namespace wanrt {
+
+void CpuBackend::unary(Activation act, const Tensor& x, const Tensor& y) {
+    const float* xs = x.data<float>();
+    float* ys = y.data<float>();
+    pool().parallel_for(x.numel(), 16384, [&](int64_t b, int64_t e) {
+        switch (act) {
+            case Activation::None:
+                for (int64_t i = b; i < e; ++i) ys[i] = xs[i];
+                break;
+            case Activation::GeluTanh:
+                for (int64_t i = b; i < e; ++i) ys[i] = cpu::gelu_tanh(xs[i]);
+                break;
+            case Activation::GeluErf:
+                for (int64_t i = b; i < e; ++i) ys[i] = cpu::gelu_erf(xs[i]);
+                break;
+            case Activation::Silu:
+                for (int64_t i = b; i < e; ++i) ys[i] = cpu::silu(xs[i]);
+                break;
+        }
+    });
+}
+
+void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& y) {
+    // y has the broadcast shape; a and b are right-aligned against it, size-1 dims broadcast.
+    const int nd = y.ndim();
+    Shape as(nd, 0), bs(nd, 0);
+    for (int i = 0; i < nd; ++i) {
+        int ia = i - (nd - a.ndim()), ib = i - (nd - b.ndim());
+        if (ia >= 0 && a.size(ia) != 1) as[i] = a.stride(ia);
+        if (ib >= 0 && b.size(ib) != 1) bs[i] = b.stride(ib);
+    }
+    const float* ap = a.data<float>();
+    const float* bp = b.data<float>();
+    float* yp = y.data<float>();
+    const int64_t inner = nd ? y.size(-1) : 1, rows = y.numel() / std::max<int64_t>(inner, 1);
+    const int64_t ai = nd ? as[nd - 1] : 0, bi = nd ? bs[nd - 1] : 0;
+    pool().parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(inner, 1)), [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+            int64_t ao = 0, bo = 0, rem = r;
+            for (int d = nd - 2; d >= 0; --d) {
+                int64_t idx = rem % y.size(d);
+                rem /= y.size(d);
+                ao += idx * as[d];
+                bo += idx * bs[d];
+            }
+            const float* ar = ap + ao;
+            const float* br = bp + bo;
+            float* yr = yp + r * inner;
+            if (op == BinaryOp::Add)
+                for (int64_t i = 0; i < inner; ++i) yr[i] = ar[i * ai] + br[i * bi];
+            else
+                for (int64_t i = 0; i < inner; ++i) yr[i] = ar[i * ai] * br[i * bi];
+        }
+    });
+}
+
+}  // namespace wanrt

@@ -1,0 +1,103 @@
+// Row normalisations and the DiT's modulation/gating, fused per row. Statistics accumulate in
+// double: rows are short (≤ 5120) next to the GEMMs around them, and the result then carries only
+// float32 rounding, like the reference's fp32 statistics.
+#include <cmath>
+
+#include "core/error.h"
+#include "cpu/cpu_backend.h"
+
+namespace wanrt {
+
+namespace {
+
+struct Moments {
+    float mean, rstd;
+};
+
+Moments layer_moments(const float* x, int64_t D, float eps) {
+    double s = 0;
+    for (int64_t i = 0; i < D; ++i) s += x[i];
+    double mean = s / double(D), v = 0;
+    for (int64_t i = 0; i < D; ++i) {
+        double d = x[i] - mean;
+        v += d * d;
+    }
+    return {float(mean), float(1.0 / std::sqrt(v / double(D) + eps))};
+}
+
+int64_t row_grain(int64_t D) { return std::max<int64_t>(1, 8192 / std::max<int64_t>(D, 1)); }
+
+}  // namespace
+
+void CpuBackend::layer_norm(const Tensor& x, const Tensor* w, const Tensor* b, float eps, const Tensor& y) {
+    const int64_t D = x.size(-1), rows = x.numel() / std::max<int64_t>(D, 1);
+    const float* xs = x.data<float>();
+    float* ys = y.data<float>();
+    const float* ws = w ? w->data<float>() : nullptr;
+    const float* bs = b ? b->data<float>() : nullptr;
+    pool().parallel_for(rows, row_grain(D), [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+            const float* xr = xs + r * D;
+            float* yr = ys + r * D;
+            Moments m = layer_moments(xr, D, eps);
+            for (int64_t i = 0; i < D; ++i) {
+                float v = (xr[i] - m.mean) * m.rstd;
+                if (ws) v *= ws[i];
+                if (bs) v += bs[i];
+                yr[i] = v;
+            }
+        }
+    });
+}
+
+void CpuBackend::rms_norm(const Tensor& x, const Tensor& w, float eps, const Tensor& y) {
+    const int64_t D = x.size(-1), rows = x.numel() / std::max<int64_t>(D, 1);
+    const float* xs = x.data<float>();
+    const float* ws = w.data<float>();
+    float* ys = y.data<float>();
+    pool().parallel_for(rows, row_grain(D), [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+            const float* xr = xs + r * D;
+            float* yr = ys + r * D;
+            double s = 0;
+            for (int64_t i = 0; i < D; ++i) s += double(xr[i]) * xr[i];
+            float rs = float(1.0 / std::sqrt(s / double(D) + eps));
+            for (int64_t i = 0; i < D; ++i) yr[i] = xr[i] * rs * ws[i];
+        }
+    });
+}
+
+void CpuBackend::norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps,
+                               const Tensor& y) {
+    // x [B, L, D]; shift/scale [B, D] with row strides of their own.
+    const int64_t B = x.size(0), L = x.size(1), D = x.size(2);
+    const float* xs = x.data<float>();
+    float* ys = y.data<float>();
+    pool().parallel_for(B * L, row_grain(D), [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+            const int64_t b = r / L;
+            const float* sh = shift.data<float>() + b * shift.stride(0);
+            const float* sc = scale.data<float>() + b * scale.stride(0);
+            const float* xr = xs + r * D;
+            float* yr = ys + r * D;
+            Moments m = layer_moments(xr, D, eps);
+            for (int64_t i = 0; i < D; ++i) yr[i] = (xr[i] - m.mean) * m.rstd * (1.0f + sc[i]) + sh[i];
+        }
+    });
+}
+
+void CpuBackend::gated_residual(const Tensor& x, const Tensor& y, const Tensor& gate) {
+    const int64_t B = x.size(0), L = x.size(1), D = x.size(2);
+    float* xs = x.data<float>();
+    const float* ys = y.data<float>();
+    pool().parallel_for(B * L, row_grain(D), [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+            const float* g = gate.data<float>() + (r / L) * gate.stride(0);
+            float* xr = xs + r * D;
+            const float* yr = ys + r * D;
+            for (int64_t i = 0; i < D; ++i) xr[i] += yr[i] * g[i];
+        }
+    });
+}
+
+}  // namespace wanrt

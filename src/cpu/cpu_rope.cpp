@@ -1,0 +1,42 @@
+// 3-axis RoPE on interleaved pairs (spec §1.4). The angle table holds (cos, sin) per position and
+// pair; each pair index k belongs to the frame, height or width axis by the [d/2 − 2⌊d/6⌋, ⌊d/6⌋,
+// ⌊d/6⌋] split, and reads the table at that axis's position of the token.
+#include "core/error.h"
+#include "cpu/cpu_backend.h"
+
+namespace wanrt {
+
+void CpuBackend::rope(const Tensor& x, const std::vector<RopeGrid>& grids, const Tensor& table,
+                      const Tensor& y) {
+    const int64_t B = x.size(0), L = x.size(1), H = x.size(2), D = x.size(3);
+    const int64_t half = D / 2, hw_pairs = half / 3, f_pairs = half - 2 * hw_pairs;
+    const int64_t P = table.size(0);
+    const float* tab = table.data<float>();  // [P, half, 2]
+    const float* xs = x.data<float>();
+    float* ys = y.data<float>();
+    pool().parallel_for(B * L, 4, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+            const int64_t b = r / L, l = r % L;
+            const RopeGrid& g = grids[b];
+            const float* xr = xs + r * H * D;
+            float* yr = ys + r * H * D;
+            if (l >= g.f * g.h * g.w) {
+                std::copy(xr, xr + H * D, yr);
+                continue;
+            }
+            const int64_t pf = l / (g.h * g.w) + g.frame_offset, ph = (l / g.w) % g.h, pw = l % g.w;
+            WANRT_ASSERT(pf < P && ph < P && pw < P);
+            for (int64_t k = 0; k < half; ++k) {
+                const int64_t pos = k < f_pairs ? pf : (k < f_pairs + hw_pairs ? ph : pw);
+                const float c = tab[(pos * half + k) * 2], s = tab[(pos * half + k) * 2 + 1];
+                for (int64_t h = 0; h < H; ++h) {
+                    const float a = xr[h * D + 2 * k], bb = xr[h * D + 2 * k + 1];
+                    yr[h * D + 2 * k] = a * c - bb * s;
+                    yr[h * D + 2 * k + 1] = a * s + bb * c;
+                }
+            }
+        }
+    });
+}
+
+}  // namespace wanrt

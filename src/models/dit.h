@@ -1,0 +1,105 @@
+// The Wan2.1 diffusion transformer (`WanModel`, wan/modules/model.py; spec §1), T2V and I2V.
+//
+// Shapes (PyTorch order): a latent is [C, F, H, W] per sample; tokens are (f, h, w) row-major
+// over the patch grid (F/pt, H/ph, W/pw); the hidden state is [B, seq_len, dim] with each sample's
+// tokens first and zero padding after. Precision on the CPU: float32 everywhere, with f32/bf16/f16
+// matrices used in place.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/backend.h"
+#include "io/tensor_source.h"
+
+namespace wanrt {
+
+struct DitConfig {
+    std::string model_type = "t2v";  // "t2v" or "i2v"
+    int patch_t = 1, patch_h = 2, patch_w = 2;
+    int64_t text_len = 512, in_dim = 16, dim = 2048, ffn_dim = 8192, freq_dim = 256, text_dim = 4096;
+    int64_t out_dim = 16, num_heads = 16, num_layers = 32;
+    int window_left = -1, window_right = -1;
+    bool qk_norm = true, cross_attn_norm = true;
+    float eps = 1e-6f;
+
+    // The WanModel constructor defaults, overridden by the fields present in the JSON text
+    // (config.json or a fixture's `config` metadata). Unknown model_type or bad values throw.
+    static DitConfig from_json(const std::string& json_text, const std::string& origin);
+    // Derived from tensor shapes when no config.json exists. num_heads is not stored in the
+    // weights: every Wan2.1 release uses head_dim 128, so num_heads = dim / 128 (said in a note).
+    static DitConfig from_weights(const TensorSource& src, const std::string& prefix = "");
+    // Official sizes: "t2v-1.3B", "t2v-14B", "i2v-14B".
+    static DitConfig preset(const std::string& name);
+    static std::vector<std::string> preset_names();
+
+    bool is_i2v() const { return model_type == "i2v"; }
+    int64_t head_dim() const { return dim / num_heads; }
+    int64_t patch_volume() const { return int64_t(patch_t) * patch_h * patch_w; }
+    void validate(const std::string& origin) const;  // throws on inconsistent values
+    std::string to_json() const;                      // config.json text (official field names)
+};
+
+// Every tensor of the model: official name and shape. Used by the loader, `wanrt synth` and `info`.
+struct ParamSpec {
+    std::string name;
+    Shape shape;
+    bool matrix;  // a linear-layer weight (large; may be kept bf16/f16)
+};
+std::vector<ParamSpec> dit_param_table(const DitConfig& c);
+int64_t dit_param_count(const DitConfig& c);
+
+// One sample of a batch. All tensors f32 on the model's backend.
+struct DitSample {
+    Tensor x;         // [C, F, H, W] noisy latent (T2V: C = in_dim; I2V: C = in_dim − cond channels)
+    Tensor y;         // I2V only: [in_dim − C, F, H, W] conditioning (mask + image latent)
+    Tensor context;   // [len ≤ text_len, text_dim] text encoder output, trimmed to its real length
+    Tensor clip_fea;  // I2V only: [257, 1280] CLIP features
+    float t = 0;      // timestep (the scheduler's integer value)
+};
+
+// The RoPE angle table for head dim d: f32 [max_pos, d/2, 2] (cos, sin), built in float64 from
+// three rope_params tables (frame, height, width) of dims d − 4⌊d/6⌋, 2⌊d/6⌋, 2⌊d/6⌋.
+std::vector<double> rope_table_f64(int64_t head_dim, int64_t max_pos = 1024);
+// [n, dim] sinusoidal embedding of positions (cos first, then sin), computed in float64.
+std::vector<double> sinusoidal_embedding_f64(const std::vector<double>& pos, int64_t dim);
+
+struct DitBlockWeights;
+struct DitWeights;
+
+class DitModel {
+public:
+    // Loads from a tensor source (official key names under prefix) with strict checks.
+    DitModel(const DitConfig& cfg, std::shared_ptr<TensorSource> src, Backend& be, const std::string& prefix = "");
+    ~DitModel();
+
+    const DitConfig& config() const { return cfg_; }
+    Backend& backend() const { return be_; }
+
+    // Runs the model on a batch padded to seq_len tokens (≥ every sample's token count).
+    // Returns the velocity [out_dim, F, H, W] per sample. dump, if set, receives the named
+    // intermediates: patch_embed_first, e, e0, context_emb, block{k}_out.
+    std::vector<Tensor> forward(const std::vector<DitSample>& batch, int64_t seq_len,
+                                const DumpFn& dump = nullptr) const;
+
+    // Token count of a latent [C, F, H, W] for this model's patch.
+    int64_t tokens_for(const Shape& latent) const;
+
+private:
+    DitConfig cfg_;
+    Backend& be_;
+    std::unique_ptr<DitWeights> w_;
+    Tensor rope_;  // f32 [1024, head_dim/2, 2]
+};
+
+// Opens a model folder or file: a directory with config.json (optional) and
+// diffusion_pytorch_model.safetensors or its sharded index; or a single .safetensors file.
+struct DitCheckpoint {
+    DitConfig config;
+    std::shared_ptr<TensorSource> weights;
+    std::string config_origin;  // "config.json" path or "derived from weights"
+};
+DitCheckpoint open_dit_checkpoint(const std::string& path);
+
+}  // namespace wanrt

@@ -1,0 +1,28 @@
+// Synthetic random-weight checkpoints with the official names, shapes and config, for benchmarks
+// and memory tests (no real weights can be downloaded here). Values are deterministic per
+// (seed, tensor name) and scaled so activations stay in a realistic range through many layers:
+// linear weights uniform with std 1/√in, biases ±0.01, norm weights near 1, modulations ±1/√D.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "io/tensor_source.h"
+#include "models/dit.h"
+
+namespace wanrt {
+
+// Fills n values of a tensor called name (its role read from the name and shape) into out (dtype).
+void synth_fill(const std::string& name, const Shape& shape, DType dtype, uint64_t seed, void* out);
+
+// An in-memory DiT checkpoint (matrices in matrix_dtype, the rest f32, as the release stores
+// them with matrix_dtype = f32).
+std::shared_ptr<MemoryTensorSource> synth_dit_memory(const DitConfig& c, DType matrix_dtype, uint64_t seed);
+
+// Writes DIR/config.json and DIR/diffusion_pytorch_model.safetensors, or shards of at most
+// shard_bytes with the index file (as the 14B releases). progress(bytes_done, bytes_total).
+void write_synth_dit(const std::string& dir, const DitConfig& c, DType matrix_dtype, uint64_t seed,
+                     uint64_t shard_bytes, const std::function<void(uint64_t, uint64_t)>& progress = nullptr);
+
+}  // namespace wanrt

@@ -1,0 +1,275 @@
+// The checked op front-end: validation, output allocation, dispatch.
+#include "ops/ops.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace wanrt::ops {
+
+namespace {
+
+Backend& be_of(const Tensor& x, const char* op) {
+    if (!x.defined()) fail(op, "input tensor is undefined");
+    return *x.backend();
+}
+
+void check_same_backend(const Tensor& a, const Tensor& b, const char* op) {
+    if (a.backend() != b.backend())
+        fail(op, "inputs live on different backends (", a.backend()->name(), ", ", b.backend()->name(),
+             "); move them to one device first");
+}
+
+void check_f32(const Tensor& x, const char* op, const char* what) {
+    if (x.dtype() != DType::F32) fail(op, what, " must be f32, got ", x.describe());
+}
+
+// Rows given as [..., D] views whose last dim is contiguous (per-sample modulation vectors).
+void check_rows(const Tensor& t, int64_t B, int64_t D, const char* op, const char* what) {
+    if (t.ndim() != 2 || t.size(0) != B || t.size(1) != D || t.stride(1) != 1)
+        fail(op, what, " must be [", B, ", ", D, "] with a contiguous last dim, got ", t.describe());
+    check_f32(t, op, what);
+}
+
+}  // namespace
+
+Tensor contiguous(const Tensor& x) {
+    if (x.is_contiguous()) return x;
+    Backend& be = be_of(x, "contiguous");
+    Tensor y = be.empty(x.dtype(), x.shape());
+    be.copy(x, y);
+    return y;
+}
+
+Tensor to_dtype(const Tensor& x, DType dtype) {
+    if (x.dtype() == dtype) return contiguous(x);
+    Backend& be = be_of(x, "to_dtype");
+    Tensor y = be.empty(dtype, x.shape());
+    be.copy(x, y);
+    return y;
+}
+
+Tensor linear(const Tensor& x_in, const Tensor& w, const Tensor* bias, Activation act) {
+    Backend& be = be_of(x_in, "linear");
+    check_same_backend(x_in, w, "linear");
+    check_f32(x_in, "linear", "input");
+    if (w.ndim() != 2) fail("linear", "weight must be [N, K], got ", w.describe());
+    if (x_in.ndim() < 1 || x_in.size(-1) != w.size(1))
+        fail("linear", "input ", x_in.describe(), " does not match weight ", w.describe(), " (last dims differ)");
+    if (!be.supports(Op::Linear, x_in.dtype(), w.dtype()))
+        fail("linear", "weight dtype ", dtype_name(w.dtype()), " is not supported on ", be.name());
+    if (!w.is_contiguous()) fail("linear", "weight ", w.describe(), " must be contiguous");
+    if (bias && (bias->ndim() != 1 || bias->size(0) != w.size(0) || bias->dtype() != DType::F32))
+        fail("linear", "bias must be f32[", w.size(0), "], got ", bias->describe());
+    Tensor x = contiguous(x_in);
+    Shape out = x.shape();
+    out.back() = w.size(0);
+    Tensor y = be.empty(DType::F32, out);
+    be.linear(x, w, bias, act, y);
+    return y;
+}
+
+Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const AttentionParams& p) {
+    Backend& be = be_of(q_in, "attention");
+    check_same_backend(q_in, k_in, "attention");
+    check_same_backend(q_in, v_in, "attention");
+    if (q_in.ndim() != 4 || k_in.ndim() != 4 || v_in.ndim() != 4)
+        fail("attention", "q, k, v must be [B, L, heads, head_dim]; got ", q_in.describe(), ", ", k_in.describe(),
+             ", ", v_in.describe());
+    const int64_t B = q_in.size(0), Lq = q_in.size(1), H = q_in.size(2), D = q_in.size(3);
+    const int64_t Lk = k_in.size(1), Hk = k_in.size(2);
+    if (k_in.size(0) != B || v_in.size(0) != B || v_in.size(1) != Lk || v_in.size(2) != Hk || k_in.size(3) != D)
+        fail("attention", "shapes disagree: q ", q_in.describe(), ", k ", k_in.describe(), ", v ", v_in.describe());
+    if (Hk == 0 || H % Hk != 0) fail("attention", "query heads ", H, " must be a multiple of key heads ", Hk);
+    if (!p.k_lens.empty()) {
+        if (int64_t(p.k_lens.size()) != B) fail("attention", "k_lens has ", p.k_lens.size(), " entries for batch ", B);
+        for (int32_t l : p.k_lens)
+            if (l < 0 || l > Lk) fail("attention", "k_lens entry ", l, " outside [0, ", Lk, "]");
+    }
+    if (p.rel_bias.defined()) {
+        if (p.rel_bias.ndim() != 2 || p.rel_bias.size(0) != H || p.rel_bias.size(1) != Lq + Lk - 1 ||
+            p.rel_bias.dtype() != DType::F32 || !p.rel_bias.is_contiguous())
+            fail("attention", "rel_bias must be contiguous f32[", H, ", ", Lq + Lk - 1, "], got ",
+                 p.rel_bias.describe());
+    }
+    check_f32(q_in, "attention", "q");
+    check_f32(k_in, "attention", "k");
+    check_f32(v_in, "attention", "v");
+    Tensor q = contiguous(q_in), k = contiguous(k_in), v = contiguous(v_in);
+    Tensor out = be.empty(DType::F32, {B, Lq, H, v.size(3)});
+    be.attention(q, k, v, p, out);
+    return out;
+}
+
+Tensor layer_norm(const Tensor& x_in, const Tensor* w, const Tensor* b, float eps) {
+    Backend& be = be_of(x_in, "layer_norm");
+    check_f32(x_in, "layer_norm", "input");
+    const int64_t D = x_in.size(-1);
+    for (const Tensor* t : {w, b})
+        if (t && (t->ndim() != 1 || t->size(0) != D || t->dtype() != DType::F32))
+            fail("layer_norm", "weight/bias must be f32[", D, "], got ", t->describe());
+    Tensor x = contiguous(x_in);
+    Tensor y = be.empty(DType::F32, x.shape());
+    be.layer_norm(x, w, b, eps, y);
+    return y;
+}
+
+Tensor rms_norm(const Tensor& x_in, const Tensor& w, float eps) {
+    Backend& be = be_of(x_in, "rms_norm");
+    check_f32(x_in, "rms_norm", "input");
+    const int64_t D = x_in.size(-1);
+    if (w.ndim() != 1 || w.size(0) != D || w.dtype() != DType::F32)
+        fail("rms_norm", "weight must be f32[", D, "], got ", w.describe());
+    Tensor x = contiguous(x_in);
+    Tensor y = be.empty(DType::F32, x.shape());
+    be.rms_norm(x, w, eps, y);
+    return y;
+}
+
+Tensor norm_modulate(const Tensor& x_in, const Tensor& shift, const Tensor& scale, float eps) {
+    Backend& be = be_of(x_in, "norm_modulate");
+    if (x_in.ndim() != 3) fail("norm_modulate", "input must be [B, L, D], got ", x_in.describe());
+    check_f32(x_in, "norm_modulate", "input");
+    check_rows(shift, x_in.size(0), x_in.size(2), "norm_modulate", "shift");
+    check_rows(scale, x_in.size(0), x_in.size(2), "norm_modulate", "scale");
+    Tensor x = contiguous(x_in);
+    Tensor y = be.empty(DType::F32, x.shape());
+    be.norm_modulate(x, shift, scale, eps, y);
+    return y;
+}
+
+void gated_residual(const Tensor& x, const Tensor& y_in, const Tensor& gate) {
+    Backend& be = be_of(x, "gated_residual");
+    if (x.ndim() != 3 || !x.is_contiguous() || y_in.shape() != x.shape())
+        fail("gated_residual", "x must be contiguous [B, L, D] and y the same shape; got ", x.describe(), ", ",
+             y_in.describe());
+    check_rows(gate, x.size(0), x.size(2), "gated_residual", "gate");
+    Tensor y = contiguous(y_in);
+    be.gated_residual(x, y, gate);
+}
+
+Tensor rope(const Tensor& x_in, const std::vector<RopeGrid>& grids, const Tensor& table) {
+    Backend& be = be_of(x_in, "rope");
+    if (x_in.ndim() != 4 || x_in.size(3) % 2 != 0)
+        fail("rope", "input must be [B, L, heads, head_dim] with an even head_dim, got ", x_in.describe());
+    const int64_t B = x_in.size(0), L = x_in.size(1), D = x_in.size(3);
+    if (int64_t(grids.size()) != B) fail("rope", grids.size(), " grids for a batch of ", B);
+    if (table.ndim() != 3 || table.size(1) != D / 2 || table.size(2) != 2 || table.dtype() != DType::F32)
+        fail("rope", "table must be f32[P, ", D / 2, ", 2], got ", table.describe());
+    for (const RopeGrid& g : grids) {
+        if (g.f * g.h * g.w > L)
+            fail("rope", "grid ", g.f, "x", g.h, "x", g.w, " has more tokens than the sequence length ", L);
+        if (g.frame_offset < 0 || g.frame_offset + g.f > table.size(0) || g.h > table.size(0) || g.w > table.size(0))
+            fail("rope", "positions up to (", g.frame_offset + g.f, ", ", g.h, ", ", g.w, ") exceed the ",
+                 table.size(0), "-entry RoPE table; use a smaller size or fewer frames");
+    }
+    check_f32(x_in, "rope", "input");
+    Tensor x = contiguous(x_in);
+    Tensor y = be.empty(DType::F32, x.shape());
+    be.rope(x, grids, table, y);
+    return y;
+}
+
+Tensor unary(Activation act, const Tensor& x_in) {
+    Backend& be = be_of(x_in, "unary");
+    check_f32(x_in, "unary", "input");
+    Tensor x = contiguous(x_in);
+    Tensor y = be.empty(DType::F32, x.shape());
+    be.unary(act, x, y);
+    return y;
+}
+
+Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
+    Backend& be = be_of(a, "binary");
+    check_same_backend(a, b, "binary");
+    check_f32(a, "binary", "a");
+    check_f32(b, "binary", "b");
+    const int nd = std::max(a.ndim(), b.ndim());
+    if (nd > 6) fail("binary", "at most 6 dims, got ", nd);
+    Shape out(nd);
+    for (int i = 0; i < nd; ++i) {
+        int ia = i - (nd - a.ndim()), ib = i - (nd - b.ndim());
+        int64_t sa = ia >= 0 ? a.size(ia) : 1, sb = ib >= 0 ? b.size(ib) : 1;
+        if (sa != sb && sa != 1 && sb != 1)
+            fail("binary", "shapes ", shape_str(a.shape()), " and ", shape_str(b.shape()), " do not broadcast");
+        out[i] = sa == 1 ? sb : sa;
+    }
+    Tensor y = be.empty(DType::F32, out);
+    be.binary(op, a, b, y);
+    return y;
+}
+
+Tensor patchify(const Tensor& x_in, int pt, int ph, int pw) {
+    Backend& be = be_of(x_in, "patchify");
+    if (x_in.ndim() != 4) fail("patchify", "input must be [C, T, H, W], got ", x_in.describe());
+    if (x_in.size(1) % pt || x_in.size(2) % ph || x_in.size(3) % pw)
+        fail("patchify", "latent ", shape_str(x_in.shape()), " is not divisible by the patch (", pt, ", ", ph, ", ",
+             pw, "); use frame/height/width multiples of the patch size");
+    check_f32(x_in, "patchify", "input");
+    Tensor x = contiguous(x_in);
+    const int64_t L = (x.size(1) / pt) * (x.size(2) / ph) * (x.size(3) / pw);
+    Tensor y = be.empty(DType::F32, {L, x.size(0) * pt * ph * pw});
+    be.patchify(x, pt, ph, pw, y);
+    return y;
+}
+
+Tensor unpatchify(const Tensor& x_in, int64_t f, int64_t h, int64_t w, int pt, int ph, int pw) {
+    Backend& be = be_of(x_in, "unpatchify");
+    const int64_t patch = int64_t(pt) * ph * pw;
+    if (x_in.ndim() != 2 || x_in.size(0) < f * h * w || x_in.size(1) % patch)
+        fail("unpatchify", "input ", x_in.describe(), " does not hold ", f * h * w, " tokens of a multiple of ", patch,
+             " features");
+    check_f32(x_in, "unpatchify", "input");
+    Tensor x = contiguous(x_in);
+    Tensor y = be.empty(DType::F32, {x.size(1) / patch, f * pt, h * ph, w * pw});
+    be.unpatchify(x, f, h, w, pt, ph, pw, y);
+    return y;
+}
+
+Tensor full(Backend& be, DType dtype, const Shape& shape, float value) {
+    Tensor y = be.empty(dtype, shape);
+    be.fill(y, value);
+    return y;
+}
+
+Tensor from_host(Backend& be, DType dtype, const Shape& shape, const void* data) {
+    Tensor y = be.empty(dtype, shape);
+    be.upload(y, data);
+    return y;
+}
+
+std::vector<float> to_host_f32(const Tensor& x) {
+    Tensor c = to_dtype(x, DType::F32);
+    std::vector<float> out(size_t(c.numel()));
+    c.backend()->synchronize();
+    c.backend()->download(c, out.data());
+    return out;
+}
+
+Tensor concat(const std::vector<Tensor>& xs, int dim) {
+    if (xs.empty()) fail("concat", "no inputs");
+    Backend& be = be_of(xs[0], "concat");
+    const int nd = xs[0].ndim();
+    const int d = dim < 0 ? dim + nd : dim;
+    if (d < 0 || d >= nd) fail("concat", "dim ", dim, " out of range for ", xs[0].describe());
+    Shape out = xs[0].shape();
+    out[d] = 0;
+    for (const Tensor& x : xs) {
+        check_same_backend(xs[0], x, "concat");
+        if (x.ndim() != nd || x.dtype() != xs[0].dtype()) fail("concat", "inputs differ: ", xs[0].describe(), " vs ", x.describe());
+        for (int i = 0; i < nd; ++i)
+            if (i != d && x.size(i) != xs[0].size(i))
+                fail("concat", "inputs differ outside dim ", d, ": ", xs[0].describe(), " vs ", x.describe());
+        out[d] += x.size(d);
+    }
+    Tensor y = be.empty(xs[0].dtype(), out);
+    int64_t at = 0;
+    for (const Tensor& x : xs) {
+        if (x.size(d) == 0) continue;
+        be.copy(x, y.slice(d, at, at + x.size(d)));  // strided destination
+        at += x.size(d);
+    }
+    return y;
+}
+
+}  // namespace wanrt::ops

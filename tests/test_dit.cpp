@@ -1,0 +1,173 @@
+// Golden tests of the whole WanModel (dit_t2v / dit_i2v fixtures): outputs and every named
+// intermediate, per block. Config, seq_len and shapes come from the fixture files.
+#include <map>
+
+#include "models/dit.h"
+#include "models/synth.h"
+#include "test_util.h"
+
+namespace wanrt::test {
+
+namespace {
+
+struct Golden {
+    std::shared_ptr<SafeTensorsFile> f;
+    DitConfig cfg;
+    int64_t seq_len;
+};
+
+Golden open_dit_fixture(const std::string& name) {
+    Golden g;
+    g.f = open_fixture(name);
+    g.cfg = DitConfig::from_json(g.f->metadata().at("config"), g.f->origin());
+    g.seq_len = std::stoll(g.f->metadata().at("seq_len"));
+    return g;
+}
+
+void run_golden(const std::string& fixture) {
+    auto be = make_cpu_backend(2);
+    Golden g = open_dit_fixture(fixture);
+    // Weights: every tensor without an in./out./mid. prefix; the loader rejects extras and
+    // mismatches, so the fixture file minus its test data must be exactly the model.
+    auto weights = std::make_shared<MemoryTensorSource>(g.f->origin());
+    for (const std::string& n : g.f->names()) {
+        if (n.rfind("in.", 0) == 0 || n.rfind("out.", 0) == 0 || n.rfind("mid.", 0) == 0) continue;
+        const StoredTensor& t = *g.f->find(n);
+        weights->add(n, t.dtype, t.shape, t.data);
+    }
+    DitModel model(g.cfg, weights, *be);
+
+    std::vector<DitSample> batch;
+    auto tv = load_f64(*g.f, "in.t");
+    for (size_t i = 0;; ++i) {
+        const std::string s = std::to_string(i);
+        if (!g.f->find("in.x" + s)) break;
+        DitSample smp;
+        smp.x = load_f32(*be, *g.f, "in.x" + s);
+        smp.context = load_f32(*be, *g.f, "in.context" + s);
+        smp.t = float(tv.at(i));
+        if (g.cfg.is_i2v()) {
+            smp.y = load_f32(*be, *g.f, "in.cond" + s);
+            smp.clip_fea = load_f32(*be, *g.f, "in.clip_fea").select(0, int64_t(i));
+        }
+        batch.push_back(smp);
+    }
+    ASSERT_EQ(batch.size(), tv.size());
+
+    std::map<std::string, std::vector<double>> mids;
+    auto outs = model.forward(batch, g.seq_len, [&](const std::string& name, const Tensor& t) { mids[name] = to_f64(t); });
+
+    int checked = 0;
+    for (const std::string& n : g.f->names()) {
+        if (n.rfind("mid.", 0) != 0) continue;
+        const std::string key = n.substr(4);
+        ASSERT_TRUE(mids.count(key)) << "model did not dump intermediate " << key;
+        EXPECT_CLOSE(mids[key], load_f64(*g.f, n), 1e-4, fixture + " " + n);
+        ++checked;
+    }
+    EXPECT_GE(checked, 4 + int(g.cfg.num_layers));
+    for (size_t i = 0; i < outs.size(); ++i) {
+        const std::string n = "out.y" + std::to_string(i);
+        EXPECT_EQ(outs[i].shape(), stored(*g.f, n).shape);
+        EXPECT_CLOSE(outs[i], load_f64(*g.f, n), 1e-4, fixture + " " + n);
+    }
+}
+
+}  // namespace
+
+TEST(DitGolden, T2V) { run_golden("dit_t2v.safetensors"); }
+TEST(DitGolden, I2V) { run_golden("dit_i2v.safetensors"); }
+
+TEST(DitGolden, SingleSampleEqualsBatched) {
+    // The padded batch and a lone sample with seq_len = its own token count give the same output.
+    auto be = make_cpu_backend(2);
+    Golden g = open_dit_fixture("dit_t2v.safetensors");
+    auto weights = std::make_shared<MemoryTensorSource>(g.f->origin());
+    for (const std::string& n : g.f->names())
+        if (n.find('.') != std::string::npos && n.rfind("in.", 0) && n.rfind("out.", 0) && n.rfind("mid.", 0))
+            weights->add(n, g.f->find(n)->dtype, g.f->find(n)->shape, g.f->find(n)->data);
+    DitModel model(g.cfg, weights, *be);
+    DitSample s;
+    s.x = load_f32(*be, *g.f, "in.x1");
+    s.context = load_f32(*be, *g.f, "in.context1");
+    s.t = float(load_f64(*g.f, "in.t")[1]);
+    auto out = model.forward({s}, model.tokens_for(s.x.shape()));
+    EXPECT_CLOSE(out[0], load_f64(*g.f, "out.y1"), 1e-4, "lone sample 1");
+}
+
+TEST(DitConfigTest, FromWeightsMatchesFixtureConfig) {
+    Golden g = open_dit_fixture("dit_i2v.safetensors");
+    DitConfig d = DitConfig::from_weights(*g.f);
+    EXPECT_EQ(d.dim, g.cfg.dim);
+    EXPECT_EQ(d.in_dim, g.cfg.in_dim);
+    EXPECT_EQ(d.ffn_dim, g.cfg.ffn_dim);
+    EXPECT_EQ(d.num_layers, g.cfg.num_layers);
+    EXPECT_EQ(d.text_dim, g.cfg.text_dim);
+    EXPECT_EQ(d.freq_dim, g.cfg.freq_dim);
+    EXPECT_EQ(d.out_dim, g.cfg.out_dim);
+    EXPECT_TRUE(d.is_i2v());
+}
+
+TEST(DitConfigTest, PresetsMatchOfficialParameterCounts) {
+    EXPECT_EQ(dit_param_count(DitConfig::preset("t2v-1.3B")), 1418996800);  // spec §0
+    EXPECT_NEAR(double(dit_param_count(DitConfig::preset("t2v-14B"))), 14.29e9, 0.01e9);
+    EXPECT_NEAR(double(dit_param_count(DitConfig::preset("i2v-14B"))), 16.39e9, 0.01e9);
+}
+
+TEST(DitBadInput, ConfigAndWeights) {
+    auto be = make_cpu_backend(1);
+    expect_error([] { DitConfig::from_json("{\"dim\": 100, \"num_heads\": 3}", "config.json"); },
+                 {"[dit]", "config.json", "not divisible"});
+    expect_error([] { DitConfig::from_json("{\"model_type\": \"t3v\"}", "config.json"); }, {"[dit]", "t3v"});
+    expect_error([] { DitConfig::from_json("{\"dim\": ", "config.json"); }, {"[dit]", "JSON"});
+    Golden g = open_dit_fixture("dit_t2v.safetensors");
+    auto copy_weights = [&](const std::string& skip, const std::string& extra, bool misshape) {
+        auto w = std::make_shared<MemoryTensorSource>("model.safetensors");
+        for (const std::string& n : g.f->names()) {
+            if (n == skip || !n.rfind("in.", 0) || !n.rfind("out.", 0) || !n.rfind("mid.", 0)) continue;
+            const StoredTensor& t = *g.f->find(n);
+            Shape s = t.shape;
+            if (misshape && n == "head.head.bias") s = {s[0] / 2, 2};
+            w->add(n, t.dtype, s, t.data);
+        }
+        if (!extra.empty()) w->add(extra, DType::F32, {1}, g.f->find("head.head.bias")->data);
+        return w;
+    };
+    expect_error([&] { DitModel(g.cfg, copy_weights("blocks.1.ffn.0.weight", "", false), *be); },
+                 {"[weights]", "missing tensor 'blocks.1.ffn.0.weight'"});
+    expect_error([&] { DitModel(g.cfg, copy_weights("", "blocks.9.extra", false), *be); },
+                 {"[weights]", "unexpected tensor", "blocks.9.extra"});
+    expect_error([&] { DitModel(g.cfg, copy_weights("", "", true), *be); }, {"[weights]", "head.head.bias", "shape"});
+    DitConfig wrong = g.cfg;
+    wrong.num_layers = 3;
+    expect_error([&] { DitModel(wrong, copy_weights("", "", false), *be); }, {"missing tensor 'blocks.2."});
+}
+
+TEST(DitBadInput, Inputs) {
+    auto be = make_cpu_backend(1);
+    DitConfig c = DitConfig::preset("t2v-1.3B");
+    c.dim = 32;
+    c.num_heads = 2;
+    c.ffn_dim = 48;
+    c.text_dim = 24;
+    c.freq_dim = 16;
+    c.num_layers = 1;
+    c.text_len = 8;
+    DitModel model(c, synth_dit_memory(c, DType::F32, 1), *be);
+    DitSample s;
+    s.x = randn_tensor(*be, {16, 2, 4, 6}, 1);
+    s.context = randn_tensor(*be, {5, 24}, 2);
+    expect_error([&] { model.forward({s}, 10); }, {"[dit]", "12 tokens", "seq_len"});
+    DitSample odd = s;
+    odd.x = randn_tensor(*be, {16, 2, 5, 6}, 1);
+    expect_error([&] { model.forward({odd}, 64); }, {"[dit]", "patch"});
+    DitSample ch = s;
+    ch.x = randn_tensor(*be, {15, 2, 4, 6}, 1);
+    expect_error([&] { model.forward({ch}, 64); }, {"[dit]", "in_dim"});
+    DitSample ctx = s;
+    ctx.context = randn_tensor(*be, {9, 24}, 2);
+    expect_error([&] { model.forward({ctx}, 64); }, {"[dit]", "context"});
+    EXPECT_EQ(model.forward({s}, 12)[0].shape(), (Shape{16, 2, 4, 6}));
+}
+
+}  // namespace wanrt::test

@@ -1,0 +1,132 @@
+// Shared helpers for the test executables: fixture lookup (WANRT_FIXTURES overrides the copy in
+// tests/fixtures), loading tensors as f32/f64, error metrics, float64 reference helpers.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/backend.h"
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "ops/ops.h"
+
+namespace wanrt::test {
+
+inline std::string fixture_dir() {
+    const char* env = std::getenv("WANRT_FIXTURES");
+    return env && *env ? std::string(env) : std::string(WANRT_TEST_FIXTURES);
+}
+
+inline std::string fixture_path(const std::string& name) { return fixture_dir() + "/" + name; }
+
+// Opens a fixture; a missing file is a test failure (never a skip).
+inline std::shared_ptr<SafeTensorsFile> open_fixture(const std::string& name) {
+    std::string p = fixture_path(name);
+    if (!std::filesystem::exists(p)) throw std::runtime_error("fixture file missing: " + p);
+    return SafeTensorsFile::open(p);
+}
+
+inline const StoredTensor& stored(const TensorSource& f, const std::string& name) {
+    const StoredTensor* t = f.find(name);
+    if (!t) throw std::runtime_error("fixture " + f.origin() + " lacks tensor " + name);
+    return *t;
+}
+
+inline std::vector<double> load_f64(const TensorSource& f, const std::string& name) {
+    const StoredTensor& t = stored(f, name);
+    std::vector<double> v(size_t(shape_numel(t.shape)));
+    convert_elements(t.data, t.dtype, v.data(), DType::F64, int64_t(v.size()));
+    return v;
+}
+
+inline Tensor load_f32(Backend& be, const TensorSource& f, const std::string& name) {
+    const StoredTensor& t = stored(f, name);
+    std::vector<float> v(size_t(shape_numel(t.shape)));
+    convert_elements(t.data, t.dtype, v.data(), DType::F32, int64_t(v.size()));
+    return ops::from_host(be, DType::F32, t.shape, v.data());
+}
+
+inline nlohmann::json meta_json(const SafeTensorsFile& f, const std::string& key) {
+    auto it = f.metadata().find(key);
+    if (it == f.metadata().end()) throw std::runtime_error("fixture " + f.origin() + " lacks metadata " + key);
+    return nlohmann::json::parse(it->second);
+}
+
+struct Err {
+    double rel_l2 = 0, max_abs = 0;
+};
+
+inline Err compare(const std::vector<double>& out, const std::vector<double>& ref) {
+    Err e;
+    if (out.size() != ref.size()) {
+        ADD_FAILURE() << "size mismatch " << out.size() << " vs " << ref.size();
+        e.rel_l2 = INFINITY;
+        return e;
+    }
+    double num = 0, den = 0;
+    for (size_t i = 0; i < out.size(); ++i) {
+        double d = out[i] - ref[i];
+        if (!std::isfinite(out[i])) {
+            e.rel_l2 = INFINITY;
+            e.max_abs = INFINITY;
+            return e;
+        }
+        num += d * d;
+        den += ref[i] * ref[i];
+        e.max_abs = std::max(e.max_abs, std::fabs(d));
+    }
+    e.rel_l2 = std::sqrt(num) / std::max(std::sqrt(den), 1e-300);
+    return e;
+}
+
+inline std::vector<double> to_f64(const Tensor& t) {
+    std::vector<float> v = ops::to_host_f32(t);
+    return std::vector<double>(v.begin(), v.end());
+}
+
+inline Err compare(const Tensor& out, const std::vector<double>& ref) { return compare(to_f64(out), ref); }
+
+// Checks and reports both metrics; tol bounds the relative L2 error.
+#define EXPECT_CLOSE(out, ref, tol, what)                                                           \
+    do {                                                                                            \
+        ::wanrt::test::Err e_ = ::wanrt::test::compare(out, ref);                                  \
+        EXPECT_LE(e_.rel_l2, tol) << what << ": rel-L2 " << e_.rel_l2 << ", max abs " << e_.max_abs; \
+        std::printf("  %-40s rel-L2 %.3e  max abs %.3e\n", std::string(what).c_str(), e_.rel_l2, e_.max_abs); \
+    } while (0)
+
+inline std::vector<float> randn(size_t n, uint64_t seed, float scale = 1.0f) {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> nd;
+    std::vector<float> v(n);
+    for (float& x : v) x = nd(rng) * scale;
+    return v;
+}
+
+inline Tensor randn_tensor(Backend& be, const Shape& shape, uint64_t seed, float scale = 1.0f) {
+    auto v = randn(size_t(shape_numel(shape)), seed, scale);
+    return ops::from_host(be, DType::F32, shape, v.data());
+}
+
+// Expects fn to throw wanrt::Error whose message contains every fragment.
+template <class F>
+void expect_error(F&& fn, const std::vector<std::string>& fragments) {
+    try {
+        fn();
+        ADD_FAILURE() << "expected a wanrt::Error";
+    } catch (const Error& e) {
+        std::string msg = e.what();
+        EXPECT_EQ(msg.find('\n'), std::string::npos) << "error must be one line: " << msg;
+        for (auto& f : fragments) EXPECT_NE(msg.find(f), std::string::npos) << "'" << f << "' not in: " << msg;
+    }
+}
+
+}  // namespace wanrt::test
