@@ -80,12 +80,15 @@ void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, co
                             }
                             if (bias) {
                                 const float* bh = bias + h * bias_len + (k0 - (q0 + i) + Lq - 1);
+#pragma omp simd
                                 for (int64_t j = a; j < e; ++j) s[j] += bh[j];
                             }
                             float m = row_max[i];
+#pragma omp simd reduction(max : m)
                             for (int64_t j = a; j < e; ++j) m = std::max(m, s[j]);
                             const float corr = cpu::exp_approx(row_max[i] - m);  // 0 on the first tile
                             float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
                             for (int64_t j = a; j < e; ++j) {
                                 float pj = cpu::exp_approx(s[j] - m);
                                 s[j] = pj;
@@ -96,6 +99,7 @@ void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, co
                             row_sum[i] = row_sum[i] * corr + sum;
                             row_max[i] = m;
                             float* o = O.data() + i * Dv;
+#pragma omp simd
                             for (int64_t d = 0; d < Dv; ++d) o[d] *= corr;
                         }
                     });

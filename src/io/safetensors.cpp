@@ -263,12 +263,13 @@ void SafeTensorsWriter::declare(const std::string& name, DType dtype, const Shap
 void SafeTensorsWriter::write(const void* data, size_t nbytes) {
     Impl& s = *impl_;
     if (!s.header_done) s.write_header();
+    if (nbytes == 0) return;  // empty tensors need no bytes
     while (s.cur < s.decls.size() && s.written_in_cur == s.decls[s.cur].bytes) {
         ++s.cur;
         s.written_in_cur = 0;
     }
     WANRT_ASSERT(s.cur < s.decls.size() && s.written_in_cur + nbytes <= s.decls[s.cur].bytes);
-    if (nbytes && std::fwrite(data, 1, nbytes, s.f) != nbytes)
+    if (std::fwrite(data, 1, nbytes, s.f) != nbytes)
         fail("safetensors", "write to ", s.tmp, " failed: ", std::strerror(errno), "; is the disk full?");
     s.written_in_cur += nbytes;
 }
