@@ -1,5 +1,6 @@
 // wanrt bench dit: one DiT forward at real widths on random weights (in memory, or a model folder).
 #include <cstdio>
+#include <map>
 #include <random>
 
 #include "cli/bench_util.h"
@@ -7,6 +8,7 @@
 #include "core/device.h"
 #include "core/error.h"
 #include "core/profiler.h"
+#include "io/safetensors.h"
 #include "models/dit.h"
 #include "models/synth.h"
 #include "ops/ops.h"
@@ -16,7 +18,7 @@ namespace wanrt::cli {
 namespace {
 
 struct Opts {
-    std::string ckpt_dir, model = "t2v-1.3B", device = "auto", weights_dtype = "f32", json;
+    std::string ckpt_dir, model = "t2v-1.3B", device = "auto", weights_dtype = "f32", json, dump;
     int layers = 2, frames = 1, height = 480, width = 832, text_tokens = 120, warmup = 1, repeats = 3, threads = 0;
     bool profile = true;
 };
@@ -80,8 +82,20 @@ void run(const Opts& o) {
                   {"text_tokens", std::to_string(s.context.size(0))},
                   {"warmup+repeats", cat(o.warmup, "+", o.repeats)}};
 
-    // One profiled pass (serves as the first warm-up) gives the per-op breakdown and the FLOP count.
-    model.forward({s}, seq_len);
+    // One profiled pass (serves as the first warm-up) gives the per-op breakdown and the FLOP count,
+    // and the named intermediates when --dump is given.
+    std::map<std::string, std::pair<Shape, std::vector<float>>> dumped;
+    DumpFn dump;
+    if (!o.dump.empty())
+        dump = [&](const std::string& name, const Tensor& t) { dumped[name] = {t.shape(), ops::to_host_f32(t)}; };
+    std::vector<Tensor> out0 = model.forward({s}, seq_len, dump);
+    if (!o.dump.empty()) {
+        dumped["out"] = {out0[0].shape(), ops::to_host_f32(out0[0])};
+        std::vector<TensorToWrite> tw;
+        for (auto& [name, v] : dumped) tw.push_back({name, DType::F32, v.first, v.second.data()});
+        write_safetensors(o.dump, tw);
+        std::fprintf(stderr, "bench: wrote %zu intermediates to %s\n", tw.size(), o.dump.c_str());
+    }
     prof->synchronize();
     const double flop = [&] {
         double f = 0;
@@ -120,6 +134,7 @@ void setup(CLI::App& bench) {
     c->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
     c->add_option("--device", o->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
     c->add_option("--json", o->json, "Also write the report as JSON to this file");
+    c->add_option("--dump", o->dump, "Write the named intermediates of the first pass to this .safetensors file");
     c->add_flag("!--no-profile", o->profile, "Skip the per-op breakdown rows");
     c->callback([o] { run(*o); });
 }
