@@ -360,6 +360,33 @@ TEST(Ops, ConcatCopyAndDtypes) {
     for (double v : host(ops::full(*be, DType::F32, {7}, 2.5f))) EXPECT_EQ(v, 2.5);
 }
 
+TEST(Ops, LinComb) {
+    auto be = cpu();
+    std::vector<Tensor> xs;
+    for (int k = 0; k < 4; ++k) xs.push_back(randn_tensor(*be, {3, 70001}, 50 + k));  // odd size, several chunks
+    const float coef[4] = {0.5f, -1.25f, 3.0f, 1e-3f};
+    for (int n = 1; n <= 4; ++n) {
+        std::vector<const Tensor*> in;
+        for (int k = 0; k < n; ++k) in.push_back(&xs[size_t(k)]);
+        Tensor out = be->empty(DType::F32, {3, 70001});
+        be->lincomb(in.data(), coef, n, out);
+        std::vector<double> ref(size_t(out.numel()), 0.0);
+        for (int k = 0; k < n; ++k) {
+            auto h = host(xs[size_t(k)]);
+            for (size_t j = 0; j < ref.size(); ++j) ref[j] += double(coef[k]) * h[j];
+        }
+        EXPECT_CLOSE(out, ref, 1e-6, cat("lincomb n=", n));
+    }
+    // Aliasing: out is one of the inputs.
+    auto before = host(xs[0]);
+    const Tensor* in2[2] = {&xs[0], &xs[1]};
+    be->lincomb(in2, coef, 2, xs[0]);
+    auto h1 = host(xs[1]);
+    std::vector<double> ref(before.size());
+    for (size_t j = 0; j < ref.size(); ++j) ref[j] = 0.5 * before[j] - 1.25 * h1[j];
+    EXPECT_CLOSE(xs[0], ref, 1e-6, "lincomb in place");
+}
+
 TEST(Ops, ShapeErrors) {
     auto be = cpu();
     Tensor x = randn_tensor(*be, {4, 8}, 1), w = randn_tensor(*be, {5, 9}, 2);

@@ -9,7 +9,7 @@ const char* op_name(Op op) {
                                    "rms_norm",      "norm_modulate", "gated_residual", "rope",
                                    "unary",         "binary",     "patchify",      "unpatchify",
                                    "embedding",     "conv3d",     "channel_rms_norm", "upsample2x",
-                                   "fill"};
+                                   "fill",          "lincomb"};
     static_assert(sizeof(kNames) / sizeof(kNames[0]) == size_t(Op::COUNT), "one name per Op");
     return kNames[size_t(op)];
 }
@@ -58,5 +58,6 @@ void Backend::channel_rms_norm(const Tensor&, const Tensor&, const Tensor&) {
 }
 void Backend::upsample2x(const Tensor&, const Tensor&) { unsupported(Op::Upsample2x); }
 void Backend::fill(const Tensor&, float) { unsupported(Op::Fill); }
+void Backend::lincomb(const Tensor* const*, const float*, int, const Tensor&) { unsupported(Op::LinComb); }
 
 }  // namespace wanrt

@@ -38,6 +38,7 @@ enum class Op : uint8_t {
     ChannelRMSNorm,// VAE RMS_norm over the channel axis
     Upsample2x,    // nearest, spatial
     Fill,          // set every element to a value
+    LinComb,       // out = Σ coef_k · in_k (samplers, guidance)
     COUNT
 };
 const char* op_name(Op op);
@@ -115,6 +116,8 @@ public:
     virtual void channel_rms_norm(const Tensor& x, const Tensor& gamma, const Tensor& y);
     virtual void upsample2x(const Tensor& x, const Tensor& y);
     virtual void fill(const Tensor& y, float value);  // y contiguous, any float dtype
+    // out = Σ_{k<n} coef[k]·in[k], 1 ≤ n ≤ 4, f32 contiguous, same shape; out may alias an input.
+    virtual void lincomb(const Tensor* const* in, const float* coef, int n, const Tensor& out);
 
 protected:
     [[noreturn]] void unsupported(Op op) const;  // "[<name>] op <op> is not implemented"

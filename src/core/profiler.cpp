@@ -87,6 +87,9 @@ void ProfilingBackend::channel_rms_norm(const Tensor& x, const Tensor& g, const 
 void ProfilingBackend::upsample2x(const Tensor& x, const Tensor& y) {
     timed("upsample2x", 0, [&] { inner_->upsample2x(x, y); });
 }
+void ProfilingBackend::lincomb(const Tensor* const* in, const float* coef, int n, const Tensor& out) {
+    timed("lincomb", 0, [&] { inner_->lincomb(in, coef, n, out); });
+}
 void ProfilingBackend::fill(const Tensor& y, float v) {
     timed("fill", 0, [&] { inner_->fill(y, v); });
 }

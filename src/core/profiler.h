@@ -54,6 +54,7 @@ public:
     void channel_rms_norm(const Tensor& x, const Tensor& g, const Tensor& y) override;
     void upsample2x(const Tensor& x, const Tensor& y) override;
     void fill(const Tensor& y, float v) override;
+    void lincomb(const Tensor* const* in, const float* coef, int n, const Tensor& out) override;
 
 private:
     template <class F>

@@ -47,6 +47,7 @@ public:
     void channel_rms_norm(const Tensor& x, const Tensor& gamma, const Tensor& y) override;
     void upsample2x(const Tensor& x, const Tensor& y) override;
     void fill(const Tensor& y, float value) override;                               // cpu_tensor.cpp
+    void lincomb(const Tensor* const* in, const float* coef, int n, const Tensor& out) override;  // cpu_elementwise.cpp
 
     ThreadPool& pool() { return pool_; }
 

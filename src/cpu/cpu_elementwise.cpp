@@ -1,4 +1,6 @@
 // Elementwise ops: activations and broadcasting add/mul.
+#include <cmath>
+
 #include "core/error.h"
 #include "cpu/cpu_backend.h"
 #include "cpu/vecmath.h"
@@ -56,6 +58,33 @@ void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Ten
                 for (int64_t i = 0; i < inner; ++i) yr[i] = ar[i * ai] + br[i * bi];
             else
                 for (int64_t i = 0; i < inner; ++i) yr[i] = ar[i * ai] * br[i * bi];
+        }
+    });
+}
+
+void CpuBackend::lincomb(const Tensor* const* in, const float* coef, int n, const Tensor& out) {
+    float* y = out.data<float>();
+    const float* a = in[0]->data<float>();
+    const float* b = n > 1 ? in[1]->data<float>() : nullptr;
+    const float* c = n > 2 ? in[2]->data<float>() : nullptr;
+    const float* d = n > 3 ? in[3]->data<float>() : nullptr;
+    const float ca = coef[0], cb = n > 1 ? coef[1] : 0.f, cc = n > 2 ? coef[2] : 0.f, cd = n > 3 ? coef[3] : 0.f;
+    // One loop per arity so each vectorises; elementwise, so out may alias an input. fma keeps the
+    // rounding of one f32 expression per term, as the reference's tensor arithmetic.
+    pool().parallel_for(out.numel(), 65536, [&](int64_t j0, int64_t j1) {
+        switch (n) {
+            case 1:
+                for (int64_t j = j0; j < j1; ++j) y[j] = ca * a[j];
+                break;
+            case 2:
+                for (int64_t j = j0; j < j1; ++j) y[j] = std::fma(cb, b[j], ca * a[j]);
+                break;
+            case 3:
+                for (int64_t j = j0; j < j1; ++j) y[j] = std::fma(cc, c[j], std::fma(cb, b[j], ca * a[j]));
+                break;
+            default:
+                for (int64_t j = j0; j < j1; ++j) y[j] = std::fma(cd, d[j], std::fma(cc, c[j], std::fma(cb, b[j], ca * a[j])));
+                break;
         }
     });
 }

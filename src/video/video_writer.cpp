@@ -1,0 +1,525 @@
+// Video output (mp4 via libavcodec/libavformat + libx264, PNG via libavcodec, y4m by hand) and
+// input (libavformat decode + swscale to RGB24). Contract in video_writer.h.
+#include "video/video_writer.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+
+#include <unistd.h>
+
+#include "core/error.h"
+#include "ops/ops.h"
+
+extern "C" {
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/dict.h>
+#include <libavutil/imgutils.h>
+#include <libavutil/opt.h>
+#include <libswscale/swscale.h>
+}
+
+namespace fs = std::filesystem;
+
+namespace wanrt {
+
+namespace {
+
+std::string av_err(int code) {
+    char buf[AV_ERROR_MAX_STRING_SIZE] = {0};
+    av_strerror(code, buf, sizeof(buf));
+    return buf;
+}
+
+// FFmpeg's own logging would interleave x264's statistics with our progress output; errors reach
+// the user through our exceptions instead.
+void quiet_ffmpeg() {
+    static std::once_flag once;
+    std::call_once(once, [] { av_log_set_level(AV_LOG_FATAL); });
+}
+
+std::string lower_ext(const std::string& path) {
+    std::string e = fs::path(path).extension().string();
+    std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+    return e;
+}
+
+void check_frames(const Rgb24Video& v, const char* what) {
+    WANRT_CHECK(v.frames >= 1 && v.height >= 1 && v.width >= 1, "video", what, ": empty video (",
+                v.frames, " frames of ", v.width, "x", v.height, ")");
+    WANRT_CHECK(v.rgb.size() == size_t(v.frames) * v.frame_bytes(), "video", what, ": ", v.rgb.size(),
+                " bytes for ", v.frames, " frames of ", v.width, "x", v.height, " RGB24");
+}
+
+// Removes the temporary files it holds unless commit() renamed them into place.
+class TmpFiles {
+public:
+    ~TmpFiles() {
+        for (const auto& [tmp, dst] : files_) {
+            std::error_code ec;
+            fs::remove(tmp, ec);
+        }
+    }
+    std::string add(const std::string& dst) {
+        files_.push_back({dst + ".tmp", dst});
+        return files_.back().first;
+    }
+    // Renames every file into place; if one rename fails, the files already renamed are removed
+    // too (a PNG set is all or nothing) and the destructor removes the remaining temporaries.
+    std::vector<std::string> commit() {
+        std::vector<std::string> out;
+        for (const auto& [tmp, dst] : files_) {
+            if (std::rename(tmp.c_str(), dst.c_str()) != 0) {
+                const int err = errno;
+                for (const auto& done : out) {
+                    std::error_code ec;
+                    fs::remove(done, ec);
+                }
+                fail("video", "cannot move the finished file into place as ", dst, ": ", std::strerror(err),
+                     "; check that this path is not a folder and is writable");
+            }
+            out.push_back(dst);
+        }
+        files_.clear();
+        return out;
+    }
+
+private:
+    std::vector<std::pair<std::string, std::string>> files_;
+};
+
+// fopen/fwrite/fclose of tmp with every error checked; messages name the destination dst.
+void write_file(const std::string& tmp, const std::string& dst,
+                const std::vector<std::pair<const void*, size_t>>& parts) {
+    FILE* f = std::fopen(tmp.c_str(), "wb");
+    if (!f)
+        fail("video", "cannot write ", dst, ": ", std::strerror(errno),
+             "; check that the folder exists and is writable");
+    bool ok = true;
+    for (const auto& [p, n] : parts) ok = ok && std::fwrite(p, 1, n, f) == n;
+    ok = (std::fclose(f) == 0) && ok;
+    if (!ok) fail("video", "writing ", dst, " failed: ", std::strerror(errno), "; is the disk full?");
+}
+
+// Fails before any encoding work when the destination cannot be written.
+void check_destination(const std::string& path) {
+    const fs::path p(path);
+    const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+    std::error_code ec;
+    WANRT_CHECK(fs::is_directory(dir, ec), "video", "cannot write ", path, ": folder ", dir.string(),
+                " does not exist; create it first or choose another --save_file");
+    WANRT_CHECK(access(dir.c_str(), W_OK) == 0, "video", "cannot write ", path, ": folder ", dir.string(),
+                " is not writable; choose another --save_file");
+    WANRT_CHECK(!fs::is_directory(p, ec), "video", "cannot write ", path,
+                ": it is a folder; give a file name such as ", (p / "out.mp4").string());
+}
+
+// ---------------------------------------------------------------- y4m (by hand)
+
+uint8_t clamp_u8(double v) { return uint8_t(std::clamp(std::lround(v), 0L, 255L)); }
+
+std::vector<std::string> write_y4m(const std::string& path, const Rgb24Video& v, int fps) {
+    const std::string header = cat("YUV4MPEG2 W", v.width, " H", v.height, " F", fps,
+                                   ":1 Ip A1:1 C444 XCOLORRANGE=LIMITED\n");
+    static const char kFrame[] = "FRAME\n";
+    const size_t plane = size_t(v.width * v.height);
+    std::vector<uint8_t> data;
+    data.reserve(header.size() + size_t(v.frames) * (6 + 3 * plane));
+    data.insert(data.end(), header.begin(), header.end());
+    std::vector<uint8_t> yuv(3 * plane);
+    for (int64_t f = 0; f < v.frames; ++f) {
+        const uint8_t* rgb = v.frame(f);
+        for (size_t i = 0; i < plane; ++i) {
+            const double r = rgb[3 * i], g = rgb[3 * i + 1], b = rgb[3 * i + 2];
+            yuv[i] = clamp_u8(16 + 219 * (0.299 * r + 0.587 * g + 0.114 * b) / 255);
+            yuv[plane + i] = clamp_u8(128 + 224 * (-0.168736 * r - 0.331264 * g + 0.5 * b) / 255);
+            yuv[2 * plane + i] = clamp_u8(128 + 224 * (0.5 * r - 0.418688 * g - 0.081312 * b) / 255);
+        }
+        data.insert(data.end(), kFrame, kFrame + 6);
+        data.insert(data.end(), yuv.begin(), yuv.end());
+    }
+    TmpFiles tmp;
+    write_file(tmp.add(path), path, {{data.data(), data.size()}});
+    return tmp.commit();
+}
+
+// ---------------------------------------------------------------- FFmpeg helpers
+
+struct CodecCtx {
+    AVCodecContext* p = nullptr;
+    ~CodecCtx() { avcodec_free_context(&p); }
+};
+struct Frame {
+    AVFrame* p = av_frame_alloc();
+    ~Frame() { av_frame_free(&p); }
+};
+struct Packet {
+    AVPacket* p = av_packet_alloc();
+    ~Packet() { av_packet_free(&p); }
+};
+struct Sws {
+    SwsContext* p = nullptr;
+    ~Sws() { sws_freeContext(p); }
+};
+
+// An RGB24 frame wrapped as an AVFrame in the encoder's pixel format (converted with swscale where
+// it differs).
+void fill_frame(Sws& sws, const Rgb24Video& v, int64_t f, AVFrame* dst, const std::string& path) {
+    int rc = av_frame_make_writable(dst);
+    if (rc < 0) fail("video", "writing ", path, ": frame buffer: ", av_err(rc));
+    const uint8_t* src[4] = {v.frame(f), nullptr, nullptr, nullptr};
+    const int src_stride[4] = {int(v.width * 3), 0, 0, 0};
+    if (dst->format == AV_PIX_FMT_RGB24) {
+        av_image_copy(dst->data, dst->linesize, src, src_stride, AV_PIX_FMT_RGB24, int(v.width), int(v.height));
+        return;
+    }
+    if (!sws.p) {
+        // Bicubic is the ffmpeg command line's default (what imageio's ffmpeg run uses); with equal
+        // sizes it only shapes the chroma downsampling.
+        sws.p = sws_getContext(int(v.width), int(v.height), AV_PIX_FMT_RGB24, int(v.width), int(v.height),
+                               AVPixelFormat(dst->format), SWS_BICUBIC, nullptr, nullptr, nullptr);
+        if (!sws.p) fail("video", "writing ", path, ": swscale cannot convert RGB24 to the encoder format");
+    }
+    sws_scale(sws.p, src, src_stride, 0, int(v.height), dst->data, dst->linesize);
+}
+
+// Sends one frame (or the flush signal) and hands every packet that comes out to sink.
+template <class Sink>
+void encode(AVCodecContext* cc, AVFrame* frame, AVPacket* pkt, const std::string& path, Sink&& sink) {
+    int rc = avcodec_send_frame(cc, frame);
+    if (rc < 0) fail("video", "encoding ", path, " failed: ", av_err(rc));
+    while (true) {
+        rc = avcodec_receive_packet(cc, pkt);
+        if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF) return;
+        if (rc < 0) fail("video", "encoding ", path, " failed: ", av_err(rc));
+        sink(pkt);
+        av_packet_unref(pkt);
+    }
+}
+
+// ---------------------------------------------------------------- mp4 (libx264)
+
+struct OutputCtx {
+    AVFormatContext* p = nullptr;
+    ~OutputCtx() {
+        if (p && p->pb) avio_closep(&p->pb);
+        avformat_free_context(p);
+    }
+};
+
+std::vector<std::string> write_mp4(const std::string& path, const Rgb24Video& v, const VideoWriteOptions& opt) {
+    WANRT_CHECK(v.width % 2 == 0 && v.height % 2 == 0, "video",
+                "mp4 (H.264 yuv420p) needs an even width and height, got ",
+                v.width, "x", v.height, " for ", path, "; write .y4m or .png instead");
+    const AVCodec* codec = avcodec_find_encoder_by_name("libx264");
+    WANRT_CHECK(codec != nullptr, "video", "this FFmpeg build has no libx264 encoder, needed for ", path,
+                "; install Debian's libavcodec with x264 support or write .y4m/.png instead");
+    TmpFiles tmp;
+    const std::string tmp_path = tmp.add(path);
+
+    OutputCtx oc;
+    int rc = avformat_alloc_output_context2(&oc.p, nullptr, "mp4", tmp_path.c_str());
+    if (rc < 0 || !oc.p) fail("video", "cannot set up the mp4 muxer for ", path, ": ", av_err(rc));
+    AVStream* st = avformat_new_stream(oc.p, nullptr);
+    if (!st) fail("video", "cannot add a video stream to ", path);
+
+    CodecCtx cc;
+    cc.p = avcodec_alloc_context3(codec);
+    if (!cc.p) fail("video", "out of memory setting up libx264 for ", path);
+    cc.p->width = int(v.width);
+    cc.p->height = int(v.height);
+    cc.p->pix_fmt = AV_PIX_FMT_YUV420P;
+    cc.p->time_base = AVRational{1, opt.fps};
+    cc.p->framerate = AVRational{opt.fps, 1};
+    // swscale's RGB→YUV default is BT.601 limited range; say so, so players do not guess BT.709.
+    cc.p->color_range = AVCOL_RANGE_MPEG;
+    cc.p->colorspace = AVCOL_SPC_SMPTE170M;
+    if (oc.p->oformat->flags & AVFMT_GLOBALHEADER) cc.p->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+    AVDictionary* codec_opts = nullptr;
+    av_dict_set(&codec_opts, "crf", std::to_string(opt.crf).c_str(), 0);
+    av_dict_set(&codec_opts, "preset", opt.preset.c_str(), 0);
+    rc = avcodec_open2(cc.p, codec, &codec_opts);
+    av_dict_free(&codec_opts);
+    if (rc < 0) fail("video", "cannot open libx264 for ", path, " (", v.width, "x", v.height, "): ", av_err(rc));
+    rc = avcodec_parameters_from_context(st->codecpar, cc.p);
+    if (rc < 0) fail("video", "cannot set stream parameters for ", path, ": ", av_err(rc));
+    st->time_base = cc.p->time_base;
+    st->avg_frame_rate = cc.p->framerate;
+
+    rc = avio_open(&oc.p->pb, tmp_path.c_str(), AVIO_FLAG_WRITE);
+    if (rc < 0)
+        fail("video", "cannot write ", path, ": ", av_err(rc), "; check that the folder exists and is writable");
+    rc = avformat_write_header(oc.p, nullptr);
+    if (rc < 0) fail("video", "cannot write the mp4 header of ", path, ": ", av_err(rc));
+
+    Frame frame;
+    frame.p->format = cc.p->pix_fmt;
+    frame.p->width = cc.p->width;
+    frame.p->height = cc.p->height;
+    rc = av_frame_get_buffer(frame.p, 0);
+    if (rc < 0) fail("video", "writing ", path, ": frame buffer: ", av_err(rc));
+    Packet pkt;
+    Sws sws;
+    auto mux = [&](AVPacket* p) {
+        av_packet_rescale_ts(p, cc.p->time_base, st->time_base);
+        p->stream_index = st->index;
+        int r = av_interleaved_write_frame(oc.p, p);
+        if (r < 0) fail("video", "writing ", path, " failed: ", av_err(r));
+    };
+    for (int64_t f = 0; f < v.frames; ++f) {
+        fill_frame(sws, v, f, frame.p, path);
+        frame.p->pts = f;
+        encode(cc.p, frame.p, pkt.p, path, mux);
+    }
+    encode(cc.p, nullptr, pkt.p, path, mux);
+    rc = av_write_trailer(oc.p);
+    if (rc < 0) fail("video", "cannot finish ", path, ": ", av_err(rc));
+    rc = avio_closep(&oc.p->pb);
+    if (rc < 0) fail("video", "cannot close ", path, ": ", av_err(rc), "; is the disk full?");
+    return tmp.commit();
+}
+
+// ---------------------------------------------------------------- PNG frames
+
+std::vector<std::string> write_png(const std::string& path, const Rgb24Video& v) {
+    const AVCodec* codec = avcodec_find_encoder(AV_CODEC_ID_PNG);
+    WANRT_CHECK(codec != nullptr, "video", "this FFmpeg build has no PNG encoder, needed for ", path,
+                "; write .y4m instead");
+    std::vector<std::string> names;
+    if (v.frames == 1) {
+        names.push_back(path);
+    } else {
+        const fs::path p(path);
+        const std::string stem = (p.parent_path() / p.stem()).string();
+        for (int64_t f = 0; f < v.frames; ++f) {
+            char num[32];
+            std::snprintf(num, sizeof(num), "_%05lld.png", static_cast<long long>(f));
+            names.push_back(stem + num);
+        }
+    }
+    CodecCtx cc;
+    cc.p = avcodec_alloc_context3(codec);
+    if (!cc.p) fail("video", "out of memory setting up the PNG encoder for ", path);
+    cc.p->width = int(v.width);
+    cc.p->height = int(v.height);
+    cc.p->pix_fmt = AV_PIX_FMT_RGB24;
+    cc.p->time_base = AVRational{1, 1};
+    int rc = avcodec_open2(cc.p, codec, nullptr);
+    if (rc < 0) fail("video", "cannot open the PNG encoder for ", path, ": ", av_err(rc));
+
+    Frame frame;
+    frame.p->format = AV_PIX_FMT_RGB24;
+    frame.p->width = int(v.width);
+    frame.p->height = int(v.height);
+    rc = av_frame_get_buffer(frame.p, 0);
+    if (rc < 0) fail("video", "writing ", path, ": frame buffer: ", av_err(rc));
+    Packet pkt;
+    Sws sws;
+    TmpFiles tmp;
+    for (int64_t f = 0; f < v.frames; ++f) {
+        const std::string& name = names[size_t(f)];
+        const std::string tmp_name = tmp.add(name);
+        fill_frame(sws, v, f, frame.p, name);
+        frame.p->pts = f;
+        std::vector<uint8_t> bytes;
+        encode(cc.p, frame.p, pkt.p, name,
+               [&](AVPacket* p) { bytes.insert(bytes.end(), p->data, p->data + p->size); });
+        WANRT_CHECK(!bytes.empty(), "video", "the PNG encoder returned no data for ", name);
+        write_file(tmp_name, name, {{bytes.data(), bytes.size()}});
+    }
+    return tmp.commit();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- public
+
+VideoContainer video_container_for(const std::string& path) {
+    const std::string e = lower_ext(path);
+    if (e == ".mp4") return VideoContainer::Mp4;
+    if (e == ".y4m") return VideoContainer::Y4m;
+    if (e == ".png") return VideoContainer::Png;
+    fail("video", "cannot tell the video format of '", path, "' from its extension '", e,
+         "'; use .mp4 (H.264), .y4m (raw) or .png (frames)");
+}
+
+Rgb24Video video_to_rgb24(const Tensor& video, double fps) {
+    WANRT_CHECK(video.defined() && video.ndim() == 4 && video.size(0) == 3, "video",
+                "expected a video [3, F, H, W], got ", video.defined() ? video.describe() : std::string("none"));
+    WANRT_CHECK(video.dtype() == DType::F32, "video", "expected an f32 video, got ", video.describe());
+    Tensor c = ops::contiguous(video);
+    std::vector<float> host(size_t(c.numel()));
+    c.backend()->download(c, host.data());
+    c.backend()->synchronize();
+
+    Rgb24Video out;
+    out.frames = c.size(1);
+    out.height = c.size(2);
+    out.width = c.size(3);
+    out.fps = fps;
+    WANRT_CHECK(out.frames >= 1 && out.height >= 1 && out.width >= 1, "video", "empty video ", c.describe());
+    const size_t plane = size_t(out.height * out.width), per_channel = size_t(out.frames) * plane;
+    out.rgb.resize(3 * per_channel);
+    for (size_t f = 0; f < size_t(out.frames); ++f)
+        for (size_t i = 0; i < plane; ++i)
+            for (size_t ch = 0; ch < 3; ++ch) {
+                float x = host[ch * per_channel + f * plane + i];
+                // clamp(-1, 1) → (x + 1)/2 → ×255 → uint8 by truncation, in float32 (torchvision's
+                // make_grid normalisation and cache_video's .type(torch.uint8)).
+                x = std::isnan(x) ? -1.0f : std::clamp(x, -1.0f, 1.0f);
+                x = (x + 1.0f) / 2.0f;
+                x = x * 255.0f;
+                out.rgb[(f * plane + i) * 3 + ch] = uint8_t(x);
+            }
+    return out;
+}
+
+std::vector<std::string> write_video(const std::string& path, const Rgb24Video& frames,
+                                     const VideoWriteOptions& opt) {
+    quiet_ffmpeg();
+    const VideoContainer kind = video_container_for(path);
+    check_frames(frames, path.c_str());
+    check_destination(path);
+    WANRT_CHECK(opt.fps >= 1 && opt.fps <= 1000, "video", "frame rate ", opt.fps, " for ", path,
+                " must be between 1 and 1000");
+    WANRT_CHECK(opt.crf >= 0 && opt.crf <= 51, "video", "crf ", opt.crf, " must be in 0..51");
+    switch (kind) {
+    case VideoContainer::Mp4: return write_mp4(path, frames, opt);
+    case VideoContainer::Y4m: return write_y4m(path, frames, opt.fps);
+    case VideoContainer::Png: return write_png(path, frames);
+    }
+    WANRT_ASSERT(false);
+    return {};
+}
+
+std::vector<std::string> write_video(const std::string& path, const Tensor& video, const VideoWriteOptions& opt) {
+    video_container_for(path);  // a bad extension fails before any conversion work
+    return write_video(path, video_to_rgb24(video, opt.fps), opt);
+}
+
+// ---------------------------------------------------------------- reader
+
+namespace {
+struct InputCtx {
+    AVFormatContext* p = nullptr;
+    ~InputCtx() { avformat_close_input(&p); }
+};
+}  // namespace
+
+Rgb24Video read_video(const std::string& path) {
+    quiet_ffmpeg();
+    WANRT_CHECK(fs::is_regular_file(path), "video", "cannot read video ", path,
+                ": no such file; check the --input path");
+    InputCtx ic;
+    int rc = avformat_open_input(&ic.p, path.c_str(), nullptr, nullptr);
+    if (rc < 0) fail("video", "cannot open video ", path, ": ", av_err(rc));
+    rc = avformat_find_stream_info(ic.p, nullptr);
+    if (rc < 0) fail("video", "cannot read stream info of ", path, ": ", av_err(rc));
+    const AVCodec* dec = nullptr;
+    const int si = av_find_best_stream(ic.p, AVMEDIA_TYPE_VIDEO, -1, -1, &dec, 0);
+    if (si < 0 || !dec) fail("video", path, " has no decodable video stream: ", av_err(si));
+    AVStream* st = ic.p->streams[si];
+
+    CodecCtx cc;
+    cc.p = avcodec_alloc_context3(dec);
+    if (!cc.p) fail("video", "out of memory opening the decoder for ", path);
+    rc = avcodec_parameters_to_context(cc.p, st->codecpar);
+    if (rc < 0) fail("video", "cannot set up the decoder for ", path, ": ", av_err(rc));
+    rc = avcodec_open2(cc.p, dec, nullptr);
+    if (rc < 0) fail("video", "cannot open the ", dec->name, " decoder for ", path, ": ", av_err(rc));
+
+    Rgb24Video out;
+    AVRational fr = st->avg_frame_rate.num ? st->avg_frame_rate : st->r_frame_rate;
+    out.fps = fr.num && fr.den ? av_q2d(fr) : 0.0;
+    Sws sws;
+    int sws_w = 0, sws_h = 0, sws_fmt = -1;
+    Frame frame;
+    Packet pkt;
+
+    auto take = [&](AVFrame* fr_) {
+        if (out.frames == 0) {
+            out.width = fr_->width;
+            out.height = fr_->height;
+        }
+        WANRT_CHECK(fr_->width == out.width && fr_->height == out.height, "video", path,
+                    " changes frame size mid-stream (", out.width, "x", out.height, " → ", fr_->width, "x",
+                    fr_->height, "); re-encode it at one size");
+        if (!sws.p || sws_w != fr_->width || sws_h != fr_->height || sws_fmt != fr_->format) {
+            sws_freeContext(sws.p);
+            sws.p = sws_getContext(fr_->width, fr_->height, AVPixelFormat(fr_->format), fr_->width, fr_->height,
+                                   AV_PIX_FMT_RGB24, SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT,
+                                   nullptr, nullptr, nullptr);
+            if (!sws.p) fail("video", "swscale cannot convert ", path, "'s pixel format to RGB24");
+            // Honour the stream's matrix and range tags (untagged YUV is BT.601 limited).
+            const int cs = fr_->colorspace == AVCOL_SPC_BT709 ? SWS_CS_ITU709 : SWS_CS_ITU601;
+            const int src_full = fr_->color_range == AVCOL_RANGE_JPEG ? 1 : 0;
+            int* inv_table;
+            int* table;
+            int src_range, dst_range, brightness, contrast, saturation;
+            if (sws_getColorspaceDetails(sws.p, &inv_table, &src_range, &table, &dst_range, &brightness,
+                                         &contrast, &saturation) >= 0) {
+                sws_setColorspaceDetails(sws.p, sws_getCoefficients(cs), src_full || src_range, table,
+                                         dst_range, brightness, contrast, saturation);
+            }
+            sws_w = fr_->width;
+            sws_h = fr_->height;
+            sws_fmt = fr_->format;
+        }
+        const size_t fb = size_t(out.width * out.height * 3);
+        out.rgb.resize(out.rgb.size() + fb);
+        uint8_t* dst[4] = {out.rgb.data() + out.rgb.size() - fb, nullptr, nullptr, nullptr};
+        const int dst_stride[4] = {int(out.width * 3), 0, 0, 0};
+        sws_scale(sws.p, fr_->data, fr_->linesize, 0, fr_->height, dst, dst_stride);
+        ++out.frames;
+    };
+    auto drain = [&]() {
+        while (true) {
+            int r = avcodec_receive_frame(cc.p, frame.p);
+            if (r == AVERROR(EAGAIN) || r == AVERROR_EOF) return;
+            if (r < 0) fail("video", "decoding ", path, " failed: ", av_err(r));
+            take(frame.p);
+            av_frame_unref(frame.p);
+        }
+    };
+    while ((rc = av_read_frame(ic.p, pkt.p)) >= 0) {
+        if (pkt.p->stream_index == si) {
+            int r = avcodec_send_packet(cc.p, pkt.p);
+            if (r == AVERROR(EAGAIN)) {  // decoder full: take its frames, then resend
+                drain();
+                r = avcodec_send_packet(cc.p, pkt.p);
+            }
+            if (r < 0) {
+                av_packet_unref(pkt.p);
+                fail("video", "decoding ", path, " failed: ", av_err(r));
+            }
+            drain();
+        }
+        av_packet_unref(pkt.p);
+    }
+    if (rc != AVERROR_EOF) fail("video", "reading ", path, " failed: ", av_err(rc));
+    avcodec_send_packet(cc.p, nullptr);
+    drain();
+    WANRT_CHECK(out.frames > 0, "video", path, " holds no video frames");
+    return out;
+}
+
+Tensor rgb24_to_video(const Rgb24Video& frames, Backend& backend) {
+    check_frames(frames, "rgb24_to_video");
+    const size_t plane = size_t(frames.height * frames.width), per_channel = size_t(frames.frames) * plane;
+    std::vector<float> host(3 * per_channel);
+    for (size_t f = 0; f < size_t(frames.frames); ++f)
+        for (size_t i = 0; i < plane; ++i)
+            for (size_t ch = 0; ch < 3; ++ch)
+                host[ch * per_channel + f * plane + i] =
+                    float(frames.rgb[(f * plane + i) * 3 + ch]) / 255.0f * 2.0f - 1.0f;
+    Tensor t = backend.empty(DType::F32, {3, frames.frames, frames.height, frames.width});
+    backend.upload(t, host.data());
+    return t;
+}
+
+}  // namespace wanrt

@@ -1,0 +1,74 @@
+// Video files: the generated clip as the official wan/utils/utils.py::cache_video writes it, and a
+// small reader for input clips (`wanrt stream --input in.mp4`).
+//
+// Pixel conversion (cache_video): a [3, F, H, W] float video in [-1, 1] is clamped to [-1, 1], mapped
+// to (x + 1)/2, multiplied by 255 and converted to uint8 by truncation, all in float32 — so 1.0 → 255
+// and 0.0 → 127. NaN becomes 0.
+//
+// Containers, chosen by the path's extension:
+//   .mp4  H.264 through FFmpeg's libx264 encoder, yuv420p (BT.601 limited range, tagged), 16 fps by
+//         default, crf 10 with x264's default preset: exactly what imageio's `quality=8` asks
+//         ffmpeg for (crf = int((1 − 8/10)·51) = 10). Width and height must be even (yuv420p).
+//   .y4m  raw YUV4MPEG2, 4:4:4 (no chroma loss), BT.601 limited range, written by us:
+//         "YUV4MPEG2 W<w> H<h> F<fps>:1 Ip A1:1 C444 XCOLORRANGE=LIMITED\n", then per frame
+//         "FRAME\n" and the Y, Cb, Cr planes (row-major bytes), each value (R, G, B in 0…255,
+//         float64, rounded half away from zero)
+//           Y  = 16  + 219·( 0.299·R    + 0.587·G    + 0.114·B   )/255
+//           Cb = 128 + 224·(−0.168736·R − 0.331264·G + 0.5·B     )/255
+//           Cr = 128 + 224·( 0.5·R      − 0.418688·G − 0.081312·B)/255
+//   .png  one PNG (RGB24) per frame through FFmpeg's png encoder: a single frame goes to the path
+//         itself; F > 1 frames go to <stem>_00000.png, <stem>_00001.png, … beside it.
+// Every file is first written as <file>.tmp and renamed into place once complete, so a failure never
+// leaves a partial file (PNG sets: all frames are renamed only after every frame was written).
+//
+// Errors ([video] one-line wanrt::Error): unknown extension, bad tensor shape/dtype, odd sizes for
+// mp4, libx264 missing from the FFmpeg build, an unwritable path, any FFmpeg failure (with its text).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/backend.h"
+#include "core/tensor.h"
+
+namespace wanrt {
+
+// Frames in memory: [F, H, W, 3] uint8 RGB, row-major.
+struct Rgb24Video {
+    int64_t frames = 0, height = 0, width = 0;
+    double fps = 16.0;
+    std::vector<uint8_t> rgb;
+
+    size_t frame_bytes() const { return size_t(height * width * 3); }
+    const uint8_t* frame(int64_t i) const { return rgb.data() + size_t(i) * frame_bytes(); }
+};
+
+struct VideoWriteOptions {
+    int fps = 16;                     // official sample_fps
+    int crf = 10;                     // libx264 constant rate factor (imageio quality 8)
+    std::string preset = "medium";    // x264's default, which imageio leaves alone
+};
+
+enum class VideoContainer { Mp4, Y4m, Png };
+// By extension, case-insensitive: .mp4, .y4m, .png; anything else is an error naming the choices.
+VideoContainer video_container_for(const std::string& path);
+
+// cache_video's conversion. video: [3, F, H, W] f32 (any backend; strided views allowed).
+Rgb24Video video_to_rgb24(const Tensor& video, double fps = 16.0);
+
+// Writes the video to path (container from the extension); returns the files written.
+std::vector<std::string> write_video(const std::string& path, const Tensor& video,
+                                     const VideoWriteOptions& opt = {});
+std::vector<std::string> write_video(const std::string& path, const Rgb24Video& frames,
+                                     const VideoWriteOptions& opt = {});
+
+// Decodes every frame of a video (any format libavformat opens: mp4, y4m, png, …) to RGB24.
+// fps is the stream's average frame rate (0 if unknown).
+Rgb24Video read_video(const std::string& path);
+
+// [F, H, W, 3] uint8 → [3, F, H, W] f32 in [-1, 1] (x/255·2 − 1) on the given backend; the
+// inverse of video_to_rgb24 up to its truncation.
+Tensor rgb24_to_video(const Rgb24Video& frames, Backend& backend);
+
+}  // namespace wanrt
