@@ -86,6 +86,10 @@ public:
     // Token count of a latent [C, F, H, W] for this model's patch.
     int64_t tokens_for(const Shape& latent) const;
 
+    // For models built on the same weights (the causal KV-cache model): dit_weights.h.
+    const DitWeights& weights() const { return *w_; }
+    const Tensor& rope_table() const { return rope_; }  // f32 [1024, head_dim/2, 2]
+
 private:
     DitConfig cfg_;
     Backend& be_;

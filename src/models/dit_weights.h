@@ -1,0 +1,41 @@
+// The DiT's weights as plain structs (official names in dit.cpp's loader), shared by the
+// bidirectional model (dit.cpp) and the causal KV-cache model, which use the same checkpoints.
+#pragma once
+
+#include <vector>
+
+#include "core/backend.h"
+#include "ops/ops.h"
+
+namespace wanrt {
+
+struct Linear {
+    Tensor w, b;  // w [out, in], b [out]
+    Tensor operator()(const Tensor& x, Activation act = Activation::None) const { return ops::linear(x, w, &b, act); }
+};
+
+struct DitBlockWeights {
+    Tensor modulation;  // [1, 6, D]
+    Linear sa_q, sa_k, sa_v, sa_o;
+    Tensor sa_norm_q, sa_norm_k;  // [D] (absent without qk_norm)
+    Tensor norm3_w, norm3_b;      // [D] (absent without cross_attn_norm)
+    Linear ca_q, ca_k, ca_v, ca_o;
+    Tensor ca_norm_q, ca_norm_k;
+    Linear ca_k_img, ca_v_img;  // I2V
+    Tensor ca_norm_k_img;
+    Linear ffn0, ffn2;
+};
+
+struct DitWeights {
+    Tensor patch_w;  // [D, in_dim·pt·ph·pw] (the Conv3d kernel flattened)
+    Tensor patch_b;  // [D]
+    Linear text0, text2, time0, time2, time_proj;
+    std::vector<DitBlockWeights> blocks;
+    Tensor head_modulation;  // [1, 2, D]
+    Linear head;
+    // I2V image projection (MLPProj): LayerNorm, Linear, GELU(erf), Linear, LayerNorm.
+    Tensor img_ln0_w, img_ln0_b, img_ln4_w, img_ln4_b;
+    Linear img1, img3;
+};
+
+}  // namespace wanrt
