@@ -95,6 +95,40 @@ TEST(DitGolden, SingleSampleEqualsBatched) {
     EXPECT_CLOSE(out[0], load_f64(*g.f, "out.y1"), 1e-4, "lone sample 1");
 }
 
+TEST(DitGolden, HalfPrecisionMatricesUsedInPlace) {
+    // bf16/f16 checkpoints keep their matrices 2 bytes wide; the result must equal an f32 model
+    // holding the same (rounded) values, and stay near the float64 reference.
+    auto be = make_cpu_backend(2);
+    Golden g = open_dit_fixture("dit_t2v.safetensors");
+    const auto table = dit_param_table(g.cfg);
+    for (DType half : {DType::BF16, DType::F16}) {
+        auto narrow = std::make_shared<MemoryTensorSource>("half");
+        auto widened = std::make_shared<MemoryTensorSource>("widened");
+        for (const ParamSpec& p : table) {
+            const StoredTensor& t = stored(*g.f, p.name);
+            if (!p.matrix) {
+                narrow->add(p.name, t.dtype, t.shape, t.data);
+                widened->add(p.name, t.dtype, t.shape, t.data);
+                continue;
+            }
+            void* h = narrow->add_uninitialized(p.name, half, t.shape);
+            convert_elements(t.data, t.dtype, h, half, shape_numel(t.shape));
+            void* w = widened->add_uninitialized(p.name, DType::F32, t.shape);
+            convert_elements(h, half, w, DType::F32, shape_numel(t.shape));
+        }
+        DitModel m_half(g.cfg, narrow, *be), m_wide(g.cfg, widened, *be);
+        DitSample s;
+        s.x = load_f32(*be, *g.f, "in.x0");
+        s.context = load_f32(*be, *g.f, "in.context0");
+        s.t = float(load_f64(*g.f, "in.t")[0]);
+        const int64_t L = m_half.tokens_for(s.x.shape());
+        auto a = m_half.forward({s}, L), b = m_wide.forward({s}, L);
+        EXPECT_CLOSE(a[0], to_f64(b[0]), 1e-6, cat(dtype_name(half), " matrices vs the same values in f32"));
+        EXPECT_CLOSE(a[0], load_f64(*g.f, "out.y0"), half == DType::BF16 ? 2e-2 : 2e-3,
+                     cat(dtype_name(half), " matrices vs float64 reference"));
+    }
+}
+
 TEST(DitConfigTest, FromWeightsMatchesFixtureConfig) {
     Golden g = open_dit_fixture("dit_i2v.safetensors");
     DitConfig d = DitConfig::from_weights(*g.f);
