@@ -90,6 +90,10 @@ public:
     // Whether op runs here for these input/weight dtypes. The defaults below throw; a backend
     // overrides what it implements and says so here.
     virtual bool supports(Op op, DType input, DType weight) const = 0;
+    // The dtype a linear-layer weight stored as `stored` should be kept in on this backend
+    // (WeightLoader converts once at load time). CPU: as stored (a bf16 checkpoint stays bf16, an
+    // f32 one f32); a GPU backend running bf16 GEMMs answers bf16 so no f32 copy stays resident.
+    virtual DType matrix_dtype(DType stored) const { return stored; }
 
     // --- ops (shape contracts in ops/ops.h) ---
     virtual void copy(const Tensor& src, const Tensor& dst);  // same shape; both may be strided

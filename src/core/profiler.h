@@ -34,6 +34,7 @@ public:
     void download(const Tensor& src, void* dst) override { inner_->download(src, dst); }
     void synchronize() override { inner_->synchronize(); }
     bool supports(Op op, DType a, DType b) const override { return inner_->supports(op, a, b); }
+    DType matrix_dtype(DType stored) const override { return inner_->matrix_dtype(stored); }
 
     void copy(const Tensor& s, const Tensor& d) override;
     void linear(const Tensor& x, const Tensor& w, const Tensor* b, Activation act, const Tensor& y) override;
