@@ -1,0 +1,294 @@
+// CausalWanModel._forward_inference (CausVid causal_model.py; streaming.md §1), module by module,
+// on the weights of a loaded DitModel.
+#include "models/causal_dit.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "models/dit_weights.h"
+#include "ops/ops.h"
+
+namespace wanrt {
+
+// ---------------------------------------------------------------------------------------------
+// Slot policy
+
+KvSlotPolicy::KvSlotPolicy(int64_t capacity, int64_t sink, int64_t refresh_frame)
+    : capacity_(capacity), sink_(sink), refresh_(refresh_frame) {
+    if (capacity < 1) fail("causal_dit", "KV cache capacity must be ≥ 1 frame, got ", capacity);
+    if (sink < 0 || sink >= capacity)
+        fail("causal_dit", "sink frames ", sink, " must be in [0, capacity ", capacity, ")");
+    if (refresh_frame != 0 && (refresh_frame <= capacity || refresh_frame > 1024))
+        fail("causal_dit", "position refresh frame ", refresh_frame, " must be in (capacity ", capacity,
+             ", 1024] (or 0 for none)");
+    reset();
+}
+
+void KvSlotPolicy::reset() {
+    filled_ = ring_ = 0;
+    last_start_ = -1;
+    last_frames_ = last_rope_ = next_rope_ = 0;
+    last_slots_.clear();
+    slot_frame_.assign(size_t(capacity_), -1);
+}
+
+KvSlotPolicy::Plan KvSlotPolicy::plan(int64_t start_frame, int64_t frames) {
+    if (capacity_ == 0) fail("causal_dit", "KV slot policy used before it was configured");
+    if (frames < 1) fail("causal_dit", "a chunk needs at least one frame, got ", frames);
+    Plan p;
+    if (start_frame == last_start_ && frames == last_frames_) {
+        // Another pass over the same chunk (next denoising step, clean pass): same slots, no eviction.
+        p.slots = last_slots_;
+        p.rope_start = last_rope_;
+        p.read_frames = filled_;
+        p.rewrite = true;
+        return p;
+    }
+    if (last_start_ >= 0 && start_frame < last_start_ + last_frames_)
+        fail("causal_dit", "chunk starting at frame ", start_frame, " overlaps or precedes the previous chunk [",
+             last_start_, ", ", last_start_ + last_frames_, "); chunks must come in order (reset the cache to restart)");
+    const int64_t ring = capacity_ - sink_;
+    if (frames > capacity_ || (filled_ + frames > capacity_ && frames > ring))
+        fail("causal_dit", "a chunk of ", frames, " frames does not fit a KV cache of ", capacity_, " frames with ",
+             sink_, " sink frames; use a larger cache or smaller chunks");
+    // Positions follow the stream frame index; the first chunk of a stream starts at its own index
+    // (CausVid prefill/extension), later ones continue it. With a refresh frame, a position that
+    // would reach it restarts at capacity − frames (StreamDiffusionV2 §4.10): the cache is full by
+    // then and cached keys keep their old phases.
+    int64_t pos = last_start_ < 0 ? start_frame : next_rope_ + (start_frame - (last_start_ + last_frames_));
+    if (refresh_ > 0 && pos >= refresh_) pos = capacity_ - frames;
+    if (pos + frames > 1024)
+        fail("causal_dit", "RoPE positions up to ", pos + frames, " exceed the 1024-entry table; stream with a "
+             "rolling cache (position refresh) or generate fewer frames");
+    for (int64_t f = 0; f < frames; ++f) {
+        int64_t slot;
+        if (filled_ < capacity_) {
+            slot = filled_++;
+        } else {
+            slot = sink_ + ring_;  // oldest non-sink frame
+            ring_ = (ring_ + 1) % ring;
+        }
+        p.slots.push_back(slot);
+        slot_frame_[size_t(slot)] = start_frame + f;
+    }
+    p.read_frames = filled_;
+    p.rope_start = pos;
+    last_start_ = start_frame;
+    last_frames_ = frames;
+    last_rope_ = pos;
+    next_rope_ = pos + frames;
+    last_slots_ = p.slots;
+    return p;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Caches
+
+int64_t KvCache::bytes() const {
+    int64_t b = 0;
+    for (size_t i = 0; i < k.size(); ++i) b += int64_t(k[i].nbytes() + v[i].nbytes());
+    return b;
+}
+
+void KvCache::reset() {
+    for (KvSlotPolicy& p : policy) p.reset();
+}
+
+void KvCache::copy_row(int64_t from, int64_t to) {
+    if (from < 0 || to < 0 || from >= rows || to >= rows) fail("causal_dit", "cache row ", from, " or ", to, " outside [0, ", rows, ")");
+    if (from == to) return;
+    for (size_t l = 0; l < k.size(); ++l) {
+        k[l].backend()->copy(k[l].select(0, from), k[l].select(0, to));
+        v[l].backend()->copy(v[l].select(0, from), v[l].select(0, to));
+    }
+    policy[size_t(to)] = policy[size_t(from)];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model
+
+CausalDitModel::CausalDitModel(std::shared_ptr<const DitModel> base) : base_(std::move(base)), w_(base_->weights()) {
+    const DitConfig& c = base_->config();
+    if (c.is_i2v())
+        fail("causal_dit", "the causal model takes T2V weights only (its cross-attention has no image branch); got an i2v config");
+    if (c.window_left != -1 || c.window_right != -1)
+        fail("causal_dit", "local attention windows (window_size ", c.window_left, ", ", c.window_right,
+             ") are not supported by the causal model; use window_size (-1, -1)");
+}
+
+int64_t CausalDitModel::tokens_per_frame(const Shape& s) const {
+    const DitConfig& c = config();
+    return (s[2] / c.patch_h) * (s[3] / c.patch_w);
+}
+
+KvCache CausalDitModel::make_cache(int64_t rows, int64_t capacity, int64_t latent_h, int64_t latent_w, int64_t sink,
+                                   int64_t refresh_frame) const {
+    const DitConfig& c = config();
+    if (rows < 1) fail("causal_dit", "a KV cache needs at least one row, got ", rows);
+    if (latent_h <= 0 || latent_w <= 0 || latent_h % c.patch_h || latent_w % c.patch_w)
+        fail("causal_dit", "latent size ", latent_h, "x", latent_w, " is not a positive multiple of the patch ", c.patch_h,
+             "x", c.patch_w, "; use a video size that is a multiple of ", 8 * c.patch_h, " pixels");
+    if (c.patch_t != 1) fail("causal_dit", "the causal model needs a temporal patch of 1, got ", c.patch_t);
+    KvCache kc;
+    kc.rows = rows;
+    kc.capacity = capacity;
+    kc.tokens_per_frame = (latent_h / c.patch_h) * (latent_w / c.patch_w);
+    kc.policy.assign(size_t(rows), KvSlotPolicy(capacity, sink, refresh_frame));
+    const Shape shape{rows, capacity * kc.tokens_per_frame, c.num_heads, c.head_dim()};  // [R, K·S, N, hd]
+    for (int64_t l = 0; l < c.num_layers; ++l) {
+        kc.k.push_back(ops::zeros(backend(), shape));
+        kc.v.push_back(ops::zeros(backend(), shape));
+    }
+    return kc;
+}
+
+CrossKvCache CausalDitModel::make_cross_cache(const Tensor& context) const {
+    const DitConfig& c = config();
+    if (!context.defined() || context.ndim() != 2 || context.size(1) != c.text_dim || context.size(0) > c.text_len)
+        fail("causal_dit", "context must be [len ≤ ", c.text_len, ", ", c.text_dim, "], got ",
+             context.defined() ? context.describe() : "none", "; the text encoder does not match the DiT");
+    const int64_t N = c.num_heads, hd = c.head_dim(), Lt = c.text_len;
+    // Zero-padded to text_len, then text_embedding (Linear, GELU(tanh), Linear): [1, Lt, D].
+    Tensor ctx_in = ops::zeros(backend(), {1, Lt, c.text_dim});
+    if (context.size(0) > 0) backend().copy(context, ctx_in.select(0, 0).slice(0, 0, context.size(0)));
+    Tensor ctx = w_.text2(w_.text0(ctx_in, Activation::GeluTanh));
+    CrossKvCache cc;
+    for (int64_t l = 0; l < c.num_layers; ++l) {
+        const DitBlockWeights& b = w_.blocks[size_t(l)];
+        Tensor k = b.ca_k(ctx), v = b.ca_v(ctx);  // [1, Lt, D]
+        if (c.qk_norm) k = ops::rms_norm(k, b.ca_norm_k, c.eps);
+        cc.k.push_back(k.reshape({1, Lt, N, hd}));
+        cc.v.push_back(v.reshape({1, Lt, N, hd}));
+    }
+    return cc;
+}
+
+std::vector<Tensor> CausalDitModel::forward(const std::vector<CausalChunk>& rows, KvCache& cache, const CrossKvCache& cross,
+                                            bool want_output, const DumpFn& dump) const {
+    const DitConfig& c = config();
+    Backend& be = backend();
+    const int64_t R = int64_t(rows.size()), D = c.dim, N = c.num_heads, hd = c.head_dim();
+    if (R == 0) fail("causal_dit", "empty batch");
+    if (R != cache.rows) fail("causal_dit", R, " chunks for a KV cache of ", cache.rows, " rows; pass one chunk per row");
+    if (!cross.filled() || int64_t(cross.k.size()) != c.num_layers || cross.k[0].size(2) != N ||
+        cross.k[0].size(3) != hd)
+        fail("causal_dit", "the cross-attention cache is empty or belongs to another model; build it with make_cross_cache");
+    if (int64_t(cache.k.size()) != c.num_layers || cache.k[0].size(2) != N || cache.k[0].size(3) != hd)
+        fail("causal_dit", "the KV cache belongs to another model; build it with make_cache");
+
+    // ---- validate the chunks: one shape for all rows
+    const Tensor& x0 = rows[0].x;
+    if (!x0.defined() || x0.ndim() != 4 || x0.size(0) != c.in_dim)
+        fail("causal_dit", "chunk latent must be [", c.in_dim, ", F, H, W], got ", x0.defined() ? x0.describe() : "none");
+    const int64_t F = x0.size(1), H = x0.size(2), W = x0.size(3);
+    if (F < 1 || H % c.patch_h || W % c.patch_w || H == 0 || W == 0)
+        fail("causal_dit", "chunk latent ", x0.describe(), " is not a positive multiple of the patch ", c.patch_h, "x",
+             c.patch_w, "; use a video size that is a multiple of ", 8 * c.patch_h, " pixels");
+    const int64_t gh = H / c.patch_h, gw = W / c.patch_w, S = gh * gw, L = F * S;
+    if (S != cache.tokens_per_frame)
+        fail("causal_dit", "chunk latent ", x0.describe(), " has ", S, " tokens per frame but the KV cache was made for ",
+             cache.tokens_per_frame, "; make the cache for this latent size");
+    std::vector<double> tpos;  // R·F per-frame timesteps, row-major
+    for (int64_t r = 0; r < R; ++r) {
+        const CausalChunk& ch = rows[size_t(r)];
+        if (!ch.x.defined() || ch.x.shape() != x0.shape())
+            fail("causal_dit", "row ", r, ": chunk ", ch.x.defined() ? ch.x.describe() : "none",
+                 " differs from row 0's ", x0.describe(), "; all rows of a call need one shape");
+        if (ch.t.size() != 1 && int64_t(ch.t.size()) != F)
+            fail("causal_dit", "row ", r, ": ", ch.t.size(), " timesteps for ", F, " frames; pass one per frame (or one for all)");
+        for (int64_t f = 0; f < F; ++f) tpos.push_back(ch.t.size() == 1 ? ch.t[0] : ch.t[size_t(f)]);
+    }
+
+    // ---- cache plans (slots to write, slots to read, RoPE start) per row
+    std::vector<KvSlotPolicy::Plan> plans;
+    std::vector<RopeGrid> grids;
+    for (int64_t r = 0; r < R; ++r) {
+        plans.push_back(cache.policy[size_t(r)].plan(rows[size_t(r)].start_frame, F));
+        grids.push_back({F, gh, gw, plans.back().rope_start});
+    }
+
+    // ---- patch embedding: [R, L, D]
+    std::vector<Tensor> embs;
+    for (int64_t r = 0; r < R; ++r) {
+        Tensor patches = ops::patchify(rows[size_t(r)].x, c.patch_t, c.patch_h, c.patch_w);  // [L, in·4]
+        embs.push_back(ops::linear(patches, w_.patch_w, &w_.patch_b).unsqueeze(0));         // [1, L, D]
+    }
+    Tensor x = R == 1 ? embs[0] : ops::concat(embs, 0);  // [R, L, D]
+
+    // ---- per-frame time embedding: e [R·F, D], e0 [R·F, 6, D]
+    std::vector<double> sin64 = sinusoidal_embedding_f64(tpos, c.freq_dim);
+    std::vector<float> sin32(sin64.begin(), sin64.end());
+    Tensor sinus = ops::from_host(be, DType::F32, {R * F, c.freq_dim}, sin32.data());
+    Tensor e = w_.time2(w_.time0(sinus, Activation::Silu));         // [R·F, D]
+    Tensor e0 = w_.time_proj(ops::silu(e)).reshape({R * F, 6, D});  // [R·F, 6, D]
+    if (dump) {
+        dump("e", e);
+        dump("e0", e0);
+    }
+
+    for (int64_t li = 0; li < c.num_layers; ++li) {
+        const DitBlockWeights& b = w_.blocks[size_t(li)];
+        Tensor m = ops::add(b.modulation, e0);               // [R·F, 6, D]: per-frame shift1…gate2
+        auto mod = [&](int k) { return m.select(1, k); };  // [R·F, D], row stride 6D
+        Tensor xf = x.reshape({R * F, S, D});                // frames as the modulation batch
+
+        // self-attention against the cache
+        Tensor h = ops::norm_modulate(xf, mod(0), mod(1), c.eps).reshape({R, L, D});
+        Tensor q = b.sa_q(h), k = b.sa_k(h), v = b.sa_v(h);  // [R, L, D]
+        if (c.qk_norm) {
+            q = ops::rms_norm(q, b.sa_norm_q, c.eps);
+            k = ops::rms_norm(k, b.sa_norm_k, c.eps);
+        }
+        q = ops::rope(q.reshape({R, L, N, hd}), grids, base_->rope_table());  // [R, L, N, hd]
+        k = ops::rope(k.reshape({R, L, N, hd}), grids, base_->rope_table());
+        v = v.reshape({R, L, N, hd});
+        const Tensor& kc = cache.k[size_t(li)];  // [R, K·S, N, hd]
+        const Tensor& vc = cache.v[size_t(li)];
+        for (int64_t r = 0; r < R; ++r)  // write before attending: the chunk sees itself
+            for (int64_t f = 0; f < F; ++f) {
+                const int64_t s0 = plans[size_t(r)].slots[size_t(f)] * S;
+                be.copy(k.select(0, r).slice(0, f * S, (f + 1) * S), kc.select(0, r).slice(0, s0, s0 + S));
+                be.copy(v.select(0, r).slice(0, f * S, (f + 1) * S), vc.select(0, r).slice(0, s0, s0 + S));
+            }
+        Tensor a;  // [R, L, N, hd]
+        if (R == 1) {
+            const int64_t n = plans[0].read_frames * S;
+            a = ops::attention(q, kc.slice(1, 0, n), vc.slice(1, 0, n));  // contiguous prefix views
+        } else {
+            // Row by row, so each row reads a contiguous prefix of its own cache row without a copy.
+            a = be.empty(DType::F32, {R, L, N, hd});
+            for (int64_t r = 0; r < R; ++r) {
+                const int64_t n = plans[size_t(r)].read_frames * S;
+                Tensor ar = ops::attention(q.select(0, r).unsqueeze(0), kc.select(0, r).slice(0, 0, n).unsqueeze(0),
+                                           vc.select(0, r).slice(0, 0, n).unsqueeze(0));
+                be.copy(ar.select(0, 0), a.select(0, r));
+            }
+        }
+        ops::gated_residual(xf, b.sa_o(a.reshape({R * F, S, D})), mod(2));
+
+        // cross-attention with the cached prompt K/V; unmasked, so the rows can share one call
+        Tensor hn = c.cross_attn_norm ? ops::layer_norm(x, &b.norm3_w, &b.norm3_b, c.eps) : x;
+        Tensor cq = b.ca_q(hn);
+        if (c.qk_norm) cq = ops::rms_norm(cq, b.ca_norm_q, c.eps);
+        Tensor ca = ops::attention(cq.reshape({1, R * L, N, hd}), cross.k[size_t(li)], cross.v[size_t(li)]);
+        x = ops::add(x, b.ca_o(ca.reshape({R, L, D})));
+
+        // feed-forward
+        xf = x.reshape({R * F, S, D});
+        h = ops::norm_modulate(xf, mod(3), mod(4), c.eps);
+        ops::gated_residual(xf, b.ffn2(b.ffn0(h, Activation::GeluTanh)), mod(5));
+        if (dump) dump("block" + std::to_string(li) + "_out", x);
+    }
+    if (!want_output) return {};
+
+    // ---- head: per-frame modulation from e, LayerNorm, Linear, unpatchify
+    Tensor hm = ops::add(w_.head_modulation, e.reshape({R * F, 1, D}));  // [R·F, 2, D]: shift, scale
+    Tensor out = w_.head(ops::norm_modulate(x.reshape({R * F, S, D}), hm.select(1, 0), hm.select(1, 1), c.eps));
+    out = out.reshape({R, L, out.size(2)});  // [R, L, out_dim·patch]
+    std::vector<Tensor> ys;
+    for (int64_t r = 0; r < R; ++r)
+        ys.push_back(ops::unpatchify(out.select(0, r), F, gh, gw, c.patch_t, c.patch_h, c.patch_w));  // [C, F, H, W]
+    return ys;
+}
+
+}  // namespace wanrt

@@ -1,0 +1,382 @@
+// The causal KV-cache DiT and block-autoregressive generation:
+//   * golden: CausVid's inference loop on causal.safetensors (every call's x̂₀ and the final latents,
+//     recorded noise draws injected; config, frames, block size and steps from the metadata);
+//   * cached block-by-block calls ≡ one full-sequence pass with the block-causal mask (and the
+//     local-window/sink mask for the rolling cache), computed here independently with ops;
+//   * the slot policy (StreamDiffusionV2 ring table, position wrap) as pure index replays;
+//   * a soak: thousands of streamed chunks with a rolling cache in constant memory;
+//   * bad input → one-line errors.
+#include <fstream>
+#include <regex>
+#include <set>
+
+#include "models/causal_dit.h"
+#include "models/dit_weights.h"
+#include "pipeline/causal.h"
+#include "test_util.h"
+
+namespace wanrt::test {
+
+namespace {
+
+struct Fixture {
+    std::shared_ptr<SafeTensorsFile> f;
+    std::shared_ptr<Backend> be;
+    std::shared_ptr<const DitModel> dit;
+    std::shared_ptr<CausalDitModel> model;
+};
+
+Fixture open_causal() {
+    Fixture fx;
+    fx.be = make_cpu_backend(2);
+    fx.f = open_fixture("causal.safetensors");
+    DitConfig cfg = DitConfig::from_json(fx.f->metadata().at("config"), fx.f->origin());
+    auto weights = std::make_shared<MemoryTensorSource>(fx.f->origin());
+    for (const std::string& n : fx.f->names()) {
+        if (n.rfind("in.", 0) == 0 || n.rfind("out.", 0) == 0 || n.rfind("mid.", 0) == 0) continue;
+        const StoredTensor& t = *fx.f->find(n);
+        weights->add(n, t.dtype, t.shape, t.data);
+    }
+    fx.dit = std::make_shared<DitModel>(cfg, weights, *fx.be);
+    fx.model = std::make_shared<CausalDitModel>(fx.dit);
+    return fx;
+}
+
+int64_t meta_int(const SafeTensorsFile& f, const std::string& key) { return std::stoll(f.metadata().at(key)); }
+
+// [n, C, H, W] (CausVid's frame-major layout, with any leading 1) → [C, n, H, W].
+Tensor frames_to_latent(const Tensor& t) {
+    Tensor x = t.ndim() == 5 ? t.select(0, 0) : t;
+    return ops::contiguous(x.permute({1, 0, 2, 3}));
+}
+std::vector<double> latent_to_frames(const Tensor& x) { return to_f64(x.permute({1, 0, 2, 3})); }
+
+}  // namespace
+
+TEST(CausalGolden, CausVidLoop) {
+    Fixture fx = open_causal();
+    const SafeTensorsFile& f = *fx.f;
+    CausalOptions opt;
+    opt.frames_per_block = meta_int(f, "frames_per_block");
+    opt.steps = meta_json(f, "denoising_steps").get<std::vector<double>>();
+    std::smatch m;
+    const std::string sched = f.metadata().at("scheduler");
+    ASSERT_TRUE(std::regex_search(sched, m, std::regex("shift=([0-9.]+)"))) << sched;
+    opt.shift = std::stod(m[1]);
+    const nlohmann::json calls = meta_json(f, "calls");
+
+    Tensor noise = frames_to_latent(load_f32(*fx.be, f, "in.noise_init"));
+    ASSERT_EQ(noise.size(1), meta_int(f, "frames"));
+    ASSERT_EQ(noise.size(2), meta_int(f, "height"));
+    ASSERT_EQ(noise.size(3), meta_int(f, "width"));
+    Tensor context = load_f32(*fx.be, f, "in.context0");
+    NoiseSource draws = [&](Backend& be, const Shape& shape, int64_t k) {
+        Tensor eps = frames_to_latent(load_f32(be, f, "in.noise" + std::to_string(k)));
+        EXPECT_EQ(eps.shape(), shape);
+        return eps;
+    };
+    int64_t seen = 0;
+    Tensor out = generate_causal(*fx.model, context, noise, opt, draws, {}, [&](const CausalCall& c, const Tensor& x0) {
+        ASSERT_LT(c.index, int64_t(calls.size()));
+        const nlohmann::json& ref = calls[size_t(c.index)];
+        EXPECT_EQ(c.block, ref.at("block").get<int64_t>());
+        EXPECT_EQ(c.t, ref.at("t").get<double>());
+        EXPECT_EQ(c.start, ref.at("start").get<int64_t>());
+        EXPECT_EQ(c.end, ref.at("end").get<int64_t>());
+        const std::string name = "mid.call" + std::to_string(c.index);
+        char what[96];
+        std::snprintf(what, sizeof what, "%s (block %ld, t %g)", name.c_str(), long(c.block), c.t);
+        EXPECT_CLOSE(latent_to_frames(x0), load_f64(f, name), 1e-4, what);
+        ++seen;
+    });
+    EXPECT_EQ(seen, int64_t(calls.size()));
+    EXPECT_CLOSE(latent_to_frames(out), load_f64(f, "out.latents"), 1e-4, "out.latents");
+}
+
+TEST(CausalGolden, FlowMatchTable) {
+    // Check values of streaming.md §2.2 (float32 tables) and the lookups / warps of §2.2–2.3.
+    FlowMatchTable t8(8.0), t5(5.0);
+    EXPECT_EQ(t8.sigmas[1], 0.9998748898506165f);
+    EXPECT_EQ(t8.timesteps[300], 949.1525268554688f);
+    EXPECT_EQ(t5.sigmas[999], 0.004980080295354128f);
+    EXPECT_EQ(t5.timesteps[700], 681.8181762695312f);
+    EXPECT_EQ(t8.nearest(0), 999);
+    EXPECT_EQ(t8.nearest(757), 720);
+    EXPECT_EQ(t8.nearest(522), 880);
+    EXPECT_EQ(t5.nearest(937.5), 250);
+    EXPECT_EQ(t5.nearest(690), 692);
+    auto w5 = t5.warp({1000, 750, 500, 250});
+    EXPECT_EQ(w5, (std::vector<double>{1000.0, 937.5, 833.3333129882812, 625.0}));
+    auto w8 = t8.warp({1000, 757, 522});
+    EXPECT_EQ(w8, (std::vector<double>{1000.0, 961.4224243164062, 897.2926025390625}));
+    CausalOptions o;
+    o.steps = {1000, 757, 522, 0};
+    EXPECT_EQ(o.step_list(t8), (std::vector<double>{1000, 757, 522}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Full-sequence reference with a block mask: every frame's tokens at once, per-frame timesteps,
+// queries of block b see key frames {f < end_b : f < sink or f ≥ end_b − (window − sink)}
+// (window = 0: all f < end_b — CausVid's block-causal mask).
+
+std::vector<Tensor> masked_reference(const DitModel& dit, const Tensor& x_lat, const std::vector<double>& t,
+                                     const Tensor& context, int64_t fpb, int64_t window, int64_t sink) {
+    const DitConfig& c = dit.config();
+    const DitWeights& w = dit.weights();
+    Backend& be = dit.backend();
+    const int64_t F = x_lat.size(1), gh = x_lat.size(2) / 2, gw = x_lat.size(3) / 2, S = gh * gw, L = F * S;
+    const int64_t D = c.dim, N = c.num_heads, hd = c.head_dim();
+    Tensor x = ops::linear(ops::patchify(x_lat, 1, 2, 2), w.patch_w, &w.patch_b).unsqueeze(0);  // [1, L, D]
+    std::vector<double> s64 = sinusoidal_embedding_f64(t, c.freq_dim);
+    std::vector<float> s32(s64.begin(), s64.end());
+    Tensor e = w.time2(w.time0(ops::from_host(be, DType::F32, {F, c.freq_dim}, s32.data()), Activation::Silu));
+    Tensor e0 = w.time_proj(ops::silu(e)).reshape({F, 6, D});
+    Tensor ctx_in = ops::zeros(be, {1, c.text_len, c.text_dim});
+    be.copy(context, ctx_in.select(0, 0).slice(0, 0, context.size(0)));
+    Tensor ctx = w.text2(w.text0(ctx_in, Activation::GeluTanh));
+    const std::vector<RopeGrid> grid{{F, gh, gw, 0}};
+    for (int64_t li = 0; li < c.num_layers; ++li) {
+        const DitBlockWeights& b = w.blocks[size_t(li)];
+        Tensor mm = ops::add(b.modulation, e0);
+        auto mod = [&](int k) { return mm.select(1, k); };
+        Tensor xf = x.reshape({F, S, D});
+        Tensor h = ops::norm_modulate(xf, mod(0), mod(1), c.eps).reshape({1, L, D});
+        Tensor q = ops::rms_norm(b.sa_q(h), b.sa_norm_q, c.eps), k = ops::rms_norm(b.sa_k(h), b.sa_norm_k, c.eps);
+        q = ops::rope(q.reshape({1, L, N, hd}), grid, dit.rope_table());
+        k = ops::rope(k.reshape({1, L, N, hd}), grid, dit.rope_table());
+        Tensor v = b.sa_v(h).reshape({1, L, N, hd});
+        std::vector<Tensor> parts;
+        for (int64_t b0 = 0; b0 < F; b0 += fpb) {
+            const int64_t end = b0 + fpb;
+            std::vector<Tensor> ks, vs;
+            int64_t lo = window > 0 ? std::max<int64_t>(0, end - (window - sink)) : 0;
+            if (sink > 0 && lo > 0) {
+                if (lo > sink) {  // sink frames, a gap, then the newest window − sink frames
+                    ks.push_back(k.slice(1, 0, sink * S));
+                    vs.push_back(v.slice(1, 0, sink * S));
+                } else {
+                    lo = 0;
+                }
+            }
+            ks.push_back(k.slice(1, lo * S, end * S));
+            vs.push_back(v.slice(1, lo * S, end * S));
+            parts.push_back(ops::attention(q.slice(1, b0 * S, end * S), ops::concat(ks, 1), ops::concat(vs, 1)));
+        }
+        Tensor a = ops::concat(parts, 1);
+        ops::gated_residual(xf, b.sa_o(a.reshape({F, S, D})), mod(2));
+        Tensor hn = ops::layer_norm(x, &b.norm3_w, &b.norm3_b, c.eps);
+        Tensor cq = ops::rms_norm(b.ca_q(hn), b.ca_norm_q, c.eps).reshape({1, L, N, hd});
+        Tensor ck = ops::rms_norm(b.ca_k(ctx), b.ca_norm_k, c.eps).reshape({1, c.text_len, N, hd});
+        Tensor ca = ops::attention(cq, ck, b.ca_v(ctx).reshape({1, c.text_len, N, hd}));
+        x = ops::add(x, b.ca_o(ca.reshape({1, L, D})));
+        xf = x.reshape({F, S, D});
+        ops::gated_residual(xf, b.ffn2(b.ffn0(ops::norm_modulate(xf, mod(3), mod(4), c.eps), Activation::GeluTanh)),
+                            mod(5));
+    }
+    Tensor hm = ops::add(w.head_modulation, e.reshape({F, 1, D}));
+    Tensor out = w.head(ops::norm_modulate(x.reshape({F, S, D}), hm.select(1, 0), hm.select(1, 1), c.eps));
+    Tensor y = ops::unpatchify(out.reshape({L, out.size(2)}), F, gh, gw, 1, 2, 2);  // [C, F, H, W]
+    std::vector<Tensor> blocks;
+    for (int64_t b0 = 0; b0 < F; b0 += fpb) blocks.push_back(y.slice(1, b0, b0 + fpb));
+    return blocks;
+}
+
+void check_cached_equals_mask(int64_t F, int64_t fpb, int64_t window, int64_t sink) {
+    Fixture fx = open_causal();
+    const DitConfig& c = fx.dit->config();
+    const int64_t H = 6, W = 10;  // not the fixture's size: 3×5 patches
+    Tensor x = randn_tensor(*fx.be, {c.in_dim, F, H, W}, 11);
+    Tensor ctx = randn_tensor(*fx.be, {5, c.text_dim}, 12);
+    std::vector<double> t;
+    for (int64_t f = 0; f < F; ++f) t.push_back(37.5 + 151.0 * double(f));  // a different t per frame
+    auto ref = masked_reference(*fx.dit, x, t, ctx, fpb, window, sink);
+
+    KvCache cache = fx.model->make_cache(1, window > 0 ? window : F, H, W, sink);
+    CrossKvCache cross = fx.model->make_cross_cache(ctx);
+    for (int64_t b = 0; b < F / fpb; ++b) {
+        CausalChunk ch{ops::contiguous(x.slice(1, b * fpb, (b + 1) * fpb)),
+                       std::vector<double>(t.begin() + b * fpb, t.begin() + (b + 1) * fpb), b * fpb};
+        Tensor v = fx.model->forward({ch}, cache, cross)[0];
+        EXPECT_CLOSE(v, to_f64(ref[size_t(b)]), 1e-5,
+                     "block " + std::to_string(b) + " window " + std::to_string(window) + " sink " + std::to_string(sink));
+    }
+}
+
+TEST(CausalMask, CachedBlocksEqualBlockCausalMask) { check_cached_equals_mask(6, 2, 0, 0); }
+TEST(CausalMask, SingleFrameBlocks) { check_cached_equals_mask(5, 1, 0, 0); }
+TEST(CausalMask, RollingCacheEqualsLocalWindow) { check_cached_equals_mask(8, 1, 3, 0); }
+TEST(CausalMask, RollingCacheWithSinkEqualsSinkWindow) { check_cached_equals_mask(9, 1, 4, 2); }
+TEST(CausalMask, RollingCacheMultiFrameBlocks) { check_cached_equals_mask(8, 2, 5, 1); }
+
+TEST(CausalMask, StreamBatchRowsEqualSeparateCalls) {
+    // Two rows in one call (different chunks, timesteps, positions) = each row alone.
+    Fixture fx = open_causal();
+    const DitConfig& c = fx.dit->config();
+    Tensor ctx = randn_tensor(*fx.be, {7, c.text_dim}, 3);
+    CrossKvCache cross = fx.model->make_cross_cache(ctx);
+    KvCache both = fx.model->make_cache(2, 4, 4, 6, 1), one = fx.model->make_cache(1, 4, 4, 6, 1),
+            two = fx.model->make_cache(1, 4, 4, 6, 1);
+    for (int64_t i = 0; i < 6; ++i) {
+        CausalChunk a{randn_tensor(*fx.be, {c.in_dim, 1, 4, 6}, 100 + i), {900.0 - 50 * i}, i};
+        CausalChunk b{randn_tensor(*fx.be, {c.in_dim, 1, 4, 6}, 200 + i), {400.0}, i == 0 ? 0 : i - 1};
+        auto vb = fx.model->forward({a, b}, both, cross);
+        auto va = fx.model->forward({a}, one, cross);
+        EXPECT_CLOSE(vb[0], to_f64(va[0]), 1e-6, "row 0 call " + std::to_string(i));
+        if (i != 1) {  // row 1 repeats chunk 0 at call 1 (a rewrite), as the stream batch does
+            auto v2 = fx.model->forward({b}, two, cross);
+            EXPECT_CLOSE(vb[1], to_f64(v2[0]), 1e-6, "row 1 call " + std::to_string(i));
+        } else {
+            auto v2 = fx.model->forward({b}, two, cross);
+            EXPECT_CLOSE(vb[1], to_f64(v2[0]), 1e-6, "row 1 rewrite");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Slot policy replays (no model).
+
+TEST(CausalPolicy, StreamDiffusionV2RingTable) {
+    // streaming.md §4.9.1, K = 6, sink 3: first chunk 2 frames, then 1-frame chunks.
+    KvSlotPolicy p(6, 3);
+    auto pl = p.plan(0, 2);
+    EXPECT_EQ(pl.slots, (std::vector<int64_t>{0, 1}));
+    const std::vector<std::vector<int64_t>> table = {
+        {0, 1, 2, -1, -1, -1}, {0, 1, 2, 3, -1, -1}, {0, 1, 2, 3, 4, -1}, {0, 1, 2, 3, 4, 5},
+        {0, 1, 2, 6, 4, 5},    {0, 1, 2, 6, 7, 5},   {0, 1, 2, 6, 7, 8},  {0, 1, 2, 9, 7, 8}};
+    for (int64_t i = 0; i < int64_t(table.size()); ++i) {
+        auto q = p.plan(2 + i, 1);
+        EXPECT_EQ(p.slot_frames(), table[size_t(i)]) << "chunk " << i + 1;
+        EXPECT_EQ(q.read_frames, std::min<int64_t>(6, 3 + i));
+        auto again = p.plan(2 + i, 1);  // the next denoising pass of the same chunk: same slot
+        EXPECT_TRUE(again.rewrite);
+        EXPECT_EQ(again.slots, q.slots);
+        EXPECT_EQ(p.slot_frames(), table[size_t(i)]);
+    }
+}
+
+TEST(CausalPolicy, PositionWrap) {
+    // §4.10: positions 2…49, then 5…49, 5…; never past the RoPE table however long the stream.
+    KvSlotPolicy p(6, 3, 50);
+    EXPECT_EQ(p.plan(0, 2).rope_start, 0);
+    std::vector<int64_t> pos;
+    for (int64_t f = 2; f < 5000; ++f) pos.push_back(p.plan(f, 1).rope_start);
+    for (int64_t i = 0; i < 48; ++i) EXPECT_EQ(pos[size_t(i)], 2 + i);
+    EXPECT_EQ(pos[48], 5);
+    EXPECT_EQ(pos[48 + 44], 49);
+    EXPECT_EQ(pos[48 + 45], 5);
+    for (int64_t v : pos) EXPECT_LT(v, 50);
+    // Without a refresh, positions past the table fail with a one-line error.
+    KvSlotPolicy q(6, 3);
+    for (int64_t f = 0; f < 1024; ++f) q.plan(f, 1);
+    expect_error([&] { q.plan(1024, 1); }, {"[causal_dit]", "1024-entry"});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Soak: a long stream with a rolling cache (two stream-batch rows, positions wrapping) runs in
+// constant memory: the cache tensors never change, and the process RSS stays flat.
+
+int64_t rss_kb() {
+    std::ifstream s("/proc/self/statm");
+    int64_t size = 0, res = 0;
+    s >> size >> res;
+    return res * 4;  // pages of 4 KiB
+}
+
+TEST(CausalSoak, RollingCacheConstantMemory) {
+    Fixture fx = open_causal();
+    const DitConfig& c = fx.dit->config();
+    const int64_t H = 2, W = 4;  // 1×2 patches: tiny, so thousands of chunks take a few seconds
+    Tensor ctx = randn_tensor(*fx.be, {4, c.text_dim}, 5);
+    CrossKvCache cross = fx.model->make_cross_cache(ctx);
+    KvCache cache = fx.model->make_cache(2, 6, H, W, 3, 50);
+    const int64_t bytes = cache.bytes();
+    std::vector<const void*> ptrs;
+    for (auto& t : cache.k) ptrs.push_back(t.raw());
+    Tensor x = randn_tensor(*fx.be, {c.in_dim, 1, H, W}, 6);
+    auto step = [&](int64_t i) {
+        auto v = fx.model->forward({{x, {700}, i}, {x, {500}, std::max<int64_t>(0, i - 1)}}, cache, cross);
+        x = add_noise(flow_to_x0(v[0], x, 0.7f), x, 0.1f);  // keep the values moving but bounded
+    };
+    for (int64_t i = 0; i < 200; ++i) step(i);  // warm-up: allocator pools reach steady state
+    const int64_t rss0 = rss_kb();
+    const int64_t n = 4000;
+    for (int64_t i = 200; i < n; ++i) step(i);
+    const int64_t rss1 = rss_kb();
+    std::printf("  soak: %ld chunks, cache %ld bytes, RSS %ld → %ld KiB\n", long(n), long(bytes), long(rss0), long(rss1));
+    EXPECT_EQ(cache.bytes(), bytes);
+    for (size_t l = 0; l < cache.k.size(); ++l) EXPECT_EQ(cache.k[l].raw(), ptrs[l]);
+    EXPECT_LE(rss1 - rss0, 2048) << "RSS grew from " << rss0 << " to " << rss1 << " KiB";
+    for (const KvSlotPolicy& p : cache.policy) {
+        std::set<int64_t> frames(p.slot_frames().begin(), p.slot_frames().end());
+        EXPECT_EQ(frames.size(), 6u);
+        EXPECT_TRUE(frames.count(0) && frames.count(1) && frames.count(2));  // sink frames kept
+    }
+    std::vector<float> h = ops::to_host_f32(x);
+    for (float v : h) ASSERT_TRUE(std::isfinite(v));
+}
+
+// ---------------------------------------------------------------------------------------------
+
+TEST(CausalErrors, BadInput) {
+    Fixture fx = open_causal();
+    const DitConfig& c = fx.dit->config();
+    Tensor ctx = randn_tensor(*fx.be, {4, c.text_dim}, 5);
+    CrossKvCache cross = fx.model->make_cross_cache(ctx);
+    KvCache cache = fx.model->make_cache(1, 4, 4, 4);
+    Tensor x = randn_tensor(*fx.be, {c.in_dim, 2, 4, 4}, 1);
+    expect_error([&] { fx.model->forward({{randn_tensor(*fx.be, {c.in_dim, 1, 5, 4}, 1), {1}, 0}}, cache, cross); },
+                 {"[causal_dit]", "multiple of the patch"});
+    expect_error([&] { fx.model->forward({{randn_tensor(*fx.be, {3, 1, 4, 4}, 1), {1}, 0}}, cache, cross); },
+                 {"[causal_dit]", "chunk latent must be"});
+    expect_error([&] { fx.model->forward({{randn_tensor(*fx.be, {c.in_dim, 1, 4, 6}, 1), {1}, 0}}, cache, cross); },
+                 {"[causal_dit]", "tokens per frame"});
+    expect_error([&] { fx.model->forward({{x, {1, 2, 3}, 0}}, cache, cross); }, {"[causal_dit]", "timesteps for 2 frames"});
+    expect_error([&] { fx.model->forward({{x, {1}, 0}, {x, {1}, 0}}, cache, cross); }, {"[causal_dit]", "rows"});
+    expect_error([&] { fx.model->forward({{x, {1}, 0}}, cache, CrossKvCache{}); }, {"[causal_dit]", "cross-attention"});
+    expect_error([&] { fx.model->make_cross_cache(randn_tensor(*fx.be, {4, c.text_dim + 1}, 1)); },
+                 {"[causal_dit]", "context must be"});
+    expect_error([&] { fx.model->make_cache(1, 4, 4, 4, 4); }, {"[causal_dit]", "sink"});
+    fx.model->forward({{x, {1}, 2}}, cache, cross);
+    expect_error([&] { fx.model->forward({{x, {1}, 1}}, cache, cross); }, {"[causal_dit]", "in order"});
+    KvCache small = fx.model->make_cache(1, 3, 4, 4, 2);
+    expect_error([&] { fx.model->forward({{x, {1}, 0}, }, small, cross); fx.model->forward({{x, {1}, 2}}, small, cross); },
+                 {"[causal_dit]", "does not fit"});
+
+    CausalOptions o;
+    o.frames_per_block = 3;
+    Tensor noise = randn_tensor(*fx.be, {c.in_dim, 4, 4, 4}, 2);
+    expect_error([&] { generate_causal(*fx.model, ctx, noise, o, seeded_noise(0)); }, {"[causal]", "multiple of frames_per_block"});
+    o.frames_per_block = 2;
+    o.steps = {1000, 1200};
+    expect_error([&] { generate_causal(*fx.model, ctx, noise, o, seeded_noise(0)); }, {"[causal]", "outside [0, 1000]"});
+    o.steps = {1000, 500};
+    expect_error([&] { generate_causal(*fx.model, ctx, noise, o, seeded_noise(0), randn_tensor(*fx.be, {c.in_dim, 3, 4, 4}, 1)); },
+                 {"[causal]", "start latents"});
+}
+
+TEST(CausalGen, PrefillKeepsStartLatents) {
+    // Extension by prefill: the prefilled blocks come back unchanged, and the generated blocks equal a
+    // run whose first blocks were generated (then cleaned) from the same latents — i.e. what later
+    // blocks see is only the prefilled clean K/V.
+    Fixture fx = open_causal();
+    const DitConfig& c = fx.dit->config();
+    Tensor ctx = randn_tensor(*fx.be, {4, c.text_dim}, 5);
+    Tensor noise = randn_tensor(*fx.be, {c.in_dim, 4, 4, 6}, 7);
+    CausalOptions o;
+    o.frames_per_block = 2;
+    o.steps = {1000, 600};
+    // Draws keyed by index, so the extension run (one block fewer to denoise) can use the same ε.
+    auto keyed = [&](int64_t first) {
+        return NoiseSource([&, first](Backend& be, const Shape& s, int64_t k) { return randn_tensor(be, s, 1000 + first + k); });
+    };
+    Tensor full = generate_causal(*fx.model, ctx, noise, o, keyed(0));
+    Tensor start = ops::contiguous(full.slice(1, 0, 2));
+    int64_t prefill_calls = 0;
+    Tensor ext = generate_causal(*fx.model, ctx, noise, o, keyed(1), start,
+                                 [&](const CausalCall& cc, const Tensor&) { prefill_calls += cc.prefill; });
+    EXPECT_EQ(prefill_calls, 1);
+    EXPECT_CLOSE(ext.slice(1, 0, 2), to_f64(start), 0.0, "prefilled block");
+    EXPECT_CLOSE(ext.slice(1, 2, 4), to_f64(full.slice(1, 2, 4)), 1e-6, "block after the prefill");
+}
+
+}  // namespace wanrt::test
