@@ -1,10 +1,14 @@
-// CPU kernels of the VAE op family: conv3d (im2col + OpenBLAS sgemm), channel_rms_norm, upsample2x.
+// CPU kernels of the VAE op family: conv3d, channel_rms_norm, upsample2x.
 //
-// conv3d layout: for each output frame, the patch matrix col[K, N] (K = C·kt·kh·kw patch entries,
-// N = a tile of output pixels, row-major) is filled so that each row is a shifted copy of one input
-// row segment — contiguous copies for stride_w = 1 — and then y[O, N] = w[O, K] · col[K, N] is one
-// sgemm writing straight into the output frame (ldc = T'·H'·W'). Tiles bound the patch buffer, which
-// would otherwise be K·H'·W' floats (4 GB for the last decoder conv at 480p).
+// conv3d has two paths, both GEMMs through OpenBLAS sgemm:
+//  - Winograd F(4×4, 3×3) (below) for 3×3 spatial kernels with spatial stride 1 and at least 16
+//    output tiles per frame: every 3×3×3 conv and per-frame 3×3 conv of the VAE at 16×16 and up;
+//  - im2col otherwise: for each output frame, the patch matrix col[K, N] (K = C·kt·kh·kw patch
+//    entries, N = a tile of output pixels) is filled so that each row is a shifted copy of one input
+//    row segment, and y[O, N] = w[O, K] · col[K, N] is one sgemm writing straight into the output
+//    frame (ldc = T'·H'·W'). Tiles bound the patch buffer, which would otherwise be K·H'·W' floats.
+// The path depends on the frame size only (not on the number of frames), so a frame's result does
+// not change with chunking. WANRT_CONV_DIRECT=1 forces im2col, for A/B timing.
 #include <cblas.h>
 
 #include <algorithm>
@@ -17,6 +21,11 @@
 
 #include "core/error.h"
 #include "cpu/cpu_backend.h"
+
+extern "C" {
+int openblas_get_num_threads(void);
+void openblas_set_num_threads(int);
+}
 
 namespace wanrt {
 
@@ -33,8 +42,8 @@ std::vector<float>& patch_buffer(size_t n) {
 // enough to stay cheap in memory.
 constexpr int64_t kTileFloats = int64_t(4) << 20;
 
-constexpr int64_t kWinogradMinTiles = 64;
-// WANRT_CONV_DIRECT=1 forces the im2col path (benchmarks and tests compare the two).
+// Below 16 tiles of 4×4 per frame the 36 GEMMs get too narrow to beat one im2col GEMM.
+constexpr int64_t kWinogradMinTiles = 16;
 bool winograd_disabled() {
     static const bool off = [] {
         const char* e = std::getenv("WANRT_CONV_DIRECT");
@@ -57,6 +66,41 @@ bool winograd_disabled() {
 //   G  = [1/4 0 0; −1/6 −1/6 −1/6; −1/6 1/6 −1/6; 1/24 1/12 1/6; 1/24 −1/12 1/6; 0 0 1]
 //   Aᵀ = [1 1 1 1 1 0; 0 1 −1 2 −2 0; 0 1 1 4 4 0; 0 1 −1 8 −8 1]
 
+// out_r = Σ_j Bᵀ[r][j]·in_j over n lanes (row or column pass of the input transform).
+inline void winograd_bt(const float* in0, const float* in1, const float* in2, const float* in3, const float* in4,
+                        const float* in5, float* __restrict o0, float* __restrict o1, float* __restrict o2,
+                        float* __restrict o3, float* __restrict o4, float* __restrict o5, int64_t n) {
+    for (int64_t q = 0; q < n; ++q) {
+        const float a0 = in0[q], a1 = in1[q], a2 = in2[q], a3 = in3[q], a4 = in4[q], a5 = in5[q];
+        o0[q] = 4 * a0 - 5 * a2 + a4;
+        o1[q] = -4 * (a1 + a2) + a3 + a4;
+        o2[q] = 4 * (a1 - a2) - a3 + a4;
+        o3[q] = 2 * (a3 - a1) - a2 + a4;
+        o4[q] = 2 * (a1 - a3) - a2 + a4;
+        o5[q] = 4 * a1 - 5 * a3 + a5;
+    }
+}
+
+// out_r = Σ_j Aᵀ[r][j]·in_j + bias over n lanes (the output transform's passes).
+inline void winograd_at(const float* m0, const float* m1, const float* m2, const float* m3, const float* m4,
+                        const float* m5, float bias, float* __restrict s0, float* __restrict s1, float* __restrict s2,
+                        float* __restrict s3, int64_t n) {
+    for (int64_t q = 0; q < n; ++q) {
+        const float a1 = m1[q], a2 = m2[q], a3 = m3[q], a4 = m4[q];
+        s0[q] = m0[q] + a1 + a2 + a3 + a4 + bias;
+        s1[q] = a1 - a2 + 2 * (a3 - a4) + bias;
+        s2[q] = a1 + a2 + 4 * (a3 + a4) + bias;
+        s3[q] = a1 - a2 + 8 * (a3 - a4) + m5[q] + bias;
+    }
+}
+
+// Restores OpenBLAS's thread count when the scope ends (also on exceptions).
+struct BlasSingleThread {
+    int saved = openblas_get_num_threads();
+    BlasSingleThread() { openblas_set_num_threads(1); }
+    ~BlasSingleThread() { openblas_set_num_threads(saved); }
+};
+
 struct WinoWeights {
     std::weak_ptr<Buffer> buf;
     size_t offset = 0;
@@ -67,15 +111,16 @@ struct WinoWeights {
 std::mutex g_wino_mutex;
 std::vector<std::shared_ptr<WinoWeights>> g_wino_cache;
 
-void winograd_weights(const float* w, int64_t O, int64_t C, int64_t kt, float* U) {
+// U[ξ][o][dt·C + c] = (G g Gᵀ)[ξ] for every 3×3 filter g = w[o, c, dt]; rows o in [o0, o1).
+void winograd_weights(const float* w, int64_t O, int64_t C, int64_t kt, int64_t o0, int64_t o1, float* U) {
     const int64_t KC = kt * C;
-    for (int64_t o = 0; o < O; ++o)
+    for (int64_t o = o0; o < o1; ++o)
         for (int64_t c = 0; c < C; ++c)
             for (int64_t dt = 0; dt < kt; ++dt) {
                 const float* g = w + ((o * C + c) * kt + dt) * 9;
-                double t[6][3];  // G·g
+                float t[6][3];  // G·g
                 for (int j = 0; j < 3; ++j) {
-                    const double g0 = g[0 * 3 + j], g1 = g[1 * 3 + j], g2 = g[2 * 3 + j];
+                    const float g0 = g[0 * 3 + j], g1 = g[1 * 3 + j], g2 = g[2 * 3 + j];
                     t[0][j] = g0 / 4;
                     t[1][j] = -(g0 + g1 + g2) / 6;
                     t[2][j] = -(g0 - g1 + g2) / 6;
@@ -83,16 +128,21 @@ void winograd_weights(const float* w, int64_t O, int64_t C, int64_t kt, float* U
                     t[4][j] = g0 / 24 - g1 / 12 + g2 / 6;
                     t[5][j] = g2;
                 }
+                float* dst = U + o * KC + dt * C + c;
+                const int64_t plane = O * KC;
                 for (int i = 0; i < 6; ++i) {  // (G·g)·Gᵀ
-                    const double a = t[i][0], b = t[i][1], e = t[i][2];
-                    const double r[6] = {a / 4, -(a + b + e) / 6, -(a - b + e) / 6, a / 24 + b / 12 + e / 6,
-                                         a / 24 - b / 12 + e / 6, e};
-                    for (int j = 0; j < 6; ++j) U[((i * 6 + j) * O + o) * KC + dt * C + c] = float(r[j]);
+                    const float a = t[i][0], b = t[i][1], e = t[i][2];
+                    dst[(i * 6 + 0) * plane] = a / 4;
+                    dst[(i * 6 + 1) * plane] = -(a + b + e) / 6;
+                    dst[(i * 6 + 2) * plane] = -(a - b + e) / 6;
+                    dst[(i * 6 + 3) * plane] = a / 24 + b / 12 + e / 6;
+                    dst[(i * 6 + 4) * plane] = a / 24 - b / 12 + e / 6;
+                    dst[(i * 6 + 5) * plane] = e;
                 }
             }
 }
 
-std::shared_ptr<WinoWeights> cached_winograd_weights(const Tensor& w) {
+std::shared_ptr<WinoWeights> cached_winograd_weights(ThreadPool& pool, const Tensor& w) {
     const int64_t O = w.size(0), C = w.size(1), kt = w.size(2);
     std::lock_guard<std::mutex> lock(g_wino_mutex);
     std::erase_if(g_wino_cache, [](const auto& e) { return e->buf.expired(); });
@@ -105,7 +155,8 @@ std::shared_ptr<WinoWeights> cached_winograd_weights(const Tensor& w) {
     e->offset = w.offset_bytes();
     e->shape = w.shape();
     e->U.resize(size_t(36 * O * C * kt));
-    winograd_weights(w.data<float>(), O, C, kt, e->U.data());
+    pool.parallel_for(
+        O, 1, [&](int64_t o0, int64_t o1) { winograd_weights(w.data<float>(), O, C, kt, o0, o1, e->U.data()); });
     g_wino_cache.push_back(e);
     return e;
 }
@@ -121,7 +172,7 @@ static void conv3d_winograd(ThreadPool& pool, const Tensor& x, const Tensor& w, 
     const int64_t th_n = (Ho + 3) / 4, tw_n = (Wo + 3) / 4, KC = kt * C;
     const float* xd = x.data<float>();
     float* yd = y.data<float>();
-    const auto ww = cached_winograd_weights(w);
+    const auto ww = cached_winograd_weights(pool, w);
     const float* U = ww->U.data();
 
     // Output frames with the same range of valid temporal taps form one group (GEMM N = frames·tiles).
@@ -163,81 +214,61 @@ static void conv3d_winograd(ThreadPool& pool, const Tensor& x, const Tensor& w, 
             float* M = Mbuf.data();
             // Input transform: V[ξ][k][item] = (Bᵀ d B)[ξ] of the 6×6 input tile of item.
             pool.parallel_for(K, 1, [&](int64_t k0, int64_t k1) {
-                const int64_t Wq = tw_n + 1;  // phase arrays: ph[s][q] = row[4q + s]
-                std::vector<float> ph(size_t(4 * Wq)), t(size_t(36 * tw_n));
+                const int64_t Wq = tw_n + 1;  // phase arrays: ph[s][q] = padded row[4q + s]
+                std::vector<float> prow(size_t(4 * Wq)), ph(size_t(4 * Wq)), t(size_t(36 * tw_n));
+                // Interior of the zero-padded row: padded x = input x + pad_w0.
+                const int64_t x0 = std::min<int64_t>(p.pad_w0, 4 * Wq),
+                              x1 = std::clamp<int64_t>(W + p.pad_w0, x0, 4 * Wq);
                 for (int64_t k = k0; k < k1; ++k) {
                     const int64_t dt = d0 + k / C, c = k % C;
                     for (int64_t u = u0; u < u1; ++u) {
                         const int64_t to = g0 + u / th_n, th = u % th_n;
                         const int64_t ti = to * p.stride_t + dt - p.pad_t0;
                         const float* frame = xd + (c * T + ti) * H * W;
-                        // Row transform of the tile row's 6 input rows: t[i][ξj][tw].
+                        // Row pass over the tile row's 6 input rows: t[i][ξj][tw].
                         for (int i = 0; i < 6; ++i) {
                             const int64_t hi = th * 4 + i - p.pad_h0;
                             float* P0 = ph.data();
-                            float* P1 = P0 + Wq;
-                            float* P2 = P1 + Wq;
-                            float* P3 = P2 + Wq;
+                            float *P1 = P0 + Wq, *P2 = P1 + Wq, *P3 = P2 + Wq;
                             if (hi < 0 || hi >= H) {
                                 std::fill(ph.begin(), ph.end(), 0.0f);
                             } else {
-                                const float* row = frame + hi * W;
-                                for (int64_t q = 0; q < Wq; ++q) {
-                                    const int64_t xb = 4 * q - p.pad_w0;
-                                    if (xb >= 0 && xb + 3 < W) {
-                                        P0[q] = row[xb], P1[q] = row[xb + 1], P2[q] = row[xb + 2], P3[q] = row[xb + 3];
-                                    } else {
-                                        P0[q] = (xb >= 0 && xb < W) ? row[xb] : 0.0f;
-                                        P1[q] = (xb + 1 >= 0 && xb + 1 < W) ? row[xb + 1] : 0.0f;
-                                        P2[q] = (xb + 2 >= 0 && xb + 2 < W) ? row[xb + 2] : 0.0f;
-                                        P3[q] = (xb + 3 >= 0 && xb + 3 < W) ? row[xb + 3] : 0.0f;
-                                    }
-                                }
+                                std::fill(prow.begin(), prow.begin() + x0, 0.0f);
+                                std::memcpy(prow.data() + x0, frame + hi * W + (x0 - p.pad_w0),
+                                            sizeof(float) * size_t(x1 - x0));
+                                std::fill(prow.begin() + x1, prow.end(), 0.0f);
+                                const float* pr = prow.data();
+                                for (int64_t q = 0; q < Wq; ++q)
+                                    P0[q] = pr[4 * q], P1[q] = pr[4 * q + 1], P2[q] = pr[4 * q + 2],
+                                    P3[q] = pr[4 * q + 3];
                             }
-                            float* t0 = t.data() + (i * 6) * tw_n;
-                            float *t1 = t0 + tw_n, *t2 = t1 + tw_n, *t3 = t2 + tw_n, *t4 = t3 + tw_n, *t5 = t4 + tw_n;
-                            for (int64_t q = 0; q < tw_n; ++q) {
-                                const float a0 = P0[q], a1 = P1[q], a2 = P2[q], a3 = P3[q], a4 = P0[q + 1], a5 = P1[q + 1];
-                                t0[q] = 4 * a0 - 5 * a2 + a4;
-                                t1[q] = -4 * a1 - 4 * a2 + a3 + a4;
-                                t2[q] = 4 * a1 - 4 * a2 - a3 + a4;
-                                t3[q] = -2 * a1 - a2 + 2 * a3 + a4;
-                                t4[q] = 2 * a1 - a2 - 2 * a3 + a4;
-                                t5[q] = 4 * a1 - 5 * a3 + a5;
-                            }
+                            float* ti0 = t.data() + (i * 6) * tw_n;
+                            winograd_bt(P0, P1, P2, P3, P0 + 1, P1 + 1, ti0, ti0 + tw_n, ti0 + 2 * tw_n, ti0 + 3 * tw_n,
+                                        ti0 + 4 * tw_n, ti0 + 5 * tw_n, tw_n);
                         }
-                        // Column transform: V[ξi·6 + ξj][k][(u − u0)·tw_n + tw].
+                        // Column pass: V[ξi·6 + ξj][k][(u − u0)·tw_n + tw].
                         const int64_t item0 = (u - u0) * tw_n;
                         for (int j = 0; j < 6; ++j) {
-                            const float* r0 = t.data() + (0 * 6 + j) * tw_n;
-                            const float* r1 = r0 + 6 * tw_n;
-                            const float* r2 = r1 + 6 * tw_n;
-                            const float* r3 = r2 + 6 * tw_n;
-                            const float* r4 = r3 + 6 * tw_n;
-                            const float* r5 = r4 + 6 * tw_n;
-                            float* v0 = V + ((0 * 6 + j) * K + k) * NB + item0;
-                            float* v1 = V + ((1 * 6 + j) * K + k) * NB + item0;
-                            float* v2 = V + ((2 * 6 + j) * K + k) * NB + item0;
-                            float* v3 = V + ((3 * 6 + j) * K + k) * NB + item0;
-                            float* v4 = V + ((4 * 6 + j) * K + k) * NB + item0;
-                            float* v5 = V + ((5 * 6 + j) * K + k) * NB + item0;
-                            for (int64_t q = 0; q < tw_n; ++q) {
-                                const float a0 = r0[q], a1 = r1[q], a2 = r2[q], a3 = r3[q], a4 = r4[q], a5 = r5[q];
-                                v0[q] = 4 * a0 - 5 * a2 + a4;
-                                v1[q] = -4 * a1 - 4 * a2 + a3 + a4;
-                                v2[q] = 4 * a1 - 4 * a2 - a3 + a4;
-                                v3[q] = -2 * a1 - a2 + 2 * a3 + a4;
-                                v4[q] = 2 * a1 - a2 - 2 * a3 + a4;
-                                v5[q] = 4 * a1 - 5 * a3 + a5;
-                            }
+                            const float* r0 = t.data() + j * tw_n;
+                            auto v = [&](int i) { return V + ((i * 6 + j) * K + k) * NB + item0; };
+                            winograd_bt(r0, r0 + 6 * tw_n, r0 + 12 * tw_n, r0 + 18 * tw_n, r0 + 24 * tw_n,
+                                        r0 + 30 * tw_n, v(0), v(1), v(2), v(3), v(4), v(5), tw_n);
                         }
                     }
                 }
             });
             // 36 GEMMs: M[ξ] (O × NB) = U[ξ][:, d0·C : d1·C] (O × K, lda kt·C) · V[ξ] (K × NB).
-            for (int xi = 0; xi < 36; ++xi)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(O), int(NB), int(K), 1.0f,
-                            U + xi * O * KC + d0 * C, int(KC), V + xi * K * NB, int(NB), 0.0f, M + xi * O * NB, int(NB));
+            // Independent GEMMs: one per pool thread at a time with OpenBLAS single-threaded, so no
+            // BLAS thread hand-off per (often small) GEMM.
+            {
+                BlasSingleThread single;
+                pool.parallel_for(36, 1, [&](int64_t x0, int64_t x1) {
+                    for (int64_t xi = x0; xi < x1; ++xi)
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(O), int(NB), int(K), 1.0f,
+                                    U + xi * O * KC + d0 * C, int(KC), V + xi * K * NB, int(NB), 0.0f, M + xi * O * NB,
+                                    int(NB));
+                });
+            }
             // Output transform: Y = Aᵀ m A per item, cropped to [Ho, Wo], plus bias.
             pool.parallel_for(O, 1, [&](int64_t o0, int64_t o1) {
                 std::vector<float> s(size_t(24 * tw_n)), out(size_t(4 * tw_n));
@@ -247,40 +278,25 @@ static void conv3d_winograd(ThreadPool& pool, const Tensor& x, const Tensor& w, 
                         const int64_t to = g0 + u / th_n, th = u % th_n, item0 = (u - u0) * tw_n;
                         // Along ξi: s[r][ξj][tw] = Σ Aᵀ[r][ξi] m[ξi][ξj].
                         for (int j = 0; j < 6; ++j) {
-                            const float* m0 = M + ((0 * 6 + j) * O + o) * NB + item0;
-                            const float* m1 = M + ((1 * 6 + j) * O + o) * NB + item0;
-                            const float* m2 = M + ((2 * 6 + j) * O + o) * NB + item0;
-                            const float* m3 = M + ((3 * 6 + j) * O + o) * NB + item0;
-                            const float* m4 = M + ((4 * 6 + j) * O + o) * NB + item0;
-                            const float* m5 = M + ((5 * 6 + j) * O + o) * NB + item0;
-                            float* s0 = s.data() + (0 * 6 + j) * tw_n;
-                            float* s1 = s.data() + (1 * 6 + j) * tw_n;
-                            float* s2 = s.data() + (2 * 6 + j) * tw_n;
-                            float* s3 = s.data() + (3 * 6 + j) * tw_n;
-                            for (int64_t q = 0; q < tw_n; ++q) {
-                                const float a1 = m1[q], a2 = m2[q], a3 = m3[q], a4 = m4[q];
-                                s0[q] = m0[q] + a1 + a2 + a3 + a4;
-                                s1[q] = a1 - a2 + 2 * (a3 - a4);
-                                s2[q] = a1 + a2 + 4 * (a3 + a4);
-                                s3[q] = a1 - a2 + 8 * (a3 - a4) + m5[q];
-                            }
+                            auto m = [&](int i) { return M + ((i * 6 + j) * O + o) * NB + item0; };
+                            float* sj = s.data() + j * tw_n;
+                            winograd_at(m(0), m(1), m(2), m(3), m(4), m(5), 0.0f, sj, sj + 6 * tw_n, sj + 12 * tw_n,
+                                        sj + 18 * tw_n, tw_n);
                         }
+                        // Along ξj, plus bias; then interleave the 4 columns of each tile into the row.
                         for (int r = 0; r < 4; ++r) {
                             const int64_t ho = th * 4 + r;
                             if (ho >= Ho) break;
-                            const float* a0 = s.data() + (r * 6 + 0) * tw_n;
-                            const float *a1 = a0 + tw_n, *a2 = a1 + tw_n, *a3 = a2 + tw_n, *a4 = a3 + tw_n, *a5 = a4 + tw_n;
-                            float *y0 = out.data(), *y1 = y0 + tw_n, *y2 = y1 + tw_n, *y3 = y2 + tw_n;
-                            for (int64_t q = 0; q < tw_n; ++q) {
-                                y0[q] = a0[q] + a1[q] + a2[q] + a3[q] + a4[q] + b;
-                                y1[q] = a1[q] - a2[q] + 2 * (a3[q] - a4[q]) + b;
-                                y2[q] = a1[q] + a2[q] + 4 * (a3[q] + a4[q]) + b;
-                                y3[q] = a1[q] - a2[q] + 8 * (a3[q] - a4[q]) + a5[q] + b;
-                            }
+                            const float* a0 = s.data() + (r * 6) * tw_n;
+                            float* y0 = out.data();
+                            winograd_at(a0, a0 + tw_n, a0 + 2 * tw_n, a0 + 3 * tw_n, a0 + 4 * tw_n, a0 + 5 * tw_n, b,
+                                        y0, y0 + tw_n, y0 + 2 * tw_n, y0 + 3 * tw_n, tw_n);
+                            const float *y1 = y0 + tw_n, *y2 = y1 + tw_n, *y3 = y2 + tw_n;
                             float* row = yd + ((o * To + to) * Ho + ho) * Wo;
                             const int64_t full = Wo / 4;
                             for (int64_t q = 0; q < full; ++q)
-                                row[4 * q] = y0[q], row[4 * q + 1] = y1[q], row[4 * q + 2] = y2[q], row[4 * q + 3] = y3[q];
+                                row[4 * q] = y0[q], row[4 * q + 1] = y1[q], row[4 * q + 2] = y2[q],
+                                        row[4 * q + 3] = y3[q];
                             for (int64_t wo = full * 4; wo < Wo; ++wo) row[wo] = out[size_t((wo % 4) * tw_n + wo / 4)];
                         }
                     }
@@ -291,8 +307,7 @@ static void conv3d_winograd(ThreadPool& pool, const Tensor& x, const Tensor& w, 
     }
 }
 
-void CpuBackend::conv3d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv3dParams& p,
-                        const Tensor& y) {
+void CpuBackend::conv3d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv3dParams& p, const Tensor& y) {
     const int64_t C = x.size(0), T = x.size(1), H = x.size(2), W = x.size(3);
     const int64_t O = w.size(0), kt = w.size(2), kh = w.size(3), kw = w.size(4);
     const int64_t To = y.size(1), Ho = y.size(2), Wo = y.size(3);
@@ -303,20 +318,21 @@ void CpuBackend::conv3d(const Tensor& x, const Tensor& w, const Tensor* bias, co
     const float* bd = bias ? bias->data<float>() : nullptr;
     if (O == 0 || To == 0 || HWo == 0) return;
 
-    const bool pointwise = kt == 1 && kh == 1 && kw == 1 && p.stride_t == 1 && p.stride_h == 1 &&
-                           p.stride_w == 1 && p.pad_t0 == 0 && p.pad_t1 == 0 && p.pad_h0 == 0 &&
-                           p.pad_h1 == 0 && p.pad_w0 == 0 && p.pad_w1 == 0;
-    // Winograd pays off once a GEMM has enough tiles (≥ 64 items: 32×32 frames or several frames).
+    const bool pointwise = kt == 1 && kh == 1 && kw == 1 && p.stride_t == 1 && p.stride_h == 1 && p.stride_w == 1 &&
+                           p.pad_t0 == 0 && p.pad_t1 == 0 && p.pad_h0 == 0 && p.pad_h1 == 0 && p.pad_w0 == 0 &&
+                           p.pad_w1 == 0;
+    // Winograd once a frame has enough 4×4 tiles for its GEMMs (16×16 outputs and up). The choice
+    // depends on the frame size only, so a frame gives the same result whatever the chunking.
     const bool winograd = kh == 3 && kw == 3 && p.stride_h == 1 && p.stride_w == 1 &&
-                          ((Ho + 3) / 4) * ((Wo + 3) / 4) * To >= kWinogradMinTiles && !winograd_disabled();
+                          ((Ho + 3) / 4) * ((Wo + 3) / 4) >= kWinogradMinTiles && !winograd_disabled();
     if (winograd) {
         conv3d_winograd(pool(), x, w, bd, p, y);
         return;
     }
     if (pointwise) {
         // 1×1×1: y[O, T·H·W] = w[O, C] · x[C, T·H·W], no patch matrix needed.
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(O), int(ldy), int(C), 1.0f, wd, int(C),
-                    xd, int(ldy), 0.0f, yd, int(ldy));
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(O), int(ldy), int(C), 1.0f, wd, int(C), xd, int(ldy),
+                    0.0f, yd, int(ldy));
     } else {
         const int64_t rows_per_tile = std::clamp<int64_t>(kTileFloats / std::max<int64_t>(K * Wo, 1), 1, Ho);
         for (int64_t to = 0; to < To; ++to) {
@@ -326,7 +342,8 @@ void CpuBackend::conv3d(const Tensor& x, const Tensor& w, const Tensor* bias, co
                 // Fill col[k, n]; k = ((c·kt + dt)·kh + dh)·kw + dw, n = (oh − h0)·Wo + ow.
                 pool().parallel_for(K, 8, [&](int64_t k0, int64_t k1) {
                     for (int64_t k = k0; k < k1; ++k) {
-                        const int64_t dw = k % kw, dh = (k / kw) % kh, dt = (k / (kw * kh)) % kt, c = k / (kw * kh * kt);
+                        const int64_t dw = k % kw, dh = (k / kw) % kh, dt = (k / (kw * kh)) % kt,
+                                      c = k / (kw * kh * kt);
                         const int64_t ti = to * p.stride_t + dt - p.pad_t0;
                         float* dst = col + k * N;
                         if (ti < 0 || ti >= T) {
@@ -357,8 +374,8 @@ void CpuBackend::conv3d(const Tensor& x, const Tensor& w, const Tensor* bias, co
                         }
                     }
                 });
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(O), int(N), int(K), 1.0f, wd, int(K),
-                            col, int(N), 0.0f, yd + to * HWo + h0 * Wo, int(ldy));
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(O), int(N), int(K), 1.0f, wd, int(K), col,
+                            int(N), 0.0f, yd + to * HWo + h0 * Wo, int(ldy));
             }
         }
     }

@@ -1,0 +1,124 @@
+// wanrt bench vae: whole-clip encode and decode of the Wan VAE at a chosen size, with the real
+// widths (dim 96) and random weights by default, or a checkpoint (.pth / .safetensors). Reports the
+// process's peak resident memory too (decode memory is O(1) in the number of frames).
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+
+#include "cli/bench_util.h"
+#include "cli/commands.h"
+#include "core/device.h"
+#include "core/error.h"
+#include "io/pth.h"
+#include "io/safetensors.h"
+#include "models/vae.h"
+#include "ops/ops.h"
+
+namespace wanrt::cli {
+
+namespace {
+
+struct Opts {
+    std::string checkpoint, config_json, device = "cpu", json, mode = "both";
+    int height = 128, width = 128, latent_frames = 2, warmup = 1, repeats = 3, threads = 0;
+    int64_t dim = 96, num_res_blocks = 2;
+};
+
+double peak_rss_gib() {
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind("VmHWM:", 0) == 0) return std::strtod(line.c_str() + 6, nullptr) / (1024.0 * 1024.0);
+    return 0.0;
+}
+
+Tensor random_input(Backend& be, const Shape& s, uint32_t seed) {
+    std::mt19937 g(seed);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    std::vector<float> v(static_cast<size_t>(shape_numel(s)));
+    for (auto& x : v) x = u(g);
+    return ops::from_host(be, DType::F32, s, v.data());
+}
+
+void run(const Opts& o) {
+    if (o.mode != "both" && o.mode != "encode" && o.mode != "decode")
+        fail("bench", "--mode ", o.mode, " must be encode, decode or both");
+    if (o.repeats < 1 || o.warmup < 0) fail("bench", "--repeats must be ≥ 1 and --warmup ≥ 0");
+    if (o.latent_frames < 1) fail("bench", "--latent-frames must be ≥ 1");
+    VaeConfig cfg;
+    if (!o.config_json.empty()) {
+        cfg = VaeConfig::from_json(o.config_json);
+    } else {
+        cfg.dim = o.dim;
+        cfg.num_res_blocks = o.num_res_blocks;
+    }
+    cfg.validate();
+    auto be = make_backend(o.device, o.threads);
+    std::shared_ptr<TensorSource> weights;
+    if (o.checkpoint.empty()) {
+        weights = synthetic_vae_weights(cfg, 1234);
+    } else {
+        const std::string& p = o.checkpoint;
+        weights = p.size() > 4 && p.compare(p.size() - 4, 4, ".pth") == 0 ? open_pth(p) : open_safetensors(p);
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    auto vae = WanVae::load(weights, cfg, be);
+    const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+
+    const int64_t f = cfg.spatial_factor();
+    const int64_t T = 1 + cfg.temporal_factor() * (o.latent_frames - 1);
+    vae->check_video({3, T, o.height, o.width});
+    const Shape vshape{3, T, o.height, o.width}, zshape{cfg.z_dim, o.latent_frames, o.height / f, o.width / f};
+
+    BenchReport rep;
+    rep.bench = "vae";
+    rep.device = be->description();
+    rep.config = {{"weights", o.checkpoint.empty() ? "random (seed 1234)" : o.checkpoint},
+                  {"config", cat("dim ", cfg.dim, ", z_dim ", cfg.z_dim, ", num_res_blocks ", cfg.num_res_blocks)},
+                  {"video", shape_str(vshape)},
+                  {"latent", shape_str(zshape)},
+                  {"load_ms", cat(load_ms)},
+                  {"warmup+repeats", cat(o.warmup, "+", o.repeats)}};
+    if (o.mode != "decode") {
+        Tensor video = random_input(*be, vshape, 1);
+        rep.rows.push_back(
+            {cat("encode ", T, " frames"), time_repeats(*be, o.warmup, o.repeats, [&] { vae->encode(video); }), 0});
+    }
+    if (o.mode != "encode") {
+        Tensor z = random_input(*be, zshape, 2);
+        rep.rows.push_back({cat("decode ", o.latent_frames, " latent frames"),
+                            time_repeats(*be, o.warmup, o.repeats, [&] { vae->decode(z); }), 0});
+    }
+    rep.config.push_back({"peak_rss_gib", cat(peak_rss_gib())});
+    rep.print();
+    rep.write_json(o.json);
+}
+
+void setup(CLI::App& bench) {
+    auto o = std::make_shared<Opts>();
+    CLI::App* c =
+        bench.add_subcommand("vae", "Time whole-clip VAE encode/decode (real widths, random weights by default)");
+    c->add_option("--height", o->height, "Pixel height (multiple of 8)")->capture_default_str();
+    c->add_option("--width", o->width, "Pixel width (multiple of 8)")->capture_default_str();
+    c->add_option("--latent-frames", o->latent_frames, "Latent frames (encode takes 1 + 4(n−1) pixel frames)")
+        ->capture_default_str();
+    c->add_option("--mode", o->mode, "encode, decode or both")->capture_default_str();
+    c->add_option("--dim", o->dim, "Base width of random-weight models")->capture_default_str();
+    c->add_option("--num-res-blocks", o->num_res_blocks, "Residual blocks per stage of random-weight models")
+        ->capture_default_str();
+    c->add_option("--config", o->config_json, "VAE config JSON (overrides --dim/--num-res-blocks)");
+    c->add_option("--checkpoint", o->checkpoint, "Wan2.1_VAE.pth or a .safetensors of the same names");
+    c->add_option("--warmup", o->warmup, "Untimed runs first")->capture_default_str();
+    c->add_option("--repeats", o->repeats, "Timed runs")->capture_default_str();
+    c->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
+    c->add_option("--device", o->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
+    c->add_option("--json", o->json, "Also write the report as JSON to this file");
+    c->callback([o] { run(*o); });
+}
+
+Bench reg("vae", setup);
+
+}  // namespace
+}  // namespace wanrt::cli

@@ -1,0 +1,84 @@
+// Synthetic umT5 checkpoint (random bf16 weights, official key layout) for memory and speed
+// measurements without the 11.4 GB release file. Streamed: memory use is one chunk, not the model.
+#include <cmath>
+#include <filesystem>
+#include <vector>
+
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "models/t5.h"
+
+namespace wanrt {
+
+namespace {
+
+uint64_t splitmix64(uint64_t& s) {
+    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+// Streams n bf16 values uniform in [center − scale, center + scale] into the writer.
+void write_uniform_bf16(SafeTensorsWriter& w, int64_t n, float center, float scale, uint64_t& state) {
+    constexpr int64_t kChunk = int64_t(1) << 22;  // 8 MB of bf16
+    std::vector<uint16_t> buf(size_t(std::min(n, kChunk)));
+    for (int64_t done = 0; done < n;) {
+        const int64_t m = std::min(n - done, kChunk);
+        for (int64_t i = 0; i < m; i += 4) {
+            uint64_t r = splitmix64(state);
+            for (int64_t k = 0; k < 4 && i + k < m; ++k) {
+                const float u = float((r >> (16 * k)) & 0xFFFF) * (2.0f / 65535.0f) - 1.0f;  // [-1, 1]
+                buf[size_t(i + k)] = f32_to_bf16(center + scale * u);
+            }
+        }
+        w.write(buf.data(), size_t(m) * 2);
+        done += m;
+    }
+}
+
+}  // namespace
+
+std::string write_synthetic_t5(const std::string& dir, const T5Config& c, uint64_t seed) {
+    WANRT_CHECK(c.num_heads > 0 && c.dim_attn % c.num_heads == 0 && c.num_layers > 0 && c.vocab > 0, "t5",
+                "synthetic config ", c.to_json(), " is invalid");
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    WANRT_CHECK(!ec, "t5", "cannot create folder ", dir, ": ", ec.message());
+    const std::string path = (std::filesystem::path(dir) / "models_t5_umt5-xxl-enc-bf16.safetensors").string();
+    SafeTensorsWriter w(path, {{"config", c.to_json()}, {"synthetic", "random umT5 weights, not a trained model"}});
+
+    // Official key order of the state dict. Scales keep activations O(1) through the blocks:
+    // uniform(±s) has variance s²/3, so s = √(3/fan_in) gives unit-variance projections.
+    struct Item {
+        std::string name;
+        Shape shape;
+        float center, scale;
+    };
+    std::vector<Item> items;
+    const int64_t D = c.dim, A = c.dim_attn, F = c.dim_ffn;
+    auto s = [](int64_t fan_in) { return std::sqrt(3.0f / float(fan_in)); };
+    items.push_back({"token_embedding.weight", {c.vocab, D}, 0.0f, 1.0f});
+    for (int64_t i = 0; i < c.num_layers; ++i) {
+        const std::string p = cat("blocks.", i, ".");
+        items.push_back({p + "norm1.weight", {D}, 1.0f, 0.1f});
+        items.push_back({p + "attn.q.weight", {A, D}, 0.0f, s(D) * 0.25f});  // small q·k: no 1/√d in T5
+        items.push_back({p + "attn.k.weight", {A, D}, 0.0f, s(D) * 0.25f});
+        items.push_back({p + "attn.v.weight", {A, D}, 0.0f, s(D)});
+        items.push_back({p + "attn.o.weight", {D, A}, 0.0f, s(A) * 0.5f});
+        items.push_back({p + "norm2.weight", {D}, 1.0f, 0.1f});
+        items.push_back({p + "ffn.gate.0.weight", {F, D}, 0.0f, s(D)});
+        items.push_back({p + "ffn.fc1.weight", {F, D}, 0.0f, s(D)});
+        items.push_back({p + "ffn.fc2.weight", {D, F}, 0.0f, s(F) * 0.5f});
+        items.push_back({p + "pos_embedding.embedding.weight", {c.num_buckets, c.num_heads}, 0.0f, 0.5f});
+    }
+    items.push_back({"norm.weight", {D}, 1.0f, 0.1f});
+
+    for (const auto& it : items) w.declare(it.name, DType::BF16, it.shape);
+    uint64_t state = seed * 0x2545F4914F6CDD1Dull + 1;
+    for (const auto& it : items) write_uniform_bf16(w, shape_numel(it.shape), it.center, it.scale, state);
+    w.finish();
+    return path;
+}
+
+}  // namespace wanrt

@@ -1,0 +1,118 @@
+// Building blocks of the Wan VAE; the forward code mirrors `wan/modules/vae.py` module by module.
+#include "models/vae_blocks.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "ops/ops.h"
+
+namespace wanrt::vae {
+
+// Contiguous (a copy unless x holds just those frames), so a cache never pins a larger activation.
+Tensor last_frames(const Tensor& x, int64_t n) {
+    const int64_t T = x.size(1);
+    return ops::contiguous(x.slice(1, std::max<int64_t>(0, T - n), T))
+        .reshape({x.size(0), std::min(n, T), x.size(2), x.size(3)});
+}
+
+// CausalConv3d.forward(x, cache_x): cache frames are prepended and reduce the front zero padding.
+Tensor causal_conv(const CausalConv& c, const Tensor& x, const Tensor* cache) {
+    Conv3dParams p;
+    p.pad_t0 = 2 * c.pt;
+    p.pad_h0 = p.pad_h1 = c.ph;
+    p.pad_w0 = p.pad_w1 = c.pw;
+    p.stride_t = c.st;
+    Tensor in = x;
+    if (cache && cache->defined() && p.pad_t0 > 0) {
+        in = ops::concat({*cache, x}, 1);  // [C, Tc + T, H, W]
+        p.pad_t0 -= int(cache->size(1));
+        WANRT_ASSERT(p.pad_t0 >= 0);
+    }
+    return ops::conv3d(in, c.w, &c.b, p);
+}
+
+// A 3×3×3 conv inside the cached loop: run with the slot's frames, then remember the last CACHE_T
+// input frames (with the previous cache's last frame when this chunk has only one frame; taking
+// the tail of cache ++ x covers both rules of the reference).
+Tensor cached_conv(const CausalConv& c, const Tensor& x, VaeFeatCache& fc) {
+    auto& slot = fc.next();
+    Tensor y = causal_conv(c, x, slot.set ? &slot.frames : nullptr);
+    const Tensor hist = (slot.set && x.size(1) < kCacheT) ? ops::concat({slot.frames, x}, 1) : x;
+    slot.frames = last_frames(hist, kCacheT);
+    slot.set = true;
+    return y;
+}
+
+Tensor frame_conv(const FrameConv& c, const Tensor& x, int pad0, int pad1, int stride) {
+    Conv3dParams p;
+    p.pad_h0 = p.pad_w0 = pad0;
+    p.pad_h1 = p.pad_w1 = pad1;
+    p.stride_h = p.stride_w = stride;
+    return ops::conv3d(x, c.w, &c.b, p);
+}
+
+Tensor res_forward(const ResBlock& r, const Tensor& x, VaeFeatCache& fc) {
+    const Tensor h = r.has_shortcut ? pointwise(r.shortcut, x) : x;
+    Tensor y = ops::silu(ops::channel_rms_norm(x, r.gamma0));
+    y = cached_conv(r.conv0, y, fc);
+    y = ops::silu(ops::channel_rms_norm(y, r.gamma1));  // Dropout: identity at inference
+    y = cached_conv(r.conv1, y, fc);
+    return ops::add(y, h);
+}
+
+Tensor attn_forward(const AttnBlock& a, const Tensor& x) {
+    const int64_t C = x.size(0), T = x.size(1), H = x.size(2), W = x.size(3);
+    Tensor y = ops::channel_rms_norm(x, a.gamma);   // per frame over channels = over dim 0
+    Tensor qkv = frame_conv(a.to_qkv, y, 0, 0, 1);  // [3C, T, H, W]
+    // [3C, T, H, W] → [3, C, T, H·W] → per frame tokens [T, H·W, 1 head, C] for q, k, v.
+    Tensor qkv4 = qkv.reshape({3, C, T, H * W});
+    auto tokens = [&](int i) {
+        return ops::contiguous(qkv4.select(0, i).permute({1, 2, 0})).reshape({T, H * W, 1, C});
+    };
+    Tensor o = ops::attention(tokens(0), tokens(1), tokens(2));  // scale 1/√C, [T, H·W, 1, C]
+    // [T, H·W, 1, C] → [C, T, H, W]
+    o = ops::contiguous(o.reshape({T, H * W, C}).permute({2, 0, 1})).reshape({C, T, H, W});
+    o = frame_conv(a.proj, o, 0, 0, 1);
+    return ops::add(o, x);
+}
+
+Tensor resample_forward(const Resample& r, Tensor x, VaeFeatCache& fc) {
+    if (r.mode == ResampleMode::Up3d) {
+        auto& slot = fc.next();
+        if (!slot.set) {
+            slot.set = true;  // first chunk: 'Rep', no time conv
+            slot.rep = true;
+        } else {
+            const int64_t C = x.size(0), T = x.size(1), H = x.size(2), W = x.size(3);
+            // 'Rep' behaves like two zero frames of history (the reference pads the cache with
+            // zeros and runs the conv with its own zero padding).
+            Tensor y = causal_conv(r.time_conv, x, slot.rep ? nullptr : &slot.frames);  // [2C, T, H, W]
+            Tensor hist = x;
+            if (x.size(1) < kCacheT)
+                hist = ops::concat({slot.rep ? ops::zeros(*x.backend(), {C, kCacheT - T, H, W}) : slot.frames, x}, 1);
+            slot.frames = last_frames(hist, kCacheT);
+            slot.rep = false;
+            // [2C, T, H, W] → [2, C, T, H·W] → [C, T, 2, H·W] → [C, 2T, H, W]: channel block j → frame 2τ + j.
+            x = ops::contiguous(y.reshape({2, C, T, H * W}).permute({1, 2, 0, 3})).reshape({C, 2 * T, H, W});
+        }
+    }
+    if (r.mode == ResampleMode::Up2d || r.mode == ResampleMode::Up3d) {
+        x = frame_conv(r.conv, ops::upsample2x(x), 1, 1, 1);
+    } else {
+        x = frame_conv(r.conv, x, 0, 1, 2);  // ZeroPad2d((0, 1, 0, 1)), 3×3 stride 2
+    }
+    if (r.mode == ResampleMode::Down3d) {
+        auto& slot = fc.next();
+        if (!slot.set) {
+            slot.set = true;  // first chunk: remember, no time conv
+            slot.frames = last_frames(x, 1);
+        } else {
+            Tensor cache = last_frames(x, 1);
+            x = causal_conv(r.time_conv, ops::concat({slot.frames, x}, 1), nullptr);  // (3,1,1), stride 2, no pad
+            slot.frames = cache;
+        }
+    }
+    return x;
+}
+
+}  // namespace wanrt::vae

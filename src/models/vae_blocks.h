@@ -1,0 +1,91 @@
+// Building blocks of the Wan VAE (`wan/modules/vae.py`), shared by the model (vae.cpp) and the
+// block-level tests. Tensors are one sample, [C, T, H, W] f32; weights are plain structs filled by
+// the loader in vae.cpp.
+//
+// Feature cache (spec §3.4): each cached conv owns one slot of a VaeFeatCache, taken in call order
+// (the reference's feat_cache list and feat_idx cursor); the cursor is reset at every chunk.
+#pragma once
+
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace wanrt {
+
+// One slot per cached conv, in call order (the reference's feat_cache / feat_idx).
+struct VaeFeatCache {
+    struct Slot {
+        bool set = false;
+        bool rep = false;  // upsample3d's 'Rep' marker: the first chunk skipped the time conv
+        Tensor frames;     // last input frames [C, ≤ 2, H, W] (contiguous copy)
+    };
+    std::vector<Slot> slots;
+    size_t idx = 0;
+    Slot& next() {
+        if (idx == slots.size()) slots.emplace_back();
+        return slots[idx++];
+    }
+};
+
+namespace vae {
+
+inline constexpr int64_t kCacheT = 2;  // CACHE_T: frames each causal conv remembers
+
+// CausalConv3d: weight [O, C, kt, kh, kw]; padding (pt, ph, pw) applied as T: 2·pt front | 0 back,
+// H and W symmetric.
+struct CausalConv {
+    Tensor w, b;
+    int pt = 0, ph = 0, pw = 0;
+    int st = 1;
+};
+
+// Conv2d applied per frame, stored as a [O, C, 1, kh, kw] conv3d weight.
+struct FrameConv {
+    Tensor w, b;
+};
+
+struct ResBlock {
+    Tensor gamma0, gamma1;  // [in], [out]
+    CausalConv conv0, conv1;
+    bool has_shortcut = false;
+    CausalConv shortcut;  // 1×1×1
+};
+
+struct AttnBlock {
+    Tensor gamma;  // [C]
+    FrameConv to_qkv, proj;
+    int64_t dim = 0;
+};
+
+enum class ResampleMode { Up2d, Up3d, Down2d, Down3d };
+
+struct Resample {
+    ResampleMode mode;
+    FrameConv conv;        // resample.1
+    CausalConv time_conv;  // 3d modes only
+};
+
+// Last n frames of x [C, T, H, W] as a contiguous tensor.
+Tensor last_frames(const Tensor& x, int64_t n);
+// CausalConv3d.forward(x, cache): cache frames [C, Tc, H, W] are prepended and reduce the front zero
+// padding 2·pt by Tc. x [C, T, H, W] → [O, T', H', W'].
+Tensor causal_conv(const CausalConv& c, const Tensor& x, const Tensor* cache);
+// A 3×3×3 conv of the cached loop: runs with its slot's frames and stores the last 2 input frames.
+Tensor cached_conv(const CausalConv& c, const Tensor& x, VaeFeatCache& fc);
+// Conv2d per frame: zero pad pad0 (top/left) and pad1 (bottom/right), spatial stride.
+Tensor frame_conv(const FrameConv& c, const Tensor& x, int pad0, int pad1, int stride);
+inline Tensor pointwise(const CausalConv& c, const Tensor& x) {
+    return causal_conv(c, x, nullptr);
+}
+
+// ResidualBlock: [C_in, T, H, W] → [C_out, T, H, W] (2 cache slots).
+Tensor res_forward(const ResBlock& r, const Tensor& x, VaeFeatCache& fc);
+// AttentionBlock: per frame, single-head attention over the H·W positions; shape kept.
+Tensor attn_forward(const AttnBlock& a, const Tensor& x);
+// Resample: up2d [C, T, H, W] → [C/2, T, 2H, 2W]; up3d → [C/2, T or 2T, 2H, 2W] (first chunk of a
+// clip: T; 1 slot); down2d → [C, T, H/2, W/2]; down3d → [C, T (first chunk) or (T+1−3)/2+1, H/2,
+// W/2] (1 slot).
+Tensor resample_forward(const Resample& r, Tensor x, VaeFeatCache& fc);
+
+}  // namespace vae
+}  // namespace wanrt

@@ -1,0 +1,80 @@
+// Checked front-end of the VAE op family (contracts in ops/ops.h).
+#include "core/error.h"
+#include "ops/ops.h"
+
+namespace wanrt::ops {
+
+namespace {
+
+void check_f32(const char* op, const char* what, const Tensor& t) {
+    WANRT_CHECK(t.defined(), op, what, " is undefined; pass a tensor");
+    WANRT_CHECK(t.dtype() == DType::F32, op, what, " must be f32, got ", t.describe(),
+                "; convert it with ops::to_dtype");
+}
+
+void check_backend(const char* op, const char* what, const Tensor& t, const Tensor& x) {
+    WANRT_CHECK(t.backend() == x.backend(), op, what, " lives on ", t.backend() ? t.backend()->name() : "none",
+                " but the input on ", x.backend() ? x.backend()->name() : "none", "; move it to the same backend");
+}
+
+}  // namespace
+
+Tensor conv3d(const Tensor& x_in, const Tensor& w_in, const Tensor* bias_in, const Conv3dParams& p) {
+    check_f32("conv3d", "input", x_in);
+    check_f32("conv3d", "weight", w_in);
+    WANRT_CHECK(x_in.ndim() == 4, "conv3d", "input must be [C, T, H, W], got ", x_in.describe(), "; add or fold dims");
+    WANRT_CHECK(w_in.ndim() == 5, "conv3d", "weight must be [O, C, kt, kh, kw], got ", w_in.describe(),
+                "; a Conv2d weight [O, C, kh, kw] needs unsqueeze(2)");
+    check_backend("conv3d", "weight", w_in, x_in);
+    const int64_t C = x_in.size(0), T = x_in.size(1), H = x_in.size(2), W = x_in.size(3);
+    const int64_t O = w_in.size(0), kt = w_in.size(2), kh = w_in.size(3), kw = w_in.size(4);
+    WANRT_CHECK(w_in.size(1) == C, "conv3d", "weight ", w_in.describe(), " expects ", w_in.size(1),
+                " input channels but the input ", x_in.describe(), " has ", C, "; check the layer's input");
+    WANRT_CHECK(kt > 0 && kh > 0 && kw > 0, "conv3d", "empty kernel ", w_in.describe());
+    WANRT_CHECK(p.pad_t0 >= 0 && p.pad_t1 >= 0 && p.pad_h0 >= 0 && p.pad_h1 >= 0 && p.pad_w0 >= 0 && p.pad_w1 >= 0,
+                "conv3d", "negative padding (t ", p.pad_t0, "|", p.pad_t1, ", h ", p.pad_h0, "|", p.pad_h1, ", w ",
+                p.pad_w0, "|", p.pad_w1, "); crop the input instead");
+    WANRT_CHECK(p.stride_t >= 1 && p.stride_h >= 1 && p.stride_w >= 1, "conv3d", "strides must be ≥ 1, got (",
+                p.stride_t, ", ", p.stride_h, ", ", p.stride_w, ")");
+    const int64_t Tp = T + p.pad_t0 + p.pad_t1, Hp = H + p.pad_h0 + p.pad_h1, Wp = W + p.pad_w0 + p.pad_w1;
+    WANRT_CHECK(Tp >= kt && Hp >= kh && Wp >= kw, "conv3d", "padded input [", C, ", ", Tp, ", ", Hp, ", ", Wp,
+                "] is smaller than the kernel [", kt, ", ", kh, ", ", kw, "]; give more frames or pixels");
+    if (bias_in) {
+        check_f32("conv3d", "bias", *bias_in);
+        check_backend("conv3d", "bias", *bias_in, x_in);
+        WANRT_CHECK(bias_in->ndim() == 1 && bias_in->size(0) == O, "conv3d", "bias must be [", O, "], got ",
+                    bias_in->describe());
+    }
+    const Shape out{O, (Tp - kt) / p.stride_t + 1, (Hp - kh) / p.stride_h + 1, (Wp - kw) / p.stride_w + 1};
+    const Tensor x = contiguous(x_in), w = contiguous(w_in);
+    Tensor b;
+    if (bias_in) b = contiguous(*bias_in);
+    Tensor y = x.backend()->empty(DType::F32, out);
+    x.backend()->conv3d(x, w, bias_in ? &b : nullptr, p, y);
+    return y;
+}
+
+Tensor channel_rms_norm(const Tensor& x_in, const Tensor& gamma_in) {
+    check_f32("channel_rms_norm", "input", x_in);
+    check_f32("channel_rms_norm", "gamma", gamma_in);
+    check_backend("channel_rms_norm", "gamma", gamma_in, x_in);
+    WANRT_CHECK(x_in.ndim() >= 1, "channel_rms_norm", "input must be [C, ...], got ", x_in.describe());
+    WANRT_CHECK(gamma_in.numel() == x_in.size(0) && gamma_in.ndim() == 1, "channel_rms_norm", "gamma must be [",
+                x_in.size(0), "] for input ", x_in.describe(), ", got ", gamma_in.describe(),
+                "; reshape a [C, 1, 1, 1] weight to [C]");
+    const Tensor x = contiguous(x_in), g = contiguous(gamma_in);
+    Tensor y = x.backend()->empty(DType::F32, x.shape());
+    x.backend()->channel_rms_norm(x, g, y);
+    return y;
+}
+
+Tensor upsample2x(const Tensor& x_in) {
+    check_f32("upsample2x", "input", x_in);
+    WANRT_CHECK(x_in.ndim() == 4, "upsample2x", "input must be [C, T, H, W], got ", x_in.describe());
+    const Tensor x = contiguous(x_in);
+    Tensor y = x.backend()->empty(DType::F32, {x.size(0), x.size(1), 2 * x.size(2), 2 * x.size(3)});
+    x.backend()->upsample2x(x, y);
+    return y;
+}
+
+}  // namespace wanrt::ops
