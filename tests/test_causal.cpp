@@ -7,6 +7,8 @@
 //   * a soak: thousands of streamed chunks with a rolling cache in constant memory;
 //   * bad input → one-line errors.
 #include <fstream>
+#include <functional>
+#include <map>
 #include <regex>
 #include <set>
 
@@ -116,11 +118,20 @@ TEST(CausalGolden, FlowMatchTable) {
 
 // ---------------------------------------------------------------------------------------------
 // Full-sequence reference with a block mask: every frame's tokens at once, per-frame timesteps,
-// queries of block b see key frames {f < end_b : f < sink or f ≥ end_b − (window − sink)}
-// (window = 0: all f < end_b — CausVid's block-causal mask).
+// queries of block b in layer l see the key frames keys(l, b) (CausVid's block-causal mask: all
+// f < end_b; a local window with sink: {f < end_b : f < sink or f ≥ end_b − (window − sink)}).
+
+using KeyFrames = std::function<std::vector<int64_t>(int64_t layer, int64_t block)>;
+
+std::vector<int64_t> window_frames(int64_t end, int64_t window, int64_t sink) {
+    std::vector<int64_t> f;
+    for (int64_t i = 0; i < end; ++i)
+        if (window == 0 || i < sink || i >= end - (window - sink)) f.push_back(i);
+    return f;
+}
 
 std::vector<Tensor> masked_reference(const DitModel& dit, const Tensor& x_lat, const std::vector<double>& t,
-                                     const Tensor& context, int64_t fpb, int64_t window, int64_t sink) {
+                                     const Tensor& context, int64_t fpb, const KeyFrames& keys) {
     const DitConfig& c = dit.config();
     const DitWeights& w = dit.weights();
     Backend& be = dit.backend();
@@ -149,17 +160,10 @@ std::vector<Tensor> masked_reference(const DitModel& dit, const Tensor& x_lat, c
         for (int64_t b0 = 0; b0 < F; b0 += fpb) {
             const int64_t end = b0 + fpb;
             std::vector<Tensor> ks, vs;
-            int64_t lo = window > 0 ? std::max<int64_t>(0, end - (window - sink)) : 0;
-            if (sink > 0 && lo > 0) {
-                if (lo > sink) {  // sink frames, a gap, then the newest window − sink frames
-                    ks.push_back(k.slice(1, 0, sink * S));
-                    vs.push_back(v.slice(1, 0, sink * S));
-                } else {
-                    lo = 0;
-                }
+            for (int64_t f : keys(li, b0 / fpb)) {  // key order is irrelevant to attention
+                ks.push_back(k.slice(1, f * S, (f + 1) * S));
+                vs.push_back(v.slice(1, f * S, (f + 1) * S));
             }
-            ks.push_back(k.slice(1, lo * S, end * S));
-            vs.push_back(v.slice(1, lo * S, end * S));
             parts.push_back(ops::attention(q.slice(1, b0 * S, end * S), ops::concat(ks, 1), ops::concat(vs, 1)));
         }
         Tensor a = ops::concat(parts, 1);
@@ -181,7 +185,10 @@ std::vector<Tensor> masked_reference(const DitModel& dit, const Tensor& x_lat, c
     return blocks;
 }
 
-void check_cached_equals_mask(int64_t F, int64_t fpb, int64_t window, int64_t sink) {
+// Runs the blocks through the cache, records each layer's cached frame set at every block, checks
+// it against the analytical window (unless the adaptive sink may change it), then checks the outputs
+// against the full-sequence reference masked with exactly those sets.
+void check_cached_equals_mask(int64_t F, int64_t fpb, int64_t window, int64_t sink, double adapt = -1) {
     Fixture fx = open_causal();
     const DitConfig& c = fx.dit->config();
     const int64_t H = 6, W = 10;  // not the fixture's size: 3×5 patches
@@ -189,17 +196,38 @@ void check_cached_equals_mask(int64_t F, int64_t fpb, int64_t window, int64_t si
     Tensor ctx = randn_tensor(*fx.be, {5, c.text_dim}, 12);
     std::vector<double> t;
     for (int64_t f = 0; f < F; ++f) t.push_back(37.5 + 151.0 * double(f));  // a different t per frame
-    auto ref = masked_reference(*fx.dit, x, t, ctx, fpb, window, sink);
 
-    KvCache cache = fx.model->make_cache(1, window > 0 ? window : F, H, W, sink);
+    KvCache cache = fx.model->make_cache(1, window > 0 ? window : F, H, W, sink, 0, adapt);
     CrossKvCache cross = fx.model->make_cross_cache(ctx);
+    std::vector<Tensor> got;
+    std::map<std::pair<int64_t, int64_t>, std::vector<int64_t>> sets;
+    int64_t refreshed = 0;
     for (int64_t b = 0; b < F / fpb; ++b) {
         CausalChunk ch{ops::contiguous(x.slice(1, b * fpb, (b + 1) * fpb)),
                        std::vector<double>(t.begin() + b * fpb, t.begin() + (b + 1) * fpb), b * fpb};
-        Tensor v = fx.model->forward({ch}, cache, cross)[0];
-        EXPECT_CLOSE(v, to_f64(ref[size_t(b)]), 1e-5,
-                     "block " + std::to_string(b) + " window " + std::to_string(window) + " sink " + std::to_string(sink));
+        got.push_back(fx.model->forward({ch}, cache, cross)[0]);
+        for (int64_t l = 0; l < c.num_layers; ++l) {
+            std::vector<int64_t> fr;
+            const auto& sf = cache.row_policy(l, 0).slot_frames();
+            for (int64_t s = 0; s < int64_t(sf.size()); ++s) {
+                if (sf[size_t(s)] >= 0) fr.push_back(sf[size_t(s)]);
+                if (s < sink && sf[size_t(s)] >= sink) ++refreshed;
+            }
+            std::sort(fr.begin(), fr.end());
+            if (adapt <= -1) {
+                EXPECT_EQ(fr, window_frames((b + 1) * fpb, window, sink)) << "layer " << l << " block " << b;
+            }
+            sets[{l, b}] = fr;
+        }
     }
+    if (adapt > -1) {
+        EXPECT_GT(refreshed, 0) << "the adaptive sink never replaced a sink frame";
+    }
+    auto ref = masked_reference(*fx.dit, x, t, ctx, fpb, [&](int64_t l, int64_t b) { return sets.at({l, b}); });
+    for (int64_t b = 0; b < F / fpb; ++b)
+        EXPECT_CLOSE(got[size_t(b)], to_f64(ref[size_t(b)]), 1e-5,
+                     "block " + std::to_string(b) + " window " + std::to_string(window) + " sink " + std::to_string(sink) +
+                         (adapt > -1 ? " adaptive" : ""));
 }
 
 TEST(CausalMask, CachedBlocksEqualBlockCausalMask) { check_cached_equals_mask(6, 2, 0, 0); }
@@ -207,6 +235,8 @@ TEST(CausalMask, SingleFrameBlocks) { check_cached_equals_mask(5, 1, 0, 0); }
 TEST(CausalMask, RollingCacheEqualsLocalWindow) { check_cached_equals_mask(8, 1, 3, 0); }
 TEST(CausalMask, RollingCacheWithSinkEqualsSinkWindow) { check_cached_equals_mask(9, 1, 4, 2); }
 TEST(CausalMask, RollingCacheMultiFrameBlocks) { check_cached_equals_mask(8, 2, 5, 1); }
+// θ = 0.95: nearly every frame refreshes some sink frame, per layer from its own K/V.
+TEST(CausalMask, AdaptiveSinkPerLayer) { check_cached_equals_mask(10, 1, 4, 2, 0.95); }
 
 TEST(CausalMask, StreamBatchRowsEqualSeparateCalls) {
     // Two rows in one call (different chunks, timesteps, positions) = each row alone.
@@ -252,6 +282,36 @@ TEST(CausalPolicy, StreamDiffusionV2RingTable) {
         EXPECT_EQ(again.slots, q.slots);
         EXPECT_EQ(p.slot_frames(), table[size_t(i)]);
     }
+}
+
+TEST(CausalPolicy, AdaptiveSinkTable) {
+    // §4.9.1, θ = 0.2: at chunk 1 sink slot 2 is still empty (cosine 0 < θ), so slot 2 is queued;
+    // it waits through the linear phase and takes frame 6, which becomes a sink frame; the ring
+    // pointer does not advance for it.
+    KvSlotPolicy p(6, 3, 0, 0.2);
+    EXPECT_FALSE(p.wants_similarity(2));
+    p.plan(0, 2);
+    std::vector<std::vector<int64_t>> after;
+    for (int64_t i = 1; i <= 9; ++i) {
+        ASSERT_TRUE(p.wants_similarity(1));
+        p.report_similarity(i == 1 ? std::vector<double>{0.9, 0.8, 0.0} : std::vector<double>{0.9, 0.8, 0.7});
+        p.plan(1 + i, 1);
+        after.push_back(p.slot_frames());
+        if (i == 1) {
+            EXPECT_EQ(p.queued_sink_slots(), (std::vector<int64_t>{2}));
+        }
+    }
+    EXPECT_EQ(after[3], (std::vector<int64_t>{0, 1, 2, 3, 4, 5}));   // chunk 4: full, slot 2 still queued
+    EXPECT_EQ(after[4], (std::vector<int64_t>{0, 1, 6, 3, 4, 5}));   // chunk 5 → sink slot 2
+    EXPECT_EQ(after[5], (std::vector<int64_t>{0, 1, 6, 7, 4, 5}));   // chunk 6 → ring slot 3
+    EXPECT_EQ(after[8], (std::vector<int64_t>{0, 1, 6, 10, 8, 9}));  // chunk 9
+    EXPECT_TRUE(p.queued_sink_slots().empty());
+    // Several low-similarity calls queue several refreshes, newest first.
+    KvSlotPolicy q(4, 2, 0, 0.5);
+    q.plan(0, 1);
+    q.report_similarity({0.1, 0.9});
+    q.report_similarity({0.9, 0.2});
+    EXPECT_EQ(q.queued_sink_slots(), (std::vector<int64_t>{1, 0}));
 }
 
 TEST(CausalPolicy, PositionWrap) {

@@ -3,6 +3,7 @@
 #include "models/causal_dit.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/error.h"
 #include "models/dit_weights.h"
@@ -13,8 +14,8 @@ namespace wanrt {
 // ---------------------------------------------------------------------------------------------
 // Slot policy
 
-KvSlotPolicy::KvSlotPolicy(int64_t capacity, int64_t sink, int64_t refresh_frame)
-    : capacity_(capacity), sink_(sink), refresh_(refresh_frame) {
+KvSlotPolicy::KvSlotPolicy(int64_t capacity, int64_t sink, int64_t refresh_frame, double adapt_threshold)
+    : capacity_(capacity), sink_(sink), refresh_(refresh_frame), adapt_(adapt_threshold) {
     if (capacity < 1) fail("causal_dit", "KV cache capacity must be ≥ 1 frame, got ", capacity);
     if (sink < 0 || sink >= capacity)
         fail("causal_dit", "sink frames ", sink, " must be in [0, capacity ", capacity, ")");
@@ -29,7 +30,25 @@ void KvSlotPolicy::reset() {
     last_start_ = -1;
     last_frames_ = last_rope_ = next_rope_ = 0;
     last_slots_.clear();
+    queue_.clear();
     slot_frame_.assign(size_t(capacity_), -1);
+}
+
+int64_t KvSlotPolicy::rope_start(int64_t start_frame, int64_t frames) const {
+    if (start_frame == last_start_ && frames == last_frames_) return last_rope_;
+    // Positions follow the stream frame index; the first chunk of a stream starts at its own index
+    // (CausVid prefill/extension), later ones continue it. With a refresh frame, a position that
+    // would reach it restarts at capacity − frames (StreamDiffusionV2 §4.10): the cache is full by
+    // then and cached keys keep their old phases.
+    int64_t pos = last_start_ < 0 ? start_frame : next_rope_ + (start_frame - (last_start_ + last_frames_));
+    if (refresh_ > 0 && pos >= refresh_) pos = capacity_ - frames;
+    return pos;
+}
+
+void KvSlotPolicy::report_similarity(const std::vector<double>& a) {
+    if (int64_t(a.size()) != sink_) fail("causal_dit", "adaptive sink: ", a.size(), " similarities for ", sink_, " sink frames");
+    const auto it = std::min_element(a.begin(), a.end());  // first minimum, as torch.argmin
+    if (*it < adapt_) queue_.insert(queue_.begin(), int64_t(it - a.begin()));
 }
 
 KvSlotPolicy::Plan KvSlotPolicy::plan(int64_t start_frame, int64_t frames) {
@@ -51,12 +70,7 @@ KvSlotPolicy::Plan KvSlotPolicy::plan(int64_t start_frame, int64_t frames) {
     if (frames > capacity_ || (filled_ + frames > capacity_ && frames > ring))
         fail("causal_dit", "a chunk of ", frames, " frames does not fit a KV cache of ", capacity_, " frames with ",
              sink_, " sink frames; use a larger cache or smaller chunks");
-    // Positions follow the stream frame index; the first chunk of a stream starts at its own index
-    // (CausVid prefill/extension), later ones continue it. With a refresh frame, a position that
-    // would reach it restarts at capacity − frames (StreamDiffusionV2 §4.10): the cache is full by
-    // then and cached keys keep their old phases.
-    int64_t pos = last_start_ < 0 ? start_frame : next_rope_ + (start_frame - (last_start_ + last_frames_));
-    if (refresh_ > 0 && pos >= refresh_) pos = capacity_ - frames;
+    const int64_t pos = rope_start(start_frame, frames);
     if (pos + frames > 1024)
         fail("causal_dit", "RoPE positions up to ", pos + frames, " exceed the 1024-entry table; stream with a "
              "rolling cache (position refresh) or generate fewer frames");
@@ -64,6 +78,9 @@ KvSlotPolicy::Plan KvSlotPolicy::plan(int64_t start_frame, int64_t frames) {
         int64_t slot;
         if (filled_ < capacity_) {
             slot = filled_++;
+        } else if (!queue_.empty()) {  // adaptive sink: this frame replaces a sink frame
+            slot = queue_.front();
+            queue_.erase(queue_.begin());
         } else {
             slot = sink_ + ring_;  // oldest non-sink frame
             ring_ = (ring_ + 1) % ring;
@@ -92,6 +109,12 @@ int64_t KvCache::bytes() const {
 
 void KvCache::reset() {
     for (KvSlotPolicy& p : policy) p.reset();
+    // Zeroed like a fresh cache, so a restarted stream (adaptive sink reads empty sink slots) is
+    // deterministic.
+    for (size_t l = 0; l < k.size(); ++l) {
+        k[l].backend()->fill(k[l], 0.0f);
+        v[l].backend()->fill(v[l], 0.0f);
+    }
 }
 
 void KvCache::copy_row(int64_t from, int64_t to) {
@@ -101,11 +124,46 @@ void KvCache::copy_row(int64_t from, int64_t to) {
         k[l].backend()->copy(k[l].select(0, from), k[l].select(0, to));
         v[l].backend()->copy(v[l].select(0, from), v[l].select(0, to));
     }
-    policy[size_t(to)] = policy[size_t(from)];
+    for (size_t l = 0; l < k.size(); ++l) row_policy(int64_t(l), to) = row_policy(int64_t(l), from);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Model
+
+namespace {
+
+// Mean over tokens of a [n, N, hd] block, heads flattened → N·hd values (float64).
+std::vector<double> token_mean(const std::vector<float>& x, int64_t n, int64_t width, int64_t first) {
+    std::vector<double> m(size_t(width), 0.0);
+    for (int64_t t = first; t < first + n; ++t)
+        for (int64_t i = 0; i < width; ++i) m[size_t(i)] += x[size_t(t * width + i)];
+    for (double& v : m) v /= double(n);
+    return m;
+}
+
+// torch.cosine_similarity: a·b / (max(‖a‖, eps)·max(‖b‖, eps)), eps = 1e-8 (0 for a zero vector).
+double cosine(const std::vector<double>& a, const std::vector<double>& b) {
+    double ab = 0, aa = 0, bb = 0;
+    for (size_t i = 0; i < a.size(); ++i) ab += a[i] * b[i], aa += a[i] * a[i], bb += b[i] * b[i];
+    return ab / (std::max(std::sqrt(aa), 1e-8) * std::max(std::sqrt(bb), 1e-8));
+}
+
+// SD's adaptive-sink similarity of one new frame (k_new, v_new [S, N, hd], keys rotated) with each
+// cached sink slot s < sink (k_cache, v_cache [K·S, N, hd]): (cos_k + cos_v) / 2. Host-side: a few
+// small downloads per layer, only when the adaptive sink is on.
+std::vector<double> sink_similarity(const Tensor& k_new, const Tensor& v_new, const Tensor& k_cache,
+                                    const Tensor& v_cache, int64_t sink, int64_t S) {
+    const int64_t width = k_new.size(1) * k_new.size(2);
+    const std::vector<float> kn = ops::to_host_f32(k_new), vn = ops::to_host_f32(v_new);
+    const std::vector<float> ks = ops::to_host_f32(k_cache.slice(0, 0, sink * S)), vs = ops::to_host_f32(v_cache.slice(0, 0, sink * S));
+    const std::vector<double> km = token_mean(kn, S, width, 0), vm = token_mean(vn, S, width, 0);
+    std::vector<double> a;
+    for (int64_t s = 0; s < sink; ++s)
+        a.push_back((cosine(token_mean(ks, S, width, s * S), km) + cosine(token_mean(vs, S, width, s * S), vm)) / 2);
+    return a;
+}
+
+}  // namespace
 
 CausalDitModel::CausalDitModel(std::shared_ptr<const DitModel> base) : base_(std::move(base)), w_(base_->weights()) {
     const DitConfig& c = base_->config();
@@ -122,7 +180,7 @@ int64_t CausalDitModel::tokens_per_frame(const Shape& s) const {
 }
 
 KvCache CausalDitModel::make_cache(int64_t rows, int64_t capacity, int64_t latent_h, int64_t latent_w, int64_t sink,
-                                   int64_t refresh_frame) const {
+                                   int64_t refresh_frame, double adapt_threshold) const {
     const DitConfig& c = config();
     if (rows < 1) fail("causal_dit", "a KV cache needs at least one row, got ", rows);
     if (latent_h <= 0 || latent_w <= 0 || latent_h % c.patch_h || latent_w % c.patch_w)
@@ -133,7 +191,7 @@ KvCache CausalDitModel::make_cache(int64_t rows, int64_t capacity, int64_t laten
     kc.rows = rows;
     kc.capacity = capacity;
     kc.tokens_per_frame = (latent_h / c.patch_h) * (latent_w / c.patch_w);
-    kc.policy.assign(size_t(rows), KvSlotPolicy(capacity, sink, refresh_frame));
+    kc.policy.assign(size_t(rows * c.num_layers), KvSlotPolicy(capacity, sink, refresh_frame, adapt_threshold));
     const Shape shape{rows, capacity * kc.tokens_per_frame, c.num_heads, c.head_dim()};  // [R, K·S, N, hd]
     for (int64_t l = 0; l < c.num_layers; ++l) {
         kc.k.push_back(ops::zeros(backend(), shape));
@@ -199,12 +257,14 @@ std::vector<Tensor> CausalDitModel::forward(const std::vector<CausalChunk>& rows
         for (int64_t f = 0; f < F; ++f) tpos.push_back(ch.t.size() == 1 ? ch.t[0] : ch.t[size_t(f)]);
     }
 
-    // ---- cache plans (slots to write, slots to read, RoPE start) per row
-    std::vector<KvSlotPolicy::Plan> plans;
+    // ---- RoPE starts per row (the same for every layer; slots are planned per layer below)
     std::vector<RopeGrid> grids;
     for (int64_t r = 0; r < R; ++r) {
-        plans.push_back(cache.policy[size_t(r)].plan(rows[size_t(r)].start_frame, F));
-        grids.push_back({F, gh, gw, plans.back().rope_start});
+        const KvSlotPolicy& p = cache.row_policy(0, r);
+        grids.push_back({F, gh, gw, p.rope_start(rows[size_t(r)].start_frame, F)});
+        if (grids.back().frame_offset + F > 1024 || grids.back().frame_offset < 0)
+            fail("causal_dit", "row ", r, ": RoPE positions up to ", grids.back().frame_offset + F,
+                 " exceed the 1024-entry table; stream with a rolling cache (position refresh) or generate fewer frames");
     }
 
     // ---- patch embedding: [R, L, D]
@@ -244,6 +304,13 @@ std::vector<Tensor> CausalDitModel::forward(const std::vector<CausalChunk>& rows
         v = v.reshape({R, L, N, hd});
         const Tensor& kc = cache.k[size_t(li)];  // [R, K·S, N, hd]
         const Tensor& vc = cache.v[size_t(li)];
+        std::vector<KvSlotPolicy::Plan> plans;
+        for (int64_t r = 0; r < R; ++r) {
+            KvSlotPolicy& pol = cache.row_policy(li, r);
+            if (pol.wants_similarity(F)) pol.report_similarity(sink_similarity(k.select(0, r), v.select(0, r), kc.select(0, r), vc.select(0, r), pol.sink(), S));
+            plans.push_back(pol.plan(rows[size_t(r)].start_frame, F));
+            WANRT_ASSERT(plans.back().rope_start == grids[size_t(r)].frame_offset);
+        }
         for (int64_t r = 0; r < R; ++r)  // write before attending: the chunk sees itself
             for (int64_t f = 0; f < F; ++f) {
                 const int64_t s0 = plans[size_t(r)].slots[size_t(f)] * S;

@@ -27,7 +27,7 @@
 // With capacity ≥ total frames and sink 0 it is CausVid's linear cache (write [cs, ce), read [0, ce)).
 //
 // RoPE positions (start_frame + f) must stay < 1024 (the table size); the caller (pipeline) applies
-// the position wrap of streaming.md §4.10 (KvSlotPolicy::rope_start does it when refresh_frame > 0).
+// the position wrap of streaming.md §4.10 (KvSlotPolicy does it when refresh_frame > 0: Plan::rope_start).
 //
 // Errors ([causal_dit] one line): latent shape not a patch multiple or of the wrong channels,
 // mismatched rows, a chunk larger than the cache or the ring, positions past the RoPE table,
@@ -51,7 +51,8 @@ public:
     KvSlotPolicy() = default;
     // capacity ≥ 1 frames; 0 ≤ sink < capacity; refresh_frame: 0 = positions never wrap, else a chunk
     // whose start position would be ≥ refresh_frame restarts at capacity − frames (SD rule, §4.10).
-    KvSlotPolicy(int64_t capacity, int64_t sink, int64_t refresh_frame = 0);
+    // adapt_threshold > −1 turns on StreamDiffusionV2's adaptive sink (§4.9.1 step 1; SD: 0.2).
+    KvSlotPolicy(int64_t capacity, int64_t sink, int64_t refresh_frame = 0, double adapt_threshold = -1);
 
     struct Plan {
         std::vector<int64_t> slots;  // one slot per frame of the chunk
@@ -62,6 +63,17 @@ public:
     // Plans the write of `frames` frames whose stream frame index starts at start_frame (a strictly
     // increasing sequence of chunks; a repeat of the previous chunk re-writes its slots).
     Plan plan(int64_t start_frame, int64_t frames);
+    // The RoPE start plan() will return for this chunk (no state change).
+    int64_t rope_start(int64_t start_frame, int64_t frames) const;
+
+    // Adaptive sink: whether the caller must measure, for a chunk of this many frames, the similarity
+    // a_s = (cos(k̄_s, k̄_new) + cos(v̄_s, v̄_new)) / 2 of the new frame's mean K and V (over its
+    // tokens, heads flattened) with each sink slot s < sink; and then report it. If min_s a_s is
+    // below the threshold, sink slot argmin is queued (front of the queue) to receive the next frame
+    // that would evict a ring slot, which thereby becomes a sink frame; the ring does not advance
+    // for it. Entries wait while the cache fills, as in SD.
+    bool wants_similarity(int64_t frames) const { return adapt_ > -1 && sink_ > 0 && frames == 1; }
+    void report_similarity(const std::vector<double>& a);
 
     void reset();
     int64_t capacity() const { return capacity_; }
@@ -69,23 +81,29 @@ public:
     int64_t filled() const { return filled_; }
     // Stream frame index held by each slot (−1 = empty): for tests and debugging.
     const std::vector<int64_t>& slot_frames() const { return slot_frame_; }
+    const std::vector<int64_t>& queued_sink_slots() const { return queue_; }
 
 private:
     int64_t capacity_ = 0, sink_ = 0, refresh_ = 0;
+    double adapt_ = -1;
     int64_t filled_ = 0, ring_ = 0;
     int64_t last_start_ = -1, last_frames_ = 0, last_rope_ = 0, next_rope_ = 0;
-    std::vector<int64_t> last_slots_, slot_frame_;
+    std::vector<int64_t> last_slots_, slot_frame_, queue_;
 };
 
 // Self-attention KV cache of every layer: k, v f32 [rows, capacity·S, heads, head_dim] each.
+// Slot policies are per layer and row (layers agree unless the adaptive sink decides differently
+// from their own K/V, as in SD); RoPE positions are the same for all layers.
 struct KvCache {
     std::vector<Tensor> k, v;             // per layer
-    std::vector<KvSlotPolicy> policy;     // per row
+    std::vector<KvSlotPolicy> policy;     // [layer · rows + row]
     int64_t rows = 0, capacity = 0, tokens_per_frame = 0;
 
+    KvSlotPolicy& row_policy(int64_t layer, int64_t row) { return policy[size_t(layer * rows + row)]; }
+    const KvSlotPolicy& row_policy(int64_t layer, int64_t row) const { return policy[size_t(layer * rows + row)]; }
     int64_t bytes() const;                // total bytes of all cache tensors
-    void reset();                         // forget the history (tensors kept, not zeroed)
-    // Copies row `from` (tensors and policy) into row `to`: StreamDiffusionV2's stream-batch start.
+    void reset();                         // forget the history and zero the tensors (in place)
+    // Copies row `from` (tensors and policies) into row `to`: StreamDiffusionV2's stream-batch start.
     void copy_row(int64_t from, int64_t to);
 };
 
@@ -116,9 +134,10 @@ public:
     int64_t tokens_per_frame(const Shape& latent) const;
 
     // A cache for `rows` streams of `capacity` frames of latent size H×W (latent pixels), sink
-    // frames kept forever, positions wrapping at refresh_frame (0 = never). Zero-filled.
+    // frames kept (adaptively refreshed when adapt_threshold > −1), positions wrapping at
+    // refresh_frame (0 = never). Zero-filled.
     KvCache make_cache(int64_t rows, int64_t capacity, int64_t latent_h, int64_t latent_w, int64_t sink = 0,
-                       int64_t refresh_frame = 0) const;
+                       int64_t refresh_frame = 0, double adapt_threshold = -1) const;
     // Text embedding and cross K/V of one prompt: context [len ≤ text_len, text_dim] (trimmed T5
     // output). Call again when the prompt changes.
     CrossKvCache make_cross_cache(const Tensor& context) const;
