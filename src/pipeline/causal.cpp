@@ -1,6 +1,7 @@
 // CausVid's block-autoregressive loop and the FlowMatch tables (contract in causal.h).
 #include "pipeline/causal.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -118,7 +119,12 @@ Tensor generate_causal(const CausalDitModel& model, const Tensor& context, const
     const std::vector<double> steps = opt.step_list(table);
 
     const int64_t nblocks = F / fpb;
-    KvCache cache = model.make_cache(1, F, H, W);  // CausVid: every frame cached, nothing evicted
+    if (opt.cache_frames < 0 || (opt.cache_frames > 0 && opt.cache_frames - opt.sink_frames < fpb))
+        fail("causal", "a KV cache of ", opt.cache_frames, " frames with ", opt.sink_frames,
+             " sink frames cannot hold a block of ", fpb, " frames; use at least sink + frames_per_block frames");
+    // CausVid: every frame cached, nothing evicted; Self-Forcing local attention: a rolling cache.
+    KvCache cache = model.make_cache(1, opt.cache_frames > 0 ? std::min(opt.cache_frames, F) : F, H, W,
+                                     opt.cache_frames > 0 ? opt.sink_frames : 0);
     CrossKvCache cross = model.make_cross_cache(context);
     const int64_t S = cache.tokens_per_frame;
     Tensor out = be.empty(DType::F32, noise.shape());  // [C, F, H, W]

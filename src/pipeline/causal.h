@@ -10,7 +10,8 @@
 //            out[block] = the last x̂₀;
 //   clean pass: G(x̂₀, t = context_noise) rewrites the block's K/V (CausVid: t = 0), so later blocks
 //            attend to the clean block. Every call writes the block's K/V at its frames and attends
-//            to all earlier frames (linear cache of F frames: no eviction, no position wrap).
+//            to all earlier frames (linear cache of F frames: no eviction, no position wrap), or with
+//            cache_frames set to the sink frames and the newest cache_frames − sink frames.
 // The noise for block b is noise[:, b·fpb : (b+1)·fpb] (absolute indexing, as CausVid; the noise
 // of prefilled blocks is unused). x̂₀ and re-noising are f32 linear combinations on the backend
 // (the reference forms x̂₀ in float64 and re-noises in float32; the difference is ≤ 1 ulp per term).
@@ -55,6 +56,10 @@ struct CausalOptions {
     double context_noise = 0;  // timestep of the clean K/V pass
     // Skip the clean pass after the last block (its K/V are never read; Self-Forcing's demo skips it).
     bool skip_last_clean_pass = false;
+    // KV cache size in latent frames: 0 = every frame (CausVid, Self-Forcing global attention);
+    // otherwise a rolling cache of that many frames keeping sink_frames (Self-Forcing's
+    // local_attn_size / sink_size), which bounds memory for long videos (positions still < 1024).
+    int64_t cache_frames = 0, sink_frames = 0;
 
     // The effective step list (trailing 0 dropped, warped if asked); validates.
     std::vector<double> step_list(const FlowMatchTable& table) const;
