@@ -1,4 +1,7 @@
 // wanrt synth: write a full-size random-weight model folder with the official names and shapes.
+// --full_folder adds the other parts of a release (Wan2.1_VAE.pth, models_t5_umt5-xxl-enc-bf16.pth,
+// google/umt5-xxl/spiece.model: pipeline/demo.h), so `wanrt generate --ckpt_dir` runs on it;
+// --model demo writes the built-in demo model in that layout.
 #include <unistd.h>
 
 #include <cstdio>
@@ -7,6 +10,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "models/synth.h"
+#include "pipeline/demo.h"
 
 namespace wanrt::cli {
 
@@ -17,12 +21,16 @@ struct Opts {
     int layers = 0;
     uint64_t seed = 0;
     double shard_gb = 10;
+    bool full_folder = false;
 };
 
 void run(const Opts& o) {
-    DitConfig cfg = DitConfig::preset(o.model);
+    const bool demo = o.model == "demo";
+    DitConfig cfg = demo ? demo_config().dit : DitConfig::preset(o.model);
     if (o.layers < 0) fail("synth", "--layers must be ≥ 0 (0 = the preset's ", cfg.num_layers, ")");
     if (o.layers > 0) cfg.num_layers = o.layers;
+    if (o.full_folder && cfg.is_i2v())
+        fail("synth", "--full_folder writes text-to-video folders (i2v needs CLIP); use t2v-1.3B, t2v-14B or demo");
     DType t;
     if (o.dtype == "f32") t = DType::F32;
     else if (o.dtype == "bf16") t = DType::BF16;
@@ -44,19 +52,28 @@ void run(const Opts& o) {
         std::fprintf(stderr, tty ? "\r  %3d%% of %.2f GB" : "  %3d%% of %.2f GB\n", pct, double(total) * 1e-9);
     });
     if (tty) std::fprintf(stderr, "\n");
+    if (o.full_folder) {
+        const T5Config t5 = demo ? demo_config().t5 : T5Config::umt5_xxl();
+        const VaeConfig vae = demo ? demo_config().vae : VaeConfig{};
+        write_t2v_extras(o.out, t5, vae, o.seed, [](const std::string& what) {
+            std::fprintf(stderr, "  writing %s\n", what.c_str());
+        });
+    }
     std::fprintf(stderr, "synth: wrote %s\n", o.out.c_str());
 }
 
 void setup(CLI::App& app) {
     auto o = std::make_shared<Opts>();
     CLI::App* c = app.add_subcommand("synth", "Write a random-weight model folder with official names, shapes and config.json");
-    c->add_option("--model", o->model, "t2v-1.3B, t2v-14B or i2v-14B")->required();
+    c->add_option("--model", o->model, "t2v-1.3B, t2v-14B, i2v-14B, or demo (the built-in demo model)")->required();
     c->add_option("--out", o->out, "Output folder")->required();
     c->add_option("--layers", o->layers, "Blocks to write (0 = all)")->capture_default_str();
     c->add_option("--dtype", o->dtype, "Linear weight dtype: f32 (as released), bf16, f16")->capture_default_str();
     c->add_option("--seed", o->seed, "Random seed")->capture_default_str();
     c->add_option("--shard_gb", o->shard_gb, "Split into shards of at most this size with an index (as the 14B releases)")
         ->capture_default_str();
+    c->add_flag("--full_folder", o->full_folder,
+                "Also write the VAE and T5 .pth files and a tokenizer: a complete release folder for `wanrt generate`");
     c->callback([o] { run(*o); });
 }
 

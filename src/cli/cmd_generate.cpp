@@ -1,0 +1,315 @@
+// wanrt generate: a prompt in, a video file out (the official generate.py for the T2V tasks).
+//
+// Flags keep generate.py's names and defaults (spec §6.5): --task, --size W*H, --frame_num,
+// --sample_steps, --sample_shift, --sample_guide_scale, --sample_solver, --base_seed, --prompt,
+// --neg_prompt, --ckpt_dir, --save_file. Differences, each deliberate:
+//  - without --ckpt_dir the built-in demo model runs (pipeline/demo.h) with small defaults;
+//  - without --task the task is the folder's model (generate.py defaults to t2v-14B, which fails on
+//    a 1.3B folder); the default size follows the task (832*480 for 1.3B, whose only sizes are
+//    480p; generate.py's default 1280*720 would be refused);
+//  - a size outside the official list is a warning, not an error: the model runs at any multiple
+//    of 16 (quality is best at the trained sizes), which CPU users need;
+//  - --sample_solver also takes euler; --device and --threads pick the backend.
+// Everything the user can get wrong (task, size, frames, steps, solver, output path, model files)
+// is checked before any weights are loaded; failures are one line with exit code 1 and leave no
+// output file (the video writer writes <file>.tmp and renames).
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <random>
+
+#include "cli/commands.h"
+#include "core/device.h"
+#include "core/error.h"
+#include "pipeline/demo.h"
+#include "pipeline/model_folder.h"
+#include "sched/scheduler.h"
+#include "video/video_writer.h"
+
+namespace wanrt::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+const char* const kExamplePrompt =
+    "Two anthropomorphic cats in comfy boxing gear and bright gloves fight intensely on a spotlighted stage.";
+
+struct Opts {
+    std::string task, size, solver = "unipc", prompt, neg_prompt, ckpt_dir, save_file, device = "auto";
+    int64_t frame_num = 0;
+    int sample_steps = 0, threads = 0;
+    double shift = 0, guide = 5.0;
+    int64_t seed = -1;
+    CLI::Option *o_frames = nullptr, *o_steps = nullptr, *o_shift = nullptr, *o_neg = nullptr, *o_prompt = nullptr;
+};
+
+struct TaskInfo {
+    std::string name;  // official task name
+    std::string kind;  // the model it needs
+    bool supported;
+};
+
+TaskInfo lookup_task(const std::string& t) {
+    if (t == "t2v-1.3B" || t == "t2v-14B") return {t, t, true};
+    if (t == "t2i-14B") return {t, "t2v-14B", true};
+    if (t == "i2v-14B" || t == "flf2v-14B" || t == "vace-1.3B" || t == "vace-14B") return {t, "", false};
+    fail("generate", "unknown --task \"", t, "\"; use t2v-1.3B, t2v-14B or t2i-14B (or leave it out to use the folder's model)");
+}
+
+std::vector<std::string> supported_sizes(const std::string& kind) {
+    if (kind == "t2v-1.3B") return {"480*832", "832*480"};
+    if (kind == "t2v-14B") return {"720*1280", "1280*720", "480*832", "832*480"};
+    return {};
+}
+
+void parse_size(const std::string& s, int64_t* w, int64_t* h) {
+    const size_t star = s.find('*');
+    try {
+        size_t a = 0, b = 0;
+        if (star == std::string::npos) throw std::invalid_argument("no *");
+        *w = std::stoll(s.substr(0, star), &a);
+        *h = std::stoll(s.substr(star + 1), &b);
+        if (a != star || b != s.size() - star - 1) throw std::invalid_argument("trailing");
+    } catch (const std::exception&) {
+        fail("generate", "bad --size \"", s, "\"; write it as WIDTH*HEIGHT, e.g. 832*480");
+    }
+    WANRT_CHECK(*w > 0 && *h > 0 && *w % 16 == 0 && *h % 16 == 0, "generate", "--size ", s,
+                " must have width and height positive multiples of 16 (e.g. 832*480)");
+}
+
+// generate.py's default name: {task}_{size}_{ulysses}_{ring}_{prompt[:50], ' ' and '/' → '_'}_{time}.mp4
+std::string default_save_file(const std::string& task, const std::string& size, const std::string& prompt, bool image) {
+    std::string p;
+    int chars = 0;
+    for (size_t i = 0; i < prompt.size() && chars < 50;) {
+        const unsigned char c = static_cast<unsigned char>(prompt[i]);
+        const size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
+        std::string ch = prompt.substr(i, len);
+        if (ch == " " || ch == "/") ch = "_";
+        p += ch;
+        i += len;
+        ++chars;
+    }
+    char stamp[32];
+    const std::time_t now = std::time(nullptr);
+    std::strftime(stamp, sizeof stamp, "%Y%m%d_%H%M%S", std::localtime(&now));
+    return cat(task, "_", size, "_1_1_", p, "_", stamp, image ? ".png" : ".mp4");
+}
+
+// Fails unless path can be written: known extension, existing writable folder, not a folder itself.
+void check_output_path(const std::string& path) {
+    const fs::path p(path);
+    std::error_code ec;
+    WANRT_CHECK(!fs::is_directory(p, ec), "generate", "--save_file ", path, " is a folder; give a file name such as out.mp4");
+    video_container_for(path);  // throws "[video] unknown extension ..."
+    const fs::path parent = p.parent_path().empty() ? fs::path(".") : p.parent_path();
+    WANRT_CHECK(fs::is_directory(parent, ec), "generate", "cannot write ", path, ": folder ", parent.string(),
+                " does not exist; create it or choose another --save_file");
+    // Probe with the writer's own temporary name, so nothing else is ever created.
+    const std::string probe = path + ".tmp";
+    FILE* f = std::fopen(probe.c_str(), "wb");
+    WANRT_CHECK(f != nullptr, "generate", "cannot write ", path, " (", std::strerror(errno),
+                "); choose a writable --save_file");
+    std::fclose(f);
+    fs::remove(probe, ec);
+}
+
+double peak_rss_gb() {
+    struct rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return double(ru.ru_maxrss) * 1024.0 / 1e9;  // ru_maxrss is in KiB on Linux
+}
+
+std::string fmt_seconds(double s) {
+    char b[32];
+    if (s < 60) std::snprintf(b, sizeof b, "%.1f s", s);
+    else std::snprintf(b, sizeof b, "%dm%02ds", int(s) / 60, int(s) % 60);
+    return b;
+}
+
+void run(Opts o) {
+    using clock = std::chrono::steady_clock;
+    const auto t_start = clock::now();
+    const bool demo = o.ckpt_dir.empty();
+
+    // 1. Task and model (files are checked here: one error lists everything missing).
+    TaskInfo task{"", "", true};
+    if (!o.task.empty()) {
+        task = lookup_task(o.task);
+        WANRT_CHECK(task.supported, "generate", "--task ", o.task,
+                    " is not yet supported by wanrt (image-conditioned tasks need the CLIP encoder); use t2v-1.3B, "
+                    "t2v-14B or t2i-14B");
+        WANRT_CHECK(!demo, "generate", "--task ", o.task,
+                    " needs its model folder: pass --ckpt_dir (without both, the built-in demo model runs)");
+    }
+    T2VModelParts model = demo ? T2VModelParts{} : open_model_folder(o.ckpt_dir);
+    const std::string kind = demo ? "demo" : official_kind(model.dit_config);
+    if (!demo) {
+        WANRT_CHECK(!model.dit_config.is_i2v(), "generate", o.ckpt_dir, " holds an image-to-video model (",
+                    model.kind, "); i2v is not yet supported, use a text-to-video folder");
+        if (!o.task.empty())
+            WANRT_CHECK(kind == task.kind, "generate", "--task ", o.task, " needs a ", task.kind, " model but ",
+                        o.ckpt_dir, " holds ", model.kind, " (config.json: dim ", model.dit_config.dim, ", ",
+                        model.dit_config.num_layers, " blocks); ",
+                        kind.empty() ? std::string("leave out --task to run this folder's model") : "pass --task " + kind,
+                        ", or --ckpt_dir a ", task.kind, " folder");
+        else
+            task = {kind.empty() ? std::string("t2v") : kind, kind, true};
+    } else {
+        task = {"t2v-demo", "demo", true};
+    }
+    const bool t2i = task.name == "t2i-14B";
+
+    // 2. Defaults per task (spec §6.5), then checks.
+    const DemoDefaults dd;
+    T2VOptions opt;
+    if (o.size.empty())
+        o.size = demo ? cat(dd.width, "*", dd.height) : kind == "t2v-1.3B" ? "832*480" : kind == "t2v-14B" ? "1280*720" : "832*480";
+    parse_size(o.size, &opt.width, &opt.height);
+    opt.frame_num = o.o_frames->count() ? o.frame_num : t2i ? 1 : demo ? dd.frame_num : 81;
+    WANRT_CHECK(opt.frame_num >= 1 && (opt.frame_num - 1) % 4 == 0, "generate", "--frame_num ", opt.frame_num,
+                " must be 4n+1 (e.g. ", std::max<int64_t>(1, (opt.frame_num - 1) / 4 * 4 + 1), " or ",
+                (std::max<int64_t>(opt.frame_num - 1, 0) / 4 + 1) * 4 + 1, ")");
+    WANRT_CHECK(!t2i || opt.frame_num == 1, "generate", "task t2i-14B makes one image: --frame_num must be 1");
+    opt.sample_steps = o.o_steps->count() ? o.sample_steps : demo ? dd.sample_steps : 50;
+    WANRT_CHECK(opt.sample_steps > 0, "generate", "--sample_steps ", opt.sample_steps, " must be at least 1 (official: 50)");
+    opt.sample_shift = o.o_shift->count() ? o.shift : 5.0;
+    WANRT_CHECK(std::isfinite(opt.sample_shift) && opt.sample_shift > 0, "generate", "--sample_shift ", opt.sample_shift,
+                " must be positive (official: 5; 8-12 advised for 1.3B)");
+    opt.guide_scale = o.guide;
+    WANRT_CHECK(std::isfinite(opt.guide_scale), "generate", "--sample_guide_scale must be a finite number");
+    WANRT_CHECK(o.solver == "unipc" || o.solver == "dpm++" || o.solver == "euler", "generate", "unknown --sample_solver \"",
+                o.solver, "\"; use unipc (official default), dpm++ or euler");
+    opt.solver = o.solver;
+    const std::vector<std::string> sizes = supported_sizes(kind);
+    const bool odd_size = !sizes.empty() && std::find(sizes.begin(), sizes.end(), o.size) == sizes.end();
+
+    // Model shapes (the demo's are known without building anything).
+    if (demo) {
+        const DemoConfig dc = demo_config();
+        t2v_latent_shape(opt, dc.dit, dc.vae);
+    } else {
+        t2v_latent_shape(opt, model.dit_config, model.vae_config);
+    }
+
+    if (!o.o_prompt->count()) o.prompt = kExamplePrompt;
+    const std::string neg = o.o_neg->count() && !o.neg_prompt.empty() ? o.neg_prompt : kWanDefaultNegPrompt;
+    if (o.save_file.empty()) o.save_file = default_save_file(task.name, o.size, o.prompt, t2i);
+    check_output_path(o.save_file);
+    auto be = make_backend(o.device, o.threads);
+    uint64_t seed = uint64_t(o.seed);
+    if (o.seed < 0) {  // generate.py: random.randint(0, sys.maxsize)
+        std::random_device rd;
+        seed = ((uint64_t(rd()) << 32) | rd()) & 0x7fffffffffffffffull;
+    }
+
+    // 3. Say what runs.
+    if (demo) {
+        std::fprintf(stderr,
+                     "generate: no --ckpt_dir given: running the built-in demo model (tiny Wan2.1 T5/DiT/VAE with "
+                     "random weights; the video is structured noise). Pass --ckpt_dir for a real model.\n");
+        model = demo_model_parts();
+    }
+    if (odd_size) {
+        std::string list;
+        for (const std::string& s : sizes) list += (list.empty() ? "" : ", ") + s;
+        std::fprintf(stderr,
+                     "generate: warning: size %s is not one %s supports (%s); the official generate.py refuses it. "
+                     "Running anyway; expect lower quality.\n",
+                     o.size.c_str(), kind.c_str(), list.c_str());
+    }
+    std::fprintf(stderr, "generate: %s, task %s (%s)\n", model.name.c_str(), task.name.c_str(), model.kind.c_str());
+    std::fprintf(stderr, "generate: %s, %lld frames, %d steps %s, shift %g, guide %g, seed %llu\n", o.size.c_str(),
+                 (long long)opt.frame_num, opt.sample_steps, opt.solver.c_str(), opt.sample_shift, opt.guide_scale,
+                 (unsigned long long)seed);
+    const std::string dev = be->description();
+    std::fprintf(stderr,
+                 "generate: text encoder, DiT and VAE all run on %s, one at a time (the text encoder is freed "
+                 "before the DiT loads, the DiT before the VAE)\n",
+                 dev.c_str());
+
+    // 4. Run.
+    const bool tty = isatty(fileno(stderr));
+    auto on_stage = [&](const std::string& s) {
+        if (s == "denoise") return;  // the progress lines cover it
+        std::fprintf(stderr, "  %s...\n", s.c_str());
+    };
+    auto on_step = [&](const T2VStepInfo& s) {
+        const int done = s.index + 1;
+        const double per = s.elapsed_seconds / done, eta = per * (s.total - done);
+        if (tty) {
+            constexpr int kWidth = 30;
+            const int fill = int(double(kWidth) * done / s.total);
+            std::fprintf(stderr, "\r  denoise [%s%s] %d/%d  %.2f s/step  ETA %s   ", std::string(size_t(fill), '#').c_str(),
+                         std::string(size_t(kWidth - fill), '.').c_str(), done, s.total, s.step_seconds,
+                         fmt_seconds(eta).c_str());
+            if (done == s.total) std::fprintf(stderr, "\n");
+        } else {
+            std::fprintf(stderr, "  denoise step %d/%d (t=%lld): %.2f s, ETA %s\n", done, s.total, (long long)s.timestep,
+                         s.step_seconds, fmt_seconds(eta).c_str());
+        }
+        std::fflush(stderr);
+    };
+    T2VStagedResult r = run_t2v_staged(model, be, o.prompt, neg, seed, opt, on_stage, on_step);
+
+    const auto t_w = clock::now();
+    const std::vector<std::string> files = write_video(o.save_file, r.video);
+    const double write_s = std::chrono::duration<double>(clock::now() - t_w).count();
+    const double total_s = std::chrono::duration<double>(clock::now() - t_start).count();
+
+    // 5. Summary.
+    const T2VStagedTimes& tm = r.times;
+    const double per_step = tm.step_seconds.empty() ? 0 : tm.denoise / double(tm.step_seconds.size());
+    std::fprintf(stderr, "generate: timings (%s)\n", dev.c_str());
+    std::fprintf(stderr, "  tokenize          %8.2f s  (%lld + %lld tokens)\n", tm.tokenize, (long long)tm.prompt_tokens,
+                 (long long)tm.neg_prompt_tokens);
+    std::fprintf(stderr, "  load T5           %8.2f s\n", tm.t5_load);
+    std::fprintf(stderr, "  encode text       %8.2f s\n", tm.text);
+    std::fprintf(stderr, "  load DiT          %8.2f s\n", tm.dit_load);
+    std::fprintf(stderr, "  denoise           %8.2f s  (%zu steps, %.2f s/step)\n", tm.denoise, tm.step_seconds.size(), per_step);
+    std::fprintf(stderr, "  load VAE          %8.2f s\n", tm.vae_load);
+    std::fprintf(stderr, "  decode            %8.2f s\n", tm.decode);
+    std::fprintf(stderr, "  write             %8.2f s\n", write_s);
+    std::fprintf(stderr, "  total             %8.2f s   peak memory (max RSS) %.2f GB\n", total_s, peak_rss_gb());
+    if (files.size() == 1)
+        std::printf("%s\n", files[0].c_str());
+    else
+        std::printf("%s ... %s (%zu frames)\n", files.front().c_str(), files.back().c_str(), files.size());
+}
+
+void setup(CLI::App& app) {
+    auto o = std::make_shared<Opts>();
+    CLI::App* c = app.add_subcommand(
+        "generate", "Text to video (official generate.py flags); without --ckpt_dir a built-in demo model runs");
+    // As argparse in generate.py: a repeated flag takes its last value.
+    c->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+    c->add_option("--task", o->task, "t2v-1.3B, t2v-14B or t2i-14B (default: the --ckpt_dir folder's model)");
+    c->add_option("--size", o->size, "WIDTH*HEIGHT, multiples of 16 (default: 832*480 for 1.3B, 1280*720 for 14B, 256*256 demo)");
+    o->o_frames = c->add_option("--frame_num", o->frame_num, "Frames, 4n+1 (default 81; demo 17)");
+    c->add_option("--ckpt_dir", o->ckpt_dir, "Wan2.1 model folder as downloaded (default: the built-in demo model)");
+    c->add_option("--save_file", o->save_file, "Output .mp4, .y4m or .png (default: generate.py's name, .mp4)");
+    o->o_prompt = c->add_option("--prompt", o->prompt, "The prompt (default: generate.py's example prompt)");
+    o->o_neg = c->add_option("--neg_prompt", o->neg_prompt, "Negative prompt (default: the official Chinese one)");
+    c->add_option("--base_seed", o->seed, "Seed (negative: random, printed)")->capture_default_str();
+    c->add_option("--sample_solver", o->solver, "unipc, dpm++ or euler")->capture_default_str();
+    o->o_steps = c->add_option("--sample_steps", o->sample_steps, "Sampling steps (default 50; demo 8)");
+    o->o_shift = c->add_option("--sample_shift", o->shift, "Flow shift (default 5.0)");
+    c->add_option("--sample_guide_scale", o->guide, "Classifier-free guidance scale")->capture_default_str();
+    c->add_option("--device", o->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
+    c->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
+    c->callback([o] { run(*o); });
+}
+
+Command reg("generate", setup);
+
+}  // namespace
+}  // namespace wanrt::cli

@@ -1,0 +1,282 @@
+// The built-in demo model and synthetic official folders (contract in demo.h).
+#include "pipeline/demo.h"
+
+#include <sentencepiece_trainer.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+
+#include "core/error.h"
+#include "io/pth_writer.h"
+#include "models/synth.h"
+#include "pipeline/t2v.h"
+
+namespace wanrt {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Training text of the demo tokenizer: typical prompts, the official example prompt and the
+// official negative prompt, so common words become single pieces.
+const char* const kDemoSentences[] = {
+    "Two anthropomorphic cats in comfy boxing gear and bright gloves fight intensely on a spotlighted stage.",
+    "A cat walks on the grass, realistic style, soft morning light.",
+    "A dog runs along the beach at sunset, waves rolling in, cinematic shot.",
+    "A red sports car drives through a neon city at night in the rain.",
+    "Aerial view of snowy mountains and a frozen lake, slow camera pan.",
+    "A panda eats bamboo in a green forest, close-up, high detail.",
+    "An astronaut rides a horse on the moon, the earth in the background.",
+    "A time-lapse of clouds moving over a field of sunflowers.",
+    "A chef cooks noodles in a busy kitchen, steam rising from the pot.",
+    "A little girl blows bubbles in a park on a sunny afternoon.",
+    "Fireworks explode over a harbour, reflections on the water.",
+    "A white cat wearing sunglasses sits on a surfboard at the beach.",
+    "A robot dances in the street, people watching and clapping.",
+    "Autumn leaves fall slowly in a quiet village, warm colours.",
+    "An old man plays the violin by the window, soft light, film grain.",
+    "A hummingbird hovers near a flower, slow motion, shallow depth of field.",
+    "Ocean waves crash against the rocks under a stormy sky.",
+    "A train crosses a bridge over a river in the mountains.",
+    "Children play football in the yard, the camera follows the ball.",
+    "A candle flickers in a dark room, smoke curling upwards.",
+    "一只可爱的小猫在草地上奔跑，阳光明媚，高清画质。",
+    "城市夜景，车流穿梭，霓虹灯闪烁，电影质感。",
+    "一个朴素端庄的美人",
+    "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
+    "JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，"
+    "手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走",
+};
+
+class SentenceList : public sentencepiece::SentenceIterator {
+public:
+    SentenceList() {
+        // Repeats weigh the list like a corpus; BPE merges are counted over all of them.
+        for (int r = 0; r < 4; ++r)
+            for (const char* s : kDemoSentences) v_.emplace_back(s);
+    }
+    bool done() const override { return i_ >= v_.size(); }
+    void Next() override { ++i_; }
+    const std::string& value() const override { return v_[i_]; }
+    sentencepiece::util::Status status() const override { return {}; }
+
+private:
+    std::vector<std::string> v_;
+    size_t i_ = 0;
+};
+
+uint64_t splitmix64(uint64_t& s) {
+    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+uint64_t hash_name(const std::string& s, uint64_t seed) {
+    uint64_t h = 1469598103934665603ull ^ (seed * 0x9e3779b97f4a7c15ull);
+    for (unsigned char ch : s) h = (h ^ ch) * 1099511628211ull;
+    return h;
+}
+
+struct T5Item {
+    std::string name;
+    Shape shape;
+    float center, scale;
+};
+
+// The official key order of the umT5 state dict, with value ranges that keep activations O(1)
+// (uniform(±s) has variance s²/3; q·k kept small because T5 attention has no 1/√d).
+std::vector<T5Item> t5_items(const T5Config& c) {
+    const int64_t D = c.dim, A = c.dim_attn, F = c.dim_ffn;
+    auto s = [](int64_t fan_in) { return std::sqrt(3.0f / float(fan_in)); };
+    std::vector<T5Item> items;
+    items.push_back({"token_embedding.weight", {c.vocab, D}, 0.0f, 1.0f});
+    for (int64_t i = 0; i < c.num_layers; ++i) {
+        const std::string p = cat("blocks.", i, ".");
+        items.push_back({p + "norm1.weight", {D}, 1.0f, 0.1f});
+        items.push_back({p + "attn.q.weight", {A, D}, 0.0f, s(D) * 0.25f});
+        items.push_back({p + "attn.k.weight", {A, D}, 0.0f, s(D) * 0.25f});
+        items.push_back({p + "attn.v.weight", {A, D}, 0.0f, s(D)});
+        items.push_back({p + "attn.o.weight", {D, A}, 0.0f, s(A) * 0.5f});
+        items.push_back({p + "norm2.weight", {D}, 1.0f, 0.1f});
+        items.push_back({p + "ffn.gate.0.weight", {F, D}, 0.0f, s(D)});
+        items.push_back({p + "ffn.fc1.weight", {F, D}, 0.0f, s(D)});
+        items.push_back({p + "ffn.fc2.weight", {D, F}, 0.0f, s(F) * 0.5f});
+        items.push_back({p + "pos_embedding.embedding.weight", {c.num_buckets, c.num_heads}, 0.0f, 0.5f});
+    }
+    items.push_back({"norm.weight", {D}, 1.0f, 0.1f});
+    return items;
+}
+
+// Elements [first, first + n) of a T5 tensor as bf16; element i depends only on (seed, name, i),
+// so chunked and whole fills agree.
+void fill_t5_bf16(const T5Item& it, uint64_t seed, uint16_t* out, int64_t first, int64_t n) {
+    const uint64_t base = hash_name(it.name, seed);
+    for (int64_t k = 0; k < n; ++k) {
+        uint64_t st = base + uint64_t(first + k) * 0x632BE59BD9B4E019ull;
+        const float u = float(splitmix64(st) >> 40) * (2.0f / 16777216.0f) - 1.0f;  // [-1, 1)
+        out[k] = f32_to_bf16(it.center + it.scale * u);
+    }
+}
+
+// Removes the demo's temporary tokenizer folder when the last parts object goes.
+struct TempDir {
+    std::string path;
+    ~TempDir() {
+        std::error_code ec;
+        if (!path.empty()) fs::remove_all(path, ec);
+    }
+};
+
+void write_text_file(const fs::path& path, const std::string& text) {
+    const std::string tmp = path.string() + ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::binary);
+        out << text;
+        WANRT_CHECK(out.good(), "demo", "cannot write ", tmp, "; check that the folder is writable");
+    }
+    fs::rename(tmp, path);
+}
+
+}  // namespace
+
+DemoConfig demo_config() {
+    DemoConfig c;
+    c.t5.vocab = kDemoVocab;
+    // The T5 output width stays 4096: text_dim is not part of config.json (WanModel ignores it and
+    // always uses 4096), so a folder written from this config must have it.
+    c.t5.dim = 4096;
+    c.t5.dim_attn = 128;
+    c.t5.dim_ffn = 256;
+    c.t5.num_heads = 4;
+    c.t5.num_layers = 2;
+    c.t5.num_buckets = 32;
+    c.dit.model_type = "t2v";
+    c.dit.text_len = 512;
+    c.dit.in_dim = 16;
+    c.dit.out_dim = 16;
+    c.dit.dim = 256;
+    c.dit.ffn_dim = 512;
+    c.dit.freq_dim = 256;
+    c.dit.text_dim = c.t5.dim;
+    c.dit.num_heads = 2;  // head dim 128, as the real models
+    c.dit.num_layers = 2;
+    c.vae.dim = 8;
+    c.vae.z_dim = 16;
+    c.vae.num_res_blocks = 1;
+    return c;
+}
+
+const std::string& demo_tokenizer_model() {
+    static std::once_flag once;
+    static std::string proto;
+    std::call_once(once, [] {
+        SentenceList it;
+        const auto st = sentencepiece::SentencePieceTrainer::Train(
+            {{"model_type", "bpe"},
+             {"vocab_size", std::to_string(kDemoVocab)},
+             {"hard_vocab_limit", "false"},
+             {"byte_fallback", "true"},
+             {"pad_id", "0"},
+             {"eos_id", "1"},
+             {"unk_id", "2"},
+             {"bos_id", "-1"},
+             {"num_threads", "1"},
+             {"minloglevel", "2"}},
+            &it, &proto);
+        WANRT_CHECK(st.ok(), "demo", "training the demo tokenizer failed (", st.ToString(), ")");
+    });
+    return proto;
+}
+
+void write_demo_tokenizer(const std::string& dir) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    WANRT_CHECK(!ec, "demo", "cannot create ", dir, ": ", ec.message());
+    write_text_file(fs::path(dir) / "spiece.model", demo_tokenizer_model());
+}
+
+std::shared_ptr<TensorSource> synthetic_t5_weights(const T5Config& c, uint64_t seed) {
+    auto src = std::make_shared<MemoryTensorSource>(cat("synthetic umT5 (dim ", c.dim, ", seed ", seed, ")"));
+    for (const T5Item& it : t5_items(c)) {
+        auto* d = static_cast<uint16_t*>(src->add_uninitialized(it.name, DType::BF16, it.shape));
+        fill_t5_bf16(it, seed, d, 0, shape_numel(it.shape));
+    }
+    return src;
+}
+
+T2VModelParts demo_model_parts() {
+    const DemoConfig c = demo_config();
+    T2VModelParts m;
+    m.name = "built-in demo model (random weights)";
+    m.kind = "demo";
+    m.dit_config = c.dit;
+    m.vae_config = c.vae;
+    constexpr uint64_t kSeed = 2025;
+    m.dit_weights = [c] { return synth_dit_memory(c.dit, DType::F32, kSeed); };
+    m.t5_weights = [c] { return synthetic_t5_weights(c.t5, kSeed); };
+    m.vae_weights = [c] { return synthetic_vae_weights(c.vae, uint32_t(kSeed)); };
+    auto tmp = std::make_shared<TempDir>();
+    std::string base = (fs::temp_directory_path() / "wanrt-demo-XXXXXX").string();
+    WANRT_CHECK(mkdtemp(base.data()) != nullptr, "demo", "cannot create a temporary folder under ",
+                fs::temp_directory_path().string(), " (", std::strerror(errno), "); set TMPDIR to a writable folder");
+    tmp->path = base;
+    write_demo_tokenizer(base);
+    m.tokenizer = base;
+    m.keepalive = tmp;
+    return m;
+}
+
+void write_t2v_folder(const std::string& dir, const DemoConfig& cfg, DType matrix_dtype, uint64_t seed,
+                      const std::function<void(const std::string&)>& progress) {
+    WANRT_CHECK(cfg.dit.text_dim == cfg.t5.dim, "synth", "the DiT's text_dim ", cfg.dit.text_dim,
+                " must equal the T5 width ", cfg.t5.dim);
+    if (progress) progress("config.json + diffusion_pytorch_model.safetensors");
+    write_synth_dit(dir, cfg.dit, matrix_dtype, seed, uint64_t(10e9));
+    write_t2v_extras(dir, cfg.t5, cfg.vae, seed, progress);
+}
+
+void write_t2v_extras(const std::string& dir, const T5Config& t5, const VaeConfig& vae_cfg, uint64_t seed,
+                      const std::function<void(const std::string&)>& progress) {
+    WANRT_CHECK(t5.vocab >= kDemoVocab, "synth", "the T5 vocabulary (", t5.vocab, ") must hold the demo tokenizer's ",
+                kDemoVocab, " ids");
+    auto say = [&](const std::string& s) {
+        if (progress) progress(s);
+    };
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    WANRT_CHECK(!ec, "synth", "cannot create ", dir, ": ", ec.message());
+    const fs::path d(dir);
+
+    say("Wan2.1_VAE.pth");
+    {
+        auto vae = synthetic_vae_weights(vae_cfg, uint32_t(seed));
+        PthWriter w((d / "Wan2.1_VAE.pth").string());
+        for (const auto& [name, shape] : vae_weight_manifest(vae_cfg)) {
+            const StoredTensor* t = vae->find(name);
+            w.add(name, t->dtype, t->shape, t->data);
+        }
+        w.finish();
+    }
+
+    say("models_t5_umt5-xxl-enc-bf16.pth");
+    {
+        PthWriter w((d / "models_t5_umt5-xxl-enc-bf16.pth").string());
+        for (const T5Item& it : t5_items(t5))
+            w.add_streamed(it.name, DType::BF16, it.shape, [&](void* out, int64_t first, int64_t n) {
+                fill_t5_bf16(it, seed, static_cast<uint16_t*>(out), first, n);
+            });
+        w.finish();
+    }
+
+    say("google/umt5-xxl/spiece.model (demo tokenizer)");
+    write_demo_tokenizer((d / "google" / "umt5-xxl").string());
+}
+
+}  // namespace wanrt

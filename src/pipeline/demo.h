@@ -1,0 +1,68 @@
+// The built-in demo model and synthetic model folders.
+//
+// Demo model: what `wanrt generate` runs without --ckpt_dir. All three networks are the real Wan2.1
+// architectures at small widths (T5: 2 blocks of attention width 128 on the real 4096-wide stream; DiT: 2 blocks of width 256, head dim
+// 128; VAE: dim 8, one residual block per stage, the real 16-channel latent with the Wan2.1 latent
+// statistics) with deterministic random weights made on the fly, so every stage of the pipeline
+// runs for real in seconds. Its videos are structured noise: the weights are untrained.
+//
+// Demo tokenizer: no model files may be shipped or downloaded, so a small SentencePiece BPE model
+// is trained on the fly (SentencePiece trainer API, one thread, fixed sentence list → the same model
+// bytes every time) from embedded English and Chinese prompts with byte fallback, so any UTF-8 text
+// tokenizes (unknown characters become byte pieces). Its ids are 0 pad, 1 EOS, 2 unk, like umT5's,
+// and its vocabulary has at most kDemoVocab pieces.
+//
+// Synthetic folders: write_t2v_folder() writes a complete folder in the official layout
+// (model_folder.h) with random weights: config.json + DiT safetensors, Wan2.1_VAE.pth and
+// models_t5_umt5-xxl-enc-bf16.pth (torch.save zips, io/pth_writer.h), google/umt5-xxl/spiece.model
+// (the demo tokenizer: the real umT5 vocabulary cannot be made here; its ids are valid for any
+// vocabulary ≥ kDemoVocab). With the official configs this is a full-size stand-in of a release.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "models/dit.h"
+#include "models/t5.h"
+#include "models/vae.h"
+#include "pipeline/model_folder.h"
+
+namespace wanrt {
+
+constexpr int64_t kDemoVocab = 512;
+
+struct DemoConfig {
+    DitConfig dit;
+    T5Config t5;
+    VaeConfig vae;
+};
+DemoConfig demo_config();
+
+// Generation defaults for the demo (the official ones would take minutes on a CPU).
+struct DemoDefaults {
+    int64_t width = 256, height = 256, frame_num = 17;
+    int sample_steps = 8;
+};
+
+// The serialized SentencePiece model of the demo tokenizer (deterministic bytes).
+const std::string& demo_tokenizer_model();
+// Writes it as <dir>/spiece.model (creating dir).
+void write_demo_tokenizer(const std::string& dir);
+
+// The demo model as parts: weights made in memory on first use (seed fixed), the tokenizer written
+// to a temporary folder that is removed when the parts are destroyed.
+T2VModelParts demo_model_parts();
+
+// Random weights in the official key layout (deterministic per seed).
+std::shared_ptr<TensorSource> synthetic_t5_weights(const T5Config& c, uint64_t seed);
+
+// Writes a complete official-layout folder (see above). matrix_dtype: the DiT's linear weights
+// (f32 as released); the T5 is bf16 and the VAE f32, as released. progress(what) per file.
+void write_t2v_folder(const std::string& dir, const DemoConfig& cfg, DType matrix_dtype, uint64_t seed,
+                      const std::function<void(const std::string&)>& progress = {});
+// The parts besides the DiT (VAE, T5, tokenizer), for a folder whose DiT was written by write_synth_dit.
+void write_t2v_extras(const std::string& dir, const T5Config& t5, const VaeConfig& vae, uint64_t seed,
+                      const std::function<void(const std::string&)>& progress = {});
+
+}  // namespace wanrt

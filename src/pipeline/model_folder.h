@@ -1,0 +1,100 @@
+// Model folders as released (Hugging Face Wan-AI/Wan2.1-T2V-1.3B, -T2V-14B, ...; spec §7) and the
+// staged text-to-video run on them.
+//
+// The official layout, all in one folder (`--ckpt_dir`):
+//   config.json                                    DiT config (diffusers; model kind comes from it)
+//   diffusion_pytorch_model.safetensors            DiT weights, or the sharded set
+//   diffusion_pytorch_model.safetensors.index.json   + diffusion_pytorch_model-0000k-of-0000K.safetensors
+//   Wan2.1_VAE.pth                                 VAE state dict (torch.save zip)
+//   models_t5_umt5-xxl-enc-bf16.pth                umT5-XXL encoder state dict (torch.save zip, bf16)
+//   google/umt5-xxl/spiece.model                   tokenizer (SentencePiece; the HF folder)
+// Accepted variants: Wan2.1_VAE.safetensors and models_t5_umt5-xxl-enc-bf16.safetensors (same keys)
+// in place of the .pth files (the .pth wins when both exist).
+//
+// The VAE checkpoint carries no config: the VAE's widths are read from its tensors (dim from
+// encoder.conv1, z_dim from conv2) and the block count is the one whose full weight manifest
+// (vae_weight_manifest) matches the file exactly, so a foreign file is an error, never a guess.
+//
+// Errors (wanrt::Error "[model] ..."): a folder that does not exist; missing files (ONE error that
+// lists every missing part and the names looked for); a task that does not match the folder's model
+// (e.g. --task t2v-14B on a 1.3B folder).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/dit.h"
+#include "models/t5.h"
+#include "models/vae.h"
+#include "pipeline/t2v.h"
+
+namespace wanrt {
+
+// One part of a folder and where it was looked for.
+struct ModelPart {
+    std::string role;                     // "DiT config", "DiT weights", "VAE", "text encoder", "tokenizer"
+    std::string path;                     // found file/folder ("" if missing)
+    std::vector<std::string> looked_for;  // names tried, relative to the folder
+    bool found() const { return !path.empty(); }
+};
+
+struct ModelFolder {
+    std::string dir;
+    ModelPart config, dit, vae, t5, tokenizer;
+    std::vector<const ModelPart*> parts() const { return {&config, &dit, &vae, &t5, &tokenizer}; }
+    std::vector<std::string> missing() const;  // "role (looked for a, b)" per missing part
+};
+
+// Looks for every part; missing parts are recorded, not thrown. Throws if dir is not a folder.
+ModelFolder scan_model_folder(const std::string& dir);
+// Throws one "[model] ... is missing ..." error listing every missing part, if any.
+void require_complete(const ModelFolder& f);
+
+// The official model a DiT config has the widths of ("t2v-1.3B", "t2v-14B", "i2v-14B"; the block
+// count may be smaller, as in `wanrt synth --layers`), or "" for other widths.
+std::string official_kind(const DitConfig& c);
+// Human-readable kind: "t2v-1.3B", "t2v-14B (2 of 40 blocks)", "custom t2v (dim 64, 2 blocks)".
+std::string describe_kind(const DitConfig& c);
+
+// Opens a weights file by extension: .pth (torch.save) or .safetensors / .safetensors.index.json.
+std::shared_ptr<TensorSource> open_weights_file(const std::string& path);
+// The VAE config of a Wan VAE state dict (see above). Throws "[model] ..." if nothing matches.
+VaeConfig vae_config_from_weights(const TensorSource& src);
+
+// Where a text-to-video model's parts come from: an official folder or the built-in demo
+// (pipeline/demo.h). Weights are opened on demand so each stage's memory can be released before
+// the next stage loads.
+struct T2VModelParts {
+    std::string name;  // "Wan2.1-T2V-1.3B folder /x" or "built-in demo model"
+    std::string kind;  // describe_kind(dit_config) or "demo"
+    DitConfig dit_config;
+    VaeConfig vae_config;
+    std::function<std::shared_ptr<TensorSource>()> dit_weights, t5_weights, vae_weights;
+    std::string tokenizer;            // folder holding spiece.model, or the file
+    std::shared_ptr<void> keepalive;  // e.g. the demo's temporary tokenizer folder
+};
+
+// Scans, requires completeness, reads config.json and the VAE config. No weights are loaded.
+T2VModelParts open_model_folder(const std::string& dir);
+
+// The whole staged run: tokenizer → T5 (loaded, both prompts encoded, then freed) → DiT (loaded,
+// denoised, freed) → VAE (loaded, decoded). Peak memory is max(T5, DiT, VAE), not their sum.
+struct T2VStagedTimes {
+    double tokenize = 0, t5_load = 0, text = 0, dit_load = 0, denoise = 0, vae_load = 0, decode = 0;
+    std::vector<double> step_seconds;
+    int64_t prompt_tokens = 0, neg_prompt_tokens = 0;
+};
+struct T2VStagedResult {
+    Tensor video;  // [3, F, H, W] f32 in [-1, 1]
+    T2VStagedTimes times;
+};
+// on_stage(stage) is called as each stage starts ("load text encoder", "encode text", ...).
+T2VStagedResult run_t2v_staged(const T2VModelParts& m, std::shared_ptr<Backend> be, const std::string& prompt,
+                               const std::string& neg_prompt, uint64_t seed, const T2VOptions& opt,
+                               const std::function<void(const std::string&)>& on_stage = {},
+                               const T2VStepCallback& on_step = {});
+
+}  // namespace wanrt
