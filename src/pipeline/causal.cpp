@@ -74,24 +74,34 @@ NoiseSource seeded_noise(uint64_t seed) {
     };
 }
 
-Tensor flow_to_x0(const Tensor& v, const Tensor& x_in, float sigma) {
-    Tensor x = ops::contiguous(x_in);
-    Tensor out = v.backend()->empty(DType::F32, v.shape());
-    const Tensor* in[2] = {&x, &v};
-    const float coef[2] = {1.0f, -sigma};
-    lincomb(out, 2, in, coef);
-    return out;
+namespace {
+
+// a·x + b·y as one f32 linear combination; on a backend without lincomb, as mul/add with scalar
+// tensors (same values up to the rounding of the unfused products).
+Tensor axpby(float a, const Tensor& x_in, float b, const Tensor& y_in) {
+    Tensor x = ops::contiguous(x_in), y = ops::contiguous(y_in);
+    Backend& be = *x.backend();
+    if (be.supports(Op::LinComb, DType::F32, DType::F32)) {
+        Tensor out = be.empty(DType::F32, x.shape());
+        const Tensor* in[2] = {&x, &y};
+        const float coef[2] = {a, b};
+        lincomb(out, 2, in, coef);
+        return out;
+    }
+    return ops::add(ops::mul(x, ops::full(be, DType::F32, {1}, a)), ops::mul(y, ops::full(be, DType::F32, {1}, b)));
 }
 
-Tensor add_noise(const Tensor& x0_in, const Tensor& eps_in, float sigma) {
-    Tensor x0 = ops::contiguous(x0_in), eps = ops::contiguous(eps_in);
+}  // namespace
+
+Tensor flow_to_x0(const Tensor& v, const Tensor& x, float sigma) {
+    if (v.shape() != x.shape()) fail("causal", "velocity ", v.describe(), " does not match the latent ", x.describe());
+    return axpby(1.0f, x, -sigma, v);
+}
+
+Tensor add_noise(const Tensor& x0, const Tensor& eps, float sigma) {
     if (eps.shape() != x0.shape())
         fail("causal", "noise draw ", eps.describe(), " does not match the latent ", x0.describe());
-    Tensor out = x0.backend()->empty(DType::F32, x0.shape());
-    const Tensor* in[2] = {&x0, &eps};
-    const float coef[2] = {1.0f - sigma, sigma};
-    lincomb(out, 2, in, coef);
-    return out;
+    return axpby(1.0f - sigma, x0, sigma, eps);
 }
 
 Tensor generate_causal(const CausalDitModel& model, const Tensor& context, const Tensor& noise,
