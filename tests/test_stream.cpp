@@ -4,11 +4,16 @@
 //   * the motion controller's arithmetic (streaming.md §4.4 examples);
 //   * a soak: thousands of frames in constant memory;
 //   * bad input → one-line errors.
+#include <sys/wait.h>
+
+#include <array>
+#include <filesystem>
 #include <fstream>
 
 #include "models/causal_dit.h"
 #include "pipeline/stream.h"
 #include "test_util.h"
+#include "video/video_writer.h"
 
 namespace wanrt::test {
 
@@ -64,6 +69,24 @@ int64_t rss_kb() {
     int64_t size = 0, res = 0;
     s >> size >> res;
     return res * 4;
+}
+
+struct CliRun {
+    int code;
+    std::string out;  // stdout and stderr
+};
+
+CliRun run_cli(const std::string& args) {
+    std::string cmd = std::string(WANRT_BINARY) + " " + args + " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    CliRun r{-1, ""};
+    if (!p) return r;
+    std::array<char, 4096> buf;
+    size_t n;
+    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+    int st = pclose(p);
+    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return r;
 }
 
 }  // namespace
@@ -267,6 +290,32 @@ TEST(Stream, BadInput) {
     bad.noise_scale = 1.5;
     expect_error([&] { StreamV2V(m.dit, m.vae, m.context, bad); }, {"[stream]", "noise scale"});
     expect_error([&] { stream_video(s, test_video(*m.be, 3, 16, 16)); }, {"[stream]", "at least 5 frames"});
+}
+
+TEST(Stream, CommandLine) {
+    // `wanrt stream` with the built-in demo model: 14 frames in → 13 out (the 14th is not a whole
+    // chunk); bad input gives one line and exit code 1.
+    namespace fs = std::filesystem;
+    char tmpl[] = "/tmp/wanrt_stream_XXXXXX";
+    const fs::path dir = mkdtemp(tmpl);
+    auto be = make_cpu_backend(1);
+    const std::string in = (dir / "in.y4m").string(), out = (dir / "out.y4m").string();
+    write_video(in, test_video(*be, 14, 32, 48));
+    CliRun r = run_cli("stream --input " + in + " --output " + out + " --prompt 'ink wash' --threads 2 --steps 700,500");
+    EXPECT_EQ(r.code, 0) << r.out;
+    Rgb24Video v = read_video(out);
+    EXPECT_EQ(v.frames, 13);
+    EXPECT_EQ(v.width, 48);
+    EXPECT_EQ(v.height, 32);
+    write_video(in, test_video(*be, 9, 24, 48));
+    r = run_cli("stream --input " + in + " --output " + out + " --prompt x");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.out.find("[stream]"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("multiple of 16"), std::string::npos) << r.out;
+    r = run_cli("stream --input " + in + " --output " + out + " --prompt x --steps 700,abc");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.out.find("bad --steps"), std::string::npos) << r.out;
+    fs::remove_all(dir);
 }
 
 }  // namespace wanrt::test

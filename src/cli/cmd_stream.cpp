@@ -1,0 +1,171 @@
+// wanrt stream: restyle a video file with the streaming V2V loop (pipeline/stream.h), chunk by chunk
+// as a live source would feed it: frames 0–4, then 4 at a time; frames past the last whole chunk
+// are dropped (as StreamDiffusionV2 does).
+//
+// Models: --ckpt_dir is a Wan2.1 T2V folder (model_folder.h); --generator FILE replaces the DiT
+// weights with a distilled causal checkpoint of the same architecture (.safetensors or .pth; the
+// key prefix "model." / "generator.model." of CausVid/StreamDiffusionV2 files is found
+// automatically). Without --ckpt_dir the built-in demo model runs (random weights: the output is
+// structured noise, useful to try the pipeline). The input size must be a multiple of 16.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "core/device.h"
+#include "core/error.h"
+#include "models/causal_dit.h"
+#include "models/t5.h"
+#include "models/vae.h"
+#include "pipeline/demo.h"
+#include "pipeline/model_folder.h"
+#include "pipeline/stream.h"
+#include "text/tokenizer.h"
+#include "video/video_writer.h"
+
+namespace wanrt::cli {
+
+namespace {
+
+struct Opts {
+    std::string input, output, prompt, ckpt_dir, generator, steps = "700,500", device = "auto";
+    double noise_scale = 0.8, shift = 8.0, adapt_sink = 0.2;
+    int64_t cache_frames = 6, sink_frames = 3, refresh_frame = 50, max_frames = 0, seed = 0;
+    int threads = 0;
+    bool fixed_noise = false, normalized = false;
+};
+
+std::vector<double> parse_steps(const std::string& s) {
+    std::vector<double> out;
+    std::stringstream ss(s);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+        try {
+            size_t used = 0;
+            out.push_back(std::stod(item, &used));
+            if (used != item.size()) throw std::invalid_argument(item);
+        } catch (const std::exception&) {
+            fail("stream", "bad --steps \"", s, "\"; write timesteps separated by commas, e.g. 700,500");
+        }
+    }
+    return out;
+}
+
+// The prefix under which a checkpoint holds the DiT (official names): "", "model.", ...
+std::string dit_prefix(const TensorSource& src, const std::string& path) {
+    for (const std::string& n : src.names()) {
+        const std::string key = "patch_embedding.weight";
+        if (n.size() >= key.size() && n.compare(n.size() - key.size(), key.size(), key) == 0)
+            return n.substr(0, n.size() - key.size());
+    }
+    fail("stream", path, " holds no DiT (no patch_embedding.weight under any prefix); pass a CausVid / "
+         "StreamDiffusionV2 generator checkpoint");
+}
+
+void run(const Opts& o) {
+    using clock = std::chrono::steady_clock;
+    const auto t_start = clock::now();
+    StreamOptions so;
+    so.steps = parse_steps(o.steps);
+    so.shift = o.shift;
+    so.noise_scale = o.noise_scale;
+    so.motion_aware = !o.fixed_noise;
+    so.cache_frames = o.cache_frames;
+    so.sink_frames = o.sink_frames;
+    so.refresh_frame = o.refresh_frame;
+    so.adapt_sink_threshold = o.adapt_sink;
+    so.raw_latents = !o.normalized;
+    so.validate();
+    video_container_for(o.output);  // unknown extensions fail before any work
+
+    Rgb24Video in = read_video(o.input);
+    if (o.max_frames > 0 && in.frames > o.max_frames) {
+        in.frames = o.max_frames;
+        in.rgb.resize(in.frame_bytes() * size_t(in.frames));
+    }
+    WANRT_CHECK(in.frames >= 5, "stream", o.input, " has ", in.frames, " frames; a stream needs at least 5");
+    WANRT_CHECK(in.width % 16 == 0 && in.height % 16 == 0, "stream", o.input, " is ", in.width, "x", in.height,
+                "; the size must be a multiple of 16 (e.g. 832x480): resize it first, e.g. ffmpeg -vf scale=832:480");
+
+    const bool demo = o.ckpt_dir.empty();
+    T2VModelParts parts = demo ? demo_model_parts() : open_model_folder(o.ckpt_dir);
+    WANRT_CHECK(!parts.dit_config.is_i2v(), "stream", "the causal model needs a text-to-video DiT; ", parts.name,
+                " holds an image-to-video one");
+    if (demo)
+        std::fprintf(stderr, "stream: no --ckpt_dir: running the built-in demo model (random weights; the output is "
+                             "structured noise)\n");
+    auto be = make_backend(o.device, o.threads);
+    std::fprintf(stderr, "stream: %s on %s; %lldx%lld, %lld frames; steps %s, noise scale %g%s, cache %lld frames (sink %lld)\n",
+                 parts.name.c_str(), be->description().c_str(), (long long)in.width, (long long)in.height,
+                 (long long)in.frames, o.steps.c_str(), o.noise_scale, o.fixed_noise ? " (fixed)" : " (motion-aware)",
+                 (long long)o.cache_frames, (long long)o.sink_frames);
+
+    // Text: tokenize, encode, free the encoder before the DiT loads.
+    Tensor context;
+    {
+        text::T5Tokenizer tok(parts.tokenizer, parts.dit_config.text_len);
+        T5Encoder t5 = T5Encoder::load(parts.t5_weights(), *be);
+        context = t5.encode(tok.tokenize(o.prompt).real_ids());
+    }
+    std::shared_ptr<const DitModel> dit;
+    if (!o.generator.empty()) {
+        auto src = open_weights_file(o.generator);
+        dit = std::make_shared<DitModel>(parts.dit_config, src, *be, dit_prefix(*src, o.generator));
+    } else {
+        dit = std::make_shared<DitModel>(parts.dit_config, parts.dit_weights(), *be);
+    }
+    auto model = std::make_shared<CausalDitModel>(dit);
+    std::shared_ptr<WanVae> vae = WanVae::load(parts.vae_weights(), parts.vae_config, be);
+    const double load_s = std::chrono::duration<double>(clock::now() - t_start).count();
+
+    StreamV2V s(model, vae, context, so, seeded_noise(uint64_t(o.seed)));
+    Tensor video = rgb24_to_video(in, *be);  // [3, T, H, W]
+    const int64_t chunks = (in.frames - 1) / 4;
+    const auto t_run = clock::now();
+    Tensor out = stream_video(s, video, [&](int64_t k, double sec) {
+        std::fprintf(stderr, "  chunk %lld/%lld: %.3f s (%.1f frames/s), noise scale %.3f, t0 %lld\n", (long long)k + 1,
+                     (long long)chunks, sec, (k == 0 ? 5.0 : 4.0) / sec, s.stats().last_noise_scale,
+                     (long long)s.stats().last_t0);
+    });
+    const double run_s = std::chrono::duration<double>(clock::now() - t_run).count();
+    VideoWriteOptions wo;
+    if (in.fps > 0) wo.fps = std::max(1, int(std::lround(in.fps)));
+    const std::vector<std::string> files = write_video(o.output, out, wo);
+    const StreamStats& st = s.stats();
+    std::fprintf(stderr,
+                 "stream: %lld frames in, %lld out in %.2f s (%.2f frames/s): VAE encode %.2f s, DiT %.2f s (%lld calls), "
+                 "VAE decode %.2f s; load %.2f s; KV cache %.1f MiB\n",
+                 (long long)st.frames_in, (long long)st.frames_out, run_s, double(st.frames_out) / run_s, st.encode_s,
+                 st.dit_s, (long long)st.dit_calls, st.decode_s, load_s, double(s.cache().bytes()) / 1048576.0);
+    std::printf("%s\n", files.front().c_str());
+}
+
+void setup(CLI::App& app) {
+    auto o = std::make_shared<Opts>();
+    CLI::App* c = app.add_subcommand("stream", "Streaming video-to-video (StreamDiffusionV2 loop with the causal KV-cache DiT)");
+    c->add_option("--input", o->input, "Input video (mp4, y4m, png, ...; size a multiple of 16)")->required();
+    c->add_option("--output", o->output, "Output .mp4, .y4m or .png")->required();
+    c->add_option("--prompt", o->prompt, "The style prompt")->required();
+    c->add_option("--ckpt_dir", o->ckpt_dir, "Wan2.1 T2V model folder (default: the built-in demo model)");
+    c->add_option("--generator", o->generator, "Causal DiT weights replacing the folder's (CausVid / StreamDiffusionV2 model file)");
+    c->add_option("--steps", o->steps, "Denoising timesteps, one stream-batch slot each")->capture_default_str();
+    c->add_option("--noise_scale", o->noise_scale, "Initial noise scale (strength)")->capture_default_str();
+    c->add_flag("--fixed_noise", o->fixed_noise, "Constant noise scale (no motion-aware controller)");
+    c->add_option("--shift", o->shift, "FlowMatch shift")->capture_default_str();
+    c->add_option("--cache_frames", o->cache_frames, "KV cache size in latent frames")->capture_default_str();
+    c->add_option("--sink_frames", o->sink_frames, "Latent frames kept at the start of the cache")->capture_default_str();
+    c->add_option("--adapt_sink", o->adapt_sink, "Adaptive sink similarity threshold (-1 = off)")->capture_default_str();
+    c->add_option("--refresh_frame", o->refresh_frame, "RoPE position that wraps back (0 = never)")->capture_default_str();
+    c->add_flag("--normalized_latents", o->normalized, "Feed the DiT normalised latents (default: raw VAE mean, as SD)");
+    c->add_option("--max_frames", o->max_frames, "Use at most this many input frames (0 = all)")->capture_default_str();
+    c->add_option("--seed", o->seed, "Noise seed")->capture_default_str();
+    c->add_option("--device", o->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
+    c->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
+    c->callback([o] { run(*o); });
+}
+
+Command reg("stream", setup);
+
+}  // namespace
+}  // namespace wanrt::cli
