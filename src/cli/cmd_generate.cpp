@@ -201,7 +201,7 @@ void run(Opts o) {
         t2v_latent_shape(opt, model.dit_config, model.vae_config);
     }
 
-    if (!o.o_prompt->count()) o.prompt = kExamplePrompt;
+    if (!o.o_prompt->count()) o.prompt = t2i ? "一个朴素端庄的美人" : kExamplePrompt;  // generate.py's EXAMPLE_PROMPT
     const std::string neg = o.o_neg->count() && !o.neg_prompt.empty() ? o.neg_prompt : kWanDefaultNegPrompt;
     if (o.save_file.empty()) o.save_file = default_save_file(task.name, o.size, o.prompt, t2i);
     check_output_path(o.save_file);

@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <map>
 
+#include <nlohmann/json.hpp>
+
 #include "cli/commands.h"
 #include "core/error.h"
 #include "pipeline/model_folder.h"
@@ -78,7 +80,8 @@ void run(const std::string& dir) {
             cfg = ck.config;
             have_cfg = true;
             std::printf("kind            %s\n", describe_kind(cfg).c_str());
-            std::printf("config          %s (%s)\n", cfg.to_json().c_str(), ck.config_origin.c_str());
+            std::printf("config          %s (%s)\n", nlohmann::json::parse(cfg.to_json()).dump().c_str(),
+                        ck.config_origin.c_str());
         } catch (const Error& e) {
             std::printf("kind            unknown: %s\n", e.what());
         }
