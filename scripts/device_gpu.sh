@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The one command run on the GPU machine (the `run` device tool): GPU tests and benchmarks of the
+# CUDA backend, logs under $OUT (at most 8 files come back: summary.txt plus one log per step).
+#
+# The GPU image has CUDA 13, cuDNN 9 and cuBLASLt but not the Debian dev packages wanrt links
+# (OpenBLAS, sentencepiece, ffmpeg, gtest), so binaries are built on the dev machine with
+#   cmake -S . -B build-cuda -G Ninja -DWANRT_CUDA=ON && ninja -C build-cuda wanrt test_cuda_ops_gpu ...
+# and staged by `scripts/device_gpu.sh stage` into .devcarry/ (bin/ + libs.tar.xz with the host
+# libraries the CLI needs), which the run carries. Usage on the device:
+#   scripts/device_gpu.sh [ops] [perf] [dit] [bench] [bench-full]     (default: ops perf)
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+if [[ "${1:-}" == "stage" ]]; then  # dev machine: copy binaries and host libraries into .devcarry
+    BUILD=${BUILD:-build-cuda}
+    rm -rf .devcarry && mkdir -p .devcarry/bin
+    for b in wanrt tests/test_cuda_ops_gpu tests/test_cuda_perf_gpu tests/test_dit_gpu; do
+        [[ -f $BUILD/$b ]] && cp "$BUILD/$b" .devcarry/bin/ && strip --strip-debug .devcarry/bin/$(basename $b)
+    done
+    tmp=$(mktemp -d) && mkdir "$tmp/libs"
+    for l in libopenblas.so.0 libgfortran.so.5 libquadmath.so.0 libsentencepiece.so.0; do
+        p=$(ldd "$BUILD/wanrt" | awk -v l=$l '$1==l {print $3}')
+        [[ -n "$p" ]] && cp -L "$p" "$tmp/libs/"
+    done
+    ldd "$BUILD/wanrt" | awk '/=> \// {print $3}' | grep -vE "libc\.so|libm\.so|libstdc|libgcc_s|libdl|libpthread|librt|cuda|cudnn|cublas|ld-linux" \
+        | while read -r p; do cp -Ln "$p" "$tmp/libs/" 2>/dev/null; done
+    tar cJf .devcarry/libs.tar.xz -C "$tmp" libs && rm -rf "$tmp"
+    if [[ -n "${NO_CLI:-}" ]]; then rm -f .devcarry/bin/wanrt .devcarry/libs.tar.xz; fi
+    du -sh .devcarry/* && exit 0
+fi
+
+OUT=${OUT:-$ROOT/out}
+mkdir -p "$OUT"
+steps=("$@")
+[[ ${#steps[@]} -eq 0 ]] && steps=(ops perf)
+log() { echo "== $*" | tee -a "$OUT/summary.txt"; }
+
+{
+    date -u; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+    ls /usr/lib/x86_64-linux-gnu | grep -E "libcudnn\.so|libcublas" ; ls /usr/local/cuda/lib64 2>/dev/null | grep -E "cublasLt|cudart\.so"
+} > "$OUT/summary.txt" 2>&1
+head -3 "$OUT/summary.txt"
+
+[[ -f .devcarry/libs.tar.xz ]] && mkdir -p /tmp/wanrt_libs && python3 -c "import tarfile; tarfile.open('.devcarry/libs.tar.xz').extractall('/tmp/wanrt_libs')"
+export LD_LIBRARY_PATH=/tmp/wanrt_libs/libs:/usr/local/cuda/lib64:/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
+BIN=.devcarry/bin
+chmod +x $BIN/* 2>/dev/null
+[[ -f $BIN/wanrt ]] && ldd $BIN/wanrt | grep -E "not found|cudnn|cublas|cudart" >> "$OUT/summary.txt"
+
+for s in "${steps[@]}"; do
+    case $s in
+        ops)
+            log "test_cuda_ops_gpu"
+            timeout 240 $BIN/test_cuda_ops_gpu > "$OUT/ops.log" 2>&1; echo "rc=$?" >> "$OUT/ops.log"
+            grep -E "attention|cuDNN|FAILED|PASSED|rc=" "$OUT/ops.log" | tail -30 | tee -a "$OUT/summary.txt" ;;
+        sanitize)  # compute-sanitizer memcheck over the op tests (out-of-bounds and misaligned accesses)
+            log "compute-sanitizer memcheck test_cuda_ops_gpu"
+            CS=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+            timeout 300 $CS --tool memcheck --error-exitcode 9 $BIN/test_cuda_ops_gpu > "$OUT/sanitize.log" 2>&1
+            echo "rc=$?" >> "$OUT/sanitize.log"
+            grep -E "ERROR SUMMARY|PASSED|FAILED|rc=" "$OUT/sanitize.log" | tail -6 | tee -a "$OUT/summary.txt" ;;
+        perf)
+            log "test_cuda_perf_gpu"
+            timeout 240 $BIN/test_cuda_perf_gpu --gtest_filter=-CudaPerf.Vae480p:CudaPerf.T5Encode512 > "$OUT/perf.log" 2>&1; echo "rc=$?" >> "$OUT/perf.log"
+            grep -E "device:|gemm|flash|cudnn|dit |PASSED|FAILED|rc=" "$OUT/perf.log" | tee -a "$OUT/summary.txt" ;;
+        dit)
+            log "test_dit_gpu"
+            WANRT_FIXTURES=$ROOT/tests/fixtures timeout 240 $BIN/test_dit_gpu > "$OUT/dit.log" 2>&1; echo "rc=$?" >> "$OUT/dit.log"
+            grep -E "out\.y|PASSED|FAILED|rc=" "$OUT/dit.log" | tail -8 | tee -a "$OUT/summary.txt" ;;
+        bench)  # 2 blocks at 480p/81 frames: quick look with the per-op breakdown
+            log "bench dit 2 blocks"
+            timeout 240 $BIN/wanrt bench dit --device cuda --frames 81 --layers 2 --warmup 2 --repeats 3 \
+                --json "$OUT/bench2.json" > "$OUT/bench2.log" 2>&1; echo "rc=$?" >> "$OUT/bench2.log"
+            grep -vE "^\s+(model|latent|tokens|text_tokens|warmup)" "$OUT/bench2.log" | tail -24 | tee -a "$OUT/summary.txt" ;;
+        bench-full)  # the issue's case: 1.3B, all 30 blocks, 480p, 81 frames (32,760 tokens)
+            log "bench dit full 1.3B"
+            timeout 300 $BIN/wanrt bench dit --device cuda --frames 81 --layers 0 --weights_dtype ${WDT:-f32} \
+                --warmup 2 --repeats 5 --no-profile --json "$OUT/bench_full.json" > "$OUT/bench_full.log" 2>&1
+            echo "rc=$?" >> "$OUT/bench_full.log"
+            tail -4 "$OUT/bench_full.log" | tee -a "$OUT/summary.txt" ;;
+        bench-full-bf16)  # same with bf16 weights (PyTorch's 704.5 ms case)
+            log "bench dit full 1.3B, bf16 weights"
+            timeout 300 $BIN/wanrt bench dit --device cuda --frames 81 --layers 0 --weights_dtype bf16 \
+                --warmup 2 --repeats 5 --no-profile > "$OUT/bench_full_bf16.log" 2>&1
+            echo "rc=$?" >> "$OUT/bench_full_bf16.log"
+            tail -4 "$OUT/bench_full_bf16.log" | tee -a "$OUT/summary.txt" ;;
+        vae|t5)  # Vae480p / T5Encode512 of test_cuda_perf_gpu (the CLI needs ffmpeg & co., too big to carry)
+            filt=$([[ $s == vae ]] && echo CudaPerf.Vae480p || echo CudaPerf.T5Encode512)
+            log "perf $filt"
+            timeout ${STEP_TIMEOUT:-240} $BIN/test_cuda_perf_gpu --gtest_filter=$filt > "$OUT/$s.log" 2>&1; echo "rc=$?" >> "$OUT/$s.log"
+            grep -E "vae|t5|cuDNN|PASSED|FAILED|rc=" "$OUT/$s.log" | tail -8 | tee -a "$OUT/summary.txt" ;;
+        *) log "unknown step $s" ;;
+    esac
+done
+log "done $(date -u)"

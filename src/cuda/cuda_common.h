@@ -1,0 +1,289 @@
+// Shared by the CUDA backend's translation units: error-check macros, NVTX ranges, the kernel
+// entry points each cuda_*.cu file exports to cuda_backend.cpp, and small device helpers.
+//
+// Errors: a failing CUDA/cuBLAS/cuDNN call is a bug or a broken environment, not bad input, so the
+// macros print file:line, the call, the library's message and a hint, then abort (docs/style.md,
+// habit 10). Bad input is rejected earlier with wanrt::Error by ops.h or the backend.
+#pragma once
+
+#include <cublasLt.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+#include <nvtx3/nvToolsExt.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+
+namespace wanrt::cuda {
+
+[[noreturn]] inline void die(const char* lib, const char* what, const char* msg, const char* file, int line) {
+    std::fprintf(stderr,
+                 "wanrt internal error: %s:%d: %s call `%s` failed: %s\n"
+                 "  hint: check the driver/toolkit match (nvidia-smi vs nvcc --version), free GPU "
+                 "memory, and rerun with CUDA_LAUNCH_BLOCKING=1 or compute-sanitizer to find the "
+                 "failing kernel\n",
+                 file, line, lib, what, msg);
+    std::abort();
+}
+
+// cublasGetStatusString lives in libcublas, which nothing else here needs.
+inline const char* cublas_status_name(cublasStatus_t s) {
+    switch (s) {
+        case CUBLAS_STATUS_NOT_INITIALIZED:
+            return "CUBLAS_STATUS_NOT_INITIALIZED";
+        case CUBLAS_STATUS_ALLOC_FAILED:
+            return "CUBLAS_STATUS_ALLOC_FAILED";
+        case CUBLAS_STATUS_INVALID_VALUE:
+            return "CUBLAS_STATUS_INVALID_VALUE";
+        case CUBLAS_STATUS_ARCH_MISMATCH:
+            return "CUBLAS_STATUS_ARCH_MISMATCH";
+        case CUBLAS_STATUS_MAPPING_ERROR:
+            return "CUBLAS_STATUS_MAPPING_ERROR";
+        case CUBLAS_STATUS_EXECUTION_FAILED:
+            return "CUBLAS_STATUS_EXECUTION_FAILED";
+        case CUBLAS_STATUS_INTERNAL_ERROR:
+            return "CUBLAS_STATUS_INTERNAL_ERROR";
+        case CUBLAS_STATUS_NOT_SUPPORTED:
+            return "CUBLAS_STATUS_NOT_SUPPORTED";
+        default:
+            return "cuBLAS error";
+    }
+}
+
+}  // namespace wanrt::cuda
+
+#define CUDA_CHECK(call)                                                                                          \
+    do {                                                                                                          \
+        cudaError_t err_ = (call);                                                                                \
+        if (err_ != cudaSuccess) ::wanrt::cuda::die("CUDA", #call, cudaGetErrorString(err_), __FILE__, __LINE__); \
+    } while (0)
+
+// After every kernel launch: catches bad launch configurations at once (asynchronous faults
+// surface at the next synchronising call).
+#define CUDA_CHECK_LAUNCH() CUDA_CHECK(cudaGetLastError())
+
+#define CUBLAS_CHECK(call)                                                                                   \
+    do {                                                                                                     \
+        cublasStatus_t st_ = (call);                                                                         \
+        if (st_ != CUBLAS_STATUS_SUCCESS)                                                                    \
+            ::wanrt::cuda::die("cuBLAS", #call, ::wanrt::cuda::cublas_status_name(st_), __FILE__, __LINE__); \
+    } while (0)
+
+#define CUDNN_CHECK(call)                                                                     \
+    do {                                                                                      \
+        cudnnStatus_t st_ = (call);                                                           \
+        if (st_ != CUDNN_STATUS_SUCCESS)                                                      \
+            ::wanrt::cuda::die("cuDNN", #call, cudnnGetErrorString(st_), __FILE__, __LINE__); \
+    } while (0)
+
+namespace wanrt::cuda {
+
+// One NVTX range per op, visible in Nsight Systems as "wanrt::linear" etc.
+struct NvtxRange {
+    explicit NvtxRange(const char* name) { nvtxRangePushA(name); }
+    ~NvtxRange() { nvtxRangePop(); }
+    NvtxRange(const NvtxRange&) = delete;
+    NvtxRange& operator=(const NvtxRange&) = delete;
+};
+
+// Up to 6 dims, outermost first, strides in elements: how strided kernels see a tensor.
+constexpr int kMaxDims = 6;
+struct Strided {
+    int ndim = 0;
+    int64_t shape[kMaxDims] = {};
+    int64_t stride[kMaxDims] = {};
+};
+
+inline int div_up(int64_t a, int64_t b) {
+    return int((a + b - 1) / b);
+}
+
+// Dtype codes used by the conversion kernels (mirrors wanrt::DType for the float/int types).
+enum class DevType : int { F32 = 0, F16 = 1, BF16 = 2, F64 = 3, I32 = 4, I64 = 5, U8 = 6 };
+
+// ---- launchers (cuda_elementwise.cu) ----
+void launch_copy(const void* src, DevType st, const Strided& s, void* dst, DevType dt, int64_t n, cudaStream_t stream);
+// Contiguous f32 → bf16, optionally multiplied by scale first.
+void launch_f32_to_bf16(const float* src, __nv_bfloat16* dst, int64_t n, float scale, cudaStream_t stream);
+void launch_fill_f32(float* dst, int64_t n, float v, cudaStream_t stream);
+void launch_fill(void* dst, DevType t, int64_t n, double v, cudaStream_t stream);
+// Same logical shape (s.shape == d.shape), both strided.
+void launch_copy_strided(const void* src, DevType st, const Strided& s, void* dst, DevType dt, const Strided& d,
+                         int64_t n, cudaStream_t stream);
+void launch_unary(int act, const float* x, float* y, int64_t n, cudaStream_t stream);
+void launch_binary(int op, const float* a, const Strided& sa, const float* b, const Strided& sb, float* y,
+                   const Strided& sy, int64_t n, cudaStream_t stream);
+void launch_patchify(const float* x, int64_t C, int64_t T, int64_t H, int64_t W, int pt, int ph, int pw, float* y,
+                     cudaStream_t stream);
+void launch_unpatchify(const float* x, int64_t C, int64_t f, int64_t h, int64_t w, int pt, int ph, int pw, float* y,
+                       cudaStream_t stream);
+void launch_embedding(const void* table, DevType tt, int64_t V, int64_t D, const int32_t* ids, int64_t n, float* y,
+                      cudaStream_t stream);
+
+// ---- launchers (cuda_norm.cu); rows of length D, contiguous ----
+void launch_layer_norm(const float* x, const float* w, const float* b, float eps, float* y, int64_t rows, int64_t D,
+                       cudaStream_t stream);
+void launch_rms_norm(const float* x, const float* w, float eps, float* y, int64_t rows, int64_t D, cudaStream_t stream);
+// x [B, L, D]; shift/scale rows b at (ptr + b·row_stride), elements at unit stride.
+void launch_norm_modulate(const float* x, const float* shift, int64_t shift_rs, const float* scale, int64_t scale_rs,
+                          float eps, float* y, int64_t B, int64_t L, int64_t D, cudaStream_t stream);
+void launch_gated_residual(float* x, const float* y, const float* gate, int64_t gate_rs, int64_t B, int64_t L,
+                           int64_t D, cudaStream_t stream);
+
+// ---- launchers (cuda_rope.cu) ----
+struct RopeGridDev {
+    int64_t f, h, w, frame_offset;
+};
+// x, y [B, L, H, d]; table [P, d/2, 2]; grids: host array of B entries (passed by value).
+void launch_rope(const float* x, const RopeGridDev* grids, const float* table, int64_t P, float* y, int64_t B,
+                 int64_t L, int64_t H, int64_t d, cudaStream_t stream);
+
+// ---- launchers (cuda_attention.cu) ----
+struct AttnArgs {
+    int B, Lq, Lk, H, Hk, d, dv;
+    const int32_t* k_lens;  // device [B] or null
+    float softmax_scale;    // already resolved (never 0)
+    bool causal;
+    int window_left, window_right;    // −1 = unlimited
+    const float* rel_bias = nullptr;  // device [H, Lq + Lk − 1] or null (flash and GEMM paths)
+};
+// Flash attention on bf16 q [B, Lq, H, d], k [B, Lk, Hk, d], v [B, Lk, Hk, dv] (contiguous),
+// f32 out [B, Lq, H, dv]. Supported when d == dv and d ∈ {64, 128}.
+bool flash_attention_supported(int d, int dv);
+void launch_flash_attention(const AttnArgs& a, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
+                            float* out, cudaStream_t stream);
+// Row softmax of one (sample b, head h) score block for the GEMM-based attention path (large head
+// dims): S f32 [rows, Lk] holds q·k for queries row0 … row0+rows−1; P bf16 gets softmax(S·scale +
+// bias) with the masks of a (a.softmax_scale is the scale); rows seeing no key become zeros.
+void launch_attention_softmax(const AttnArgs& a, int b, int h, int row0, int rows, const float* S, __nv_bfloat16* P,
+                              cudaStream_t stream);
+// Reference-grade kernel for any head dim ≤ 512 on f32 inputs (q already scaled), with the
+// optional relative bias [H, Lq + Lk − 1]: the fallback and the test oracle for the fast path.
+void launch_attention_generic(const AttnArgs& a, const float* q, const float* k, const float* v, const float* rel_bias,
+                              float* out, cudaStream_t stream);
+
+}  // namespace wanrt::cuda
+
+#include <map>
+#include <tuple>
+
+namespace wanrt::cuda {
+
+// ---- cuda_gemm.cu ----
+// y [M, N] f32 = x [M, K] bf16 · w [N, K]ᵀ bf16 (+ bias [N] f32), then act (wanrt::Activation
+// code: 0 none, 1 gelu_tanh, 2 gelu_erf, 3 silu). fp32 accumulation. Bias and gelu_tanh run as
+// cuBLASLt epilogues; other activations, and shapes cuBLASLt refuses, take a separate kernel.
+class GemmEngine {
+public:
+    GemmEngine(cudaStream_t stream, void* workspace, size_t workspace_bytes);
+    ~GemmEngine();
+    GemmEngine(const GemmEngine&) = delete;
+    GemmEngine& operator=(const GemmEngine&) = delete;
+
+    void run(const __nv_bfloat16* x, const __nv_bfloat16* w, const float* bias, int act, float* y, int64_t M, int64_t N,
+             int64_t K);
+
+private:
+    struct Plan {
+        bool ok = false;
+        cublasLtMatmulDesc_t desc = nullptr;
+        cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+        cublasLtMatmulAlgo_t algo{};
+    };
+    // (M, N, K, epilogue, alignment class)
+    using Key = std::tuple<int64_t, int64_t, int64_t, int, int>;
+    Plan& plan(int64_t M, int64_t N, int64_t K, int epilogue, int align);
+
+    cudaStream_t stream_;
+    cublasLtHandle_t lt_ = nullptr;
+    void* ws_;
+    size_t ws_bytes_;
+    std::map<Key, Plan> plans_;
+};
+
+}  // namespace wanrt::cuda
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace wanrt::cuda {
+
+// ---- cuda_sdpa.cpp ----
+// cuDNN's fused flash attention, built through the backend graph API (no frontend library):
+// S = Q·Kᵀ · scale, softmax in fp32, O = P·V, bf16 in and out, no mask. One execution plan per
+// shape, cached; a shape cuDNN has no engine for is remembered and run() returns false, so the
+// caller falls back to launch_flash_attention. Layout as everywhere: [B, L, heads, d].
+class CudnnSdpa {
+public:
+    explicit CudnnSdpa(cudaStream_t stream);
+    ~CudnnSdpa();
+    CudnnSdpa(const CudnnSdpa&) = delete;
+    CudnnSdpa& operator=(const CudnnSdpa&) = delete;
+
+    bool run(int B, int H, int Hk, int Lq, int Lk, int d, float scale, const __nv_bfloat16* q, const __nv_bfloat16* k,
+             const __nv_bfloat16* v, __nv_bfloat16* o);
+    std::string last_error() const { return error_; }
+
+private:
+    struct Plan;
+    using Key = std::tuple<int, int, int, int, int, int>;
+    Plan* plan(const Key& key);
+
+    cudaStream_t stream_;
+    cudnnHandle_t handle_ = nullptr;
+    std::map<Key, std::unique_ptr<Plan>> plans_;  // null entry: no engine for this shape
+    void* workspace_ = nullptr;
+    size_t workspace_bytes_ = 0;
+    std::string error_;
+};
+
+// bf16 → f32, contiguous (cuda_elementwise.cu).
+void launch_bf16_to_f32(const __nv_bfloat16* src, float* dst, int64_t n, cudaStream_t stream);
+
+}  // namespace wanrt::cuda
+
+namespace wanrt::cuda {
+
+// ---- cuda_conv.cpp (cuDNN graph) and cuda_elementwise.cu (fallback, helpers) ----
+struct Conv3dShape {
+    int64_t C, T, H, W;     // input [C, T, H, W]
+    int64_t O, kt, kh, kw;  // weight [O, C, kt, kh, kw]
+    int64_t To, Ho, Wo;     // output [O, To, Ho, Wo]
+    int64_t pad[6];         // t0, t1, h0, h1, w0, w1
+    int64_t stride[3];      // t, h, w
+};
+// Conv3d through cuDNN (fp32 tensors; cuDNN may use TF32 tensor cores, as PyTorch does by
+// default), asymmetric zero padding included. Contiguous, 16-byte aligned operands. Returns false
+// when cuDNN has no engine for the shape (remembered per shape; see last_error()).
+class CudnnConv3d {
+public:
+    explicit CudnnConv3d(cudaStream_t stream);
+    ~CudnnConv3d();
+    CudnnConv3d(const CudnnConv3d&) = delete;
+    CudnnConv3d& operator=(const CudnnConv3d&) = delete;
+    bool run(const Conv3dShape& s, const float* x, const float* w, float* y);
+    std::string last_error() const { return error_; }
+
+private:
+    struct Plan;
+    Plan* plan(const Conv3dShape& s);
+    cudaStream_t stream_;
+    cudnnHandle_t handle_ = nullptr;
+    std::map<std::vector<int64_t>, std::unique_ptr<Plan>> plans_;
+    void* workspace_ = nullptr;
+    size_t workspace_bytes_ = 0;
+    std::string error_;
+};
+// Direct fp32 convolution, one thread per output element: the fallback for refused shapes.
+void launch_conv3d_direct(const Conv3dShape& s, const float* x, const float* w, float* y, cudaStream_t stream);
+// y [O, S] += bias[o] (per output channel).
+void launch_channel_bias(float* y, const float* bias, int64_t O, int64_t S, cudaStream_t stream);
+// x, y [C, S]: y = x / max(‖x[:, s]‖₂, 1e-12) · √C · gamma[c].
+void launch_channel_rms_norm(const float* x, const float* gamma, float* y, int64_t C, int64_t S, cudaStream_t stream);
+// x [C·T, H, W] → y [C·T, 2H, 2W], nearest.
+void launch_upsample2x(const float* x, float* y, int64_t planes, int64_t H, int64_t W, cudaStream_t stream);
+
+}  // namespace wanrt::cuda

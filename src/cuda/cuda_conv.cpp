@@ -1,0 +1,177 @@
+// Conv3d through the cuDNN 9 backend graph API: one CONVOLUTION_FORWARD operation on 5-D NCDHW
+// tensors (N = 1) with explicit pre/post paddings, so the causal (front-only) time padding of the
+// Wan VAE needs no padded copy. Plans are cached per shape; the VAE decodes frame by frame, so a
+// handful of shapes repeat for the whole clip.
+#include "cuda/cuda_common.h"
+#include "cuda/cuda_cudnn.h"
+
+namespace wanrt::cuda {
+
+struct CudnnConv3d::Plan {
+    std::vector<Desc> keep;
+    cudnnBackendDescriptor_t plan = nullptr;
+    int64_t workspace = 0;
+};
+
+CudnnConv3d::CudnnConv3d(cudaStream_t stream) : stream_(stream) {
+    CUDNN_CHECK(cudnnCreate(&handle_));
+    CUDNN_CHECK(cudnnSetStream(handle_, stream_));
+}
+
+CudnnConv3d::~CudnnConv3d() {
+    plans_.clear();
+    if (workspace_) cudaFree(workspace_);
+    if (handle_) cudnnDestroy(handle_);
+}
+
+CudnnConv3d::Plan* CudnnConv3d::plan(const Conv3dShape& s) {
+    const std::vector<int64_t> key = {s.C,      s.T,      s.H,         s.W,         s.O,        s.kt,
+                                      s.kh,     s.kw,     s.pad[0],    s.pad[1],    s.pad[2],   s.pad[3],
+                                      s.pad[4], s.pad[5], s.stride[0], s.stride[1], s.stride[2]};
+    auto it = plans_.find(key);
+    if (it != plans_.end()) return it->second.get();
+    auto p = std::make_unique<Plan>();
+    auto& keep = p->keep;
+    try {
+        auto tensor = [&](int64_t uid, std::vector<int64_t> dims) -> cudnnBackendDescriptor_t {
+            std::vector<int64_t> strides(dims.size());
+            int64_t st = 1;
+            for (size_t i = dims.size(); i-- > 0;) {
+                strides[i] = st;
+                st *= dims[i];
+            }
+            Desc t(CUDNN_BACKEND_TENSOR_DESCRIPTOR);
+            const cudnnDataType_t dt = CUDNN_DATA_FLOAT;
+            const int64_t align = 16;
+            t.set(CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &dt, "tensor type")
+                .set(CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, int64_t(dims.size()), dims.data(), "tensor dims")
+                .set(CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, int64_t(strides.size()), strides.data(),
+                     "tensor strides")
+                .set(CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &uid, "tensor uid")
+                .set(CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &align, "tensor alignment")
+                .finalize("tensor");
+            keep.push_back(std::move(t));
+            return keep.back().get();
+        };
+        const auto tx = tensor(1, {1, s.C, s.T, s.H, s.W});
+        const auto tw = tensor(2, {s.O, s.C, s.kt, s.kh, s.kw});
+        const auto ty = tensor(3, {1, s.O, s.To, s.Ho, s.Wo});
+
+        Desc conv(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR);
+        const cudnnDataType_t comp = CUDNN_DATA_FLOAT;
+        const cudnnConvolutionMode_t mode = CUDNN_CROSS_CORRELATION;
+        const int64_t dims = 3, dil[3] = {1, 1, 1};
+        const int64_t pre[3] = {s.pad[0], s.pad[2], s.pad[4]}, post[3] = {s.pad[1], s.pad[3], s.pad[5]};
+        conv.set(CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &comp, "conv comp type")
+            .set(CUDNN_ATTR_CONVOLUTION_CONV_MODE, CUDNN_TYPE_CONVOLUTION_MODE, 1, &mode, "conv mode")
+            .set(CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS, CUDNN_TYPE_INT64, 1, &dims, "conv dims")
+            .set(CUDNN_ATTR_CONVOLUTION_DILATIONS, CUDNN_TYPE_INT64, 3, dil, "conv dilations")
+            .set(CUDNN_ATTR_CONVOLUTION_FILTER_STRIDES, CUDNN_TYPE_INT64, 3, s.stride, "conv strides")
+            .set(CUDNN_ATTR_CONVOLUTION_PRE_PADDINGS, CUDNN_TYPE_INT64, 3, pre, "conv pre paddings")
+            .set(CUDNN_ATTR_CONVOLUTION_POST_PADDINGS, CUDNN_TYPE_INT64, 3, post, "conv post paddings")
+            .finalize("conv desc");
+        keep.push_back(std::move(conv));
+        const auto cd = keep.back().get();
+
+        Desc op(CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR);
+        const float alpha = 1.f, beta = 0.f;
+        op.set_desc(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, tx, "conv X")
+            .set_desc(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W, tw, "conv W")
+            .set_desc(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y, ty, "conv Y")
+            .set_desc(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC, cd, "conv desc")
+            .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA, CUDNN_TYPE_FLOAT, 1, &alpha, "conv alpha")
+            .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA, CUDNN_TYPE_FLOAT, 1, &beta, "conv beta")
+            .finalize("conv op");
+        keep.push_back(std::move(op));
+        cudnnBackendDescriptor_t ops[] = {keep.back().get()};
+
+        Desc graph(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
+        graph.set(CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle_, "graph handle")
+            .set(CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, ops, "graph ops")
+            .finalize("operation graph");
+        keep.push_back(std::move(graph));
+        const auto g = keep.back().get();
+
+        Desc heur(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
+        const cudnnBackendHeurMode_t hm = CUDNN_HEUR_MODE_A;
+        heur.set_desc(CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, g, "heur graph")
+            .set(CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &hm, "heur mode")
+            .finalize("heuristics");
+        int64_t count = 0;
+        if (cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0,
+                                     &count, nullptr) != CUDNN_STATUS_SUCCESS ||
+            count == 0)
+            throw BuildError{"no engine configs from heuristics"};
+        std::vector<Desc> cfgs;
+        std::vector<cudnnBackendDescriptor_t> raw;
+        for (int64_t i = 0; i < count; ++i) {
+            cfgs.emplace_back(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR);
+            raw.push_back(cfgs.back().get());
+        }
+        int64_t got = 0;
+        if (cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, count,
+                                     &got, raw.data()) != CUDNN_STATUS_SUCCESS)
+            throw BuildError{"get engine configs"};
+        std::string why = "no engine config finalized";
+        for (int64_t i = 0; i < got; ++i) {
+            Desc pl(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
+            try {
+                pl.set(CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle_, "plan handle")
+                    .set_desc(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, cfgs[size_t(i)], "plan engine config")
+                    .finalize("execution plan");
+            } catch (const BuildError& e) {
+                why = e.what;
+                continue;
+            }
+            int64_t ws = 0, n = 0;
+            cudnnBackendGetAttribute(pl.get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &n, &ws);
+            p->workspace = ws;
+            p->plan = pl.get();
+            keep.push_back(std::move(heur));
+            for (auto& c : cfgs) keep.push_back(std::move(c));
+            keep.push_back(std::move(pl));
+            Plan* r = p.get();
+            plans_[key] = std::move(p);
+            return r;
+        }
+        throw BuildError{why};
+    } catch (const BuildError& e) {
+        error_ = e.what;
+        plans_[key] = nullptr;
+        return nullptr;
+    }
+}
+
+bool CudnnConv3d::run(const Conv3dShape& s, const float* x, const float* w, float* y) {
+    Plan* p = plan(s);
+    if (!p) return false;
+    if (size_t(p->workspace) > workspace_bytes_) {
+        if (workspace_) {
+            CUDA_CHECK(cudaStreamSynchronize(stream_));
+            CUDA_CHECK(cudaFree(workspace_));
+        }
+        CUDA_CHECK(cudaMalloc(&workspace_, size_t(p->workspace)));
+        workspace_bytes_ = size_t(p->workspace);
+    }
+    int64_t uids[] = {1, 2, 3};
+    void* ptrs[] = {const_cast<float*>(x), const_cast<float*>(w), y};
+    try {
+        Desc vp(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
+        void* ws = workspace_;
+        vp.set(CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, 3, uids, "variant uids")
+            .set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, 3, ptrs, "variant pointers")
+            .set(CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws, "variant workspace")
+            .finalize("variant pack");
+        const cudnnStatus_t st = cudnnBackendExecute(handle_, p->plan, vp.get());
+        if (st != CUDNN_STATUS_SUCCESS) {
+            error_ = std::string("execute: ") + cudnnGetErrorString(st);
+            return false;
+        }
+    } catch (const BuildError& e) {
+        error_ = e.what;
+        return false;
+    }
+    return true;
+}
+
+}  // namespace wanrt::cuda

@@ -1,0 +1,172 @@
+// bf16 GEMMs through cuBLASLt: y = x·wᵀ (+ bias, + gelu_tanh) with fp32 accumulation and fp32
+// output, planned once per shape (descriptor + heuristic's best algorithm) and cached.
+//
+// Row-major y [M, N] = x [M, K] · w [N, K]ᵀ is column-major yᵀ [N, M] = w' · x' where w' is the
+// stored w read as a K×N column-major matrix (transposed by the op) and x' is x as K×M.
+#include <algorithm>
+
+#include "cuda/cuda_common.h"
+
+namespace wanrt::cuda {
+
+namespace {
+
+enum Epi { kEpiNone = 0, kEpiBias = 1, kEpiGelu = 2, kEpiGeluBias = 3 };
+
+__device__ __forceinline__ float act_fn(int act, float x) {
+    switch (act) {
+        case 1:
+            return 0.5f * x * (1.f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+        case 2:
+            return 0.5f * x * (1.f + erff(x * 0.7071067811865476f));
+        case 3:
+            return x / (1.f + expf(-x));
+        default:
+            return x;
+    }
+}
+
+__global__ void bias_act_kernel(float* __restrict__ y, const float* __restrict__ bias, int act, int64_t N, int64_t n) {
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+        float v = y[i];
+        if (bias) v += bias[i % N];
+        y[i] = act_fn(act, v);
+    }
+}
+
+// Fallback for shapes cuBLASLt has no algorithm for (odd K with misaligned rows): 32×32 tiles
+// through shared memory, fp32 accumulation.
+constexpr int kT = 32;
+__global__ void gemm_fallback_kernel(const __nv_bfloat16* __restrict__ x, const __nv_bfloat16* __restrict__ w,
+                                     float* __restrict__ y, int64_t M, int64_t N, int64_t K) {
+    __shared__ float xs[kT][kT + 1];
+    __shared__ float ws[kT][kT + 1];
+    const int tx = threadIdx.x, ty = threadIdx.y;  // 32 × 8
+    const int64_t m0 = int64_t(blockIdx.y) * kT, n0 = int64_t(blockIdx.x) * kT;
+    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+    for (int64_t k0 = 0; k0 < K; k0 += kT) {
+        for (int r = ty; r < kT; r += 8) {
+            const int64_t m = m0 + r, n = n0 + r, k = k0 + tx;
+            xs[r][tx] = (m < M && k < K) ? __bfloat162float(x[m * K + k]) : 0.f;
+            ws[r][tx] = (n < N && k < K) ? __bfloat162float(w[n * K + k]) : 0.f;
+        }
+        __syncthreads();
+        for (int kk = 0; kk < kT; ++kk) {
+            const float wv = ws[tx][kk];
+#pragma unroll
+            for (int i = 0; i < 4; ++i) acc[i] += xs[ty + 8 * i][kk] * wv;
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const int64_t m = m0 + ty + 8 * i, n = n0 + tx;
+        if (m < M && n < N) y[m * N + n] = acc[i];
+    }
+}
+
+int alignment_class(const void* x, const void* w, const void* y, const void* bias, int64_t K, int64_t N) {
+    // Largest power of two ≤ 16 dividing every address and leading dimension (in bytes).
+    uintptr_t bits = reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(w) | reinterpret_cast<uintptr_t>(y) |
+                     reinterpret_cast<uintptr_t>(bias) | uintptr_t(K * 2) | uintptr_t(N * 4);
+    int a = 16;
+    while (a > 1 && (bits & uintptr_t(a - 1))) a >>= 1;
+    return a;
+}
+
+}  // namespace
+
+GemmEngine::GemmEngine(cudaStream_t stream, void* workspace, size_t workspace_bytes)
+    : stream_(stream), ws_(workspace), ws_bytes_(workspace_bytes) {
+    CUBLAS_CHECK(cublasLtCreate(&lt_));
+}
+
+GemmEngine::~GemmEngine() {
+    for (auto& [key, p] : plans_) {
+        if (p.desc) cublasLtMatmulDescDestroy(p.desc);
+        if (p.a) cublasLtMatrixLayoutDestroy(p.a);
+        if (p.b) cublasLtMatrixLayoutDestroy(p.b);
+        if (p.c) cublasLtMatrixLayoutDestroy(p.c);
+    }
+    if (lt_) cublasLtDestroy(lt_);
+}
+
+GemmEngine::Plan& GemmEngine::plan(int64_t M, int64_t N, int64_t K, int epilogue, int align) {
+    const Key key{M, N, K, epilogue, align};
+    auto it = plans_.find(key);
+    if (it != plans_.end()) return it->second;
+    Plan& p = plans_[key];
+    CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    const cublasOperation_t opT = CUBLAS_OP_T, opN = CUBLAS_OP_N;
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opT, sizeof(opT)));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opN, sizeof(opN)));
+    cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_DEFAULT;
+    if (epilogue == kEpiBias) epi = CUBLASLT_EPILOGUE_BIAS;
+    if (epilogue == kEpiGelu) epi = CUBLASLT_EPILOGUE_GELU;
+    if (epilogue == kEpiGeluBias) epi = CUBLASLT_EPILOGUE_GELU_BIAS;
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
+    if (epilogue & kEpiBias) {
+        const cudaDataType_t bt = CUDA_R_32F;
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof(bt)));
+    }
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_16BF, uint64_t(K), uint64_t(N), K));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_16BF, uint64_t(K), uint64_t(M), K));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.c, CUDA_R_32F, uint64_t(N), uint64_t(M), N));
+
+    cublasLtMatmulPreference_t pref;
+    CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes_,
+                                                      sizeof(ws_bytes_)));
+    const uint32_t al = uint32_t(align);
+    for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
+        CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, attr, &al, sizeof(al)));
+    cublasLtMatmulHeuristicResult_t res{};
+    int found = 0;
+    const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(lt_, p.desc, p.a, p.b, p.c, p.c, pref, 1, &res, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (st == CUBLAS_STATUS_SUCCESS && found > 0 && res.state == CUBLAS_STATUS_SUCCESS) {
+        p.algo = res.algo;
+        p.ok = true;
+    }
+    return p;
+}
+
+void GemmEngine::run(const __nv_bfloat16* x, const __nv_bfloat16* w, const float* bias, int act, float* y, int64_t M,
+                     int64_t N, int64_t K) {
+    if (M == 0 || N == 0) return;
+    const int align = alignment_class(x, w, y, bias, K, N);
+    // Epilogue choice: cuBLASLt's GELU is the tanh form, which is exactly gelu_tanh.
+    int epi = bias ? kEpiBias : kEpiNone;
+    if (act == 1) epi |= kEpiGelu;
+    int post_act = (act == 1) ? 0 : act;
+    const float* post_bias = nullptr;
+    Plan* p = K > 0 ? &plan(M, N, K, epi, align) : nullptr;
+    if (p && !p->ok && epi != kEpiNone) {  // retry without epilogue, finish in a kernel
+        p = &plan(M, N, K, kEpiNone, align);
+        post_bias = bias;
+        post_act = act;
+    }
+    if (p && p->ok) {
+        if (p == &plan(M, N, K, epi, align) && (epi & kEpiBias))
+            CUBLAS_CHECK(
+                cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+        const float alpha = 1.f, beta = 0.f;
+        CUBLAS_CHECK(cublasLtMatmul(lt_, p->desc, &alpha, w, p->a, x, p->b, &beta, y, p->c, y, p->c, &p->algo, ws_,
+                                    ws_bytes_, stream_));
+    } else {
+        post_bias = bias;
+        post_act = act;
+        dim3 grid(div_up(N, kT), div_up(M, kT));
+        gemm_fallback_kernel<<<grid, dim3(32, 8), 0, stream_>>>(x, w, y, M, N, K);
+        CUDA_CHECK_LAUNCH();
+    }
+    if (post_bias || post_act) {
+        const int64_t n = M * N;
+        const int blocks = int(std::min<int64_t>((n + 255) / 256, 1 << 20));
+        bias_act_kernel<<<blocks, 256, 0, stream_>>>(y, post_bias, post_act, N, n);
+        CUDA_CHECK_LAUNCH();
+    }
+}
+
+}  // namespace wanrt::cuda

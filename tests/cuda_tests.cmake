@@ -1,0 +1,21 @@
+# GPU tests: one gtest executable per tests/*_gpu.cpp, ctest label `gpu` (correctness, seconds);
+# *_perf_gpu.cpp get `gpu_perf` instead (full-size timings: minutes, writes an 11.4 GB T5 to /tmp).
+# Included by tests/CMakeLists.txt when WANRT_CUDA is on; CI builds them but has no GPU to run them.
+include_guard(GLOBAL)
+find_package(GTest REQUIRED)
+include(GoogleTest)
+file(GLOB WANRT_GPU_TEST_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/*_gpu.cpp)
+foreach(src IN LISTS WANRT_GPU_TEST_SOURCES)
+  get_filename_component(name ${src} NAME_WE)
+  add_executable(${name} ${src})
+  target_include_directories(${name} PRIVATE ${CMAKE_CURRENT_LIST_DIR})
+  target_link_libraries(${name} PRIVATE wanrt_lib GTest::gtest GTest::gtest_main)
+  target_compile_definitions(${name} PRIVATE
+    WANRT_TEST_FIXTURES="${CMAKE_CURRENT_LIST_DIR}/fixtures" WANRT_BINARY="$<TARGET_FILE:wanrt>")
+  # Listed when ctest runs, not at build time: the build machine may have no GPU.
+  set(label gpu)
+  if(name MATCHES "_perf_gpu$")
+    set(label gpu_perf)
+  endif()
+  gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60 PROPERTIES LABELS ${label})
+endforeach()
