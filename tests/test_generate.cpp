@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "io/pth.h"
 #include "models/dit.h"
 #include "test_util.h"
 
@@ -93,6 +94,30 @@ TEST_F(Generate, SameSeedGivesIdenticalFrames) {
                              9 * (6 + 3 * 64 * 48));
     EXPECT_TRUE(ya == yb) << "same seed, different frames";
     EXPECT_FALSE(ya == yc) << "different seeds gave the same video";
+}
+
+TEST_F(Generate, SafetensorsVariantsOfVaeAndT5GiveTheSameVideo) {
+    // The folder with Wan2.1_VAE.safetensors and models_t5_umt5-xxl-enc-bf16.safetensors (same
+    // tensors as the .pth files) instead of the .pth files must give the same frames.
+    const fs::path st = root_ / "st";
+    fs::create_directories(st / "google" / "umt5-xxl");
+    for (const char* f : {"config.json", "diffusion_pytorch_model.safetensors", "google/umt5-xxl/spiece.model"})
+        fs::copy_file(fs::path(folder_) / f, st / f);
+    for (const char* stem : {"Wan2.1_VAE", "models_t5_umt5-xxl-enc-bf16"}) {
+        auto src = open_pth((fs::path(folder_) / (std::string(stem) + ".pth")).string());
+        std::vector<TensorToWrite> tw;
+        for (const std::string& n : src->names()) {
+            const StoredTensor* t = src->find(n);
+            tw.push_back({n, t->dtype, t->shape, t->data});
+        }
+        write_safetensors((st / (std::string(stem) + ".safetensors")).string(), tw);
+    }
+    const fs::path a = root_ / "pth.y4m", b = root_ / "st.y4m";
+    CliRun ra = wanrt("generate --ckpt_dir " + folder_ + kSmall + " --base_seed 5 --save_file " + a.string());
+    CliRun rb = wanrt("generate --ckpt_dir " + st.string() + kSmall + " --base_seed 5 --save_file " + b.string());
+    ASSERT_EQ(ra.code, 0) << ra.out;
+    ASSERT_EQ(rb.code, 0) << rb.out;
+    EXPECT_TRUE(read_file(a) == read_file(b));
 }
 
 TEST_F(Generate, InfoDescribesTheFolder) {
