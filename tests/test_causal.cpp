@@ -8,6 +8,7 @@
 //   * bad input → one-line errors.
 // WANRT_TEST_DEVICE=cuda (a CUDA build, on a GPU machine) runs the same tests on that backend, with
 // the bf16-linear tolerance of the GPU DiT golden (1e-2) instead of float32's.
+#include <chrono>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -17,7 +18,9 @@
 #include "models/causal_dit.h"
 #include "models/dit_weights.h"
 #include "pipeline/causal.h"
+#include "pipeline/stream.h"
 #include "core/device.h"
+#include "models/synth.h"
 #include "test_util.h"
 
 namespace wanrt::test {
@@ -334,6 +337,37 @@ TEST(CausalPolicy, AdaptiveSinkTable) {
     EXPECT_EQ(q.queued_sink_slots(), (std::vector<int64_t>{1, 0}));
 }
 
+TEST(CausalPolicy, AdaptiveSinkSimilarity) {
+    // The similarity against a float64 loop on random K/V (one empty sink slot: similarity 0 there).
+    auto be = test_backend();
+    const int64_t S = 5, N = 3, d = 4, sink = 3, K = 4;
+    Tensor kn = randn_tensor(*be, {S, N, d}, 1), vn = randn_tensor(*be, {S, N, d}, 2);
+    std::vector<float> kc = randn(size_t(K * S * N * d), 3), vc = randn(size_t(K * S * N * d), 4);
+    for (int64_t i = 2 * S * N * d; i < 3 * S * N * d; ++i) kc[size_t(i)] = vc[size_t(i)] = 0;  // slot 2 empty
+    for (int64_t i = 0; i < S * N * d; ++i) kc[size_t(i)] += 0.8f * ops::to_host_f32(kn)[size_t(i)];  // slot 0 close to k_new
+    Tensor kct = ops::from_host(*be, DType::F32, {K * S, N, d}, kc.data()), vct = ops::from_host(*be, DType::F32, {K * S, N, d}, vc.data());
+    std::vector<double> a = adaptive_sink_similarity(kn, vn, kct, vct, sink, S);
+    auto mean = [&](const std::vector<float>& x, int64_t first) {
+        std::vector<double> m(size_t(N * d), 0.0);
+        for (int64_t t = 0; t < S; ++t)
+            for (int64_t i = 0; i < N * d; ++i) m[size_t(i)] += x[size_t((first + t) * N * d + i)] / double(S);
+        return m;
+    };
+    auto cosine = [](const std::vector<double>& x, const std::vector<double>& y) {
+        double xy = 0, xx = 0, yy = 0;
+        for (size_t i = 0; i < x.size(); ++i) xy += x[i] * y[i], xx += x[i] * x[i], yy += y[i] * y[i];
+        return xy / (std::max(std::sqrt(xx), 1e-8) * std::max(std::sqrt(yy), 1e-8));
+    };
+    const std::vector<float> knh = ops::to_host_f32(kn), vnh = ops::to_host_f32(vn);
+    ASSERT_EQ(a.size(), size_t(sink));
+    for (int64_t s = 0; s < sink; ++s) {
+        const double ref = (cosine(mean(kc, s * S), mean(knh, 0)) + cosine(mean(vc, s * S), mean(vnh, 0))) / 2;
+        EXPECT_NEAR(a[size_t(s)], ref, on_cpu(*be) ? 1e-6 : 1e-2) << "sink slot " << s;
+    }
+    EXPECT_EQ(a[2], 0.0);
+    EXPECT_GT(a[0], a[1]);
+}
+
 TEST(CausalPolicy, PositionWrap) {
     // §4.10: positions 2…49, then 5…49, 5…; never past the RoPE table however long the stream.
     KvSlotPolicy p(6, 3, 50);
@@ -481,6 +515,100 @@ TEST(CausalGen, RollingCacheLongVideo) {
     EXPECT_GT(e.rel_l2, 1e-4) << "later blocks must see a different (windowed) history";
     o.cache_frames = 2;
     expect_error([&] { generate_causal(*fx.model, ctx, noise, o, keyed); }, {"[causal]", "cannot hold a block"});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timings for the table (not a correctness test; skipped unless WANRT_CAUSAL_BENCH is set):
+// a random-weight DiT of WANRT_CAUSAL_BENCH's preset (e.g. t2v-1.3B) at 832×480 (S = 1560), bf16
+// matrices, on the WANRT_TEST_DEVICE backend. Cases: CausVid's 3-frame block against a full
+// 21-frame cache; StreamDiffusionV2's 1-frame step against a 6-frame cache, alone and as the
+// 2-row stream batch of a 2-step stream.
+
+TEST(CausalPerf, Table) {
+    const char* preset = std::getenv("WANRT_CAUSAL_BENCH");
+    if (!preset || !*preset) GTEST_SKIP() << "set WANRT_CAUSAL_BENCH=t2v-1.3B to time the causal DiT";
+    auto be = test_backend();
+    DitConfig cfg = DitConfig::preset(preset);
+    auto t0 = std::chrono::steady_clock::now();
+    auto dit = std::make_shared<DitModel>(cfg, synth_dit_memory(cfg, DType::BF16, 1), *be);
+    CausalDitModel model(dit);
+    const int64_t h = 60, w = 104;  // 480×832 latent
+    CrossKvCache cross = model.make_cross_cache(randn_tensor(*be, {40, cfg.text_dim}, 2, 0.1f));
+    std::printf("  %s on %s, load %.1f s\n", preset, be->description().c_str(),
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    auto time_ms = [&](const std::function<void(int)>& call, int reps) {
+        for (int i = 0; i < 2; ++i) call(i);  // warm-up
+        be->synchronize();
+        auto a = std::chrono::steady_clock::now();
+        for (int i = 0; i < reps; ++i) call(2 + i);
+        be->synchronize();
+        return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count() / reps;
+    };
+    {
+        KvCache cache = model.make_cache(1, 21, h, w);
+        Tensor x3 = randn_tensor(*be, {cfg.in_dim, 3, h, w}, 3);
+        for (int64_t b = 0; b < 6; ++b) model.forward({{x3, {0}, b * 3}}, cache, cross, false);
+        const double ms = time_ms([&](int) { model.forward({{x3, {757}, 18}}, cache, cross); }, 5);
+        std::printf("  CausVid: one 3-frame block against a full 21-frame cache   %8.1f ms\n", ms);
+    }
+    {
+        KvCache cache = model.make_cache(1, 6, h, w, 3, 50);
+        Tensor x1 = randn_tensor(*be, {cfg.in_dim, 1, h, w}, 4);
+        for (int64_t f = 0; f < 6; ++f) model.forward({{x1, {0}, f}}, cache, cross, false);
+        int64_t next = 6;
+        const double ms = time_ms([&](int) { model.forward({{x1, {700}, next++}}, cache, cross); }, 10);
+        std::printf("  SD: one 1-frame step against a 6-frame cache                %8.1f ms\n", ms);
+    }
+    {
+        KvCache cache = model.make_cache(2, 6, h, w, 3, 50, 0.2);
+        Tensor x1 = randn_tensor(*be, {cfg.in_dim, 1, h, w}, 4);
+        for (int64_t f = 0; f < 6; ++f) model.forward({{x1, {0}, f}, {x1, {0}, f}}, cache, cross, false);
+        int64_t next = 6;
+        const double ms = time_ms([&](int) { model.forward({{x1, {610}, next}, {x1, {500}, next - 1}}, cache, cross), ++next; }, 10);
+        std::printf("  SD stream batch: 2 rows x 1 frame, 6-frame caches, adaptive sink %8.1f ms\n", ms);
+    }
+}
+
+// End-to-end streaming throughput for the table (skipped unless WANRT_CAUSAL_BENCH names a
+// preset, e.g. t2v-1.3B): random-weight DiT (bf16 matrices) and full-size VAE, 832×480 frames,
+// steps from WANRT_STREAM_STEPS (default 700,500), on the WANRT_TEST_DEVICE backend.
+TEST(CausalPerf, StreamEndToEnd) {
+    const char* preset = std::getenv("WANRT_CAUSAL_BENCH");
+    if (!preset || !*preset) GTEST_SKIP() << "set WANRT_CAUSAL_BENCH=t2v-1.3B to time the stream";
+    auto be = test_backend();
+    DitConfig cfg = DitConfig::preset(preset);
+    auto dit = std::make_shared<CausalDitModel>(std::make_shared<DitModel>(cfg, synth_dit_memory(cfg, DType::BF16, 1), *be));
+    VaeConfig vc;
+    auto vae = WanVae::load(synthetic_vae_weights(vc, 3), vc, be);
+    StreamOptions o;
+    if (const char* st = std::getenv("WANRT_STREAM_STEPS")) {
+        o.steps.clear();
+        for (const char* p = st; *p;) {
+            char* end = nullptr;
+            o.steps.push_back(std::strtod(p, &end));
+            p = *end == ',' ? end + 1 : end;
+        }
+    }
+    StreamV2V s(dit, vae, randn_tensor(*be, {40, cfg.text_dim}, 2, 0.1f), o);
+    const int64_t H = 480, W = 832, chunks = 12;
+    std::vector<float> px(size_t(3 * 9 * H * W));
+    for (size_t i = 0; i < px.size(); ++i) px[i] = float(0.8 * std::sin(0.01 * double(i % 100003)));
+    Tensor clip = ops::from_host(*be, DType::F32, {3, 9, H, W}, px.data());
+    Tensor first = ops::contiguous(clip.slice(1, 0, 5)), next = ops::contiguous(clip.slice(1, 5, 9));
+    s.push(first);
+    for (int i = 0; i < 3; ++i) s.push(next);  // warm-up, fills the stream batch
+    be->synchronize();
+    const StreamStats before = s.stats();
+    auto t0 = std::chrono::steady_clock::now();
+    for (int64_t i = 0; i < chunks; ++i) s.push(next);
+    be->synchronize();
+    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const StreamStats& a = s.stats();
+    std::printf("  %s, %zu steps, 832x480 on %s: %.2f frames/s (%.1f ms per 4-frame chunk: VAE encode %.1f, DiT %.1f, "
+                "VAE decode %.1f ms)\n",
+                preset, o.steps.size(), be->description().c_str(), double(4 * chunks) / sec, 1e3 * sec / double(chunks),
+                1e3 * (a.encode_s - before.encode_s) / double(chunks), 1e3 * (a.dit_s - before.dit_s) / double(chunks),
+                1e3 * (a.decode_s - before.decode_s) / double(chunks));
 }
 
 }  // namespace wanrt::test

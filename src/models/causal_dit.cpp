@@ -132,38 +132,44 @@ void KvCache::copy_row(int64_t from, int64_t to) {
 
 namespace {
 
-// Mean over tokens of a [n, N, hd] block, heads flattened → N·hd values (float64).
-std::vector<double> token_mean(const std::vector<float>& x, int64_t n, int64_t width, int64_t first) {
-    std::vector<double> m(size_t(width), 0.0);
-    for (int64_t t = first; t < first + n; ++t)
-        for (int64_t i = 0; i < width; ++i) m[size_t(i)] += x[size_t(t * width + i)];
-    for (double& v : m) v /= double(n);
-    return m;
-}
-
 // torch.cosine_similarity: a·b / (max(‖a‖, eps)·max(‖b‖, eps)), eps = 1e-8 (0 for a zero vector).
-double cosine(const std::vector<double>& a, const std::vector<double>& b) {
+double cosine(const float* a, const float* b, int64_t n) {
     double ab = 0, aa = 0, bb = 0;
-    for (size_t i = 0; i < a.size(); ++i) ab += a[i] * b[i], aa += a[i] * a[i], bb += b[i] * b[i];
+    for (int64_t i = 0; i < n; ++i) ab += double(a[i]) * b[i], aa += double(a[i]) * a[i], bb += double(b[i]) * b[i];
     return ab / (std::max(std::sqrt(aa), 1e-8) * std::max(std::sqrt(bb), 1e-8));
 }
 
-// SD's adaptive-sink similarity of one new frame (k_new, v_new [S, N, hd], keys rotated) with each
-// cached sink slot s < sink (k_cache, v_cache [K·S, N, hd]): (cos_k + cos_v) / 2. Host-side: a few
-// small downloads per layer, only when the adaptive sink is on.
-std::vector<double> sink_similarity(const Tensor& k_new, const Tensor& v_new, const Tensor& k_cache,
-                                    const Tensor& v_cache, int64_t sink, int64_t S) {
-    const int64_t width = k_new.size(1) * k_new.size(2);
-    const std::vector<float> kn = ops::to_host_f32(k_new), vn = ops::to_host_f32(v_new);
-    const std::vector<float> ks = ops::to_host_f32(k_cache.slice(0, 0, sink * S)), vs = ops::to_host_f32(v_cache.slice(0, 0, sink * S));
-    const std::vector<double> km = token_mean(kn, S, width, 0), vm = token_mean(vn, S, width, 0);
-    std::vector<double> a;
-    for (int64_t s = 0; s < sink; ++s)
-        a.push_back((cosine(token_mean(ks, S, width, s * S), km) + cosine(token_mean(vs, S, width, s * S), vm)) / 2);
-    return a;
+// Token means on the backend, without a reduction op: attention with an all-zero query scores every
+// key 0, so the softmax is uniform and the output is the mean of the values. x [B, S, N, hd] → [B, N·hd].
+Tensor token_mean(const Tensor& x) {
+    const int64_t B = x.size(0), N = x.size(2), hd = x.size(3);
+    Tensor q = ops::zeros(*x.backend(), {B, 1, N, hd});
+    return ops::attention(q, x, x).reshape({B, N * hd});
 }
 
+// SD's adaptive-sink similarity of one new frame (k_new, v_new [S, N, hd], keys rotated) with each
+// cached sink slot s < sink (k_cache, v_cache [K·S, N, hd]): (cos_k + cos_v) / 2 of the token means
+// (heads flattened). The means are formed on the backend; one small download per layer and row.
 }  // namespace
+
+std::vector<double> adaptive_sink_similarity(const Tensor& k_new, const Tensor& v_new, const Tensor& k_cache,
+                                             const Tensor& v_cache, int64_t sink, int64_t S) {
+    if (k_new.ndim() != 3 || k_new.size(0) != S || v_new.shape() != k_new.shape() || k_cache.ndim() != 3 ||
+        k_cache.size(0) < sink * S || v_cache.shape() != k_cache.shape())
+        fail("causal_dit", "adaptive sink: new K/V must be [", S, ", N, d] and the cache [≥ ", sink * S, ", N, d]; got ",
+             k_new.describe(), ", ", k_cache.describe());
+    const int64_t N = k_new.size(1), hd = k_new.size(2), W = N * hd;
+    const Shape sinks{sink, S, N, hd};
+    Tensor m = ops::concat({token_mean(k_cache.slice(0, 0, sink * S).reshape(sinks)), token_mean(k_new.unsqueeze(0)),
+                            token_mean(v_cache.slice(0, 0, sink * S).reshape(sinks)), token_mean(v_new.unsqueeze(0))},
+                           0);  // [2·sink + 2, W]: k̄_0 … k̄_{sink−1}, k̄_new, v̄_0 …, v̄_new
+    const std::vector<float> h = ops::to_host_f32(m);
+    auto row = [&](int64_t i) { return h.data() + i * W; };
+    std::vector<double> a;
+    for (int64_t s = 0; s < sink; ++s)
+        a.push_back((cosine(row(s), row(sink), W) + cosine(row(sink + 1 + s), row(2 * sink + 1), W)) / 2);
+    return a;
+}
 
 CausalDitModel::CausalDitModel(std::shared_ptr<const DitModel> base) : base_(std::move(base)), w_(base_->weights()) {
     const DitConfig& c = base_->config();
@@ -307,7 +313,7 @@ std::vector<Tensor> CausalDitModel::forward(const std::vector<CausalChunk>& rows
         std::vector<KvSlotPolicy::Plan> plans;
         for (int64_t r = 0; r < R; ++r) {
             KvSlotPolicy& pol = cache.row_policy(li, r);
-            if (pol.wants_similarity(F)) pol.report_similarity(sink_similarity(k.select(0, r), v.select(0, r), kc.select(0, r), vc.select(0, r), pol.sink(), S));
+            if (pol.wants_similarity(F)) pol.report_similarity(adaptive_sink_similarity(k.select(0, r), v.select(0, r), kc.select(0, r), vc.select(0, r), pol.sink(), S));
             plans.push_back(pol.plan(rows[size_t(r)].start_frame, F));
             WANRT_ASSERT(plans.back().rope_start == grids[size_t(r)].frame_offset);
         }

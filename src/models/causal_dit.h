@@ -107,6 +107,14 @@ struct KvCache {
     void copy_row(int64_t from, int64_t to);
 };
 
+// The adaptive sink's similarity (SD): for one new frame's K (rotated) and V [S, heads, head_dim] and a
+// cache row's K/V [≥ sink·S, heads, head_dim], a_s = (cos(k̄_s, k̄_new) + cos(v̄_s, v̄_new)) / 2 for
+// each sink slot s, x̄ = mean over the frame's S tokens with heads flattened; cosine as
+// torch.cosine_similarity (eps 1e-8, so an empty slot gives 0). Means on the backend, cosines on
+// the host in float64.
+std::vector<double> adaptive_sink_similarity(const Tensor& k_new, const Tensor& v_new, const Tensor& k_cache,
+                                             const Tensor& v_cache, int64_t sink, int64_t S);
+
 // Cross-attention K/V of one prompt, per layer [1, text_len, heads, head_dim] (the context padded
 // with zero rows to text_len, as the model does).
 struct CrossKvCache {
