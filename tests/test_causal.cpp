@@ -470,6 +470,28 @@ TEST(CausalErrors, BadInput) {
                  {"[causal]", "start latents"});
 }
 
+TEST(CausalGen, GeneratorCheckpointPrefix) {
+    // A CausVid/SD model.pt flattens to generator.model.<official name>: found and loaded, same model.
+    Fixture fx = open_causal();
+    auto src = std::make_shared<MemoryTensorSource>("model.pt");
+    for (const std::string& n : fx.f->names()) {
+        if (n.rfind("in.", 0) == 0 || n.rfind("out.", 0) == 0 || n.rfind("mid.", 0) == 0) continue;
+        const StoredTensor& t = *fx.f->find(n);
+        src->add("generator.model." + n, t.dtype, t.shape, t.data);
+        src->add("generator_ema.model." + n, t.dtype, t.shape, t.data);
+    }
+    EXPECT_EQ(find_dit_prefix(*src), "generator.model.");
+    auto dit = std::make_shared<DitModel>(fx.dit->config(), src, *fx.be, find_dit_prefix(*src));
+    CausalDitModel m2(dit);
+    Tensor ctx = randn_tensor(*fx.be, {4, fx.dit->config().text_dim}, 5);
+    Tensor x = randn_tensor(*fx.be, {fx.dit->config().in_dim, 1, 4, 6}, 6);
+    KvCache c1 = fx.model->make_cache(1, 2, 4, 6), c2 = m2.make_cache(1, 2, 4, 6);
+    Tensor a = fx.model->forward({{x, {500}, 0}}, c1, fx.model->make_cross_cache(ctx))[0];
+    Tensor b = m2.forward({{x, {500}, 0}}, c2, m2.make_cross_cache(ctx))[0];
+    EXPECT_CLOSE(b, to_f64(a), 0.0, "generator.model. weights");
+    expect_error([&] { find_dit_prefix(MemoryTensorSource("empty.pt")); }, {"[causal]", "no DiT"});
+}
+
 TEST(CausalGen, PrefillKeepsStartLatents) {
     // Extension by prefill: the prefilled blocks come back unchanged, and the generated blocks equal a
     // run whose first blocks were generated (then cleaned) from the same latents — i.e. what later

@@ -19,6 +19,7 @@
 #include "models/t5.h"
 #include "models/vae.h"
 #include "pipeline/demo.h"
+#include "pipeline/causal.h"
 #include "pipeline/model_folder.h"
 #include "pipeline/stream.h"
 #include "text/tokenizer.h"
@@ -50,17 +51,6 @@ std::vector<double> parse_steps(const std::string& s) {
         }
     }
     return out;
-}
-
-// The prefix under which a checkpoint holds the DiT (official names): "", "model.", ...
-std::string dit_prefix(const TensorSource& src, const std::string& path) {
-    for (const std::string& n : src.names()) {
-        const std::string key = "patch_embedding.weight";
-        if (n.size() >= key.size() && n.compare(n.size() - key.size(), key.size(), key) == 0)
-            return n.substr(0, n.size() - key.size());
-    }
-    fail("stream", path, " holds no DiT (no patch_embedding.weight under any prefix); pass a CausVid / "
-         "StreamDiffusionV2 generator checkpoint");
 }
 
 void run(const Opts& o) {
@@ -111,7 +101,7 @@ void run(const Opts& o) {
     std::shared_ptr<const DitModel> dit;
     if (!o.generator.empty()) {
         auto src = open_weights_file(o.generator);
-        dit = std::make_shared<DitModel>(parts.dit_config, src, *be, dit_prefix(*src, o.generator));
+        dit = std::make_shared<DitModel>(parts.dit_config, src, *be, find_dit_prefix(*src));
     } else {
         dit = std::make_shared<DitModel>(parts.dit_config, parts.dit_weights(), *be);
     }

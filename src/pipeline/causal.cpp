@@ -93,6 +93,24 @@ Tensor axpby(float a, const Tensor& x_in, float b, const Tensor& y_in) {
 
 }  // namespace
 
+std::string find_dit_prefix(const TensorSource& src) {
+    const std::string key = "patch_embedding.weight";
+    std::string best;
+    bool found = false;
+    for (const std::string& n : src.names()) {
+        if (n.size() < key.size() || n.compare(n.size() - key.size(), key.size(), key) != 0) continue;
+        const std::string p = n.substr(0, n.size() - key.size());
+        // Prefer "generator" over "generator_ema" when a file holds both, as StreamDiffusionV2's
+        // loader does (streaming.md §0.3).
+        if (!found || (best.rfind("generator_ema.", 0) == 0 && p.rfind("generator_ema.", 0) != 0)) best = p;
+        found = true;
+    }
+    if (!found)
+        fail("causal", src.origin(), " holds no DiT (no patch_embedding.weight under any prefix); pass a Wan or a "
+             "CausVid / Self-Forcing / StreamDiffusionV2 generator checkpoint");
+    return best;
+}
+
 Tensor flow_to_x0(const Tensor& v, const Tensor& x, float sigma) {
     if (v.shape() != x.shape()) fail("causal", "velocity ", v.describe(), " does not match the latent ", x.describe());
     return axpby(1.0f, x, -sigma, v);

@@ -26,9 +26,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "core/backend.h"
+#include "io/tensor_source.h"
 #include "models/causal_dit.h"
 
 namespace wanrt {
@@ -89,6 +91,12 @@ using CausalCallback = std::function<void(const CausalCall& call, const Tensor& 
 Tensor generate_causal(const CausalDitModel& model, const Tensor& context, const Tensor& noise,
                        const CausalOptions& opt, const NoiseSource& draws, const Tensor& start_latents = {},
                        const CausalCallback& on_call = {});
+
+// The key prefix under which a checkpoint holds the DiT with its official names: "" for a Wan release,
+// "model." for a wrapper state dict, "generator.model." / "generator_ema.model." for CausVid,
+// Self-Forcing and StreamDiffusionV2 model.pt files (nested dicts flattened with '.'); the first
+// name ending in patch_embedding.weight decides. Throws "[causal] ..." if there is none.
+std::string find_dit_prefix(const TensorSource& src);
 
 // x̂₀ = x − σ·v and (1 − σ)·x̂₀ + σ·ε as one f32 linear combination each (new tensors).
 Tensor flow_to_x0(const Tensor& v, const Tensor& x, float sigma);
