@@ -459,6 +459,33 @@ TEST_F(CudaOps, CopyConvert) {
             for (int i = 0; i < 6; ++i) r3[size_t((j * 5 + k) * 10 + 2 + i)] = xv[size_t((j * 5 + k) * 6 + i)];
     EXPECT_CLOSE(big.t, r3, 0.0, "copy into strided dst");
     check_guards(big, "copy strided dst");
+    // Row copies (the VAE's cache concatenations): frames [1, 3) of a [C, T, H, W] tensor into a
+    // slice of a longer one, long rows (> one block's grid-stride) and many rows (> 65,535), f32→bf16.
+    {
+        const int64_t C = 3, T = 4, H = 7, W = 5000;
+        auto v = randn(size_t(C * T * H * W), 41);
+        Tensor src = upload(v, {C, T, H, W});
+        Out dst = out({C, 5, H, W});
+        be->fill(dst.t, 0.f);
+        be->copy(src.slice(1, 1, 3), dst.t.slice(1, 2, 4));
+        std::vector<double> r(size_t(C * 5 * H * W), 0.0);
+        for (int64_t c = 0; c < C; ++c)
+            for (int64_t t = 0; t < 2; ++t)
+                for (int64_t i = 0; i < H * W; ++i)
+                    r[size_t((c * 5 + t + 2) * H * W + i)] = v[size_t((c * T + t + 1) * H * W + i)];
+        EXPECT_CLOSE(dst.t, r, 0.0, "row copy of a frame slice");
+        check_guards(dst, "row copy");
+        Tensor many = upload(randn(size_t(70000 * 3), 42), {70000, 3});
+        Tensor hb = be->empty(DType::BF16, {70000, 2});
+        be->copy(many.slice(1, 1, 3), hb);
+        Out back = out({70000, 2});
+        be->copy(hb, back.t);
+        auto mv = randn(size_t(70000 * 3), 42);
+        std::vector<double> r2(size_t(70000 * 2));
+        for (int64_t i = 0; i < 70000; ++i)
+            for (int j = 0; j < 2; ++j) r2[size_t(i * 2 + j)] = bf16r(mv[size_t(i * 3 + 1 + j)]);
+        EXPECT_CLOSE(back.t, r2, 0.0, "row copy f32→bf16, 70,000 rows");
+    }
 }
 
 TEST_F(CudaOps, PatchifyUnpatchifyEmbedding) {

@@ -93,6 +93,9 @@ TEST(DitGolden, SingleSampleEqualsBatched) {
     s.t = float(load_f64(*g.f, "in.t")[1]);
     auto out = model.forward({s}, model.tokens_for(s.x.shape()));
     EXPECT_CLOSE(out[0], load_f64(*g.f, "out.y1"), 1e-4, "lone sample 1");
+    model.set_ffn_chunk_tokens(7);  // several FFN chunks, the last one partial
+    auto chunked = model.forward({s}, model.tokens_for(s.x.shape()));
+    EXPECT_CLOSE(chunked[0], to_f64(out[0]), 1e-6, "FFN in 7-token chunks");
 }
 
 TEST(DitGolden, HalfPrecisionMatricesUsedInPlace) {

@@ -8,6 +8,9 @@
 #include "core/device.h"
 #include "core/error.h"
 #include "core/profiler.h"
+#ifdef WANRT_HAVE_CUDA
+#include "cuda/cuda_backend.h"
+#endif
 #include "io/safetensors.h"
 #include "models/dit.h"
 #include "models/synth.h"
@@ -111,6 +114,11 @@ void run(const Opts& o) {
     });
     prof->reset();
     rep.rows.push_back({cat("forward (", cfg.num_layers, " blocks)"), ms, flop});
+#ifdef WANRT_HAVE_CUDA
+    if (base->name().rfind("cuda", 0) == 0)
+        rep.config.push_back({"peak memory", cat(double(cuda_memory_stats(*base).peak) / double(1 << 30),
+                                                 " GiB in use (weights included)")});
+#endif
     if (o.profile)
         for (auto& [name, st] : per_op)
             rep.rows.push_back({cat("  ", name, " x", st.calls), {st.ms}, st.flop});

@@ -220,6 +220,10 @@ public:
 
     void synchronize() override { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
+    // Linear weights live as bf16 on the device: an f32 checkpoint is converted once at load
+    // time instead of keeping both an f32 and a bf16 copy resident.
+    DType matrix_dtype(DType) const override { return DType::BF16; }
+
     bool supports(Op op, DType input, DType weight) const override {
         const bool f32 = input == DType::F32;
         const bool wfloat = weight == DType::F32 || weight == DType::BF16 || weight == DType::F16;
@@ -255,7 +259,11 @@ public:
         NvtxRange r("wanrt::copy");
         check_here(src, "copy");
         check_here(dst, "copy");
-        if (dst.is_contiguous()) {
+        if (src.shape() == dst.shape() && dst.numel() > 0 && src.ndim() <= kMaxDims &&
+            launch_copy_rows(src.raw(), dev_type(src.dtype()), broadcast_of(src, src.shape()), dst.raw(),
+                             dev_type(dst.dtype()), broadcast_of(dst, dst.shape()), stream_)) {
+            // the common case: slices and concatenations of rows (the VAE's frame caches)
+        } else if (dst.is_contiguous()) {
             launch_copy(src.raw(), dev_type(src.dtype()), strided_of(src), dst.raw(), dev_type(dst.dtype()),
                         dst.numel(), stream_);
         } else {

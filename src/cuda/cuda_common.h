@@ -110,6 +110,11 @@ void launch_f32_to_bf16(const float* src, __nv_bfloat16* dst, int64_t n, float s
 void launch_fill_f32(float* dst, int64_t n, float v, cudaStream_t stream);
 void launch_fill(void* dst, DevType t, int64_t n, double v, cudaStream_t stream);
 // Same logical shape (s.shape == d.shape), both strided.
+// Copies a strided view into another of the same shape row by row when, after merging dims that
+// are contiguous in both, the innermost run has stride 1 on both sides and the dtypes are equal or
+// f32↔bf16. Returns false (nothing launched) otherwise.
+bool launch_copy_rows(const void* src, DevType st, const Strided& s, void* dst, DevType dt, const Strided& d,
+                      cudaStream_t stream);
 void launch_copy_strided(const void* src, DevType st, const Strided& s, void* dst, DevType dt, const Strided& d,
                          int64_t n, cudaStream_t stream);
 void launch_unary(int act, const float* x, float* y, int64_t n, cudaStream_t stream);

@@ -4,6 +4,8 @@
 // except the conversions, which get a vectorised path.
 #include <cuda_fp16.h>
 
+#include <algorithm>
+
 #include "cuda/cuda_common.h"
 
 namespace wanrt::cuda {
@@ -299,6 +301,92 @@ void launch_fill(void* dst, DevType t, int64_t n, double v, cudaStream_t stream)
     else
         fill_any_kernel<<<grid_for(n), kThreads, 0, stream>>>(dst, t, n, v);
     CUDA_CHECK_LAUNCH();
+}
+
+namespace {
+// Row copy: the outer dims (so/dout) give one source and one destination offset per row, computed
+// once per row; the contiguous inner run is copied with 32-bit indices. Same dtype, or f32↔bf16.
+template <class S, class D>
+__device__ __forceinline__ D cvt(S v) {
+    return D(v);
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 cvt<float, __nv_bfloat16>(float v) {
+    return __float2bfloat16_rn(v);
+}
+template <>
+__device__ __forceinline__ float cvt<__nv_bfloat16, float>(__nv_bfloat16 v) {
+    return __bfloat162float(v);
+}
+
+template <class S, class D>
+__global__ void copy_rows_kernel(const S* __restrict__ src, Strided so, D* __restrict__ dst, Strided dout, int64_t rows,
+                                 int inner) {
+    for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
+        int64_t idx = r, os = 0, od = 0;
+        for (int k = so.ndim - 1; k >= 0; --k) {
+            const int64_t c = idx % so.shape[k];
+            idx /= so.shape[k];
+            os += c * so.stride[k];
+            od += c * dout.stride[k];
+        }
+        const S* s = src + os;
+        D* d = dst + od;
+        for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < inner; i += gridDim.x * blockDim.x) d[i] = cvt<S, D>(s[i]);
+    }
+}
+
+template <class S, class D>
+void rows(const void* src, const Strided& so, void* dst, const Strided& dout, int64_t nrows, int inner,
+          cudaStream_t stream) {
+    const dim3 grid(unsigned(std::min<int64_t>(div_up(inner, kThreads), 64)), unsigned(std::min<int64_t>(nrows, 65535)));
+    copy_rows_kernel<S, D><<<grid, kThreads, 0, stream>>>(static_cast<const S*>(src), so, static_cast<D*>(dst), dout,
+                                                          nrows, inner);
+}
+}  // namespace
+
+bool launch_copy_rows(const void* src, DevType st, const Strided& s, void* dst, DevType dt, const Strided& d,
+                      cudaStream_t stream) {
+    // s and d have the same shape; merge dims that are contiguous in both, drop size-1 dims.
+    Strided ms, md;
+    for (int k = 0; k < d.ndim; ++k) {
+        if (d.shape[k] == 1) continue;
+        if (ms.ndim > 0 && ms.stride[ms.ndim - 1] == s.stride[k] * d.shape[k] &&
+            md.stride[md.ndim - 1] == d.stride[k] * d.shape[k]) {
+            ms.shape[ms.ndim - 1] *= d.shape[k];
+            md.shape[md.ndim - 1] *= d.shape[k];
+            ms.stride[ms.ndim - 1] = s.stride[k];
+            md.stride[md.ndim - 1] = d.stride[k];
+            continue;
+        }
+        ms.shape[ms.ndim] = md.shape[md.ndim] = d.shape[k];
+        ms.stride[ms.ndim++] = s.stride[k];
+        md.stride[md.ndim++] = d.stride[k];
+    }
+    if (ms.ndim == 0) return false;
+    const int last = ms.ndim - 1;
+    if (ms.stride[last] != 1 || md.stride[last] != 1 || ms.shape[last] > (int64_t(1) << 30)) return false;
+    const int inner = int(ms.shape[last]);
+    Strided so = ms, dout = md;
+    so.ndim = dout.ndim = last;
+    int64_t nrows = 1;
+    for (int k = 0; k < last; ++k) nrows *= ms.shape[k];
+    if (st == dt) {
+        switch (type_size(st)) {
+            case 1: rows<uint8_t, uint8_t>(src, so, dst, dout, nrows, inner, stream); break;
+            case 2: rows<uint16_t, uint16_t>(src, so, dst, dout, nrows, inner, stream); break;
+            case 4: rows<uint32_t, uint32_t>(src, so, dst, dout, nrows, inner, stream); break;
+            default: rows<uint64_t, uint64_t>(src, so, dst, dout, nrows, inner, stream); break;
+        }
+    } else if (st == DevType::F32 && dt == DevType::BF16) {
+        rows<float, __nv_bfloat16>(src, so, dst, dout, nrows, inner, stream);
+    } else if (st == DevType::BF16 && dt == DevType::F32) {
+        rows<__nv_bfloat16, float>(src, so, dst, dout, nrows, inner, stream);
+    } else {
+        return false;
+    }
+    CUDA_CHECK_LAUNCH();
+    return true;
 }
 
 void launch_copy_strided(const void* src, DevType st, const Strided& s, void* dst, DevType dt, const Strided& d,

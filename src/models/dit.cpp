@@ -12,6 +12,9 @@ namespace wanrt {
 
 namespace {
 
+// FFN hidden elements per chunk (64 Mi f32 = 256 MB).
+constexpr int64_t kFfnChunkElems = int64_t(64) << 20;
+
 Linear load_linear(WeightLoader& ld, const std::string& name, int64_t out, int64_t in) {
     return {ld.matrix(name + ".weight", {out, in}), ld.param(name + ".bias", {out})};
 }
@@ -224,9 +227,18 @@ std::vector<Tensor> DitModel::forward(const std::vector<DitSample>& batch, int64
         }
         x = ops::add(x, b.ca_o(ca.reshape({B, seq_len, D})));
 
-        // feed-forward
+        // feed-forward, over token chunks so the [tokens, ffn_dim] hidden state stays bounded
+        // (at 480p/81 frames it would be 1.2 GB in f32); rows are independent, so this is exact.
         h = ops::norm_modulate(x, mod(3), mod(4), c.eps);
-        ops::gated_residual(x, b.ffn2(b.ffn0(h, Activation::GeluTanh)), mod(5));
+        const int64_t chunk = ffn_chunk_tokens_ > 0 ? ffn_chunk_tokens_ : std::max<int64_t>(1, kFfnChunkElems / c.ffn_dim);
+        for (int64_t bi = 0; bi < B; ++bi) {
+            for (int64_t l0 = 0; l0 < seq_len; l0 += chunk) {
+                const int64_t l1 = std::min(seq_len, l0 + chunk);
+                Tensor hx = h.select(0, bi).slice(0, l0, l1).unsqueeze(0);  // [1, n, D]
+                Tensor xx = x.select(0, bi).slice(0, l0, l1).unsqueeze(0);  // [1, n, D], a view of x
+                ops::gated_residual(xx, b.ffn2(b.ffn0(hx, Activation::GeluTanh)), mod(5).slice(0, bi, bi + 1));
+            }
+        }
         if (dump) dump("block" + std::to_string(li) + "_out", x);
     }
 

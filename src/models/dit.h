@@ -86,6 +86,9 @@ public:
     // Token count of a latent [C, F, H, W] for this model's patch.
     int64_t tokens_for(const Shape& latent) const;
 
+    // Tokens per FFN chunk (0 = automatic: a 256 MB f32 hidden state). Exact for any value.
+    void set_ffn_chunk_tokens(int64_t n) { ffn_chunk_tokens_ = n; }
+
     // For models built on the same weights (the causal KV-cache model): dit_weights.h.
     const DitWeights& weights() const { return *w_; }
     const Tensor& rope_table() const { return rope_; }  // f32 [1024, head_dim/2, 2]
@@ -95,6 +98,7 @@ private:
     Backend& be_;
     std::unique_ptr<DitWeights> w_;
     Tensor rope_;  // f32 [1024, head_dim/2, 2]
+    int64_t ffn_chunk_tokens_ = 0;
 };
 
 // Opens a model folder or file: a directory with config.json (optional) and
