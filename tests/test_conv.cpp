@@ -143,7 +143,7 @@ TEST(Conv3d, StridedInputAndTiledLargeFrame) {
 // Causal conv over a whole sequence equals chunked runs where the previous chunk's last two input
 // frames are prepended and the front zero padding shrinks accordingly (the VAE's cache rule).
 TEST(Conv3d, CausalCacheEqualsWhole) {
-    for (const Shape xs : {Shape{4, 7, 5, 6}, Shape{4, 7, 17, 18}}) {  // im2col and Winograd paths
+    for (const Shape& xs : {Shape{4, 7, 5, 6}, Shape{4, 7, 17, 18}}) {  // im2col and Winograd paths
         const Shape ws{3, 4, 3, 3, 3};
         const auto xv = randn(shape_numel(xs), 11), wv = randn(shape_numel(ws), 12), bv = randn(3, 13);
         Tensor x = upload(xv, xs), w = upload(wv, ws), b = upload(bv, {3});

@@ -44,13 +44,6 @@ constexpr int64_t kTileFloats = int64_t(4) << 20;
 
 // Below 16 tiles of 4×4 per frame the 36 GEMMs get too narrow to beat one im2col GEMM.
 constexpr int64_t kWinogradMinTiles = 16;
-bool winograd_disabled() {
-    static const bool off = [] {
-        const char* e = std::getenv("WANRT_CONV_DIRECT");
-        return e && *e && *e != '0';
-    }();
-    return off;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Winograd F(4×4, 3×3) for convs with a 3×3 spatial kernel and spatial stride 1 (every 3×3×3
@@ -324,7 +317,7 @@ void CpuBackend::conv3d(const Tensor& x, const Tensor& w, const Tensor* bias, co
     // Winograd once a frame has enough 4×4 tiles for its GEMMs (16×16 outputs and up). The choice
     // depends on the frame size only, so a frame gives the same result whatever the chunking.
     const bool winograd = kh == 3 && kw == 3 && p.stride_h == 1 && p.stride_w == 1 &&
-                          ((Ho + 3) / 4) * ((Wo + 3) / 4) >= kWinogradMinTiles && !winograd_disabled();
+                          ((Ho + 3) / 4) * ((Wo + 3) / 4) >= kWinogradMinTiles;
     if (winograd) {
         conv3d_winograd(pool(), x, w, bd, p, y);
         return;
