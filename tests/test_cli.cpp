@@ -1,9 +1,5 @@
 // The wanrt command line end to end: synth → bench on the written folder, --dump, --json, and
 // bad input giving one line on stderr with exit code 1.
-#include <sys/wait.h>
-
-#include <array>
-#include <cstdio>
 #include <fstream>
 
 #include "models/dit.h"
@@ -13,41 +9,10 @@ namespace wanrt::test {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-struct CliRun {
-    int code;
-    std::string out;  // stdout and stderr
-};
-
-CliRun run(const std::string& args) {
-    std::string cmd = std::string(WANRT_BINARY) + " " + args + " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    CliRun r{-1, ""};
-    if (!p) return r;
-    std::array<char, 4096> buf;
-    size_t n;
-    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-    int st = pclose(p);
-    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return r;
-}
-
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        char tmpl[] = "/tmp/wanrt_cli_XXXXXX";
-        path = mkdtemp(tmpl);
-    }
-    ~TempDir() { fs::remove_all(path); }
-};
-
-}  // namespace
-
 TEST(Cli, SynthThenBenchTheFolder) {
     TempDir d;
     const std::string dir = (d.path / "m").string();
-    CliRun s = run("synth --model t2v-1.3B --layers 1 --dtype bf16 --shard_gb 0.1 --out " + dir);
+    CliRun s = run_cli("synth --model t2v-1.3B --layers 1 --dtype bf16 --shard_gb 0.1 --out " + dir);
     ASSERT_EQ(s.code, 0) << s.out;
     EXPECT_TRUE(fs::exists(dir + "/config.json"));
     EXPECT_TRUE(fs::exists(dir + "/diffusion_pytorch_model.safetensors.index.json"));  // sharded at 0.1 GB
@@ -56,7 +21,7 @@ TEST(Cli, SynthThenBenchTheFolder) {
     EXPECT_EQ(ck.config.num_layers, 1);
     EXPECT_EQ(ck.weights->find("blocks.0.ffn.0.weight")->dtype, DType::BF16);
     const std::string json = (d.path / "r.json").string(), dump = (d.path / "mid.safetensors").string();
-    CliRun b = run("bench dit --device cpu --ckpt_dir " + dir + " --height 32 --width 32 --text_tokens 7 --repeats 1 --json " +
+    CliRun b = run_cli("bench dit --device cpu --ckpt_dir " + dir + " --height 32 --width 32 --text_tokens 7 --repeats 1 --json " +
                 json + " --dump " + dump);
     ASSERT_EQ(b.code, 0) << b.out;
     EXPECT_NE(b.out.find("forward (1 blocks)"), std::string::npos) << b.out;
@@ -82,7 +47,7 @@ TEST(Cli, BadInputIsOneLineAndExitOne) {
         {"synth --model t2v-2B --out " + (d.path / "x").string(), "unknown model"},
     };
     for (auto& c : cases) {
-        CliRun r = run(c.args);
+        CliRun r = run_cli(c.args);
         EXPECT_EQ(r.code, 1) << c.args << "\n" << r.out;
         EXPECT_NE(r.out.find(c.expect), std::string::npos) << c.args << "\n" << r.out;
         EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << c.args << "\n" << r.out;
@@ -90,7 +55,7 @@ TEST(Cli, BadInputIsOneLineAndExitOne) {
     // A corrupt weights file in an otherwise valid folder.
     fs::create_directories(d.path / "bad");
     std::ofstream(d.path / "bad" / "diffusion_pytorch_model.safetensors") << "garbage!garbage!";
-    CliRun r = run("bench dit --device cpu --ckpt_dir " + (d.path / "bad").string());
+    CliRun r = run_cli("bench dit --device cpu --ckpt_dir " + (d.path / "bad").string());
     EXPECT_EQ(r.code, 1) << r.out;
     EXPECT_NE(r.out.find("[safetensors]"), std::string::npos) << r.out;
 }

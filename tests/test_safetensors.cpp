@@ -11,16 +11,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        char tmpl[] = "/tmp/wanrt_st_XXXXXX";
-        path = mkdtemp(tmpl);
-    }
-    ~TempDir() { fs::remove_all(path); }
-    std::string operator/(const std::string& f) const { return (path / f).string(); }
-};
-
 void write_raw(const std::string& path, const std::string& header, const std::string& data) {
     std::ofstream out(path, std::ios::binary);
     uint64_t n = header.size();

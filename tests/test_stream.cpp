@@ -71,23 +71,6 @@ int64_t rss_kb() {
     return res * 4;
 }
 
-struct CliRun {
-    int code;
-    std::string out;  // stdout and stderr
-};
-
-CliRun run_cli(const std::string& args) {
-    std::string cmd = std::string(WANRT_BINARY) + " " + args + " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    CliRun r{-1, ""};
-    if (!p) return r;
-    std::array<char, 4096> buf;
-    size_t n;
-    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-    int st = pclose(p);
-    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return r;
-}
 
 }  // namespace
 

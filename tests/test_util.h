@@ -3,7 +3,11 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <array>
+#include <cstdio>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -127,6 +131,41 @@ void expect_error(F&& fn, const std::vector<std::string>& fragments) {
         EXPECT_EQ(msg.find('\n'), std::string::npos) << "error must be one line: " << msg;
         for (auto& f : fragments) EXPECT_NE(msg.find(f), std::string::npos) << "'" << f << "' not in: " << msg;
     }
+}
+
+// A fresh folder under /tmp, removed with everything in it when the test ends.
+struct TempDir {
+    std::filesystem::path path;
+    TempDir() {
+        char tmpl[] = "/tmp/wanrt_test_XXXXXX";
+        const char* p = mkdtemp(tmpl);
+        if (!p) throw std::runtime_error("mkdtemp failed");
+        path = p;
+    }
+    ~TempDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    std::string operator/(const std::string& f) const { return (path / f).string(); }
+};
+
+// Runs the wanrt binary with args (shell words); returns its exit code and stdout+stderr.
+struct CliRun {
+    int code = -1;
+    std::string out;
+};
+inline CliRun run_cli(const std::string& args) {
+    CliRun r;
+    FILE* p = popen((std::string(WANRT_BINARY) + " " + args + " 2>&1").c_str(), "r");
+    if (!p) return r;
+    std::array<char, 4096> buf;
+    size_t n;
+    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+    const int st = pclose(p);
+    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return r;
 }
 
 }  // namespace wanrt::test

@@ -21,9 +21,10 @@ namespace wanrt::cli {
 namespace {
 
 struct Opts {
-    std::string ckpt_dir, model = "t2v-1.3B", device = "auto", weights_dtype = "f32", json, dump;
-    int layers = 2, frames = 1, height = 480, width = 832, text_tokens = 120, warmup = 1, repeats = 3, threads = 0;
+    std::string ckpt_dir, model = "t2v-1.3B", weights_dtype = "f32", dump;
+    int layers = 2, frames = 1, height = 480, width = 832, text_tokens = 120;
     bool profile = true;
+    RunOpts run{"auto", "", 1, 3, 0};
 };
 
 DType parse_dtype(const std::string& s) {
@@ -46,8 +47,8 @@ void run(const Opts& o) {
         fail("bench", "--frames ", o.frames, " must be 4n+1 (e.g. 1, 5, 81)");
     if (o.height % 16 || o.width % 16 || o.height <= 0 || o.width <= 0)
         fail("bench", "--height/--width must be positive multiples of 16, got ", o.height, "x", o.width);
-    if (o.repeats < 1) fail("bench", "--repeats must be at least 1");
-    auto base = make_backend(o.device, o.threads);
+    o.run.validate();
+    auto base = make_backend(o.run.device, o.run.threads);
     auto prof = std::make_shared<ProfilingBackend>(base);
 
     DitConfig cfg;
@@ -83,7 +84,7 @@ void run(const Opts& o) {
                                  o.height, ")")},
                   {"tokens", std::to_string(seq_len)},
                   {"text_tokens", std::to_string(s.context.size(0))},
-                  {"warmup+repeats", cat(o.warmup, "+", o.repeats)}};
+                  {"warmup+repeats", cat(o.run.warmup, "+", o.run.repeats)}};
 
     // One profiled pass (serves as the first warm-up) gives the per-op breakdown and the FLOP count,
     // and the named intermediates when --dump is given.
@@ -108,7 +109,7 @@ void run(const Opts& o) {
     auto per_op = prof->stats();
     prof->reset();
 
-    std::vector<double> ms = time_repeats(*base, std::max(0, o.warmup - 1), o.repeats, [&] {
+    std::vector<double> ms = time_repeats(*base, std::max(0, o.run.warmup - 1), o.run.repeats, [&] {
         // Timed without per-op synchronisation: the profiler only forwards when nothing reads stats.
         model.forward({s}, seq_len);
     });
@@ -123,7 +124,7 @@ void run(const Opts& o) {
         for (auto& [name, st] : per_op)
             rep.rows.push_back({cat("  ", name, " x", st.calls), {st.ms}, st.flop});
     rep.print();
-    rep.write_json(o.json);
+    rep.write_json(o.run.json);
 }
 
 void setup(CLI::App& bench) {
@@ -137,13 +138,9 @@ void setup(CLI::App& bench) {
     c->add_option("--height", o->height, "Pixel height")->capture_default_str();
     c->add_option("--width", o->width, "Pixel width")->capture_default_str();
     c->add_option("--text_tokens", o->text_tokens, "Real text tokens (padded to text_len)")->capture_default_str();
-    c->add_option("--warmup", o->warmup, "Warm-up runs (the first is profiled)")->capture_default_str();
-    c->add_option("--repeats", o->repeats, "Timed runs")->capture_default_str();
-    c->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
-    c->add_option("--device", o->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
-    c->add_option("--json", o->json, "Also write the report as JSON to this file");
     c->add_option("--dump", o->dump, "Write the named intermediates of the first pass to this .safetensors file");
     c->add_flag("!--no-profile", o->profile, "Skip the per-op breakdown rows");
+    add_run_options(c, o->run);
     c->callback([o] { run(*o); });
 }
 

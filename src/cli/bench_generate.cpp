@@ -15,13 +15,13 @@ namespace wanrt::cli {
 namespace {
 
 struct Opts {
-    std::string ckpt_dir, device = "auto", solver = "unipc", json, prompt = "A cat walks on the grass, realistic style.";
-    int width = 256, height = 256, frames = 17, steps = 4, warmup = 0, repeats = 1, threads = 0;
+    std::string ckpt_dir, solver = "unipc", prompt = "A cat walks on the grass, realistic style.";
+    int width = 256, height = 256, frames = 17, steps = 4;
+    RunOpts run{"auto", "", 0, 1, 0};
 };
 
 void run(const Opts& o) {
-    if (o.repeats < 1) fail("bench", "--repeats must be at least 1");
-    if (o.warmup < 0) fail("bench", "--warmup must be ≥ 0");
+    o.run.validate();
     T2VOptions opt;
     opt.width = o.width;
     opt.height = o.height;
@@ -36,13 +36,13 @@ void run(const Opts& o) {
         m = demo_model_parts();
     }
     const T2VLatentShape shape = t2v_latent_shape(opt, m.dit_config, m.vae_config);
-    auto be = make_backend(o.device, o.threads);
+    auto be = make_backend(o.run.device, o.run.threads);
 
     std::vector<double> tok, t5l, t5e, ditl, steps, den, vael, dec, total;
     int64_t ptok = 0, ntok = 0;
-    for (int r = 0; r < o.warmup + o.repeats; ++r) {
+    for (int r = 0; r < o.run.warmup + o.run.repeats; ++r) {
         T2VStagedResult res = run_t2v_staged(m, be, o.prompt, kWanDefaultNegPrompt, 42, opt);
-        if (r < o.warmup) continue;
+        if (r < o.run.warmup) continue;
         const T2VStagedTimes& t = res.times;
         tok.push_back(t.tokenize * 1e3);
         t5l.push_back(t.t5_load * 1e3);
@@ -66,7 +66,7 @@ void run(const Opts& o) {
                   {"tokens", std::to_string(shape.seq_len)},
                   {"sampler", cat(o.solver, ", ", o.steps, " steps, CFG (2 DiT forwards per step)")},
                   {"text_tokens", cat(ptok, " prompt + ", ntok, " negative")},
-                  {"warmup+repeats", cat(o.warmup, "+", o.repeats)}};
+                  {"warmup+repeats", cat(o.run.warmup, "+", o.run.repeats)}};
     rep.rows = {{"tokenize", tok},
                 {"load T5", t5l},
                 {"T5 encode (prompt + negative)", t5e},
@@ -77,7 +77,7 @@ void run(const Opts& o) {
                 {"VAE decode", dec},
                 {"total (without writing)", total}};
     rep.print();
-    rep.write_json(o.json);
+    rep.write_json(o.run.json);
 }
 
 void setup(CLI::App& bench) {
@@ -91,11 +91,7 @@ void setup(CLI::App& bench) {
     c->add_option("--sample_steps", o->steps, "Sampling steps")->capture_default_str();
     c->add_option("--sample_solver", o->solver, "unipc, dpm++ or euler")->capture_default_str();
     c->add_option("--prompt", o->prompt, "Prompt")->capture_default_str();
-    c->add_option("--warmup", o->warmup, "Untimed generations first")->capture_default_str();
-    c->add_option("--repeats", o->repeats, "Timed generations")->capture_default_str();
-    c->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
-    c->add_option("--device", o->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
-    c->add_option("--json", o->json, "Also write the report as JSON to this file");
+    add_run_options(c, o->run);
     c->callback([o] { run(*o); });
 }
 

@@ -14,8 +14,9 @@ namespace wanrt::cli {
 namespace {
 
 struct Opts {
-    std::string device = "auto", json, only;
-    int tokens = 1560, dim = 1536, ffn = 8960, heads = 12, text = 512, warmup = 1, repeats = 5, threads = 0;
+    std::string only;
+    int tokens = 1560, dim = 1536, ffn = 8960, heads = 12, text = 512;
+    RunOpts run{"auto", "", 1, 5, 0};
 };
 
 Tensor rand_t(Backend& be, DType dt, const Shape& s, const std::string& name) {
@@ -25,7 +26,8 @@ Tensor rand_t(Backend& be, DType dt, const Shape& s, const std::string& name) {
 }
 
 void run(const Opts& o) {
-    auto be = make_backend(o.device, o.threads);
+    o.run.validate();
+    auto be = make_backend(o.run.device, o.run.threads);
     const int64_t L = o.tokens, D = o.dim, F = o.ffn, H = o.heads, hd = D / H, T = o.text;
     BenchReport rep;
     rep.bench = "ops";
@@ -35,7 +37,7 @@ void run(const Opts& o) {
     auto want = [&](const std::string& n) { return o.only.empty() || n.find(o.only) != std::string::npos; };
     auto add = [&](const std::string& name, double flop, const std::function<void()>& fn) {
         if (!want(name)) return;
-        rep.rows.push_back({name, time_repeats(*be, o.warmup, o.repeats, fn), flop});
+        rep.rows.push_back({name, time_repeats(*be, o.run.warmup, o.run.repeats, fn), flop});
     };
     Tensor x = rand_t(*be, DType::F32, {1, L, D}, "x.weight");
     for (DType wt : {DType::F32, DType::BF16}) {
@@ -57,7 +59,7 @@ void run(const Opts& o) {
     add("norm_modulate", 0, [&] { ops::norm_modulate(x, m.select(1, 0), m.select(1, 1), 1e-6f); });
     add("gated_residual", 0, [&] { ops::gated_residual(x, x, m.select(1, 2)); });
     rep.print();
-    rep.write_json(o.json);
+    rep.write_json(o.run.json);
 }
 
 void setup(CLI::App& bench) {
@@ -69,11 +71,7 @@ void setup(CLI::App& bench) {
     c->add_option("--heads", o->heads, "Attention heads")->capture_default_str();
     c->add_option("--text", o->text, "Text tokens (cross-attention keys)")->capture_default_str();
     c->add_option("--only", o->only, "Run the rows whose name contains this");
-    c->add_option("--warmup", o->warmup, "Warm-up runs")->capture_default_str();
-    c->add_option("--repeats", o->repeats, "Timed runs")->capture_default_str();
-    c->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
-    c->add_option("--device", o->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
-    c->add_option("--json", o->json, "Also write the report as JSON to this file");
+    add_run_options(c, o->run);
     c->callback([o] { run(*o); });
 }
 

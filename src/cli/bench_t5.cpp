@@ -19,8 +19,9 @@ namespace wanrt::cli {
 namespace {
 
 struct Opts {
-    std::string checkpoint, synth_dir, device = "cpu", json;
-    int tokens = 100, warmup = 0, repeats = 1, threads = 0;
+    std::string checkpoint, synth_dir;
+    int tokens = 100;
+    RunOpts run{"cpu", "", 0, 1, 0};
 };
 
 // Peak resident set of this process (VmHWM), GiB.
@@ -34,7 +35,7 @@ double peak_rss_gib() {
 
 void run(const Opts& o) {
     if (o.tokens < 1 || o.tokens > 512) fail("bench", "--tokens ", o.tokens, " must be in [1, 512]");
-    if (o.repeats < 1) fail("bench", "--repeats must be at least 1");
+    o.run.validate();
     std::string path = o.checkpoint;
     if (!o.synth_dir.empty()) {
         const auto file = std::filesystem::path(o.synth_dir) / "models_t5_umt5-xxl-enc-bf16.safetensors";
@@ -50,7 +51,7 @@ void run(const Opts& o) {
     }
     if (path.empty()) fail("bench", "`wanrt bench t5` needs --checkpoint PATH or --synth DIR");
 
-    auto be = make_backend(o.device, o.threads);
+    auto be = make_backend(o.run.device, o.run.threads);
     const auto t0 = std::chrono::steady_clock::now();
     T5Encoder enc = T5Encoder::load_file(path, *be);
     const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -62,7 +63,7 @@ void run(const Opts& o) {
 
     // The first encode touches every mapped weight page (reads the file); timed separately.
     std::vector<double> first = time_repeats(*be, 0, 1, [&] { enc.encode(ids); });
-    std::vector<double> ms = time_repeats(*be, o.warmup, o.repeats, [&] { enc.encode(ids); });
+    std::vector<double> ms = time_repeats(*be, o.run.warmup, o.run.repeats, [&] { enc.encode(ids); });
     const double L = o.tokens;
     const auto& c = enc.config;
     // Matrix FLOP: 4 attention projections, 3 FFN matrices; attention scores and values.
@@ -75,12 +76,12 @@ void run(const Opts& o) {
                   {"model", c.to_json()},
                   {"tokens", std::to_string(o.tokens)},
                   {"load_ms", cat(load_ms)},
-                  {"warmup+repeats", cat(o.warmup, "+", o.repeats)}};
+                  {"warmup+repeats", cat(o.run.warmup, "+", o.run.repeats)}};
     rep.rows.push_back({"first encode (cold pages)", first, flop});
     rep.rows.push_back({"encode", ms, flop});
     rep.config.push_back({"peak_rss_gib", cat(peak_rss_gib())});
     rep.print();
-    rep.write_json(o.json);
+    rep.write_json(o.run.json);
 }
 
 void setup(CLI::App& bench) {
@@ -89,11 +90,7 @@ void setup(CLI::App& bench) {
     c->add_option("--checkpoint", o->checkpoint, "models_t5_umt5-xxl-enc-bf16.{pth,safetensors} or its folder");
     c->add_option("--synth", o->synth_dir, "Folder for the full-size synthetic checkpoint (written if absent, 11.4 GB)");
     c->add_option("--tokens", o->tokens, "Real prompt tokens incl. EOS")->capture_default_str();
-    c->add_option("--warmup", o->warmup, "Warm-up encodes after the first")->capture_default_str();
-    c->add_option("--repeats", o->repeats, "Timed encodes")->capture_default_str();
-    c->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
-    c->add_option("--device", o->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
-    c->add_option("--json", o->json, "Also write the report as JSON to this file");
+    add_run_options(c, o->run);
     c->callback([o] { run(*o); });
 }
 

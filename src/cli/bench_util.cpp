@@ -19,6 +19,19 @@ double median(std::vector<double> v) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+void RunOpts::validate() const {
+    if (repeats < 1) fail("bench", "--repeats must be at least 1, got ", repeats);
+    if (warmup < 0) fail("bench", "--warmup must be ≥ 0, got ", warmup);
+}
+
+void add_run_options(CLI::App* c, RunOpts& o) {
+    c->add_option("--warmup", o.warmup, "Untimed runs first")->capture_default_str();
+    c->add_option("--repeats", o.repeats, "Timed runs (the median is reported)")->capture_default_str();
+    c->add_option("--threads", o.threads, "CPU threads (0 = all cores)")->capture_default_str();
+    c->add_option("--device", o.device, "cpu, cuda, cuda:N or auto")->capture_default_str();
+    c->add_option("--json", o.json, "Also write the report as JSON to this file");
+}
+
 std::vector<double> time_repeats(Backend& be, int warmup, int repeats, const std::function<void()>& fn) {
     for (int i = 0; i < warmup; ++i) {
         fn();

@@ -2,6 +2,8 @@
 // the report printed as a table and written as JSON.
 #pragma once
 
+#include <CLI/CLI.hpp>
+
 #include <functional>
 #include <string>
 #include <utility>
@@ -28,6 +30,14 @@ struct BenchReport {
 };
 
 double median(std::vector<double> v);
+
+// Options every benchmark takes. A bench sets its own defaults, then calls add_run_options.
+struct RunOpts {
+    std::string device = "auto", json;
+    int warmup = 1, repeats = 3, threads = 0;
+    void validate() const;  // one-line errors for repeats < 1 or warmup < 0
+};
+void add_run_options(CLI::App* c, RunOpts& o);
 
 // Runs fn warmup times, then repeats times, synchronising be around each; returns ms per repeat.
 std::vector<double> time_repeats(Backend& be, int warmup, int repeats, const std::function<void()>& fn);

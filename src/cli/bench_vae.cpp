@@ -21,9 +21,10 @@ namespace wanrt::cli {
 namespace {
 
 struct Opts {
-    std::string checkpoint, config_json, device = "cpu", json, mode = "both";
-    int height = 128, width = 128, latent_frames = 2, warmup = 1, repeats = 3, threads = 0;
+    std::string checkpoint, config_json, mode = "both";
+    int height = 128, width = 128, latent_frames = 2;
     int64_t dim = 96, num_res_blocks = 2;
+    RunOpts run{"cpu", "", 1, 3, 0};
 };
 
 double peak_rss_gib() {
@@ -45,7 +46,7 @@ Tensor random_input(Backend& be, const Shape& s, uint32_t seed) {
 void run(const Opts& o) {
     if (o.mode != "both" && o.mode != "encode" && o.mode != "decode")
         fail("bench", "--mode ", o.mode, " must be encode, decode or both");
-    if (o.repeats < 1 || o.warmup < 0) fail("bench", "--repeats must be ≥ 1 and --warmup ≥ 0");
+    o.run.validate();
     if (o.latent_frames < 1) fail("bench", "--latent-frames must be ≥ 1");
     VaeConfig cfg;
     if (!o.config_json.empty()) {
@@ -55,7 +56,7 @@ void run(const Opts& o) {
         cfg.num_res_blocks = o.num_res_blocks;
     }
     cfg.validate();
-    auto be = make_backend(o.device, o.threads);
+    auto be = make_backend(o.run.device, o.run.threads);
     std::shared_ptr<TensorSource> weights;
     if (o.checkpoint.empty()) {
         weights = synthetic_vae_weights(cfg, 1234);
@@ -80,20 +81,20 @@ void run(const Opts& o) {
                   {"video", shape_str(vshape)},
                   {"latent", shape_str(zshape)},
                   {"load_ms", cat(load_ms)},
-                  {"warmup+repeats", cat(o.warmup, "+", o.repeats)}};
+                  {"warmup+repeats", cat(o.run.warmup, "+", o.run.repeats)}};
     if (o.mode != "decode") {
         Tensor video = random_input(*be, vshape, 1);
         rep.rows.push_back(
-            {cat("encode ", T, " frames"), time_repeats(*be, o.warmup, o.repeats, [&] { vae->encode(video); }), 0});
+            {cat("encode ", T, " frames"), time_repeats(*be, o.run.warmup, o.run.repeats, [&] { vae->encode(video); }), 0});
     }
     if (o.mode != "encode") {
         Tensor z = random_input(*be, zshape, 2);
         rep.rows.push_back({cat("decode ", o.latent_frames, " latent frames"),
-                            time_repeats(*be, o.warmup, o.repeats, [&] { vae->decode(z); }), 0});
+                            time_repeats(*be, o.run.warmup, o.run.repeats, [&] { vae->decode(z); }), 0});
     }
     rep.config.push_back({"peak_rss_gib", cat(peak_rss_gib())});
     rep.print();
-    rep.write_json(o.json);
+    rep.write_json(o.run.json);
 }
 
 void setup(CLI::App& bench) {
@@ -110,11 +111,7 @@ void setup(CLI::App& bench) {
         ->capture_default_str();
     c->add_option("--config", o->config_json, "VAE config JSON (overrides --dim/--num-res-blocks)");
     c->add_option("--checkpoint", o->checkpoint, "Wan2.1_VAE.pth or a .safetensors of the same names");
-    c->add_option("--warmup", o->warmup, "Untimed runs first")->capture_default_str();
-    c->add_option("--repeats", o->repeats, "Timed runs")->capture_default_str();
-    c->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
-    c->add_option("--device", o->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
-    c->add_option("--json", o->json, "Also write the report as JSON to this file");
+    add_run_options(c, o->run);
     c->callback([o] { run(*o); });
 }
 
