@@ -76,13 +76,13 @@ for s in "${steps[@]}"; do
         bench-full)  # the case: 1.3B, all 30 blocks, 480p, 81 frames (32,760 tokens)
             log "bench dit full 1.3B"
             timeout 300 $BIN/wanrt bench dit --device cuda --frames 81 --layers 0 --weights_dtype ${WDT:-f32} \
-                --warmup 2 --repeats 5 --no-profile --json "$OUT/bench_full.json" > "$OUT/bench_full.log" 2>&1
+                --warmup 2 --repeats 5 --no_profile --json "$OUT/bench_full.json" > "$OUT/bench_full.log" 2>&1
             echo "rc=$?" >> "$OUT/bench_full.log"
             tail -4 "$OUT/bench_full.log" | tee -a "$OUT/summary.txt" ;;
         bench-full-bf16)  # same with bf16 weights (PyTorch's 704.5 ms case)
             log "bench dit full 1.3B, bf16 weights"
             timeout 300 $BIN/wanrt bench dit --device cuda --frames 81 --layers 0 --weights_dtype bf16 \
-                --warmup 2 --repeats 5 --no-profile > "$OUT/bench_full_bf16.log" 2>&1
+                --warmup 2 --repeats 5 --no_profile > "$OUT/bench_full_bf16.log" 2>&1
             echo "rc=$?" >> "$OUT/bench_full_bf16.log"
             tail -4 "$OUT/bench_full_bf16.log" | tee -a "$OUT/summary.txt" ;;
         vae|t5)  # Vae480p / T5Encode512 of test_cuda_perf_gpu (the CLI needs ffmpeg & co., too big to carry)

@@ -139,7 +139,7 @@ void setup(CLI::App& bench) {
     c->add_option("--width", o->width, "Pixel width")->capture_default_str();
     c->add_option("--text_tokens", o->text_tokens, "Real text tokens (padded to text_len)")->capture_default_str();
     c->add_option("--dump", o->dump, "Write the named intermediates of the first pass to this .safetensors file");
-    c->add_flag("!--no-profile", o->profile, "Skip the per-op breakdown rows");
+    c->add_flag("!--no_profile", o->profile, "Skip the per-op breakdown rows");
     add_run_options(c, o->run);
     c->callback([o] { run(*o); });
 }

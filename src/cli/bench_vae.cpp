@@ -47,7 +47,7 @@ void run(const Opts& o) {
     if (o.mode != "both" && o.mode != "encode" && o.mode != "decode")
         fail("bench", "--mode ", o.mode, " must be encode, decode or both");
     o.run.validate();
-    if (o.latent_frames < 1) fail("bench", "--latent-frames must be ≥ 1");
+    if (o.latent_frames < 1) fail("bench", "--latent_frames must be ≥ 1");
     VaeConfig cfg;
     if (!o.config_json.empty()) {
         cfg = VaeConfig::from_json(o.config_json);
@@ -103,13 +103,13 @@ void setup(CLI::App& bench) {
         bench.add_subcommand("vae", "Time whole-clip VAE encode/decode (real widths, random weights by default)");
     c->add_option("--height", o->height, "Pixel height (multiple of 8)")->capture_default_str();
     c->add_option("--width", o->width, "Pixel width (multiple of 8)")->capture_default_str();
-    c->add_option("--latent-frames", o->latent_frames, "Latent frames (encode takes 1 + 4(n−1) pixel frames)")
+    c->add_option("--latent_frames", o->latent_frames, "Latent frames (encode takes 1 + 4(n−1) pixel frames)")
         ->capture_default_str();
     c->add_option("--mode", o->mode, "encode, decode or both")->capture_default_str();
     c->add_option("--dim", o->dim, "Base width of random-weight models")->capture_default_str();
-    c->add_option("--num-res-blocks", o->num_res_blocks, "Residual blocks per stage of random-weight models")
+    c->add_option("--num_res_blocks", o->num_res_blocks, "Residual blocks per stage of random-weight models")
         ->capture_default_str();
-    c->add_option("--config", o->config_json, "VAE config JSON (overrides --dim/--num-res-blocks)");
+    c->add_option("--config", o->config_json, "VAE config JSON (overrides --dim/--num_res_blocks)");
     c->add_option("--checkpoint", o->checkpoint, "Wan2.1_VAE.pth or a .safetensors of the same names");
     add_run_options(c, o->run);
     c->callback([o] { run(*o); });
