@@ -1,7 +1,9 @@
 // `wanrt generate` end to end: a tiny synthetic model folder in the official layout (written by
 // `wanrt synth --model demo --full_folder`), an mp4 checked with ffprobe (frames 4n+1, size, 16 fps),
 // bit-identical output for the same seed, the demo model (no --ckpt_dir), `wanrt info`, and the
-// bad-input table: one line, exit 1, no output file left behind.
+// bad-input table: one line, exit 1, no output file left behind. `generate --causal` on the same
+// folder: block progress, frame count and size, determinism per seed, a generator checkpoint with
+// CausVid's key prefix giving the folder's video, and its own bad-input table.
 #include <sys/wait.h>
 
 #include <array>
@@ -10,7 +12,10 @@
 #include <iterator>
 
 #include "io/pth.h"
+#include "io/pth_writer.h"
+#include "io/safetensors.h"
 #include "models/dit.h"
+#include "pipeline/model_folder.h"
 #include "test_util.h"
 
 namespace wanrt::test {
@@ -19,14 +24,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct CliRun {
-    int code;
-    std::string out;  // stdout and stderr
-};
-
+// A shell command (ffprobe) run as run_cli runs wanrt (test_util.h): exit code, stdout + stderr.
 CliRun sh(const std::string& cmd) {
     FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-    CliRun r{-1, ""};
+    CliRun r;
     if (!p) return r;
     std::array<char, 4096> buf;
     size_t n;
@@ -36,7 +37,7 @@ CliRun sh(const std::string& cmd) {
     return r;
 }
 
-CliRun wanrt(const std::string& args) { return sh(std::string(WANRT_BINARY) + " " + args); }
+CliRun wanrt(const std::string& args) { return run_cli(args); }
 
 std::string read_file(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
@@ -45,6 +46,9 @@ std::string read_file(const fs::path& p) {
 
 // A small, fast generation on the folder: 64×48, 9 frames, 2 steps, 2 threads.
 const char* kSmall = " --size 64*48 --frame_num 9 --sample_steps 2 --threads 2 --device cpu";
+
+// Causal: 21 frames → 6 latent frames = 2 blocks of 3 (default step list 1000,757,522).
+const char* kCausal = " --causal --size 64*48 --frame_num 21 --threads 2 --device cpu";
 
 class Generate : public ::testing::Test {
 protected:
@@ -196,6 +200,109 @@ TEST_F(Generate, BadInputIsOneLineExitOneNoFile) {
     for (const char* part : {"config.json", "diffusion_pytorch_model.safetensors", "Wan2.1_VAE.pth",
                              "models_t5_umt5-xxl-enc-bf16.pth", "google/umt5-xxl/spiece.model"})
         EXPECT_NE(r.out.find(part), std::string::npos) << part << "\n" << r.out;
+}
+
+TEST_F(Generate, CausalBlocksToMp4) {
+    const std::string out = (root_ / "causal.mp4").string();
+    CliRun r = wanrt("generate --ckpt_dir " + folder_ + kCausal + " --base_seed 7 --prompt 'a cat' --save_file " + out);
+    ASSERT_EQ(r.code, 0) << r.out;
+    for (const char* s : {"2 blocks of 3 latent frames", "steps 1000,757,522", "shift 8", "denoise block 1/2",
+                          "denoise block 2/2", "(2 blocks,", "7 DiT calls", "peak memory"})
+        EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
+    CliRun p = sh("ffprobe -v error -count_frames -select_streams v:0 -show_entries "
+                  "stream=codec_name,width,height,nb_read_frames -of default=nw=1 " + out);
+    ASSERT_EQ(p.code, 0) << p.out;
+    EXPECT_NE(p.out.find("width=64"), std::string::npos) << p.out;
+    EXPECT_NE(p.out.find("height=48"), std::string::npos) << p.out;
+    EXPECT_NE(p.out.find("nb_read_frames=21"), std::string::npos) << p.out;
+
+    // Self-Forcing's settings (one frame per block, shift 5, warped steps, a rolling cache with a sink).
+    const std::string sf = (root_ / "sf.mp4").string();
+    r = wanrt("generate --ckpt_dir " + folder_ +
+              " --causal --size 64*48 --frame_num 13 --threads 2 --device cpu --frames_per_block 1 --sample_shift 5 "
+              "--warp_denoising_step --denoising_steps 1000,750,500,250 --cache_frames 3 --sink_frames 1 --save_file " + sf);
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("denoise block 4/4"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("(warped)"), std::string::npos) << r.out;
+    p = sh("ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames -of default=nw=1 " + sf);
+    EXPECT_NE(p.out.find("nb_read_frames=13"), std::string::npos) << p.out;
+}
+
+TEST_F(Generate, CausalSameSeedSameVideoAndGeneratorCheckpoint) {
+    auto run = [&](const std::string& name, const std::string& extra) {
+        const fs::path p = root_ / name;
+        CliRun r = wanrt("generate --ckpt_dir " + folder_ + kCausal + extra + " --save_file " + p.string());
+        EXPECT_EQ(r.code, 0) << extra << "\n" << r.out;
+        return read_file(p);
+    };
+    const std::string a = run("c1.y4m", " --base_seed 11"), b = run("c2.y4m", " --base_seed 11"),
+                      c = run("c3.y4m", " --base_seed 12");
+    // y4m: header + 21 × ("FRAME\n" + 3 planes of 64·48 bytes).
+    EXPECT_EQ(a.size(), std::string("YUV4MPEG2 W64 H48 F16:1 Ip A1:1 C444 XCOLORRANGE=LIMITED\n").size() +
+                            21 * (6 + 3 * 64 * 48));
+    EXPECT_TRUE(a == b) << "same seed, different frames";
+    EXPECT_FALSE(a == c) << "different seeds gave the same video";
+    EXPECT_TRUE(run("c4.y4m", " --base_seed 11 --denoising_steps 1000,757,522,0") == a) << "trailing 0 not dropped";
+    EXPECT_FALSE(run("c5.y4m", " --base_seed 11 --denoising_steps 1000,500") == a);
+
+    // The folder's DiT saved as CausVid's model.pt (keys under generator.model.) and as a safetensors
+    // file with a "model." prefix: the same video as the folder's own weights.
+    auto dit = open_weights_file((fs::path(folder_) / "diffusion_pytorch_model.safetensors").string());
+    {
+        PthWriter w((root_ / "model.pt").string());
+        for (const std::string& n : dit->names()) {
+            const StoredTensor* t = dit->find(n);
+            w.add("generator.model." + n, t->dtype, t->shape, t->data);
+        }
+        w.finish();
+        std::vector<TensorToWrite> tw;
+        for (const std::string& n : dit->names()) {
+            const StoredTensor* t = dit->find(n);
+            tw.push_back({"model." + n, t->dtype, t->shape, t->data});
+        }
+        write_safetensors((root_ / "gen.safetensors").string(), tw);
+    }
+    EXPECT_TRUE(run("g1.y4m", " --base_seed 11 --generator " + (root_ / "model.pt").string()) == a);
+    EXPECT_TRUE(run("g2.y4m", " --base_seed 11 --generator " + (root_ / "gen.safetensors").string()) == a);
+}
+
+TEST_F(Generate, CausalBadInputIsOneLineExitOneNoFile) {
+    const std::string out = (root_ / "cbad.mp4").string();
+    const std::string base = "generate --ckpt_dir " + folder_ + kCausal;
+    const std::string plain = "generate --ckpt_dir " + folder_ + kSmall;
+    struct Case {
+        std::string args, expect;
+    };
+    const std::vector<Case> cases = {
+        {base + " --frame_num 17 --save_file " + out, "use --frame_num 9 or 21"},
+        {base + " --frame_num 5 --save_file " + out, "not a multiple of --frames_per_block 3; use --frame_num 9"},
+        {base + " --frames_per_block 4 --save_file " + out, "use --frame_num 13 or 29"},
+        {base + " --frames_per_block 0 --save_file " + out, "at least 1"},
+        {base + " --sample_guide_scale 3 --save_file " + out, "no classifier-free guidance"},
+        {base + " --neg_prompt x --save_file " + out, "leave out --neg_prompt"},
+        {base + " --sample_steps 4 --save_file " + out, "uses --denoising_steps"},
+        {base + " --sample_solver euler --save_file " + out, "leave out --sample_solver"},
+        {base + " --denoising_steps 1000,abc --save_file " + out, "bad --denoising_steps"},
+        {base + " --denoising_steps 1000,1200 --save_file " + out, "outside [0, 1000]"},
+        {base + " --denoising_steps '' --save_file " + out, "--denoising_steps is empty"},
+        {base + " --warp_denoising_step --denoising_steps 757.5 --save_file " + out, "must be an integer"},
+        {base + " --context_noise 2000 --save_file " + out, "--context_noise"},
+        {base + " --cache_frames 4 --sink_frames 2 --save_file " + out, "cannot hold a block"},
+        {base + " --sink_frames 1 --save_file " + out, "--sink_frames needs --cache_frames"},
+        {base + " --generator " + (root_ / "none.pt").string() + " --save_file " + out, "is not a file"},
+        {base + " --generator " + folder_ + "/Wan2.1_VAE.pth --save_file " + out, "holds no DiT"},
+        {plain + " --frames_per_block 3 --save_file " + out, "is a --causal option"},
+        {plain + " --denoising_steps 1000 --save_file " + out, "is a --causal option"},
+        {plain + " --generator x.pt --save_file " + out, "is a --causal option"},
+    };
+    for (const Case& c : cases) {
+        CliRun r = wanrt(c.args);
+        EXPECT_EQ(r.code, 1) << c.args << "\n" << r.out;
+        EXPECT_NE(r.out.find(c.expect), std::string::npos) << c.args << "\n" << r.out;
+        EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << c.args << "\n" << r.out;
+        EXPECT_FALSE(fs::exists(out)) << c.args;
+        EXPECT_FALSE(fs::exists(out + ".tmp")) << c.args;
+    }
 }
 
 }  // namespace wanrt::test

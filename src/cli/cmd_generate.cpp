@@ -10,6 +10,11 @@
 //  - a size outside the official list is a warning, not an error: the model runs at any multiple
 //    of 16 (quality is best at the trained sizes), which CPU users need;
 //  - --sample_solver also takes euler; --device and --threads pick the backend.
+// --causal runs block-autoregressive generation instead (CausVid / Self-Forcing; pipeline/causal.h)
+// with their flag names: --frames_per_block, --denoising_steps (comma list), --warp_denoising_step,
+// --context_noise, --cache_frames / --sink_frames (Self-Forcing local attention) and --generator (the
+// distilled checkpoint). It has no classifier-free guidance, so the guidance, negative prompt, step
+// count and solver flags are refused with it; the causal flags are refused without it.
 // Everything the user can get wrong (task, size, frames, steps, solver, output path, model files)
 // is checked before any weights are loaded; failures are one line with exit code 1 and leave no
 // output file (the video writer writes <file>.tmp and renames).
@@ -25,10 +30,14 @@
 #include <cerrno>
 #include <cstring>
 #include <random>
+#include <sstream>
 
 #include "cli/commands.h"
 #include "core/device.h"
 #include "core/error.h"
+#include "io/pth.h"
+#include "pipeline/causal.h"
+#include "pipeline/causal_staged.h"
 #include "pipeline/demo.h"
 #include "pipeline/model_folder.h"
 #include "sched/scheduler.h"
@@ -50,7 +59,70 @@ struct Opts {
     double shift = 0, guide = 5.0;
     int64_t seed = -1;
     CLI::Option *o_frames = nullptr, *o_steps = nullptr, *o_shift = nullptr, *o_neg = nullptr, *o_prompt = nullptr;
+    CLI::Option *o_guide = nullptr, *o_solver = nullptr;
+    // --causal (CausVid / Self-Forcing names and defaults).
+    bool causal = false, warp = false;
+    int64_t frames_per_block = 3, cache_frames = 0, sink_frames = 0;
+    std::string denoising_steps = "1000,757,522", generator;
+    double context_noise = 0;
+    std::vector<CLI::Option*> causal_only;  // refused without --causal
 };
+
+// "1000,757,522" → {1000, 757, 522}; entries in [0, 1000] (integers with warp). The library drops a
+// trailing 0 (CausVid's configs end with one).
+std::vector<double> parse_denoising_steps(const std::string& s, bool warp) {
+    std::vector<double> out;
+    std::stringstream ss(s);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+        double v = 0;
+        try {
+            size_t used = 0;
+            v = std::stod(item, &used);
+            if (used != item.size()) throw std::invalid_argument(item);
+        } catch (const std::exception&) {
+            fail("generate", "bad --denoising_steps \"", s,
+                 "\"; write timesteps separated by commas, e.g. 1000,757,522");
+        }
+        WANRT_CHECK(v >= 0 && v <= 1000, "generate", "--denoising_steps entry ", v, " is outside [0, 1000]");
+        WANRT_CHECK(!warp || v == std::floor(v), "generate", "--denoising_steps entry ", v,
+                    " must be an integer with --warp_denoising_step");
+        out.push_back(v);
+    }
+    WANRT_CHECK(!out.empty(), "generate", "--denoising_steps is empty; pass timesteps such as 1000,757,522");
+    return out;
+}
+
+// The causal loop's options from the flags, checked against the latent frame count (before loading).
+CausalOptions causal_options(const Opts& o, int64_t frame_num, double shift) {
+    CausalOptions c;
+    c.frames_per_block = o.frames_per_block;
+    c.steps = parse_denoising_steps(o.denoising_steps, o.warp);
+    c.shift = shift;
+    c.warp = o.warp;
+    c.context_noise = o.context_noise;
+    c.cache_frames = o.cache_frames;
+    c.sink_frames = o.sink_frames;
+    c.skip_last_clean_pass = true;  // its K/V are never read: same video, one DiT call less
+    const int64_t fpb = c.frames_per_block, F = (frame_num - 1) / 4 + 1;
+    if (F % fpb) {
+        const int64_t lo = F / fpb * fpb, hi = lo + fpb;
+        const std::string lo_s = lo > 0 ? cat((lo - 1) * 4 + 1, " or ") : std::string();
+        fail("generate", "--frame_num ", frame_num, " gives ", F,
+             " latent frames, not a multiple of --frames_per_block ", fpb, "; use --frame_num ", lo_s,
+             (hi - 1) * 4 + 1);
+    }
+    WANRT_CHECK(std::isfinite(c.context_noise) && c.context_noise >= 0 && c.context_noise <= 1000, "generate",
+                "--context_noise ", c.context_noise, " must be a timestep in [0, 1000] (CausVid: 0)");
+    WANRT_CHECK(c.cache_frames >= 0 && c.sink_frames >= 0, "generate", "--cache_frames and --sink_frames must be >= 0");
+    WANRT_CHECK(c.sink_frames == 0 || c.cache_frames > 0, "generate",
+                "--sink_frames needs --cache_frames (0 keeps every frame, so there is nothing to sink)");
+    WANRT_CHECK(c.cache_frames == 0 || c.cache_frames - c.sink_frames >= fpb, "generate", "--cache_frames ",
+                c.cache_frames, " with --sink_frames ", c.sink_frames, " cannot hold a block of ", fpb,
+                " frames; use at least sink + frames_per_block (", c.sink_frames + fpb, ")");
+    c.step_list(FlowMatchTable(shift));  // the library's own checks, before any weights load
+    return c;
+}
 
 struct TaskInfo {
     std::string name;  // official task name
@@ -136,10 +208,80 @@ std::string fmt_seconds(double s) {
     return b;
 }
 
+void print_files(const std::vector<std::string>& files) {
+    if (files.size() == 1)
+        std::printf("%s\n", files[0].c_str());
+    else
+        std::printf("%s ... %s (%zu frames)\n", files.front().c_str(), files.back().c_str(), files.size());
+}
+
+// Steps 4 and 5 of run() for --causal: block-by-block progress, then the stage summary.
+void run_causal(const Opts& o, const T2VModelParts& model, std::shared_ptr<Backend> be, const T2VOptions& opt,
+                const CausalOptions& copt, uint64_t seed, CausalDitSource gen,
+                const std::function<void(const std::string&)>& on_stage,
+                std::chrono::steady_clock::time_point t_start) {
+    using clock = std::chrono::steady_clock;
+    const bool tty = isatty(fileno(stderr));
+    const int64_t nsteps = int64_t(copt.step_list(FlowMatchTable(copt.shift)).size());
+    auto on_block = [&](const CausalBlockInfo& b) {
+        const int64_t done = b.block + 1;
+        const double eta = b.elapsed_seconds / double(done) * double(b.blocks - done);
+        if (tty) {
+            constexpr int kWidth = 30;
+            const int fill = int(double(kWidth) * double(done) / double(b.blocks));
+            std::fprintf(stderr, "\r  denoise [%s%s] block %lld/%lld  %.2f s/block  ETA %s   ",
+                         std::string(size_t(fill), '#').c_str(), std::string(size_t(kWidth - fill), '.').c_str(),
+                         (long long)done, (long long)b.blocks, b.block_seconds, fmt_seconds(eta).c_str());
+            if (done == b.blocks) std::fprintf(stderr, "\n");
+        } else {
+            std::fprintf(stderr, "  denoise block %lld/%lld (latent frames %lld-%lld, %lld steps): %.2f s, ETA %s\n",
+                         (long long)done, (long long)b.blocks, (long long)(b.block * copt.frames_per_block),
+                         (long long)(done * copt.frames_per_block - 1), (long long)nsteps, b.block_seconds,
+                         fmt_seconds(eta).c_str());
+        }
+        std::fflush(stderr);
+    };
+    CausalStagedResult r = run_causal_staged(model, be, o.prompt, seed, opt, copt, std::move(gen), on_stage, on_block);
+
+    const auto t_w = clock::now();
+    const std::vector<std::string> files = write_video(o.save_file, r.video);
+    const double write_s = std::chrono::duration<double>(clock::now() - t_w).count();
+    const double total_s = std::chrono::duration<double>(clock::now() - t_start).count();
+
+    const CausalStagedTimes& tm = r.times;
+    const double per_block = tm.block_seconds.empty() ? 0 : tm.denoise / double(tm.block_seconds.size());
+    std::fprintf(stderr, "generate: timings (%s)\n", be->description().c_str());
+    std::fprintf(stderr, "  tokenize          %8.2f s  (%lld tokens)\n", tm.tokenize, (long long)tm.prompt_tokens);
+    std::fprintf(stderr, "  load T5           %8.2f s\n", tm.t5_load);
+    std::fprintf(stderr, "  encode text       %8.2f s\n", tm.text);
+    std::fprintf(stderr, "  load DiT          %8.2f s\n", tm.dit_load);
+    std::fprintf(stderr, "  denoise           %8.2f s  (%zu blocks, %.2f s/block, %lld DiT calls, KV cache %.1f MiB)\n",
+                 tm.denoise, tm.block_seconds.size(), per_block, (long long)tm.dit_calls,
+                 double(tm.kv_cache_bytes) / 1048576.0);
+    std::fprintf(stderr, "  load VAE          %8.2f s\n", tm.vae_load);
+    std::fprintf(stderr, "  decode            %8.2f s\n", tm.decode);
+    std::fprintf(stderr, "  write             %8.2f s\n", write_s);
+    std::fprintf(stderr, "  total             %8.2f s   peak memory (max RSS) %.2f GB\n", total_s, peak_rss_gb());
+    print_files(files);
+}
+
 void run(Opts o) {
     using clock = std::chrono::steady_clock;
     const auto t_start = clock::now();
     const bool demo = o.ckpt_dir.empty();
+    const bool causal = o.causal;
+    if (causal) {
+        for (CLI::Option* opt : {o.o_guide, o.o_neg, o.o_steps, o.o_solver})
+            WANRT_CHECK(!opt->count(), "generate",
+                        "--causal generation has no classifier-free guidance and uses --denoising_steps for its "
+                        "steps: leave out ",
+                        opt->get_name());
+        WANRT_CHECK(o.frames_per_block >= 1, "generate", "--frames_per_block ", o.frames_per_block,
+                    " must be at least 1 (CausVid: 3)");
+    } else {
+        for (CLI::Option* opt : o.causal_only)
+            WANRT_CHECK(!opt->count(), "generate", opt->get_name(), " is a --causal option; add --causal");
+    }
 
     // 1. Task and model (files are checked here: one error lists everything missing).
     TaskInfo task{"", "", true};
@@ -168,6 +310,7 @@ void run(Opts o) {
         task = {"t2v-demo", "demo", true};
     }
     const bool t2i = task.name == "t2i-14B";
+    WANRT_CHECK(!(t2i && causal), "generate", "task t2i-14B makes one image; --causal generates video, use a t2v task");
 
     // 2. Defaults per task (spec §6.5), then checks.
     const DemoDefaults dd;
@@ -176,15 +319,21 @@ void run(Opts o) {
         o.size = demo ? cat(dd.width, "*", dd.height) : kind == "t2v-1.3B" ? "832*480" : kind == "t2v-14B" ? "1280*720" : "832*480";
     parse_size(o.size, &opt.width, &opt.height);
     opt.frame_num = o.o_frames->count() ? o.frame_num : t2i ? 1 : demo ? dd.frame_num : 81;
+    if (causal && !o.o_frames->count()) {  // default rounded up to whole blocks (81 frames → 21 latent = 7 blocks of 3)
+        const int64_t fpb = o.frames_per_block, F = (opt.frame_num - 1) / 4 + 1;
+        opt.frame_num = ((F + fpb - 1) / fpb * fpb - 1) * 4 + 1;
+    }
     WANRT_CHECK(opt.frame_num >= 1 && (opt.frame_num - 1) % 4 == 0, "generate", "--frame_num ", opt.frame_num,
                 " must be 4n+1 (e.g. ", std::max<int64_t>(1, (opt.frame_num - 1) / 4 * 4 + 1), " or ",
                 (std::max<int64_t>(opt.frame_num - 1, 0) / 4 + 1) * 4 + 1, ")");
     WANRT_CHECK(!t2i || opt.frame_num == 1, "generate", "task t2i-14B makes one image: --frame_num must be 1");
     opt.sample_steps = o.o_steps->count() ? o.sample_steps : demo ? dd.sample_steps : 50;
     WANRT_CHECK(opt.sample_steps > 0, "generate", "--sample_steps ", opt.sample_steps, " must be at least 1 (official: 50)");
-    opt.sample_shift = o.o_shift->count() ? o.shift : 5.0;
+    opt.sample_shift = o.o_shift->count() ? o.shift : causal ? 8.0 : 5.0;
     WANRT_CHECK(std::isfinite(opt.sample_shift) && opt.sample_shift > 0, "generate", "--sample_shift ", opt.sample_shift,
-                " must be positive (official: 5; 8-12 advised for 1.3B)");
+                causal ? " must be positive (CausVid: 8; Self-Forcing: 5 with --warp_denoising_step)"
+                       : " must be positive (official: 5; 8-12 advised for 1.3B)");
+    const CausalOptions copt = causal ? causal_options(o, opt.frame_num, opt.sample_shift) : CausalOptions{};
     opt.guide_scale = o.guide;
     WANRT_CHECK(std::isfinite(opt.guide_scale), "generate", "--sample_guide_scale must be a finite number");
     WANRT_CHECK(o.solver == "unipc" || o.solver == "dpm++" || o.solver == "euler", "generate", "unknown --sample_solver \"",
@@ -205,6 +354,17 @@ void run(Opts o) {
     const std::string neg = o.o_neg->count() && !o.neg_prompt.empty() ? o.neg_prompt : kWanDefaultNegPrompt;
     if (o.save_file.empty()) o.save_file = default_save_file(task.name, o.size, o.prompt, t2i);
     check_output_path(o.save_file);
+    // The generator file is opened (its header and key names read, no weights) before anything loads.
+    CausalDitSource gen;
+    if (!o.generator.empty()) {
+        std::error_code ec;
+        WANRT_CHECK(fs::is_regular_file(o.generator, ec), "generate", "--generator ", o.generator,
+                    " is not a file; pass a CausVid / Self-Forcing / StreamDiffusionV2 checkpoint (.pt, .pth or .safetensors)");
+        // CausVid / Self-Forcing save model.pt (a torch.save zip, as .pth); open_weights_file goes by .pth.
+        const bool pt = o.generator.size() > 3 && o.generator.compare(o.generator.size() - 3, 3, ".pt") == 0;
+        gen.src = pt ? open_pth(o.generator) : open_weights_file(o.generator);
+        gen.prefix = find_dit_prefix(*gen.src);
+    }
     auto be = make_backend(o.device, o.threads);
     uint64_t seed = uint64_t(o.seed);
     if (o.seed < 0) {  // generate.py: random.randint(0, sys.maxsize)
@@ -228,9 +388,23 @@ void run(Opts o) {
                      o.size.c_str(), kind.c_str(), list.c_str());
     }
     std::fprintf(stderr, "generate: %s, task %s (%s)\n", model.name.c_str(), task.name.c_str(), model.kind.c_str());
-    std::fprintf(stderr, "generate: %s, %lld frames, %d steps %s, shift %g, guide %g, seed %llu\n", o.size.c_str(),
-                 (long long)opt.frame_num, opt.sample_steps, opt.solver.c_str(), opt.sample_shift, opt.guide_scale,
-                 (unsigned long long)seed);
+    if (causal) {
+        std::string steps;
+        for (double t : copt.step_list(FlowMatchTable(copt.shift))) steps += cat(steps.empty() ? "" : ",", t);
+        const int64_t F = (opt.frame_num - 1) / 4 + 1;
+        std::fprintf(stderr,
+                     "generate: causal, %s, %lld frames = %lld blocks of %lld latent frames, steps %s%s, shift %g, "
+                     "context noise %g, KV cache %s, seed %llu%s%s\n",
+                     o.size.c_str(), (long long)opt.frame_num, (long long)(F / copt.frames_per_block),
+                     (long long)copt.frames_per_block, steps.c_str(), copt.warp ? " (warped)" : "", copt.shift,
+                     copt.context_noise,
+                     copt.cache_frames ? cat(copt.cache_frames, " frames (sink ", copt.sink_frames, ")").c_str() : "all frames",
+                     (unsigned long long)seed, gen.src ? ", DiT from " : "", gen.src ? o.generator.c_str() : "");
+    } else {
+        std::fprintf(stderr, "generate: %s, %lld frames, %d steps %s, shift %g, guide %g, seed %llu\n", o.size.c_str(),
+                     (long long)opt.frame_num, opt.sample_steps, opt.solver.c_str(), opt.sample_shift, opt.guide_scale,
+                     (unsigned long long)seed);
+    }
     const std::string dev = be->description();
     std::fprintf(stderr,
                  "generate: text encoder, DiT and VAE all run on %s, one at a time (the text encoder is freed "
@@ -259,6 +433,10 @@ void run(Opts o) {
         }
         std::fflush(stderr);
     };
+    if (causal) {
+        run_causal(o, model, be, opt, copt, seed, std::move(gen), on_stage, t_start);
+        return;
+    }
     T2VStagedResult r = run_t2v_staged(model, be, o.prompt, neg, seed, opt, on_stage, on_step);
 
     const auto t_w = clock::now();
@@ -280,10 +458,7 @@ void run(Opts o) {
     std::fprintf(stderr, "  decode            %8.2f s\n", tm.decode);
     std::fprintf(stderr, "  write             %8.2f s\n", write_s);
     std::fprintf(stderr, "  total             %8.2f s   peak memory (max RSS) %.2f GB\n", total_s, peak_rss_gb());
-    if (files.size() == 1)
-        std::printf("%s\n", files[0].c_str());
-    else
-        std::printf("%s ... %s (%zu frames)\n", files.front().c_str(), files.back().c_str(), files.size());
+    print_files(files);
 }
 
 void setup(CLI::App& app) {
@@ -300,12 +475,26 @@ void setup(CLI::App& app) {
     o->o_prompt = c->add_option("--prompt", o->prompt, "The prompt (default: generate.py's example prompt)");
     o->o_neg = c->add_option("--neg_prompt", o->neg_prompt, "Negative prompt (default: the official Chinese one)");
     c->add_option("--base_seed", o->seed, "Seed (negative: random, printed)")->capture_default_str();
-    c->add_option("--sample_solver", o->solver, "unipc, dpm++ or euler")->capture_default_str();
+    o->o_solver = c->add_option("--sample_solver", o->solver, "unipc, dpm++ or euler")->capture_default_str();
     o->o_steps = c->add_option("--sample_steps", o->sample_steps, "Sampling steps (default 50; demo 8)");
-    o->o_shift = c->add_option("--sample_shift", o->shift, "Flow shift (default 5.0)");
-    c->add_option("--sample_guide_scale", o->guide, "Classifier-free guidance scale")->capture_default_str();
+    o->o_shift = c->add_option("--sample_shift", o->shift, "Flow shift (default 5.0; 8 with --causal)");
+    o->o_guide = c->add_option("--sample_guide_scale", o->guide, "Classifier-free guidance scale")->capture_default_str();
     c->add_option("--device", o->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
     c->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
+    c->add_flag("--causal", o->causal, "Block-autoregressive generation with a KV cache (CausVid / Self-Forcing), no CFG");
+    o->causal_only = {
+        c->add_option("--frames_per_block", o->frames_per_block, "--causal: latent frames per block")->capture_default_str(),
+        c->add_option("--denoising_steps", o->denoising_steps, "--causal: timesteps per block, comma-separated")
+            ->capture_default_str(),
+        c->add_flag("--warp_denoising_step", o->warp, "--causal: shift the steps through the FlowMatch table (Self-Forcing)"),
+        c->add_option("--context_noise", o->context_noise, "--causal: timestep of the clean K/V pass")->capture_default_str(),
+        c->add_option("--cache_frames", o->cache_frames, "--causal: KV cache size in latent frames (0 = every frame)")
+            ->capture_default_str(),
+        c->add_option("--sink_frames", o->sink_frames, "--causal: cache frames kept from the start (with --cache_frames)")
+            ->capture_default_str(),
+        c->add_option("--generator", o->generator, "--causal: DiT weights from a CausVid / Self-Forcing / StreamDiffusionV2 "
+                                                   "checkpoint instead of the folder's"),
+    };
     c->callback([o] { run(*o); });
 }
 
