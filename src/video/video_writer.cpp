@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "ops/ops.h"
 
+#ifdef WANRT_HAVE_FFMPEG
 extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
@@ -23,6 +24,7 @@ extern "C" {
 #include <libavutil/opt.h>
 #include <libswscale/swscale.h>
 }
+#endif
 
 namespace fs = std::filesystem;
 
@@ -30,6 +32,7 @@ namespace wanrt {
 
 namespace {
 
+#ifdef WANRT_HAVE_FFMPEG
 std::string av_err(int code) {
     char buf[AV_ERROR_MAX_STRING_SIZE] = {0};
     av_strerror(code, buf, sizeof(buf));
@@ -42,6 +45,13 @@ void quiet_ffmpeg() {
     static std::once_flag once;
     std::call_once(once, [] { av_log_set_level(AV_LOG_FATAL); });
 }
+#else
+void quiet_ffmpeg() {}
+[[noreturn]] void no_ffmpeg(const std::string& path) {
+    fail("video", "cannot handle ", path, ": this wanrt was built without FFmpeg (-DWANRT_FFMPEG=OFF); write a .y4m "
+         "file instead or rebuild with FFmpeg");
+}
+#endif
 
 std::string lower_ext(const std::string& path) {
     std::string e = fs::path(path).extension().string();
@@ -148,6 +158,7 @@ std::vector<std::string> write_y4m(const std::string& path, const Rgb24Video& v,
     return tmp.commit();
 }
 
+#ifdef WANRT_HAVE_FFMPEG
 // ---------------------------------------------------------------- FFmpeg helpers
 
 struct CodecCtx {
@@ -335,14 +346,24 @@ std::vector<std::string> write_png(const std::string& path, const Rgb24Video& v)
     return tmp.commit();
 }
 
+#else
+std::vector<std::string> write_mp4(const std::string& path, const Rgb24Video&, const VideoWriteOptions&) {
+    no_ffmpeg(path);
+}
+std::vector<std::string> write_png(const std::string& path, const Rgb24Video&) { no_ffmpeg(path); }
+#endif  // WANRT_HAVE_FFMPEG
+
 }  // namespace
 
 // ---------------------------------------------------------------- public
 
 VideoContainer video_container_for(const std::string& path) {
     const std::string e = lower_ext(path);
-    if (e == ".mp4") return VideoContainer::Mp4;
     if (e == ".y4m") return VideoContainer::Y4m;
+#ifndef WANRT_HAVE_FFMPEG
+    if (e == ".mp4" || e == ".png") no_ffmpeg(path);  // before any expensive work
+#endif
+    if (e == ".mp4") return VideoContainer::Mp4;
     if (e == ".png") return VideoContainer::Png;
     fail("video", "cannot tell the video format of '", path, "' from its extension '", e,
          "'; use .mp4 (H.264), .y4m (raw) or .png (frames)");
@@ -403,6 +424,8 @@ std::vector<std::string> write_video(const std::string& path, const Tensor& vide
 }
 
 // ---------------------------------------------------------------- reader
+
+#ifdef WANRT_HAVE_FFMPEG
 
 namespace {
 struct InputCtx {
@@ -507,6 +530,10 @@ Rgb24Video read_video(const std::string& path) {
     WANRT_CHECK(out.frames > 0, "video", path, " holds no video frames");
     return out;
 }
+
+#else
+Rgb24Video read_video(const std::string& path) { no_ffmpeg(path); }
+#endif  // WANRT_HAVE_FFMPEG
 
 Tensor rgb24_to_video(const Rgb24Video& frames, Backend& backend) {
     check_frames(frames, "rgb24_to_video");
