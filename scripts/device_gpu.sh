@@ -90,6 +90,14 @@ for s in "${steps[@]}"; do
             log "perf $filt"
             timeout ${STEP_TIMEOUT:-240} $BIN/test_cuda_perf_gpu --gtest_filter=$filt > "$OUT/$s.log" 2>&1; echo "rc=$?" >> "$OUT/$s.log"
             grep -E "vae|t5|cuDNN|PASSED|FAILED|rc=" "$OUT/$s.log" | tail -8 | tee -a "$OUT/summary.txt" ;;
+        generate)  # issue 5's end-to-end case: 1.3B, 480p, 81 frames, 50 steps with CFG (needs the CLI staged)
+            log "synth full 1.3B folder + generate 480p 81f 50 steps"
+            ( time $BIN/wanrt synth --model t2v-1.3B --full_folder --out /tmp/wan13 ) > "$OUT/synth.log" 2>&1
+            tail -3 "$OUT/synth.log" | tee -a "$OUT/summary.txt"
+            timeout ${GEN_TIMEOUT:-420} $BIN/wanrt generate --device cuda --ckpt_dir /tmp/wan13 --size '832*480' \
+                --frame_num 81 --sample_steps 50 --base_seed 0 --save_file /tmp/wan_out.y4m > "$OUT/generate.log" 2>&1
+            echo "rc=$?" >> "$OUT/generate.log"
+            tail -22 "$OUT/generate.log" | tee -a "$OUT/summary.txt" ;;
         *) log "unknown step $s" ;;
     esac
 done

@@ -488,6 +488,28 @@ TEST_F(CudaOps, CopyConvert) {
     }
 }
 
+TEST_F(CudaOps, LinComb) {
+    const int64_t n = 100003;
+    std::vector<std::vector<float>> xs;
+    std::vector<Tensor> ts;
+    for (int k = 0; k < 4; ++k) {
+        xs.push_back(randn(size_t(n), 60 + k));
+        ts.push_back(upload(xs.back(), {n}));
+    }
+    const float coef[4] = {0.5f, -1.25f, 3.0f, 1e-3f};
+    for (int m = 1; m <= 4; ++m) {
+        std::vector<const Tensor*> in;
+        for (int k = 0; k < m; ++k) in.push_back(&ts[size_t(k)]);
+        Out y = out({n});
+        be->lincomb(in.data(), coef, m, y.t);
+        std::vector<double> ref(size_t(n), 0.0);
+        for (int k = 0; k < m; ++k)
+            for (int64_t i = 0; i < n; ++i) ref[size_t(i)] += double(coef[k]) * xs[size_t(k)][size_t(i)];
+        EXPECT_CLOSE(y.t, ref, 1e-6, cat("lincomb n=", m));
+        check_guards(y, "lincomb");
+    }
+}
+
 TEST_F(CudaOps, PatchifyUnpatchifyEmbedding) {
     for (int pt : {1, 2}) {
         const int64_t C = 3, T = 2 * pt, H = 6, W = 4;

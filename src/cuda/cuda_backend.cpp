@@ -248,6 +248,7 @@ public:
             case Op::Conv3d:
             case Op::ChannelRMSNorm:
             case Op::Upsample2x:
+            case Op::LinComb:
                 return f32;
             default:
                 return false;
@@ -281,6 +282,22 @@ public:
         WANRT_CHECK(y.is_contiguous(), "cuda", "fill of non-contiguous ", y.describe());
         launch_fill(y.raw(), dev_type(y.dtype()), y.numel(), value, stream_);
         wrote(y);
+    }
+
+    void lincomb(const Tensor* const* in, const float* coef, int n, const Tensor& out) override {
+        NvtxRange r("wanrt::lincomb");
+        check_here(out, "lincomb");
+        WANRT_CHECK(n >= 1 && n <= 4, "cuda", "lincomb takes 1 to 4 inputs, got ", n);
+        const float* p[4] = {nullptr, nullptr, nullptr, nullptr};
+        float c[4] = {0, 0, 0, 0};
+        for (int k = 0; k < n; ++k) {
+            check_here(*in[k], "lincomb");
+            need_f32(*in[k], "lincomb");
+            p[k] = in[k]->data<float>();
+            c[k] = coef[k];
+        }
+        launch_lincomb(p[0], p[1], p[2], p[3], c[0], c[1], c[2], c[3], n, out.data<float>(), out.numel(), stream_);
+        wrote(out);
     }
 
     void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Activation act, const Tensor& y) override {

@@ -396,6 +396,27 @@ void launch_copy_strided(const void* src, DevType st, const Strided& s, void* ds
     CUDA_CHECK_LAUNCH();
 }
 
+namespace {
+// Same operation order as the CPU backend: fma(c3, x3, fma(c2, x2, fma(c1, x1, c0·x0))).
+__global__ void lincomb_kernel(const float* x0, const float* x1, const float* x2, const float* x3, float c0, float c1,
+                               float c2, float c3, int n, float* y, int64_t count) {
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x) {
+        float v = c0 * x0[i];
+        if (n > 1) v = fmaf(c1, x1[i], v);
+        if (n > 2) v = fmaf(c2, x2[i], v);
+        if (n > 3) v = fmaf(c3, x3[i], v);
+        y[i] = v;
+    }
+}
+}  // namespace
+
+void launch_lincomb(const float* x0, const float* x1, const float* x2, const float* x3, float c0, float c1, float c2,
+                    float c3, int n, float* y, int64_t count, cudaStream_t stream) {
+    if (count == 0) return;
+    lincomb_kernel<<<grid_for(count), kThreads, 0, stream>>>(x0, x1, x2, x3, c0, c1, c2, c3, n, y, count);
+    CUDA_CHECK_LAUNCH();
+}
+
 void launch_unary(int act, const float* x, float* y, int64_t n, cudaStream_t stream) {
     if (n == 0) return;
     unary_kernel<<<grid_for(n), kThreads, 0, stream>>>(act, x, y, n);
