@@ -1,5 +1,6 @@
 // CausVid's block-autoregressive loop and the FlowMatch tables (contract in causal.h).
 #include "pipeline/causal.h"
+#include "pipeline/t2v.h"
 
 #include <algorithm>
 #include <cmath>
@@ -60,35 +61,19 @@ std::vector<double> CausalOptions::step_list(const FlowMatchTable& table) const 
 
 NoiseSource seeded_noise(uint64_t seed) {
     auto rng = std::make_shared<std::mt19937_64>(seed);
-    return [rng](Backend& be, const Shape& shape, int64_t) {
-        const int64_t n = shape_numel(shape);
-        std::vector<float> v(static_cast<size_t>(n));
-        auto uniform = [&] { return (double((*rng)() >> 11) + 1.0) * (1.0 / 9007199254740992.0); };
-        constexpr double kTwoPi = 6.283185307179586476925;
-        for (int64_t i = 0; i < n; i += 2) {
-            const double r = std::sqrt(-2.0 * std::log(uniform())), th = kTwoPi * uniform();
-            v[size_t(i)] = float(r * std::cos(th));
-            if (i + 1 < n) v[size_t(i) + 1] = float(r * std::sin(th));
-        }
-        return ops::from_host(be, DType::F32, shape, v.data());
-    };
+    return [rng](Backend& be, const Shape& shape, int64_t) { return gaussian_noise(be, shape, *rng); };
 }
 
 namespace {
 
-// a·x + b·y as one f32 linear combination; on a backend without lincomb, as mul/add with scalar
-// tensors (same values up to the rounding of the unfused products).
+// a·x + b·y as one f32 linear combination.
 Tensor axpby(float a, const Tensor& x_in, float b, const Tensor& y_in) {
     Tensor x = ops::contiguous(x_in), y = ops::contiguous(y_in);
-    Backend& be = *x.backend();
-    if (be.supports(Op::LinComb, DType::F32, DType::F32)) {
-        Tensor out = be.empty(DType::F32, x.shape());
-        const Tensor* in[2] = {&x, &y};
-        const float coef[2] = {a, b};
-        lincomb(out, 2, in, coef);
-        return out;
-    }
-    return ops::add(ops::mul(x, ops::full(be, DType::F32, {1}, a)), ops::mul(y, ops::full(be, DType::F32, {1}, b)));
+    Tensor out = x.backend()->empty(DType::F32, x.shape());
+    const Tensor* in[2] = {&x, &y};
+    const float coef[2] = {a, b};
+    lincomb(out, 2, in, coef);
+    return out;
 }
 
 }  // namespace

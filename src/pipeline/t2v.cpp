@@ -55,20 +55,24 @@ Tensor t2v_encode_prompt(const T5Encoder& t5, const std::vector<int32_t>& ids, i
     return t5.encode(ids);
 }
 
-Tensor t2v_noise(Backend& be, const Shape& shape, uint64_t seed) {
+Tensor gaussian_noise(Backend& be, const Shape& shape, std::mt19937_64& rng) {
     const int64_t n = shape_numel(shape);
     std::vector<float> v(static_cast<size_t>(n));
-    std::mt19937_64 rng(seed);
     auto uniform = [&] {  // (0, 1]: 53 random bits, never 0 so the log is finite
         return (double(rng() >> 11) + 1.0) * (1.0 / 9007199254740992.0);
     };
     constexpr double kTwoPi = 6.283185307179586476925;
-    for (int64_t i = 0; i < n; i += 2) {
+    for (int64_t i = 0; i < n; i += 2) {  // Box–Muller, both outputs used
         const double r = std::sqrt(-2.0 * std::log(uniform())), th = kTwoPi * uniform();
         v[size_t(i)] = float(r * std::cos(th));
         if (i + 1 < n) v[size_t(i) + 1] = float(r * std::sin(th));
     }
     return ops::from_host(be, DType::F32, shape, v.data());
+}
+
+Tensor t2v_noise(Backend& be, const Shape& shape, uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    return gaussian_noise(be, shape, rng);
 }
 
 Tensor t2v_denoise(const DitModel& dit, const Tensor& context, const Tensor& context_null, const Tensor& noise,

@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,9 @@ Tensor t2v_encode_prompt(const T5Encoder& t5, const std::vector<int32_t>& ids, i
 // Twister, Box–Muller in float64). It is not PyTorch's CUDA Philox stream, so a seed does not
 // reproduce the official noise; load the noise tensor to compare with PyTorch bit for bit.
 Tensor t2v_noise(Backend& be, const Shape& shape, uint64_t seed);
+// The same draw from a generator the caller keeps (causal generation draws its re-noising from
+// the stream that made the initial noise).
+Tensor gaussian_noise(Backend& be, const Shape& shape, std::mt19937_64& rng);
 
 struct T2VStepInfo {
     int index = 0, total = 0;
