@@ -24,18 +24,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A shell command (ffprobe) run as run_cli runs wanrt (test_util.h): exit code, stdout + stderr.
-CliRun sh(const std::string& cmd) {
-    FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-    CliRun r;
-    if (!p) return r;
-    std::array<char, 4096> buf;
-    size_t n;
-    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-    const int st = pclose(p);
-    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return r;
-}
+CliRun sh(const std::string& cmd) { return run_shell(cmd); }
 
 CliRun wanrt(const std::string& args) { return run_cli(args); }
 

@@ -151,14 +151,14 @@ struct TempDir {
     std::string operator/(const std::string& f) const { return (path / f).string(); }
 };
 
-// Runs the wanrt binary with args (shell words); returns its exit code and stdout+stderr.
+// Runs a shell command; returns its exit code and stdout+stderr.
 struct CliRun {
     int code = -1;
     std::string out;
 };
-inline CliRun run_cli(const std::string& args) {
+inline CliRun run_shell(const std::string& cmd) {
     CliRun r;
-    FILE* p = popen((std::string(WANRT_BINARY) + " " + args + " 2>&1").c_str(), "r");
+    FILE* p = popen((cmd + " 2>&1").c_str(), "r");
     if (!p) return r;
     std::array<char, 4096> buf;
     size_t n;
@@ -167,5 +167,7 @@ inline CliRun run_cli(const std::string& args) {
     r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     return r;
 }
+// Runs the wanrt binary with args (shell words).
+inline CliRun run_cli(const std::string& args) { return run_shell(std::string(WANRT_BINARY) + " " + args); }
 
 }  // namespace wanrt::test

@@ -24,15 +24,6 @@ struct Opts {
     RunOpts run{"cpu", "", 0, 1, 0};
 };
 
-// Peak resident set of this process (VmHWM), GiB.
-double peak_rss_gib() {
-    std::ifstream in("/proc/self/status");
-    std::string line;
-    while (std::getline(in, line))
-        if (line.rfind("VmHWM:", 0) == 0) return std::strtod(line.c_str() + 6, nullptr) / (1024.0 * 1024.0);
-    return 0.0;
-}
-
 void run(const Opts& o) {
     if (o.tokens < 1 || o.tokens > 512) fail("bench", "--tokens ", o.tokens, " must be in [1, 512]");
     o.run.validate();

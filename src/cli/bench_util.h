@@ -31,6 +31,9 @@ struct BenchReport {
 
 double median(std::vector<double> v);
 
+// Peak resident set of this process so far (VmHWM), GiB.
+double peak_rss_gib();
+
 // Options every benchmark takes. A bench sets its own defaults, then calls add_run_options.
 struct RunOpts {
     std::string device = "auto", json;

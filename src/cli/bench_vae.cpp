@@ -27,14 +27,6 @@ struct Opts {
     RunOpts run{"cpu", "", 1, 3, 0};
 };
 
-double peak_rss_gib() {
-    std::ifstream in("/proc/self/status");
-    std::string line;
-    while (std::getline(in, line))
-        if (line.rfind("VmHWM:", 0) == 0) return std::strtod(line.c_str() + 6, nullptr) / (1024.0 * 1024.0);
-    return 0.0;
-}
-
 Tensor random_input(Backend& be, const Shape& s, uint32_t seed) {
     std::mt19937 g(seed);
     std::uniform_real_distribution<float> u(-1.0f, 1.0f);

@@ -107,6 +107,15 @@ struct T5Encoder {
 // The config a source describes (layout detection + shapes), without loading. Throws like load().
 T5Config t5_config_from_source(const TensorSource& source);
 
+// Every tensor of a synthetic umT5 in the official key order, with the range of its uniform
+// random values (center ± scale; chosen so activations stay O(1) through the blocks).
+struct T5SynthItem {
+    std::string name;
+    Shape shape;
+    float center, scale;
+};
+std::vector<T5SynthItem> t5_synthetic_items(const T5Config& c);
+
 // Writes a full umT5 encoder of `config` with random bf16 weights (deterministic per seed) in the
 // official key layout, streamed to <dir>/models_t5_umt5-xxl-enc-bf16.safetensors (the name the
 // loader looks for next to the .pth); returns the path. Full size: 11.4 GB on disk, never in memory.

@@ -39,30 +39,17 @@ void write_uniform_bf16(SafeTensorsWriter& w, int64_t n, float center, float sca
 
 }  // namespace
 
-std::string write_synthetic_t5(const std::string& dir, const T5Config& c, uint64_t seed) {
-    WANRT_CHECK(c.num_heads > 0 && c.dim_attn % c.num_heads == 0 && c.num_layers > 0 && c.vocab > 0, "t5",
-                "synthetic config ", c.to_json(), " is invalid");
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
-    WANRT_CHECK(!ec, "t5", "cannot create folder ", dir, ": ", ec.message());
-    const std::string path = (std::filesystem::path(dir) / "models_t5_umt5-xxl-enc-bf16.safetensors").string();
-    SafeTensorsWriter w(path, {{"config", c.to_json()}, {"synthetic", "random umT5 weights, not a trained model"}});
-
-    // Official key order of the state dict. Scales keep activations O(1) through the blocks:
-    // uniform(±s) has variance s²/3, so s = √(3/fan_in) gives unit-variance projections.
-    struct Item {
-        std::string name;
-        Shape shape;
-        float center, scale;
-    };
-    std::vector<Item> items;
+std::vector<T5SynthItem> t5_synthetic_items(const T5Config& c) {
+    // uniform(±s) has variance s²/3, so s = √(3/fan_in) gives unit-variance projections; q·k is kept
+    // small because T5 attention has no 1/√d.
     const int64_t D = c.dim, A = c.dim_attn, F = c.dim_ffn;
     auto s = [](int64_t fan_in) { return std::sqrt(3.0f / float(fan_in)); };
+    std::vector<T5SynthItem> items;
     items.push_back({"token_embedding.weight", {c.vocab, D}, 0.0f, 1.0f});
     for (int64_t i = 0; i < c.num_layers; ++i) {
         const std::string p = cat("blocks.", i, ".");
         items.push_back({p + "norm1.weight", {D}, 1.0f, 0.1f});
-        items.push_back({p + "attn.q.weight", {A, D}, 0.0f, s(D) * 0.25f});  // small q·k: no 1/√d in T5
+        items.push_back({p + "attn.q.weight", {A, D}, 0.0f, s(D) * 0.25f});
         items.push_back({p + "attn.k.weight", {A, D}, 0.0f, s(D) * 0.25f});
         items.push_back({p + "attn.v.weight", {A, D}, 0.0f, s(D)});
         items.push_back({p + "attn.o.weight", {D, A}, 0.0f, s(A) * 0.5f});
@@ -73,7 +60,19 @@ std::string write_synthetic_t5(const std::string& dir, const T5Config& c, uint64
         items.push_back({p + "pos_embedding.embedding.weight", {c.num_buckets, c.num_heads}, 0.0f, 0.5f});
     }
     items.push_back({"norm.weight", {D}, 1.0f, 0.1f});
+    return items;
+}
 
+std::string write_synthetic_t5(const std::string& dir, const T5Config& c, uint64_t seed) {
+    WANRT_CHECK(c.num_heads > 0 && c.dim_attn % c.num_heads == 0 && c.num_layers > 0 && c.vocab > 0, "t5",
+                "synthetic config ", c.to_json(), " is invalid");
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    WANRT_CHECK(!ec, "t5", "cannot create folder ", dir, ": ", ec.message());
+    const std::string path = (std::filesystem::path(dir) / "models_t5_umt5-xxl-enc-bf16.safetensors").string();
+    SafeTensorsWriter w(path, {{"config", c.to_json()}, {"synthetic", "random umT5 weights, not a trained model"}});
+
+    const std::vector<T5SynthItem> items = t5_synthetic_items(c);
     for (const auto& it : items) w.declare(it.name, DType::BF16, it.shape);
     uint64_t state = seed * 0x2545F4914F6CDD1Dull + 1;
     for (const auto& it : items) write_uniform_bf16(w, shape_numel(it.shape), it.center, it.scale, state);

@@ -84,39 +84,10 @@ uint64_t hash_name(const std::string& s, uint64_t seed) {
     return h;
 }
 
-struct T5Item {
-    std::string name;
-    Shape shape;
-    float center, scale;
-};
-
-// The official key order of the umT5 state dict, with value ranges that keep activations O(1)
-// (uniform(±s) has variance s²/3; q·k kept small because T5 attention has no 1/√d).
-std::vector<T5Item> t5_items(const T5Config& c) {
-    const int64_t D = c.dim, A = c.dim_attn, F = c.dim_ffn;
-    auto s = [](int64_t fan_in) { return std::sqrt(3.0f / float(fan_in)); };
-    std::vector<T5Item> items;
-    items.push_back({"token_embedding.weight", {c.vocab, D}, 0.0f, 1.0f});
-    for (int64_t i = 0; i < c.num_layers; ++i) {
-        const std::string p = cat("blocks.", i, ".");
-        items.push_back({p + "norm1.weight", {D}, 1.0f, 0.1f});
-        items.push_back({p + "attn.q.weight", {A, D}, 0.0f, s(D) * 0.25f});
-        items.push_back({p + "attn.k.weight", {A, D}, 0.0f, s(D) * 0.25f});
-        items.push_back({p + "attn.v.weight", {A, D}, 0.0f, s(D)});
-        items.push_back({p + "attn.o.weight", {D, A}, 0.0f, s(A) * 0.5f});
-        items.push_back({p + "norm2.weight", {D}, 1.0f, 0.1f});
-        items.push_back({p + "ffn.gate.0.weight", {F, D}, 0.0f, s(D)});
-        items.push_back({p + "ffn.fc1.weight", {F, D}, 0.0f, s(D)});
-        items.push_back({p + "ffn.fc2.weight", {D, F}, 0.0f, s(F) * 0.5f});
-        items.push_back({p + "pos_embedding.embedding.weight", {c.num_buckets, c.num_heads}, 0.0f, 0.5f});
-    }
-    items.push_back({"norm.weight", {D}, 1.0f, 0.1f});
-    return items;
-}
 
 // Elements [first, first + n) of a T5 tensor as bf16; element i depends only on (seed, name, i),
 // so chunked and whole fills agree.
-void fill_t5_bf16(const T5Item& it, uint64_t seed, uint16_t* out, int64_t first, int64_t n) {
+void fill_t5_bf16(const T5SynthItem& it, uint64_t seed, uint16_t* out, int64_t first, int64_t n) {
     const uint64_t base = hash_name(it.name, seed);
     for (int64_t k = 0; k < n; ++k) {
         uint64_t st = base + uint64_t(first + k) * 0x632BE59BD9B4E019ull;
@@ -204,7 +175,7 @@ void write_demo_tokenizer(const std::string& dir) {
 
 std::shared_ptr<TensorSource> synthetic_t5_weights(const T5Config& c, uint64_t seed) {
     auto src = std::make_shared<MemoryTensorSource>(cat("synthetic umT5 (dim ", c.dim, ", seed ", seed, ")"));
-    for (const T5Item& it : t5_items(c)) {
+    for (const T5SynthItem& it : t5_synthetic_items(c)) {
         auto* d = static_cast<uint16_t*>(src->add_uninitialized(it.name, DType::BF16, it.shape));
         fill_t5_bf16(it, seed, d, 0, shape_numel(it.shape));
     }
@@ -268,7 +239,7 @@ void write_t2v_extras(const std::string& dir, const T5Config& t5, const VaeConfi
     say("models_t5_umt5-xxl-enc-bf16.pth");
     {
         PthWriter w((d / "models_t5_umt5-xxl-enc-bf16.pth").string());
-        for (const T5Item& it : t5_items(t5))
+        for (const T5SynthItem& it : t5_synthetic_items(t5))
             w.add_streamed(it.name, DType::BF16, it.shape, [&](void* out, int64_t first, int64_t n) {
                 fill_t5_bf16(it, seed, static_cast<uint16_t*>(out), first, n);
             });
