@@ -85,56 +85,12 @@ CudnnConv3d::Plan* CudnnConv3d::plan(const Conv3dShape& s) {
         keep.push_back(std::move(op));
         cudnnBackendDescriptor_t ops[] = {keep.back().get()};
 
-        Desc graph(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
-        graph.set(CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle_, "graph handle")
-            .set(CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, ops, "graph ops")
-            .finalize("operation graph");
-        keep.push_back(std::move(graph));
-        const auto g = keep.back().get();
-
-        Desc heur(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
-        const cudnnBackendHeurMode_t hm = CUDNN_HEUR_MODE_A;
-        heur.set_desc(CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, g, "heur graph")
-            .set(CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &hm, "heur mode")
-            .finalize("heuristics");
-        int64_t count = 0;
-        if (cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0,
-                                     &count, nullptr) != CUDNN_STATUS_SUCCESS ||
-            count == 0)
-            throw BuildError{"no engine configs from heuristics"};
-        std::vector<Desc> cfgs;
-        std::vector<cudnnBackendDescriptor_t> raw;
-        for (int64_t i = 0; i < count; ++i) {
-            cfgs.emplace_back(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR);
-            raw.push_back(cfgs.back().get());
-        }
-        int64_t got = 0;
-        if (cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, count,
-                                     &got, raw.data()) != CUDNN_STATUS_SUCCESS)
-            throw BuildError{"get engine configs"};
-        std::string why = "no engine config finalized";
-        for (int64_t i = 0; i < got; ++i) {
-            Desc pl(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
-            try {
-                pl.set(CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle_, "plan handle")
-                    .set_desc(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, cfgs[size_t(i)], "plan engine config")
-                    .finalize("execution plan");
-            } catch (const BuildError& e) {
-                why = e.what;
-                continue;
-            }
-            int64_t ws = 0, n = 0;
-            cudnnBackendGetAttribute(pl.get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &n, &ws);
-            p->workspace = ws;
-            p->plan = pl.get();
-            keep.push_back(std::move(heur));
-            for (auto& c : cfgs) keep.push_back(std::move(c));
-            keep.push_back(std::move(pl));
-            Plan* r = p.get();
-            plans_[key] = std::move(p);
-            return r;
-        }
-        throw BuildError{why};
+        const BuiltPlan bp = build_plan(handle_, ops, 1, keep);
+        p->workspace = bp.workspace;
+        p->plan = bp.plan;
+        Plan* r = p.get();
+        plans_[key] = std::move(p);
+        return r;
     } catch (const BuildError& e) {
         error_ = e.what;
         plans_[key] = nullptr;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "cuda/cuda_common.h"
 
@@ -48,5 +49,65 @@ public:
 private:
     cudnnBackendDescriptor_t d_ = nullptr;
 };
+
+// Builds the operation graph of ops, asks cuDNN's heuristics (mode A) for engine configs and
+// finalizes the first that yields an execution plan. Every descriptor the plan needs alive is
+// moved into keep. Throws BuildError when no config works.
+struct BuiltPlan {
+    cudnnBackendDescriptor_t plan = nullptr;
+    int64_t workspace = 0;
+};
+inline BuiltPlan build_plan(cudnnHandle_t handle, const cudnnBackendDescriptor_t* ops, int64_t n_ops,
+                            std::vector<Desc>& keep) {
+    Desc graph(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
+    graph.set(CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle, "graph handle")
+        .set(CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, n_ops, ops, "graph ops")
+        .finalize("operation graph");
+    keep.push_back(std::move(graph));
+    const cudnnBackendDescriptor_t g = keep.back().get();
+
+    Desc heur(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
+    const cudnnBackendHeurMode_t mode = CUDNN_HEUR_MODE_A;
+    heur.set_desc(CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, g, "heur graph")
+        .set(CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode, "heur mode")
+        .finalize("heuristics");
+    int64_t count = 0;
+    if (cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count,
+                                 nullptr) != CUDNN_STATUS_SUCCESS ||
+        count == 0)
+        throw BuildError{"no engine configs from heuristics"};
+    std::vector<Desc> cfgs;
+    std::vector<cudnnBackendDescriptor_t> raw;
+    for (int64_t i = 0; i < count; ++i) {
+        cfgs.emplace_back(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR);
+        raw.push_back(cfgs.back().get());
+    }
+    int64_t got = 0;
+    if (cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, count, &got,
+                                 raw.data()) != CUDNN_STATUS_SUCCESS)
+        throw BuildError{"get engine configs"};
+    std::string why = "no engine config finalized";
+    for (int64_t i = 0; i < got; ++i) {
+        Desc pl(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
+        try {
+            pl.set(CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle, "plan handle")
+                .set_desc(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, cfgs[size_t(i)], "plan engine config")
+                .finalize("execution plan");
+        } catch (const BuildError& e) {
+            why = e.what;
+            continue;
+        }
+        BuiltPlan r;
+        int64_t n = 0;
+        cudnnBackendGetAttribute(pl.get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &n,
+                                 &r.workspace);
+        r.plan = pl.get();
+        keep.push_back(std::move(heur));
+        for (auto& c : cfgs) keep.push_back(std::move(c));
+        keep.push_back(std::move(pl));
+        return r;
+    }
+    throw BuildError{why};
+}
 
 }  // namespace wanrt::cuda
