@@ -109,11 +109,9 @@ void run(const Opts& o) {
     auto per_op = prof->stats();
     prof->reset();
 
-    std::vector<double> ms = time_repeats(*base, std::max(0, o.run.warmup - 1), o.run.repeats, [&] {
-        // Timed without per-op synchronisation: the profiler only forwards when nothing reads stats.
-        model.forward({s}, seq_len);
-    });
-    prof->reset();
+    prof->set_enabled(false);  // the timed runs: no per-op synchronisation
+    std::vector<double> ms = time_repeats(*base, std::max(0, o.run.warmup - 1), o.run.repeats,
+                                          [&] { model.forward({s}, seq_len); });
     rep.rows.push_back({cat("forward (", cfg.num_layers, " blocks)"), ms, flop});
 #ifdef WANRT_HAVE_CUDA
     if (base->name().rfind("cuda", 0) == 0)

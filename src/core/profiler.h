@@ -1,7 +1,8 @@
 // ProfilingBackend: wraps a backend and times every op (synchronising after each), counting the
 // floating-point work of matrix ops, so `wanrt bench` can show where a forward pass spends time.
 // Tensors it allocates report it as their backend, so model code runs through it unchanged.
-// Synchronising after each op serialises a GPU stream: use it for breakdowns, not for totals.
+// Synchronising after each op serialises a GPU stream: use it for breakdowns, not for totals
+// (set_enabled(false) for those).
 #pragma once
 
 #include <map>
@@ -24,6 +25,9 @@ public:
 
     const std::map<std::string, OpStats>& stats() const { return stats_; }
     void reset() { stats_.clear(); }
+    // While disabled, ops are forwarded untimed and unsynchronised (for plain timing runs of a
+    // model whose buffers belong to the profiler).
+    void set_enabled(bool on) { enabled_ = on; }
     Backend& inner() { return *inner_; }
 
     std::string name() const override { return inner_->name(); }
@@ -62,6 +66,7 @@ private:
     void timed(const std::string& name, double flop, F&& f);
     std::shared_ptr<Backend> inner_;
     std::map<std::string, OpStats> stats_;
+    bool enabled_ = true;
 };
 
 }  // namespace wanrt
