@@ -5,9 +5,6 @@
 
 #include "core/error.h"
 #include "models/causal_dit.h"
-#include "models/t5.h"
-#include "models/vae.h"
-#include "text/tokenizer.h"
 
 namespace wanrt {
 
@@ -36,36 +33,16 @@ CausalStagedResult run_causal_staged(const T2VModelParts& m, std::shared_ptr<Bac
 
     CausalStagedResult r;
     CausalStagedTimes& tm = r.times;
-    auto t0 = clock::now();
-    stage("tokenize");
-    std::vector<int32_t> ids;
-    {
-        text::T5Tokenizer tok(m.tokenizer, m.dit_config.text_len);
-        ids = tok.tokenize(prompt).real_ids();
-    }
-    tm.prompt_tokens = int64_t(ids.size());
-    tm.tokenize = seconds_since(t0);
-
-    Tensor context;
-    {
-        // The text encoder lives only in this scope (freed before the DiT loads).
-        t0 = clock::now();
-        stage("load text encoder");
-        T5Encoder t5 = T5Encoder::load(m.t5_weights(), *be);
-        WANRT_CHECK(t5.config.dim == m.dit_config.text_dim, "model", "the text encoder's width ", t5.config.dim,
-                    " differs from the DiT's text_dim ", m.dit_config.text_dim, " (", m.name,
-                    "); the T5 file does not belong to this model");
-        tm.t5_load = seconds_since(t0);
-        t0 = clock::now();
-        stage("encode text");
-        context = t2v_encode_prompt(t5, ids, m.dit_config.text_len);
-        be->synchronize();
-        tm.text = seconds_since(t0);
-    }
+    TextStageTimes text;
+    Tensor context = run_text_stage(m, *be, {prompt}, text, on_stage)[0];
+    tm.tokenize = text.tokenize;
+    tm.t5_load = text.t5_load;
+    tm.text = text.text;
+    tm.prompt_tokens = text.tokens[0];
 
     Tensor latent;
     {
-        t0 = clock::now();
+        auto t0 = clock::now();
         stage("load DiT");
         std::shared_ptr<const DitModel> dit =
             dit_src.src ? std::make_shared<DitModel>(m.dit_config, dit_src.src, *be, dit_src.prefix)
@@ -101,16 +78,7 @@ CausalStagedResult run_causal_staged(const T2VModelParts& m, std::shared_ptr<Bac
         tm.denoise = seconds_since(t0);
     }
     context = Tensor();
-
-    t0 = clock::now();
-    stage("load VAE");
-    auto vae = WanVae::load(m.vae_weights(), m.vae_config, be);
-    tm.vae_load = seconds_since(t0);
-    t0 = clock::now();
-    stage("decode");
-    r.video = t2v_decode(*vae, latent);
-    be->synchronize();
-    tm.decode = seconds_since(t0);
+    r.video = run_decode_stage(m, be, latent, tm.vae_load, tm.decode, on_stage);
     return r;
 }
 

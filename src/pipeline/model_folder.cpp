@@ -164,40 +164,19 @@ T2VStagedResult run_t2v_staged(const T2VModelParts& m, std::shared_ptr<Backend> 
     T2VStagedResult r;
     T2VStagedTimes& tm = r.times;
 
-    auto t0 = std::chrono::steady_clock::now();
-    stage("tokenize");
-    std::vector<int32_t> ids, neg_ids;
-    {
-        text::T5Tokenizer tok(m.tokenizer, m.dit_config.text_len);
-        ids = tok.tokenize(prompt).real_ids();
-        neg_ids = tok.tokenize(neg_prompt).real_ids();
-    }
-    tm.prompt_tokens = int64_t(ids.size());
-    tm.neg_prompt_tokens = int64_t(neg_ids.size());
-    tm.tokenize = seconds_since(t0);
-
-    Tensor context, context_null;
-    {
-        // The text encoder lives only in this scope: its weights (and mapping) are released before
-        // the DiT loads, as the official offload does for a single GPU.
-        t0 = std::chrono::steady_clock::now();
-        stage("load text encoder");
-        T5Encoder t5 = T5Encoder::load(m.t5_weights(), *be);
-        WANRT_CHECK(t5.config.dim == m.dit_config.text_dim, "model", "the text encoder's width ", t5.config.dim,
-                    " differs from the DiT's text_dim ", m.dit_config.text_dim, " (", m.name,
-                    "); the T5 file does not belong to this model");
-        tm.t5_load = seconds_since(t0);
-        t0 = std::chrono::steady_clock::now();
-        stage("encode text");
-        context = t2v_encode_prompt(t5, ids, m.dit_config.text_len);
-        context_null = t2v_encode_prompt(t5, neg_ids, m.dit_config.text_len);
-        be->synchronize();
-        tm.text = seconds_since(t0);
-    }
+    TextStageTimes text;
+    std::vector<Tensor> contexts = run_text_stage(m, *be, {prompt, neg_prompt}, text, on_stage);
+    tm.tokenize = text.tokenize;
+    tm.t5_load = text.t5_load;
+    tm.text = text.text;
+    tm.prompt_tokens = text.tokens[0];
+    tm.neg_prompt_tokens = text.tokens[1];
+    Tensor context = contexts[0], context_null = contexts[1];
+    contexts.clear();
 
     Tensor latent;
     {
-        t0 = std::chrono::steady_clock::now();
+        auto t0 = std::chrono::steady_clock::now();
         stage("load DiT");
         DitModel dit(m.dit_config, m.dit_weights(), *be);
         tm.dit_load = seconds_since(t0);
@@ -213,17 +192,56 @@ T2VStagedResult run_t2v_staged(const T2VModelParts& m, std::shared_ptr<Backend> 
     }
     context = Tensor();
     context_null = Tensor();
-
-    t0 = std::chrono::steady_clock::now();
-    stage("load VAE");
-    auto vae = WanVae::load(m.vae_weights(), m.vae_config, be);
-    tm.vae_load = seconds_since(t0);
-    t0 = std::chrono::steady_clock::now();
-    stage("decode");
-    r.video = t2v_decode(*vae, latent);
-    be->synchronize();
-    tm.decode = seconds_since(t0);
+    r.video = run_decode_stage(m, be, latent, tm.vae_load, tm.decode, on_stage);
     return r;
+}
+
+std::vector<Tensor> run_text_stage(const T2VModelParts& m, Backend& be, const std::vector<std::string>& prompts,
+                                   TextStageTimes& tm, const StageFn& on_stage) {
+    auto stage = [&](const char* s) {
+        if (on_stage) on_stage(s);
+    };
+    auto t0 = std::chrono::steady_clock::now();
+    stage("tokenize");
+    std::vector<std::vector<int32_t>> ids;
+    {
+        text::T5Tokenizer tok(m.tokenizer, m.dit_config.text_len);
+        for (const std::string& p : prompts) ids.push_back(tok.tokenize(p).real_ids());
+    }
+    tm.tokens.clear();
+    for (auto& v : ids) tm.tokens.push_back(int64_t(v.size()));
+    tm.tokenize = seconds_since(t0);
+
+    // The text encoder lives only in this scope: its weights (and mapping) are released before
+    // the DiT loads, as the official offload does for a single GPU.
+    t0 = std::chrono::steady_clock::now();
+    stage("load text encoder");
+    T5Encoder t5 = T5Encoder::load(m.t5_weights(), be);
+    WANRT_CHECK(t5.config.dim == m.dit_config.text_dim, "model", "the text encoder's width ", t5.config.dim,
+                " differs from the DiT's text_dim ", m.dit_config.text_dim, " (", m.name,
+                "); the T5 file does not belong to this model");
+    tm.t5_load = seconds_since(t0);
+    t0 = std::chrono::steady_clock::now();
+    stage("encode text");
+    std::vector<Tensor> contexts;
+    for (auto& v : ids) contexts.push_back(t2v_encode_prompt(t5, v, m.dit_config.text_len));
+    be.synchronize();
+    tm.text = seconds_since(t0);
+    return contexts;
+}
+
+Tensor run_decode_stage(const T2VModelParts& m, const std::shared_ptr<Backend>& be, const Tensor& latent,
+                        double& vae_load_seconds, double& decode_seconds, const StageFn& on_stage) {
+    auto t0 = std::chrono::steady_clock::now();
+    if (on_stage) on_stage("load VAE");
+    auto vae = WanVae::load(m.vae_weights(), m.vae_config, be);
+    vae_load_seconds = seconds_since(t0);
+    t0 = std::chrono::steady_clock::now();
+    if (on_stage) on_stage("decode");
+    Tensor video = t2v_decode(*vae, latent);
+    be->synchronize();
+    decode_seconds = seconds_since(t0);
+    return video;
 }
 
 }  // namespace wanrt

@@ -92,9 +92,24 @@ struct T2VStagedResult {
     T2VStagedTimes times;
 };
 // on_stage(stage) is called as each stage starts ("load text encoder", "encode text", ...).
+using StageFn = std::function<void(const std::string&)>;
 T2VStagedResult run_t2v_staged(const T2VModelParts& m, std::shared_ptr<Backend> be, const std::string& prompt,
                                const std::string& neg_prompt, uint64_t seed, const T2VOptions& opt,
                                const std::function<void(const std::string&)>& on_stage = {},
                                const T2VStepCallback& on_step = {});
+
+// The stages every staged runner shares.
+// Text: tokenizes each prompt, loads the folder's text encoder for this call only (released on
+// return, before a DiT loads), encodes → one context [len, text_dim] per prompt. Records the
+// tokenize / t5_load / text seconds and each prompt's token count.
+struct TextStageTimes {
+    double tokenize = 0, t5_load = 0, text = 0;
+    std::vector<int64_t> tokens;
+};
+std::vector<Tensor> run_text_stage(const T2VModelParts& m, Backend& be, const std::vector<std::string>& prompts,
+                                   TextStageTimes& times, const StageFn& on_stage = {});
+// VAE: loads the VAE, decodes latent [16, T, h, w] → video [3, F, H, W] in [-1, 1]; records seconds.
+Tensor run_decode_stage(const T2VModelParts& m, const std::shared_ptr<Backend>& be, const Tensor& latent,
+                        double& vae_load_seconds, double& decode_seconds, const StageFn& on_stage = {});
 
 }  // namespace wanrt
