@@ -15,13 +15,13 @@ namespace wanrt {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-uint64_t hash_name(const std::string& s, uint64_t seed) {
+uint64_t synth_seed(const std::string& s, uint64_t seed) {
     uint64_t h = 1469598103934665603ull ^ (seed * 0x9e3779b97f4a7c15ull);
     for (unsigned char ch : s) h = (h ^ ch) * 1099511628211ull;
     return h;
 }
+
+namespace {
 
 // splitmix64: fast, good enough for benchmark weights.
 struct Rng {
@@ -43,7 +43,7 @@ bool ends_with(const std::string& s, const std::string& suf) {
 
 void synth_fill(const std::string& name, const Shape& shape, DType dtype, uint64_t seed, void* out) {
     const int64_t n = shape_numel(shape);
-    Rng rng{hash_name(name, seed)};
+    Rng rng{synth_seed(name, seed)};
     float center = 0, amp;
     const bool norm_like = ends_with(name, "norm_q.weight") || ends_with(name, "norm_k.weight") ||
                            ends_with(name, "norm_k_img.weight") || ends_with(name, "norm3.weight") ||

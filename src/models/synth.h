@@ -13,6 +13,9 @@
 
 namespace wanrt {
 
+// The per-tensor seed of synthetic weights: a hash of the tensor name and the model seed.
+uint64_t synth_seed(const std::string& name, uint64_t seed);
+
 // Fills n values of a tensor called name (its role read from the name and shape) into out (dtype).
 void synth_fill(const std::string& name, const Shape& shape, DType dtype, uint64_t seed, void* out);
 

@@ -4,17 +4,10 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "core/timer.h"
 #include "models/causal_dit.h"
 
 namespace wanrt {
-
-namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-}  // namespace
 
 CausalStagedResult run_causal_staged(const T2VModelParts& m, std::shared_ptr<Backend> be, const std::string& prompt,
                                      uint64_t seed, const T2VOptions& opt, const CausalOptions& copt,

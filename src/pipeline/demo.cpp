@@ -78,17 +78,11 @@ uint64_t splitmix64(uint64_t& s) {
     return z ^ (z >> 31);
 }
 
-uint64_t hash_name(const std::string& s, uint64_t seed) {
-    uint64_t h = 1469598103934665603ull ^ (seed * 0x9e3779b97f4a7c15ull);
-    for (unsigned char ch : s) h = (h ^ ch) * 1099511628211ull;
-    return h;
-}
-
 
 // Elements [first, first + n) of a T5 tensor as bf16; element i depends only on (seed, name, i),
 // so chunked and whole fills agree.
 void fill_t5_bf16(const T5SynthItem& it, uint64_t seed, uint16_t* out, int64_t first, int64_t n) {
-    const uint64_t base = hash_name(it.name, seed);
+    const uint64_t base = synth_seed(it.name, seed);
     for (int64_t k = 0; k < n; ++k) {
         uint64_t st = base + uint64_t(first + k) * 0x632BE59BD9B4E019ull;
         const float u = float(splitmix64(st) >> 40) * (2.0f / 16777216.0f) - 1.0f;  // [-1, 1)

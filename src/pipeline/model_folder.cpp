@@ -7,6 +7,7 @@
 #include <iterator>
 
 #include "core/error.h"
+#include "core/timer.h"
 #include "io/pth.h"
 #include "io/safetensors.h"
 #include "text/tokenizer.h"
@@ -35,10 +36,6 @@ ModelPart find_part(const fs::path& dir, std::string role, std::vector<std::stri
         }
     }
     return p;
-}
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 }  // namespace

@@ -6,17 +6,10 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/timer.h"
 #include "ops/ops.h"
 
 namespace wanrt {
-
-namespace {
-
-double since(std::chrono::steady_clock::time_point t0) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-}  // namespace
 
 void StreamOptions::validate() const {
     if (steps.empty()) fail("stream", "the denoising step list is empty; pass e.g. --steps 700,500");
@@ -81,7 +74,7 @@ Tensor StreamV2V::decode(const Tensor& latents) {
     for (int64_t i = 0; i < latents.size(1); ++i) out.push_back(dec_->push(ops::contiguous(latents.slice(1, i, i + 1))));
     Tensor frames = out.size() == 1 ? out[0] : ops::concat(out, 1);
     model_->backend().synchronize();
-    stats_.decode_s += since(t0);
+    stats_.decode_s += seconds_since(t0);
     stats_.frames_out += frames.size(1);
     return frames;
 }
@@ -101,7 +94,7 @@ Tensor StreamV2V::stream_call(const Tensor& noisy, int64_t start_frame, bool rea
                                 : x0;
     }
     model_->backend().synchronize();
-    stats_.dit_s += since(t0);
+    stats_.dit_s += seconds_since(t0);
     ++stats_.dit_calls;
     return slots_[n - 1].chunk >= 1 ? slots_[n - 1].x : Tensor();
 }
@@ -163,7 +156,7 @@ Tensor StreamV2V::push(const Tensor& frames) {
         z = enc_->push(frames);
     z = to_model_latent(z);  // [C, F, h, w]
     be.synchronize();
-    stats_.encode_s += since(t_enc);
+    stats_.encode_s += seconds_since(t_enc);
     Tensor noisy = add_noise(z, noise_(be, z.shape(), draws_++), float(ns));
     stats_.frames_in += want;
 
@@ -187,7 +180,7 @@ Tensor StreamV2V::push(const Tensor& frames) {
             ++stats_.dit_calls;
         }
         be.synchronize();
-        stats_.dit_s += since(t_dit);
+        stats_.dit_s += seconds_since(t_dit);
         slots_.assign(size_t(n), Slot{ops::zeros(be, {zs[0], 1, zs[2], zs[3]}), zs[1], -1});
         next_frame_ = zs[1];
         out = decode(x0);
@@ -224,7 +217,7 @@ Tensor stream_video(StreamV2V& s, const Tensor& video, const std::function<void(
         const int64_t a = k == 0 ? 0 : 1 + 4 * k, b = 5 + 4 * k;
         Tensor o = s.push(ops::contiguous(video.slice(1, a, b)));
         if (o.defined()) outs.push_back(o);
-        if (on_chunk) on_chunk(k, since(t0));
+        if (on_chunk) on_chunk(k, seconds_since(t0));
     }
     Tensor rest = s.flush();
     if (rest.defined()) outs.push_back(rest);

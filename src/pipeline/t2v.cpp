@@ -7,6 +7,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "core/timer.h"
 #include "ops/ops.h"
 #include "sched/scheduler.h"
 
@@ -16,14 +17,6 @@ const char* const kWanDefaultNegPrompt =
     "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
     "JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，"
     "手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走";
-
-namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-}  // namespace
 
 T2VLatentShape t2v_latent_shape(const T2VOptions& opt, const DitConfig& dit, const VaeConfig& vae) {
     const int64_t tf = vae.temporal_factor(), sf = vae.spatial_factor();
