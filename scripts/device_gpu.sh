@@ -15,7 +15,7 @@ cd "$ROOT"
 if [[ "${1:-}" == "stage" ]]; then  # dev machine: copy binaries and host libraries into .devcarry
     BUILD=${BUILD:-build-cuda}
     rm -rf .devcarry && mkdir -p .devcarry/bin
-    for b in wanrt tests/test_cuda_ops_gpu tests/test_cuda_perf_gpu tests/test_dit_gpu; do
+    for b in wanrt tests/test_cuda_ops_gpu tests/test_cuda_perf_gpu tests/test_dit_gpu tests/test_causal tests/test_stream tests/test_vae; do
         [[ -f $BUILD/$b ]] && cp "$BUILD/$b" .devcarry/bin/ && strip --strip-debug .devcarry/bin/$(basename $b)
     done
     tmp=$(mktemp -d) && mkdir "$tmp/libs"
@@ -27,6 +27,8 @@ if [[ "${1:-}" == "stage" ]]; then  # dev machine: copy binaries and host librar
         | while read -r p; do cp -Ln "$p" "$tmp/libs/" 2>/dev/null; done
     tar cJf .devcarry/libs.tar.xz -C "$tmp" libs && rm -rf "$tmp"
     if [[ -n "${NO_CLI:-}" ]]; then rm -f .devcarry/bin/wanrt .devcarry/libs.tar.xz; fi
+    # The run carries at most 64 MiB with the working tree: the binaries travel compressed.
+    tar cJf .devcarry/bin.tar.xz -C .devcarry bin && rm -rf .devcarry/bin
     du -sh .devcarry/* && exit 0
 fi
 
@@ -42,6 +44,7 @@ log() { echo "== $*" | tee -a "$OUT/summary.txt"; }
 } > "$OUT/summary.txt" 2>&1
 head -3 "$OUT/summary.txt"
 
+[[ -f .devcarry/bin.tar.xz ]] && python3 -c "import tarfile; tarfile.open('.devcarry/bin.tar.xz').extractall('.devcarry')"
 [[ -f .devcarry/libs.tar.xz ]] && mkdir -p /tmp/wanrt_libs && python3 -c "import tarfile; tarfile.open('.devcarry/libs.tar.xz').extractall('/tmp/wanrt_libs')"
 export LD_LIBRARY_PATH=/tmp/wanrt_libs/libs:/usr/local/cuda/lib64:/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
 BIN=.devcarry/bin
@@ -68,6 +71,33 @@ for s in "${steps[@]}"; do
             log "test_dit_gpu"
             WANRT_FIXTURES=$ROOT/tests/fixtures timeout 240 $BIN/test_dit_gpu > "$OUT/dit.log" 2>&1; echo "rc=$?" >> "$OUT/dit.log"
             grep -E "out\.y|PASSED|FAILED|rc=" "$OUT/dit.log" | tail -8 | tee -a "$OUT/summary.txt" ;;
+        causal)  # issue 6 on the GPU: causal golden/equivalence/soak tests, stream tests, then the timings
+            log "test_causal + test_stream on cuda"
+            for t in test_causal test_stream; do
+                WANRT_TEST_DEVICE=cuda WANRT_FIXTURES=$ROOT/tests/fixtures timeout 300 $BIN/$t > "$OUT/$t.log" 2>&1
+                echo "rc=$?" >> "$OUT/$t.log"
+                grep -E "FAILED|PASSED|rc=" "$OUT/$t.log" | tail -6 | tee -a "$OUT/summary.txt"
+            done ;;
+        vae-golden)  # the VAE goldens (encode, decode, pipeline decode) on the GPU
+            log "test_vae goldens on cuda"
+            WANRT_TEST_DEVICE=cuda WANRT_FIXTURES=$ROOT/tests/fixtures timeout 240 $BIN/test_vae --gtest_filter='VaeGolden.*' \
+                > "$OUT/test_vae.log" 2>&1; echo "rc=$?" >> "$OUT/test_vae.log"
+            grep -E "golden|FAILED|PASSED|rc=" "$OUT/test_vae.log" | tail -10 | tee -a "$OUT/summary.txt" ;;
+        bench-causal)  # issue 6's table: causal DiT cases with per-op breakdown, then streaming V2V
+            log "bench causal"
+            timeout 300 $BIN/wanrt bench causal --device cuda --v2v ${CAUSAL_ARGS:-} --json "$OUT/bench_causal.json" \
+                > "$OUT/bench_causal.log" 2>&1; echo "rc=$?" >> "$OUT/bench_causal.log"
+            grep -vE "^\s+(model|frame|load_s|warmup)" "$OUT/bench_causal.log" | tail -70 | tee -a "$OUT/summary.txt" ;;
+        bench-vae-stream)  # the streaming VAE: 4-frame chunks at 480p with warm caches, per-op breakdown
+            log "bench vae stream 480p"
+            timeout 300 $BIN/wanrt bench vae --device cuda --mode stream --profile --height 480 --width 832 \
+                --warmup 2 --repeats 5 --json "$OUT/bench_vae_stream.json" > "$OUT/bench_vae_stream.log" 2>&1
+            echo "rc=$?" >> "$OUT/bench_vae_stream.log"
+            grep -vE "^\s+(weights|config|video|latent|load_ms|warmup)" "$OUT/bench_vae_stream.log" | tail -30 | tee -a "$OUT/summary.txt" ;;
+        bench-ops)  # single ops at the DiT's shapes
+            log "bench ops"
+            timeout 120 $BIN/wanrt bench ops --device cuda > "$OUT/bench_ops.log" 2>&1; echo "rc=$?" >> "$OUT/bench_ops.log"
+            tail -22 "$OUT/bench_ops.log" | tee -a "$OUT/summary.txt" ;;
         bench)  # 2 blocks at 480p/81 frames: quick look with the per-op breakdown
             log "bench dit 2 blocks"
             timeout 240 $BIN/wanrt bench dit --device cuda --frames 81 --layers 2 --warmup 2 --repeats 3 \

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <random>
 #include <regex>
 #include <set>
 
@@ -368,6 +369,81 @@ TEST(CausalPolicy, AdaptiveSinkSimilarity) {
     EXPECT_GT(a[0], a[1]);
 }
 
+// The device-side adaptive-sink write (ops::kv_sink_write) against its unfused composition
+// (adaptive_sink_similarity + the policy's rule): decision, slot and the written frame, with the
+// threshold just above and just below the smallest similarity, for a filling and a full cache.
+TEST(CausalPolicy, KvSinkWriteOp) {
+    auto be = test_backend();
+    const DType cdt = kv_dtype(*be);
+    const int64_t S = 7, N = 3, d = 64, sink = 3, K = 5, W = N * d;
+    std::vector<float> kc = randn(size_t(K * S * W), 3), vc = randn(size_t(K * S * W), 4);
+    const std::vector<float> kn = randn(size_t(S * W), 1), vn = randn(size_t(S * W), 2);
+    for (int64_t i = 0; i < S * W; ++i) kc[size_t(i)] += 0.8f * kn[size_t(i)], vc[size_t(S * W + i)] += 0.5f * vn[size_t(i)];
+    Tensor knt = ops::from_host(*be, DType::F32, {S, N, d}, kn.data()), vnt = ops::from_host(*be, DType::F32, {S, N, d}, vn.data());
+    auto cache = [&](const std::vector<float>& x) { return ops::to_dtype(ops::from_host(*be, DType::F32, {K * S, N, d}, x.data()), cdt); };
+    // The oracle sees what the cache holds (bf16-rounded on the GPU).
+    const std::vector<double> a = adaptive_sink_similarity(knt, vnt, cache(kc), cache(vc), sink, S);
+    const int64_t amin = int64_t(std::min_element(a.begin(), a.end()) - a.begin());
+    struct Case {
+        double threshold;
+        int64_t fixed, queue_front, ring, want_d, want_slot;
+    };
+    const double lo = a[size_t(amin)];
+    const std::vector<Case> cases = {
+        {lo + 1e-3, -1, -1, 4, amin, amin},  // full cache, low similarity: the sink slot takes the frame
+        {lo - 1e-3, -1, -1, 4, -1, 4},       // full cache, no refresh: the ring slot
+        {lo - 1e-3, -1, 1, 4, -1, 1},        // a queued sink slot first
+        {lo + 1e-3, 3, -1, -1, amin, 3},     // still filling: slot 3, the decision only queued
+    };
+    for (const Case& c : cases) {
+        Tensor kct = cache(kc), vct = cache(vc);
+        Tensor dec = be->empty(DType::I32, {2});
+        KvSinkWrite p;
+        p.sink = sink, p.tokens = S, p.threshold = c.threshold, p.fixed_slot = c.fixed, p.queue_front = c.queue_front,
+        p.ring_slot = c.ring;
+        ops::kv_sink_write(knt, vnt, kct, vct, p, dec);
+        int32_t got[2];
+        be->download(dec, got);
+        const std::string what = cat("threshold ", c.threshold, " fixed ", c.fixed, " queue ", c.queue_front);
+        EXPECT_EQ(got[0], c.want_d) << what;
+        EXPECT_EQ(got[1], c.want_slot) << what;
+        const std::vector<float> kh = ops::to_host_f32(kct), vh = ops::to_host_f32(vct);
+        const std::vector<float> k0 = ops::to_host_f32(cache(kc)), v0 = ops::to_host_f32(cache(vc));
+        const std::vector<float> knr = ops::to_host_f32(ops::to_dtype(knt, cdt)), vnr = ops::to_host_f32(ops::to_dtype(vnt, cdt));
+        int64_t bad = 0;
+        for (int64_t i = 0; i < K * S * W; ++i) {
+            const bool in_slot = i / (S * W) == c.want_slot;
+            bad += kh[size_t(i)] != (in_slot ? knr[size_t(i % (S * W))] : k0[size_t(i)]);
+            bad += vh[size_t(i)] != (in_slot ? vnr[size_t(i % (S * W))] : v0[size_t(i)]);
+        }
+        EXPECT_EQ(bad, 0) << what << ": cache elements not as expected";
+    }
+    Tensor dec = be->empty(DType::I32, {2});
+    KvSinkWrite p;
+    p.sink = sink, p.tokens = S, p.fixed_slot = -1, p.ring_slot = 1;  // a ring slot inside the sinks
+    expect_error([&] { ops::kv_sink_write(knt, vnt, cache(kc), cache(vc), p, dec); }, {"[kv_sink_write]", "out of range"});
+}
+
+// Device-decided writes replay exactly: for any decision sequence, sink_write()'s inputs with the
+// device rule pick the slot that commit() (report + plan) then plans.
+TEST(CausalPolicy, SinkWriteReplaysPlan) {
+    KvSlotPolicy p(6, 3, 50, 0.2), ref(6, 3, 50, 0.2);
+    p.plan(0, 2), ref.plan(0, 2);
+    std::mt19937 rng(5);
+    for (int64_t f = 2; f < 400; ++f)
+        for (int pass = 0; pass < 2; ++pass) {  // each chunk twice: a denoising pass re-writes its slot
+            const int64_t d = rng() % 3 == 0 ? int64_t(rng() % 3) : -1;  // a refresh a third of the time
+            const KvSinkWrite w = p.sink_write(f, 1);
+            const int64_t slot = w.fixed_slot >= 0 ? w.fixed_slot : d >= 0 ? d : w.queue_front >= 0 ? w.queue_front : w.ring_slot;
+            const int64_t reads = p.read_frames_after(f, 1);
+            const KvSlotPolicy::Plan got = p.commit(d, f, 1);
+            ASSERT_EQ(got.slots, std::vector<int64_t>{slot}) << "frame " << f << " pass " << pass;
+            EXPECT_EQ(got.read_frames, reads);
+            ref.report_decision(d);
+            EXPECT_EQ(ref.plan(f, 1).slots, got.slots);
+        }
+}
+
 TEST(CausalPolicy, PositionWrap) {
     // §4.10: positions 2…49, then 5…49, 5…; never past the RoPE table however long the stream.
     KvSlotPolicy p(6, 3, 50);
@@ -422,7 +498,8 @@ TEST(CausalSoak, RollingCacheConstantMemory) {
     if (on_cpu(*fx.be)) {  // device memory is the backend's pool; the tensors' addresses are checked above
         EXPECT_LE(rss1 - rss0, 2048) << "RSS grew from " << rss0 << " to " << rss1 << " KiB";
     }
-    for (const KvSlotPolicy& p : cache.policy) {
+    for (int64_t l = 0; l < int64_t(cache.k.size()); ++l) {
+        const KvSlotPolicy& p = cache.row_policy(l, 0);
         std::set<int64_t> frames(p.slot_frames().begin(), p.slot_frames().end());
         EXPECT_EQ(frames.size(), 6u);
         EXPECT_TRUE(frames.count(0) && frames.count(1) && frames.count(2));  // sink frames kept
@@ -537,100 +614,6 @@ TEST(CausalGen, RollingCacheLongVideo) {
     EXPECT_GT(e.rel_l2, 1e-4) << "later blocks must see a different (windowed) history";
     o.cache_frames = 2;
     expect_error([&] { generate_causal(*fx.model, ctx, noise, o, keyed); }, {"[causal]", "cannot hold a block"});
-}
-
-// ---------------------------------------------------------------------------------------------
-// Timings for the table (not a correctness test; skipped unless WANRT_CAUSAL_BENCH is set):
-// a random-weight DiT of WANRT_CAUSAL_BENCH's preset (e.g. t2v-1.3B) at 832×480 (S = 1560), bf16
-// matrices, on the WANRT_TEST_DEVICE backend. Cases: CausVid's 3-frame block against a full
-// 21-frame cache; StreamDiffusionV2's 1-frame step against a 6-frame cache, alone and as the
-// 2-row stream batch of a 2-step stream.
-
-TEST(CausalPerf, Table) {
-    const char* preset = std::getenv("WANRT_CAUSAL_BENCH");
-    if (!preset || !*preset) GTEST_SKIP() << "set WANRT_CAUSAL_BENCH=t2v-1.3B to time the causal DiT";
-    auto be = test_backend();
-    DitConfig cfg = DitConfig::preset(preset);
-    auto t0 = std::chrono::steady_clock::now();
-    auto dit = std::make_shared<DitModel>(cfg, synth_dit_memory(cfg, DType::BF16, 1), *be);
-    CausalDitModel model(dit);
-    const int64_t h = 60, w = 104;  // 480×832 latent
-    CrossKvCache cross = model.make_cross_cache(randn_tensor(*be, {40, cfg.text_dim}, 2, 0.1f));
-    std::printf("  %s on %s, load %.1f s\n", preset, be->description().c_str(),
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    auto time_ms = [&](const std::function<void(int)>& call, int reps) {
-        for (int i = 0; i < 2; ++i) call(i);  // warm-up
-        be->synchronize();
-        auto a = std::chrono::steady_clock::now();
-        for (int i = 0; i < reps; ++i) call(2 + i);
-        be->synchronize();
-        return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count() / reps;
-    };
-    {
-        KvCache cache = model.make_cache(1, 21, h, w);
-        Tensor x3 = randn_tensor(*be, {cfg.in_dim, 3, h, w}, 3);
-        for (int64_t b = 0; b < 6; ++b) model.forward({{x3, {0}, b * 3}}, cache, cross, false);
-        const double ms = time_ms([&](int) { model.forward({{x3, {757}, 18}}, cache, cross); }, 5);
-        std::printf("  CausVid: one 3-frame block against a full 21-frame cache   %8.1f ms\n", ms);
-    }
-    {
-        KvCache cache = model.make_cache(1, 6, h, w, 3, 50);
-        Tensor x1 = randn_tensor(*be, {cfg.in_dim, 1, h, w}, 4);
-        for (int64_t f = 0; f < 6; ++f) model.forward({{x1, {0}, f}}, cache, cross, false);
-        int64_t next = 6;
-        const double ms = time_ms([&](int) { model.forward({{x1, {700}, next++}}, cache, cross); }, 10);
-        std::printf("  SD: one 1-frame step against a 6-frame cache                %8.1f ms\n", ms);
-    }
-    {
-        KvCache cache = model.make_cache(2, 6, h, w, 3, 50, 0.2);
-        Tensor x1 = randn_tensor(*be, {cfg.in_dim, 1, h, w}, 4);
-        for (int64_t f = 0; f < 6; ++f) model.forward({{x1, {0}, f}, {x1, {0}, f}}, cache, cross, false);
-        int64_t next = 6;
-        const double ms = time_ms([&](int) { model.forward({{x1, {610}, next}, {x1, {500}, next - 1}}, cache, cross), ++next; }, 10);
-        std::printf("  SD stream batch: 2 rows x 1 frame, 6-frame caches, adaptive sink %8.1f ms\n", ms);
-    }
-}
-
-// End-to-end streaming throughput for the table (skipped unless WANRT_CAUSAL_BENCH names a
-// preset, e.g. t2v-1.3B): random-weight DiT (bf16 matrices) and full-size VAE, 832×480 frames,
-// steps from WANRT_STREAM_STEPS (default 700,500), on the WANRT_TEST_DEVICE backend.
-TEST(CausalPerf, StreamEndToEnd) {
-    const char* preset = std::getenv("WANRT_CAUSAL_BENCH");
-    if (!preset || !*preset) GTEST_SKIP() << "set WANRT_CAUSAL_BENCH=t2v-1.3B to time the stream";
-    auto be = test_backend();
-    DitConfig cfg = DitConfig::preset(preset);
-    auto dit = std::make_shared<CausalDitModel>(std::make_shared<DitModel>(cfg, synth_dit_memory(cfg, DType::BF16, 1), *be));
-    VaeConfig vc;
-    auto vae = WanVae::load(synthetic_vae_weights(vc, 3), vc, be);
-    StreamOptions o;
-    if (const char* st = std::getenv("WANRT_STREAM_STEPS")) {
-        o.steps.clear();
-        for (const char* p = st; *p;) {
-            char* end = nullptr;
-            o.steps.push_back(std::strtod(p, &end));
-            p = *end == ',' ? end + 1 : end;
-        }
-    }
-    StreamV2V s(dit, vae, randn_tensor(*be, {40, cfg.text_dim}, 2, 0.1f), o);
-    const int64_t H = 480, W = 832, chunks = 12;
-    std::vector<float> px(size_t(3 * 9 * H * W));
-    for (size_t i = 0; i < px.size(); ++i) px[i] = float(0.8 * std::sin(0.01 * double(i % 100003)));
-    Tensor clip = ops::from_host(*be, DType::F32, {3, 9, H, W}, px.data());
-    Tensor first = ops::contiguous(clip.slice(1, 0, 5)), next = ops::contiguous(clip.slice(1, 5, 9));
-    s.push(first);
-    for (int i = 0; i < 3; ++i) s.push(next);  // warm-up, fills the stream batch
-    be->synchronize();
-    const StreamStats before = s.stats();
-    auto t0 = std::chrono::steady_clock::now();
-    for (int64_t i = 0; i < chunks; ++i) s.push(next);
-    be->synchronize();
-    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const StreamStats& a = s.stats();
-    std::printf("  %s, %zu steps, 832x480 on %s: %.2f frames/s (%.1f ms per 4-frame chunk: VAE encode %.1f, DiT %.1f, "
-                "VAE decode %.1f ms)\n",
-                preset, o.steps.size(), be->description().c_str(), double(4 * chunks) / sec, 1e3 * sec / double(chunks),
-                1e3 * (a.encode_s - before.encode_s) / double(chunks), 1e3 * (a.dit_s - before.dit_s) / double(chunks),
-                1e3 * (a.decode_s - before.decode_s) / double(chunks));
 }
 
 }  // namespace wanrt::test

@@ -128,6 +128,42 @@ TEST_F(CudaOps, Linear) {
     }
 }
 
+// bf16 activations between linears (the FFN hidden state): y = linear(x) written in bf16 equals the
+// f32 output rounded once; a bf16 x gives exactly what staging the f32 values would (same bf16 bits).
+TEST_F(CudaOps, LinearBf16Chain) {
+    struct Case {
+        int64_t M, N, K;
+        bool bias;
+        Activation act;
+    };
+    const Case cases[] = {{37, 29, 67, true, Activation::GeluTanh},   // unaligned: fallback GEMM + post kernel
+                          {300, 896, 192, true, Activation::GeluTanh},  // GELU_BIAS epilogue, bf16 D
+                          {64, 96, 128, false, Activation::None},
+                          {33, 40, 64, true, Activation::Silu}};        // activation in the post kernel
+    int seed = 300;
+    for (const Case& c : cases) {
+        const std::string what = cat("bf16 chain M", c.M, " N", c.N, " K", c.K, " act", int(c.act));
+        Tensor x = upload(randn(size_t(c.M * c.K), ++seed), {c.M, c.K}), b = upload(randn(size_t(c.N), ++seed), {c.N});
+        Tensor w = ops::to_dtype(upload(randn(size_t(c.N * c.K), ++seed, 0.2f), {c.N, c.K}), DType::BF16);
+        const Tensor* bp = c.bias ? &b : nullptr;
+        Tensor y32 = ops::linear(x, w, bp, c.act);
+        Tensor y16 = ops::linear(x, w, bp, c.act, DType::BF16);
+        ASSERT_EQ(y16.dtype(), DType::BF16);
+        std::vector<double> r;
+        for (float v : ops::to_host_f32(y32)) r.push_back(bf16r(v));
+        // one rounding of the same fp32 result; the fallback rounds before and after its post kernel
+        EXPECT_CLOSE(y16, r, 4e-3, what + " (bf16 output)");
+        // chained: bf16 input in place == the f32 input staged to bf16
+        Tensor w2 = ops::to_dtype(upload(randn(size_t(24 * c.N), ++seed, 0.2f), {24, c.N}), DType::BF16);
+        const std::vector<float> a = ops::to_host_f32(ops::linear(y16, w2)),
+                                 e = ops::to_host_f32(ops::linear(ops::to_dtype(y16, DType::F32), w2));
+        EXPECT_EQ(a, e) << what << " (bf16 input)";
+    }
+    Tensor x = upload(randn(4 * 8, 1), {4, 8});
+    Tensor wf = upload(randn(8 * 8, 2), {8, 8});
+    expect_error([&] { ops::linear(x, wf, nullptr, Activation::None, DType::F16); }, {"[linear]", "f16", "not supported"});
+}
+
 TEST_F(CudaOps, LinearCachesFollowWrites) {
     // The bf16 copies of weights and staged activations must follow in-place writes.
     const int64_t M = 8, N = 16, K = 32;
@@ -269,6 +305,60 @@ TEST_F(CudaOps, Attention) {
         for (float g : got) nonfinite += !std::isfinite(g);
         EXPECT_EQ(nonfinite, 0) << what;
     }
+}
+
+// bf16 K/V read in place (the causal model's KV cache): a prefix view of a larger bf16 buffer, and
+// a row of a multi-row cache. The reference takes the bf16-rounded K/V, i.e. what is stored.
+TEST_F(CudaOps, AttentionBf16KV) {
+    struct C {
+        AttnCase a;
+        int64_t capacity;  // keys in the buffer the view is a prefix of
+        int64_t rows, row;
+    };
+    const std::vector<C> cases = {
+        {{1, 160, 480, 2, 2, 128, 128, {}}, 800, 1, 0},      // unmasked prefix of the cache (cuDNN)
+        {{1, 97, 291, 3, 3, 128, 128, {200}}, 400, 2, 1},    // masked (flash kernel), row 1 of 2
+        {{1, 64, 128, 4, 2, 64, 64, {}, true}, 128, 1, 0},   // GQA, causal, d 64
+    };
+    int seed = 900;
+    for (const C& cc : cases) {
+        const AttnCase& c = cc.a;
+        const std::string what = cat("bf16 k/v attention Lq", c.Lq, " Lk", c.Lk, " of ", cc.capacity, " row ", cc.row, "/",
+                                     cc.rows, " d", c.d, c.k_lens.empty() ? "" : " k_lens", c.causal ? " causal" : "");
+        const int64_t n = cc.rows * cc.capacity * c.Hk * c.d;
+        auto qv = randn(size_t(c.Lq * c.H * c.d), ++seed), kb = randn(size_t(n), ++seed), vb = randn(size_t(n), ++seed);
+        Tensor K = ops::to_dtype(upload(kb, {cc.rows, cc.capacity, c.Hk, c.d}), DType::BF16);
+        Tensor V = ops::to_dtype(upload(vb, {cc.rows, cc.capacity, c.Hk, c.d}), DType::BF16);
+        Tensor k = K.select(0, cc.row).slice(0, 0, c.Lk).unsqueeze(0), v = V.select(0, cc.row).slice(0, 0, c.Lk).unsqueeze(0);
+        ASSERT_TRUE(k.is_contiguous()) << what;
+        std::vector<double> kr, vr;  // the stored (bf16) values of the view
+        for (int64_t j = 0; j < c.Lk * c.Hk * c.d; ++j) {
+            kr.push_back(bf16r(kb[size_t(cc.row * cc.capacity * c.Hk * c.d + j)]));
+            vr.push_back(bf16r(vb[size_t(cc.row * cc.capacity * c.Hk * c.d + j)]));
+        }
+        AttentionParams p;
+        p.k_lens = c.k_lens;
+        p.causal = c.causal;
+        Out o = out({1, c.Lq, c.H, c.dv});
+        be->attention(upload(qv, {1, c.Lq, c.H, c.d}), k, v, p, o.t);
+        EXPECT_CLOSE(o.t, attention_ref(c, d64(qv), kr, vr, {}), 1e-2, what);
+        check_guards(o, what);
+        // through the checked front-end too
+        EXPECT_CLOSE(ops::attention(upload(qv, {1, c.Lq, c.H, c.d}), k, v, p), attention_ref(c, d64(qv), kr, vr, {}), 1e-2,
+                     what + " (ops)");
+    }
+    EXPECT_TRUE(be->supports(Op::Attention, DType::F32, DType::BF16));
+    Tensor q = upload(randn(2 * 40, 1), {1, 2, 1, 40});
+    Tensor kb = ops::to_dtype(upload(randn(3 * 40, 2), {1, 3, 1, 40}), DType::BF16);
+    // other head dims run on the fp32 kernels with the K/V widened
+    const std::vector<float> qd = ops::to_host_f32(q);
+    const std::vector<float> kd = ops::to_host_f32(kb);
+    EXPECT_CLOSE(ops::attention(q, kb, kb), attention_ref({1, 2, 3, 1, 1, 40, 40, {}}, d64(qd), d64(kd), d64(kd), {}), 1e-5,
+                 "bf16 k/v attention d40 (fp32 kernel)");
+    // mixed k/v dtypes: a one-line error
+    Tensor q64 = upload(randn(2 * 64, 1), {1, 2, 1, 64});
+    Tensor k64 = upload(randn(3 * 64, 2), {1, 3, 1, 64});
+    expect_error([&] { ops::attention(q64, k64, ops::to_dtype(k64, DType::BF16)); }, {"[attention]", "share a dtype"});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -670,11 +760,12 @@ TEST_F(CudaOps, ErrorsAreLoud) {
     expect_error([&] { make_cuda_backend(cuda_device_count()); }, {"[cuda]", "device"});
     EXPECT_TRUE(be->supports(Op::Conv3d, DType::F32, DType::F32));
     EXPECT_TRUE(be->supports(Op::Linear, DType::F32, DType::BF16));
-    EXPECT_FALSE(be->supports(Op::Linear, DType::BF16, DType::BF16));
-    Tensor xb = be->empty(DType::BF16, {2, 8});
+    EXPECT_TRUE(be->supports(Op::Linear, DType::BF16, DType::BF16));  // bf16 activations between linears
+    EXPECT_FALSE(be->supports(Op::Linear, DType::F16, DType::BF16));
+    Tensor xh = be->empty(DType::F16, {2, 8});
     Tensor wb = be->empty(DType::BF16, {4, 8});
     Tensor y = be->empty(DType::F32, {2, 4});
-    expect_error([&] { be->linear(xb, wb, nullptr, Activation::None, y); }, {"cuda", "linear", "bf16"});
+    expect_error([&] { be->linear(xh, wb, nullptr, Activation::None, y); }, {"cuda", "linear", "f16"});
 }
 
 }  // namespace

@@ -391,12 +391,22 @@ TEST(Ops, ShapeErrors) {
     auto be = cpu();
     Tensor x = randn_tensor(*be, {4, 8}, 1), w = randn_tensor(*be, {5, 9}, 2);
     expect_error([&] { ops::linear(x, w); }, {"[linear]", "does not match"});
+    // bf16 activations between linears are a GPU layout; the CPU keeps f32 and says so.
+    Tensor w8 = randn_tensor(*be, {5, 8}, 2);
+    EXPECT_EQ(ops::linear_chain_dtype(*be, DType::BF16), DType::F32);
+    expect_error([&] { ops::linear(x, w8, nullptr, Activation::None, DType::BF16); }, {"[linear]", "bf16", "not supported"});
+    expect_error([&] { ops::linear(ops::to_dtype(x, DType::BF16), w8); }, {"[linear]", "bf16", "not supported"});
     Tensor q = randn_tensor(*be, {1, 4, 3, 8}, 1), k = randn_tensor(*be, {1, 5, 2, 8}, 1);
     expect_error([&] { ops::attention(q, k, k); }, {"[attention]", "multiple"});
     AttentionParams p;
     p.k_lens = {9};
     Tensor k2 = randn_tensor(*be, {1, 5, 3, 8}, 1);
     expect_error([&] { ops::attention(q, k2, k2, p); }, {"[attention]", "k_lens"});
+    // The CPU keeps K/V in f32 (a bf16 KV cache is a GPU layout): refused, not widened silently.
+    EXPECT_FALSE(be->supports(Op::Attention, DType::F32, DType::BF16));
+    Tensor kb = ops::to_dtype(k2, DType::BF16);
+    expect_error([&] { ops::attention(q, kb, kb); }, {"[attention]", "bf16", "not supported"});
+    expect_error([&] { ops::attention(q, k2, kb); }, {"[attention]", "share a dtype"});
 }
 
 }  // namespace wanrt::test

@@ -58,6 +58,12 @@ void run(const Opts& o) {
     add("rms_norm", 0, [&] { ops::rms_norm(x, nw, 1e-6f); });
     add("norm_modulate", 0, [&] { ops::norm_modulate(x, m.select(1, 0), m.select(1, 1), 1e-6f); });
     add("gated_residual", 0, [&] { ops::gated_residual(x, x, m.select(1, 2)); });
+    // One frame's keys into a slot of a 6-frame KV cache (the causal model's write), f32 → cache dtype.
+    for (DType ct : {DType::F32, DType::BF16}) {
+        Tensor cache = ops::full(*be, ct, {1, 6 * L, H, hd}, 0.f);
+        add(cat("copy f32 -> ", dtype_name(ct), " cache slot [", L, ", ", H, ", ", hd, "]"), 0,
+            [&] { be->copy(k.select(0, 0), cache.select(0, 0).slice(0, 2 * L, 3 * L)); });
+    }
     rep.print();
     rep.write_json(o.run.json);
 }

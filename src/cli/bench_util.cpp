@@ -64,10 +64,13 @@ void BenchReport::print() const {
         double med = median(r.ms);
         double lo = r.ms.empty() ? 0 : *std::min_element(r.ms.begin(), r.ms.end());
         double hi = r.ms.empty() ? 0 : *std::max_element(r.ms.begin(), r.ms.end());
+        // Sub-millisecond rows (single ops) need three decimals to be readable.
+        const int prec = med < 1 ? 3 : 1;
         if (r.flop > 0 && med > 0)
-            std::printf("%-28s %10.1f %10.1f %10.1f %12.1f\n", r.name.c_str(), med, lo, hi, r.flop / med * 1e-6);
+            std::printf("%-28s %10.*f %10.*f %10.*f %12.1f\n", r.name.c_str(), prec, med, prec, lo, prec, hi,
+                        r.flop / med * 1e-6);
         else
-            std::printf("%-28s %10.1f %10.1f %10.1f %12s\n", r.name.c_str(), med, lo, hi, "-");
+            std::printf("%-28s %10.*f %10.*f %10.*f %12s\n", r.name.c_str(), prec, med, prec, lo, prec, hi, "-");
     }
     std::fflush(stdout);
 }

@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "core/device.h"
 #include "core/error.h"
+#include "core/profiler.h"
 #include "io/pth.h"
 #include "io/safetensors.h"
 #include "models/vae.h"
@@ -24,6 +25,7 @@ struct Opts {
     std::string checkpoint, config_json, mode = "both";
     int height = 128, width = 128, latent_frames = 2;
     int64_t dim = 96, num_res_blocks = 2;
+    bool profile = false;
     RunOpts run{"cpu", "", 1, 3, 0};
 };
 
@@ -36,8 +38,8 @@ Tensor random_input(Backend& be, const Shape& s, uint32_t seed) {
 }
 
 void run(const Opts& o) {
-    if (o.mode != "both" && o.mode != "encode" && o.mode != "decode")
-        fail("bench", "--mode ", o.mode, " must be encode, decode or both");
+    if (o.mode != "both" && o.mode != "encode" && o.mode != "decode" && o.mode != "stream")
+        fail("bench", "--mode ", o.mode, " must be encode, decode, both or stream");
     o.run.validate();
     if (o.latent_frames < 1) fail("bench", "--latent_frames must be ≥ 1");
     VaeConfig cfg;
@@ -48,7 +50,10 @@ void run(const Opts& o) {
         cfg.num_res_blocks = o.num_res_blocks;
     }
     cfg.validate();
-    auto be = make_backend(o.run.device, o.run.threads);
+    auto base = make_backend(o.run.device, o.run.threads);
+    auto prof = std::make_shared<ProfilingBackend>(base);
+    prof->set_enabled(false);
+    std::shared_ptr<Backend> be = prof;
     std::shared_ptr<TensorSource> weights;
     if (o.checkpoint.empty()) {
         weights = synthetic_vae_weights(cfg, 1234);
@@ -67,22 +72,51 @@ void run(const Opts& o) {
 
     BenchReport rep;
     rep.bench = "vae";
-    rep.device = be->description();
+    rep.device = base->description();
     rep.config = {{"weights", o.checkpoint.empty() ? "random (seed 1234)" : o.checkpoint},
                   {"config", cat("dim ", cfg.dim, ", z_dim ", cfg.z_dim, ", num_res_blocks ", cfg.num_res_blocks)},
                   {"video", shape_str(vshape)},
                   {"latent", shape_str(zshape)},
                   {"load_ms", cat(load_ms)},
                   {"warmup+repeats", cat(o.run.warmup, "+", o.run.repeats)}};
-    if (o.mode != "decode") {
+    // Per-op breakdown of one more call (synchronised after each op), after the timed ones.
+    auto profile_rows = [&](const std::string& what, const std::function<void()>& fn) {
+        if (!o.profile) return;
+        prof->reset();
+        prof->set_enabled(true);
+        fn();
+        prof->synchronize();
+        prof->set_enabled(false);
+        double total = 0;
+        for (auto& [op, st] : prof->stats()) total += st.ms;
+        rep.rows.push_back({cat("profiled ", what, " (sum of ops, each synchronised)"), {total}, 0});
+        for (auto& [op, st] : prof->stats()) rep.rows.push_back({cat("  ", op, " x", st.calls), {st.ms}, st.flop});
+    };
+    if (o.mode == "stream") {
+        // StreamDiffusionV2's use: 4 pixel frames in → 1 latent frame, 1 latent frame → 4 pixel
+        // frames, caches warm (the first chunks of a clip are pushed before timing).
+        VaeStreamEncoder enc(vae);
+        VaeStreamDecoder dec(vae);
+        Tensor first = random_input(*be, {3, 1, o.height, o.width}, 1), four = random_input(*be, {3, 4, o.height, o.width}, 2);
+        Tensor z = random_input(*be, {cfg.z_dim, 1, o.height / f, o.width / f}, 3);
+        enc.push(first);
+        dec.push(z);
+        rep.rows.push_back({"stream encode: 4 frames -> 1 latent", time_repeats(*be, o.run.warmup, o.run.repeats, [&] { enc.push(four); }), 0});
+        rep.rows.push_back({"stream decode: 1 latent -> 4 frames", time_repeats(*be, o.run.warmup, o.run.repeats, [&] { dec.push(z); }), 0});
+        profile_rows("stream encode", [&] { enc.push(four); });
+        profile_rows("stream decode", [&] { dec.push(z); });
+    }
+    if (o.mode != "decode" && o.mode != "stream") {
         Tensor video = random_input(*be, vshape, 1);
         rep.rows.push_back(
             {cat("encode ", T, " frames"), time_repeats(*be, o.run.warmup, o.run.repeats, [&] { vae->encode(video); }), 0});
+        profile_rows("encode", [&] { vae->encode(video); });
     }
-    if (o.mode != "encode") {
+    if (o.mode != "encode" && o.mode != "stream") {
         Tensor z = random_input(*be, zshape, 2);
         rep.rows.push_back({cat("decode ", o.latent_frames, " latent frames"),
                             time_repeats(*be, o.run.warmup, o.run.repeats, [&] { vae->decode(z); }), 0});
+        profile_rows("decode", [&] { vae->decode(z); });
     }
     rep.config.push_back({"peak_rss_gib", cat(peak_rss_gib())});
     rep.print();
@@ -97,7 +131,9 @@ void setup(CLI::App& bench) {
     c->add_option("--width", o->width, "Pixel width (multiple of 8)")->capture_default_str();
     c->add_option("--latent_frames", o->latent_frames, "Latent frames (encode takes 1 + 4(n−1) pixel frames)")
         ->capture_default_str();
-    c->add_option("--mode", o->mode, "encode, decode or both")->capture_default_str();
+    c->add_option("--mode", o->mode, "encode, decode, both, or stream (4-frame chunks through the stream encoder/decoder)")
+        ->capture_default_str();
+    c->add_flag("--profile", o->profile, "Add a per-op breakdown of one more call");
     c->add_option("--dim", o->dim, "Base width of random-weight models")->capture_default_str();
     c->add_option("--num_res_blocks", o->num_res_blocks, "Residual blocks per stage of random-weight models")
         ->capture_default_str();

@@ -39,9 +39,25 @@ enum class Op : uint8_t {
     Upsample2x,    // nearest, spatial
     Fill,          // set every element to a value
     LinComb,       // out = Σ coef_k · in_k (samplers, guidance)
+    KvSinkWrite,   // KV-cache frame write with StreamDiffusionV2's adaptive sink, decided on the device
     COUNT
 };
 const char* op_name(Op op);
+
+// One new frame written into one row of a KV cache, the slot chosen with StreamDiffusionV2's
+// adaptive sink (models/causal_dit.h) where the data is, so no host round trip is needed:
+//   a_s = (cos(k̄_s, k̄_new) + cos(v̄_s, v̄_new)) / 2 for each sink slot s < sink, x̄ = the mean over
+//   the frame's tokens with heads flattened, cos as torch.cosine_similarity (eps 1e-8);
+//   d = argmin_s a_s (first minimum) if min_s a_s < threshold, else −1;
+//   slot = fixed_slot if ≥ 0 (the cache is still filling, or the chunk is re-written),
+//          else d if ≥ 0, else queue_front if ≥ 0, else ring_slot.
+// The frame's K/V go to tokens [slot·S, (slot + 1)·S) of the cache; decision (i32[2]) receives
+// (d, slot) for the host's slot policy to replay later.
+struct KvSinkWrite {
+    int64_t sink = 0, tokens = 0;  // sink slots; tokens S per frame
+    int64_t fixed_slot = -1, queue_front = -1, ring_slot = -1;
+    double threshold = 0;
+};
 
 enum class Activation : uint8_t { None, GeluTanh, GeluErf, Silu };
 enum class BinaryOp : uint8_t { Add, Mul };
@@ -87,8 +103,8 @@ public:
     virtual void download(const Tensor& src, void* dst) = 0;
     virtual void synchronize() = 0;
 
-    // Whether op runs here for these input/weight dtypes. The defaults below throw; a backend
-    // overrides what it implements and says so here.
+    // Whether op runs here for these input/weight dtypes (for Attention: q's and k/v's dtypes).
+    // The defaults below throw; a backend overrides what it implements and says so here.
     virtual bool supports(Op op, DType input, DType weight) const = 0;
     // The dtype a linear-layer weight stored as `stored` should be kept in on this backend
     // (WeightLoader converts once at load time). CPU: as stored (a bf16 checkpoint stays bf16, an
@@ -122,6 +138,10 @@ public:
     virtual void fill(const Tensor& y, float value);  // y contiguous, any float dtype
     // out = Σ_{k<n} coef[k]·in[k], 1 ≤ n ≤ 4, f32 contiguous, same shape; out may alias an input.
     virtual void lincomb(const Tensor* const* in, const float* coef, int n, const Tensor& out);
+    // k_new, v_new [S, N, hd] f32 contiguous; k_cache, v_cache [K·S, N, hd] contiguous, of the
+    // cache's dtype; decision i32[2] contiguous. Semantics at KvSinkWrite.
+    virtual void kv_sink_write(const Tensor& k_new, const Tensor& v_new, const Tensor& k_cache, const Tensor& v_cache,
+                               const KvSinkWrite& p, const Tensor& decision);
 
 protected:
     [[noreturn]] void unsupported(Op op) const;  // "[<name>] op <op> is not implemented"

@@ -91,6 +91,11 @@ void ProfilingBackend::channel_rms_norm(const Tensor& x, const Tensor& g, const 
 void ProfilingBackend::upsample2x(const Tensor& x, const Tensor& y) {
     timed("upsample2x", 0, [&] { inner_->upsample2x(x, y); });
 }
+void ProfilingBackend::kv_sink_write(const Tensor& kn, const Tensor& vn, const Tensor& kc, const Tensor& vc,
+                                     const KvSinkWrite& p, const Tensor& decision) {
+    timed("kv_sink_write", 0, [&] { inner_->kv_sink_write(kn, vn, kc, vc, p, decision); });
+}
+
 void ProfilingBackend::lincomb(const Tensor* const* in, const float* coef, int n, const Tensor& out) {
     timed("lincomb", 0, [&] { inner_->lincomb(in, coef, n, out); });
 }

@@ -60,6 +60,8 @@ public:
     void upsample2x(const Tensor& x, const Tensor& y) override;
     void fill(const Tensor& y, float v) override;
     void lincomb(const Tensor* const* in, const float* coef, int n, const Tensor& out) override;
+    void kv_sink_write(const Tensor& kn, const Tensor& vn, const Tensor& kc, const Tensor& vc, const KvSinkWrite& p,
+                       const Tensor& decision) override;
 
 private:
     template <class F>

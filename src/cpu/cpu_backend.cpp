@@ -60,6 +60,8 @@ bool CpuBackend::supports(Op op, DType input, DType weight) const {
         case Op::Embedding:
             return input == DType::F32 &&
                    (weight == DType::F32 || weight == DType::BF16 || weight == DType::F16);
+        case Op::Attention:  // f32 K/V only
+        case Op::KvSinkWrite: return input == DType::F32 && weight == DType::F32;
         default: return input == DType::F32;
     }
 }

@@ -48,6 +48,8 @@ public:
     void upsample2x(const Tensor& x, const Tensor& y) override;
     void fill(const Tensor& y, float value) override;                               // cpu_tensor.cpp
     void lincomb(const Tensor* const* in, const float* coef, int n, const Tensor& out) override;  // cpu_elementwise.cpp
+    void kv_sink_write(const Tensor& k_new, const Tensor& v_new, const Tensor& k_cache, const Tensor& v_cache,
+                       const KvSinkWrite& p, const Tensor& decision) override;                // cpu_kv.cpp
 
     ThreadPool& pool() { return pool_; }
 

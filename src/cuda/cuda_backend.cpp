@@ -231,11 +231,12 @@ public:
             case Op::Copy:
             case Op::Fill:
                 return input != DType::COUNT;
-            case Op::Linear:
-                return f32 && wfloat;
+            case Op::Linear:  // x and y f32 or bf16 (a bf16 y feeds the next linear without staging)
+                return (f32 || input == DType::BF16) && wfloat;
             case Op::Embedding:
                 return wfloat;
-            case Op::Attention:
+            case Op::Attention:  // K/V f32, or bf16 read in place (flash head dims; attention() checks)
+                return f32 && (weight == DType::F32 || weight == DType::BF16);
             case Op::LayerNorm:
             case Op::RMSNorm:
             case Op::NormModulate:
@@ -250,6 +251,8 @@ public:
             case Op::Upsample2x:
             case Op::LinComb:
                 return f32;
+            case Op::KvSinkWrite:  // f32 new K/V into an f32 or bf16 cache
+                return f32 && (weight == DType::F32 || weight == DType::BF16);
             default:
                 return false;
         }
@@ -260,7 +263,17 @@ public:
         NvtxRange r("wanrt::copy");
         check_here(src, "copy");
         check_here(dst, "copy");
-        if (src.shape() == dst.shape() && dst.numel() > 0 && src.ndim() <= kMaxDims &&
+        if (src.shape() == dst.shape() && src.is_contiguous() && dst.is_contiguous() &&
+            (src.dtype() == dst.dtype() || (src.dtype() == DType::F32 && dst.dtype() == DType::BF16) ||
+             (src.dtype() == DType::BF16 && dst.dtype() == DType::F32))) {
+            // whole blocks (a KV-cache frame write, a contiguous() of a contiguous view)
+            if (src.dtype() == dst.dtype())
+                CUDA_CHECK(cudaMemcpyAsync(dst.raw(), src.raw(), src.nbytes(), cudaMemcpyDeviceToDevice, stream_));
+            else if (dst.dtype() == DType::BF16)
+                launch_f32_to_bf16(src.data<float>(), dst.data<__nv_bfloat16>(), src.numel(), 1.f, stream_);
+            else
+                launch_bf16_to_f32(src.data<__nv_bfloat16>(), dst.data<float>(), src.numel(), stream_);
+        } else if (src.shape() == dst.shape() && dst.numel() > 0 && src.ndim() <= kMaxDims &&
             launch_copy_rows(src.raw(), dev_type(src.dtype()), broadcast_of(src, src.shape()), dst.raw(),
                              dev_type(dst.dtype()), broadcast_of(dst, dst.shape()), stream_)) {
             // the common case: slices and concatenations of rows (the VAE's frame caches)
@@ -274,6 +287,23 @@ public:
                                 dev_type(dst.dtype()), broadcast_of(dst, dst.shape()), dst.numel(), stream_);
         }
         wrote(dst);
+    }
+
+    void kv_sink_write(const Tensor& k_new, const Tensor& v_new, const Tensor& k_cache, const Tensor& v_cache,
+                       const KvSinkWrite& p, const Tensor& decision) override {
+        NvtxRange r("wanrt::kv_sink_write");
+        for (const Tensor* t : {&k_new, &v_new, &k_cache, &v_cache, &decision}) check_here(*t, "kv_sink_write");
+        WANRT_CHECK(p.sink <= 16, "cuda", "kv_sink_write takes at most 16 sink frames, got ", p.sink);
+        WANRT_CHECK(k_cache.dtype() == DType::BF16 || k_cache.dtype() == DType::F32, "cuda",
+                    "kv_sink_write cache must be bf16 or f32, got ", k_cache.describe());
+        const int64_t S = p.tokens, W = k_new.size(1) * k_new.size(2);
+        auto means = alloc(size_t(2 * (p.sink + 1) * W) * sizeof(double));
+        launch_kv_sink_write(k_new.data<float>(), v_new.data<float>(), k_cache.raw(), v_cache.raw(),
+                             dev_type(k_cache.dtype()), S, W, p.sink, p.fixed_slot, p.queue_front, p.ring_slot,
+                             p.threshold, static_cast<double*>(means->ptr()), decision.data<int32_t>(), stream_);
+        wrote(k_cache);
+        wrote(v_cache);
+        wrote(decision);
     }
 
     void fill(const Tensor& y, float value) override {
@@ -302,11 +332,14 @@ public:
 
     void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Activation act, const Tensor& y) override {
         NvtxRange r("wanrt::linear");
-        need_f32(x, "linear");
+        check_here(x, "linear");
+        check_here(y, "linear");
+        if (x.dtype() != DType::F32 && x.dtype() != DType::BF16) unsupported_dtype("linear", x.dtype());
+        if (y.dtype() != DType::F32 && y.dtype() != DType::BF16) unsupported_dtype("linear output", y.dtype());
         const int64_t K = x.size(-1), N = w.size(0), M = K > 0 ? x.numel() / K : y.numel() / N;
-        const __nv_bfloat16* xb = staged_bf16(x);
+        const __nv_bfloat16* xb = x.dtype() == DType::BF16 ? x.data<__nv_bfloat16>() : staged_bf16(x);
         const __nv_bfloat16* wb = weight_bf16(w);
-        gemm_->run(xb, wb, bias ? bias->data<float>() : nullptr, int(act), y.data<float>(), M, N, K);
+        gemm_->run(xb, wb, bias ? bias->data<float>() : nullptr, int(act), y.raw(), M, N, K, y.dtype() == DType::BF16);
         wrote(y);
     }
 
@@ -333,16 +366,35 @@ public:
                         "attention rel_bias must be contiguous [H, Lq + Lk - 1], got ", p.rel_bias.describe());
             a.rel_bias = p.rel_bias.data<float>();
         }
+        const bool kv_bf16 = k.dtype() == DType::BF16;
+        WANRT_CHECK(v.dtype() == k.dtype() && (kv_bf16 || k.dtype() == DType::F32), "cuda",
+                    "attention k/v must both be f32 or both bf16, got ", k.describe(), ", ", v.describe());
+        if (kv_bf16 && !flash_attention_supported(a.d, a.dv)) {
+            // The fp32 kernels of other head dims read f32 K/V: widen them (exact) and run those.
+            Tensor kf = empty(DType::F32, k.shape()), vf = empty(DType::F32, v.shape());
+            copy(k, kf);
+            copy(v, vf);
+            attention(q, kf, vf, p, out);
+            return;
+        }
         if (flash_attention_supported(a.d, a.dv)) {
-            // bf16 staging; q_scale is applied before rounding, as the reference scales q first.
-            auto qb = alloc(size_t(q.numel()) * 2), kb = alloc(size_t(k.numel()) * 2),
-                 vb = alloc(size_t(v.numel()) * 2);
+            // bf16 staging (bf16 K/V, e.g. a KV cache, are read in place); q_scale is applied before
+            // rounding, as the reference scales q first.
+            auto qb = alloc(size_t(q.numel()) * 2);
+            std::shared_ptr<Buffer> kb, vb;
             auto* qp = static_cast<__nv_bfloat16*>(qb->ptr());
-            auto* kp = static_cast<__nv_bfloat16*>(kb->ptr());
-            auto* vp = static_cast<__nv_bfloat16*>(vb->ptr());
             launch_f32_to_bf16(q.data<float>(), qp, q.numel(), p.q_scale, stream_);
-            launch_f32_to_bf16(k.data<float>(), kp, k.numel(), 1.f, stream_);
-            launch_f32_to_bf16(v.data<float>(), vp, v.numel(), 1.f, stream_);
+            const __nv_bfloat16 *kp, *vp;
+            if (kv_bf16) {
+                kp = static_cast<const __nv_bfloat16*>(k.raw());
+                vp = static_cast<const __nv_bfloat16*>(v.raw());
+            } else {
+                kb = alloc(size_t(k.numel()) * 2), vb = alloc(size_t(v.numel()) * 2);
+                launch_f32_to_bf16(k.data<float>(), static_cast<__nv_bfloat16*>(kb->ptr()), k.numel(), 1.f, stream_);
+                launch_f32_to_bf16(v.data<float>(), static_cast<__nv_bfloat16*>(vb->ptr()), v.numel(), 1.f, stream_);
+                kp = static_cast<const __nv_bfloat16*>(kb->ptr());
+                vp = static_cast<const __nv_bfloat16*>(vb->ptr());
+            }
             // Unmasked attention (every k_len covers all keys) goes to cuDNN's fused kernel when it
             // has an engine for the shape; masks and refused shapes take our flash kernel.
             bool masked = a.causal || a.window_left >= 0 || a.window_right >= 0 || a.rel_bias;

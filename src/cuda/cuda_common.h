@@ -190,8 +190,9 @@ public:
     GemmEngine(const GemmEngine&) = delete;
     GemmEngine& operator=(const GemmEngine&) = delete;
 
-    void run(const __nv_bfloat16* x, const __nv_bfloat16* w, const float* bias, int act, float* y, int64_t M, int64_t N,
-             int64_t K);
+    // y [M, N] f32, or bf16 when y_bf16 (rounded once from the fp32 result, after bias and activation).
+    void run(const __nv_bfloat16* x, const __nv_bfloat16* w, const float* bias, int act, void* y, int64_t M, int64_t N,
+             int64_t K, bool y_bf16 = false);
 
 private:
     struct Plan {
@@ -200,7 +201,7 @@ private:
         cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
         cublasLtMatmulAlgo_t algo{};
     };
-    // (M, N, K, epilogue, alignment class)
+    // (M, N, K, epilogue | output-type bit, alignment class)
     using Key = std::tuple<int64_t, int64_t, int64_t, int, int>;
     Plan& plan(int64_t M, int64_t N, int64_t K, int epilogue, int align);
 
@@ -277,7 +278,8 @@ public:
 
 private:
     struct Plan;
-    Plan* plan(const Conv3dShape& s);
+    Plan* plan(const Conv3dShape& s, const float* x, const float* w, float* y);  // x, w, y: to time candidates
+    bool execute(cudnnBackendDescriptor_t plan, int64_t workspace, const float* x, const float* w, float* y);
     cudaStream_t stream_;
     cudnnHandle_t handle_ = nullptr;
     std::map<std::vector<int64_t>, std::unique_ptr<Plan>> plans_;
@@ -293,5 +295,13 @@ void launch_channel_bias(float* y, const float* bias, int64_t O, int64_t S, cuda
 void launch_channel_rms_norm(const float* x, const float* gamma, float* y, int64_t C, int64_t S, cudaStream_t stream);
 // x [C·T, H, W] → y [C·T, 2H, 2W], nearest.
 void launch_upsample2x(const float* x, float* y, int64_t planes, int64_t H, int64_t W, cudaStream_t stream);
+
+// ---- launchers (cuda_kv.cu) ----
+// The adaptive-sink KV-cache frame write (KvSinkWrite in core/backend.h): k_new, v_new f32 [S, W];
+// k_cache, v_cache [K·S, W] of cache_type (F32 or BF16); means: device scratch of 2·(sink + 1)·W
+// doubles; decision: device i32[2] ← (d, slot). Three kernels, no host round trip.
+void launch_kv_sink_write(const float* k_new, const float* v_new, void* k_cache, void* v_cache, DevType cache_type,
+                          int64_t S, int64_t W, int64_t sink, int64_t fixed_slot, int64_t queue_front,
+                          int64_t ring_slot, double threshold, double* means, int32_t* decision, cudaStream_t stream);
 
 }  // namespace wanrt::cuda

@@ -1,7 +1,10 @@
 // Conv3d through the cuDNN 9 backend graph API: one CONVOLUTION_FORWARD operation on 5-D NCDHW
 // tensors (N = 1) with explicit pre/post paddings, so the causal (front-only) time padding of the
 // Wan VAE needs no padded copy. Plans are cached per shape; the VAE decodes frame by frame, so a
-// handful of shapes repeat for the whole clip.
+// handful of shapes repeat for the whole clip. The plan of a new shape is chosen by timing the
+// heuristic's first candidates on the call's own tensors (once per shape, like cudnn.benchmark).
+#include <algorithm>
+
 #include "cuda/cuda_common.h"
 #include "cuda/cuda_cudnn.h"
 
@@ -24,7 +27,37 @@ CudnnConv3d::~CudnnConv3d() {
     if (handle_) cudnnDestroy(handle_);
 }
 
-CudnnConv3d::Plan* CudnnConv3d::plan(const Conv3dShape& s) {
+bool CudnnConv3d::execute(cudnnBackendDescriptor_t plan, int64_t workspace, const float* x, const float* w, float* y) {
+    if (size_t(workspace) > workspace_bytes_) {
+        if (workspace_) {
+            CUDA_CHECK(cudaStreamSynchronize(stream_));
+            CUDA_CHECK(cudaFree(workspace_));
+        }
+        CUDA_CHECK(cudaMalloc(&workspace_, size_t(workspace)));
+        workspace_bytes_ = size_t(workspace);
+    }
+    int64_t uids[] = {1, 2, 3};
+    void* ptrs[] = {const_cast<float*>(x), const_cast<float*>(w), y};
+    try {
+        Desc vp(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
+        void* ws = workspace_;
+        vp.set(CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, 3, uids, "variant uids")
+            .set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, 3, ptrs, "variant pointers")
+            .set(CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws, "variant workspace")
+            .finalize("variant pack");
+        const cudnnStatus_t st = cudnnBackendExecute(handle_, plan, vp.get());
+        if (st != CUDNN_STATUS_SUCCESS) {
+            error_ = std::string("execute: ") + cudnnGetErrorString(st);
+            return false;
+        }
+    } catch (const BuildError& e) {
+        error_ = e.what;
+        return false;
+    }
+    return true;
+}
+
+CudnnConv3d::Plan* CudnnConv3d::plan(const Conv3dShape& s, const float* x, const float* w, float* y) {
     const std::vector<int64_t> key = {s.C,      s.T,      s.H,         s.W,         s.O,        s.kt,
                                       s.kh,     s.kw,     s.pad[0],    s.pad[1],    s.pad[2],   s.pad[3],
                                       s.pad[4], s.pad[5], s.stride[0], s.stride[1], s.stride[2]};
@@ -85,7 +118,27 @@ CudnnConv3d::Plan* CudnnConv3d::plan(const Conv3dShape& s) {
         keep.push_back(std::move(op));
         cudnnBackendDescriptor_t ops[] = {keep.back().get()};
 
-        const BuiltPlan bp = build_plan(handle_, ops, 1, keep);
+        // Candidates are timed on this call's tensors (y is overwritten; the caller's run follows).
+        // The heuristic's first choice is always a candidate; others only with workspaces up to
+        // max(its workspace, 1 GiB).
+        int64_t ws_cap = -1;
+        const PlanTimer timer = [&](cudnnBackendDescriptor_t pl, int64_t ws) -> double {
+            if (ws_cap < 0) ws_cap = std::max<int64_t>(ws, int64_t(1) << 30);
+            if (ws > ws_cap || !execute(pl, ws, x, w, y)) return -1;  // also the warm-up
+            cudaEvent_t a, b;
+            CUDA_CHECK(cudaEventCreate(&a));
+            CUDA_CHECK(cudaEventCreate(&b));
+            CUDA_CHECK(cudaEventRecord(a, stream_));
+            const bool ok = execute(pl, ws, x, w, y) && execute(pl, ws, x, w, y);
+            CUDA_CHECK(cudaEventRecord(b, stream_));
+            CUDA_CHECK(cudaEventSynchronize(b));
+            float ms = 0;
+            CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+            cudaEventDestroy(a);
+            cudaEventDestroy(b);
+            return ok ? ms : -1;
+        };
+        const BuiltPlan bp = build_plan(handle_, ops, 1, keep, timer);
         p->workspace = bp.workspace;
         p->plan = bp.plan;
         Plan* r = p.get();
@@ -99,35 +152,8 @@ CudnnConv3d::Plan* CudnnConv3d::plan(const Conv3dShape& s) {
 }
 
 bool CudnnConv3d::run(const Conv3dShape& s, const float* x, const float* w, float* y) {
-    Plan* p = plan(s);
-    if (!p) return false;
-    if (size_t(p->workspace) > workspace_bytes_) {
-        if (workspace_) {
-            CUDA_CHECK(cudaStreamSynchronize(stream_));
-            CUDA_CHECK(cudaFree(workspace_));
-        }
-        CUDA_CHECK(cudaMalloc(&workspace_, size_t(p->workspace)));
-        workspace_bytes_ = size_t(p->workspace);
-    }
-    int64_t uids[] = {1, 2, 3};
-    void* ptrs[] = {const_cast<float*>(x), const_cast<float*>(w), y};
-    try {
-        Desc vp(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
-        void* ws = workspace_;
-        vp.set(CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, 3, uids, "variant uids")
-            .set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, 3, ptrs, "variant pointers")
-            .set(CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws, "variant workspace")
-            .finalize("variant pack");
-        const cudnnStatus_t st = cudnnBackendExecute(handle_, p->plan, vp.get());
-        if (st != CUDNN_STATUS_SUCCESS) {
-            error_ = std::string("execute: ") + cudnnGetErrorString(st);
-            return false;
-        }
-    } catch (const BuildError& e) {
-        error_ = e.what;
-        return false;
-    }
-    return true;
+    Plan* p = plan(s, x, w, y);
+    return p && execute(p->plan, p->workspace, x, w, y);
 }
 
 }  // namespace wanrt::cuda

@@ -3,6 +3,7 @@
 // BuildError, which the callers turn into a fallback, never into an abort.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -51,14 +52,18 @@ private:
 };
 
 // Builds the operation graph of ops, asks cuDNN's heuristics (mode A) for engine configs and
-// finalizes the first that yields an execution plan. Every descriptor the plan needs alive is
-// moved into keep. Throws BuildError when no config works.
+// finalizes the first that yields an execution plan — or, given time_plan, times up to `candidates`
+// finalizable plans with it (ms, < 0 = unusable) and keeps the fastest (PyTorch's
+// cudnn.benchmark: the heuristic's first choice is often far from the best for 3-D convs). Every
+// descriptor the plan needs alive is moved into keep. Throws BuildError when no config works.
 struct BuiltPlan {
     cudnnBackendDescriptor_t plan = nullptr;
     int64_t workspace = 0;
 };
+using PlanTimer = std::function<double(cudnnBackendDescriptor_t plan, int64_t workspace)>;
+
 inline BuiltPlan build_plan(cudnnHandle_t handle, const cudnnBackendDescriptor_t* ops, int64_t n_ops,
-                            std::vector<Desc>& keep) {
+                            std::vector<Desc>& keep, const PlanTimer& time_plan = {}, int candidates = 8) {
     Desc graph(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
     graph.set(CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle, "graph handle")
         .set(CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, n_ops, ops, "graph ops")
@@ -87,7 +92,11 @@ inline BuiltPlan build_plan(cudnnHandle_t handle, const cudnnBackendDescriptor_t
                                  raw.data()) != CUDNN_STATUS_SUCCESS)
         throw BuildError{"get engine configs"};
     std::string why = "no engine config finalized";
-    for (int64_t i = 0; i < got; ++i) {
+    std::vector<Desc> plans;
+    std::vector<BuiltPlan> built;
+    int best = -1;
+    double best_ms = 0;
+    for (int64_t i = 0; i < got && int(plans.size()) < (time_plan ? candidates : 1); ++i) {
         Desc pl(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
         try {
             pl.set(CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle, "plan handle")
@@ -102,12 +111,17 @@ inline BuiltPlan build_plan(cudnnHandle_t handle, const cudnnBackendDescriptor_t
         cudnnBackendGetAttribute(pl.get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &n,
                                  &r.workspace);
         r.plan = pl.get();
-        keep.push_back(std::move(heur));
-        for (auto& c : cfgs) keep.push_back(std::move(c));
-        keep.push_back(std::move(pl));
-        return r;
+        const double ms = time_plan ? time_plan(r.plan, r.workspace) : 0;
+        if (ms >= 0 && (best < 0 || ms < best_ms)) best = int(plans.size()), best_ms = ms;
+        if (ms < 0) why = "every timed engine failed to execute";
+        plans.push_back(std::move(pl));
+        built.push_back(r);
     }
-    throw BuildError{why};
+    if (best < 0) throw BuildError{why};
+    keep.push_back(std::move(heur));
+    for (auto& c : cfgs) keep.push_back(std::move(c));
+    keep.push_back(std::move(plans[size_t(best)]));  // the other candidates are destroyed here
+    return built[size_t(best)];
 }
 
 }  // namespace wanrt::cuda

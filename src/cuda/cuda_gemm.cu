@@ -1,5 +1,6 @@
-// bf16 GEMMs through cuBLASLt: y = x·wᵀ (+ bias, + gelu_tanh) with fp32 accumulation and fp32
-// output, planned once per shape (descriptor + heuristic's best algorithm) and cached.
+// bf16 GEMMs through cuBLASLt: y = x·wᵀ (+ bias, + gelu_tanh) with fp32 accumulation and fp32 or
+// bf16 output (rounded once, from the fp32 result), planned once per shape (descriptor + heuristic's
+// best algorithm) and cached.
 //
 // Row-major y [M, N] = x [M, K] · w [N, K]ᵀ is column-major yᵀ [N, M] = w' · x' where w' is the
 // stored w read as a K×N column-major matrix (transposed by the op) and x' is x as K×M.
@@ -12,6 +13,7 @@ namespace wanrt::cuda {
 namespace {
 
 enum Epi { kEpiNone = 0, kEpiBias = 1, kEpiGelu = 2, kEpiGeluBias = 3 };
+constexpr int kOutBf16 = 8;  // plan-key bit: bf16 output
 
 __device__ __forceinline__ float act_fn(int act, float x) {
     switch (act) {
@@ -26,19 +28,27 @@ __device__ __forceinline__ float act_fn(int act, float x) {
     }
 }
 
-__global__ void bias_act_kernel(float* __restrict__ y, const float* __restrict__ bias, int act, int64_t N, int64_t n) {
+__device__ __forceinline__ float load_f(const float* p) { return *p; }
+__device__ __forceinline__ float load_f(const __nv_bfloat16* p) { return __bfloat162float(*p); }
+__device__ __forceinline__ void store_f(float* p, float v) { *p = v; }
+__device__ __forceinline__ void store_f(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
+
+// In place on y, for the fallback paths (a bf16 y is then rounded twice, as by unfused ops).
+template <class Y>
+__global__ void bias_act_kernel(Y* __restrict__ y, const float* __restrict__ bias, int act, int64_t N, int64_t n) {
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-        float v = y[i];
+        float v = load_f(y + i);
         if (bias) v += bias[i % N];
-        y[i] = act_fn(act, v);
+        store_f(y + i, act_fn(act, v));
     }
 }
 
 // Fallback for shapes cuBLASLt has no algorithm for (odd K with misaligned rows): 32×32 tiles
 // through shared memory, fp32 accumulation.
 constexpr int kT = 32;
+template <class Y>
 __global__ void gemm_fallback_kernel(const __nv_bfloat16* __restrict__ x, const __nv_bfloat16* __restrict__ w,
-                                     float* __restrict__ y, int64_t M, int64_t N, int64_t K) {
+                                     Y* __restrict__ y, int64_t M, int64_t N, int64_t K) {
     __shared__ float xs[kT][kT + 1];
     __shared__ float ws[kT][kT + 1];
     const int tx = threadIdx.x, ty = threadIdx.y;  // 32 × 8
@@ -61,14 +71,14 @@ __global__ void gemm_fallback_kernel(const __nv_bfloat16* __restrict__ x, const 
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
         const int64_t m = m0 + ty + 8 * i, n = n0 + tx;
-        if (m < M && n < N) y[m * N + n] = acc[i];
+        if (m < M && n < N) store_f(y + m * N + n, acc[i]);
     }
 }
 
-int alignment_class(const void* x, const void* w, const void* y, const void* bias, int64_t K, int64_t N) {
+int alignment_class(const void* x, const void* w, const void* y, const void* bias, int64_t K, int64_t N, int y_bytes) {
     // Largest power of two ≤ 16 dividing every address and leading dimension (in bytes).
     uintptr_t bits = reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(w) | reinterpret_cast<uintptr_t>(y) |
-                     reinterpret_cast<uintptr_t>(bias) | uintptr_t(K * 2) | uintptr_t(N * 4);
+                     reinterpret_cast<uintptr_t>(bias) | uintptr_t(K * 2) | uintptr_t(N * y_bytes);
     int a = 16;
     while (a > 1 && (bits & uintptr_t(a - 1))) a >>= 1;
     return a;
@@ -100,6 +110,8 @@ GemmEngine::Plan& GemmEngine::plan(int64_t M, int64_t N, int64_t K, int epilogue
     const cublasOperation_t opT = CUBLAS_OP_T, opN = CUBLAS_OP_N;
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opT, sizeof(opT)));
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opN, sizeof(opN)));
+    const bool out_bf16 = epilogue & kOutBf16;
+    epilogue &= ~kOutBf16;
     cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_DEFAULT;
     if (epilogue == kEpiBias) epi = CUBLASLT_EPILOGUE_BIAS;
     if (epilogue == kEpiGelu) epi = CUBLASLT_EPILOGUE_GELU;
@@ -111,7 +123,7 @@ GemmEngine::Plan& GemmEngine::plan(int64_t M, int64_t N, int64_t K, int epilogue
     }
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_16BF, uint64_t(K), uint64_t(N), K));
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_16BF, uint64_t(K), uint64_t(M), K));
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.c, CUDA_R_32F, uint64_t(N), uint64_t(M), N));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.c, out_bf16 ? CUDA_R_16BF : CUDA_R_32F, uint64_t(N), uint64_t(M), N));
 
     cublasLtMatmulPreference_t pref;
     CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
@@ -132,23 +144,24 @@ GemmEngine::Plan& GemmEngine::plan(int64_t M, int64_t N, int64_t K, int epilogue
     return p;
 }
 
-void GemmEngine::run(const __nv_bfloat16* x, const __nv_bfloat16* w, const float* bias, int act, float* y, int64_t M,
-                     int64_t N, int64_t K) {
+void GemmEngine::run(const __nv_bfloat16* x, const __nv_bfloat16* w, const float* bias, int act, void* y, int64_t M,
+                     int64_t N, int64_t K, bool y_bf16) {
     if (M == 0 || N == 0) return;
-    const int align = alignment_class(x, w, y, bias, K, N);
+    const int align = alignment_class(x, w, y, bias, K, N, y_bf16 ? 2 : 4);
+    const int out = y_bf16 ? kOutBf16 : 0;
     // Epilogue choice: cuBLASLt's GELU is the tanh form, which is exactly gelu_tanh.
     int epi = bias ? kEpiBias : kEpiNone;
     if (act == 1) epi |= kEpiGelu;
     int post_act = (act == 1) ? 0 : act;
     const float* post_bias = nullptr;
-    Plan* p = K > 0 ? &plan(M, N, K, epi, align) : nullptr;
+    Plan* p = K > 0 ? &plan(M, N, K, epi | out, align) : nullptr;
     if (p && !p->ok && epi != kEpiNone) {  // retry without epilogue, finish in a kernel
-        p = &plan(M, N, K, kEpiNone, align);
+        p = &plan(M, N, K, kEpiNone | out, align);
         post_bias = bias;
         post_act = act;
     }
     if (p && p->ok) {
-        if (p == &plan(M, N, K, epi, align) && (epi & kEpiBias))
+        if (p == &plan(M, N, K, epi | out, align) && (epi & kEpiBias))
             CUBLAS_CHECK(
                 cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
         const float alpha = 1.f, beta = 0.f;
@@ -158,13 +171,19 @@ void GemmEngine::run(const __nv_bfloat16* x, const __nv_bfloat16* w, const float
         post_bias = bias;
         post_act = act;
         dim3 grid(div_up(N, kT), div_up(M, kT));
-        gemm_fallback_kernel<<<grid, dim3(32, 8), 0, stream_>>>(x, w, y, M, N, K);
+        if (y_bf16)
+            gemm_fallback_kernel<<<grid, dim3(32, 8), 0, stream_>>>(x, w, static_cast<__nv_bfloat16*>(y), M, N, K);
+        else
+            gemm_fallback_kernel<<<grid, dim3(32, 8), 0, stream_>>>(x, w, static_cast<float*>(y), M, N, K);
         CUDA_CHECK_LAUNCH();
     }
     if (post_bias || post_act) {
         const int64_t n = M * N;
         const int blocks = int(std::min<int64_t>((n + 255) / 256, 1 << 20));
-        bias_act_kernel<<<blocks, 256, 0, stream_>>>(y, post_bias, post_act, N, n);
+        if (y_bf16)
+            bias_act_kernel<<<blocks, 256, 0, stream_>>>(static_cast<__nv_bfloat16*>(y), post_bias, post_act, N, n);
+        else
+            bias_act_kernel<<<blocks, 256, 0, stream_>>>(static_cast<float*>(y), post_bias, post_act, N, n);
         CUDA_CHECK_LAUNCH();
     }
 }

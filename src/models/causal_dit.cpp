@@ -48,21 +48,18 @@ int64_t KvSlotPolicy::rope_start(int64_t start_frame, int64_t frames) const {
 void KvSlotPolicy::report_similarity(const std::vector<double>& a) {
     if (int64_t(a.size()) != sink_) fail("causal_dit", "adaptive sink: ", a.size(), " similarities for ", sink_, " sink frames");
     const auto it = std::min_element(a.begin(), a.end());  // first minimum, as torch.argmin
-    if (*it < adapt_) queue_.insert(queue_.begin(), int64_t(it - a.begin()));
+    report_decision(*it < adapt_ ? int64_t(it - a.begin()) : -1);
 }
 
-KvSlotPolicy::Plan KvSlotPolicy::plan(int64_t start_frame, int64_t frames) {
+void KvSlotPolicy::report_decision(int64_t d) {
+    if (d >= sink_) fail("causal_dit", "adaptive sink: decision ", d, " is not a sink slot (", sink_, " sink frames)");
+    if (d >= 0) queue_.insert(queue_.begin(), d);
+}
+
+void KvSlotPolicy::check_chunk(int64_t start_frame, int64_t frames) const {
     if (capacity_ == 0) fail("causal_dit", "KV slot policy used before it was configured");
     if (frames < 1) fail("causal_dit", "a chunk needs at least one frame, got ", frames);
-    Plan p;
-    if (start_frame == last_start_ && frames == last_frames_) {
-        // Another pass over the same chunk (next denoising step, clean pass): same slots, no eviction.
-        p.slots = last_slots_;
-        p.rope_start = last_rope_;
-        p.read_frames = filled_;
-        p.rewrite = true;
-        return p;
-    }
+    if (is_rewrite(start_frame, frames)) return;
     if (last_start_ >= 0 && start_frame < last_start_ + last_frames_)
         fail("causal_dit", "chunk starting at frame ", start_frame, " overlaps or precedes the previous chunk [",
              last_start_, ", ", last_start_ + last_frames_, "); chunks must come in order (reset the cache to restart)");
@@ -74,6 +71,46 @@ KvSlotPolicy::Plan KvSlotPolicy::plan(int64_t start_frame, int64_t frames) {
     if (pos + frames > 1024)
         fail("causal_dit", "RoPE positions up to ", pos + frames, " exceed the 1024-entry table; stream with a "
              "rolling cache (position refresh) or generate fewer frames");
+}
+
+KvSinkWrite KvSlotPolicy::sink_write(int64_t start_frame, int64_t frames) const {
+    check_chunk(start_frame, frames);
+    WANRT_ASSERT(wants_similarity(frames));
+    KvSinkWrite w;
+    w.sink = sink_;
+    w.threshold = adapt_;
+    if (is_rewrite(start_frame, frames)) {
+        w.fixed_slot = last_slots_[0];
+    } else if (filled_ < capacity_) {
+        w.fixed_slot = filled_;
+    } else {
+        w.queue_front = queue_.empty() ? -1 : queue_.front();
+        w.ring_slot = sink_ + ring_;
+    }
+    return w;
+}
+
+KvSlotPolicy::Plan KvSlotPolicy::commit(int64_t d, int64_t start_frame, int64_t frames) {
+    report_decision(d);
+    return plan(start_frame, frames);
+}
+
+int64_t KvSlotPolicy::read_frames_after(int64_t start_frame, int64_t frames) const {
+    return is_rewrite(start_frame, frames) ? filled_ : std::min(capacity_, filled_ + frames);
+}
+
+KvSlotPolicy::Plan KvSlotPolicy::plan(int64_t start_frame, int64_t frames) {
+    check_chunk(start_frame, frames);
+    Plan p;
+    if (is_rewrite(start_frame, frames)) {
+        // Another pass over the same chunk (next denoising step, clean pass): same slots, no eviction.
+        p.slots = last_slots_;
+        p.rope_start = last_rope_;
+        p.read_frames = filled_;
+        p.rewrite = true;
+        return p;
+    }
+    const int64_t pos = rope_start(start_frame, frames);
     for (int64_t f = 0; f < frames; ++f) {
         int64_t slot;
         if (filled_ < capacity_) {
@@ -83,7 +120,7 @@ KvSlotPolicy::Plan KvSlotPolicy::plan(int64_t start_frame, int64_t frames) {
             queue_.erase(queue_.begin());
         } else {
             slot = sink_ + ring_;  // oldest non-sink frame
-            ring_ = (ring_ + 1) % ring;
+            ring_ = (ring_ + 1) % (capacity_ - sink_);
         }
         p.slots.push_back(slot);
         slot_frame_[size_t(slot)] = start_frame + f;
@@ -107,7 +144,22 @@ int64_t KvCache::bytes() const {
     return b;
 }
 
+void KvCache::settle() {
+    if (!any_pending) return;
+    any_pending = false;  // first: row_policy() below must not recurse
+    std::vector<int32_t> d(size_t(decisions.numel()));
+    decisions.backend()->download(decisions, d.data());
+    for (size_t i = 0; i < pending.size(); ++i) {
+        if (pending[i].start_frame < 0) continue;
+        const KvSlotPolicy::Plan p = policy[i].commit(d[2 * i], pending[i].start_frame, pending[i].frames);
+        WANRT_ASSERT(p.slots.size() == 1 && p.slots[0] == d[2 * i + 1]);
+        pending[i] = {};
+    }
+}
+
 void KvCache::reset() {
+    for (Pending& p : pending) p = {};  // the decisions belong to the history being dropped
+    any_pending = false;
     for (KvSlotPolicy& p : policy) p.reset();
     // Zeroed like a fresh cache, so a restarted stream (adaptive sink reads empty sink slots) is
     // deterministic.
@@ -120,6 +172,7 @@ void KvCache::reset() {
 void KvCache::copy_row(int64_t from, int64_t to) {
     if (from < 0 || to < 0 || from >= rows || to >= rows) fail("causal_dit", "cache row ", from, " or ", to, " outside [0, ", rows, ")");
     if (from == to) return;
+    settle();
     for (size_t l = 0; l < k.size(); ++l) {
         k[l].backend()->copy(k[l].select(0, from), k[l].select(0, to));
         v[l].backend()->copy(v[l].select(0, from), v[l].select(0, to));
@@ -171,6 +224,10 @@ std::vector<double> adaptive_sink_similarity(const Tensor& k_new, const Tensor& 
     return a;
 }
 
+DType kv_dtype(const Backend& be) {
+    return be.supports(Op::Attention, DType::F32, DType::BF16) ? DType::BF16 : DType::F32;
+}
+
 CausalDitModel::CausalDitModel(std::shared_ptr<const DitModel> base) : base_(std::move(base)), w_(base_->weights()) {
     const DitConfig& c = base_->config();
     if (c.is_i2v())
@@ -198,10 +255,13 @@ KvCache CausalDitModel::make_cache(int64_t rows, int64_t capacity, int64_t laten
     kc.capacity = capacity;
     kc.tokens_per_frame = (latent_h / c.patch_h) * (latent_w / c.patch_w);
     kc.policy.assign(size_t(rows * c.num_layers), KvSlotPolicy(capacity, sink, refresh_frame, adapt_threshold));
+    kc.pending.assign(kc.policy.size(), {});
+    if (adapt_threshold > -1 && sink > 0) kc.decisions = backend().empty(DType::I32, {c.num_layers, rows, 2});
     const Shape shape{rows, capacity * kc.tokens_per_frame, c.num_heads, c.head_dim()};  // [R, K·S, N, hd]
+    const DType dt = kv_dtype(backend());
     for (int64_t l = 0; l < c.num_layers; ++l) {
-        kc.k.push_back(ops::zeros(backend(), shape));
-        kc.v.push_back(ops::zeros(backend(), shape));
+        kc.k.push_back(ops::full(backend(), dt, shape, 0.0f));
+        kc.v.push_back(ops::full(backend(), dt, shape, 0.0f));
     }
     return kc;
 }
@@ -221,8 +281,9 @@ CrossKvCache CausalDitModel::make_cross_cache(const Tensor& context) const {
         const DitBlockWeights& b = w_.blocks[size_t(l)];
         Tensor k = b.ca_k(ctx), v = b.ca_v(ctx);  // [1, Lt, D]
         if (c.qk_norm) k = ops::rms_norm(k, b.ca_norm_k, c.eps);
-        cc.k.push_back(k.reshape({1, Lt, N, hd}));
-        cc.v.push_back(v.reshape({1, Lt, N, hd}));
+        const DType dt = kv_dtype(backend());  // the attention would round them to this anyway
+        cc.k.push_back(ops::to_dtype(k, dt).reshape({1, Lt, N, hd}));
+        cc.v.push_back(ops::to_dtype(v, dt).reshape({1, Lt, N, hd}));
     }
     return cc;
 }
@@ -264,6 +325,7 @@ std::vector<Tensor> CausalDitModel::forward(const std::vector<CausalChunk>& rows
     }
 
     // ---- RoPE starts per row (the same for every layer; slots are planned per layer below)
+    cache.settle();  // the previous call's device-decided slots
     std::vector<RopeGrid> grids;
     for (int64_t r = 0; r < R; ++r) {
         const KvSlotPolicy& p = cache.row_policy(0, r);
@@ -310,28 +372,41 @@ std::vector<Tensor> CausalDitModel::forward(const std::vector<CausalChunk>& rows
         v = v.reshape({R, L, N, hd});
         const Tensor& kc = cache.k[size_t(li)];  // [R, K·S, N, hd]
         const Tensor& vc = cache.v[size_t(li)];
-        std::vector<KvSlotPolicy::Plan> plans;
-        for (int64_t r = 0; r < R; ++r) {
-            KvSlotPolicy& pol = cache.row_policy(li, r);
-            if (pol.wants_similarity(F)) pol.report_similarity(adaptive_sink_similarity(k.select(0, r), v.select(0, r), kc.select(0, r), vc.select(0, r), pol.sink(), S));
-            plans.push_back(pol.plan(rows[size_t(r)].start_frame, F));
-            WANRT_ASSERT(plans.back().rope_start == grids[size_t(r)].frame_offset);
-        }
-        for (int64_t r = 0; r < R; ++r)  // write before attending: the chunk sees itself
+        std::vector<int64_t> read_frames;
+        for (int64_t r = 0; r < R; ++r) {  // write before attending: the chunk sees itself
+            const size_t pi = size_t(li * R + r);
+            KvSlotPolicy& pol = cache.policy[pi];  // not row_policy(): it would settle this layer's decisions
+            const int64_t start = rows[size_t(r)].start_frame;
+            if (pol.wants_similarity(F)) {
+                // Adaptive sink: similarity, decision and write on the device (SD computes the
+                // similarity from this frame's K/V before caching it); the policy replays it later.
+                KvSinkWrite sw = pol.sink_write(start, F);
+                sw.tokens = S;
+                ops::kv_sink_write(k.select(0, r), v.select(0, r), kc.select(0, r), vc.select(0, r), sw,
+                                   cache.decisions.select(0, li).select(0, r));
+                read_frames.push_back(pol.read_frames_after(start, F));
+                cache.pending[pi] = {start, F};
+                cache.any_pending = true;
+                continue;
+            }
+            const KvSlotPolicy::Plan plan = pol.plan(start, F);
+            WANRT_ASSERT(plan.rope_start == grids[size_t(r)].frame_offset);
+            read_frames.push_back(plan.read_frames);
             for (int64_t f = 0; f < F; ++f) {
-                const int64_t s0 = plans[size_t(r)].slots[size_t(f)] * S;
+                const int64_t s0 = plan.slots[size_t(f)] * S;
                 be.copy(k.select(0, r).slice(0, f * S, (f + 1) * S), kc.select(0, r).slice(0, s0, s0 + S));
                 be.copy(v.select(0, r).slice(0, f * S, (f + 1) * S), vc.select(0, r).slice(0, s0, s0 + S));
             }
+        }
         Tensor a;  // [R, L, N, hd]
         if (R == 1) {
-            const int64_t n = plans[0].read_frames * S;
+            const int64_t n = read_frames[0] * S;
             a = ops::attention(q, kc.slice(1, 0, n), vc.slice(1, 0, n));  // contiguous prefix views
         } else {
             // Row by row, so each row reads a contiguous prefix of its own cache row without a copy.
             a = be.empty(DType::F32, {R, L, N, hd});
             for (int64_t r = 0; r < R; ++r) {
-                const int64_t n = plans[size_t(r)].read_frames * S;
+                const int64_t n = read_frames[size_t(r)] * S;
                 Tensor ar = ops::attention(q.select(0, r).unsqueeze(0), kc.select(0, r).slice(0, 0, n).unsqueeze(0),
                                            vc.select(0, r).slice(0, 0, n).unsqueeze(0));
                 be.copy(ar.select(0, 0), a.select(0, r));
@@ -349,7 +424,8 @@ std::vector<Tensor> CausalDitModel::forward(const std::vector<CausalChunk>& rows
         // feed-forward
         xf = x.reshape({R * F, S, D});
         h = ops::norm_modulate(xf, mod(3), mod(4), c.eps);
-        ops::gated_residual(xf, b.ffn2(b.ffn0(h, Activation::GeluTanh)), mod(5));
+        const DType hid = ops::linear_chain_dtype(be, b.ffn2.w.dtype());  // [R·L, ffn] only feeds ffn2
+        ops::gated_residual(xf, b.ffn2(b.ffn0(h, Activation::GeluTanh, hid)), mod(5));
         if (dump) dump("block" + std::to_string(li) + "_out", x);
     }
     if (!want_output) return {};

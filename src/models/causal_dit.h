@@ -11,7 +11,7 @@
 //   * cross-attention K/V computed once per prompt (CrossKvCache) and reused on every call;
 //   * inputs are not padded (L = F·h·w tokens exactly).
 //
-// Layout (PyTorch order, f32 on the model's backend): a chunk latent is [C, F, H, W]; the
+// Layout (PyTorch order, f32 on the model's backend; caches in kv_dtype): a chunk latent is [C, F, H, W]; the
 // self-attention cache of a layer is k, v [R, K·S, heads, head_dim] where R = rows (independent
 // streams: the stream-batch slots of StreamDiffusionV2), K = cache capacity in frames and S = h·w
 // tokens per frame. Frame slot j of row r holds tokens [j·S, (j+1)·S). The cache tensors are
@@ -74,6 +74,17 @@ public:
     // for it. Entries wait while the cache fills, as in SD.
     bool wants_similarity(int64_t frames) const { return adapt_ > -1 && sink_ > 0 && frames == 1; }
     void report_similarity(const std::vector<double>& a);
+    // The same decision made elsewhere: d = the sink slot to queue, or −1 for none.
+    void report_decision(int64_t d);
+
+    // Device-decided writes (KvSinkWrite, the GPU path): the slot inputs for a 1-frame chunk, checked
+    // like plan() but without changing state; the device picks the slot from its similarity, and
+    // commit(d, …) later replays report_decision(d) + plan(), returning the same slot.
+    KvSinkWrite sink_write(int64_t start_frame, int64_t frames) const;
+    Plan commit(int64_t d, int64_t start_frame, int64_t frames);
+    // Slots a chunk reads after plan()/sink_write() wrote it.
+    int64_t read_frames_after(int64_t start_frame, int64_t frames) const;
+    double adapt_threshold() const { return adapt_; }
 
     void reset();
     int64_t capacity() const { return capacity_; }
@@ -84,6 +95,8 @@ public:
     const std::vector<int64_t>& queued_sink_slots() const { return queue_; }
 
 private:
+    bool is_rewrite(int64_t start_frame, int64_t frames) const { return start_frame == last_start_ && frames == last_frames_; }
+    void check_chunk(int64_t start_frame, int64_t frames) const;  // the errors of plan()
     int64_t capacity_ = 0, sink_ = 0, refresh_ = 0;
     double adapt_ = -1;
     int64_t filled_ = 0, ring_ = 0;
@@ -91,16 +104,37 @@ private:
     std::vector<int64_t> last_slots_, slot_frame_, queue_;
 };
 
-// Self-attention KV cache of every layer: k, v f32 [rows, capacity·S, heads, head_dim] each.
+// The dtype K/V caches are kept in on a backend: bf16 where its attention reads bf16 K/V in place
+// (the GPU, whose attention runs in bf16 anyway: half the cache memory and traffic, no widening
+// copy per call), else f32 (the CPU, exact against the f32 reference).
+DType kv_dtype(const Backend& be);
+
+// Self-attention KV cache of every layer: k, v [rows, capacity·S, heads, head_dim] each, of
+// kv_dtype(backend).
 // Slot policies are per layer and row (layers agree unless the adaptive sink decides differently
 // from their own K/V, as in SD); RoPE positions are the same for all layers.
+//
+// With the adaptive sink, a backend that has KvSinkWrite decides the slot of each new frame on the
+// device (no host round trip per layer); the decisions wait in `decisions` and settle() replays them
+// into the policies — forward() does at its start (one download per call), row_policy() before it
+// answers.
 struct KvCache {
     std::vector<Tensor> k, v;             // per layer
-    std::vector<KvSlotPolicy> policy;     // [layer · rows + row]
+    std::vector<KvSlotPolicy> policy;     // [layer · rows + row]; read through row_policy()
     int64_t rows = 0, capacity = 0, tokens_per_frame = 0;
 
-    KvSlotPolicy& row_policy(int64_t layer, int64_t row) { return policy[size_t(layer * rows + row)]; }
-    const KvSlotPolicy& row_policy(int64_t layer, int64_t row) const { return policy[size_t(layer * rows + row)]; }
+    struct Pending {
+        int64_t start_frame = -1, frames = 0;  // start −1: nothing pending
+    };
+    Tensor decisions;                     // i32 [layers, rows, 2]: (d, slot) of device-decided writes
+    std::vector<Pending> pending;         // [layer · rows + row]
+    bool any_pending = false;
+
+    KvSlotPolicy& row_policy(int64_t layer, int64_t row) {
+        settle();
+        return policy[size_t(layer * rows + row)];
+    }
+    void settle();                        // commits pending device decisions (one download)
     int64_t bytes() const;                // total bytes of all cache tensors
     void reset();                         // forget the history and zero the tensors (in place)
     // Copies row `from` (tensors and policies) into row `to`: StreamDiffusionV2's stream-batch start.

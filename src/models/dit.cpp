@@ -231,12 +231,13 @@ std::vector<Tensor> DitModel::forward(const std::vector<DitSample>& batch, int64
         // (at 480p/81 frames it would be 1.2 GB in f32); rows are independent, so this is exact.
         h = ops::norm_modulate(x, mod(3), mod(4), c.eps);
         const int64_t chunk = ffn_chunk_tokens_ > 0 ? ffn_chunk_tokens_ : std::max<int64_t>(1, kFfnChunkElems / c.ffn_dim);
+        const DType hid = ops::linear_chain_dtype(backend(), b.ffn2.w.dtype());  // the hidden state only feeds ffn2
         for (int64_t bi = 0; bi < B; ++bi) {
             for (int64_t l0 = 0; l0 < seq_len; l0 += chunk) {
                 const int64_t l1 = std::min(seq_len, l0 + chunk);
                 Tensor hx = h.select(0, bi).slice(0, l0, l1).unsqueeze(0);  // [1, n, D]
                 Tensor xx = x.select(0, bi).slice(0, l0, l1).unsqueeze(0);  // [1, n, D], a view of x
-                ops::gated_residual(xx, b.ffn2(b.ffn0(hx, Activation::GeluTanh)), mod(5).slice(0, bi, bi + 1));
+                ops::gated_residual(xx, b.ffn2(b.ffn0(hx, Activation::GeluTanh, hid)), mod(5).slice(0, bi, bi + 1));
             }
         }
         if (dump) dump("block" + std::to_string(li) + "_out", x);

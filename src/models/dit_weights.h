@@ -11,7 +11,9 @@ namespace wanrt {
 
 struct Linear {
     Tensor w, b;  // w [out, in], b [out]
-    Tensor operator()(const Tensor& x, Activation act = Activation::None) const { return ops::linear(x, w, &b, act); }
+    Tensor operator()(const Tensor& x, Activation act = Activation::None, DType out = DType::F32) const {
+        return ops::linear(x, w, &b, act, out);
+    }
 };
 
 struct DitBlockWeights {

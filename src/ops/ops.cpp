@@ -49,10 +49,18 @@ Tensor to_dtype(const Tensor& x, DType dtype) {
     return y;
 }
 
-Tensor linear(const Tensor& x_in, const Tensor& w, const Tensor* bias, Activation act) {
+DType linear_chain_dtype(const Backend& be, DType weight) {
+    return be.supports(Op::Linear, DType::BF16, weight) ? DType::BF16 : DType::F32;
+}
+
+Tensor linear(const Tensor& x_in, const Tensor& w, const Tensor* bias, Activation act, DType out_dtype) {
     Backend& be = be_of(x_in, "linear");
     check_same_backend(x_in, w, "linear");
-    check_f32(x_in, "linear", "input");
+    if (x_in.dtype() != DType::F32 && x_in.dtype() != DType::BF16)
+        fail("linear", "input must be f32 (or bf16 where supported), got ", x_in.describe());
+    for (DType t : {x_in.dtype(), out_dtype})
+        if (t != DType::F32 && (t != DType::BF16 || !be.supports(Op::Linear, DType::BF16, w.dtype())))
+            fail("linear", dtype_name(t), " activations are not supported on ", be.name(), "; use f32 (see linear_chain_dtype)");
     if (w.ndim() != 2) fail("linear", "weight must be [N, K], got ", w.describe());
     if (x_in.ndim() < 1 || x_in.size(-1) != w.size(1))
         fail("linear", "input ", x_in.describe(), " does not match weight ", w.describe(), " (last dims differ)");
@@ -64,7 +72,7 @@ Tensor linear(const Tensor& x_in, const Tensor& w, const Tensor* bias, Activatio
     Tensor x = contiguous(x_in);
     Shape out = x.shape();
     out.back() = w.size(0);
-    Tensor y = be.empty(DType::F32, out);
+    Tensor y = be.empty(out_dtype, out);
     be.linear(x, w, bias, act, y);
     return y;
 }
@@ -93,12 +101,44 @@ Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, con
                  p.rel_bias.describe());
     }
     check_f32(q_in, "attention", "q");
-    check_f32(k_in, "attention", "k");
-    check_f32(v_in, "attention", "v");
+    // K/V may be kept in a narrower dtype (a bf16 KV cache) where the backend reads it directly.
+    if (k_in.dtype() != v_in.dtype())
+        fail("attention", "k and v must share a dtype, got ", k_in.describe(), ", ", v_in.describe());
+    if (k_in.dtype() != DType::F32 && !be.supports(Op::Attention, DType::F32, k_in.dtype()))
+        fail("attention", "k/v dtype ", dtype_name(k_in.dtype()), " is not supported on ", be.name(),
+             "; pass f32 k/v (make the KV cache with this backend's kv_dtype)");
     Tensor q = contiguous(q_in), k = contiguous(k_in), v = contiguous(v_in);
     Tensor out = be.empty(DType::F32, {B, Lq, H, v.size(3)});
     be.attention(q, k, v, p, out);
     return out;
+}
+
+void kv_sink_write(const Tensor& k_new, const Tensor& v_new, const Tensor& k_cache, const Tensor& v_cache,
+                   const KvSinkWrite& p, const Tensor& decision) {
+    Backend& be = be_of(k_new, "kv_sink_write");
+    for (const Tensor* t : {&v_new, &k_cache, &v_cache, &decision}) check_same_backend(k_new, *t, "kv_sink_write");
+    const int64_t S = p.tokens;
+    if (k_new.ndim() != 3 || k_new.size(0) != S || v_new.shape() != k_new.shape() || k_cache.ndim() != 3 ||
+        k_cache.size(1) != k_new.size(1) || k_cache.size(2) != k_new.size(2) || v_cache.shape() != k_cache.shape() ||
+        S < 1 || k_cache.size(0) % S != 0)
+        fail("kv_sink_write", "new K/V must be [", S, ", N, d] and the cache [K·", S, ", N, d]; got ", k_new.describe(),
+             ", ", v_new.describe(), ", ", k_cache.describe(), ", ", v_cache.describe());
+    const int64_t K = k_cache.size(0) / S;
+    if (p.sink < 1 || p.sink >= K || p.fixed_slot >= K || p.queue_front >= p.sink || p.ring_slot >= K ||
+        (p.fixed_slot < 0 && (p.ring_slot < p.sink)))
+        fail("kv_sink_write", "slots out of range: sink ", p.sink, ", fixed ", p.fixed_slot, ", queue front ",
+             p.queue_front, ", ring ", p.ring_slot, " for a cache of ", K, " frames");
+    check_f32(k_new, "kv_sink_write", "k_new");
+    check_f32(v_new, "kv_sink_write", "v_new");
+    if (k_cache.dtype() != v_cache.dtype() ||
+        (k_cache.dtype() != DType::F32 && !be.supports(Op::Attention, DType::F32, k_cache.dtype())))
+        fail("kv_sink_write", "cache dtype ", dtype_name(k_cache.dtype()), "/", dtype_name(v_cache.dtype()),
+             " is not a KV-cache dtype of ", be.name());
+    for (const Tensor* t : {&k_new, &v_new, &k_cache, &v_cache, &decision})
+        if (!t->is_contiguous()) fail("kv_sink_write", "tensors must be contiguous, got ", t->describe());
+    if (decision.dtype() != DType::I32 || decision.numel() != 2)
+        fail("kv_sink_write", "decision must be i32[2], got ", decision.describe());
+    be.kv_sink_write(k_new, v_new, k_cache, v_cache, p, decision);
 }
 
 Tensor layer_norm(const Tensor& x_in, const Tensor* w, const Tensor* b, float eps) {

@@ -15,12 +15,19 @@ Tensor contiguous(const Tensor& x);
 Tensor to_dtype(const Tensor& x, DType dtype);
 
 // x [..., K] (f32), w [N, K] (f32, bf16 or f16, used in place), bias [N] (f32) or null
-// → [..., N] f32, act applied after the bias. fp32 accumulation.
+// → [..., N] f32, act applied after the bias. fp32 accumulation. Where the backend supports bf16
+// linear inputs (supports(Op::Linear, BF16, w)), x may be bf16 and out_dtype bf16: the output is
+// rounded once from the fp32 result — for activations that only feed another linear, which would
+// round them to bf16 anyway (the FFN hidden state on the GPU).
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor* bias = nullptr,
-              Activation act = Activation::None);
+              Activation act = Activation::None, DType out_dtype = DType::F32);
+// The dtype for activations passed from one linear to the next on this backend: bf16 where
+// supported (GPU: bit-identical to staging f32 to bf16, half the traffic), else f32.
+DType linear_chain_dtype(const Backend& be, DType weight);
 
-// q [B, Lq, H, d], k [B, Lk, Hk, d], v [B, Lk, Hk, dv] (f32; H divisible by Hk)
-// → [B, Lq, H, dv]. Semantics in AttentionParams. A query row that sees no key gives zeros.
+// q [B, Lq, H, d], k [B, Lk, Hk, d], v [B, Lk, Hk, dv] (H divisible by Hk) → [B, Lq, H, dv] f32.
+// q is f32; k and v are f32, or bf16 where supports(Op::Attention, F32, BF16) (read in place, no
+// widening copy: a bf16 KV cache). Semantics in AttentionParams. A query row that sees no key gives zeros.
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionParams& p = {});
 
 // Normalise over the last dim. layer_norm: w, b [D] or null (biased variance, eps inside sqrt).
@@ -64,6 +71,12 @@ Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv3d
 Tensor channel_rms_norm(const Tensor& x, const Tensor& gamma);
 // x [C, T, H, W] → [C, T, 2H, 2W], nearest neighbour.
 Tensor upsample2x(const Tensor& x);
+
+// Writes one new frame (k_new, v_new [S, N, hd] f32) into a KV-cache row (k_cache, v_cache
+// [K·S, N, hd], contiguous, f32 or the backend's bf16) at the slot chosen by the adaptive-sink rule
+// of KvSinkWrite (core/backend.h), on the device. decision: i32[2] ← (d, slot), left on the device.
+void kv_sink_write(const Tensor& k_new, const Tensor& v_new, const Tensor& k_cache, const Tensor& v_cache,
+                   const KvSinkWrite& p, const Tensor& decision);
 
 // A new contiguous tensor on be filled with value.
 Tensor full(Backend& be, DType dtype, const Shape& shape, float value);

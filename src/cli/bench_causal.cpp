@@ -1,0 +1,202 @@
+// wanrt bench causal: the causal KV-cache DiT at real widths on random weights (issue 6's table):
+//   block3_kv21  CausVid: one 3-frame block against a full 21-frame cache
+//   frame1_kv6   StreamDiffusionV2: one 1-frame step against a 6-frame cache (3 sinks, rolling)
+//   batch2_kv6   the 2-step stream batch: 2 rows × 1 frame, 6-frame caches, adaptive sink
+//   v2v          (--v2v) streaming video-to-video end to end with the full-size VAE: frames per second
+// Each DiT case: one profiled call (per-op breakdown), then warm-up and timed repeats without
+// per-op synchronisation. Every timed call is a real stream step (new frame, cache rolling).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <random>
+
+#include "cli/bench_util.h"
+#include "cli/commands.h"
+#include "core/device.h"
+#include "core/error.h"
+#include "core/profiler.h"
+#include "core/timer.h"
+#ifdef WANRT_HAVE_CUDA
+#include "cuda/cuda_backend.h"
+#endif
+#include "models/causal_dit.h"
+#include "models/synth.h"
+#include "models/vae.h"
+#include "ops/ops.h"
+#include "pipeline/stream.h"
+
+namespace wanrt::cli {
+
+namespace {
+
+struct Opts {
+    std::string model = "t2v-1.3B", cases = "block3_kv21,frame1_kv6,batch2_kv6";
+    int layers = 0, height = 480, width = 832, chunks = 12;
+    bool profile = true, v2v = false;
+    std::vector<double> steps{700, 500};
+    RunOpts run{"auto", "", 2, 10, 0};
+};
+
+Tensor random_tensor(Backend& be, const Shape& shape, uint64_t seed, float scale = 1.f) {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> nd;
+    std::vector<float> v(size_t(shape_numel(shape)));
+    for (float& x : v) x = scale * nd(rng);
+    return ops::from_host(be, DType::F32, shape, v.data());
+}
+
+void run(const Opts& o) {
+    o.run.validate();
+    if (o.height % 16 || o.width % 16 || o.height <= 0 || o.width <= 0)
+        fail("bench", "--height/--width must be positive multiples of 16, got ", o.height, "x", o.width);
+    if (o.chunks < 1) fail("bench", "--chunks must be ≥ 1, got ", o.chunks);
+    auto base = make_backend(o.run.device, o.run.threads);
+    auto prof = std::make_shared<ProfilingBackend>(base);
+    prof->set_enabled(false);
+
+    DitConfig cfg = DitConfig::preset(o.model);
+    if (o.layers > 0) cfg.num_layers = o.layers;
+    const auto t_load = std::chrono::steady_clock::now();
+    auto dit = std::make_shared<DitModel>(cfg, synth_dit_memory(cfg, DType::BF16, 1), *prof);
+    auto model = std::make_shared<CausalDitModel>(dit);
+    const double load_s = seconds_since(t_load);
+    const int64_t h = o.height / 8, w = o.width / 8;
+    const Tensor context = random_tensor(*prof, {40, cfg.text_dim}, 2, 0.1f);
+    CrossKvCache cross = model->make_cross_cache(context);
+
+    BenchReport rep;
+    rep.bench = "causal";
+    rep.device = base->description();
+    rep.config = {{"model", cat("synthetic ", o.model, " widths, ", cfg.num_layers, " blocks, bf16 weights")},
+                  {"frame", cat(o.width, "x", o.height, " (", model->tokens_per_frame({cfg.in_dim, 1, h, w}),
+                                " tokens per latent frame)")},
+                  {"load_s", cat(load_s)},
+                  {"warmup+repeats", cat(o.run.warmup, "+", o.run.repeats)}};
+
+    std::vector<std::string> cases;
+    for (size_t p = 0; p < o.cases.size();) {
+        const size_t e = std::min(o.cases.find(',', p), o.cases.size());
+        cases.push_back(o.cases.substr(p, e - p));
+        if (cases.back() != "block3_kv21" && cases.back() != "frame1_kv6" && cases.back() != "batch2_kv6")
+            fail("bench", "unknown causal case \"", cases.back(), "\" in --cases; use block3_kv21, frame1_kv6, batch2_kv6");
+        p = e + 1;
+    }
+    auto wanted = [&](const std::string& n) { return std::find(cases.begin(), cases.end(), n) != cases.end(); };
+
+    auto time_case = [&](const std::string& name, const std::string& what, const std::function<void()>& step) {
+        std::vector<BenchRow> per_op;
+        if (o.profile) {  // one profiled call for the breakdown, after a warm-up (cuDNN builds its engines on first use)
+            step();
+            prof->synchronize();
+            prof->reset();
+            prof->set_enabled(true);
+            step();
+            prof->synchronize();
+            prof->set_enabled(false);
+            for (auto& [op, st] : prof->stats()) per_op.push_back({cat("  ", op, " x", st.calls), {st.ms}, st.flop});
+        }
+        // Host time until the call returns (ops queued, not finished): close to the total means the
+        // GPU waits for the host (launch-bound); well below it means the GPU is the limit.
+        std::vector<double> issue;
+        const std::vector<double> ms = time_repeats(*base, o.run.warmup, o.run.repeats, [&] {
+            const auto t0 = std::chrono::steady_clock::now();
+            step();
+            issue.push_back(1e3 * seconds_since(t0));
+        });
+        issue.erase(issue.begin(), issue.begin() + o.run.warmup);
+        rep.rows.push_back({cat(name, ": ", what), ms, 0});
+        rep.rows.push_back({"  host time to issue the call", issue, 0});
+        for (BenchRow& r : per_op) rep.rows.push_back(std::move(r));
+    };
+
+    if (wanted("block3_kv21")) {
+        // CausVid's last block of 21 latent frames (81 pixel frames): 18 cached frames + the block.
+        KvCache cache = model->make_cache(1, 21, h, w);
+        Tensor x3 = random_tensor(*prof, {cfg.in_dim, 3, h, w}, 3);
+        for (int64_t b = 0; b < 6; ++b) model->forward({{x3, {0}, b * 3}}, cache, cross, false);
+        // Re-running the same chunk re-writes its slots (a denoising step of the last block).
+        time_case("block3_kv21", "3-frame block vs 21-frame cache",
+                  [&] { model->forward({{x3, {757}, 18}}, cache, cross); });
+    }
+    if (wanted("frame1_kv6")) {
+        KvCache cache = model->make_cache(1, 6, h, w, 3, 50);
+        Tensor x1 = random_tensor(*prof, {cfg.in_dim, 1, h, w}, 4);
+        for (int64_t f = 0; f < 6; ++f) model->forward({{x1, {0}, f}}, cache, cross, false);
+        int64_t next = 6;
+        time_case("frame1_kv6", "1-frame step vs 6-frame cache",
+                  [&] { model->forward({{x1, {700}, next++}}, cache, cross); });
+    }
+    if (wanted("batch2_kv6")) {
+        KvCache cache = model->make_cache(2, 6, h, w, 3, 50, 0.2);
+        Tensor x1 = random_tensor(*prof, {cfg.in_dim, 1, h, w}, 4);
+        for (int64_t f = 0; f < 6; ++f) model->forward({{x1, {0}, f}, {x1, {0}, f}}, cache, cross, false);
+        int64_t next = 6;
+        time_case("batch2_kv6", "2 rows x 1 frame, 6-frame caches, adaptive sink", [&] {
+            model->forward({{x1, {610}, next}, {x1, {500}, next - 1}}, cache, cross);
+            ++next;
+        });
+    }
+
+    if (o.v2v) {
+        // Streaming V2V: chunk 0 (5 frames) and 3 more warm the pipeline and fill the stream batch,
+        // then `chunks` 4-frame chunks are timed wall to wall.
+        VaeConfig vc;
+        auto vae = WanVae::load(synthetic_vae_weights(vc, 3), vc, base);
+        auto vmodel = std::make_shared<CausalDitModel>(std::make_shared<DitModel>(cfg, synth_dit_memory(cfg, DType::BF16, 1), *base));
+        StreamOptions so;
+        so.steps = o.steps;
+        StreamV2V s(vmodel, vae, random_tensor(*base, {40, cfg.text_dim}, 2, 0.1f), so);
+        const int64_t H = o.height, W = o.width;
+        std::vector<float> px(size_t(3 * 9 * H * W));
+        for (size_t i = 0; i < px.size(); ++i) px[i] = float(0.8 * std::sin(0.01 * double(i % 100003)));
+        Tensor clip = ops::from_host(*base, DType::F32, {3, 9, H, W}, px.data());
+        Tensor first = ops::contiguous(clip.slice(1, 0, 5)), next = ops::contiguous(clip.slice(1, 5, 9));
+        s.push(first);
+        for (int i = 0; i < 3; ++i) s.push(next);
+        base->synchronize();
+        const StreamStats before = s.stats();
+        std::vector<double> ms;
+        for (int i = 0; i < o.chunks; ++i) {
+            const auto t0 = std::chrono::steady_clock::now();
+            s.push(next);
+            base->synchronize();
+            ms.push_back(1e3 * seconds_since(t0));
+        }
+        const StreamStats& a = s.stats();
+        const double n = o.chunks, fps = 4.0 / (median(ms) / 1e3);
+        rep.rows.push_back({cat("v2v: one 4-frame chunk, ", o.steps.size(), " steps (", fps, " frames/s)"), ms, 0});
+        rep.rows.push_back({"  VAE stream encode (mean)", {1e3 * (a.encode_s - before.encode_s) / n}, 0});
+        rep.rows.push_back({"  DiT stream-batch call (mean)", {1e3 * (a.dit_s - before.dit_s) / n}, 0});
+        rep.rows.push_back({"  VAE stream decode (mean)", {1e3 * (a.decode_s - before.decode_s) / n}, 0});
+        rep.config.push_back({"v2v_fps", cat(fps)});
+    }
+#ifdef WANRT_HAVE_CUDA
+    if (base->name().rfind("cuda", 0) == 0)
+        rep.config.push_back({"peak memory", cat(double(cuda_memory_stats(*base).peak) / double(1 << 30),
+                                                 " GiB in use (weights included)")});
+#endif
+    rep.print();
+    rep.write_json(o.run.json);
+}
+
+void setup(CLI::App& bench) {
+    auto o = std::make_shared<Opts>();
+    CLI::App* c = bench.add_subcommand("causal", "Time the causal KV-cache DiT (CausVid block, StreamDiffusionV2 steps) and streaming V2V");
+    c->add_option("--model", o->model, "Synthetic model widths: t2v-1.3B, t2v-14B")->capture_default_str();
+    c->add_option("--layers", o->layers, "Blocks (0 = all of the preset)")->capture_default_str();
+    c->add_option("--height", o->height, "Pixel height")->capture_default_str();
+    c->add_option("--width", o->width, "Pixel width")->capture_default_str();
+    c->add_option("--cases", o->cases, "Comma-separated DiT cases (empty = none)")->capture_default_str();
+    c->add_flag("--v2v", o->v2v, "Also time streaming V2V end to end (full-size random VAE)");
+    c->add_option("--steps", o->steps, "--v2v: denoising steps of the stream")->delimiter(',')->capture_default_str();
+    c->add_option("--chunks", o->chunks, "--v2v: timed 4-frame chunks")->capture_default_str();
+    c->add_flag("!--no_profile", o->profile, "Skip the per-op breakdown rows");
+    add_run_options(c, o->run);
+    c->callback([o] { run(*o); });
+}
+
+Bench reg("causal", setup);
+
+}  // namespace
+}  // namespace wanrt::cli
