@@ -194,6 +194,7 @@ TEST(Conv3d, BadShapes) {
     p.stride_h = 0;
     expect_msg([&] { ops::conv3d(x, ops::zeros(*cpu(), {2, 4, 1, 1, 1}), nullptr, p); }, "strides");
     expect_msg([&] { ops::channel_rms_norm(x, ops::zeros(*cpu(), {3})); }, "[channel_rms_norm]");
+    expect_msg([&] { ops::channel_rms_norm(x, ops::zeros(*cpu(), {4}), Activation::GeluTanh); }, "none or silu");
     expect_msg([&] { ops::upsample2x(ops::zeros(*cpu(), {4, 3, 5})); }, "[upsample2x]");
 }
 
@@ -214,6 +215,11 @@ TEST(ChannelRmsNorm, MatchesFloat64Loop) {
         const Err e = compare(y, ref);
         EXPECT_LT(e.rel, 1e-6) << shape_str(s) << " max abs " << e.max_abs;
         EXPECT_EQ(y[0], 0.0f);
+        // fused SiLU: exactly the composition (the same silu function after the same norm)
+        const Tensor xt = upload(xv, s), gt = upload(gv, {C});
+        EXPECT_EQ(ops::to_host_f32(ops::channel_rms_norm(xt, gt, Activation::Silu)),
+                  ops::to_host_f32(ops::silu(ops::channel_rms_norm(xt, gt))))
+            << shape_str(s);
     }
 }
 

@@ -463,6 +463,37 @@ TEST_F(CudaOps, Rope) {
                     }
         EXPECT_CLOSE(y.t, ref, 1e-5, cat("rope d", d));
         check_guards(y, "rope");
+        // fused with the q/k RMSNorm over each token's H·d values: the same rotation of x·r·w
+        auto wv = randn(size_t(H * d), 22);
+        std::vector<double> xn(xv.size());
+        for (int64_t t = 0; t < B * L; ++t) {
+            double ss = 0;
+            for (int64_t i = 0; i < H * d; ++i) ss += double(xv[size_t(t * H * d + i)]) * xv[size_t(t * H * d + i)];
+            const double r = 1 / std::sqrt(ss / double(H * d) + 1e-6);
+            for (int64_t i = 0; i < H * d; ++i) xn[size_t(t * H * d + i)] = xv[size_t(t * H * d + i)] * r * wv[size_t(i)];
+        }
+        std::vector<double> ref2(xv.size());
+        for (int64_t b = 0; b < B; ++b)
+            for (int64_t l = 0; l < L; ++l)
+                for (int64_t h = 0; h < H; ++h)
+                    for (int64_t k = 0; k < half; ++k) {
+                        const size_t i = size_t(((b * L + l) * H + h) * d + 2 * k);
+                        const RopeGrid& g = grids[size_t(b)];
+                        if (l >= g.f * g.h * g.w) {
+                            ref2[i] = xn[i], ref2[i + 1] = xn[i + 1];
+                            continue;
+                        }
+                        const int64_t pos = k < c0        ? l / (g.h * g.w) + g.frame_offset
+                                            : k < c0 + c1 ? (l / g.w) % g.h
+                                                          : l % g.w;
+                        const double cs = tv[size_t((pos * half + k) * 2)], sn = tv[size_t((pos * half + k) * 2 + 1)];
+                        ref2[i] = xn[i] * cs - xn[i + 1] * sn;
+                        ref2[i + 1] = xn[i] * sn + xn[i + 1] * cs;
+                    }
+        Out y2 = out({B, L, H, d});
+        be->rms_norm_rope(upload(xv, {B, L, H, d}), upload(wv, {H * d}), 1e-6f, grids, upload(tv, {P, d / 2, 2}), y2.t);
+        EXPECT_CLOSE(y2.t, ref2, 1e-5, cat("rms_norm_rope d", d));
+        check_guards(y2, "rms_norm_rope");
     }
 }
 
@@ -717,7 +748,7 @@ TEST_F(CudaOps, Conv3dChannelNormUpsample) {
     auto xv = randn(size_t(C * S), 950), gv = randn(size_t(C), 951);
     Tensor x = upload(xv, {C, T, H, W});
     Out y = out({C, T, H, W});
-    be->channel_rms_norm(x, upload(gv, {C}), y.t);
+    be->channel_rms_norm(x, upload(gv, {C}), Activation::None, y.t);
     std::vector<double> ref(xv.size());
     for (int64_t s = 0; s < S; ++s) {
         double ss = 0;
@@ -728,6 +759,11 @@ TEST_F(CudaOps, Conv3dChannelNormUpsample) {
     }
     EXPECT_CLOSE(y.t, ref, 1e-5, "channel_rms_norm");
     check_guards(y, "channel_rms_norm");
+    Out ys = out({C, T, H, W});  // fused with SiLU (the VAE's norm → SiLU)
+    be->channel_rms_norm(x, upload(gv, {C}), Activation::Silu, ys.t);
+    for (double& v : ref) v = v / (1 + std::exp(-v));
+    EXPECT_CLOSE(ys.t, ref, 1e-5, "channel_rms_norm + silu");
+    check_guards(ys, "channel_rms_norm + silu");
     Out u = out({C, T, 2 * H, 2 * W});
     be->upsample2x(x, u.t);
     std::vector<double> uref(size_t(C * T * 4 * H * W));

@@ -263,6 +263,13 @@ TEST(Ops, RopeWithPaddingAndFrameOffset) {
     }
     EXPECT_CLOSE(ops::rope(x, grids, table), ref, 1e-6, "rope");
     expect_error([&] { ops::rope(x, {{2, 3, 5, 15}, {1, 4, 7, 0}}, table); }, {"[rope]", "RoPE table"});
+    // The fused q/k path equals its composition (rms_norm over the token's H·d values, then rope)
+    // exactly, padding tokens included (normalised, not rotated).
+    Tensor w = randn_tensor(*be, {H * D}, 7);
+    const Tensor fused = ops::rms_norm_rope(x, w, 1e-6f, grids, table);
+    const Tensor composed = ops::rope(ops::rms_norm(x.reshape({B, L, H * D}), w, 1e-6f).reshape({B, L, H, D}), grids, table);
+    EXPECT_EQ(host(fused), host(composed));
+    expect_error([&] { ops::rms_norm_rope(x, randn_tensor(*be, {D}, 7), 1e-6f, grids, table); }, {"[rms_norm_rope]", "weight"});
 }
 
 TEST(Ops, UnaryExtremes) {

@@ -9,7 +9,7 @@ const char* op_name(Op op) {
                                    "rms_norm",      "norm_modulate", "gated_residual", "rope",
                                    "unary",         "binary",     "patchify",      "unpatchify",
                                    "embedding",     "conv3d",     "channel_rms_norm", "upsample2x",
-                                   "fill",          "lincomb",       "kv_sink_write"};
+                                   "fill",          "lincomb",       "kv_sink_write", "rms_norm_rope"};
     static_assert(sizeof(kNames) / sizeof(kNames[0]) == size_t(Op::COUNT), "one name per Op");
     return kNames[size_t(op)];
 }
@@ -53,12 +53,16 @@ void Backend::embedding(const Tensor&, const Tensor&, const Tensor&) { unsupport
 void Backend::conv3d(const Tensor&, const Tensor&, const Tensor*, const Conv3dParams&, const Tensor&) {
     unsupported(Op::Conv3d);
 }
-void Backend::channel_rms_norm(const Tensor&, const Tensor&, const Tensor&) {
+void Backend::channel_rms_norm(const Tensor&, const Tensor&, Activation, const Tensor&) {
     unsupported(Op::ChannelRMSNorm);
 }
 void Backend::upsample2x(const Tensor&, const Tensor&) { unsupported(Op::Upsample2x); }
 void Backend::fill(const Tensor&, float) { unsupported(Op::Fill); }
 void Backend::lincomb(const Tensor* const*, const float*, int, const Tensor&) { unsupported(Op::LinComb); }
+void Backend::rms_norm_rope(const Tensor&, const Tensor&, float, const std::vector<RopeGrid>&, const Tensor&,
+                            const Tensor&) {
+    unsupported(Op::RmsNormRope);
+}
 void Backend::kv_sink_write(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const KvSinkWrite&, const Tensor&) {
     unsupported(Op::KvSinkWrite);
 }

@@ -40,6 +40,7 @@ enum class Op : uint8_t {
     Fill,          // set every element to a value
     LinComb,       // out = Σ coef_k · in_k (samplers, guidance)
     KvSinkWrite,   // KV-cache frame write with StreamDiffusionV2's adaptive sink, decided on the device
+    RmsNormRope,   // rope(rms_norm(x)): the q/k path of self-attention in one pass
     COUNT
 };
 const char* op_name(Op op);
@@ -125,6 +126,9 @@ public:
     virtual void gated_residual(const Tensor& x, const Tensor& y, const Tensor& gate);
     virtual void rope(const Tensor& x, const std::vector<RopeGrid>& grids, const Tensor& table,
                       const Tensor& y);
+    // rope(rms_norm(x over its last two dims, w, eps)) for x [B, L, H, d], w [H·d].
+    virtual void rms_norm_rope(const Tensor& x, const Tensor& w, float eps, const std::vector<RopeGrid>& grids,
+                               const Tensor& table, const Tensor& y);
     virtual void unary(Activation act, const Tensor& x, const Tensor& y);
     virtual void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& y);
     virtual void patchify(const Tensor& x, int pt, int ph, int pw, const Tensor& y);
@@ -133,7 +137,8 @@ public:
     virtual void embedding(const Tensor& table, const Tensor& ids, const Tensor& y);
     virtual void conv3d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv3dParams& p,
                         const Tensor& y);
-    virtual void channel_rms_norm(const Tensor& x, const Tensor& gamma, const Tensor& y);
+    // act is applied to the output (the VAE's norm → SiLU in one pass).
+    virtual void channel_rms_norm(const Tensor& x, const Tensor& gamma, Activation act, const Tensor& y);
     virtual void upsample2x(const Tensor& x, const Tensor& y);
     virtual void fill(const Tensor& y, float value);  // y contiguous, any float dtype
     // out = Σ_{k<n} coef[k]·in[k], 1 ≤ n ≤ 4, f32 contiguous, same shape; out may alias an input.

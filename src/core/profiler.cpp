@@ -61,6 +61,11 @@ void ProfilingBackend::norm_modulate(const Tensor& x, const Tensor& sh, const Te
 void ProfilingBackend::gated_residual(const Tensor& x, const Tensor& y, const Tensor& g) {
     timed("gated_residual", 0, [&] { inner_->gated_residual(x, y, g); });
 }
+void ProfilingBackend::rms_norm_rope(const Tensor& x, const Tensor& w, float eps, const std::vector<RopeGrid>& g,
+                                     const Tensor& t, const Tensor& y) {
+    timed("rms_norm_rope", 0, [&] { inner_->rms_norm_rope(x, w, eps, g, t, y); });
+}
+
 void ProfilingBackend::rope(const Tensor& x, const std::vector<RopeGrid>& g, const Tensor& t, const Tensor& y) {
     timed("rope", 0, [&] { inner_->rope(x, g, t, y); });
 }
@@ -85,8 +90,8 @@ void ProfilingBackend::conv3d(const Tensor& x, const Tensor& w, const Tensor* b,
     double flop = 2.0 * double(y.numel()) * double(w.numel() / w.size(0));
     timed("conv3d", flop, [&] { inner_->conv3d(x, w, b, p, y); });
 }
-void ProfilingBackend::channel_rms_norm(const Tensor& x, const Tensor& g, const Tensor& y) {
-    timed("channel_rms_norm", 0, [&] { inner_->channel_rms_norm(x, g, y); });
+void ProfilingBackend::channel_rms_norm(const Tensor& x, const Tensor& g, Activation act, const Tensor& y) {
+    timed("channel_rms_norm", 0, [&] { inner_->channel_rms_norm(x, g, act, y); });
 }
 void ProfilingBackend::upsample2x(const Tensor& x, const Tensor& y) {
     timed("upsample2x", 0, [&] { inner_->upsample2x(x, y); });

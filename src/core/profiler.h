@@ -49,6 +49,8 @@ public:
     void norm_modulate(const Tensor& x, const Tensor& sh, const Tensor& sc, float eps, const Tensor& y) override;
     void gated_residual(const Tensor& x, const Tensor& y, const Tensor& g) override;
     void rope(const Tensor& x, const std::vector<RopeGrid>& g, const Tensor& t, const Tensor& y) override;
+    void rms_norm_rope(const Tensor& x, const Tensor& w, float eps, const std::vector<RopeGrid>& g, const Tensor& t,
+                       const Tensor& y) override;
     void unary(Activation act, const Tensor& x, const Tensor& y) override;
     void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& y) override;
     void patchify(const Tensor& x, int pt, int ph, int pw, const Tensor& y) override;
@@ -56,7 +58,7 @@ public:
                     const Tensor& y) override;
     void embedding(const Tensor& t, const Tensor& ids, const Tensor& y) override;
     void conv3d(const Tensor& x, const Tensor& w, const Tensor* b, const Conv3dParams& p, const Tensor& y) override;
-    void channel_rms_norm(const Tensor& x, const Tensor& g, const Tensor& y) override;
+    void channel_rms_norm(const Tensor& x, const Tensor& g, Activation act, const Tensor& y) override;
     void upsample2x(const Tensor& x, const Tensor& y) override;
     void fill(const Tensor& y, float v) override;
     void lincomb(const Tensor* const* in, const float* coef, int n, const Tensor& out) override;

@@ -36,6 +36,8 @@ public:
     void gated_residual(const Tensor& x, const Tensor& y, const Tensor& gate) override;
     void rope(const Tensor& x, const std::vector<RopeGrid>& grids, const Tensor& table,
               const Tensor& y) override;                                              // cpu_rope.cpp
+    void rms_norm_rope(const Tensor& x, const Tensor& w, float eps, const std::vector<RopeGrid>& grids,
+                       const Tensor& table, const Tensor& y) override;                // cpu_rope.cpp
     void unary(Activation act, const Tensor& x, const Tensor& y) override;           // cpu_elementwise.cpp
     void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& y) override;
     void patchify(const Tensor& x, int pt, int ph, int pw, const Tensor& y) override;
@@ -44,7 +46,7 @@ public:
     void embedding(const Tensor& table, const Tensor& ids, const Tensor& y) override;
     void conv3d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv3dParams& p,
                 const Tensor& y) override;                                            // cpu_conv.cpp
-    void channel_rms_norm(const Tensor& x, const Tensor& gamma, const Tensor& y) override;
+    void channel_rms_norm(const Tensor& x, const Tensor& gamma, Activation act, const Tensor& y) override;
     void upsample2x(const Tensor& x, const Tensor& y) override;
     void fill(const Tensor& y, float value) override;                               // cpu_tensor.cpp
     void lincomb(const Tensor* const* in, const float* coef, int n, const Tensor& out) override;  // cpu_elementwise.cpp

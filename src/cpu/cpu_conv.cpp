@@ -21,6 +21,7 @@
 
 #include "core/error.h"
 #include "cpu/cpu_backend.h"
+#include "cpu/vecmath.h"
 
 extern "C" {
 int openblas_get_num_threads(void);
@@ -383,7 +384,8 @@ void CpuBackend::conv3d(const Tensor& x, const Tensor& w, const Tensor* bias, co
     }
 }
 
-void CpuBackend::channel_rms_norm(const Tensor& x, const Tensor& gamma, const Tensor& y) {
+void CpuBackend::channel_rms_norm(const Tensor& x, const Tensor& gamma, Activation act, const Tensor& y) {
+    WANRT_CHECK(act == Activation::None || act == Activation::Silu, "cpu", "channel_rms_norm takes no activation or silu");
     // x [C, P] with P = T·H·W positions; the norm runs over C (stride P) at every position.
     const int64_t C = x.size(0), P = x.numel() / std::max<int64_t>(C, 1);
     const float* xd = x.data<float>();
@@ -407,6 +409,8 @@ void CpuBackend::channel_rms_norm(const Tensor& x, const Tensor& gamma, const Te
                 float* out = yd + c * P + p0;
                 const float gc = g[c];
                 for (int64_t i = 0; i < n; ++i) out[i] = row[i] * ss[i] * gc;
+                if (act == Activation::Silu)  // the unary op's function, so fused == composed exactly
+                    for (int64_t i = 0; i < n; ++i) out[i] = cpu::silu(out[i]);
             }
         }
     });

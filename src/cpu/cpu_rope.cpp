@@ -48,4 +48,13 @@ void CpuBackend::rope(const Tensor& x, const std::vector<RopeGrid>& grids, const
     });
 }
 
+// The composition itself (rms_norm over each token's H·d values, then rope in place): the CPU's
+// rounding is the unfused path's, so goldens do not move.
+void CpuBackend::rms_norm_rope(const Tensor& x, const Tensor& w, float eps, const std::vector<RopeGrid>& grids,
+                               const Tensor& table, const Tensor& y) {
+    const Shape rows{x.size(0) * x.size(1), x.size(2) * x.size(3)};
+    rms_norm(x.reshape(rows), w, eps, y.reshape(rows));
+    rope(y, grids, table, y);
+}
+
 }  // namespace wanrt

@@ -251,6 +251,8 @@ public:
             case Op::Upsample2x:
             case Op::LinComb:
                 return f32;
+            case Op::RmsNormRope:
+                return f32;
             case Op::KvSinkWrite:  // f32 new K/V into an f32 or bf16 cache
                 return f32 && (weight == DType::F32 || weight == DType::BF16);
             default:
@@ -518,9 +520,7 @@ public:
         wrote(x);
     }
 
-    void rope(const Tensor& x, const std::vector<RopeGrid>& grids, const Tensor& table, const Tensor& y) override {
-        NvtxRange r("wanrt::rope");
-        need_f32(x, "rope");
+    std::vector<RopeGridDev> rope_grids(const std::vector<RopeGrid>& grids, const Tensor& table) const {
         const int64_t P = table.size(0);
         std::vector<RopeGridDev> g(grids.size());
         for (size_t b = 0; b < grids.size(); ++b) {
@@ -530,8 +530,26 @@ public:
                         " positions");
             g[b] = {s.f, s.h, s.w, s.frame_offset};
         }
-        launch_rope(x.data<float>(), g.data(), table.data<float>(), P, y.data<float>(), x.size(0), x.size(1), x.size(2),
-                    x.size(3), stream_);
+        return g;
+    }
+
+    void rope(const Tensor& x, const std::vector<RopeGrid>& grids, const Tensor& table, const Tensor& y) override {
+        NvtxRange r("wanrt::rope");
+        need_f32(x, "rope");
+        const std::vector<RopeGridDev> g = rope_grids(grids, table);
+        launch_rope(x.data<float>(), g.data(), table.data<float>(), table.size(0), y.data<float>(), x.size(0), x.size(1),
+                    x.size(2), x.size(3), stream_);
+        wrote(y);
+    }
+
+    void rms_norm_rope(const Tensor& x, const Tensor& w, float eps, const std::vector<RopeGrid>& grids,
+                       const Tensor& table, const Tensor& y) override {
+        NvtxRange r("wanrt::rms_norm_rope");
+        need_f32(x, "rms_norm_rope");
+        need_f32(w, "rms_norm_rope");
+        const std::vector<RopeGridDev> g = rope_grids(grids, table);
+        launch_rms_norm_rope(x.data<float>(), w.data<float>(), eps, g.data(), table.data<float>(), y.data<float>(),
+                             x.size(0), x.size(1), x.size(2), x.size(3), stream_);
         wrote(y);
     }
 
@@ -608,12 +626,12 @@ public:
         wrote(y);
     }
 
-    void channel_rms_norm(const Tensor& x, const Tensor& gamma, const Tensor& y) override {
+    void channel_rms_norm(const Tensor& x, const Tensor& gamma, Activation act, const Tensor& y) override {
         NvtxRange r("wanrt::channel_rms_norm");
         need_f32(x, "channel_rms_norm");
         const int64_t C = x.size(0);
-        launch_channel_rms_norm(x.data<float>(), gamma.data<float>(), y.data<float>(), C, C > 0 ? x.numel() / C : 0,
-                                stream_);
+        launch_channel_rms_norm(x.data<float>(), gamma.data<float>(), int(act), y.data<float>(), C,
+                                C > 0 ? x.numel() / C : 0, stream_);
         wrote(y);
     }
 

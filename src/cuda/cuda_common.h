@@ -147,6 +147,9 @@ struct RopeGridDev {
 // x, y [B, L, H, d]; table [P, d/2, 2]; grids: host array of B entries (passed by value).
 void launch_rope(const float* x, const RopeGridDev* grids, const float* table, int64_t P, float* y, int64_t B,
                  int64_t L, int64_t H, int64_t d, cudaStream_t stream);
+// y = rope(rms_norm(x over each token's H·d values, w [H·d], eps)), same layouts as launch_rope.
+void launch_rms_norm_rope(const float* x, const float* w, float eps, const RopeGridDev* grids, const float* table,
+                          float* y, int64_t B, int64_t L, int64_t H, int64_t d, cudaStream_t stream);
 
 // ---- launchers (cuda_attention.cu) ----
 struct AttnArgs {
@@ -292,7 +295,9 @@ void launch_conv3d_direct(const Conv3dShape& s, const float* x, const float* w, 
 // y [O, S] += bias[o] (per output channel).
 void launch_channel_bias(float* y, const float* bias, int64_t O, int64_t S, cudaStream_t stream);
 // x, y [C, S]: y = x / max(‖x[:, s]‖₂, 1e-12) · √C · gamma[c].
-void launch_channel_rms_norm(const float* x, const float* gamma, float* y, int64_t C, int64_t S, cudaStream_t stream);
+// act (wanrt::Activation code) is applied to the output.
+void launch_channel_rms_norm(const float* x, const float* gamma, int act, float* y, int64_t C, int64_t S,
+                             cudaStream_t stream);
 // x [C·T, H, W] → y [C·T, 2H, 2W], nearest.
 void launch_upsample2x(const float* x, float* y, int64_t planes, int64_t H, int64_t W, cudaStream_t stream);
 

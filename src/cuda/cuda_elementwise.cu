@@ -540,8 +540,8 @@ __global__ void channel_bias_kernel(float* __restrict__ y, const float* __restri
         y[i] += bias[i / S];
 }
 
-__global__ void channel_rms_norm_kernel(const float* __restrict__ x, const float* __restrict__ g, float* __restrict__ y,
-                                        int64_t C, int64_t S) {
+__global__ void channel_rms_norm_kernel(const float* __restrict__ x, const float* __restrict__ g, int act,
+                                        float* __restrict__ y, int64_t C, int64_t S) {
     for (int64_t s = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; s < S; s += int64_t(gridDim.x) * blockDim.x) {
         float ss = 0.f;
         for (int64_t c = 0; c < C; ++c) {
@@ -549,7 +549,7 @@ __global__ void channel_rms_norm_kernel(const float* __restrict__ x, const float
             ss += v * v;
         }
         const float k = sqrtf(float(C)) / fmaxf(sqrtf(ss), 1e-12f);
-        for (int64_t c = 0; c < C; ++c) y[c * S + s] = x[c * S + s] * k * g[c];
+        for (int64_t c = 0; c < C; ++c) y[c * S + s] = activate(act, x[c * S + s] * k * g[c]);
     }
 }
 
@@ -576,9 +576,10 @@ void launch_channel_bias(float* y, const float* bias, int64_t O, int64_t S, cuda
     CUDA_CHECK_LAUNCH();
 }
 
-void launch_channel_rms_norm(const float* x, const float* gamma, float* y, int64_t C, int64_t S, cudaStream_t stream) {
+void launch_channel_rms_norm(const float* x, const float* gamma, int act, float* y, int64_t C, int64_t S,
+                             cudaStream_t stream) {
     if (S == 0 || C == 0) return;
-    channel_rms_norm_kernel<<<grid_for(S), kThreads, 0, stream>>>(x, gamma, y, C, S);
+    channel_rms_norm_kernel<<<grid_for(S), kThreads, 0, stream>>>(x, gamma, act, y, C, S);
     CUDA_CHECK_LAUNCH();
 }
 

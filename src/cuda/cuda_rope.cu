@@ -42,7 +42,62 @@ __global__ void rope_kernel(const float2* __restrict__ x, RopeGrids grids, const
     }
 }
 
+// rope(rms_norm(x)) with the norm over the token's whole row (H·d values = `pairs` float2): one warp
+// per token; the row is read twice (statistics, then output; the second read hits L2).
+__global__ void rms_norm_rope_kernel(const float2* __restrict__ x, const float2* __restrict__ w, RopeGrids grids,
+                                     const float2* __restrict__ table, float2* __restrict__ y, int64_t rows, int L,
+                                     int pairs, int half, int c0, int c1, float eps, float inv_n) {
+    const int64_t row = blockIdx.x * int64_t(kRowsPerBlock) + threadIdx.x / 32;
+    if (row >= rows) return;
+    const int lane = threadIdx.x & 31;
+    const float2* xr = x + row * pairs;
+    float2* yr = y + row * pairs;
+    float ss = 0.f;
+    for (int k = lane; k < pairs; k += 32) {
+        const float2 v = xr[k];
+        ss += v.x * v.x + v.y * v.y;
+    }
+    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    const float rs = rsqrtf(ss * inv_n + eps);
+    const int l = int(row % L), b = int(row / L);
+    const RopeGridDev g = grids.g[b];
+    const bool inside = l < g.f * g.h * g.w;
+    const int hw = int(g.h * g.w);
+    const int pf = inside ? l / hw + int(g.frame_offset) : 0, ph = inside ? (l / int(g.w)) % int(g.h) : 0,
+              pw = inside ? l % int(g.w) : 0;
+    for (int k = lane; k < pairs; k += 32) {
+        const float2 v = xr[k], wv = w[k];
+        const float re = v.x * rs * wv.x, im = v.y * rs * wv.y;  // rms_norm's (x·r)·w
+        if (!inside) {
+            yr[k] = make_float2(re, im);
+            continue;
+        }
+        const int j = k % half;  // pair within the head
+        const int pos = j < c0 ? pf : (j < c0 + c1 ? ph : pw);
+        const float2 cs = table[int64_t(pos) * half + j];
+        yr[k] = make_float2(re * cs.x - im * cs.y, re * cs.y + im * cs.x);
+    }
+}
+
 }  // namespace
+
+void launch_rms_norm_rope(const float* x, const float* w, float eps, const RopeGridDev* grids, const float* table,
+                          float* y, int64_t B, int64_t L, int64_t H, int64_t d, cudaStream_t stream) {
+    const int64_t half = d / 2, c1 = d / 6, c0 = half - 2 * c1, pairs = H * half;
+    for (int64_t b0 = 0; b0 < B; b0 += kMaxGrids) {
+        const int64_t nb = std::min<int64_t>(kMaxGrids, B - b0);
+        RopeGrids gs{};
+        for (int64_t b = 0; b < nb; ++b) gs.g[b] = grids[b0 + b];
+        const int64_t rows = nb * L;
+        if (rows == 0 || pairs == 0) continue;
+        const int blocks = int((rows + kRowsPerBlock - 1) / kRowsPerBlock);
+        rms_norm_rope_kernel<<<blocks, kRowsPerBlock * 32, 0, stream>>>(
+            reinterpret_cast<const float2*>(x) + b0 * L * pairs, reinterpret_cast<const float2*>(w), gs,
+            reinterpret_cast<const float2*>(table), reinterpret_cast<float2*>(y) + b0 * L * pairs, rows, int(L),
+            int(pairs), int(half), int(c0), int(c1), eps, 1.f / float(2 * pairs));
+        CUDA_CHECK_LAUNCH();
+    }
+}
 
 void launch_rope(const float* x, const RopeGridDev* grids, const float* table, int64_t P, float* y, int64_t B,
                  int64_t L, int64_t H, int64_t d, cudaStream_t stream) {

@@ -362,14 +362,15 @@ std::vector<Tensor> CausalDitModel::forward(const std::vector<CausalChunk>& rows
 
         // self-attention against the cache
         Tensor h = ops::norm_modulate(xf, mod(0), mod(1), c.eps).reshape({R, L, D});
-        Tensor q = b.sa_q(h), k = b.sa_k(h), v = b.sa_v(h);  // [R, L, D]
-        if (c.qk_norm) {
-            q = ops::rms_norm(q, b.sa_norm_q, c.eps);
-            k = ops::rms_norm(k, b.sa_norm_k, c.eps);
+        Tensor q = b.sa_q(h).reshape({R, L, N, hd}), k = b.sa_k(h).reshape({R, L, N, hd});  // [R, L, N, hd]
+        Tensor v = b.sa_v(h).reshape({R, L, N, hd});
+        if (c.qk_norm) {  // rope(rms_norm(·)) in one pass
+            q = ops::rms_norm_rope(q, b.sa_norm_q, c.eps, grids, base_->rope_table());
+            k = ops::rms_norm_rope(k, b.sa_norm_k, c.eps, grids, base_->rope_table());
+        } else {
+            q = ops::rope(q, grids, base_->rope_table());
+            k = ops::rope(k, grids, base_->rope_table());
         }
-        q = ops::rope(q.reshape({R, L, N, hd}), grids, base_->rope_table());  // [R, L, N, hd]
-        k = ops::rope(k.reshape({R, L, N, hd}), grids, base_->rope_table());
-        v = v.reshape({R, L, N, hd});
         const Tensor& kc = cache.k[size_t(li)];  // [R, K·S, N, hd]
         const Tensor& vc = cache.v[size_t(li)];
         std::vector<int64_t> read_frames;

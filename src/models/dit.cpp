@@ -199,13 +199,14 @@ std::vector<Tensor> DitModel::forward(const std::vector<DitSample>& batch, int64
 
         // self-attention
         Tensor h = ops::norm_modulate(x, mod(0), mod(1), c.eps);
-        Tensor q = b.sa_q(h), k = b.sa_k(h), v = b.sa_v(h);  // [B, L, D]
-        if (c.qk_norm) {
-            q = ops::rms_norm(q, b.sa_norm_q, c.eps);
-            k = ops::rms_norm(k, b.sa_norm_k, c.eps);
+        Tensor q = b.sa_q(h).reshape({B, seq_len, N, hd}), k = b.sa_k(h).reshape({B, seq_len, N, hd}), v = b.sa_v(h);
+        if (c.qk_norm) {  // rope(rms_norm(·)) in one pass: [B, L, N, hd]
+            q = ops::rms_norm_rope(q, b.sa_norm_q, c.eps, grids, rope_);
+            k = ops::rms_norm_rope(k, b.sa_norm_k, c.eps, grids, rope_);
+        } else {
+            q = ops::rope(q, grids, rope_);
+            k = ops::rope(k, grids, rope_);
         }
-        q = ops::rope(q.reshape({B, seq_len, N, hd}), grids, rope_);  // [B, L, N, hd]
-        k = ops::rope(k.reshape({B, seq_len, N, hd}), grids, rope_);
         Tensor a = ops::attention(q, k, v.reshape({B, seq_len, N, hd}), self_p);  // [B, L, N, hd]
         ops::gated_residual(x, b.sa_o(a.reshape({B, seq_len, D})), mod(2));
 

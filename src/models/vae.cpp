@@ -323,7 +323,7 @@ Tensor coder_forward(const Coder& m, const Tensor& x_in, VaeFeatCache& fc) {
     x = res_forward(m.mid2, x, fc);
     if (m.decoder)
         for (const Layer& l : m.body) x = layer_forward(l, x, fc);
-    x = ops::silu(ops::channel_rms_norm(x, m.head_gamma));
+    x = ops::channel_rms_norm(x, m.head_gamma, Activation::Silu);
     return cached_conv(m.head, x, fc);
 }
 

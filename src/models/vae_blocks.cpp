@@ -53,9 +53,9 @@ Tensor frame_conv(const FrameConv& c, const Tensor& x, int pad0, int pad1, int s
 
 Tensor res_forward(const ResBlock& r, const Tensor& x, VaeFeatCache& fc) {
     const Tensor h = r.has_shortcut ? pointwise(r.shortcut, x) : x;
-    Tensor y = ops::silu(ops::channel_rms_norm(x, r.gamma0));
+    Tensor y = ops::channel_rms_norm(x, r.gamma0, Activation::Silu);  // norm → SiLU, one pass
     y = cached_conv(r.conv0, y, fc);
-    y = ops::silu(ops::channel_rms_norm(y, r.gamma1));  // Dropout: identity at inference
+    y = ops::channel_rms_norm(y, r.gamma1, Activation::Silu);  // Dropout: identity at inference
     y = cached_conv(r.conv1, y, fc);
     return ops::add(y, h);
 }

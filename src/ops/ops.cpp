@@ -188,22 +188,41 @@ void gated_residual(const Tensor& x, const Tensor& y_in, const Tensor& gate) {
     be.gated_residual(x, y, gate);
 }
 
-Tensor rope(const Tensor& x_in, const std::vector<RopeGrid>& grids, const Tensor& table) {
-    Backend& be = be_of(x_in, "rope");
+namespace {
+void check_rope_args(const Tensor& x_in, const std::vector<RopeGrid>& grids, const Tensor& table, const char* op) {
     if (x_in.ndim() != 4 || x_in.size(3) % 2 != 0)
-        fail("rope", "input must be [B, L, heads, head_dim] with an even head_dim, got ", x_in.describe());
+        fail(op, "input must be [B, L, heads, head_dim] with an even head_dim, got ", x_in.describe());
     const int64_t B = x_in.size(0), L = x_in.size(1), D = x_in.size(3);
-    if (int64_t(grids.size()) != B) fail("rope", grids.size(), " grids for a batch of ", B);
+    if (int64_t(grids.size()) != B) fail(op, grids.size(), " grids for a batch of ", B);
     if (table.ndim() != 3 || table.size(1) != D / 2 || table.size(2) != 2 || table.dtype() != DType::F32)
-        fail("rope", "table must be f32[P, ", D / 2, ", 2], got ", table.describe());
+        fail(op, "table must be f32[P, ", D / 2, ", 2], got ", table.describe());
     for (const RopeGrid& g : grids) {
         if (g.f * g.h * g.w > L)
-            fail("rope", "grid ", g.f, "x", g.h, "x", g.w, " has more tokens than the sequence length ", L);
+            fail(op, "grid ", g.f, "x", g.h, "x", g.w, " has more tokens than the sequence length ", L);
         if (g.frame_offset < 0 || g.frame_offset + g.f > table.size(0) || g.h > table.size(0) || g.w > table.size(0))
-            fail("rope", "positions up to (", g.frame_offset + g.f, ", ", g.h, ", ", g.w, ") exceed the ",
-                 table.size(0), "-entry RoPE table; use a smaller size or fewer frames");
+            fail(op, "positions up to (", g.frame_offset + g.f, ", ", g.h, ", ", g.w, ") exceed the ", table.size(0),
+                 "-entry RoPE table; use a smaller size or fewer frames");
     }
-    check_f32(x_in, "rope", "input");
+    check_f32(x_in, op, "input");
+}
+}  // namespace
+
+Tensor rms_norm_rope(const Tensor& x_in, const Tensor& w, float eps, const std::vector<RopeGrid>& grids,
+                     const Tensor& table) {
+    Backend& be = be_of(x_in, "rms_norm_rope");
+    check_rope_args(x_in, grids, table, "rms_norm_rope");
+    const int64_t HD = x_in.size(2) * x_in.size(3);
+    if (w.ndim() != 1 || w.size(0) != HD || w.dtype() != DType::F32)
+        fail("rms_norm_rope", "weight must be f32[", HD, "], got ", w.describe());
+    Tensor x = contiguous(x_in);
+    Tensor y = be.empty(DType::F32, x.shape());
+    be.rms_norm_rope(x, contiguous(w), eps, grids, table, y);
+    return y;
+}
+
+Tensor rope(const Tensor& x_in, const std::vector<RopeGrid>& grids, const Tensor& table) {
+    Backend& be = be_of(x_in, "rope");
+    check_rope_args(x_in, grids, table, "rope");
     Tensor x = contiguous(x_in);
     Tensor y = be.empty(DType::F32, x.shape());
     be.rope(x, grids, table, y);

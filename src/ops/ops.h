@@ -43,6 +43,9 @@ void gated_residual(const Tensor& x, const Tensor& y, const Tensor& gate);
 // Pairs (x[2k], x[2k+1]) are rotated by the angle of pair k's axis (frame/height/width, split
 // [d/2 − 2⌊d/6⌋, ⌊d/6⌋, ⌊d/6⌋]); tokens past f·h·w pass through.
 Tensor rope(const Tensor& x, const std::vector<RopeGrid>& grids, const Tensor& table);
+// rope(rms_norm(x, w, eps)) with the norm over each token's H·d values (WanRMSNorm over dim):
+// x [B, L, H, d], w [H·d] → [B, L, H, d], one pass (the self-attention q/k path).
+Tensor rms_norm_rope(const Tensor& x, const Tensor& w, float eps, const std::vector<RopeGrid>& grids, const Tensor& table);
 
 Tensor unary(Activation act, const Tensor& x);
 inline Tensor gelu_tanh(const Tensor& x) { return unary(Activation::GeluTanh, x); }
@@ -68,7 +71,8 @@ Tensor embedding(const Tensor& table, const Tensor& ids);
 // A Conv2d applied per frame is kt = 1.
 Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv3dParams& p);
 // x [C, T, H, W], gamma [C] → x / max(‖x‖₂ over C, 1e-12) · √C · gamma (the VAE's RMS_norm).
-Tensor channel_rms_norm(const Tensor& x, const Tensor& gamma);
+// act: Silu fuses the VAE's norm → SiLU into one pass (exactly silu(channel_rms_norm(x)) on the CPU).
+Tensor channel_rms_norm(const Tensor& x, const Tensor& gamma, Activation act = Activation::None);
 // x [C, T, H, W] → [C, T, 2H, 2W], nearest neighbour.
 Tensor upsample2x(const Tensor& x);
 

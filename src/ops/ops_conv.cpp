@@ -54,7 +54,9 @@ Tensor conv3d(const Tensor& x_in, const Tensor& w_in, const Tensor* bias_in, con
     return y;
 }
 
-Tensor channel_rms_norm(const Tensor& x_in, const Tensor& gamma_in) {
+Tensor channel_rms_norm(const Tensor& x_in, const Tensor& gamma_in, Activation act) {
+    WANRT_CHECK(act == Activation::None || act == Activation::Silu, "channel_rms_norm",
+                "the fused activation must be none or silu");
     check_f32("channel_rms_norm", "input", x_in);
     check_f32("channel_rms_norm", "gamma", gamma_in);
     check_backend("channel_rms_norm", "gamma", gamma_in, x_in);
@@ -64,7 +66,7 @@ Tensor channel_rms_norm(const Tensor& x_in, const Tensor& gamma_in) {
                 "; reshape a [C, 1, 1, 1] weight to [C]");
     const Tensor x = contiguous(x_in), g = contiguous(gamma_in);
     Tensor y = x.backend()->empty(DType::F32, x.shape());
-    x.backend()->channel_rms_norm(x, g, y);
+    x.backend()->channel_rms_norm(x, g, act, y);
     return y;
 }
 
