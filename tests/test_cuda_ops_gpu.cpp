@@ -260,6 +260,8 @@ TEST_F(CudaOps, Attention) {
     cases.push_back({1, 65, 300, 4, 2, 128, 128, {}, true, 40, -1});         // GQA, causal + left window
     cases.push_back({2, 40, 77, 2, 2, 64, 64, {0, 77}, false, -1, -1, 0.5f, 0.2f});  // empty sample; q/softmax scale
     cases.push_back({1, 300, 1000, 2, 2, 128, 128, {777}});                          // long keys, partial last tile
+    cases.push_back({1, 200, 4096, 2, 2, 128, 128, {}});  // few query tiles, long keys: split-KV (4 ranges)
+    cases.push_back({1, 130, 3000, 3, 3, 64, 64, {}});    // split-KV into 2 ranges (3000 % 4 ≠ 0), d 64
     cases.push_back({2, 33, 45, 3, 3, 40, 40, {45, 31}});                            // generic kernel: d 40
     cases.push_back({1, 20, 30, 2, 1, 32, 48, {}});                                  // generic: dv ≠ d, GQA
     AttnCase rb{1, 25, 25, 2, 2, 64, 64, {}};

@@ -53,6 +53,12 @@ void run(const Opts& o) {
     Tensor kt = rand_t(*be, DType::F32, {1, T, H, hd}, "k.weight"), vt = rand_t(*be, DType::F32, {1, T, H, hd}, "v.weight");
     add(cat("attention self ", L, "x", L, " h", H), 4.0 * L * L * hd * H, [&] { ops::attention(q, k, v); });
     add(cat("attention cross ", L, "x", T, " h", H), 4.0 * L * T * hd * H, [&] { ops::attention(q, kt, vt); });
+    {  // the causal step's self-attention: one frame's queries against a 6-frame bf16 cache
+        const DType kvt = be->supports(Op::Attention, DType::F32, DType::BF16) ? DType::BF16 : DType::F32;
+        Tensor kc = ops::to_dtype(rand_t(*be, DType::F32, {1, 6 * L, H, hd}, "k.weight"), kvt);
+        add(cat("attention self ", L, "x", 6 * L, " h", H, " ", dtype_name(kvt), " k/v"), 4.0 * L * 6 * L * hd * H,
+            [&] { ops::attention(q, kc, kc); });
+    }
     Tensor nw = rand_t(*be, DType::F32, {D}, "norm_q.weight");
     Tensor m = rand_t(*be, DType::F32, {1, 6, D}, "modulation");
     add("rms_norm", 0, [&] { ops::rms_norm(x, nw, 1e-6f); });

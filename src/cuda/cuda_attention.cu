@@ -425,4 +425,39 @@ void launch_attention_generic(const AttnArgs& a, const float* q, const float* k,
     CUDA_CHECK_LAUNCH();
 }
 
+namespace {
+
+// One warp per (query, head) row: weights w_i = exp(lse_i − max lse), out = Σ w_i·o_i / Σ w_i.
+__global__ void attention_combine_kernel(const __nv_bfloat16* __restrict__ o, const float* __restrict__ lse, int ns,
+                                         int Lq, int H, int d, float* __restrict__ out,
+                                         __nv_bfloat16* __restrict__ out_bf16) {
+    const int64_t row = blockIdx.x * int64_t(blockDim.x / 32) + threadIdx.x / 32;  // l·H + h
+    if (row >= int64_t(Lq) * H) return;
+    const int lane = threadIdx.x & 31;
+    const int l = int(row / H), h = int(row % H);
+    float m = -INFINITY;
+    for (int i = 0; i < ns; ++i) m = fmaxf(m, lse[(int64_t(i) * H + h) * Lq + l]);
+    float w[8], sum = 0.f;
+    for (int i = 0; i < ns; ++i) sum += (w[i] = expf(lse[(int64_t(i) * H + h) * Lq + l] - m));
+    for (int e = lane; e < d; e += 32) {
+        float acc = 0.f;
+        for (int i = 0; i < ns; ++i) acc += w[i] * __bfloat162float(o[(int64_t(i) * Lq * H + row) * d + e]);
+        acc /= sum;
+        out[row * d + e] = acc;
+        out_bf16[row * d + e] = __float2bfloat16_rn(acc);
+    }
+}
+
+}  // namespace
+
+void launch_attention_combine(const __nv_bfloat16* o, const float* lse, int ns, int Lq, int H, int d, float* out,
+                              __nv_bfloat16* out_bf16, cudaStream_t stream) {
+    const int64_t rows = int64_t(Lq) * H;
+    if (rows == 0) return;
+    constexpr int kWarps = 8;
+    attention_combine_kernel<<<unsigned((rows + kWarps - 1) / kWarps), kWarps * 32, 0, stream>>>(o, lse, ns, Lq, H, d,
+                                                                                               out, out_bf16);
+    CUDA_CHECK_LAUNCH();
+}
+
 }  // namespace wanrt::cuda

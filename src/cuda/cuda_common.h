@@ -179,6 +179,7 @@ void launch_attention_generic(const AttnArgs& a, const float* q, const float* k,
 
 #include <map>
 #include <tuple>
+#include <vector>
 
 namespace wanrt::cuda {
 
@@ -203,6 +204,7 @@ private:
         cublasLtMatmulDesc_t desc = nullptr;
         cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
         cublasLtMatmulAlgo_t algo{};
+        std::vector<cublasLtMatmulAlgo_t> candidates;  // timed on first use, then cleared
     };
     // (M, N, K, epilogue | output-type bit, alignment class)
     using Key = std::tuple<int64_t, int64_t, int64_t, int, int>;
@@ -235,13 +237,15 @@ public:
     CudnnSdpa(const CudnnSdpa&) = delete;
     CudnnSdpa& operator=(const CudnnSdpa&) = delete;
 
+    // stats (optional, f32 [B, H, Lq]): each row's logsumexp of the scaled scores, for combining
+    // partial results over key ranges (split-KV).
     bool run(int B, int H, int Hk, int Lq, int Lk, int d, float scale, const __nv_bfloat16* q, const __nv_bfloat16* k,
-             const __nv_bfloat16* v, __nv_bfloat16* o);
+             const __nv_bfloat16* v, __nv_bfloat16* o, float* stats = nullptr);
     std::string last_error() const { return error_; }
 
 private:
     struct Plan;
-    using Key = std::tuple<int, int, int, int, int, int>;
+    using Key = std::tuple<int, int, int, int, int, int, bool>;  // (B, H, Hk, Lq, Lk, d, with stats)
     Plan* plan(const Key& key);
 
     cudaStream_t stream_;
@@ -300,6 +304,11 @@ void launch_channel_rms_norm(const float* x, const float* gamma, int act, float*
                              cudaStream_t stream);
 // x [C·T, H, W] → y [C·T, 2H, 2W], nearest.
 void launch_upsample2x(const float* x, float* y, int64_t planes, int64_t H, int64_t W, cudaStream_t stream);
+
+// Split-KV combine: parts o [ns, Lq, H, d] bf16 with logsumexps lse [ns, H, Lq] → out f32 and
+// out_bf16 [Lq, H, d] (the same values rounded, for the linear that follows).
+void launch_attention_combine(const __nv_bfloat16* o, const float* lse, int ns, int Lq, int H, int d, float* out,
+                              __nv_bfloat16* out_bf16, cudaStream_t stream);
 
 // ---- launchers (cuda_kv.cu) ----
 // The adaptive-sink KV-cache frame write (KvSinkWrite in core/backend.h): k_new, v_new f32 [S, W];

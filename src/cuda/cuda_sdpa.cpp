@@ -14,7 +14,7 @@ namespace wanrt::cuda {
 
 namespace {
 
-enum Uid : int64_t { kQ = 1, kK = 2, kV = 3, kO = 4, kScale = 5 };
+enum Uid : int64_t { kQ = 1, kK = 2, kV = 3, kO = 4, kScale = 5, kStats = 6 };
 
 }  // namespace
 
@@ -38,7 +38,7 @@ CudnnSdpa::~CudnnSdpa() {
 CudnnSdpa::Plan* CudnnSdpa::plan(const Key& key) {
     auto it = plans_.find(key);
     if (it != plans_.end()) return it->second.get();
-    const auto [B, H, Hk, Lq, Lk, d] = key;
+    const auto [B, H, Hk, Lq, Lk, d, with_stats] = key;
     auto p = std::make_unique<Plan>();
     auto& keep = p->keep;
     int64_t next_virtual = 100;
@@ -71,8 +71,8 @@ CudnnSdpa::Plan* CudnnSdpa::plan(const Key& key) {
         const std::vector<int64_t> s_dims = {b, h, sq, skv}, s_str = {h * sq * skv, sq * skv, skv, 1};
         const std::vector<int64_t> r_dims = {b, h, sq, 1}, r_str = {h * sq, sq, 1, 1};
         const int64_t uS = next_virtual++, uS1 = next_virtual++, uM = next_virtual++, uSub = next_virtual++,
-                      uE = next_virtual++, uSum = next_virtual++, uLog = next_virtual++, uStats = next_virtual++,
-                      uP = next_virtual++;
+                      uE = next_virtual++, uSum = next_virtual++, uLog = next_virtual++,
+                      uStats = with_stats ? int64_t(kStats) : next_virtual++, uP = next_virtual++;
         tensor(uS, CUDNN_DATA_FLOAT, s_dims, s_str, true);
         tensor(uS1, CUDNN_DATA_FLOAT, s_dims, s_str, true);
         tensor(uM, CUDNN_DATA_FLOAT, r_dims, r_str, true);
@@ -80,7 +80,7 @@ CudnnSdpa::Plan* CudnnSdpa::plan(const Key& key) {
         tensor(uE, CUDNN_DATA_FLOAT, s_dims, s_str, true);
         tensor(uSum, CUDNN_DATA_FLOAT, r_dims, r_str, true);
         tensor(uLog, CUDNN_DATA_FLOAT, r_dims, r_str, true);
-        tensor(uStats, CUDNN_DATA_FLOAT, r_dims, r_str, true);
+        tensor(uStats, CUDNN_DATA_FLOAT, r_dims, r_str, !with_stats);  // logsumexp, an output for split-KV
         tensor(uP, CUDNN_DATA_BFLOAT16, s_dims, s_str, true);
         auto T = [&](int64_t uid) { return by_uid.at(uid); };
 
@@ -161,8 +161,9 @@ CudnnSdpa::Plan* CudnnSdpa::plan(const Key& key) {
 }
 
 bool CudnnSdpa::run(int B, int H, int Hk, int Lq, int Lk, int d, float scale, const __nv_bfloat16* q,
-                    const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* o) {
-    Plan* p = plan(Key{B, H, Hk, Lq, Lk, d});
+                    const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* o, float* stats) {
+    const Key key{B, H, Hk, Lq, Lk, d, stats != nullptr};
+    Plan* p = plan(key);
     if (!p) return false;
     if (size_t(p->workspace) > workspace_bytes_) {
         if (workspace_) {
@@ -172,20 +173,21 @@ bool CudnnSdpa::run(int B, int H, int Hk, int Lq, int Lk, int d, float scale, co
         CUDA_CHECK(cudaMalloc(&workspace_, size_t(p->workspace)));
         workspace_bytes_ = size_t(p->workspace);
     }
-    int64_t uids[] = {kQ, kK, kV, kO, kScale};
+    int64_t uids[] = {kQ, kK, kV, kO, kScale, kStats};
     void* ptrs[] = {const_cast<__nv_bfloat16*>(q), const_cast<__nv_bfloat16*>(k), const_cast<__nv_bfloat16*>(v), o,
-                    &scale};
+                    &scale, stats};
+    const int64_t n = stats ? 6 : 5;
     try {
         Desc vp(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
         void* ws = workspace_;
-        vp.set(CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, 5, uids, "variant uids")
-            .set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, 5, ptrs, "variant pointers")
+        vp.set(CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, n, uids, "variant uids")
+            .set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, n, ptrs, "variant pointers")
             .set(CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws, "variant workspace")
             .finalize("variant pack");
         const cudnnStatus_t st = cudnnBackendExecute(handle_, p->plan, vp.get());
         if (st != CUDNN_STATUS_SUCCESS) {
             error_ = std::string("execute: ") + cudnnGetErrorString(st);
-            plans_[Key{B, H, Hk, Lq, Lk, d}] = nullptr;
+            plans_[key] = nullptr;
             return false;
         }
     } catch (const BuildError& e) {
