@@ -419,13 +419,7 @@ public:
                     launch_attention_combine(static_cast<const __nv_bfloat16*>(os->ptr()),
                                              static_cast<const float*>(ls->ptr()), ns, a.Lq, a.H, a.d,
                                              out.data<float>(), static_cast<__nv_bfloat16*>(ob->ptr()), stream_);
-                    wrote(out);
-                    staged_ = {};
-                    staged_.src = out.buffer();
-                    staged_.offset = out.offset_bytes();
-                    staged_.numel = out.numel();
-                    staged_.version = version_of(out);
-                    staged_.bf16 = ob;
+                    keep_staged(out, ob);
                     return;
                 }
                 split_kv_ = 1;  // no cuDNN engine with a logsumexp output here: stop splitting
@@ -438,15 +432,7 @@ public:
                 done = sdpa_->run(a.B, a.H, a.Hk, a.Lq, a.Lk, a.d, a.softmax_scale, qp, kp, vp, op);
                 if (done) {
                     launch_bf16_to_f32(op, out.data<float>(), out.numel(), stream_);
-                    // The f32 output holds exactly these bf16 values: keep them as the staged
-                    // bf16 copy, so the output projection that follows skips its conversion.
-                    wrote(out);
-                    staged_ = {};
-                    staged_.src = out.buffer();
-                    staged_.offset = out.offset_bytes();
-                    staged_.numel = out.numel();
-                    staged_.version = version_of(out);
-                    staged_.bf16 = ob;
+                    keep_staged(out, ob);
                     return;
                 } else if (!sdpa_warned_) {
                     sdpa_warned_ = true;
@@ -467,6 +453,18 @@ public:
         wrote(out);
     }
 
+    // out (f32) was just written with exactly the bf16 values in `bf16`: keep them as the staged bf16
+    // copy, so the output projection that follows skips its conversion.
+    void keep_staged(const Tensor& out, std::shared_ptr<Buffer> bf16) {
+        wrote(out);
+        staged_ = {};
+        staged_.src = out.buffer();
+        staged_.offset = out.offset_bytes();
+        staged_.numel = out.numel();
+        staged_.version = version_of(out);
+        staged_.bf16 = std::move(bf16);
+    }
+
     // Key ranges for one unmasked attention of one sample: 1 (no split) unless the query tiles
     // (128 rows × heads, one CTA each) fill the SMs' waves poorly; then the count in 2…4 with the
     // best fill (each step > 5% better), each range keeping ≥ 1,024 keys. WANRT_ATTN_SPLIT=n forces
@@ -474,7 +472,10 @@ public:
     // 1 range 0.274 ms, 2: 0.239, 3: 0.230, 4: 0.222.
     int split_kv_count(int Lq, int H, int Lk) const {
         if (split_kv_ == 1) return 1;
-        if (split_kv_ > 1) return Lk % split_kv_ == 0 && Lk / split_kv_ >= 64 ? split_kv_ : 1;
+        if (split_kv_ > 1) {  // forced (at most 8 ranges: the combine kernel's limit)
+            const int n = std::min(split_kv_, 8);
+            return Lk % n == 0 && Lk / n >= 64 ? n : 1;
+        }
         const double sms = props_.multiProcessorCount, tiles = double((Lq + 127) / 128) * H;
         auto fill = [&](int n) { return tiles * n / sms / std::ceil(tiles * n / sms); };
         int best = 1;

@@ -145,7 +145,8 @@ struct KvCache {
 // cache row's K/V [≥ sink·S, heads, head_dim], a_s = (cos(k̄_s, k̄_new) + cos(v̄_s, v̄_new)) / 2 for
 // each sink slot s, x̄ = mean over the frame's S tokens with heads flattened; cosine as
 // torch.cosine_similarity (eps 1e-8, so an empty slot gives 0). Means on the backend, cosines on
-// the host in float64.
+// the host in float64. The unfused composition of ops::kv_sink_write's decision (its test oracle);
+// forward() uses the op, which needs no host round trip.
 std::vector<double> adaptive_sink_similarity(const Tensor& k_new, const Tensor& v_new, const Tensor& k_cache,
                                              const Tensor& v_cache, int64_t sink, int64_t S);
 

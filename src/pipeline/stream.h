@@ -23,10 +23,11 @@
 // ring eviction; positions wrap to cache_frames − 1 when they reach refresh_frame (§4.10). Nothing
 // grows with the stream length.
 //
-// Deviations from the PyTorch reference, by design: float32 instead of bf16; the controller's
-// distance in float32/float64 instead of bf16; noise from NoiseSource (seeded MT19937, not torch's
-// RNG); the one-row cache defect of §4.9.2 is not replicated (rows are always per slot); the
-// adaptive sink's similarity is computed in float64 on the host from the f32 K/V (SD: bf16).
+// Deviations from the PyTorch reference, by design: float32 activations instead of bf16 (the GPU
+// backend runs matrices, attention and the KV cache in bf16, as SD); the controller's distance in
+// float32/float64 instead of bf16; noise from NoiseSource (seeded MT19937, not torch's RNG); the
+// one-row cache defect of §4.9.2 is not replicated (rows are always per slot); the adaptive sink's
+// similarity accumulates in float64 (ops::kv_sink_write, on the device; SD: bf16).
 //
 // Latents: StreamDiffusionV2 feeds the DiT the raw VAE mean (no (mu − mean)/std, §4.3) and decodes
 // with the usual de-normalisation; raw_latents = true does that (needs the Wan2.1 16-channel
