@@ -445,25 +445,29 @@ TEST_F(CudaOps, Rope) {
         Out y = out({B, L, H, d});
         be->rope(upload(xv, {B, L, H, d}), grids, upload(tv, {P, d / 2, 2}), y.t);
         const int64_t half = d / 2, c1 = d / 6, c0 = half - 2 * c1;
-        std::vector<double> ref(xv.size());
-        for (int64_t b = 0; b < B; ++b)
-            for (int64_t l = 0; l < L; ++l)
-                for (int64_t h = 0; h < H; ++h)
-                    for (int64_t k = 0; k < half; ++k) {
-                        const size_t i = size_t(((b * L + l) * H + h) * d + 2 * k);
-                        const RopeGrid& g = grids[size_t(b)];
-                        if (l >= g.f * g.h * g.w) {
-                            ref[i] = xv[i], ref[i + 1] = xv[i + 1];
-                            continue;
+        // float64 rotation of x (any values) by the table, tokens past f·h·w unchanged
+        auto rotate = [&](const std::vector<double>& x) {
+            std::vector<double> r(x.size());
+            for (int64_t b = 0; b < B; ++b)
+                for (int64_t l = 0; l < L; ++l)
+                    for (int64_t h = 0; h < H; ++h)
+                        for (int64_t k = 0; k < half; ++k) {
+                            const size_t i = size_t(((b * L + l) * H + h) * d + 2 * k);
+                            const RopeGrid& g = grids[size_t(b)];
+                            if (l >= g.f * g.h * g.w) {
+                                r[i] = x[i], r[i + 1] = x[i + 1];
+                                continue;
+                            }
+                            const int64_t pos = k < c0        ? l / (g.h * g.w) + g.frame_offset
+                                                : k < c0 + c1 ? (l / g.w) % g.h
+                                                              : l % g.w;
+                            const double cs = tv[size_t((pos * half + k) * 2)], sn = tv[size_t((pos * half + k) * 2 + 1)];
+                            r[i] = x[i] * cs - x[i + 1] * sn;
+                            r[i + 1] = x[i] * sn + x[i + 1] * cs;
                         }
-                        const int64_t pos = k < c0        ? l / (g.h * g.w) + g.frame_offset
-                                            : k < c0 + c1 ? (l / g.w) % g.h
-                                                          : l % g.w;
-                        const double cs = tv[size_t((pos * half + k) * 2)], sn = tv[size_t((pos * half + k) * 2 + 1)];
-                        ref[i] = xv[i] * cs - xv[i + 1] * sn;
-                        ref[i + 1] = xv[i] * sn + xv[i + 1] * cs;
-                    }
-        EXPECT_CLOSE(y.t, ref, 1e-5, cat("rope d", d));
+            return r;
+        };
+        EXPECT_CLOSE(y.t, rotate(d64(xv)), 1e-5, cat("rope d", d));
         check_guards(y, "rope");
         // fused with the q/k RMSNorm over each token's H·d values: the same rotation of x·r·w
         auto wv = randn(size_t(H * d), 22);
@@ -474,27 +478,9 @@ TEST_F(CudaOps, Rope) {
             const double r = 1 / std::sqrt(ss / double(H * d) + 1e-6);
             for (int64_t i = 0; i < H * d; ++i) xn[size_t(t * H * d + i)] = xv[size_t(t * H * d + i)] * r * wv[size_t(i)];
         }
-        std::vector<double> ref2(xv.size());
-        for (int64_t b = 0; b < B; ++b)
-            for (int64_t l = 0; l < L; ++l)
-                for (int64_t h = 0; h < H; ++h)
-                    for (int64_t k = 0; k < half; ++k) {
-                        const size_t i = size_t(((b * L + l) * H + h) * d + 2 * k);
-                        const RopeGrid& g = grids[size_t(b)];
-                        if (l >= g.f * g.h * g.w) {
-                            ref2[i] = xn[i], ref2[i + 1] = xn[i + 1];
-                            continue;
-                        }
-                        const int64_t pos = k < c0        ? l / (g.h * g.w) + g.frame_offset
-                                            : k < c0 + c1 ? (l / g.w) % g.h
-                                                          : l % g.w;
-                        const double cs = tv[size_t((pos * half + k) * 2)], sn = tv[size_t((pos * half + k) * 2 + 1)];
-                        ref2[i] = xn[i] * cs - xn[i + 1] * sn;
-                        ref2[i + 1] = xn[i] * sn + xn[i + 1] * cs;
-                    }
         Out y2 = out({B, L, H, d});
         be->rms_norm_rope(upload(xv, {B, L, H, d}), upload(wv, {H * d}), 1e-6f, grids, upload(tv, {P, d / 2, 2}), y2.t);
-        EXPECT_CLOSE(y2.t, ref2, 1e-5, cat("rms_norm_rope d", d));
+        EXPECT_CLOSE(y2.t, rotate(xn), 1e-5, cat("rms_norm_rope d", d));
         check_guards(y2, "rms_norm_rope");
     }
 }
