@@ -242,6 +242,54 @@ TEST(Video, Y4mIsByteExact) {
     Rgb24Video back = read_video(path);
     ASSERT_EQ(back.frames, 5);
     EXPECT_LE(max_diff(rgb, back), 2);
+    // Our own reader (the only one without FFmpeg) gives the same frames back.
+    Rgb24Video ours = read_y4m(path);
+    ASSERT_EQ(ours.frames, 5);
+    EXPECT_EQ(ours.width, 10);
+    EXPECT_EQ(ours.height, 6);
+    EXPECT_EQ(ours.fps, 16.0);
+    EXPECT_LE(max_diff(rgb, ours), 2);
+}
+
+// read_y4m on 4:2:0 (the common camera/ffmpeg output): a flat frame of each primary decodes back,
+// against FFmpeg's decode of the same bytes; malformed files are one-line errors.
+TEST(Video, Y4mReader420AndErrors) {
+    TempDir dir;
+    const std::string path = dir / "c420.y4m";
+    const int W = 6, H = 4;
+    std::string bytes = "YUV4MPEG2 W6 H4 F25:1 Ip A1:1 C420jpeg\n";
+    // BT.601 limited: red (81, 90, 240), green (145, 54, 34), blue (41, 240, 110)
+    const int yuv[3][3] = {{81, 90, 240}, {145, 54, 34}, {41, 240, 110}};
+    for (const auto& c : yuv) {
+        bytes += "FRAME\n";
+        bytes += std::string(size_t(W * H), char(c[0])) + std::string(size_t(W * H / 4), char(c[1])) +
+                 std::string(size_t(W * H / 4), char(c[2]));
+    }
+    {
+        std::ofstream o(path, std::ios::binary);
+        o << bytes;
+    }
+    Rgb24Video v = read_y4m(path);
+    ASSERT_EQ(v.frames, 3);
+    EXPECT_EQ(v.fps, 25.0);
+    const uint8_t want[3][3] = {{255, 0, 0}, {0, 255, 0}, {0, 0, 255}};
+    for (int f = 0; f < 3; ++f)
+        for (int i = 0; i < W * H; ++i)
+            for (int k = 0; k < 3; ++k) EXPECT_NEAR(v.frame(f)[3 * i + k], want[f][k], 2) << "frame " << f;
+    EXPECT_LE(max_diff(v, read_video(path)), 3);  // FFmpeg's decode (bicubic chroma) of the same file
+    auto write = [&](const std::string& name, const std::string& content) {
+        std::ofstream o(dir / name, std::ios::binary);
+        o << content;
+        return dir / name;
+    };
+    const std::string bad = error_of([&] { read_y4m(write("a.y4m", "NOTY4M W6 H4\n")); });
+    EXPECT_NE(bad.find("[video]"), std::string::npos) << bad;
+    EXPECT_EQ(bad.find('\n'), std::string::npos) << bad;
+    EXPECT_NE(error_of([&] { read_y4m(write("b.y4m", "YUV4MPEG2 W6 H4 C420p10\nFRAME\n")); }).find("not supported"),
+              std::string::npos);
+    EXPECT_NE(error_of([&] { read_y4m(write("c.y4m", bytes.substr(0, bytes.size() - 5))); }).find("truncated"),
+              std::string::npos);
+    EXPECT_NE(error_of([&] { read_y4m(dir / "missing.y4m"); }).find("--input"), std::string::npos);
 }
 
 TEST(Video, PngFramesAreLossless) {

@@ -6,8 +6,10 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 
 #include <unistd.h>
@@ -425,6 +427,84 @@ std::vector<std::string> write_video(const std::string& path, const Tensor& vide
 
 // ---------------------------------------------------------------- reader
 
+Rgb24Video read_y4m(const std::string& path) {
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f) fail("video", "cannot read video ", path, ": ", std::strerror(errno), "; check the --input path");
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> guard(f, std::fclose);
+    auto line = [&](const char* what) {
+        std::string s;
+        for (int c; (c = std::fgetc(f)) != '\n';) {
+            if (c == EOF) fail("video", path, ": truncated YUV4MPEG2 ", what);
+            s.push_back(char(c));
+            if (s.size() > 4096) fail("video", path, ": YUV4MPEG2 ", what, " line longer than 4096 bytes");
+        }
+        return s;
+    };
+    const std::string header = line("header");
+    if (header.rfind("YUV4MPEG2", 0) != 0) fail("video", path, " is not a YUV4MPEG2 file (no 'YUV4MPEG2' signature)");
+    Rgb24Video v;
+    v.fps = 0;
+    std::string chroma = "420jpeg";
+    bool full = false;
+    for (size_t p = 9; p < header.size();) {
+        while (p < header.size() && header[p] == ' ') ++p;
+        const size_t e = std::min(header.find(' ', p), header.size());
+        const std::string tok = header.substr(p, e - p);
+        p = e;
+        if (tok.empty()) continue;
+        if (tok[0] == 'W') v.width = std::atoll(tok.c_str() + 1);
+        if (tok[0] == 'H') v.height = std::atoll(tok.c_str() + 1);
+        if (tok[0] == 'C') chroma = tok.substr(1);
+        if (tok[0] == 'F') {
+            const double num = std::atof(tok.c_str() + 1);
+            const size_t colon = tok.find(':');
+            const double den = colon == std::string::npos ? 1 : std::atof(tok.c_str() + colon + 1);
+            v.fps = den > 0 ? num / den : 0;
+        }
+        if (tok == "XCOLORRANGE=FULL") full = true;
+    }
+    if (v.width < 1 || v.height < 1 || v.width > 16384 || v.height > 16384)
+        fail("video", path, ": YUV4MPEG2 size ", v.width, "x", v.height, " is missing or out of range");
+    int sx = 2, sy = 2;  // chroma subsampling
+    if (chroma == "444") sx = sy = 1;
+    else if (chroma == "422") sx = 2, sy = 1;
+    else if (chroma == "mono") sx = sy = 0;
+    else if (chroma != "420jpeg" && chroma != "420mpeg2" && chroma != "420paldv" && chroma != "420")
+        fail("video", path, ": YUV4MPEG2 colour space C", chroma, " is not supported; use 8-bit 444, 422, 420 or mono");
+    const int64_t W = v.width, H = v.height, cw = sx ? (W + sx - 1) / sx : 0, ch = sy ? (H + sy - 1) / sy : 0;
+    const size_t frame_bytes = size_t(W * H + 2 * cw * ch);
+    std::vector<uint8_t> buf(frame_bytes);
+    // BT.601: the writer's matrix inverted (limited range: Y 16…235, C 16…240).
+    const double ky = full ? 1.0 : 255.0 / 219.0, kc = full ? 1.0 : 255.0 / 224.0, y0 = full ? 0 : 16;
+    while (true) {
+        const int c = std::fgetc(f);
+        if (c == EOF) break;
+        std::ungetc(c, f);
+        if (line("frame header").rfind("FRAME", 0) != 0) fail("video", path, ": frame ", v.frames, " has no FRAME header");
+        if (std::fread(buf.data(), 1, frame_bytes, f) != frame_bytes)
+            fail("video", path, ": frame ", v.frames, " is truncated (", frame_bytes, " bytes expected)");
+        const size_t base = v.rgb.size();
+        v.rgb.resize(base + size_t(W * H * 3));
+        for (int64_t yy = 0; yy < H; ++yy)
+            for (int64_t xx = 0; xx < W; ++xx) {
+                const double Y = (buf[size_t(yy * W + xx)] - y0) * ky;
+                double cb = 0, cr = 0;
+                if (sx) {
+                    const size_t ci = size_t((yy / sy) * cw + xx / sx);
+                    cb = (buf[size_t(W * H) + ci] - 128.0) * kc;
+                    cr = (buf[size_t(W * H + cw * ch) + ci] - 128.0) * kc;
+                }
+                uint8_t* o = v.rgb.data() + base + size_t((yy * W + xx) * 3);
+                o[0] = clamp_u8(Y + 1.402 * cr);
+                o[1] = clamp_u8(Y - 0.344136 * cb - 0.714136 * cr);
+                o[2] = clamp_u8(Y + 1.772 * cb);
+            }
+        ++v.frames;
+    }
+    if (v.frames == 0) fail("video", path, " holds no video frames");
+    return v;
+}
+
 #ifdef WANRT_HAVE_FFMPEG
 
 namespace {
@@ -532,7 +612,10 @@ Rgb24Video read_video(const std::string& path) {
 }
 
 #else
-Rgb24Video read_video(const std::string& path) { no_ffmpeg(path); }
+Rgb24Video read_video(const std::string& path) {
+    if (lower_ext(path) == ".y4m") return read_y4m(path);
+    no_ffmpeg(path);
+}
 #endif  // WANRT_HAVE_FFMPEG
 
 Tensor rgb24_to_video(const Rgb24Video& frames, Backend& backend) {

@@ -64,8 +64,14 @@ std::vector<std::string> write_video(const std::string& path, const Rgb24Video& 
                                      const VideoWriteOptions& opt = {});
 
 // Decodes every frame of a video (any format libavformat opens: mp4, y4m, png, …) to RGB24.
-// fps is the stream's average frame rate (0 if unknown).
+// fps is the stream's average frame rate (0 if unknown). Without FFmpeg (-DWANRT_FFMPEG=OFF) only
+// .y4m is read, by read_y4m.
 Rgb24Video read_video(const std::string& path);
+
+// Our own YUV4MPEG2 reader (no FFmpeg): 8-bit C444, C420 (jpeg, mpeg2, paldv: chroma replicated
+// 2×2, siting ignored), C422 and Cmono, BT.601, limited range unless XCOLORRANGE=FULL; the inverse
+// of the writer's matrix, rounded. Errors name the file and what is unsupported (e.g. 10-bit).
+Rgb24Video read_y4m(const std::string& path);
 
 // [F, H, W, 3] uint8 → [3, F, H, W] f32 in [-1, 1] (x/255·2 − 1) on the given backend; the
 // inverse of video_to_rgb24 up to its truncation.
