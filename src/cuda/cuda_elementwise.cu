@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "core/error.h"
 #include "cuda/cuda_common.h"
 
 namespace wanrt::cuda {
@@ -535,9 +536,21 @@ __global__ void conv3d_direct_kernel(Conv3dShape s, const float* __restrict__ x,
     }
 }
 
-__global__ void channel_bias_kernel(float* __restrict__ y, const float* __restrict__ bias, int64_t S, int64_t n) {
-    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-        y[i] += bias[i / S];
+// One channel per blockIdx.y (no per-element division), float4 when each channel's row is 16-byte aligned.
+__global__ void channel_bias_kernel(float* __restrict__ y, const float* __restrict__ bias, int64_t S) {
+    const float b = bias[blockIdx.y];
+    float* row = y + int64_t(blockIdx.y) * S;
+    const int64_t step = int64_t(gridDim.x) * blockDim.x, first = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+    if (S % 4 == 0 && reinterpret_cast<uintptr_t>(y) % 16 == 0) {
+        float4* r4 = reinterpret_cast<float4*>(row);
+        for (int64_t i = first; i < S / 4; i += step) {
+            float4 v = r4[i];
+            v.x += b, v.y += b, v.z += b, v.w += b;
+            r4[i] = v;
+        }
+    } else {
+        for (int64_t i = first; i < S; i += step) row[i] += b;
+    }
 }
 
 __global__ void channel_rms_norm_kernel(const float* __restrict__ x, const float* __restrict__ g, int act,
@@ -553,10 +566,15 @@ __global__ void channel_rms_norm_kernel(const float* __restrict__ x, const float
     }
 }
 
-__global__ void upsample2x_kernel(const float* __restrict__ x, float* __restrict__ y, int64_t H, int64_t W, int64_t n) {
-    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-        const int64_t X = i % (2 * W), Y = (i / (2 * W)) % (2 * H), p = i / (4 * H * W);
-        y[i] = x[(p * H + Y / 2) * W + X / 2];
+// One thread per input pixel (row r of all planes·H rows, column c): its 2×2 output block.
+// Index math in I (32-bit when the tensor allows: 64-bit division is slow on the GPU).
+template <class I>
+__global__ void upsample2x_kernel(const float* __restrict__ x, float* __restrict__ y, I W, I n) {
+    for (I i = I(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += I(gridDim.x) * blockDim.x) {
+        const I r = i / W, c = i - r * W;
+        const float v = x[i];
+        float* o = y + (2 * r) * (2 * W) + 2 * c;
+        o[0] = v, o[1] = v, o[2 * W] = v, o[2 * W + 1] = v;
     }
 }
 
@@ -572,7 +590,10 @@ void launch_conv3d_direct(const Conv3dShape& s, const float* x, const float* w, 
 void launch_channel_bias(float* y, const float* bias, int64_t O, int64_t S, cudaStream_t stream) {
     const int64_t n = O * S;
     if (n == 0) return;
-    channel_bias_kernel<<<grid_for(n), kThreads, 0, stream>>>(y, bias, S, n);
+    WANRT_ASSERT(O <= 65535);  // one grid row per output channel
+    const int64_t per_row = S % 4 == 0 ? S / 4 : S;
+    const dim3 grid(unsigned(std::min<int64_t>(div_up(per_row, kThreads), std::max<int64_t>(1, 8192 / O))), unsigned(O));
+    channel_bias_kernel<<<grid, kThreads, 0, stream>>>(y, bias, S);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -584,9 +605,12 @@ void launch_channel_rms_norm(const float* x, const float* gamma, int act, float*
 }
 
 void launch_upsample2x(const float* x, float* y, int64_t planes, int64_t H, int64_t W, cudaStream_t stream) {
-    const int64_t n = planes * 4 * H * W;
+    const int64_t n = planes * H * W;  // input pixels
     if (n == 0) return;
-    upsample2x_kernel<<<grid_for(n), kThreads, 0, stream>>>(x, y, H, W, n);
+    if (4 * n < (int64_t(1) << 31))
+        upsample2x_kernel<uint32_t><<<grid_for(n), kThreads, 0, stream>>>(x, y, uint32_t(W), uint32_t(n));
+    else
+        upsample2x_kernel<uint64_t><<<grid_for(n), kThreads, 0, stream>>>(x, y, uint64_t(W), uint64_t(n));
     CUDA_CHECK_LAUNCH();
 }
 
