@@ -73,8 +73,10 @@ for s in "${steps[@]}"; do
             grep -E "out\.y|PASSED|FAILED|rc=" "$OUT/dit.log" | tail -8 | tee -a "$OUT/summary.txt" ;;
         causal)  # issue 6 on the GPU: causal golden/equivalence/soak tests, stream tests, then the timings
             log "test_causal + test_stream on cuda"
+            # Stream.CommandLine runs the CLI from its build path, which is not on this machine (CI runs it).
             for t in test_causal test_stream; do
-                WANRT_TEST_DEVICE=cuda WANRT_FIXTURES=$ROOT/tests/fixtures timeout 300 $BIN/$t > "$OUT/$t.log" 2>&1
+                WANRT_TEST_DEVICE=cuda WANRT_FIXTURES=$ROOT/tests/fixtures timeout 300 $BIN/$t \
+                    --gtest_filter=-Stream.CommandLine > "$OUT/$t.log" 2>&1
                 echo "rc=$?" >> "$OUT/$t.log"
                 grep -E "FAILED|PASSED|rc=" "$OUT/$t.log" | tail -6 | tee -a "$OUT/summary.txt"
             done ;;

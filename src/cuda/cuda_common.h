@@ -187,6 +187,13 @@ namespace wanrt::cuda {
 // y [M, N] f32 = x [M, K] bf16 · w [N, K]ᵀ bf16 (+ bias [N] f32), then act (wanrt::Activation
 // code: 0 none, 1 gelu_tanh, 2 gelu_erf, 3 silu). fp32 accumulation. Bias and gelu_tanh run as
 // cuBLASLt epilogues; other activations, and shapes cuBLASLt refuses, take a separate kernel.
+// How many of the heuristic's candidates cuBLASLt and cuDNN conv plans are timed over on the first
+// call of a shape (WANRT_AUTOTUNE, 1…8, default 8; 1 = the heuristic's first choice, untimed, so the
+// same algorithms — and bits — in every process). H100, VAE decode 21 → 81 frames at 480p, warm /
+// first call: 1 → 2,785 / 3,110 ms, 4 → 2,260 / 3,231 ms, 8 → 1,916 / 3,107 ms (the first call is
+// dominated by building plans, not by timing them).
+int plan_candidates();
+
 class GemmEngine {
 public:
     GemmEngine(cudaStream_t stream, void* workspace, size_t workspace_bytes);
