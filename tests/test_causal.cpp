@@ -422,6 +422,11 @@ TEST(CausalPolicy, KvSinkWriteOp) {
     KvSinkWrite p;
     p.sink = sink, p.tokens = S, p.fixed_slot = -1, p.ring_slot = 1;  // a ring slot inside the sinks
     expect_error([&] { ops::kv_sink_write(knt, vnt, cache(kc), cache(vc), p, dec); }, {"[kv_sink_write]", "out of range"});
+    if (on_cpu(*be)) {  // the CPU's caches are f32: a bf16 one is refused, not widened
+        p.ring_slot = 4;
+        Tensor kb = ops::to_dtype(cache(kc), DType::BF16);
+        expect_error([&] { ops::kv_sink_write(knt, vnt, kb, kb, p, dec); }, {"[kv_sink_write]", "bf16", "kv_dtype"});
+    }
 }
 
 // Device-decided writes replay exactly: for any decision sequence, sink_write()'s inputs with the

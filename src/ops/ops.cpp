@@ -130,10 +130,9 @@ void kv_sink_write(const Tensor& k_new, const Tensor& v_new, const Tensor& k_cac
              p.queue_front, ", ring ", p.ring_slot, " for a cache of ", K, " frames");
     check_f32(k_new, "kv_sink_write", "k_new");
     check_f32(v_new, "kv_sink_write", "v_new");
-    if (k_cache.dtype() != v_cache.dtype() ||
-        (k_cache.dtype() != DType::F32 && !be.supports(Op::Attention, DType::F32, k_cache.dtype())))
+    if (k_cache.dtype() != v_cache.dtype() || !be.supports(Op::KvSinkWrite, DType::F32, k_cache.dtype()))
         fail("kv_sink_write", "cache dtype ", dtype_name(k_cache.dtype()), "/", dtype_name(v_cache.dtype()),
-             " is not a KV-cache dtype of ", be.name());
+             " is not a KV-cache dtype of ", be.name(), "; make the cache with kv_dtype(backend)");
     for (const Tensor* t : {&k_new, &v_new, &k_cache, &v_cache, &decision})
         if (!t->is_contiguous()) fail("kv_sink_write", "tensors must be contiguous, got ", t->describe());
     if (decision.dtype() != DType::I32 || decision.numel() != 2)
