@@ -30,8 +30,8 @@ namespace {
 
 // The backend under test (CPU unless WANRT_TEST_DEVICE names another) and the tolerance scale.
 std::shared_ptr<Backend> test_backend() {
-    const char* d = std::getenv("WANRT_TEST_DEVICE");
-    return d && *d && std::string(d) != "cpu" ? make_backend(d) : make_cpu_backend(2);
+    auto device = test_device();
+    return device ? device : make_cpu_backend(2);
 }
 bool on_cpu(const Backend& be) { return be.name() == "cpu"; }
 // A comparison of two computed tensors proves nothing if the reference is all zeros.

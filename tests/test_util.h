@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/backend.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "ops/ops.h"
@@ -31,6 +32,13 @@ inline std::string fixture_dir() {
 }
 
 inline std::string fixture_path(const std::string& name) { return fixture_dir() + "/" + name; }
+
+// The backend WANRT_TEST_DEVICE names for the device-aware tests (e.g. cuda, on a GPU machine), or
+// null when it is unset or "cpu".
+inline std::shared_ptr<Backend> test_device() {
+    const char* d = std::getenv("WANRT_TEST_DEVICE");
+    return d && *d && std::string(d) != "cpu" ? make_backend(d) : nullptr;
+}
 
 // Opens a fixture; a missing file is a test failure (never a skip).
 inline std::shared_ptr<SafeTensorsFile> open_fixture(const std::string& name) {

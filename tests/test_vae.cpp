@@ -12,7 +12,6 @@
 #include "core/error.h"
 #include "io/pth.h"
 #include "io/safetensors.h"
-#include "core/device.h"
 #include "models/vae.h"
 #include "models/vae_blocks.h"
 #include "ops/ops.h"
@@ -34,8 +33,10 @@ std::shared_ptr<Backend> cpu() {
 // The golden tests also run on WANRT_TEST_DEVICE (e.g. cuda, on a GPU machine), where conv3d uses
 // TF32 tensor cores as PyTorch does by default: a looser tolerance there.
 std::shared_ptr<Backend> golden_backend() {
-    const char* d = std::getenv("WANRT_TEST_DEVICE");
-    static auto be = d && *d && std::string(d) != "cpu" ? make_backend(d) : cpu();
+    static auto be = [] {
+        auto device = test::test_device();
+        return device ? device : cpu();
+    }();
     return be;
 }
 double golden_tol() { return golden_backend()->name() == "cpu" ? 1e-4 : 1e-2; }

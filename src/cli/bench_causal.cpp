@@ -9,7 +9,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <random>
 
 #include "cli/bench_util.h"
 #include "cli/commands.h"
@@ -38,14 +37,6 @@ struct Opts {
     RunOpts run{"auto", "", 2, 10, 0};
 };
 
-Tensor random_tensor(Backend& be, const Shape& shape, uint64_t seed, float scale = 1.f) {
-    std::mt19937_64 rng(seed);
-    std::normal_distribution<float> nd;
-    std::vector<float> v(size_t(shape_numel(shape)));
-    for (float& x : v) x = scale * nd(rng);
-    return ops::from_host(be, DType::F32, shape, v.data());
-}
-
 void run(const Opts& o) {
     o.run.validate();
     if (o.height % 16 || o.width % 16 || o.height <= 0 || o.width <= 0)
@@ -62,7 +53,7 @@ void run(const Opts& o) {
     auto model = std::make_shared<CausalDitModel>(dit);
     const double load_s = seconds_since(t_load);
     const int64_t h = o.height / 8, w = o.width / 8;
-    const Tensor context = random_tensor(*prof, {40, cfg.text_dim}, 2, 0.1f);
+    const Tensor context = random_normal(*prof, {40, cfg.text_dim}, 2, 0.1f);
     CrossKvCache cross = model->make_cross_cache(context);
 
     BenchReport rep;
@@ -88,13 +79,7 @@ void run(const Opts& o) {
         std::vector<BenchRow> per_op;
         if (o.profile) {  // one profiled call for the breakdown, after a warm-up (cuDNN builds its engines on first use)
             step();
-            prof->synchronize();
-            prof->reset();
-            prof->set_enabled(true);
-            step();
-            prof->synchronize();
-            prof->set_enabled(false);
-            for (auto& [op, st] : prof->stats()) per_op.push_back({cat("  ", op, " x", st.calls), {st.ms}, st.flop});
+            per_op = profile_ops(*prof, step);
         }
         // Host time until the call returns (ops queued, not finished): close to the total means the
         // GPU waits for the host (launch-bound); well below it means the GPU is the limit.
@@ -113,7 +98,7 @@ void run(const Opts& o) {
     if (wanted("block3_kv21")) {
         // CausVid's last block of 21 latent frames (81 pixel frames): 18 cached frames + the block.
         KvCache cache = model->make_cache(1, 21, h, w);
-        Tensor x3 = random_tensor(*prof, {cfg.in_dim, 3, h, w}, 3);
+        Tensor x3 = random_normal(*prof, {cfg.in_dim, 3, h, w}, 3);
         for (int64_t b = 0; b < 6; ++b) model->forward({{x3, {0}, b * 3}}, cache, cross, false);
         // Re-running the same chunk re-writes its slots (a denoising step of the last block).
         time_case("block3_kv21", "3-frame block vs 21-frame cache",
@@ -121,7 +106,7 @@ void run(const Opts& o) {
     }
     if (wanted("frame1_kv6")) {
         KvCache cache = model->make_cache(1, 6, h, w, 3, 50);
-        Tensor x1 = random_tensor(*prof, {cfg.in_dim, 1, h, w}, 4);
+        Tensor x1 = random_normal(*prof, {cfg.in_dim, 1, h, w}, 4);
         for (int64_t f = 0; f < 6; ++f) model->forward({{x1, {0}, f}}, cache, cross, false);
         int64_t next = 6;
         time_case("frame1_kv6", "1-frame step vs 6-frame cache",
@@ -129,7 +114,7 @@ void run(const Opts& o) {
     }
     if (wanted("batch2_kv6")) {
         KvCache cache = model->make_cache(2, 6, h, w, 3, 50, 0.2);
-        Tensor x1 = random_tensor(*prof, {cfg.in_dim, 1, h, w}, 4);
+        Tensor x1 = random_normal(*prof, {cfg.in_dim, 1, h, w}, 4);
         for (int64_t f = 0; f < 6; ++f) model->forward({{x1, {0}, f}, {x1, {0}, f}}, cache, cross, false);
         int64_t next = 6;
         time_case("batch2_kv6", "2 rows x 1 frame, 6-frame caches, adaptive sink", [&] {
@@ -146,7 +131,7 @@ void run(const Opts& o) {
         auto vmodel = std::make_shared<CausalDitModel>(std::make_shared<DitModel>(cfg, synth_dit_memory(cfg, DType::BF16, 1), *base));
         StreamOptions so;
         so.steps = o.steps;
-        StreamV2V s(vmodel, vae, random_tensor(*base, {40, cfg.text_dim}, 2, 0.1f), so);
+        StreamV2V s(vmodel, vae, random_normal(*base, {40, cfg.text_dim}, 2, 0.1f), so);
         const int64_t H = o.height, W = o.width;
         std::vector<float> px(size_t(3 * 9 * H * W));
         for (size_t i = 0; i < px.size(); ++i) px[i] = float(0.8 * std::sin(0.01 * double(i % 100003)));

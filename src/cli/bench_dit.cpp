@@ -1,7 +1,6 @@
 // wanrt bench dit: one DiT forward at real widths on random weights (in memory, or a model folder).
 #include <cstdio>
 #include <map>
-#include <random>
 
 #include "cli/bench_util.h"
 #include "cli/commands.h"
@@ -34,14 +33,6 @@ DType parse_dtype(const std::string& s) {
     fail("bench", "unknown weight dtype \"", s, "\"; use f32, bf16 or f16");
 }
 
-Tensor random_tensor(Backend& be, const Shape& shape, uint64_t seed) {
-    std::mt19937_64 rng(seed);
-    std::normal_distribution<float> nd;
-    std::vector<float> v(size_t(shape_numel(shape)));
-    for (float& x : v) x = nd(rng);
-    return ops::from_host(be, DType::F32, shape, v.data());
-}
-
 void run(const Opts& o) {
     if ((o.frames - 1) % 4 != 0 || o.frames < 1)
         fail("bench", "--frames ", o.frames, " must be 4n+1 (e.g. 1, 5, 81)");
@@ -71,8 +62,8 @@ void run(const Opts& o) {
 
     const int64_t lat_f = (o.frames - 1) / 4 + 1, lat_h = o.height / 8, lat_w = o.width / 8;
     DitSample s;
-    s.x = random_tensor(*prof, {cfg.in_dim, lat_f, lat_h, lat_w}, 1);
-    s.context = random_tensor(*prof, {std::min<int64_t>(o.text_tokens, cfg.text_len), cfg.text_dim}, 2);
+    s.x = random_normal(*prof, {cfg.in_dim, lat_f, lat_h, lat_w}, 1);
+    s.context = random_normal(*prof, {std::min<int64_t>(o.text_tokens, cfg.text_len), cfg.text_dim}, 2);
     s.t = 999;
     const int64_t seq_len = model.tokens_for(s.x.shape());
 
@@ -92,7 +83,8 @@ void run(const Opts& o) {
     DumpFn dump;
     if (!o.dump.empty())
         dump = [&](const std::string& name, const Tensor& t) { dumped[name] = {t.shape(), ops::to_host_f32(t)}; };
-    std::vector<Tensor> out0 = model.forward({s}, seq_len, dump);
+    std::vector<Tensor> out0;
+    const std::vector<BenchRow> per_op = profile_ops(*prof, [&] { out0 = model.forward({s}, seq_len, dump); });
     if (!o.dump.empty()) {
         dumped["out"] = {out0[0].shape(), ops::to_host_f32(out0[0])};
         std::vector<TensorToWrite> tw;
@@ -100,16 +92,10 @@ void run(const Opts& o) {
         write_safetensors(o.dump, tw);
         std::fprintf(stderr, "bench: wrote %zu intermediates to %s\n", tw.size(), o.dump.c_str());
     }
-    prof->synchronize();
-    const double flop = [&] {
-        double f = 0;
-        for (auto& [k, v] : prof->stats()) f += v.flop;
-        return f;
-    }();
-    auto per_op = prof->stats();
-    prof->reset();
+    double flop = 0;
+    for (const BenchRow& r : per_op) flop += r.flop;
 
-    prof->set_enabled(false);  // the timed runs: no per-op synchronisation
+    // the timed runs: no per-op synchronisation (profile_ops turned it off)
     std::vector<double> ms = time_repeats(*base, std::max(0, o.run.warmup - 1), o.run.repeats,
                                           [&] { model.forward({s}, seq_len); });
     rep.rows.push_back({cat("forward (", cfg.num_layers, " blocks)"), ms, flop});
@@ -118,9 +104,7 @@ void run(const Opts& o) {
         rep.config.push_back({"peak memory", cat(double(cuda_memory_stats(*base).peak) / double(1 << 30),
                                                  " GiB in use (weights included)")});
 #endif
-    if (o.profile)
-        for (auto& [name, st] : per_op)
-            rep.rows.push_back({cat("  ", name, " x", st.calls), {st.ms}, st.flop});
+    if (o.profile) rep.rows.insert(rep.rows.end(), per_op.begin(), per_op.end());
     rep.print();
     rep.write_json(o.run.json);
 }

@@ -5,10 +5,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <random>
 
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "ops/ops.h"
 
 namespace wanrt::cli {
 
@@ -38,6 +40,26 @@ void add_run_options(CLI::App* c, RunOpts& o) {
     c->add_option("--threads", o.threads, "CPU threads (0 = all cores)")->capture_default_str();
     c->add_option("--device", o.device, "cpu, cuda, cuda:N or auto")->capture_default_str();
     c->add_option("--json", o.json, "Also write the report as JSON to this file");
+}
+
+std::vector<BenchRow> profile_ops(ProfilingBackend& prof, const std::function<void()>& fn) {
+    prof.synchronize();
+    prof.reset();
+    prof.set_enabled(true);
+    fn();
+    prof.synchronize();
+    prof.set_enabled(false);
+    std::vector<BenchRow> rows;
+    for (auto& [op, st] : prof.stats()) rows.push_back({cat("  ", op, " x", st.calls), {st.ms}, st.flop});
+    return rows;
+}
+
+Tensor random_normal(Backend& be, const Shape& shape, uint64_t seed, float scale) {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> nd;
+    std::vector<float> v(size_t(shape_numel(shape)));
+    for (float& x : v) x = scale * nd(rng);
+    return ops::from_host(be, DType::F32, shape, v.data());
 }
 
 std::vector<double> time_repeats(Backend& be, int warmup, int repeats, const std::function<void()>& fn) {

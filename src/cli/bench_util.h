@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "core/profiler.h"
 
 namespace wanrt::cli {
 
@@ -44,5 +45,12 @@ void add_run_options(CLI::App* c, RunOpts& o);
 
 // Runs fn warmup times, then repeats times, synchronising be around each; returns ms per repeat.
 std::vector<double> time_repeats(Backend& be, int warmup, int repeats, const std::function<void()>& fn);
+
+// Runs fn once with prof timing every op (synchronised after each), then turns timing off again;
+// returns one row per op, "  <op> x<calls>", with its total ms and FLOP.
+std::vector<BenchRow> profile_ops(ProfilingBackend& prof, const std::function<void()>& fn);
+
+// A seeded N(0, scale²) f32 tensor on be (benchmark inputs; contents do not matter, only sizes).
+Tensor random_normal(Backend& be, const Shape& shape, uint64_t seed, float scale = 1.f);
 
 }  // namespace wanrt::cli

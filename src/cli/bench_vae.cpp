@@ -11,7 +11,6 @@
 #include "cli/commands.h"
 #include "core/device.h"
 #include "core/error.h"
-#include "core/profiler.h"
 #include "io/pth.h"
 #include "io/safetensors.h"
 #include "models/vae.h"
@@ -82,15 +81,11 @@ void run(const Opts& o) {
     // Per-op breakdown of one more call (synchronised after each op), after the timed ones.
     auto profile_rows = [&](const std::string& what, const std::function<void()>& fn) {
         if (!o.profile) return;
-        prof->reset();
-        prof->set_enabled(true);
-        fn();
-        prof->synchronize();
-        prof->set_enabled(false);
+        std::vector<BenchRow> ops = profile_ops(*prof, fn);
         double total = 0;
-        for (auto& [op, st] : prof->stats()) total += st.ms;
+        for (const BenchRow& r : ops) total += r.ms[0];
         rep.rows.push_back({cat("profiled ", what, " (sum of ops, each synchronised)"), {total}, 0});
-        for (auto& [op, st] : prof->stats()) rep.rows.push_back({cat("  ", op, " x", st.calls), {st.ms}, st.flop});
+        for (BenchRow& r : ops) rep.rows.push_back(std::move(r));
     };
     if (o.mode == "stream") {
         // StreamDiffusionV2's use: 4 pixel frames in → 1 latent frame, 1 latent frame → 4 pixel

@@ -266,17 +266,7 @@ public:
         NvtxRange r("wanrt::copy");
         check_here(src, "copy");
         check_here(dst, "copy");
-        if (src.shape() == dst.shape() && src.is_contiguous() && dst.is_contiguous() &&
-            (src.dtype() == dst.dtype() || (src.dtype() == DType::F32 && dst.dtype() == DType::BF16) ||
-             (src.dtype() == DType::BF16 && dst.dtype() == DType::F32))) {
-            // whole blocks (a KV-cache frame write, a contiguous() of a contiguous view)
-            if (src.dtype() == dst.dtype())
-                CUDA_CHECK(cudaMemcpyAsync(dst.raw(), src.raw(), src.nbytes(), cudaMemcpyDeviceToDevice, stream_));
-            else if (dst.dtype() == DType::BF16)
-                launch_f32_to_bf16(src.data<float>(), dst.data<__nv_bfloat16>(), src.numel(), 1.f, stream_);
-            else
-                launch_bf16_to_f32(src.data<__nv_bfloat16>(), dst.data<float>(), src.numel(), stream_);
-        } else if (src.shape() == dst.shape() && dst.numel() > 0 && src.ndim() <= kMaxDims &&
+        if (src.shape() == dst.shape() && dst.numel() > 0 && src.ndim() <= kMaxDims &&
             launch_copy_rows(src.raw(), dev_type(src.dtype()), broadcast_of(src, src.shape()), dst.raw(),
                              dev_type(dst.dtype()), broadcast_of(dst, dst.shape()), stream_)) {
             // the common case: slices and concatenations of rows (the VAE's frame caches)

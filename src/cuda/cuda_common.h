@@ -81,6 +81,25 @@ inline const char* cublas_status_name(cublasStatus_t s) {
 namespace wanrt::cuda {
 
 // One NVTX range per op, visible in Nsight Systems as "wanrt::linear" etc.
+#ifdef __CUDACC__
+// Activation codes follow wanrt::Activation: 1 gelu_tanh, 2 gelu_erf, 3 silu (every kernel that
+// applies one: unary, GEMM epilogue fallback, channel RMS norm).
+__device__ __forceinline__ float activate(int act, float x) {
+    switch (act) {
+        case 1: {
+            const float u = 0.7978845608028654f * (x + 0.044715f * x * x * x);
+            return 0.5f * x * (1.f + tanhf(u));
+        }
+        case 2:
+            return 0.5f * x * (1.f + erff(x * 0.7071067811865476f));
+        case 3:
+            return x / (1.f + expf(-x));
+        default:
+            return x;
+    }
+}
+#endif
+
 struct NvtxRange {
     explicit NvtxRange(const char* name) { nvtxRangePushA(name); }
     ~NvtxRange() { nvtxRangePop(); }
@@ -187,6 +206,24 @@ namespace wanrt::cuda {
 // y [M, N] f32 = x [M, K] bf16 · w [N, K]ᵀ bf16 (+ bias [N] f32), then act (wanrt::Activation
 // code: 0 none, 1 gelu_tanh, 2 gelu_erf, 3 silu). fp32 accumulation. Bias and gelu_tanh run as
 // cuBLASLt epilogues; other activations, and shapes cuBLASLt refuses, take a separate kernel.
+// Milliseconds the work fn queues on stream takes (CUDA events around it, waited for); −1 when fn
+// returns false. For timing plan candidates on the first call of a shape.
+template <class F>
+double time_on_stream(cudaStream_t stream, F&& fn) {
+    cudaEvent_t a, b;
+    CUDA_CHECK(cudaEventCreate(&a));
+    CUDA_CHECK(cudaEventCreate(&b));
+    CUDA_CHECK(cudaEventRecord(a, stream));
+    const bool ok = fn();
+    CUDA_CHECK(cudaEventRecord(b, stream));
+    CUDA_CHECK(cudaEventSynchronize(b));
+    float ms = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+    return ok ? ms : -1;
+}
+
 // How many of the heuristic's candidates cuBLASLt and cuDNN conv plans are timed over on the first
 // call of a shape (WANRT_AUTOTUNE, 1…8, default 8; 1 = the heuristic's first choice, untimed, so the
 // same algorithms — and bits — in every process). H100, VAE decode 21 → 81 frames at 480p, warm /
@@ -232,6 +269,27 @@ private:
 
 namespace wanrt::cuda {
 
+// One cuDNN handle on the backend's stream with a grow-only workspace: what every graph-API user
+// (attention, conv) needs to execute a finalized plan.
+class CudnnSession {
+public:
+    explicit CudnnSession(cudaStream_t stream);
+    ~CudnnSession();
+    CudnnSession(const CudnnSession&) = delete;
+    CudnnSession& operator=(const CudnnSession&) = delete;
+    cudnnHandle_t handle() const { return handle_; }
+    // Executes plan with the tensors (uids[i] → ptrs[i]); false with *error set if cuDNN refuses.
+    bool execute(cudnnBackendDescriptor_t plan, int64_t workspace, const int64_t* uids, void* const* ptrs, int64_t n,
+                 std::string* error);
+
+private:
+    cudaStream_t stream_;
+    cudnnHandle_t handle_ = nullptr;
+    void* workspace_ = nullptr;
+    size_t workspace_bytes_ = 0;
+};
+
+
 // ---- cuda_sdpa.cpp ----
 // cuDNN's fused flash attention, built through the backend graph API (no frontend library):
 // S = Q·Kᵀ · scale, softmax in fp32, O = P·V, bf16 in and out, no mask. One execution plan per
@@ -255,11 +313,8 @@ private:
     using Key = std::tuple<int, int, int, int, int, int, bool>;  // (B, H, Hk, Lq, Lk, d, with stats)
     Plan* plan(const Key& key);
 
-    cudaStream_t stream_;
-    cudnnHandle_t handle_ = nullptr;
+    CudnnSession cudnn_;
     std::map<Key, std::unique_ptr<Plan>> plans_;  // null entry: no engine for this shape
-    void* workspace_ = nullptr;
-    size_t workspace_bytes_ = 0;
     std::string error_;
 };
 
@@ -295,10 +350,8 @@ private:
     Plan* plan(const Conv3dShape& s, const float* x, const float* w, float* y);  // x, w, y: to time candidates
     bool execute(cudnnBackendDescriptor_t plan, int64_t workspace, const float* x, const float* w, float* y);
     cudaStream_t stream_;
-    cudnnHandle_t handle_ = nullptr;
+    CudnnSession cudnn_;
     std::map<std::vector<int64_t>, std::unique_ptr<Plan>> plans_;
-    void* workspace_ = nullptr;
-    size_t workspace_bytes_ = 0;
     std::string error_;
 };
 // Direct fp32 convolution, one thread per output element: the fallback for refused shapes.

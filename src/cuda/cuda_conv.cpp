@@ -16,45 +16,14 @@ struct CudnnConv3d::Plan {
     int64_t workspace = 0;
 };
 
-CudnnConv3d::CudnnConv3d(cudaStream_t stream) : stream_(stream) {
-    CUDNN_CHECK(cudnnCreate(&handle_));
-    CUDNN_CHECK(cudnnSetStream(handle_, stream_));
-}
+CudnnConv3d::CudnnConv3d(cudaStream_t stream) : stream_(stream), cudnn_(stream) {}
 
-CudnnConv3d::~CudnnConv3d() {
-    plans_.clear();
-    if (workspace_) cudaFree(workspace_);
-    if (handle_) cudnnDestroy(handle_);
-}
+CudnnConv3d::~CudnnConv3d() = default;  // members in reverse order: the plans before their cuDNN handle
 
 bool CudnnConv3d::execute(cudnnBackendDescriptor_t plan, int64_t workspace, const float* x, const float* w, float* y) {
-    if (size_t(workspace) > workspace_bytes_) {
-        if (workspace_) {
-            CUDA_CHECK(cudaStreamSynchronize(stream_));
-            CUDA_CHECK(cudaFree(workspace_));
-        }
-        CUDA_CHECK(cudaMalloc(&workspace_, size_t(workspace)));
-        workspace_bytes_ = size_t(workspace);
-    }
-    int64_t uids[] = {1, 2, 3};
-    void* ptrs[] = {const_cast<float*>(x), const_cast<float*>(w), y};
-    try {
-        Desc vp(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
-        void* ws = workspace_;
-        vp.set(CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, 3, uids, "variant uids")
-            .set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, 3, ptrs, "variant pointers")
-            .set(CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws, "variant workspace")
-            .finalize("variant pack");
-        const cudnnStatus_t st = cudnnBackendExecute(handle_, plan, vp.get());
-        if (st != CUDNN_STATUS_SUCCESS) {
-            error_ = std::string("execute: ") + cudnnGetErrorString(st);
-            return false;
-        }
-    } catch (const BuildError& e) {
-        error_ = e.what;
-        return false;
-    }
-    return true;
+    const int64_t uids[] = {1, 2, 3};
+    void* const ptrs[] = {const_cast<float*>(x), const_cast<float*>(w), y};
+    return cudnn_.execute(plan, workspace, uids, ptrs, 3, &error_);
 }
 
 CudnnConv3d::Plan* CudnnConv3d::plan(const Conv3dShape& s, const float* x, const float* w, float* y) {
@@ -125,21 +94,10 @@ CudnnConv3d::Plan* CudnnConv3d::plan(const Conv3dShape& s, const float* x, const
         const PlanTimer timer = [&](cudnnBackendDescriptor_t pl, int64_t ws) -> double {
             if (ws_cap < 0) ws_cap = std::max<int64_t>(ws, int64_t(1) << 30);
             if (ws > ws_cap || !execute(pl, ws, x, w, y)) return -1;  // also the warm-up
-            cudaEvent_t a, b;
-            CUDA_CHECK(cudaEventCreate(&a));
-            CUDA_CHECK(cudaEventCreate(&b));
-            CUDA_CHECK(cudaEventRecord(a, stream_));
-            const bool ok = execute(pl, ws, x, w, y);
-            CUDA_CHECK(cudaEventRecord(b, stream_));
-            CUDA_CHECK(cudaEventSynchronize(b));
-            float ms = 0;
-            CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-            cudaEventDestroy(a);
-            cudaEventDestroy(b);
-            return ok ? ms : -1;
+            return time_on_stream(stream_, [&] { return execute(pl, ws, x, w, y); });
         };
-        const BuiltPlan bp = plan_candidates() > 1 ? build_plan(handle_, ops, 1, keep, timer, plan_candidates())
-                                                   : build_plan(handle_, ops, 1, keep);
+        const BuiltPlan bp = plan_candidates() > 1 ? build_plan(cudnn_.handle(), ops, 1, keep, timer, plan_candidates())
+                                                   : build_plan(cudnn_.handle(), ops, 1, keep);
         p->workspace = bp.workspace;
         p->plan = bp.plan;
         Plan* r = p.get();

@@ -137,22 +137,6 @@ __global__ void fill_kernel(float* __restrict__ dst, int64_t n, float v) {
         dst[i] = v;
 }
 
-// Activation codes follow wanrt::Activation: 1 gelu_tanh, 2 gelu_erf, 3 silu.
-__device__ __forceinline__ float activate(int act, float x) {
-    switch (act) {
-        case 1: {
-            const float u = 0.7978845608028654f * (x + 0.044715f * x * x * x);
-            return 0.5f * x * (1.f + tanhf(u));
-        }
-        case 2:
-            return 0.5f * x * (1.f + erff(x * 0.7071067811865476f));
-        case 3:
-            return x / (1.f + expf(-x));
-        default:
-            return x;
-    }
-}
-
 __global__ void unary_kernel(int act, const float* __restrict__ x, float* __restrict__ y, int64_t n) {
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
         y[i] = activate(act, x[i]);
@@ -375,6 +359,14 @@ bool launch_copy_rows(const void* src, DevType st, const Strided& s, void* dst, 
     so.ndim = dout.ndim = last;
     int64_t nrows = 1;
     for (int k = 0; k < last; ++k) nrows *= ms.shape[k];
+    if (last == 0 && st == DevType::F32 && dt == DevType::BF16) {  // one contiguous block: vectorised casts
+        launch_f32_to_bf16(static_cast<const float*>(src), static_cast<__nv_bfloat16*>(dst), inner, 1.f, stream);
+        return true;
+    }
+    if (last == 0 && st == DevType::BF16 && dt == DevType::F32) {
+        launch_bf16_to_f32(static_cast<const __nv_bfloat16*>(src), static_cast<float*>(dst), inner, stream);
+        return true;
+    }
     if (st == dt && last <= 1 && (last == 0 || (ms.stride[0] >= inner && md.stride[0] >= inner))) {
         // Rows at one constant pitch (a frame slice, a concatenation along frames): the driver's
         // 2-D copy keeps far more bytes in flight than one scalar load per thread (4x faster here).

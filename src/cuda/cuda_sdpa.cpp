@@ -24,16 +24,9 @@ struct CudnnSdpa::Plan {
     int64_t workspace = 0;
 };
 
-CudnnSdpa::CudnnSdpa(cudaStream_t stream) : stream_(stream) {
-    CUDNN_CHECK(cudnnCreate(&handle_));
-    CUDNN_CHECK(cudnnSetStream(handle_, stream_));
-}
+CudnnSdpa::CudnnSdpa(cudaStream_t stream) : cudnn_(stream) {}
 
-CudnnSdpa::~CudnnSdpa() {
-    plans_.clear();
-    if (workspace_) cudaFree(workspace_);
-    if (handle_) cudnnDestroy(handle_);
-}
+CudnnSdpa::~CudnnSdpa() = default;  // members in reverse order: the plans before their cuDNN handle
 
 CudnnSdpa::Plan* CudnnSdpa::plan(const Key& key) {
     auto it = plans_.find(key);
@@ -147,7 +140,7 @@ CudnnSdpa::Plan* CudnnSdpa::plan(const Key& key) {
         pointwise(CUDNN_POINTWISE_DIV, uE, uSum, uP);
         matmul(uP, kV, kO);
 
-        const BuiltPlan bp = build_plan(handle_, ops.data(), int64_t(ops.size()), keep);
+        const BuiltPlan bp = build_plan(cudnn_.handle(), ops.data(), int64_t(ops.size()), keep);
         p->workspace = bp.workspace;
         p->plan = bp.plan;
         Plan* raw_plan = p.get();
@@ -165,36 +158,12 @@ bool CudnnSdpa::run(int B, int H, int Hk, int Lq, int Lk, int d, float scale, co
     const Key key{B, H, Hk, Lq, Lk, d, stats != nullptr};
     Plan* p = plan(key);
     if (!p) return false;
-    if (size_t(p->workspace) > workspace_bytes_) {
-        if (workspace_) {
-            CUDA_CHECK(cudaStreamSynchronize(stream_));
-            CUDA_CHECK(cudaFree(workspace_));
-        }
-        CUDA_CHECK(cudaMalloc(&workspace_, size_t(p->workspace)));
-        workspace_bytes_ = size_t(p->workspace);
-    }
-    int64_t uids[] = {kQ, kK, kV, kO, kScale, kStats};
-    void* ptrs[] = {const_cast<__nv_bfloat16*>(q), const_cast<__nv_bfloat16*>(k), const_cast<__nv_bfloat16*>(v), o,
-                    &scale, stats};
-    const int64_t n = stats ? 6 : 5;
-    try {
-        Desc vp(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
-        void* ws = workspace_;
-        vp.set(CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, n, uids, "variant uids")
-            .set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, n, ptrs, "variant pointers")
-            .set(CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws, "variant workspace")
-            .finalize("variant pack");
-        const cudnnStatus_t st = cudnnBackendExecute(handle_, p->plan, vp.get());
-        if (st != CUDNN_STATUS_SUCCESS) {
-            error_ = std::string("execute: ") + cudnnGetErrorString(st);
-            plans_[key] = nullptr;
-            return false;
-        }
-    } catch (const BuildError& e) {
-        error_ = e.what;
-        return false;
-    }
-    return true;
+    const int64_t uids[] = {kQ, kK, kV, kO, kScale, kStats};
+    void* const ptrs[] = {const_cast<__nv_bfloat16*>(q), const_cast<__nv_bfloat16*>(k), const_cast<__nv_bfloat16*>(v),
+                          o, &scale, stats};
+    if (cudnn_.execute(p->plan, p->workspace, uids, ptrs, stats ? 6 : 5, &error_)) return true;
+    plans_[key] = nullptr;  // refused at execution: never again for this shape
+    return false;
 }
 
 }  // namespace wanrt::cuda

@@ -145,8 +145,7 @@ int64_t KvCache::bytes() const {
 }
 
 void KvCache::settle() {
-    if (!any_pending) return;
-    any_pending = false;  // first: row_policy() below must not recurse
+    if (std::none_of(pending.begin(), pending.end(), [](const Pending& p) { return p.start_frame >= 0; })) return;
     std::vector<int32_t> d(size_t(decisions.numel()));
     decisions.backend()->download(decisions, d.data());
     for (size_t i = 0; i < pending.size(); ++i) {
@@ -159,7 +158,6 @@ void KvCache::settle() {
 
 void KvCache::reset() {
     for (Pending& p : pending) p = {};  // the decisions belong to the history being dropped
-    any_pending = false;
     for (KvSlotPolicy& p : policy) p.reset();
     // Zeroed like a fresh cache, so a restarted stream (adaptive sink reads empty sink slots) is
     // deterministic.
@@ -277,11 +275,11 @@ CrossKvCache CausalDitModel::make_cross_cache(const Tensor& context) const {
     if (context.size(0) > 0) backend().copy(context, ctx_in.select(0, 0).slice(0, 0, context.size(0)));
     Tensor ctx = w_.text2(w_.text0(ctx_in, Activation::GeluTanh));
     CrossKvCache cc;
+    const DType dt = kv_dtype(backend());  // the attention would round K/V to this anyway
     for (int64_t l = 0; l < c.num_layers; ++l) {
         const DitBlockWeights& b = w_.blocks[size_t(l)];
         Tensor k = b.ca_k(ctx), v = b.ca_v(ctx);  // [1, Lt, D]
         if (c.qk_norm) k = ops::rms_norm(k, b.ca_norm_k, c.eps);
-        const DType dt = kv_dtype(backend());  // the attention would round them to this anyway
         cc.k.push_back(ops::to_dtype(k, dt).reshape({1, Lt, N, hd}));
         cc.v.push_back(ops::to_dtype(v, dt).reshape({1, Lt, N, hd}));
     }
@@ -387,7 +385,6 @@ std::vector<Tensor> CausalDitModel::forward(const std::vector<CausalChunk>& rows
                                    cache.decisions.select(0, li).select(0, r));
                 read_frames.push_back(pol.read_frames_after(start, F));
                 cache.pending[pi] = {start, F};
-                cache.any_pending = true;
                 continue;
             }
             const KvSlotPolicy::Plan plan = pol.plan(start, F);

@@ -128,7 +128,6 @@ struct KvCache {
     };
     Tensor decisions;                     // i32 [layers, rows, 2]: (d, slot) of device-decided writes
     std::vector<Pending> pending;         // [layer · rows + row]
-    bool any_pending = false;
 
     KvSlotPolicy& row_policy(int64_t layer, int64_t row) {
         settle();
