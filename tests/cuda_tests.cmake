@@ -9,7 +9,7 @@ foreach(src IN LISTS WANRT_GPU_TEST_SOURCES)
   get_filename_component(name ${src} NAME_WE)
   add_executable(${name} ${src})
   target_include_directories(${name} PRIVATE ${CMAKE_CURRENT_LIST_DIR})
-  target_link_libraries(${name} PRIVATE wanrt_lib GTest::gtest GTest::gtest_main)
+  target_link_libraries(${name} PRIVATE wanrt_whole GTest::gtest GTest::gtest_main)
   target_compile_definitions(${name} PRIVATE
     WANRT_TEST_FIXTURES="${CMAKE_CURRENT_LIST_DIR}/fixtures" WANRT_BINARY="$<TARGET_FILE:wanrt>")
   # Listed when ctest runs, not at build time: the build machine may have no GPU.

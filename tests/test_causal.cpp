@@ -164,7 +164,7 @@ std::vector<Tensor> masked_reference(const DitModel& dit, const Tensor& x_lat, c
     Tensor e = w.time2(w.time0(ops::from_host(be, DType::F32, {F, c.freq_dim}, s32.data()), Activation::Silu));
     Tensor e0 = w.time_proj(ops::silu(e)).reshape({F, 6, D});
     Tensor ctx_in = ops::zeros(be, {1, c.text_len, c.text_dim});
-    be.copy(context, ctx_in.select(0, 0).slice(0, 0, context.size(0)));
+    ops::copy(context, ctx_in.select(0, 0).slice(0, 0, context.size(0)));
     Tensor ctx = w.text2(w.text0(ctx_in, Activation::GeluTanh));
     const std::vector<RopeGrid> grid{{F, gh, gw, 0}};
     for (int64_t li = 0; li < c.num_layers; ++li) {

@@ -349,7 +349,7 @@ TEST_F(CudaOps, AttentionBf16KV) {
         EXPECT_CLOSE(ops::attention(upload(qv, {1, c.Lq, c.H, c.d}), k, v, p), attention_ref(c, d64(qv), kr, vr, {}), 1e-2,
                      what + " (ops)");
     }
-    EXPECT_TRUE(be->supports(Op::Attention, DType::F32, DType::BF16));
+    EXPECT_TRUE(be->supports(AttentionArgs::kName, DType::F32, DType::BF16));
     Tensor q = upload(randn(2 * 40, 1), {1, 2, 1, 40});
     Tensor kb = ops::to_dtype(upload(randn(3 * 40, 2), {1, 3, 1, 40}), DType::BF16);
     // other head dims run on the fp32 kernels with the K/V widened
@@ -421,7 +421,7 @@ TEST_F(CudaOps, Norms) {
 
         auto yv = randn(xv.size(), 11);
         Out xr = out({B, L, D});
-        be->copy(x, xr.t);
+        ops::copy(x, xr.t);
         be->gated_residual(xr.t, upload(yv, {B, L, D}), gate);
         std::vector<double> gr(xv.size());
         for (int64_t r = 0; r < B * L; ++r)
@@ -544,15 +544,15 @@ TEST_F(CudaOps, CopyConvert) {
         for (int j = 0; j < 4; ++j)
             for (int k = 0; k < 5; ++k) ref[size_t((i * 4 + j) * 5 + k)] = xv[size_t((j * 5 + k) * 6 + i)];
     Out y = out({6, 4, 5});
-    be->copy(xp, y.t);
+    ops::copy(xp, y.t);
     EXPECT_CLOSE(y.t, ref, 0.0, "copy permuted f32");
     check_guards(y, "copy");
     // f32 → bf16 → f32 round trip equals bf16 rounding; f16 too.
     for (DType t : {DType::BF16, DType::F16}) {
         Tensor h = be->empty(t, {6, 4, 5});
-        be->copy(xp, h);
+        ops::copy(xp, h);
         Out back = out({6, 4, 5});
-        be->copy(h, back.t);
+        ops::copy(h, back.t);
         std::vector<double> r2(ref.size());
         for (size_t i = 0; i < ref.size(); ++i)
             r2[i] = t == DType::BF16 ? bf16r(ref[i]) : double(f16_to_f32(f32_to_f16(float(ref[i]))));
@@ -561,7 +561,7 @@ TEST_F(CudaOps, CopyConvert) {
     // Strided destination: write x into columns [2, 8) of a [4, 5, 10] tensor.
     Out big = out({4, 5, 10});
     be->fill(big.t, -1.f);
-    be->copy(x, big.t.slice(2, 2, 8));
+    ops::copy(x, big.t.slice(2, 2, 8));
     std::vector<double> r3(200, -1.0);
     for (int j = 0; j < 4; ++j)
         for (int k = 0; k < 5; ++k)
@@ -576,7 +576,7 @@ TEST_F(CudaOps, CopyConvert) {
         Tensor src = upload(v, {C, T, H, W});
         Out dst = out({C, 5, H, W});
         be->fill(dst.t, 0.f);
-        be->copy(src.slice(1, 1, 3), dst.t.slice(1, 2, 4));
+        ops::copy(src.slice(1, 1, 3), dst.t.slice(1, 2, 4));
         std::vector<double> r(size_t(C * 5 * H * W), 0.0);
         for (int64_t c = 0; c < C; ++c)
             for (int64_t t = 0; t < 2; ++t)
@@ -586,9 +586,9 @@ TEST_F(CudaOps, CopyConvert) {
         check_guards(dst, "row copy");
         Tensor many = upload(randn(size_t(70000 * 3), 42), {70000, 3});
         Tensor hb = be->empty(DType::BF16, {70000, 2});
-        be->copy(many.slice(1, 1, 3), hb);
+        ops::copy(many.slice(1, 1, 3), hb);
         Out back = out({70000, 2});
-        be->copy(hb, back.t);
+        ops::copy(hb, back.t);
         auto mv = randn(size_t(70000 * 3), 42);
         std::vector<double> r2(size_t(70000 * 2));
         for (int64_t i = 0; i < 70000; ++i)
@@ -610,7 +610,7 @@ TEST_F(CudaOps, LinComb) {
         std::vector<const Tensor*> in;
         for (int k = 0; k < m; ++k) in.push_back(&ts[size_t(k)]);
         Out y = out({n});
-        be->lincomb(in.data(), coef, m, y.t);
+        ops::lincomb(in.data(), coef, m, y.t);
         std::vector<double> ref(size_t(n), 0.0);
         for (int k = 0; k < m; ++k)
             for (int64_t i = 0; i < n; ++i) ref[size_t(i)] += double(coef[k]) * xs[size_t(k)][size_t(i)];
@@ -773,19 +773,19 @@ TEST_F(CudaOps, AllocatorReusesBlocks) {
         be->synchronize();
     };
     step();
-    const CudaMemoryStats s1 = cuda_memory_stats(*be);
+    const MemoryStats s1 = be->memory_stats();
     for (int i = 0; i < 3; ++i) step();
-    const CudaMemoryStats s2 = cuda_memory_stats(*be);
+    const MemoryStats s2 = be->memory_stats();
     EXPECT_EQ(s1.reserved, s2.reserved) << "cudaMalloc on the hot path";
     EXPECT_GT(s2.peak, 0u);
 }
 
 TEST_F(CudaOps, ErrorsAreLoud) {
     expect_error([&] { make_cuda_backend(cuda_device_count()); }, {"[cuda]", "device"});
-    EXPECT_TRUE(be->supports(Op::Conv3d, DType::F32, DType::F32));
-    EXPECT_TRUE(be->supports(Op::Linear, DType::F32, DType::BF16));
-    EXPECT_TRUE(be->supports(Op::Linear, DType::BF16, DType::BF16));  // bf16 activations between linears
-    EXPECT_FALSE(be->supports(Op::Linear, DType::F16, DType::BF16));
+    EXPECT_TRUE(be->supports(Conv3dArgs::kName, DType::F32, DType::F32));
+    EXPECT_TRUE(be->supports(LinearArgs::kName, DType::F32, DType::BF16));
+    EXPECT_TRUE(be->supports(LinearArgs::kName, DType::BF16, DType::BF16));  // bf16 activations between linears
+    EXPECT_FALSE(be->supports(LinearArgs::kName, DType::F16, DType::BF16));
     Tensor xh = be->empty(DType::F16, {2, 8});
     Tensor wb = be->empty(DType::BF16, {4, 8});
     Tensor y = be->empty(DType::F32, {2, 4});

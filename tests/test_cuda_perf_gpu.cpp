@@ -8,7 +8,7 @@
 #include <functional>
 #include <vector>
 
-#include "core/profiler.h"
+#include "core/op_registry.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_common.h"
 #include "models/dit.h"
@@ -171,10 +171,10 @@ TEST(CudaPerf, DitForward480p81f) {
     const double flop = double(cfg.num_layers) * (4.0 * L * L * D + 4.0 * L * T * D +
                                                   2.0 * L * (6.0 * D * D + 2.0 * D * F) + 2.0 * T * 2.0 * D * D);
     be->synchronize();
-    const CudaMemoryStats before = cuda_memory_stats(*be);
+    const MemoryStats before = be->memory_stats();
     std::vector<double> ms;
     for (int i = 0; i < 7; ++i) {
-        cuda_reset_peak_memory(*be);
+        be->reset_peak_memory();
         const auto t0 = std::chrono::steady_clock::now();
         auto out = model.forward({smp}, L);
         be->synchronize();
@@ -188,7 +188,7 @@ TEST(CudaPerf, DitForward480p81f) {
         }
     }
     std::sort(ms.begin(), ms.end());
-    const CudaMemoryStats after = cuda_memory_stats(*be);
+    const MemoryStats after = be->memory_stats();
     std::printf(
         "dit t2v-1.3B 480p 81f (%lld tokens), bf16 weights: median %.1f ms (min %.1f, max %.1f), %.1f TFLOP, "
         "%.1f TFLOP/s\n",
@@ -198,21 +198,22 @@ TEST(CudaPerf, DitForward480p81f) {
         before.in_use / 1073741824.0, after.peak / 1073741824.0, after.reserved / 1073741824.0);
 
     // Per-op breakdown of one forward (the profiler synchronises after every op).
-    auto prof = std::make_shared<ProfilingBackend>(std::shared_ptr<Backend>(be));
+    OpProfiler prof;
     {
-        DitModel pm(cfg, synth_dit_memory(cfg, DType::BF16, 0), *prof);
+        DitModel pm(cfg, synth_dit_memory(cfg, DType::BF16, 0), *be);
         DitSample ps;
-        ps.x = randn_tensor(*prof, {cfg.in_dim, 21, 60, 104}, 1);
-        ps.context = randn_tensor(*prof, {120, cfg.text_dim}, 2);
+        ps.x = randn_tensor(*be, {cfg.in_dim, 21, 60, 104}, 1);
+        ps.context = randn_tensor(*be, {120, cfg.text_dim}, 2);
         ps.t = 999;
         pm.forward({ps}, L);  // warm (plans, weight copies)
-        prof->synchronize();
-        prof->reset();
+        be->synchronize();
+        be->set_profiler(&prof);
         pm.forward({ps}, L);
-        prof->synchronize();
+        be->synchronize();
+        be->set_profiler(nullptr);
         std::vector<std::pair<double, std::string>> rows;
         double total = 0;
-        for (auto& [name, st] : prof->stats()) {
+        for (auto& [name, st] : prof.stats()) {
             rows.push_back(
                 {st.ms, cat(name, " x", st.calls,
                             st.flop > 0 ? cat(" (", int(st.flop / (st.ms * 1e-3) / 1e12), " TFLOP/s)") : "")});
@@ -248,37 +249,38 @@ TEST(CudaPerf, Vae480p) {
     auto vae = WanVae::load(synthetic_vae_weights(cfg, 1234), cfg, be);
     Tensor z = randn_tensor(*be, {cfg.z_dim, 21, 60, 104}, 3);
     Tensor video = randn_tensor(*be, {3, 81, 480, 832}, 4, 0.5f);
-    cuda_reset_peak_memory(*be);
+    be->reset_peak_memory();
     Tensor out;
     const double dec = time_median_ms(*be, 1, 2, [&] { out = vae->decode(z); });
     std::printf("vae decode 21 latent frames -> %s: median %.1f ms, peak in use %.2f GiB\n", out.describe().c_str(),
-                dec, cuda_memory_stats(*be).peak / 1073741824.0);
+                dec, be->memory_stats().peak / 1073741824.0);
     std::vector<float> h = ops::to_host_f32(out);
     int bad = 0;
     for (float v : h) bad += !std::isfinite(v);
     EXPECT_EQ(bad, 0);
     out = Tensor();
-    cuda_reset_peak_memory(*be);
+    be->reset_peak_memory();
     Tensor mu;
     const double enc = time_median_ms(*be, 1, 2, [&] { mu = vae->encode(video); });
     std::printf("vae encode 81 frames -> %s: median %.1f ms, peak in use %.2f GiB\n", mu.describe().c_str(), enc,
-                cuda_memory_stats(*be).peak / 1073741824.0);
+                be->memory_stats().peak / 1073741824.0);
 
     // Where the time goes: one decode and one encode through the profiler (synchronised per op).
-    auto prof = std::make_shared<ProfilingBackend>(be);
-    auto pvae = WanVae::load(synthetic_vae_weights(cfg, 1234), cfg, prof);
-    Tensor zp = randn_tensor(*prof, {cfg.z_dim, 21, 60, 104}, 3);
-    Tensor vp = randn_tensor(*prof, {3, 81, 480, 832}, 4, 0.5f);
+    OpProfiler prof;
+    Tensor zp = randn_tensor(*be, {cfg.z_dim, 21, 60, 104}, 3);
+    Tensor vp = randn_tensor(*be, {3, 81, 480, 832}, 4, 0.5f);
     for (int pass = 0; pass < 2; ++pass) {
-        prof->reset();
+        prof.reset();
+        be->set_profiler(&prof);
         if (pass == 0)
-            pvae->decode(zp);
+            vae->decode(zp);
         else
-            pvae->encode(vp);
-        prof->synchronize();
+            vae->encode(vp);
+        be->synchronize();
+        be->set_profiler(nullptr);
         std::vector<std::pair<double, std::string>> rows;
         double total = 0;
-        for (auto& [name, st] : prof->stats()) {
+        for (auto& [name, st] : prof.stats()) {
             rows.push_back({st.ms, cat(name, " x", st.calls)});
             total += st.ms;
         }

@@ -376,7 +376,7 @@ TEST(Ops, LinComb) {
         std::vector<const Tensor*> in;
         for (int k = 0; k < n; ++k) in.push_back(&xs[size_t(k)]);
         Tensor out = be->empty(DType::F32, {3, 70001});
-        be->lincomb(in.data(), coef, n, out);
+        ops::lincomb(in.data(), coef, n, out);
         std::vector<double> ref(size_t(out.numel()), 0.0);
         for (int k = 0; k < n; ++k) {
             auto h = host(xs[size_t(k)]);
@@ -387,7 +387,7 @@ TEST(Ops, LinComb) {
     // Aliasing: out is one of the inputs.
     auto before = host(xs[0]);
     const Tensor* in2[2] = {&xs[0], &xs[1]};
-    be->lincomb(in2, coef, 2, xs[0]);
+    ops::lincomb(in2, coef, 2, xs[0]);
     auto h1 = host(xs[1]);
     std::vector<double> ref(before.size());
     for (size_t j = 0; j < ref.size(); ++j) ref[j] = 0.5 * before[j] - 1.25 * h1[j];
@@ -410,7 +410,7 @@ TEST(Ops, ShapeErrors) {
     Tensor k2 = randn_tensor(*be, {1, 5, 3, 8}, 1);
     expect_error([&] { ops::attention(q, k2, k2, p); }, {"[attention]", "k_lens"});
     // The CPU keeps K/V in f32 (a bf16 KV cache is a GPU layout): refused, not widened silently.
-    EXPECT_FALSE(be->supports(Op::Attention, DType::F32, DType::BF16));
+    EXPECT_FALSE(be->supports(AttentionArgs::kName, DType::F32, DType::BF16));
     Tensor kb = ops::to_dtype(k2, DType::BF16);
     expect_error([&] { ops::attention(q, kb, kb); }, {"[attention]", "bf16", "not supported"});
     expect_error([&] { ops::attention(q, k2, kb); }, {"[attention]", "share a dtype"});

@@ -14,7 +14,6 @@
 #include "cli/commands.h"
 #include "core/device.h"
 #include "core/error.h"
-#include "core/profiler.h"
 #include "core/timer.h"
 #ifdef WANRT_HAVE_CUDA
 #include "cuda/cuda_backend.h"
@@ -43,17 +42,15 @@ void run(const Opts& o) {
         fail("bench", "--height/--width must be positive multiples of 16, got ", o.height, "x", o.width);
     if (o.chunks < 1) fail("bench", "--chunks must be ≥ 1, got ", o.chunks);
     auto base = make_backend(o.run.device, o.run.threads);
-    auto prof = std::make_shared<ProfilingBackend>(base);
-    prof->set_enabled(false);
 
     DitConfig cfg = DitConfig::preset(o.model);
     if (o.layers > 0) cfg.num_layers = o.layers;
     const auto t_load = std::chrono::steady_clock::now();
-    auto dit = std::make_shared<DitModel>(cfg, synth_dit_memory(cfg, DType::BF16, 1), *prof);
+    auto dit = std::make_shared<DitModel>(cfg, synth_dit_memory(cfg, DType::BF16, 1), *base);
     auto model = std::make_shared<CausalDitModel>(dit);
     const double load_s = seconds_since(t_load);
     const int64_t h = o.height / 8, w = o.width / 8;
-    const Tensor context = random_normal(*prof, {40, cfg.text_dim}, 2, 0.1f);
+    const Tensor context = random_normal(*base, {40, cfg.text_dim}, 2, 0.1f);
     CrossKvCache cross = model->make_cross_cache(context);
 
     BenchReport rep;
@@ -79,7 +76,7 @@ void run(const Opts& o) {
         std::vector<BenchRow> per_op;
         if (o.profile) {  // one profiled call for the breakdown, after a warm-up (cuDNN builds its engines on first use)
             step();
-            per_op = profile_ops(*prof, step);
+            per_op = profile_ops(*base, step);
         }
         // Host time until the call returns (ops queued, not finished): close to the total means the
         // GPU waits for the host (launch-bound); well below it means the GPU is the limit.
@@ -98,7 +95,7 @@ void run(const Opts& o) {
     if (wanted("block3_kv21")) {
         // CausVid's last block of 21 latent frames (81 pixel frames): 18 cached frames + the block.
         KvCache cache = model->make_cache(1, 21, h, w);
-        Tensor x3 = random_normal(*prof, {cfg.in_dim, 3, h, w}, 3);
+        Tensor x3 = random_normal(*base, {cfg.in_dim, 3, h, w}, 3);
         for (int64_t b = 0; b < 6; ++b) model->forward({{x3, {0}, b * 3}}, cache, cross, false);
         // Re-running the same chunk re-writes its slots (a denoising step of the last block).
         time_case("block3_kv21", "3-frame block vs 21-frame cache",
@@ -106,7 +103,7 @@ void run(const Opts& o) {
     }
     if (wanted("frame1_kv6")) {
         KvCache cache = model->make_cache(1, 6, h, w, 3, 50);
-        Tensor x1 = random_normal(*prof, {cfg.in_dim, 1, h, w}, 4);
+        Tensor x1 = random_normal(*base, {cfg.in_dim, 1, h, w}, 4);
         for (int64_t f = 0; f < 6; ++f) model->forward({{x1, {0}, f}}, cache, cross, false);
         int64_t next = 6;
         time_case("frame1_kv6", "1-frame step vs 6-frame cache",
@@ -114,7 +111,7 @@ void run(const Opts& o) {
     }
     if (wanted("batch2_kv6")) {
         KvCache cache = model->make_cache(2, 6, h, w, 3, 50, 0.2);
-        Tensor x1 = random_normal(*prof, {cfg.in_dim, 1, h, w}, 4);
+        Tensor x1 = random_normal(*base, {cfg.in_dim, 1, h, w}, 4);
         for (int64_t f = 0; f < 6; ++f) model->forward({{x1, {0}, f}, {x1, {0}, f}}, cache, cross, false);
         int64_t next = 6;
         time_case("batch2_kv6", "2 rows x 1 frame, 6-frame caches, adaptive sink", [&] {

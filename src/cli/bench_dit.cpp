@@ -6,7 +6,6 @@
 #include "cli/commands.h"
 #include "core/device.h"
 #include "core/error.h"
-#include "core/profiler.h"
 #ifdef WANRT_HAVE_CUDA
 #include "cuda/cuda_backend.h"
 #endif
@@ -40,7 +39,6 @@ void run(const Opts& o) {
         fail("bench", "--height/--width must be positive multiples of 16, got ", o.height, "x", o.width);
     o.run.validate();
     auto base = make_backend(o.run.device, o.run.threads);
-    auto prof = std::make_shared<ProfilingBackend>(base);
 
     DitConfig cfg;
     std::shared_ptr<TensorSource> src;
@@ -57,13 +55,12 @@ void run(const Opts& o) {
         what = cat("synthetic ", o.model, " widths, ", cfg.num_layers, " blocks, ", o.weights_dtype, " weights");
     }
     if (cfg.is_i2v()) fail("bench", "bench dit times t2v models; pass a t2v folder or --model t2v-1.3B/t2v-14B");
-    // The profiler owns the weights' buffers so that one model serves both the profiled and the plain runs.
-    DitModel model(cfg, src, *prof);
+    DitModel model(cfg, src, *base);
 
     const int64_t lat_f = (o.frames - 1) / 4 + 1, lat_h = o.height / 8, lat_w = o.width / 8;
     DitSample s;
-    s.x = random_normal(*prof, {cfg.in_dim, lat_f, lat_h, lat_w}, 1);
-    s.context = random_normal(*prof, {std::min<int64_t>(o.text_tokens, cfg.text_len), cfg.text_dim}, 2);
+    s.x = random_normal(*base, {cfg.in_dim, lat_f, lat_h, lat_w}, 1);
+    s.context = random_normal(*base, {std::min<int64_t>(o.text_tokens, cfg.text_len), cfg.text_dim}, 2);
     s.t = 999;
     const int64_t seq_len = model.tokens_for(s.x.shape());
 
@@ -84,7 +81,7 @@ void run(const Opts& o) {
     if (!o.dump.empty())
         dump = [&](const std::string& name, const Tensor& t) { dumped[name] = {t.shape(), ops::to_host_f32(t)}; };
     std::vector<Tensor> out0;
-    const std::vector<BenchRow> per_op = profile_ops(*prof, [&] { out0 = model.forward({s}, seq_len, dump); });
+    const std::vector<BenchRow> per_op = profile_ops(*base, [&] { out0 = model.forward({s}, seq_len, dump); });
     if (!o.dump.empty()) {
         dumped["out"] = {out0[0].shape(), ops::to_host_f32(out0[0])};
         std::vector<TensorToWrite> tw;

@@ -54,7 +54,7 @@ void run(const Opts& o) {
     add(cat("attention self ", L, "x", L, " h", H), 4.0 * L * L * hd * H, [&] { ops::attention(q, k, v); });
     add(cat("attention cross ", L, "x", T, " h", H), 4.0 * L * T * hd * H, [&] { ops::attention(q, kt, vt); });
     {  // the causal step's self-attention: one frame's queries against a 6-frame bf16 cache
-        const DType kvt = be->supports(Op::Attention, DType::F32, DType::BF16) ? DType::BF16 : DType::F32;
+        const DType kvt = be->supports(AttentionArgs::kName, DType::F32, DType::BF16) ? DType::BF16 : DType::F32;
         Tensor kc = ops::to_dtype(rand_t(*be, DType::F32, {1, 6 * L, H, hd}, "k.weight"), kvt);
         add(cat("attention self ", L, "x", 6 * L, " h", H, " ", dtype_name(kvt), " k/v"), 4.0 * L * 6 * L * hd * H,
             [&] { ops::attention(q, kc, kc); });
@@ -68,7 +68,7 @@ void run(const Opts& o) {
     for (DType ct : {DType::F32, DType::BF16}) {
         Tensor cache = ops::full(*be, ct, {1, 6 * L, H, hd}, 0.f);
         add(cat("copy f32 -> ", dtype_name(ct), " cache slot [", L, ", ", H, ", ", hd, "]"), 0,
-            [&] { be->copy(k.select(0, 0), cache.select(0, 0).slice(0, 2 * L, 3 * L)); });
+            [&] { ops::copy(k.select(0, 0), cache.select(0, 0).slice(0, 2 * L, 3 * L)); });
     }
     rep.print();
     rep.write_json(o.run.json);

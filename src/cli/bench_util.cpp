@@ -42,13 +42,18 @@ void add_run_options(CLI::App* c, RunOpts& o) {
     c->add_option("--json", o.json, "Also write the report as JSON to this file");
 }
 
-std::vector<BenchRow> profile_ops(ProfilingBackend& prof, const std::function<void()>& fn) {
-    prof.synchronize();
-    prof.reset();
-    prof.set_enabled(true);
-    fn();
-    prof.synchronize();
-    prof.set_enabled(false);
+std::vector<BenchRow> profile_ops(Backend& be, const std::function<void()>& fn) {
+    OpProfiler prof;
+    be.synchronize();
+    be.set_profiler(&prof);
+    try {
+        fn();
+    } catch (...) {
+        be.set_profiler(nullptr);
+        throw;
+    }
+    be.synchronize();
+    be.set_profiler(nullptr);
     std::vector<BenchRow> rows;
     for (auto& [op, st] : prof.stats()) rows.push_back({cat("  ", op, " x", st.calls), {st.ms}, st.flop});
     return rows;

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "core/backend.h"
-#include "core/profiler.h"
+#include "core/op_registry.h"
 
 namespace wanrt::cli {
 
@@ -46,9 +46,9 @@ void add_run_options(CLI::App* c, RunOpts& o);
 // Runs fn warmup times, then repeats times, synchronising be around each; returns ms per repeat.
 std::vector<double> time_repeats(Backend& be, int warmup, int repeats, const std::function<void()>& fn);
 
-// Runs fn once with prof timing every op (synchronised after each), then turns timing off again;
+// Runs fn once with an OpProfiler attached to be (every op timed, synchronised around each), then detaches it;
 // returns one row per op, "  <op> x<calls>", with its total ms and FLOP.
-std::vector<BenchRow> profile_ops(ProfilingBackend& prof, const std::function<void()>& fn);
+std::vector<BenchRow> profile_ops(Backend& be, const std::function<void()>& fn);
 
 // A seeded N(0, scale²) f32 tensor on be (benchmark inputs; contents do not matter, only sizes).
 Tensor random_normal(Backend& be, const Shape& shape, uint64_t seed, float scale = 1.f);

@@ -50,9 +50,7 @@ void run(const Opts& o) {
     }
     cfg.validate();
     auto base = make_backend(o.run.device, o.run.threads);
-    auto prof = std::make_shared<ProfilingBackend>(base);
-    prof->set_enabled(false);
-    std::shared_ptr<Backend> be = prof;
+    std::shared_ptr<Backend> be = base;
     std::shared_ptr<TensorSource> weights;
     if (o.checkpoint.empty()) {
         weights = synthetic_vae_weights(cfg, 1234);
@@ -81,7 +79,7 @@ void run(const Opts& o) {
     // Per-op breakdown of one more call (synchronised after each op), after the timed ones.
     auto profile_rows = [&](const std::string& what, const std::function<void()>& fn) {
         if (!o.profile) return;
-        std::vector<BenchRow> ops = profile_ops(*prof, fn);
+        std::vector<BenchRow> ops = profile_ops(*base, fn);
         double total = 0;
         for (const BenchRow& r : ops) total += r.ms[0];
         rep.rows.push_back({cat("profiled ", what, " (sum of ops, each synchronised)"), {total}, 0});

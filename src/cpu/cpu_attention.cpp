@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "cpu/cpu_backend.h"
+#include "ops/ops.h"
 #include "cpu/vecmath.h"
 
 extern "C" {
@@ -35,7 +36,7 @@ struct BlasSingleThread {
 };
 }  // namespace
 
-void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionParams& p,
+static void attention_cpu(CpuBackend& be, const Tensor& q, const Tensor& k, const Tensor& v, const AttentionParams& p,
                            const Tensor& out) {
     const int64_t B = q.size(0), Lq = q.size(1), H = q.size(2), D = q.size(3);
     const int64_t Lk = k.size(1), Hk = k.size(2), Dv = v.size(3);
@@ -49,7 +50,7 @@ void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, co
     if (Lq == 0) return;
 
     BlasSingleThread single;
-    pool().parallel_for(B * H * qtiles, 1, [&](int64_t t0, int64_t t1) {
+    be.pool().parallel_for(B * H * qtiles, 1, [&](int64_t t0, int64_t t1) {
         std::vector<float> S(static_cast<size_t>(qt * kt)), O(static_cast<size_t>(qt * Dv));
         std::vector<float> row_max(static_cast<size_t>(qt)), row_sum(static_cast<size_t>(qt));
         std::vector<int64_t> lo(static_cast<size_t>(qt)), hi(static_cast<size_t>(qt));
@@ -132,5 +133,11 @@ void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, co
         }
     });
 }
+
+namespace {
+const RegisterKernel<AttentionArgs, CpuBackend> reg_attention({{DType::F32, DType::F32}}, [](CpuBackend& be, const AttentionArgs& a) {
+    attention_cpu(be, a.q, a.k, a.v, *a.p, a.out);
+});
+}  // namespace
 
 }  // namespace wanrt

@@ -21,6 +21,7 @@
 
 #include "core/error.h"
 #include "cpu/cpu_backend.h"
+#include "ops/ops.h"
 #include "cpu/vecmath.h"
 
 extern "C" {
@@ -301,7 +302,7 @@ static void conv3d_winograd(ThreadPool& pool, const Tensor& x, const Tensor& w, 
     }
 }
 
-void CpuBackend::conv3d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv3dParams& p, const Tensor& y) {
+static void conv3d_cpu(CpuBackend& be, const Tensor& x, const Tensor& w, const Tensor* bias, const Conv3dParams& p, const Tensor& y) {
     const int64_t C = x.size(0), T = x.size(1), H = x.size(2), W = x.size(3);
     const int64_t O = w.size(0), kt = w.size(2), kh = w.size(3), kw = w.size(4);
     const int64_t To = y.size(1), Ho = y.size(2), Wo = y.size(3);
@@ -320,7 +321,7 @@ void CpuBackend::conv3d(const Tensor& x, const Tensor& w, const Tensor* bias, co
     const bool winograd = kh == 3 && kw == 3 && p.stride_h == 1 && p.stride_w == 1 &&
                           ((Ho + 3) / 4) * ((Wo + 3) / 4) >= kWinogradMinTiles;
     if (winograd) {
-        conv3d_winograd(pool(), x, w, bd, p, y);
+        conv3d_winograd(be.pool(), x, w, bd, p, y);
         return;
     }
     if (pointwise) {
@@ -334,7 +335,7 @@ void CpuBackend::conv3d(const Tensor& x, const Tensor& w, const Tensor* bias, co
                 const int64_t h1 = std::min(Ho, h0 + rows_per_tile), N = (h1 - h0) * Wo;
                 float* col = patch_buffer(size_t(K * N)).data();
                 // Fill col[k, n]; k = ((c·kt + dt)·kh + dh)·kw + dw, n = (oh − h0)·Wo + ow.
-                pool().parallel_for(K, 8, [&](int64_t k0, int64_t k1) {
+                be.pool().parallel_for(K, 8, [&](int64_t k0, int64_t k1) {
                     for (int64_t k = k0; k < k1; ++k) {
                         const int64_t dw = k % kw, dh = (k / kw) % kh, dt = (k / (kw * kh)) % kt,
                                       c = k / (kw * kh * kt);
@@ -374,7 +375,7 @@ void CpuBackend::conv3d(const Tensor& x, const Tensor& w, const Tensor* bias, co
         }
     }
     if (bd) {
-        pool().parallel_for(O, 1, [&](int64_t o0, int64_t o1) {
+        be.pool().parallel_for(O, 1, [&](int64_t o0, int64_t o1) {
             for (int64_t o = o0; o < o1; ++o) {
                 float* row = yd + o * ldy;
                 const float b = bd[o];
@@ -384,7 +385,7 @@ void CpuBackend::conv3d(const Tensor& x, const Tensor& w, const Tensor* bias, co
     }
 }
 
-void CpuBackend::channel_rms_norm(const Tensor& x, const Tensor& gamma, Activation act, const Tensor& y) {
+static void channel_rms_norm_cpu(CpuBackend& be, const Tensor& x, const Tensor& gamma, Activation act, const Tensor& y) {
     WANRT_CHECK(act == Activation::None || act == Activation::Silu, "cpu", "channel_rms_norm takes no activation or silu");
     // x [C, P] with P = T·H·W positions; the norm runs over C (stride P) at every position.
     const int64_t C = x.size(0), P = x.numel() / std::max<int64_t>(C, 1);
@@ -393,7 +394,7 @@ void CpuBackend::channel_rms_norm(const Tensor& x, const Tensor& gamma, Activati
     float* yd = y.data<float>();
     const float scale = std::sqrt(float(C));
     constexpr int64_t kBlock = 512;  // positions per block: the running sums stay in L1
-    pool().parallel_for((P + kBlock - 1) / kBlock, 1, [&](int64_t b0, int64_t b1) {
+    be.pool().parallel_for((P + kBlock - 1) / kBlock, 1, [&](int64_t b0, int64_t b1) {
         float ss[kBlock];
         for (int64_t b = b0; b < b1; ++b) {
             const int64_t p0 = b * kBlock, n = std::min(kBlock, P - p0);
@@ -416,12 +417,12 @@ void CpuBackend::channel_rms_norm(const Tensor& x, const Tensor& gamma, Activati
     });
 }
 
-void CpuBackend::upsample2x(const Tensor& x, const Tensor& y) {
+static void upsample2x_cpu(CpuBackend& be, const Tensor& x, const Tensor& y) {
     // x [C, T, H, W] → y [C, T, 2H, 2W]: every input row becomes two output rows of doubled pixels.
     const int64_t rows = x.size(0) * x.size(1) * x.size(2), W = x.size(3);
     const float* xd = x.data<float>();
     float* yd = y.data<float>();
-    pool().parallel_for(rows, 16, [&](int64_t r0, int64_t r1) {
+    be.pool().parallel_for(rows, 16, [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
             const float* src = xd + r * W;
             float* d0 = yd + r * 4 * W;
@@ -430,5 +431,16 @@ void CpuBackend::upsample2x(const Tensor& x, const Tensor& y) {
         }
     });
 }
+
+namespace {
+const RegisterKernel<Conv3dArgs, CpuBackend> reg_conv3d({{DType::F32}}, [](CpuBackend& be, const Conv3dArgs& a) {
+    conv3d_cpu(be, a.x, a.w, a.bias, a.p, a.y);
+});
+const RegisterKernel<ChannelRmsNormArgs, CpuBackend> reg_channel_rms_norm(
+    {{DType::F32}}, [](CpuBackend& be, const ChannelRmsNormArgs& a) { channel_rms_norm_cpu(be, a.x, a.gamma, a.act, a.y); });
+const RegisterKernel<Upsample2xArgs, CpuBackend> reg_upsample2x({{DType::F32}}, [](CpuBackend& be, const Upsample2xArgs& a) {
+    upsample2x_cpu(be, a.x, a.y);
+});
+}  // namespace
 
 }  // namespace wanrt

@@ -3,14 +3,15 @@
 
 #include "core/error.h"
 #include "cpu/cpu_backend.h"
+#include "ops/ops.h"
 #include "cpu/vecmath.h"
 
 namespace wanrt {
 
-void CpuBackend::unary(Activation act, const Tensor& x, const Tensor& y) {
+static void unary_cpu(CpuBackend& be, Activation act, const Tensor& x, const Tensor& y) {
     const float* xs = x.data<float>();
     float* ys = y.data<float>();
-    pool().parallel_for(x.numel(), 16384, [&](int64_t b, int64_t e) {
+    be.pool().parallel_for(x.numel(), 16384, [&](int64_t b, int64_t e) {
         switch (act) {
             case Activation::None:
                 for (int64_t i = b; i < e; ++i) ys[i] = xs[i];
@@ -28,7 +29,7 @@ void CpuBackend::unary(Activation act, const Tensor& x, const Tensor& y) {
     });
 }
 
-void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& y) {
+static void binary_cpu(CpuBackend& be, BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& y) {
     // y has the broadcast shape; a and b are right-aligned against it, size-1 dims broadcast.
     const int nd = y.ndim();
     Shape as(nd, 0), bs(nd, 0);
@@ -42,7 +43,7 @@ void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Ten
     float* yp = y.data<float>();
     const int64_t inner = nd ? y.size(-1) : 1, rows = y.numel() / std::max<int64_t>(inner, 1);
     const int64_t ai = nd ? as[nd - 1] : 0, bi = nd ? bs[nd - 1] : 0;
-    pool().parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(inner, 1)), [&](int64_t r0, int64_t r1) {
+    be.pool().parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(inner, 1)), [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
             int64_t ao = 0, bo = 0, rem = r;
             for (int d = nd - 2; d >= 0; --d) {
@@ -62,7 +63,7 @@ void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Ten
     });
 }
 
-void CpuBackend::lincomb(const Tensor* const* in, const float* coef, int n, const Tensor& out) {
+static void lincomb_cpu(CpuBackend& be, const Tensor* const* in, const float* coef, int n, const Tensor& out) {
     float* y = out.data<float>();
     const float* a = in[0]->data<float>();
     const float* b = n > 1 ? in[1]->data<float>() : nullptr;
@@ -71,7 +72,7 @@ void CpuBackend::lincomb(const Tensor* const* in, const float* coef, int n, cons
     const float ca = coef[0], cb = n > 1 ? coef[1] : 0.f, cc = n > 2 ? coef[2] : 0.f, cd = n > 3 ? coef[3] : 0.f;
     // One loop per arity so each vectorises; elementwise, so out may alias an input. fma keeps the
     // rounding of one f32 expression per term, as the reference's tensor arithmetic.
-    pool().parallel_for(out.numel(), 65536, [&](int64_t j0, int64_t j1) {
+    be.pool().parallel_for(out.numel(), 65536, [&](int64_t j0, int64_t j1) {
         switch (n) {
             case 1:
                 for (int64_t j = j0; j < j1; ++j) y[j] = ca * a[j];
@@ -88,5 +89,17 @@ void CpuBackend::lincomb(const Tensor* const* in, const float* coef, int n, cons
         }
     });
 }
+
+namespace {
+const RegisterKernel<UnaryArgs, CpuBackend> reg_unary({{DType::F32}}, [](CpuBackend& be, const UnaryArgs& a) {
+    unary_cpu(be, a.act, a.x, a.y);
+});
+const RegisterKernel<BinaryArgs, CpuBackend> reg_binary({{DType::F32}}, [](CpuBackend& be, const BinaryArgs& a) {
+    binary_cpu(be, a.op, a.a, a.b, a.y);
+});
+const RegisterKernel<LinCombArgs, CpuBackend> reg_lincomb({{DType::F32}}, [](CpuBackend& be, const LinCombArgs& a) {
+    lincomb_cpu(be, a.in, a.coef, a.n, a.out);
+});
+}  // namespace
 
 }  // namespace wanrt

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "cpu/cpu_backend.h"
+#include "ops/ops.h"
 
 namespace wanrt {
 
@@ -30,7 +31,7 @@ double cosine(const std::vector<double>& a, const std::vector<double>& b) {
 
 }  // namespace
 
-void CpuBackend::kv_sink_write(const Tensor& k_new, const Tensor& v_new, const Tensor& k_cache, const Tensor& v_cache,
+static void kv_sink_write_cpu(CpuBackend& be, const Tensor& k_new, const Tensor& v_new, const Tensor& k_cache, const Tensor& v_cache,
                                const KvSinkWrite& p, const Tensor& decision) {
     WANRT_CHECK(k_cache.dtype() == DType::F32 && v_cache.dtype() == DType::F32, "cpu",
                 "kv_sink_write takes an f32 cache, got ", k_cache.describe());
@@ -51,5 +52,12 @@ void CpuBackend::kv_sink_write(const Tensor& k_new, const Tensor& v_new, const T
     decision.data<int32_t>()[0] = int32_t(d);
     decision.data<int32_t>()[1] = int32_t(slot);
 }
+
+namespace {
+const RegisterKernel<KvSinkWriteArgs, CpuBackend> reg_kv_sink_write(
+    {{DType::F32, DType::F32}}, [](CpuBackend& be, const KvSinkWriteArgs& a) {
+        kv_sink_write_cpu(be, a.k_new, a.v_new, a.k_cache, a.v_cache, a.p, a.decision);
+    });
+}  // namespace
 
 }  // namespace wanrt

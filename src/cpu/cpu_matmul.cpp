@@ -17,6 +17,7 @@
 
 #include "core/error.h"
 #include "cpu/cpu_backend.h"
+#include "ops/ops.h"
 #include "cpu/vecmath.h"
 
 namespace wanrt {
@@ -107,14 +108,14 @@ void gemm_xwt(ThreadPool& pool, int64_t M, int64_t N, int64_t K, const float* x,
 
 }  // namespace cpu
 
-void CpuBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, Activation act,
+static void linear_cpu(CpuBackend& be, const Tensor& x, const Tensor& w, const Tensor* bias, Activation act,
                         const Tensor& y) {
     const int64_t K = x.size(-1), N = w.size(0), M = x.numel() / std::max<int64_t>(K, 1);
     float* ys = y.data<float>();
-    cpu::gemm_xwt(pool(), M, N, K, x.data<float>(), K, w.raw(), w.dtype(), ys, N);
+    cpu::gemm_xwt(be.pool(), M, N, K, x.data<float>(), K, w.raw(), w.dtype(), ys, N);
     const float* b = bias ? bias->data<float>() : nullptr;
     if (!b && act == Activation::None) return;
-    pool().parallel_for(M, std::max<int64_t>(1, 16384 / std::max<int64_t>(N, 1)), [&](int64_t r0, int64_t r1) {
+    be.pool().parallel_for(M, std::max<int64_t>(1, 16384 / std::max<int64_t>(N, 1)), [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
             float* row = ys + r * N;
             if (b)
@@ -134,5 +135,11 @@ void CpuBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, Ac
         }
     });
 }
+
+namespace {
+const RegisterKernel<LinearArgs, CpuBackend> reg_linear(
+    {{DType::F32, DType::F32}, {DType::F32, DType::BF16}, {DType::F32, DType::F16}},
+    [](CpuBackend& be, const LinearArgs& a) { linear_cpu(be, a.x, a.w, a.bias, a.act, a.y); });
+}  // namespace
 
 }  // namespace wanrt

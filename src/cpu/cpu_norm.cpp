@@ -3,6 +3,7 @@
 
 #include "core/error.h"
 #include "cpu/cpu_backend.h"
+#include "ops/ops.h"
 
 namespace wanrt {
 
@@ -29,13 +30,13 @@ int64_t row_grain(int64_t D) { return std::max<int64_t>(1, 8192 / std::max<int64
 
 }  // namespace
 
-void CpuBackend::layer_norm(const Tensor& x, const Tensor* w, const Tensor* b, float eps, const Tensor& y) {
+static void layer_norm_cpu(CpuBackend& be, const Tensor& x, const Tensor* w, const Tensor* b, float eps, const Tensor& y) {
     const int64_t D = x.size(-1), rows = x.numel() / std::max<int64_t>(D, 1);
     const float* xs = x.data<float>();
     float* ys = y.data<float>();
     const float* ws = w ? w->data<float>() : nullptr;
     const float* bs = b ? b->data<float>() : nullptr;
-    pool().parallel_for(rows, row_grain(D), [&](int64_t r0, int64_t r1) {
+    be.pool().parallel_for(rows, row_grain(D), [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
             const float* xr = xs + r * D;
             float* yr = ys + r * D;
@@ -50,12 +51,12 @@ void CpuBackend::layer_norm(const Tensor& x, const Tensor* w, const Tensor* b, f
     });
 }
 
-void CpuBackend::rms_norm(const Tensor& x, const Tensor& w, float eps, const Tensor& y) {
+void cpu::rms_norm(CpuBackend& be, const Tensor& x, const Tensor& w, float eps, const Tensor& y) {
     const int64_t D = x.size(-1), rows = x.numel() / std::max<int64_t>(D, 1);
     const float* xs = x.data<float>();
     const float* ws = w.data<float>();
     float* ys = y.data<float>();
-    pool().parallel_for(rows, row_grain(D), [&](int64_t r0, int64_t r1) {
+    be.pool().parallel_for(rows, row_grain(D), [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
             const float* xr = xs + r * D;
             float* yr = ys + r * D;
@@ -69,13 +70,13 @@ void CpuBackend::rms_norm(const Tensor& x, const Tensor& w, float eps, const Ten
     });
 }
 
-void CpuBackend::norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps,
+static void norm_modulate_cpu(CpuBackend& be, const Tensor& x, const Tensor& shift, const Tensor& scale, float eps,
                                const Tensor& y) {
     // x [B, L, D]; shift/scale [B, D] with row strides of their own.
     const int64_t B = x.size(0), L = x.size(1), D = x.size(2);
     const float* xs = x.data<float>();
     float* ys = y.data<float>();
-    pool().parallel_for(B * L, row_grain(D), [&](int64_t r0, int64_t r1) {
+    be.pool().parallel_for(B * L, row_grain(D), [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
             const int64_t b = r / L;
             const float* sh = shift.data<float>() + b * shift.stride(0);
@@ -89,11 +90,11 @@ void CpuBackend::norm_modulate(const Tensor& x, const Tensor& shift, const Tenso
     });
 }
 
-void CpuBackend::gated_residual(const Tensor& x, const Tensor& y, const Tensor& gate) {
+static void gated_residual_cpu(CpuBackend& be, const Tensor& x, const Tensor& y, const Tensor& gate) {
     const int64_t B = x.size(0), L = x.size(1), D = x.size(2);
     float* xs = x.data<float>();
     const float* ys = y.data<float>();
-    pool().parallel_for(B * L, row_grain(D), [&](int64_t r0, int64_t r1) {
+    be.pool().parallel_for(B * L, row_grain(D), [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
             const float* g = gate.data<float>() + (r / L) * gate.stride(0);
             float* xr = xs + r * D;
@@ -103,5 +104,18 @@ void CpuBackend::gated_residual(const Tensor& x, const Tensor& y, const Tensor& 
         }
     });
 }
+
+namespace {
+const RegisterKernel<LayerNormArgs, CpuBackend> reg_layer_norm({{DType::F32}}, [](CpuBackend& be, const LayerNormArgs& a) {
+    layer_norm_cpu(be, a.x, a.w, a.b, a.eps, a.y);
+});
+const RegisterKernel<RmsNormArgs, CpuBackend> reg_rms_norm({{DType::F32}}, [](CpuBackend& be, const RmsNormArgs& a) {
+    cpu::rms_norm(be, a.x, a.w, a.eps, a.y);
+});
+const RegisterKernel<NormModulateArgs, CpuBackend> reg_norm_modulate(
+    {{DType::F32}}, [](CpuBackend& be, const NormModulateArgs& a) { norm_modulate_cpu(be, a.x, a.shift, a.scale, a.eps, a.y); });
+const RegisterKernel<GatedResidualArgs, CpuBackend> reg_gated_residual(
+    {{DType::F32}}, [](CpuBackend& be, const GatedResidualArgs& a) { gated_residual_cpu(be, a.x, a.y, a.gate); });
+}  // namespace
 
 }  // namespace wanrt

@@ -5,17 +5,18 @@
 
 #include "core/error.h"
 #include "cpu/cpu_backend.h"
+#include "ops/ops.h"
 
 namespace wanrt {
 
-void CpuBackend::rope(const Tensor& x, const std::vector<RopeGrid>& grids, const Tensor& table,
+static void rope_cpu(CpuBackend& be, const Tensor& x, const std::vector<RopeGrid>& grids, const Tensor& table,
                       const Tensor& y) {
     const int64_t B = x.size(0), L = x.size(1), H = x.size(2), D = x.size(3);
     const int64_t half = D / 2, hw_pairs = half / 3, f_pairs = half - 2 * hw_pairs;
     const float* tab = table.data<float>();  // [P, half, 2]
     const float* xs = x.data<float>();
     float* ys = y.data<float>();
-    pool().parallel_for(B * L, 4, [&](int64_t r0, int64_t r1) {
+    be.pool().parallel_for(B * L, 4, [&](int64_t r0, int64_t r1) {
         std::vector<float> cs(static_cast<size_t>(D));
         for (int64_t r = r0; r < r1; ++r) {
             const int64_t b = r / L, l = r % L;
@@ -50,11 +51,20 @@ void CpuBackend::rope(const Tensor& x, const std::vector<RopeGrid>& grids, const
 
 // The composition itself (rms_norm over each token's H·d values, then rope in place): the CPU's
 // rounding is the unfused path's, so goldens do not move.
-void CpuBackend::rms_norm_rope(const Tensor& x, const Tensor& w, float eps, const std::vector<RopeGrid>& grids,
+static void rms_norm_rope_cpu(CpuBackend& be, const Tensor& x, const Tensor& w, float eps, const std::vector<RopeGrid>& grids,
                                const Tensor& table, const Tensor& y) {
     const Shape rows{x.size(0) * x.size(1), x.size(2) * x.size(3)};
-    rms_norm(x.reshape(rows), w, eps, y.reshape(rows));
-    rope(y, grids, table, y);
+    cpu::rms_norm(be, x.reshape(rows), w, eps, y.reshape(rows));
+    rope_cpu(be, y, grids, table, y);
 }
+
+namespace {
+const RegisterKernel<RopeArgs, CpuBackend> reg_rope({{DType::F32}}, [](CpuBackend& be, const RopeArgs& a) {
+    rope_cpu(be, a.x, *a.grids, a.table, a.y);
+});
+const RegisterKernel<RmsNormRopeArgs, CpuBackend> reg_rms_norm_rope({{DType::F32}}, [](CpuBackend& be, const RmsNormRopeArgs& a) {
+    rms_norm_rope_cpu(be, a.x, a.w, a.eps, *a.grids, a.table, a.y);
+});
+}  // namespace
 
 }  // namespace wanrt

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "cpu/cpu_backend.h"
+#include "ops/ops.h"
 
 namespace wanrt {
 
@@ -38,7 +39,7 @@ void for_each_row(const Shape& shape, const Shape& ss, const Shape& ds, Fn&& fn)
 
 }  // namespace
 
-void CpuBackend::copy(const Tensor& src, const Tensor& dst) {
+static void copy_cpu(CpuBackend& be, const Tensor& src, const Tensor& dst) {
     WANRT_ASSERT(src.shape() == dst.shape());
     if (src.is_contiguous() && dst.is_contiguous()) {
         convert_elements(src.raw(), src.dtype(), dst.raw(), dst.dtype(), src.numel());
@@ -59,24 +60,24 @@ void CpuBackend::copy(const Tensor& src, const Tensor& dst) {
                  });
 }
 
-void CpuBackend::fill(const Tensor& y, float value) {
+static void fill_cpu(CpuBackend& be, const Tensor& y, float value) {
     WANRT_ASSERT(y.is_contiguous());
     if (y.dtype() == DType::F32) {
         float* p = y.data<float>();
-        pool().parallel_for(y.numel(), 65536, [&](int64_t b, int64_t e) { std::fill(p + b, p + e, value); });
+        be.pool().parallel_for(y.numel(), 65536, [&](int64_t b, int64_t e) { std::fill(p + b, p + e, value); });
         return;
     }
     for (int64_t i = 0; i < y.numel(); ++i)
         convert_elements(&value, DType::F32, static_cast<char*>(y.raw()) + dtype_bytes(y.dtype(), i), y.dtype(), 1);
 }
 
-void CpuBackend::patchify(const Tensor& x, int pt, int ph, int pw, const Tensor& y) {
+static void patchify_cpu(CpuBackend& be, const Tensor& x, int pt, int ph, int pw, const Tensor& y) {
     // x [C, T, H, W] → y [(T/pt)(H/ph)(W/pw), C·pt·ph·pw], features (c, p, q, r), r fastest.
     const int64_t C = x.size(0), T = x.size(1), H = x.size(2), W = x.size(3);
     const int64_t f = T / pt, h = H / ph, w = W / pw, feat = C * pt * ph * pw;
     const float* xs = x.data<float>();
     float* ys = y.data<float>();
-    pool().parallel_for(f * h, 1, [&](int64_t b, int64_t e) {
+    be.pool().parallel_for(f * h, 1, [&](int64_t b, int64_t e) {
         for (int64_t fh = b; fh < e; ++fh) {
             int64_t fi = fh / h, hi = fh % h;
             for (int64_t wi = 0; wi < w; ++wi) {
@@ -92,14 +93,14 @@ void CpuBackend::patchify(const Tensor& x, int pt, int ph, int pw, const Tensor&
     });
 }
 
-void CpuBackend::unpatchify(const Tensor& x, int64_t f, int64_t h, int64_t w, int pt, int ph, int pw,
+static void unpatchify_cpu(CpuBackend& be, const Tensor& x, int64_t f, int64_t h, int64_t w, int pt, int ph, int pw,
                             const Tensor& y) {
     // x [L, pt·ph·pw·C] with features (p, q, r, c), c fastest → y [C, f·pt, h·ph, w·pw].
     const int64_t C = y.size(0), T = f * pt, H = h * ph, W = w * pw;
     const int64_t feat = x.size(1);
     const float* xs = x.data<float>();
     float* ys = y.data<float>();
-    pool().parallel_for(f * h, 1, [&](int64_t b, int64_t e) {
+    be.pool().parallel_for(f * h, 1, [&](int64_t b, int64_t e) {
         for (int64_t fh = b; fh < e; ++fh) {
             int64_t fi = fh / h, hi = fh % h;
             for (int64_t wi = 0; wi < w; ++wi) {
@@ -114,5 +115,20 @@ void CpuBackend::unpatchify(const Tensor& x, int64_t f, int64_t h, int64_t w, in
         }
     });
 }
+
+namespace {
+constexpr auto F32 = DType::F32;
+const RegisterKernel<CopyArgs, CpuBackend> reg_copy(
+    all_sig_pairs({DType::F32, DType::F16, DType::BF16, DType::F64, DType::I32, DType::I64, DType::U8}),
+    [](CpuBackend& be, const CopyArgs& a) { copy_cpu(be, a.src, a.dst); });
+const RegisterKernel<FillArgs, CpuBackend> reg_fill({{F32}, {DType::F16}, {DType::BF16}, {DType::F64}},
+                                                    [](CpuBackend& be, const FillArgs& a) { fill_cpu(be, a.y, a.value); });
+const RegisterKernel<PatchifyArgs, CpuBackend> reg_patchify({{F32}}, [](CpuBackend& be, const PatchifyArgs& a) {
+    patchify_cpu(be, a.x, a.pt, a.ph, a.pw, a.y);
+});
+const RegisterKernel<UnpatchifyArgs, CpuBackend> reg_unpatchify({{F32}}, [](CpuBackend& be, const UnpatchifyArgs& a) {
+    unpatchify_cpu(be, a.x, a.f, a.h, a.w, a.pt, a.ph, a.pw, a.y);
+});
+}  // namespace
 
 }  // namespace wanrt

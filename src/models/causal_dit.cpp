@@ -162,8 +162,8 @@ void KvCache::reset() {
     // Zeroed like a fresh cache, so a restarted stream (adaptive sink reads empty sink slots) is
     // deterministic.
     for (size_t l = 0; l < k.size(); ++l) {
-        k[l].backend()->fill(k[l], 0.0f);
-        v[l].backend()->fill(v[l], 0.0f);
+        ops::fill(k[l], 0.0f);
+        ops::fill(v[l], 0.0f);
     }
 }
 
@@ -172,8 +172,8 @@ void KvCache::copy_row(int64_t from, int64_t to) {
     if (from == to) return;
     settle();
     for (size_t l = 0; l < k.size(); ++l) {
-        k[l].backend()->copy(k[l].select(0, from), k[l].select(0, to));
-        v[l].backend()->copy(v[l].select(0, from), v[l].select(0, to));
+        ops::copy(k[l].select(0, from), k[l].select(0, to));
+        ops::copy(v[l].select(0, from), v[l].select(0, to));
     }
     for (size_t l = 0; l < k.size(); ++l) row_policy(int64_t(l), to) = row_policy(int64_t(l), from);
 }
@@ -223,7 +223,7 @@ std::vector<double> adaptive_sink_similarity(const Tensor& k_new, const Tensor& 
 }
 
 DType kv_dtype(const Backend& be) {
-    return be.supports(Op::Attention, DType::F32, DType::BF16) ? DType::BF16 : DType::F32;
+    return be.supports(AttentionArgs::kName, DType::F32, DType::BF16) ? DType::BF16 : DType::F32;
 }
 
 CausalDitModel::CausalDitModel(std::shared_ptr<const DitModel> base) : base_(std::move(base)), w_(base_->weights()) {
@@ -272,7 +272,7 @@ CrossKvCache CausalDitModel::make_cross_cache(const Tensor& context) const {
     const int64_t N = c.num_heads, hd = c.head_dim(), Lt = c.text_len;
     // Zero-padded to text_len, then text_embedding (Linear, GELU(tanh), Linear): [1, Lt, D].
     Tensor ctx_in = ops::zeros(backend(), {1, Lt, c.text_dim});
-    if (context.size(0) > 0) backend().copy(context, ctx_in.select(0, 0).slice(0, 0, context.size(0)));
+    if (context.size(0) > 0) ops::copy(context, ctx_in.select(0, 0).slice(0, 0, context.size(0)));
     Tensor ctx = w_.text2(w_.text0(ctx_in, Activation::GeluTanh));
     CrossKvCache cc;
     const DType dt = kv_dtype(backend());  // the attention would round K/V to this anyway
@@ -392,8 +392,8 @@ std::vector<Tensor> CausalDitModel::forward(const std::vector<CausalChunk>& rows
             read_frames.push_back(plan.read_frames);
             for (int64_t f = 0; f < F; ++f) {
                 const int64_t s0 = plan.slots[size_t(f)] * S;
-                be.copy(k.select(0, r).slice(0, f * S, (f + 1) * S), kc.select(0, r).slice(0, s0, s0 + S));
-                be.copy(v.select(0, r).slice(0, f * S, (f + 1) * S), vc.select(0, r).slice(0, s0, s0 + S));
+                ops::copy(k.select(0, r).slice(0, f * S, (f + 1) * S), kc.select(0, r).slice(0, s0, s0 + S));
+                ops::copy(v.select(0, r).slice(0, f * S, (f + 1) * S), vc.select(0, r).slice(0, s0, s0 + S));
             }
         }
         Tensor a;  // [R, L, N, hd]
@@ -407,7 +407,7 @@ std::vector<Tensor> CausalDitModel::forward(const std::vector<CausalChunk>& rows
                 const int64_t n = read_frames[size_t(r)] * S;
                 Tensor ar = ops::attention(q.select(0, r).unsqueeze(0), kc.select(0, r).slice(0, 0, n).unsqueeze(0),
                                            vc.select(0, r).slice(0, 0, n).unsqueeze(0));
-                be.copy(ar.select(0, 0), a.select(0, r));
+                ops::copy(ar.select(0, 0), a.select(0, r));
             }
         }
         ops::gated_residual(xf, b.sa_o(a.reshape({R * F, S, D})), mod(2));

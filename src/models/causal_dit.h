@@ -38,8 +38,8 @@
 #include <memory>
 #include <vector>
 
-#include "core/backend.h"
 #include "models/dit.h"
+#include "ops/ops.h"
 
 namespace wanrt {
 

@@ -138,7 +138,7 @@ std::vector<Tensor> DitModel::forward(const std::vector<DitSample>& batch, int64
         Tensor in = s.y.defined() ? ops::concat({s.x, s.y}, 0) : s.x;           // [in_dim, F, H, W]
         Tensor patches = ops::patchify(in, c.patch_t, c.patch_h, c.patch_w);  // [L, in_dim·pt·ph·pw]
         Tensor emb = ops::linear(patches, w.patch_w, &w.patch_b);               // [L, D]
-        be_.copy(emb, x.select(0, i).slice(0, 0, seq_lens[size_t(i)]));
+        ops::copy(emb, x.select(0, i).slice(0, 0, seq_lens[size_t(i)]));
         if (dump && i == 0) {
             const RopeGrid& g = grids[0];
             dump("patch_embed_first", emb.reshape({1, g.f, g.h, g.w, D}).permute({0, 4, 1, 2, 3}));  // [1, D, f, h, w]
@@ -162,7 +162,7 @@ std::vector<Tensor> DitModel::forward(const std::vector<DitSample>& batch, int64
     Tensor ctx_in = ops::zeros(be_, {B, c.text_len, c.text_dim});
     for (int64_t i = 0; i < B; ++i) {
         const Tensor& t = batch[size_t(i)].context;
-        if (t.size(0) > 0) be_.copy(t, ctx_in.select(0, i).slice(0, 0, t.size(0)));
+        if (t.size(0) > 0) ops::copy(t, ctx_in.select(0, i).slice(0, 0, t.size(0)));
     }
     Tensor context = w.text2(w.text0(ctx_in, Activation::GeluTanh));  // [B, text_len, D]
     if (dump) dump("context_emb", context);

@@ -415,11 +415,11 @@ Tensor WanVae::decode(const Tensor& z) const {
     Tensor first = dec.push(z.slice(1, 0, 1));  // [3, 1, H, W]
     const int64_t per = cfg_.temporal_factor(), T = z.size(1);
     Tensor out = be_->empty(DType::F32, {first.size(0), 1 + per * (T - 1), first.size(2), first.size(3)});
-    be_->copy(first, out.slice(1, 0, 1));
+    ops::copy(first, out.slice(1, 0, 1));
     for (int64_t t = 1; t < T; ++t) {
         Tensor y = dec.push(z.slice(1, t, t + 1));  // [3, per, H, W]
         WANRT_ASSERT(y.size(1) == per);
-        be_->copy(y, out.slice(1, 1 + per * (t - 1), 1 + per * t));
+        ops::copy(y, out.slice(1, 1 + per * (t - 1), 1 + per * t));
     }
     return out;
 }

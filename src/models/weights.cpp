@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "ops/ops.h"
 
 namespace wanrt {
 
@@ -48,7 +49,7 @@ Tensor WeightLoader::make(const StoredTensor& st, DType dtype, const Shape& shap
 Tensor WeightLoader::matrix(const std::string& name, const Shape& shape) {
     const StoredTensor& st = lookup(name, shape);
     DType keep = be_.matrix_dtype(st.dtype == DType::F64 ? DType::F32 : st.dtype);
-    if (!be_.supports(Op::Linear, DType::F32, keep)) keep = DType::F32;
+    if (!be_.supports(LinearArgs::kName, DType::F32, keep)) keep = DType::F32;
     return make(st, keep, shape);
 }
 

@@ -37,7 +37,7 @@ Tensor contiguous(const Tensor& x) {
     if (x.is_contiguous()) return x;
     Backend& be = be_of(x, "contiguous");
     Tensor y = be.empty(x.dtype(), x.shape());
-    be.copy(x, y);
+    copy(x, y);
     return y;
 }
 
@@ -45,12 +45,46 @@ Tensor to_dtype(const Tensor& x, DType dtype) {
     if (x.dtype() == dtype) return contiguous(x);
     Backend& be = be_of(x, "to_dtype");
     Tensor y = be.empty(dtype, x.shape());
-    be.copy(x, y);
+    copy(x, y);
     return y;
 }
 
+void copy(const Tensor& src, const Tensor& dst) {
+    Backend& be = be_of(src, "copy");
+    if (!dst.defined()) fail("copy", "destination tensor is undefined");
+    check_same_backend(src, dst, "copy");
+    if (src.shape() != dst.shape()) fail("copy", "shapes differ: ", src.describe(), " into ", dst.describe());
+    if (src.numel() == 0) return;
+    dispatch(be, CopyArgs{src, dst}, {src.dtype(), dst.dtype()});
+}
+
+void fill(const Tensor& y, float value) {
+    Backend& be = be_of(y, "fill");
+    if (!y.is_contiguous()) fail("fill", "tensor ", y.describe(), " must be contiguous");
+    dispatch(be, FillArgs{y, value}, {y.dtype()});
+}
+
+void lincomb(const Tensor* const* in, const float* coef, int n, const Tensor& out) {
+    if (n < 1 || n > 4) fail("lincomb", "takes 1 to 4 inputs, got ", n);
+    Backend& be = be_of(out, "lincomb");
+    if (out.dtype() != DType::F32 || !out.is_contiguous())
+        fail("lincomb", "output must be contiguous f32, got ", out.describe());
+    LinCombArgs a;
+    a.n = n;
+    a.out = out;
+    for (int k = 0; k < n; ++k) {
+        const Tensor& t = *in[k];
+        if (t.dtype() != DType::F32 || !t.is_contiguous() || t.shape() != out.shape())
+            fail("lincomb", "input ", k, " is ", t.describe(), ", expected contiguous ", out.describe());
+        check_same_backend(t, out, "lincomb");
+        a.in[k] = in[k];
+        a.coef[k] = coef[k];
+    }
+    dispatch(be, a);
+}
+
 DType linear_chain_dtype(const Backend& be, DType weight) {
-    return be.supports(Op::Linear, DType::BF16, weight) ? DType::BF16 : DType::F32;
+    return be.supports(LinearArgs::kName, DType::BF16, weight) ? DType::BF16 : DType::F32;
 }
 
 Tensor linear(const Tensor& x_in, const Tensor& w, const Tensor* bias, Activation act, DType out_dtype) {
@@ -59,12 +93,12 @@ Tensor linear(const Tensor& x_in, const Tensor& w, const Tensor* bias, Activatio
     if (x_in.dtype() != DType::F32 && x_in.dtype() != DType::BF16)
         fail("linear", "input must be f32 (or bf16 where supported), got ", x_in.describe());
     for (DType t : {x_in.dtype(), out_dtype})
-        if (t != DType::F32 && (t != DType::BF16 || !be.supports(Op::Linear, DType::BF16, w.dtype())))
+        if (t != DType::F32 && (t != DType::BF16 || !be.supports(LinearArgs::kName, DType::BF16, w.dtype())))
             fail("linear", dtype_name(t), " activations are not supported on ", be.name(), "; use f32 (see linear_chain_dtype)");
     if (w.ndim() != 2) fail("linear", "weight must be [N, K], got ", w.describe());
     if (x_in.ndim() < 1 || x_in.size(-1) != w.size(1))
         fail("linear", "input ", x_in.describe(), " does not match weight ", w.describe(), " (last dims differ)");
-    if (!be.supports(Op::Linear, x_in.dtype(), w.dtype()))
+    if (!be.supports(LinearArgs::kName, x_in.dtype(), w.dtype()))
         fail("linear", "weight dtype ", dtype_name(w.dtype()), " is not supported on ", be.name());
     if (!w.is_contiguous()) fail("linear", "weight ", w.describe(), " must be contiguous");
     if (bias && (bias->ndim() != 1 || bias->size(0) != w.size(0) || bias->dtype() != DType::F32))
@@ -73,7 +107,7 @@ Tensor linear(const Tensor& x_in, const Tensor& w, const Tensor* bias, Activatio
     Shape out = x.shape();
     out.back() = w.size(0);
     Tensor y = be.empty(out_dtype, out);
-    be.linear(x, w, bias, act, y);
+    dispatch(be, LinearArgs{x, w, bias, act, y}, {x.dtype(), w.dtype()}, 2.0 * double(y.numel()) * double(w.size(1)));
     return y;
 }
 
@@ -104,12 +138,14 @@ Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, con
     // K/V may be kept in a narrower dtype (a bf16 KV cache) where the backend reads it directly.
     if (k_in.dtype() != v_in.dtype())
         fail("attention", "k and v must share a dtype, got ", k_in.describe(), ", ", v_in.describe());
-    if (k_in.dtype() != DType::F32 && !be.supports(Op::Attention, DType::F32, k_in.dtype()))
+    if (k_in.dtype() != DType::F32 && !be.supports(AttentionArgs::kName, DType::F32, k_in.dtype()))
         fail("attention", "k/v dtype ", dtype_name(k_in.dtype()), " is not supported on ", be.name(),
              "; pass f32 k/v (make the KV cache with this backend's kv_dtype)");
     Tensor q = contiguous(q_in), k = contiguous(k_in), v = contiguous(v_in);
     Tensor out = be.empty(DType::F32, {B, Lq, H, v.size(3)});
-    be.attention(q, k, v, p, out);
+    // Dense count (masked keys included): 2·Lq·Lk·(d + dv) per head.
+    const double flop = 2.0 * double(B * Lq * H) * double(Lk) * double(D + v.size(3));
+    dispatch(be, AttentionArgs{q, k, v, &p, out}, {q.dtype(), k.dtype()}, flop);
     return out;
 }
 
@@ -130,14 +166,14 @@ void kv_sink_write(const Tensor& k_new, const Tensor& v_new, const Tensor& k_cac
              p.queue_front, ", ring ", p.ring_slot, " for a cache of ", K, " frames");
     check_f32(k_new, "kv_sink_write", "k_new");
     check_f32(v_new, "kv_sink_write", "v_new");
-    if (k_cache.dtype() != v_cache.dtype() || !be.supports(Op::KvSinkWrite, DType::F32, k_cache.dtype()))
+    if (k_cache.dtype() != v_cache.dtype() || !be.supports(KvSinkWriteArgs::kName, DType::F32, k_cache.dtype()))
         fail("kv_sink_write", "cache dtype ", dtype_name(k_cache.dtype()), "/", dtype_name(v_cache.dtype()),
              " is not a KV-cache dtype of ", be.name(), "; make the cache with kv_dtype(backend)");
     for (const Tensor* t : {&k_new, &v_new, &k_cache, &v_cache, &decision})
         if (!t->is_contiguous()) fail("kv_sink_write", "tensors must be contiguous, got ", t->describe());
     if (decision.dtype() != DType::I32 || decision.numel() != 2)
         fail("kv_sink_write", "decision must be i32[2], got ", decision.describe());
-    be.kv_sink_write(k_new, v_new, k_cache, v_cache, p, decision);
+    dispatch(be, KvSinkWriteArgs{k_new, v_new, k_cache, v_cache, p, decision}, {DType::F32, k_cache.dtype()});
 }
 
 Tensor layer_norm(const Tensor& x_in, const Tensor* w, const Tensor* b, float eps) {
@@ -149,7 +185,7 @@ Tensor layer_norm(const Tensor& x_in, const Tensor* w, const Tensor* b, float ep
             fail("layer_norm", "weight/bias must be f32[", D, "], got ", t->describe());
     Tensor x = contiguous(x_in);
     Tensor y = be.empty(DType::F32, x.shape());
-    be.layer_norm(x, w, b, eps, y);
+    dispatch(be, LayerNormArgs{x, w, b, eps, y});
     return y;
 }
 
@@ -161,7 +197,7 @@ Tensor rms_norm(const Tensor& x_in, const Tensor& w, float eps) {
         fail("rms_norm", "weight must be f32[", D, "], got ", w.describe());
     Tensor x = contiguous(x_in);
     Tensor y = be.empty(DType::F32, x.shape());
-    be.rms_norm(x, w, eps, y);
+    dispatch(be, RmsNormArgs{x, w, eps, y});
     return y;
 }
 
@@ -173,7 +209,7 @@ Tensor norm_modulate(const Tensor& x_in, const Tensor& shift, const Tensor& scal
     check_rows(scale, x_in.size(0), x_in.size(2), "norm_modulate", "scale");
     Tensor x = contiguous(x_in);
     Tensor y = be.empty(DType::F32, x.shape());
-    be.norm_modulate(x, shift, scale, eps, y);
+    dispatch(be, NormModulateArgs{x, shift, scale, eps, y});
     return y;
 }
 
@@ -184,7 +220,7 @@ void gated_residual(const Tensor& x, const Tensor& y_in, const Tensor& gate) {
              y_in.describe());
     check_rows(gate, x.size(0), x.size(2), "gated_residual", "gate");
     Tensor y = contiguous(y_in);
-    be.gated_residual(x, y, gate);
+    dispatch(be, GatedResidualArgs{x, y, gate});
 }
 
 namespace {
@@ -215,7 +251,7 @@ Tensor rms_norm_rope(const Tensor& x_in, const Tensor& w, float eps, const std::
         fail("rms_norm_rope", "weight must be f32[", HD, "], got ", w.describe());
     Tensor x = contiguous(x_in);
     Tensor y = be.empty(DType::F32, x.shape());
-    be.rms_norm_rope(x, contiguous(w), eps, grids, table, y);
+    dispatch(be, RmsNormRopeArgs{x, contiguous(w), eps, &grids, table, y});
     return y;
 }
 
@@ -224,7 +260,7 @@ Tensor rope(const Tensor& x_in, const std::vector<RopeGrid>& grids, const Tensor
     check_rope_args(x_in, grids, table, "rope");
     Tensor x = contiguous(x_in);
     Tensor y = be.empty(DType::F32, x.shape());
-    be.rope(x, grids, table, y);
+    dispatch(be, RopeArgs{x, &grids, table, y});
     return y;
 }
 
@@ -233,7 +269,7 @@ Tensor unary(Activation act, const Tensor& x_in) {
     check_f32(x_in, "unary", "input");
     Tensor x = contiguous(x_in);
     Tensor y = be.empty(DType::F32, x.shape());
-    be.unary(act, x, y);
+    dispatch(be, UnaryArgs{act, x, y});
     return y;
 }
 
@@ -253,7 +289,7 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
         out[i] = sa == 1 ? sb : sa;
     }
     Tensor y = be.empty(DType::F32, out);
-    be.binary(op, a, b, y);
+    dispatch(be, BinaryArgs{op, a, b, y});
     return y;
 }
 
@@ -267,7 +303,7 @@ Tensor patchify(const Tensor& x_in, int pt, int ph, int pw) {
     Tensor x = contiguous(x_in);
     const int64_t L = (x.size(1) / pt) * (x.size(2) / ph) * (x.size(3) / pw);
     Tensor y = be.empty(DType::F32, {L, x.size(0) * pt * ph * pw});
-    be.patchify(x, pt, ph, pw, y);
+    dispatch(be, PatchifyArgs{x, pt, ph, pw, y});
     return y;
 }
 
@@ -280,13 +316,13 @@ Tensor unpatchify(const Tensor& x_in, int64_t f, int64_t h, int64_t w, int pt, i
     check_f32(x_in, "unpatchify", "input");
     Tensor x = contiguous(x_in);
     Tensor y = be.empty(DType::F32, {x.size(1) / patch, f * pt, h * ph, w * pw});
-    be.unpatchify(x, f, h, w, pt, ph, pw, y);
+    dispatch(be, UnpatchifyArgs{x, f, h, w, pt, ph, pw, y});
     return y;
 }
 
 Tensor full(Backend& be, DType dtype, const Shape& shape, float value) {
     Tensor y = be.empty(dtype, shape);
-    be.fill(y, value);
+    fill(y, value);
     return y;
 }
 
@@ -324,7 +360,7 @@ Tensor concat(const std::vector<Tensor>& xs, int dim) {
     int64_t at = 0;
     for (const Tensor& x : xs) {
         if (x.size(d) == 0) continue;
-        be.copy(x, y.slice(d, at, at + x.size(d)));  // strided destination
+        copy(x, y.slice(d, at, at + x.size(d)));  // strided destination
         at += x.size(d);
     }
     return y;

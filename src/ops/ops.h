@@ -1,13 +1,190 @@
-// The checked op front-end used by model code. Each function validates its inputs with a
-// "[op] ..." message, makes strided inputs contiguous where the backend needs it, allocates the
-// output on the inputs' backend and dispatches. Shapes are PyTorch order.
+// The checked op front-end used by model code, and the op declarations the backends implement.
+//
+// Each function validates its inputs with a "[op] ..." message, makes strided inputs contiguous
+// where the kernel needs it, allocates the output on the inputs' backend and dispatches through
+// the op registry (core/op_registry.h) with the op's args struct, declared below next to its
+// contract. Kernels (cpu/, cuda/) register per args struct and dtype signature. Shapes are
+// PyTorch order. A new op gets its own header ops/<name>.h in the same pattern (ops/clamp.h).
 #pragma once
 
 #include <vector>
 
 #include "core/backend.h"
+#include "core/op_registry.h"
+
+namespace wanrt {
+
+enum class Activation : uint8_t { None, GeluTanh, GeluErf, Silu };
+enum class BinaryOp : uint8_t { Add, Mul };
+
+// Wan's flash_attention semantics (docs/wan21.md §2.1), batch-wise.
+struct AttentionParams {
+    std::vector<int32_t> k_lens;  // per sample: keys ≥ k_lens[b] are excluded; empty = all keys
+    float q_scale = 1.0f;          // multiplies q before the kernel
+    float softmax_scale = 0.0f;    // 0 → 1/sqrt(head_dim)
+    bool causal = false;           // query i sees keys ≤ i + lk_b − lq (diagonal aligned bottom-right)
+    int window_left = -1;          // keys in [c − left, c + right] around c = i + lk_b − lq; −1 = unlimited
+    int window_right = -1;
+    // Optional f32 [H, Lq + Lk − 1]: added to score (i, j) at index j − i + Lq − 1 (T5's relative
+    // position bias; it depends on j − i only, so it never needs an [Lq, Lk] tensor).
+    Tensor rel_bias;
+};
+
+// conv3d zero padding per side (T front/back, H top/bottom, W left/right) and strides.
+struct Conv3dParams {
+    int pad_t0 = 0, pad_t1 = 0, pad_h0 = 0, pad_h1 = 0, pad_w0 = 0, pad_w1 = 0;
+    int stride_t = 1, stride_h = 1, stride_w = 1;
+};
+
+// Per-sample latent grid for RoPE: tokens [0, f·h·w) of sample b are rotated, the rest pass through.
+struct RopeGrid {
+    int64_t f = 0, h = 0, w = 0;
+    int64_t frame_offset = 0;  // causal model: position of the first frame on the time axis
+};
+
+// One new frame written into one row of a KV cache, the slot chosen with StreamDiffusionV2's
+// adaptive sink (models/causal_dit.h) where the data is, so no host round trip is needed:
+//   a_s = (cos(k̄_s, k̄_new) + cos(v̄_s, v̄_new)) / 2 for each sink slot s < sink, x̄ = the mean over
+//   the frame's tokens with heads flattened, cos as torch.cosine_similarity (eps 1e-8);
+//   d = argmin_s a_s (first minimum) if min_s a_s < threshold, else −1;
+//   slot = fixed_slot if ≥ 0 (the cache is still filling, or the chunk is re-written),
+//          else d if ≥ 0, else queue_front if ≥ 0, else ring_slot.
+// The frame's K/V go to tokens [slot·S, (slot + 1)·S) of the cache; decision (i32[2]) receives
+// (d, slot) for the host's slot policy to replay later.
+struct KvSinkWrite {
+    int64_t sink = 0, tokens = 0;  // sink slots; tokens S per frame
+    int64_t fixed_slot = -1, queue_front = -1, ring_slot = -1;
+    double threshold = 0;
+};
+
+// ---- op declarations: what a kernel receives (outputs preallocated, inputs checked) -----------
+// The signature each is dispatched with is given as {in, w}; "{F32}" means {F32, F32}.
+
+struct CopyArgs {  // {src dtype, dst dtype}; same shape, either may be strided
+    static constexpr const char* kName = "copy";
+    Tensor src, dst;
+};
+struct FillArgs {  // {y dtype}; y contiguous
+    static constexpr const char* kName = "fill";
+    Tensor y;
+    float value = 0;
+};
+struct LinearArgs {  // {x dtype, w dtype}; y f32 or, where {BF16, w} is registered, bf16
+    static constexpr const char* kName = "linear";
+    Tensor x, w;
+    const Tensor* bias = nullptr;
+    Activation act = Activation::None;
+    Tensor y;
+};
+struct AttentionArgs {  // {q dtype, k/v dtype}
+    static constexpr const char* kName = "attention";
+    Tensor q, k, v;
+    const AttentionParams* p = nullptr;
+    Tensor out;
+};
+struct LayerNormArgs {  // {F32}
+    static constexpr const char* kName = "layer_norm";
+    Tensor x;
+    const Tensor *w = nullptr, *b = nullptr;
+    float eps = 0;
+    Tensor y;
+};
+struct RmsNormArgs {  // {F32}
+    static constexpr const char* kName = "rms_norm";
+    Tensor x, w;
+    float eps = 0;
+    Tensor y;
+};
+struct NormModulateArgs {  // {F32}; shift/scale rows may be strided (unit inner stride)
+    static constexpr const char* kName = "norm_modulate";
+    Tensor x, shift, scale;
+    float eps = 0;
+    Tensor y;
+};
+struct GatedResidualArgs {  // {F32}; x updated in place
+    static constexpr const char* kName = "gated_residual";
+    Tensor x, y, gate;
+};
+struct RopeArgs {  // {F32}
+    static constexpr const char* kName = "rope";
+    Tensor x;
+    const std::vector<RopeGrid>* grids = nullptr;
+    Tensor table, y;
+};
+struct RmsNormRopeArgs {  // {F32}
+    static constexpr const char* kName = "rms_norm_rope";
+    Tensor x, w;
+    float eps = 0;
+    const std::vector<RopeGrid>* grids = nullptr;
+    Tensor table, y;
+};
+struct UnaryArgs {  // {F32}
+    static constexpr const char* kName = "unary";
+    Activation act = Activation::None;
+    Tensor x, y;
+};
+struct BinaryArgs {  // {F32}; a and b broadcast to y's shape (strides as given)
+    static constexpr const char* kName = "binary";
+    BinaryOp op = BinaryOp::Add;
+    Tensor a, b, y;
+};
+struct PatchifyArgs {  // {F32}
+    static constexpr const char* kName = "patchify";
+    Tensor x;
+    int pt = 1, ph = 1, pw = 1;
+    Tensor y;
+};
+struct UnpatchifyArgs {  // {F32}
+    static constexpr const char* kName = "unpatchify";
+    Tensor x;
+    int64_t f = 0, h = 0, w = 0;
+    int pt = 1, ph = 1, pw = 1;
+    Tensor y;
+};
+struct EmbeddingArgs {  // {F32, table dtype}; ids i32
+    static constexpr const char* kName = "embedding";
+    Tensor table, ids, y;
+};
+struct Conv3dArgs {  // {F32}
+    static constexpr const char* kName = "conv3d";
+    Tensor x, w;
+    const Tensor* bias = nullptr;
+    Conv3dParams p;
+    Tensor y;
+};
+struct ChannelRmsNormArgs {  // {F32}
+    static constexpr const char* kName = "channel_rms_norm";
+    Tensor x, gamma;
+    Activation act = Activation::None;
+    Tensor y;
+};
+struct Upsample2xArgs {  // {F32}
+    static constexpr const char* kName = "upsample2x";
+    Tensor x, y;
+};
+struct LinCombArgs {  // {F32}; 1 ≤ n ≤ 4 inputs, out may alias one
+    static constexpr const char* kName = "lincomb";
+    const Tensor* in[4] = {nullptr, nullptr, nullptr, nullptr};
+    float coef[4] = {0, 0, 0, 0};
+    int n = 0;
+    Tensor out;
+};
+struct KvSinkWriteArgs {  // {F32, cache dtype}
+    static constexpr const char* kName = "kv_sink_write";
+    Tensor k_new, v_new, k_cache, v_cache;
+    KvSinkWrite p;
+    Tensor decision;
+};
+
+}  // namespace wanrt
 
 namespace wanrt::ops {
+
+// Copies src into dst (same shape; either may be strided, dtypes may differ): the way to write into
+// a view of an existing tensor (a slice of a cache, a row of a batch).
+void copy(const Tensor& src, const Tensor& dst);
+// Sets every element of a contiguous tensor.
+void fill(const Tensor& y, float value);
 
 // Contiguous copy of x on its backend (a no-op view if x is already contiguous and dtype matches).
 Tensor contiguous(const Tensor& x);
@@ -81,6 +258,10 @@ Tensor upsample2x(const Tensor& x);
 // of KvSinkWrite (core/backend.h), on the device. decision: i32[2] ← (d, slot), left on the device.
 void kv_sink_write(const Tensor& k_new, const Tensor& v_new, const Tensor& k_cache, const Tensor& v_cache,
                    const KvSinkWrite& p, const Tensor& decision);
+
+// out = Σ_{k<n} coef[k]·in[k] for 1 ≤ n ≤ 4 f32 contiguous tensors of out's shape on its backend;
+// out may alias an input (the samplers' updates and classifier-free guidance).
+void lincomb(const Tensor* const* in, const float* coef, int n, const Tensor& out);
 
 // A new contiguous tensor on be filled with value.
 Tensor full(Backend& be, DType dtype, const Shape& shape, float value);

@@ -50,7 +50,7 @@ Tensor conv3d(const Tensor& x_in, const Tensor& w_in, const Tensor* bias_in, con
     Tensor b;
     if (bias_in) b = contiguous(*bias_in);
     Tensor y = x.backend()->empty(DType::F32, out);
-    x.backend()->conv3d(x, w, bias_in ? &b : nullptr, p, y);
+    dispatch(*x.backend(), Conv3dArgs{x, w, bias_in ? &b : nullptr, p, y}, {}, 2.0 * double(y.numel()) * double(w.numel() / w.size(0)));
     return y;
 }
 
@@ -66,7 +66,7 @@ Tensor channel_rms_norm(const Tensor& x_in, const Tensor& gamma_in, Activation a
                 "; reshape a [C, 1, 1, 1] weight to [C]");
     const Tensor x = contiguous(x_in), g = contiguous(gamma_in);
     Tensor y = x.backend()->empty(DType::F32, x.shape());
-    x.backend()->channel_rms_norm(x, g, act, y);
+    dispatch(*x.backend(), ChannelRmsNormArgs{x, g, act, y});
     return y;
 }
 
@@ -75,7 +75,7 @@ Tensor upsample2x(const Tensor& x_in) {
     WANRT_CHECK(x_in.ndim() == 4, "upsample2x", "input must be [C, T, H, W], got ", x_in.describe());
     const Tensor x = contiguous(x_in);
     Tensor y = x.backend()->empty(DType::F32, {x.size(0), x.size(1), 2 * x.size(2), 2 * x.size(3)});
-    x.backend()->upsample2x(x, y);
+    dispatch(*x.backend(), Upsample2xArgs{x, y});
     return y;
 }
 

@@ -24,7 +24,7 @@ Tensor embedding(const Tensor& table, const Tensor& ids) {
                         " is outside the table's ", V, " rows; the ids do not belong to this model's vocabulary");
     }
     Tensor y = be->empty(DType::F32, {i.size(0), table.size(1)});
-    if (i.size(0) > 0) be->embedding(t, i, y);
+    if (i.size(0) > 0) dispatch(*be, EmbeddingArgs{t, i, y}, {DType::F32, t.dtype()});
     return y;
 }
 

@@ -72,7 +72,7 @@ Tensor axpby(float a, const Tensor& x_in, float b, const Tensor& y_in) {
     Tensor out = x.backend()->empty(DType::F32, x.shape());
     const Tensor* in[2] = {&x, &y};
     const float coef[2] = {a, b};
-    lincomb(out, 2, in, coef);
+    ops::lincomb(in, coef, 2, out);
     return out;
 }
 
@@ -157,7 +157,7 @@ Tensor generate_causal(const CausalDitModel& model, const Tensor& context, const
         Tensor dst = out.slice(1, b * fpb, (b + 1) * fpb);
         if (b < prefill_blocks) {
             Tensor x = ops::contiguous(start_latents.slice(1, b * fpb, (b + 1) * fpb));
-            be.copy(x, dst);
+            ops::copy(x, dst);
             call(x, 0.0, b, true, false, false);  // writes the clean K/V of the given block
             continue;
         }
@@ -167,7 +167,7 @@ Tensor generate_causal(const CausalDitModel& model, const Tensor& context, const
             x0 = call(x, steps[j], b, false, false, true);
             if (j + 1 < steps.size()) x = add_noise(x0, draws(be, x0.shape(), ndraws++), table.sigma(steps[j + 1]));
         }
-        be.copy(x0, dst);
+        ops::copy(x0, dst);
         if (b + 1 < nblocks || !opt.skip_last_clean_pass) call(x0, opt.context_noise, b, false, true, false);
     }
     return out;

@@ -98,7 +98,7 @@ Tensor t2v_denoise(const DitModel& dit, const Tensor& context, const Tensor& con
         Tensor v = dit.backend().empty(DType::F32, v_u.shape());
         const Tensor* in[2] = {&v_u, &v_c};
         const float coef[2] = {1.0f - g, g};
-        lincomb(v, 2, in, coef);
+        ops::lincomb(in, coef, 2, v);
         x = sched->step(v, i, x);
         if (on_latent) on_latent(i, x);
         if (on_step) {

@@ -5,6 +5,7 @@
 
 #include "core/backend.h"
 #include "core/error.h"
+#include "ops/ops.h"
 #include "sched/flow_common.h"
 
 // The schedules replay numpy float64 arithmetic operation by operation; a fused multiply-add
@@ -122,7 +123,7 @@ Tensor lincomb_new(const Tensor& like, std::initializer_list<std::pair<double, c
         ++n;
     }
     Tensor out = like.backend()->empty(DType::F32, like.shape());
-    lincomb(out, n, in, coef);
+    ops::lincomb(in, coef, n, out);
     return out;
 }
 

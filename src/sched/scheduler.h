@@ -16,7 +16,8 @@
 // [C, T, H, W]). step() returns a new tensor on x's backend and never modifies its inputs. All
 // tensor math is a linear combination of ≤ 4 f32 tensors with scalar coefficients computed on the
 // host (float32 scalar math in the reference's order, as the official code does with 0-d fp32
-// tensors), so a GPU backend only needs one op: lincomb() below.
+// tensors), so a GPU backend only needs one op: ops::lincomb (ops/ops.h; f32 fused multiply-add on the CPU, the
+// rounding of one f32 tensor expression of the reference, within 1 ulp per term).
 //
 // Errors ([sched] one-line wanrt::Error): unknown solver name, steps ≤ 0, shift ≤ 0 or not finite,
 // steps so large that the official UniPC schedule repeats t_0 (its index lookup then skips σ_0 and
@@ -69,11 +70,5 @@ struct Schedule {
 };
 Schedule unipc_schedule(int steps, double shift);
 Schedule dpm_schedule(int steps, double shift);
-
-// out = Σ_k coef[k]·in[k] over all elements; 1 ≤ n ≤ 4; all f32, contiguous, same shape, same
-// backend; out may alias an input. Accumulated in f32 with fused multiply-add on the CPU (the
-// rounding of one f32 tensor expression of the reference, within 1 ulp per term). Runs as
-// Backend::lincomb on the tensors' backend.
-void lincomb(const Tensor& out, int n, const Tensor* const* in, const float* coef);
 
 }  // namespace wanrt
