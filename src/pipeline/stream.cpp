@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/timer.h"
+#include "ops/clamp.h"
 #include "ops/ops.h"
 
 namespace wanrt {
@@ -222,9 +223,7 @@ Tensor stream_video(StreamV2V& s, const Tensor& video, const std::function<void(
     Tensor rest = s.flush();
     if (rest.defined()) outs.push_back(rest);
     Tensor all = outs.size() == 1 ? outs[0] : ops::concat(outs, 1);
-    std::vector<float> h = ops::to_host_f32(all);
-    for (float& v : h) v = std::isnan(v) ? v : std::clamp(v, -1.0f, 1.0f);
-    return ops::from_host(*all.backend(), DType::F32, all.shape(), h.data());
+    return ops::clamp(all, -1.0f, 1.0f);
 }
 
 }  // namespace wanrt
