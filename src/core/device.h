@@ -1,16 +1,6 @@
-// Backend selection for the command line and library users: "cpu", "cuda", "cuda:N", or "auto"
-// (CUDA when this build has it and a device is present, else CPU).
+// Forwarding header: the backend factory moved to runtime/device.h (it sits above cpu/ and cuda/;
+// core must not depend on a backend). Remove once tests/test_util.h, tests/test_causal.cpp and
+// src/cli/bench_{generate,ops,vae,t5}.cpp include runtime/device.h.
 #pragma once
 
-#include <memory>
-#include <string>
-
-#include "core/backend.h"
-
-namespace wanrt {
-
-// Throws wanrt::Error for an unknown name or an unavailable device.
-std::shared_ptr<Backend> make_backend(const std::string& device, int cpu_threads = 0);
-bool cuda_available();  // built with CUDA and at least one device visible
-
-}  // namespace wanrt
+#include "runtime/device.h"

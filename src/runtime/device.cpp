@@ -1,4 +1,4 @@
-#include "core/device.h"
+#include "runtime/device.h"
 
 #include "core/error.h"
 
@@ -39,6 +39,24 @@ std::shared_ptr<Backend> make_backend(const std::string& device, int cpu_threads
 #endif
     }
     fail("device", "unknown device \"", device, "\"; use cpu, cuda, cuda:N or auto");
+}
+
+MemoryStats device_memory_stats(const Backend& backend) {
+#ifdef WANRT_HAVE_CUDA
+    const CudaMemoryStats s = cuda_memory_stats(backend);
+    return {s.in_use, s.peak, s.reserved};
+#else
+    (void)backend;
+    return {};
+#endif
+}
+
+void reset_device_peak_memory(Backend& backend) {
+#ifdef WANRT_HAVE_CUDA
+    cuda_reset_peak_memory(backend);
+#else
+    (void)backend;
+#endif
 }
 
 }  // namespace wanrt
