@@ -383,12 +383,13 @@ void announce(const Opts& o, Plan& p, const Backend& be) {
 }
 
 // One progress line per step (T2V) or block (causal); a bar redrawn in place on a terminal.
-void print_progress(const char* unit, int64_t done, int64_t total, double seconds, double eta, const std::string& line) {
+void print_progress(bool blocks, int64_t done, int64_t total, double seconds, double eta, const std::string& line) {
     if (isatty(fileno(stderr))) {
+        const char* unit = blocks ? "block" : "step";
         constexpr int kWidth = 30;
         const int fill = int(double(kWidth) * double(done) / double(total));
         std::fprintf(stderr, "\r  denoise [%s%s] %s%lld/%lld  %.2f s/%s  ETA %s   ", std::string(size_t(fill), '#').c_str(),
-                     std::string(size_t(kWidth - fill), '.').c_str(), std::string(unit) == "block" ? "block " : "",
+                     std::string(size_t(kWidth - fill), '.').c_str(), blocks ? "block " : "",
                      (long long)done, (long long)total, seconds, unit, fmt_seconds(eta).c_str());
         if (done == total) std::fprintf(stderr, "\n");
     } else {
@@ -410,7 +411,7 @@ GenerateProgress progress_printer(const Plan& p) {
         char line[160];
         std::snprintf(line, sizeof line, "  denoise step %d/%d (t=%lld): %.2f s, ETA %s\n", done, s.total,
                       (long long)s.timestep, s.step_seconds, fmt_seconds(eta).c_str());
-        print_progress("step", done, s.total, s.step_seconds, eta, line);
+        print_progress(false, done, s.total, s.step_seconds, eta, line);
     };
     if (p.req.causal) {
         const int64_t fpb = p.req.causal->frames_per_block;
@@ -422,7 +423,7 @@ GenerateProgress progress_printer(const Plan& p) {
             std::snprintf(line, sizeof line, "  denoise block %lld/%lld (latent frames %lld-%lld, %lld steps): %.2f s, ETA %s\n",
                           (long long)done, (long long)b.blocks, (long long)(b.block * fpb), (long long)(done * fpb - 1),
                           (long long)nsteps, b.block_seconds, fmt_seconds(eta).c_str());
-            print_progress("block", done, b.blocks, b.block_seconds, eta, line);
+            print_progress(true, done, b.blocks, b.block_seconds, eta, line);
         };
     }
     return g;
