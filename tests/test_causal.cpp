@@ -20,7 +20,7 @@
 #include "models/dit_weights.h"
 #include "pipeline/causal.h"
 #include "pipeline/stream.h"
-#include "core/device.h"
+#include "runtime/device.h"
 #include "models/synth.h"
 #include "test_util.h"
 

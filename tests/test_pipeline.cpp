@@ -9,6 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "pipeline/demo.h"
+#include "pipeline/generate.h"
+#include "pipeline/stream_staged.h"
 #include "pipeline/t2v.h"
 #include "sched/scheduler.h"
 #include "video/video_writer.h"
@@ -174,4 +177,74 @@ TEST(PipelineT2V, SameSeedSameVideoAndPlayableMp4) {
     }
     EXPECT_TRUE(runs[0] == runs[1]) << "same seed, different frames";
     EXPECT_FALSE(runs[0] == runs[2]) << "different seeds, same frames";
+}
+
+// run_generate picks the staged runner (T2V with guidance, or causal) and returns its video bit for
+// bit, with one shape of timings; the stages are announced in order.
+TEST(PipelineStaged, RunGenerateIsTheStagedRunners) {
+    std::shared_ptr<Backend> be = make_cpu_backend(2);
+    const T2VModelParts m = demo_model_parts();
+    GenerateRequest req;
+    req.prompt = "a cat";
+    req.neg_prompt = "blur";
+    req.seed = 5;
+    req.opt.width = 64;
+    req.opt.height = 48;
+    req.opt.frame_num = 5;
+    req.opt.sample_steps = 2;
+    std::vector<std::string> stages;
+    GenerateProgress progress;
+    progress.on_stage = [&](const std::string& s) { stages.push_back(s); };
+
+    const GenerateResult g = run_generate(m, be, req, progress);
+    const T2VStagedResult t = run_t2v_staged(m, be, req.prompt, req.neg_prompt, req.seed, req.opt);
+    EXPECT_TRUE(ops::to_host_f32(g.video) == ops::to_host_f32(t.video));
+    EXPECT_EQ(g.times.prompt_tokens, (std::vector<int64_t>{t.times.prompt_tokens, t.times.neg_prompt_tokens}));
+    EXPECT_EQ(g.times.step_seconds.size(), 2u);
+    EXPECT_EQ(stages, (std::vector<std::string>{"tokenize", "load text encoder", "encode text", "load DiT", "denoise",
+                                                "load VAE", "decode"}));
+
+    CausalOptions copt;
+    copt.frames_per_block = 1;
+    copt.steps = {1000, 500};
+    req.opt.frame_num = 9;  // 3 latent frames = 3 blocks of 1
+    req.causal = copt;
+    const GenerateResult gc = run_generate(m, be, req);
+    const CausalStagedResult c = run_causal_staged(m, be, req.prompt, req.seed, req.opt, copt);
+    EXPECT_TRUE(ops::to_host_f32(gc.video) == ops::to_host_f32(c.video));
+    EXPECT_EQ(gc.times.prompt_tokens, (std::vector<int64_t>{c.times.prompt_tokens}));
+    EXPECT_EQ(gc.times.step_seconds.size(), 3u);
+    EXPECT_EQ(gc.times.dit_calls, c.times.dit_calls);
+    EXPECT_GT(gc.times.kv_cache_bytes, 0);
+    EXPECT_FALSE(ops::to_host_f32(gc.video) == ops::to_host_f32(g.video));
+}
+
+// run_stream_staged: the shared text stage, the DiT and the VAE, then the whole video through the
+// stream (5 + 4 frames in, 9 out); the text encoder is checked against the DiT's text_dim.
+TEST(PipelineStaged, RunStreamStaged) {
+    std::shared_ptr<Backend> be = make_cpu_backend(2);
+    T2VModelParts m = demo_model_parts();
+    std::vector<float> v(size_t(3 * 9 * 32 * 48));
+    for (size_t i = 0; i < v.size(); ++i) v[i] = float(std::sin(0.37 * double(i)));
+    const Tensor video = ops::from_host(*be, DType::F32, {3, 9, 32, 48}, v.data());
+    std::vector<std::string> stages;
+    std::vector<int64_t> chunks;
+    const StreamStagedResult r = run_stream_staged(
+        m, be, "ink wash", video, StreamOptions{}, 3, {}, [&](const std::string& s) { stages.push_back(s); },
+        [&](int64_t k, int64_t n, double, const StreamStats& st) {
+            chunks.push_back(k);
+            EXPECT_EQ(n, 2);
+            EXPECT_EQ(st.chunks_in, k + 1);
+        });
+    EXPECT_EQ(r.video.shape(), (Shape{3, 9, 32, 48}));
+    EXPECT_EQ(r.stats.frames_out, 9);
+    EXPECT_EQ(chunks, (std::vector<int64_t>{0, 1}));
+    EXPECT_GT(r.kv_cache_bytes, 0);
+    EXPECT_GT(r.times.load(), 0);
+    EXPECT_EQ(stages, (std::vector<std::string>{"tokenize", "load text encoder", "encode text", "load DiT", "load VAE",
+                                                "stream"}));
+
+    m.dit_config.text_dim /= 2;  // a text encoder of another width: refused before the DiT loads
+    test::expect_error([&] { run_stream_staged(m, be, "x", video, StreamOptions{}, 3); },
+                       {"[model]", "differs from the DiT's text_dim"});
 }

@@ -6,6 +6,7 @@
 //   * bad input → one-line errors.
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <array>
 #include <filesystem>
 #include <fstream>
@@ -298,6 +299,39 @@ TEST(Stream, CommandLine) {
     r = run_cli("stream --input " + in + " --output " + out + " --prompt x --steps 700,abc");
     EXPECT_EQ(r.code, 1);
     EXPECT_NE(r.out.find("bad --steps"), std::string::npos) << r.out;
+    fs::remove_all(dir);
+}
+
+TEST(Stream, CommandLineChecksTheTextEncoderAndGenerator) {
+    // `wanrt stream` runs the shared text stage, so a text encoder whose width is not the DiT's
+    // text_dim is refused there (one line, exit 1, no output), not later as a DiT weight error; a
+    // --generator that is not a file is refused before anything loads.
+    namespace fs = std::filesystem;
+    char tmpl[] = "/tmp/wanrt_stream_XXXXXX";
+    const fs::path dir = mkdtemp(tmpl);
+    const std::string folder = (dir / "tiny").string();
+    CliRun r = run_cli("synth --model demo --full_folder --out " + folder);
+    ASSERT_EQ(r.code, 0) << r.out;
+    auto be = make_cpu_backend(1);
+    const std::string in = (dir / "in.y4m").string(), out = (dir / "out.y4m").string();
+    write_video(in, test_video(*be, 5, 32, 48));
+    const std::string args = "stream --input " + in + " --output " + out + " --prompt x --threads 2 --device cpu";
+
+    r = run_cli(args + " --ckpt_dir " + folder + " --generator " + (dir / "none.pt").string());
+    EXPECT_EQ(r.code, 1) << r.out;
+    EXPECT_NE(r.out.find("is not a file"), std::string::npos) << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+
+    nlohmann::json cfg;
+    std::ifstream(fs::path(folder) / "config.json") >> cfg;
+    ASSERT_NE(cfg.value("text_dim", int64_t(4096)), 2048);
+    cfg["text_dim"] = 2048;
+    std::ofstream(fs::path(folder) / "config.json") << cfg.dump(2);
+    r = run_cli(args + " --ckpt_dir " + folder);
+    EXPECT_EQ(r.code, 1) << r.out;
+    EXPECT_NE(r.out.find("differs from the DiT's text_dim 2048"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("wanrt: [model]"), std::string::npos) << r.out;
+    EXPECT_FALSE(fs::exists(out));
     fs::remove_all(dir);
 }
 

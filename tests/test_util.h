@@ -19,7 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/backend.h"
-#include "core/device.h"
+#include "runtime/device.h"
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "ops/ops.h"

@@ -4,15 +4,12 @@
 
 #include "cli/bench_util.h"
 #include "cli/commands.h"
-#include "core/device.h"
 #include "core/error.h"
-#ifdef WANRT_HAVE_CUDA
-#include "cuda/cuda_backend.h"
-#endif
 #include "io/safetensors.h"
 #include "models/dit.h"
 #include "models/synth.h"
 #include "ops/ops.h"
+#include "runtime/device.h"
 
 namespace wanrt::cli {
 
@@ -96,11 +93,8 @@ void run(const Opts& o) {
     std::vector<double> ms = time_repeats(*base, std::max(0, o.run.warmup - 1), o.run.repeats,
                                           [&] { model.forward({s}, seq_len); });
     rep.rows.push_back({cat("forward (", cfg.num_layers, " blocks)"), ms, flop});
-#ifdef WANRT_HAVE_CUDA
-    if (base->name().rfind("cuda", 0) == 0)
-        rep.config.push_back({"peak memory", cat(double(cuda_memory_stats(*base).peak) / double(1 << 30),
-                                                 " GiB in use (weights included)")});
-#endif
+    if (const MemoryStats mem = base->memory_stats(); mem.reserved > 0)  // backends that track it
+        rep.config.push_back({"peak memory", cat(double(mem.peak) / double(1 << 30), " GiB in use (weights included)")});
     if (o.profile) rep.rows.insert(rep.rows.end(), per_op.begin(), per_op.end());
     rep.print();
     rep.write_json(o.run.json);

@@ -5,7 +5,7 @@
 
 #include "cli/bench_util.h"
 #include "cli/commands.h"
-#include "core/device.h"
+#include "runtime/device.h"
 #include "core/error.h"
 #include "pipeline/demo.h"
 #include "pipeline/model_folder.h"

@@ -4,7 +4,7 @@
 
 #include "cli/bench_util.h"
 #include "cli/commands.h"
-#include "core/device.h"
+#include "runtime/device.h"
 #include "core/error.h"
 #include "ops/ops.h"
 #include "models/synth.h"

@@ -10,7 +10,7 @@
 
 #include "cli/bench_util.h"
 #include "cli/commands.h"
-#include "core/device.h"
+#include "runtime/device.h"
 #include "core/error.h"
 #include "models/t5.h"
 

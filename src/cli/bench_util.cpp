@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/sysinfo.h"
 #include "ops/ops.h"
 
 namespace wanrt::cli {
@@ -21,13 +22,7 @@ double median(std::vector<double> v) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-double peak_rss_gib() {
-    std::ifstream in("/proc/self/status");
-    std::string line;
-    while (std::getline(in, line))
-        if (line.rfind("VmHWM:", 0) == 0) return std::strtod(line.c_str() + 6, nullptr) / (1024.0 * 1024.0);
-    return 0.0;
-}
+double peak_rss_gib() { return double(peak_rss_bytes()) / double(1 << 30); }
 
 void RunOpts::validate() const {
     if (repeats < 1) fail("bench", "--repeats must be at least 1, got ", repeats);

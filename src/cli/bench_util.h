@@ -32,7 +32,7 @@ struct BenchReport {
 
 double median(std::vector<double> v);
 
-// Peak resident set of this process so far (VmHWM), GiB.
+// Peak resident set of this process so far (core/sysinfo.h), GiB.
 double peak_rss_gib();
 
 // Options every benchmark takes. A bench sets its own defaults, then calls add_run_options.

@@ -9,7 +9,7 @@
 
 #include "cli/bench_util.h"
 #include "cli/commands.h"
-#include "core/device.h"
+#include "runtime/device.h"
 #include "core/error.h"
 #include "io/pth.h"
 #include "io/safetensors.h"

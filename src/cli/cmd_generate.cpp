@@ -18,28 +18,27 @@
 // Everything the user can get wrong (task, size, frames, steps, solver, output path, model files)
 // is checked before any weights are loaded; failures are one line with exit code 1 and leave no
 // output file (the video writer writes <file>.tmp and renames).
-#include <sys/resource.h>
+// The stages run in the pipeline (one call, pipeline/generate.h); this file parses and checks the
+// flags, says what runs, prints progress and the summary, and writes the file.
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
-#include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <random>
 #include <sstream>
 
 #include "cli/commands.h"
-#include "core/device.h"
 #include "core/error.h"
-#include "io/pth.h"
-#include "pipeline/causal.h"
-#include "pipeline/causal_staged.h"
+#include "core/sysinfo.h"
 #include "pipeline/demo.h"
-#include "pipeline/model_folder.h"
+#include "pipeline/generate.h"
+#include "runtime/device.h"
 #include "sched/scheduler.h"
 #include "video/video_writer.h"
 
@@ -195,12 +194,6 @@ void check_output_path(const std::string& path) {
     fs::remove(probe, ec);
 }
 
-double peak_rss_gb() {
-    struct rusage ru{};
-    getrusage(RUSAGE_SELF, &ru);
-    return double(ru.ru_maxrss) * 1024.0 / 1e9;  // ru_maxrss is in KiB on Linux
-}
-
 std::string fmt_seconds(double s) {
     char b[32];
     if (s < 60) std::snprintf(b, sizeof b, "%.1f s", s);
@@ -215,62 +208,20 @@ void print_files(const std::vector<std::string>& files) {
         std::printf("%s ... %s (%zu frames)\n", files.front().c_str(), files.back().c_str(), files.size());
 }
 
-// Steps 4 and 5 of run() for --causal: block-by-block progress, then the stage summary.
-void run_causal(const Opts& o, const T2VModelParts& model, std::shared_ptr<Backend> be, const T2VOptions& opt,
-                const CausalOptions& copt, uint64_t seed, CausalDitSource gen,
-                const std::function<void(const std::string&)>& on_stage,
-                std::chrono::steady_clock::time_point t_start) {
-    using clock = std::chrono::steady_clock;
-    const bool tty = isatty(fileno(stderr));
-    const int64_t nsteps = int64_t(copt.step_list(FlowMatchTable(copt.shift)).size());
-    auto on_block = [&](const CausalBlockInfo& b) {
-        const int64_t done = b.block + 1;
-        const double eta = b.elapsed_seconds / double(done) * double(b.blocks - done);
-        if (tty) {
-            constexpr int kWidth = 30;
-            const int fill = int(double(kWidth) * double(done) / double(b.blocks));
-            std::fprintf(stderr, "\r  denoise [%s%s] block %lld/%lld  %.2f s/block  ETA %s   ",
-                         std::string(size_t(fill), '#').c_str(), std::string(size_t(kWidth - fill), '.').c_str(),
-                         (long long)done, (long long)b.blocks, b.block_seconds, fmt_seconds(eta).c_str());
-            if (done == b.blocks) std::fprintf(stderr, "\n");
-        } else {
-            std::fprintf(stderr, "  denoise block %lld/%lld (latent frames %lld-%lld, %lld steps): %.2f s, ETA %s\n",
-                         (long long)done, (long long)b.blocks, (long long)(b.block * copt.frames_per_block),
-                         (long long)(done * copt.frames_per_block - 1), (long long)nsteps, b.block_seconds,
-                         fmt_seconds(eta).c_str());
-        }
-        std::fflush(stderr);
-    };
-    CausalStagedResult r = run_causal_staged(model, be, o.prompt, seed, opt, copt, std::move(gen), on_stage, on_block);
+// Everything the flags resolve to: the pipeline's request, the model, and what the messages name.
+struct Plan {
+    bool demo = false;
+    TaskInfo task{"", "", true};
+    std::string kind;                 // official_kind of the folder, or "demo"
+    std::vector<std::string> sizes;   // the model's trained sizes ("" kinds: none known)
+    bool odd_size = false;            // --size is not one of them
+    T2VModelParts model;              // empty for the demo until announce() builds it
+    GenerateRequest req;
+};
 
-    const auto t_w = clock::now();
-    const std::vector<std::string> files = write_video(o.save_file, r.video);
-    const double write_s = std::chrono::duration<double>(clock::now() - t_w).count();
-    const double total_s = std::chrono::duration<double>(clock::now() - t_start).count();
-
-    const CausalStagedTimes& tm = r.times;
-    const double per_block = tm.block_seconds.empty() ? 0 : tm.denoise / double(tm.block_seconds.size());
-    std::fprintf(stderr, "generate: timings (%s)\n", be->description().c_str());
-    std::fprintf(stderr, "  tokenize          %8.2f s  (%lld tokens)\n", tm.tokenize, (long long)tm.prompt_tokens);
-    std::fprintf(stderr, "  load T5           %8.2f s\n", tm.t5_load);
-    std::fprintf(stderr, "  encode text       %8.2f s\n", tm.text);
-    std::fprintf(stderr, "  load DiT          %8.2f s\n", tm.dit_load);
-    std::fprintf(stderr, "  denoise           %8.2f s  (%zu blocks, %.2f s/block, %lld DiT calls, KV cache %.1f MiB)\n",
-                 tm.denoise, tm.block_seconds.size(), per_block, (long long)tm.dit_calls,
-                 double(tm.kv_cache_bytes) / 1048576.0);
-    std::fprintf(stderr, "  load VAE          %8.2f s\n", tm.vae_load);
-    std::fprintf(stderr, "  decode            %8.2f s\n", tm.decode);
-    std::fprintf(stderr, "  write             %8.2f s\n", write_s);
-    std::fprintf(stderr, "  total             %8.2f s   peak memory (max RSS) %.2f GB\n", total_s, peak_rss_gb());
-    print_files(files);
-}
-
-void run(Opts o) {
-    using clock = std::chrono::steady_clock;
-    const auto t_start = clock::now();
-    const bool demo = o.ckpt_dir.empty();
-    const bool causal = o.causal;
-    if (causal) {
+// Refuses the flags of the other mode (--causal or not).
+void check_mode_flags(const Opts& o) {
+    if (o.causal) {
         for (CLI::Option* opt : {o.o_guide, o.o_neg, o.o_steps, o.o_solver})
             WANRT_CHECK(!opt->count(), "generate",
                         "--causal generation has no classifier-free guidance and uses --denoising_steps for its "
@@ -282,37 +233,43 @@ void run(Opts o) {
         for (CLI::Option* opt : o.causal_only)
             WANRT_CHECK(!opt->count(), "generate", opt->get_name(), " is a --causal option; add --causal");
     }
+}
 
-    // 1. Task and model (files are checked here: one error lists everything missing).
-    TaskInfo task{"", "", true};
+// Step 1: the task and the model (files are checked here: one error lists everything missing).
+void resolve_task(const Opts& o, Plan& p) {
     if (!o.task.empty()) {
-        task = lookup_task(o.task);
-        WANRT_CHECK(task.supported, "generate", "--task ", o.task,
+        p.task = lookup_task(o.task);
+        WANRT_CHECK(p.task.supported, "generate", "--task ", o.task,
                     " is not yet supported by wanrt (image-conditioned tasks need the CLIP encoder); use t2v-1.3B, "
                     "t2v-14B or t2i-14B");
-        WANRT_CHECK(!demo, "generate", "--task ", o.task,
+        WANRT_CHECK(!p.demo, "generate", "--task ", o.task,
                     " needs its model folder: pass --ckpt_dir (without both, the built-in demo model runs)");
     }
-    T2VModelParts model = demo ? T2VModelParts{} : open_model_folder(o.ckpt_dir);
-    const std::string kind = demo ? "demo" : official_kind(model.dit_config);
-    if (!demo) {
-        WANRT_CHECK(!model.dit_config.is_i2v(), "generate", o.ckpt_dir, " holds an image-to-video model (",
-                    model.kind, "); i2v is not yet supported, use a text-to-video folder");
-        if (!o.task.empty())
-            WANRT_CHECK(kind == task.kind, "generate", "--task ", o.task, " needs a ", task.kind, " model but ",
-                        o.ckpt_dir, " holds ", model.kind, " (config.json: dim ", model.dit_config.dim, ", ",
-                        model.dit_config.num_layers, " blocks); ",
-                        kind.empty() ? std::string("leave out --task to run this folder's model") : "pass --task " + kind,
-                        ", or --ckpt_dir a ", task.kind, " folder");
-        else
-            task = {kind.empty() ? std::string("t2v") : kind, kind, true};
-    } else {
-        task = {"t2v-demo", "demo", true};
+    if (p.demo) {
+        p.kind = "demo";
+        p.task = {"t2v-demo", "demo", true};
+        return;
     }
-    const bool t2i = task.name == "t2i-14B";
-    WANRT_CHECK(!(t2i && causal), "generate", "task t2i-14B makes one image; --causal generates video, use a t2v task");
+    p.model = open_model_folder(o.ckpt_dir);
+    const T2VModelParts& model = p.model;
+    p.kind = official_kind(model.dit_config);
+    WANRT_CHECK(!model.dit_config.is_i2v(), "generate", o.ckpt_dir, " holds an image-to-video model (", model.kind,
+                "); i2v is not yet supported, use a text-to-video folder");
+    if (!o.task.empty())
+        WANRT_CHECK(p.kind == p.task.kind, "generate", "--task ", o.task, " needs a ", p.task.kind, " model but ",
+                    o.ckpt_dir, " holds ", model.kind, " (config.json: dim ", model.dit_config.dim, ", ",
+                    model.dit_config.num_layers, " blocks); ",
+                    p.kind.empty() ? std::string("leave out --task to run this folder's model") : "pass --task " + p.kind,
+                    ", or --ckpt_dir a ", p.task.kind, " folder");
+    else
+        p.task = {p.kind.empty() ? std::string("t2v") : p.kind, p.kind, true};
+}
 
-    // 2. Defaults per task (spec §6.5), then checks.
+// Step 2: defaults per task (spec §6.5), then checks of every option against them and the model.
+T2VOptions resolve_options(Opts& o, Plan& p) {
+    const bool t2i = p.task.name == "t2i-14B", demo = p.demo, causal = o.causal;
+    const std::string& kind = p.kind;
+    WANRT_CHECK(!(t2i && causal), "generate", "task t2i-14B makes one image; --causal generates video, use a t2v task");
     const DemoDefaults dd;
     T2VOptions opt;
     if (o.size.empty())
@@ -333,65 +290,79 @@ void run(Opts o) {
     WANRT_CHECK(std::isfinite(opt.sample_shift) && opt.sample_shift > 0, "generate", "--sample_shift ", opt.sample_shift,
                 causal ? " must be positive (CausVid: 8; Self-Forcing: 5 with --warp_denoising_step)"
                        : " must be positive (official: 5; 8-12 advised for 1.3B)");
-    const CausalOptions copt = causal ? causal_options(o, opt.frame_num, opt.sample_shift) : CausalOptions{};
+    if (causal) p.req.causal = causal_options(o, opt.frame_num, opt.sample_shift);
     opt.guide_scale = o.guide;
     WANRT_CHECK(std::isfinite(opt.guide_scale), "generate", "--sample_guide_scale must be a finite number");
     WANRT_CHECK(o.solver == "unipc" || o.solver == "dpm++" || o.solver == "euler", "generate", "unknown --sample_solver \"",
                 o.solver, "\"; use unipc (official default), dpm++ or euler");
     opt.solver = o.solver;
-    const std::vector<std::string> sizes = supported_sizes(kind);
-    const bool odd_size = !sizes.empty() && std::find(sizes.begin(), sizes.end(), o.size) == sizes.end();
+    p.sizes = supported_sizes(kind);
+    p.odd_size = !p.sizes.empty() && std::find(p.sizes.begin(), p.sizes.end(), o.size) == p.sizes.end();
 
     // Model shapes (the demo's are known without building anything).
     if (demo) {
         const DemoConfig dc = demo_config();
         t2v_latent_shape(opt, dc.dit, dc.vae);
     } else {
-        t2v_latent_shape(opt, model.dit_config, model.vae_config);
+        t2v_latent_shape(opt, p.model.dit_config, p.model.vae_config);
     }
+    return opt;
+}
 
+// Steps 1 and 2 and the rest of the flags: every check that can fail runs here, before a backend is
+// made or a weight is read.
+Plan make_plan(Opts& o) {
+    check_mode_flags(o);
+    Plan p;
+    p.demo = o.ckpt_dir.empty();
+    resolve_task(o, p);
+    p.req.opt = resolve_options(o, p);
+    const bool t2i = p.task.name == "t2i-14B";
     if (!o.o_prompt->count()) o.prompt = t2i ? "一个朴素端庄的美人" : kExamplePrompt;  // generate.py's EXAMPLE_PROMPT
-    const std::string neg = o.o_neg->count() && !o.neg_prompt.empty() ? o.neg_prompt : kWanDefaultNegPrompt;
-    if (o.save_file.empty()) o.save_file = default_save_file(task.name, o.size, o.prompt, t2i);
+    p.req.prompt = o.prompt;
+    p.req.neg_prompt = o.o_neg->count() && !o.neg_prompt.empty() ? o.neg_prompt : kWanDefaultNegPrompt;
+    if (o.save_file.empty()) o.save_file = default_save_file(p.task.name, o.size, o.prompt, t2i);
     check_output_path(o.save_file);
     // The generator file is opened (its header and key names read, no weights) before anything loads.
-    CausalDitSource gen;
     if (!o.generator.empty()) {
         std::error_code ec;
         WANRT_CHECK(fs::is_regular_file(o.generator, ec), "generate", "--generator ", o.generator,
                     " is not a file; pass a CausVid / Self-Forcing / StreamDiffusionV2 checkpoint (.pt, .pth or .safetensors)");
-        // CausVid / Self-Forcing save model.pt (a torch.save zip, as .pth); open_weights_file goes by .pth.
-        const bool pt = o.generator.size() > 3 && o.generator.compare(o.generator.size() - 3, 3, ".pt") == 0;
-        gen.src = pt ? open_pth(o.generator) : open_weights_file(o.generator);
-        gen.prefix = find_dit_prefix(*gen.src);
+        p.req.generator = open_generator(o.generator);
     }
-    auto be = make_backend(o.device, o.threads);
-    uint64_t seed = uint64_t(o.seed);
+    p.req.seed = uint64_t(o.seed);
     if (o.seed < 0) {  // generate.py: random.randint(0, sys.maxsize)
         std::random_device rd;
-        seed = ((uint64_t(rd()) << 32) | rd()) & 0x7fffffffffffffffull;
+        p.req.seed = ((uint64_t(rd()) << 32) | rd()) & 0x7fffffffffffffffull;
     }
+    return p;
+}
 
-    // 3. Say what runs.
-    if (demo) {
+// Step 3: say what runs (and build the demo model, after saying so).
+void announce(const Opts& o, Plan& p, const Backend& be) {
+    if (p.demo) {
         std::fprintf(stderr,
                      "generate: no --ckpt_dir given: running the built-in demo model (tiny Wan2.1 T5/DiT/VAE with "
                      "random weights; the video is structured noise). Pass --ckpt_dir for a real model.\n");
-        model = demo_model_parts();
+        p.model = demo_model_parts();
     }
-    if (odd_size) {
+    if (p.odd_size) {
         std::string list;
-        for (const std::string& s : sizes) list += (list.empty() ? "" : ", ") + s;
+        for (const std::string& s : p.sizes) list += (list.empty() ? "" : ", ") + s;
         std::fprintf(stderr,
                      "generate: warning: size %s is not one %s supports (%s); the official generate.py refuses it. "
                      "Running anyway; expect lower quality.\n",
-                     o.size.c_str(), kind.c_str(), list.c_str());
+                     o.size.c_str(), p.kind.c_str(), list.c_str());
     }
-    std::fprintf(stderr, "generate: %s, task %s (%s)\n", model.name.c_str(), task.name.c_str(), model.kind.c_str());
-    if (causal) {
+    std::fprintf(stderr, "generate: %s, task %s (%s)\n", p.model.name.c_str(), p.task.name.c_str(), p.model.kind.c_str());
+    const T2VOptions& opt = p.req.opt;
+    const unsigned long long seed = p.req.seed;
+    if (p.req.causal) {
+        const CausalOptions& copt = *p.req.causal;
         std::string steps;
         for (double t : copt.step_list(FlowMatchTable(copt.shift))) steps += cat(steps.empty() ? "" : ",", t);
         const int64_t F = (opt.frame_num - 1) / 4 + 1;
+        const bool gen = p.req.generator.src != nullptr;
         std::fprintf(stderr,
                      "generate: causal, %s, %lld frames = %lld blocks of %lld latent frames, steps %s%s, shift %g, "
                      "context noise %g, KV cache %s, seed %llu%s%s\n",
@@ -399,65 +370,104 @@ void run(Opts o) {
                      (long long)copt.frames_per_block, steps.c_str(), copt.warp ? " (warped)" : "", copt.shift,
                      copt.context_noise,
                      copt.cache_frames ? cat(copt.cache_frames, " frames (sink ", copt.sink_frames, ")").c_str() : "all frames",
-                     (unsigned long long)seed, gen.src ? ", DiT from " : "", gen.src ? o.generator.c_str() : "");
+                     seed, gen ? ", DiT from " : "", gen ? o.generator.c_str() : "");
     } else {
         std::fprintf(stderr, "generate: %s, %lld frames, %d steps %s, shift %g, guide %g, seed %llu\n", o.size.c_str(),
                      (long long)opt.frame_num, opt.sample_steps, opt.solver.c_str(), opt.sample_shift, opt.guide_scale,
-                     (unsigned long long)seed);
+                     seed);
     }
-    const std::string dev = be->description();
     std::fprintf(stderr,
                  "generate: text encoder, DiT and VAE all run on %s, one at a time (the text encoder is freed "
                  "before the DiT loads, the DiT before the VAE)\n",
-                 dev.c_str());
+                 be.description().c_str());
+}
 
-    // 4. Run.
-    const bool tty = isatty(fileno(stderr));
-    auto on_stage = [&](const std::string& s) {
+// One progress line per step (T2V) or block (causal); a bar redrawn in place on a terminal.
+void print_progress(bool blocks, int64_t done, int64_t total, double seconds, double eta, const std::string& line) {
+    if (isatty(fileno(stderr))) {
+        const char* unit = blocks ? "block" : "step";
+        constexpr int kWidth = 30;
+        const int fill = int(double(kWidth) * double(done) / double(total));
+        std::fprintf(stderr, "\r  denoise [%s%s] %s%lld/%lld  %.2f s/%s  ETA %s   ", std::string(size_t(fill), '#').c_str(),
+                     std::string(size_t(kWidth - fill), '.').c_str(), blocks ? "block " : "",
+                     (long long)done, (long long)total, seconds, unit, fmt_seconds(eta).c_str());
+        if (done == total) std::fprintf(stderr, "\n");
+    } else {
+        std::fprintf(stderr, "%s", line.c_str());
+    }
+    std::fflush(stderr);
+}
+
+// Step 4's callbacks: stage names, then the denoising progress.
+GenerateProgress progress_printer(const Plan& p) {
+    GenerateProgress g;
+    g.on_stage = [](const std::string& s) {
         if (s == "denoise") return;  // the progress lines cover it
         std::fprintf(stderr, "  %s...\n", s.c_str());
     };
-    auto on_step = [&](const T2VStepInfo& s) {
+    g.on_step = [](const T2VStepInfo& s) {
         const int done = s.index + 1;
-        const double per = s.elapsed_seconds / done, eta = per * (s.total - done);
-        if (tty) {
-            constexpr int kWidth = 30;
-            const int fill = int(double(kWidth) * done / s.total);
-            std::fprintf(stderr, "\r  denoise [%s%s] %d/%d  %.2f s/step  ETA %s   ", std::string(size_t(fill), '#').c_str(),
-                         std::string(size_t(kWidth - fill), '.').c_str(), done, s.total, s.step_seconds,
-                         fmt_seconds(eta).c_str());
-            if (done == s.total) std::fprintf(stderr, "\n");
-        } else {
-            std::fprintf(stderr, "  denoise step %d/%d (t=%lld): %.2f s, ETA %s\n", done, s.total, (long long)s.timestep,
-                         s.step_seconds, fmt_seconds(eta).c_str());
-        }
-        std::fflush(stderr);
+        const double eta = s.elapsed_seconds / done * (s.total - done);
+        char line[160];
+        std::snprintf(line, sizeof line, "  denoise step %d/%d (t=%lld): %.2f s, ETA %s\n", done, s.total,
+                      (long long)s.timestep, s.step_seconds, fmt_seconds(eta).c_str());
+        print_progress(false, done, s.total, s.step_seconds, eta, line);
     };
-    if (causal) {
-        run_causal(o, model, be, opt, copt, seed, std::move(gen), on_stage, t_start);
-        return;
+    if (p.req.causal) {
+        const int64_t fpb = p.req.causal->frames_per_block;
+        const int64_t nsteps = int64_t(p.req.causal->step_list(FlowMatchTable(p.req.causal->shift)).size());
+        g.on_block = [fpb, nsteps](const CausalBlockInfo& b) {
+            const int64_t done = b.block + 1;
+            const double eta = b.elapsed_seconds / double(done) * double(b.blocks - done);
+            char line[200];
+            std::snprintf(line, sizeof line, "  denoise block %lld/%lld (latent frames %lld-%lld, %lld steps): %.2f s, ETA %s\n",
+                          (long long)done, (long long)b.blocks, (long long)(b.block * fpb), (long long)(done * fpb - 1),
+                          (long long)nsteps, b.block_seconds, fmt_seconds(eta).c_str());
+            print_progress(true, done, b.blocks, b.block_seconds, eta, line);
+        };
     }
-    T2VStagedResult r = run_t2v_staged(model, be, o.prompt, neg, seed, opt, on_stage, on_step);
+    return g;
+}
+
+// Step 5: each stage's time and the peak memory.
+void print_summary(const GenerateResult& r, bool causal, const std::string& device, double write_s, double total_s) {
+    const GenerateTimes& tm = r.times;
+    const double per = tm.step_seconds.empty() ? 0 : tm.denoise / double(tm.step_seconds.size());
+    std::fprintf(stderr, "generate: timings (%s)\n", device.c_str());
+    if (causal)
+        std::fprintf(stderr, "  tokenize          %8.2f s  (%lld tokens)\n", tm.tokenize, (long long)tm.prompt_tokens[0]);
+    else
+        std::fprintf(stderr, "  tokenize          %8.2f s  (%lld + %lld tokens)\n", tm.tokenize,
+                     (long long)tm.prompt_tokens[0], (long long)tm.prompt_tokens[1]);
+    std::fprintf(stderr, "  load T5           %8.2f s\n", tm.t5_load);
+    std::fprintf(stderr, "  encode text       %8.2f s\n", tm.text);
+    std::fprintf(stderr, "  load DiT          %8.2f s\n", tm.dit_load);
+    if (causal)
+        std::fprintf(stderr, "  denoise           %8.2f s  (%zu blocks, %.2f s/block, %lld DiT calls, KV cache %.1f MiB)\n",
+                     tm.denoise, tm.step_seconds.size(), per, (long long)tm.dit_calls,
+                     double(tm.kv_cache_bytes) / 1048576.0);
+    else
+        std::fprintf(stderr, "  denoise           %8.2f s  (%zu steps, %.2f s/step)\n", tm.denoise, tm.step_seconds.size(), per);
+    std::fprintf(stderr, "  load VAE          %8.2f s\n", tm.vae_load);
+    std::fprintf(stderr, "  decode            %8.2f s\n", tm.decode);
+    std::fprintf(stderr, "  write             %8.2f s\n", write_s);
+    std::fprintf(stderr, "  total             %8.2f s   peak memory (max RSS) %.2f GB\n", total_s,
+                 double(peak_rss_bytes()) / 1e9);
+}
+
+void run(Opts o) {
+    using clock = std::chrono::steady_clock;
+    const auto t_start = clock::now();
+    Plan p = make_plan(o);
+    auto be = make_backend(o.device, o.threads);
+    announce(o, p, *be);
+    const bool causal = p.req.causal.has_value();
+    const GenerateResult r = run_generate(p.model, be, std::move(p.req), progress_printer(p));
 
     const auto t_w = clock::now();
     const std::vector<std::string> files = write_video(o.save_file, r.video);
     const double write_s = std::chrono::duration<double>(clock::now() - t_w).count();
-    const double total_s = std::chrono::duration<double>(clock::now() - t_start).count();
-
-    // 5. Summary.
-    const T2VStagedTimes& tm = r.times;
-    const double per_step = tm.step_seconds.empty() ? 0 : tm.denoise / double(tm.step_seconds.size());
-    std::fprintf(stderr, "generate: timings (%s)\n", dev.c_str());
-    std::fprintf(stderr, "  tokenize          %8.2f s  (%lld + %lld tokens)\n", tm.tokenize, (long long)tm.prompt_tokens,
-                 (long long)tm.neg_prompt_tokens);
-    std::fprintf(stderr, "  load T5           %8.2f s\n", tm.t5_load);
-    std::fprintf(stderr, "  encode text       %8.2f s\n", tm.text);
-    std::fprintf(stderr, "  load DiT          %8.2f s\n", tm.dit_load);
-    std::fprintf(stderr, "  denoise           %8.2f s  (%zu steps, %.2f s/step)\n", tm.denoise, tm.step_seconds.size(), per_step);
-    std::fprintf(stderr, "  load VAE          %8.2f s\n", tm.vae_load);
-    std::fprintf(stderr, "  decode            %8.2f s\n", tm.decode);
-    std::fprintf(stderr, "  write             %8.2f s\n", write_s);
-    std::fprintf(stderr, "  total             %8.2f s   peak memory (max RSS) %.2f GB\n", total_s, peak_rss_gb());
+    print_summary(r, causal, be->description(), write_s, std::chrono::duration<double>(clock::now() - t_start).count());
     print_files(files);
 }
 

@@ -2,27 +2,25 @@
 // as a live source would feed it: frames 0–4, then 4 at a time; frames past the last whole chunk
 // are dropped (as StreamDiffusionV2 does).
 //
+// The stages (text, DiT, VAE, the stream) are pipeline/stream_staged.h; this file parses and checks
+// the flags, reads and writes the video files and prints progress.
+//
 // Models: --ckpt_dir is a Wan2.1 T2V folder (model_folder.h); --generator FILE replaces the DiT
-// weights with a distilled causal checkpoint of the same architecture (.safetensors or .pth; the
-// key prefix "model." / "generator.model." of CausVid/StreamDiffusionV2 files is found
+// weights with a distilled causal checkpoint of the same architecture (.pt, .pth or .safetensors;
+// the key prefix "model." / "generator.model." of CausVid/StreamDiffusionV2 files is found
 // automatically). Without --ckpt_dir the built-in demo model runs (random weights: the output is
 // structured noise, useful to try the pipeline). The input size must be a multiple of 16.
-#include <chrono>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <sstream>
 
 #include "cli/commands.h"
-#include "core/device.h"
 #include "core/error.h"
-#include "models/causal_dit.h"
-#include "models/t5.h"
-#include "models/vae.h"
 #include "pipeline/demo.h"
-#include "pipeline/causal.h"
-#include "pipeline/model_folder.h"
-#include "pipeline/stream.h"
-#include "text/tokenizer.h"
+#include "pipeline/stream_staged.h"
+#include "runtime/device.h"
 #include "video/video_writer.h"
 
 namespace wanrt::cli {
@@ -54,8 +52,6 @@ std::vector<double> parse_steps(const std::string& s) {
 }
 
 void run(const Opts& o) {
-    using clock = std::chrono::steady_clock;
-    const auto t_start = clock::now();
     StreamOptions so;
     so.steps = parse_steps(o.steps);
     so.shift = o.shift;
@@ -82,6 +78,14 @@ void run(const Opts& o) {
     T2VModelParts parts = demo ? demo_model_parts() : open_model_folder(o.ckpt_dir);
     WANRT_CHECK(!parts.dit_config.is_i2v(), "stream", "the causal model needs a text-to-video DiT; ", parts.name,
                 " holds an image-to-video one");
+    // The generator file is opened (its header and key names read, no weights) before anything loads.
+    CausalDitSource gen;
+    if (!o.generator.empty()) {
+        std::error_code ec;
+        WANRT_CHECK(std::filesystem::is_regular_file(o.generator, ec), "stream", "--generator ", o.generator,
+                    " is not a file; pass a CausVid / StreamDiffusionV2 checkpoint (.pt, .pth or .safetensors)");
+        gen = open_generator(o.generator);
+    }
     if (demo)
         std::fprintf(stderr, "stream: no --ckpt_dir: running the built-in demo model (random weights; the output is "
                              "structured noise)\n");
@@ -91,43 +95,23 @@ void run(const Opts& o) {
                  (long long)in.frames, o.steps.c_str(), o.noise_scale, o.fixed_noise ? " (fixed)" : " (motion-aware)",
                  (long long)o.cache_frames, (long long)o.sink_frames);
 
-    // Text: tokenize, encode, free the encoder before the DiT loads.
-    Tensor context;
-    {
-        text::T5Tokenizer tok(parts.tokenizer, parts.dit_config.text_len);
-        T5Encoder t5 = T5Encoder::load(parts.t5_weights(), *be);
-        context = t5.encode(tok.tokenize(o.prompt).real_ids());
-    }
-    std::shared_ptr<const DitModel> dit;
-    if (!o.generator.empty()) {
-        auto src = open_weights_file(o.generator);
-        dit = std::make_shared<DitModel>(parts.dit_config, src, *be, find_dit_prefix(*src));
-    } else {
-        dit = std::make_shared<DitModel>(parts.dit_config, parts.dit_weights(), *be);
-    }
-    auto model = std::make_shared<CausalDitModel>(dit);
-    std::shared_ptr<WanVae> vae = WanVae::load(parts.vae_weights(), parts.vae_config, be);
-    const double load_s = std::chrono::duration<double>(clock::now() - t_start).count();
-
-    StreamV2V s(model, vae, context, so, seeded_noise(uint64_t(o.seed)));
-    Tensor video = rgb24_to_video(in, *be);  // [3, T, H, W]
-    const int64_t chunks = (in.frames - 1) / 4;
-    const auto t_run = clock::now();
-    Tensor out = stream_video(s, video, [&](int64_t k, double sec) {
+    auto on_chunk = [](int64_t k, int64_t chunks, double sec, const StreamStats& st) {
         std::fprintf(stderr, "  chunk %lld/%lld: %.3f s (%.1f frames/s), noise scale %.3f, t0 %lld\n", (long long)k + 1,
-                     (long long)chunks, sec, (k == 0 ? 5.0 : 4.0) / sec, s.stats().last_noise_scale,
-                     (long long)s.stats().last_t0);
-    });
-    const double run_s = std::chrono::duration<double>(clock::now() - t_run).count();
+                     (long long)chunks, sec, (k == 0 ? 5.0 : 4.0) / sec, st.last_noise_scale, (long long)st.last_t0);
+    };
+    const StreamStagedResult r = run_stream_staged(parts, be, o.prompt, rgb24_to_video(in, *be), so, uint64_t(o.seed),
+                                                   std::move(gen), {}, on_chunk);
+
     VideoWriteOptions wo;
     if (in.fps > 0) wo.fps = std::max(1, int(std::lround(in.fps)));
-    const std::vector<std::string> files = write_video(o.output, out, wo);
-    const StreamStats& st = s.stats();
+    const std::vector<std::string> files = write_video(o.output, r.video, wo);
+    const StreamStats& st = r.stats;
+    const double run_s = r.times.stream;
     std::fprintf(stderr,
                  "stream: %lld frames in, %lld out in %.2f s (%.2f frames/s): VAE encode %.2f s, DiT %.2f s (%lld calls), "
                  "VAE decode %.2f s; load %.2f s; KV cache %.1f MiB\n",
                  (long long)st.frames_in, (long long)st.frames_out, run_s, double(st.frames_out) / run_s, st.encode_s,
-                 st.dit_s, (long long)st.dit_calls, st.decode_s, load_s, double(s.cache().bytes()) / 1048576.0);
+                 st.dit_s, (long long)st.dit_calls, st.decode_s, r.times.load(), double(r.kv_cache_bytes) / 1048576.0);
     std::printf("%s\n", files.front().c_str());
 }
 

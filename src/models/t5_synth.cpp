@@ -5,19 +5,13 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/rng.h"
 #include "io/safetensors.h"
 #include "models/t5.h"
 
 namespace wanrt {
 
 namespace {
-
-uint64_t splitmix64(uint64_t& s) {
-    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 
 // Streams n bf16 values uniform in [center − scale, center + scale] into the writer.
 void write_uniform_bf16(SafeTensorsWriter& w, int64_t n, float center, float scale, uint64_t& state) {

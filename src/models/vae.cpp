@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/rng.h"
 #include "models/vae_blocks.h"
 #include "models/weights.h"
 #include "ops/ops.h"
@@ -273,10 +274,7 @@ std::shared_ptr<TensorSource> synthetic_vae_weights(const VaeConfig& cfg, uint32
     // splitmix64: fast and deterministic (the real model has 127 M weights).
     uint64_t state = seed;
     auto uniform = [&state] {  // in [-1, 1)
-        uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        z ^= z >> 31;
+        const uint64_t z = splitmix64(state);
         return float(int64_t(z >> 40) - (int64_t(1) << 23)) * (1.0f / float(1 << 23));
     };
     for (const auto& [name, shape] : vae_weight_manifest(cfg)) {

@@ -5,9 +5,19 @@
 
 #include "core/error.h"
 #include "core/timer.h"
+#include "io/pth.h"
 #include "models/causal_dit.h"
 
 namespace wanrt {
+
+CausalDitSource open_generator(const std::string& path) {
+    // CausVid / Self-Forcing save model.pt (a torch.save zip, as .pth); open_weights_file goes by .pth.
+    const bool pt = path.size() > 3 && path.compare(path.size() - 3, 3, ".pt") == 0;
+    CausalDitSource g;
+    g.src = pt ? open_pth(path) : open_weights_file(path);
+    g.prefix = find_dit_prefix(*g.src);
+    return g;
+}
 
 CausalStagedResult run_causal_staged(const T2VModelParts& m, std::shared_ptr<Backend> be, const std::string& prompt,
                                      uint64_t seed, const T2VOptions& opt, const CausalOptions& copt,
@@ -35,16 +45,10 @@ CausalStagedResult run_causal_staged(const T2VModelParts& m, std::shared_ptr<Bac
 
     Tensor latent;
     {
-        auto t0 = clock::now();
-        stage("load DiT");
-        std::shared_ptr<const DitModel> dit =
-            dit_src.src ? std::make_shared<DitModel>(m.dit_config, dit_src.src, *be, dit_src.prefix)
-                        : std::make_shared<DitModel>(m.dit_config, m.dit_weights(), *be);
-        dit_src = {};  // the model holds what it needs; drop our handle on the file
-        CausalDitModel model(dit);
-        tm.dit_load = seconds_since(t0);
+        // The model holds what it needs; our handle on the file goes with the moved-from source.
+        CausalDitModel model(run_dit_load_stage(m, *be, std::move(dit_src), tm.dit_load, on_stage));
 
-        t0 = clock::now();
+        auto t0 = clock::now();
         stage("denoise");
         NoiseSource rng = seeded_noise(seed);
         const Tensor noise = rng(*be, shape.latent, -1);  // first draw of the stream = t2v_noise(seed)

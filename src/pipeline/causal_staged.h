@@ -25,12 +25,11 @@
 
 namespace wanrt {
 
-// DiT weights replacing the folder's: a CausVid / Self-Forcing / StreamDiffusionV2 checkpoint and the
-// key prefix of its DiT (find_dit_prefix). src == nullptr: the folder's own DiT weights.
-struct CausalDitSource {
-    std::shared_ptr<TensorSource> src;
-    std::string prefix;
-};
+// Opens a generator checkpoint (CausalDitSource, model_folder.h) without reading its weights: .pt /
+// .pth as torch.save zips (CausVid and Self-Forcing save model.pt), otherwise by extension
+// (open_weights_file); finds the DiT's key prefix (find_dit_prefix). Throws the reader's error, or
+// "[causal] ... holds no DiT ...".
+CausalDitSource open_generator(const std::string& path);
 
 struct CausalBlockInfo {
     int64_t block = 0, blocks = 0;  // block index (0-based) and count

@@ -13,6 +13,7 @@
 #include <mutex>
 
 #include "core/error.h"
+#include "core/rng.h"
 #include "io/pth_writer.h"
 #include "models/synth.h"
 #include "pipeline/t2v.h"
@@ -70,14 +71,6 @@ private:
     std::vector<std::string> v_;
     size_t i_ = 0;
 };
-
-uint64_t splitmix64(uint64_t& s) {
-    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 
 // Elements [first, first + n) of a T5 tensor as bf16; element i depends only on (seed, name, i),
 // so chunked and whole fills agree.

@@ -173,14 +173,11 @@ T2VStagedResult run_t2v_staged(const T2VModelParts& m, std::shared_ptr<Backend> 
 
     Tensor latent;
     {
+        const std::shared_ptr<const DitModel> dit = run_dit_load_stage(m, *be, {}, tm.dit_load, on_stage);
         auto t0 = std::chrono::steady_clock::now();
-        stage("load DiT");
-        DitModel dit(m.dit_config, m.dit_weights(), *be);
-        tm.dit_load = seconds_since(t0);
-        t0 = std::chrono::steady_clock::now();
         stage("denoise");
         const Tensor noise = t2v_noise(*be, shape.latent, seed);
-        latent = t2v_denoise(dit, context, context_null, noise, opt, shape.seq_len, [&](const T2VStepInfo& s) {
+        latent = t2v_denoise(*dit, context, context_null, noise, opt, shape.seq_len, [&](const T2VStepInfo& s) {
             tm.step_seconds.push_back(s.step_seconds);
             if (on_step) on_step(s);
         });
@@ -225,6 +222,16 @@ std::vector<Tensor> run_text_stage(const T2VModelParts& m, Backend& be, const st
     be.synchronize();
     tm.text = seconds_since(t0);
     return contexts;
+}
+
+std::shared_ptr<const DitModel> run_dit_load_stage(const T2VModelParts& m, Backend& be, CausalDitSource dit,
+                                                   double& load_seconds, const StageFn& on_stage) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (on_stage) on_stage("load DiT");
+    std::shared_ptr<const DitModel> model = dit.src ? std::make_shared<DitModel>(m.dit_config, dit.src, be, dit.prefix)
+                                                    : std::make_shared<DitModel>(m.dit_config, m.dit_weights(), be);
+    load_seconds = seconds_since(t0);
+    return model;
 }
 
 Tensor run_decode_stage(const T2VModelParts& m, const std::shared_ptr<Backend>& be, const Tensor& latent,

@@ -108,6 +108,16 @@ struct TextStageTimes {
 };
 std::vector<Tensor> run_text_stage(const T2VModelParts& m, Backend& be, const std::vector<std::string>& prompts,
                                    TextStageTimes& times, const StageFn& on_stage = {});
+// DiT weights replacing the folder's: a CausVid / Self-Forcing / StreamDiffusionV2 checkpoint and the
+// key prefix of its DiT (open_generator in causal_staged.h). src == nullptr: the folder's own weights.
+struct CausalDitSource {
+    std::shared_ptr<TensorSource> src;
+    std::string prefix;
+};
+// DiT: loads the folder's DiT, or dit's when dit.src is set (the file handle goes when this returns;
+// the model keeps what it needs); records the load seconds. The one DiT loader of every runner.
+std::shared_ptr<const DitModel> run_dit_load_stage(const T2VModelParts& m, Backend& be, CausalDitSource dit,
+                                                   double& load_seconds, const StageFn& on_stage = {});
 // VAE: loads the VAE, decodes latent [16, T, h, w] → video [3, F, H, W] in [-1, 1]; records seconds.
 Tensor run_decode_stage(const T2VModelParts& m, const std::shared_ptr<Backend>& be, const Tensor& latent,
                         double& vae_load_seconds, double& decode_seconds, const StageFn& on_stage = {});

@@ -1,5 +1,6 @@
-// Backend selection for the command line and library users: "cpu", "cuda", "cuda:N", or "auto"
-// (CUDA when this build has it and a device is present, else CPU).
+// The backend factory: "cpu", "cuda", "cuda:N", or "auto" (CUDA when this build has it and a device
+// is present, else CPU). It lives above core/, cpu/ and cuda/ because it knows every backend; this
+// file's .cpp is the only place outside cuda/ that tests WANRT_HAVE_CUDA.
 #pragma once
 
 #include <memory>
@@ -12,5 +13,6 @@ namespace wanrt {
 // Throws wanrt::Error for an unknown name or an unavailable device.
 std::shared_ptr<Backend> make_backend(const std::string& device, int cpu_threads = 0);
 bool cuda_available();  // built with CUDA and at least one device visible
+
 
 }  // namespace wanrt

@@ -1,4 +1,4 @@
-#include "core/device.h"
+#include "runtime/device.h"
 
 #include "core/error.h"
 

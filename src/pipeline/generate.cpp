@@ -1,0 +1,30 @@
+// One entry point for text-to-video and causal generation (contract in generate.h).
+#include "pipeline/generate.h"
+
+#include <utility>
+
+namespace wanrt {
+
+GenerateResult run_generate(const T2VModelParts& m, std::shared_ptr<Backend> be, GenerateRequest req,
+                            const GenerateProgress& p) {
+    GenerateResult out;
+    GenerateTimes& tm = out.times;
+    if (req.causal) {
+        CausalStagedResult r = run_causal_staged(m, std::move(be), req.prompt, req.seed, req.opt, *req.causal,
+                                                 std::move(req.generator), p.on_stage, p.on_block);
+        const CausalStagedTimes& c = r.times;
+        tm = {c.tokenize, c.t5_load, c.text, c.dit_load, c.denoise, c.vae_load, c.decode,
+              c.block_seconds, {c.prompt_tokens}, c.dit_calls, c.kv_cache_bytes};
+        out.video = std::move(r.video);
+        return out;
+    }
+    T2VStagedResult r = run_t2v_staged(m, std::move(be), req.prompt, req.neg_prompt, req.seed, req.opt, p.on_stage,
+                                       p.on_step);
+    const T2VStagedTimes& t = r.times;
+    tm = {t.tokenize, t.t5_load, t.text, t.dit_load, t.denoise, t.vae_load, t.decode,
+          t.step_seconds, {t.prompt_tokens, t.neg_prompt_tokens}, 0, 0};
+    out.video = std::move(r.video);
+    return out;
+}
+
+}  // namespace wanrt

@@ -1,0 +1,50 @@
+// `wanrt generate` as one call: a prompt and a model → a video, either text-to-video with
+// classifier-free guidance (run_t2v_staged, model_folder.h) or block-autoregressive causal
+// generation (run_causal_staged, causal_staged.h). Both run their stages one after the other, each
+// model freed before the next loads; this file only picks the runner and gives both results one
+// shape, so the command line prints one summary.
+//
+// Errors: those of the runner (options before any weights load, then loading).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "pipeline/causal_staged.h"
+#include "pipeline/model_folder.h"
+
+namespace wanrt {
+
+struct GenerateRequest {
+    std::string prompt;
+    std::string neg_prompt;  // T2V only (causal generation has no classifier-free guidance)
+    uint64_t seed = 0;
+    T2VOptions opt;          // size and frames; the sampler fields for T2V
+    std::optional<CausalOptions> causal;  // set: block by block with a KV cache
+    CausalDitSource generator;            // causal only: DiT weights replacing the folder's
+};
+
+struct GenerateProgress {
+    StageFn on_stage;             // as each stage starts ("tokenize", "load text encoder", ...)
+    T2VStepCallback on_step;      // T2V: after each denoising step
+    CausalBlockCallback on_block;  // causal: after each block
+};
+
+struct GenerateTimes {
+    double tokenize = 0, t5_load = 0, text = 0, dit_load = 0, denoise = 0, vae_load = 0, decode = 0;
+    std::vector<double> step_seconds;   // per denoising step (T2V) or per block (causal)
+    std::vector<int64_t> prompt_tokens;  // prompt (and, for T2V, negative prompt) token counts
+    int64_t dit_calls = 0, kv_cache_bytes = 0;  // causal only
+};
+struct GenerateResult {
+    Tensor video;  // [3, frame_num, H, W] f32 in [-1, 1]
+    GenerateTimes times;
+};
+
+GenerateResult run_generate(const T2VModelParts& m, std::shared_ptr<Backend> be, GenerateRequest req,
+                            const GenerateProgress& progress = {});
+
+}  // namespace wanrt

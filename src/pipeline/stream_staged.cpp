@@ -1,0 +1,47 @@
+// Staged streaming V2V (contract in stream_staged.h).
+#include "pipeline/stream_staged.h"
+
+#include <chrono>
+
+#include "core/error.h"
+#include "core/timer.h"
+
+namespace wanrt {
+
+StreamStagedResult run_stream_staged(const T2VModelParts& m, std::shared_ptr<Backend> be, const std::string& prompt,
+                                     const Tensor& video, const StreamOptions& opt, uint64_t seed,
+                                     CausalDitSource dit, const StageFn& on_stage, const StreamChunkCallback& on_chunk) {
+    opt.validate();  // before any weights are touched
+    WANRT_CHECK(!m.dit_config.is_i2v(), "stream", "the causal model needs a text-to-video DiT; ", m.name,
+                " holds an image-to-video one");
+    StreamStagedResult r;
+    StreamStagedTimes& tm = r.times;
+
+    TextStageTimes text;
+    Tensor context = run_text_stage(m, *be, {prompt}, text, on_stage)[0];
+    tm.tokenize = text.tokenize;
+    tm.t5_load = text.t5_load;
+    tm.text = text.text;
+    tm.prompt_tokens = text.tokens[0];
+
+    auto model = std::make_shared<CausalDitModel>(run_dit_load_stage(m, *be, std::move(dit), tm.dit_load, on_stage));
+    auto t0 = std::chrono::steady_clock::now();
+    if (on_stage) on_stage("load VAE");
+    std::shared_ptr<WanVae> vae = WanVae::load(m.vae_weights(), m.vae_config, be);
+    tm.vae_load = seconds_since(t0);
+
+    if (on_stage) on_stage("stream");
+    StreamV2V s(model, vae, context, opt, seeded_noise(seed));
+    const int64_t chunks = video.defined() && video.ndim() == 4 ? (video.size(1) - 1) / 4 : 0;
+    t0 = std::chrono::steady_clock::now();
+    r.video = stream_video(s, video, [&](int64_t k, double sec) {
+        if (on_chunk) on_chunk(k, chunks, sec, s.stats());
+    });
+    be->synchronize();
+    tm.stream = seconds_since(t0);
+    r.stats = s.stats();
+    r.kv_cache_bytes = int64_t(s.cache().bytes());
+    return r;
+}
+
+}  // namespace wanrt
