@@ -6,6 +6,7 @@
 #include <iterator>
 
 #include "io/gguf.h"
+#include "io/gguf_dit.h"
 #include "test_util.h"
 
 namespace wanrt::test {
@@ -316,6 +317,38 @@ TEST(Gguf, OffsetsAlignmentTypesAndBlocks) {
         write_bytes(d / "q8k.gguf", make_gguf({{"k", {256, 1}, 15, 0}}, 292));
         expect_error([&] { GgufTensorSource::open(d / "q8k.gguf"); }, {"[gguf]", "'k'", "Q8_K", "id 15"});
     }
+}
+
+// ---- the DiT on GGUF weights ----
+
+// The config comes from shapes alone (the tiny model's 2 heads from the fixture: it does not follow
+// dim / 128), and the forward on the decoded weights matches the official model's out.y0.
+TEST(Gguf, DitConfigInferredAndForwardMatchesGolden) {
+    auto ref = open_fixture("gguf_ref.safetensors");
+    DitConfig want = DitConfig::from_json(ref->metadata().at("dit_config"), ref->origin());
+    std::shared_ptr<const GgufFile> file = open_gguf_fixture("dit_q.gguf");
+    expect_error([&] { infer_dit_config(*file); }, {"[gguf]", "dim 64", "multiple of 128"});
+    std::string prefix = "?";
+    DitConfig cfg = infer_dit_config(*file, want.num_heads, &prefix);
+    EXPECT_EQ(prefix, "");
+    EXPECT_EQ(cfg.to_json(), want.to_json());
+
+    auto be = make_cpu_backend(2);
+    DitModel model(cfg, std::make_shared<GgufTensorSource>(file), *be);
+    DitSample s;
+    s.x = load_f32(*be, *ref, "in.x0");
+    s.context = load_f32(*be, *ref, "in.context0");
+    s.t = float(load_f64(*ref, "in.t").at(0));
+    auto outs = model.forward({s}, std::stoll(ref->metadata().at("seq_len")));
+    ASSERT_EQ(outs.size(), 1u);
+    EXPECT_CLOSE(outs[0], load_f64(*ref, "out.y0"), 1e-4, "dit_q.gguf forward out.y0");
+}
+
+TEST(Gguf, DitConfigRejectsOtherArchitectures) {
+    TempDir d;
+    write_bytes(d / "llama.gguf", make_gguf({}, 0));  // general.architecture = "test"
+    auto f = GgufFile::open(d / "llama.gguf");
+    expect_error([&] { infer_dit_config(*f); }, {"[gguf]", "'test'", "not a Wan DiT"});
 }
 
 }  // namespace wanrt::test
