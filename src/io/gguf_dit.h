@@ -1,0 +1,27 @@
+// The Wan DiT configuration of a GGUF DiT. GGUF DiTs (city96's Wan2.1-*-gguf, ComfyUI-GGUF's
+// tools) store no config in their metadata, only `general.architecture` = "wan": every field is read
+// from tensor shapes (torch order, fixtures README "dit_q.gguf"):
+//   dim, in_dim, patch   = patch_embedding.weight [dim, in_dim, pt, ph, pw]
+//   ffn_dim              = blocks.0.ffn.0.weight [0]
+//   freq_dim, text_dim   = time_embedding.0.weight [1], text_embedding.0.weight [1]
+//   out_dim              = head.head.weight [0] / (pt·ph·pw)
+//   num_layers           = count of blocks.N.modulation
+//   model_type           = i2v when img_emb.proj.0.weight exists
+//   qk_norm, cross_attn_norm = presence of blocks.0.self_attn.norm_q.weight, blocks.0.norm3.weight
+//   num_heads            = dim / 128 (head_dim 128 in every release), unless given
+//   text_len 512, eps 1e-6, full attention window.
+// Names may carry ComfyUI's "model.diffusion_model." prefix; prefix_out receives the one found.
+#pragma once
+
+#include <string>
+
+#include "io/gguf.h"
+#include "models/dit.h"
+
+namespace wanrt {
+
+// Throws a one-line [gguf] error for a GGUF of another architecture or one lacking a DiT tensor.
+// num_heads > 0 overrides the dim / 128 rule (small test models).
+DitConfig infer_dit_config(const GgufFile& file, int64_t num_heads = 0, std::string* prefix_out = nullptr);
+
+}  // namespace wanrt

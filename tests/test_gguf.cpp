@@ -1,0 +1,354 @@
+// GGUF reader and dequantizers: golden tests against gguf_ref.safetensors (gguf-py's reference
+// dequantization of every tensor of gguf_types.gguf and dit_q.gguf, and its parse of both files),
+// the TensorSource view, and the bad-input table (truncation, magic, version, offsets, alignment,
+// unknown type, block-size mismatch, duplicates), each a one-line error.
+#include <fstream>
+#include <iterator>
+
+#include "io/gguf.h"
+#include "io/gguf_dit.h"
+#include "test_util.h"
+
+namespace wanrt::test {
+
+namespace {
+
+using json = nlohmann::json;
+
+std::shared_ptr<GgufFile> open_gguf_fixture(const std::string& name) {
+    std::string p = fixture_path(name);
+    if (!std::filesystem::exists(p)) throw std::runtime_error("fixture file missing: " + p);
+    return GgufFile::open(p);
+}
+
+std::string read_bytes(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+    std::ofstream out(path, std::ios::binary);
+    out << bytes;
+}
+
+// Does a parsed value equal gguf-py's read-back value (as the fixture's JSON holds it)?
+bool value_matches(const GgufValue& v, const json& j) {
+    switch (v.type) {
+        case GgufValueType::UINT8:
+        case GgufValueType::UINT16:
+        case GgufValueType::UINT32:
+        case GgufValueType::UINT64: return j.is_number_unsigned() && j.get<uint64_t>() == v.u;
+        case GgufValueType::INT8:
+        case GgufValueType::INT16:
+        case GgufValueType::INT32:
+        case GgufValueType::INT64: return j.is_number_integer() && j.get<int64_t>() == v.i;
+        case GgufValueType::FLOAT32: return j.is_number() && float(j.get<double>()) == float(v.f);
+        case GgufValueType::FLOAT64: return j.is_number() && j.get<double>() == v.f;
+        case GgufValueType::BOOL: return j.is_boolean() && j.get<bool>() == (v.u != 0);
+        case GgufValueType::STRING: return j.is_string() && j.get<std::string>() == v.str;
+        case GgufValueType::ARRAY:
+            if (!j.is_array() || j.size() != v.array.size()) return false;
+            for (size_t k = 0; k < v.array.size(); ++k)
+                if (!value_matches(v.array[k], j[k])) return false;
+            return true;
+    }
+    return false;
+}
+
+// ---- a small GGUF writer for the bad-input cases ----
+
+struct Builder {
+    std::string b;
+    template <class T>
+    void put(T v) {
+        b.append(reinterpret_cast<const char*>(&v), sizeof(T));
+    }
+    void str(const std::string& s) {
+        put<uint64_t>(s.size());
+        b += s;
+    }
+};
+
+struct FakeTensor {
+    std::string name;
+    std::vector<uint64_t> dims;  // ggml order
+    uint32_t type;
+    uint64_t offset;
+};
+
+// A GGUF v3 file with general.alignment = align (0: key left out), the given tensors, and
+// data_bytes of payload after the aligned data start.
+std::string make_gguf(const std::vector<FakeTensor>& ts, uint64_t data_bytes, uint32_t align = 32,
+                      const char* magic = "GGUF", uint32_t version = 3) {
+    Builder w;
+    w.b.append(magic, 4);
+    w.put<uint32_t>(version);
+    w.put<uint64_t>(ts.size());
+    w.put<uint64_t>(align ? 2 : 1);
+    w.str("general.architecture");
+    w.put<uint32_t>(8);
+    w.str("test");
+    if (align) {
+        w.str("general.alignment");
+        w.put<uint32_t>(4);
+        w.put<uint32_t>(align);
+    }
+    for (const FakeTensor& t : ts) {
+        w.str(t.name);
+        w.put<uint32_t>(uint32_t(t.dims.size()));
+        for (uint64_t d : t.dims) w.put<uint64_t>(d);
+        w.put<uint32_t>(t.type);
+        w.put<uint64_t>(t.offset);
+    }
+    uint32_t a = align ? align : 32;
+    while (w.b.size() % a) w.b.push_back('\0');
+    w.b.append(size_t(data_bytes), '\x01');
+    return w.b;
+}
+
+// Writes bytes to a temp file and expects GgufFile::open to fail with every fragment.
+void expect_open_error(const std::string& bytes, const std::vector<std::string>& fragments) {
+    TempDir d;
+    std::string p = d / "bad.gguf";
+    write_bytes(p, bytes);
+    std::vector<std::string> f = {"[gguf]", p};
+    f.insert(f.end(), fragments.begin(), fragments.end());
+    expect_error([&] { GgufFile::open(p); }, f);
+}
+
+}  // namespace
+
+// Every tensor with a reference dequantizes to it within 1e-6·max|ref|; most values bit-exact.
+TEST(Gguf, GoldenDequantizeEveryTensor) {
+    auto ref = open_fixture("gguf_ref.safetensors");
+    json tensors = meta_json(*ref, "tensors");
+    std::map<std::string, std::shared_ptr<GgufFile>> files;
+    int n_tensors = 0;
+    int64_t n_values = 0, n_exact = 0;
+    std::map<std::string, int> types_seen;
+    for (const json& t : tensors) {
+        if (t["ref"].is_null()) continue;
+        std::string file = t["file"], name = t["name"], type = t["type"];
+        if (!files.count(file)) files[file] = open_gguf_fixture(file);
+        const GgufTensorInfo* info = files[file]->find_tensor(name);
+        ASSERT_NE(info, nullptr) << file << " lacks " << name;
+        ASSERT_STREQ(info->type->name, type.c_str()) << name;
+        std::vector<float> out = files[file]->dequantize(*info);
+        std::vector<double> want = load_f64(*ref, t["ref"].get<std::string>());
+        ASSERT_EQ(out.size(), want.size()) << name;
+        double max_ref = 0, max_err = 0;
+        int64_t exact = 0;
+        for (size_t k = 0; k < out.size(); ++k) {
+            max_ref = std::max(max_ref, std::fabs(want[k]));
+            max_err = std::max(max_err, std::fabs(double(out[k]) - want[k]));
+            // Bit-exact: same value and, for zeros, the same sign (−0 from a −0 scale).
+            if (double(out[k]) == want[k] && std::signbit(out[k]) == std::signbit(want[k])) ++exact;
+        }
+        EXPECT_LE(max_err, 1e-6 * max_ref) << file << " " << name << " (" << type << ")";
+        EXPECT_TRUE(std::isfinite(max_ref)) << name;
+        if (exact != int64_t(out.size()))
+            std::printf("  %-40s %-8s %lld of %zu values bit-exact, max err %.3g (max |ref| %.3g)\n", name.c_str(),
+                        type.c_str(), (long long)exact, out.size(), max_err, max_ref);
+        n_values += int64_t(out.size());
+        n_exact += exact;
+        ++n_tensors;
+        ++types_seen[type];
+    }
+    std::printf("gguf golden: %d tensors, %zu types, %lld of %lld values bit-exact\n", n_tensors, types_seen.size(),
+                (long long)n_exact, (long long)n_values);
+    // Every type the fixture covers was decoded (24 types in gguf_types.gguf, 31 refs in dit_q.gguf).
+    json covered = meta_json(*ref, "types_covered");
+    for (const json& ty : covered) EXPECT_TRUE(types_seen.count(ty.get<std::string>())) << ty;
+    EXPECT_GE(n_tensors, 27 + 27);
+}
+
+// The header, every KV (key, type, value) and every tensor info equal gguf-py's parse.
+TEST(Gguf, HeaderKvsAndTensorInfosMatchGgufPy) {
+    auto ref = open_fixture("gguf_ref.safetensors");
+    json files = meta_json(*ref, "files");
+    json tensors = meta_json(*ref, "tensors");
+    ASSERT_EQ(files.size(), 2u);
+    for (auto& [file, meta] : files.items()) {
+        auto g = open_gguf_fixture(file);
+        EXPECT_EQ(g->version(), 3u);
+        EXPECT_EQ(g->architecture(), meta["arch"].get<std::string>()) << file;
+        EXPECT_EQ(g->alignment(), meta["alignment"].get<uint32_t>()) << file;
+        EXPECT_EQ(g->data_offset(), meta["data_offset"].get<uint64_t>()) << file;
+        EXPECT_EQ(g->tensors().size(), meta["n_tensors"].get<size_t>()) << file;
+        ASSERT_EQ(g->kvs().size(), meta["kv"].size()) << file;
+        for (size_t k = 0; k < g->kvs().size(); ++k) {
+            const json& want = meta["kv"][k];
+            const GgufKV& kv = g->kvs()[k];
+            EXPECT_EQ(kv.key, want[0].get<std::string>()) << file;
+            EXPECT_EQ(gguf_value_type_name(kv.value.type), want[1].get<std::string>()) << kv.key;
+            EXPECT_TRUE(value_matches(kv.value, want[2])) << file << " " << kv.key << " != " << want[2].dump();
+        }
+        size_t idx = 0;
+        for (const json& t : tensors) {
+            if (t["file"] != file) continue;
+            ASSERT_LT(idx, g->tensors().size());
+            const GgufTensorInfo& info = g->tensors()[idx++];  // file order
+            std::string name = t["name"];
+            EXPECT_EQ(info.name, name);
+            EXPECT_EQ(info.type_id, t["type_id"].get<uint32_t>()) << name;
+            EXPECT_STREQ(info.type->name, t["type"].get<std::string>().c_str()) << name;
+            EXPECT_EQ(info.shape, t["shape"].get<Shape>()) << name;
+            EXPECT_EQ(info.ggml_dims, t["ggml_dims"].get<std::vector<int64_t>>()) << name;
+            EXPECT_EQ(info.offset, t["offset"].get<uint64_t>()) << name;
+            EXPECT_EQ(info.nbytes, t["nbytes"].get<uint64_t>()) << name;
+        }
+        EXPECT_EQ(idx, g->tensors().size()) << file;
+    }
+}
+
+// The TensorSource: names as stored, torch shapes, F32/F16/BF16 views, quantized decoded to F32.
+TEST(Gguf, TensorSourceViewsAndDecodes) {
+    auto ref = open_fixture("gguf_ref.safetensors");
+    auto src = GgufTensorSource::open(fixture_path("dit_q.gguf"));
+    const GgufFile& f = src->file();
+    EXPECT_EQ(src->names().size(), f.tensors().size());
+    const StoredTensor* pe = src->find("patch_embedding.weight");
+    ASSERT_NE(pe, nullptr);
+    EXPECT_EQ(pe->shape, (Shape{64, 16, 1, 2, 2}));  // 5-D, kept F32
+    EXPECT_EQ(pe->dtype, DType::F32);
+    const StoredTensor* te = src->find("text_embedding.0.weight");
+    ASSERT_NE(te, nullptr);
+    EXPECT_EQ(te->dtype, DType::F16);
+    EXPECT_EQ(te->shape, (Shape{64, 128}));
+    EXPECT_EQ(te->data, f.find_tensor("text_embedding.0.weight")->data);  // a view, no copy
+    EXPECT_EQ(src->find("no.such.tensor"), nullptr);
+    for (const GgufTensorInfo& t : f.tensors()) {
+        const StoredTensor* s = src->find(t.name);
+        ASSERT_NE(s, nullptr);
+        EXPECT_EQ(s->shape, t.shape);
+        EXPECT_EQ(s->nbytes, dtype_bytes(s->dtype, shape_numel(s->shape))) << t.name;
+        std::vector<float> got(size_t(shape_numel(s->shape)));
+        convert_elements(s->data, s->dtype, got.data(), DType::F32, int64_t(got.size()));
+        EXPECT_EQ(got, f.dequantize(t)) << t.name;
+    }
+    const StoredTensor* q = src->find("blocks.0.ffn.2.weight");  // Q4_K
+    ASSERT_NE(q, nullptr);
+    EXPECT_EQ(q->dtype, DType::F32);
+    EXPECT_EQ(q, src->find("blocks.0.ffn.2.weight"));  // decoded once, cached
+    // BF16 tensors of gguf_types.gguf are views in their own dtype.
+    auto types = GgufTensorSource::open(fixture_path("gguf_types.gguf"));
+    EXPECT_EQ(types->find("types.BF16")->dtype, DType::BF16);
+    EXPECT_EQ(types->find("types.Q8_0.rank3")->shape, (Shape{2, 3, 64}));
+}
+
+TEST(Gguf, F16ToF32IsExact) {
+    EXPECT_EQ(gguf_f16_to_f32(0x0001), std::ldexp(1.0f, -24));  // smallest subnormal
+    EXPECT_EQ(gguf_f16_to_f32(0x03ff), std::ldexp(1023.0f, -24));
+    EXPECT_EQ(gguf_f16_to_f32(0x0400), std::ldexp(1.0f, -14));
+    EXPECT_EQ(gguf_f16_to_f32(0x3c00), 1.0f);
+    EXPECT_EQ(gguf_f16_to_f32(0x7bff), 65504.0f);
+    EXPECT_TRUE(std::signbit(gguf_f16_to_f32(0x8000)));
+    EXPECT_EQ(gguf_f16_to_f32(0x8000), 0.0f);
+    EXPECT_TRUE(std::isinf(gguf_f16_to_f32(0xfc00)));
+    EXPECT_TRUE(std::isnan(gguf_f16_to_f32(0x7e00)));
+    for (uint32_t h = 0; h < 0x10000; ++h) {  // agrees with core's converter on every finite pattern
+        float a = gguf_f16_to_f32(uint16_t(h)), b = f16_to_f32(uint16_t(h));
+        if (std::isnan(a)) continue;
+        ASSERT_EQ(std::memcmp(&a, &b, 4), 0) << std::hex << h;
+    }
+}
+
+// ---- bad input ----
+
+TEST(Gguf, TruncatedAtEveryPartIsOneLineError) {
+    std::string good = read_bytes(fixture_path("gguf_types.gguf"));
+    auto g = open_gguf_fixture("gguf_types.gguf");
+    const GgufTensorInfo& last = g->tensors().back();
+    size_t last_end = size_t(g->data_offset() + last.offset + last.nbytes);
+    ASSERT_GE(good.size(), last_end);
+    // Cut points: inside the magic, the counts, the first KV, a late KV (the nested array), a
+    // tensor info, the padding before the data, and inside the last tensor's data.
+    std::vector<std::pair<size_t, std::string>> cuts = {
+        {0, "truncated in the header"}, {2, "truncated in the header"}, {12, "truncated in the header"},
+        {30, "metadata key 0"},  {620, "'test.array.f32'"},   {800, "'test.array.nested'"},
+        {1200, "tensor info"},   {g->data_offset() - 20, "past the end"}, {last_end - 1, "past the end"},
+    };
+    for (auto& [n, what] : cuts) {
+        SCOPED_TRACE("cut at " + std::to_string(n));
+        expect_open_error(good.substr(0, n), {what});
+    }
+}
+
+TEST(Gguf, BadMagicAndVersion) {
+    expect_open_error(make_gguf({}, 0, 32, "GGUX"), {"bad magic"});
+    expect_open_error(make_gguf({}, 0, 32, "GGUF", 2), {"version 2", "only version 3"});
+    expect_open_error(make_gguf({}, 0, 32, "GGUF", 3u << 24), {"big-endian"});
+    TempDir d;  // the minimal valid file opens
+    write_bytes(d / "ok.gguf", make_gguf({}, 0));
+    EXPECT_EQ(GgufFile::open(d / "ok.gguf")->architecture(), "test");
+}
+
+TEST(Gguf, OffsetsAlignmentTypesAndBlocks) {
+    // Q8_0 [2, 64] = 2 rows of 2 blocks of 34 bytes = 136 bytes.
+    FakeTensor q8{"w", {64, 2}, 8, 0};
+    {
+        TempDir d;
+        write_bytes(d / "ok.gguf", make_gguf({q8}, 136));
+        auto f = GgufFile::open(d / "ok.gguf");
+        EXPECT_EQ(f->find_tensor("w")->nbytes, 136u);
+        EXPECT_EQ(f->find_tensor("w")->shape, (Shape{2, 64}));
+    }
+    expect_open_error(make_gguf({q8}, 135), {"'w'", "past the end"});
+    expect_open_error(make_gguf({{"w", {64, 2}, 8, 1u << 20}}, 136), {"'w'", "past the end"});
+    expect_open_error(make_gguf({{"w", {64, 2}, 8, ~0ull - 63}}, 136), {"'w'"});  // offset + size overflows
+    expect_open_error(make_gguf({{"w", {64, 2}, 8, 16}}, 200), {"'w'", "not a multiple of the alignment 32"});
+    expect_open_error(make_gguf({{"w", {64, 2}, 8, 32}}, 200, 64), {"'w'", "alignment 64"});  // read from the file
+    expect_open_error(make_gguf({{"w", {64, 2}, 99, 0}}, 136), {"'w'", "unknown ggml type id 99"});
+    expect_open_error(make_gguf({{"w", {48, 2}, 8, 0}}, 136), {"'w'", "Q8_0", "48", "block size 32"});
+    expect_open_error(make_gguf({q8, {"w", {64, 2}, 8, 160}}, 400), {"'w'", "appears twice"});
+    expect_open_error(make_gguf({{"w", {1ull << 40, 1ull << 40}, 0, 0}}, 16), {"'w'", "overflows"});
+    expect_open_error(make_gguf({{"w", {2, 2, 2, 2, 2, 2, 2, 2, 2}, 0, 0}}, 2048), {"'w'", "9 dims"});
+    expect_open_error(make_gguf({}, 0, 48), {"alignment 48", "power of two"});
+    // 5-D tensors (Wan's patch_embedding.weight) are accepted, dims reversed to torch order.
+    {
+        TempDir d;
+        write_bytes(d / "5d.gguf", make_gguf({{"p", {2, 2, 1, 16, 64}, 0, 0}}, 64 * 16 * 4 * 4));
+        auto f = GgufFile::open(d / "5d.gguf");
+        EXPECT_EQ(f->find_tensor("p")->shape, (Shape{64, 16, 1, 2, 2}));
+    }
+    // A known type that cannot be decoded: the source names the tensor and the type.
+    {
+        TempDir d;
+        write_bytes(d / "q8k.gguf", make_gguf({{"k", {256, 1}, 15, 0}}, 292));
+        expect_error([&] { GgufTensorSource::open(d / "q8k.gguf"); }, {"[gguf]", "'k'", "Q8_K", "id 15"});
+    }
+}
+
+// ---- the DiT on GGUF weights ----
+
+// The config comes from shapes alone (the tiny model's 2 heads from the fixture: it does not follow
+// dim / 128), and the forward on the decoded weights matches the official model's out.y0.
+TEST(Gguf, DitConfigInferredAndForwardMatchesGolden) {
+    auto ref = open_fixture("gguf_ref.safetensors");
+    DitConfig want = DitConfig::from_json(ref->metadata().at("dit_config"), ref->origin());
+    std::shared_ptr<const GgufFile> file = open_gguf_fixture("dit_q.gguf");
+    expect_error([&] { infer_dit_config(*file); }, {"[gguf]", "dim 64", "multiple of 128"});
+    std::string prefix = "?";
+    DitConfig cfg = infer_dit_config(*file, want.num_heads, &prefix);
+    EXPECT_EQ(prefix, "");
+    EXPECT_EQ(cfg.to_json(), want.to_json());
+
+    auto be = make_cpu_backend(2);
+    DitModel model(cfg, std::make_shared<GgufTensorSource>(file), *be);
+    DitSample s;
+    s.x = load_f32(*be, *ref, "in.x0");
+    s.context = load_f32(*be, *ref, "in.context0");
+    s.t = float(load_f64(*ref, "in.t").at(0));
+    auto outs = model.forward({s}, std::stoll(ref->metadata().at("seq_len")));
+    ASSERT_EQ(outs.size(), 1u);
+    EXPECT_CLOSE(outs[0], load_f64(*ref, "out.y0"), 1e-4, "dit_q.gguf forward out.y0");
+}
+
+TEST(Gguf, DitConfigRejectsOtherArchitectures) {
+    TempDir d;
+    write_bytes(d / "llama.gguf", make_gguf({}, 0));  // general.architecture = "test"
+    auto f = GgufFile::open(d / "llama.gguf");
+    expect_error([&] { infer_dit_config(*f); }, {"[gguf]", "'test'", "not a Wan DiT"});
+}
+
+}  // namespace wanrt::test
