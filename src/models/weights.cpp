@@ -62,6 +62,11 @@ Tensor WeightLoader::param_as(const std::string& name, const Shape& stored, cons
     return make(lookup(name, stored), DType::F32, shape);
 }
 
+void WeightLoader::skip(const std::string& name_prefix) {
+    for (const std::string& n : src_->names())
+        if (n.rfind(prefix_ + name_prefix, 0) == 0) used_.insert(n);
+}
+
 void WeightLoader::finish() const {
     std::vector<std::string> extra;
     for (const std::string& n : src_->names())

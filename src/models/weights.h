@@ -30,6 +30,9 @@ public:
     // used as [D, C·4]); the stored shape must be `stored`.
     Tensor param_as(const std::string& name, const Shape& stored, const Shape& shape);
     bool has(const std::string& name) const;
+    // Marks the tensors whose names start with name_prefix as known but not needed (parts of a
+    // checkpoint the model never runs), so finish() accepts them; they are never read.
+    void skip(const std::string& name_prefix);
     // Throws if any tensor under the prefix was never requested.
     void finish() const;
 
