@@ -71,12 +71,12 @@ TEST(Clip, BadInput) {
     auto f = open_fixture("clip.safetensors");
     auto be = make_cpu_backend(2);
     ClipVisionConfig c = fixture_config(*f);
-    ClipVisionConfig more = c;
-    more.layers += 1;
-    expect_error([&] { ClipVisionEncoder(more, f, *be); }, {"[clip]", cat(more.layers, " vision blocks")});
+    ClipVisionConfig more = c;  // one more block than the file has: block layers − 2 is missing
+    more.layers += 2;
+    expect_error([&] { ClipVisionEncoder(more, f, *be); }, {"[weights]", "missing tensor", "transformer."});
     ClipVisionConfig fewer = c;
     fewer.layers -= 1;
-    expect_error([&] { ClipVisionEncoder(fewer, f, *be); }, {"[clip]", "vision blocks"});
+    expect_error([&] { ClipVisionEncoder(fewer, f, *be); }, {"[clip]", cat("more than ", fewer.layers, " vision blocks")});
     ClipVisionConfig wide = c;
     wide.image_size += wide.patch_size;
     expect_error([&] { ClipVisionEncoder(wide, f, *be); }, {"[weights]", "pos_embedding"});

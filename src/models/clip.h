@@ -10,7 +10,8 @@
 //   for each block but the last:  x += proj(attn(qkv(norm1(x))));  x += mlp.2(gelu_erf(mlp.0(norm2(x))))
 // and the result [B, 1 + g², D] (class token first, then patches row-major) is what the DiT's
 // img_emb receives. The last block, post_norm and head are in the checkpoint but never run
-// (use_31_block): they are skipped at load, like the text tower (`textual.*`) and `log_scale`.
+// (use_31_block): they are skipped at load (the last block may be absent), like the text tower
+// (`textual.*`) and `log_scale`.
 //
 // Weights: the official names under "visual." (a fixture may prefix them further); F32/F16/BF16.
 // Dump points: pixels, embed, prenorm, block{k}_out — the names of the golden fixture's mid.* keys.
