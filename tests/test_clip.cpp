@@ -71,7 +71,7 @@ TEST(Clip, BadInput) {
     auto f = open_fixture("clip.safetensors");
     auto be = make_cpu_backend(2);
     ClipVisionConfig c = fixture_config(*f);
-    ClipVisionConfig more = c;  // one more block than the file has: block layers − 2 is missing
+    ClipVisionConfig more = c;  // two more blocks than the file has: a block that must run is missing
     more.layers += 2;
     expect_error([&] { ClipVisionEncoder(more, f, *be); }, {"[weights]", "missing tensor", "transformer."});
     ClipVisionConfig fewer = c;
