@@ -74,4 +74,18 @@ TEST(Ops, ShapeErrors) {
     expect_error([&] { ops::patchify(randn_tensor(*be, {3, 2, 5, 4}, 1), 1, 2, 2); }, {"[patchify]", "not divisible"});
 }
 
+// The fixture policy (tests/test_util.h): found beside the repo when not in tests/fixtures (the
+// large files), and a missing file is an error naming every folder searched.
+TEST(Fixtures, SearchOrderAndMissingFile) {
+    EXPECT_EQ(fixture_dirs().back(), WANRT_SHARED_FIXTURES);
+    EXPECT_TRUE(std::filesystem::exists(fixture_path("dit_i2v.safetensors")));
+    try {
+        fixture_path("no_such_fixture.safetensors");
+        ADD_FAILURE() << "a missing fixture must throw";
+    } catch (const std::runtime_error& e) {
+        const std::string msg = e.what();
+        for (const std::string& d : fixture_dirs()) EXPECT_NE(msg.find(d), std::string::npos) << msg;
+    }
+}
+
 }  // namespace wanrt::test
