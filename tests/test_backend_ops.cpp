@@ -107,7 +107,8 @@ TEST(BackendOpsCoverage, ChecksCatchWrongUnwrittenAndOutOfBounds) {
         };
         return c;
     };
-    const CaseResult wrong = run_case(be, fake(0), {}), unwritten = run_case(be, fake(1), {}), oob = run_case(be, fake(2), {});
+    const CaseResult wrong = run_case(be, fake(0), {}), unwritten = run_case(be, fake(1), {}),
+                     oob = run_case(be, fake(2), {});
     EXPECT_FALSE(wrong.ok);
     EXPECT_GT(wrong.rel_l2, wrong.tol);
     EXPECT_FALSE(unwritten.ok);

@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-
 #include <nlohmann/json.hpp>
 
 #include "cli/bench_util.h"
@@ -26,16 +25,21 @@ struct Opts {
 
 void run(const Opts& o) {
     o.run.validate();
-    if (o.tokens < 1 || o.dim < 1 || o.ffn < 1 || o.text < 1 || o.heads < 1 || o.dim % o.heads || (o.dim / o.heads) % 2 || o.dim % 4)
-        fail("bench", "ops needs positive sizes, --dim a multiple of 4 and of --heads, and an even head dim; got --dim ",
-             o.dim, " --heads ", o.heads);
+    if (o.tokens < 1 || o.dim < 1 || o.ffn < 1 || o.text < 1 || o.heads < 1 || o.dim % o.heads ||
+        (o.dim / o.heads) % 2 || o.dim % 4)
+        fail("bench",
+             "ops needs positive sizes, --dim a multiple of 4 and of --heads, and an even head dim; got --dim ", o.dim,
+             " --heads ", o.heads);
     auto be = testing::table_backend(o.run.device, o.run.threads);
     const testing::Sizes sizes{o.tokens, o.dim, o.ffn, o.heads, o.text};
     BenchReport rep;
     rep.bench = "ops";
     rep.device = be->description();
-    rep.config = {{"tokens", std::to_string(o.tokens)}, {"dim", std::to_string(o.dim)}, {"ffn", std::to_string(o.ffn)},
-                  {"heads", std::to_string(o.heads)}, {"text", std::to_string(o.text)}};
+    rep.config = {{"tokens", std::to_string(o.tokens)},
+                  {"dim", std::to_string(o.dim)},
+                  {"ffn", std::to_string(o.ffn)},
+                  {"heads", std::to_string(o.heads)},
+                  {"text", std::to_string(o.text)}};
     std::vector<double> bytes;
     for (const testing::OpCase& c : testing::op_table()) {
         if (!c.sized) continue;
@@ -85,7 +89,8 @@ void setup(CLI::App& bench) {
     c->add_option("--ffn", o->ffn, "FFN width")->capture_default_str();
     c->add_option("--heads", o->heads, "Attention heads")->capture_default_str();
     c->add_option("--text", o->text, "Text tokens (cross-attention keys)")->capture_default_str();
-    c->add_option("--only", o->only, "Run the rows whose name (case and dtypes, e.g. 'linear_qkv f32/bf16') contains this");
+    c->add_option("--only", o->only,
+                  "Run the rows whose name (case and dtypes, e.g. 'linear_qkv f32/bf16') contains this");
     add_run_options(c, o->run);
     c->callback([o] { run(*o); });
 }

@@ -59,8 +59,7 @@ struct LinearRow {
     Layout x = L::Contig;
     int64_t batch = 0;  // > 0: x is [batch, M, K]
 };
-OpCase linear(std::string name, LinearRow r, std::vector<OpSig> sigs = kLinearSigs, bool sized = false,
-              int which = 0) {
+OpCase linear(std::string name, LinearRow r, std::vector<OpSig> sigs = kLinearSigs, bool sized = false, int which = 0) {
     return {"linear", std::move(name), std::move(sigs), sized, Check::Close, [r, sized, which](CaseCtx& c) {
                 LinearRow q = r;
                 if (sized) {  // the DiT's q/k/v/o projection, FFN up (+gelu) and down
@@ -129,7 +128,8 @@ OpCase attention(std::string name, AttnRow r, std::vector<OpSig> sigs = kKvSigs)
 
 // ---- norms -----------------------------------------------------------------------------------
 enum class NormKind { LayerPlain, LayerAffine, Rms };
-OpCase norm(std::string name, NormKind kind, Shape shape, Layout layout = L::Contig, float mean = 0.f, bool sized = false) {
+OpCase norm(std::string name, NormKind kind, Shape shape, Layout layout = L::Contig, float mean = 0.f,
+            bool sized = false) {
     const char* op = kind == NormKind::Rms ? "rms_norm" : "layer_norm";
     return {op, std::move(name), kF32, sized, Check::Close, [=](CaseCtx& c) {
                 const Shape s = sized ? Shape{1, c.sizes.tokens, c.sizes.dim} : shape;
@@ -155,14 +155,16 @@ OpCase norm(std::string name, NormKind kind, Shape shape, Layout layout = L::Con
 
 // norm_modulate (gated = false) or gated_residual (true) with the [B, D] rows taken from a
 // [B, 6, D] modulation tensor (row stride 6·D), as the DiT block does.
-OpCase modulate(std::string name, bool gated, int64_t B, int64_t Lt, int64_t D, Layout layout = L::Contig, bool sized = false) {
+OpCase modulate(std::string name, bool gated, int64_t B, int64_t Lt, int64_t D, Layout layout = L::Contig,
+                bool sized = false) {
     return {gated ? "gated_residual" : "norm_modulate", std::move(name), kF32, sized, Check::Close, [=](CaseCtx& c) {
                 const int64_t b = sized ? 1 : B, l = sized ? c.sizes.tokens : Lt, d = sized ? c.sizes.dim : D;
                 Input x = c.rand(F32, {b, l, d}, 2.f, gated ? L::Contig : layout, gated ? 0.f : 4.f);
                 Input y = c.rand(F32, {b, l, d}, 1.f, gated ? layout : L::Contig);
                 Input m = c.rand(F32, {b, 6, d});
                 const Tensor shift = m.t.select(1, 0), scale = m.t.select(1, 1), gate = m.t.select(1, 2);
-                const Vec vshift = pick(m.v, b, 6 * d, 0, d), vscale = pick(m.v, b, 6 * d, d, d), vgate = pick(m.v, b, 6 * d, 2 * d, d);
+                const Vec vshift = pick(m.v, b, 6 * d, 0, d), vscale = pick(m.v, b, 6 * d, d, d),
+                          vgate = pick(m.v, b, 6 * d, 2 * d, d);
                 Out o = std::make_shared<Tensor>(x.t);
                 Prepared p;
                 if (gated) {
@@ -186,7 +188,8 @@ OpCase rope(std::string name, bool fused, int64_t B, int64_t Lt, int64_t H, int6
     return {fused ? "rms_norm_rope" : "rope", std::move(name), kF32, sized, Check::Close, [=](CaseCtx& c) {
                 int64_t b = B, l = Lt, h = H, hd = d;
                 std::vector<RopeGrid> g = grids;
-                if (sized) b = 1, l = c.sizes.tokens, h = c.sizes.heads, hd = c.sizes.dim / c.sizes.heads, g = {grid_for(l)};
+                if (sized)
+                    b = 1, l = c.sizes.tokens, h = c.sizes.heads, hd = c.sizes.dim / c.sizes.heads, g = {grid_for(l)};
                 int64_t P = 1;
                 for (const RopeGrid& q : g) P = std::max({P, q.frame_offset + q.f, q.h, q.w});
                 Input x = c.rand(F32, {b, l, h, hd}, 1.f, layout);
@@ -195,9 +198,12 @@ OpCase rope(std::string name, bool fused, int64_t B, int64_t Lt, int64_t H, int6
                 Out y = std::make_shared<Tensor>();
                 auto gp = std::make_shared<std::vector<RopeGrid>>(g);
                 Prepared p;
-                p.run = [=] { *y = fused ? ops::rms_norm_rope(x.t, w.t, 1e-6f, *gp, table.t) : ops::rope(x.t, *gp, table.t); };
+                p.run = [=] {
+                    *y = fused ? ops::rms_norm_rope(x.t, w.t, 1e-6f, *gp, table.t) : ops::rope(x.t, *gp, table.t);
+                };
                 p.result = read(y);
-                if (!c.perf) p.ref = ref64::rope(fused ? ref64::rms_norm(x.v, h * hd, w.v, 1e-6) : x.v, b, l, h, hd, g, table.v);
+                if (!c.perf)
+                    p.ref = ref64::rope(fused ? ref64::rms_norm(x.v, h * hd, w.v, 1e-6) : x.v, b, l, h, hd, g, table.v);
                 p.bytes = 2 * nbytes({x.t});
                 p.shape = cat("[", b, ", ", l, ", ", h, ", ", hd, "]");
                 return p;
@@ -205,7 +211,8 @@ OpCase rope(std::string name, bool fused, int64_t B, int64_t Lt, int64_t H, int6
 }
 
 // ---- elementwise -----------------------------------------------------------------------------
-OpCase unary(std::string name, Act act, Shape shape, Layout layout = L::Contig, bool extremes = false, bool sized = false) {
+OpCase unary(std::string name, Act act, Shape shape, Layout layout = L::Contig, bool extremes = false,
+             bool sized = false) {
     return {"unary", std::move(name), kF32, sized, Check::Close, [=](CaseCtx& c) {
                 const Shape s = sized ? Shape{c.sizes.tokens, c.sizes.ffn} : shape;
                 Input x = c.rand(F32, s, 4.f, layout);
@@ -228,7 +235,8 @@ OpCase unary(std::string name, Act act, Shape shape, Layout layout = L::Contig, 
 
 OpCase binary(std::string name, BinaryOp op, Shape as, Shape bs, Layout la = L::Contig, bool sized = false) {
     return {"binary", std::move(name), kF32, sized, Check::Close, [=](CaseCtx& c) {
-                const Shape sa = sized ? Shape{1, c.sizes.tokens, c.sizes.dim} : as, sb = sized ? Shape{1, 1, c.sizes.dim} : bs;
+                const Shape sa = sized ? Shape{1, c.sizes.tokens, c.sizes.dim} : as,
+                            sb = sized ? Shape{1, 1, c.sizes.dim} : bs;
                 Input a = c.rand(F32, sa, 1.f, la), b = c.rand(F32, sb);
                 Out y = std::make_shared<Tensor>();
                 Prepared p;
@@ -340,7 +348,8 @@ const Conv3dParams kCausal = pads(2, 0, 1, 1, 1, 1);  // the VAE's CausalConv3d 
 
 // x [C, T, H, W] (C = x[0]), w [O, C, kt, kh, kw]; sized: the VAE decoder's first 3×3×3 convolution
 // at dim/4 channels over the token grid, two cached frames in front.
-OpCase conv3d(std::string name, Shape xs, Shape ws, Conv3dParams p, bool bias, Layout layout = L::Contig, bool sized = false) {
+OpCase conv3d(std::string name, Shape xs, Shape ws, Conv3dParams p, bool bias, Layout layout = L::Contig,
+              bool sized = false) {
     return {"conv3d", std::move(name), kF32, sized, Check::Close, [=](CaseCtx& c) {
                 Shape sx = xs, sw = ws;
                 Conv3dParams q = p;
@@ -358,7 +367,8 @@ OpCase conv3d(std::string name, Shape xs, Shape ws, Conv3dParams p, bool bias, L
                 Vec ref = c.perf ? Vec{} : ref64::conv3d(x.v, sx, w.v, sw, bias ? &b.v : nullptr, q, &ys);
                 if (c.perf)
                     ys = {sw[0], (sx[1] + q.pad_t0 + q.pad_t1 - sw[2]) / q.stride_t + 1,
-                          (sx[2] + q.pad_h0 + q.pad_h1 - sw[3]) / q.stride_h + 1, (sx[3] + q.pad_w0 + q.pad_w1 - sw[4]) / q.stride_w + 1};
+                          (sx[2] + q.pad_h0 + q.pad_h1 - sw[3]) / q.stride_h + 1,
+                          (sx[3] + q.pad_w0 + q.pad_w1 - sw[4]) / q.stride_w + 1};
                 pr.ref = std::move(ref);
                 pr.flop = 2.0 * double(shape_numel(ys)) * double(shape_numel(sw) / sw[0]);
                 pr.bytes = nbytes({x.t, w.t}) + 4.0 * double(shape_numel(ys));
@@ -412,7 +422,9 @@ OpCase upsample2x(std::string name, Shape xs, Layout layout = L::Contig, bool si
 }
 
 // ---- data movement ---------------------------------------------------------------------------
-bool is_int(DType t) { return t == DType::I32 || t == DType::I64 || t == DType::U8; }
+bool is_int(DType t) {
+    return t == DType::I32 || t == DType::I64 || t == DType::U8;
+}
 const std::vector<OpSig> kCopySigs =
     all_sig_pairs({DType::F32, DType::F16, DType::BF16, DType::F64, DType::I32, DType::I64, DType::U8});
 
@@ -426,7 +438,8 @@ OpCase copy(std::string name, Shape shape, Layout layout, bool into_slice = fals
                 if (sized) s = {c.sizes.tokens, c.sizes.heads, c.sizes.dim / c.sizes.heads};  // one frame's keys
                 const int64_t n = shape_numel(s);
                 // Integer-valued data when an integer type is involved: every dtype holds 0..120 exactly.
-                Input x = is_int(st) || is_int(dt) ? c.from(st, s, c.ints(n, 0, 120), layout) : c.rand(st, s, 1.f, layout);
+                Input x =
+                    is_int(st) || is_int(dt) ? c.from(st, s, c.ints(n, 0, 120), layout) : c.rand(st, s, 1.f, layout);
                 // dst inside `whole`; ref: whole's expected contents, at(i): where src element i lands in it.
                 Shape ds = s;
                 Tensor whole, dst;
@@ -464,7 +477,12 @@ OpCase copy(std::string name, Shape shape, Layout layout, bool into_slice = fals
 }
 
 OpCase fill(std::string name, Shape shape) {
-    return {"fill", std::move(name), {{F32, F32}, {F16, F32}, {BF16, F32}, {DType::F64, F32}}, false, Check::Exact, [=](CaseCtx& c) {
+    return {"fill",
+            std::move(name),
+            {{F32, F32}, {F16, F32}, {BF16, F32}, {DType::F64, F32}},
+            false,
+            Check::Exact,
+            [=](CaseCtx& c) {
                 Out y = std::make_shared<Tensor>(c.be.empty(c.sig.in, shape));
                 Prepared p;
                 p.run = [=] { ops::fill(*y, 0.1f); };
@@ -479,7 +497,8 @@ OpCase fill(std::string name, Shape shape) {
 // One frame written into a KV cache of K frames with `sink` sink slots. The cache's sink slots are
 // built far apart in similarity to the new frame (slot 1 the least similar), so the decision does
 // not hang on rounding; threshold +2 always refreshes the least similar sink, −2 never does.
-OpCase kv_sink_write(std::string name, double threshold, int64_t fixed, int64_t queue, int64_t ring, bool sized = false) {
+OpCase kv_sink_write(std::string name, double threshold, int64_t fixed, int64_t queue, int64_t ring,
+                     bool sized = false) {
     return {"kv_sink_write", std::move(name), kKvSigs, sized, Check::Exact, [=](CaseCtx& c) {
                 int64_t S = 7, N = 3, d = 64;
                 const int64_t K = 5, sink = 3;
@@ -515,7 +534,8 @@ OpCase kv_sink_write(std::string name, double threshold, int64_t fixed, int64_t 
                     p.ref.insert(p.ref.end(), k.begin(), k.end());
                     p.ref.insert(p.ref.end(), v.begin(), v.end());
                 }
-                p.bytes = 2.0 * double(frame) * (4 + dtype_size(c.sig.w)) + 2.0 * double(sink * frame) * dtype_size(c.sig.w);
+                p.bytes =
+                    2.0 * double(frame) * (4 + dtype_size(c.sig.w)) + 2.0 * double(sink * frame) * dtype_size(c.sig.w);
                 p.shape = cat("[", S, ", ", N, ", ", d, "] into ", K, " frames");
                 return p;
             }};
@@ -547,40 +567,81 @@ std::vector<OpCase> make_table() {
         // the CUDA paths (cuDNN d 64/128, split-KV, generic d 40, GEMM path d ≥ 256).
         attention("attn_klens", {.B = 2, .Lq = 9, .Lk = 11, .H = 3, .Hk = 3, .d = 16, .dv = 16, .k_lens = {11, 6}}),
         attention("attn_gqa_causal_dv12", {.Lq = 13, .Lk = 13, .H = 2, .Hk = 1, .d = 8, .dv = 12, .causal = true}),
-        attention("attn_causal_scales", {.B = 2, .Lq = 5, .Lk = 17, .H = 4, .Hk = 2, .k_lens = {17, 9}, .causal = true,
-                                         .q_scale = 0.5f, .softmax_scale = 0.3f}),
+        attention("attn_causal_scales", {.B = 2,
+                                         .Lq = 5,
+                                         .Lk = 17,
+                                         .H = 4,
+                                         .Hk = 2,
+                                         .k_lens = {17, 9},
+                                         .causal = true,
+                                         .q_scale = 0.5f,
+                                         .softmax_scale = 0.3f}),
         attention("attn_window", {.Lq = 21, .Lk = 21, .H = 2, .Hk = 2, .d = 6, .dv = 6, .wl = 4, .wr = 1}),
-        attention("attn_rel_bias_t5", {.Lq = 7, .Lk = 7, .H = 3, .Hk = 3, .d = 4, .dv = 4, .softmax_scale = 1.f, .rel_bias = true}),
+        attention("attn_rel_bias_t5",
+                  {.Lq = 7, .Lk = 7, .H = 3, .Hk = 3, .d = 4, .dv = 4, .softmax_scale = 1.f, .rel_bias = true}),
         attention("attn_rel_bias_causal", {.Lq = 4, .Lk = 9, .H = 2, .Hk = 2, .causal = true, .rel_bias = true}),
         attention("attn_key_tiles", {.Lq = 3, .Lk = 1100, .k_lens = {1037}}),
         attention("attn_query_tiles", {.Lq = 2100, .Lk = 5, .d = 4, .dv = 4}),
         attention("attn_causal_rows_without_keys", {.Lq = 6, .Lk = 4, .d = 4, .dv = 4, .causal = true}),
         attention("attn_permuted_q", {.B = 2, .Lq = 10, .Lk = 12, .H = 3, .Hk = 3, .q = L::Transposed}),
-        attention("attn_d64_odd_klens", {.B = 2, .Lq = 37, .Lk = 53, .H = 3, .Hk = 3, .d = 64, .dv = 64, .k_lens = {53, 20}}),
+        attention("attn_d64_odd_klens",
+                  {.B = 2, .Lq = 37, .Lk = 53, .H = 3, .Hk = 3, .d = 64, .dv = 64, .k_lens = {53, 20}}),
         attention("attn_d128_self", {.Lq = 200, .Lk = 200, .H = 2, .Hk = 2, .d = 128, .dv = 128}),
-        attention("attn_d64_gqa_full_klens", {.B = 2, .Lq = 50, .Lk = 90, .H = 4, .Hk = 2, .d = 64, .dv = 64, .k_lens = {90, 90}}),
-        attention("attn_d128_cross_qscale", {.Lq = 77, .Lk = 512, .H = 3, .Hk = 3, .d = 128, .dv = 128, .q_scale = 0.7f}),
-        attention("attn_d128_causal_klens", {.B = 2, .Lq = 70, .Lk = 130, .H = 2, .Hk = 2, .d = 128, .dv = 128,
-                                             .k_lens = {130, 99}, .causal = true}),
+        attention("attn_d64_gqa_full_klens",
+                  {.B = 2, .Lq = 50, .Lk = 90, .H = 4, .Hk = 2, .d = 64, .dv = 64, .k_lens = {90, 90}}),
+        attention("attn_d128_cross_qscale",
+                  {.Lq = 77, .Lk = 512, .H = 3, .Hk = 3, .d = 128, .dv = 128, .q_scale = 0.7f}),
+        attention(
+            "attn_d128_causal_klens",
+            {.B = 2, .Lq = 70, .Lk = 130, .H = 2, .Hk = 2, .d = 128, .dv = 128, .k_lens = {130, 99}, .causal = true}),
         attention("attn_d64_window", {.Lq = 150, .Lk = 150, .H = 2, .Hk = 2, .d = 64, .dv = 64, .wl = 16, .wr = 8}),
-        attention("attn_d128_gqa_causal_left", {.Lq = 65, .Lk = 300, .H = 4, .Hk = 2, .d = 128, .dv = 128, .causal = true, .wl = 40}),
-        attention("attn_empty_sample_scales", {.B = 2, .Lq = 40, .Lk = 77, .H = 2, .Hk = 2, .d = 64, .dv = 64, .k_lens = {0, 77},
-                                               .q_scale = 0.5f, .softmax_scale = 0.2f}),
-        attention("attn_d128_long_keys", {.Lq = 300, .Lk = 1000, .H = 2, .Hk = 2, .d = 128, .dv = 128, .k_lens = {777}}),
+        attention("attn_d128_gqa_causal_left",
+                  {.Lq = 65, .Lk = 300, .H = 4, .Hk = 2, .d = 128, .dv = 128, .causal = true, .wl = 40}),
+        attention("attn_empty_sample_scales", {.B = 2,
+                                               .Lq = 40,
+                                               .Lk = 77,
+                                               .H = 2,
+                                               .Hk = 2,
+                                               .d = 64,
+                                               .dv = 64,
+                                               .k_lens = {0, 77},
+                                               .q_scale = 0.5f,
+                                               .softmax_scale = 0.2f}),
+        attention("attn_d128_long_keys",
+                  {.Lq = 300, .Lk = 1000, .H = 2, .Hk = 2, .d = 128, .dv = 128, .k_lens = {777}}),
         attention("attn_split_kv4", {.Lq = 200, .Lk = 4096, .H = 2, .Hk = 2, .d = 128, .dv = 128}),
         attention("attn_split_kv2_d64", {.Lq = 130, .Lk = 3000, .H = 3, .Hk = 3, .d = 64, .dv = 64}),
-        attention("attn_d40_klens", {.B = 2, .Lq = 33, .Lk = 45, .H = 3, .Hk = 3, .d = 40, .dv = 40, .k_lens = {45, 31}}),
+        attention("attn_d40_klens",
+                  {.B = 2, .Lq = 33, .Lk = 45, .H = 3, .Hk = 3, .d = 40, .dv = 40, .k_lens = {45, 31}}),
         attention("attn_d32_dv48_gqa", {.Lq = 20, .Lk = 30, .H = 2, .Hk = 1, .d = 32, .dv = 48}),
         attention("attn_d64_rel_bias", {.Lq = 25, .Lk = 25, .H = 2, .Hk = 2, .d = 64, .dv = 64, .rel_bias = true}),
-        attention("attn_d64_rel_bias_klens", {.B = 2, .Lq = 70, .Lk = 70, .H = 3, .Hk = 3, .d = 64, .dv = 64, .k_lens = {70, 41},
-                                              .softmax_scale = 1.f, .rel_bias = true}),
+        attention("attn_d64_rel_bias_klens", {.B = 2,
+                                              .Lq = 70,
+                                              .Lk = 70,
+                                              .H = 3,
+                                              .Hk = 3,
+                                              .d = 64,
+                                              .dv = 64,
+                                              .k_lens = {70, 41},
+                                              .softmax_scale = 1.f,
+                                              .rel_bias = true}),
         attention("attn_d40_rel_bias", {.Lq = 30, .Lk = 30, .H = 2, .Hk = 2, .d = 40, .dv = 40, .rel_bias = true}),
         attention("attn_d384_vae", {.Lq = 300, .Lk = 300, .d = 384, .dv = 384}),
-        attention("attn_d256_dv192_masks", {.B = 2, .Lq = 90, .Lk = 130, .H = 2, .Hk = 1, .d = 256, .dv = 192,
-                                            .k_lens = {130, 77}, .causal = true, .q_scale = 0.5f}),
+        attention("attn_d256_dv192_masks", {.B = 2,
+                                            .Lq = 90,
+                                            .Lk = 130,
+                                            .H = 2,
+                                            .Hk = 1,
+                                            .d = 256,
+                                            .dv = 192,
+                                            .k_lens = {130, 77},
+                                            .causal = true,
+                                            .q_scale = 0.5f}),
         attention("attn_d256_rel_bias", {.Lq = 40, .Lk = 50, .H = 2, .Hk = 2, .d = 256, .dv = 256, .rel_bias = true}),
-        attention("attn_kv_cache_prefix_d128", {.Lq = 97, .Lk = 291, .H = 3, .Hk = 3, .d = 128, .dv = 128, .k_lens = {200}, .kv = L::Offset}),
-        attention("attn_kv_cache_prefix_gqa_d64", {.Lq = 64, .Lk = 128, .H = 4, .Hk = 2, .d = 64, .dv = 64, .causal = true, .kv = L::Offset}),
+        attention("attn_kv_cache_prefix_d128",
+                  {.Lq = 97, .Lk = 291, .H = 3, .Hk = 3, .d = 128, .dv = 128, .k_lens = {200}, .kv = L::Offset}),
+        attention("attn_kv_cache_prefix_gqa_d64",
+                  {.Lq = 64, .Lk = 128, .H = 4, .Hk = 2, .d = 64, .dv = 64, .causal = true, .kv = L::Offset}),
         attention("attn_self", {.sized = 1}),
         attention("attn_cross", {.sized = 2}),
         attention("attn_cache6", {.sized = 3}),

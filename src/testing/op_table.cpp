@@ -147,10 +147,14 @@ double tolerance(const Backend& be, const OpCase& c, OpSig sig) {
         if (c.op == "conv3d") p = TF32;
     }
     switch (p) {
-        case PB16: return 1e-2;
-        case P16: return 1e-3;
-        case TF32: return 3e-3;
-        case P32: break;
+        case PB16:
+            return 1e-2;
+        case P16:
+            return 1e-3;
+        case TF32:
+            return 3e-3;
+        case P32:
+            break;
     }
     return 1e-5;
 }
@@ -203,6 +207,8 @@ std::vector<std::string> table_devices() {
     return d;
 }
 
-std::shared_ptr<Backend> table_backend(const std::string& device, int threads) { return make_backend(device, threads); }
+std::shared_ptr<Backend> table_backend(const std::string& device, int threads) {
+    return make_backend(device, threads);
+}
 
 }  // namespace wanrt::testing

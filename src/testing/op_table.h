@@ -81,10 +81,10 @@ std::vector<double> host_f64(const Tensor& t);
 enum class Check { Close, Exact };  // Exact: data movement, max abs must be 0
 
 struct OpCase {
-    std::string op;              // the registered op name (its args struct's kName)
-    std::string name;            // unique, "linear_M37_N29_K67_bias"
-    std::vector<OpSig> sigs;     // signatures it can run at; a backend runs those it registers
-    bool sized = false;          // takes ctx.sizes: also a row of `wanrt bench ops`
+    std::string op;           // the registered op name (its args struct's kName)
+    std::string name;         // unique, "linear_M37_N29_K67_bias"
+    std::vector<OpSig> sigs;  // signatures it can run at; a backend runs those it registers
+    bool sized = false;       // takes ctx.sizes: also a row of `wanrt bench ops`
     Check check = Check::Close;
     std::function<Prepared(CaseCtx&)> build;
 };

@@ -80,14 +80,16 @@ Vec attention(const Vec& q, const Vec& k, const Vec& v, int64_t B, int64_t Lq, i
                 const int64_t c = i + kl - Lq;  // the diagonal aligned bottom-right
                 double mx = -INFINITY;
                 for (int64_t j = 0; j < Lk; ++j) {
-                    const bool seen = j < kl && (!p.causal || j <= c) && (p.window_left < 0 || j >= c - p.window_left) &&
+                    const bool seen = j < kl && (!p.causal || j <= c) &&
+                                      (p.window_left < 0 || j >= c - p.window_left) &&
                                       (p.window_right < 0 || j <= c + p.window_right);
                     s[size_t(j)] = -INFINITY;
                     if (!seen) continue;
                     double dot = 0;
                     for (int64_t e = 0; e < d; ++e)
                         dot += q[size_t(((b * Lq + i) * H + h) * d + e)] * k[size_t(((b * Lk + j) * Hk + hk) * d + e)];
-                    s[size_t(j)] = dot * scale + (rel_bias ? (*rel_bias)[size_t(h * (Lq + Lk - 1) + j - i + Lq - 1)] : 0.0);
+                    s[size_t(j)] =
+                        dot * scale + (rel_bias ? (*rel_bias)[size_t(h * (Lq + Lk - 1) + j - i + Lq - 1)] : 0.0);
                     mx = std::max(mx, s[size_t(j)]);
                 }
                 if (mx == -INFINITY) continue;  // no visible key: zeros
@@ -141,11 +143,13 @@ Vec norm_modulate(const Vec& x, const Vec& shift, const Vec& scale, int64_t B, i
 Vec gated_residual(const Vec& x, const Vec& y, const Vec& gate, int64_t B, int64_t L, int64_t D) {
     Vec o(x.size());
     for (int64_t r = 0; r < B * L; ++r)
-        for (int64_t i = 0; i < D; ++i) o[size_t(r * D + i)] = x[size_t(r * D + i)] + y[size_t(r * D + i)] * gate[size_t((r / L) * D + i)];
+        for (int64_t i = 0; i < D; ++i)
+            o[size_t(r * D + i)] = x[size_t(r * D + i)] + y[size_t(r * D + i)] * gate[size_t((r / L) * D + i)];
     return o;
 }
 
-Vec rope(const Vec& x, int64_t B, int64_t L, int64_t H, int64_t d, const std::vector<RopeGrid>& grids, const Vec& table) {
+Vec rope(const Vec& x, int64_t B, int64_t L, int64_t H, int64_t d, const std::vector<RopeGrid>& grids,
+         const Vec& table) {
     Vec y = x;
     const int64_t half = d / 2, c1 = d / 6, c0 = half - 2 * c1;  // pairs per axis: frame c0, height c1, width c1
     for (int64_t b = 0; b < B; ++b) {
@@ -205,7 +209,8 @@ Vec embedding(const Vec& table, int64_t D, const std::vector<int32_t>& ids) {
 Vec conv3d(const Vec& x, const Shape& xs, const Vec& w, const Shape& ws, const Vec* bias, const Conv3dParams& p,
            Shape* out_shape) {
     const int64_t C = xs[0], T = xs[1], H = xs[2], W = xs[3], O = ws[0], kt = ws[2], kh = ws[3], kw = ws[4];
-    const int64_t To = (T + p.pad_t0 + p.pad_t1 - kt) / p.stride_t + 1, Ho = (H + p.pad_h0 + p.pad_h1 - kh) / p.stride_h + 1,
+    const int64_t To = (T + p.pad_t0 + p.pad_t1 - kt) / p.stride_t + 1,
+                  Ho = (H + p.pad_h0 + p.pad_h1 - kh) / p.stride_h + 1,
                   Wo = (W + p.pad_w0 + p.pad_w1 - kw) / p.stride_w + 1;
     *out_shape = {O, To, Ho, Wo};
     Vec y(size_t(O * To * Ho * Wo));
@@ -218,9 +223,11 @@ Vec conv3d(const Vec& x, const Shape& xs, const Vec& w, const Shape& ws, const V
                         for (int64_t a = 0; a < kt; ++a)
                             for (int64_t q = 0; q < kh; ++q)
                                 for (int64_t r = 0; r < kw; ++r) {
-                                    const int64_t ti = t * p.stride_t - p.pad_t0 + a, hi = i * p.stride_h - p.pad_h0 + q,
+                                    const int64_t ti = t * p.stride_t - p.pad_t0 + a,
+                                                  hi = i * p.stride_h - p.pad_h0 + q,
                                                   wi = j * p.stride_w - p.pad_w0 + r;
-                                    if (ti < 0 || ti >= T || hi < 0 || hi >= H || wi < 0 || wi >= W) continue;  // zero padding
+                                    if (ti < 0 || ti >= T || hi < 0 || hi >= H || wi < 0 || wi >= W)
+                                        continue;  // zero padding
                                     s += x[size_t(((c * T + ti) * H + hi) * W + wi)] *
                                          w[size_t((((o * C + c) * kt + a) * kh + q) * kw + r)];
                                 }
@@ -236,7 +243,8 @@ Vec channel_rms_norm(const Vec& x, int64_t C, const Vec& gamma, Activation act) 
         double ss = 0;
         for (int64_t c = 0; c < C; ++c) ss += x[size_t(c * P + q)] * x[size_t(c * P + q)];
         const double inv = std::sqrt(double(C)) / std::max(std::sqrt(ss), 1e-12);
-        for (int64_t c = 0; c < C; ++c) y[size_t(c * P + q)] = activation(act, x[size_t(c * P + q)] * inv * gamma[size_t(c)]);
+        for (int64_t c = 0; c < C; ++c)
+            y[size_t(c * P + q)] = activation(act, x[size_t(c * P + q)] * inv * gamma[size_t(c)]);
     }
     return y;
 }
@@ -245,7 +253,8 @@ Vec upsample2x(const Vec& x, int64_t C, int64_t T, int64_t H, int64_t W) {
     Vec y(size_t(C * T * 4 * H * W));
     for (int64_t p = 0; p < C * T; ++p)
         for (int64_t i = 0; i < 2 * H; ++i)
-            for (int64_t j = 0; j < 2 * W; ++j) y[size_t((p * 2 * H + i) * 2 * W + j)] = x[size_t((p * H + i / 2) * W + j / 2)];
+            for (int64_t j = 0; j < 2 * W; ++j)
+                y[size_t((p * 2 * H + i) * 2 * W + j)] = x[size_t((p * H + i / 2) * W + j / 2)];
     return y;
 }
 
@@ -287,11 +296,15 @@ std::vector<int32_t> kv_sink_write(const Vec& k_new, const Vec& v_new, Vec& k_ca
     double lowest = INFINITY;
     for (int64_t s = 0; s < p.sink; ++s) {
         const double a = (cosine(token_mean(k_cache.data() + s * frame, S, W), mk) +
-                          cosine(token_mean(v_cache.data() + s * frame, S, W), mv)) / 2;
+                          cosine(token_mean(v_cache.data() + s * frame, S, W), mv)) /
+                         2;
         if (a < lowest) lowest = a, d = s;  // the first minimum
     }
     if (!(lowest < p.threshold)) d = -1;
-    const int64_t slot = p.fixed_slot >= 0 ? p.fixed_slot : d >= 0 ? d : p.queue_front >= 0 ? p.queue_front : p.ring_slot;
+    const int64_t slot = p.fixed_slot >= 0    ? p.fixed_slot
+                         : d >= 0             ? d
+                         : p.queue_front >= 0 ? p.queue_front
+                                              : p.ring_slot;
     for (int64_t i = 0; i < frame; ++i) {
         k_cache[size_t(slot * frame + i)] = round_to(cache_dtype, k_new[size_t(i)]);
         v_cache[size_t(slot * frame + i)] = round_to(cache_dtype, v_new[size_t(i)]);

@@ -36,7 +36,8 @@ Vec norm_modulate(const Vec& x, const Vec& shift, const Vec& scale, int64_t B, i
 Vec gated_residual(const Vec& x, const Vec& y, const Vec& gate, int64_t B, int64_t L, int64_t D);
 
 // x [B, L, H, d], table [P, d/2, 2] (cos, sin), grids per sample.
-Vec rope(const Vec& x, int64_t B, int64_t L, int64_t H, int64_t d, const std::vector<RopeGrid>& grids, const Vec& table);
+Vec rope(const Vec& x, int64_t B, int64_t L, int64_t H, int64_t d, const std::vector<RopeGrid>& grids,
+         const Vec& table);
 
 // x [C, T, H, W] → [T/pt·H/ph·W/pw, C·pt·ph·pw] (features (c, p, q, r)).
 Vec patchify(const Vec& x, int64_t C, int64_t T, int64_t H, int64_t W, int pt, int ph, int pw);
