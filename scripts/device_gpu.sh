@@ -6,7 +6,8 @@
 # (OpenBLAS, sentencepiece, ffmpeg, gtest), so binaries are built on the dev machine with
 #   cmake -S . -B build-cuda -G Ninja -DWANRT_CUDA=ON && ninja -C build-cuda wanrt test_cuda_ops_gpu ...
 # and staged by `scripts/device_gpu.sh stage` into .devcarry/ (bin/ + libs.tar.xz with the host
-# libraries the CLI needs), which the run carries. Usage on the device:
+# libraries the CLI needs, fixtures/ with the fixtures the GPU tests read that are not in
+# tests/fixtures, copied from ../shared/fixtures), which the run carries. Usage on the device:
 #   scripts/device_gpu.sh [ops] [perf] [dit] [bench] [bench-full]     (default: ops perf)
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,8 +16,17 @@ cd "$ROOT"
 if [[ "${1:-}" == "stage" ]]; then  # dev machine: copy binaries and host libraries into .devcarry
     BUILD=${BUILD:-build-cuda}
     rm -rf .devcarry && mkdir -p .devcarry/bin
-    for b in wanrt tests/test_cuda_ops_gpu tests/test_cuda_perf_gpu tests/test_dit_gpu tests/test_causal tests/test_stream tests/test_vae; do
+    TESTS="test_backend_ops test_cuda_ops_gpu test_cuda_perf_gpu test_dit_gpu test_causal test_stream test_vae"
+    for b in wanrt $(printf 'tests/%s ' $TESTS); do
         [[ -f $BUILD/$b ]] && cp "$BUILD/$b" .devcarry/bin/ && strip --strip-debug .devcarry/bin/$(basename $b)
+    done
+    # Fixtures the staged tests name that tests/fixtures lacks (the > 5 MB files kept only in
+    # ../shared/fixtures): only those, so the carry stays small.
+    mkdir -p .devcarry/fixtures
+    for f in $(cd tests && grep -ohE '"[A-Za-z0-9_]+\.(safetensors|pth|gguf)"' $(printf '%s.cpp ' $TESTS) 2>/dev/null | tr -d '"' | sort -u); do
+        [[ -f tests/fixtures/$f ]] && continue
+        if [[ -f ../shared/fixtures/$f ]]; then cp ../shared/fixtures/$f .devcarry/fixtures/
+        else echo "stage: fixture $f is in neither tests/fixtures nor ../shared/fixtures" >&2; fi
     done
     tmp=$(mktemp -d) && mkdir "$tmp/libs"
     for l in libopenblas.so.0 libgfortran.so.5 libquadmath.so.0 libsentencepiece.so.0; do
@@ -49,18 +59,21 @@ head -3 "$OUT/summary.txt"
 export LD_LIBRARY_PATH=/tmp/wanrt_libs/libs:/usr/local/cuda/lib64:/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
 BIN=.devcarry/bin
 chmod +x $BIN/* 2>/dev/null
+# The test binaries' compiled-in fixture folders are the dev machine's: look in the staged ones.
+export WANRT_FIXTURES=$ROOT/.devcarry/fixtures:$ROOT/tests/fixtures
 [[ -f $BIN/wanrt ]] && ldd $BIN/wanrt | grep -E "not found|cudnn|cublas|cudart" >> "$OUT/summary.txt"
 
 for s in "${steps[@]}"; do
     case $s in
-        ops)
-            log "test_cuda_ops_gpu"
-            timeout 240 $BIN/test_cuda_ops_gpu > "$OUT/ops.log" 2>&1; echo "rc=$?" >> "$OUT/ops.log"
-            grep -E "attention|cuDNN|FAILED|PASSED|rc=" "$OUT/ops.log" | tail -30 | tee -a "$OUT/summary.txt" ;;
+        ops)  # the op table on the CPU and CUDA (every op, dtype, awkward shape), then the CUDA-only checks
+            log "test_backend_ops + test_cuda_ops_gpu"
+            timeout 300 $BIN/test_backend_ops > "$OUT/ops.log" 2>&1; echo "rc=$?" >> "$OUT/ops.log"
+            timeout 240 $BIN/test_cuda_ops_gpu >> "$OUT/ops.log" 2>&1; echo "rc=$?" >> "$OUT/ops.log"
+            grep -E "FAIL|PASSED|rc=" "$OUT/ops.log" | tail -30 | tee -a "$OUT/summary.txt" ;;
         sanitize)  # compute-sanitizer memcheck over the op tests (out-of-bounds and misaligned accesses)
-            log "compute-sanitizer memcheck test_cuda_ops_gpu"
+            log "compute-sanitizer memcheck test_backend_ops (cuda)"
             CS=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-            timeout 300 $CS --tool memcheck --error-exitcode 9 $BIN/test_cuda_ops_gpu > "$OUT/sanitize.log" 2>&1
+            timeout 300 $CS --tool memcheck --error-exitcode 9 $BIN/test_backend_ops --gtest_filter='*cuda*' > "$OUT/sanitize.log" 2>&1
             echo "rc=$?" >> "$OUT/sanitize.log"
             grep -E "ERROR SUMMARY|PASSED|FAILED|rc=" "$OUT/sanitize.log" | tail -6 | tee -a "$OUT/summary.txt" ;;
         perf)
@@ -69,20 +82,20 @@ for s in "${steps[@]}"; do
             grep -E "device:|gemm|flash|cudnn|dit |PASSED|FAILED|rc=" "$OUT/perf.log" | tee -a "$OUT/summary.txt" ;;
         dit)
             log "test_dit_gpu"
-            WANRT_FIXTURES=$ROOT/tests/fixtures timeout 240 $BIN/test_dit_gpu > "$OUT/dit.log" 2>&1; echo "rc=$?" >> "$OUT/dit.log"
+            timeout 240 $BIN/test_dit_gpu > "$OUT/dit.log" 2>&1; echo "rc=$?" >> "$OUT/dit.log"
             grep -E "out\.y|PASSED|FAILED|rc=" "$OUT/dit.log" | tail -8 | tee -a "$OUT/summary.txt" ;;
         causal)  # issue 6 on the GPU: causal golden/equivalence/soak tests, stream tests, then the timings
             log "test_causal + test_stream on cuda"
             # Stream.CommandLine runs the CLI from its build path, which is not on this machine (CI runs it).
             for t in test_causal test_stream; do
-                WANRT_TEST_DEVICE=cuda WANRT_FIXTURES=$ROOT/tests/fixtures timeout 300 $BIN/$t \
+                WANRT_TEST_DEVICE=cuda timeout 300 $BIN/$t \
                     --gtest_filter=-Stream.CommandLine > "$OUT/$t.log" 2>&1
                 echo "rc=$?" >> "$OUT/$t.log"
                 grep -E "FAILED|PASSED|rc=" "$OUT/$t.log" | tail -6 | tee -a "$OUT/summary.txt"
             done ;;
         vae-golden)  # the VAE goldens (encode, decode, pipeline decode) on the GPU
             log "test_vae goldens on cuda"
-            WANRT_TEST_DEVICE=cuda WANRT_FIXTURES=$ROOT/tests/fixtures timeout 240 $BIN/test_vae --gtest_filter='VaeGolden.*' \
+            WANRT_TEST_DEVICE=cuda timeout 240 $BIN/test_vae --gtest_filter='VaeGolden.*' \
                 > "$OUT/test_vae.log" 2>&1; echo "rc=$?" >> "$OUT/test_vae.log"
             grep -E "golden|FAILED|PASSED|rc=" "$OUT/test_vae.log" | tail -10 | tee -a "$OUT/summary.txt" ;;
         bench-causal)  # issue 6's table: causal DiT cases with per-op breakdown, then streaming V2V

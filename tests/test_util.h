@@ -1,11 +1,17 @@
-// Shared helpers for the test executables: fixture lookup (WANRT_FIXTURES overrides the copy in
-// tests/fixtures), loading tensors as f32/f64, error metrics, float64 reference helpers.
+// Shared helpers for the test executables: fixture lookup, loading tensors as f32/f64, error
+// metrics, float64 reference helpers.
+//
+// Fixture policy: a fixture is looked for in $WANRT_FIXTURES (one folder or a ':'-separated list),
+// then the repo's tests/fixtures, then ../shared/fixtures beside the repo (files over ~5 MB are not
+// kept in the repo and live only there). A missing file is a test failure that says where it
+// looked, never a skip.
 #pragma once
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cmath>
@@ -26,12 +32,33 @@
 
 namespace wanrt::test {
 
-inline std::string fixture_dir() {
-    const char* env = std::getenv("WANRT_FIXTURES");
-    return env && *env ? std::string(env) : std::string(WANRT_TEST_FIXTURES);
+// The folders searched, in order (WANRT_TEST_FIXTURES and WANRT_SHARED_FIXTURES come from CMake).
+inline std::vector<std::string> fixture_dirs() {
+    std::vector<std::string> dirs;
+    if (const char* env = std::getenv("WANRT_FIXTURES"); env && *env) {
+        std::string list = env;
+        for (size_t at = 0; at <= list.size();) {
+            const size_t end = std::min(list.find(':', at), list.size());
+            if (end > at) dirs.push_back(list.substr(at, end - at));
+            at = end + 1;
+        }
+    }
+    dirs.push_back(WANRT_TEST_FIXTURES);
+    dirs.push_back(WANRT_SHARED_FIXTURES);
+    return dirs;
 }
 
-inline std::string fixture_path(const std::string& name) { return fixture_dir() + "/" + name; }
+// The path of a fixture file; throws (the test fails) when no folder has it.
+inline std::string fixture_path(const std::string& name) {
+    std::string looked;
+    for (const std::string& d : fixture_dirs()) {
+        const std::string p = d + "/" + name;
+        if (std::filesystem::exists(p)) return p;
+        looked += (looked.empty() ? "" : ", ") + d;
+    }
+    throw std::runtime_error("fixture file " + name + " not found; looked in " + looked +
+                             "; set WANRT_FIXTURES to the folder that has it");
+}
 
 // The backend WANRT_TEST_DEVICE names for the device-aware tests (e.g. cuda, on a GPU machine), or
 // null when it is unset or "cpu".
@@ -41,11 +68,7 @@ inline std::shared_ptr<Backend> test_device() {
 }
 
 // Opens a fixture; a missing file is a test failure (never a skip).
-inline std::shared_ptr<SafeTensorsFile> open_fixture(const std::string& name) {
-    std::string p = fixture_path(name);
-    if (!std::filesystem::exists(p)) throw std::runtime_error("fixture file missing: " + p);
-    return SafeTensorsFile::open(p);
-}
+inline std::shared_ptr<SafeTensorsFile> open_fixture(const std::string& name) { return SafeTensorsFile::open(fixture_path(name)); }
 
 inline const StoredTensor& stored(const TensorSource& f, const std::string& name) {
     const StoredTensor* t = f.find(name);

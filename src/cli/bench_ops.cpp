@@ -1,13 +1,17 @@
-// wanrt bench ops: single ops at the DiT's real shapes (1.3B widths by default), with FLOP rates,
-// to see each kernel against its ceiling (ggml's test-backend-ops perf mode, for our op set).
+// wanrt bench ops: the op table (testing/op_table.h) in perf mode. Each sized row runs at the
+// DiT's real shapes (1.3B widths by default) at every dtype signature the backend registers for
+// it, timed as the median of repeats after warm-up with the device synchronised, with its FLOP
+// and byte rates, to see each kernel against its ceiling (ggml's test-backend-ops perf mode).
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "cli/bench_util.h"
 #include "cli/commands.h"
-#include "runtime/device.h"
 #include "core/error.h"
-#include "ops/ops.h"
-#include "models/synth.h"
+#include "testing/op_table.h"
 
 namespace wanrt::cli {
 
@@ -19,70 +23,74 @@ struct Opts {
     RunOpts run{"auto", "", 1, 5, 0};
 };
 
-Tensor rand_t(Backend& be, DType dt, const Shape& s, const std::string& name) {
-    std::vector<uint8_t> buf(dtype_bytes(dt, shape_numel(s)));
-    synth_fill(name, s, dt, 7, buf.data());
-    return ops::from_host(be, dt, s, buf.data());
-}
-
 void run(const Opts& o) {
     o.run.validate();
-    auto be = make_backend(o.run.device, o.run.threads);
-    const int64_t L = o.tokens, D = o.dim, F = o.ffn, H = o.heads, hd = D / H, T = o.text;
+    if (o.tokens < 1 || o.dim < 1 || o.ffn < 1 || o.text < 1 || o.heads < 1 || o.dim % o.heads ||
+        (o.dim / o.heads) % 2 || o.dim % 4)
+        fail("bench",
+             "ops needs positive sizes, --dim a multiple of 4 and of --heads, and an even head dim; got --dim ", o.dim,
+             " --heads ", o.heads);
+    auto be = testing::table_backend(o.run.device, o.run.threads);
+    const testing::Sizes sizes{o.tokens, o.dim, o.ffn, o.heads, o.text};
     BenchReport rep;
     rep.bench = "ops";
     rep.device = be->description();
-    rep.config = {{"tokens", std::to_string(L)}, {"dim", std::to_string(D)}, {"ffn", std::to_string(F)},
-                  {"heads", std::to_string(H)}, {"text", std::to_string(T)}};
-    auto want = [&](const std::string& n) { return o.only.empty() || n.find(o.only) != std::string::npos; };
-    auto add = [&](const std::string& name, double flop, const std::function<void()>& fn) {
-        if (!want(name)) return;
-        rep.rows.push_back({name, time_repeats(*be, o.run.warmup, o.run.repeats, fn), flop});
-    };
-    Tensor x = rand_t(*be, DType::F32, {1, L, D}, "x.weight");
-    for (DType wt : {DType::F32, DType::BF16}) {
-        Tensor wq = rand_t(*be, wt, {D, D}, "q.weight"), w1 = rand_t(*be, wt, {F, D}, "ffn.0.weight");
-        Tensor w2 = rand_t(*be, wt, {D, F}, "ffn.2.weight"), h = rand_t(*be, DType::F32, {1, L, F}, "h.weight");
-        add(cat("linear ", dtype_name(wt), " ", L, "x", D, "x", D), 2.0 * L * D * D, [&] { ops::linear(x, wq); });
-        add(cat("linear ", dtype_name(wt), " ", L, "x", F, "x", D, " +gelu"), 2.0 * L * F * D,
-            [&] { ops::linear(x, w1, nullptr, Activation::GeluTanh); });
-        add(cat("linear ", dtype_name(wt), " ", L, "x", D, "x", F), 2.0 * L * D * F, [&] { ops::linear(h, w2); });
+    rep.config = {{"tokens", std::to_string(o.tokens)},
+                  {"dim", std::to_string(o.dim)},
+                  {"ffn", std::to_string(o.ffn)},
+                  {"heads", std::to_string(o.heads)},
+                  {"text", std::to_string(o.text)}};
+    std::vector<double> bytes;
+    for (const testing::OpCase& c : testing::op_table()) {
+        if (!c.sized) continue;
+        for (OpSig s : testing::case_sigs(c, be->kind())) {
+            const std::string key = cat(c.name, " ", testing::sig_name(s));
+            if (!o.only.empty() && key.find(o.only) == std::string::npos) continue;
+            testing::CaseCtx ctx(*be, s, true, sizes, 7);
+            const testing::Prepared p = c.build(ctx);  // inputs freed after the row is timed
+            rep.rows.push_back({cat(key, " ", p.shape), time_repeats(*be, o.run.warmup, o.run.repeats, p.run), p.flop});
+            bytes.push_back(p.bytes);
+        }
     }
-    Tensor q = rand_t(*be, DType::F32, {1, L, H, hd}, "q.weight"), k = rand_t(*be, DType::F32, {1, L, H, hd}, "k.weight");
-    Tensor v = rand_t(*be, DType::F32, {1, L, H, hd}, "v.weight");
-    Tensor kt = rand_t(*be, DType::F32, {1, T, H, hd}, "k.weight"), vt = rand_t(*be, DType::F32, {1, T, H, hd}, "v.weight");
-    add(cat("attention self ", L, "x", L, " h", H), 4.0 * L * L * hd * H, [&] { ops::attention(q, k, v); });
-    add(cat("attention cross ", L, "x", T, " h", H), 4.0 * L * T * hd * H, [&] { ops::attention(q, kt, vt); });
-    {  // the causal step's self-attention: one frame's queries against a 6-frame bf16 cache
-        const DType kvt = be->supports(AttentionArgs::kName, DType::F32, DType::BF16) ? DType::BF16 : DType::F32;
-        Tensor kc = ops::to_dtype(rand_t(*be, DType::F32, {1, 6 * L, H, hd}, "k.weight"), kvt);
-        add(cat("attention self ", L, "x", 6 * L, " h", H, " ", dtype_name(kvt), " k/v"), 4.0 * L * 6 * L * hd * H,
-            [&] { ops::attention(q, kc, kc); });
+    if (rep.rows.empty()) fail("bench", "no op row matches --only '", o.only, "'; run without it to see the row names");
+
+    std::printf("bench ops on %s\n", rep.device.c_str());
+    for (auto& [k, v] : rep.config) std::printf("  %-14s %s\n", k.c_str(), v.c_str());
+    std::printf("%-56s %10s %10s %10s %10s\n", "op", "median ms", "min ms", "GFLOP/s", "GB/s");
+    for (size_t i = 0; i < rep.rows.size(); ++i) {
+        const BenchRow& r = rep.rows[i];
+        const double med = median(r.ms), lo = *std::min_element(r.ms.begin(), r.ms.end());
+        char gf[32] = "-";
+        if (r.flop > 0) std::snprintf(gf, sizeof gf, "%.1f", r.flop / med * 1e-6);
+        std::printf("%-56s %10.3f %10.3f %10s %10.1f\n", r.name.c_str(), med, lo, gf, bytes[i] / med * 1e-6);
     }
-    Tensor nw = rand_t(*be, DType::F32, {D}, "norm_q.weight");
-    Tensor m = rand_t(*be, DType::F32, {1, 6, D}, "modulation");
-    add("rms_norm", 0, [&] { ops::rms_norm(x, nw, 1e-6f); });
-    add("norm_modulate", 0, [&] { ops::norm_modulate(x, m.select(1, 0), m.select(1, 1), 1e-6f); });
-    add("gated_residual", 0, [&] { ops::gated_residual(x, x, m.select(1, 2)); });
-    // One frame's keys into a slot of a 6-frame KV cache (the causal model's write), f32 → cache dtype.
-    for (DType ct : {DType::F32, DType::BF16}) {
-        Tensor cache = ops::full(*be, ct, {1, 6 * L, H, hd}, 0.f);
-        add(cat("copy f32 -> ", dtype_name(ct), " cache slot [", L, ", ", H, ", ", hd, "]"), 0,
-            [&] { ops::copy(k.select(0, 0), cache.select(0, 0).slice(0, 2 * L, 3 * L)); });
+    std::fflush(stdout);
+    if (!o.run.json.empty()) {  // the shared report plus each row's bytes and GB/s
+        nlohmann::json j = nlohmann::json::parse(rep.json());
+        for (size_t i = 0; i < rep.rows.size(); ++i) {
+            j["rows"][i]["bytes"] = bytes[i];
+            j["rows"][i]["gbps"] = bytes[i] / median(rep.rows[i].ms) * 1e-6;
+        }
+        const std::string tmp = o.run.json + ".tmp";
+        {
+            std::ofstream out(tmp);
+            out << j.dump(2) << "\n";
+            if (!out) fail("bench", "cannot write ", o.run.json, "; check the folder exists and is writable");
+        }
+        std::filesystem::rename(tmp, o.run.json);
     }
-    rep.print();
-    rep.write_json(o.run.json);
 }
 
 void setup(CLI::App& bench) {
     auto o = std::make_shared<Opts>();
-    CLI::App* c = bench.add_subcommand("ops", "Time single ops at the DiT's real shapes");
+    CLI::App* c = bench.add_subcommand("ops", "Time the op table's rows at the DiT's real shapes");
     c->add_option("--tokens", o->tokens, "Video tokens")->capture_default_str();
     c->add_option("--dim", o->dim, "Model width")->capture_default_str();
     c->add_option("--ffn", o->ffn, "FFN width")->capture_default_str();
     c->add_option("--heads", o->heads, "Attention heads")->capture_default_str();
     c->add_option("--text", o->text, "Text tokens (cross-attention keys)")->capture_default_str();
-    c->add_option("--only", o->only, "Run the rows whose name contains this");
+    c->add_option("--only", o->only,
+                  "Run the rows whose name (case and dtypes, e.g. 'linear_qkv f32/bf16') contains this");
     add_run_options(c, o->run);
     c->callback([o] { run(*o); });
 }
