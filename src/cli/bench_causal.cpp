@@ -15,9 +15,6 @@
 #include "core/device.h"
 #include "core/error.h"
 #include "core/timer.h"
-#ifdef WANRT_HAVE_CUDA
-#include "cuda/cuda_backend.h"
-#endif
 #include "models/causal_dit.h"
 #include "models/synth.h"
 #include "models/vae.h"
@@ -153,11 +150,9 @@ void run(const Opts& o) {
         rep.rows.push_back({"  VAE stream decode (mean)", {1e3 * (a.decode_s - before.decode_s) / n}, 0});
         rep.config.push_back({"v2v_fps", cat(fps)});
     }
-#ifdef WANRT_HAVE_CUDA
     if (base->name().rfind("cuda", 0) == 0)
-        rep.config.push_back({"peak memory", cat(double(cuda_memory_stats(*base).peak) / double(1 << 30),
+        rep.config.push_back({"peak memory", cat(double(base->memory_stats().peak) / double(1 << 30),
                                                  " GiB in use (weights included)")});
-#endif
     rep.print();
     rep.write_json(o.run.json);
 }

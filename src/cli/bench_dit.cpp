@@ -6,9 +6,6 @@
 #include "cli/commands.h"
 #include "core/device.h"
 #include "core/error.h"
-#ifdef WANRT_HAVE_CUDA
-#include "cuda/cuda_backend.h"
-#endif
 #include "io/safetensors.h"
 #include "models/dit.h"
 #include "models/synth.h"
@@ -96,11 +93,9 @@ void run(const Opts& o) {
     std::vector<double> ms = time_repeats(*base, std::max(0, o.run.warmup - 1), o.run.repeats,
                                           [&] { model.forward({s}, seq_len); });
     rep.rows.push_back({cat("forward (", cfg.num_layers, " blocks)"), ms, flop});
-#ifdef WANRT_HAVE_CUDA
     if (base->name().rfind("cuda", 0) == 0)
-        rep.config.push_back({"peak memory", cat(double(cuda_memory_stats(*base).peak) / double(1 << 30),
+        rep.config.push_back({"peak memory", cat(double(base->memory_stats().peak) / double(1 << 30),
                                                  " GiB in use (weights included)")});
-#endif
     if (o.profile) rep.rows.insert(rep.rows.end(), per_op.begin(), per_op.end());
     rep.print();
     rep.write_json(o.run.json);
