@@ -116,7 +116,7 @@ TEST_F(CudaOps, Linear) {
             for (size_t i = 0; i < wr.size(); ++i) wr[i] = wt[i];
         }
         Out y = out({c.M, c.N});
-        be->linear(x, w, c.bias ? &b : nullptr, c.act, y.t);
+        dispatch(*be, LinearArgs{x, w, c.bias ? &b : nullptr, c.act, y.t}, {x.dtype(), w.dtype()});
         std::vector<double> ref, ref_r, bd = d64(bv), xr = d64(xv), wrr = wr;
         linear_ref(d64(xv), d64(wv), c.bias ? &bd : nullptr, c.act, c.M, c.N, c.K, ref);
         for (double& v : xr) v = bf16r(v);
@@ -296,8 +296,8 @@ TEST_F(CudaOps, Attention) {
         p.softmax_scale = c.softmax_scale;
         if (c.rel_bias) p.rel_bias = upload(bv, {c.H, c.Lq + c.Lk - 1});
         Out o = out({c.B, c.Lq, c.H, c.dv});
-        be->attention(upload(qv, {c.B, c.Lq, c.H, c.d}), upload(kv, {c.B, c.Lk, c.Hk, c.d}),
-                      upload(vv, {c.B, c.Lk, c.Hk, c.dv}), p, o.t);
+        dispatch(*be, AttentionArgs{upload(qv, {c.B, c.Lq, c.H, c.d}), upload(kv, {c.B, c.Lk, c.Hk, c.d}),
+                                    upload(vv, {c.B, c.Lk, c.Hk, c.dv}), &p, o.t});
         const std::vector<double> ref = attention_ref(c, d64(qv), d64(kv), d64(vv), d64(bv));
         EXPECT_CLOSE(o.t, ref, 1e-2, what);
         check_guards(o, what);
@@ -342,7 +342,7 @@ TEST_F(CudaOps, AttentionBf16KV) {
         p.k_lens = c.k_lens;
         p.causal = c.causal;
         Out o = out({1, c.Lq, c.H, c.dv});
-        be->attention(upload(qv, {1, c.Lq, c.H, c.d}), k, v, p, o.t);
+        dispatch(*be, AttentionArgs{upload(qv, {1, c.Lq, c.H, c.d}), k, v, &p, o.t}, {DType::F32, k.dtype()});
         EXPECT_CLOSE(o.t, attention_ref(c, d64(qv), kr, vr, {}), 1e-2, what);
         check_guards(o, what);
         // through the checked front-end too
@@ -393,9 +393,9 @@ TEST_F(CudaOps, Norms) {
             }
         }
         Out y1 = out({B, L, D}), y2 = out({B, L, D}), y3 = out({B, L, D});
-        be->layer_norm(x, nullptr, nullptr, 1e-6f, y1.t);
-        be->layer_norm(x, &w, &b, 1e-6f, y2.t);
-        be->rms_norm(x, w, 1e-6f, y3.t);
+        dispatch(*be, LayerNormArgs{x, nullptr, nullptr, 1e-6f, y1.t});
+        dispatch(*be, LayerNormArgs{x, &w, &b, 1e-6f, y2.t});
+        dispatch(*be, RmsNormArgs{x, w, 1e-6f, y3.t});
         EXPECT_CLOSE(y1.t, ln, 1e-5, cat("layer_norm plain D", D));
         EXPECT_CLOSE(y2.t, lna, 1e-5, cat("layer_norm affine D", D));
         EXPECT_CLOSE(y3.t, rms, 1e-5, cat("rms_norm D", D));
@@ -415,14 +415,14 @@ TEST_F(CudaOps, Norms) {
                 nm[i] = ln[i] * (1 + ev[size_t((bb * 6 + 1) * D + c)]) + ev[size_t((bb * 6 + 0) * D + c)];
             }
         Out y4 = out({B, L, D});
-        be->norm_modulate(x, shift, scale, 1e-6f, y4.t);
+        dispatch(*be, NormModulateArgs{x, shift, scale, 1e-6f, y4.t});
         EXPECT_CLOSE(y4.t, nm, 1e-5, cat("norm_modulate D", D));
         check_guards(y4, "norm_modulate");
 
         auto yv = randn(xv.size(), 11);
         Out xr = out({B, L, D});
         ops::copy(x, xr.t);
-        be->gated_residual(xr.t, upload(yv, {B, L, D}), gate);
+        dispatch(*be, GatedResidualArgs{xr.t, upload(yv, {B, L, D}), gate});
         std::vector<double> gr(xv.size());
         for (int64_t r = 0; r < B * L; ++r)
             for (int64_t c = 0; c < D; ++c) {
@@ -443,7 +443,7 @@ TEST_F(CudaOps, Rope) {
         auto xv = randn(size_t(B * L * H * d), 20 + d), tv = randn(size_t(P * d), 21);
         const std::vector<RopeGrid> grids = {{2, 3, 4, 0}, {1, 5, 7, 3}};  // 24 and 35 real tokens of 50
         Out y = out({B, L, H, d});
-        be->rope(upload(xv, {B, L, H, d}), grids, upload(tv, {P, d / 2, 2}), y.t);
+        dispatch(*be, RopeArgs{upload(xv, {B, L, H, d}), &grids, upload(tv, {P, d / 2, 2}), y.t});
         const int64_t half = d / 2, c1 = d / 6, c0 = half - 2 * c1;
         // float64 rotation of x (any values) by the table, tokens past f·h·w unchanged
         auto rotate = [&](const std::vector<double>& x) {
@@ -479,7 +479,8 @@ TEST_F(CudaOps, Rope) {
             for (int64_t i = 0; i < H * d; ++i) xn[size_t(t * H * d + i)] = xv[size_t(t * H * d + i)] * r * wv[size_t(i)];
         }
         Out y2 = out({B, L, H, d});
-        be->rms_norm_rope(upload(xv, {B, L, H, d}), upload(wv, {H * d}), 1e-6f, grids, upload(tv, {P, d / 2, 2}), y2.t);
+        dispatch(*be, RmsNormRopeArgs{upload(xv, {B, L, H, d}), upload(wv, {H * d}), 1e-6f, &grids,
+                                      upload(tv, {P, d / 2, 2}), y2.t});
         EXPECT_CLOSE(y2.t, rotate(xn), 1e-5, cat("rms_norm_rope d", d));
         check_guards(y2, "rms_norm_rope");
     }
@@ -501,7 +502,7 @@ TEST_F(CudaOps, UnaryBinaryFill) {
                                                   : s / (1 + std::exp(-s));
         }
         Out y = out({7, 11, 13});
-        be->unary(act, x, y.t);
+        dispatch(*be, UnaryArgs{act, x, y.t});
         EXPECT_CLOSE(y.t, ref, 1e-5, cat("unary ", int(act)));
         check_guards(y, "unary");
     }
@@ -517,7 +518,7 @@ TEST_F(CudaOps, UnaryBinaryFill) {
                                                            ? double(av[size_t(i * 5 + k)]) + bv[size_t(j)]
                                                            : double(av[size_t(i * 5 + k)]) * bv[size_t(j)];
         Out y = out({2, 3, 5});
-        be->binary(op, a, b, y.t);
+        dispatch(*be, BinaryArgs{op, a, b, y.t});
         EXPECT_CLOSE(y.t, ref, 1e-6, cat("binary ", int(op)));
         check_guards(y, "binary");
     }
@@ -530,7 +531,7 @@ TEST_F(CudaOps, UnaryBinaryFill) {
     EXPECT_CLOSE(ops::add(at, bt), ref, 1e-6, "binary strided a");
 
     Out f = out({3, 33});
-    be->fill(f.t, 2.5f);
+    ops::fill(f.t, 2.5f);
     EXPECT_CLOSE(f.t, std::vector<double>(99, 2.5), 0.0, "fill");
     check_guards(f, "fill");
 }
@@ -560,7 +561,7 @@ TEST_F(CudaOps, CopyConvert) {
     }
     // Strided destination: write x into columns [2, 8) of a [4, 5, 10] tensor.
     Out big = out({4, 5, 10});
-    be->fill(big.t, -1.f);
+    ops::fill(big.t, -1.f);
     ops::copy(x, big.t.slice(2, 2, 8));
     std::vector<double> r3(200, -1.0);
     for (int j = 0; j < 4; ++j)
@@ -575,7 +576,7 @@ TEST_F(CudaOps, CopyConvert) {
         auto v = randn(size_t(C * T * H * W), 41);
         Tensor src = upload(v, {C, T, H, W});
         Out dst = out({C, 5, H, W});
-        be->fill(dst.t, 0.f);
+        ops::fill(dst.t, 0.f);
         ops::copy(src.slice(1, 1, 3), dst.t.slice(1, 2, 4));
         std::vector<double> r(size_t(C * 5 * H * W), 0.0);
         for (int64_t c = 0; c < C; ++c)
@@ -626,7 +627,7 @@ TEST_F(CudaOps, PatchifyUnpatchifyEmbedding) {
         auto xv = randn(size_t(C * T * H * W), 50 + pt);
         const int64_t Tp = T / pt, Hp = H / ph, Wp = W / pw, F = C * pt * ph * pw, L = Tp * Hp * Wp;
         Out y = out({L, F});
-        be->patchify(upload(xv, {C, T, H, W}), pt, ph, pw, y.t);
+        dispatch(*be, PatchifyArgs{upload(xv, {C, T, H, W}), pt, ph, pw, y.t});
         std::vector<double> ref(size_t(L * F));
         for (int64_t t = 0; t < Tp; ++t)
             for (int64_t h = 0; h < Hp; ++h)
@@ -643,7 +644,7 @@ TEST_F(CudaOps, PatchifyUnpatchifyEmbedding) {
         // unpatchify of [L + 3 padding rows, pt·ph·pw·C] (features (p, q, r, c))
         auto uv = randn(size_t((L + 3) * F), 60 + pt);
         Out u = out({C, T, H, W});
-        be->unpatchify(upload(uv, {L + 3, F}), Tp, Hp, Wp, pt, ph, pw, u.t);
+        dispatch(*be, UnpatchifyArgs{upload(uv, {L + 3, F}), Tp, Hp, Wp, pt, ph, pw, u.t});
         std::vector<double> uref(size_t(C * T * H * W));
         for (int64_t c = 0; c < C; ++c)
             for (int64_t t = 0; t < T; ++t)
@@ -666,7 +667,7 @@ TEST_F(CudaOps, PatchifyUnpatchifyEmbedding) {
         for (int i = 0; i < 5; ++i)
             for (int c = 0; c < 7; ++c) ref[size_t(i * 7 + c)] = tt[size_t(ids[size_t(i)] * 7 + c)];
         Out y = out({5, 7});
-        be->embedding(table, idt, y.t);
+        dispatch(*be, EmbeddingArgs{table, idt, y.t}, {DType::F32, table.dtype()});
         EXPECT_CLOSE(y.t, ref, 0.0, cat("embedding ", dtype_name(t)));
         check_guards(y, "embedding");
     }
@@ -704,7 +705,8 @@ TEST_F(CudaOps, Conv3dChannelNormUpsample) {
              wv = randn(size_t(c.O * c.C * c.kt * c.kh * c.kw), ++seed, 0.2f), bv = randn(size_t(c.O), ++seed);
         Tensor b = upload(bv, {c.O});
         Out y = out({c.O, To, Ho, Wo});
-        be->conv3d(upload(xv, {c.C, c.T, c.H, c.W}), upload(wv, {c.O, c.C, c.kt, c.kh, c.kw}), &b, p, y.t);
+        dispatch(*be, Conv3dArgs{upload(xv, {c.C, c.T, c.H, c.W}), upload(wv, {c.O, c.C, c.kt, c.kh, c.kw}), &b, p,
+                                 y.t});
         std::vector<double> ref(size_t(c.O * To * Ho * Wo));
         for (int64_t o = 0; o < c.O; ++o)
             for (int64_t t = 0; t < To; ++t)
@@ -736,7 +738,7 @@ TEST_F(CudaOps, Conv3dChannelNormUpsample) {
     auto xv = randn(size_t(C * S), 950), gv = randn(size_t(C), 951);
     Tensor x = upload(xv, {C, T, H, W});
     Out y = out({C, T, H, W});
-    be->channel_rms_norm(x, upload(gv, {C}), Activation::None, y.t);
+    dispatch(*be, ChannelRmsNormArgs{x, upload(gv, {C}), Activation::None, y.t});
     std::vector<double> ref(xv.size());
     for (int64_t s = 0; s < S; ++s) {
         double ss = 0;
@@ -748,12 +750,12 @@ TEST_F(CudaOps, Conv3dChannelNormUpsample) {
     EXPECT_CLOSE(y.t, ref, 1e-5, "channel_rms_norm");
     check_guards(y, "channel_rms_norm");
     Out ys = out({C, T, H, W});  // fused with SiLU (the VAE's norm → SiLU)
-    be->channel_rms_norm(x, upload(gv, {C}), Activation::Silu, ys.t);
+    dispatch(*be, ChannelRmsNormArgs{x, upload(gv, {C}), Activation::Silu, ys.t});
     for (double& v : ref) v = v / (1 + std::exp(-v));
     EXPECT_CLOSE(ys.t, ref, 1e-5, "channel_rms_norm + silu");
     check_guards(ys, "channel_rms_norm + silu");
     Out u = out({C, T, 2 * H, 2 * W});
-    be->upsample2x(x, u.t);
+    dispatch(*be, Upsample2xArgs{x, u.t});
     std::vector<double> uref(size_t(C * T * 4 * H * W));
     for (int64_t p = 0; p < C * T; ++p)
         for (int64_t Y = 0; Y < 2 * H; ++Y)
@@ -789,7 +791,8 @@ TEST_F(CudaOps, ErrorsAreLoud) {
     Tensor xh = be->empty(DType::F16, {2, 8});
     Tensor wb = be->empty(DType::BF16, {4, 8});
     Tensor y = be->empty(DType::F32, {2, 4});
-    expect_error([&] { be->linear(xh, wb, nullptr, Activation::None, y); }, {"cuda", "linear", "f16"});
+    expect_error([&] { dispatch(*be, LinearArgs{xh, wb, nullptr, Activation::None, y}, {xh.dtype(), wb.dtype()}); },
+                 {"cuda", "linear", "f16"});
 }
 
 }  // namespace
