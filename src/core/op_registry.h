@@ -29,7 +29,8 @@ namespace wanrt {
 struct OpSig {
     DType in = DType::F32;
     DType w = DType::F32;
-    bool operator==(const OpSig&) const = default;
+    // Spelled out (not = default): .cu kernel files include this header and nvcc builds them as C++17.
+    bool operator==(const OpSig& o) const { return in == o.in && w == o.w; }
 };
 
 // Every ordered pair of the given dtypes (for kernels that convert between any two, like copy).

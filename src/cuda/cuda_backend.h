@@ -1,4 +1,7 @@
-// The CUDA backend: one device, one stream, device buffers from a caching allocator.
+// The CUDA backend: one device, one stream, device buffers from a caching allocator. Its kernels
+// register with the op registry per family file (cuda_*_ops.cpp, cuda_conv.cpp);
+// the class is in cuda_backend_impl.h, for those files only. Memory statistics come from
+// Backend::memory_stats(), NVTX ranges ("wanrt::<op>") from Backend::trace_push/trace_pop.
 //
 // Contract beyond core/backend.h:
 //  - Ops are asynchronous on the backend's stream; download() and synchronize() wait for it.
@@ -28,13 +31,5 @@ int cuda_device_count();
 
 // The backend for device `device` (0-based). Throws wanrt::Error if the device does not exist.
 std::shared_ptr<Backend> make_cuda_backend(int device);
-
-// Device memory held by a CUDA backend's allocator, in bytes: in use by live tensors, the peak of
-// that since the last reset, and reserved from the driver (in use + cached). Zero for other backends.
-struct CudaMemoryStats {
-    size_t in_use = 0, peak = 0, reserved = 0;
-};
-CudaMemoryStats cuda_memory_stats(const Backend& backend);
-void cuda_reset_peak_memory(Backend& backend);
 
 }  // namespace wanrt

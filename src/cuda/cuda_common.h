@@ -1,5 +1,6 @@
-// Shared by the CUDA backend's translation units: error-check macros, NVTX ranges, the kernel
-// entry points each cuda_*.cu file exports to cuda_backend.cpp, and small device helpers.
+// Shared by the CUDA backend's translation units: error-check macros, a scoped NVTX range, the
+// kernel launchers each cuda_*.cu file exports to the op files (cuda_*_ops.cpp, cuda_conv.cpp),
+// and small device helpers.
 //
 // Errors: a failing CUDA/cuBLAS/cuDNN call is a bug or a broken environment, not bad input, so the
 // macros print file:line, the call, the library's message and a hint, then abort (docs/style.md,
@@ -80,7 +81,6 @@ inline const char* cublas_status_name(cublasStatus_t s) {
 
 namespace wanrt::cuda {
 
-// One NVTX range per op, visible in Nsight Systems as "wanrt::linear" etc.
 #ifdef __CUDACC__
 // Activation codes follow wanrt::Activation: 1 gelu_tanh, 2 gelu_erf, 3 silu (every kernel that
 // applies one: unary, GEMM epilogue fallback, channel RMS norm).
@@ -100,6 +100,7 @@ __device__ __forceinline__ float activate(int act, float x) {
 }
 #endif
 
+// A scoped NVTX range (upload, download). Ops get "wanrt::<op>" from CudaBackend::trace_push.
 struct NvtxRange {
     explicit NvtxRange(const char* name) { nvtxRangePushA(name); }
     ~NvtxRange() { nvtxRangePop(); }

@@ -3,10 +3,14 @@
 // Wan VAE needs no padded copy. Plans are cached per shape; the VAE decodes frame by frame, so a
 // handful of shapes repeat for the whole clip. The plan of a new shape is chosen by timing the
 // heuristic's first plan_candidates() on the call's own tensors (once per shape, like cudnn.benchmark).
+// Also the VAE family's ops: conv3d (cuDNN, direct kernel as fallback), channel_rms_norm, upsample2x.
 #include <algorithm>
 
+#include "core/error.h"
+#include "cuda/cuda_backend_impl.h"
 #include "cuda/cuda_common.h"
 #include "cuda/cuda_cudnn.h"
+#include "ops/ops.h"
 
 namespace wanrt::cuda {
 
@@ -116,3 +120,64 @@ bool CudnnConv3d::run(const Conv3dShape& s, const float* x, const float* w, floa
 }
 
 }  // namespace wanrt::cuda
+
+// ---- ops ---------------------------------------------------------------------------------------
+
+namespace wanrt {
+
+namespace {
+
+using namespace cuda;
+
+void conv3d_cuda(CudaBackend& be, const Conv3dArgs& a) {
+    const Tensor& y = a.y;
+    const Conv3dParams& p = a.p;
+    be.need_f32(a.x, "conv3d");
+    be.need_f32(a.w, "conv3d weight");
+    // cuDNN wants contiguous, 16-byte aligned operands; views that are not get a copy.
+    auto ready = [&](const Tensor& t) {
+        return t.is_contiguous() && reinterpret_cast<uintptr_t>(t.raw()) % 16 == 0 ? t : be.contiguous_copy(t);
+    };
+    const Tensor x = ready(a.x), w = ready(a.w);
+    Conv3dShape s{};
+    s.C = x.size(0), s.T = x.size(1), s.H = x.size(2), s.W = x.size(3);
+    s.O = w.size(0), s.kt = w.size(2), s.kh = w.size(3), s.kw = w.size(4);
+    s.To = y.size(1), s.Ho = y.size(2), s.Wo = y.size(3);
+    const int64_t pads[6] = {p.pad_t0, p.pad_t1, p.pad_h0, p.pad_h1, p.pad_w0, p.pad_w1};
+    for (int i = 0; i < 6; ++i) s.pad[i] = pads[i];
+    s.stride[0] = p.stride_t, s.stride[1] = p.stride_h, s.stride[2] = p.stride_w;
+    const bool y_ok = y.is_contiguous() && reinterpret_cast<uintptr_t>(y.raw()) % 16 == 0;
+    bool done = y_ok && be.conv().run(s, x.data<float>(), w.data<float>(), y.data<float>());
+    if (!done) {
+        if (y_ok && be.first_warning("conv3d"))
+            std::fprintf(stderr, "[%s] cuDNN conv3d unavailable (%s); using the direct kernel\n", be.name().c_str(),
+                         be.conv().last_error().c_str());
+        launch_conv3d_direct(s, x.data<float>(), w.data<float>(), y.data<float>(), be.stream());
+    }
+    if (a.bias) launch_channel_bias(y.data<float>(), a.bias->data<float>(), s.O, s.To * s.Ho * s.Wo, be.stream());
+    be.wrote(y);
+}
+
+void channel_rms_norm_cuda(CudaBackend& be, const ChannelRmsNormArgs& a) {
+    const Tensor& x = a.x;
+    be.need_f32(x, "channel_rms_norm");
+    const int64_t C = x.size(0);
+    launch_channel_rms_norm(x.data<float>(), a.gamma.data<float>(), int(a.act), a.y.data<float>(), C,
+                            C > 0 ? x.numel() / C : 0, be.stream());
+    be.wrote(a.y);
+}
+
+void upsample2x_cuda(CudaBackend& be, const Upsample2xArgs& a) {
+    const Tensor& x = a.x;
+    be.need_f32(x, "upsample2x");
+    launch_upsample2x(x.data<float>(), a.y.data<float>(), x.size(0) * x.size(1), x.size(2), x.size(3), be.stream());
+    be.wrote(a.y);
+}
+
+const RegisterKernel<Conv3dArgs, CudaBackend> reg_conv3d({{DType::F32}}, &conv3d_cuda);
+const RegisterKernel<ChannelRmsNormArgs, CudaBackend> reg_channel_rms_norm({{DType::F32}}, &channel_rms_norm_cuda);
+const RegisterKernel<Upsample2xArgs, CudaBackend> reg_upsample2x({{DType::F32}}, &upsample2x_cuda);
+
+}  // namespace
+
+}  // namespace wanrt
