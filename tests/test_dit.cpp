@@ -66,6 +66,14 @@ void run_golden(const std::string& fixture) {
         ++checked;
     }
     EXPECT_GE(checked, 4 + int(g.cfg.num_layers));
+    // The per-module dump points (dit_block.h) exist for every block, and the last one of a block
+    // is its output.
+    for (int64_t k = 0; k < g.cfg.num_layers; ++k) {
+        const std::string p = "blk." + std::to_string(k) + ".";
+        for (const char* m : {"self_attn.out", "cross_attn.out", "ffn.out"})
+            ASSERT_TRUE(mids.count(p + m)) << "model did not dump " << p << m;
+        EXPECT_EQ(mids[p + "ffn.out"], mids["block" + std::to_string(k) + "_out"]);
+    }
     for (size_t i = 0; i < outs.size(); ++i) {
         const std::string n = "out.y" + std::to_string(i);
         EXPECT_EQ(outs[i].shape(), stored(*g.f, n).shape);
@@ -170,14 +178,16 @@ TEST(DitBadInput, ConfigAndWeights) {
         if (!extra.empty()) w->add(extra, DType::F32, {1}, g.f->find("head.head.bias")->data);
         return w;
     };
-    expect_error([&] { DitModel(g.cfg, copy_weights("blocks.1.ffn.0.weight", "", false), *be); },
-                 {"[weights]", "missing tensor 'blocks.1.ffn.0.weight'"});
+    const std::string last_ffn = cat("blocks.", g.cfg.num_layers - 1, ".ffn.0.weight");
+    expect_error([&] { DitModel(g.cfg, copy_weights(last_ffn, "", false), *be); },
+                 {"[weights]", "missing tensor '" + last_ffn + "'"});
     expect_error([&] { DitModel(g.cfg, copy_weights("", "blocks.9.extra", false), *be); },
                  {"[weights]", "unexpected tensor", "blocks.9.extra"});
     expect_error([&] { DitModel(g.cfg, copy_weights("", "", true), *be); }, {"[weights]", "head.head.bias", "shape"});
-    DitConfig wrong = g.cfg;
-    wrong.num_layers = 3;
-    expect_error([&] { DitModel(wrong, copy_weights("", "", false), *be); }, {"missing tensor 'blocks.2."});
+    DitConfig wrong = g.cfg;  // one block more than the file holds
+    wrong.num_layers = g.cfg.num_layers + 1;
+    expect_error([&] { DitModel(wrong, copy_weights("", "", false), *be); },
+                 {cat("missing tensor 'blocks.", g.cfg.num_layers, ".")});
 }
 
 TEST(DitBadInput, Inputs) {

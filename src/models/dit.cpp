@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "models/dit_block.h"
 #include "models/dit_weights.h"
 #include "models/weights.h"
 #include "ops/ops.h"
@@ -92,7 +93,7 @@ int64_t DitModel::tokens_for(const Shape& s) const {
 std::vector<Tensor> DitModel::forward(const std::vector<DitSample>& batch, int64_t seq_len, const DumpFn& dump) const {
     const DitConfig& c = cfg_;
     const DitWeights& w = *w_;
-    const int64_t B = int64_t(batch.size()), D = c.dim, N = c.num_heads, hd = c.head_dim();
+    const int64_t B = int64_t(batch.size()), D = c.dim;
     if (B == 0) fail("dit", "empty batch");
 
     // ---- validate inputs and derive each sample's patch grid
@@ -148,30 +149,30 @@ std::vector<Tensor> DitModel::forward(const std::vector<DitSample>& batch, int64
     // ---- time embedding (fp32): e [B, D], e0 [B, 6, D]
     std::vector<double> tpos(static_cast<size_t>(B));
     for (int64_t i = 0; i < B; ++i) tpos[size_t(i)] = batch[size_t(i)].t;
-    std::vector<double> sin64 = sinusoidal_embedding_f64(tpos, c.freq_dim);
-    std::vector<float> sin32(sin64.begin(), sin64.end());
-    Tensor sinus = ops::from_host(be_, DType::F32, {B, c.freq_dim}, sin32.data());
-    Tensor e = w.time2(w.time0(sinus, Activation::Silu));                          // [B, D]
-    Tensor e0 = w.time_proj(ops::silu(e)).reshape({B, 6, D});                     // [B, 6, D]
+    const TimeEmbedding te = time_embedding(c, w, be_, tpos);
     if (dump) {
-        dump("e", e);
-        dump("e0", e0);
+        dump("e", te.e);
+        dump("e0", te.e0);
     }
 
     // ---- text embedding: contexts zero-padded to text_len, Linear, GELU(tanh), Linear
-    Tensor ctx_in = ops::zeros(be_, {B, c.text_len, c.text_dim});
-    for (int64_t i = 0; i < B; ++i) {
-        const Tensor& t = batch[size_t(i)].context;
-        if (t.size(0) > 0) be_.copy(t, ctx_in.select(0, i).slice(0, 0, t.size(0)));
-    }
-    Tensor context = w.text2(w.text0(ctx_in, Activation::GeluTanh));  // [B, text_len, D]
+    std::vector<Tensor> contexts;
+    for (const DitSample& s : batch) contexts.push_back(s.context);
+    Tensor context = text_embedding(c, w, be_, contexts);  // [B, text_len, D]
     if (dump) dump("context_emb", context);
+
+    BlockInputs in;
+    in.group_tokens = seq_len;  // one modulation row per sample
+    in.grids = &grids;
+    in.rope = &rope_;
+    in.ctx_text = context;
+    in.ffn_chunk_tokens = ffn_chunk_tokens_ > 0 ? ffn_chunk_tokens_ : std::max<int64_t>(1, kFfnChunkElems / c.ffn_dim);
+    in.dump = &dump;
 
     // I2V: context = [img_emb(clip_fea) ; text], split again inside every cross-attention at
     // image_context_length = ctx_len − 512 (T5_CONTEXT_TOKEN_NUMBER, a constant in model.py, not
     // text_len), with Python slice semantics for a negative length. With text_len = 512 (every
     // release) that is the 257 CLIP tokens; other text_len values reproduce the official split.
-    Tensor ctx_img, ctx_text = context;
     if (c.is_i2v()) {
         std::vector<Tensor> clips;
         for (auto& s : batch) clips.push_back(s.clip_fea.unsqueeze(0));
@@ -182,71 +183,21 @@ std::vector<Tensor> DitModel::forward(const std::vector<DitSample>& batch, int64
         Tensor full = ops::concat({img, context}, 1);                              // [B, 257 + text_len, D]
         const int64_t L = full.size(1), n_img = L - 512;
         const int64_t split = std::clamp<int64_t>(n_img >= 0 ? n_img : L + n_img, 0, L);
-        ctx_img = ops::contiguous(full.slice(1, 0, split));
-        ctx_text = ops::contiguous(full.slice(1, split, L));
+        in.ctx_img = ops::contiguous(full.slice(1, 0, split));
+        in.ctx_text = ops::contiguous(full.slice(1, split, L));
     }
 
+    // Self-attention over each sample's own tokens (k_lens = seq_lens: padding is never a key).
     AttentionParams self_p;
     self_p.k_lens = seq_lens;
     self_p.window_left = c.window_left;
     self_p.window_right = c.window_right;
-    const AttentionParams cross_p;  // all text tokens attended (context_lens is None in WanModel)
+    const SelfAttendFn attend = [&](const Tensor& q, const Tensor& k, const Tensor& v) {
+        return ops::attention(q, k, v, self_p);
+    };
 
-    for (int64_t li = 0; li < c.num_layers; ++li) {
-        const DitBlockWeights& b = w.blocks[size_t(li)];
-        Tensor m = ops::add(b.modulation, e0);  // [B, 6, D]: shift1, scale1, gate1, shift2, scale2, gate2
-        auto mod = [&](int k) { return m.select(1, k); };  // [B, D], row stride 6D
-
-        // self-attention
-        Tensor h = ops::norm_modulate(x, mod(0), mod(1), c.eps);
-        Tensor q = b.sa_q(h).reshape({B, seq_len, N, hd}), k = b.sa_k(h).reshape({B, seq_len, N, hd}), v = b.sa_v(h);
-        if (c.qk_norm) {  // rope(rms_norm(·)) in one pass: [B, L, N, hd]
-            q = ops::rms_norm_rope(q, b.sa_norm_q, c.eps, grids, rope_);
-            k = ops::rms_norm_rope(k, b.sa_norm_k, c.eps, grids, rope_);
-        } else {
-            q = ops::rope(q, grids, rope_);
-            k = ops::rope(k, grids, rope_);
-        }
-        Tensor a = ops::attention(q, k, v.reshape({B, seq_len, N, hd}), self_p);  // [B, L, N, hd]
-        ops::gated_residual(x, b.sa_o(a.reshape({B, seq_len, D})), mod(2));
-
-        // cross-attention (no modulation, no gate)
-        Tensor hn = c.cross_attn_norm ? ops::layer_norm(x, &b.norm3_w, &b.norm3_b, c.eps) : x;
-        Tensor cq = b.ca_q(hn);
-        if (c.qk_norm) cq = ops::rms_norm(cq, b.ca_norm_q, c.eps);
-        cq = cq.reshape({B, seq_len, N, hd});
-        Tensor ck = b.ca_k(ctx_text), cv = b.ca_v(ctx_text);  // [B, Lt, D]
-        if (c.qk_norm) ck = ops::rms_norm(ck, b.ca_norm_k, c.eps);
-        const int64_t Lt = ctx_text.size(1);
-        Tensor ca = ops::attention(cq, ck.reshape({B, Lt, N, hd}), cv.reshape({B, Lt, N, hd}), cross_p);
-        if (c.is_i2v()) {
-            const int64_t Li = ctx_img.size(1);
-            Tensor ki = b.ca_k_img(ctx_img), vi = b.ca_v_img(ctx_img);  // [B, Li, D]
-            if (c.qk_norm) ki = ops::rms_norm(ki, b.ca_norm_k_img, c.eps);
-            Tensor ia = ops::attention(cq, ki.reshape({B, Li, N, hd}), vi.reshape({B, Li, N, hd}), cross_p);
-            ca = ops::add(ca, ia);  // text and image branches are summed before the output projection
-        }
-        x = ops::add(x, b.ca_o(ca.reshape({B, seq_len, D})));
-
-        // feed-forward, over token chunks so the [tokens, ffn_dim] hidden state stays bounded
-        // (at 480p/81 frames it would be 1.2 GB in f32); rows are independent, so this is exact.
-        h = ops::norm_modulate(x, mod(3), mod(4), c.eps);
-        const int64_t chunk = ffn_chunk_tokens_ > 0 ? ffn_chunk_tokens_ : std::max<int64_t>(1, kFfnChunkElems / c.ffn_dim);
-        const DType hid = ops::linear_chain_dtype(backend(), b.ffn2.w.dtype());  // the hidden state only feeds ffn2
-        for (int64_t bi = 0; bi < B; ++bi) {
-            for (int64_t l0 = 0; l0 < seq_len; l0 += chunk) {
-                const int64_t l1 = std::min(seq_len, l0 + chunk);
-                Tensor hx = h.select(0, bi).slice(0, l0, l1).unsqueeze(0);  // [1, n, D]
-                Tensor xx = x.select(0, bi).slice(0, l0, l1).unsqueeze(0);  // [1, n, D], a view of x
-                ops::gated_residual(xx, b.ffn2(b.ffn0(hx, Activation::GeluTanh, hid)), mod(5).slice(0, bi, bi + 1));
-            }
-        }
-        if (dump) dump("block" + std::to_string(li) + "_out", x);
-    }
-
-    // ---- head: modulation from e (not e0), LayerNorm, Linear
-    Tensor hm = ops::add(w.head_modulation, e.reshape({B, 1, D}));  // [B, 2, D]: shift, scale
-    Tensor out = w.head(ops::norm_modulate(x, hm.select(1, 0), hm.select(1, 1), c.eps));  // [B, L, out·patch]
+    for (int64_t li = 0; li < c.num_layers; ++li) x = dit_block(c, w.blocks[size_t(li)], li, x, te.e0, attend, in);
+    Tensor out = dit_head(c, w, x, te.e, in.group_tokens);  // [B, seq_len, out_dim·patch]
 
     std::vector<Tensor> ys;
     for (int64_t i = 0; i < B; ++i) {

@@ -79,7 +79,9 @@ public:
 
     // Runs the model on a batch padded to seq_len tokens (≥ every sample's token count).
     // Returns the velocity [out_dim, F, H, W] per sample. dump, if set, receives the named
-    // intermediates: patch_embed_first, e, e0, context_emb, block{k}_out.
+    // intermediates: patch_embed_first [1, D, f, h, w], e [B, D], e0 [B, 6, D], context_emb
+    // [B, text_len, D], and per block (dit_block.h) blk.N.self_attn.out, blk.N.cross_attn.out,
+    // blk.N.ffn.out and block{N}_out [B, seq_len, D].
     std::vector<Tensor> forward(const std::vector<DitSample>& batch, int64_t seq_len,
                                 const DumpFn& dump = nullptr) const;
 
