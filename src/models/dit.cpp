@@ -2,6 +2,7 @@
 #include "models/dit.h"
 
 #include <algorithm>
+#include <numeric>
 
 #include "core/error.h"
 #include "models/dit_block.h"
@@ -18,6 +19,33 @@ constexpr int64_t kFfnChunkElems = int64_t(64) << 20;
 
 Linear load_linear(WeightLoader& ld, const std::string& name, int64_t out, int64_t in) {
     return {ld.matrix(name + ".weight", {out, in}), ld.param(name + ".bias", {out})};
+}
+
+// Tokens per modulation row: the largest S dividing seq_len such that every sample's timestep is
+// constant over each run of S tokens (seq_len without per-token timesteps: one row per sample, as
+// Wan2.1; h·w-sized runs for TI2V's first-frame pattern when the frame boundaries allow it; else 1).
+// Rows of equal t would be equal, so the grouping is exact.
+int64_t modulation_group_tokens(const std::vector<DitSample>& batch, int64_t seq_len) {
+    int64_t S = seq_len;
+    for (const DitSample& s : batch)
+        for (size_t l = 1; l < s.t_tokens.size() && S > 1; ++l)
+            if (s.t_tokens[l] != s.t_tokens[l - 1]) S = std::gcd(S, int64_t(l));
+    return S;
+}
+
+// e and e0 under their reference shapes: [B, D], [B, 6, D] (one t per sample), or with per-token
+// timesteps Wan2.2's [B, seq_len, D], [B, seq_len, 6, D] (groups broadcast to their tokens; only
+// when dumping).
+void dump_time_embedding(const DumpFn& dump, const TimeEmbedding& te, int64_t B, int64_t L, int64_t S, bool per_token) {
+    if (!per_token) {
+        dump("e", te.e);
+        dump("e0", te.e0);
+        return;
+    }
+    const int64_t G = B * L / S, D = te.e.size(1);
+    Backend& be = *te.e.backend();
+    dump("e", ops::add(te.e.reshape({G, 1, D}), ops::zeros(be, {G, S, D})).reshape({B, L, D}));
+    dump("e0", ops::add(te.e0.reshape({G, 1, 6, D}), ops::zeros(be, {G, S, 6, D})).reshape({B, L, 6, D}));
 }
 
 }  // namespace
@@ -99,6 +127,7 @@ std::vector<Tensor> DitModel::forward(const std::vector<DitSample>& batch, int64
     // ---- validate inputs and derive each sample's patch grid
     std::vector<RopeGrid> grids(static_cast<size_t>(B));
     std::vector<int32_t> seq_lens(static_cast<size_t>(B));
+    bool per_token = false;  // some sample has t_tokens
     for (int64_t i = 0; i < B; ++i) {
         const DitSample& s = batch[size_t(i)];
         if (!s.x.defined() || s.x.ndim() != 4)
@@ -130,6 +159,10 @@ std::vector<Tensor> DitModel::forward(const std::vector<DitSample>& batch, int64
                  s.clip_fea.defined() ? s.clip_fea.describe() : "none");
         if (i > 0 && c.is_i2v() && s.clip_fea.size(0) != batch[0].clip_fea.size(0))
             fail("dit", "sample ", i, ": clip_fea token counts differ within the batch");
+        if (!s.t_tokens.empty() && int64_t(s.t_tokens.size()) != seq_len)
+            fail("dit", "sample ", i, ": ", s.t_tokens.size(), " per-token timesteps for seq_len ", seq_len,
+                 "; pass one per token, padding included (or none and a single t)");
+        per_token = per_token || !s.t_tokens.empty();
     }
 
     // ---- patch embedding: Conv3d(kernel = stride = patch) as patchify + linear, zero-padded to seq_len
@@ -146,14 +179,13 @@ std::vector<Tensor> DitModel::forward(const std::vector<DitSample>& batch, int64
         }
     }
 
-    // ---- time embedding (fp32): e [B, D], e0 [B, 6, D]
-    std::vector<double> tpos(static_cast<size_t>(B));
-    for (int64_t i = 0; i < B; ++i) tpos[size_t(i)] = batch[size_t(i)].t;
+    // ---- time embedding (fp32): e [G, D], e0 [G, 6, D], one row per group of S tokens
+    const int64_t S = modulation_group_tokens(batch, seq_len);
+    std::vector<double> tpos;  // G = B·seq_len/S values: the t of each group's first token
+    for (const DitSample& s : batch)
+        for (int64_t l = 0; l < seq_len; l += S) tpos.push_back(s.t_tokens.empty() ? double(s.t) : s.t_tokens[size_t(l)]);
     const TimeEmbedding te = time_embedding(c, w, be_, tpos);
-    if (dump) {
-        dump("e", te.e);
-        dump("e0", te.e0);
-    }
+    if (dump) dump_time_embedding(dump, te, B, seq_len, S, per_token);
 
     // ---- text embedding: contexts zero-padded to text_len, Linear, GELU(tanh), Linear
     std::vector<Tensor> contexts;
@@ -162,7 +194,7 @@ std::vector<Tensor> DitModel::forward(const std::vector<DitSample>& batch, int64
     if (dump) dump("context_emb", context);
 
     BlockInputs in;
-    in.group_tokens = seq_len;  // one modulation row per sample
+    in.group_tokens = S;
     in.grids = &grids;
     in.rope = &rope_;
     in.ctx_text = context;
