@@ -1,4 +1,5 @@
-// The Wan2.1 diffusion transformer (`WanModel`, wan/modules/model.py; spec §1), T2V and I2V.
+// The Wan2.1 diffusion transformer (`WanModel`, wan/modules/model.py; spec §1), T2V and I2V, and
+// Wan2.2's TI2V (per-token timesteps, DitSample::t_tokens). The block itself: dit_block.h.
 //
 // Shapes (PyTorch order): a latent is [C, F, H, W] per sample; tokens are (f, h, w) row-major
 // over the patch grid (F/pt, H/ph, W/pw); the hidden state is [B, seq_len, dim] with each sample's
