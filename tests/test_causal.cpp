@@ -116,6 +116,33 @@ TEST(CausalGolden, CausVidLoop) {
     EXPECT_CLOSE(latent_to_frames(out), load_f64(f, "out.latents"), tol(*fx.be, 1e-4), "out.latents");
 }
 
+TEST(CausalGolden, DumpPointsPerModule) {
+    // One call of two rows with dump: per-frame e / e0, and every block's three module outputs
+    // [R, L, D] (dit_block.h), the last one equal to block{k}_out.
+    Fixture fx = open_causal();
+    const DitConfig& c = fx.dit->config();
+    const int64_t F = 2, H = 6, W = 10, R = 2, L = F * (H / c.patch_h) * (W / c.patch_w);
+    KvCache cache = fx.model->make_cache(R, F, H, W);
+    CrossKvCache cross = fx.model->make_cross_cache(randn_tensor(*fx.be, {5, c.text_dim}, 12));
+    std::vector<CausalChunk> rows{{randn_tensor(*fx.be, {c.in_dim, F, H, W}, 11), {500, 250}, 0},
+                                  {randn_tensor(*fx.be, {c.in_dim, F, H, W}, 13), {900}, 0}};
+    std::map<std::string, std::pair<Shape, std::vector<double>>> got;
+    fx.model->forward(rows, cache, cross, true, [&](const std::string& n, const Tensor& t) { got[n] = {t.shape(), to_f64(t)}; });
+    ASSERT_TRUE(got.count("e") && got.count("e0"));
+    EXPECT_EQ(got["e"].first, (Shape{R * F, c.dim}));
+    EXPECT_EQ(got["e0"].first, (Shape{R * F, 6, c.dim}));
+    for (int64_t k = 0; k < c.num_layers; ++k) {
+        const std::string p = "blk." + std::to_string(k) + ".";
+        for (const char* m : {"self_attn.out", "cross_attn.out", "ffn.out"}) {
+            ASSERT_TRUE(got.count(p + m)) << "no dump " << p << m;
+            EXPECT_EQ(got[p + m].first, (Shape{R, L, c.dim})) << p << m;
+        }
+        EXPECT_NE(got[p + "self_attn.out"].second, got[p + "cross_attn.out"].second);
+        EXPECT_NE(got[p + "cross_attn.out"].second, got[p + "ffn.out"].second);
+        EXPECT_EQ(got[p + "ffn.out"].second, got.at("block" + std::to_string(k) + "_out").second);
+    }
+}
+
 TEST(CausalGolden, FlowMatchTable) {
     // Check values of streaming.md §2.2 (float32 tables) and the lookups / warps of §2.2–2.3.
     FlowMatchTable t8(8.0), t5(5.0);

@@ -1,4 +1,4 @@
-// Golden tests of the whole WanModel (dit_t2v / dit_i2v fixtures): outputs and every named
+// Golden tests of the whole WanModel (dit_t2v / dit_i2v / dit_ti2v fixtures): outputs and every named
 // intermediate, per block. Config, seq_len and shapes come from the fixture files.
 #include <map>
 
@@ -38,21 +38,30 @@ void run_golden(const std::string& fixture) {
     DitModel model(g.cfg, weights, *be);
 
     std::vector<DitSample> batch;
+    // in.t: one timestep per sample [B], or per token [B, seq_len] (Wan2.2 TI2V)
     auto tv = load_f64(*g.f, "in.t");
+    const Shape t_shape = stored(*g.f, "in.t").shape;
+    const bool per_token = t_shape.size() == 2;
+    if (per_token) {
+        ASSERT_EQ(t_shape[1], g.seq_len);
+    }
     for (size_t i = 0;; ++i) {
         const std::string s = std::to_string(i);
         if (!g.f->find("in.x" + s)) break;
         DitSample smp;
         smp.x = load_f32(*be, *g.f, "in.x" + s);
         smp.context = load_f32(*be, *g.f, "in.context" + s);
-        smp.t = float(tv.at(i));
+        if (per_token)
+            smp.t_tokens.assign(tv.begin() + int64_t(i) * g.seq_len, tv.begin() + int64_t(i + 1) * g.seq_len);
+        else
+            smp.t = float(tv.at(i));
         if (g.cfg.is_i2v()) {
             smp.y = load_f32(*be, *g.f, "in.cond" + s);
             smp.clip_fea = load_f32(*be, *g.f, "in.clip_fea").select(0, int64_t(i));
         }
         batch.push_back(smp);
     }
-    ASSERT_EQ(batch.size(), tv.size());
+    ASSERT_EQ(int64_t(batch.size()), t_shape[0]);
 
     std::map<std::string, std::vector<double>> mids;
     auto outs = model.forward(batch, g.seq_len, [&](const std::string& name, const Tensor& t) { mids[name] = to_f64(t); });
@@ -66,6 +75,14 @@ void run_golden(const std::string& fixture) {
         ++checked;
     }
     EXPECT_GE(checked, 4 + int(g.cfg.num_layers));
+    // The per-module dump points (dit_block.h) exist for every block, and the last one of a block
+    // is its output.
+    for (int64_t k = 0; k < g.cfg.num_layers; ++k) {
+        const std::string p = "blk." + std::to_string(k) + ".";
+        for (const char* m : {"self_attn.out", "cross_attn.out", "ffn.out"})
+            ASSERT_TRUE(mids.count(p + m)) << "model did not dump " << p << m;
+        EXPECT_EQ(mids[p + "ffn.out"], mids["block" + std::to_string(k) + "_out"]);
+    }
     for (size_t i = 0; i < outs.size(); ++i) {
         const std::string n = "out.y" + std::to_string(i);
         EXPECT_EQ(outs[i].shape(), stored(*g.f, n).shape);
@@ -77,6 +94,41 @@ void run_golden(const std::string& fixture) {
 
 TEST(DitGolden, T2V) { run_golden("dit_t2v.safetensors"); }
 TEST(DitGolden, I2V) { run_golden("dit_i2v.safetensors"); }
+TEST(DitGolden, TI2V) { run_golden("dit_ti2v.safetensors"); }
+
+TEST(DitGolden, TI2VGroupedTimesteps) {
+    // Sample 0 of the TI2V fixture alone: its per-token t is constant over runs of tokens, so the
+    // model uses one modulation row per run (not per token); the output must still be the golden
+    // one, with any FFN chunking. One t repeated per token equals a scalar t exactly.
+    auto be = make_cpu_backend(2);
+    Golden g = open_dit_fixture("dit_ti2v.safetensors");
+    auto weights = std::make_shared<MemoryTensorSource>(g.f->origin());
+    for (const std::string& n : g.f->names())
+        if (n.rfind("in.", 0) && n.rfind("out.", 0) && n.rfind("mid.", 0))
+            weights->add(n, g.f->find(n)->dtype, g.f->find(n)->shape, g.f->find(n)->data);
+    DitModel model(g.cfg, weights, *be);
+    const std::vector<double> tv = load_f64(*g.f, "in.t");
+    DitSample s;
+    s.x = load_f32(*be, *g.f, "in.x0");
+    s.context = load_f32(*be, *g.f, "in.context0");
+    s.t_tokens.assign(tv.begin(), tv.begin() + g.seq_len);
+    ASSERT_NE(s.t_tokens.front(), s.t_tokens.back()) << "sample 0 should hold the first-frame pattern";
+    auto out = model.forward({s}, g.seq_len);
+    EXPECT_CLOSE(out[0], load_f64(*g.f, "out.y0"), 1e-4, "ti2v sample 0 alone");
+    for (int64_t chunk : {1, 5, 13}) {  // inside a run, and several runs per chunk
+        model.set_ffn_chunk_tokens(chunk);
+        EXPECT_CLOSE(model.forward({s}, g.seq_len)[0], to_f64(out[0]), 1e-6, cat("FFN in ", chunk, "-token chunks"));
+    }
+    model.set_ffn_chunk_tokens(0);
+    DitSample scalar = s, repeated = s;
+    scalar.t_tokens.clear();
+    scalar.t = 731;
+    repeated.t_tokens.assign(size_t(g.seq_len), 731.0);
+    EXPECT_EQ(to_f64(model.forward({repeated}, g.seq_len)[0]), to_f64(model.forward({scalar}, g.seq_len)[0]));
+    DitSample wrong = s;
+    wrong.t_tokens.pop_back();
+    expect_error([&] { model.forward({wrong}, g.seq_len); }, {"[dit]", "per-token timesteps", "seq_len"});
+}
 
 TEST(DitGolden, SingleSampleEqualsBatched) {
     // The padded batch and a lone sample with seq_len = its own token count give the same output.
@@ -170,14 +222,16 @@ TEST(DitBadInput, ConfigAndWeights) {
         if (!extra.empty()) w->add(extra, DType::F32, {1}, g.f->find("head.head.bias")->data);
         return w;
     };
-    expect_error([&] { DitModel(g.cfg, copy_weights("blocks.1.ffn.0.weight", "", false), *be); },
-                 {"[weights]", "missing tensor 'blocks.1.ffn.0.weight'"});
+    const std::string last_ffn = cat("blocks.", g.cfg.num_layers - 1, ".ffn.0.weight");
+    expect_error([&] { DitModel(g.cfg, copy_weights(last_ffn, "", false), *be); },
+                 {"[weights]", "missing tensor '" + last_ffn + "'"});
     expect_error([&] { DitModel(g.cfg, copy_weights("", "blocks.9.extra", false), *be); },
                  {"[weights]", "unexpected tensor", "blocks.9.extra"});
     expect_error([&] { DitModel(g.cfg, copy_weights("", "", true), *be); }, {"[weights]", "head.head.bias", "shape"});
-    DitConfig wrong = g.cfg;
-    wrong.num_layers = 3;
-    expect_error([&] { DitModel(wrong, copy_weights("", "", false), *be); }, {"missing tensor 'blocks.2."});
+    DitConfig wrong = g.cfg;  // one block more than the file holds
+    wrong.num_layers = g.cfg.num_layers + 1;
+    expect_error([&] { DitModel(wrong, copy_weights("", "", false), *be); },
+                 {cat("missing tensor 'blocks.", g.cfg.num_layers, ".")});
 }
 
 TEST(DitBadInput, Inputs) {

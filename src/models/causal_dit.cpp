@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "models/dit_block.h"
 #include "models/dit_weights.h"
 #include "ops/ops.h"
 
@@ -269,19 +270,12 @@ CrossKvCache CausalDitModel::make_cross_cache(const Tensor& context) const {
     if (!context.defined() || context.ndim() != 2 || context.size(1) != c.text_dim || context.size(0) > c.text_len)
         fail("causal_dit", "context must be [len ≤ ", c.text_len, ", ", c.text_dim, "], got ",
              context.defined() ? context.describe() : "none", "; the text encoder does not match the DiT");
-    const int64_t N = c.num_heads, hd = c.head_dim(), Lt = c.text_len;
     // Zero-padded to text_len, then text_embedding (Linear, GELU(tanh), Linear): [1, Lt, D].
-    Tensor ctx_in = ops::zeros(backend(), {1, Lt, c.text_dim});
-    if (context.size(0) > 0) ops::copy(context, ctx_in.select(0, 0).slice(0, 0, context.size(0)));
-    Tensor ctx = w_.text2(w_.text0(ctx_in, Activation::GeluTanh));
+    Tensor ctx = text_embedding(c, w_, backend(), {context});
     CrossKvCache cc;
     const DType dt = kv_dtype(backend());  // the attention would round K/V to this anyway
     for (int64_t l = 0; l < c.num_layers; ++l) {
-        const DitBlockWeights& b = w_.blocks[size_t(l)];
-        Tensor k = b.ca_k(ctx), v = b.ca_v(ctx);  // [1, Lt, D]
-        if (c.qk_norm) k = ops::rms_norm(k, b.ca_norm_k, c.eps);
-        cc.k.push_back(ops::to_dtype(k, dt).reshape({1, Lt, N, hd}));
-        cc.v.push_back(ops::to_dtype(v, dt).reshape({1, Lt, N, hd}));
+        cc.kv.push_back(cross_kv(c, w_.blocks[size_t(l)], ctx, Tensor(), dt));  // k, v [1, Lt, N, hd]
     }
     return cc;
 }
@@ -290,11 +284,11 @@ std::vector<Tensor> CausalDitModel::forward(const std::vector<CausalChunk>& rows
                                             bool want_output, const DumpFn& dump) const {
     const DitConfig& c = config();
     Backend& be = backend();
-    const int64_t R = int64_t(rows.size()), D = c.dim, N = c.num_heads, hd = c.head_dim();
+    const int64_t R = int64_t(rows.size()), N = c.num_heads, hd = c.head_dim();
     if (R == 0) fail("causal_dit", "empty batch");
     if (R != cache.rows) fail("causal_dit", R, " chunks for a KV cache of ", cache.rows, " rows; pass one chunk per row");
-    if (!cross.filled() || int64_t(cross.k.size()) != c.num_layers || cross.k[0].size(2) != N ||
-        cross.k[0].size(3) != hd)
+    if (!cross.filled() || int64_t(cross.kv.size()) != c.num_layers || cross.kv[0].k.size(2) != N ||
+        cross.kv[0].k.size(3) != hd)
         fail("causal_dit", "the cross-attention cache is empty or belongs to another model; build it with make_cross_cache");
     if (int64_t(cache.k.size()) != c.num_layers || cache.k[0].size(2) != N || cache.k[0].size(3) != hd)
         fail("causal_dit", "the KV cache belongs to another model; build it with make_cache");
@@ -342,96 +336,70 @@ std::vector<Tensor> CausalDitModel::forward(const std::vector<CausalChunk>& rows
     Tensor x = R == 1 ? embs[0] : ops::concat(embs, 0);  // [R, L, D]
 
     // ---- per-frame time embedding: e [R·F, D], e0 [R·F, 6, D]
-    std::vector<double> sin64 = sinusoidal_embedding_f64(tpos, c.freq_dim);
-    std::vector<float> sin32(sin64.begin(), sin64.end());
-    Tensor sinus = ops::from_host(be, DType::F32, {R * F, c.freq_dim}, sin32.data());
-    Tensor e = w_.time2(w_.time0(sinus, Activation::Silu));         // [R·F, D]
-    Tensor e0 = w_.time_proj(ops::silu(e)).reshape({R * F, 6, D});  // [R·F, 6, D]
+    const TimeEmbedding te = time_embedding(c, w_, be, tpos);
     if (dump) {
-        dump("e", e);
-        dump("e0", e0);
+        dump("e", te.e);
+        dump("e0", te.e0);
     }
 
-    for (int64_t li = 0; li < c.num_layers; ++li) {
-        const DitBlockWeights& b = w_.blocks[size_t(li)];
-        Tensor m = ops::add(b.modulation, e0);               // [R·F, 6, D]: per-frame shift1…gate2
-        auto mod = [&](int k) { return m.select(1, k); };  // [R·F, D], row stride 6D
-        Tensor xf = x.reshape({R * F, S, D});                // frames as the modulation batch
+    BlockInputs in;
+    in.group_tokens = S;  // one modulation row per frame
+    in.grids = &grids;
+    in.rope = &base_->rope_table();
+    in.cross_cache = &cross.kv;
+    in.dump = &dump;  // no FFN chunking: a chunk of frames is small
 
-        // self-attention against the cache
-        Tensor h = ops::norm_modulate(xf, mod(0), mod(1), c.eps).reshape({R, L, D});
-        Tensor q = b.sa_q(h).reshape({R, L, N, hd}), k = b.sa_k(h).reshape({R, L, N, hd});  // [R, L, N, hd]
-        Tensor v = b.sa_v(h).reshape({R, L, N, hd});
-        if (c.qk_norm) {  // rope(rms_norm(·)) in one pass
-            q = ops::rms_norm_rope(q, b.sa_norm_q, c.eps, grids, base_->rope_table());
-            k = ops::rms_norm_rope(k, b.sa_norm_k, c.eps, grids, base_->rope_table());
-        } else {
-            q = ops::rope(q, grids, base_->rope_table());
-            k = ops::rope(k, grids, base_->rope_table());
-        }
-        const Tensor& kc = cache.k[size_t(li)];  // [R, K·S, N, hd]
-        const Tensor& vc = cache.v[size_t(li)];
-        std::vector<int64_t> read_frames;
-        for (int64_t r = 0; r < R; ++r) {  // write before attending: the chunk sees itself
-            const size_t pi = size_t(li * R + r);
-            KvSlotPolicy& pol = cache.policy[pi];  // not row_policy(): it would settle this layer's decisions
-            const int64_t start = rows[size_t(r)].start_frame;
-            if (pol.wants_similarity(F)) {
-                // Adaptive sink: similarity, decision and write on the device (SD computes the
-                // similarity from this frame's K/V before caching it); the policy replays it later.
-                KvSinkWrite sw = pol.sink_write(start, F);
-                sw.tokens = S;
-                ops::kv_sink_write(k.select(0, r), v.select(0, r), kc.select(0, r), vc.select(0, r), sw,
-                                   cache.decisions.select(0, li).select(0, r));
-                read_frames.push_back(pol.read_frames_after(start, F));
-                cache.pending[pi] = {start, F};
-                continue;
+    for (int64_t li = 0; li < c.num_layers; ++li) {
+        // Self-attention against the cache: the chunk's rotated K/V are written into their slots
+        // first (so the chunk sees itself), then each row attends to its filled prefix.
+        const SelfAttendFn attend = [&](const Tensor& q, const Tensor& k, const Tensor& v) {
+            const Tensor& kc = cache.k[size_t(li)];  // [R, K·S, N, hd]
+            const Tensor& vc = cache.v[size_t(li)];
+            std::vector<int64_t> read_frames;
+            for (int64_t r = 0; r < R; ++r) {
+                const size_t pi = size_t(li * R + r);
+                KvSlotPolicy& pol = cache.policy[pi];  // not row_policy(): it would settle this layer's decisions
+                const int64_t start = rows[size_t(r)].start_frame;
+                if (pol.wants_similarity(F)) {
+                    // Adaptive sink: similarity, decision and write on the device (SD computes the
+                    // similarity from this frame's K/V before caching it); the policy replays it later.
+                    KvSinkWrite sw = pol.sink_write(start, F);
+                    sw.tokens = S;
+                    ops::kv_sink_write(k.select(0, r), v.select(0, r), kc.select(0, r), vc.select(0, r), sw,
+                                       cache.decisions.select(0, li).select(0, r));
+                    read_frames.push_back(pol.read_frames_after(start, F));
+                    cache.pending[pi] = {start, F};
+                    continue;
+                }
+                const KvSlotPolicy::Plan plan = pol.plan(start, F);
+                WANRT_ASSERT(plan.rope_start == grids[size_t(r)].frame_offset);
+                read_frames.push_back(plan.read_frames);
+                for (int64_t f = 0; f < F; ++f) {
+                    const int64_t s0 = plan.slots[size_t(f)] * S;
+                    ops::copy(k.select(0, r).slice(0, f * S, (f + 1) * S), kc.select(0, r).slice(0, s0, s0 + S));
+                    ops::copy(v.select(0, r).slice(0, f * S, (f + 1) * S), vc.select(0, r).slice(0, s0, s0 + S));
+                }
             }
-            const KvSlotPolicy::Plan plan = pol.plan(start, F);
-            WANRT_ASSERT(plan.rope_start == grids[size_t(r)].frame_offset);
-            read_frames.push_back(plan.read_frames);
-            for (int64_t f = 0; f < F; ++f) {
-                const int64_t s0 = plan.slots[size_t(f)] * S;
-                ops::copy(k.select(0, r).slice(0, f * S, (f + 1) * S), kc.select(0, r).slice(0, s0, s0 + S));
-                ops::copy(v.select(0, r).slice(0, f * S, (f + 1) * S), vc.select(0, r).slice(0, s0, s0 + S));
+            if (R == 1) {
+                const int64_t n = read_frames[0] * S;
+                return ops::attention(q, kc.slice(1, 0, n), vc.slice(1, 0, n));  // contiguous prefix views
             }
-        }
-        Tensor a;  // [R, L, N, hd]
-        if (R == 1) {
-            const int64_t n = read_frames[0] * S;
-            a = ops::attention(q, kc.slice(1, 0, n), vc.slice(1, 0, n));  // contiguous prefix views
-        } else {
             // Row by row, so each row reads a contiguous prefix of its own cache row without a copy.
-            a = be.empty(DType::F32, {R, L, N, hd});
+            Tensor a = be.empty(DType::F32, {R, L, N, hd});  // [R, L, N, hd]
             for (int64_t r = 0; r < R; ++r) {
                 const int64_t n = read_frames[size_t(r)] * S;
                 Tensor ar = ops::attention(q.select(0, r).unsqueeze(0), kc.select(0, r).slice(0, 0, n).unsqueeze(0),
                                            vc.select(0, r).slice(0, 0, n).unsqueeze(0));
                 ops::copy(ar.select(0, 0), a.select(0, r));
             }
-        }
-        ops::gated_residual(xf, b.sa_o(a.reshape({R * F, S, D})), mod(2));
-
-        // cross-attention with the cached prompt K/V; unmasked, so the rows can share one call
-        Tensor hn = c.cross_attn_norm ? ops::layer_norm(x, &b.norm3_w, &b.norm3_b, c.eps) : x;
-        Tensor cq = b.ca_q(hn);
-        if (c.qk_norm) cq = ops::rms_norm(cq, b.ca_norm_q, c.eps);
-        Tensor ca = ops::attention(cq.reshape({1, R * L, N, hd}), cross.k[size_t(li)], cross.v[size_t(li)]);
-        x = ops::add(x, b.ca_o(ca.reshape({R, L, D})));
-
-        // feed-forward
-        xf = x.reshape({R * F, S, D});
-        h = ops::norm_modulate(xf, mod(3), mod(4), c.eps);
-        const DType hid = ops::linear_chain_dtype(be, b.ffn2.w.dtype());  // [R·L, ffn] only feeds ffn2
-        ops::gated_residual(xf, b.ffn2(b.ffn0(h, Activation::GeluTanh, hid)), mod(5));
-        if (dump) dump("block" + std::to_string(li) + "_out", x);
+            return a;
+        };
+        x = dit_block(c, w_.blocks[size_t(li)], li, x, te.e0, attend, in);
     }
     if (!want_output) return {};
 
     // ---- head: per-frame modulation from e, LayerNorm, Linear, unpatchify
-    Tensor hm = ops::add(w_.head_modulation, e.reshape({R * F, 1, D}));  // [R·F, 2, D]: shift, scale
-    Tensor out = w_.head(ops::norm_modulate(x.reshape({R * F, S, D}), hm.select(1, 0), hm.select(1, 1), c.eps));
-    out = out.reshape({R, L, out.size(2)});  // [R, L, out_dim·patch]
+    Tensor out = dit_head(c, w_, x, te.e, S);  // [R, L, out_dim·patch]
     std::vector<Tensor> ys;
     for (int64_t r = 0; r < R; ++r)
         ys.push_back(ops::unpatchify(out.select(0, r), F, gh, gw, c.patch_t, c.patch_h, c.patch_w));  // [C, F, H, W]

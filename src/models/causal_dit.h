@@ -39,7 +39,7 @@
 #include <vector>
 
 #include "models/dit.h"
-#include "ops/ops.h"
+#include "models/dit_block.h"
 
 namespace wanrt {
 
@@ -152,8 +152,8 @@ std::vector<double> adaptive_sink_similarity(const Tensor& k_new, const Tensor& 
 // Cross-attention K/V of one prompt, per layer [1, text_len, heads, head_dim] (the context padded
 // with zero rows to text_len, as the model does).
 struct CrossKvCache {
-    std::vector<Tensor> k, v;
-    bool filled() const { return !k.empty(); }
+    std::vector<CrossKv> kv;  // per layer; k, v [1, text_len, heads, head_dim] in kv_dtype (no image branch)
+    bool filled() const { return !kv.empty(); }
 };
 
 // One row of a causal call.
@@ -187,7 +187,8 @@ public:
     // One call: rows.size() == cache.rows, all chunks of the same shape. Writes each row's K/V into
     // its cache slots (policy of that row), then attends. Returns the velocity [C, F, H, W] per row,
     // or nothing when want_output is false (a pure cache-writing pass). dump, if set, receives
-    // e [R·F, D], e0 [R·F, 6, D] and block{k}_out [R, L, D].
+    // e [R·F, D], e0 [R·F, 6, D] and the block dumps of dit_block.h (blk.N.self_attn.out, …,
+    // block{N}_out) [R, L, D].
     std::vector<Tensor> forward(const std::vector<CausalChunk>& rows, KvCache& cache, const CrossKvCache& cross,
                                 bool want_output = true, const DumpFn& dump = nullptr) const;
 

@@ -2,8 +2,10 @@
 #include "models/dit.h"
 
 #include <algorithm>
+#include <numeric>
 
 #include "core/error.h"
+#include "models/dit_block.h"
 #include "models/dit_weights.h"
 #include "models/weights.h"
 #include "ops/ops.h"
@@ -17,6 +19,33 @@ constexpr int64_t kFfnChunkElems = int64_t(64) << 20;
 
 Linear load_linear(WeightLoader& ld, const std::string& name, int64_t out, int64_t in) {
     return {ld.matrix(name + ".weight", {out, in}), ld.param(name + ".bias", {out})};
+}
+
+// Tokens per modulation row: the largest S dividing seq_len such that every sample's timestep is
+// constant over each run of S tokens (seq_len without per-token timesteps: one row per sample, as
+// Wan2.1; h·w-sized runs for TI2V's first-frame pattern when the frame boundaries allow it; else 1).
+// Rows of equal t would be equal, so the grouping is exact.
+int64_t modulation_group_tokens(const std::vector<DitSample>& batch, int64_t seq_len) {
+    int64_t S = seq_len;
+    for (const DitSample& s : batch)
+        for (size_t l = 1; l < s.t_tokens.size() && S > 1; ++l)
+            if (s.t_tokens[l] != s.t_tokens[l - 1]) S = std::gcd(S, int64_t(l));
+    return S;
+}
+
+// e and e0 under their reference shapes: [B, D], [B, 6, D] (one t per sample), or with per-token
+// timesteps Wan2.2's [B, seq_len, D], [B, seq_len, 6, D] (groups broadcast to their tokens; only
+// when dumping).
+void dump_time_embedding(const DumpFn& dump, const TimeEmbedding& te, int64_t B, int64_t L, int64_t S, bool per_token) {
+    if (!per_token) {
+        dump("e", te.e);
+        dump("e0", te.e0);
+        return;
+    }
+    const int64_t G = B * L / S, D = te.e.size(1);
+    Backend& be = *te.e.backend();
+    dump("e", ops::add(te.e.reshape({G, 1, D}), ops::zeros(be, {G, S, D})).reshape({B, L, D}));
+    dump("e0", ops::add(te.e0.reshape({G, 1, 6, D}), ops::zeros(be, {G, S, 6, D})).reshape({B, L, 6, D}));
 }
 
 }  // namespace
@@ -92,12 +121,13 @@ int64_t DitModel::tokens_for(const Shape& s) const {
 std::vector<Tensor> DitModel::forward(const std::vector<DitSample>& batch, int64_t seq_len, const DumpFn& dump) const {
     const DitConfig& c = cfg_;
     const DitWeights& w = *w_;
-    const int64_t B = int64_t(batch.size()), D = c.dim, N = c.num_heads, hd = c.head_dim();
+    const int64_t B = int64_t(batch.size()), D = c.dim;
     if (B == 0) fail("dit", "empty batch");
 
     // ---- validate inputs and derive each sample's patch grid
     std::vector<RopeGrid> grids(static_cast<size_t>(B));
     std::vector<int32_t> seq_lens(static_cast<size_t>(B));
+    bool per_token = false;  // some sample has t_tokens
     for (int64_t i = 0; i < B; ++i) {
         const DitSample& s = batch[size_t(i)];
         if (!s.x.defined() || s.x.ndim() != 4)
@@ -129,6 +159,10 @@ std::vector<Tensor> DitModel::forward(const std::vector<DitSample>& batch, int64
                  s.clip_fea.defined() ? s.clip_fea.describe() : "none");
         if (i > 0 && c.is_i2v() && s.clip_fea.size(0) != batch[0].clip_fea.size(0))
             fail("dit", "sample ", i, ": clip_fea token counts differ within the batch");
+        if (!s.t_tokens.empty() && int64_t(s.t_tokens.size()) != seq_len)
+            fail("dit", "sample ", i, ": ", s.t_tokens.size(), " per-token timesteps for seq_len ", seq_len,
+                 "; pass one per token, padding included (or none and a single t)");
+        per_token = per_token || !s.t_tokens.empty();
     }
 
     // ---- patch embedding: Conv3d(kernel = stride = patch) as patchify + linear, zero-padded to seq_len
@@ -145,33 +179,32 @@ std::vector<Tensor> DitModel::forward(const std::vector<DitSample>& batch, int64
         }
     }
 
-    // ---- time embedding (fp32): e [B, D], e0 [B, 6, D]
-    std::vector<double> tpos(static_cast<size_t>(B));
-    for (int64_t i = 0; i < B; ++i) tpos[size_t(i)] = batch[size_t(i)].t;
-    std::vector<double> sin64 = sinusoidal_embedding_f64(tpos, c.freq_dim);
-    std::vector<float> sin32(sin64.begin(), sin64.end());
-    Tensor sinus = ops::from_host(be_, DType::F32, {B, c.freq_dim}, sin32.data());
-    Tensor e = w.time2(w.time0(sinus, Activation::Silu));                          // [B, D]
-    Tensor e0 = w.time_proj(ops::silu(e)).reshape({B, 6, D});                     // [B, 6, D]
-    if (dump) {
-        dump("e", e);
-        dump("e0", e0);
-    }
+    // ---- time embedding (fp32): e [G, D], e0 [G, 6, D], one row per group of S tokens
+    const int64_t S = modulation_group_tokens(batch, seq_len);
+    std::vector<double> tpos;  // G = B·seq_len/S values: the t of each group's first token
+    for (const DitSample& s : batch)
+        for (int64_t l = 0; l < seq_len; l += S) tpos.push_back(s.t_tokens.empty() ? double(s.t) : s.t_tokens[size_t(l)]);
+    const TimeEmbedding te = time_embedding(c, w, be_, tpos);
+    if (dump) dump_time_embedding(dump, te, B, seq_len, S, per_token);
 
     // ---- text embedding: contexts zero-padded to text_len, Linear, GELU(tanh), Linear
-    Tensor ctx_in = ops::zeros(be_, {B, c.text_len, c.text_dim});
-    for (int64_t i = 0; i < B; ++i) {
-        const Tensor& t = batch[size_t(i)].context;
-        if (t.size(0) > 0) ops::copy(t, ctx_in.select(0, i).slice(0, 0, t.size(0)));
-    }
-    Tensor context = w.text2(w.text0(ctx_in, Activation::GeluTanh));  // [B, text_len, D]
+    std::vector<Tensor> contexts;
+    for (const DitSample& s : batch) contexts.push_back(s.context);
+    Tensor context = text_embedding(c, w, be_, contexts);  // [B, text_len, D]
     if (dump) dump("context_emb", context);
+
+    BlockInputs in;
+    in.group_tokens = S;
+    in.grids = &grids;
+    in.rope = &rope_;
+    in.ctx_text = context;
+    in.ffn_chunk_tokens = ffn_chunk_tokens_ > 0 ? ffn_chunk_tokens_ : std::max<int64_t>(1, kFfnChunkElems / c.ffn_dim);
+    in.dump = &dump;
 
     // I2V: context = [img_emb(clip_fea) ; text], split again inside every cross-attention at
     // image_context_length = ctx_len − 512 (T5_CONTEXT_TOKEN_NUMBER, a constant in model.py, not
     // text_len), with Python slice semantics for a negative length. With text_len = 512 (every
     // release) that is the 257 CLIP tokens; other text_len values reproduce the official split.
-    Tensor ctx_img, ctx_text = context;
     if (c.is_i2v()) {
         std::vector<Tensor> clips;
         for (auto& s : batch) clips.push_back(s.clip_fea.unsqueeze(0));
@@ -182,71 +215,21 @@ std::vector<Tensor> DitModel::forward(const std::vector<DitSample>& batch, int64
         Tensor full = ops::concat({img, context}, 1);                              // [B, 257 + text_len, D]
         const int64_t L = full.size(1), n_img = L - 512;
         const int64_t split = std::clamp<int64_t>(n_img >= 0 ? n_img : L + n_img, 0, L);
-        ctx_img = ops::contiguous(full.slice(1, 0, split));
-        ctx_text = ops::contiguous(full.slice(1, split, L));
+        in.ctx_img = ops::contiguous(full.slice(1, 0, split));
+        in.ctx_text = ops::contiguous(full.slice(1, split, L));
     }
 
+    // Self-attention over each sample's own tokens (k_lens = seq_lens: padding is never a key).
     AttentionParams self_p;
     self_p.k_lens = seq_lens;
     self_p.window_left = c.window_left;
     self_p.window_right = c.window_right;
-    const AttentionParams cross_p;  // all text tokens attended (context_lens is None in WanModel)
+    const SelfAttendFn attend = [&](const Tensor& q, const Tensor& k, const Tensor& v) {
+        return ops::attention(q, k, v, self_p);
+    };
 
-    for (int64_t li = 0; li < c.num_layers; ++li) {
-        const DitBlockWeights& b = w.blocks[size_t(li)];
-        Tensor m = ops::add(b.modulation, e0);  // [B, 6, D]: shift1, scale1, gate1, shift2, scale2, gate2
-        auto mod = [&](int k) { return m.select(1, k); };  // [B, D], row stride 6D
-
-        // self-attention
-        Tensor h = ops::norm_modulate(x, mod(0), mod(1), c.eps);
-        Tensor q = b.sa_q(h).reshape({B, seq_len, N, hd}), k = b.sa_k(h).reshape({B, seq_len, N, hd}), v = b.sa_v(h);
-        if (c.qk_norm) {  // rope(rms_norm(·)) in one pass: [B, L, N, hd]
-            q = ops::rms_norm_rope(q, b.sa_norm_q, c.eps, grids, rope_);
-            k = ops::rms_norm_rope(k, b.sa_norm_k, c.eps, grids, rope_);
-        } else {
-            q = ops::rope(q, grids, rope_);
-            k = ops::rope(k, grids, rope_);
-        }
-        Tensor a = ops::attention(q, k, v.reshape({B, seq_len, N, hd}), self_p);  // [B, L, N, hd]
-        ops::gated_residual(x, b.sa_o(a.reshape({B, seq_len, D})), mod(2));
-
-        // cross-attention (no modulation, no gate)
-        Tensor hn = c.cross_attn_norm ? ops::layer_norm(x, &b.norm3_w, &b.norm3_b, c.eps) : x;
-        Tensor cq = b.ca_q(hn);
-        if (c.qk_norm) cq = ops::rms_norm(cq, b.ca_norm_q, c.eps);
-        cq = cq.reshape({B, seq_len, N, hd});
-        Tensor ck = b.ca_k(ctx_text), cv = b.ca_v(ctx_text);  // [B, Lt, D]
-        if (c.qk_norm) ck = ops::rms_norm(ck, b.ca_norm_k, c.eps);
-        const int64_t Lt = ctx_text.size(1);
-        Tensor ca = ops::attention(cq, ck.reshape({B, Lt, N, hd}), cv.reshape({B, Lt, N, hd}), cross_p);
-        if (c.is_i2v()) {
-            const int64_t Li = ctx_img.size(1);
-            Tensor ki = b.ca_k_img(ctx_img), vi = b.ca_v_img(ctx_img);  // [B, Li, D]
-            if (c.qk_norm) ki = ops::rms_norm(ki, b.ca_norm_k_img, c.eps);
-            Tensor ia = ops::attention(cq, ki.reshape({B, Li, N, hd}), vi.reshape({B, Li, N, hd}), cross_p);
-            ca = ops::add(ca, ia);  // text and image branches are summed before the output projection
-        }
-        x = ops::add(x, b.ca_o(ca.reshape({B, seq_len, D})));
-
-        // feed-forward, over token chunks so the [tokens, ffn_dim] hidden state stays bounded
-        // (at 480p/81 frames it would be 1.2 GB in f32); rows are independent, so this is exact.
-        h = ops::norm_modulate(x, mod(3), mod(4), c.eps);
-        const int64_t chunk = ffn_chunk_tokens_ > 0 ? ffn_chunk_tokens_ : std::max<int64_t>(1, kFfnChunkElems / c.ffn_dim);
-        const DType hid = ops::linear_chain_dtype(backend(), b.ffn2.w.dtype());  // the hidden state only feeds ffn2
-        for (int64_t bi = 0; bi < B; ++bi) {
-            for (int64_t l0 = 0; l0 < seq_len; l0 += chunk) {
-                const int64_t l1 = std::min(seq_len, l0 + chunk);
-                Tensor hx = h.select(0, bi).slice(0, l0, l1).unsqueeze(0);  // [1, n, D]
-                Tensor xx = x.select(0, bi).slice(0, l0, l1).unsqueeze(0);  // [1, n, D], a view of x
-                ops::gated_residual(xx, b.ffn2(b.ffn0(hx, Activation::GeluTanh, hid)), mod(5).slice(0, bi, bi + 1));
-            }
-        }
-        if (dump) dump("block" + std::to_string(li) + "_out", x);
-    }
-
-    // ---- head: modulation from e (not e0), LayerNorm, Linear
-    Tensor hm = ops::add(w.head_modulation, e.reshape({B, 1, D}));  // [B, 2, D]: shift, scale
-    Tensor out = w.head(ops::norm_modulate(x, hm.select(1, 0), hm.select(1, 1), c.eps));  // [B, L, out·patch]
+    for (int64_t li = 0; li < c.num_layers; ++li) x = dit_block(c, w.blocks[size_t(li)], li, x, te.e0, attend, in);
+    Tensor out = dit_head(c, w, x, te.e, in.group_tokens);  // [B, seq_len, out_dim·patch]
 
     std::vector<Tensor> ys;
     for (int64_t i = 0; i < B; ++i) {

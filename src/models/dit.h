@@ -1,4 +1,5 @@
-// The Wan2.1 diffusion transformer (`WanModel`, wan/modules/model.py; spec §1), T2V and I2V.
+// The Wan2.1 diffusion transformer (`WanModel`, wan/modules/model.py; spec §1), T2V and I2V, and
+// Wan2.2's TI2V (per-token timesteps, DitSample::t_tokens). The block itself: dit_block.h.
 //
 // Shapes (PyTorch order): a latent is [C, F, H, W] per sample; tokens are (f, h, w) row-major
 // over the patch grid (F/pt, H/ph, W/pw); the hidden state is [B, seq_len, dim] with each sample's
@@ -16,7 +17,9 @@
 namespace wanrt {
 
 struct DitConfig {
-    std::string model_type = "t2v";  // "t2v" or "i2v"
+    // "t2v", "i2v" (image conditioning: y, clip_fea) or "ti2v" (Wan2.2 TI2V-5B: the t2v structure,
+    // fed per-token timesteps through DitSample::t_tokens)
+    std::string model_type = "t2v";
     int patch_t = 1, patch_h = 2, patch_w = 2;
     int64_t text_len = 512, in_dim = 16, dim = 2048, ffn_dim = 8192, freq_dim = 256, text_dim = 4096;
     int64_t out_dim = 16, num_heads = 16, num_layers = 32;
@@ -57,6 +60,10 @@ struct DitSample {
     Tensor context;   // [len ≤ text_len, text_dim] text encoder output, trimmed to its real length
     Tensor clip_fea;  // I2V only: [257, 1280] CLIP features
     float t = 0;      // timestep (the scheduler's integer value)
+    // Optional per-token timesteps (Wan2.2 TI2V: 0 on the tokens of a given first frame): seq_len
+    // values, the padding tokens' included; when set, t is not used. Token runs of equal t share
+    // one modulation row (dit_block.h), so a per-frame pattern costs no per-token modulation.
+    std::vector<double> t_tokens = {};
 };
 
 // The RoPE angle table for head dim d: f32 [max_pos, d/2, 2] (cos, sin), built in float64 from
@@ -79,7 +86,10 @@ public:
 
     // Runs the model on a batch padded to seq_len tokens (≥ every sample's token count).
     // Returns the velocity [out_dim, F, H, W] per sample. dump, if set, receives the named
-    // intermediates: patch_embed_first, e, e0, context_emb, block{k}_out.
+    // intermediates: patch_embed_first [1, D, f, h, w], e [B, D] and e0 [B, 6, D] (with t_tokens:
+    // [B, seq_len, D] and [B, seq_len, 6, D], as Wan2.2 names them), context_emb
+    // [B, text_len, D], and per block (dit_block.h) blk.N.self_attn.out, blk.N.cross_attn.out,
+    // blk.N.ffn.out and block{N}_out [B, seq_len, D].
     std::vector<Tensor> forward(const std::vector<DitSample>& batch, int64_t seq_len,
                                 const DumpFn& dump = nullptr) const;
 

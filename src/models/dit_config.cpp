@@ -72,8 +72,8 @@ DitConfig DitConfig::from_json(const std::string& text, const std::string& origi
 
 void DitConfig::validate(const std::string& origin) const {
     auto bad = [&](const auto&... msg) { fail("dit", origin, ": ", msg..., "; fix config.json or use the official one"); };
-    if (model_type != "t2v" && model_type != "i2v")
-        bad("model_type \"", model_type, "\" is not supported (t2v, i2v)");
+    if (model_type != "t2v" && model_type != "i2v" && model_type != "ti2v")
+        bad("model_type \"", model_type, "\" is not supported (t2v, i2v, ti2v)");
     if (patch_t < 1 || patch_h < 1 || patch_w < 1) bad("patch_size must be positive");
     for (auto [name, v] : {std::pair{"dim", dim}, {"ffn_dim", ffn_dim}, {"freq_dim", freq_dim}, {"text_dim", text_dim},
                            {"in_dim", in_dim}, {"out_dim", out_dim}, {"num_heads", num_heads},
