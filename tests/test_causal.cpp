@@ -144,7 +144,7 @@ TEST(CausalGolden, DumpPointsPerModule) {
 }
 
 TEST(CausalGolden, FlowMatchTable) {
-    // Check values of streaming.md §2.2 (float32 tables) and the lookups / warps of §2.2–2.3.
+    // Check values of docs/streaming.md §2.2 (float32 tables) and the lookups / warps of §2.2–2.3.
     FlowMatchTable t8(8.0), t5(5.0);
     EXPECT_EQ(t8.sigmas[1], 0.9998748898506165f);
     EXPECT_EQ(t8.timesteps[300], 949.1525268554688f);
@@ -317,7 +317,7 @@ TEST(CausalMask, StreamBatchRowsEqualSeparateCalls) {
 // Slot policy replays (no model).
 
 TEST(CausalPolicy, StreamDiffusionV2RingTable) {
-    // streaming.md §4.9.1, K = 6, sink 3: first chunk 2 frames, then 1-frame chunks.
+    // docs/streaming.md §4.9.1, K = 6, sink 3: first chunk 2 frames, then 1-frame chunks.
     KvSlotPolicy p(6, 3);
     auto pl = p.plan(0, 2);
     EXPECT_EQ(pl.slots, (std::vector<int64_t>{0, 1}));

@@ -198,7 +198,7 @@ TEST(DitConfigTest, FromWeightsMatchesFixtureConfig) {
 }
 
 TEST(DitConfigTest, PresetsMatchOfficialParameterCounts) {
-    EXPECT_EQ(dit_param_count(DitConfig::preset("t2v-1.3B")), 1418996800);  // spec §0
+    EXPECT_EQ(dit_param_count(DitConfig::preset("t2v-1.3B")), 1418996800);  // docs/wan21.md §0
     EXPECT_NEAR(double(dit_param_count(DitConfig::preset("t2v-14B"))), 14.29e9, 0.01e9);
     EXPECT_NEAR(double(dit_param_count(DitConfig::preset("i2v-14B"))), 16.39e9, 0.01e9);
 }

@@ -1,6 +1,6 @@
 // Golden tests on the GPU (label `gpu`): the whole WanModel (dit_t2v / dit_i2v fixtures) and the
 // attention cases of ops.safetensors run on the CUDA backend. The DiT's linears run in bf16 there
-// (spec §1.10), so outputs and intermediates are held to rel-L2 ≤ 1e-2 (the official bf16
+// (docs/wan21.md §1.10), so outputs and intermediates are held to rel-L2 ≤ 1e-2 (the official bf16
 // pipeline lands at ≈4e-3); the attention cases (head dim 16: the fp32 kernel) to 1e-5.
 // Config, seq_len and shapes come from the fixture files.
 #include <map>

@@ -104,7 +104,7 @@ TEST(PipelineT2V, BadOptionsAreOneLineErrors) {
     ok.height = 480;
     T2VLatentShape s = t2v_latent_shape(ok, dit, vae);
     EXPECT_EQ(s.latent, (Shape{16, 21, 60, 104}));
-    EXPECT_EQ(s.seq_len, 32760);  // the spec's 832×480×81 sequence length
+    EXPECT_EQ(s.seq_len, 32760);  // 832×480×81 frames: docs/wan21.md §1.11
 
     T2VOptions o = ok;
     o.frame_num = 80;

@@ -1,5 +1,5 @@
 // Samplers (src/sched): the official UniPC and DPM-Solver++ against schedulers.safetensors, the
-// spec's 50-step schedule, flow-Euler sanity checks and the bad-input errors.
+// 50-step schedule of docs/wan21.md §6.2, flow-Euler sanity checks and the bad-input errors.
 #include <gtest/gtest.h>
 
 #include <cmath>

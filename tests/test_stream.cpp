@@ -1,7 +1,7 @@
 // Streaming V2V (StreamDiffusionV2 loop) with a tiny random VAE and the causal fixture's DiT:
 //   * one step: the stream equals a hand-written encode → noise → causal DiT → decode loop;
 //   * the stream batch's latency and frame counts (1 + 4, then 4; n − 1 chunks in flight; flush);
-//   * the motion controller's arithmetic (streaming.md §4.4 examples);
+//   * the motion controller's arithmetic (docs/streaming.md §4.4 examples);
 //   * a soak: thousands of frames in constant memory;
 //   * bad input → one-line errors.
 #include <sys/wait.h>

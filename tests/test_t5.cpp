@@ -164,7 +164,7 @@ TEST(T5, HuggingFaceNames) {
     check_golden(b, g, "hf names");
 }
 
-// The n → bucket map of spec §4.3 (32 buckets, max distance 128), both directions.
+// The n → bucket map of docs/wan21.md §4.3 (32 buckets, max distance 128), both directions.
 TEST(T5, RelativeBuckets) {
     auto expect_n = [](int64_t n) -> int {
         if (n < 8) return int(n);

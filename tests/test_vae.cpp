@@ -265,7 +265,7 @@ TEST(VaeBadInput, Table) {
 
 // ---------------------------------------------------------------------------------------------
 // Resample modes, chunked with their caches, against float64 loops of the whole-sequence
-// semantics (spec §3.4).
+// semantics (docs/wan21.md §3.4).
 namespace {
 
 struct HostVideo {  // [C, T, H, W] in float64

@@ -1,6 +1,6 @@
 // wanrt generate: a prompt in, a video file out (the official generate.py for the T2V tasks).
 //
-// Flags keep generate.py's names and defaults (spec §6.5): --task, --size W*H, --frame_num,
+// Flags keep generate.py's names and defaults (docs/wan21.md §6.5): --task, --size W*H, --frame_num,
 // --sample_steps, --sample_shift, --sample_guide_scale, --sample_solver, --base_seed, --prompt,
 // --neg_prompt, --ckpt_dir, --save_file. Differences, each deliberate:
 //  - without --ckpt_dir the built-in demo model runs (pipeline/demo.h) with small defaults;
@@ -265,7 +265,7 @@ void resolve_task(const Opts& o, Plan& p) {
         p.task = {p.kind.empty() ? std::string("t2v") : p.kind, p.kind, true};
 }
 
-// Step 2: defaults per task (spec §6.5), then checks of every option against them and the model.
+// Step 2: defaults per task (docs/wan21.md §6.5), then checks of every option against them and the model.
 T2VOptions resolve_options(Opts& o, Plan& p) {
     const bool t2i = p.task.name == "t2i-14B", demo = p.demo, causal = o.causal;
     const std::string& kind = p.kind;

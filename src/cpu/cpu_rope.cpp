@@ -1,4 +1,4 @@
-// 3-axis RoPE on interleaved pairs (spec §1.4). The angle table holds (cos, sin) per position and
+// 3-axis RoPE on interleaved pairs (docs/wan21.md §1.4). The angle table holds (cos, sin) per position and
 // pair; each pair index k belongs to the frame, height or width axis by the [d/2 − 2⌊d/6⌋, ⌊d/6⌋,
 // ⌊d/6⌋] split, and reads the table at that axis's position of the token.
 #include <vector>

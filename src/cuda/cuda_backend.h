@@ -7,7 +7,7 @@
 //  - Ops are asynchronous on the backend's stream; download() and synchronize() wait for it.
 //  - Memory: alloc() never calls cudaMalloc for a size it has seen freed before (blocks are cached
 //    by rounded size and reused in stream order); the cache is released only if a cudaMalloc fails.
-//  - Precision (spec §1.10): activations stay f32. linear() rounds x to bf16 and multiplies it
+//  - Precision (docs/wan21.md §1.10): activations stay f32. linear() rounds x to bf16 and multiplies it
 //    with a bf16 copy of w, accumulating in fp32, output f32. An f32/f16 weight is converted to
 //    bf16 on the device the first time it is used and the copy is cached, keyed by the weight's
 //    buffer and invalidated when that buffer is written again (upload or op output), so weights

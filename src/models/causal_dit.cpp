@@ -1,4 +1,4 @@
-// CausalWanModel._forward_inference (CausVid causal_model.py; streaming.md §1), module by module,
+// CausalWanModel._forward_inference (CausVid causal_model.py; docs/streaming.md §1), module by module,
 // on the weights of a loaded DitModel.
 #include "models/causal_dit.h"
 

@@ -1,7 +1,7 @@
 // The causal, KV-cached Wan DiT (CausVid / Self-Forcing / StreamDiffusionV2 `CausalWanModel`,
-// spec streaming.md §1): the same weights as DitModel, run on one chunk of latent frames at a time.
+// docs/streaming.md §1): the same weights as DitModel, run on one chunk of latent frames at a time.
 //
-// Differences from DitModel::forward (streaming.md §1.1–1.4):
+// Differences from DitModel::forward (docs/streaming.md §1.1–1.4):
 //   * per-frame timesteps: a chunk of F latent frames carries t[F]; every token uses the modulation
 //     of its own frame (e0 [F, 6, D], head modulation from e [F, D]);
 //   * RoPE with a temporal offset: token (f, h, w) is rotated at time position rope_frame + f;
@@ -23,11 +23,11 @@
 // A call whose (start_frame, frames) equals the previous call of that row re-writes the same slots
 // (next denoising step or the clean t = 0 pass of the same block). Because keys are rotated before
 // they are cached and attention ignores key order, the ring holds the same frame set as the
-// shift-left caches of Self-Forcing/Scope and StreamDiffusionV2's ring (streaming.md §4.9.3).
+// shift-left caches of Self-Forcing/Scope and StreamDiffusionV2's ring (docs/streaming.md §4.9.3).
 // With capacity ≥ total frames and sink 0 it is CausVid's linear cache (write [cs, ce), read [0, ce)).
 //
 // RoPE positions (start_frame + f) must stay < 1024 (the table size); the caller (pipeline) applies
-// the position wrap of streaming.md §4.10 (KvSlotPolicy does it when refresh_frame > 0: Plan::rope_start).
+// the position wrap of docs/streaming.md §4.10 (KvSlotPolicy does it when refresh_frame > 0: Plan::rope_start).
 //
 // Errors ([causal_dit] one line): latent shape not a patch multiple or of the wrong channels,
 // mismatched rows, a chunk larger than the cache or the ring, positions past the RoPE table,

@@ -1,4 +1,4 @@
-// The Wan2.1 diffusion transformer (`WanModel`, wan/modules/model.py; spec §1), T2V and I2V, and
+// The Wan2.1 diffusion transformer (`WanModel`, wan/modules/model.py; docs/wan21.md §1), T2V and I2V, and
 // Wan2.2's TI2V (per-token timesteps, DitSample::t_tokens). The block itself: dit_block.h.
 //
 // Shapes (PyTorch order): a latent is [C, F, H, W] per sample; tokens are (f, h, w) row-major

@@ -1,4 +1,4 @@
-// The umT5 text encoder of Wan2.1 (wan/modules/t5.py `T5Encoder`, used encoder-only; spec §4).
+// The umT5 text encoder of Wan2.1 (wan/modules/t5.py `T5Encoder`, used encoder-only; docs/wan21.md §4).
 //
 // Computation (float32 activations, weights used in place in their checkpoint dtype, bf16 for the
 // release): x = token_embedding(ids) (no scaling); per block

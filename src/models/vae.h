@@ -1,4 +1,4 @@
-// The Wan2.1 video VAE (`wan/modules/vae.py`, spec §3): a causal 3-D conv autoencoder, 8× spatial and
+// The Wan2.1 video VAE (`wan/modules/vae.py`, docs/wan21.md §3): a causal 3-D conv autoencoder, 8× spatial and
 // (by default) 4× temporal compression, z_dim latent channels.
 //
 // Layouts (PyTorch order, one sample, f32 on the model's backend):
@@ -8,7 +8,7 @@
 // decode() returns the raw decoder output, NOT clamped: the pipeline clamps to [-1, 1] and converts
 // to uint8 where the video is written.
 //
-// Chunking follows the reference exactly (spec §3.4): encode runs the encoder on frames 1, 4, 4, …
+// Chunking follows the reference exactly (docs/wan21.md §3.4): encode runs the encoder on frames 1, 4, 4, …
 // and decode runs the decoder one latent frame at a time, with per-conv feature caches holding the
 // last two input frames (the first chunk skips the temporal up/down-sampling). The stream objects
 // expose that loop so a caller can feed frames as they arrive; their caches are O(1) in the number
@@ -47,7 +47,7 @@ struct VaeConfig {
     int64_t temporal_factor() const;                                                // 4
 };
 
-// The Wan2.1 latent statistics (16 channels, spec §3.5).
+// The Wan2.1 latent statistics (16 channels, docs/wan21.md §3.5).
 const std::vector<float>& wan21_latent_mean();
 const std::vector<float>& wan21_latent_std();
 

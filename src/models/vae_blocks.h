@@ -2,7 +2,7 @@
 // block-level tests. Tensors are one sample, [C, T, H, W] f32; weights are plain structs filled by
 // the loader in vae.cpp.
 //
-// Feature cache (spec §3.4): each cached conv owns one slot of a VaeFeatCache, taken in call order
+// Feature cache (docs/wan21.md §3.4): each cached conv owns one slot of a VaeFeatCache, taken in call order
 // (the reference's feat_cache list and feat_idx cursor); the cursor is reset at every chunk.
 #pragma once
 

@@ -86,7 +86,7 @@ std::string find_dit_prefix(const TensorSource& src) {
         if (n.size() < key.size() || n.compare(n.size() - key.size(), key.size(), key) != 0) continue;
         const std::string p = n.substr(0, n.size() - key.size());
         // Prefer "generator" over "generator_ema" when a file holds both, as StreamDiffusionV2's
-        // loader does (streaming.md §0.3).
+        // loader does (docs/streaming.md §0.3).
         if (!found || (best.rfind("generator_ema.", 0) == 0 && p.rfind("generator_ema.", 0) != 0)) best = p;
         found = true;
     }

@@ -1,5 +1,5 @@
 // Block-autoregressive generation with the causal DiT (CausVid InferencePipeline.inference,
-// Self-Forcing CausalInferencePipeline; streaming.md §2, §3), and the FlowMatch tables all causal
+// Self-Forcing CausalInferencePipeline; docs/streaming.md §2, §3), and the FlowMatch tables all causal
 // code bases share (§2.2–2.4).
 //
 // Loop (latents [C, F, H, W], F a multiple of frames_per_block; blocks b of fpb frames):
@@ -36,7 +36,7 @@
 namespace wanrt {
 
 // FlowMatchScheduler(shift, sigma_min = 0, extra_one_step = True).set_timesteps(1000, training=True):
-// the float32 tables of streaming.md §2.2, bit-exact.
+// the float32 tables of docs/streaming.md §2.2, bit-exact.
 struct FlowMatchTable {
     double shift = 8.0;
     std::vector<float> sigmas;     // 1000 values, σ_0 = 1, decreasing

@@ -1,4 +1,4 @@
-// Model folders as released (Hugging Face Wan-AI/Wan2.1-T2V-1.3B, -T2V-14B, ...; spec §7) and the
+// Model folders as released (Hugging Face Wan-AI/Wan2.1-T2V-1.3B, -T2V-14B, ...; docs/wan21.md §7) and the
 // staged text-to-video run on them.
 //
 // The official layout, all in one folder (`--ckpt_dir`):

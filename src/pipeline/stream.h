@@ -1,4 +1,4 @@
-// Streaming video-to-video (StreamDiffusionV2, streaming.md §4): frames in, restyled frames out,
+// Streaming video-to-video (StreamDiffusionV2, docs/streaming.md §4): frames in, restyled frames out,
 // one chunk at a time, in constant memory.
 //
 // Per chunk (pixel frames [3, n, H, W] f32 in [−1, 1], H and W multiples of 16):

@@ -1,4 +1,4 @@
-// Text-to-video: the chain of the official WanT2V.generate (wan/text2video.py, spec §6.6).
+// Text-to-video: the chain of the official WanT2V.generate (wan/text2video.py, docs/wan21.md §6.6).
 //
 //   1. context      = T5(prompt ids)          [L_c, text_dim]   (real tokens incl. EOS, trimmed)
 //      context_null = T5(negative prompt ids) [L_n, text_dim]   (default: the official Chinese one)

@@ -1,7 +1,7 @@
 // The DPM-Solver++ path of wan/text2video.py (FlowDPMSolverMultistepScheduler in
 // wan/utils/fm_solvers.py): algorithm_type "dpmsolver++", solver_order 2, solver_type "midpoint",
 // explicit sigmas from get_sampling_sigmas (σ_0 = 1), final sigma 0 so the last step is first
-// order. Spec §6.4. Scalars follow the reference's float32 0-d tensor arithmetic op by op.
+// order. docs/wan21.md §6.4. Scalars follow the reference's float32 0-d tensor arithmetic op by op.
 #include <algorithm>
 #include <cmath>
 

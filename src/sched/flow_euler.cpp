@@ -1,5 +1,5 @@
 // Plain flow-matching Euler: x_{i+1} = x_i + (σ_{i+1} − σ_i)·v on the dpm++ schedule (σ_0 = 1,
-// t_0 = 1000, final σ 0). It equals first-order DPM-Solver++ in exact arithmetic (spec §6.1) and is
+// t_0 = 1000, final σ 0). It equals first-order DPM-Solver++ in exact arithmetic (docs/wan21.md §6.1) and is
 // the simplest sampler to check a new backend or model with.
 #include "core/error.h"
 #include "sched/flow_common.h"

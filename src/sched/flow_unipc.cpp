@@ -1,6 +1,6 @@
 // FlowUniPCMultistepScheduler as wan/text2video.py uses it (wan/utils/fm_solvers_unipc.py):
 // solver_order 2, solver_type "bh2", predict_x0, lower_order_final, corrector on every step after the
-// first (disable_corrector = []), no thresholding, final sigma 0. Spec §6.3.
+// first (disable_corrector = []), no thresholding, final sigma 0. docs/wan21.md §6.3.
 //
 // Scalars follow the reference's float32 0-d tensor arithmetic op by op; the tensor updates of each
 // predictor/corrector are regrouped into one linear combination per sample (coefficients combined

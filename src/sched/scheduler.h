@@ -1,8 +1,8 @@
-// Flow-matching samplers of Wan2.1 (spec §6): the official FlowUniPCMultistepScheduler ("unipc",
+// Flow-matching samplers of Wan2.1 (docs/wan21.md §6): the official FlowUniPCMultistepScheduler ("unipc",
 // the default), the DPM-Solver++ path ("dpm++") exactly as wan/text2video.py builds them, and a
 // plain flow Euler sampler ("euler").
 //
-// Convention (spec §6.1): x_σ = (1 − σ)·x₀ + σ·ε, the network predicts v = ε − x₀, the data
+// Convention (docs/wan21.md §6.1): x_σ = (1 − σ)·x₀ + σ·ε, the network predicts v = ε − x₀, the data
 // prediction is x̂₀ = x − σ·v. A scheduler for n steps holds
 //   timesteps()  n integers, what the DiT receives (int64(1000·σ_i), truncated as the reference);
 //   sigmas()     n + 1 float32 values σ_0 … σ_{n−1}, 0 the solver integrates with.

@@ -1,5 +1,5 @@
 // The umT5 tokenizer of Wan2.1 (wan/modules/tokenizers.py HuggingfaceTokenizer with
-// name = <ckpt>/google/umt5-xxl, seq_len = 512, clean = 'whitespace'; spec §4.4), through the
+// name = <ckpt>/google/umt5-xxl, seq_len = 512, clean = 'whitespace'; docs/wan21.md §4.4), through the
 // SentencePiece library reading the folder's spiece.model.
 //
 // tokenize(prompt): clean_prompt() (text/clean.h), SentencePiece ids of the cleaned text, EOS
