@@ -12,6 +12,8 @@
 // bf16 weight cache and the staged-activation cache; a missed wrote() serves stale bf16 copies.
 #pragma once
 
+#include <atomic>
+
 #include <map>
 #include <memory>
 #include <set>
@@ -57,6 +59,10 @@ public:
     void synchronize() override;
     MemoryStats memory_stats() const override;
     void reset_peak_memory() override;
+    // Test mode: buffers NaN-filled (all-ones bytes) between guard bytes that are read back and
+    // checked when the buffer is freed (a stream synchronisation per free: tests only).
+    void set_alloc_check(bool on) override { alloc_check_ = on; }
+    int64_t guard_failures() const override { return guard_failures_->load(); }
 
     // Linear weights live as bf16 on the device: an f32 checkpoint is converted once at load
     // time instead of keeping both an f32 and a bf16 copy resident.
@@ -128,6 +134,8 @@ private:
     int split_kv_ = 0;  // 0 = by rule; see split_kv_count
     cudaStream_t stream_ = nullptr;
     std::shared_ptr<cuda::DeviceAllocator> alloc_;
+    bool alloc_check_ = false;
+    std::shared_ptr<std::atomic<int64_t>> guard_failures_ = std::make_shared<std::atomic<int64_t>>(0);
     std::shared_ptr<Buffer> workspace_;
     std::unique_ptr<cuda::GemmEngine> gemm_;
     std::unique_ptr<cuda::CudnnSdpa> sdpa_;
