@@ -143,7 +143,7 @@ TEST_F(GenerateI2V, BadInputIsOneLineExitOneNoFile) {
         {i2v + img + " --task i2v-14B --save_file " + out, "needs a i2v-14B model but"},  // custom widths
         {i2v + img + " --frame_num 8 --save_file " + out, "4n+1"},
         {i2v + img + " --size 16*16 --save_file " + out, "too small"},
-        {i2v + img + " --causal --save_file " + out, "no causal mode"},
+        {"generate --ckpt_dir " + i2v_folder_ + img + " --causal --size 64*64 --save_file " + out, "no causal mode"},
         {t2v + img + " --save_file " + out, "--image needs an image-to-video model"},
         {t2v + img + " --task i2v-14B --save_file " + out, "needs a i2v-14B model but"},
         {t2v + " --task i2v-14B --save_file " + out, "needs a i2v-14B model but"},
