@@ -6,6 +6,8 @@
 #include <fstream>
 #include <iterator>
 
+#include "models/synth.h"
+#include "pipeline/model_folder.h"
 #include "test_util.h"
 
 namespace wanrt::test {
@@ -169,6 +171,37 @@ TEST_F(GenerateI2V, BadInputIsOneLineExitOneNoFile) {
     EXPECT_NE(r.out.find("CLIP image encoder (models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth"),
               std::string::npos) << r.out;
     EXPECT_FALSE(fs::exists(out));
+}
+
+// The CLIP config of a folder is read from its tensors: every field round-trips, and the released
+// ViT-H/14's table has its known size (632 M visual parameters with the unused last block and head).
+TEST(ClipFolderConfig, FromWeightsRoundTrips) {
+    ClipVisionConfig c;
+    c.dim = 160;  // head dim 80 → 2 heads
+    c.heads = 2;
+    c.patch_size = 7;
+    c.image_size = 56;
+    c.layers = 3;
+    c.mlp_dim = 40;
+    auto src = synth_clip_memory(c, DType::F16, 1);
+    const ClipVisionConfig r = clip_config_from_weights(*src);
+    EXPECT_EQ(r.dim, c.dim);
+    EXPECT_EQ(r.heads, c.heads);
+    EXPECT_EQ(r.patch_size, c.patch_size);
+    EXPECT_EQ(r.image_size, c.image_size);
+    EXPECT_EQ(r.layers, c.layers);
+    EXPECT_EQ(r.mlp_dim, c.mlp_dim);
+    auto be = make_cpu_backend(1);
+    ClipVisionEncoder enc(r, src, *be);  // the loader takes the written names and shapes
+    Tensor img = randn_tensor(*be, {1, 3, 30, 41}, 3);
+    EXPECT_EQ(enc.encode(img).shape(), (Shape{1, 65, 160}));
+
+    int64_t n = 0;
+    for (const ParamSpec& p : clip_param_table(ClipVisionConfig::vit_h_14())) n += shape_numel(p.shape);
+    EXPECT_NEAR(double(n), 632.08e6, 0.5e6);
+    MemoryTensorSource other("a DiT file");
+    other.add_uninitialized("patch_embedding.weight", DType::F32, {4, 16, 1, 2, 2});
+    expect_error([&] { clip_config_from_weights(other); }, {"[model]", "a DiT file", "not an open-clip ViT"});
 }
 
 }  // namespace wanrt::test

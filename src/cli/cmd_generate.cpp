@@ -383,8 +383,9 @@ Plan make_plan(Opts& o) {
 void announce(const Opts& o, Plan& p, Backend& be) {
     if (p.demo) {
         std::fprintf(stderr,
-                     "generate: no --ckpt_dir given: running the built-in demo model (tiny Wan2.1 T5/DiT/VAE with "
-                     "random weights; the video is structured noise). Pass --ckpt_dir for a real model.\n");
+                     "generate: no --ckpt_dir given: running the built-in demo model (tiny Wan2.1 T5/%sDiT/VAE with "
+                     "random weights; the video is structured noise). Pass --ckpt_dir for a real model.\n",
+                     p.image_task ? "CLIP/i2v " : "");
         p.model = p.image_task ? demo_i2v_model_parts() : demo_model_parts();
     }
     if (p.image_task) {
