@@ -3,6 +3,8 @@
 // included), pictures as PNG / JPEG / WebP made with the ffmpeg tool, grayscale and alpha handling,
 // the official size arithmetic seen in the output size, and the bad-input table: one line, exit 1,
 // no output file left behind.
+#include <unistd.h>
+
 #include <fstream>
 #include <iterator>
 
@@ -160,6 +162,16 @@ TEST_F(GenerateI2V, BadInputIsOneLineExitOneNoFile) {
         EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << c.args << "\n" << r.out;
         EXPECT_FALSE(fs::exists(out)) << c.args;
         EXPECT_FALSE(fs::exists(out + ".tmp")) << c.args;
+    }
+    // A picture without read permission (root reads anything, so only as another user).
+    if (geteuid() != 0) {
+        const fs::path locked = root_ / "locked.png";
+        fs::copy_file(pic("pic.png"), locked, fs::copy_options::overwrite_existing);
+        fs::permissions(locked, fs::perms::none);
+        CliRun r = run_cli(i2v + " --image " + locked.string() + " --save_file " + out);
+        EXPECT_EQ(r.code, 1) << r.out;
+        EXPECT_NE(r.out.find("Permission denied"), std::string::npos) << r.out;
+        EXPECT_FALSE(fs::exists(out));
     }
     // An I2V folder without its CLIP: the missing-parts error names it.
     const fs::path part = root_ / "noclip";
