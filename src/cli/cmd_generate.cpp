@@ -60,6 +60,14 @@ namespace fs = std::filesystem;
 const char* const kExamplePrompt =
     "Two anthropomorphic cats in comfy boxing gear and bright gloves fight intensely on a spotlighted stage.";
 
+// EXAMPLE_PROMPT["i2v-14B"] (generate.py pairs it with examples/i2v_input.JPG; here --image is required).
+const char* const kExampleI2VPrompt =
+    "Summer beach vacation style, a white cat wearing sunglasses sits on a surfboard. The fluffy-furred feline "
+    "gazes directly at the camera with a relaxed expression. Blurred beach scenery forms the background featuring "
+    "crystal-clear waters, distant green hills, and a blue sky dotted with white clouds. The cat assumes a naturally "
+    "relaxed posture, as if savoring the sea breeze and warm sunlight. A close-up shot highlights the feline's "
+    "intricate details and the refreshing atmosphere of the seaside.";
+
 struct Opts {
     std::string task, size, solver = "unipc", prompt, neg_prompt, ckpt_dir, save_file, device = "auto", image;
     int64_t frame_num = 0;
@@ -359,7 +367,8 @@ Plan make_plan(Opts& o) {
     resolve_task(o, p);
     p.req.opt = resolve_options(o, p);
     const bool t2i = p.task.name == "t2i-14B";
-    if (!o.o_prompt->count()) o.prompt = t2i ? "一个朴素端庄的美人" : kExamplePrompt;  // generate.py's EXAMPLE_PROMPT
+    if (!o.o_prompt->count())  // generate.py's EXAMPLE_PROMPT of the task
+        o.prompt = t2i ? "一个朴素端庄的美人" : p.image_task ? kExampleI2VPrompt : kExamplePrompt;
     p.req.prompt = o.prompt;
     p.req.neg_prompt = o.o_neg->count() && !o.neg_prompt.empty() ? o.neg_prompt : kWanDefaultNegPrompt;
     if (o.save_file.empty()) o.save_file = default_save_file(p.task.name, o.size, o.prompt, t2i);
@@ -552,7 +561,7 @@ void setup(CLI::App& app) {
     o->o_frames = c->add_option("--frame_num", o->frame_num, "Frames, 4n+1 (default 81; demo 17)");
     c->add_option("--ckpt_dir", o->ckpt_dir, "Wan2.1 model folder as downloaded (default: the built-in demo model)");
     c->add_option("--save_file", o->save_file, "Output .mp4, .y4m or .png (default: generate.py's name, .mp4)");
-    o->o_prompt = c->add_option("--prompt", o->prompt, "The prompt (default: generate.py's example prompt)");
+    o->o_prompt = c->add_option("--prompt", o->prompt, "The prompt (default: generate.py's example prompt of the task)");
     o->o_neg = c->add_option("--neg_prompt", o->neg_prompt, "Negative prompt (default: the official Chinese one)");
     c->add_option("--base_seed", o->seed, "Seed (negative: random, printed)")->capture_default_str();
     o->o_solver = c->add_option("--sample_solver", o->solver, "unipc, dpm++ or euler")->capture_default_str();
