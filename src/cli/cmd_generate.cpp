@@ -1,9 +1,17 @@
-// wanrt generate: a prompt in, a video file out (the official generate.py for the T2V tasks).
+// wanrt generate: a prompt (and for i2v-14B a picture) in, a video file out (the official generate.py for
+// the T2V and I2V tasks).
 //
 // Flags keep generate.py's names and defaults (docs/wan21.md §6.5): --task, --size W*H, --frame_num,
 // --sample_steps, --sample_shift, --sample_guide_scale, --sample_solver, --base_seed, --prompt,
-// --neg_prompt, --ckpt_dir, --save_file. Differences, each deliberate:
-//  - without --ckpt_dir the built-in demo model runs (pipeline/demo.h) with small defaults;
+// --neg_prompt, --ckpt_dir, --save_file, --image. Image-to-video (--task i2v-14B --image in.png, or an
+// i2v folder): --size is the max_area W·H (the video keeps the picture's aspect, rounded down to even
+// latent sides: pipeline/i2v.h), 40 steps, shift 3.0 at 832*480 / 480*832 and 5.0 otherwise, guide 5.0,
+// 81 frames, as generate.py. The picture is read as PNG, JPEG or WebP (video/video_writer.h: grayscale
+// expanded to RGB, alpha dropped). Differences, each deliberate:
+//  - without --ckpt_dir the built-in demo model runs (pipeline/demo.h) with small defaults (with
+//    --image or --task i2v-14B the i2v demo model);
+//  - the i2v default size follows the folder: 832*480 when its name says 480P, else generate.py's
+//    1280*720 (the two releases have the same config.json);
 //  - without --task the task is the folder's model (generate.py defaults to t2v-14B, which fails on
 //    a 1.3B folder); the default size follows the task (832*480 for 1.3B, whose only sizes are
 //    480p; generate.py's default 1280*720 would be refused);
@@ -36,6 +44,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/sysinfo.h"
+#include "ops/ops.h"
 #include "pipeline/demo.h"
 #include "pipeline/generate.h"
 #include "runtime/device.h"
@@ -51,14 +60,22 @@ namespace fs = std::filesystem;
 const char* const kExamplePrompt =
     "Two anthropomorphic cats in comfy boxing gear and bright gloves fight intensely on a spotlighted stage.";
 
+// EXAMPLE_PROMPT["i2v-14B"] (generate.py pairs it with examples/i2v_input.JPG; here --image is required).
+const char* const kExampleI2VPrompt =
+    "Summer beach vacation style, a white cat wearing sunglasses sits on a surfboard. The fluffy-furred feline "
+    "gazes directly at the camera with a relaxed expression. Blurred beach scenery forms the background featuring "
+    "crystal-clear waters, distant green hills, and a blue sky dotted with white clouds. The cat assumes a naturally "
+    "relaxed posture, as if savoring the sea breeze and warm sunlight. A close-up shot highlights the feline's "
+    "intricate details and the refreshing atmosphere of the seaside.";
+
 struct Opts {
-    std::string task, size, solver = "unipc", prompt, neg_prompt, ckpt_dir, save_file, device = "auto";
+    std::string task, size, solver = "unipc", prompt, neg_prompt, ckpt_dir, save_file, device = "auto", image;
     int64_t frame_num = 0;
     int sample_steps = 0, threads = 0;
     double shift = 0, guide = 5.0;
     int64_t seed = -1;
     CLI::Option *o_frames = nullptr, *o_steps = nullptr, *o_shift = nullptr, *o_neg = nullptr, *o_prompt = nullptr;
-    CLI::Option *o_guide = nullptr, *o_solver = nullptr;
+    CLI::Option *o_guide = nullptr, *o_solver = nullptr, *o_image = nullptr;
     // --causal (CausVid / Self-Forcing names and defaults).
     bool causal = false, warp = false;
     int64_t frames_per_block = 3, cache_frames = 0, sink_frames = 0;
@@ -130,15 +147,18 @@ struct TaskInfo {
 };
 
 TaskInfo lookup_task(const std::string& t) {
-    if (t == "t2v-1.3B" || t == "t2v-14B") return {t, t, true};
+    if (t == "t2v-1.3B" || t == "t2v-14B" || t == "i2v-14B") return {t, t, true};
     if (t == "t2i-14B") return {t, "t2v-14B", true};
-    if (t == "i2v-14B" || t == "flf2v-14B" || t == "vace-1.3B" || t == "vace-14B") return {t, "", false};
-    fail("generate", "unknown --task \"", t, "\"; use t2v-1.3B, t2v-14B or t2i-14B (or leave it out to use the folder's model)");
+    if (t == "flf2v-14B" || t == "vace-1.3B" || t == "vace-14B") return {t, "", false};
+    fail("generate", "unknown --task \"", t,
+         "\"; use t2v-1.3B, t2v-14B, t2i-14B or i2v-14B (or leave it out to use the folder's model)");
 }
+
+bool is_image_task(const std::string& name) { return name.rfind("i2v", 0) == 0; }
 
 std::vector<std::string> supported_sizes(const std::string& kind) {
     if (kind == "t2v-1.3B") return {"480*832", "832*480"};
-    if (kind == "t2v-14B") return {"720*1280", "1280*720", "480*832", "832*480"};
+    if (kind == "t2v-14B" || kind == "i2v-14B") return {"720*1280", "1280*720", "480*832", "832*480"};
     return {};
 }
 
@@ -217,6 +237,9 @@ struct Plan {
     bool odd_size = false;            // --size is not one of them
     T2VModelParts model;              // empty for the demo until announce() builds it
     GenerateRequest req;
+    bool image_task = false;          // i2v: req.image is made from `picture` once the backend exists
+    Rgb24Video picture;
+    I2VSize video_size;               // i2v: the video's size from the picture and max_area
 };
 
 // Refuses the flags of the other mode (--causal or not).
@@ -237,24 +260,34 @@ void check_mode_flags(const Opts& o) {
 
 // Step 1: the task and the model (files are checked here: one error lists everything missing).
 void resolve_task(const Opts& o, Plan& p) {
+    const bool has_image = o.o_image->count() > 0;
     if (!o.task.empty()) {
         p.task = lookup_task(o.task);
         WANRT_CHECK(p.task.supported, "generate", "--task ", o.task,
-                    " is not yet supported by wanrt (image-conditioned tasks need the CLIP encoder); use t2v-1.3B, "
-                    "t2v-14B or t2i-14B");
-        WANRT_CHECK(!p.demo, "generate", "--task ", o.task,
+                    " is not yet supported by wanrt; use t2v-1.3B, t2v-14B, t2i-14B or i2v-14B");
+        WANRT_CHECK(!has_image || is_image_task(o.task), "generate", "--image is for image-to-video; --task ", o.task,
+                    " takes only a prompt (use --task i2v-14B with an I2V model folder, or leave out --image)");
+        WANRT_CHECK(!p.demo || is_image_task(o.task), "generate", "--task ", o.task,
                     " needs its model folder: pass --ckpt_dir (without both, the built-in demo model runs)");
     }
     if (p.demo) {
         p.kind = "demo";
-        p.task = {"t2v-demo", "demo", true};
+        p.image_task = has_image || is_image_task(o.task);
+        p.task = p.image_task ? TaskInfo{"i2v-demo", "demo", true} : TaskInfo{"t2v-demo", "demo", true};
+        WANRT_CHECK(!p.image_task || has_image, "generate", "--task ", o.task,
+                    " makes a video from a picture: pass --image in.png (PNG, JPEG or WebP)");
         return;
     }
     p.model = open_model_folder(o.ckpt_dir);
     const T2VModelParts& model = p.model;
     p.kind = official_kind(model.dit_config);
-    WANRT_CHECK(!model.dit_config.is_i2v(), "generate", o.ckpt_dir, " holds an image-to-video model (", model.kind,
-                "); i2v is not yet supported, use a text-to-video folder");
+    p.image_task = model.dit_config.is_i2v();
+    if (o.task.empty()) {
+        WANRT_CHECK(!has_image || p.image_task, "generate", "--image needs an image-to-video model, but ", o.ckpt_dir,
+                    " holds ", model.kind, " (text-to-video); pass an I2V folder (e.g. Wan2.1-I2V-14B-480P) or leave out --image");
+        WANRT_CHECK(!p.image_task || has_image, "generate", o.ckpt_dir, " holds an image-to-video model (", model.kind,
+                    "): pass --image in.png (PNG, JPEG or WebP)");
+    }
     if (!o.task.empty())
         WANRT_CHECK(p.kind == p.task.kind, "generate", "--task ", o.task, " needs a ", p.task.kind, " model but ",
                     o.ckpt_dir, " holds ", model.kind, " (config.json: dim ", model.dit_config.dim, ", ",
@@ -262,18 +295,26 @@ void resolve_task(const Opts& o, Plan& p) {
                     p.kind.empty() ? std::string("leave out --task to run this folder's model") : "pass --task " + p.kind,
                     ", or --ckpt_dir a ", p.task.kind, " folder");
     else
-        p.task = {p.kind.empty() ? std::string("t2v") : p.kind, p.kind, true};
+        p.task = {p.kind.empty() ? std::string(p.image_task ? "i2v" : "t2v") : p.kind, p.kind, true};
+    WANRT_CHECK(!p.image_task || has_image, "generate", "--task ", p.task.name,
+                " makes a video from a picture: pass --image in.png (PNG, JPEG or WebP)");
 }
 
 // Step 2: defaults per task (docs/wan21.md §6.5), then checks of every option against them and the model.
 T2VOptions resolve_options(Opts& o, Plan& p) {
-    const bool t2i = p.task.name == "t2i-14B", demo = p.demo, causal = o.causal;
+    const bool t2i = p.task.name == "t2i-14B", demo = p.demo, causal = o.causal, i2v = p.image_task;
     const std::string& kind = p.kind;
     WANRT_CHECK(!(t2i && causal), "generate", "task t2i-14B makes one image; --causal generates video, use a t2v task");
+    WANRT_CHECK(!(i2v && causal), "generate", "--causal runs the text-to-video causal models; image-to-video has no "
+                "causal mode: leave out --causal");
     const DemoDefaults dd;
     T2VOptions opt;
-    if (o.size.empty())
-        o.size = demo ? cat(dd.width, "*", dd.height) : kind == "t2v-1.3B" ? "832*480" : kind == "t2v-14B" ? "1280*720" : "832*480";
+    if (o.size.empty()) {
+        const bool folder_480p = o.ckpt_dir.find("480P") != std::string::npos;
+        o.size = demo ? cat(dd.width, "*", dd.height)
+                 : i2v ? (folder_480p ? "832*480" : "1280*720")
+                 : kind == "t2v-1.3B" ? "832*480" : kind == "t2v-14B" ? "1280*720" : "832*480";
+    }
     parse_size(o.size, &opt.width, &opt.height);
     opt.frame_num = o.o_frames->count() ? o.frame_num : t2i ? 1 : demo ? dd.frame_num : 81;
     if (causal && !o.o_frames->count()) {  // default rounded up to whole blocks (81 frames → 21 latent = 7 blocks of 3)
@@ -284,9 +325,13 @@ T2VOptions resolve_options(Opts& o, Plan& p) {
                 " must be 4n+1 (e.g. ", std::max<int64_t>(1, (opt.frame_num - 1) / 4 * 4 + 1), " or ",
                 (std::max<int64_t>(opt.frame_num - 1, 0) / 4 + 1) * 4 + 1, ")");
     WANRT_CHECK(!t2i || opt.frame_num == 1, "generate", "task t2i-14B makes one image: --frame_num must be 1");
-    opt.sample_steps = o.o_steps->count() ? o.sample_steps : demo ? dd.sample_steps : 50;
+    opt.sample_steps = o.o_steps->count() ? o.sample_steps : demo ? dd.sample_steps : i2v ? 40 : 50;
     WANRT_CHECK(opt.sample_steps > 0, "generate", "--sample_steps ", opt.sample_steps, " must be at least 1 (official: 50)");
-    opt.sample_shift = o.o_shift->count() ? o.shift : causal ? 8.0 : 5.0;
+    // generate.py: 3.0 for i2v at the 480p sizes, else 5.0.
+    opt.sample_shift = o.o_shift->count() ? o.shift
+                       : causal                                          ? 8.0
+                       : i2v && (o.size == "832*480" || o.size == "480*832") ? 3.0
+                                                                         : 5.0;
     WANRT_CHECK(std::isfinite(opt.sample_shift) && opt.sample_shift > 0, "generate", "--sample_shift ", opt.sample_shift,
                 causal ? " must be positive (CausVid: 8; Self-Forcing: 5 with --warp_denoising_step)"
                        : " must be positive (official: 5; 8-12 advised for 1.3B)");
@@ -300,11 +345,15 @@ T2VOptions resolve_options(Opts& o, Plan& p) {
     p.odd_size = !p.sizes.empty() && std::find(p.sizes.begin(), p.sizes.end(), o.size) == p.sizes.end();
 
     // Model shapes (the demo's are known without building anything).
-    if (demo) {
-        const DemoConfig dc = demo_config();
-        t2v_latent_shape(opt, dc.dit, dc.vae);
+    const DemoConfig dc = i2v ? demo_i2v_config() : demo_config();
+    const DitConfig& dit = demo ? dc.dit : p.model.dit_config;
+    const VaeConfig& vae = demo ? dc.vae : p.model.vae_config;
+    if (i2v) {
+        // The picture is read now: a bad file fails before any weights load.
+        p.picture = read_image(o.image);
+        p.video_size = i2v_latent_shape(p.picture.height, p.picture.width, opt, dit, vae).size;
     } else {
-        t2v_latent_shape(opt, p.model.dit_config, p.model.vae_config);
+        t2v_latent_shape(opt, dit, vae);
     }
     return opt;
 }
@@ -318,7 +367,8 @@ Plan make_plan(Opts& o) {
     resolve_task(o, p);
     p.req.opt = resolve_options(o, p);
     const bool t2i = p.task.name == "t2i-14B";
-    if (!o.o_prompt->count()) o.prompt = t2i ? "一个朴素端庄的美人" : kExamplePrompt;  // generate.py's EXAMPLE_PROMPT
+    if (!o.o_prompt->count())  // generate.py's EXAMPLE_PROMPT of the task
+        o.prompt = t2i ? "一个朴素端庄的美人" : p.image_task ? kExampleI2VPrompt : kExamplePrompt;
     p.req.prompt = o.prompt;
     p.req.neg_prompt = o.o_neg->count() && !o.neg_prompt.empty() ? o.neg_prompt : kWanDefaultNegPrompt;
     if (o.save_file.empty()) o.save_file = default_save_file(p.task.name, o.size, o.prompt, t2i);
@@ -339,12 +389,18 @@ Plan make_plan(Opts& o) {
 }
 
 // Step 3: say what runs (and build the demo model, after saying so).
-void announce(const Opts& o, Plan& p, const Backend& be) {
+void announce(const Opts& o, Plan& p, Backend& be) {
     if (p.demo) {
         std::fprintf(stderr,
-                     "generate: no --ckpt_dir given: running the built-in demo model (tiny Wan2.1 T5/DiT/VAE with "
-                     "random weights; the video is structured noise). Pass --ckpt_dir for a real model.\n");
-        p.model = demo_model_parts();
+                     "generate: no --ckpt_dir given: running the built-in demo model (tiny Wan2.1 T5/%sDiT/VAE with "
+                     "random weights; the video is structured noise). Pass --ckpt_dir for a real model.\n",
+                     p.image_task ? "CLIP/i2v " : "");
+        p.model = p.image_task ? demo_i2v_model_parts() : demo_model_parts();
+    }
+    if (p.image_task) {
+        Tensor frames = rgb24_to_video(p.picture, be);      // [3, 1, h0, w0]
+        p.req.image = ops::contiguous(frames.select(1, 0));  // [3, h0, w0]
+        p.picture = Rgb24Video();
     }
     if (p.odd_size) {
         std::string list;
@@ -372,14 +428,25 @@ void announce(const Opts& o, Plan& p, const Backend& be) {
                      copt.cache_frames ? cat(copt.cache_frames, " frames (sink ", copt.sink_frames, ")").c_str() : "all frames",
                      seed, gen ? ", DiT from " : "", gen ? o.generator.c_str() : "");
     } else {
-        std::fprintf(stderr, "generate: %s, %lld frames, %d steps %s, shift %g, guide %g, seed %llu\n", o.size.c_str(),
+        if (p.image_task)
+            std::fprintf(stderr, "generate: image %s (%lldx%lld) in max_area %s -> video %lldx%lld\n", o.image.c_str(),
+                         (long long)p.req.image.size(2), (long long)p.req.image.size(1), o.size.c_str(),
+                         (long long)p.video_size.w, (long long)p.video_size.h);
+        std::fprintf(stderr, "generate: %s, %lld frames, %d steps %s, shift %g, guide %g, seed %llu\n",
+                     p.image_task ? cat(p.video_size.w, "*", p.video_size.h).c_str() : o.size.c_str(),
                      (long long)opt.frame_num, opt.sample_steps, opt.solver.c_str(), opt.sample_shift, opt.guide_scale,
                      seed);
     }
-    std::fprintf(stderr,
-                 "generate: text encoder, DiT and VAE all run on %s, one at a time (the text encoder is freed "
-                 "before the DiT loads, the DiT before the VAE)\n",
-                 be.description().c_str());
+    if (p.image_task)
+        std::fprintf(stderr,
+                     "generate: text encoder, CLIP, VAE and DiT all run on %s, one at a time (each freed before the "
+                     "next loads)\n",
+                     be.description().c_str());
+    else
+        std::fprintf(stderr,
+                     "generate: text encoder, DiT and VAE all run on %s, one at a time (the text encoder is freed "
+                     "before the DiT loads, the DiT before the VAE)\n",
+                     be.description().c_str());
 }
 
 // One progress line per step (T2V) or block (causal); a bar redrawn in place on a terminal.
@@ -430,7 +497,8 @@ GenerateProgress progress_printer(const Plan& p) {
 }
 
 // Step 5: each stage's time and the peak memory.
-void print_summary(const GenerateResult& r, bool causal, const std::string& device, double write_s, double total_s) {
+void print_summary(const GenerateResult& r, bool causal, bool image, const std::string& device, double write_s,
+                   double total_s) {
     const GenerateTimes& tm = r.times;
     const double per = tm.step_seconds.empty() ? 0 : tm.denoise / double(tm.step_seconds.size());
     std::fprintf(stderr, "generate: timings (%s)\n", device.c_str());
@@ -441,6 +509,11 @@ void print_summary(const GenerateResult& r, bool causal, const std::string& devi
                      (long long)tm.prompt_tokens[0], (long long)tm.prompt_tokens[1]);
     std::fprintf(stderr, "  load T5           %8.2f s\n", tm.t5_load);
     std::fprintf(stderr, "  encode text       %8.2f s\n", tm.text);
+    if (image) {
+        std::fprintf(stderr, "  load CLIP         %8.2f s\n", tm.clip_load);
+        std::fprintf(stderr, "  encode image      %8.2f s  (CLIP)\n", tm.clip);
+        std::fprintf(stderr, "  encode image      %8.2f s  (VAE)\n", tm.vae_encode);
+    }
     std::fprintf(stderr, "  load DiT          %8.2f s\n", tm.dit_load);
     if (causal)
         std::fprintf(stderr, "  denoise           %8.2f s  (%zu blocks, %.2f s/block, %lld DiT calls, KV cache %.1f MiB)\n",
@@ -448,7 +521,7 @@ void print_summary(const GenerateResult& r, bool causal, const std::string& devi
                      double(tm.kv_cache_bytes) / 1048576.0);
     else
         std::fprintf(stderr, "  denoise           %8.2f s  (%zu steps, %.2f s/step)\n", tm.denoise, tm.step_seconds.size(), per);
-    std::fprintf(stderr, "  load VAE          %8.2f s\n", tm.vae_load);
+    std::fprintf(stderr, image ? "  load VAE          %8.2f s  (twice)\n" : "  load VAE          %8.2f s\n", tm.vae_load);
     std::fprintf(stderr, "  decode            %8.2f s\n", tm.decode);
     std::fprintf(stderr, "  write             %8.2f s\n", write_s);
     std::fprintf(stderr, "  total             %8.2f s   peak memory (max RSS) %.2f GB\n", total_s,
@@ -461,33 +534,40 @@ void run(Opts o) {
     Plan p = make_plan(o);
     auto be = make_backend(o.device, o.threads);
     announce(o, p, *be);
-    const bool causal = p.req.causal.has_value();
+    const bool causal = p.req.causal.has_value(), image = p.image_task;
     const GenerateResult r = run_generate(p.model, be, std::move(p.req), progress_printer(p));
 
     const auto t_w = clock::now();
     const std::vector<std::string> files = write_video(o.save_file, r.video);
     const double write_s = std::chrono::duration<double>(clock::now() - t_w).count();
-    print_summary(r, causal, be->description(), write_s, std::chrono::duration<double>(clock::now() - t_start).count());
+    print_summary(r, causal, image, be->description(), write_s, std::chrono::duration<double>(clock::now() - t_start).count());
     print_files(files);
 }
 
 void setup(CLI::App& app) {
     auto o = std::make_shared<Opts>();
     CLI::App* c = app.add_subcommand(
-        "generate", "Text to video (official generate.py flags); without --ckpt_dir a built-in demo model runs");
+        "generate",
+        "Text or image to video (official generate.py flags); without --ckpt_dir a built-in demo model runs");
     // As argparse in generate.py: a repeated flag takes its last value.
     c->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-    c->add_option("--task", o->task, "t2v-1.3B, t2v-14B or t2i-14B (default: the --ckpt_dir folder's model)");
-    c->add_option("--size", o->size, "WIDTH*HEIGHT, multiples of 16 (default: 832*480 for 1.3B, 1280*720 for 14B, 256*256 demo)");
+    c->add_option("--task", o->task, "t2v-1.3B, t2v-14B, t2i-14B or i2v-14B (default: the --ckpt_dir folder's model)");
+    c->add_option("--size", o->size,
+                  "WIDTH*HEIGHT, multiples of 16 (default: 832*480 for 1.3B, 1280*720 for 14B, 256*256 demo); i2v: "
+                  "the max area W*H, the video keeps the picture's aspect (default 832*480 for a 480P folder, else "
+                  "1280*720)");
+    o->o_image = c->add_option("--image", o->image,
+                               "i2v: the first frame, PNG, JPEG or WebP (grayscale becomes RGB, alpha is dropped)");
     o->o_frames = c->add_option("--frame_num", o->frame_num, "Frames, 4n+1 (default 81; demo 17)");
     c->add_option("--ckpt_dir", o->ckpt_dir, "Wan2.1 model folder as downloaded (default: the built-in demo model)");
     c->add_option("--save_file", o->save_file, "Output .mp4, .y4m or .png (default: generate.py's name, .mp4)");
-    o->o_prompt = c->add_option("--prompt", o->prompt, "The prompt (default: generate.py's example prompt)");
+    o->o_prompt = c->add_option("--prompt", o->prompt, "The prompt (default: generate.py's example prompt of the task)");
     o->o_neg = c->add_option("--neg_prompt", o->neg_prompt, "Negative prompt (default: the official Chinese one)");
     c->add_option("--base_seed", o->seed, "Seed (negative: random, printed)")->capture_default_str();
     o->o_solver = c->add_option("--sample_solver", o->solver, "unipc, dpm++ or euler")->capture_default_str();
-    o->o_steps = c->add_option("--sample_steps", o->sample_steps, "Sampling steps (default 50; demo 8)");
-    o->o_shift = c->add_option("--sample_shift", o->shift, "Flow shift (default 5.0; 8 with --causal)");
+    o->o_steps = c->add_option("--sample_steps", o->sample_steps, "Sampling steps (default 50; i2v 40; demo 8)");
+    o->o_shift = c->add_option("--sample_shift", o->shift,
+                               "Flow shift (default 5.0; i2v at 832*480 or 480*832: 3.0; 8 with --causal)");
     o->o_guide = c->add_option("--sample_guide_scale", o->guide, "Classifier-free guidance scale")->capture_default_str();
     c->add_option("--device", o->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
     c->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();

@@ -1,7 +1,10 @@
 // wanrt synth: write a full-size random-weight model folder with the official names and shapes.
 // --full_folder adds the other parts of a release (Wan2.1_VAE.pth, models_t5_umt5-xxl-enc-bf16.pth,
 // google/umt5-xxl/spiece.model: pipeline/demo.h), so `wanrt generate --ckpt_dir` runs on it;
-// --model demo writes the built-in demo model in that layout.
+// --model demo (demo-i2v) writes the built-in demo (i2v demo) model in that layout. Image-to-video
+// folders (i2v-14B, demo-i2v) also get models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth (the
+// visual tower; the release's xlm-roberta-large/ tokenizer is for CLIP's text tower, which nothing runs,
+// and is not written).
 #include <unistd.h>
 
 #include <cstdio>
@@ -25,12 +28,11 @@ struct Opts {
 };
 
 void run(const Opts& o) {
-    const bool demo = o.model == "demo";
-    DitConfig cfg = demo ? demo_config().dit : DitConfig::preset(o.model);
+    const bool demo = o.model == "demo" || o.model == "demo-i2v";
+    const DemoConfig dc = o.model == "demo-i2v" ? demo_i2v_config() : demo_config();
+    DitConfig cfg = demo ? dc.dit : DitConfig::preset(o.model);
     if (o.layers < 0) fail("synth", "--layers must be ≥ 0 (0 = the preset's ", cfg.num_layers, ")");
     if (o.layers > 0) cfg.num_layers = o.layers;
-    if (o.full_folder && cfg.is_i2v())
-        fail("synth", "--full_folder writes text-to-video folders (i2v needs CLIP); use t2v-1.3B, t2v-14B or demo");
     DType t;
     if (o.dtype == "f32") t = DType::F32;
     else if (o.dtype == "bf16") t = DType::BF16;
@@ -53,11 +55,14 @@ void run(const Opts& o) {
     });
     if (tty) std::fprintf(stderr, "\n");
     if (o.full_folder) {
-        const T5Config t5 = demo ? demo_config().t5 : T5Config::umt5_xxl();
-        const VaeConfig vae = demo ? demo_config().vae : VaeConfig{};
-        write_t2v_extras(o.out, t5, vae, o.seed, [](const std::string& what) {
-            std::fprintf(stderr, "  writing %s\n", what.c_str());
-        });
+        const T5Config t5 = demo ? dc.t5 : T5Config::umt5_xxl();
+        const VaeConfig vae = demo ? dc.vae : VaeConfig{};
+        auto say = [](const std::string& what) { std::fprintf(stderr, "  writing %s\n", what.c_str()); };
+        write_t2v_extras(o.out, t5, vae, o.seed, say);
+        if (cfg.is_i2v()) {
+            say("models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth");
+            write_i2v_clip(o.out, demo ? dc.clip : ClipVisionConfig::vit_h_14(), o.seed);
+        }
     }
     std::fprintf(stderr, "synth: wrote %s\n", o.out.c_str());
 }
@@ -65,7 +70,7 @@ void run(const Opts& o) {
 void setup(CLI::App& app) {
     auto o = std::make_shared<Opts>();
     CLI::App* c = app.add_subcommand("synth", "Write a random-weight model folder with official names, shapes and config.json");
-    c->add_option("--model", o->model, "t2v-1.3B, t2v-14B, i2v-14B, or demo (the built-in demo model)")->required();
+    c->add_option("--model", o->model, "t2v-1.3B, t2v-14B, i2v-14B, demo or demo-i2v (the built-in demo models)")->required();
     c->add_option("--out", o->out, "Output folder")->required();
     c->add_option("--layers", o->layers, "Blocks to write (0 = all)")->capture_default_str();
     c->add_option("--dtype", o->dtype, "Linear weight dtype: f32 (as released), bf16, f16")->capture_default_str();
@@ -73,7 +78,7 @@ void setup(CLI::App& app) {
     c->add_option("--shard_gb", o->shard_gb, "Split into shards of at most this size with an index (as the 14B releases)")
         ->capture_default_str();
     c->add_flag("--full_folder", o->full_folder,
-                "Also write the VAE and T5 .pth files and a tokenizer: a complete release folder for `wanrt generate`");
+                "Also write the VAE and T5 .pth files and a tokenizer (i2v: the CLIP .pth): a complete release folder for `wanrt generate`");
     c->callback([o] { run(*o); });
 }
 

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "io/pth_writer.h"
 #include "io/safetensors.h"
 
 namespace wanrt {
@@ -43,6 +44,7 @@ void synth_fill(const std::string& name, const Shape& shape, DType dtype, uint64
     float center = 0, amp;
     const bool norm_like = ends_with(name, "norm_q.weight") || ends_with(name, "norm_k.weight") ||
                            ends_with(name, "norm_k_img.weight") || ends_with(name, "norm3.weight") ||
+                           ends_with(name, "norm1.weight") || ends_with(name, "norm2.weight") ||  // CLIP blocks
                            ends_with(name, "norm.weight") || ends_with(name, ".gamma") ||
                            (name.find("img_emb.proj.0") != std::string::npos && ends_with(name, "weight")) ||
                            (name.find("img_emb.proj.4") != std::string::npos && ends_with(name, "weight"));
@@ -128,6 +130,56 @@ void write_synth_dit(const std::string& dir, const DitConfig& c, DType matrix_dt
     std::string cpath = (fs::path(dir) / "config.json").string();
     std::ofstream(cpath + ".tmp") << c.to_json();
     fs::rename(cpath + ".tmp", cpath);
+}
+
+std::vector<ParamSpec> clip_param_table(const ClipVisionConfig& c) {
+    const int64_t D = c.dim, P = c.patch_size, M = c.mlp_dim;
+    std::vector<ParamSpec> t = {
+        {"visual.patch_embedding.weight", {D, 3, P, P}, false},
+        {"visual.cls_embedding", {1, 1, D}, false},
+        {"visual.pos_embedding", {1, c.tokens(), D}, false},
+        {"visual.pre_norm.weight", {D}, false},
+        {"visual.pre_norm.bias", {D}, false},
+    };
+    for (int64_t i = 0; i < c.layers; ++i) {
+        const std::string p = "visual.transformer." + std::to_string(i) + ".";
+        for (const char* n : {"norm1", "norm2"}) {
+            t.push_back({p + n + ".weight", {D}, false});
+            t.push_back({p + n + ".bias", {D}, false});
+        }
+        t.push_back({p + "attn.to_qkv.weight", {3 * D, D}, true});
+        t.push_back({p + "attn.to_qkv.bias", {3 * D}, false});
+        t.push_back({p + "attn.proj.weight", {D, D}, true});
+        t.push_back({p + "attn.proj.bias", {D}, false});
+        t.push_back({p + "mlp.0.weight", {M, D}, true});
+        t.push_back({p + "mlp.0.bias", {M}, false});
+        t.push_back({p + "mlp.2.weight", {D, M}, true});
+        t.push_back({p + "mlp.2.bias", {D}, false});
+    }
+    t.push_back({"visual.post_norm.weight", {D}, false});
+    t.push_back({"visual.post_norm.bias", {D}, false});
+    t.push_back({"visual.head", {D, 1024}, true});  // projection to the joint embedding (ViT-H/14: 1024)
+    return t;
+}
+
+std::shared_ptr<MemoryTensorSource> synth_clip_memory(const ClipVisionConfig& c, DType dtype, uint64_t seed) {
+    auto src = std::make_shared<MemoryTensorSource>(cat("synthetic CLIP ViT (dim ", c.dim, ", seed ", seed, ")"));
+    for (const ParamSpec& p : clip_param_table(c))
+        synth_fill(p.name, p.shape, dtype, seed, src->add_uninitialized(p.name, dtype, p.shape));
+    return src;
+}
+
+void write_synth_clip_pth(const std::string& path, const ClipVisionConfig& c, DType dtype, uint64_t seed) {
+    PthWriter w(path);
+    std::vector<uint8_t> buf;
+    for (const ParamSpec& p : clip_param_table(c)) {
+        // synth_fill draws a tensor's values in one sequence, so each tensor is made whole (the
+        // largest, a block's qkv, is 20 MB in f32).
+        buf.resize(dtype_bytes(dtype, shape_numel(p.shape)));
+        synth_fill(p.name, p.shape, dtype, seed, buf.data());
+        w.add(p.name, dtype, p.shape, buf.data());
+    }
+    w.finish();
 }
 
 }  // namespace wanrt

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "io/tensor_source.h"
+#include "models/clip.h"
 #include "models/dit.h"
 
 namespace wanrt {
@@ -27,5 +28,14 @@ std::shared_ptr<MemoryTensorSource> synth_dit_memory(const DitConfig& c, DType m
 // shard_bytes with the index file (as the 14B releases). progress(bytes_done, bytes_total).
 void write_synth_dit(const std::string& dir, const DitConfig& c, DType matrix_dtype, uint64_t seed,
                      uint64_t shard_bytes, const std::function<void(uint64_t, uint64_t)>& progress = nullptr);
+
+// The CLIP image encoder's tensors as released (models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth):
+// the visual tower under "visual.", every block (the last too) plus post_norm and head, which the
+// encoder never runs. The text tower and log_scale of the release are not written (nothing reads them).
+std::vector<ParamSpec> clip_param_table(const ClipVisionConfig& c);
+// In memory, every tensor in dtype.
+std::shared_ptr<MemoryTensorSource> synth_clip_memory(const ClipVisionConfig& c, DType dtype, uint64_t seed);
+// As a torch.save zip at path (streamed: the full ViT-H/14 is 2.5 GB in f32).
+void write_synth_clip_pth(const std::string& path, const ClipVisionConfig& c, DType dtype, uint64_t seed);
 
 }  // namespace wanrt

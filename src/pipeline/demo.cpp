@@ -131,6 +131,19 @@ DemoConfig demo_config() {
     return c;
 }
 
+DemoConfig demo_i2v_config() {
+    DemoConfig c = demo_config();
+    c.dit.model_type = "i2v";
+    c.dit.in_dim = 2 * c.vae.z_dim + 4;  // noise + mask + image latent
+    c.clip.dim = 1280;                    // the DiT's img_emb takes 1280 (hard-coded in model.py)
+    c.clip.heads = 16;
+    c.clip.layers = 2;                    // 1 runs (use_31_block)
+    c.clip.mlp_dim = 64;
+    c.clip.image_size = 224;
+    c.clip.patch_size = 14;
+    return c;
+}
+
 const std::string& demo_tokenizer_model() {
     static std::once_flag once;
     static std::string proto;
@@ -169,10 +182,11 @@ std::shared_ptr<TensorSource> synthetic_t5_weights(const T5Config& c, uint64_t s
     return src;
 }
 
-T2VModelParts demo_model_parts() {
-    const DemoConfig c = demo_config();
+namespace {
+
+T2VModelParts demo_parts(const DemoConfig& c, const char* name) {
     T2VModelParts m;
-    m.name = "built-in demo model (random weights)";
+    m.name = name;
     m.kind = "demo";
     m.dit_config = c.dit;
     m.vae_config = c.vae;
@@ -180,6 +194,10 @@ T2VModelParts demo_model_parts() {
     m.dit_weights = [c] { return synth_dit_memory(c.dit, DType::F32, kSeed); };
     m.t5_weights = [c] { return synthetic_t5_weights(c.t5, kSeed); };
     m.vae_weights = [c] { return synthetic_vae_weights(c.vae, uint32_t(kSeed)); };
+    if (c.dit.is_i2v()) {
+        m.clip_config = c.clip;
+        m.clip_weights = [c] { return synth_clip_memory(c.clip, DType::F32, kSeed); };
+    }
     auto tmp = std::make_shared<TempDir>();
     std::string base = (fs::temp_directory_path() / "wanrt-demo-XXXXXX").string();
     WANRT_CHECK(mkdtemp(base.data()) != nullptr, "demo", "cannot create a temporary folder under ",
@@ -191,6 +209,14 @@ T2VModelParts demo_model_parts() {
     return m;
 }
 
+}  // namespace
+
+T2VModelParts demo_model_parts() { return demo_parts(demo_config(), "built-in demo model (random weights)"); }
+
+T2VModelParts demo_i2v_model_parts() {
+    return demo_parts(demo_i2v_config(), "built-in demo i2v model (random weights)");
+}
+
 void write_t2v_folder(const std::string& dir, const DemoConfig& cfg, DType matrix_dtype, uint64_t seed,
                       const std::function<void(const std::string&)>& progress) {
     WANRT_CHECK(cfg.dit.text_dim == cfg.t5.dim, "synth", "the DiT's text_dim ", cfg.dit.text_dim,
@@ -198,6 +224,10 @@ void write_t2v_folder(const std::string& dir, const DemoConfig& cfg, DType matri
     if (progress) progress("config.json + diffusion_pytorch_model.safetensors");
     write_synth_dit(dir, cfg.dit, matrix_dtype, seed, uint64_t(10e9));
     write_t2v_extras(dir, cfg.t5, cfg.vae, seed, progress);
+    if (cfg.dit.is_i2v()) {
+        if (progress) progress("models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth");
+        write_i2v_clip(dir, cfg.clip, seed);
+    }
 }
 
 void write_t2v_extras(const std::string& dir, const T5Config& t5, const VaeConfig& vae_cfg, uint64_t seed,
@@ -235,6 +265,14 @@ void write_t2v_extras(const std::string& dir, const T5Config& t5, const VaeConfi
 
     say("google/umt5-xxl/spiece.model (demo tokenizer)");
     write_demo_tokenizer((d / "google" / "umt5-xxl").string());
+}
+
+void write_i2v_clip(const std::string& dir, const ClipVisionConfig& clip, uint64_t seed) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    WANRT_CHECK(!ec, "synth", "cannot create ", dir, ": ", ec.message());
+    write_synth_clip_pth((fs::path(dir) / "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth").string(), clip,
+                         DType::F32, seed);
 }
 
 }  // namespace wanrt

@@ -1,6 +1,8 @@
 // The built-in demo model and synthetic model folders.
 //
-// Demo model: what `wanrt generate` runs without --ckpt_dir. All three networks are the real Wan2.1
+// Demo model: what `wanrt generate` runs without --ckpt_dir (and the i2v demo, for image tasks: the
+// same networks with an i2v DiT (36 input channels, the img_emb / k_img / v_img weights) and a CLIP
+// image encoder of the real width 1280 and 224² input with 2 blocks (1 runs) and a 64-wide MLP). All three networks are the real Wan2.1
 // architectures at small widths (T5: 2 blocks of attention width 128 on the real 4096-wide stream; DiT: 2 blocks of width 256, head dim
 // 128; VAE: dim 8, one residual block per stage, the real 16-channel latent with the Wan2.1 latent
 // statistics) with deterministic random weights made on the fly, so every stage of the pipeline
@@ -16,13 +18,15 @@
 // (model_folder.h) with random weights: config.json + DiT safetensors, Wan2.1_VAE.pth and
 // models_t5_umt5-xxl-enc-bf16.pth (torch.save zips, io/pth_writer.h), google/umt5-xxl/spiece.model
 // (the demo tokenizer: the real umT5 vocabulary cannot be made here; its ids are valid for any
-// vocabulary ≥ kDemoVocab). With the official configs this is a full-size stand-in of a release.
+// vocabulary ≥ kDemoVocab), and for an i2v DiT the CLIP .pth (write_i2v_clip). With the official
+// configs this is a full-size stand-in of a release.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <string>
 
+#include "models/clip.h"
 #include "models/dit.h"
 #include "models/t5.h"
 #include "models/vae.h"
@@ -36,8 +40,10 @@ struct DemoConfig {
     DitConfig dit;
     T5Config t5;
     VaeConfig vae;
+    ClipVisionConfig clip;  // used by i2v models only
 };
 DemoConfig demo_config();
+DemoConfig demo_i2v_config();
 
 // Generation defaults for the demo (the official ones would take minutes on a CPU).
 struct DemoDefaults {
@@ -53,6 +59,7 @@ void write_demo_tokenizer(const std::string& dir);
 // The demo model as parts: weights made in memory on first use (seed fixed), the tokenizer written
 // to a temporary folder that is removed when the parts are destroyed.
 T2VModelParts demo_model_parts();
+T2VModelParts demo_i2v_model_parts();
 
 // Random weights in the official key layout (deterministic per seed).
 std::shared_ptr<TensorSource> synthetic_t5_weights(const T5Config& c, uint64_t seed);
@@ -64,5 +71,8 @@ void write_t2v_folder(const std::string& dir, const DemoConfig& cfg, DType matri
 // The parts besides the DiT (VAE, T5, tokenizer), for a folder whose DiT was written by write_synth_dit.
 void write_t2v_extras(const std::string& dir, const T5Config& t5, const VaeConfig& vae, uint64_t seed,
                       const std::function<void(const std::string&)>& progress = {});
+// The image-to-video extra: models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth (the visual tower
+// in f32, as released; models/synth.h says what is left out).
+void write_i2v_clip(const std::string& dir, const ClipVisionConfig& clip, uint64_t seed);
 
 }  // namespace wanrt

@@ -13,15 +13,24 @@ GenerateResult run_generate(const T2VModelParts& m, std::shared_ptr<Backend> be,
         CausalStagedResult r = run_causal_staged(m, std::move(be), req.prompt, req.seed, req.opt, *req.causal,
                                                  std::move(req.generator), p.on_stage, p.on_block);
         const CausalStagedTimes& c = r.times;
-        tm = {c.tokenize, c.t5_load, c.text, c.dit_load, c.denoise, c.vae_load, c.decode,
+        tm = {c.tokenize, c.t5_load, c.text, c.dit_load, c.denoise, c.vae_load, c.decode, 0, 0, 0,
               c.block_seconds, {c.prompt_tokens}, c.dit_calls, c.kv_cache_bytes};
+        out.video = std::move(r.video);
+        return out;
+    }
+    if (req.image.defined()) {
+        I2VStagedResult r = run_i2v_staged(m, std::move(be), req.prompt, req.neg_prompt, req.image, req.seed, req.opt,
+                                           p.on_stage, p.on_step);
+        const I2VStagedTimes& t = r.times;
+        tm = {t.tokenize, t.t5_load, t.text, t.dit_load, t.denoise, t.vae_load, t.decode, t.clip_load, t.clip,
+              t.vae_encode, t.step_seconds, {t.prompt_tokens, t.neg_prompt_tokens}, 0, 0};
         out.video = std::move(r.video);
         return out;
     }
     T2VStagedResult r = run_t2v_staged(m, std::move(be), req.prompt, req.neg_prompt, req.seed, req.opt, p.on_stage,
                                        p.on_step);
     const T2VStagedTimes& t = r.times;
-    tm = {t.tokenize, t.t5_load, t.text, t.dit_load, t.denoise, t.vae_load, t.decode,
+    tm = {t.tokenize, t.t5_load, t.text, t.dit_load, t.denoise, t.vae_load, t.decode, 0, 0, 0,
           t.step_seconds, {t.prompt_tokens, t.neg_prompt_tokens}, 0, 0};
     out.video = std::move(r.video);
     return out;

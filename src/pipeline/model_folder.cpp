@@ -5,6 +5,9 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/timer.h"
@@ -69,6 +72,18 @@ ModelFolder scan_model_folder(const std::string& dir) {
     // The tokenizer folder counts as present only with the SentencePiece model inside.
     f.tokenizer = find_part(d, "tokenizer", {"google/umt5-xxl/spiece.model"});
     if (f.tokenizer.found()) f.tokenizer.path = (d / "google/umt5-xxl").string();
+    f.clip = find_part(d, "CLIP image encoder",
+                       {"models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth",
+                        "models_clip_open-clip-xlm-roberta-large-vit-huge-14.safetensors"});
+    // Whether the CLIP is needed: config.json's model_type (a config that does not parse is reported
+    // by the DiT loader, with its own message).
+    if (f.config.found()) {
+        std::ifstream in(f.config.path);
+        std::stringstream ss;
+        ss << in.rdbuf();
+        const nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, false);
+        f.image_model = j.is_object() && j.contains("model_type") && j["model_type"] == "i2v";
+    }
     return f;
 }
 
@@ -132,6 +147,30 @@ VaeConfig vae_config_from_weights(const TensorSource& src) {
          ", dim_mult [1,2,4,4], 1-4 residual blocks per stage, no attention stages); use the release's Wan2.1_VAE.pth");
 }
 
+ClipVisionConfig clip_config_from_weights(const TensorSource& src) {
+    const StoredTensor* pe = src.find("visual.patch_embedding.weight");
+    const StoredTensor* pos = src.find("visual.pos_embedding");
+    const StoredTensor* mlp = src.find("visual.transformer.0.mlp.0.weight");
+    WANRT_CHECK(pe && pos && mlp && pe->shape.size() == 4 && pos->shape.size() == 3 && mlp->shape.size() == 2, "model",
+                src.origin(), " is not an open-clip ViT state dict (no visual.patch_embedding / pos_embedding / "
+                "transformer.0 tensors); use the release's models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth");
+    ClipVisionConfig c;
+    c.dim = pe->shape[0];
+    c.patch_size = pe->shape[2];
+    const int64_t tokens = pos->shape[1];
+    int64_t g = 0;
+    while ((g + 1) * (g + 1) <= tokens - 1) ++g;
+    WANRT_CHECK(g * g == tokens - 1, "model", src.origin(), ": visual.pos_embedding has ", tokens,
+                " positions, not 1 + a square grid");
+    c.image_size = g * c.patch_size;
+    c.mlp_dim = mlp->shape[0];
+    c.heads = c.dim % 80 == 0 ? c.dim / 80 : 1;
+    c.layers = 0;
+    while (src.find("visual.transformer." + std::to_string(c.layers) + ".norm1.weight")) ++c.layers;
+    c.validate(src.origin());
+    return c;
+}
+
 T2VModelParts open_model_folder(const std::string& dir) {
     const ModelFolder f = scan_model_folder(dir);
     require_complete(f);
@@ -146,6 +185,13 @@ T2VModelParts open_model_folder(const std::string& dir) {
     m.vae_weights = [vae_path] { return open_weights_file(vae_path); };
     m.vae_config = vae_config_from_weights(*open_weights_file(vae_path));
     m.tokenizer = f.tokenizer.path;
+    if (m.dit_config.is_i2v()) {
+        WANRT_CHECK(f.clip.found(), "model", "model folder ", dir, " holds an image-to-video DiT but no ",
+                    f.clip.looked_for[0], "; download the whole Wan2.1-I2V release folder");
+        const std::string clip_path = f.clip.path;
+        m.clip_config = clip_config_from_weights(*open_weights_file(clip_path));
+        m.clip_weights = [clip_path] { return open_weights_file(clip_path); };
+    }
     return m;
 }
 

@@ -8,6 +8,11 @@
 //   Wan2.1_VAE.pth                                 VAE state dict (torch.save zip)
 //   models_t5_umt5-xxl-enc-bf16.pth                umT5-XXL encoder state dict (torch.save zip, bf16)
 //   google/umt5-xxl/spiece.model                   tokenizer (SentencePiece; the HF folder)
+// Image-to-video folders (Wan2.1-I2V-14B-480P / -720P, config.json model_type "i2v") add
+//   models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth   CLIP (its visual tower is the image encoder)
+// and an xlm-roberta-large/ tokenizer folder, which only CLIP's text tower uses (WanI2V never runs it):
+// it is not required. The CLIP's config is read from its tensors (clip_config_from_weights); its .pth
+// may also be a .safetensors with the same keys.
 // Accepted variants: Wan2.1_VAE.safetensors and models_t5_umt5-xxl-enc-bf16.safetensors (same keys)
 // in place of the .pth files (the .pth wins when both exist).
 //
@@ -26,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "models/clip.h"
 #include "models/dit.h"
 #include "models/t5.h"
 #include "models/vae.h"
@@ -43,8 +49,12 @@ struct ModelPart {
 
 struct ModelFolder {
     std::string dir;
-    ModelPart config, dit, vae, t5, tokenizer;
-    std::vector<const ModelPart*> parts() const { return {&config, &dit, &vae, &t5, &tokenizer}; }
+    ModelPart config, dit, vae, t5, tokenizer, clip;
+    bool image_model = false;  // config.json says model_type "i2v": the CLIP is required too
+    std::vector<const ModelPart*> parts() const {
+        if (image_model) return {&config, &dit, &vae, &t5, &tokenizer, &clip};
+        return {&config, &dit, &vae, &t5, &tokenizer};
+    }
     std::vector<std::string> missing() const;  // "role (looked for a, b)" per missing part
 };
 
@@ -63,6 +73,10 @@ std::string describe_kind(const DitConfig& c);
 std::shared_ptr<TensorSource> open_weights_file(const std::string& path);
 // The VAE config of a Wan VAE state dict (see above). Throws "[model] ..." if nothing matches.
 VaeConfig vae_config_from_weights(const TensorSource& src);
+// The CLIP image encoder's config from its "visual." tensors: dim and patch from patch_embedding,
+// image_size from pos_embedding's token count, layers from the block count, the MLP width from
+// mlp.0. Heads are not stored: head dim 80 as ViT-H/14 (dim 1280, 16 heads). Released: vit_h_14().
+ClipVisionConfig clip_config_from_weights(const TensorSource& src);
 
 // Where a text-to-video model's parts come from: an official folder or the built-in demo
 // (pipeline/demo.h). Weights are opened on demand so each stage's memory can be released before
@@ -74,6 +88,9 @@ struct T2VModelParts {
     VaeConfig vae_config;
     std::function<std::shared_ptr<TensorSource>()> dit_weights, t5_weights, vae_weights;
     std::string tokenizer;            // folder holding spiece.model, or the file
+    // Image-to-video models only (dit_config.is_i2v()): the CLIP image encoder.
+    ClipVisionConfig clip_config;
+    std::function<std::shared_ptr<TensorSource>()> clip_weights;
     std::shared_ptr<void> keepalive;  // e.g. the demo's temporary tokenizer folder
 };
 

@@ -84,6 +84,13 @@ Tensor t2v_denoise(const DitModel& dit, const Tensor& context, const Tensor& con
     WANRT_CHECK(dit.tokens_for(noise.shape()) <= seq_len, "t2v", "seq_len ", seq_len, " is smaller than the ",
                 dit.tokens_for(noise.shape()), " tokens of latent ", noise.describe());
 
+    return cfg_denoise(dit, DitSample{{}, {}, context, {}, 0}, DitSample{{}, {}, context_null, {}, 0}, noise, opt, seq_len,
+                       on_step, on_latent);
+}
+
+Tensor cfg_denoise(const DitModel& dit, DitSample cond, DitSample uncond, const Tensor& noise, const T2VOptions& opt,
+                   int64_t seq_len, const T2VStepCallback& on_step, const T2VLatentCallback& on_latent,
+                   const CfgPredCallback& on_preds) {
     auto sched = make_scheduler(opt.solver, opt.sample_steps, opt.sample_shift);
     const auto& ts = sched->timesteps();
     const float g = float(opt.guide_scale);
@@ -93,8 +100,11 @@ Tensor t2v_denoise(const DitModel& dit, const Tensor& context, const Tensor& con
         const auto t_step = std::chrono::steady_clock::now();
         // The DiT receives the scheduler's integer timestep (as a float tensor in the model).
         const float t = float(ts[size_t(i)]);
-        Tensor v_c = dit.forward({DitSample{x, {}, context, {}, t}}, seq_len)[0];
-        Tensor v_u = dit.forward({DitSample{x, {}, context_null, {}, t}}, seq_len)[0];
+        cond.x = uncond.x = x;
+        cond.t = uncond.t = t;
+        Tensor v_c = dit.forward({cond}, seq_len)[0];
+        Tensor v_u = dit.forward({uncond}, seq_len)[0];
+        if (on_preds) on_preds(i, v_c, v_u);
         // noise_pred = u + g·(c − u), one f32 linear combination.
         Tensor v = dit.backend().empty(DType::F32, v_u.shape());
         const Tensor* in[2] = {&v_u, &v_c};

@@ -72,6 +72,17 @@ using T2VStepCallback = std::function<void(const T2VStepInfo&)>;
 // Called after step i with the new latent (tests compare every step; debugging dumps).
 using T2VLatentCallback = std::function<void(int index, const Tensor& latent)>;
 
+// Called at step i with the two DiT outputs before guidance (tests compare step 0).
+using CfgPredCallback = std::function<void(int index, const Tensor& v_cond, const Tensor& v_uncond)>;
+
+// The denoising loop with classifier-free guidance that every CFG pipeline shares (T2V, I2V):
+// cond and uncond are the DiT samples without x (context; I2V adds y and clip_fea, shared by both);
+// at each step x is set in both, v = u + g·(c − u), x = scheduler.step(v, i, x). The inputs are
+// checked by the DiT's own forward. Returns the final latent.
+Tensor cfg_denoise(const DitModel& dit, DitSample cond, DitSample uncond, const Tensor& noise, const T2VOptions& opt,
+                   int64_t seq_len, const T2VStepCallback& on_step = {}, const T2VLatentCallback& on_latent = {},
+                   const CfgPredCallback& on_preds = {});
+
 // Stage 3: the denoising loop with classifier-free guidance → the final latent.
 Tensor t2v_denoise(const DitModel& dit, const Tensor& context, const Tensor& context_null, const Tensor& noise,
                    const T2VOptions& opt, int64_t seq_len, const T2VStepCallback& on_step = {},

@@ -618,6 +618,38 @@ Rgb24Video read_video(const std::string& path) {
 }
 #endif  // WANRT_HAVE_FFMPEG
 
+Rgb24Video read_image(const std::string& path) {
+    std::error_code ec;
+    WANRT_CHECK(fs::exists(path, ec), "image", "cannot read image ", path, ": no such file; check the --image path");
+    WANRT_CHECK(fs::is_regular_file(path, ec), "image", "cannot read image ", path,
+                ": not a file; pass a PNG, JPEG or WebP picture as --image");
+    {
+        FILE* f = std::fopen(path.c_str(), "rb");
+        WANRT_CHECK(f != nullptr, "image", "cannot read image ", path, ": ", std::strerror(errno),
+                    "; check the file's permissions");
+        std::fclose(f);
+    }
+#ifndef WANRT_HAVE_FFMPEG
+    fail("image", "cannot read image ", path, ": this wanrt was built without FFmpeg (-DWANRT_FFMPEG=OFF), which "
+         "decodes PNG, JPEG and WebP; rebuild with -DWANRT_FFMPEG=ON");
+#else
+    Rgb24Video v;
+    try {
+        v = read_video(path);
+    } catch (const Error& e) {
+        // read_video speaks of videos and --input; say what went wrong with the picture.
+        std::string why = e.what();
+        const size_t colon = why.find(": ");
+        if (colon != std::string::npos && why.rfind("[video]", 0) == 0) why = why.substr(colon + 2);
+        fail("image", "cannot decode image ", path, " (", why, "); pass a valid PNG, JPEG or WebP file");
+    }
+    WANRT_CHECK(v.frames == 1, "image", path, " holds ", v.frames,
+                " frames (an animation or a video); pass a still PNG, JPEG or WebP picture");
+    v.fps = 0;
+    return v;
+#endif
+}
+
 Tensor rgb24_to_video(const Rgb24Video& frames, Backend& backend) {
     check_frames(frames, "rgb24_to_video");
     const size_t plane = size_t(frames.height * frames.width), per_channel = size_t(frames.frames) * plane;

@@ -68,6 +68,14 @@ std::vector<std::string> write_video(const std::string& path, const Rgb24Video& 
 // .y4m is read, by read_y4m.
 Rgb24Video read_video(const std::string& path);
 
+// One picture for the image-conditioned tasks (`generate --image`): PNG, JPEG, WebP (any still image
+// FFmpeg's decoders read), converted to RGB as PIL's Image.open(...).convert("RGB") does for the
+// official generate.py: grayscale is expanded to RGB, an alpha channel is dropped (not blended),
+// palette images are expanded. JPEG's YCbCr→RGB is swscale's (full range, BT.601), which can differ
+// from PIL's libjpeg by a level or so. frames = 1. Errors ([image] one line): a missing, unreadable or
+// corrupt file, a file of several frames (an animation or a video), a build without FFmpeg.
+Rgb24Video read_image(const std::string& path);
+
 // Our own YUV4MPEG2 reader (no FFmpeg): 8-bit C444, C420 (jpeg, mpeg2, paldv: chroma replicated
 // 2×2, siting ignored), C422 and Cmono, BT.601, limited range unless XCOLORRANGE=FULL; the inverse
 // of the writer's matrix, rounded. Errors name the file and what is unsupported (e.g. 10-bit).

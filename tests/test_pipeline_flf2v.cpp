@@ -1,0 +1,161 @@
+// First-last-frame-to-video against pipeline_flf2v.safetensors (the official WanFLF2V.generate with
+// tiny models in float64). The conditioning — size from the first frame, both resized frames, CLIP on
+// [first, last] as one batch, the 81-frame mask, y, the contexts — is compared now; the denoising and
+// the video need a DiT with model_type "flf2v" (img_emb.emb_pos), which models/dit does not load yet:
+// that test skips, naming what is missing, until it does.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "pipeline/flf2v.h"
+#include "test_util.h"
+
+using namespace wanrt;
+
+namespace {
+
+std::vector<int32_t> real_ids(const TensorSource& f, const std::string& ids_name, const std::string& mask_name) {
+    std::vector<double> ids = test::load_f64(f, ids_name), mask = test::load_f64(f, mask_name);
+    std::vector<int32_t> out;
+    for (size_t i = 0; i < ids.size(); ++i)
+        if (mask[i] > 0) out.push_back(int32_t(ids[i]));
+    return out;
+}
+
+std::string meta(const SafeTensorsFile& f, const std::string& key) {
+    auto it = f.metadata().find(key);
+    if (it == f.metadata().end()) throw std::runtime_error("fixture lacks metadata " + key);
+    return it->second;
+}
+int64_t meta_int(const SafeTensorsFile& f, const std::string& key) { return std::stoll(meta(f, key)); }
+
+// A picture from its u8 [h, w, 3] key: u8/255·2 − 1 (equal to TF.to_tensor·2 − 1, the in.* f64 key).
+Tensor picture(Backend& be, const SafeTensorsFile& f, const std::string& name) {
+    const StoredTensor& t = test::stored(f, "in." + name + "_u8");
+    const int64_t h = t.shape[0], w = t.shape[1];
+    const std::vector<double> u8 = test::load_f64(f, "in." + name + "_u8");
+    std::vector<float> img(size_t(3 * h * w));
+    for (int64_t c = 0; c < 3; ++c)
+        for (int64_t i = 0; i < h * w; ++i) img[size_t(c * h * w + i)] = float(u8[size_t(i * 3 + c)] / 255.0 * 2.0 - 1.0);
+    EXPECT_CLOSE(std::vector<double>(img.begin(), img.end()), test::load_f64(f, "in." + name), 1e-7, "in." + name);
+    return ops::from_host(be, DType::F32, {3, h, w}, img.data());
+}
+
+struct Fixture {
+    std::shared_ptr<SafeTensorsFile> f = test::open_fixture("pipeline_flf2v.safetensors");
+    std::shared_ptr<Backend> be = make_cpu_backend(0);
+    nlohmann::json cfgs = test::meta_json(*f, "configs");
+    T2VOptions opt;
+    Fixture() {
+        opt.sample_steps = int(meta_int(*f, "steps"));
+        opt.sample_shift = std::stod(meta(*f, "shift"));
+        opt.guide_scale = std::stod(meta(*f, "guide_scale"));
+        opt.solver = meta(*f, "solver");
+        opt.frame_num = meta_int(*f, "frame_num");
+        opt.width = meta_int(*f, "max_area");  // max_area = W·H
+        opt.height = 1;
+    }
+};
+
+}  // namespace
+
+TEST(PipelineFLF2V, GoldenConditioning) {
+    Fixture fx;
+    const SafeTensorsFile& f = *fx.f;
+    Backend& be = *fx.be;
+    ASSERT_EQ(meta(f, "mode"), "flf2v");
+    const VaeConfig vaecfg = VaeConfig::from_json(fx.cfgs.at("vae").dump());
+    T5Encoder t5 = T5Encoder::load(fx.f, be, "t5.");
+    ClipVisionEncoder clip(ClipVisionConfig::from_json(fx.cfgs.at("clip").dump(), f.origin()), fx.f, be, "clip.");
+    auto vae = WanVae::load(fx.f, vaecfg, fx.be, "vae.");
+
+    // The size arithmetic from the first frame (the DiT config parsed only for its widths).
+    nlohmann::json dj = fx.cfgs.at("dit");
+    ASSERT_EQ(dj.at("model_type"), "flf2v");
+    dj["model_type"] = "i2v";
+    DitConfig widths = DitConfig::from_json(dj.dump(), f.origin());
+    widths.model_type = "flf2v";
+    const Tensor first = picture(be, f, "first"), last = picture(be, f, "last");
+    const I2VLatentShape shape = flf2v_latent_shape(first.shape(), last.shape(), fx.opt, widths, vaecfg);
+    EXPECT_EQ(shape.size.lat_h, meta_int(f, "lat_h"));
+    EXPECT_EQ(shape.size.lat_w, meta_int(f, "lat_w"));
+    EXPECT_EQ(shape.size.h, meta_int(f, "h"));
+    EXPECT_EQ(shape.size.w, meta_int(f, "w"));
+    EXPECT_EQ(shape.latent[1], meta_int(f, "lat_frames"));
+    EXPECT_EQ(shape.seq_len, meta_int(f, "seq_len"));
+    EXPECT_EQ(shape.latent, test::stored(f, "in.noise").shape);
+
+    const int64_t F = fx.opt.frame_num;
+    const Tensor vin = flf2v_vae_input(be, first, last, F, shape.size.h, shape.size.w);
+    EXPECT_CLOSE(vin.select(1, 0), test::load_f64(f, "mid.first_resized"), 1e-6, "mid.first_resized");
+    EXPECT_CLOSE(vin.select(1, F - 1), test::load_f64(f, "mid.last_resized"), 1e-6, "mid.last_resized");
+    for (float v : ops::to_host_f32(vin.slice(1, 1, F - 1))) ASSERT_EQ(v, 0.0f) << "frames 1 … F−2 must be zeros";
+
+    const Tensor msk = flf2v_mask(be, shape.latent[1], shape.size.lat_h, shape.size.lat_w);
+    EXPECT_EQ(test::compare(msk, test::load_f64(f, "mid.msk")).max_abs, 0.0) << "mid.msk";
+
+    const Tensor clip_fea = flf2v_clip_features(clip, first, last);
+    const int64_t tokens = meta_int(f, "clip_tokens");
+    EXPECT_EQ(clip_fea.shape(), (Shape{2 * tokens, 1280}));
+    EXPECT_CLOSE(clip_fea, test::load_f64(f, "mid.clip_fea"), 1e-5, "mid.clip_fea (CLIP on [first, last])");
+
+    const Tensor y = flf2v_condition(*vae, first, last, F, shape.size);
+    EXPECT_EQ(y.shape(), test::stored(f, "mid.y").shape);
+    EXPECT_CLOSE(y, test::load_f64(f, "mid.y"), 1e-4, "mid.y (mask + VAE latent of [first, zeros, last])");
+
+    EXPECT_CLOSE(t2v_encode_prompt(t5, real_ids(f, "in.ids", "in.mask"), 512), test::load_f64(f, "mid.context"), 1e-4,
+                 "mid.context");
+    EXPECT_CLOSE(t2v_encode_prompt(t5, real_ids(f, "in.neg_ids", "in.neg_mask"), 512),
+                 test::load_f64(f, "mid.context_null"), 1e-4, "mid.context_null");
+}
+
+TEST(PipelineFLF2V, GoldenOfficialGenerate) {
+    Fixture fx;
+    const SafeTensorsFile& f = *fx.f;
+    DitConfig ditcfg;
+    try {
+        ditcfg = DitConfig::from_json(fx.cfgs.at("dit").dump(), f.origin());
+    } catch (const Error& e) {
+        GTEST_SKIP() << "models/dit cannot load an flf2v DiT yet (model_type 'flf2v', img_emb.emb_pos): " << e.what();
+    }
+    Backend& be = *fx.be;
+    T5Encoder t5 = T5Encoder::load(fx.f, be, "t5.");
+    ClipVisionEncoder clip(ClipVisionConfig::from_json(fx.cfgs.at("clip").dump(), f.origin()), fx.f, be, "clip.");
+    auto vae = WanVae::load(fx.f, VaeConfig::from_json(fx.cfgs.at("vae").dump()), fx.be, "vae.");
+    DitModel dit(ditcfg, fx.f, be, "dit.");
+    I2VResult r = generate_flf2v(
+        t5, clip, dit, *vae, real_ids(f, "in.ids", "in.mask"), real_ids(f, "in.neg_ids", "in.neg_mask"),
+        picture(be, f, "first"), picture(be, f, "last"), test::load_f32(be, f, "in.noise"), fx.opt, {},
+        [&](int i, const Tensor& x) {
+            EXPECT_CLOSE(x, test::load_f64(f, "mid.latent" + std::to_string(i)), 1e-4, "mid.latent" + std::to_string(i));
+        },
+        [&](int i, const Tensor& v_c, const Tensor& v_u) {
+            if (i != 0) return;
+            EXPECT_CLOSE(v_c, test::load_f64(f, "mid.v_cond0"), 1e-4, "mid.v_cond0");
+            EXPECT_CLOSE(v_u, test::load_f64(f, "mid.v_uncond0"), 1e-4, "mid.v_uncond0");
+        });
+    EXPECT_CLOSE(r.latent, test::load_f64(f, "out.latent"), 1e-4, "out.latent");
+    EXPECT_CLOSE(r.video, test::load_f64(f, "out.video"), 1e-4, "out.video");
+}
+
+TEST(PipelineFLF2V, BadInputIsOneLineError) {
+    DitConfig dit = DitConfig::preset("i2v-14B");
+    dit.model_type = "flf2v";
+    const VaeConfig vae;
+    T2VOptions o;
+    o.width = 1280;
+    o.height = 720;
+    o.frame_num = 81;
+    const I2VLatentShape s = flf2v_latent_shape({3, 720, 1280}, {3, 720, 1280}, o, dit, vae);
+    EXPECT_EQ(s.latent, (Shape{16, 21, 90, 160}));
+    test::expect_error([&] { flf2v_latent_shape({3, 720, 1280}, {3, 480, 832}, o, dit, vae); },
+                       {"[flf2v]", "last frame is 832x480", "first is 1280x720"});
+    o.frame_num = 1;
+    test::expect_error([&] { flf2v_latent_shape({3, 720, 1280}, {3, 720, 1280}, o, dit, vae); }, {"[flf2v]", "at least 5"});
+    o.frame_num = 80;
+    test::expect_error([&] { flf2v_latent_shape({3, 720, 1280}, {3, 720, 1280}, o, dit, vae); }, {"[flf2v]", "4n+1"});
+    o.frame_num = 81;
+    test::expect_error([&] { flf2v_latent_shape({3, 720, 1280}, {3, 720, 1280}, o, DitConfig::preset("i2v-14B"), vae); },
+                       {"[flf2v]", "flf2v checkpoint"});
+}
