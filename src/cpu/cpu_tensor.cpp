@@ -121,7 +121,8 @@ constexpr auto F32 = DType::F32;
 const RegisterKernel<CopyArgs, CpuBackend> reg_copy(
     all_sig_pairs({DType::F32, DType::F16, DType::BF16, DType::F64, DType::I32, DType::I64, DType::U8}),
     [](CpuBackend& be, const CopyArgs& a) { copy_cpu(be, a.src, a.dst); });
-const RegisterKernel<FillArgs, CpuBackend> reg_fill({{F32}, {DType::F16}, {DType::BF16}, {DType::F64}},
+const RegisterKernel<FillArgs, CpuBackend> reg_fill({{F32}, {DType::F16}, {DType::BF16}, {DType::F64}, {DType::I32},
+                                                     {DType::I64}, {DType::U8}},
                                                     [](CpuBackend& be, const FillArgs& a) { fill_cpu(be, a.y, a.value); });
 const RegisterKernel<PatchifyArgs, CpuBackend> reg_patchify({{F32}}, [](CpuBackend& be, const PatchifyArgs& a) {
     patchify_cpu(be, a.x, a.pt, a.ph, a.pw, a.y);

@@ -186,7 +186,8 @@ void copy(const Tensor& src, const Tensor& dst);
 // Sets every element of a contiguous tensor.
 void fill(const Tensor& y, float value);
 
-// Contiguous copy of x on its backend (a no-op view if x is already contiguous and dtype matches).
+// x itself when it is contiguous and starts on a 16-byte boundary, else a contiguous copy on its
+// backend: what every front-end hands its kernel (vector loads need the alignment).
 Tensor contiguous(const Tensor& x);
 // Copy with dtype conversion.
 Tensor to_dtype(const Tensor& x, DType dtype);

@@ -499,15 +499,16 @@ OpCase copy(std::string name, Shape shape, Layout layout, bool into_slice = fals
 OpCase fill(std::string name, Shape shape) {
     return {"fill",
             std::move(name),
-            {{F32, F32}, {F16, F32}, {BF16, F32}, {DType::F64, F32}},
+            {{F32, F32}, {F16, F32}, {BF16, F32}, {DType::F64, F32}, {DType::I32, F32}, {DType::I64, F32}, {DType::U8, F32}},
             false,
             Check::Exact,
             [=](CaseCtx& c) {
                 Out y = std::make_shared<Tensor>(c.be.empty(c.sig.in, shape));
                 Prepared p;
-                p.run = [=] { ops::fill(*y, 0.1f); };
+                const float value = dtype_info(c.sig.in).is_float ? 0.1f : 3.0f;  // a rounding case; an integer
+                p.run = [=] { ops::fill(*y, value); };
                 p.result = read(y);
-                p.ref.assign(size_t(shape_numel(shape)), ref64::round_to(c.sig.in, double(0.1f)));
+                p.ref.assign(size_t(shape_numel(shape)), ref64::round_to(c.sig.in, double(value)));
                 p.bytes = double(y->nbytes());
                 p.shape = shape_str(shape);
                 return p;
