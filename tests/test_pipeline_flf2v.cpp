@@ -1,8 +1,7 @@
 // First-last-frame-to-video against pipeline_flf2v.safetensors (the official WanFLF2V.generate with
 // tiny models in float64). The conditioning — size from the first frame, both resized frames, CLIP on
-// [first, last] as one batch, the 81-frame mask, y, the contexts — is compared now; the denoising and
-// the video need a DiT with model_type "flf2v" (img_emb.emb_pos), which models/dit does not load yet:
-// that test skips, naming what is missing, until it does.
+// [first, last] as one batch, the 81-frame mask, y, the contexts — and then the whole chain with the
+// flf2v DiT (img_emb.emb_pos added to both frames' CLIP tokens): every step's latent and the video.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -113,12 +112,8 @@ TEST(PipelineFLF2V, GoldenConditioning) {
 TEST(PipelineFLF2V, GoldenOfficialGenerate) {
     Fixture fx;
     const SafeTensorsFile& f = *fx.f;
-    DitConfig ditcfg;
-    try {
-        ditcfg = DitConfig::from_json(fx.cfgs.at("dit").dump(), f.origin());
-    } catch (const Error& e) {
-        GTEST_SKIP() << "models/dit cannot load an flf2v DiT yet (model_type 'flf2v', img_emb.emb_pos): " << e.what();
-    }
+    const DitConfig ditcfg = DitConfig::from_json(fx.cfgs.at("dit").dump(), f.origin());
+    EXPECT_TRUE(ditcfg.is_flf2v());
     Backend& be = *fx.be;
     T5Encoder t5 = T5Encoder::load(fx.f, be, "t5.");
     ClipVisionEncoder clip(ClipVisionConfig::from_json(fx.cfgs.at("clip").dump(), f.origin()), fx.f, be, "clip.");

@@ -104,6 +104,8 @@ DitModel::DitModel(const DitConfig& cfg, std::shared_ptr<TensorSource> src, Back
         w.img3 = load_linear(ld, "img_emb.proj.3", D, 1280);
         w.img_ln4_w = ld.param("img_emb.proj.4.weight", {D});
         w.img_ln4_b = ld.param("img_emb.proj.4.bias", {D});
+        // FIRST_LAST_FRAME_CONTEXT_TOKEN_NUMBER = 2 × 257 in model.py, whatever the CLIP's size.
+        if (cfg_.is_flf2v()) w.img_emb_pos = ld.param("img_emb.emb_pos", {1, 514, 1280});
     }
     ld.finish();
 
@@ -157,6 +159,9 @@ std::vector<Tensor> DitModel::forward(const std::vector<DitSample>& batch, int64
         if (c.is_i2v() && (!s.clip_fea.defined() || s.clip_fea.ndim() != 2 || s.clip_fea.size(1) != 1280))
             fail("dit", "sample ", i, ": an i2v model needs clip_fea [257, 1280], got ",
                  s.clip_fea.defined() ? s.clip_fea.describe() : "none");
+        if (c.is_flf2v() && s.clip_fea.size(0) != w.img_emb_pos.size(1))
+            fail("dit", "sample ", i, ": an flf2v model needs clip_fea [", w.img_emb_pos.size(1),
+                 ", 1280] (the first frame's CLIP tokens, then the last's), got ", s.clip_fea.describe());
         if (i > 0 && c.is_i2v() && s.clip_fea.size(0) != batch[0].clip_fea.size(0))
             fail("dit", "sample ", i, ": clip_fea token counts differ within the batch");
         if (!s.t_tokens.empty() && int64_t(s.t_tokens.size()) != seq_len)
@@ -208,7 +213,8 @@ std::vector<Tensor> DitModel::forward(const std::vector<DitSample>& batch, int64
     if (c.is_i2v()) {
         std::vector<Tensor> clips;
         for (auto& s : batch) clips.push_back(s.clip_fea.unsqueeze(0));
-        Tensor clip = ops::concat(clips, 0);                                       // [B, 257, 1280]
+        Tensor clip = ops::concat(clips, 0);                                       // [B, 257 (FLF2V 514), 1280]
+        if (c.is_flf2v()) clip = ops::add(clip, w.img_emb_pos);                   // MLPProj's emb_pos
         Tensor h = ops::layer_norm(clip, &w.img_ln0_w, &w.img_ln0_b, 1e-5f);
         h = w.img3(w.img1(h, Activation::GeluErf));
         Tensor img = ops::layer_norm(h, &w.img_ln4_w, &w.img_ln4_b, 1e-5f);      // [B, 257, D]

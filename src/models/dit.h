@@ -17,8 +17,9 @@
 namespace wanrt {
 
 struct DitConfig {
-    // "t2v", "i2v" (image conditioning: y, clip_fea) or "ti2v" (Wan2.2 TI2V-5B: the t2v structure,
-    // fed per-token timesteps through DitSample::t_tokens)
+    // "t2v", "i2v" (image conditioning: y, clip_fea), "flf2v" (first-last-frame: i2v plus
+    // img_emb.emb_pos, clip_fea of both frames) or "ti2v" (Wan2.2 TI2V-5B: the t2v structure, fed
+    // per-token timesteps through DitSample::t_tokens)
     std::string model_type = "t2v";
     int patch_t = 1, patch_h = 2, patch_w = 2;
     int64_t text_len = 512, in_dim = 16, dim = 2048, ffn_dim = 8192, freq_dim = 256, text_dim = 4096;
@@ -37,7 +38,8 @@ struct DitConfig {
     static DitConfig preset(const std::string& name);
     static std::vector<std::string> preset_names();
 
-    bool is_i2v() const { return model_type == "i2v"; }
+    bool is_i2v() const { return model_type == "i2v" || model_type == "flf2v"; }  // has the image branch
+    bool is_flf2v() const { return model_type == "flf2v"; }
     int64_t head_dim() const { return dim / num_heads; }
     int64_t patch_volume() const { return int64_t(patch_t) * patch_h * patch_w; }
     void validate(const std::string& origin) const;  // throws on inconsistent values
@@ -58,7 +60,7 @@ struct DitSample {
     Tensor x;         // [C, F, H, W] noisy latent (T2V: C = in_dim; I2V: C = in_dim − cond channels)
     Tensor y;         // I2V only: [in_dim − C, F, H, W] conditioning (mask + image latent)
     Tensor context;   // [len ≤ text_len, text_dim] text encoder output, trimmed to its real length
-    Tensor clip_fea;  // I2V only: [257, 1280] CLIP features
+    Tensor clip_fea;  // I2V: [257, 1280] CLIP features; FLF2V: [514, 1280], the first frame's then the last's
     float t = 0;      // timestep (the scheduler's integer value)
     // Optional per-token timesteps (Wan2.2 TI2V: 0 on the tokens of a given first frame): seq_len
     // values, the padding tokens' included; when set, t is not used. Token runs of equal t share

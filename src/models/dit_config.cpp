@@ -72,8 +72,8 @@ DitConfig DitConfig::from_json(const std::string& text, const std::string& origi
 
 void DitConfig::validate(const std::string& origin) const {
     auto bad = [&](const auto&... msg) { fail("dit", origin, ": ", msg..., "; fix config.json or use the official one"); };
-    if (model_type != "t2v" && model_type != "i2v" && model_type != "ti2v")
-        bad("model_type \"", model_type, "\" is not supported (t2v, i2v, ti2v)");
+    if (model_type != "t2v" && model_type != "i2v" && model_type != "flf2v" && model_type != "ti2v")
+        bad("model_type \"", model_type, "\" is not supported (t2v, i2v, flf2v, ti2v)");
     if (patch_t < 1 || patch_h < 1 || patch_w < 1) bad("patch_size must be positive");
     for (auto [name, v] : {std::pair{"dim", dim}, {"ffn_dim", ffn_dim}, {"freq_dim", freq_dim}, {"text_dim", text_dim},
                            {"in_dim", in_dim}, {"out_dim", out_dim}, {"num_heads", num_heads},
@@ -117,15 +117,15 @@ DitConfig DitConfig::preset(const std::string& name) {
         c.ffn_dim = 8960;
         c.num_heads = 12;
         c.num_layers = 30;
-    } else if (name == "t2v-14B" || name == "i2v-14B") {
-        c.model_type = name == "t2v-14B" ? "t2v" : "i2v";
+    } else if (name == "t2v-14B" || name == "i2v-14B" || name == "flf2v-14B") {
+        c.model_type = name == "t2v-14B" ? "t2v" : name == "i2v-14B" ? "i2v" : "flf2v";
         c.in_dim = name == "t2v-14B" ? 16 : 36;
         c.dim = 5120;
         c.ffn_dim = 13824;
         c.num_heads = 40;
         c.num_layers = 40;
     } else {
-        fail("dit", "unknown model \"", name, "\"; choose one of t2v-1.3B, t2v-14B, i2v-14B");
+        fail("dit", "unknown model \"", name, "\"; choose one of t2v-1.3B, t2v-14B, i2v-14B, flf2v-14B");
     }
     return c;
 }
@@ -152,7 +152,9 @@ DitConfig DitConfig::from_weights(const TensorSource& src, const std::string& pr
     c.text_dim = shape_of("text_embedding.0.weight")[1];
     c.freq_dim = shape_of("time_embedding.0.weight")[1];
     c.out_dim = shape_of("head.head.weight")[0] / c.patch_volume();
-    c.model_type = src.find(prefix + "img_emb.proj.0.weight") ? "i2v" : "t2v";
+    c.model_type = src.find(prefix + "img_emb.emb_pos")          ? "flf2v"
+                   : src.find(prefix + "img_emb.proj.0.weight") ? "i2v"
+                                                                : "t2v";
     c.qk_norm = src.find(prefix + "blocks.0.self_attn.norm_q.weight") != nullptr;
     c.cross_attn_norm = src.find(prefix + "blocks.0.norm3.weight") != nullptr;
     int64_t layers = 0;
@@ -209,6 +211,7 @@ std::vector<ParamSpec> dit_param_table(const DitConfig& c) {
         lin("img_emb.proj.3", D, 1280);
         vec("img_emb.proj.4.weight", {D});
         vec("img_emb.proj.4.bias", {D});
+        if (c.is_flf2v()) vec("img_emb.emb_pos", {1, 514, 1280});
     }
     return t;
 }

@@ -38,6 +38,7 @@ struct DitWeights {
     // I2V image projection (MLPProj): LayerNorm, Linear, GELU(erf), Linear, LayerNorm.
     Tensor img_ln0_w, img_ln0_b, img_ln4_w, img_ln4_b;
     Linear img1, img3;
+    Tensor img_emb_pos;  // FLF2V: [1, 514, 1280], added to both frames' CLIP tokens before the MLP
 };
 
 }  // namespace wanrt

@@ -48,7 +48,7 @@ I2VLatentShape i2v_latent_shape(int64_t image_h, int64_t image_w, const T2VOptio
     WANRT_CHECK(opt.frame_num >= 1 && (opt.frame_num - 1) % tf == 0, "i2v", "frame_num ", opt.frame_num, " must be ",
                 tf, "n+1 (e.g. ", std::max<int64_t>(1, (opt.frame_num - 1) / tf * tf + 1), " or ",
                 (std::max<int64_t>(opt.frame_num - 1, 0) / tf + 1) * tf + 1, "); pass --frame_num accordingly");
-    WANRT_CHECK(dit.is_i2v(), "i2v", "the DiT is a ", dit.model_type,
+    WANRT_CHECK(dit.model_type == "i2v", "i2v", "the DiT is a ", dit.model_type,
                 " model; image-to-video needs an i2v checkpoint (e.g. Wan2.1-I2V-14B-480P)");
     WANRT_CHECK(dit.patch_h == dit.patch_w, "i2v", "the DiT's patch ", dit.patch_h, "x", dit.patch_w,
                 " is not square; the official size arithmetic assumes one patch size");
