@@ -58,8 +58,6 @@ void run(const Opts& o) {
         src = synth_dit_memory(cfg, parse_dtype(o.weights_dtype), 0);
         what = cat("synthetic ", o.model, " widths, ", cfg.num_layers, " blocks, ", o.weights_dtype, " weights");
     }
-    if (cfg.model_type == "ti2v")
-        fail("bench", "bench dit times t2v, i2v and flf2v models; a ti2v folder needs per-token timesteps it does not set");
     DitModel model(cfg, src, *base);
 
     const int64_t lat_f = (o.frames - 1) / 4 + 1, lat_h = o.height / 8, lat_w = o.width / 8;
