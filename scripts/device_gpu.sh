@@ -9,6 +9,16 @@
 # libraries the CLI needs, fixtures/ with the fixtures the GPU tests read that are not in
 # tests/fixtures, copied from ../shared/fixtures), which the run carries. Usage on the device:
 #   scripts/device_gpu.sh [ops] [perf] [dit] [bench] [bench-full]     (default: ops perf)
+#
+# Issue 14 (I2V / FLF2V) on the GPU. Its chain fixtures are too big to travel with the others (the
+# run carries at most 64 MiB with the working tree, ~20 MB of it tests/fixtures): they are an opt-in
+# stage of their own, which stages only wanrt and the three I2V test binaries:
+#   STAGE_FIXTURES=i2v   scripts/device_gpu.sh stage   pipeline_i2v (30 MB; clip.* is in tests/fixtures)
+#   STAGE_FIXTURES=flf2v scripts/device_gpu.sh stage   pipeline_flf2v (40 MB; its large float64 golden
+#                                                      keys stored as float32, 34 MB: the GPU tolerances
+#                                                      are 1e-3 and up, f32 rounding is 6e-8)
+# then on the device `scripts/device_gpu.sh i2v` (test_clip and whichever chain golden is staged, on
+# cuda), and with any stage `bench-i2v` (MODEL=flf2v-14B for FLF2V) and `bench-clip`.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -16,17 +26,56 @@ cd "$ROOT"
 if [[ "${1:-}" == "stage" ]]; then  # dev machine: copy binaries and host libraries into .devcarry
     BUILD=${BUILD:-build-cuda}
     rm -rf .devcarry && mkdir -p .devcarry/bin
-    TESTS="test_backend_ops test_cuda_ops_gpu test_cuda_perf_gpu test_dit_gpu test_causal test_stream test_vae"
+    TESTS="test_backend_ops test_cuda_ops_gpu test_cuda_perf_gpu test_dit_gpu test_causal test_stream test_vae test_clip test_pipeline_i2v test_pipeline_flf2v"
+    # The I2V chain fixtures travel only in their opt-in stage (see the top of the file).
+    I2V_FIXTURES="pipeline_i2v.safetensors pipeline_flf2v.safetensors"
+    case ${STAGE_FIXTURES:-default} in
+        default) ;;
+        i2v|flf2v) TESTS="test_clip test_pipeline_i2v test_pipeline_flf2v" ;;
+        *) echo "stage: STAGE_FIXTURES=$STAGE_FIXTURES: use i2v, flf2v or leave it unset" >&2; exit 1 ;;
+    esac
     for b in wanrt $(printf 'tests/%s ' $TESTS); do
         [[ -f $BUILD/$b ]] && cp "$BUILD/$b" .devcarry/bin/ && strip --strip-debug .devcarry/bin/$(basename $b)
     done
     # Fixtures the staged tests name that tests/fixtures lacks (the > 5 MB files kept only in
     # ../shared/fixtures): only those, so the carry stays small.
     mkdir -p .devcarry/fixtures
-    for f in $(cd tests && grep -ohE '"[A-Za-z0-9_]+\.(safetensors|pth|gguf)"' $(printf '%s.cpp ' $TESTS) 2>/dev/null | tr -d '"' | sort -u); do
+    case ${STAGE_FIXTURES:-default} in
+        i2v) FIXTURES=pipeline_i2v.safetensors ;;
+        flf2v) FIXTURES=pipeline_flf2v.safetensors ;;
+        *) FIXTURES=$(cd tests && grep -ohE '"[A-Za-z0-9_]+\.(safetensors|pth|gguf)"' $(printf '%s.cpp ' $TESTS) 2>/dev/null | tr -d '"' | sort -u \
+                      | grep -vxF -f <(tr ' ' '\n' <<< "$I2V_FIXTURES")) ;;
+    esac
+    for f in $FIXTURES; do
         [[ -f tests/fixtures/$f ]] && continue
-        if [[ -f ../shared/fixtures/$f ]]; then cp ../shared/fixtures/$f .devcarry/fixtures/
-        else echo "stage: fixture $f is in neither tests/fixtures nor ../shared/fixtures" >&2; fi
+        if [[ ! -f ../shared/fixtures/$f ]]; then echo "stage: fixture $f is in neither tests/fixtures nor ../shared/fixtures" >&2
+        elif [[ ${STAGE_FIXTURES:-} == flf2v ]]; then
+            # 40 MB does not fit with the tree and binaries: mid.*/out.* float64 tensors of 64 KiB and
+            # more become float32 (the tests read any dtype; the small and exact keys stay float64).
+            python3 - ../shared/fixtures/$f .devcarry/fixtures/$f <<'PY' || exit 1
+import array, json, struct, sys
+src, dst = sys.argv[1], sys.argv[2]
+with open(src, "rb") as fh:
+    n = struct.unpack("<Q", fh.read(8))[0]
+    head = json.loads(fh.read(n))
+    base = 8 + n
+    out_head, chunks, at = {}, [], 0
+    for k in sorted((k for k in head if k != "__metadata__"), key=lambda k: head[k]["data_offsets"][0]):
+        t = dict(head[k]); b, e = t["data_offsets"]
+        fh.seek(base + b); data = fh.read(e - b)
+        if t["dtype"] == "F64" and k.split(".")[0] in ("mid", "out") and len(data) >= 65536:
+            d = array.array("d"); d.frombytes(data)
+            data = array.array("f", d).tobytes(); t["dtype"] = "F32"
+        t["data_offsets"] = [at, at + len(data)]; at += len(data)
+        out_head[k] = t; chunks.append(data)
+if "__metadata__" in head: out_head["__metadata__"] = head["__metadata__"]
+hj = json.dumps(out_head, separators=(",", ":")).encode()
+hj += b" " * (-len(hj) % 8)
+with open(dst, "wb") as fh:
+    fh.write(struct.pack("<Q", len(hj))); fh.write(hj)
+    for c in chunks: fh.write(c)
+PY
+        else cp ../shared/fixtures/$f .devcarry/fixtures/; fi
     done
     tmp=$(mktemp -d) && mkdir "$tmp/libs"
     for l in libopenblas.so.0 libgfortran.so.5 libquadmath.so.0 libsentencepiece.so.0; do
@@ -130,6 +179,35 @@ for s in "${steps[@]}"; do
                 --warmup 2 --repeats 5 --no_profile > "$OUT/bench_full_bf16.log" 2>&1
             echo "rc=$?" >> "$OUT/bench_full_bf16.log"
             tail -4 "$OUT/bench_full_bf16.log" | tee -a "$OUT/summary.txt" ;;
+        i2v)  # issue 14 on the GPU: the CLIP golden and the staged I2V / FLF2V chain goldens on cuda
+            log "test_clip + test_pipeline_i2v + test_pipeline_flf2v on cuda"
+            for t in test_clip test_pipeline_i2v test_pipeline_flf2v; do
+                need=$(case $t in test_clip) echo clip.safetensors ;; test_pipeline_i2v) echo pipeline_i2v.safetensors ;;
+                       *) echo pipeline_flf2v.safetensors ;; esac)
+                if [[ ! -f .devcarry/fixtures/$need && ! -f tests/fixtures/$need ]]; then
+                    log "$t skipped: $need not staged; stage with STAGE_FIXTURES=$([[ $t == *flf2v ]] && echo flf2v || echo i2v)"
+                    continue
+                fi
+                if [[ ! -f $BIN/$t ]]; then log "$t skipped: not staged"; continue; fi
+                WANRT_TEST_DEVICE=cuda timeout 300 $BIN/$t > "$OUT/$t.log" 2>&1; echo "rc=$?" >> "$OUT/$t.log"
+                grep -E "\] on |rel-L2|FAILED|PASSED|rc=" "$OUT/$t.log" | tail -45 | tee -a "$OUT/summary.txt"
+            done ;;
+        bench-i2v)  # issue 14: one I2V-14B forward at 480p, 81 frames (32,760 + 257 image tokens), bf16 weights
+            m=${MODEL:-i2v-14B}
+            log "bench dit $m full, 480p 81 frames, bf16 weights"
+            timeout ${STEP_TIMEOUT:-540} $BIN/wanrt bench dit --device cuda --model $m --frames 81 --layers 0 \
+                --weights_dtype bf16 --warmup 2 --repeats 5 --no_profile --json "$OUT/bench_$m.json" > "$OUT/bench_$m.log" 2>&1
+            echo "rc=$?" >> "$OUT/bench_$m.log"
+            tail -12 "$OUT/bench_$m.log" | tee -a "$OUT/summary.txt" ;;
+        bench-clip)  # issue 14: CLIP encode of one 224x224 picture (I2V) and of two (FLF2V), fp16 weights
+            log "bench clip (batch 1, then 2)"
+            for b in 1 2; do  # JSON of batch 1 only: at most 8 files come back
+                timeout 240 $BIN/wanrt bench clip --device cuda --batch $b --warmup 5 --repeats 20 \
+                    $([[ $b == 1 ]] && echo --json "$OUT/bench_clip.json") >> "$OUT/bench_clip.log" 2>&1
+                echo "rc=$?" >> "$OUT/bench_clip.log"
+            done
+            grep -vE "^\s+(model|tokens|load_ms|warmup)" "$OUT/bench_clip.log" | grep -vE "^  \S+ x[0-9]" | tee -a "$OUT/summary.txt"
+            grep -E "^  \S+ x[0-9]" "$OUT/bench_clip.log" | head -12 | tee -a "$OUT/summary.txt" ;;
         vae|t5)  # Vae480p / T5Encode512 of test_cuda_perf_gpu (the CLI needs ffmpeg & co., too big to carry)
             filt=$([[ $s == vae ]] && echo CudaPerf.Vae480p || echo CudaPerf.T5Encode512)
             log "perf $filt"

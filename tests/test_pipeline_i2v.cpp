@@ -3,6 +3,9 @@
 // mask, y, contexts, the step-0 DiT outputs, every step's latent, the final latent and the clamped
 // video. Every config, size and sampler setting comes from the fixture; token ids stand in for the
 // tokenizer.
+// WANRT_TEST_DEVICE=cuda (a CUDA build, on a GPU machine) runs the chain on that backend with the GPU
+// tolerances below (bf16 linears and attention, TF32 convolutions) instead of float32's; every key
+// compared prints its rel-L2 and max abs either way.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -33,11 +36,39 @@ std::string meta(const SafeTensorsFile& f, const std::string& key) {
 }
 int64_t meta_int(const SafeTensorsFile& f, const std::string& key) { return std::stoll(meta(f, key)); }
 
+// The backend under test: CPU unless WANRT_TEST_DEVICE names another.
+std::shared_ptr<Backend> test_backend() {
+    auto device = test::test_device();
+    return device ? device : make_cpu_backend(0);
+}
+bool on_cpu(const Backend& be) { return be.name() == "cpu"; }
+
+// Tolerances (rel-L2 from float64) per key: float32's on the CPU; on the GPU the official deployed
+// error of the stage that made the key (fixtures README, the official code run as deployed), rounded
+// up, and for keys downstream of several stages the loosest of them. The official pipeline's own
+// error on these whole chains is not measured: the DiT row (4.1e-3, exact inputs) is the nearest.
+struct Tols {
+    double clip, t5, y, dit, chain;
+};
+Tols tols(const Backend& be) {
+    if (on_cpu(be)) return {1e-5, 1e-4, 1e-4, 1e-4, 1e-4};
+    return {
+        1e-2,    // CLIP: bf16 linears/attention (official: fp16 autocast, no measured row)
+        2.5e-2,  // umT5 bf16: official 1.6e-2 (other set 2.3e-2)
+        1e-3,    // y = mask + VAE encode, TF32 convolutions: official 3.0e-4
+        1e-2,    // DiT outputs at step 0: official bf16 4.1e-3 on exact inputs; here its inputs carry the
+                 // T5 and CLIP errors above
+        1e-2,    // every step's latent, the final latent and the video (VAE decode TF32: official 1.2e-3)
+    };
+}
+
 }  // namespace
 
 TEST(PipelineI2V, GoldenOfficialGenerate) {
     auto f = test::open_fixture("pipeline_i2v.safetensors");
-    std::shared_ptr<Backend> be = make_cpu_backend(0);
+    std::shared_ptr<Backend> be = test_backend();
+    const Tols tol = tols(*be);
+    std::printf("[pipeline i2v] on %s\n", be->description().c_str());
     const nlohmann::json cfgs = test::meta_json(*f, "configs");
     ASSERT_EQ(meta(*f, "mode"), "i2v");
 
@@ -96,7 +127,7 @@ TEST(PipelineI2V, GoldenOfficialGenerate) {
         for (float v : rest) ASSERT_EQ(v, 0.0f) << "frames 1… of the VAE input must be zeros";
     }
     const Tensor msk = i2v_mask(*be, shape.latent[1], shape.size.lat_h, shape.size.lat_w);
-    EXPECT_EQ(test::compare(msk, test::load_f64(*f, "mid.msk")).max_abs, 0.0) << "mid.msk";
+    EXPECT_CLOSE(msk, test::load_f64(*f, "mid.msk"), 0.0, "mid.msk (exact)");
 
     Tensor noise = test::load_f32(*be, *f, "in.noise");
     std::printf("[pipeline i2v] %s, %d steps, shift %g, guide %g, image %lldx%lld, max_area %lld -> %lldx%lld, %lld frames, "
@@ -114,25 +145,25 @@ TEST(PipelineI2V, GoldenOfficialGenerate) {
         },
         [&](int i, const Tensor& x) {
             const std::string k = std::to_string(i);
-            EXPECT_CLOSE(x, test::load_f64(*f, "mid.latent" + k), 1e-4, "mid.latent" + k);
+            EXPECT_CLOSE(x, test::load_f64(*f, "mid.latent" + k), tol.chain, "mid.latent" + k);
         },
         [&](int i, const Tensor& v_c, const Tensor& v_u) {
             ++preds_seen;
             if (i != 0) return;
-            EXPECT_CLOSE(v_c, test::load_f64(*f, "mid.v_cond0"), 1e-4, "mid.v_cond0");
-            EXPECT_CLOSE(v_u, test::load_f64(*f, "mid.v_uncond0"), 1e-4, "mid.v_uncond0");
+            EXPECT_CLOSE(v_c, test::load_f64(*f, "mid.v_cond0"), tol.dit, "mid.v_cond0");
+            EXPECT_CLOSE(v_u, test::load_f64(*f, "mid.v_uncond0"), tol.dit, "mid.v_uncond0");
         });
     EXPECT_EQ(steps_seen, opt.sample_steps);
     EXPECT_EQ(preds_seen, opt.sample_steps);
     EXPECT_EQ(r.clip_fea.shape(), (Shape{meta_int(*f, "clip_tokens"), 1280}));
-    EXPECT_CLOSE(r.clip_fea, test::load_f64(*f, "mid.clip_fea"), 1e-5, "mid.clip_fea (CLIP, F16 weights)");
+    EXPECT_CLOSE(r.clip_fea, test::load_f64(*f, "mid.clip_fea"), tol.clip, "mid.clip_fea (CLIP, F16 weights)");
     EXPECT_EQ(r.y.shape(), test::stored(*f, "mid.y").shape);
-    EXPECT_CLOSE(r.y, test::load_f64(*f, "mid.y"), 1e-4, "mid.y (mask + VAE latent)");
-    EXPECT_CLOSE(r.context, test::load_f64(*f, "mid.context"), 1e-4, "mid.context (T5, prompt)");
-    EXPECT_CLOSE(r.context_null, test::load_f64(*f, "mid.context_null"), 1e-4, "mid.context_null (T5, negative)");
-    EXPECT_CLOSE(r.latent, test::load_f64(*f, "out.latent"), 1e-4, "out.latent");
+    EXPECT_CLOSE(r.y, test::load_f64(*f, "mid.y"), tol.y, "mid.y (mask + VAE latent)");
+    EXPECT_CLOSE(r.context, test::load_f64(*f, "mid.context"), tol.t5, "mid.context (T5, prompt)");
+    EXPECT_CLOSE(r.context_null, test::load_f64(*f, "mid.context_null"), tol.t5, "mid.context_null (T5, negative)");
+    EXPECT_CLOSE(r.latent, test::load_f64(*f, "out.latent"), tol.chain, "out.latent");
     EXPECT_EQ(r.video.shape(), test::stored(*f, "out.video").shape);
-    EXPECT_CLOSE(r.video, test::load_f64(*f, "out.video"), 1e-4, "out.video (VAE decode, clamped)");
+    EXPECT_CLOSE(r.video, test::load_f64(*f, "out.video"), tol.chain, "out.video (VAE decode, clamped)");
 }
 
 // The official arithmetic on the release sizes and on the fixture's odd case, and the rounding to
@@ -193,9 +224,12 @@ TEST(PipelineI2V, BadInputIsOneLineError) {
 }
 
 // The staged runner (one model at a time, the CLI's path) gives exactly the video of generate_i2v with
-// every model loaded at once: same tokens, noise from the seed, same stages in the same order.
+// every model loaded at once: same tokens, noise from the seed, same stages in the same order. Exact
+// on the CPU; on another device the same kernels on the same inputs should be too, but a library may
+// pick another algorithm for a fresh handle, so there a rel-L2 of 1e-6 is allowed.
 TEST(PipelineI2V, StagedRunEqualsLoadedModels) {
-    std::shared_ptr<Backend> be = make_cpu_backend(2);
+    std::shared_ptr<Backend> be = test::test_device();
+    if (!be) be = make_cpu_backend(2);
     const T2VModelParts m = demo_i2v_model_parts();
     T2VOptions opt;
     opt.width = 48;  // max_area 48·48 with a 40×30 picture → 48×32 video
@@ -218,5 +252,8 @@ TEST(PipelineI2V, StagedRunEqualsLoadedModels) {
     const I2VLatentShape shape = i2v_latent_shape(30, 40, opt, m.dit_config, m.vae_config);
     const I2VResult loaded = generate_i2v(t5, clip, dit, *vae, tok.tokenize(prompt).real_ids(),
                                           tok.tokenize(neg).real_ids(), image, t2v_noise(*be, shape.latent, 17), opt);
-    EXPECT_EQ(test::compare(staged.video, test::to_f64(loaded.video)).max_abs, 0.0);
+    if (on_cpu(*be)) {
+        EXPECT_EQ(test::compare(staged.video, test::to_f64(loaded.video)).max_abs, 0.0);
+    }
+    EXPECT_CLOSE(staged.video, test::to_f64(loaded.video), on_cpu(*be) ? 0.0 : 1e-6, "staged video vs loaded models");
 }

@@ -1,4 +1,7 @@
 // wanrt bench dit: one DiT forward at real widths on random weights (in memory, or a model folder).
+// I2V / FLF2V models get the image inputs the pipelines hand them: y [in_dim − out_dim (20), F, H, W]
+// (mask + image latent) and clip_fea [257, 1280] (FLF2V: [514, 1280], both frames' CLIP tokens),
+// random here: the cost does not depend on the values.
 #include <cstdio>
 #include <map>
 
@@ -14,6 +17,10 @@
 namespace wanrt::cli {
 
 namespace {
+
+// The CLIP ViT-H/14 features the i2v DiT takes: 1 + 16² tokens of width 1280 per image (img_emb's
+// input width is fixed at 1280 in the official MLPProj).
+constexpr int64_t kClipTokens = 257, kClipDim = 1280;
 
 struct Opts {
     std::string ckpt_dir, model = "t2v-1.3B", weights_dtype = "f32", dump;
@@ -51,13 +58,21 @@ void run(const Opts& o) {
         src = synth_dit_memory(cfg, parse_dtype(o.weights_dtype), 0);
         what = cat("synthetic ", o.model, " widths, ", cfg.num_layers, " blocks, ", o.weights_dtype, " weights");
     }
-    if (cfg.is_i2v()) fail("bench", "bench dit times t2v models; pass a t2v folder or --model t2v-1.3B/t2v-14B");
     DitModel model(cfg, src, *base);
 
     const int64_t lat_f = (o.frames - 1) / 4 + 1, lat_h = o.height / 8, lat_w = o.width / 8;
+    // I2V: the noisy latent has out_dim channels, y the rest of in_dim (4 mask + 16 latent channels).
+    const int64_t x_ch = cfg.is_i2v() ? cfg.out_dim : cfg.in_dim;
+    const int64_t clip_tokens = cfg.is_flf2v() ? 2 * kClipTokens : kClipTokens;
     DitSample s;
-    s.x = random_normal(*base, {cfg.in_dim, lat_f, lat_h, lat_w}, 1);
+    s.x = random_normal(*base, {x_ch, lat_f, lat_h, lat_w}, 1);
     s.context = random_normal(*base, {std::min<int64_t>(o.text_tokens, cfg.text_len), cfg.text_dim}, 2);
+    if (cfg.is_i2v()) {
+        if (cfg.in_dim <= cfg.out_dim)
+            fail("bench", "i2v model with in_dim ", cfg.in_dim, " ≤ out_dim ", cfg.out_dim, ": no room for y; check config.json");
+        s.y = random_normal(*base, {cfg.in_dim - x_ch, lat_f, lat_h, lat_w}, 3);  // [20, F, H, W]
+        s.clip_fea = random_normal(*base, {clip_tokens, kClipDim}, 4);          // [257 or 514, 1280]
+    }
     s.t = 999;
     const int64_t seq_len = model.tokens_for(s.x.shape());
 
@@ -69,6 +84,9 @@ void run(const Opts& o) {
                                  o.height, ")")},
                   {"tokens", std::to_string(seq_len)},
                   {"text_tokens", std::to_string(s.context.size(0))},
+                  {"image_tokens", cfg.is_i2v() ? cat(clip_tokens, " (clip_fea ", clip_tokens, "x", kClipDim, ", y ",
+                                                      cfg.in_dim - x_ch, " channels)")
+                                                : std::string("0 (t2v)")},
                   {"warmup+repeats", cat(o.run.warmup, "+", o.run.repeats)}};
 
     // One profiled pass (serves as the first warm-up) gives the per-op breakdown and the FLOP count,
@@ -102,9 +120,9 @@ void run(const Opts& o) {
 
 void setup(CLI::App& bench) {
     auto o = std::make_shared<Opts>();
-    CLI::App* c = bench.add_subcommand("dit", "Time one DiT forward (default: 1.3B widths, 2 blocks, one 480p frame = 1,560 tokens)");
+    CLI::App* c = bench.add_subcommand("dit", "Time one DiT forward (default: 1.3B widths, 2 blocks, one 480p frame = 1,560 tokens; i2v/flf2v models get random y and clip_fea)");
     c->add_option("--ckpt_dir", o->ckpt_dir, "Model folder (config.json + diffusion_pytorch_model*.safetensors); default: random weights in memory");
-    c->add_option("--model", o->model, "Synthetic model widths: t2v-1.3B, t2v-14B")->capture_default_str();
+    c->add_option("--model", o->model, "Synthetic model widths: t2v-1.3B, t2v-14B, i2v-14B, flf2v-14B")->capture_default_str();
     c->add_option("--layers", o->layers, "Synthetic model blocks (0 = all of the preset)")->capture_default_str();
     c->add_option("--weights_dtype", o->weights_dtype, "Synthetic linear weights: f32, bf16, f16")->capture_default_str();
     c->add_option("--frames", o->frames, "Pixel frames (4n+1)")->capture_default_str();
