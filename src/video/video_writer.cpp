@@ -630,9 +630,10 @@ Rgb24Video read_image(const std::string& path) {
         std::fclose(f);
     }
 #ifndef WANRT_HAVE_FFMPEG
-    fail("image", "cannot read image ", path, ": this wanrt was built without FFmpeg (-DWANRT_FFMPEG=OFF), which "
-         "decodes PNG, JPEG and WebP; rebuild with -DWANRT_FFMPEG=ON");
-#else
+    if (lower_ext(path) != ".y4m")
+        fail("image", "cannot read image ", path, ": this wanrt was built without FFmpeg (-DWANRT_FFMPEG=OFF), which "
+             "decodes PNG, JPEG and WebP; pass a one-frame .y4m or rebuild with -DWANRT_FFMPEG=ON");
+#endif
     Rgb24Video v;
     try {
         v = read_video(path);
@@ -647,7 +648,6 @@ Rgb24Video read_image(const std::string& path) {
                 " frames (an animation or a video); pass a still PNG, JPEG or WebP picture");
     v.fps = 0;
     return v;
-#endif
 }
 
 Tensor rgb24_to_video(const Rgb24Video& frames, Backend& backend) {

@@ -73,7 +73,8 @@ Rgb24Video read_video(const std::string& path);
 // official generate.py: grayscale is expanded to RGB, an alpha channel is dropped (not blended),
 // palette images are expanded. JPEG's YCbCr→RGB is swscale's (full range, BT.601), which can differ
 // from PIL's libjpeg by a level or so. frames = 1. Errors ([image] one line): a missing, unreadable or
-// corrupt file, a file of several frames (an animation or a video), a build without FFmpeg.
+// corrupt file, a file of several frames (an animation or a video). A one-frame .y4m is read too,
+// also by a build without FFmpeg (-DWANRT_FFMPEG=OFF), which refuses the other formats.
 Rgb24Video read_image(const std::string& path);
 
 // Our own YUV4MPEG2 reader (no FFmpeg): 8-bit C444, C420 (jpeg, mpeg2, paldv: chroma replicated
