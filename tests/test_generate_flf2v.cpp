@@ -1,11 +1,18 @@
 // `wanrt generate --task flf2v-14B --first_frame a.png --last_frame b.png` end to end: the built-in
 // flf2v demo (no --ckpt_dir), a tiny synthetic FLF2V folder in the official layout (`wanrt synth
 // --model demo-flf2v --full_folder`: config.json model_type "flf2v", CLIP .pth included), the FLF2V
-// defaults seen in the announce line, and the bad-input table: one line, exit 1, no output file.
+// defaults seen in the announce line, and the bad-input table: one line, exit 1, no output file. Also
+// the staged runner against generate_flf2v with every model loaded, and the folder kind flf2v-14B.
 #include <fstream>
 #include <iterator>
 
+#include "models/t5.h"
+#include "ops/ops.h"
+#include "pipeline/demo.h"
+#include "pipeline/flf2v.h"
+#include "pipeline/model_folder.h"
 #include "test_util.h"
+#include "text/tokenizer.h"
 
 namespace wanrt::test {
 
@@ -158,6 +165,52 @@ TEST_F(GenerateFLF2V, BadInputIsOneLineExitOneNoFile) {
     EXPECT_NE(r.out.find("CLIP image encoder (models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth"),
               std::string::npos) << r.out;
     EXPECT_FALSE(fs::exists(out));
+}
+
+// The staged runner (one model at a time, the CLI's path) gives exactly the video of generate_flf2v
+// with every model loaded at once: same tokens, noise from the seed, same stages in the same order.
+TEST(FLF2VStaged, StagedRunEqualsLoadedModels) {
+    std::shared_ptr<Backend> be = make_cpu_backend(2);
+    const T2VModelParts m = demo_flf2v_model_parts();
+    T2VOptions opt;
+    opt.width = 48;  // max_area 48·48 with 40×30 pictures → 48×32 video
+    opt.height = 48;
+    opt.frame_num = 5;
+    opt.sample_steps = 2;
+    const std::vector<float> a = randn(3 * 30 * 40, 5, 0.5f), b = randn(3 * 30 * 40, 6, 0.5f);
+    Tensor first = ops::from_host(*be, DType::F32, {3, 30, 40}, a.data());
+    Tensor last = ops::from_host(*be, DType::F32, {3, 30, 40}, b.data());
+    const std::string prompt = "a bird takes off", neg = "blurry";
+    const I2VStagedResult staged = run_flf2v_staged(m, be, prompt, neg, first, last, 17, opt);
+    EXPECT_EQ(staged.size.w, 48);
+    EXPECT_EQ(staged.size.h, 32);
+    EXPECT_EQ(staged.video.shape(), (Shape{3, 5, 32, 48}));
+
+    text::T5Tokenizer tok(m.tokenizer, m.dit_config.text_len);
+    T5Encoder t5 = T5Encoder::load(m.t5_weights(), *be);
+    ClipVisionEncoder clip(m.clip_config, m.clip_weights(), *be);
+    DitModel dit(m.dit_config, m.dit_weights(), *be);
+    auto vae = WanVae::load(m.vae_weights(), m.vae_config, be);
+    const I2VLatentShape shape = flf2v_latent_shape(first.shape(), last.shape(), opt, m.dit_config, m.vae_config);
+    const I2VResult loaded =
+        generate_flf2v(t5, clip, dit, *vae, tok.tokenize(prompt).real_ids(), tok.tokenize(neg).real_ids(), first, last,
+                       t2v_noise(*be, shape.latent, 17), opt);
+    EXPECT_EQ(compare(staged.video, to_f64(loaded.video)).max_abs, 0.0);
+
+    // Checked before any weights load: a last frame of another size, and the i2v runner on this model.
+    Tensor wide = ops::from_host(*be, DType::F32, {3, 30, 39}, a.data());
+    expect_error([&] { run_flf2v_staged(m, be, prompt, neg, first, wide, 17, opt); },
+                 {"[flf2v]", "resize the last frame"});
+    expect_error([&] { run_i2v_staged(m, be, prompt, neg, first, 17, opt); }, {"[i2v]", "flf2v"});
+}
+
+// The FLF2V release's widths are recognised as flf2v-14B (model_folder's kind of a folder).
+TEST(FLF2VFolder, OfficialKind) {
+    EXPECT_EQ(official_kind(DitConfig::preset("flf2v-14B")), "flf2v-14B");
+    DitConfig two = DitConfig::preset("flf2v-14B");
+    two.num_layers = 2;
+    EXPECT_EQ(describe_kind(two), "flf2v-14B (2 of 40 blocks)");
+    EXPECT_EQ(official_kind(DitConfig::preset("i2v-14B")), "i2v-14B");
 }
 
 }  // namespace wanrt::test
