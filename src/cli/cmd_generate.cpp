@@ -6,8 +6,8 @@
 // --neg_prompt, --ckpt_dir, --save_file, --image, --first_frame, --last_frame. Image-to-video (--task
 // i2v-14B --image in.png, or an i2v folder): --size is the max_area W·H (the video keeps the picture's
 // aspect, rounded down to even latent sides: pipeline/i2v.h), 40 steps, shift 3.0 at 832*480 / 480*832
-// and 5.0 otherwise, guide 5.0, 81 frames, as generate.py. The picture is read as PNG, JPEG or WebP (video/video_writer.h: grayscale
-// expanded to RGB, alpha dropped). Differences, each deliberate:
+// and 5.0 otherwise, guide 5.0, 81 frames, as generate.py. The picture is read as PNG, JPEG or WebP
+// (video/video_writer.h: grayscale expanded to RGB, alpha dropped). Differences, each deliberate:
 //  - without --ckpt_dir the built-in demo model runs (pipeline/demo.h) with small defaults (with
 //    --image or --task i2v-14B the i2v demo model, with --first_frame or --task flf2v-14B the flf2v one);
 //  - the i2v default size follows the folder: 832*480 when its name says 480P, else generate.py's
@@ -171,7 +171,8 @@ bool is_flf2v_task(const std::string& name) { return name.rfind("flf2v", 0) == 0
 
 std::vector<std::string> supported_sizes(const std::string& kind) {
     if (kind == "t2v-1.3B") return {"480*832", "832*480"};
-    if (kind == "t2v-14B" || kind == "i2v-14B" || kind == "flf2v-14B") return {"720*1280", "1280*720", "480*832", "832*480"};
+    if (kind == "t2v-14B" || kind == "i2v-14B" || kind == "flf2v-14B")
+        return {"720*1280", "1280*720", "480*832", "832*480"};
     return {};
 }
 
@@ -326,8 +327,8 @@ void resolve_task(const Opts& o, Plan& p) {
                     "): pass --first_frame a.png --last_frame b.png (PNG, JPEG or WebP)");
         WANRT_CHECK(!has_image || p.image_task, "generate", "--image needs an image-to-video model, but ", o.ckpt_dir,
                     " holds ", model.kind, " (text-to-video); pass an I2V folder (e.g. Wan2.1-I2V-14B-480P) or leave out --image");
-        WANRT_CHECK(p.flf2v || !p.image_task || has_image, "generate", o.ckpt_dir, " holds an image-to-video model (", model.kind,
-                    "): pass --image in.png (PNG, JPEG or WebP)");
+        WANRT_CHECK(p.flf2v || !p.image_task || has_image, "generate", o.ckpt_dir, " holds an image-to-video model (",
+                    model.kind, "): pass --image in.png (PNG, JPEG or WebP)");
     }
     if (!o.task.empty())
         WANRT_CHECK(p.kind == p.task.kind, "generate", "--task ", o.task, " needs a ", p.task.kind, " model but ",
@@ -336,7 +337,8 @@ void resolve_task(const Opts& o, Plan& p) {
                     p.kind.empty() ? std::string("leave out --task to run this folder's model") : "pass --task " + p.kind,
                     ", or --ckpt_dir a ", p.task.kind, " folder");
     else
-        p.task = {p.kind.empty() ? std::string(p.flf2v ? "flf2v" : p.image_task ? "i2v" : "t2v") : p.kind, p.kind, true};
+        p.task = {p.kind.empty() ? std::string(p.flf2v ? "flf2v" : p.image_task ? "i2v" : "t2v") : p.kind, p.kind,
+                  true};
     WANRT_CHECK(p.flf2v || !p.image_task || has_image, "generate", "--task ", p.task.name,
                 " makes a video from a picture: pass --image in.png (PNG, JPEG or WebP)");
 }
@@ -419,10 +421,14 @@ Plan make_plan(Opts& o) {
     p.req.opt = resolve_options(o, p);
     const bool t2i = p.task.name == "t2i-14B";
     if (!o.o_prompt->count())  // generate.py's EXAMPLE_PROMPT of the task
-        o.prompt = t2i ? "一个朴素端庄的美人" : p.flf2v ? kExampleFLF2VPrompt : p.image_task ? kExampleI2VPrompt : kExamplePrompt;
+        o.prompt = t2i            ? "一个朴素端庄的美人"
+                   : p.flf2v      ? kExampleFLF2VPrompt
+                   : p.image_task ? kExampleI2VPrompt
+                                  : kExamplePrompt;
     p.req.prompt = o.prompt;
     // The FLF2V config's sample_neg_prompt is "镜头切换，" ("shot change, ") + the default.
-    const std::string default_neg = p.flf2v ? std::string("镜头切换，") + kWanDefaultNegPrompt : std::string(kWanDefaultNegPrompt);
+    const std::string default_neg =
+        p.flf2v ? std::string("镜头切换，") + kWanDefaultNegPrompt : std::string(kWanDefaultNegPrompt);
     p.req.neg_prompt = o.o_neg->count() && !o.neg_prompt.empty() ? o.neg_prompt : default_neg;
     if (o.save_file.empty()) o.save_file = default_save_file(p.task.name, o.size, o.prompt, t2i);
     check_output_path(o.save_file);
@@ -487,7 +493,8 @@ void announce(const Opts& o, Plan& p, Backend& be) {
                      seed, gen ? ", DiT from " : "", gen ? o.generator.c_str() : "");
     } else {
         if (p.flf2v)
-            std::fprintf(stderr, "generate: first frame %s, last frame %s (%lldx%lld) in max_area %s -> video %lldx%lld\n",
+            std::fprintf(stderr,
+                         "generate: first frame %s, last frame %s (%lldx%lld) in max_area %s -> video %lldx%lld\n",
                          o.first_frame.c_str(), o.last_frame.c_str(), (long long)p.req.image.size(2),
                          (long long)p.req.image.size(1), o.size.c_str(), (long long)p.video_size.w,
                          (long long)p.video_size.h);
@@ -633,7 +640,8 @@ void setup(CLI::App& app) {
     o->o_neg = c->add_option("--neg_prompt", o->neg_prompt, "Negative prompt (default: the official Chinese one)");
     c->add_option("--base_seed", o->seed, "Seed (negative: random, printed)")->capture_default_str();
     o->o_solver = c->add_option("--sample_solver", o->solver, "unipc, dpm++ or euler")->capture_default_str();
-    o->o_steps = c->add_option("--sample_steps", o->sample_steps, "Sampling steps (default 50; i2v 40; flf2v 50; demo 8)");
+    o->o_steps =
+        c->add_option("--sample_steps", o->sample_steps, "Sampling steps (default 50; i2v 40; flf2v 50; demo 8)");
     o->o_shift = c->add_option("--sample_shift", o->shift,
                                "Flow shift (default 5.0; i2v at 832*480 or 480*832: 3.0; flf2v 16; 8 with --causal)");
     o->o_guide = c->add_option("--sample_guide_scale", o->guide, "Classifier-free guidance scale")->capture_default_str();

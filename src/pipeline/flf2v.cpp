@@ -102,9 +102,8 @@ I2VResult generate_flf2v(const T5Encoder& t5, const ClipVisionEncoder& clip, con
 }
 
 I2VStagedResult run_flf2v_staged(const T2VModelParts& m, std::shared_ptr<Backend> be, const std::string& prompt,
-                                 const std::string& neg_prompt, const Tensor& first, const Tensor& last,
-                                 uint64_t seed, const T2VOptions& opt, const StageFn& on_stage,
-                                 const T2VStepCallback& on_step) {
+                                 const std::string& neg_prompt, const Tensor& first, const Tensor& last, uint64_t seed,
+                                 const T2VOptions& opt, const StageFn& on_stage, const T2VStepCallback& on_step) {
     check_image(first, "first");
     check_image(last, "last");
     WANRT_CHECK(m.clip_weights != nullptr, "flf2v", m.name,

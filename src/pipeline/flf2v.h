@@ -61,8 +61,8 @@ I2VResult generate_flf2v(const T5Encoder& t5, const ClipVisionEncoder& clip, con
 // decode. first, last: f32 [3, h0, w0] in [−1, 1], the same size. Every option is checked before any
 // weights load.
 I2VStagedResult run_flf2v_staged(const T2VModelParts& m, std::shared_ptr<Backend> be, const std::string& prompt,
-                                 const std::string& neg_prompt, const Tensor& first, const Tensor& last,
-                                 uint64_t seed, const T2VOptions& opt, const StageFn& on_stage = {},
+                                 const std::string& neg_prompt, const Tensor& first, const Tensor& last, uint64_t seed,
+                                 const T2VOptions& opt, const StageFn& on_stage = {},
                                  const T2VStepCallback& on_step = {});
 
 }  // namespace wanrt

@@ -1,9 +1,8 @@
 // `wanrt generate` as one call: a prompt (and an image) and a model → a video, either text-to-video with
-// classifier-free guidance (run_t2v_staged, model_folder.h), image-to-video (run_i2v_staged, i2v.h), first-last-frame-to-video
-// (run_flf2v_staged, flf2v.h) or
-// block-autoregressive causal generation (run_causal_staged, causal_staged.h). All run their stages one after the other, each
-// model freed before the next loads; this file only picks the runner and gives the results one
-// shape, so the command line prints one summary.
+// classifier-free guidance (run_t2v_staged, model_folder.h), image-to-video (run_i2v_staged, i2v.h),
+// first-last-frame-to-video (run_flf2v_staged, flf2v.h) or block-autoregressive causal generation (run_causal_staged,
+// causal_staged.h). All run their stages one after the other, each model freed before the next loads; this file only
+// picks the runner and gives the results one shape, so the command line prints one summary.
 //
 // Errors: those of the runner (options before any weights load, then loading).
 #pragma once

@@ -84,8 +84,8 @@ ModelFolder scan_model_folder(const std::string& dir) {
         std::stringstream ss;
         ss << in.rdbuf();
         const nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, false);
-        f.image_model = j.is_object() && j.contains("model_type") &&
-                        (j["model_type"] == "i2v" || j["model_type"] == "flf2v");
+        f.image_model =
+            j.is_object() && j.contains("model_type") && (j["model_type"] == "i2v" || j["model_type"] == "flf2v");
     }
     return f;
 }
@@ -193,8 +193,8 @@ T2VModelParts open_model_folder(const std::string& dir) {
     m.tokenizer = f.tokenizer.path;
     if (m.dit_config.is_i2v()) {
         WANRT_CHECK(f.clip.found(), "model", "model folder ", dir, " holds an image-to-video DiT but no ",
-                    f.clip.looked_for[0], "; download the whole Wan2.1-",
-                    m.dit_config.is_flf2v() ? "FLF2V" : "I2V", " release folder");
+                    f.clip.looked_for[0], "; download the whole Wan2.1-", m.dit_config.is_flf2v() ? "FLF2V" : "I2V",
+                    " release folder");
         const std::string clip_path = f.clip.path;
         m.clip_config = clip_config_from_weights(*open_weights_file(clip_path));
         m.clip_weights = [clip_path] { return open_weights_file(clip_path); };
