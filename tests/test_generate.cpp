@@ -160,7 +160,7 @@ TEST_F(Generate, BadInputIsOneLineExitOneNoFile) {
         {base + " --size 100*64 --save_file " + out, "multiples of 16"},
         {base + " --size 64x48 --save_file " + out, "WIDTH*HEIGHT"},
         {base + " --task t2v-7B --save_file " + out, "unknown --task"},
-        {base + " --task flf2v-14B --save_file " + out, "not yet supported"},
+        {base + " --task vace-14B --save_file " + out, "not yet supported"},
         {base + " --task i2v-14B --save_file " + out, "needs a i2v-14B model but"},
         {base + " --sample_steps 0 --save_file " + out, "--sample_steps 0"},
         {base + " --sample_steps -3 --save_file " + out, "at least 1"},

@@ -1,15 +1,15 @@
-// wanrt generate: a prompt (and for i2v-14B a picture) in, a video file out (the official generate.py for
-// the T2V and I2V tasks).
+// wanrt generate: a prompt (and for i2v-14B a picture, for flf2v-14B two) in, a video file out (the
+// official generate.py for the T2V, I2V and FLF2V tasks).
 //
 // Flags keep generate.py's names and defaults (docs/wan21.md §6.5): --task, --size W*H, --frame_num,
 // --sample_steps, --sample_shift, --sample_guide_scale, --sample_solver, --base_seed, --prompt,
-// --neg_prompt, --ckpt_dir, --save_file, --image. Image-to-video (--task i2v-14B --image in.png, or an
-// i2v folder): --size is the max_area W·H (the video keeps the picture's aspect, rounded down to even
-// latent sides: pipeline/i2v.h), 40 steps, shift 3.0 at 832*480 / 480*832 and 5.0 otherwise, guide 5.0,
-// 81 frames, as generate.py. The picture is read as PNG, JPEG or WebP (video/video_writer.h: grayscale
-// expanded to RGB, alpha dropped). Differences, each deliberate:
+// --neg_prompt, --ckpt_dir, --save_file, --image, --first_frame, --last_frame. Image-to-video (--task
+// i2v-14B --image in.png, or an i2v folder): --size is the max_area W·H (the video keeps the picture's
+// aspect, rounded down to even latent sides: pipeline/i2v.h), 40 steps, shift 3.0 at 832*480 / 480*832
+// and 5.0 otherwise, guide 5.0, 81 frames, as generate.py. The picture is read as PNG, JPEG or WebP
+// (video/video_writer.h: grayscale expanded to RGB, alpha dropped). Differences, each deliberate:
 //  - without --ckpt_dir the built-in demo model runs (pipeline/demo.h) with small defaults (with
-//    --image or --task i2v-14B the i2v demo model);
+//    --image or --task i2v-14B the i2v demo model, with --first_frame or --task flf2v-14B the flf2v one);
 //  - the i2v default size follows the folder: 832*480 when its name says 480P, else generate.py's
 //    1280*720 (the two releases have the same config.json);
 //  - without --task the task is the folder's model (generate.py defaults to t2v-14B, which fails on
@@ -18,6 +18,11 @@
 //  - a size outside the official list is a warning, not an error: the model runs at any multiple
 //    of 16 (quality is best at the trained sizes), which CPU users need;
 //  - --sample_solver also takes euler; --device and --threads pick the backend.
+// First-last-frame-to-video (--task flf2v-14B --first_frame a.png --last_frame b.png, or an flf2v folder):
+// --size is the max_area as for i2v (the size comes from the first frame; the last must have the same
+// size), 50 steps, shift 16, guide 5.0, 81 frames, and the negative prompt the FLF2V config's
+// ("镜头切换，" + the default), as generate.py. Any 4n+1 ≥ 5 frames run (pipeline/flf2v.h generalises the
+// official 81-frame mask). --image and --first_frame/--last_frame are refused across tasks.
 // --causal runs block-autoregressive generation instead (CausVid / Self-Forcing; pipeline/causal.h)
 // with their flag names: --frames_per_block, --denoising_steps (comma list), --warp_denoising_step,
 // --context_noise, --cache_frames / --sink_frames (Self-Forcing local attention) and --generator (the
@@ -68,8 +73,15 @@ const char* const kExampleI2VPrompt =
     "relaxed posture, as if savoring the sea breeze and warm sunlight. A close-up shot highlights the feline's "
     "intricate details and the refreshing atmosphere of the seaside.";
 
+// EXAMPLE_PROMPT["flf2v-14B"] (generate.py pairs it with examples/flf2v_input_{first,last}_frame.png).
+const char* const kExampleFLF2VPrompt =
+    "CG动画风格，一只蓝色的小鸟从地面起飞，煽动翅膀。小鸟羽毛细腻，胸前有独特的花纹，背景是蓝天白云，阳光明媚。镜跟随小鸟"
+    "向上移动，展现出小鸟飞翔的姿态和天空的广阔。近景，仰视视角。";
+
 struct Opts {
     std::string task, size, solver = "unipc", prompt, neg_prompt, ckpt_dir, save_file, device = "auto", image;
+    std::string first_frame, last_frame;
+    CLI::Option *o_first = nullptr, *o_last = nullptr;
     int64_t frame_num = 0;
     int sample_steps = 0, threads = 0;
     double shift = 0, guide = 5.0;
@@ -147,18 +159,20 @@ struct TaskInfo {
 };
 
 TaskInfo lookup_task(const std::string& t) {
-    if (t == "t2v-1.3B" || t == "t2v-14B" || t == "i2v-14B") return {t, t, true};
+    if (t == "t2v-1.3B" || t == "t2v-14B" || t == "i2v-14B" || t == "flf2v-14B") return {t, t, true};
     if (t == "t2i-14B") return {t, "t2v-14B", true};
-    if (t == "flf2v-14B" || t == "vace-1.3B" || t == "vace-14B") return {t, "", false};
+    if (t == "vace-1.3B" || t == "vace-14B") return {t, "", false};
     fail("generate", "unknown --task \"", t,
-         "\"; use t2v-1.3B, t2v-14B, t2i-14B or i2v-14B (or leave it out to use the folder's model)");
+         "\"; use t2v-1.3B, t2v-14B, t2i-14B, i2v-14B or flf2v-14B (or leave it out to use the folder's model)");
 }
 
 bool is_image_task(const std::string& name) { return name.rfind("i2v", 0) == 0; }
+bool is_flf2v_task(const std::string& name) { return name.rfind("flf2v", 0) == 0; }
 
 std::vector<std::string> supported_sizes(const std::string& kind) {
     if (kind == "t2v-1.3B") return {"480*832", "832*480"};
-    if (kind == "t2v-14B" || kind == "i2v-14B") return {"720*1280", "1280*720", "480*832", "832*480"};
+    if (kind == "t2v-14B" || kind == "i2v-14B" || kind == "flf2v-14B")
+        return {"720*1280", "1280*720", "480*832", "832*480"};
     return {};
 }
 
@@ -237,9 +251,10 @@ struct Plan {
     bool odd_size = false;            // --size is not one of them
     T2VModelParts model;              // empty for the demo until announce() builds it
     GenerateRequest req;
-    bool image_task = false;          // i2v: req.image is made from `picture` once the backend exists
-    Rgb24Video picture;
-    I2VSize video_size;               // i2v: the video's size from the picture and max_area
+    bool image_task = false;          // i2v or flf2v: req.image is made from `picture` once the backend exists
+    bool flf2v = false;               // first-last-frame: req.last_frame from `last_picture` too
+    Rgb24Video picture, last_picture;
+    I2VSize video_size;               // i2v, flf2v: the video's size from the (first) picture and max_area
 };
 
 // Refuses the flags of the other mode (--causal or not).
@@ -261,20 +276,40 @@ void check_mode_flags(const Opts& o) {
 // Step 1: the task and the model (files are checked here: one error lists everything missing).
 void resolve_task(const Opts& o, Plan& p) {
     const bool has_image = o.o_image->count() > 0;
+    const bool has_first = o.o_first->count() > 0, has_last = o.o_last->count() > 0;
+    // The frame pair: both or neither, and never with --image.
+    WANRT_CHECK(!has_last || has_first, "generate",
+                "--last_frame needs --first_frame: first-last-frame-to-video takes both (--task flf2v-14B)");
+    WANRT_CHECK(!has_first || has_last, "generate", "--first_frame needs --last_frame (--task flf2v-14B takes both); "
+                "for one picture use --image with --task i2v-14B");
+    WANRT_CHECK(!has_image || !has_first, "generate", "pass either --image (i2v) or --first_frame and --last_frame "
+                "(flf2v), not both");
     if (!o.task.empty()) {
         p.task = lookup_task(o.task);
         WANRT_CHECK(p.task.supported, "generate", "--task ", o.task,
-                    " is not yet supported by wanrt; use t2v-1.3B, t2v-14B, t2i-14B or i2v-14B");
+                    " is not yet supported by wanrt; use t2v-1.3B, t2v-14B, t2i-14B, i2v-14B or flf2v-14B");
+        if (is_flf2v_task(o.task)) {
+            WANRT_CHECK(!has_image, "generate", "--task ", o.task, " takes --first_frame and --last_frame, not --image "
+                        "(use --task i2v-14B for one picture)");
+            WANRT_CHECK(has_first, "generate", "--task ", o.task,
+                        " makes a video between two pictures: pass --first_frame a.png --last_frame b.png");
+        } else {
+            WANRT_CHECK(!has_first, "generate", "--first_frame and --last_frame are for --task flf2v-14B; --task ",
+                        o.task, is_image_task(o.task) ? " takes one --image" : " takes only a prompt");
+        }
         WANRT_CHECK(!has_image || is_image_task(o.task), "generate", "--image is for image-to-video; --task ", o.task,
                     " takes only a prompt (use --task i2v-14B with an I2V model folder, or leave out --image)");
-        WANRT_CHECK(!p.demo || is_image_task(o.task), "generate", "--task ", o.task,
+        WANRT_CHECK(!p.demo || is_image_task(o.task) || is_flf2v_task(o.task), "generate", "--task ", o.task,
                     " needs its model folder: pass --ckpt_dir (without both, the built-in demo model runs)");
     }
     if (p.demo) {
         p.kind = "demo";
-        p.image_task = has_image || is_image_task(o.task);
-        p.task = p.image_task ? TaskInfo{"i2v-demo", "demo", true} : TaskInfo{"t2v-demo", "demo", true};
-        WANRT_CHECK(!p.image_task || has_image, "generate", "--task ", o.task,
+        p.flf2v = has_first || is_flf2v_task(o.task);
+        p.image_task = p.flf2v || has_image || is_image_task(o.task);
+        p.task = p.flf2v        ? TaskInfo{"flf2v-demo", "demo", true}
+                 : p.image_task ? TaskInfo{"i2v-demo", "demo", true}
+                                : TaskInfo{"t2v-demo", "demo", true};
+        WANRT_CHECK(p.flf2v || !p.image_task || has_image, "generate", "--task ", o.task,
                     " makes a video from a picture: pass --image in.png (PNG, JPEG or WebP)");
         return;
     }
@@ -282,11 +317,18 @@ void resolve_task(const Opts& o, Plan& p) {
     const T2VModelParts& model = p.model;
     p.kind = official_kind(model.dit_config);
     p.image_task = model.dit_config.is_i2v();
+    p.flf2v = model.dit_config.is_flf2v();
     if (o.task.empty()) {
+        WANRT_CHECK(!has_first || p.flf2v, "generate", "--first_frame and --last_frame need a first-last-frame model, "
+                    "but ", o.ckpt_dir, " holds ", model.kind, "; pass a FLF2V folder (Wan2.1-FLF2V-14B-720P)");
+        WANRT_CHECK(!p.flf2v || !has_image, "generate", o.ckpt_dir, " holds a first-last-frame model (", model.kind,
+                    "): pass --first_frame a.png --last_frame b.png instead of --image");
+        WANRT_CHECK(!p.flf2v || has_first, "generate", o.ckpt_dir, " holds a first-last-frame model (", model.kind,
+                    "): pass --first_frame a.png --last_frame b.png (PNG, JPEG or WebP)");
         WANRT_CHECK(!has_image || p.image_task, "generate", "--image needs an image-to-video model, but ", o.ckpt_dir,
                     " holds ", model.kind, " (text-to-video); pass an I2V folder (e.g. Wan2.1-I2V-14B-480P) or leave out --image");
-        WANRT_CHECK(!p.image_task || has_image, "generate", o.ckpt_dir, " holds an image-to-video model (", model.kind,
-                    "): pass --image in.png (PNG, JPEG or WebP)");
+        WANRT_CHECK(p.flf2v || !p.image_task || has_image, "generate", o.ckpt_dir, " holds an image-to-video model (",
+                    model.kind, "): pass --image in.png (PNG, JPEG or WebP)");
     }
     if (!o.task.empty())
         WANRT_CHECK(p.kind == p.task.kind, "generate", "--task ", o.task, " needs a ", p.task.kind, " model but ",
@@ -295,14 +337,16 @@ void resolve_task(const Opts& o, Plan& p) {
                     p.kind.empty() ? std::string("leave out --task to run this folder's model") : "pass --task " + p.kind,
                     ", or --ckpt_dir a ", p.task.kind, " folder");
     else
-        p.task = {p.kind.empty() ? std::string(p.image_task ? "i2v" : "t2v") : p.kind, p.kind, true};
-    WANRT_CHECK(!p.image_task || has_image, "generate", "--task ", p.task.name,
+        p.task = {p.kind.empty() ? std::string(p.flf2v ? "flf2v" : p.image_task ? "i2v" : "t2v") : p.kind, p.kind,
+                  true};
+    WANRT_CHECK(p.flf2v || !p.image_task || has_image, "generate", "--task ", p.task.name,
                 " makes a video from a picture: pass --image in.png (PNG, JPEG or WebP)");
 }
 
 // Step 2: defaults per task (docs/wan21.md §6.5), then checks of every option against them and the model.
 T2VOptions resolve_options(Opts& o, Plan& p) {
-    const bool t2i = p.task.name == "t2i-14B", demo = p.demo, causal = o.causal, i2v = p.image_task;
+    // i2v: any picture-conditioned task (i2v or flf2v); flf2v: the first-last-frame one.
+    const bool t2i = p.task.name == "t2i-14B", demo = p.demo, causal = o.causal, i2v = p.image_task, flf2v = p.flf2v;
     const std::string& kind = p.kind;
     WANRT_CHECK(!(t2i && causal), "generate", "task t2i-14B makes one image; --causal generates video, use a t2v task");
     WANRT_CHECK(!(i2v && causal), "generate", "--causal runs the text-to-video causal models; image-to-video has no "
@@ -312,6 +356,7 @@ T2VOptions resolve_options(Opts& o, Plan& p) {
     if (o.size.empty()) {
         const bool folder_480p = o.ckpt_dir.find("480P") != std::string::npos;
         o.size = demo ? cat(dd.width, "*", dd.height)
+                 : flf2v ? "1280*720"  // the only FLF2V release is 720P
                  : i2v ? (folder_480p ? "832*480" : "1280*720")
                  : kind == "t2v-1.3B" ? "832*480" : kind == "t2v-14B" ? "1280*720" : "832*480";
     }
@@ -325,11 +370,12 @@ T2VOptions resolve_options(Opts& o, Plan& p) {
                 " must be 4n+1 (e.g. ", std::max<int64_t>(1, (opt.frame_num - 1) / 4 * 4 + 1), " or ",
                 (std::max<int64_t>(opt.frame_num - 1, 0) / 4 + 1) * 4 + 1, ")");
     WANRT_CHECK(!t2i || opt.frame_num == 1, "generate", "task t2i-14B makes one image: --frame_num must be 1");
-    opt.sample_steps = o.o_steps->count() ? o.sample_steps : demo ? dd.sample_steps : i2v ? 40 : 50;
+    opt.sample_steps = o.o_steps->count() ? o.sample_steps : demo ? dd.sample_steps : i2v && !flf2v ? 40 : 50;
     WANRT_CHECK(opt.sample_steps > 0, "generate", "--sample_steps ", opt.sample_steps, " must be at least 1 (official: 50)");
-    // generate.py: 3.0 for i2v at the 480p sizes, else 5.0.
+    // generate.py: 3.0 for i2v at the 480p sizes, 16 for flf2v, else 5.0.
     opt.sample_shift = o.o_shift->count() ? o.shift
                        : causal                                          ? 8.0
+                       : flf2v                                           ? 16.0
                        : i2v && (o.size == "832*480" || o.size == "480*832") ? 3.0
                                                                          : 5.0;
     WANRT_CHECK(std::isfinite(opt.sample_shift) && opt.sample_shift > 0, "generate", "--sample_shift ", opt.sample_shift,
@@ -345,10 +391,17 @@ T2VOptions resolve_options(Opts& o, Plan& p) {
     p.odd_size = !p.sizes.empty() && std::find(p.sizes.begin(), p.sizes.end(), o.size) == p.sizes.end();
 
     // Model shapes (the demo's are known without building anything).
-    const DemoConfig dc = i2v ? demo_i2v_config() : demo_config();
+    const DemoConfig dc = flf2v ? demo_flf2v_config() : i2v ? demo_i2v_config() : demo_config();
     const DitConfig& dit = demo ? dc.dit : p.model.dit_config;
     const VaeConfig& vae = demo ? dc.vae : p.model.vae_config;
-    if (i2v) {
+    if (flf2v) {
+        // Both pictures are read now: a bad file or a size mismatch fails before any weights load.
+        p.picture = read_image(o.first_frame);
+        p.last_picture = read_image(o.last_frame);
+        p.video_size = flf2v_latent_shape({3, p.picture.height, p.picture.width},
+                                          {3, p.last_picture.height, p.last_picture.width}, opt, dit, vae)
+                           .size;
+    } else if (i2v) {
         // The picture is read now: a bad file fails before any weights load.
         p.picture = read_image(o.image);
         p.video_size = i2v_latent_shape(p.picture.height, p.picture.width, opt, dit, vae).size;
@@ -368,9 +421,15 @@ Plan make_plan(Opts& o) {
     p.req.opt = resolve_options(o, p);
     const bool t2i = p.task.name == "t2i-14B";
     if (!o.o_prompt->count())  // generate.py's EXAMPLE_PROMPT of the task
-        o.prompt = t2i ? "一个朴素端庄的美人" : p.image_task ? kExampleI2VPrompt : kExamplePrompt;
+        o.prompt = t2i            ? "一个朴素端庄的美人"
+                   : p.flf2v      ? kExampleFLF2VPrompt
+                   : p.image_task ? kExampleI2VPrompt
+                                  : kExamplePrompt;
     p.req.prompt = o.prompt;
-    p.req.neg_prompt = o.o_neg->count() && !o.neg_prompt.empty() ? o.neg_prompt : kWanDefaultNegPrompt;
+    // The FLF2V config's sample_neg_prompt is "镜头切换，" ("shot change, ") + the default.
+    const std::string default_neg =
+        p.flf2v ? std::string("镜头切换，") + kWanDefaultNegPrompt : std::string(kWanDefaultNegPrompt);
+    p.req.neg_prompt = o.o_neg->count() && !o.neg_prompt.empty() ? o.neg_prompt : default_neg;
     if (o.save_file.empty()) o.save_file = default_save_file(p.task.name, o.size, o.prompt, t2i);
     check_output_path(o.save_file);
     // The generator file is opened (its header and key names read, no weights) before anything loads.
@@ -394,13 +453,18 @@ void announce(const Opts& o, Plan& p, Backend& be) {
         std::fprintf(stderr,
                      "generate: no --ckpt_dir given: running the built-in demo model (tiny Wan2.1 T5/%sDiT/VAE with "
                      "random weights; the video is structured noise). Pass --ckpt_dir for a real model.\n",
-                     p.image_task ? "CLIP/i2v " : "");
-        p.model = p.image_task ? demo_i2v_model_parts() : demo_model_parts();
+                     p.flf2v ? "CLIP/flf2v " : p.image_task ? "CLIP/i2v " : "");
+        p.model = p.flf2v ? demo_flf2v_model_parts() : p.image_task ? demo_i2v_model_parts() : demo_model_parts();
     }
     if (p.image_task) {
         Tensor frames = rgb24_to_video(p.picture, be);      // [3, 1, h0, w0]
         p.req.image = ops::contiguous(frames.select(1, 0));  // [3, h0, w0]
         p.picture = Rgb24Video();
+        if (p.flf2v) {
+            Tensor last = rgb24_to_video(p.last_picture, be);         // [3, 1, h0, w0]
+            p.req.last_frame = ops::contiguous(last.select(1, 0));  // [3, h0, w0]
+            p.last_picture = Rgb24Video();
+        }
     }
     if (p.odd_size) {
         std::string list;
@@ -428,7 +492,13 @@ void announce(const Opts& o, Plan& p, Backend& be) {
                      copt.cache_frames ? cat(copt.cache_frames, " frames (sink ", copt.sink_frames, ")").c_str() : "all frames",
                      seed, gen ? ", DiT from " : "", gen ? o.generator.c_str() : "");
     } else {
-        if (p.image_task)
+        if (p.flf2v)
+            std::fprintf(stderr,
+                         "generate: first frame %s, last frame %s (%lldx%lld) in max_area %s -> video %lldx%lld\n",
+                         o.first_frame.c_str(), o.last_frame.c_str(), (long long)p.req.image.size(2),
+                         (long long)p.req.image.size(1), o.size.c_str(), (long long)p.video_size.w,
+                         (long long)p.video_size.h);
+        else if (p.image_task)
             std::fprintf(stderr, "generate: image %s (%lldx%lld) in max_area %s -> video %lldx%lld\n", o.image.c_str(),
                          (long long)p.req.image.size(2), (long long)p.req.image.size(1), o.size.c_str(),
                          (long long)p.video_size.w, (long long)p.video_size.h);
@@ -551,13 +621,18 @@ void setup(CLI::App& app) {
         "Text or image to video (official generate.py flags); without --ckpt_dir a built-in demo model runs");
     // As argparse in generate.py: a repeated flag takes its last value.
     c->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-    c->add_option("--task", o->task, "t2v-1.3B, t2v-14B, t2i-14B or i2v-14B (default: the --ckpt_dir folder's model)");
+    c->add_option("--task", o->task,
+                  "t2v-1.3B, t2v-14B, t2i-14B, i2v-14B or flf2v-14B (default: the --ckpt_dir folder's model)");
     c->add_option("--size", o->size,
                   "WIDTH*HEIGHT, multiples of 16 (default: 832*480 for 1.3B, 1280*720 for 14B, 256*256 demo); i2v: "
                   "the max area W*H, the video keeps the picture's aspect (default 832*480 for a 480P folder, else "
-                  "1280*720)");
+                  "1280*720; flf2v: 1280*720 from the first frame)");
     o->o_image = c->add_option("--image", o->image,
                                "i2v: the first frame, PNG, JPEG or WebP (grayscale becomes RGB, alpha is dropped)");
+    o->o_first = c->add_option("--first_frame", o->first_frame,
+                               "flf2v: the first frame (PNG, JPEG or WebP); sets the video's aspect");
+    o->o_last = c->add_option("--last_frame", o->last_frame,
+                              "flf2v: the last frame, the same size as --first_frame");
     o->o_frames = c->add_option("--frame_num", o->frame_num, "Frames, 4n+1 (default 81; demo 17)");
     c->add_option("--ckpt_dir", o->ckpt_dir, "Wan2.1 model folder as downloaded (default: the built-in demo model)");
     c->add_option("--save_file", o->save_file, "Output .mp4, .y4m or .png (default: generate.py's name, .mp4)");
@@ -565,9 +640,10 @@ void setup(CLI::App& app) {
     o->o_neg = c->add_option("--neg_prompt", o->neg_prompt, "Negative prompt (default: the official Chinese one)");
     c->add_option("--base_seed", o->seed, "Seed (negative: random, printed)")->capture_default_str();
     o->o_solver = c->add_option("--sample_solver", o->solver, "unipc, dpm++ or euler")->capture_default_str();
-    o->o_steps = c->add_option("--sample_steps", o->sample_steps, "Sampling steps (default 50; i2v 40; demo 8)");
+    o->o_steps =
+        c->add_option("--sample_steps", o->sample_steps, "Sampling steps (default 50; i2v 40; flf2v 50; demo 8)");
     o->o_shift = c->add_option("--sample_shift", o->shift,
-                               "Flow shift (default 5.0; i2v at 832*480 or 480*832: 3.0; 8 with --causal)");
+                               "Flow shift (default 5.0; i2v at 832*480 or 480*832: 3.0; flf2v 16; 8 with --causal)");
     o->o_guide = c->add_option("--sample_guide_scale", o->guide, "Classifier-free guidance scale")->capture_default_str();
     c->add_option("--device", o->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
     c->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();

@@ -1,10 +1,10 @@
 // wanrt synth: write a full-size random-weight model folder with the official names and shapes.
 // --full_folder adds the other parts of a release (Wan2.1_VAE.pth, models_t5_umt5-xxl-enc-bf16.pth,
 // google/umt5-xxl/spiece.model: pipeline/demo.h), so `wanrt generate --ckpt_dir` runs on it;
-// --model demo (demo-i2v) writes the built-in demo (i2v demo) model in that layout. Image-to-video
-// folders (i2v-14B, demo-i2v) also get models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth (the
-// visual tower; the release's xlm-roberta-large/ tokenizer is for CLIP's text tower, which nothing runs,
-// and is not written).
+// --model demo (demo-i2v, demo-flf2v) writes the built-in demo (i2v, flf2v demo) model in that layout.
+// Image-to-video and first-last-frame folders (i2v-14B, flf2v-14B, demo-i2v, demo-flf2v) also get
+// models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth (the visual tower; the release's xlm-roberta-large/ tokenizer
+// is for CLIP's text tower, which nothing runs, and is not written).
 #include <unistd.h>
 
 #include <cstdio>
@@ -28,8 +28,10 @@ struct Opts {
 };
 
 void run(const Opts& o) {
-    const bool demo = o.model == "demo" || o.model == "demo-i2v";
-    const DemoConfig dc = o.model == "demo-i2v" ? demo_i2v_config() : demo_config();
+    const bool demo = o.model == "demo" || o.model == "demo-i2v" || o.model == "demo-flf2v";
+    const DemoConfig dc = o.model == "demo-i2v"     ? demo_i2v_config()
+                          : o.model == "demo-flf2v" ? demo_flf2v_config()
+                                                    : demo_config();
     DitConfig cfg = demo ? dc.dit : DitConfig::preset(o.model);
     if (o.layers < 0) fail("synth", "--layers must be ≥ 0 (0 = the preset's ", cfg.num_layers, ")");
     if (o.layers > 0) cfg.num_layers = o.layers;
@@ -70,7 +72,9 @@ void run(const Opts& o) {
 void setup(CLI::App& app) {
     auto o = std::make_shared<Opts>();
     CLI::App* c = app.add_subcommand("synth", "Write a random-weight model folder with official names, shapes and config.json");
-    c->add_option("--model", o->model, "t2v-1.3B, t2v-14B, i2v-14B, demo or demo-i2v (the built-in demo models)")->required();
+    c->add_option("--model", o->model,
+                  "t2v-1.3B, t2v-14B, i2v-14B, flf2v-14B, demo, demo-i2v or demo-flf2v (the built-in demo models)")
+        ->required();
     c->add_option("--out", o->out, "Output folder")->required();
     c->add_option("--layers", o->layers, "Blocks to write (0 = all)")->capture_default_str();
     c->add_option("--dtype", o->dtype, "Linear weight dtype: f32 (as released), bf16, f16")->capture_default_str();
@@ -78,7 +82,8 @@ void setup(CLI::App& app) {
     c->add_option("--shard_gb", o->shard_gb, "Split into shards of at most this size with an index (as the 14B releases)")
         ->capture_default_str();
     c->add_flag("--full_folder", o->full_folder,
-                "Also write the VAE and T5 .pth files and a tokenizer (i2v: the CLIP .pth): a complete release folder for `wanrt generate`");
+                "Also write the VAE and T5 .pth files and a tokenizer (i2v, flf2v: the CLIP .pth): a complete release "
+                "folder for `wanrt generate`");
     c->callback([o] { run(*o); });
 }
 

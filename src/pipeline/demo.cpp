@@ -182,6 +182,14 @@ std::shared_ptr<TensorSource> synthetic_t5_weights(const T5Config& c, uint64_t s
     return src;
 }
 
+DemoConfig demo_flf2v_config() {
+    DemoConfig c = demo_i2v_config();
+    // The i2v demo plus img_emb.emb_pos [1, 514, 1280]: two frames of 257 CLIP tokens, which the demo
+    // CLIP (224² input, patch 14) gives, as the real one does.
+    c.dit.model_type = "flf2v";
+    return c;
+}
+
 namespace {
 
 T2VModelParts demo_parts(const DemoConfig& c, const char* name) {
@@ -215,6 +223,10 @@ T2VModelParts demo_model_parts() { return demo_parts(demo_config(), "built-in de
 
 T2VModelParts demo_i2v_model_parts() {
     return demo_parts(demo_i2v_config(), "built-in demo i2v model (random weights)");
+}
+
+T2VModelParts demo_flf2v_model_parts() {
+    return demo_parts(demo_flf2v_config(), "built-in demo flf2v model (random weights)");
 }
 
 void write_t2v_folder(const std::string& dir, const DemoConfig& cfg, DType matrix_dtype, uint64_t seed,

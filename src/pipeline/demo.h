@@ -1,6 +1,7 @@
 // The built-in demo model and synthetic model folders.
 //
-// Demo model: what `wanrt generate` runs without --ckpt_dir (and the i2v demo, for image tasks: the
+// Demo model: what `wanrt generate` runs without --ckpt_dir (the flf2v demo for --task flf2v-14B: the
+// i2v demo with the flf2v DiT's img_emb.emb_pos; and the i2v demo, for image tasks: the
 // same networks with an i2v DiT (36 input channels, the img_emb / k_img / v_img weights) and a CLIP
 // image encoder of the real width 1280 and 224² input with 2 blocks (1 runs) and a 64-wide MLP). All three networks are the real Wan2.1
 // architectures at small widths (T5: 2 blocks of attention width 128 on the real 4096-wide stream; DiT: 2 blocks of width 256, head dim
@@ -44,6 +45,7 @@ struct DemoConfig {
 };
 DemoConfig demo_config();
 DemoConfig demo_i2v_config();
+DemoConfig demo_flf2v_config();  // the i2v demo as an flf2v model (img_emb.emb_pos added)
 
 // Generation defaults for the demo (the official ones would take minutes on a CPU).
 struct DemoDefaults {
@@ -60,6 +62,7 @@ void write_demo_tokenizer(const std::string& dir);
 // to a temporary folder that is removed when the parts are destroyed.
 T2VModelParts demo_model_parts();
 T2VModelParts demo_i2v_model_parts();
+T2VModelParts demo_flf2v_model_parts();
 
 // Random weights in the official key layout (deterministic per seed).
 std::shared_ptr<TensorSource> synthetic_t5_weights(const T5Config& c, uint64_t seed);

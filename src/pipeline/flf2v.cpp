@@ -101,4 +101,20 @@ I2VResult generate_flf2v(const T5Encoder& t5, const ClipVisionEncoder& clip, con
     return r;
 }
 
+I2VStagedResult run_flf2v_staged(const T2VModelParts& m, std::shared_ptr<Backend> be, const std::string& prompt,
+                                 const std::string& neg_prompt, const Tensor& first, const Tensor& last, uint64_t seed,
+                                 const T2VOptions& opt, const StageFn& on_stage, const T2VStepCallback& on_step) {
+    check_image(first, "first");
+    check_image(last, "last");
+    WANRT_CHECK(m.clip_weights != nullptr, "flf2v", m.name,
+                " has no CLIP image encoder; use a first-last-frame model (Wan2.1-FLF2V-14B-720P)");
+    // Options, sizes and models before any weights are touched.
+    const I2VLatentShape shape = flf2v_latent_shape(first.shape(), last.shape(), opt, m.dit_config, m.vae_config);
+    return run_image_staged(
+        m, std::move(be), prompt, neg_prompt, shape, seed, opt,
+        [&](const ClipVisionEncoder& clip) { return flf2v_clip_features(clip, first, last); },
+        [&](const WanVae& vae) { return flf2v_condition(vae, first, last, opt.frame_num, shape.size); }, on_stage,
+        on_step);
+}
+
 }  // namespace wanrt

@@ -20,8 +20,12 @@
 // TF.center_crop with (width, height) where torchvision expects (height, width), zero-padding the
 // picture; resize the last frame to the first's size instead.
 //
-// The DiT side (model_type "flf2v": the i2v blocks plus img_emb.emb_pos [1, 514, 1280] added to the
-// clip features before img_emb's MLP) is not in models/dit yet: generate_flf2v needs it.
+// The DiT side is model_type "flf2v" (models/dit.h): the i2v blocks plus img_emb.emb_pos [1, 514, 1280]
+// added to the clip features before img_emb's MLP.
+//
+// run_flf2v_staged is the CLI's entry (`wanrt generate --task flf2v-14B --first_frame a.png
+// --last_frame b.png`): the stages of run_i2v_staged (i2v.h), one model at a time, with this file's
+// CLIP batch of two and conditioning.
 //
 // Bad input (wanrt::Error "[flf2v] ..."): frame_num not 4n+1 or < 5, first and last of different
 // sizes, images that are not f32 [3, h, w], a DiT that is not an flf2v model.
@@ -51,5 +55,14 @@ I2VResult generate_flf2v(const T5Encoder& t5, const ClipVisionEncoder& clip, con
                          const Tensor& first, const Tensor& last, const Tensor& noise, const T2VOptions& opt,
                          const T2VStepCallback& on_step = {}, const T2VLatentCallback& on_latent = {},
                          const CfgPredCallback& on_preds = {});
+
+// The staged run on a model folder (or the demo): tokenizer → T5 (both prompts, freed) → CLIP on
+// [first, last] (freed) → VAE encode of [first, zeros, last] (freed) → DiT (denoise, freed) → VAE
+// decode. first, last: f32 [3, h0, w0] in [−1, 1], the same size. Every option is checked before any
+// weights load.
+I2VStagedResult run_flf2v_staged(const T2VModelParts& m, std::shared_ptr<Backend> be, const std::string& prompt,
+                                 const std::string& neg_prompt, const Tensor& first, const Tensor& last, uint64_t seed,
+                                 const T2VOptions& opt, const StageFn& on_stage = {},
+                                 const T2VStepCallback& on_step = {});
 
 }  // namespace wanrt

@@ -1,4 +1,4 @@
-// One entry point for text-to-video and causal generation (contract in generate.h).
+// One entry point for text-, image- and first-last-frame-to-video and causal generation (contract in generate.h).
 #include "pipeline/generate.h"
 
 #include <utility>
@@ -19,8 +19,11 @@ GenerateResult run_generate(const T2VModelParts& m, std::shared_ptr<Backend> be,
         return out;
     }
     if (req.image.defined()) {
-        I2VStagedResult r = run_i2v_staged(m, std::move(be), req.prompt, req.neg_prompt, req.image, req.seed, req.opt,
-                                           p.on_stage, p.on_step);
+        I2VStagedResult r = req.last_frame.defined()
+                                ? run_flf2v_staged(m, std::move(be), req.prompt, req.neg_prompt, req.image,
+                                                   req.last_frame, req.seed, req.opt, p.on_stage, p.on_step)
+                                : run_i2v_staged(m, std::move(be), req.prompt, req.neg_prompt, req.image, req.seed,
+                                                 req.opt, p.on_stage, p.on_step);
         const I2VStagedTimes& t = r.times;
         tm = {t.tokenize, t.t5_load, t.text, t.dit_load, t.denoise, t.vae_load, t.decode, t.clip_load, t.clip,
               t.vae_encode, t.step_seconds, {t.prompt_tokens, t.neg_prompt_tokens}, 0, 0};

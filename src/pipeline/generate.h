@@ -1,8 +1,8 @@
 // `wanrt generate` as one call: a prompt (and an image) and a model → a video, either text-to-video with
-// classifier-free guidance (run_t2v_staged, model_folder.h), image-to-video (run_i2v_staged, i2v.h) or
-// block-autoregressive causal generation (run_causal_staged, causal_staged.h). Both run their stages one after the other, each
-// model freed before the next loads; this file only picks the runner and gives both results one
-// shape, so the command line prints one summary.
+// classifier-free guidance (run_t2v_staged, model_folder.h), image-to-video (run_i2v_staged, i2v.h),
+// first-last-frame-to-video (run_flf2v_staged, flf2v.h) or block-autoregressive causal generation (run_causal_staged,
+// causal_staged.h). All run their stages one after the other, each model freed before the next loads; this file only
+// picks the runner and gives the results one shape, so the command line prints one summary.
 //
 // Errors: those of the runner (options before any weights load, then loading).
 #pragma once
@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "pipeline/causal_staged.h"
+#include "pipeline/flf2v.h"
 #include "pipeline/i2v.h"
 #include "pipeline/model_folder.h"
 
@@ -24,6 +25,8 @@ struct GenerateRequest {
     std::string neg_prompt;  // T2V and I2V (causal generation has no classifier-free guidance)
     Tensor image;            // set: image-to-video from this picture, f32 [3, h0, w0] in [−1, 1];
                              // opt.width·opt.height is then the max_area
+    Tensor last_frame;       // set (with image = the first frame): first-last-frame-to-video (flf2v.h),
+                             // the same size as image
     uint64_t seed = 0;
     T2VOptions opt;          // size and frames; the sampler fields for T2V
     std::optional<CausalOptions> causal;  // set: block by block with a KV cache
@@ -38,7 +41,7 @@ struct GenerateProgress {
 
 struct GenerateTimes {
     double tokenize = 0, t5_load = 0, text = 0, dit_load = 0, denoise = 0, vae_load = 0, decode = 0;
-    double clip_load = 0, clip = 0, vae_encode = 0;  // I2V only
+    double clip_load = 0, clip = 0, vae_encode = 0;  // I2V and FLF2V only
     std::vector<double> step_seconds;   // per denoising step (T2V) or per block (causal)
     std::vector<int64_t> prompt_tokens;  // prompt (and, for T2V, negative prompt) token counts
     int64_t dit_calls = 0, kv_cache_bytes = 0;  // causal only

@@ -148,15 +148,27 @@ I2VResult generate_i2v(const T5Encoder& t5, const ClipVisionEncoder& clip, const
 I2VStagedResult run_i2v_staged(const T2VModelParts& m, std::shared_ptr<Backend> be, const std::string& prompt,
                                const std::string& neg_prompt, const Tensor& image, uint64_t seed,
                                const T2VOptions& opt, const StageFn& on_stage, const T2VStepCallback& on_step) {
-    using clock = std::chrono::steady_clock;
-    auto stage = [&](const char* s) {
-        if (on_stage) on_stage(s);
-    };
     WANRT_CHECK(image.defined() && image.dtype() == DType::F32 && image.ndim() == 3 && image.size(0) == 3, "i2v",
                 "image must be f32 [3, h, w] in [-1, 1], got ", image.defined() ? image.describe() : std::string("none"));
     WANRT_CHECK(m.clip_weights != nullptr, "i2v", m.name, " has no CLIP image encoder; use an image-to-video model");
     // Options and models before any weights are touched.
     const I2VLatentShape shape = i2v_latent_shape(image.size(1), image.size(2), opt, m.dit_config, m.vae_config);
+    return run_image_staged(
+        m, std::move(be), prompt, neg_prompt, shape, seed, opt,
+        [&](const ClipVisionEncoder& clip) { return i2v_clip_features(clip, image); },
+        [&](const WanVae& vae) { return i2v_condition(vae, image, opt.frame_num, shape.size); }, on_stage, on_step);
+}
+
+I2VStagedResult run_image_staged(const T2VModelParts& m, std::shared_ptr<Backend> be, const std::string& prompt,
+                                 const std::string& neg_prompt, const I2VLatentShape& shape, uint64_t seed,
+                                 const T2VOptions& opt, const ImageFeaturesFn& clip_features,
+                                 const ImageConditionFn& condition, const StageFn& on_stage,
+                                 const T2VStepCallback& on_step) {
+    using clock = std::chrono::steady_clock;
+    auto stage = [&](const char* s) {
+        if (on_stage) on_stage(s);
+    };
+    WANRT_CHECK(m.clip_weights != nullptr, "i2v", m.name, " has no CLIP image encoder; use an image-to-video model");
     I2VStagedResult r;
     r.size = shape.size;
     I2VStagedTimes& tm = r.times;
@@ -179,7 +191,7 @@ I2VStagedResult run_i2v_staged(const T2VModelParts& m, std::shared_ptr<Backend> 
         tm.clip_load = seconds_since(t0);
         t0 = clock::now();
         stage("encode image (CLIP)");
-        clip_fea = i2v_clip_features(clip, image);
+        clip_fea = clip_features(clip);
         be->synchronize();
         tm.clip = seconds_since(t0);
     }
@@ -192,7 +204,7 @@ I2VStagedResult run_i2v_staged(const T2VModelParts& m, std::shared_ptr<Backend> 
         tm.vae_load = seconds_since(t0);
         t0 = clock::now();
         stage("encode image (VAE)");
-        y = i2v_condition(*vae, image, opt.frame_num, shape.size);
+        y = condition(*vae);
         be->synchronize();
         tm.vae_encode = seconds_since(t0);
     }

@@ -26,6 +26,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "models/clip.h"
 #include "pipeline/model_folder.h"
@@ -100,5 +101,16 @@ I2VStagedResult run_i2v_staged(const T2VModelParts& m, std::shared_ptr<Backend> 
                                const std::string& neg_prompt, const Tensor& image, uint64_t seed,
                                const T2VOptions& opt, const StageFn& on_stage = {},
                                const T2VStepCallback& on_step = {});
+
+// The same stages with the image conditioning left to the caller (I2V and FLF2V share them): shape
+// must already be checked against the options and models; clip_features(clip) gives clip_fea and
+// condition(vae) gives y, each called once with the model loaded for it.
+using ImageFeaturesFn = std::function<Tensor(const ClipVisionEncoder&)>;
+using ImageConditionFn = std::function<Tensor(const WanVae&)>;
+I2VStagedResult run_image_staged(const T2VModelParts& m, std::shared_ptr<Backend> be, const std::string& prompt,
+                                 const std::string& neg_prompt, const I2VLatentShape& shape, uint64_t seed,
+                                 const T2VOptions& opt, const ImageFeaturesFn& clip_features,
+                                 const ImageConditionFn& condition, const StageFn& on_stage = {},
+                                 const T2VStepCallback& on_step = {});
 
 }  // namespace wanrt

@@ -1,6 +1,8 @@
 // Official model folders and the staged T2V run (contract in model_folder.h).
 #include "pipeline/model_folder.h"
 
+#include <algorithm>
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -82,7 +84,8 @@ ModelFolder scan_model_folder(const std::string& dir) {
         std::stringstream ss;
         ss << in.rdbuf();
         const nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, false);
-        f.image_model = j.is_object() && j.contains("model_type") && j["model_type"] == "i2v";
+        f.image_model =
+            j.is_object() && j.contains("model_type") && (j["model_type"] == "i2v" || j["model_type"] == "flf2v");
     }
     return f;
 }
@@ -97,7 +100,10 @@ void require_complete(const ModelFolder& f) {
 }
 
 std::string official_kind(const DitConfig& c) {
-    for (const std::string& name : DitConfig::preset_names()) {
+    std::vector<std::string> names = DitConfig::preset_names();
+    // flf2v-14B has a preset but preset_names() does not list it yet (models/dit_config.cpp).
+    if (std::find(names.begin(), names.end(), "flf2v-14B") == names.end()) names.push_back("flf2v-14B");
+    for (const std::string& name : names) {
         const DitConfig p = DitConfig::preset(name);
         if (p.model_type == c.model_type && p.dim == c.dim && p.ffn_dim == c.ffn_dim && p.num_heads == c.num_heads &&
             p.in_dim == c.in_dim && p.out_dim == c.out_dim && p.text_dim == c.text_dim &&
@@ -187,7 +193,8 @@ T2VModelParts open_model_folder(const std::string& dir) {
     m.tokenizer = f.tokenizer.path;
     if (m.dit_config.is_i2v()) {
         WANRT_CHECK(f.clip.found(), "model", "model folder ", dir, " holds an image-to-video DiT but no ",
-                    f.clip.looked_for[0], "; download the whole Wan2.1-I2V release folder");
+                    f.clip.looked_for[0], "; download the whole Wan2.1-", m.dit_config.is_flf2v() ? "FLF2V" : "I2V",
+                    " release folder");
         const std::string clip_path = f.clip.path;
         m.clip_config = clip_config_from_weights(*open_weights_file(clip_path));
         m.clip_weights = [clip_path] { return open_weights_file(clip_path); };

@@ -8,7 +8,8 @@
 //   Wan2.1_VAE.pth                                 VAE state dict (torch.save zip)
 //   models_t5_umt5-xxl-enc-bf16.pth                umT5-XXL encoder state dict (torch.save zip, bf16)
 //   google/umt5-xxl/spiece.model                   tokenizer (SentencePiece; the HF folder)
-// Image-to-video folders (Wan2.1-I2V-14B-480P / -720P, config.json model_type "i2v") add
+// Image-to-video folders (Wan2.1-I2V-14B-480P / -720P, config.json model_type "i2v") and the
+// first-last-frame folder (Wan2.1-FLF2V-14B-720P, model_type "flf2v", the same files) add
 //   models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth   CLIP (its visual tower is the image encoder)
 // and an xlm-roberta-large/ tokenizer folder, which only CLIP's text tower uses (WanI2V never runs it):
 // it is not required. The CLIP's config is read from its tensors (clip_config_from_weights); its .pth
@@ -50,7 +51,7 @@ struct ModelPart {
 struct ModelFolder {
     std::string dir;
     ModelPart config, dit, vae, t5, tokenizer, clip;
-    bool image_model = false;  // config.json says model_type "i2v": the CLIP is required too
+    bool image_model = false;  // config.json says model_type "i2v" or "flf2v": the CLIP is required too
     std::vector<const ModelPart*> parts() const {
         if (image_model) return {&config, &dit, &vae, &t5, &tokenizer, &clip};
         return {&config, &dit, &vae, &t5, &tokenizer};
@@ -63,7 +64,7 @@ ModelFolder scan_model_folder(const std::string& dir);
 // Throws one "[model] ... is missing ..." error listing every missing part, if any.
 void require_complete(const ModelFolder& f);
 
-// The official model a DiT config has the widths of ("t2v-1.3B", "t2v-14B", "i2v-14B"; the block
+// The official model a DiT config has the widths of ("t2v-1.3B", "t2v-14B", "i2v-14B", "flf2v-14B"; the block
 // count may be smaller, as in `wanrt synth --layers`), or "" for other widths.
 std::string official_kind(const DitConfig& c);
 // Human-readable kind: "t2v-1.3B", "t2v-14B (2 of 40 blocks)", "custom t2v (dim 64, 2 blocks)".
