@@ -130,7 +130,7 @@ DitConfig DitConfig::preset(const std::string& name) {
     return c;
 }
 
-std::vector<std::string> DitConfig::preset_names() { return {"t2v-1.3B", "t2v-14B", "i2v-14B"}; }
+std::vector<std::string> DitConfig::preset_names() { return {"t2v-1.3B", "t2v-14B", "i2v-14B", "flf2v-14B"}; }
 
 DitConfig DitConfig::from_weights(const TensorSource& src, const std::string& prefix) {
     auto shape_of = [&](const std::string& n) -> const Shape& {

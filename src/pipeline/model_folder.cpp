@@ -100,10 +100,7 @@ void require_complete(const ModelFolder& f) {
 }
 
 std::string official_kind(const DitConfig& c) {
-    std::vector<std::string> names = DitConfig::preset_names();
-    // flf2v-14B has a preset but preset_names() does not list it yet (models/dit_config.cpp).
-    if (std::find(names.begin(), names.end(), "flf2v-14B") == names.end()) names.push_back("flf2v-14B");
-    for (const std::string& name : names) {
+    for (const std::string& name : DitConfig::preset_names()) {
         const DitConfig p = DitConfig::preset(name);
         if (p.model_type == c.model_type && p.dim == c.dim && p.ffn_dim == c.ffn_dim && p.num_heads == c.num_heads &&
             p.in_dim == c.in_dim && p.out_dim == c.out_dim && p.text_dim == c.text_dim &&
