@@ -52,25 +52,12 @@ std::shared_ptr<Backend> test_backend() {
 // Tolerances (rel-L2 from float64) per key: float32's on the CPU; on the GPU the official deployed
 // error of the stage that made the key (fixtures README), rounded up, the loosest stage for keys
 // downstream of several. As test_pipeline_i2v.cpp (the official chain error itself is not measured).
-struct Tols {
-    double clip, t5, y, dit, chain;
-};
-Tols tols(const Backend& be) {
-    if (be.name() == "cpu") return {1e-5, 1e-4, 1e-4, 1e-4, 1e-4};
-    return {
-        1e-2,    // CLIP: bf16 linears/attention (official: fp16 autocast, no measured row)
-        2.5e-2,  // umT5 bf16: official 1.6e-2 (other set 2.3e-2)
-        1e-3,    // y = mask + VAE encode, TF32 convolutions: official 3.0e-4
-        1e-2,    // DiT at step 0: official bf16 4.1e-3 on exact inputs; here with the T5/CLIP errors
-        1e-2,    // latents and the video (VAE decode TF32: official 1.2e-3)
-    };
-}
 
 struct Fixture {
     std::shared_ptr<SafeTensorsFile> f = test::open_fixture("pipeline_flf2v.safetensors");
     std::shared_ptr<Backend> be = test_backend();
     nlohmann::json cfgs = test::meta_json(*f, "configs");
-    Tols tol = tols(*be);
+    test::ChainTols tol = test::chain_tols(*be, int(meta_int(*f, "steps")));
     T2VOptions opt;
     Fixture() {
         std::printf("[pipeline flf2v] on %s\n", be->description().c_str());

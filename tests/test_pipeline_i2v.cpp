@@ -47,27 +47,13 @@ bool on_cpu(const Backend& be) { return be.name() == "cpu"; }
 // error of the stage that made the key (fixtures README, the official code run as deployed), rounded
 // up, and for keys downstream of several stages the loosest of them. The official pipeline's own
 // error on these whole chains is not measured: the DiT row (4.1e-3, exact inputs) is the nearest.
-struct Tols {
-    double clip, t5, y, dit, chain;
-};
-Tols tols(const Backend& be) {
-    if (on_cpu(be)) return {1e-5, 1e-4, 1e-4, 1e-4, 1e-4};
-    return {
-        1e-2,    // CLIP: bf16 linears/attention (official: fp16 autocast, no measured row)
-        2.5e-2,  // umT5 bf16: official 1.6e-2 (other set 2.3e-2)
-        1e-3,    // y = mask + VAE encode, TF32 convolutions: official 3.0e-4
-        1e-2,    // DiT outputs at step 0: official bf16 4.1e-3 on exact inputs; here its inputs carry the
-                 // T5 and CLIP errors above
-        1e-2,    // every step's latent, the final latent and the video (VAE decode TF32: official 1.2e-3)
-    };
-}
 
 }  // namespace
 
 TEST(PipelineI2V, GoldenOfficialGenerate) {
     auto f = test::open_fixture("pipeline_i2v.safetensors");
     std::shared_ptr<Backend> be = test_backend();
-    const Tols tol = tols(*be);
+    const test::ChainTols tol = test::chain_tols(*be, int(meta_int(*f, "steps")));
     std::printf("[pipeline i2v] on %s\n", be->description().c_str());
     const nlohmann::json cfgs = test::meta_json(*f, "configs");
     ASSERT_EQ(meta(*f, "mode"), "i2v");

@@ -99,6 +99,26 @@ void attention_cuda(CudaBackend& be, const AttentionArgs& args) {
         attention_cuda(be, AttentionArgs{q, kf, vf, args.p, out});
         return;
     }
+    // Head dims between the flash kernel's 64 and 128 (the CLIP ViT-H's 80) run in bf16 too, as every
+    // head dim ≥ 64 does: unmasked through cuDNN's fused kernel; masked, or refused by cuDNN, in fp32
+    // below. Smaller head dims (tests, tiny models) stay fp32.
+    const bool cudnn_only_dim = !flash_attention_supported(a.d, a.dv) && a.d == a.dv && a.d % 8 == 0 && a.d > 64 &&
+                                a.d < 128;
+    bool unmasked = !(a.causal || a.window_left >= 0 || a.window_right >= 0 || a.rel_bias) && a.Lk > 0;
+    for (int32_t kl : p.k_lens) unmasked = unmasked && kl == a.Lk;
+    if (cudnn_only_dim && unmasked) {
+        auto qb = be.alloc(size_t(q.numel()) * 2), kb = be.alloc(size_t(k.numel()) * 2),
+             vb = be.alloc(size_t(v.numel()) * 2), ob = be.alloc(size_t(out.numel()) * 2);
+        auto bf = [](const std::shared_ptr<Buffer>& b) { return static_cast<__nv_bfloat16*>(b->ptr()); };
+        launch_f32_to_bf16(q.data<float>(), bf(qb), q.numel(), p.q_scale, be.stream());
+        launch_f32_to_bf16(k.data<float>(), bf(kb), k.numel(), 1.f, be.stream());
+        launch_f32_to_bf16(v.data<float>(), bf(vb), v.numel(), 1.f, be.stream());
+        if (be.sdpa().run(a.B, a.H, a.Hk, a.Lq, a.Lk, a.d, a.softmax_scale, bf(qb), bf(kb), bf(vb), bf(ob))) {
+            launch_bf16_to_f32(bf(ob), out.data<float>(), out.numel(), be.stream());
+            be.keep_staged(out, ob);
+            return;
+        }
+    }
     if (flash_attention_supported(a.d, a.dv)) {
         // bf16 staging (bf16 K/V, e.g. a KV cache, are read in place); q_scale is applied before
         // rounding, as the reference scales q first.

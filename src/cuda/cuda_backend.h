@@ -12,7 +12,8 @@
 //    bf16 on the device the first time it is used and the copy is cached, keyed by the weight's
 //    buffer and invalidated when that buffer is written again (upload or op output), so weights
 //    uploaded once are converted once; a bf16 weight is used in place. attention() runs in bf16
-//    with fp32 softmax for head dims 64 and 128 (fp32 kernel for other dims and for rel_bias);
+//    with fp32 softmax for head dims 64 and 128, unmasked 72–120 (multiples of 8: the CLIP's 80,
+//    cuDNN only) and > 128 (bf16 GEMMs); fp32 kernels for smaller dims and the rest;
 //    norms, RoPE, modulation and residuals run in fp32. Unmasked attention runs on cuDNN's fused
 //    SDPA engine when cuDNN has one for the shape, else on our flash kernel.
 //  - conv3d runs through cuDNN (fp32 tensors, TF32 tensor cores allowed, as PyTorch's default),

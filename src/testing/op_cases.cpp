@@ -632,6 +632,7 @@ std::vector<OpCase> make_table() {
                   {.Lq = 300, .Lk = 1000, .H = 2, .Hk = 2, .d = 128, .dv = 128, .k_lens = {777}}),
         attention("attn_split_kv4", {.Lq = 200, .Lk = 4096, .H = 2, .Hk = 2, .d = 128, .dv = 128}),
         attention("attn_split_kv2_d64", {.Lq = 130, .Lk = 3000, .H = 3, .Hk = 3, .d = 64, .dv = 64}),
+        attention("attn_d80_clip_heads", {.B = 2, .Lq = 257, .Lk = 257, .H = 3, .Hk = 3, .d = 80, .dv = 80}),
         attention("attn_d40_klens",
                   {.B = 2, .Lq = 33, .Lk = 45, .H = 3, .Hk = 3, .d = 40, .dv = 40, .k_lens = {45, 31}}),
         attention("attn_d32_dv48_gqa", {.Lq = 20, .Lk = 30, .H = 2, .Hk = 1, .d = 32, .dv = 48}),
