@@ -28,11 +28,6 @@ CliRun sh(const std::string& cmd) { return run_shell(cmd); }
 
 CliRun wanrt(const std::string& args) { return run_cli(args); }
 
-std::string read_file(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 // A small, fast generation on the folder: 64×48, 9 frames, 2 steps, 2 threads.
 const char* kSmall = " --size 64*48 --frame_num 9 --sample_steps 2 --threads 2 --device cpu";
 

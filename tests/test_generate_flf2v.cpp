@@ -20,19 +20,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string read_file(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 // Small and fast: max_area 64·64, 5 frames (the fewest FLF2V takes), 2 steps. 90×60 pictures → a
 // 64×48 video (latent 8×6).
 const char* kSmall = " --size 64*64 --frame_num 5 --sample_steps 2 --threads 2 --device cpu";
-
-size_t y4m_size(int64_t w, int64_t h, int64_t frames) {
-    return cat("YUV4MPEG2 W", w, " H", h, " F16:1 Ip A1:1 C444 XCOLORRANGE=LIMITED\n").size() +
-           size_t(frames) * (6 + 3 * size_t(w * h));
-}
 
 class GenerateFLF2V : public ::testing::Test {
 protected:

@@ -13,23 +13,11 @@
 #include "test_util.h"
 
 using namespace wanrt;
+using test::meta;
+using test::meta_int;
+using test::real_ids;
 
 namespace {
-
-std::vector<int32_t> real_ids(const TensorSource& f, const std::string& ids_name, const std::string& mask_name) {
-    std::vector<double> ids = test::load_f64(f, ids_name), mask = test::load_f64(f, mask_name);
-    std::vector<int32_t> out;
-    for (size_t i = 0; i < ids.size(); ++i)
-        if (mask[i] > 0) out.push_back(int32_t(ids[i]));
-    return out;
-}
-
-std::string meta(const SafeTensorsFile& f, const std::string& key) {
-    auto it = f.metadata().find(key);
-    if (it == f.metadata().end()) throw std::runtime_error("fixture lacks metadata " + key);
-    return it->second;
-}
-int64_t meta_int(const SafeTensorsFile& f, const std::string& key) { return std::stoll(meta(f, key)); }
 
 // A picture from its u8 [h, w, 3] key: u8/255·2 − 1 (equal to TF.to_tensor·2 − 1, the in.* f64 key).
 Tensor picture(Backend& be, const SafeTensorsFile& f, const std::string& name) {

@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <random>
 #include <string>
@@ -149,6 +150,35 @@ inline std::vector<float> randn(size_t n, uint64_t seed, float scale = 1.0f) {
 inline Tensor randn_tensor(Backend& be, const Shape& shape, uint64_t seed, float scale = 1.0f) {
     auto v = randn(size_t(shape_numel(shape)), seed, scale);
     return ops::from_host(be, DType::F32, shape, v.data());
+}
+
+// A fixture's metadata value (every config and size comes from the file); a missing key fails.
+inline std::string meta(const SafeTensorsFile& f, const std::string& key) {
+    auto it = f.metadata().find(key);
+    if (it == f.metadata().end()) throw std::runtime_error("fixture " + f.origin() + " lacks metadata " + key);
+    return it->second;
+}
+inline int64_t meta_int(const SafeTensorsFile& f, const std::string& key) { return std::stoll(meta(f, key)); }
+
+// The token ids a pipeline fixture holds padded to text_len (in.ids / in.mask): the real ones.
+inline std::vector<int32_t> real_ids(const TensorSource& f, const std::string& ids_name, const std::string& mask_name) {
+    std::vector<double> ids = load_f64(f, ids_name), mask = load_f64(f, mask_name);
+    std::vector<int32_t> out;
+    for (size_t i = 0; i < ids.size(); ++i)
+        if (mask[i] > 0) out.push_back(int32_t(ids[i]));
+    return out;
+}
+
+// A whole file's bytes (outputs the CLI wrote).
+inline std::string read_file(const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// Bytes of a .y4m wanrt writes: its header, then per frame "FRAME\n" and three 8-bit planes (C444).
+inline size_t y4m_size(int64_t w, int64_t h, int64_t frames) {
+    return cat("YUV4MPEG2 W", w, " H", h, " F16:1 Ip A1:1 C444 XCOLORRANGE=LIMITED\n").size() +
+           size_t(frames) * (6 + 3 * size_t(w * h));
 }
 
 // Tolerances (rel-L2) of an image-conditioned chain (I2V, FLF2V goldens): float32's on the CPU; on
