@@ -65,8 +65,6 @@ Fixture open_causal() {
     return fx;
 }
 
-int64_t meta_int(const SafeTensorsFile& f, const std::string& key) { return std::stoll(f.metadata().at(key)); }
-
 // [n, C, H, W] (CausVid's frame-major layout, with any leading 1) → [C, n, H, W].
 Tensor frames_to_latent(const Tensor& t) {
     Tensor x = t.ndim() == 5 ? t.select(0, 0) : t;
