@@ -194,7 +194,7 @@ Tensor to_dtype(const Tensor& x, DType dtype);
 
 // x [..., K] (f32), w [N, K] (f32, bf16 or f16, used in place), bias [N] (f32) or null
 // → [..., N] f32, act applied after the bias. fp32 accumulation. Where the backend supports bf16
-// linear inputs (supports(Op::Linear, BF16, w)), x may be bf16 and out_dtype bf16: the output is
+// linear inputs (supports("linear", BF16, w)), x may be bf16 and out_dtype bf16: the output is
 // rounded once from the fp32 result — for activations that only feed another linear, which would
 // round them to bf16 anyway (the FFN hidden state on the GPU).
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor* bias = nullptr,
@@ -204,7 +204,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor* bias = nullptr,
 DType linear_chain_dtype(const Backend& be, DType weight);
 
 // q [B, Lq, H, d], k [B, Lk, Hk, d], v [B, Lk, Hk, dv] (H divisible by Hk) → [B, Lq, H, dv] f32.
-// q is f32; k and v are f32, or bf16 where supports(Op::Attention, F32, BF16) (read in place, no
+// q is f32; k and v are f32, or bf16 where supports("attention", F32, BF16) (read in place, no
 // widening copy: a bf16 KV cache). Semantics in AttentionParams. A query row that sees no key gives zeros.
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionParams& p = {});
 
