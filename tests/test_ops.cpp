@@ -49,6 +49,9 @@ TEST(Ops, ShapeErrors) {
     auto be = cpu();
     Tensor x = randn_tensor(*be, {4, 8}, 1), w = randn_tensor(*be, {5, 9}, 2);
     expect_error([&] { ops::linear(x, w); }, {"[linear]", "does not match"});
+    // An op name nothing registers is a caller's bug, not "unsupported".
+    expect_error([&] { (void)be->supports("atention", DType::F32); }, {"[registry]", "atention"});
+    EXPECT_TRUE(be->supports(AttentionArgs::kName, DType::F32, DType::F32));
     // bf16 activations between linears are a GPU layout; the CPU keeps f32 and says so.
     Tensor w8 = randn_tensor(*be, {5, 8}, 2);
     EXPECT_EQ(ops::linear_chain_dtype(*be, DType::BF16), DType::F32);

@@ -87,7 +87,11 @@ void dispatch(Backend& be, const char* op, const void* args, OpSig sig, double f
 
 }  // namespace detail
 
-bool Backend::supports(const char* op, DType in, DType w) const { return find(op, kind(), {in, w}) != nullptr; }
+bool Backend::supports(const char* op, DType in, DType w) const {
+    // An unknown name is a bug in the caller (a typo would read as "not supported" and pick a slow path).
+    WANRT_CHECK(table().count(op), "registry", "supports() asked about op \"", op, "\", which no backend registers");
+    return find(op, kind(), {in, w}) != nullptr;
+}
 
 std::vector<std::string> registered_ops() {
     std::vector<std::string> out;
