@@ -158,6 +158,12 @@ for s in "${steps[@]}"; do
                 --warmup 2 --repeats 5 --json "$OUT/bench_vae_stream.json" > "$OUT/bench_vae_stream.log" 2>&1
             echo "rc=$?" >> "$OUT/bench_vae_stream.log"
             grep -vE "^\s+(weights|config|video|latent|load_ms|warmup)" "$OUT/bench_vae_stream.log" | tail -30 | tee -a "$OUT/summary.txt" ;;
+        bench-vae)  # issue 17: whole-clip VAE at 480p (VAE_ARGS adds e.g. --height 720 --width 1280 or --tile)
+            log "bench vae whole clip ${VAE_ARGS:-}"
+            timeout ${STEP_TIMEOUT:-300} $BIN/wanrt bench vae --device cuda --mode both --latent_frames 21 --height 480 \
+                --width 832 --warmup 1 --repeats 3 ${VAE_ARGS:-} --json "$OUT/bench_vae.json" > "$OUT/bench_vae.log" 2>&1
+            echo "rc=$?" >> "$OUT/bench_vae.log"
+            grep -vE "^\s+(weights|config|video|latent|load_ms|warmup)" "$OUT/bench_vae.log" | tail -60 | tee -a "$OUT/summary.txt" ;;
         bench-ops)  # single ops at the DiT's shapes
             log "bench ops"
             timeout 120 $BIN/wanrt bench ops --device cuda > "$OUT/bench_ops.log" 2>&1; echo "rc=$?" >> "$OUT/bench_ops.log"

@@ -32,13 +32,6 @@ struct Opts {
     RunOpts run{"auto", "", 3, 10, 0};
 };
 
-DType parse_dtype(const std::string& s) {
-    if (s == "f32") return DType::F32;
-    if (s == "bf16") return DType::BF16;
-    if (s == "f16") return DType::F16;
-    fail("bench", "unknown weight dtype \"", s, "\"; use f16 (as the pipelines run CLIP), bf16 or f32");
-}
-
 using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
@@ -59,7 +52,7 @@ void run(const Opts& o) {
                                                      : open_pth(o.checkpoint);
         what = o.checkpoint;
     } else {
-        src = synth_clip_memory(cfg, parse_dtype(o.weights_dtype), 0);
+        src = synth_clip_memory(cfg, parse_float_dtype("--weights_dtype", o.weights_dtype), 0);
         what = cat("synthetic ViT-H/14 (", cfg.layers, " blocks, ", cfg.layers - 1, " run), ", o.weights_dtype, " weights");
     }
     ClipVisionEncoder enc(cfg, src, *be);

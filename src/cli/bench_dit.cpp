@@ -29,13 +29,6 @@ struct Opts {
     RunOpts run{"auto", "", 1, 3, 0};
 };
 
-DType parse_dtype(const std::string& s) {
-    if (s == "f32") return DType::F32;
-    if (s == "bf16") return DType::BF16;
-    if (s == "f16") return DType::F16;
-    fail("bench", "unknown weight dtype \"", s, "\"; use f32, bf16 or f16");
-}
-
 void run(const Opts& o) {
     if ((o.frames - 1) % 4 != 0 || o.frames < 1)
         fail("bench", "--frames ", o.frames, " must be 4n+1 (e.g. 1, 5, 81)");
@@ -55,7 +48,7 @@ void run(const Opts& o) {
     } else {
         cfg = DitConfig::preset(o.model);
         if (o.layers > 0) cfg.num_layers = o.layers;
-        src = synth_dit_memory(cfg, parse_dtype(o.weights_dtype), 0);
+        src = synth_dit_memory(cfg, parse_float_dtype("--weights_dtype", o.weights_dtype), 0);
         what = cat("synthetic ", o.model, " widths, ", cfg.num_layers, " blocks, ", o.weights_dtype, " weights");
     }
     DitModel model(cfg, src, *base);

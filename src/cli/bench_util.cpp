@@ -128,4 +128,11 @@ void BenchReport::write_json(const std::string& path) const {
     std::filesystem::rename(tmp, path);
 }
 
+DType parse_float_dtype(const std::string& flag, const std::string& s) {
+    if (s == "f32") return DType::F32;
+    if (s == "bf16") return DType::BF16;
+    if (s == "f16") return DType::F16;
+    fail("bench", flag, " ", s, " is not a dtype here; use f32, bf16 or f16");
+}
+
 }  // namespace wanrt::cli

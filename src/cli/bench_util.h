@@ -53,4 +53,7 @@ std::vector<BenchRow> profile_ops(Backend& be, const std::function<void()>& fn);
 // A seeded N(0, scale²) f32 tensor on be (benchmark inputs; contents do not matter, only sizes).
 Tensor random_normal(Backend& be, const Shape& shape, uint64_t seed, float scale = 1.f);
 
+// "f32" | "bf16" | "f16" → the dtype; anything else fails naming the flag.
+DType parse_float_dtype(const std::string& flag, const std::string& s);
+
 }  // namespace wanrt::cli

@@ -21,7 +21,7 @@ namespace wanrt::cli {
 namespace {
 
 struct Opts {
-    std::string checkpoint, config_json, mode = "both";
+    std::string checkpoint, config_json, mode = "both", conv_dtype = "f32";
     int height = 128, width = 128, latent_frames = 2;
     int64_t dim = 96, num_res_blocks = 2;
     bool profile = false;
@@ -48,6 +48,7 @@ void run(const Opts& o) {
         cfg.dim = o.dim;
         cfg.num_res_blocks = o.num_res_blocks;
     }
+    cfg.conv_dtype = parse_float_dtype("--conv_dtype", o.conv_dtype);
     cfg.validate();
     auto base = make_backend(o.run.device, o.run.threads);
     std::shared_ptr<Backend> be = base;
@@ -71,7 +72,8 @@ void run(const Opts& o) {
     rep.bench = "vae";
     rep.device = base->description();
     rep.config = {{"weights", o.checkpoint.empty() ? "random (seed 1234)" : o.checkpoint},
-                  {"config", cat("dim ", cfg.dim, ", z_dim ", cfg.z_dim, ", num_res_blocks ", cfg.num_res_blocks)},
+                  {"config", cat("dim ", cfg.dim, ", z_dim ", cfg.z_dim, ", num_res_blocks ", cfg.num_res_blocks, ", ",
+                                 dtype_name(cfg.conv_dtype), " convs")},
                   {"video", shape_str(vshape)},
                   {"latent", shape_str(zshape)},
                   {"load_ms", cat(load_ms)},
@@ -132,6 +134,8 @@ void setup(CLI::App& bench) {
         ->capture_default_str();
     c->add_option("--config", o->config_json, "VAE config JSON (overrides --dim/--num_res_blocks)");
     c->add_option("--checkpoint", o->checkpoint, "Wan2.1_VAE.pth or a .safetensors of the same names");
+    c->add_option("--conv_dtype", o->conv_dtype, "Conv precision: f32 (TF32 on CUDA), f16 or bf16")
+        ->capture_default_str();
     add_run_options(c, o->run);
     c->callback([o] { run(*o); });
 }

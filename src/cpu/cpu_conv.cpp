@@ -433,9 +433,34 @@ static void upsample2x_cpu(CpuBackend& be, const Tensor& x, const Tensor& y) {
 }
 
 namespace {
-const RegisterKernel<Conv3dArgs, CpuBackend> reg_conv3d({{DType::F32}}, [](CpuBackend& be, const Conv3dArgs& a) {
-    conv3d_cpu(be, a.x, a.w, a.bias, a.p, a.y);
-});
+// The CPU computes every precision in f32: a prefix is concatenated and a half weight widened
+// first (the op's unfused composition, which is also what CUDA's fused half path is tested against).
+void conv3d_entry(CpuBackend& be, const Conv3dArgs& a) {
+    Tensor x = a.x, w = a.w;
+    if (a.prefix.defined()) {
+        const int64_t C = x.size(0), Tp = a.prefix.size(1), T = x.size(1), HW = x.size(2) * x.size(3);
+        x = be.empty(DType::F32, {C, Tp + T, x.size(2), x.size(3)});
+        const float* pd = a.prefix.data<float>();
+        const float* xd = a.x.data<float>();
+        float* d = x.data<float>();
+        for (int64_t c = 0; c < C; ++c) {  // [C, Tp + T, H, W]: each channel's prefix frames, then its x frames
+            std::memcpy(d + c * (Tp + T) * HW, pd + c * Tp * HW, sizeof(float) * size_t(Tp * HW));
+            std::memcpy(d + (c * (Tp + T) + Tp) * HW, xd + c * T * HW, sizeof(float) * size_t(T * HW));
+        }
+    }
+    if (w.dtype() != DType::F32) {
+        Tensor wf = be.empty(DType::F32, w.shape());
+        const auto* src = w.data<uint16_t>();
+        float* d = wf.data<float>();
+        const bool bf = w.dtype() == DType::BF16;
+        for (int64_t i = 0; i < w.numel(); ++i) d[i] = bf ? bf16_to_f32(src[i]) : f16_to_f32(src[i]);
+        w = wf;
+    }
+    conv3d_cpu(be, x, w, a.bias, a.p, a.y);
+}
+
+const RegisterKernel<Conv3dArgs, CpuBackend> reg_conv3d({{DType::F32, DType::F32}, {DType::F32, DType::F16}, {DType::F32, DType::BF16}},
+                                                        &conv3d_entry);
 const RegisterKernel<ChannelRmsNormArgs, CpuBackend> reg_channel_rms_norm(
     {{DType::F32}}, [](CpuBackend& be, const ChannelRmsNormArgs& a) { channel_rms_norm_cpu(be, a.x, a.gamma, a.act, a.y); });
 const RegisterKernel<Upsample2xArgs, CpuBackend> reg_upsample2x({{DType::F32}}, [](CpuBackend& be, const Upsample2xArgs& a) {

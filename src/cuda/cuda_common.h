@@ -333,8 +333,9 @@ struct Conv3dShape {
     int64_t To, Ho, Wo;     // output [O, To, Ho, Wo]
     int64_t pad[6];         // t0, t1, h0, h1, w0, w1
     int64_t stride[3];      // t, h, w
+    DevType dt = DevType::F32;  // x, w and y: F32 (cuDNN may use TF32), F16 or BF16 (f32 accumulation)
 };
-// Conv3d through cuDNN (fp32 tensors; cuDNN may use TF32 tensor cores, as PyTorch does by
+// Conv3d through cuDNN (x, w, y all of s.dt; fp32 may run on TF32 tensor cores, as PyTorch does by
 // default), asymmetric zero padding included. Contiguous, 16-byte aligned operands. Returns false
 // when cuDNN has no engine for the shape (remembered per shape; see last_error()).
 class CudnnConv3d {
@@ -343,13 +344,13 @@ public:
     ~CudnnConv3d();
     CudnnConv3d(const CudnnConv3d&) = delete;
     CudnnConv3d& operator=(const CudnnConv3d&) = delete;
-    bool run(const Conv3dShape& s, const float* x, const float* w, float* y);
+    bool run(const Conv3dShape& s, const void* x, const void* w, void* y);
     std::string last_error() const { return error_; }
 
 private:
     struct Plan;
-    Plan* plan(const Conv3dShape& s, const float* x, const float* w, float* y);  // x, w, y: to time candidates
-    bool execute(cudnnBackendDescriptor_t plan, int64_t workspace, const float* x, const float* w, float* y);
+    Plan* plan(const Conv3dShape& s, const void* x, const void* w, void* y);  // x, w, y: to time candidates
+    bool execute(cudnnBackendDescriptor_t plan, int64_t workspace, const void* x, const void* w, void* y);
     cudaStream_t stream_;
     CudnnSession cudnn_;
     std::map<std::vector<int64_t>, std::unique_ptr<Plan>> plans_;
@@ -359,6 +360,12 @@ private:
 void launch_conv3d_direct(const Conv3dShape& s, const float* x, const float* w, float* y, cudaStream_t stream);
 // y [O, S] += bias[o] (per output channel).
 void launch_channel_bias(float* y, const float* bias, int64_t O, int64_t S, cudaStream_t stream);
+// The half-precision conv's operands: out [C, Tp + T, S] (dt F16/BF16) = concat(prefix [C, Tp, S],
+// x [C, T, S]) rounded (prefix may be null with Tp = 0); and y [O, S] f32 = yh [O, S] (dt) + bias[o].
+void launch_concat_to_half(const float* prefix, int64_t Tp, const float* x, int64_t T, int64_t C, int64_t S,
+                           void* out, DevType dt, cudaStream_t stream);
+void launch_half_bias_to_f32(const void* yh, DevType dt, const float* bias, float* y, int64_t O, int64_t S,
+                             cudaStream_t stream);
 // x, y [C, S]: y = x / max(‖x[:, s]‖₂, 1e-12) · √C · gamma[c].
 // act (wanrt::Activation code) is applied to the output.
 void launch_channel_rms_norm(const float* x, const float* gamma, int act, float* y, int64_t C, int64_t S,

@@ -24,16 +24,16 @@ CudnnConv3d::CudnnConv3d(cudaStream_t stream) : stream_(stream), cudnn_(stream) 
 
 CudnnConv3d::~CudnnConv3d() = default;  // members in reverse order: the plans before their cuDNN handle
 
-bool CudnnConv3d::execute(cudnnBackendDescriptor_t plan, int64_t workspace, const float* x, const float* w, float* y) {
+bool CudnnConv3d::execute(cudnnBackendDescriptor_t plan, int64_t workspace, const void* x, const void* w, void* y) {
     const int64_t uids[] = {1, 2, 3};
-    void* const ptrs[] = {const_cast<float*>(x), const_cast<float*>(w), y};
+    void* const ptrs[] = {const_cast<void*>(x), const_cast<void*>(w), y};
     return cudnn_.execute(plan, workspace, uids, ptrs, 3, &error_);
 }
 
-CudnnConv3d::Plan* CudnnConv3d::plan(const Conv3dShape& s, const float* x, const float* w, float* y) {
-    const std::vector<int64_t> key = {s.C,      s.T,      s.H,         s.W,         s.O,        s.kt,
-                                      s.kh,     s.kw,     s.pad[0],    s.pad[1],    s.pad[2],   s.pad[3],
-                                      s.pad[4], s.pad[5], s.stride[0], s.stride[1], s.stride[2]};
+CudnnConv3d::Plan* CudnnConv3d::plan(const Conv3dShape& s, const void* x, const void* w, void* y) {
+    const std::vector<int64_t> key = {s.C,      s.T,      s.H,         s.W,         s.O,         s.kt,
+                                      s.kh,     s.kw,     s.pad[0],    s.pad[1],    s.pad[2],    s.pad[3],
+                                      s.pad[4], s.pad[5], s.stride[0], s.stride[1], s.stride[2], int64_t(s.dt)};
     auto it = plans_.find(key);
     if (it != plans_.end()) return it->second.get();
     auto p = std::make_unique<Plan>();
@@ -47,7 +47,9 @@ CudnnConv3d::Plan* CudnnConv3d::plan(const Conv3dShape& s, const float* x, const
                 st *= dims[i];
             }
             Desc t(CUDNN_BACKEND_TENSOR_DESCRIPTOR);
-            const cudnnDataType_t dt = CUDNN_DATA_FLOAT;
+            const cudnnDataType_t dt = s.dt == DevType::F16    ? CUDNN_DATA_HALF
+                                       : s.dt == DevType::BF16 ? CUDNN_DATA_BFLOAT16
+                                                               : CUDNN_DATA_FLOAT;
             const int64_t align = 16;
             t.set(CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &dt, "tensor type")
                 .set(CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, int64_t(dims.size()), dims.data(), "tensor dims")
@@ -114,7 +116,7 @@ CudnnConv3d::Plan* CudnnConv3d::plan(const Conv3dShape& s, const float* x, const
     }
 }
 
-bool CudnnConv3d::run(const Conv3dShape& s, const float* x, const float* w, float* y) {
+bool CudnnConv3d::run(const Conv3dShape& s, const void* x, const void* w, void* y) {
     Plan* p = plan(s, x, w, y);
     return p && execute(p->plan, p->workspace, x, w, y);
 }
@@ -129,23 +131,56 @@ namespace {
 
 using namespace cuda;
 
+// f16/bf16 weight: x (with its prefix frames) is rounded into a half buffer in one pass, cuDNN runs
+// the half convolution with f32 accumulation, and the output is widened with the bias added. A
+// shape cuDNN refuses in half precision is an error, not a silent f32 run.
+void conv3d_half(CudaBackend& be, const Conv3dArgs& a, Conv3dShape s) {
+    const Tensor& x = a.x;
+    const int64_t Tp = a.prefix.defined() ? a.prefix.size(1) : 0, S = x.size(2) * x.size(3);
+    s.dt = a.w.dtype() == DType::F16 ? DevType::F16 : DevType::BF16;
+    Tensor xh = be.empty(a.w.dtype(), {s.C, s.T, s.H, s.W});
+    launch_concat_to_half(Tp ? a.prefix.data<float>() : nullptr, Tp, x.data<float>(), x.size(1), s.C, S, xh.raw(),
+                          s.dt, be.stream());
+    Tensor yh = be.empty(a.w.dtype(), a.y.shape());
+    WANRT_CHECK(be.conv().run(s, xh.raw(), a.w.raw(), yh.raw()), "conv3d",
+                "cuDNN has no ", dtype_name(a.w.dtype()), " engine for input ", a.y.describe(), " (",
+                be.conv().last_error(), "); use an f32 weight for this layer");
+    launch_half_bias_to_f32(yh.raw(), s.dt, a.bias ? a.bias->data<float>() : nullptr, a.y.data<float>(), s.O,
+                            a.y.numel() / std::max<int64_t>(s.O, 1), be.stream());
+    be.wrote(a.y);
+}
+
 void conv3d_cuda(CudaBackend& be, const Conv3dArgs& a) {
     const Tensor& y = a.y;
     const Conv3dParams& p = a.p;
     be.need_f32(a.x, "conv3d");
-    be.need_f32(a.w, "conv3d weight");
     // cuDNN wants contiguous, 16-byte aligned operands; views that are not get a copy.
     auto ready = [&](const Tensor& t) {
         return t.is_contiguous() && reinterpret_cast<uintptr_t>(t.raw()) % 16 == 0 ? t : be.contiguous_copy(t);
     };
-    const Tensor x = ready(a.x), w = ready(a.w);
+    const Tensor w = ready(a.w);
     Conv3dShape s{};
-    s.C = x.size(0), s.T = x.size(1), s.H = x.size(2), s.W = x.size(3);
+    s.C = a.x.size(0), s.T = a.x.size(1) + (a.prefix.defined() ? a.prefix.size(1) : 0), s.H = a.x.size(2),
+    s.W = a.x.size(3);
     s.O = w.size(0), s.kt = w.size(2), s.kh = w.size(3), s.kw = w.size(4);
     s.To = y.size(1), s.Ho = y.size(2), s.Wo = y.size(3);
     const int64_t pads[6] = {p.pad_t0, p.pad_t1, p.pad_h0, p.pad_h1, p.pad_w0, p.pad_w1};
     for (int i = 0; i < 6; ++i) s.pad[i] = pads[i];
     s.stride[0] = p.stride_t, s.stride[1] = p.stride_h, s.stride[2] = p.stride_w;
+    if (w.dtype() != DType::F32) {
+        Conv3dArgs h = a;
+        h.w = w;
+        conv3d_half(be, h, s);
+        return;
+    }
+    Tensor x = ready(a.x);
+    if (a.prefix.defined()) {  // the f32 path concatenates: cuDNN reads one contiguous input
+        Tensor cat = be.empty(DType::F32, {s.C, s.T, s.H, s.W});
+        const int64_t Tp = a.prefix.size(1);
+        be.copy_tensor(a.prefix, cat.slice(1, 0, Tp));
+        be.copy_tensor(a.x, cat.slice(1, Tp, s.T));
+        x = cat;
+    }
     const bool y_ok = y.is_contiguous() && reinterpret_cast<uintptr_t>(y.raw()) % 16 == 0;
     bool done = y_ok && be.conv().run(s, x.data<float>(), w.data<float>(), y.data<float>());
     if (!done) {
@@ -174,7 +209,9 @@ void upsample2x_cuda(CudaBackend& be, const Upsample2xArgs& a) {
     be.wrote(a.y);
 }
 
-const RegisterKernel<Conv3dArgs, CudaBackend> reg_conv3d({{DType::F32}}, &conv3d_cuda);
+const RegisterKernel<Conv3dArgs, CudaBackend> reg_conv3d({{DType::F32, DType::F32}, {DType::F32, DType::F16},
+                                                          {DType::F32, DType::BF16}},
+                                                         &conv3d_cuda);
 const RegisterKernel<ChannelRmsNormArgs, CudaBackend> reg_channel_rms_norm({{DType::F32}}, &channel_rms_norm_cuda);
 const RegisterKernel<Upsample2xArgs, CudaBackend> reg_upsample2x({{DType::F32}}, &upsample2x_cuda);
 

@@ -35,6 +35,8 @@ void VaeConfig::validate() const {
     WANRT_CHECK(temperal_downsample.size() == dim_mult.size() - 1, "vae", "config temperal_downsample has ",
                 temperal_downsample.size(), " entries, expected ", dim_mult.size() - 1, " (one per downsample stage)");
     WANRT_CHECK(num_res_blocks >= 1, "vae", "config num_res_blocks must be ≥ 1, got ", num_res_blocks);
+    WANRT_CHECK(conv_dtype == DType::F32 || conv_dtype == DType::F16 || conv_dtype == DType::BF16, "vae",
+                "conv precision ", dtype_name(conv_dtype), " is not one of f32, f16, bf16");
 }
 
 VaeConfig VaeConfig::from_json(const std::string& text) {
@@ -95,8 +97,14 @@ struct Coder {  // Encoder3d or Decoder3d
 // only records the names and shapes: the manifest for synthetic weights.
 class Loader {
 public:
-    explicit Loader(WeightLoader* wl) : wl_(wl) {}
+    explicit Loader(WeightLoader* wl, DType conv_dtype = DType::F32) : wl_(wl), conv_dtype_(conv_dtype) {}
     std::vector<std::pair<std::string, Shape>> manifest;
+
+    // Conv weights in the conv precision (VaeConfig::conv_dtype).
+    Tensor conv_weight(const std::string& name, const Shape& stored, const Shape& use) {
+        Tensor w = get(name, stored, use);
+        return w.defined() && conv_dtype_ != w.dtype() ? ops::to_dtype(w, conv_dtype_) : w;
+    }
 
     Tensor get(const std::string& name, const Shape& stored, const Shape& use) {
         if (!wl_) {
@@ -108,14 +116,14 @@ public:
     CausalConv causal(const std::string& n, int64_t in, int64_t out, int kt, int kh, int kw, int pt, int ph, int pw,
                       int st = 1) {
         CausalConv c;
-        c.w = get(n + ".weight", {out, in, kt, kh, kw}, {out, in, kt, kh, kw});
+        c.w = conv_weight(n + ".weight", {out, in, kt, kh, kw}, {out, in, kt, kh, kw});
         c.b = get(n + ".bias", {out}, {out});
         c.pt = pt, c.ph = ph, c.pw = pw, c.st = st;
         return c;
     }
     FrameConv frame(const std::string& n, int64_t in, int64_t out, int k) {
         FrameConv c;
-        c.w = get(n + ".weight", {out, in, k, k}, {out, in, 1, k, k});
+        c.w = conv_weight(n + ".weight", {out, in, k, k}, {out, in, 1, k, k});
         c.b = get(n + ".bias", {out}, {out});
         return c;
     }
@@ -152,6 +160,7 @@ public:
 
 private:
     WeightLoader* wl_;
+    DType conv_dtype_;
 };
 
 Layer res_layer(ResBlock r) {
@@ -354,7 +363,7 @@ std::shared_ptr<WanVae> WanVae::load(std::shared_ptr<TensorSource> src, const Va
                 mean.size(), "/", std.size(), " entries but z_dim is ", cfg.z_dim,
                 "; pass the model's own latent statistics");
     WeightLoader wl(std::move(src), *be, prefix);
-    Loader L(&wl);
+    Loader L(&wl, cfg.conv_dtype);
     v->net_ = std::make_unique<VaeNet>(build_net(L, cfg));
     wl.finish();
     std::vector<float> inv(std.size()), sd(std.size());

@@ -38,6 +38,10 @@ struct VaeConfig {
     int64_t num_res_blocks = 2;
     std::vector<double> attn_scales;
     std::vector<bool> temperal_downsample{false, true, true};
+    // Not a checkpoint property: the dtype the conv weights are kept in, which sets the conv
+    // precision (ops::conv3d). f32 = the official error (TF32 on CUDA); f16/bf16 run CUDA's
+    // half-precision tensor-core convolutions, with the error docs/perf.md reports.
+    DType conv_dtype = DType::F32;
 
     // Parses the JSON config of the fixtures / a checkpoint folder ({"dim": 96, "z_dim": 16, ...});
     // missing fields keep the defaults above; bad values → wanrt::Error.

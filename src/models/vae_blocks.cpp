@@ -22,13 +22,12 @@ Tensor causal_conv(const CausalConv& c, const Tensor& x, const Tensor* cache) {
     p.pad_h0 = p.pad_h1 = c.ph;
     p.pad_w0 = p.pad_w1 = c.pw;
     p.stride_t = c.st;
-    Tensor in = x;
     if (cache && cache->defined() && p.pad_t0 > 0) {
-        in = ops::concat({*cache, x}, 1);  // [C, Tc + T, H, W]
-        p.pad_t0 -= int(cache->size(1));
+        p.pad_t0 -= int(cache->size(1));  // the conv of [C, Tc + T, H, W] = concat(cache, x), not copied
         WANRT_ASSERT(p.pad_t0 >= 0);
+        return ops::conv3d(x, c.w, &c.b, p, cache);
     }
-    return ops::conv3d(in, c.w, &c.b, p);
+    return ops::conv3d(x, c.w, &c.b, p);
 }
 
 // A 3×3×3 conv inside the cached loop: run with the slot's frames, then remember the last CACHE_T

@@ -145,9 +145,10 @@ struct EmbeddingArgs {  // {F32, table dtype}; ids i32
     static constexpr const char* kName = "embedding";
     Tensor table, ids, y;
 };
-struct Conv3dArgs {  // {F32}
+struct Conv3dArgs {  // {F32, weight dtype}: an f16/bf16 weight lets the backend round x and y to it
     static constexpr const char* kName = "conv3d";
     Tensor x, w;
+    Tensor prefix;  // undefined, or [C, Tp, H, W] frames in front of x (a causal conv's cache)
     const Tensor* bias = nullptr;
     Conv3dParams p;
     Tensor y;
@@ -244,10 +245,15 @@ Tensor unpatchify(const Tensor& x, int64_t f, int64_t h, int64_t w, int pt, int 
 // table [V, D] (f32/bf16/f16), ids [n] (i32, each in [0, V)) → [n, D] f32.
 Tensor embedding(const Tensor& table, const Tensor& ids);
 
-// x [C, T, H, W] (f32), w [O, C, kt, kh, kw] (f32), bias [O] or null, explicit zero padding and
-// strides → [O, T', H', W'] with T' = (T + pad_t0 + pad_t1 − kt)/stride_t + 1 (likewise H', W').
-// A Conv2d applied per frame is kt = 1.
-Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv3dParams& p);
+// x [C, T, H, W] (f32), w [O, C, kt, kh, kw], bias [O] (f32) or null, explicit zero padding and
+// strides → [O, T', H', W'] f32 with T' = (T + pad_t0 + pad_t1 − kt)/stride_t + 1 (likewise H', W').
+// A Conv2d applied per frame is kt = 1. prefix [C, Tp, H, W] (f32) or null: the conv of
+// concat(prefix, x) along T without the concatenated copy (T grows by Tp in the formula above).
+// The weight's dtype sets the precision: f32 is exact on the CPU and TF32 on CUDA (as PyTorch
+// runs it); an f16 or bf16 weight allows the backend to round x and y to that dtype too (CUDA's
+// half-precision tensor-core convolutions; the CPU widens the weight and stays f32).
+Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv3dParams& p,
+              const Tensor* prefix = nullptr);
 // x [C, T, H, W], gamma [C] → x / max(‖x‖₂ over C, 1e-12) · √C · gamma (the VAE's RMS_norm).
 // act: Silu fuses the VAE's norm → SiLU into one pass (exactly silu(channel_rms_norm(x)) on the CPU).
 Tensor channel_rms_norm(const Tensor& x, const Tensor& gamma, Activation act = Activation::None);

@@ -19,14 +19,27 @@ void check_backend(const char* op, const char* what, const Tensor& t, const Tens
 
 }  // namespace
 
-Tensor conv3d(const Tensor& x_in, const Tensor& w_in, const Tensor* bias_in, const Conv3dParams& p) {
+Tensor conv3d(const Tensor& x_in, const Tensor& w_in, const Tensor* bias_in, const Conv3dParams& p,
+              const Tensor* prefix_in) {
     check_f32("conv3d", "input", x_in);
-    check_f32("conv3d", "weight", w_in);
+    WANRT_CHECK(w_in.defined(), "conv3d", "weight is undefined; pass a tensor");
+    WANRT_CHECK(w_in.dtype() == DType::F32 || w_in.dtype() == DType::F16 || w_in.dtype() == DType::BF16, "conv3d",
+                "weight must be f32, f16 or bf16, got ", w_in.describe(), "; convert it with ops::to_dtype");
     WANRT_CHECK(x_in.ndim() == 4, "conv3d", "input must be [C, T, H, W], got ", x_in.describe(), "; add or fold dims");
     WANRT_CHECK(w_in.ndim() == 5, "conv3d", "weight must be [O, C, kt, kh, kw], got ", w_in.describe(),
                 "; a Conv2d weight [O, C, kh, kw] needs unsqueeze(2)");
     check_backend("conv3d", "weight", w_in, x_in);
-    const int64_t C = x_in.size(0), T = x_in.size(1), H = x_in.size(2), W = x_in.size(3);
+    const int64_t C = x_in.size(0), H = x_in.size(2), W = x_in.size(3);
+    int64_t T = x_in.size(1);
+    if (prefix_in) {
+        check_f32("conv3d", "prefix", *prefix_in);
+        check_backend("conv3d", "prefix", *prefix_in, x_in);
+        WANRT_CHECK(prefix_in->ndim() == 4 && prefix_in->size(0) == C && prefix_in->size(2) == H &&
+                        prefix_in->size(3) == W,
+                    "conv3d", "prefix ", prefix_in->describe(), " must be [", C, ", Tp, ", H, ", ", W,
+                    "] like the input ", x_in.describe());
+        T += prefix_in->size(1);
+    }
     const int64_t O = w_in.size(0), kt = w_in.size(2), kh = w_in.size(3), kw = w_in.size(4);
     WANRT_CHECK(w_in.size(1) == C, "conv3d", "weight ", w_in.describe(), " expects ", w_in.size(1),
                 " input channels but the input ", x_in.describe(), " has ", C, "; check the layer's input");
@@ -47,10 +60,12 @@ Tensor conv3d(const Tensor& x_in, const Tensor& w_in, const Tensor* bias_in, con
     }
     const Shape out{O, (Tp - kt) / p.stride_t + 1, (Hp - kh) / p.stride_h + 1, (Wp - kw) / p.stride_w + 1};
     const Tensor x = contiguous(x_in), w = contiguous(w_in);
-    Tensor b;
+    Tensor b, prefix;
     if (bias_in) b = contiguous(*bias_in);
+    if (prefix_in && prefix_in->size(1) > 0) prefix = contiguous(*prefix_in);
     Tensor y = x.backend()->empty(DType::F32, out);
-    dispatch(*x.backend(), Conv3dArgs{x, w, bias_in ? &b : nullptr, p, y}, {}, 2.0 * double(y.numel()) * double(w.numel() / w.size(0)));
+    dispatch(*x.backend(), Conv3dArgs{x, w, prefix, bias_in ? &b : nullptr, p, y}, {DType::F32, w.dtype()},
+             2.0 * double(y.numel()) * double(w.numel() / w.size(0)));
     return y;
 }
 

@@ -367,24 +367,40 @@ Conv3dParams pads(int t0, int t1, int h0, int h1, int w0, int w1, int st = 1, in
 const Conv3dParams kCausal = pads(2, 0, 1, 1, 1, 1);  // the VAE's CausalConv3d 3×3×3
 
 // x [C, T, H, W] (C = x[0]), w [O, C, kt, kh, kw]; sized: the VAE decoder's first 3×3×3 convolution
-// at dim/4 channels over the token grid, two cached frames in front.
+// at dim/4 channels over the token grid, two cached frames in front. prefix_t > 0: that many
+// frames go in as the prefix (the reference convolves their concatenation). The weight's dtype is
+// the signature's w (f16/bf16: the half-precision path).
+const std::vector<OpSig> kConvSigs = {{F32, F32}, {F32, F16}, {F32, BF16}};
 OpCase conv3d(std::string name, Shape xs, Shape ws, Conv3dParams p, bool bias, Layout layout = L::Contig,
-              bool sized = false) {
-    return {"conv3d", std::move(name), kF32, sized, Check::Close, [=](CaseCtx& c) {
+              bool sized = false, int64_t prefix_t = 0, std::vector<OpSig> sigs = kF32) {
+    return {"conv3d", std::move(name), std::move(sigs), sized, Check::Close, [=](CaseCtx& c) {
                 Shape sx = xs, sw = ws;
                 Conv3dParams q = p;
+                int64_t pt = prefix_t;
                 if (sized) {
                     const RopeGrid g = grid_for(c.sizes.tokens);
                     const int64_t ch = c.sizes.dim / 4;
-                    sx = {ch, 3, g.h, g.w}, sw = {ch, ch, 3, 3, 3}, q = pads(0, 0, 1, 1, 1, 1);
+                    sx = {ch, 3, g.h, g.w}, sw = {ch, ch, 3, 3, 3}, q = pads(0, 0, 1, 1, 1, 1), pt = 2;
                 }
-                Input x = c.rand(F32, sx, 1.f, layout), w = c.rand(F32, sw, 0.2f), b = c.rand(F32, {sw[0]});
+                Shape sp = sx, sxx = sx;  // the prefix's frames [C, pt, H, W], x's [C, T − pt, H, W]
+                sp[1] = pt, sxx[1] = sx[1] - pt;
+                Input x = c.rand(F32, sxx, 1.f, layout), w = c.rand(c.sig.w, sw, 0.2f), b = c.rand(F32, {sw[0]});
+                Input pre = pt > 0 ? c.rand(F32, sp) : Input{};
                 Out y = std::make_shared<Tensor>();
                 Prepared pr;
-                pr.run = [=] { *y = ops::conv3d(x.t, w.t, bias ? &b.t : nullptr, q); };
+                pr.run = [=] { *y = ops::conv3d(x.t, w.t, bias ? &b.t : nullptr, q, pt > 0 ? &pre.t : nullptr); };
                 pr.result = read(y);
                 Shape ys;
-                Vec ref = c.perf ? Vec{} : ref64::conv3d(x.v, sx, w.v, sw, bias ? &b.v : nullptr, q, &ys);
+                Vec xv = x.v;
+                if (pt > 0 && !c.perf) {  // concat along T: each channel's prefix frames, then its x frames
+                    const int64_t C = sx[0], plane = sx[2] * sx[3];
+                    xv.clear();
+                    for (int64_t ch = 0; ch < C; ++ch) {
+                        xv.insert(xv.end(), pre.v.begin() + ch * pt * plane, pre.v.begin() + (ch + 1) * pt * plane);
+                        xv.insert(xv.end(), x.v.begin() + ch * sxx[1] * plane, x.v.begin() + (ch + 1) * sxx[1] * plane);
+                    }
+                }
+                Vec ref = c.perf ? Vec{} : ref64::conv3d(xv, sx, w.v, sw, bias ? &b.v : nullptr, q, &ys);
                 if (c.perf)
                     ys = {sw[0], (sx[1] + q.pad_t0 + q.pad_t1 - sw[2]) / q.stride_t + 1,
                           (sx[2] + q.pad_h0 + q.pad_h1 - sw[3]) / q.stride_h + 1,
@@ -756,7 +772,15 @@ std::vector<OpCase> make_table() {
         conv3d("conv_winograd_frame_3x3", {7, 4, 32, 36}, {9, 7, 1, 3, 3}, pads(0, 0, 1, 1, 1, 1), true),
         conv3d("conv_patch_tiling", {64, 2, 80, 70}, {5, 64, 3, 1, 5}, pads(2, 0, 0, 0, 2, 2), true),
         conv3d("conv_transposed_x", {4, 3, 9, 10}, {5, 4, 3, 3, 3}, kCausal, false, L::Transposed),
-        conv3d("conv3d", {}, {}, {}, true, L::Contig, true),
+        conv3d("conv_prefix_2_of_6", {5, 6, 7, 9}, {6, 5, 3, 3, 3}, pads(0, 0, 1, 1, 1, 1), true, L::Contig, false, 2,
+               kConvSigs),
+        conv3d("conv_prefix_1_odd_plane", {3, 3, 5, 7}, {4, 3, 3, 3, 3}, pads(1, 0, 1, 1, 1, 1), true, L::Contig, false,
+               1, kConvSigs),
+        conv3d("conv_half_causal_333", {8, 3, 12, 16}, {16, 8, 3, 3, 3}, kCausal, true, L::Contig, false, 0, kConvSigs),
+        conv3d("conv_half_pointwise_nobias", {9, 3, 5, 7}, {4, 9, 1, 1, 1}, {}, false, L::Contig, false, 0, kConvSigs),
+        conv3d("conv_half_down_s2", {5, 2, 9, 8}, {5, 5, 1, 3, 3}, pads(0, 0, 0, 1, 0, 1, 1, 2, 2), true, L::Contig,
+               false, 0, kConvSigs),
+        conv3d("conv3d", {}, {}, {}, true, L::Contig, true, 0, kConvSigs),
         channel_rms_norm("channel_rms_norm_5x3x7x9", {5, 3, 7, 9}, Act::None, true),
         channel_rms_norm("channel_rms_norm_C384", {384, 1, 3, 5}, Act::None, true),
         channel_rms_norm("channel_rms_norm_silu_3x2x33x31", {3, 2, 33, 31}, Act::Silu, true),

@@ -144,7 +144,7 @@ double tolerance(const Backend& be, const OpCase& c, OpSig sig) {
     if (c.op == "linear" && sig.in == DType::BF16) p = PB16;  // bf16 activations out
     if (std::string(be.kind()) == "cuda") {
         if (c.op == "linear" || c.op == "attention") p = PB16;
-        if (c.op == "conv3d") p = TF32;
+        if (c.op == "conv3d") p = sig.w == DType::BF16 ? PB16 : sig.w == DType::F16 ? P16 : TF32;
     }
     switch (p) {
         case PB16:
