@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -31,6 +32,8 @@
 
 namespace wanrt {
 
+class StepCache;
+
 // config.sample_neg_prompt of the official shared config (UTF-8; full-width commas).
 extern const char* const kWanDefaultNegPrompt;
 
@@ -41,6 +44,9 @@ struct T2VOptions {
     double sample_shift = 5.0;
     double guide_scale = 5.0;
     std::string solver = "unipc";        // unipc | dpm++ | euler
+    // Optional step caching (pipeline/step_cache.h): cfg_denoise calls begin() and runs every DiT
+    // call through it; its decisions stay in it for the caller's summary.
+    std::shared_ptr<StepCache> cache;
 };
 
 // The latent grid and DiT sequence length of WanT2V.generate for these options and models:
