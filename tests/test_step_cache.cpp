@@ -228,3 +228,225 @@ TEST(StepCache, GoldenReference) {
         EXPECT_CLOSE(latent, test::load_f64(*f, name + ".latent"), 1e-4, name + " final latent");
     }
 }
+
+// ---- The reference rules transcribed literally (variable names of teacache_forward and
+// easycache_forward), driving their own CFG loop on the tiny model; the policy must take the same
+// decisions and give the same latent bit for bit. Independent of the fixture.
+namespace {
+
+struct Oracle {
+    const TinyT2V& m;
+    T2VOptions opt;
+    std::string pattern;
+    std::vector<double> compared;
+
+    // The loop of cfg_denoise; call(s, cnt) returns the DiT output for DiT call number cnt.
+    template <class Call>
+    Tensor loop(Call&& call) {
+        auto sched = make_scheduler(opt.solver, opt.sample_steps, opt.sample_shift);
+        Tensor x = ops::contiguous(m.noise);
+        DitSample cond{{}, {}, m.context, {}, 0}, uncond{{}, {}, m.context_null, {}, 0};
+        const float g = float(opt.guide_scale);
+        for (int i = 0; i < sched->num_steps(); ++i) {
+            cond.x = uncond.x = x;
+            cond.t = uncond.t = float(sched->timesteps()[size_t(i)]);
+            Tensor v_c = call(cond, 2 * i), v_u = call(uncond, 2 * i + 1);
+            Tensor v = m.be->empty(DType::F32, v_u.shape());
+            const Tensor* in[2] = {&v_u, &v_c};
+            const float coef[2] = {1.0f - g, g};
+            ops::lincomb(in, coef, 2, v);
+            x = sched->step(v, i, x);
+        }
+        return x;
+    }
+
+    Tensor teacache(double teacache_thresh, const std::vector<double>& coefficients) {
+        const int num_steps = 2 * opt.sample_steps, ret_steps = 2, cutoff_steps = num_steps - 2;
+        double acc[2] = {0, 0};
+        std::vector<float> previous_e0[2];
+        Tensor previous_residual[2];
+        pattern.clear();
+        compared.clear();
+        return loop([&](const DitSample& s, int cnt) {
+            const int b = cnt % 2;
+            bool should_calc = true;
+            DitStackHook hook;
+            hook.reuse = [&](const Tensor& e, const Tensor&) {
+                const std::vector<float> mod = ops::to_host_f32(e);  // modulated_inp = e
+                double cmp = NAN;
+                if (cnt < ret_steps || cnt >= cutoff_steps) {
+                    should_calc = true;
+                    acc[b] = 0;
+                } else {
+                    double num = 0, den = 0;
+                    for (size_t k = 0; k < mod.size(); ++k) {
+                        num += std::fabs(double(mod[k]) - previous_e0[b][k]);
+                        den += std::fabs(double(previous_e0[b][k]));
+                    }
+                    const double rel = (num / double(mod.size())) / (den / double(mod.size()));
+                    double p = 0;  // np.poly1d
+                    for (double c : coefficients) p = p * rel + c;
+                    acc[b] += p;
+                    cmp = acc[b];
+                    if (acc[b] < teacache_thresh) {
+                        should_calc = false;
+                    } else {
+                        should_calc = true;
+                        acc[b] = 0;
+                    }
+                }
+                compared.push_back(cmp);
+                previous_e0[b] = mod;
+                return should_calc ? Tensor() : previous_residual[b];
+            };
+            hook.computed = [&](const Tensor& r) { previous_residual[b] = r; };
+            Tensor out = m.dit.forward({s}, m.seq_len, nullptr, &hook)[0];
+            pattern += should_calc ? 'C' : 'R';
+            return out;
+        });
+    }
+
+    Tensor easycache(double thresh, int ret) {
+        const int num_steps = 2 * opt.sample_steps, ret_steps = 2 * ret, cutoff_steps = num_steps - 2;
+        bool should_calc_current_pair = true, have_k = false;
+        double k = 0, accumulated_error_even = 0;
+        std::vector<float> previous_raw_input_even, previous_raw_output_even, prev_prev_raw_input_even;
+        Tensor cache_even, cache_odd;
+        bool have_out_odd = false;
+        auto mean_abs = [](const std::vector<float>& a, const std::vector<float>* b) {
+            double t = 0;
+            for (size_t i = 0; i < a.size(); ++i) t += std::fabs(double(a[i]) - (b ? double((*b)[i]) : 0.0));
+            return t / double(a.size());
+        };
+        pattern.clear();
+        compared.clear();
+        return loop([&](const DitSample& s, int cnt) {
+            const bool is_even = cnt % 2 == 0;
+            const std::vector<float> raw_input = ops::to_host_f32(s.x);
+            double cmp = NAN;
+            if (is_even) {
+                if (cnt < ret_steps || cnt >= cutoff_steps) {
+                    should_calc_current_pair = true;
+                    accumulated_error_even = 0;
+                } else if (!previous_raw_input_even.empty() && !previous_raw_output_even.empty()) {
+                    const double raw_input_change = mean_abs(raw_input, &previous_raw_input_even);
+                    if (have_k) {
+                        const double output_norm = mean_abs(previous_raw_output_even, nullptr);
+                        accumulated_error_even += k * (raw_input_change / output_norm);
+                        cmp = accumulated_error_even;
+                        if (accumulated_error_even < thresh) {
+                            should_calc_current_pair = false;
+                        } else {
+                            should_calc_current_pair = true;
+                            accumulated_error_even = 0;
+                        }
+                    } else {
+                        should_calc_current_pair = true;
+                    }
+                } else {
+                    should_calc_current_pair = true;
+                }
+                previous_raw_input_even = raw_input;
+            }
+            compared.push_back(cmp);
+            if (is_even && !should_calc_current_pair && !previous_raw_output_even.empty()) {
+                pattern += 'R';
+                return ops::add(s.x, cache_even);
+            }
+            if (!is_even && !should_calc_current_pair && have_out_odd) {
+                pattern += 'R';
+                return ops::add(s.x, cache_odd);
+            }
+            pattern += 'C';
+            Tensor output = m.dit.forward({s}, m.seq_len)[0];
+            Tensor diff = m.be->empty(DType::F32, output.shape());
+            const Tensor xin = ops::contiguous(s.x);
+            const Tensor* parts[2] = {&output, &xin};
+            const float coef[2] = {1.0f, -1.0f};
+            ops::lincomb(parts, coef, 2, diff);
+            if (is_even) {
+                const std::vector<float> out_h = ops::to_host_f32(output);
+                if (!previous_raw_output_even.empty()) {
+                    const double output_change = mean_abs(out_h, &previous_raw_output_even);
+                    if (!prev_prev_raw_input_even.empty()) {
+                        k = output_change / mean_abs(previous_raw_input_even, &prev_prev_raw_input_even);
+                        have_k = true;
+                    }
+                }
+                prev_prev_raw_input_even = previous_raw_input_even;
+                previous_raw_output_even = out_h;
+                cache_even = diff;
+            } else {
+                have_out_odd = true;
+                cache_odd = diff;
+            }
+            return output;
+        });
+    }
+};
+
+// How far the decided calls are from half reused, half computed (1 when they are all of one kind).
+double imbalance(const std::string& p, const std::vector<double>& compared) {
+    int r = 0, c = 0;
+    for (size_t i = 0; i < p.size(); ++i)
+        if (!std::isnan(compared[i])) ++(p[i] == 'R' ? r : c);
+    return r && c ? std::fabs(double(r) / double(r + c) - 0.5) : 1.0;
+}
+
+}  // namespace
+
+TEST(StepCache, TeaCacheMatchesTranscribedRule) {
+    TinyT2V m;
+    Oracle o{m, {}, {}, {}};
+    o.opt.sample_steps = 10;
+    const std::vector<double> coef = teacache_coefficients("t2v-1.3B", false);
+    double thresh = -1, best = 1;  // the grid value closest to half of the decided calls reused
+    for (int e = -24; e <= 24; ++e) {
+        const double th = std::pow(10.0, e / 8.0);
+        o.teacache(th, coef);
+        if (const double u = imbalance(o.pattern, o.compared); u < best) best = u, thresh = th;
+    }
+    ASSERT_GT(thresh, 0) << "no threshold mixes computed and reused calls on the tiny model";
+    const std::vector<float> want = ops::to_host_f32(o.teacache(thresh, coef));
+    T2VOptions opt = o.opt;
+    StepCacheConfig c = StepCacheConfig::parse("teacache");
+    c.thresh = thresh;
+    c.coefficients = coef;
+    opt.cache = std::make_shared<StepCache>(c);
+    EXPECT_EQ(ops::to_host_f32(m.run(opt)), want);
+    EXPECT_EQ(pattern(opt.cache->decisions()), o.pattern);
+    std::printf("  teacache thresh %g: %s\n", thresh, o.pattern.c_str());
+    for (size_t i = 0; i < o.compared.size(); ++i) {
+        const double got = opt.cache->decisions()[i].compared;
+        if (std::isnan(o.compared[i])) EXPECT_TRUE(std::isnan(got)) << i;
+        else EXPECT_DOUBLE_EQ(got, o.compared[i]) << i;
+    }
+}
+
+TEST(StepCache, EasyCacheMatchesTranscribedRule) {
+    TinyT2V m;
+    Oracle o{m, {}, {}, {}};
+    o.opt.sample_steps = 10;
+    const int ret = 2;
+    double thresh = -1, best = 1;  // the grid value closest to half of the decided calls reused
+    for (int e = -24; e <= 24; ++e) {
+        const double th = std::pow(10.0, e / 8.0);
+        o.easycache(th, ret);
+        if (const double u = imbalance(o.pattern, o.compared); u < best) best = u, thresh = th;
+    }
+    ASSERT_GT(thresh, 0) << "no threshold mixes computed and reused calls on the tiny model";
+    const std::vector<float> want = ops::to_host_f32(o.easycache(thresh, ret));
+    T2VOptions opt = o.opt;
+    StepCacheConfig c = StepCacheConfig::parse("easycache");
+    c.thresh = thresh;
+    c.ret_steps = ret;
+    opt.cache = std::make_shared<StepCache>(c);
+    EXPECT_EQ(ops::to_host_f32(m.run(opt)), want);
+    EXPECT_EQ(pattern(opt.cache->decisions()), o.pattern);
+    std::printf("  easycache thresh %g: %s\n", thresh, o.pattern.c_str());
+    for (size_t i = 0; i < o.compared.size(); ++i) {
+        const double got = opt.cache->decisions()[i].compared;
+        if (std::isnan(o.compared[i])) EXPECT_TRUE(std::isnan(got)) << i;
+        else EXPECT_NEAR(got, o.compared[i], 1e-12 * std::fabs(o.compared[i])) << i;
+    }
+}
