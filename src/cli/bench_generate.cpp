@@ -72,13 +72,13 @@ void run(const Opts& o) {
                   {"sampler", cat(o.solver, ", ", o.steps, " steps, CFG (2 DiT forwards per step)")},
                   {"text_tokens", cat(ptok, " prompt + ", ntok, " negative")},
                   {"warmup+repeats", cat(o.run.warmup, "+", o.run.repeats)}};
-    if (opt.cache) {  // the last run's decisions (the same every run: they depend on the seed-42 run only)
+    if (opt.cache) {  // the last repeat's decisions (every repeat runs seed 42, so they agree)
         const std::vector<std::string> lines = opt.cache->summary_lines();
         std::string steps;
         for (size_t i = 2; i < lines.size(); ++i) steps += (i > 2 ? " " : "") + lines[i];
         rep.config.push_back({"cache", lines[0]});
-        rep.config.push_back({"cache DiT calls", lines.size() > 1 ? lines[1] : ""});
-        rep.config.push_back({"cache per step (cond,uncond)", steps});
+        rep.config.push_back({"cache_calls", lines.size() > 1 ? lines[1] : ""});
+        rep.config.push_back({"cache_steps", steps});
     }
     rep.rows = {{"tokenize", tok},
                 {"load T5", t5l},
