@@ -89,7 +89,7 @@ TEST(StepCache, NearestInterpRoundsHalfToEven) {
 TEST(StepCache, SpecGrammarAndErrors) {
     StepCacheConfig c = StepCacheConfig::parse("teacache");
     EXPECT_EQ(c.method, CacheMethod::TeaCache);
-    EXPECT_LT(c.thresh, 0);
+    EXPECT_TRUE(std::isnan(c.thresh));  // the model's default
     c = StepCacheConfig::parse("teacache:0.08,ret");
     EXPECT_EQ(c.thresh, 0.08);
     EXPECT_TRUE(c.use_ret_steps);
@@ -260,8 +260,9 @@ struct Oracle {
         return x;
     }
 
-    Tensor teacache(double teacache_thresh, const std::vector<double>& coefficients) {
-        const int num_steps = 2 * opt.sample_steps, ret_steps = 2, cutoff_steps = num_steps - 2;
+    Tensor teacache(double teacache_thresh, const std::vector<double>& coefficients, bool use_ref_steps) {
+        const int num_steps = 2 * opt.sample_steps;
+        const int ret_steps = use_ref_steps ? 5 * 2 : 1 * 2, cutoff_steps = use_ref_steps ? num_steps : num_steps - 2;
         double acc[2] = {0, 0};
         std::vector<float> previous_e0[2];
         Tensor previous_residual[2];
@@ -271,8 +272,8 @@ struct Oracle {
             const int b = cnt % 2;
             bool should_calc = true;
             DitStackHook hook;
-            hook.reuse = [&](const Tensor& e, const Tensor&) {
-                const std::vector<float> mod = ops::to_host_f32(e);  // modulated_inp = e
+            hook.reuse = [&](const Tensor& e, const Tensor& e0) {
+                const std::vector<float> mod = ops::to_host_f32(use_ref_steps ? e0 : e);  // modulated_inp
                 double cmp = NAN;
                 if (cnt < ret_steps || cnt >= cutoff_steps) {
                     should_calc = true;
@@ -395,33 +396,40 @@ double imbalance(const std::string& p, const std::vector<double>& compared) {
 
 }  // namespace
 
-TEST(StepCache, TeaCacheMatchesTranscribedRule) {
+class StepCacheTea : public ::testing::TestWithParam<bool> {};
+
+TEST_P(StepCacheTea, MatchesTranscribedRule) {
+    const bool ret = GetParam();
     TinyT2V m;
     Oracle o{m, {}, {}, {}};
     o.opt.sample_steps = 10;
-    const std::vector<double> coef = teacache_coefficients("t2v-1.3B", false);
+    const std::vector<double> coef = teacache_coefficients("t2v-1.3B", ret);
     double thresh = -1, best = 1;  // the grid value closest to half of the decided calls reused
-    for (int e = -24; e <= 24; ++e) {
-        const double th = std::pow(10.0, e / 8.0);
-        o.teacache(th, coef);
-        if (const double u = imbalance(o.pattern, o.compared); u < best) best = u, thresh = th;
+    for (int e = -24; e <= 40; ++e) {
+        for (double sgn : {1.0, -1.0}) {  // the use_ret_steps fit gives negative increments here
+            const double th = sgn * std::pow(10.0, e / 8.0);
+            o.teacache(th, coef, ret);
+            if (const double u = imbalance(o.pattern, o.compared); u < best) best = u, thresh = th;
+        }
     }
-    ASSERT_GT(thresh, 0) << "no threshold mixes computed and reused calls on the tiny model";
-    const std::vector<float> want = ops::to_host_f32(o.teacache(thresh, coef));
+    ASSERT_LT(best, 1) << "no threshold mixes computed and reused calls on the tiny model";
+    const std::vector<float> want = ops::to_host_f32(o.teacache(thresh, coef, ret));
     T2VOptions opt = o.opt;
-    StepCacheConfig c = StepCacheConfig::parse("teacache");
+    StepCacheConfig c = StepCacheConfig::parse(ret ? "teacache,ret" : "teacache");
     c.thresh = thresh;
     c.coefficients = coef;
     opt.cache = std::make_shared<StepCache>(c);
     EXPECT_EQ(ops::to_host_f32(m.run(opt)), want);
     EXPECT_EQ(pattern(opt.cache->decisions()), o.pattern);
-    std::printf("  teacache thresh %g: %s\n", thresh, o.pattern.c_str());
+    std::printf("  teacache%s thresh %g: %s\n", ret ? " use_ret_steps" : "", thresh, o.pattern.c_str());
     for (size_t i = 0; i < o.compared.size(); ++i) {
         const double got = opt.cache->decisions()[i].compared;
         if (std::isnan(o.compared[i])) EXPECT_TRUE(std::isnan(got)) << i;
         else EXPECT_DOUBLE_EQ(got, o.compared[i]) << i;
     }
 }
+INSTANTIATE_TEST_SUITE_P(StepCache, StepCacheTea, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "UseRetSteps" : "Plain"; });
 
 TEST(StepCache, EasyCacheMatchesTranscribedRule) {
     TinyT2V m;
@@ -429,12 +437,12 @@ TEST(StepCache, EasyCacheMatchesTranscribedRule) {
     o.opt.sample_steps = 10;
     const int ret = 2;
     double thresh = -1, best = 1;  // the grid value closest to half of the decided calls reused
-    for (int e = -24; e <= 24; ++e) {
+    for (int e = -24; e <= 40; ++e) {
         const double th = std::pow(10.0, e / 8.0);
         o.easycache(th, ret);
         if (const double u = imbalance(o.pattern, o.compared); u < best) best = u, thresh = th;
     }
-    ASSERT_GT(thresh, 0) << "no threshold mixes computed and reused calls on the tiny model";
+    ASSERT_LT(best, 1) << "no threshold mixes computed and reused calls on the tiny model";
     const std::vector<float> want = ops::to_host_f32(o.easycache(thresh, ret));
     T2VOptions opt = o.opt;
     StepCacheConfig c = StepCacheConfig::parse("easycache");

@@ -213,10 +213,10 @@ void StepCache::begin(const DitConfig& dit, int steps, const Shape& latent) {
             note_ = model + " coefficients";
         }
         // The README's example thresholds per release; the script's own default is 0.2.
-        if (cfg_.thresh < 0)
+        if (std::isnan(cfg_.thresh))
             cfg_.thresh = model == "t2v-1.3B" ? 0.08 : model == "i2v-480P" ? 0.26 : model == "i2v-720P" ? 0.3 : 0.2;
     } else if (cfg_.method == CacheMethod::MagCache) {
-        if (cfg_.thresh < 0) cfg_.thresh = 0.12;
+        if (std::isnan(cfg_.thresh)) cfg_.thresh = 0.12;
         if (cfg_.calibrate) {
             note_ = "calibration: every call computed, magnitude ratios recorded";
         } else {
@@ -260,7 +260,7 @@ void StepCache::begin(const DitConfig& dit, int steps, const Shape& latent) {
             }
         }
     } else if (cfg_.method == CacheMethod::EasyCache) {
-        if (cfg_.thresh < 0) cfg_.thresh = 0.05;
+        if (std::isnan(cfg_.thresh)) cfg_.thresh = 0.05;
     }
 }
 

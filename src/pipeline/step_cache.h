@@ -25,6 +25,7 @@
 // TeaCache (the embedding), a latent per step for EasyCache, the full residual only when calibrating.
 #pragma once
 
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,7 +39,7 @@ enum class CacheMethod { None, TeaCache, MagCache, EasyCache };
 
 struct StepCacheConfig {
     CacheMethod method = CacheMethod::None;
-    double thresh = -1;  // < 0: the method's default for the model (resolve)
+    double thresh = std::numeric_limits<double>::quiet_NaN();  // NaN: the method's default for the model
     // TeaCache
     bool use_ret_steps = false;
     std::vector<double> coefficients;  // np.poly1d order (highest power first); empty: by model
