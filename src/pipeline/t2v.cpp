@@ -96,13 +96,13 @@ Tensor cfg_denoise(const DitModel& dit, DitSample cond, DitSample uncond, const 
     const auto& ts = sched->timesteps();
     const float g = float(opt.guide_scale);
     Tensor x = ops::contiguous(noise);
+    const auto t_loop = std::chrono::steady_clock::now();
     StepCache* cache = opt.cache.get();
     if (cache) cache->begin(dit.config(), sched->num_steps(), x.shape());
     // One DiT call (branch 0 = cond, 1 = uncond), through the step cache when there is one.
     auto dit_call = [&](const DitSample& s, int i, int branch) {
         return cache ? cache->forward(dit, s, seq_len, i, branch) : dit.forward({s}, seq_len)[0];
     };
-    const auto t_loop = std::chrono::steady_clock::now();
     for (int i = 0; i < sched->num_steps(); ++i) {
         const auto t_step = std::chrono::steady_clock::now();
         // The DiT receives the scheduler's integer timestep (as a float tensor in the model).

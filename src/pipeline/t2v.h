@@ -38,15 +38,15 @@ class StepCache;
 extern const char* const kWanDefaultNegPrompt;
 
 struct T2VOptions {
+    // Optional step caching (pipeline/step_cache.h): cfg_denoise calls begin() and runs every DiT
+    // call through it; its decisions stay in it for the caller's summary.
+    std::shared_ptr<StepCache> cache;
     int64_t width = 1280, height = 720;  // --size W*H (official default 1280*720)
     int64_t frame_num = 81;              // 1 + 4n
     int sample_steps = 50;
     double sample_shift = 5.0;
     double guide_scale = 5.0;
     std::string solver = "unipc";        // unipc | dpm++ | euler
-    // Optional step caching (pipeline/step_cache.h): cfg_denoise calls begin() and runs every DiT
-    // call through it; its decisions stay in it for the caller's summary.
-    std::shared_ptr<StepCache> cache;
 };
 
 // The latent grid and DiT sequence length of WanT2V.generate for these options and models:
