@@ -610,10 +610,10 @@ void run(Opts o) {
     using clock = std::chrono::steady_clock;
     const auto t_start = clock::now();
     Plan p = make_plan(o);
+    const std::shared_ptr<StepCache> cache = p.req.opt.cache;  // read after the run (p.req moves)
     auto be = make_backend(o.device, o.threads);
     announce(o, p, *be);
     const bool causal = p.req.causal.has_value(), image = p.image_task;
-    const std::shared_ptr<StepCache> cache = p.req.opt.cache;
     const GenerateResult r = run_generate(p.model, be, std::move(p.req), progress_printer(p));
 
     const auto t_w = clock::now();
