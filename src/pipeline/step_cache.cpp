@@ -173,7 +173,7 @@ std::vector<double> magcache_nearest_interp(const std::vector<double>& src, int 
 std::string step_cache_model_key(const DitConfig& dit, const Shape& latent) {
     if (dit.model_type == "t2v" && dit.dim == 1536 && dit.num_layers == 30) return "t2v-1.3B";
     if (dit.model_type == "t2v" && dit.dim == 5120 && dit.num_layers == 40) return "t2v-14B";
-    if (dit.is_i2v() && dit.dim == 5120 && dit.num_layers == 40 && latent.size() == 4) {
+    if (dit.model_type == "i2v" && dit.dim == 5120 && dit.num_layers == 40 && latent.size() == 4) {
         const double pixels = double(latent[2]) * double(latent[3]) * 64.0;
         return pixels >= 1280.0 * 720.0 * 0.9 ? "i2v-720P" : "i2v-480P";
     }

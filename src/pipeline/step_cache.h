@@ -65,8 +65,9 @@ std::vector<double> teacache_coefficients(const std::string& model, bool use_ret
 std::vector<double> magcache_ratios(const std::string& model);  // [1, 1] + the published list
 // MagCache's nearest_interp: np.round(arange(n)·(len−1)/(n−1)) (round half to even) into src.
 std::vector<double> magcache_nearest_interp(const std::vector<double>& src, int n);
-// Which release a DiT is, for the tables: "t2v-1.3B" (dim 1536), "t2v-14B" (dim 5120), i2v/flf2v
-// "i2v-720P" when the latent covers ≥ 1280·720·0.9 pixels else "i2v-480P"; "" when unknown.
+// Which release a DiT is, for the tables: "t2v-1.3B" (dim 1536), "t2v-14B" (dim 5120), i2v
+// "i2v-720P" when the latent covers ≥ 1280·720·0.9 pixels else "i2v-480P"; "" otherwise (flf2v,
+// other sizes: the references have no fit for them).
 std::string step_cache_model_key(const DitConfig& dit, const Shape& latent);
 
 // One DiT call the loop asked about.
