@@ -76,16 +76,6 @@ std::string to_d(Component c, const std::string& n, int64_t R = 2) {
     return k && k->size() == 1 ? (*k)[0].name : "<" + std::to_string(k ? k->size() : 0) + " names>";
 }
 
-// A temporary folder, removed at the end of the test.
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        char tmpl[] = "/tmp/wanrt_diffusers_XXXXXX";
-        path = mkdtemp(tmpl);
-    }
-    ~TempDir() { fs::remove_all(path); }
-};
-
 // src written in diffusers names (in shards of shard_bytes) and opened back through the view.
 std::shared_ptr<TensorSource> through_diffusers(const TensorSource& src, Component c, const diffusers::NameContext& ctx,
                                                 const fs::path& dir, uint64_t shard_bytes) {
@@ -116,8 +106,10 @@ TEST(DiffusersNames, RoundTripEveryFixtureKeySet) {
     round_trip(*fixture_weights("pipeline_flf2v.safetensors", "dit."), Component::Transformer, {});
     round_trip(*fixture_weights("pipeline_moe.safetensors", "high_noise_model."), Component::Transformer, {});
     round_trip(*fixture_weights("pipeline_moe.safetensors", "low_noise_model."), Component::Transformer, {});
-    round_trip(*fixture_weights("vae.safetensors"), Component::Vae, {2});
-    round_trip(*fixture_weights("pipeline_t2v.safetensors", "vae."), Component::Vae, {2});
+    for (auto [file, prefix] : {std::pair{"vae.safetensors", ""}, {"pipeline_t2v.safetensors", "vae."}}) {
+        auto vae = fixture_weights(file, prefix);
+        round_trip(*vae, Component::Vae, {vae_config_from_weights(*vae).num_res_blocks});
+    }
     round_trip(*fixture_weights("t5.safetensors"), Component::TextEncoder, {});
     round_trip(*fixture_weights("pipeline_t2v.safetensors", "t5."), Component::TextEncoder, {});
     auto clip = fixture_weights("clip.safetensors");
@@ -125,12 +117,13 @@ TEST(DiffusersNames, RoundTripEveryFixtureKeySet) {
     for (const std::string& n : clip->names()) text_tower += n.rfind("textual.", 0) == 0 || n == "log_scale";
     EXPECT_GT(text_tower, 0u);
     round_trip(*clip, Component::ImageEncoder, {}, text_tower);  // the text tower has no diffusers counterpart
-    round_trip(*fixture_weights("pipeline_i2v.safetensors", "clip."), Component::ImageEncoder, {});
+    round_trip(*fixture_weights("pipeline_i2v.safetensors", "clip."), Component::ImageEncoder, {}, text_tower);
     // Synthetic VAEs of other block counts regroup the decoder by their own count.
     for (int64_t R : {1, 3}) {
         VaeConfig c;
         c.dim = 8;
         c.num_res_blocks = R;
+        SCOPED_TRACE(cat("VAE with ", R, " residual blocks per stage"));
         round_trip(*synthetic_vae_weights(c, 1), Component::Vae, {R});
     }
 }
@@ -221,7 +214,10 @@ TEST(DiffusersNames, ConfigMaps) {
     bad(i2v, "rope_max_seq_len", 2048, "rope_max_seq_len");
     bad(i2v, "image_dim", 1024, "image_dim");
     bad(i2v, "inject_sample_info", true, "unknown transformer config key \"inject_sample_info\"");
-    bad(i2v, "image_dim", nullptr, "Wan2.2 I2V-A14B");  // in 36 ≠ out 16 without the image branch
+    bad(i2v, "image_dim", nullptr, "image_dim is not");
+    json a14b = i2v;  // in 36 ≠ out 16 without the image branch: Wan2.2 I2V-A14B
+    a14b["image_dim"] = nullptr;
+    bad(a14b, "added_kv_proj_dim", nullptr, "Wan2.2 I2V-A14B");
     // VAE, umT5, CLIP configs round trip; the Wan2.2 VAE is refused.
     VaeConfig v;
     v.dim = 8;
@@ -269,8 +265,8 @@ TEST(DiffusersWeights, DitForwardBitIdentical) {
         EXPECT_EQ(ya, yb) << fixture;
         const Err e = compare(yb, load_f64(*f, "out.y0"));
         std::printf("[diffusers dit %s] vs golden: rel-L2 %.3g, max abs %.3g; diffusers vs official bit-identical: %s\n",
-                    fixture, e.rel, e.max_abs, ya == yb ? "yes" : "NO");
-        EXPECT_LT(e.rel, 1e-4);
+                    fixture, e.rel_l2, e.max_abs, ya == yb ? "yes" : "NO");
+        EXPECT_LT(e.rel_l2, 1e-4);
     }
 }
 
@@ -283,14 +279,16 @@ TEST(DiffusersWeights, VaeDecodeBitIdentical) {
     expect_same_tensors(*official, *renamed);
     EXPECT_EQ(vae_config_from_weights(*renamed).num_res_blocks, cfg.num_res_blocks);
     auto be = make_cpu_backend(2);
-    auto va = WanVae::load(official, cfg, be), vb = WanVae::load(renamed, cfg, be);
-    Tensor z = load_f32(*be, *f, "in.z");
-    if (z.dim() == 5) z = z.select(0, 0);
+    std::shared_ptr<Backend> bes = std::move(be);
+    auto va = WanVae::load(official, cfg, bes);
+    auto vb = WanVae::load(renamed, cfg, bes);
+    Tensor z = load_f32(*bes, *f, "in.z");
+    if (z.ndim() == 5) z = z.select(0, 0);
     const std::vector<double> da = to_f64(va->decode(z)), db = to_f64(vb->decode(z));
     EXPECT_EQ(da, db);
     const Err e = compare(db, load_f64(*f, "out.decoded"));
-    std::printf("[diffusers vae] decode vs golden: rel-L2 %.3g, max abs %.3g\n", e.rel, e.max_abs);
-    EXPECT_LT(e.rel, 1e-4);
+    std::printf("[diffusers vae] decode vs golden: rel-L2 %.3g, max abs %.3g\n", e.rel_l2, e.max_abs);
+    EXPECT_LT(e.rel_l2, 1e-4);
 }
 
 TEST(DiffusersWeights, T5AndClipBitIdentical) {
@@ -326,8 +324,8 @@ TEST(DiffusersWeights, T5AndClipBitIdentical) {
         const std::vector<double> ya = to_f64(a.encode(img)), yb = to_f64(b.encode(img));
         EXPECT_EQ(ya, yb);
         const Err e = compare(yb, load_f64(*f, "out.clip_fea"));
-        std::printf("[diffusers clip] vs golden: rel-L2 %.3g, max abs %.3g\n", e.rel, e.max_abs);
-        EXPECT_LT(e.rel, 1e-5);
+        std::printf("[diffusers clip] vs golden: rel-L2 %.3g, max abs %.3g\n", e.rel_l2, e.max_abs);
+        EXPECT_LT(e.rel_l2, 1e-5);
     }
 }
 
@@ -363,10 +361,14 @@ const char* kSmall = " --size 64*48 --frame_num 9 --sample_steps 2 --threads 2 -
 
 TEST_F(DiffusersFolderTest, LayoutAsDiffusersWritesIt) {
     for (const char* f : {"model_index.json", "transformer/config.json", "transformer/diffusion_pytorch_model.safetensors.index.json",
-                          "vae/config.json", "vae/diffusion_pytorch_model.safetensors", "text_encoder/config.json",
+                          "vae/config.json", "text_encoder/config.json",
                           "text_encoder/model.safetensors.index.json", "tokenizer/spiece.model",
                           "scheduler/scheduler_config.json"})
         EXPECT_TRUE(fs::exists(fs::path(diff_) / f)) << f;
+    for (const char* c : {"transformer", "vae", "text_encoder"})
+        EXPECT_NE(diffusers_weights_file((fs::path(diff_) / c).string(),
+                                         std::string(c) == "text_encoder" ? Component::TextEncoder : Component::Vae), "")
+            << c;
     EXPECT_FALSE(fs::exists(diff_ + ".partial"));
     EXPECT_TRUE(is_diffusers_folder(diff_));
     EXPECT_FALSE(is_diffusers_folder(official_));
@@ -448,7 +450,8 @@ TEST_F(DiffusersFolderTest, BadFoldersAreOneLineExitOneNoFile) {
     // An extra tensor the map does not know, in a transformer file of its own.
     const std::string extra = copy("extra_key");
     {
-        auto src = open_safetensors(fs::path(diff_) / "vae/diffusion_pytorch_model.safetensors");
+        // The VAE rewritten as one file with an extra tensor (the shards and index removed).
+        auto src = open_safetensors(diffusers_weights_file((fs::path(diff_) / "vae").string(), Component::Vae));
         std::vector<TensorToWrite> w;
         for (const std::string& n : src->names()) {
             const StoredTensor& t = *src->find(n);
@@ -456,6 +459,9 @@ TEST_F(DiffusersFolderTest, BadFoldersAreOneLineExitOneNoFile) {
         }
         const float x[2] = {1, 2};
         w.push_back({"decoder.up_blocks.0.lora_A.weight", DType::F32, {2}, x});
+        fs::remove_all(fs::path(extra) / "vae");
+        fs::create_directories(fs::path(extra) / "vae");
+        fs::copy_file(fs::path(diff_) / "vae/config.json", fs::path(extra) / "vae/config.json");
         write_safetensors((fs::path(extra) / "vae/diffusion_pytorch_model.safetensors").string(), w);
     }
     const std::string layers = copy("more_layers");
