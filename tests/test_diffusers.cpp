@@ -329,6 +329,46 @@ TEST(DiffusersWeights, T5AndClipBitIdentical) {
     }
 }
 
+TEST(DiffusersWeights, ViewEdgeCases) {
+    const float a[4] = {1, 2, 3, 4}, b[4] = {5, 6, 7, 8}, c[4] = {9, 10, 11, 12};
+    // transformers' tied umT5 embedding stored twice: shared.weight is the one kept.
+    auto t5 = std::make_shared<MemoryTensorSource>("t5");
+    t5->add("shared.weight", DType::F32, {2, 2}, a);
+    t5->add("encoder.embed_tokens.weight", DType::F32, {2, 2}, b);
+    auto v = diffusers_view(t5, Component::TextEncoder);
+    ASSERT_EQ(v->names(), std::vector<std::string>{"token_embedding.weight"});
+    EXPECT_EQ(static_cast<const float*>(v->find("token_embedding.weight")->data)[0], 1.0f);
+    // CLIP: q, k, v rows joined in order; the projection transposed; position_ids skipped.
+    auto clip = std::make_shared<MemoryTensorSource>("clip");
+    const std::string p = "vision_model.encoder.layers.0.self_attn.";
+    clip->add(p + "k_proj.bias", DType::F32, {4}, b);
+    clip->add(p + "q_proj.bias", DType::F32, {4}, a);
+    clip->add(p + "v_proj.bias", DType::F32, {4}, c);
+    clip->add("visual_projection.weight", DType::F32, {2, 2}, a);
+    const int64_t ids[2] = {0, 1};
+    clip->add("vision_model.embeddings.position_ids", DType::I64, {1, 2}, ids);
+    v = diffusers_view(clip, Component::ImageEncoder);
+    EXPECT_EQ(v->names(), (std::vector<std::string>{"visual.head", "visual.transformer.0.attn.to_qkv.bias"}));
+    const StoredTensor& qkv = *v->find("visual.transformer.0.attn.to_qkv.bias");
+    EXPECT_EQ(qkv.shape, (Shape{12}));
+    ASSERT_EQ(qkv.nbytes, 48u);
+    const float* q = static_cast<const float*>(qkv.data);
+    EXPECT_EQ(std::vector<float>(q, q + 12), (std::vector<float>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}));
+    const float* h = static_cast<const float*>(v->find("visual.head")->data);
+    EXPECT_EQ(std::vector<float>(h, h + 4), (std::vector<float>{1, 3, 2, 4}));
+    // A fused tensor with a part missing, and a name outside the map, are errors naming the tensors.
+    auto part = std::make_shared<MemoryTensorSource>("part");
+    part->add(p + "q_proj.bias", DType::F32, {4}, a);
+    part->add(p + "v_proj.bias", DType::F32, {4}, c);
+    expect_error([&] { diffusers_view(part, Component::ImageEncoder); },
+                 {"[diffusers]", "visual.transformer.0.attn.to_qkv.bias", "part 2 of 3"});
+    auto odd = std::make_shared<MemoryTensorSource>("odd");
+    odd->add("blocks.0.attn1.to_q.weight", DType::F32, {2, 2}, a);
+    odd->add("blocks.0.attn1.to_q.lora_A.weight", DType::F32, {2, 2}, a);
+    expect_error([&] { diffusers_view(odd, Component::Transformer); },
+                 {"[diffusers]", "unknown transformer tensor 'blocks.0.attn1.to_q.lora_A.weight'"});
+}
+
 // ---------------------------------------------------------------------------- whole folders and the CLI
 
 class DiffusersFolderTest : public ::testing::Test {
@@ -501,6 +541,7 @@ TEST_F(DiffusersFolderTest, BadFoldersAreOneLineExitOneNoFile) {
     };
     for (const Case& c : cases) {
         CliRun r = run_cli("generate --ckpt_dir " + c.dir + kSmall + " --save_file " + out);
+        std::printf("  %s", r.out.c_str());
         EXPECT_EQ(r.code, 1) << c.dir << "\n" << r.out;
         EXPECT_NE(r.out.find(c.expect), std::string::npos) << c.dir << "\n" << r.out;
         EXPECT_NE(r.out.find("[diffusers]"), std::string::npos) << c.dir << "\n" << r.out;

@@ -104,10 +104,10 @@ void run_diffusers(const std::string& dir) {
                 std::printf("                %s\n", summarize(*src).c_str());
                 std::printf("                umT5 encoder: %s\n", t5_config_from_source(*src).to_json().c_str());
             } else if (p == &f.image_encoder) {
+                const ClipVisionConfig c = diffusers_clip_config(f);
                 std::printf("                %s\n", summarize(*open_diffusers_image_encoder(f)).c_str());
-                std::printf("                CLIP ViT: dim %lld, %lld layers, %lld heads\n",
-                            (long long)diffusers_clip_config(f).dim, (long long)diffusers_clip_config(f).layers,
-                            (long long)diffusers_clip_config(f).heads);
+                std::printf("                CLIP ViT: dim %lld, %lld layers, %lld heads\n", (long long)c.dim,
+                            (long long)c.layers, (long long)c.heads);
             } else if (p == &f.tokenizer) {
                 text::T5Tokenizer tok(p->path);
                 std::printf("                SentencePiece vocabulary of %lld pieces\n", (long long)tok.vocab_size());

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -315,10 +316,13 @@ std::shared_ptr<TensorSource> open_diffusers_text_encoder(const DiffusersFolder&
     const std::string cfg_path = (fs::path(f.text_encoder.path) / "config.json").string();
     const T5Config c = diffusers::t5_config_from_diffusers(read_json(cfg_path, "text encoder config"), cfg_path);
     const T5Config w = t5_config_from_source(*src);
-    if (w.vocab != c.vocab || w.dim != c.dim || w.dim_attn != c.dim_attn || w.dim_ffn != c.dim_ffn ||
-        w.num_heads != c.num_heads || w.num_layers != c.num_layers || w.num_buckets != c.num_buckets)
-        mismatch(f.text_encoder.path, cat("config ", diffusers::t5_config_to_diffusers(c).dump(), " but the weights are ",
-                                          diffusers::t5_config_to_diffusers(w).dump()));
+    std::string diff;
+    for (auto [key, a, b] : {std::tuple{"vocab_size", c.vocab, w.vocab}, {"d_model", c.dim, w.dim},
+                             {"d_kv x num_heads", c.dim_attn, w.dim_attn}, {"d_ff", c.dim_ffn, w.dim_ffn},
+                             {"num_heads", c.num_heads, w.num_heads}, {"num_layers", c.num_layers, w.num_layers},
+                             {"relative_attention_num_buckets", c.num_buckets, w.num_buckets}})
+        if (a != b) diff += cat(diff.empty() ? "" : ", ", key, " ", a, " but the weights have ", b);
+    if (!diff.empty()) mismatch(f.text_encoder.path, diff);
     return src;
 }
 
