@@ -188,6 +188,7 @@ TEST(DiffusersNames, SpecRows) {
     EXPECT_EQ(to_d(Component::ImageEncoder, "visual.pre_norm.weight"), "vision_model.pre_layrnorm.weight");
     EXPECT_EQ(to_d(Component::ImageEncoder, "visual.head"), "visual_projection.weight");
     EXPECT_EQ(diffusers::from_diffusers(Component::ImageEncoder, "vision_model.embeddings.position_ids")->name, "");
+    EXPECT_EQ(diffusers::from_diffusers(T, "blocks.3.attn2.norm_added_q.weight")->name, "");  // ignored by diffusers too
     // Names outside the map are unknown, both ways.
     for (const char* n : {"blocks.0.attn1.to_x.weight", "blocks.0.attn1.to_q.scale", "blocks.01.attn1.to_q.weight",
                           "condition_embedder.fps_embedding.weight", "blocks.x.attn1.to_q.weight"})

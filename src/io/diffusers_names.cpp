@@ -341,7 +341,15 @@ std::optional<std::vector<DiffusersKey>> to_diffusers(Component c, const std::st
 std::optional<OfficialKey> from_diffusers(Component c, const std::string& name, const NameContext& ctx) {
     std::optional<std::string> r;
     switch (c) {
-        case Component::Transformer: r = dit_name(name, false); break;
+        case Component::Transformer: {
+            // Early I2V conversions stored an image-query norm the model never had; diffusers lists it in
+            // _keys_to_ignore_on_load_unexpected, so files in circulation may hold it: known, not needed.
+            int64_t i = 0;
+            std::string rest;
+            if (split_indexed(name, "blocks.", &i, &rest) && rest == "attn2.norm_added_q.weight") return OfficialKey{};
+            r = dit_name(name, false);
+            break;
+        }
         case Component::Vae: r = vae_name(name, false, ctx.vae_num_res_blocks); break;
         case Component::TextEncoder: r = t5_name(name, false); break;
         case Component::ImageEncoder: return clip_from(name);
