@@ -458,6 +458,10 @@ TEST_F(DiffusersFolderTest, Info) {
                           "Wan VAE: dim", "complete:"})
         EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
     EXPECT_EQ(r.out.find("BROKEN"), std::string::npos) << r.out;
+    // bench dit reads the transformer of a diffusers folder too.
+    r = run_cli("bench dit --device cpu --ckpt_dir " + diff_ + " --height 32 --width 32 --frames 1 --text_tokens 7 "
+                "--repeats 1 --threads 2 --no_profile");
+    EXPECT_EQ(r.code, 0) << r.out;
     // A missing component is reported on its line.
     const std::string broken = copy("info_missing");
     fs::remove_all(fs::path(broken) / "vae");
