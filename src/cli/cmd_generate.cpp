@@ -52,6 +52,7 @@
 #include "ops/ops.h"
 #include "pipeline/demo.h"
 #include "pipeline/generate.h"
+#include "pipeline/step_cache.h"
 #include "runtime/device.h"
 #include "sched/scheduler.h"
 #include "video/video_writer.h"
@@ -81,6 +82,7 @@ const char* const kExampleFLF2VPrompt =
 struct Opts {
     std::string task, size, solver = "unipc", prompt, neg_prompt, ckpt_dir, save_file, device = "auto", image;
     std::string first_frame, last_frame, vae_tile = "off";
+    std::string cache;  // --cache (pipeline/step_cache.h)
     CLI::Option *o_first = nullptr, *o_last = nullptr;
     int64_t frame_num = 0;
     int sample_steps = 0, threads = 0;
@@ -388,6 +390,12 @@ T2VOptions resolve_options(Opts& o, Plan& p) {
     WANRT_CHECK(o.solver == "unipc" || o.solver == "dpm++" || o.solver == "euler", "generate", "unknown --sample_solver \"",
                 o.solver, "\"; use unipc (official default), dpm++ or euler");
     opt.solver = o.solver;
+    if (!o.cache.empty()) {
+        const StepCacheConfig cc = StepCacheConfig::parse(o.cache);
+        WANRT_CHECK(!causal || cc.method == CacheMethod::None, "generate",
+                    "--cache applies to the CFG denoising loop (t2v, i2v, flf2v); it does not combine with --causal");
+        if (cc.method != CacheMethod::None) opt.cache = std::make_shared<StepCache>(cc);
+    }
     p.sizes = supported_sizes(kind);
     p.odd_size = !p.sizes.empty() && std::find(p.sizes.begin(), p.sizes.end(), o.size) == p.sizes.end();
 
@@ -605,6 +613,7 @@ void run(Opts o) {
     using clock = std::chrono::steady_clock;
     const auto t_start = clock::now();
     Plan p = make_plan(o);
+    const std::shared_ptr<StepCache> cache = p.req.opt.cache;  // read after the run (p.req moves)
     auto be = make_backend(o.device, o.threads);
     announce(o, p, *be);
     const bool causal = p.req.causal.has_value(), image = p.image_task;
@@ -614,6 +623,10 @@ void run(Opts o) {
     const std::vector<std::string> files = write_video(o.save_file, r.video);
     const double write_s = std::chrono::duration<double>(clock::now() - t_w).count();
     print_summary(r, causal, image, be->description(), write_s, std::chrono::duration<double>(clock::now() - t_start).count());
+    if (cache) {  // per step: C = DiT computed, R = reused, cond then uncond
+        const std::vector<std::string> lines = cache->summary_lines();
+        for (size_t i = 0; i < lines.size(); ++i) std::fprintf(stderr, "%s%s\n", i ? "                    " : "  cache             ", lines[i].c_str());
+    }
     print_files(files);
 }
 
@@ -648,6 +661,9 @@ void setup(CLI::App& app) {
     o->o_shift = c->add_option("--sample_shift", o->shift,
                                "Flow shift (default 5.0; i2v at 832*480 or 480*832: 3.0; flf2v 16; 8 with --causal)");
     o->o_guide = c->add_option("--sample_guide_scale", o->guide, "Classifier-free guidance scale")->capture_default_str();
+    c->add_option("--cache", o->cache,
+                  "Step caching: teacache[:THRESH][,ret], magcache[:THRESH][,K=N][,retention=R][,ratios=FILE], "
+                  "magcache:calibrate[=FILE], easycache[:THRESH][,ret_steps=N] (default: none)");
     c->add_option("--device", o->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
     c->add_option("--vae_tile", o->vae_tile,
                   "VAE in spatial tiles: off (exact), N or N:S pixels (e.g. 256:192, diffusers' default); bounds "
