@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <sstream>
 #include <tuple>
 
@@ -109,14 +110,8 @@ public:
             if (k.layout == Layout::Transpose) {
                 WANRT_CHECK(st.shape.size() == 2, "diffusers", base_->origin(), ": '", st.name, "' must be 2-D, got ",
                             shape_str(st.shape));
-                const size_t es = dtype_size(st.dtype);
-                const int64_t R = st.shape[0], C = st.shape[1];
-                std::vector<uint8_t>& buf = holder_->owned.emplace_back(st.nbytes);
-                const auto* src = static_cast<const uint8_t*>(st.data);
-                for (int64_t r = 0; r < R; ++r)
-                    for (int64_t col = 0; col < C; ++col)
-                        std::memcpy(&buf[size_t(col * R + r) * es], src + size_t(r * C + col) * es, es);
-                add(name, st, shape, buf.data());
+                add(name, st, shape);
+                pending_[name] = {k, {&st}};  // transposed on first use
             } else {
                 add(name, st, shape);
             }
@@ -129,9 +124,18 @@ public:
         for (auto& [n, t] : tensors_) v.push_back(n);
         return v;
     }
+    // Tensors in another layout are built on first use, so opening a folder (names and shapes only,
+    // as the config checks need) copies nothing.
     const StoredTensor* find(const std::string& name) const override {
+        std::lock_guard<std::mutex> lock(mu_);
         auto it = tensors_.find(name);
-        return it == tensors_.end() ? nullptr : &it->second;
+        if (it == tensors_.end()) return nullptr;
+        auto p = pending_.find(name);
+        if (p != pending_.end()) {
+            materialize(it->second, p->second);
+            pending_.erase(p);
+        }
+        return &it->second;
     }
     std::shared_ptr<const void> keepalive() const override { return holder_; }
 
@@ -140,6 +144,30 @@ private:
         std::shared_ptr<const void> base;
         std::vector<std::vector<uint8_t>> owned;  // joined / transposed tensors (moving the outer vector keeps data)
     };
+    struct Pending {
+        OfficialKey key;
+        std::vector<const StoredTensor*> parts;  // in part order
+    };
+
+    void materialize(StoredTensor& t, const Pending& p) const {
+        std::vector<uint8_t>& buf = holder_->owned.emplace_back(t.nbytes);
+        if (p.key.layout == Layout::Transpose) {
+            const StoredTensor& st = *p.parts[0];
+            const size_t es = dtype_size(st.dtype);
+            const int64_t R = st.shape[0], C = st.shape[1];
+            const auto* src = static_cast<const uint8_t*>(st.data);
+            for (int64_t r = 0; r < R; ++r)
+                for (int64_t col = 0; col < C; ++col)
+                    std::memcpy(&buf[size_t(col * R + r) * es], src + size_t(r * C + col) * es, es);
+        } else {  // RowSlice: the parts' rows one after another
+            size_t at = 0;
+            for (const StoredTensor* st : p.parts) {
+                std::memcpy(&buf[at], st->data, st->nbytes);
+                at += st->nbytes;
+            }
+        }
+        t.data = buf.data();
+    }
 
     void add(const std::string& name, const StoredTensor& st, const Shape& shape, const void* data = nullptr) {
         StoredTensor t = st;
@@ -165,16 +193,18 @@ private:
                         st->name, "' (", dtype_name(st->dtype), " ", shape_str(st->shape), ") differs from '",
                         first.name, "' (", dtype_name(first.dtype), " ", shape_str(first.shape),
                         "); the parts of '", name, "' must match");
-        std::vector<uint8_t>& buf = holder_->owned.emplace_back(first.nbytes * size_t(parts));
-        for (int i = 0; i < parts; ++i) std::memcpy(&buf[first.nbytes * size_t(i)], by_part[size_t(i)]->data, first.nbytes);
-        add(name, first, diffusers::official_shape(ps[0].first, first.shape), buf.data());
-        tensors_[name].nbytes = buf.size();
+        add(name, first, diffusers::official_shape(ps[0].first, first.shape));
+        tensors_[name].data = nullptr;
+        tensors_[name].nbytes = first.nbytes * size_t(parts);
+        pending_[name] = {ps[0].first, by_part};  // joined on first use
     }
 
     std::shared_ptr<TensorSource> base_;
     std::string origin_;
     std::shared_ptr<Holder> holder_;
-    std::map<std::string, StoredTensor> tensors_;
+    mutable std::mutex mu_;
+    mutable std::map<std::string, StoredTensor> tensors_;
+    mutable std::map<std::string, Pending> pending_;
 };
 
 std::shared_ptr<TensorSource> open_component(const ModelPart& p, Component c, const NameContext& ctx = {}) {

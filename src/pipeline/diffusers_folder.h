@@ -12,8 +12,9 @@
 //   scheduler/, image_processor/     not read: wanrt's samplers and image preprocessing follow the official code
 //
 // Weights are never copied whole: each component is a TensorSource view of the mmapped files under the
-// official names. Only tensors stored in another layout are materialised (the CLIP's q, k, v joined into
-// to_qkv and its projection head transposed, a few MB). Every tensor must map: an unknown name is an error
+// official names. Only tensors stored in another layout are built, on first use (the CLIP's q, k, v joined
+// into to_qkv, ~0.3 GB for ViT-H/14 in f16, and its projection head transposed), so opening a folder and
+// checking its configs reads headers only. Every tensor must map: an unknown name is an error
 // naming it and the file. Each config.json is checked against the weights it sits beside.
 //
 // Not read yet (refused with a one-line error): the Wan2.2 VAE (is_residual, z_dim 48: no name map in
