@@ -7,9 +7,8 @@
 
 #include <cstring>
 #include <fstream>
-#include <set>
-
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "io/diffusers_names.h"
 #include "io/safetensors.h"
@@ -78,7 +77,9 @@ std::shared_ptr<Backend> weights_backend() {
     auto d = test_device();
     return d ? d : make_cpu_backend(2);
 }
-double golden_tol(const Backend& be, double cpu_tol) { return be.name() == "cpu" ? cpu_tol : 1e-2; }
+double golden_tol(const Backend& be, double cpu_tol) {
+    return be.name() == "cpu" ? cpu_tol : 1e-2;
+}
 
 std::string to_d(Component c, const std::string& n, int64_t R = 2) {
     const auto k = diffusers::to_diffusers(c, n, {R});
@@ -188,7 +189,8 @@ TEST(DiffusersNames, SpecRows) {
     EXPECT_EQ(to_d(Component::ImageEncoder, "visual.pre_norm.weight"), "vision_model.pre_layrnorm.weight");
     EXPECT_EQ(to_d(Component::ImageEncoder, "visual.head"), "visual_projection.weight");
     EXPECT_EQ(diffusers::from_diffusers(Component::ImageEncoder, "vision_model.embeddings.position_ids")->name, "");
-    EXPECT_EQ(diffusers::from_diffusers(T, "blocks.3.attn2.norm_added_q.weight")->name, "");  // ignored by diffusers too
+    EXPECT_EQ(diffusers::from_diffusers(T, "blocks.3.attn2.norm_added_q.weight")->name,
+              "");  // ignored by diffusers too
     // Names outside the map are unknown, both ways.
     for (const char* n : {"blocks.0.attn1.to_x.weight", "blocks.0.attn1.to_q.scale", "blocks.01.attn1.to_q.weight",
                           "condition_embedder.fps_embedding.weight", "blocks.x.attn1.to_q.weight"})
@@ -218,7 +220,8 @@ TEST(DiffusersNames, ConfigMaps) {
     EXPECT_EQ(diffusers::dit_config_from_diffusers(ti2v, "x", true).model_type, "ti2v");
     auto bad = [&](json j, const char* key, json v, const char* fragment) {
         j[key] = v;
-        expect_error([&] { diffusers::dit_config_from_diffusers(j, "cfg.json", false); }, {"[diffusers]", "cfg.json", fragment});
+        expect_error([&] { diffusers::dit_config_from_diffusers(j, "cfg.json", false); },
+                     {"[diffusers]", "cfg.json", fragment});
     };
     bad(i2v, "qk_norm", "layer_norm", "rms_norm_across_heads");
     bad(i2v, "rope_max_seq_len", 2048, "rope_max_seq_len");
@@ -240,7 +243,8 @@ TEST(DiffusersNames, ConfigMaps) {
     const T5Config t = T5Config::umt5_xxl();
     EXPECT_EQ(diffusers::t5_config_from_diffusers(diffusers::t5_config_to_diffusers(t), "t5").to_json(), t.to_json());
     const ClipVisionConfig cc = ClipVisionConfig::vit_h_14();
-    const ClipVisionConfig cb = diffusers::clip_config_from_diffusers(diffusers::clip_config_to_diffusers(cc, 1024), "c");
+    const ClipVisionConfig cb =
+        diffusers::clip_config_from_diffusers(diffusers::clip_config_to_diffusers(cc, 1024), "c");
     EXPECT_EQ(cb.dim, cc.dim);
     EXPECT_EQ(cb.heads, cc.heads);
     EXPECT_EQ(cb.layers, cc.layers);
@@ -274,8 +278,9 @@ TEST(DiffusersWeights, DitForwardBitIdentical) {
         const std::vector<double> ya = to_f64(a.forward({s}, L)[0]), yb = to_f64(b.forward({s}, L)[0]);
         EXPECT_EQ(ya, yb) << fixture;
         const Err e = compare(yb, load_f64(*f, "out.y0"));
-        std::printf("[diffusers dit %s] vs golden: rel-L2 %.3g, max abs %.3g; diffusers vs official bit-identical: %s\n",
-                    fixture, e.rel_l2, e.max_abs, ya == yb ? "yes" : "NO");
+        std::printf(
+            "[diffusers dit %s] vs golden: rel-L2 %.3g, max abs %.3g; diffusers vs official bit-identical: %s\n",
+            fixture, e.rel_l2, e.max_abs, ya == yb ? "yes" : "NO");
         EXPECT_LT(e.rel_l2, golden_tol(*be, 1e-4));
     }
 }
@@ -410,14 +415,15 @@ std::string DiffusersFolderTest::official_, DiffusersFolderTest::diff_;
 const char* kSmall = " --size 64*48 --frame_num 9 --sample_steps 2 --threads 2 --device cpu";
 
 TEST_F(DiffusersFolderTest, LayoutAsDiffusersWritesIt) {
-    for (const char* f : {"model_index.json", "transformer/config.json", "transformer/diffusion_pytorch_model.safetensors.index.json",
-                          "vae/config.json", "text_encoder/config.json",
-                          "text_encoder/model.safetensors.index.json", "tokenizer/spiece.model",
-                          "scheduler/scheduler_config.json"})
+    for (const char* f :
+         {"model_index.json", "transformer/config.json", "transformer/diffusion_pytorch_model.safetensors.index.json",
+          "vae/config.json", "text_encoder/config.json", "text_encoder/model.safetensors.index.json",
+          "tokenizer/spiece.model", "scheduler/scheduler_config.json"})
         EXPECT_TRUE(fs::exists(fs::path(diff_) / f)) << f;
     for (const char* c : {"transformer", "vae", "text_encoder"})
         EXPECT_NE(diffusers_weights_file((fs::path(diff_) / c).string(),
-                                         std::string(c) == "text_encoder" ? Component::TextEncoder : Component::Vae), "")
+                                         std::string(c) == "text_encoder" ? Component::TextEncoder : Component::Vae),
+                  "")
             << c;
     EXPECT_FALSE(fs::exists(diff_ + ".partial"));
     EXPECT_TRUE(is_diffusers_folder(diff_));
@@ -459,7 +465,8 @@ TEST_F(DiffusersFolderTest, Info) {
         EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
     EXPECT_EQ(r.out.find("BROKEN"), std::string::npos) << r.out;
     // bench dit reads the transformer of a diffusers folder too.
-    r = run_cli("bench dit --device cpu --ckpt_dir " + diff_ + " --height 32 --width 32 --frames 1 --text_tokens 7 "
+    r = run_cli("bench dit --device cpu --ckpt_dir " + diff_ +
+                " --height 32 --width 32 --frames 1 --text_tokens 7 "
                 "--repeats 1 --threads 2 --no_profile");
     EXPECT_EQ(r.code, 0) << r.out;
     // A missing component is reported on its line.
@@ -470,25 +477,31 @@ TEST_F(DiffusersFolderTest, Info) {
     EXPECT_NE(r.out.find("incomplete: 1 part(s) missing"), std::string::npos) << r.out;
 }
 
-TEST_F(DiffusersFolderTest, ImageToVideoFolder) {
-    const std::string off = (root_ / "Wan2.1-I2V-tiny").string(), dif = (root_ / "Wan2.1-I2V-tiny-Diffusers").string();
-    CliRun s = run_cli("synth --model demo-i2v --full_folder --out " + off);
-    ASSERT_EQ(s.code, 0) << s.out;
-    write_diffusers_folder(off, dif, 1 << 30);
-    EXPECT_TRUE(fs::exists(fs::path(dif) / "image_encoder/model.safetensors"));
-    EXPECT_EQ(json::parse(read_file(fs::path(dif) / "model_index.json"))["_class_name"], "WanImageToVideoPipeline");
-    const T2VModelParts a = open_model_folder(off), b = open_model_folder(dif);
-    EXPECT_EQ(a.dit_config.to_json(), b.dit_config.to_json());
-    EXPECT_EQ(a.clip_config.dim, b.clip_config.dim);
-    EXPECT_EQ(a.clip_config.heads, b.clip_config.heads);
-    EXPECT_EQ(a.clip_config.layers, b.clip_config.layers);
-    expect_same_tensors(*a.dit_weights(), *b.dit_weights());
-    // The official CLIP holds the vision tower only (synth), so the views agree tensor for tensor.
-    expect_same_tensors(*a.clip_weights(), *b.clip_weights());
-    CliRun r = run_cli("info " + dif);
-    EXPECT_NE(r.out.find("image encoder"), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("complete:"), std::string::npos) << r.out;
-    EXPECT_EQ(r.out.find("BROKEN"), std::string::npos) << r.out;
+TEST_F(DiffusersFolderTest, ImageToVideoFolders) {
+    for (const std::string model : {"demo-i2v", "demo-flf2v"}) {
+        SCOPED_TRACE(model);
+        const std::string off = (root_ / model).string(), dif = (root_ / (model + "-Diffusers")).string();
+        CliRun s = run_cli("synth --model " + model + " --full_folder --out " + off);
+        ASSERT_EQ(s.code, 0) << s.out;
+        write_diffusers_folder(off, dif, 1 << 30);
+        EXPECT_TRUE(fs::exists(fs::path(dif) / "image_encoder/model.safetensors"));
+        EXPECT_EQ(json::parse(read_file(fs::path(dif) / "model_index.json"))["_class_name"], "WanImageToVideoPipeline");
+        const T2VModelParts a = open_model_folder(off), b = open_model_folder(dif);
+        EXPECT_EQ(a.dit_config.to_json(), b.dit_config.to_json());
+        EXPECT_EQ(a.clip_config.dim, b.clip_config.dim);
+        EXPECT_EQ(a.clip_config.heads, b.clip_config.heads);
+        EXPECT_EQ(a.clip_config.layers, b.clip_config.layers);
+        expect_same_tensors(*a.dit_weights(), *b.dit_weights());
+        // The official CLIP holds the vision tower only (synth), so the views agree tensor for tensor.
+        expect_same_tensors(*a.clip_weights(), *b.clip_weights());
+        const json tc = json::parse(read_file(fs::path(dif) / "transformer/config.json"));
+        EXPECT_EQ(tc["pos_embed_seq_len"].is_null(), model == "demo-i2v");  // FLF2V's two CLIP token sets
+        EXPECT_EQ(b.dit_config.model_type, model == "demo-i2v" ? "i2v" : "flf2v");
+        CliRun r = run_cli("info " + dif);
+        EXPECT_NE(r.out.find("image encoder"), std::string::npos) << r.out;
+        EXPECT_NE(r.out.find("complete:"), std::string::npos) << r.out;
+        EXPECT_EQ(r.out.find("BROKEN"), std::string::npos) << r.out;
+    }
 }
 
 TEST_F(DiffusersFolderTest, BadFoldersAreOneLineExitOneNoFile) {
@@ -519,11 +532,13 @@ TEST_F(DiffusersFolderTest, BadFoldersAreOneLineExitOneNoFile) {
         write_safetensors((fs::path(extra) / "vae/diffusion_pytorch_model.safetensors").string(), w);
     }
     const std::string layers = copy("more_layers");
-    edit_json(fs::path(layers) / "transformer/config.json", [](json& j) { j["num_layers"] = j["num_layers"].get<int>() + 1; });
+    edit_json(fs::path(layers) / "transformer/config.json",
+              [](json& j) { j["num_layers"] = j["num_layers"].get<int>() + 1; });
     const std::string width = copy("vae_width");
     edit_json(fs::path(width) / "vae/config.json", [](json& j) { j["base_dim"] = 16; });
     const std::string t5cfg = copy("t5_config");
-    edit_json(fs::path(t5cfg) / "text_encoder/config.json", [](json& j) { j["num_layers"] = j["num_layers"].get<int>() + 2; });
+    edit_json(fs::path(t5cfg) / "text_encoder/config.json",
+              [](json& j) { j["num_layers"] = j["num_layers"].get<int>() + 2; });
     const std::string vae22 = copy("vae22");
     edit_json(fs::path(vae22) / "vae/config.json", [](json& j) { j["is_residual"] = true; });
     const std::string moe = copy("moe");

@@ -42,8 +42,9 @@ void run(const Opts& o) {
     std::shared_ptr<TensorSource> src;
     std::string what;
     if (!o.ckpt_dir.empty()) {
-        DitCheckpoint ck = is_diffusers_folder(o.ckpt_dir) ? open_diffusers_transformer(scan_diffusers_folder(o.ckpt_dir))
-                                                           : open_dit_checkpoint(o.ckpt_dir);
+        DitCheckpoint ck = is_diffusers_folder(o.ckpt_dir)  // diffusers layout: its transformer/
+                               ? open_diffusers_transformer(scan_diffusers_folder(o.ckpt_dir))
+                               : open_dit_checkpoint(o.ckpt_dir);
         cfg = ck.config;
         src = ck.weights;
         what = o.ckpt_dir;

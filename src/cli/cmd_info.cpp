@@ -92,8 +92,8 @@ void run_diffusers(const std::string& dir) {
         std::printf("%s, %s\n", fs::relative(p->path, dir).string().c_str(), gb(disk_bytes(*p)).c_str());
         try {
             if (p == &f.transformer || p == &f.transformer_2) {
-                std::printf("                %s\n",
-                            summarize(*open_diffusers_transformer(f, p == &f.transformer ? "transformer" : "transformer_2").weights).c_str());
+                const char* sub = p == &f.transformer ? "transformer" : "transformer_2";
+                std::printf("                %s\n", summarize(*open_diffusers_transformer(f, sub).weights).c_str());
             } else if (p == &f.vae) {
                 const VaeConfig v = diffusers_vae_config(f);
                 std::printf("                %s\n", summarize(*open_diffusers_vae(f)).c_str());

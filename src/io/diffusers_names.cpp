@@ -3,9 +3,8 @@
 #include "io/diffusers_names.h"
 
 #include <cmath>
-#include <set>
-
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "core/error.h"
 
@@ -21,7 +20,9 @@ struct Rename {
     const char* diffusers;
 };
 
-bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
+bool starts_with(const std::string& s, const std::string& p) {
+    return s.rfind(p, 0) == 0;
+}
 
 // "<prefix><int>.<rest>" → index and rest.
 bool split_indexed(const std::string& name, const std::string& prefix, int64_t* index, std::string* rest) {
@@ -116,7 +117,7 @@ std::optional<std::string> dit_name(const std::string& n, bool forward) {
 
 // Inside a residual block.
 const std::vector<Rename> kVaeResidual = {
-    {"residual.0", "norm1"}, {"residual.2", "conv1"}, {"residual.3", "norm2"},
+    {"residual.0", "norm1"}, {"residual.2", "conv1"},       {"residual.3", "norm2"},
     {"residual.6", "conv2"}, {"shortcut", "conv_shortcut"},
 };
 // Inside a resample (up/down) module: the same names on both sides.
@@ -142,7 +143,8 @@ std::optional<std::string> vae_name(const std::string& n, bool fwd, int64_t R) {
         // Middle: resnet, attention, resnet.
         if (fwd && split_indexed(s, "middle.", &i, &rest)) {
             if (i == 0 || i == 2) {
-                if (auto r = vae_inner(rest, kVaeResidual, true)) return cat(side, "mid_block.resnets.", i / 2, ".", *r);
+                if (auto r = vae_inner(rest, kVaeResidual, true))
+                    return cat(side, "mid_block.resnets.", i / 2, ".", *r);
             } else if (i == 1) {
                 if (auto r = vae_inner(rest, kVaeAttention, true)) return cat(side, "mid_block.attentions.0.", *r);
             }
@@ -174,7 +176,8 @@ std::optional<std::string> vae_name(const std::string& n, bool fwd, int64_t R) {
             if (!split_indexed(s, "upsamples.", &i, &rest)) return std::nullopt;
             const int64_t b = i / (R + 2), j = i % (R + 2);
             if (j <= R) {
-                if (auto r = vae_inner(rest, kVaeResidual, true)) return cat(side, "up_blocks.", b, ".resnets.", j, ".", *r);
+                if (auto r = vae_inner(rest, kVaeResidual, true))
+                    return cat(side, "up_blocks.", b, ".resnets.", j, ".", *r);
             } else if (auto r = vae_inner(rest, kVaeResample, true)) {
                 return cat(side, "up_blocks.", b, ".upsamplers.0.", *r);
             }
@@ -189,7 +192,8 @@ std::optional<std::string> vae_name(const std::string& n, bool fwd, int64_t R) {
             return std::nullopt;
         }
         if (split_indexed(in_block, "upsamplers.", &i, &rest) && i == 0) {
-            if (auto r = vae_inner(rest, kVaeResample, false)) return cat(side, "upsamples.", b * (R + 2) + R + 1, ".", *r);
+            if (auto r = vae_inner(rest, kVaeResample, false))
+                return cat(side, "upsamples.", b * (R + 2) + R + 1, ".", *r);
         }
         return std::nullopt;
     }
@@ -266,7 +270,8 @@ std::optional<std::vector<DiffusersKey>> clip_to(const std::string& n) {
 std::optional<OfficialKey> clip_from(const std::string& n) {
     // transformers' position id buffer (older files store it): not a weight.
     if (n == "vision_model.embeddings.position_ids") return OfficialKey{};
-    if (n == "vision_model.embeddings.class_embedding") return OfficialKey{"visual.cls_embedding", Layout::Reshape, 0, 1, 2};
+    if (n == "vision_model.embeddings.class_embedding")
+        return OfficialKey{"visual.cls_embedding", Layout::Reshape, 0, 1, 2};
     if (n == "vision_model.embeddings.position_embedding.weight")
         return OfficialKey{"visual.pos_embedding", Layout::Reshape, 0, 1, 1};
     if (n == "visual_projection.weight") return OfficialKey{"visual.head", Layout::Transpose};
@@ -277,7 +282,8 @@ std::optional<OfficialKey> clip_from(const std::string& n) {
     const std::string b = cat("visual.transformer.", i, ".");
     for (int k = 0; k < 3; ++k)
         for (const char* p : {"weight", "bias"})
-            if (rest == cat("self_attn.", kQkv[k], ".", p)) return OfficialKey{cat(b, "attn.to_qkv.", p), Layout::RowSlice, k, 3};
+            if (rest == cat("self_attn.", kQkv[k], ".", p))
+                return OfficialKey{cat(b, "attn.to_qkv.", p), Layout::RowSlice, k, 3};
     if (auto r = rename_module(rest, kClipBlock, false, {"weight", "bias"})) return OfficialKey{b + *r};
     return std::nullopt;
 }
@@ -299,7 +305,8 @@ int64_t get_int(const json& j, const char* key, const std::string& origin, std::
         if (def) return *def;
         fail("diffusers", origin, ": config lacks \"", key, "\"");
     }
-    if (!j[key].is_number_integer()) fail("diffusers", origin, ": \"", key, "\" must be an integer, got ", j[key].dump());
+    if (!j[key].is_number_integer())
+        fail("diffusers", origin, ": \"", key, "\" must be an integer, got ", j[key].dump());
     return j[key].get<int64_t>();
 }
 
@@ -311,28 +318,41 @@ void require_value(const json& j, const char* key, const json& want, const std::
     const bool eq = (v.is_number() && want.is_number())
                         ? std::fabs(v.get<double>() - want.get<double>()) <= 1e-6 * std::fabs(want.get<double>())
                         : v == want;
-    if (!eq) fail("diffusers", origin, ": \"", key, "\" is ", v.dump(), ", wanrt runs only ", want.dump(), " (", why, ")");
+    if (!eq)
+        fail("diffusers", origin, ": \"", key, "\" is ", v.dump(), ", wanrt runs only ", want.dump(), " (", why, ")");
 }
 
 }  // namespace
 
 const char* component_name(Component c) {
     switch (c) {
-        case Component::Transformer: return "transformer";
-        case Component::Vae: return "vae";
-        case Component::TextEncoder: return "text_encoder";
-        case Component::ImageEncoder: return "image_encoder";
+        case Component::Transformer:
+            return "transformer";
+        case Component::Vae:
+            return "vae";
+        case Component::TextEncoder:
+            return "text_encoder";
+        case Component::ImageEncoder:
+            return "image_encoder";
     }
     return "?";
 }
 
-std::optional<std::vector<DiffusersKey>> to_diffusers(Component c, const std::string& official, const NameContext& ctx) {
+std::optional<std::vector<DiffusersKey>> to_diffusers(Component c, const std::string& official,
+                                                      const NameContext& ctx) {
     std::optional<std::string> r;
     switch (c) {
-        case Component::Transformer: r = dit_name(official, true); break;
-        case Component::Vae: r = vae_name(official, true, ctx.vae_num_res_blocks); break;
-        case Component::TextEncoder: r = t5_name(official, true); break;
-        case Component::ImageEncoder: return clip_to(official);
+        case Component::Transformer:
+            r = dit_name(official, true);
+            break;
+        case Component::Vae:
+            r = vae_name(official, true, ctx.vae_num_res_blocks);
+            break;
+        case Component::TextEncoder:
+            r = t5_name(official, true);
+            break;
+        case Component::ImageEncoder:
+            return clip_to(official);
     }
     if (!r) return std::nullopt;
     return std::vector<DiffusersKey>{{*r}};
@@ -350,9 +370,14 @@ std::optional<OfficialKey> from_diffusers(Component c, const std::string& name, 
             r = dit_name(name, false);
             break;
         }
-        case Component::Vae: r = vae_name(name, false, ctx.vae_num_res_blocks); break;
-        case Component::TextEncoder: r = t5_name(name, false); break;
-        case Component::ImageEncoder: return clip_from(name);
+        case Component::Vae:
+            r = vae_name(name, false, ctx.vae_num_res_blocks);
+            break;
+        case Component::TextEncoder:
+            r = t5_name(name, false);
+            break;
+        case Component::ImageEncoder:
+            return clip_from(name);
     }
     if (!r) return std::nullopt;
     return OfficialKey{*r};
@@ -360,13 +385,15 @@ std::optional<OfficialKey> from_diffusers(Component c, const std::string& name, 
 
 Shape official_shape(const OfficialKey& k, const Shape& d) {
     switch (k.layout) {
-        case Layout::Same: return d;
+        case Layout::Same:
+            return d;
         case Layout::Reshape: {
             Shape s(size_t(k.ones), 1);
             s.insert(s.end(), d.begin(), d.end());
             return s;
         }
-        case Layout::Transpose: return d.size() == 2 ? Shape{d[1], d[0]} : d;
+        case Layout::Transpose:
+            return d.size() == 2 ? Shape{d[1], d[0]} : d;
         case Layout::RowSlice: {
             Shape s = d;
             if (!s.empty()) s[0] *= k.parts;
@@ -378,9 +405,12 @@ Shape official_shape(const OfficialKey& k, const Shape& d) {
 
 Shape diffusers_shape(const DiffusersKey& k, const Shape& o) {
     switch (k.layout) {
-        case Layout::Same: return o;
-        case Layout::Reshape: return Shape(o.begin() + std::min<size_t>(size_t(k.ones), o.size()), o.end());
-        case Layout::Transpose: return o.size() == 2 ? Shape{o[1], o[0]} : o;
+        case Layout::Same:
+            return o;
+        case Layout::Reshape:
+            return Shape(o.begin() + std::min<size_t>(size_t(k.ones), o.size()), o.end());
+        case Layout::Transpose:
+            return o.size() == 2 ? Shape{o[1], o[0]} : o;
         case Layout::RowSlice: {
             Shape s = o;
             if (!s.empty()) s[0] /= k.parts;
@@ -393,9 +423,8 @@ Shape diffusers_shape(const DiffusersKey& k, const Shape& o) {
 // ------------------------------------------------------------------------------------------ configs
 
 json dit_config_to_diffusers(const DitConfig& c) {
-    WANRT_CHECK(c.window_left == -1 && c.window_right == -1, "diffusers",
-                "windowed attention (window_size [", c.window_left, ", ", c.window_right,
-                "]) has no diffusers form; only full attention converts");
+    WANRT_CHECK(c.window_left == -1 && c.window_right == -1, "diffusers", "windowed attention (window_size [",
+                c.window_left, ", ", c.window_right, "]) has no diffusers form; only full attention converts");
     WANRT_CHECK(c.text_len == 512, "diffusers", "text_len ", c.text_len,
                 " has no diffusers form (diffusers pipelines pad prompts to 512 tokens)");
     json j;
@@ -449,7 +478,8 @@ DitConfig dit_config_from_diffusers(const json& j, const std::string& origin, bo
     c.num_layers = get_int(j, "num_layers", origin);
     c.text_len = 512;
     if (j.contains("cross_attn_norm")) {
-        if (!j["cross_attn_norm"].is_boolean()) fail("diffusers", origin, ": \"cross_attn_norm\" must be true or false");
+        if (!j["cross_attn_norm"].is_boolean())
+            fail("diffusers", origin, ": \"cross_attn_norm\" must be true or false");
         c.cross_attn_norm = j["cross_attn_norm"].get<bool>();
     }
     c.qk_norm = false;
@@ -483,7 +513,8 @@ DitConfig dit_config_from_diffusers(const json& j, const std::string& origin, bo
         c.model_type = flf ? "flf2v" : "i2v";
     } else if (c.in_dim != c.out_dim) {
         fail("diffusers", origin, ": in_channels ", c.in_dim, " ≠ out_channels ", c.out_dim,
-             " without image_dim is a Wan2.2 I2V-A14B transformer, which wanrt does not read from diffusers folders yet; "
+             " without image_dim is a Wan2.2 I2V-A14B transformer, which wanrt does not read from diffusers folders "
+             "yet; "
              "use the official Wan2.2-I2V-A14B folder");
     } else {
         c.model_type = "t2v";
@@ -518,7 +549,8 @@ VaeConfig vae_config_from_diffusers(const json& j, const std::string& origin) {
                 "out_channels", "patch_size", "scale_factor_temporal", "scale_factor_spatial", "clip_output"},
                "vae");
     if ((j.contains("is_residual") && j["is_residual"] == true) || get_int(j, "z_dim", origin, 16) == 48)
-        fail("diffusers", origin, ": this is the Wan2.2 VAE (is_residual, z_dim 48); its diffusers names are not "
+        fail("diffusers", origin,
+             ": this is the Wan2.2 VAE (is_residual, z_dim 48); its diffusers names are not "
              "mapped yet, so use the official folder's Wan2.2_VAE.pth");
     VaeConfig c;
     c.dim = get_int(j, "base_dim", origin, 96);
@@ -532,7 +564,8 @@ VaeConfig vae_config_from_diffusers(const json& j, const std::string& origin) {
     require_value(j, "in_channels", 3, origin, "RGB in");
     require_value(j, "out_channels", 3, origin, "RGB out");
     if (j.contains("patch_size") && !j["patch_size"].is_null())
-        fail("diffusers", origin, ": patch_size ", j["patch_size"].dump(), " is the Wan2.2 VAE's patchify; the Wan2.1 VAE has none");
+        fail("diffusers", origin, ": patch_size ", j["patch_size"].dump(),
+             " is the Wan2.2 VAE's patchify; the Wan2.1 VAE has none");
     if (c.z_dim == 16) {
         require_value(j, "latents_mean", wan21_latent_mean(), origin, "the Wan2.1 latent statistics");
         require_value(j, "latents_std", wan21_latent_std(), origin, "the Wan2.1 latent statistics");

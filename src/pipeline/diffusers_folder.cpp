@@ -7,10 +7,9 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <tuple>
-
-#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "io/safetensors.h"
@@ -99,7 +98,8 @@ public:
             }
             if (ps.size() > 1) {
                 // transformers ties umT5's encoder.embed_tokens to shared: a file may store both.
-                auto shared = std::find_if(ps.begin(), ps.end(), [](auto& p) { return p.second->name == "shared.weight"; });
+                auto shared =
+                    std::find_if(ps.begin(), ps.end(), [](auto& p) { return p.second->name == "shared.weight"; });
                 if (c != Component::TextEncoder || shared == ps.end() || ps.size() != 2)
                     fail("diffusers", base_->origin(), ": tensors '", ps[0].second->name, "' and '", ps[1].second->name,
                          "' both map to official '", name, "'; the file is inconsistent");
@@ -191,8 +191,8 @@ private:
         for (const StoredTensor* st : by_part)
             WANRT_CHECK(st->dtype == first.dtype && st->shape == first.shape, "diffusers", base_->origin(), ": '",
                         st->name, "' (", dtype_name(st->dtype), " ", shape_str(st->shape), ") differs from '",
-                        first.name, "' (", dtype_name(first.dtype), " ", shape_str(first.shape),
-                        "); the parts of '", name, "' must match");
+                        first.name, "' (", dtype_name(first.dtype), " ", shape_str(first.shape), "); the parts of '",
+                        name, "' must match");
         add(name, first, diffusers::official_shape(ps[0].first, first.shape));
         tensors_[name].data = nullptr;
         tensors_[name].nbytes = first.nbytes * size_t(parts);
@@ -312,10 +312,12 @@ DitCheckpoint open_diffusers_transformer(const DiffusersFolder& f, const std::st
     auto dname = [](const std::string& o) { return (*diffusers::to_diffusers(Component::Transformer, o))[0].name; };
     for (const auto& [name, shape] : want) {
         const StoredTensor* t = ck.weights->find(name);
-        if (!t) mismatch(p.path, cat("the config implies tensor '", dname(name), "' (num_layers ", ck.config.num_layers,
-                                     ", ", ck.config.model_type, ") but the weights lack it"));
+        if (!t)
+            mismatch(p.path, cat("the config implies tensor '", dname(name), "' (num_layers ", ck.config.num_layers,
+                                 ", ", ck.config.model_type, ") but the weights lack it"));
         if (t->shape != shape)
-            mismatch(p.path, cat("'", dname(name), "' is ", shape_str(t->shape), ", the config implies ", shape_str(shape)));
+            mismatch(p.path,
+                     cat("'", dname(name), "' is ", shape_str(t->shape), ", the config implies ", shape_str(shape)));
     }
     for (const std::string& n : ck.weights->names())
         if (!want.count(n))
@@ -347,9 +349,12 @@ std::shared_ptr<TensorSource> open_diffusers_text_encoder(const DiffusersFolder&
     const T5Config c = diffusers::t5_config_from_diffusers(read_json(cfg_path, "text encoder config"), cfg_path);
     const T5Config w = t5_config_from_source(*src);
     std::string diff;
-    for (auto [key, a, b] : {std::tuple{"vocab_size", c.vocab, w.vocab}, {"d_model", c.dim, w.dim},
-                             {"d_kv x num_heads", c.dim_attn, w.dim_attn}, {"d_ff", c.dim_ffn, w.dim_ffn},
-                             {"num_heads", c.num_heads, w.num_heads}, {"num_layers", c.num_layers, w.num_layers},
+    for (auto [key, a, b] : {std::tuple{"vocab_size", c.vocab, w.vocab},
+                             {"d_model", c.dim, w.dim},
+                             {"d_kv x num_heads", c.dim_attn, w.dim_attn},
+                             {"d_ff", c.dim_ffn, w.dim_ffn},
+                             {"num_heads", c.num_heads, w.num_heads},
+                             {"num_layers", c.num_layers, w.num_layers},
                              {"relative_attention_num_buckets", c.num_buckets, w.num_buckets}})
         if (a != b) diff += cat(diff.empty() ? "" : ", ", key, " ", a, " but the weights have ", b);
     if (!diff.empty()) mismatch(f.text_encoder.path, diff);
@@ -360,14 +365,15 @@ ClipVisionConfig diffusers_clip_config(const DiffusersFolder& f) {
     WANRT_CHECK(f.image_encoder.found(), "diffusers", "model folder ", f.dir,
                 " holds an image-to-video transformer but no image_encoder/ (config.json and model.safetensors)");
     const std::string cfg_path = (fs::path(f.image_encoder.path) / "config.json").string();
-    const ClipVisionConfig c = diffusers::clip_config_from_diffusers(read_json(cfg_path, "image encoder config"), cfg_path);
+    const ClipVisionConfig c =
+        diffusers::clip_config_from_diffusers(read_json(cfg_path, "image encoder config"), cfg_path);
     const ClipVisionConfig w = clip_config_from_weights(*open_component(f.image_encoder, Component::ImageEncoder));
     if (w.dim != c.dim || w.patch_size != c.patch_size || w.image_size != c.image_size || w.layers != c.layers ||
         w.mlp_dim != c.mlp_dim)
-        mismatch(f.image_encoder.path, cat("config hidden_size ", c.dim, ", patch_size ", c.patch_size, ", image_size ",
-                                           c.image_size, ", num_hidden_layers ", c.layers, ", intermediate_size ",
-                                           c.mlp_dim, "; weights ", w.dim, ", ", w.patch_size, ", ", w.image_size, ", ",
-                                           w.layers, ", ", w.mlp_dim));
+        mismatch(f.image_encoder.path,
+                 cat("config hidden_size ", c.dim, ", patch_size ", c.patch_size, ", image_size ", c.image_size,
+                     ", num_hidden_layers ", c.layers, ", intermediate_size ", c.mlp_dim, "; weights ", w.dim, ", ",
+                     w.patch_size, ", ", w.image_size, ", ", w.layers, ", ", w.mlp_dim));
     return c;
 }
 
@@ -385,7 +391,8 @@ T2VModelParts open_diffusers_folder(const std::string& dir) {
              "; download the whole folder (every component of model_index.json)");
     }
     WANRT_CHECK(!f.moe, "diffusers", dir, " is a Wan2.2 A14B diffusers folder (transformer_2, boundary_ratio ",
-                f.boundary_ratio, "); its two-expert pipeline does not read diffusers folders yet: use the official "
+                f.boundary_ratio,
+                "); its two-expert pipeline does not read diffusers folders yet: use the official "
                 "Wan2.2-T2V-A14B / -I2V-A14B folder");
     T2VModelParts m;
     m.name = cat("diffusers model folder ", dir);
@@ -498,7 +505,8 @@ void write_diffusers_folder(const std::string& official_dir, const std::string& 
     const DitConfig& dc = ck.config;
     WANRT_CHECK(dc.model_type != "ti2v", "diffusers", official_dir,
                 " holds a Wan2.2 TI2V model; its VAE has no diffusers name map yet (Wan2.1 models only)");
-    const json transformer_cfg = diffusers::dit_config_to_diffusers(dc);  // fails early on configs with no diffusers form
+    const json transformer_cfg =
+        diffusers::dit_config_to_diffusers(dc);  // fails early on configs with no diffusers form
     const fs::path tmp = out_dir + ".partial";
     fs::remove_all(tmp, ec);
     try {
