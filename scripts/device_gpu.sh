@@ -26,7 +26,7 @@ cd "$ROOT"
 if [[ "${1:-}" == "stage" ]]; then  # dev machine: copy binaries and host libraries into .devcarry
     BUILD=${BUILD:-build-cuda}
     rm -rf .devcarry && mkdir -p .devcarry/bin
-    TESTS="test_backend_ops test_cuda_ops_gpu test_cuda_perf_gpu test_dit_gpu test_causal test_stream test_vae test_vae_tiled test_clip test_pipeline_i2v test_pipeline_flf2v"
+    TESTS="test_backend_ops test_cuda_ops_gpu test_cuda_perf_gpu test_dit_gpu test_causal test_stream test_vae test_vae_tiled test_step_cache test_clip test_pipeline_i2v test_pipeline_flf2v"
     # The I2V chain fixtures travel only in their opt-in stage (see the top of the file).
     I2V_FIXTURES="pipeline_i2v.safetensors pipeline_flf2v.safetensors"
     case ${STAGE_FIXTURES:-default} in
