@@ -104,11 +104,11 @@ Shape drop_batch(Shape s) {
 }
 
 void golden(const std::shared_ptr<TensorSource>& weights, const char* label, DType conv_dtype = DType::F32,
-            double tol = golden_tol(), bool split_frames = true) {
+            double tol = golden_tol(), int64_t split_min_pixels = VaeConfig().split_min_pixels) {
     auto fx = test::open_fixture("vae.safetensors");
     VaeConfig cfg = VaeConfig::from_json(fx->metadata().at("config"));
     cfg.conv_dtype = conv_dtype;
-    cfg.split_frames = split_frames;
+    cfg.split_min_pixels = split_min_pixels;
     auto be = golden_backend();
     auto vae = WanVae::load(weights, cfg, be);
 
@@ -171,10 +171,10 @@ TEST(VaeGolden, WeightsFromSafetensors) {
 TEST(VaeGolden, WeightsFromPth) {
     golden(open_pth(fixture("vae_weights.pth")), "pth");
 }
-// The highest-resolution layers one frame at a time (the default) or in whole chunks: both the
-// reference's result.
-TEST(VaeGolden, WholeChunks) {
-    golden(weights_only(open_safetensors(fixture("vae.safetensors"))), "whole chunks", DType::F32, golden_tol(), false);
+// The highest-resolution layers one frame at a time (the default from 720p up) instead of whole
+// chunks: the reference's result too.
+TEST(VaeGolden, SplitFrames) {
+    golden(weights_only(open_safetensors(fixture("vae.safetensors"))), "split frames", DType::F32, golden_tol(), 0);
 }
 // Half-precision convs (VaeConfig::conv_dtype): on the CPU only the weights are rounded; CUDA also
 // rounds each conv's input and output. The printed errors are the figures docs/perf.md quotes.

@@ -25,7 +25,8 @@ struct Opts {
     std::string checkpoint, config_json, mode = "both", conv_dtype = "f32", tile = "off";
     int height = 128, width = 128, latent_frames = 2;
     int64_t dim = 96, num_res_blocks = 2;
-    bool profile = false, tile_compare = false, whole_chunks = false;
+    bool profile = false, tile_compare = false;
+    int64_t split_min_pixels = VaeConfig().split_min_pixels;
     RunOpts run{"cpu", "", 1, 3, 0};
 };
 
@@ -50,7 +51,7 @@ void run(const Opts& o) {
         cfg.num_res_blocks = o.num_res_blocks;
     }
     cfg.conv_dtype = parse_float_dtype("--conv_dtype", o.conv_dtype);
-    cfg.split_frames = !o.whole_chunks;
+    cfg.split_min_pixels = o.split_min_pixels;
     cfg.validate();
     auto base = make_backend(o.run.device, o.run.threads);
     std::shared_ptr<Backend> be = base;
@@ -77,7 +78,7 @@ void run(const Opts& o) {
     rep.device = base->description();
     rep.config = {{"weights", o.checkpoint.empty() ? "random (seed 1234)" : o.checkpoint},
                   {"config", cat("dim ", cfg.dim, ", z_dim ", cfg.z_dim, ", num_res_blocks ", cfg.num_res_blocks, ", ",
-                                 dtype_name(cfg.conv_dtype), " convs", cfg.split_frames ? "" : ", whole chunks")},
+                                 dtype_name(cfg.conv_dtype), " convs", o.height * o.width >= cfg.split_min_pixels ? ", split frames" : "")},
                   {"video", shape_str(vshape)},
                   {"latent", shape_str(zshape)},
                   {"load_ms", cat(load_ms)},
@@ -167,8 +168,10 @@ void setup(CLI::App& bench) {
         ->capture_default_str();
     c->add_option("--tile", o->tile, "Spatial tiling: off, N or N:S (tile and stride in pixels, e.g. 256:192)")
         ->capture_default_str();
-    c->add_flag("--whole_chunks", o->whole_chunks,
-                "Run the full-resolution layers on whole 4-frame chunks instead of frame by frame (same result, more memory)");
+    c->add_option("--split_min_pixels", o->split_min_pixels,
+                  "Frames of at least this many pixels run the full-resolution layers frame by frame (same result, "
+                  "less memory; 0 = always)")
+        ->capture_default_str();
     c->add_flag("--tile_compare", o->tile_compare, "With --tile: also report the difference from the untiled result");
     add_run_options(c, o->run);
     c->callback([o] { run(*o); });

@@ -526,7 +526,8 @@ Tensor VaeStreamEncoder::push(const Tensor& frames) {
     WANRT_CHECK(frames.backend() == v.be_.get(), "vae",
                 "frames live on another backend than the VAE; upload them first");
     const Tensor x = ops::to_dtype(frames, DType::F32);
-    Tensor out = coder_forward(v.net_->encoder, x, *cache_, v.cfg_.split_frames);  // [2z, t, h, w]
+    const bool split = x.size(2) * x.size(3) >= v.cfg_.split_min_pixels;
+    Tensor out = coder_forward(v.net_->encoder, x, *cache_, split);  // [2z, t, h, w]
     out = pointwise(v.net_->conv1, out);
     const int64_t z = v.cfg_.z_dim;
     Tensor mu = out.slice(0, 0, z);  // log-var (channels z..2z) is discarded
@@ -557,7 +558,9 @@ Tensor VaeStreamDecoder::push(const Tensor& latent) {
     Tensor x = ops::to_dtype(latent, DType::F32);
     x = ops::add(ops::mul(x, v.std_), v.mean_);  // z / (1/std) + mean
     x = pointwise(v.net_->conv2, x);
-    Tensor y = coder_forward(v.net_->decoder, x, *cache_, v.cfg_.split_frames);
+    const int64_t f = v.cfg_.spatial_factor();
+    const bool split = f * f * x.size(2) * x.size(3) >= v.cfg_.split_min_pixels;
+    Tensor y = coder_forward(v.net_->decoder, x, *cache_, split);
     ++frames_;
     h_ = latent.size(2), w_ = latent.size(3);
     return y;
