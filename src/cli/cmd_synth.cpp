@@ -61,7 +61,7 @@ void run(const Opts& o) {
         const VaeConfig vae = demo ? dc.vae : VaeConfig{};
         auto say = [](const std::string& what) { std::fprintf(stderr, "  writing %s\n", what.c_str()); };
         write_t2v_extras(o.out, t5, vae, o.seed, say);
-        if (cfg.is_i2v()) {
+        if (cfg.has_clip()) {
             say("models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth");
             write_i2v_clip(o.out, demo ? dc.clip : ClipVisionConfig::vit_h_14(), o.seed);
         }

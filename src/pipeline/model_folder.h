@@ -92,6 +92,10 @@ struct T2VModelParts {
     // Image-to-video models only (dit_config.is_i2v()): the CLIP image encoder.
     ClipVisionConfig clip_config;
     std::function<std::shared_ptr<TensorSource>()> clip_weights;
+    // Wan2.2 A14B (mixture of experts, pipeline/moe.h): the high-noise expert's weights; dit_weights is
+    // then the low-noise expert's. Both have dit_config (open_model_folder requires equal configs).
+    std::function<std::shared_ptr<TensorSource>()> high_noise_weights;
+    bool moe() const { return bool(high_noise_weights); }
     std::shared_ptr<void> keepalive;  // e.g. the demo's temporary tokenizer folder
 };
 

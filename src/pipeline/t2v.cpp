@@ -91,13 +91,24 @@ Tensor t2v_denoise(const DitModel& dit, const Tensor& context, const Tensor& con
 Tensor cfg_denoise(const DitModel& dit, DitSample cond, DitSample uncond, const Tensor& noise, const T2VOptions& opt,
                    int64_t seq_len, const T2VStepCallback& on_step, const T2VLatentCallback& on_latent,
                    const CfgPredCallback& on_preds) {
+    const StepModel one{&dit, opt.guide_scale};
+    return cfg_denoise([one](int, int64_t) { return one; }, std::move(cond), std::move(uncond), noise, opt, seq_len,
+                       on_step, on_latent, on_preds);
+}
+
+Tensor cfg_denoise(const StepModelFn& select, DitSample cond, DitSample uncond, const Tensor& noise,
+                   const T2VOptions& opt, int64_t seq_len, const T2VStepCallback& on_step,
+                   const T2VLatentCallback& on_latent, const CfgPredCallback& on_preds) {
     auto sched = make_scheduler(opt.solver, opt.sample_steps, opt.sample_shift);
     const auto& ts = sched->timesteps();
-    const float g = float(opt.guide_scale);
     Tensor x = ops::contiguous(noise);
     const auto t_loop = std::chrono::steady_clock::now();
     for (int i = 0; i < sched->num_steps(); ++i) {
         const auto t_step = std::chrono::steady_clock::now();
+        const StepModel m = select(i, ts[size_t(i)]);
+        WANRT_CHECK(m.dit != nullptr, "t2v", "no DiT for step ", i, " (t = ", ts[size_t(i)], ")");
+        const DitModel& dit = *m.dit;
+        const float g = float(m.guide_scale);
         // The DiT receives the scheduler's integer timestep (as a float tensor in the model).
         const float t = float(ts[size_t(i)]);
         cond.x = uncond.x = x;
