@@ -18,8 +18,10 @@ GenerateResult run_generate(const T2VModelParts& m, std::shared_ptr<Backend> be,
         out.video = std::move(r.video);
         return out;
     }
-    if (req.image.defined()) {
-        I2VStagedResult r = req.last_frame.defined()
+    if (req.image.defined() || m.moe()) {
+        I2VStagedResult r = m.moe() ? run_moe_staged(m, std::move(be), req.prompt, req.neg_prompt, req.image, req.seed,
+                                                      req.opt, req.moe, p.on_stage, p.on_step)
+                            : req.last_frame.defined()
                                 ? run_flf2v_staged(m, std::move(be), req.prompt, req.neg_prompt, req.image,
                                                    req.last_frame, req.seed, req.opt, p.on_stage, p.on_step)
                                 : run_i2v_staged(m, std::move(be), req.prompt, req.neg_prompt, req.image, req.seed,

@@ -1,7 +1,7 @@
 // `wanrt generate` as one call: a prompt (and an image) and a model → a video, either text-to-video with
 // classifier-free guidance (run_t2v_staged, model_folder.h), image-to-video (run_i2v_staged, i2v.h),
-// first-last-frame-to-video (run_flf2v_staged, flf2v.h) or block-autoregressive causal generation (run_causal_staged,
-// causal_staged.h). All run their stages one after the other, each model freed before the next loads; this file only
+// first-last-frame-to-video (run_flf2v_staged, flf2v.h), the Wan2.2 A14B experts (run_moe_staged, moe.h) or
+// block-autoregressive causal generation (run_causal_staged, causal_staged.h). All run their stages one after the other, each model freed before the next loads; this file only
 // picks the runner and gives the results one shape, so the command line prints one summary.
 //
 // Errors: those of the runner (options before any weights load, then loading).
@@ -17,6 +17,7 @@
 #include "pipeline/flf2v.h"
 #include "pipeline/i2v.h"
 #include "pipeline/model_folder.h"
+#include "pipeline/moe.h"
 
 namespace wanrt {
 
@@ -29,6 +30,7 @@ struct GenerateRequest {
                              // the same size as image
     uint64_t seed = 0;
     T2VOptions opt;          // size and frames; the sampler fields for T2V
+    MoeOptions moe;          // Wan2.2 A14B models (T2VModelParts::moe()): boundary, high-noise guide, offload
     std::optional<CausalOptions> causal;  // set: block by block with a KV cache
     CausalDitSource generator;            // causal only: DiT weights replacing the folder's
 };
