@@ -5,6 +5,9 @@
 // Image-to-video and first-last-frame folders (i2v-14B, flf2v-14B, demo-i2v, demo-flf2v) also get
 // models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth (the visual tower; the release's xlm-roberta-large/ tokenizer
 // is for CLIP's text tower, which nothing runs, and is not written).
+// Wan2.2 A14B (t2v-A14B, i2v-A14B, demo-t2v-A14B, demo-i2v-A14B) folders get the release's layout: two
+// experts in high_noise_model/ and low_noise_model/ (other seeds; the i2v experts without the CLIP branch),
+// and with --full_folder Wan2.1_VAE.pth, the umT5 and the tokenizer beside them (no CLIP).
 #include <unistd.h>
 
 #include <cstdio>
@@ -28,11 +31,17 @@ struct Opts {
 };
 
 void run(const Opts& o) {
-    const bool demo = o.model == "demo" || o.model == "demo-i2v" || o.model == "demo-flf2v";
-    const DemoConfig dc = o.model == "demo-i2v"     ? demo_i2v_config()
+    const bool moe = o.model == "t2v-A14B" || o.model == "i2v-A14B" || o.model == "demo-t2v-A14B" ||
+                     o.model == "demo-i2v-A14B";
+    const bool moe_i2v = moe && o.model.find("i2v") != std::string::npos;
+    const bool demo = o.model == "demo" || o.model == "demo-i2v" || o.model == "demo-flf2v" || o.model == "demo-t2v-A14B" ||
+                      o.model == "demo-i2v-A14B";
+    const DemoConfig dc = moe                       ? demo_moe_config(moe_i2v)
+                          : o.model == "demo-i2v"   ? demo_i2v_config()
                           : o.model == "demo-flf2v" ? demo_flf2v_config()
                                                     : demo_config();
-    DitConfig cfg = demo ? dc.dit : DitConfig::preset(o.model);
+    DitConfig cfg = demo ? dc.dit : moe ? DitConfig::preset(moe_i2v ? "i2v-14B" : "t2v-14B") : DitConfig::preset(o.model);
+    cfg.clip_branch = !moe;
     if (o.layers < 0) fail("synth", "--layers must be ≥ 0 (0 = the preset's ", cfg.num_layers, ")");
     if (o.layers > 0) cfg.num_layers = o.layers;
     DType t;
@@ -49,12 +58,23 @@ void run(const Opts& o) {
     int last = -1;
     std::fprintf(stderr, "synth: %s, %ld blocks, %s linear weights, %.2f B parameters -> %s\n", o.model.c_str(),
                  long(cfg.num_layers), o.dtype.c_str(), double(dit_param_count(cfg)) * 1e-9, o.out.c_str());
-    write_synth_dit(o.out, cfg, t, o.seed, uint64_t(o.shard_gb * 1e9), [&](uint64_t done, uint64_t total) {
+    const auto progress = [&](uint64_t done, uint64_t total) {
         int pct = int(100.0 * double(done) / double(total));
         if (pct == last || (!tty && pct % 10)) return;
         last = pct;
         std::fprintf(stderr, tty ? "\r  %3d%% of %.2f GB" : "  %3d%% of %.2f GB\n", pct, double(total) * 1e-9);
-    });
+    };
+    if (moe) {  // the high-noise expert with another seed, so the two experts differ
+        for (const char* sub : {"high_noise_model", "low_noise_model"}) {
+            if (tty && last >= 0) std::fprintf(stderr, "\n");
+            std::fprintf(stderr, "  %s/\n", sub);
+            last = -1;
+            write_synth_dit((out / sub).string(), cfg, t, sub[0] == 'h' ? o.seed + 1 : o.seed,
+                            uint64_t(o.shard_gb * 1e9), progress);
+        }
+    } else {
+        write_synth_dit(o.out, cfg, t, o.seed, uint64_t(o.shard_gb * 1e9), progress);
+    }
     if (tty) std::fprintf(stderr, "\n");
     if (o.full_folder) {
         const T5Config t5 = demo ? dc.t5 : T5Config::umt5_xxl();
@@ -73,7 +93,8 @@ void setup(CLI::App& app) {
     auto o = std::make_shared<Opts>();
     CLI::App* c = app.add_subcommand("synth", "Write a random-weight model folder with official names, shapes and config.json");
     c->add_option("--model", o->model,
-                  "t2v-1.3B, t2v-14B, i2v-14B, flf2v-14B, demo, demo-i2v or demo-flf2v (the built-in demo models)")
+                  "t2v-1.3B, t2v-14B, i2v-14B, flf2v-14B, t2v-A14B, i2v-A14B (Wan2.2: two experts), demo, demo-i2v, "
+                  "demo-flf2v, demo-t2v-A14B or demo-i2v-A14B (the built-in demo models)")
         ->required();
     c->add_option("--out", o->out, "Output folder")->required();
     c->add_option("--layers", o->layers, "Blocks to write (0 = all)")->capture_default_str();

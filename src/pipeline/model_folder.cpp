@@ -58,7 +58,7 @@ std::string read_model_type(const fs::path& config) {
 ModelPart find_expert(const fs::path& dir, const std::string& sub, std::string role) {
     ModelPart p;
     p.role = std::move(role);
-    p.looked_for = {sub + "/config.json", sub + "/diffusion_pytorch_model.safetensors[.index.json]"};
+    p.looked_for = {sub + "/ with config.json and diffusion_pytorch_model.safetensors[.index.json]"};
     std::error_code ec;
     const fs::path q = dir / sub;
     if (fs::is_regular_file(q / "config.json", ec) &&
