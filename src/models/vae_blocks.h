@@ -6,11 +6,15 @@
 // (the reference's feat_cache list and feat_idx cursor); the cursor is reset at every chunk.
 #pragma once
 
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "core/tensor.h"
 
 namespace wanrt {
+
+class WeightLoader;
 
 // One slot per cached conv, in call order (the reference's feat_cache / feat_idx).
 struct VaeFeatCache {
@@ -63,6 +67,31 @@ struct Resample {
     ResampleMode mode;
     FrameConv conv;        // resample.1
     CausalConv time_conv;  // 3d modes only
+};
+
+// Fetches each weight by official name and stored shape through the WeightLoader, or (without one)
+// only records the names and shapes: the manifest for synthetic weights. Shared by the Wan2.1
+// (vae.cpp) and Wan2.2 (vae22.cpp) models, whose blocks are named alike.
+class Loader {
+public:
+    explicit Loader(WeightLoader* wl, DType conv_dtype = DType::F32) : wl_(wl), conv_dtype_(conv_dtype) {}
+    std::vector<std::pair<std::string, Shape>> manifest;
+
+    // Conv weights in the conv precision (VaeConfig::conv_dtype).
+    Tensor conv_weight(const std::string& name, const Shape& stored, const Shape& use);
+    Tensor get(const std::string& name, const Shape& stored, const Shape& use);
+    CausalConv causal(const std::string& n, int64_t in, int64_t out, int kt, int kh, int kw, int pt, int ph, int pw,
+                      int st = 1);
+    FrameConv frame(const std::string& n, int64_t in, int64_t out, int k);
+    Tensor gamma(const std::string& n, int64_t dim, bool images);
+    ResBlock res(const std::string& n, int64_t in, int64_t out);
+    AttnBlock attn(const std::string& n, int64_t dim);
+    // halve_up: the up-resample conv halves the width (Wan2.1); Wan2.2 keeps it.
+    Resample resample(const std::string& n, int64_t dim, ResampleMode mode, bool halve_up = true);
+
+private:
+    WeightLoader* wl_;
+    DType conv_dtype_;
 };
 
 // Last n frames of x [C, T, H, W] as a contiguous tensor.
