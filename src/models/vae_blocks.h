@@ -113,7 +113,7 @@ Tensor res_forward(const ResBlock& r, const Tensor& x, VaeFeatCache& fc);
 Tensor attn_forward(const AttnBlock& a, const Tensor& x);
 // Resample: up2d [C, T, H, W] → [C/2, T, 2H, 2W]; up3d → [C/2, T or 2T, 2H, 2W] (first chunk of a
 // clip: T; 1 slot); down2d → [C, T, H/2, W/2]; down3d → [C, T (first chunk) or (T+1−3)/2+1, H/2,
-// W/2] (1 slot).
+// W/2] (1 slot). The up widths are the conv's: C/2 in Wan2.1, C in Wan2.2.
 Tensor resample_forward(const Resample& r, Tensor x, VaeFeatCache& fc);
 
 }  // namespace vae
