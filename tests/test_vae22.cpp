@@ -178,7 +178,9 @@ TEST(Vae22Blocks, ShortcutsMatchLoops) {
         EXPECT_CLOSE(vae22::avg_down3d(x, out, ft, fs), ref, 1e-6, cat("AvgDown3D ft ", ft, " fs ", fs, " out ", out));
     }
     for (auto [ft, fs, out, first] :
-         std::vector<std::tuple<int, int, int64_t, bool>>{{2, 2, 4, false}, {2, 2, 4, true}, {1, 2, 2, false}, {2, 2, 8, true}}) {
+         std::vector<std::tuple<int, int, int64_t, bool>>{{2, 2, 4, false}, {2, 2, 4, true}, {1, 2, 2, false}, {2, 2, 8, true},
+                                                          {1, 2, 8, false}, {1, 2, 4, true}, {1, 2, 16, false},
+                                                          {2, 2, 16, false}, {2, 2, 2, false}, {1, 2, 1, false}}) {
         // DupUp3D: channel c·rep + j of repeat_interleave viewed [out, ft, fs, fs, T, H, W].
         const int64_t rep = out * ft * fs * fs / C, drop = first ? ft - 1 : 0;
         const int64_t To = T * ft - drop, Ho = H * fs, Wo = W * fs;
@@ -191,7 +193,12 @@ TEST(Vae22Blocks, ShortcutsMatchLoops) {
                         const int64_t k = ((o * ft + tt % ft) * fs + ho % fs) * fs + wo % fs;
                         ref[size_t(((o * To + to) * Ho + ho) * Wo + wo)] = at(k / rep, tt / ft, ho / fs, wo / fs);
                     }
-        EXPECT_CLOSE(vae22::dup_up3d(x, out, ft, fs, first), ref, 0, cat("DupUp3D ft ", ft, " out ", out, first ? " first" : ""));
+        Tensor up = vae22::dup_up3d(x, out, ft, fs, first);
+        EXPECT_CLOSE(up, ref, 0, cat("DupUp3D ft ", ft, " out ", out, first ? " first" : ""));
+        // The fused shortcut add equals the composition bit for bit.
+        Tensor main = test::randn_tensor(*be, up.shape(), 9);
+        EXPECT_CLOSE(vae22::add_dup_up3d(main, x, out, ft, fs, first), test::to_f64(ops::add(main, up)), 0,
+                     cat("x + DupUp3D ft ", ft, " out ", out, first ? " first" : ""));
     }
 }
 

@@ -155,6 +155,31 @@ Tensor dup_up3d(const Tensor& x_in, int64_t out, int ft, int fs, bool first_chun
     return first_chunk && ft > 1 ? y.slice(1, ft - 1, T * ft) : y;
 }
 
+Tensor add_dup_up3d(const Tensor& x_main_in, const Tensor& x_in, int64_t out, int ft, int fs, bool first_chunk) {
+    const Tensor x = ops::contiguous(x_in), x_main = ops::contiguous(x_main_in);
+    const int64_t C = x.size(0), T = x.size(1), H = x.size(2), W = x.size(3);
+    const int64_t F = int64_t(ft) * fs * fs, rep = out * F / C;
+    // Channel k = ((o·ft + t′)·fs + h′)·fs + w′ of the repeated input is channel k / rep of x. When the
+    // repeats are the trailing factors of (t′, h′, w′), x maps onto x_main's unfolded layout as a
+    // broadcast view, and the shortcut costs one add and no copies (the decoder's widest tensors).
+    Shape main6;
+    Tensor xv;
+    if (ft == 1 && (rep == 1 || rep == fs || rep == F)) {
+        const int64_t lh = rep == F ? 1 : fs, lw = rep == 1 ? fs : 1;  // non-repeated phases
+        main6 = {out, T, H, fs, W, fs};
+        xv = x.reshape({out, lh, lw, T, H, W}).permute({0, 3, 4, 1, 5, 2});  // [out, T, H, lh, W, lw]
+    } else if (rep == F && (!first_chunk || T == 1)) {
+        // Every phase repeats channel o; (o, t) merge because x is contiguous. The first chunk keeps
+        // only phase t′ = ft − 1 of its single frame, which has the same value.
+        main6 = first_chunk ? Shape{out, 1, H, fs, W, fs} : Shape{out * T, ft, H, fs, W, fs};
+        xv = x.reshape({out * T, 1, H, 1, W, 1});
+    } else {
+        return ops::add(x_main, dup_up3d(x, out, ft, fs, first_chunk));
+    }
+    WANRT_ASSERT(shape_numel(main6) == x_main.numel());
+    return ops::add(x_main.reshape(main6), xv).reshape(x_main.shape());
+}
+
 }  // namespace vae22
 
 // ------------------------------------------------------------------------------------------
@@ -309,8 +334,8 @@ Tensor stage_forward(const Stage& s, const Tensor& x_in, VaeFeatCache& fc, bool 
     for (const ResBlock& r : s.res) x = res_forward(r, x, fc);
     if (s.has_resample) x = resample_forward(s.rs, x, fc);
     if (!s.has_shortcut) return x;
-    return ops::add(x, decoder ? vae22::dup_up3d(x_in, s.out, s.ft, s.fs, first_chunk)
-                               : vae22::avg_down3d(x_in, s.out, s.ft, s.fs));
+    return decoder ? vae22::add_dup_up3d(x, x_in, s.out, s.ft, s.fs, first_chunk)
+                   : ops::add(x, vae22::avg_down3d(x_in, s.out, s.ft, s.fs));
 }
 
 Tensor coder_forward(const Coder& m, const Tensor& x_in, VaeFeatCache& fc, bool decoder, bool first_chunk) {

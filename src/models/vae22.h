@@ -137,6 +137,9 @@ Tensor unpatchify2(const Tensor& x);
 Tensor avg_down3d(const Tensor& x, int64_t out, int ft, int fs);
 // DupUp3D(in, out, ft, fs): x [in, T, H, W] → [out, T·ft − (first ? ft − 1 : 0), H·fs, W·fs].
 Tensor dup_up3d(const Tensor& x, int64_t out, int ft, int fs, bool first_chunk);
+// x_main + dup_up3d(x, …) in one broadcast add without materialising the repeats where the layout
+// allows (the real decoder's three shortcuts), else through dup_up3d. Equal to the composition.
+Tensor add_dup_up3d(const Tensor& x_main, const Tensor& x, int64_t out, int ft, int fs, bool first_chunk);
 }  // namespace vae22
 
 }  // namespace wanrt
