@@ -234,6 +234,25 @@ TEST(Vae22Stream, ChunkedEqualsWholeAndIsCausal) {
     EXPECT_CLOSE(d.push(lat.slice(1, 0, 1)), test::to_f64(dec.slice(1, 0, 1)), 0, "decode after reset");
 }
 
+// The config read back from the tensors alone (Wan2.2_VAE.pth carries none) is the fixture's.
+TEST(Vae22Weights, ConfigFromWeights) {
+    auto fx = test::open_fixture("vae22.safetensors");
+    const Vae22Config want = fixture_config(*fx);
+    for (const auto& src : std::vector<std::shared_ptr<TensorSource>>{
+             std::make_shared<WeightsOnly>(fx), open_pth(test::fixture_path("vae22_weights.pth"))}) {
+        EXPECT_TRUE(is_vae22_weights(*src));
+        const Vae22Config c = vae22_config_from_weights(*src);
+        EXPECT_EQ(c.dim, want.dim);
+        EXPECT_EQ(c.dec_dim, want.dec_dim);
+        EXPECT_EQ(c.z_dim, want.z_dim);
+        EXPECT_EQ(c.num_res_blocks, want.num_res_blocks);
+    }
+    // The Wan2.1 VAE is told apart with a one-line error.
+    auto wan21 = open_pth(test::fixture_path("vae_weights.pth"));
+    EXPECT_FALSE(is_vae22_weights(*wan21));
+    test::expect_error([&] { vae22_config_from_weights(*wan21); }, {"[vae22]", "Wan2.1 VAE", "Wan2.2_VAE.pth"});
+}
+
 TEST(Vae22BadInput, Table) {
     auto vae = fixture_vae();
     auto be = cpu();

@@ -303,6 +303,43 @@ std::vector<std::pair<std::string, Shape>> vae22_weight_manifest(const Vae22Conf
     return L.manifest;
 }
 
+bool is_vae22_weights(const TensorSource& src) {
+    const StoredTensor* c1 = src.find("encoder.conv1.weight");
+    return c1 && c1->shape.size() == 5 && c1->shape[1] == 12;
+}
+
+Vae22Config vae22_config_from_weights(const TensorSource& src) {
+    const StoredTensor* c1 = src.find("encoder.conv1.weight");
+    const StoredTensor* c2 = src.find("conv2.weight");
+    const StoredTensor* head = src.find("decoder.head.2.weight");
+    WANRT_CHECK(c1 && c2 && head && c1->shape.size() == 5 && c2->shape.size() == 5 && head->shape.size() == 5, "vae22",
+                src.origin(), " is not a Wan2.2 VAE state dict (no encoder.conv1 / conv2 / decoder.head.2 5-D weights); "
+                "use the release's Wan2.2_VAE.pth");
+    WANRT_CHECK(c1->shape[1] == 12, "vae22", src.origin(), " is a Wan2.1 VAE (encoder.conv1 takes ", c1->shape[1],
+                " channels, the Wan2.2 VAE 12); TI2V-5B needs Wan2.2_VAE.pth");
+    Vae22Config cfg;
+    cfg.dim = c1->shape[0];
+    cfg.z_dim = c2->shape[0];
+    cfg.dec_dim = head->shape[1] / cfg.dim_mult.front();
+    const std::vector<std::string> names = src.names();
+    for (int64_t blocks : {2, 1, 3, 4}) {  // released: 2
+        cfg.num_res_blocks = blocks;
+        const auto manifest = vae22_weight_manifest(cfg);
+        if (manifest.size() != names.size()) continue;
+        bool ok = true;
+        for (const auto& [name, shape] : manifest) {
+            const StoredTensor* t = src.find(name);
+            if (!t || t->shape != shape) {
+                ok = false;
+                break;
+            }
+        }
+        if (ok) return cfg;
+    }
+    fail("vae22", src.origin(), " does not hold the weights of a Wan2.2 VAE (dim ", cfg.dim, ", dec_dim ", cfg.dec_dim,
+         ", z_dim ", cfg.z_dim, ", dim_mult [1,2,4,4], 1-4 residual blocks per stage); use the release's Wan2.2_VAE.pth");
+}
+
 std::shared_ptr<TensorSource> synthetic_vae22_weights(const Vae22Config& cfg, uint32_t seed) {
     auto src = std::make_shared<MemoryTensorSource>(cat("synthetic Wan2.2 VAE (seed ", seed, ")"));
     uint64_t state = seed;

@@ -58,6 +58,14 @@ const std::vector<float>& wan22_latent_std();
 
 // Official names (as in Wan2.2_VAE.pth) and stored shapes of every weight, in load order.
 std::vector<std::pair<std::string, Shape>> vae22_weight_manifest(const Vae22Config& cfg);
+// True when src holds a Wan2.2 VAE state dict (encoder.conv1 takes the 12 patchified channels; the
+// Wan2.1 VAE's takes 3): how a folder tells the generations apart.
+bool is_vae22_weights(const TensorSource& src);
+// The config of a Wan2.2 VAE state dict (Wan2.2_VAE.pth has none): dim from encoder.conv1, dec_dim
+// from decoder.head.2, z_dim from conv2, and the residual block count whose whole manifest matches
+// the file exactly (dim_mult [1, 2, 4, 4], temperal_downsample [false, true, true], as released), so
+// a foreign file is an error, never a guess. Errors: "[vae22] ..." naming the file.
+Vae22Config vae22_config_from_weights(const TensorSource& src);
 // Random weights of the right names and shapes (conv init U(±1/√fan_in), gammas 1).
 std::shared_ptr<TensorSource> synthetic_vae22_weights(const Vae22Config& cfg, uint32_t seed);
 
