@@ -219,7 +219,7 @@ TEST(PipelineTI2V, BadInputIsOneLineError) {
     test::expect_error([&] { ti2v_t2v_shape(o, wan21, vae); }, {"[ti2v]", "48", "Wan2.2 VAE"});
     DitConfig i2v = dit;
     i2v.model_type = "i2v";
-    test::expect_error([&] { ti2v_t2v_shape(o, i2v, vae); }, {"[ti2v]", "image branch"});
+    test::expect_error([&] { ti2v_t2v_shape(o, i2v, vae); }, {"[ti2v]", "image-to-video model", "ti2v"});
     o.width = 32;
     o.height = 1;
     test::expect_error([&] { ti2v_i2v_shape(1280, 720, o, dit, vae); }, {"[ti2v]", "too small"});

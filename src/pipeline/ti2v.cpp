@@ -27,8 +27,8 @@ double py_floordiv(double a, double b) {
 }
 
 void check_models(const DitConfig& dit, const Vae22Config& vae) {
-    WANRT_CHECK(!dit.is_i2v(), "ti2v", "the DiT is a '", dit.model_type,
-                "' model with an image branch; TI2V needs the TI2V-5B DiT (model_type 'ti2v')");
+    WANRT_CHECK(!dit.is_i2v(), "ti2v", "the DiT is an image-to-video model (model_type '", dit.model_type,
+                "', conditioning channels y); TI2V needs the TI2V-5B DiT (model_type 'ti2v')");
     WANRT_CHECK(vae.z_dim == dit.in_dim && dit.out_dim == dit.in_dim, "ti2v", "the VAE's latent has ", vae.z_dim,
                 " channels but the DiT takes ", dit.in_dim, " and returns ", dit.out_dim,
                 "; TI2V needs the Wan2.2 VAE (48 channels) with the TI2V-5B DiT");
