@@ -2,6 +2,7 @@
 // widths (dim 96) and random weights by default, or a checkpoint (.pth / .safetensors). Reports the
 // process's peak resident memory too (decode memory is O(1) in the number of frames).
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -22,10 +23,10 @@ namespace wanrt::cli {
 namespace {
 
 struct Opts {
-    std::string checkpoint, config_json, mode = "both", conv_dtype = "f32", model = "wan21";
+    std::string checkpoint, config_json, mode = "both", conv_dtype = "f32", tile = "off", model = "wan21";
     int height = 128, width = 128, latent_frames = 2;
     int64_t dim = 96, num_res_blocks = 2;
-    bool profile = false, dim_given = false;
+    bool profile = false, tile_compare = false, whole_chunks = false, dim_given = false;
     RunOpts run{"cpu", "", 1, 3, 0};
 };
 
@@ -37,82 +38,133 @@ Tensor random_input(Backend& be, const Shape& s, uint32_t seed) {
     return ops::from_host(be, DType::F32, s, v.data());
 }
 
+// --model wan22: the Wan2.2 VAE of TI2V-5B (vae22.h), whole-clip or stream; no tiling options.
+void run_wan22(const Opts& o) {
+    if (o.tile != "off" || o.whole_chunks) fail("bench", "--tile and --whole_chunks are for --model wan21 only");
+    Vae22Config cfg;  // TI2V-5B: dim 160, dec_dim 256, z 48
+    if (!o.config_json.empty()) cfg = Vae22Config::from_json(o.config_json);
+    if (o.dim_given) cfg.dim = o.dim;
+    if (o.config_json.empty()) cfg.num_res_blocks = o.num_res_blocks;
+    cfg.conv_dtype = parse_float_dtype("--conv_dtype", o.conv_dtype);
+    cfg.validate();
+    const int64_t f = cfg.spatial_factor(), T = 1 + cfg.temporal_factor() * (o.latent_frames - 1);
+    if (o.height % f != 0 || o.width % f != 0)
+        fail("bench", "--height ", o.height, " and --width ", o.width, " must be multiples of ", f, " for --model wan22");
+    auto base = make_backend(o.run.device, o.run.threads);
+    std::shared_ptr<Backend> be = base;
+    const std::string& p = o.checkpoint;
+    std::shared_ptr<TensorSource> weights = p.empty() ? synthetic_vae22_weights(cfg, 1234)
+                                            : p.size() > 4 && p.compare(p.size() - 4, 4, ".pth") == 0
+                                                ? std::shared_ptr<TensorSource>(open_pth(p))
+                                                : std::shared_ptr<TensorSource>(open_safetensors(p));
+    const auto t0 = std::chrono::steady_clock::now();
+    std::shared_ptr<const Vae22Model> vae = Vae22Model::load(weights, cfg, be);
+    const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    const Shape vshape{3, T, o.height, o.width}, zshape{cfg.z_dim, o.latent_frames, o.height / f, o.width / f};
+
+    BenchReport rep;
+    rep.bench = "vae";
+    rep.device = base->description();
+    rep.config = {{"weights", p.empty() ? "random (seed 1234)" : p},
+                  {"config", cat("Wan2.2, dim ", cfg.dim, ", dec_dim ", cfg.dec_dim, ", z_dim ", cfg.z_dim,
+                                 ", num_res_blocks ", cfg.num_res_blocks, ", ", dtype_name(cfg.conv_dtype), " convs")},
+                  {"video", shape_str(vshape)},
+                  {"latent", shape_str(zshape)},
+                  {"load_ms", cat(load_ms)},
+                  {"warmup+repeats", cat(o.run.warmup, "+", o.run.repeats)}};
+    auto profile_rows = [&](const std::string& what, const std::function<void()>& fn) {
+        if (!o.profile) return;
+        std::vector<BenchRow> ops = profile_ops(*base, fn);
+        double total = 0;
+        for (const BenchRow& r : ops) total += r.ms[0];
+        rep.rows.push_back({cat("profiled ", what, " (sum of ops, each synchronised)"), {total}, 0});
+        for (BenchRow& r : ops) rep.rows.push_back(std::move(r));
+    };
+    auto peak_row = [&](const std::string& what) {
+        if (const MemoryStats mem = base->memory_stats(); mem.reserved > 0)
+            rep.config.push_back({cat(what, " peak memory"), cat(double(mem.peak) / double(1 << 30), " GiB")});
+    };
+    if (o.mode == "stream") {
+        Vae22StreamEncoder enc(vae);
+        Vae22StreamDecoder dec(vae);
+        Tensor first = random_input(*be, {3, 1, o.height, o.width}, 1), four = random_input(*be, {3, 4, o.height, o.width}, 2);
+        Tensor z = random_input(*be, {cfg.z_dim, 1, o.height / f, o.width / f}, 3);
+        enc.push(first);
+        dec.push(z);
+        rep.rows.push_back({"stream encode: 4 frames -> 1 latent", time_repeats(*be, o.run.warmup, o.run.repeats, [&] { enc.push(four); }), 0});
+        rep.rows.push_back({"stream decode: 1 latent -> 4 frames", time_repeats(*be, o.run.warmup, o.run.repeats, [&] { dec.push(z); }), 0});
+        profile_rows("stream encode", [&] { enc.push(four); });
+        profile_rows("stream decode", [&] { dec.push(z); });
+    }
+    if (o.mode != "decode" && o.mode != "stream") {
+        Tensor video = random_input(*be, vshape, 1);
+        base->reset_peak_memory();
+        rep.rows.push_back(
+            {cat("encode ", T, " frames"), time_repeats(*be, o.run.warmup, o.run.repeats, [&] { vae->encode(video); }), 0});
+        peak_row("encode");
+        profile_rows("encode", [&] { vae->encode(video); });
+    }
+    if (o.mode != "encode" && o.mode != "stream") {
+        Tensor z = random_input(*be, zshape, 2);
+        base->reset_peak_memory();
+        rep.rows.push_back({cat("decode ", o.latent_frames, " latent frames"),
+                            time_repeats(*be, o.run.warmup, o.run.repeats, [&] { vae->decode(z); }), 0});
+        peak_row("decode");
+        profile_rows("decode", [&] { vae->decode(z); });
+    }
+    rep.config.push_back({"peak_rss_gib", cat(peak_rss_gib())});
+    rep.print();
+    rep.write_json(o.run.json);
+}
+
 void run(const Opts& o) {
     if (o.mode != "both" && o.mode != "encode" && o.mode != "decode" && o.mode != "stream")
         fail("bench", "--mode ", o.mode, " must be encode, decode, both or stream");
     o.run.validate();
     if (o.latent_frames < 1) fail("bench", "--latent_frames must be ≥ 1");
-    if (o.model != "wan21" && o.model != "wan22")
+    if (o.model == "wan22") return run_wan22(o);
+    if (o.model != "wan21")
         fail("bench", "--model ", o.model, " must be wan21 (Wan2.1 VAE) or wan22 (Wan2.2 VAE of TI2V-5B)");
+    VaeConfig cfg;
+    if (!o.config_json.empty()) {
+        cfg = VaeConfig::from_json(o.config_json);
+    } else {
+        cfg.dim = o.dim;
+        cfg.num_res_blocks = o.num_res_blocks;
+    }
+    cfg.conv_dtype = parse_float_dtype("--conv_dtype", o.conv_dtype);
+    cfg.split_frames = !o.whole_chunks;
+    cfg.validate();
     auto base = make_backend(o.run.device, o.run.threads);
     std::shared_ptr<Backend> be = base;
-    const DType conv_dtype = parse_float_dtype("--conv_dtype", o.conv_dtype);
-    auto open_weights = [&](const std::function<std::shared_ptr<TensorSource>()>& synthetic)
-        -> std::shared_ptr<TensorSource> {
-        const std::string& p = o.checkpoint;
-        if (p.empty()) return synthetic();
-        if (p.size() > 4 && p.compare(p.size() - 4, 4, ".pth") == 0) return open_pth(p);
-        return open_safetensors(p);
-    };
-    // The two VAE generations behind one set of calls: --model wan21 (vae.h) or wan22 (vae22.h).
-    std::string cfg_text;
-    int64_t f = 0, tf = 0, z_dim = 0;
-    std::function<Tensor(const Tensor&)> encode, decode, stream_enc, stream_dec;
-    const auto t0 = std::chrono::steady_clock::now();
-    if (o.model == "wan21") {
-        VaeConfig cfg;
-        if (!o.config_json.empty()) {
-            cfg = VaeConfig::from_json(o.config_json);
-        } else {
-            cfg.dim = o.dim;
-            cfg.num_res_blocks = o.num_res_blocks;
-        }
-        cfg.conv_dtype = conv_dtype;
-        cfg.validate();
-        std::shared_ptr<const WanVae> vae = WanVae::load(open_weights([&] { return synthetic_vae_weights(cfg, 1234); }), cfg, be);
-        cfg_text = cat("Wan2.1, dim ", cfg.dim, ", z_dim ", cfg.z_dim, ", num_res_blocks ", cfg.num_res_blocks);
-        f = cfg.spatial_factor(), tf = cfg.temporal_factor(), z_dim = cfg.z_dim;
-        encode = [vae](const Tensor& x) { return vae->encode(x); };
-        decode = [vae](const Tensor& z) { return vae->decode(z); };
-        auto enc = std::make_shared<VaeStreamEncoder>(vae);
-        auto dec = std::make_shared<VaeStreamDecoder>(vae);
-        stream_enc = [enc](const Tensor& x) { return enc->push(x); };
-        stream_dec = [dec](const Tensor& z) { return dec->push(z); };
+    std::shared_ptr<TensorSource> weights;
+    if (o.checkpoint.empty()) {
+        weights = synthetic_vae_weights(cfg, 1234);
     } else {
-        Vae22Config cfg;  // TI2V-5B: dim 160, dec_dim 256, z 48
-        if (!o.config_json.empty()) cfg = Vae22Config::from_json(o.config_json);
-        if (o.dim_given) cfg.dim = o.dim;
-        if (o.config_json.empty()) cfg.num_res_blocks = o.num_res_blocks;
-        cfg.conv_dtype = conv_dtype;
-        cfg.validate();
-        std::shared_ptr<const Vae22Model> vae =
-            Vae22Model::load(open_weights([&] { return synthetic_vae22_weights(cfg, 1234); }), cfg, be);
-        cfg_text = cat("Wan2.2, dim ", cfg.dim, ", dec_dim ", cfg.dec_dim, ", z_dim ", cfg.z_dim, ", num_res_blocks ",
-                       cfg.num_res_blocks);
-        f = cfg.spatial_factor(), tf = cfg.temporal_factor(), z_dim = cfg.z_dim;
-        encode = [vae](const Tensor& x) { return vae->encode(x); };
-        decode = [vae](const Tensor& z) { return vae->decode(z); };
-        auto enc = std::make_shared<Vae22StreamEncoder>(vae);
-        auto dec = std::make_shared<Vae22StreamDecoder>(vae);
-        stream_enc = [enc](const Tensor& x) { return enc->push(x); };
-        stream_dec = [dec](const Tensor& z) { return dec->push(z); };
+        const std::string& p = o.checkpoint;
+        weights = p.size() > 4 && p.compare(p.size() - 4, 4, ".pth") == 0 ? open_pth(p) : open_safetensors(p);
     }
+    const auto t0 = std::chrono::steady_clock::now();
+    auto vae = WanVae::load(weights, cfg, be);
+    const VaeTiling tiling = VaeTiling::parse(o.tile);
+    vae->set_tiling(tiling);
     const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 
-    const int64_t T = 1 + tf * (o.latent_frames - 1);
-    if (o.height % f != 0 || o.width % f != 0)
-        fail("bench", "--height ", o.height, " and --width ", o.width, " must be multiples of ", f, " for --model ",
-             o.model);
-    const Shape vshape{3, T, o.height, o.width}, zshape{z_dim, o.latent_frames, o.height / f, o.width / f};
+    const int64_t f = cfg.spatial_factor();
+    const int64_t T = 1 + cfg.temporal_factor() * (o.latent_frames - 1);
+    vae->check_video({3, T, o.height, o.width});
+    const Shape vshape{3, T, o.height, o.width}, zshape{cfg.z_dim, o.latent_frames, o.height / f, o.width / f};
 
     BenchReport rep;
     rep.bench = "vae";
     rep.device = base->description();
     rep.config = {{"weights", o.checkpoint.empty() ? "random (seed 1234)" : o.checkpoint},
-                  {"config", cat(cfg_text, ", ", dtype_name(conv_dtype), " convs")},
+                  {"config", cat("dim ", cfg.dim, ", z_dim ", cfg.z_dim, ", num_res_blocks ", cfg.num_res_blocks, ", ",
+                                 dtype_name(cfg.conv_dtype), " convs", cfg.split_frames ? "" : ", whole chunks")},
                   {"video", shape_str(vshape)},
                   {"latent", shape_str(zshape)},
                   {"load_ms", cat(load_ms)},
+                  {"tiling", tiling.enabled() ? cat(tiling.tile, " px tiles every ", tiling.stride_px(), " px") : "off"},
                   {"warmup+repeats", cat(o.run.warmup, "+", o.run.repeats)}};
     // Per-op breakdown of one more call (synchronised after each op), after the timed ones.
     auto profile_rows = [&](const std::string& what, const std::function<void()>& fn) {
@@ -126,26 +178,52 @@ void run(const Opts& o) {
     if (o.mode == "stream") {
         // StreamDiffusionV2's use: 4 pixel frames in → 1 latent frame, 1 latent frame → 4 pixel
         // frames, caches warm (the first chunks of a clip are pushed before timing).
+        VaeStreamEncoder enc(vae);
+        VaeStreamDecoder dec(vae);
         Tensor first = random_input(*be, {3, 1, o.height, o.width}, 1), four = random_input(*be, {3, 4, o.height, o.width}, 2);
-        Tensor z = random_input(*be, {z_dim, 1, o.height / f, o.width / f}, 3);
-        stream_enc(first);
-        stream_dec(z);
-        rep.rows.push_back({"stream encode: 4 frames -> 1 latent", time_repeats(*be, o.run.warmup, o.run.repeats, [&] { stream_enc(four); }), 0});
-        rep.rows.push_back({"stream decode: 1 latent -> 4 frames", time_repeats(*be, o.run.warmup, o.run.repeats, [&] { stream_dec(z); }), 0});
-        profile_rows("stream encode", [&] { stream_enc(four); });
-        profile_rows("stream decode", [&] { stream_dec(z); });
+        Tensor z = random_input(*be, {cfg.z_dim, 1, o.height / f, o.width / f}, 3);
+        enc.push(first);
+        dec.push(z);
+        rep.rows.push_back({"stream encode: 4 frames -> 1 latent", time_repeats(*be, o.run.warmup, o.run.repeats, [&] { enc.push(four); }), 0});
+        rep.rows.push_back({"stream decode: 1 latent -> 4 frames", time_repeats(*be, o.run.warmup, o.run.repeats, [&] { dec.push(z); }), 0});
+        profile_rows("stream encode", [&] { enc.push(four); });
+        profile_rows("stream decode", [&] { dec.push(z); });
     }
+    // Peak device memory of one direction (backends that track it), inputs and weights included.
+    auto peak_row = [&](const std::string& what) {
+        if (const MemoryStats mem = base->memory_stats(); mem.reserved > 0)
+            rep.config.push_back({cat(what, " peak memory"), cat(double(mem.peak) / double(1 << 30), " GiB")});
+    };
+    // --tile_compare: the tiled result against the untiled one (which must fit in memory).
+    auto compare_untiled = [&](const std::string& what, const Tensor& tiled, const std::function<Tensor()>& fn) {
+        if (!o.tile_compare || !tiling.enabled()) return;
+        vae->set_tiling({});
+        const std::vector<float> a = ops::to_host_f32(tiled), b = ops::to_host_f32(fn());
+        vae->set_tiling(tiling);
+        double num = 0, den = 0, mx = 0;
+        for (size_t i = 0; i < a.size(); ++i) {
+            const double d = double(a[i]) - double(b[i]);
+            num += d * d, den += double(b[i]) * b[i], mx = std::max(mx, std::fabs(d));
+        }
+        rep.config.push_back({cat(what, " tiled vs untiled"), cat("rel-L2 ", std::sqrt(num / std::max(den, 1e-300)), ", max abs ", mx)});
+    };
     if (o.mode != "decode" && o.mode != "stream") {
         Tensor video = random_input(*be, vshape, 1);
+        base->reset_peak_memory();
         rep.rows.push_back(
-            {cat("encode ", T, " frames"), time_repeats(*be, o.run.warmup, o.run.repeats, [&] { encode(video); }), 0});
-        profile_rows("encode", [&] { encode(video); });
+            {cat("encode ", T, " frames"), time_repeats(*be, o.run.warmup, o.run.repeats, [&] { vae->encode(video); }), 0});
+        peak_row("encode");
+        profile_rows("encode", [&] { vae->encode(video); });
+        compare_untiled("encode", vae->encode(video), [&] { return vae->encode(video); });
     }
     if (o.mode != "encode" && o.mode != "stream") {
         Tensor z = random_input(*be, zshape, 2);
+        base->reset_peak_memory();
         rep.rows.push_back({cat("decode ", o.latent_frames, " latent frames"),
-                            time_repeats(*be, o.run.warmup, o.run.repeats, [&] { decode(z); }), 0});
-        profile_rows("decode", [&] { decode(z); });
+                            time_repeats(*be, o.run.warmup, o.run.repeats, [&] { vae->decode(z); }), 0});
+        peak_row("decode");
+        profile_rows("decode", [&] { vae->decode(z); });
+        compare_untiled("decode", vae->decode(z), [&] { return vae->decode(z); });
     }
     rep.config.push_back({"peak_rss_gib", cat(peak_rss_gib())});
     rep.print();
@@ -156,8 +234,8 @@ void setup(CLI::App& bench) {
     auto o = std::make_shared<Opts>();
     CLI::App* c =
         bench.add_subcommand("vae", "Time whole-clip VAE encode/decode (real widths, random weights by default)");
-    c->add_option("--height", o->height, "Pixel height (multiple of 8; wan22: 16)")->capture_default_str();
-    c->add_option("--width", o->width, "Pixel width (multiple of 8; wan22: 16)")->capture_default_str();
+    c->add_option("--height", o->height, "Pixel height (multiple of 8)")->capture_default_str();
+    c->add_option("--width", o->width, "Pixel width (multiple of 8)")->capture_default_str();
     c->add_option("--latent_frames", o->latent_frames, "Latent frames (encode takes 1 + 4(n−1) pixel frames)")
         ->capture_default_str();
     c->add_option("--mode", o->mode, "encode, decode, both, or stream (4-frame chunks through the stream encoder/decoder)")
@@ -174,6 +252,11 @@ void setup(CLI::App& bench) {
     c->add_option("--checkpoint", o->checkpoint, "Wan2.1_VAE.pth / Wan2.2_VAE.pth or a .safetensors of the same names");
     c->add_option("--conv_dtype", o->conv_dtype, "Conv precision: f32 (TF32 on CUDA), f16 or bf16")
         ->capture_default_str();
+    c->add_option("--tile", o->tile, "Spatial tiling: off, N or N:S (tile and stride in pixels, e.g. 256:192)")
+        ->capture_default_str();
+    c->add_flag("--whole_chunks", o->whole_chunks,
+                "Run the full-resolution layers on whole 4-frame chunks instead of frame by frame (same result, more memory)");
+    c->add_flag("--tile_compare", o->tile_compare, "With --tile: also report the difference from the untiled result");
     add_run_options(c, o->run);
     c->callback([o] { run(*o); });
 }
