@@ -251,24 +251,6 @@ Tensor layer_forward(const Layer& l, const Tensor& x, VaeFeatCache& fc) {
     return {};
 }
 
-// Runs fn on x one frame at a time, the cache cursor restarted for each, and joins the results in
-// time. Exact: the layers it wraps are causal convs with per-frame caches or per-frame (spatial)
-// ops, so frame t sees the same inputs as inside the whole chunk; what changes is that their
-// full-resolution activations exist for one frame instead of four (the VAE's memory peak).
-Tensor per_frame(const Tensor& x, VaeFeatCache& fc, const std::function<Tensor(const Tensor&)>& fn) {
-    const int64_t T = x.size(1);
-    if (T == 1) return fn(x);
-    const size_t idx0 = fc.idx;
-    Tensor out;
-    for (int64_t t = 0; t < T; ++t) {
-        fc.idx = idx0;
-        Tensor y = fn(x.slice(1, t, t + 1));  // [C', n, H', W']
-        if (!out.defined()) out = x.backend()->empty(DType::F32, {y.size(0), T * y.size(1), y.size(2), y.size(3)});
-        ops::copy(y, out.slice(1, t * y.size(1), (t + 1) * y.size(1)));
-    }
-    return out;
-}
-
 // Encoder3d.forward / Decoder3d.forward on one chunk. With split_frames the layers at the highest
 // resolutions — the encoder's before its first temporal downsample, the decoder's after its last
 // temporal upsample — run frame by frame (per_frame).

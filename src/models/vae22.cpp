@@ -6,6 +6,7 @@
 #include "models/vae22.h"
 
 #include <cmath>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -375,18 +376,47 @@ Tensor stage_forward(const Stage& s, const Tensor& x_in, VaeFeatCache& fc, bool 
                    : ops::add(x, vae22::avg_down3d(x_in, s.out, s.ft, s.fs));
 }
 
-Tensor coder_forward(const Coder& m, const Tensor& x_in, VaeFeatCache& fc, bool decoder, bool first_chunk) {
+// Encoder3d.forward / Decoder3d.forward on one chunk. With split_frames the stages without a
+// temporal factor at the high-resolution end (the encoder's before its first temporal stage, the
+// decoder's after its last one, with conv1 / the head) run frame by frame (per_frame, exact).
+Tensor coder_forward(const Coder& m, const Tensor& x_in, VaeFeatCache& fc, bool decoder, bool first_chunk,
+                     bool split_frames) {
     fc.idx = 0;
-    Tensor x = cached_conv(m.conv1, x_in, fc);
-    if (!decoder)
-        for (const Stage& s : m.stages) x = stage_forward(s, x, fc, false, false);
+    const size_t n = m.stages.size();
+    size_t k = 0;  // encoder: first temporal stage; decoder: one past the last temporal stage
+    if (decoder) {
+        for (size_t i = 0; i < n; ++i)
+            if (m.stages[i].ft > 1) k = i + 1;
+    } else {
+        while (k < n && m.stages[k].ft == 1) ++k;
+    }
+    if (!split_frames) k = decoder ? n : 0;
+    auto stages = [&](Tensor x, size_t from, size_t to) {
+        for (size_t i = from; i < to; ++i) x = stage_forward(m.stages[i], x, fc, decoder, first_chunk);
+        return x;
+    };
+    Tensor x;
+    if (!decoder) {
+        auto head = [&](const Tensor& f) { return stages(cached_conv(m.conv1, f, fc), 0, k); };
+        x = split_frames ? per_frame(x_in, fc, head) : head(x_in);
+        x = stages(x, k, n);
+    } else {
+        x = cached_conv(m.conv1, x_in, fc);
+    }
     x = res_forward(m.mid0, x, fc);
     x = attn_forward(m.mid1, x);
     x = res_forward(m.mid2, x, fc);
-    if (decoder)
-        for (const Stage& s : m.stages) x = stage_forward(s, x, fc, true, first_chunk);
-    x = ops::channel_rms_norm(x, m.head_gamma, Activation::Silu);
-    return cached_conv(m.head, x, fc);
+    if (!decoder) {
+        x = ops::channel_rms_norm(x, m.head_gamma, Activation::Silu);
+        return cached_conv(m.head, x, fc);
+    }
+    x = stages(x, 0, k);
+    auto tail = [&](const Tensor& f) {
+        Tensor y = stages(f, k, n);
+        y = ops::channel_rms_norm(y, m.head_gamma, Activation::Silu);
+        return cached_conv(m.head, y, fc);
+    };
+    return split_frames ? per_frame(x, fc, tail) : tail(x);
 }
 
 std::string nearest_frames(int64_t T) {
@@ -513,7 +543,7 @@ Tensor Vae22StreamEncoder::push(const Tensor& frames) {
     WANRT_CHECK(frames.backend() == v.be_.get(), "vae22",
                 "frames live on another backend than the VAE; upload them first");
     const Tensor x = vae22::patchify2(ops::to_dtype(frames, DType::F32));  // [12, n, H/2, W/2]
-    Tensor out = coder_forward(v.net_->encoder, x, *cache_, false, false);   // [2z, t, h, w]
+    Tensor out = coder_forward(v.net_->encoder, x, *cache_, false, false, v.cfg_.split_frames);   // [2z, t, h, w]
     out = pointwise(v.net_->conv1, out);
     Tensor mu = out.slice(0, 0, v.cfg_.z_dim);  // log-var (channels z..2z) is discarded
     frames_ += s[1];
@@ -543,7 +573,7 @@ Tensor Vae22StreamDecoder::push(const Tensor& latent) {
     Tensor x = ops::to_dtype(latent, DType::F32);
     x = ops::add(ops::mul(x, v.std_), v.mean_);  // z / (1/std) + mean
     x = pointwise(v.net_->conv2, x);
-    Tensor y = coder_forward(v.net_->decoder, x, *cache_, true, frames_ == 0);  // [12, n, h·8, w·8]
+    Tensor y = coder_forward(v.net_->decoder, x, *cache_, true, frames_ == 0, v.cfg_.split_frames);  // [12, n, h·8, w·8]
     ++frames_;
     h_ = latent.size(2), w_ = latent.size(3);
     return vae22::unpatchify2(y);

@@ -44,6 +44,10 @@ struct Vae22Config {
     std::vector<bool> temperal_downsample{false, true, true};
     // The conv weights' dtype (precision of ops::conv3d), as VaeConfig::conv_dtype.
     DType conv_dtype = DType::F32;
+    // Run the layers at the highest resolutions (the encoder's before its first temporal
+    // downsample, the decoder's after its last temporal upsample) one frame at a time, as
+    // VaeConfig::split_frames: exact, the memory peak falls by the chunk length. false = whole chunks.
+    bool split_frames = true;
 
     // {"dim": 160, "dec_dim": 256, "z_dim": 48, ...}; missing fields keep the defaults above.
     static Vae22Config from_json(const std::string& json);

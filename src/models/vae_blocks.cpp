@@ -78,6 +78,20 @@ Resample Loader::resample(const std::string& n, int64_t dim, ResampleMode mode, 
 // ------------------------------------------------------------------------------------------
 // Blocks
 
+Tensor per_frame(const Tensor& x, VaeFeatCache& fc, const std::function<Tensor(const Tensor&)>& fn) {
+    const int64_t T = x.size(1);
+    if (T == 1) return fn(x);
+    const size_t idx0 = fc.idx;
+    Tensor out;
+    for (int64_t t = 0; t < T; ++t) {
+        fc.idx = idx0;
+        Tensor y = fn(x.slice(1, t, t + 1));  // [C', n, H', W']
+        if (!out.defined()) out = x.backend()->empty(DType::F32, {y.size(0), T * y.size(1), y.size(2), y.size(3)});
+        ops::copy(y, out.slice(1, t * y.size(1), (t + 1) * y.size(1)));
+    }
+    return out;
+}
+
 // Contiguous (a copy unless x holds just those frames), so a cache never pins a larger activation.
 Tensor last_frames(const Tensor& x, int64_t n) {
     const int64_t T = x.size(1);

@@ -6,6 +6,7 @@
 // (the reference's feat_cache list and feat_idx cursor); the cursor is reset at every chunk.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -93,6 +94,12 @@ private:
     WeightLoader* wl_;
     DType conv_dtype_;
 };
+
+// Runs fn on x one frame at a time, the cache cursor restarted for each, and joins the results in
+// time. Exact: the layers it wraps are causal convs with per-frame caches or per-frame (spatial)
+// ops, so frame t sees the same inputs as inside the whole chunk; what changes is that their
+// full-resolution activations exist for one frame instead of four (the VAE's memory peak).
+Tensor per_frame(const Tensor& x, VaeFeatCache& fc, const std::function<Tensor(const Tensor&)>& fn);
 
 // Last n frames of x [C, T, H, W] as a contiguous tensor.
 Tensor last_frames(const Tensor& x, int64_t n);
