@@ -28,7 +28,9 @@ protected:
         t2v_ = (root_ / "Wan2.2-T2V-A14B-tiny").string();
         i2v_ = (root_ / "Wan2.2-I2V-A14B-tiny").string();
         wan21_ = (root_ / "Wan2.1-T2V-tiny").string();
-        for (auto [model, dir] : {std::pair{"demo-t2v-A14B", t2v_}, {"demo-i2v-A14B", i2v_}, {"demo", wan21_}}) {
+        ti2v_ = (root_ / "Wan2.2-TI2V-tiny").string();
+        for (auto [model, dir] : {std::pair{"demo-t2v-A14B", t2v_}, {"demo-i2v-A14B", i2v_}, {"demo", wan21_},
+                                  {"demo-ti2v-5B", ti2v_}}) {
             CliRun s = run_cli(std::string("synth --model ") + model + " --full_folder --out " + dir);
             ASSERT_EQ(s.code, 0) << s.out;
         }
@@ -48,10 +50,10 @@ protected:
         return d.string();
     }
     static fs::path root_;
-    static std::string t2v_, i2v_, wan21_;
+    static std::string t2v_, i2v_, wan21_, ti2v_;
 };
 fs::path GenerateMoe::root_;
-std::string GenerateMoe::t2v_, GenerateMoe::i2v_, GenerateMoe::wan21_;
+std::string GenerateMoe::t2v_, GenerateMoe::i2v_, GenerateMoe::wan21_, GenerateMoe::ti2v_;
 
 }  // namespace
 
@@ -120,10 +122,7 @@ TEST_F(GenerateMoe, BadInputIsOneLineExitOneNoFile) {
             "ffn_dim": 14336, "num_heads": 24, "num_layers": 30, "freq_dim": 256, "text_len": 512})";
     };
     const std::string ti2v_vae21 = variant(wan21_, "ti2v_vae21", ti2v_config);
-    const std::string ti2v = variant(wan21_, "ti2v", [&](const fs::path& d) {
-        ti2v_config(d);
-        rename_vae(d);
-    });
+    const std::string ti2v_official = variant(ti2v_, "ti2v_official", ti2v_config);
     // Experts from different models: a 1-block high-noise expert beside a 2-block low-noise one.
     const std::string one_block = (root_ / "one_block").string();
     ASSERT_EQ(run_cli("synth --model demo-t2v-A14B --layers 1 --out " + one_block).code, 0);
@@ -155,8 +154,11 @@ TEST_F(GenerateMoe, BadInputIsOneLineExitOneNoFile) {
         {"generate --ckpt_dir " + moe_vae22 + kSmall + save, "mixes generations"},
         {"generate --ckpt_dir " + wan21_vae22 + kSmall + save, "mixes generations"},
         {"generate --ckpt_dir " + ti2v_vae21 + kSmall + save, "mixes generations"},
-        {"generate --ckpt_dir " + ti2v + kSmall + save, "ti2v-5B is not yet available"},
-        {"generate --task ti2v-5B" + std::string(kSmall) + save, "ti2v-5B is not yet available"},
+        {"generate --ckpt_dir " + ti2v_official + kSmall + save, "size 64*64 is not one ti2v-5B supports"},
+        {"generate --ckpt_dir " + ti2v_official + " --size 1280*720" + save, "not one ti2v-5B supports"},
+        {"generate --task ti2v-5B" + std::string(kSmall) + save, "needs its model folder"},
+        {"generate --ckpt_dir " + ti2v_ + " --task i2v-A14B" + img + kSmall + save, "needs a i2v-A14B model but"},
+        {"generate --ckpt_dir " + ti2v_ + " --size 48*48" + save, "[ti2v]"},
         {"generate --ckpt_dir " + differ + kSmall + save, "experts of"},
         {"generate --ckpt_dir " + clip_experts + img + kSmall + save, "CLIP image branch"},
         {"generate --ckpt_dir " + official + kSmall + save, "size 64*64 is not one t2v-A14B supports"},
@@ -202,6 +204,29 @@ TEST_F(GenerateMoe, FolderScanAndKinds) {
     EXPECT_EQ(official_kind(i), "") << "an i2v model without CLIP is not Wan2.1 I2V-14B";
     i.num_layers = 2;
     EXPECT_EQ(describe_moe_kind(i), "i2v-A14B (2 of 40 blocks per expert)");
+}
+
+// TI2V-5B from a tiny synthetic folder (config.json model_type ti2v, Wan2.2_VAE.pth): text-to-video at
+// --size, image-to-video with --image (resized and centre-cropped to the official best size), 24 fps.
+TEST_F(GenerateMoe, TI2VFolderRunsBothModes) {
+    EXPECT_TRUE(fs::exists(fs::path(ti2v_) / "Wan2.2_VAE.pth"));
+    EXPECT_FALSE(fs::exists(fs::path(ti2v_) / "Wan2.1_VAE.pth"));
+    const fs::path a = root_ / "ti2v_t2v.y4m", b = root_ / "ti2v_i2v.y4m", c = root_ / "ti2v_i2v2.y4m";
+    CliRun r = run_cli("generate --ckpt_dir " + ti2v_ + kSmall + " --base_seed 5 --save_file " + a.string());
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("task ti2v-5B"), std::string::npos) << r.out;
+    const std::string va = read_file(a);
+    EXPECT_EQ(va.size(), y4m_size(64, 64, 5));
+    EXPECT_EQ(va.rfind("YUV4MPEG2 W64 H64 F24:1", 0), 0u) << "TI2V-5B's sample_fps is 24";
+    r = run_cli("generate --ckpt_dir " + ti2v_ + " --image " + pic() + kSmall + " --base_seed 5 --save_file " + b.string());
+    ASSERT_EQ(r.code, 0) << r.out;
+    // 60×40 in max_area 64·64: best_output_size(60, 40, 32, 32, 4096) = 64×64 (candidate 1).
+    EXPECT_NE(r.out.find("(60x40) in max_area 64*64 -> video 64x64 (resized, centre-cropped)"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("encode image (VAE)"), std::string::npos) << r.out;
+    ASSERT_EQ(run_cli("generate --ckpt_dir " + ti2v_ + " --image " + pic() + kSmall + " --base_seed 5 --save_file " +
+                      c.string()).code, 0);
+    EXPECT_TRUE(read_file(b) == read_file(c));
+    EXPECT_FALSE(read_file(b) == va) << "the picture changed nothing";
 }
 
 }  // namespace wanrt::test

@@ -166,15 +166,23 @@ TaskInfo lookup_task(const std::string& t) {
         return {t, t, true};
     if (t == "t2i-14B") return {t, "t2v-14B", true};
     if (t == "vace-1.3B" || t == "vace-14B") return {t, "", false};
-    if (t == "ti2v-5B") return {t, t, false};
+    if (t == "ti2v-5B") return {t, t, true};
     fail("generate", "unknown --task \"", t,
-         "\"; use t2v-1.3B, t2v-14B, t2i-14B, i2v-14B, flf2v-14B, t2v-A14B or i2v-A14B (or leave it out to use the "
-         "folder's model)");
+         "\"; use t2v-1.3B, t2v-14B, t2i-14B, i2v-14B, flf2v-14B, t2v-A14B, i2v-A14B or ti2v-5B (or leave it out to use "
+         "the folder's model)");
 }
 
 bool is_image_task(const std::string& name) { return name.rfind("i2v", 0) == 0; }
 bool is_flf2v_task(const std::string& name) { return name.rfind("flf2v", 0) == 0; }
 bool is_moe_task(const std::string& name) { return name == "t2v-A14B" || name == "i2v-A14B"; }
+
+// "ti2v-5B" when a ti2v DiT has the released widths (dim 3072, 24 heads, 48 channels; up to 30 blocks), else "".
+std::string official_ti2v_kind(const DitConfig& c) {
+    return c.model_type == "ti2v" && c.dim == 3072 && c.ffn_dim == 14336 && c.num_heads == 24 && c.in_dim == 48 &&
+                   c.out_dim == 48 && c.text_dim == 4096 && c.num_layers <= 30
+               ? "ti2v-5B"
+               : "";
+}
 
 // SUPPORTED_SIZES of generate.py (Wan2.1's and Wan2.2's wan/configs/__init__.py).
 std::vector<std::string> supported_sizes(const std::string& kind) {
@@ -290,6 +298,7 @@ struct Plan {
     bool image_task = false;          // i2v or flf2v: req.image is made from `picture` once the backend exists
     bool flf2v = false;               // first-last-frame: req.last_frame from `last_picture` too
     bool moe = false;                 // Wan2.2 A14B: two experts (req.moe)
+    bool ti2v = false;                // Wan2.2 TI2V-5B: --image (optional) goes to req.image_rgb
     Rgb24Video picture, last_picture;
     I2VSize video_size;               // i2v, flf2v: the video's size from the (first) picture and max_area
     VaeTiling vae_tiling;             // --vae_tile, applied to the model's VAE config once it exists
@@ -324,8 +333,6 @@ void resolve_task(const Opts& o, Plan& p) {
                 "(flf2v), not both");
     if (!o.task.empty()) {
         p.task = lookup_task(o.task);
-        WANRT_CHECK(o.task != "ti2v-5B", "generate", "--task ti2v-5B is not yet available in this build of wanrt (the "
-                    "Wan2.2 VAE and TI2V pipeline are not merged yet); use t2v-A14B or i2v-A14B");
         WANRT_CHECK(p.task.supported, "generate", "--task ", o.task,
                     " is not yet supported by wanrt; use t2v-1.3B, t2v-14B, t2i-14B, i2v-14B or flf2v-14B");
         if (is_flf2v_task(o.task)) {
@@ -337,7 +344,7 @@ void resolve_task(const Opts& o, Plan& p) {
             WANRT_CHECK(!has_first, "generate", "--first_frame and --last_frame are for --task flf2v-14B; --task ",
                         o.task, is_image_task(o.task) ? " takes one --image" : " takes only a prompt");
         }
-        WANRT_CHECK(!has_image || is_image_task(o.task), "generate", "--image is for image-to-video; --task ", o.task,
+        WANRT_CHECK(!has_image || is_image_task(o.task) || o.task == "ti2v-5B", "generate", "--image is for image-to-video; --task ", o.task,
                     " takes only a prompt (use --task i2v-14B with an I2V model folder, or leave out --image)");
         WANRT_CHECK(!p.demo || is_image_task(o.task) || is_flf2v_task(o.task) || is_moe_task(o.task), "generate",
                     "--task ", o.task,
@@ -359,7 +366,10 @@ void resolve_task(const Opts& o, Plan& p) {
     p.model = open_model_folder(o.ckpt_dir);
     const T2VModelParts& model = p.model;
     p.moe = model.moe();
-    p.kind = p.moe ? official_moe_kind(model.dit_config) : official_kind(model.dit_config);
+    p.ti2v = model.ti2v();
+    p.kind = p.moe    ? official_moe_kind(model.dit_config)
+             : p.ti2v ? official_ti2v_kind(model.dit_config)
+                      : official_kind(model.dit_config);
     p.image_task = model.dit_config.is_i2v();
     p.flf2v = model.dit_config.is_flf2v();
     if (o.task.empty()) {
@@ -369,7 +379,7 @@ void resolve_task(const Opts& o, Plan& p) {
                     "): pass --first_frame a.png --last_frame b.png instead of --image");
         WANRT_CHECK(!p.flf2v || has_first, "generate", o.ckpt_dir, " holds a first-last-frame model (", model.kind,
                     "): pass --first_frame a.png --last_frame b.png (PNG, JPEG or WebP)");
-        WANRT_CHECK(!has_image || p.image_task, "generate", "--image needs an image-to-video model, but ", o.ckpt_dir,
+        WANRT_CHECK(!has_image || p.image_task || p.ti2v, "generate", "--image needs an image-to-video model, but ", o.ckpt_dir,
                     " holds ", model.kind, " (text-to-video); pass an I2V folder (e.g. Wan2.1-I2V-14B-480P) or leave out --image");
         WANRT_CHECK(p.flf2v || !p.image_task || has_image, "generate", o.ckpt_dir, " holds an image-to-video model (",
                     model.kind, "): pass --image in.png (PNG, JPEG or WebP)");
@@ -381,7 +391,8 @@ void resolve_task(const Opts& o, Plan& p) {
                     p.kind.empty() ? std::string("leave out --task to run this folder's model") : "pass --task " + p.kind,
                     ", or --ckpt_dir a ", p.task.kind, " folder");
     else
-        p.task = {p.kind.empty() ? std::string(p.moe ? (p.image_task ? "i2v-A14B" : "t2v-A14B")
+        p.task = {p.kind.empty() ? std::string(p.ti2v  ? "ti2v-5B"
+                                               : p.moe ? (p.image_task ? "i2v-A14B" : "t2v-A14B")
                                                : p.flf2v ? "flf2v" : p.image_task ? "i2v" : "t2v")
                                  : p.kind,
                   p.kind, true};
@@ -397,6 +408,8 @@ T2VOptions resolve_options(Opts& o, Plan& p) {
     WANRT_CHECK(!(t2i && causal), "generate", "task t2i-14B makes one image; --causal generates video, use a t2v task");
     WANRT_CHECK(!(i2v && causal), "generate", "--causal runs the text-to-video causal models; image-to-video has no "
                 "causal mode: leave out --causal");
+    WANRT_CHECK(!(p.ti2v && causal), "generate", "--causal runs the Wan2.1 causal models; TI2V-5B has no causal mode: "
+                "leave out --causal");
     WANRT_CHECK(!(p.moe && causal), "generate", "--causal runs the Wan2.1 causal models; the A14B experts have no "
                 "causal mode: leave out --causal");
     const MoeDefaults md = moe_defaults(i2v);
@@ -406,12 +419,13 @@ T2VOptions resolve_options(Opts& o, Plan& p) {
         const bool folder_480p = o.ckpt_dir.find("480P") != std::string::npos;
         o.size = demo ? cat(dd.width, "*", dd.height)
                  : p.moe ? "1280*720"  // generate.py's default, one of A14B's sizes
+                 : p.ti2v ? "1280*704"  // generate.py's default 1280*720 is refused for ti2v-5B
                  : flf2v ? "1280*720"  // the only FLF2V release is 720P
                  : i2v ? (folder_480p ? "832*480" : "1280*720")
                  : kind == "t2v-1.3B" ? "832*480" : kind == "t2v-14B" ? "1280*720" : "832*480";
     }
     parse_size(o.size, &opt.width, &opt.height);
-    opt.frame_num = o.o_frames->count() ? o.frame_num : t2i ? 1 : demo ? dd.frame_num : 81;
+    opt.frame_num = o.o_frames->count() ? o.frame_num : t2i ? 1 : demo ? dd.frame_num : p.ti2v ? 121 : 81;
     if (causal && !o.o_frames->count()) {  // default rounded up to whole blocks (81 frames → 21 latent = 7 blocks of 3)
         const int64_t fpb = o.frames_per_block, F = (opt.frame_num - 1) / 4 + 1;
         opt.frame_num = ((F + fpb - 1) / fpb * fpb - 1) * 4 + 1;
@@ -461,7 +475,7 @@ T2VOptions resolve_options(Opts& o, Plan& p) {
     }
     p.sizes = supported_sizes(kind);
     p.odd_size = !p.sizes.empty() && std::find(p.sizes.begin(), p.sizes.end(), o.size) == p.sizes.end();
-    if (p.odd_size && p.moe) {  // generate.py asserts; the Wan2.1 tasks only warn (see the top of this file)
+    if (p.odd_size && (p.moe || p.ti2v)) {  // generate.py asserts; the Wan2.1 tasks only warn (see the top of this file)
         std::string list;
         for (const std::string& z : p.sizes) list += (list.empty() ? "" : ", ") + z;
         fail("generate", "size ", o.size, " is not one ", p.task.name, " supports (", list, "); pass --size ", p.sizes[1]);
@@ -471,7 +485,13 @@ T2VOptions resolve_options(Opts& o, Plan& p) {
     const DemoConfig dc = p.moe ? demo_moe_config(i2v) : flf2v ? demo_flf2v_config() : i2v ? demo_i2v_config() : demo_config();
     const DitConfig& dit = demo ? dc.dit : p.model.dit_config;
     const VaeConfig& vae = demo ? dc.vae : p.model.vae_config;
-    if (flf2v) {
+    if (p.ti2v) {
+        // The picture (optional: image-to-video) is read now: a bad file fails before any weights load.
+        if (!o.image.empty()) p.picture = read_image(o.image);
+        const TI2VImage img{o.image.empty() ? nullptr : p.picture.rgb.data(), p.picture.height, p.picture.width};
+        const TI2VLatentShape s = ti2v_shape(img, opt, dit, p.model.vae22_config);
+        p.video_size = {s.latent[2], s.latent[3], s.latent[2] * 16, s.latent[3] * 16};
+    } else if (flf2v) {
         // Both pictures are read now: a bad file or a size mismatch fails before any weights load.
         p.picture = read_image(o.first_frame);
         p.last_picture = read_image(o.last_frame);
@@ -537,6 +557,14 @@ void announce(const Opts& o, Plan& p, Backend& be) {
                   : p.flf2v ? demo_flf2v_model_parts() : p.image_task ? demo_i2v_model_parts() : demo_model_parts();
     }
     p.model.vae_config.tiling = p.vae_tiling;
+    if (p.ti2v && p.picture.frames > 0) {
+        p.req.image_rgb = std::move(p.picture.rgb);
+        p.req.image_rgb_h = p.picture.height;
+        p.req.image_rgb_w = p.picture.width;
+        std::fprintf(stderr, "generate: image %s (%lldx%lld) in max_area %s -> video %lldx%lld (resized, centre-cropped)\n",
+                     o.image.c_str(), (long long)p.picture.width, (long long)p.picture.height, o.size.c_str(),
+                     (long long)p.video_size.w, (long long)p.video_size.h);
+    }
     if (p.image_task) {
         Tensor frames = rgb24_to_video(p.picture, be);      // [3, 1, h0, w0]
         p.req.image = ops::contiguous(frames.select(1, 0));  // [3, h0, w0]
@@ -699,7 +727,9 @@ void run(Opts o) {
     const GenerateResult r = run_generate(p.model, be, std::move(p.req), progress_printer(p));
 
     const auto t_w = clock::now();
-    const std::vector<std::string> files = write_video(o.save_file, r.video);
+    VideoWriteOptions wo;
+    wo.fps = p.ti2v ? 24 : 16;  // the configs' sample_fps
+    const std::vector<std::string> files = write_video(o.save_file, r.video, wo);
     const double write_s = std::chrono::duration<double>(clock::now() - t_w).count();
     print_summary(r, causal, image, clip, be->description(), write_s, std::chrono::duration<double>(clock::now() - t_start).count());
     if (cache) {  // per step: C = DiT computed, R = reused, cond then uncond

@@ -18,6 +18,7 @@
 #include "pipeline/i2v.h"
 #include "pipeline/model_folder.h"
 #include "pipeline/moe.h"
+#include "pipeline/ti2v_staged.h"
 
 namespace wanrt {
 
@@ -30,6 +31,10 @@ struct GenerateRequest {
                              // the same size as image
     uint64_t seed = 0;
     T2VOptions opt;          // size and frames; the sampler fields for T2V
+    // Wan2.2 TI2V-5B (T2VModelParts::ti2v()) image-to-video: the picture as 8-bit RGB rows (h × w × 3; the
+    // official resize is PIL's, on uint8); empty: text-to-video.
+    std::vector<uint8_t> image_rgb;
+    int64_t image_rgb_h = 0, image_rgb_w = 0;
     MoeOptions moe;          // Wan2.2 A14B models (T2VModelParts::moe()): boundary, high-noise guide, offload
     std::optional<CausalOptions> causal;  // set: block by block with a KV cache
     CausalDitSource generator;            // causal only: DiT weights replacing the folder's

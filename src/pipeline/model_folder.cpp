@@ -249,12 +249,12 @@ T2VModelParts open_model_folder(const std::string& dir) {
     if (is_diffusers_folder(dir)) return open_diffusers_folder(dir);  // model_index.json: diffusers layout
     const ModelFolder f = scan_model_folder(dir);
     require_complete(f);
-    WANRT_CHECK(f.model_type != "ti2v", "model", "model folder ", dir,
-                " holds a Wan2.2 TI2V-5B model (Wan2.2_VAE.pth); ti2v-5B is not yet available in this build of wanrt");
     T2VModelParts m;
     m.name = cat("model folder ", dir);
     // Reads config.json (and the weights' header); weights are mmapped, not read.
-    const std::string dit_path = f.moe ? f.low_noise.path : f.dir, vae_path = f.vae.path, t5_path = f.t5.path;
+    const bool ti2v = f.model_type == "ti2v";
+    const std::string dit_path = f.moe ? f.low_noise.path : f.dir, vae_path = ti2v ? f.vae22.path : f.vae.path,
+                      t5_path = f.t5.path;
     const DitCheckpoint ck = open_dit_checkpoint(dit_path);
     m.dit_config = ck.config;
     m.kind = describe_kind(ck.config);
@@ -274,7 +274,14 @@ T2VModelParts open_model_folder(const std::string& dir) {
     m.dit_weights = [dit_path] { return open_dit_checkpoint(dit_path).weights; };
     m.t5_weights = [t5_path] { return open_weights_file(t5_path); };
     m.vae_weights = [vae_path] { return open_weights_file(vae_path); };
-    m.vae_config = vae_config_from_weights(*open_weights_file(vae_path));
+    if (ti2v) {
+        m.vae22_config = vae22_config_from_weights(*open_weights_file(vae_path));
+        WANRT_CHECK(m.vae22_config.z_dim == m.dit_config.in_dim && m.dit_config.in_dim == m.dit_config.out_dim, "model",
+                    "the Wan2.2 VAE of ", dir, " has ", m.vae22_config.z_dim, " latent channels but the DiT takes ",
+                    m.dit_config.in_dim, "; the model files do not belong together");
+    } else {
+        m.vae_config = vae_config_from_weights(*open_weights_file(vae_path));
+    }
     m.tokenizer = f.tokenizer.path;
     if (m.dit_config.has_clip()) {
         WANRT_CHECK(f.clip.found(), "model", "model folder ", dir, " holds an image-to-video DiT but no ",

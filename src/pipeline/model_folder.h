@@ -45,6 +45,7 @@
 #include "models/dit.h"
 #include "models/t5.h"
 #include "models/vae.h"
+#include "models/vae22.h"
 #include "pipeline/t2v.h"
 
 namespace wanrt {
@@ -116,6 +117,10 @@ struct T2VModelParts {
     // then the low-noise expert's. Both have dit_config (open_model_folder requires equal configs).
     std::function<std::shared_ptr<TensorSource>()> high_noise_weights;
     bool moe() const { return bool(high_noise_weights); }
+    // Wan2.2 TI2V-5B (dit_config.model_type "ti2v", pipeline/ti2v.h): vae_weights is then Wan2.2_VAE.pth
+    // with this config (vae_config is unused).
+    Vae22Config vae22_config;
+    bool ti2v() const { return dit_config.model_type == "ti2v"; }
     std::shared_ptr<void> keepalive;  // e.g. the demo's temporary tokenizer folder
 };
 
