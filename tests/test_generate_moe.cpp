@@ -29,8 +29,8 @@ protected:
         i2v_ = (root_ / "Wan2.2-I2V-A14B-tiny").string();
         wan21_ = (root_ / "Wan2.1-T2V-tiny").string();
         ti2v_ = (root_ / "Wan2.2-TI2V-tiny").string();
-        for (auto [model, dir] : {std::pair{"demo-t2v-A14B", t2v_}, {"demo-i2v-A14B", i2v_}, {"demo", wan21_},
-                                  {"demo-ti2v-5B", ti2v_}}) {
+        for (auto [model, dir] :
+             {std::pair{"demo-t2v-A14B", t2v_}, {"demo-i2v-A14B", i2v_}, {"demo", wan21_}, {"demo-ti2v-5B", ti2v_}}) {
             CliRun s = run_cli(std::string("synth --model ") + model + " --full_folder --out " + dir);
             ASSERT_EQ(s.code, 0) << s.out;
         }
@@ -72,7 +72,8 @@ TEST_F(GenerateMoe, DemoModelsRunWithoutFolder) {
     r = run_cli("generate --task i2v-A14B --image " + pic() + kSmall + " --base_seed 3 --save_file " + out2.string());
     ASSERT_EQ(r.code, 0) << r.out;
     EXPECT_NE(r.out.find("built-in demo i2v-A14B model"), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("high-noise while t >= 900 (guide 3.5), then low-noise (guide 3.5)"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("high-noise while t >= 900 (guide 3.5), then low-noise (guide 3.5)"), std::string::npos)
+        << r.out;
     EXPECT_NE(r.out.find("shift 5,"), std::string::npos) << r.out;
     EXPECT_EQ(r.out.find("CLIP"), std::string::npos) << "the I2V-A14B experts have no CLIP\n" << r.out;
     // 60×40 in max_area 64·64 → lat 8×... as Wan2.1's I2V arithmetic: the printed size is the video's.
@@ -110,7 +111,8 @@ TEST_F(GenerateMoe, BadInputIsOneLineExitOneNoFile) {
     const std::string t2v = "generate --ckpt_dir " + t2v_ + kSmall, i2v = "generate --ckpt_dir " + i2v_ + kSmall;
     const std::string wan21 = "generate --ckpt_dir " + wan21_ + kSmall;
     auto rename_vae = [](const fs::path& d) { fs::rename(d / "Wan2.1_VAE.pth", d / "Wan2.2_VAE.pth"); };
-    const std::string no_low = variant(t2v_, "no_low", [](const fs::path& d) { fs::remove_all(d / "low_noise_model"); });
+    const std::string no_low =
+        variant(t2v_, "no_low", [](const fs::path& d) { fs::remove_all(d / "low_noise_model"); });
     const std::string no_weights = variant(t2v_, "no_weights", [](const fs::path& d) {
         fs::remove(d / "high_noise_model" / "diffusion_pytorch_model.safetensors");
     });
@@ -149,7 +151,8 @@ TEST_F(GenerateMoe, BadInputIsOneLineExitOneNoFile) {
         std::string args, expect;
     };
     const std::vector<Case> cases = {
-        {"generate --ckpt_dir " + no_low + kSmall + save, "missing low-noise expert (low_noise_model/ with config.json"},
+        {"generate --ckpt_dir " + no_low + kSmall + save,
+         "missing low-noise expert (low_noise_model/ with config.json"},
         {"generate --ckpt_dir " + no_weights + kSmall + save, "missing high-noise expert"},
         {"generate --ckpt_dir " + moe_vae22 + kSmall + save, "mixes generations"},
         {"generate --ckpt_dir " + wan21_vae22 + kSmall + save, "mixes generations"},
@@ -218,13 +221,17 @@ TEST_F(GenerateMoe, TI2VFolderRunsBothModes) {
     const std::string va = read_file(a);
     EXPECT_EQ(va.size(), y4m_size(64, 64, 5));
     EXPECT_EQ(va.rfind("YUV4MPEG2 W64 H64 F24:1", 0), 0u) << "TI2V-5B's sample_fps is 24";
-    r = run_cli("generate --ckpt_dir " + ti2v_ + " --image " + pic() + kSmall + " --base_seed 5 --save_file " + b.string());
+    r = run_cli("generate --ckpt_dir " + ti2v_ + " --image " + pic() + kSmall + " --base_seed 5 --save_file " +
+                b.string());
     ASSERT_EQ(r.code, 0) << r.out;
     // 60×40 in max_area 64·64: best_output_size(60, 40, 32, 32, 4096) = 64×64 (candidate 1).
-    EXPECT_NE(r.out.find("(60x40) in max_area 64*64 -> video 64x64 (resized, centre-cropped)"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("(60x40) in max_area 64*64 -> video 64x64 (resized, centre-cropped)"), std::string::npos)
+        << r.out;
     EXPECT_NE(r.out.find("encode image (VAE)"), std::string::npos) << r.out;
     ASSERT_EQ(run_cli("generate --ckpt_dir " + ti2v_ + " --image " + pic() + kSmall + " --base_seed 5 --save_file " +
-                      c.string()).code, 0);
+                      c.string())
+                  .code,
+              0);
     EXPECT_TRUE(read_file(b) == read_file(c));
     EXPECT_FALSE(read_file(b) == va) << "the picture changed nothing";
 }

@@ -13,8 +13,8 @@
 #include "pipeline/demo.h"
 #include "pipeline/moe.h"
 #include "sched/scheduler.h"
-#include "text/tokenizer.h"
 #include "test_util.h"
+#include "text/tokenizer.h"
 
 using namespace wanrt;
 using test::meta;
@@ -27,7 +27,9 @@ std::shared_ptr<Backend> test_backend() {
     auto device = test::test_device();
     return device ? device : make_cpu_backend(0);
 }
-bool on_cpu(const Backend& be) { return be.name() == "cpu"; }
+bool on_cpu(const Backend& be) {
+    return be.name() == "cpu";
+}
 
 // The fixture's experts and options. The experts' config is configs.dit; whether an i2v expert has
 // Wan2.1's CLIP branch is read from its tensors (Wan2.2's config does not say).
@@ -178,7 +180,8 @@ TEST(PipelineMoe, GoldenI2VA14B) {
     const std::vector<double> u8 = test::load_f64(f, "in.image_u8");  // [h0, w0, 3]
     std::vector<float> img(size_t(3 * h0 * w0));
     for (int64_t ch = 0; ch < 3; ++ch)
-        for (int64_t i = 0; i < h0 * w0; ++i) img[size_t(ch * h0 * w0 + i)] = float(u8[size_t(i * 3 + ch)] / 255.0 * 2.0 - 1.0);
+        for (int64_t i = 0; i < h0 * w0; ++i)
+            img[size_t(ch * h0 * w0 + i)] = float(u8[size_t(i * 3 + ch)] / 255.0 * 2.0 - 1.0);
     EXPECT_CLOSE(std::vector<double>(img.begin(), img.end()), test::load_f64(f, "in.image"), 1e-7,
                  "in.image from in.image_u8");
     const Tensor image = ops::from_host(*be, DType::F32, {3, h0, w0}, img.data());
@@ -188,10 +191,9 @@ TEST(PipelineMoe, GoldenI2VA14B) {
                  "mid.msk (exact)");
 
     StepChecks c{f, tol};
-    const MoeResult r = generate_moe_i2v(t5, high, low, *vae, real_ids(f, "in.ids", "in.mask"),
-                                         real_ids(f, "in.neg_ids", "in.neg_mask"), image,
-                                         test::load_f32(*be, f, "in.noise"), opt, x.moe, c.on_step(), c.on_latent(),
-                                         c.on_preds());
+    const MoeResult r = generate_moe_i2v(
+        t5, high, low, *vae, real_ids(f, "in.ids", "in.mask"), real_ids(f, "in.neg_ids", "in.neg_mask"), image,
+        test::load_f32(*be, f, "in.noise"), opt, x.moe, c.on_step(), c.on_latent(), c.on_preds());
     EXPECT_EQ(c.steps, opt.sample_steps);
     check_schedule(x, r);
     EXPECT_EQ(r.y.shape(), test::stored(f, "mid.y").shape);
@@ -226,17 +228,19 @@ TEST(PipelineMoe, SwitchAndSingleModelEquivalence) {
     all_high.guide_scale_high = opt.guide_scale;
     const Tensor single = cfg_denoise(high, c, u, noise, opt, shape.seq_len);
     std::vector<bool> switches;
-    const Tensor moe1 = cfg_denoise(
-        moe_step_selector(all_high, opt, [&](bool h) -> const DitModel& { return h ? high : low; },
-                          [&](bool h) { switches.push_back(h); }),
-        c, u, noise, opt, shape.seq_len);
+    const Tensor moe1 = cfg_denoise(moe_step_selector(
+                                        all_high, opt, [&](bool h) -> const DitModel& { return h ? high : low; },
+                                        [&](bool h) { switches.push_back(h); }),
+                                    c, u, noise, opt, shape.seq_len);
     EXPECT_EQ(test::compare(moe1, test::to_f64(single)).max_abs, 0.0);
     EXPECT_EQ(switches, std::vector<bool>{true});
 
-    const Tensor normal = cfg_denoise(moe_step_selector(x.moe, opt, [&](bool h) -> const DitModel& { return h ? high : low; }),
-                                      c, u, noise, opt, shape.seq_len);
-    const Tensor swapped = cfg_denoise(moe_step_selector(x.moe, opt, [&](bool h) -> const DitModel& { return h ? low : high; }),
-                                       c, u, noise, opt, shape.seq_len);
+    const Tensor normal =
+        cfg_denoise(moe_step_selector(x.moe, opt, [&](bool h) -> const DitModel& { return h ? high : low; }), c, u,
+                    noise, opt, shape.seq_len);
+    const Tensor swapped =
+        cfg_denoise(moe_step_selector(x.moe, opt, [&](bool h) -> const DitModel& { return h ? low : high; }), c, u,
+                    noise, opt, shape.seq_len);
     EXPECT_GT(test::compare(swapped, test::to_f64(normal)).rel_l2, 1e-3) << "swapping the experts changed nothing";
 }
 
@@ -308,12 +312,14 @@ TEST(PipelineMoe, StagedRunEqualsLoadedModels) {
                                      : generate_moe_t2v(t5, high, low, *vae, ids, neg_ids, noise, opt, moe);
         EXPECT_EQ(loaded.experts, (std::vector<int>{1, 1, 1, 0})) << "4 steps at shift 12: 3 high-noise steps";
         const double tol = on_cpu(*be) ? 0.0 : 1e-6;
-        EXPECT_CLOSE(staged.video, test::to_f64(loaded.video), tol, std::string(i2v ? "i2v" : "t2v") + " staged vs loaded");
-        EXPECT_CLOSE(staged2.video, test::to_f64(loaded.video), tol, std::string(i2v ? "i2v" : "t2v") + " resident vs loaded");
+        EXPECT_CLOSE(staged.video, test::to_f64(loaded.video), tol,
+                     std::string(i2v ? "i2v" : "t2v") + " staged vs loaded");
+        EXPECT_CLOSE(staged2.video, test::to_f64(loaded.video), tol,
+                     std::string(i2v ? "i2v" : "t2v") + " resident vs loaded");
         // The experts differ (another seed): a run with the low-noise expert alone is another video.
-        const Tensor low_only = cfg_denoise(low, DitSample{{}, loaded.y, loaded.context, {}, 0},
-                                            DitSample{{}, loaded.y, loaded.context_null, {}, 0}, noise, opt,
-                                            low.tokens_for(latent));
+        const Tensor low_only =
+            cfg_denoise(low, DitSample{{}, loaded.y, loaded.context, {}, 0},
+                        DitSample{{}, loaded.y, loaded.context_null, {}, 0}, noise, opt, low.tokens_for(latent));
         EXPECT_GT(test::compare(low_only, test::to_f64(loaded.latent)).rel_l2, 1e-3);
     }
 }

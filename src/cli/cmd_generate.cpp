@@ -723,7 +723,7 @@ void run(Opts o) {
     const std::shared_ptr<StepCache> cache = p.req.opt.cache;  // read after the run (p.req moves)
     auto be = make_backend(o.device, o.threads);
     announce(o, p, *be);
-    const bool causal = p.req.causal.has_value(), image = p.image_task, clip = !p.moe;
+    const bool causal = p.req.causal.has_value(), image = p.image_task || !p.req.image_rgb.empty(), clip = !p.moe && !p.ti2v;
     const GenerateResult r = run_generate(p.model, be, std::move(p.req), progress_printer(p));
 
     const auto t_w = clock::now();

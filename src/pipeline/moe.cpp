@@ -10,19 +10,22 @@
 
 namespace wanrt {
 
-bool moe_high_noise(int64_t t, double boundary) { return double(t) >= boundary * 1000.0; }
+bool moe_high_noise(int64_t t, double boundary) {
+    return double(t) >= boundary * 1000.0;
+}
 
 void moe_check(const MoeOptions& moe, const DitConfig& high, const DitConfig& low) {
     WANRT_CHECK(std::isfinite(moe.boundary) && moe.boundary > 0 && moe.boundary <= 1, "moe", "boundary ", moe.boundary,
                 " must be in (0, 1] (a fraction of the 1000 training timesteps; T2V-A14B 0.875, I2V-A14B 0.9)");
     WANRT_CHECK(std::isfinite(moe.guide_scale_high), "moe", "the high-noise guide scale must be a finite number");
-    WANRT_CHECK(high.to_json() == low.to_json() && high.clip_branch == low.clip_branch && high.text_dim == low.text_dim &&
-                    high.patch_t == low.patch_t && high.patch_h == low.patch_h && high.patch_w == low.patch_w,
-                "moe", "the two experts differ (high-noise: ", high.model_type, " dim ", high.dim, ", ", high.num_layers,
-                " blocks; low-noise: ", low.model_type, " dim ", low.dim, ", ", low.num_layers,
+    WANRT_CHECK(high.to_json() == low.to_json() && high.clip_branch == low.clip_branch &&
+                    high.text_dim == low.text_dim && high.patch_t == low.patch_t && high.patch_h == low.patch_h &&
+                    high.patch_w == low.patch_w,
+                "moe", "the two experts differ (high-noise: ", high.model_type, " dim ", high.dim, ", ",
+                high.num_layers, " blocks; low-noise: ", low.model_type, " dim ", low.dim, ", ", low.num_layers,
                 " blocks); both must come from one Wan2.2 A14B release");
-    WANRT_CHECK(high.model_type == "t2v" || (high.model_type == "i2v" && !high.has_clip()), "moe",
-                "the experts are ", high.model_type, high.has_clip() ? " with a CLIP branch (Wan2.1)" : "",
+    WANRT_CHECK(high.model_type == "t2v" || (high.model_type == "i2v" && !high.has_clip()), "moe", "the experts are ",
+                high.model_type, high.has_clip() ? " with a CLIP branch (Wan2.1)" : "",
                 " models; A14B experts are t2v, or i2v without CLIP (Wan2.2 I2V-A14B)");
 }
 
@@ -46,8 +49,7 @@ namespace {
 std::vector<int> expert_list(const T2VOptions& opt, const MoeOptions& moe) {
     std::vector<int> out;
     const auto sched = make_scheduler(opt.solver, opt.sample_steps, opt.sample_shift);  // timesteps() is a view
-    for (int64_t t : sched->timesteps())
-        out.push_back(moe_high_noise(t, moe.boundary) ? 1 : 0);
+    for (int64_t t : sched->timesteps()) out.push_back(moe_high_noise(t, moe.boundary) ? 1 : 0);
     return out;
 }
 
@@ -71,9 +73,9 @@ MoeResult generate_moe_t2v(const T5Encoder& t5, const DitModel& high, const DitM
     r.context = t2v_encode_prompt(t5, prompt_ids, high.config().text_len);
     r.context_null = t2v_encode_prompt(t5, neg_prompt_ids, high.config().text_len);
     r.experts = expert_list(opt, moe);
-    r.latent = cfg_denoise(moe_step_selector(moe, opt, loaded_experts(high, low)),
-                           DitSample{{}, {}, r.context, {}, 0}, DitSample{{}, {}, r.context_null, {}, 0}, noise, opt,
-                           shape.seq_len, on_step, on_latent, on_preds);
+    r.latent =
+        cfg_denoise(moe_step_selector(moe, opt, loaded_experts(high, low)), DitSample{{}, {}, r.context, {}, 0},
+                    DitSample{{}, {}, r.context_null, {}, 0}, noise, opt, shape.seq_len, on_step, on_latent, on_preds);
     r.video = t2v_decode(vae, r.latent);
     return r;
 }
@@ -96,24 +98,23 @@ MoeResult generate_moe_i2v(const T5Encoder& t5, const DitModel& high, const DitM
     r.y = i2v_condition(vae, image, opt.frame_num, shape.size);
     r.experts = expert_list(opt, moe);
     // No clip_fea: the A14B experts have no CLIP branch.
-    r.latent = cfg_denoise(moe_step_selector(moe, opt, loaded_experts(high, low)),
-                           DitSample{{}, r.y, r.context, {}, 0}, DitSample{{}, r.y, r.context_null, {}, 0}, noise, opt,
-                           shape.seq_len, on_step, on_latent, on_preds);
+    r.latent =
+        cfg_denoise(moe_step_selector(moe, opt, loaded_experts(high, low)), DitSample{{}, r.y, r.context, {}, 0},
+                    DitSample{{}, r.y, r.context_null, {}, 0}, noise, opt, shape.seq_len, on_step, on_latent, on_preds);
     r.video = t2v_decode(vae, r.latent);
     return r;
 }
 
 I2VStagedResult run_moe_staged(const T2VModelParts& m, std::shared_ptr<Backend> be, const std::string& prompt,
-                               const std::string& neg_prompt, const Tensor& image, uint64_t seed,
-                               const T2VOptions& opt, const MoeOptions& moe, const StageFn& on_stage,
-                               const T2VStepCallback& on_step) {
+                               const std::string& neg_prompt, const Tensor& image, uint64_t seed, const T2VOptions& opt,
+                               const MoeOptions& moe, const StageFn& on_stage, const T2VStepCallback& on_step) {
     using clock = std::chrono::steady_clock;
     WANRT_CHECK(m.moe(), "moe", m.name, " has one DiT, not the two experts of a Wan2.2 A14B model");
     // Options and models before any weights are touched.
     moe_check(moe, m.dit_config, m.dit_config);
     const bool i2v = image.defined();
-    WANRT_CHECK(i2v == m.dit_config.is_i2v(), "moe", m.name, " holds ", m.dit_config.model_type, " experts: ",
-                i2v ? "image-to-video needs I2V-A14B" : "pass an image (I2V-A14B)");
+    WANRT_CHECK(i2v == m.dit_config.is_i2v(), "moe", m.name, " holds ", m.dit_config.model_type,
+                " experts: ", i2v ? "image-to-video needs I2V-A14B" : "pass an image (I2V-A14B)");
     Shape latent_shape;
     int64_t seq_len = 0;
     I2VStagedResult r;

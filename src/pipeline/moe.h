@@ -75,8 +75,8 @@ MoeResult generate_moe_i2v(const T5Encoder& t5, const DitModel& high, const DitM
 // residency above) → VAE decode. image undefined: text-to-video. Every option is checked before any
 // weights load.
 I2VStagedResult run_moe_staged(const T2VModelParts& m, std::shared_ptr<Backend> be, const std::string& prompt,
-                               const std::string& neg_prompt, const Tensor& image, uint64_t seed,
-                               const T2VOptions& opt, const MoeOptions& moe, const StageFn& on_stage = {},
+                               const std::string& neg_prompt, const Tensor& image, uint64_t seed, const T2VOptions& opt,
+                               const MoeOptions& moe, const StageFn& on_stage = {},
                                const T2VStepCallback& on_step = {});
 
 }  // namespace wanrt
