@@ -67,7 +67,7 @@ void run(const Opts& o) {
         if (cfg.in_dim <= cfg.out_dim)
             fail("bench", "i2v model with in_dim ", cfg.in_dim, " ≤ out_dim ", cfg.out_dim, ": no room for y; check config.json");
         s.y = random_normal(*base, {cfg.in_dim - x_ch, lat_f, lat_h, lat_w}, 3);  // [20, F, H, W]
-        s.clip_fea = random_normal(*base, {clip_tokens, kClipDim}, 4);          // [257 or 514, 1280]
+        if (cfg.has_clip()) s.clip_fea = random_normal(*base, {clip_tokens, kClipDim}, 4);  // [257 or 514, 1280]
     }
     s.t = 999;
     const int64_t seq_len = model.tokens_for(s.x.shape());
@@ -80,9 +80,10 @@ void run(const Opts& o) {
                                  o.height, ")")},
                   {"tokens", std::to_string(seq_len)},
                   {"text_tokens", std::to_string(s.context.size(0))},
-                  {"image_tokens", cfg.is_i2v() ? cat(clip_tokens, " (clip_fea ", clip_tokens, "x", kClipDim, ", y ",
+                  {"image_tokens", cfg.has_clip() ? cat(clip_tokens, " (clip_fea ", clip_tokens, "x", kClipDim, ", y ",
                                                       cfg.in_dim - x_ch, " channels)")
-                                                : std::string("0 (t2v)")},
+                                                : cfg.is_i2v() ? cat("0 (y ", cfg.in_dim - x_ch, " channels, no CLIP)")
+                                                               : std::string("0 (t2v)")},
                   {"warmup+repeats", cat(o.run.warmup, "+", o.run.repeats)}};
 
     // One profiled pass (serves as the first warm-up) gives the per-op breakdown and the FLOP count,

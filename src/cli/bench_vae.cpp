@@ -15,6 +15,7 @@
 #include "io/pth.h"
 #include "io/safetensors.h"
 #include "models/vae.h"
+#include "models/vae22.h"
 #include "ops/ops.h"
 
 namespace wanrt::cli {
@@ -22,10 +23,10 @@ namespace wanrt::cli {
 namespace {
 
 struct Opts {
-    std::string checkpoint, config_json, mode = "both", conv_dtype = "f32", tile = "off";
+    std::string checkpoint, config_json, mode = "both", conv_dtype = "f32", tile = "off", model = "wan21";
     int height = 128, width = 128, latent_frames = 2;
     int64_t dim = 96, num_res_blocks = 2;
-    bool profile = false, tile_compare = false;
+    bool profile = false, tile_compare = false, whole_chunks = false, dim_given = false;
     int64_t split_min_pixels = VaeConfig().split_min_pixels;
     RunOpts run{"cpu", "", 1, 3, 0};
 };
@@ -38,11 +39,95 @@ Tensor random_input(Backend& be, const Shape& s, uint32_t seed) {
     return ops::from_host(be, DType::F32, s, v.data());
 }
 
+// --model wan22: the Wan2.2 VAE of TI2V-5B (vae22.h), whole-clip or stream; no tiling options.
+void run_wan22(const Opts& o) {
+    if (o.tile != "off") fail("bench", "--tile is for --model wan21 only; the Wan2.2 VAE does not tile");
+    Vae22Config cfg;  // TI2V-5B: dim 160, dec_dim 256, z 48
+    if (!o.config_json.empty()) cfg = Vae22Config::from_json(o.config_json);
+    if (o.dim_given) cfg.dim = o.dim;
+    if (o.config_json.empty()) cfg.num_res_blocks = o.num_res_blocks;
+    cfg.conv_dtype = parse_float_dtype("--conv_dtype", o.conv_dtype);
+    cfg.split_frames = !o.whole_chunks;
+    cfg.validate();
+    const int64_t f = cfg.spatial_factor(), T = 1 + cfg.temporal_factor() * (o.latent_frames - 1);
+    if (o.height % f != 0 || o.width % f != 0)
+        fail("bench", "--height ", o.height, " and --width ", o.width, " must be multiples of ", f, " for --model wan22");
+    auto base = make_backend(o.run.device, o.run.threads);
+    std::shared_ptr<Backend> be = base;
+    const std::string& p = o.checkpoint;
+    std::shared_ptr<TensorSource> weights = p.empty() ? synthetic_vae22_weights(cfg, 1234)
+                                            : p.size() > 4 && p.compare(p.size() - 4, 4, ".pth") == 0
+                                                ? std::shared_ptr<TensorSource>(open_pth(p))
+                                                : std::shared_ptr<TensorSource>(open_safetensors(p));
+    const auto t0 = std::chrono::steady_clock::now();
+    std::shared_ptr<const Vae22Model> vae = Vae22Model::load(weights, cfg, be);
+    const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    const Shape vshape{3, T, o.height, o.width}, zshape{cfg.z_dim, o.latent_frames, o.height / f, o.width / f};
+
+    BenchReport rep;
+    rep.bench = "vae";
+    rep.device = base->description();
+    rep.config = {{"weights", p.empty() ? "random (seed 1234)" : p},
+                  {"config", cat("Wan2.2, dim ", cfg.dim, ", dec_dim ", cfg.dec_dim, ", z_dim ", cfg.z_dim,
+                                 ", num_res_blocks ", cfg.num_res_blocks, ", ", dtype_name(cfg.conv_dtype), " convs",
+                                 cfg.split_frames ? "" : ", whole chunks")},
+                  {"video", shape_str(vshape)},
+                  {"latent", shape_str(zshape)},
+                  {"load_ms", cat(load_ms)},
+                  {"warmup+repeats", cat(o.run.warmup, "+", o.run.repeats)}};
+    auto profile_rows = [&](const std::string& what, const std::function<void()>& fn) {
+        if (!o.profile) return;
+        std::vector<BenchRow> ops = profile_ops(*base, fn);
+        double total = 0;
+        for (const BenchRow& r : ops) total += r.ms[0];
+        rep.rows.push_back({cat("profiled ", what, " (sum of ops, each synchronised)"), {total}, 0});
+        for (BenchRow& r : ops) rep.rows.push_back(std::move(r));
+    };
+    auto peak_row = [&](const std::string& what) {
+        if (const MemoryStats mem = base->memory_stats(); mem.reserved > 0)
+            rep.config.push_back({cat(what, " peak memory"), cat(double(mem.peak) / double(1 << 30), " GiB")});
+    };
+    if (o.mode == "stream") {
+        Vae22StreamEncoder enc(vae);
+        Vae22StreamDecoder dec(vae);
+        Tensor first = random_input(*be, {3, 1, o.height, o.width}, 1), four = random_input(*be, {3, 4, o.height, o.width}, 2);
+        Tensor z = random_input(*be, {cfg.z_dim, 1, o.height / f, o.width / f}, 3);
+        enc.push(first);
+        dec.push(z);
+        rep.rows.push_back({"stream encode: 4 frames -> 1 latent", time_repeats(*be, o.run.warmup, o.run.repeats, [&] { enc.push(four); }), 0});
+        rep.rows.push_back({"stream decode: 1 latent -> 4 frames", time_repeats(*be, o.run.warmup, o.run.repeats, [&] { dec.push(z); }), 0});
+        profile_rows("stream encode", [&] { enc.push(four); });
+        profile_rows("stream decode", [&] { dec.push(z); });
+    }
+    if (o.mode != "decode" && o.mode != "stream") {
+        Tensor video = random_input(*be, vshape, 1);
+        base->reset_peak_memory();
+        rep.rows.push_back(
+            {cat("encode ", T, " frames"), time_repeats(*be, o.run.warmup, o.run.repeats, [&] { vae->encode(video); }), 0});
+        peak_row("encode");
+        profile_rows("encode", [&] { vae->encode(video); });
+    }
+    if (o.mode != "encode" && o.mode != "stream") {
+        Tensor z = random_input(*be, zshape, 2);
+        base->reset_peak_memory();
+        rep.rows.push_back({cat("decode ", o.latent_frames, " latent frames"),
+                            time_repeats(*be, o.run.warmup, o.run.repeats, [&] { vae->decode(z); }), 0});
+        peak_row("decode");
+        profile_rows("decode", [&] { vae->decode(z); });
+    }
+    rep.config.push_back({"peak_rss_gib", cat(peak_rss_gib())});
+    rep.print();
+    rep.write_json(o.run.json);
+}
+
 void run(const Opts& o) {
     if (o.mode != "both" && o.mode != "encode" && o.mode != "decode" && o.mode != "stream")
         fail("bench", "--mode ", o.mode, " must be encode, decode, both or stream");
     o.run.validate();
     if (o.latent_frames < 1) fail("bench", "--latent_frames must be ≥ 1");
+    if (o.model == "wan22") return run_wan22(o);
+    if (o.model != "wan21")
+        fail("bench", "--model ", o.model, " must be wan21 (Wan2.1 VAE) or wan22 (Wan2.2 VAE of TI2V-5B)");
     VaeConfig cfg;
     if (!o.config_json.empty()) {
         cfg = VaeConfig::from_json(o.config_json);
@@ -159,11 +244,15 @@ void setup(CLI::App& bench) {
     c->add_option("--mode", o->mode, "encode, decode, both, or stream (4-frame chunks through the stream encoder/decoder)")
         ->capture_default_str();
     c->add_flag("--profile", o->profile, "Add a per-op breakdown of one more call");
-    c->add_option("--dim", o->dim, "Base width of random-weight models")->capture_default_str();
+    c->add_option("--model", o->model, "wan21 (Wan2.1 VAE) or wan22 (Wan2.2 VAE of TI2V-5B: dim 160, dec_dim 256, z 48, 16x spatial)")
+        ->capture_default_str();
+    c->add_option("--dim", o->dim, "Base width of random-weight models (wan22: the encoder's; default 160)")
+        ->capture_default_str()
+        ->each([o](const std::string&) { o->dim_given = true; });
     c->add_option("--num_res_blocks", o->num_res_blocks, "Residual blocks per stage of random-weight models")
         ->capture_default_str();
     c->add_option("--config", o->config_json, "VAE config JSON (overrides --dim/--num_res_blocks)");
-    c->add_option("--checkpoint", o->checkpoint, "Wan2.1_VAE.pth or a .safetensors of the same names");
+    c->add_option("--checkpoint", o->checkpoint, "Wan2.1_VAE.pth / Wan2.2_VAE.pth or a .safetensors of the same names");
     c->add_option("--conv_dtype", o->conv_dtype, "Conv precision: f32 (TF32 on CUDA), f16 or bf16")
         ->capture_default_str();
     c->add_option("--tile", o->tile, "Spatial tiling: off, N or N:S (tile and stride in pixels, e.g. 256:192)")

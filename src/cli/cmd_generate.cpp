@@ -81,12 +81,13 @@ const char* const kExampleFLF2VPrompt =
 
 struct Opts {
     std::string task, size, solver = "unipc", prompt, neg_prompt, ckpt_dir, save_file, device = "auto", image;
-    std::string first_frame, last_frame, vae_tile = "off";
+    std::string first_frame, last_frame, guide = "5.0", vae_tile = "off";
     std::string cache;  // --cache (pipeline/step_cache.h)
-    CLI::Option *o_first = nullptr, *o_last = nullptr;
+    CLI::Option *o_first = nullptr, *o_last = nullptr, *o_offload = nullptr;
     int64_t frame_num = 0;
     int sample_steps = 0, threads = 0;
-    double shift = 0, guide = 5.0;
+    double shift = 0;
+    bool offload = true;  // A14B: one expert resident at a time
     int64_t seed = -1;
     CLI::Option *o_frames = nullptr, *o_steps = nullptr, *o_shift = nullptr, *o_neg = nullptr, *o_prompt = nullptr;
     CLI::Option *o_guide = nullptr, *o_solver = nullptr, *o_image = nullptr;
@@ -161,21 +162,62 @@ struct TaskInfo {
 };
 
 TaskInfo lookup_task(const std::string& t) {
-    if (t == "t2v-1.3B" || t == "t2v-14B" || t == "i2v-14B" || t == "flf2v-14B") return {t, t, true};
+    if (t == "t2v-1.3B" || t == "t2v-14B" || t == "i2v-14B" || t == "flf2v-14B" || t == "t2v-A14B" || t == "i2v-A14B")
+        return {t, t, true};
     if (t == "t2i-14B") return {t, "t2v-14B", true};
     if (t == "vace-1.3B" || t == "vace-14B") return {t, "", false};
+    if (t == "ti2v-5B") return {t, t, true};
     fail("generate", "unknown --task \"", t,
-         "\"; use t2v-1.3B, t2v-14B, t2i-14B, i2v-14B or flf2v-14B (or leave it out to use the folder's model)");
+         "\"; use t2v-1.3B, t2v-14B, t2i-14B, i2v-14B, flf2v-14B, t2v-A14B, i2v-A14B or ti2v-5B (or leave it out to use "
+         "the folder's model)");
 }
 
 bool is_image_task(const std::string& name) { return name.rfind("i2v", 0) == 0; }
 bool is_flf2v_task(const std::string& name) { return name.rfind("flf2v", 0) == 0; }
+bool is_moe_task(const std::string& name) { return name == "t2v-A14B" || name == "i2v-A14B"; }
 
+// "ti2v-5B" when a ti2v DiT has the released widths (dim 3072, 24 heads, 48 channels; up to 30 blocks), else "".
+std::string official_ti2v_kind(const DitConfig& c) {
+    return c.model_type == "ti2v" && c.dim == 3072 && c.ffn_dim == 14336 && c.num_heads == 24 && c.in_dim == 48 &&
+                   c.out_dim == 48 && c.text_dim == 4096 && c.num_layers <= 30
+               ? "ti2v-5B"
+               : "";
+}
+
+// SUPPORTED_SIZES of generate.py (Wan2.1's and Wan2.2's wan/configs/__init__.py).
 std::vector<std::string> supported_sizes(const std::string& kind) {
     if (kind == "t2v-1.3B") return {"480*832", "832*480"};
-    if (kind == "t2v-14B" || kind == "i2v-14B" || kind == "flf2v-14B")
+    if (kind == "t2v-14B" || kind == "i2v-14B" || kind == "flf2v-14B" || kind == "t2v-A14B" || kind == "i2v-A14B")
         return {"720*1280", "1280*720", "480*832", "832*480"};
+    if (kind == "ti2v-5B") return {"704*1280", "1280*704"};
     return {};
+}
+
+// The Wan2.2 A14B config of a task (wan/configs/wan_{t2v,i2v}_A14B.py): steps, shift, guide pair (low, high), boundary.
+struct MoeDefaults {
+    int steps;
+    double shift, guide_low, guide_high, boundary;
+};
+MoeDefaults moe_defaults(bool i2v) { return i2v ? MoeDefaults{40, 5.0, 3.5, 3.5, 0.900} : MoeDefaults{40, 12.0, 3.0, 4.0, 0.875}; }
+
+// --sample_guide_scale: "g", or "low,high" for the A14B experts (the official pair order).
+std::vector<double> parse_guide(const std::string& s) {
+    std::vector<double> out;
+    std::stringstream ss(s);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+        try {
+            size_t used = 0;
+            out.push_back(std::stod(item, &used));
+            if (used != item.size()) throw std::invalid_argument(item);
+        } catch (const std::exception&) {
+            out.clear();
+            break;
+        }
+    }
+    WANRT_CHECK((out.size() == 1 || out.size() == 2) && std::isfinite(out[0]) && std::isfinite(out.back()), "generate",
+                "bad --sample_guide_scale \"", s, "\"; write a number (e.g. 5.0), or low,high for the A14B experts (e.g. 3.0,4.0)");
+    return out;
 }
 
 void parse_size(const std::string& s, int64_t* w, int64_t* h) {
@@ -255,6 +297,8 @@ struct Plan {
     GenerateRequest req;
     bool image_task = false;          // i2v or flf2v: req.image is made from `picture` once the backend exists
     bool flf2v = false;               // first-last-frame: req.last_frame from `last_picture` too
+    bool moe = false;                 // Wan2.2 A14B: two experts (req.moe)
+    bool ti2v = false;                // Wan2.2 TI2V-5B: --image (optional) goes to req.image_rgb
     Rgb24Video picture, last_picture;
     I2VSize video_size;               // i2v, flf2v: the video's size from the (first) picture and max_area
     VaeTiling vae_tiling;             // --vae_tile, applied to the model's VAE config once it exists
@@ -300,16 +344,19 @@ void resolve_task(const Opts& o, Plan& p) {
             WANRT_CHECK(!has_first, "generate", "--first_frame and --last_frame are for --task flf2v-14B; --task ",
                         o.task, is_image_task(o.task) ? " takes one --image" : " takes only a prompt");
         }
-        WANRT_CHECK(!has_image || is_image_task(o.task), "generate", "--image is for image-to-video; --task ", o.task,
+        WANRT_CHECK(!has_image || is_image_task(o.task) || o.task == "ti2v-5B", "generate", "--image is for image-to-video; --task ", o.task,
                     " takes only a prompt (use --task i2v-14B with an I2V model folder, or leave out --image)");
-        WANRT_CHECK(!p.demo || is_image_task(o.task) || is_flf2v_task(o.task), "generate", "--task ", o.task,
+        WANRT_CHECK(!p.demo || is_image_task(o.task) || is_flf2v_task(o.task) || is_moe_task(o.task), "generate",
+                    "--task ", o.task,
                     " needs its model folder: pass --ckpt_dir (without both, the built-in demo model runs)");
     }
     if (p.demo) {
         p.kind = "demo";
         p.flf2v = has_first || is_flf2v_task(o.task);
         p.image_task = p.flf2v || has_image || is_image_task(o.task);
-        p.task = p.flf2v        ? TaskInfo{"flf2v-demo", "demo", true}
+        p.moe = is_moe_task(o.task);
+        p.task = p.moe          ? TaskInfo{o.task + "-demo", "demo", true}
+                 : p.flf2v      ? TaskInfo{"flf2v-demo", "demo", true}
                  : p.image_task ? TaskInfo{"i2v-demo", "demo", true}
                                 : TaskInfo{"t2v-demo", "demo", true};
         WANRT_CHECK(p.flf2v || !p.image_task || has_image, "generate", "--task ", o.task,
@@ -318,7 +365,11 @@ void resolve_task(const Opts& o, Plan& p) {
     }
     p.model = open_model_folder(o.ckpt_dir);
     const T2VModelParts& model = p.model;
-    p.kind = official_kind(model.dit_config);
+    p.moe = model.moe();
+    p.ti2v = model.ti2v();
+    p.kind = p.moe    ? official_moe_kind(model.dit_config)
+             : p.ti2v ? official_ti2v_kind(model.dit_config)
+                      : official_kind(model.dit_config);
     p.image_task = model.dit_config.is_i2v();
     p.flf2v = model.dit_config.is_flf2v();
     if (o.task.empty()) {
@@ -328,7 +379,7 @@ void resolve_task(const Opts& o, Plan& p) {
                     "): pass --first_frame a.png --last_frame b.png instead of --image");
         WANRT_CHECK(!p.flf2v || has_first, "generate", o.ckpt_dir, " holds a first-last-frame model (", model.kind,
                     "): pass --first_frame a.png --last_frame b.png (PNG, JPEG or WebP)");
-        WANRT_CHECK(!has_image || p.image_task, "generate", "--image needs an image-to-video model, but ", o.ckpt_dir,
+        WANRT_CHECK(!has_image || p.image_task || p.ti2v, "generate", "--image needs an image-to-video model, but ", o.ckpt_dir,
                     " holds ", model.kind, " (text-to-video); pass an I2V folder (e.g. Wan2.1-I2V-14B-480P) or leave out --image");
         WANRT_CHECK(p.flf2v || !p.image_task || has_image, "generate", o.ckpt_dir, " holds an image-to-video model (",
                     model.kind, "): pass --image in.png (PNG, JPEG or WebP)");
@@ -340,8 +391,11 @@ void resolve_task(const Opts& o, Plan& p) {
                     p.kind.empty() ? std::string("leave out --task to run this folder's model") : "pass --task " + p.kind,
                     ", or --ckpt_dir a ", p.task.kind, " folder");
     else
-        p.task = {p.kind.empty() ? std::string(p.flf2v ? "flf2v" : p.image_task ? "i2v" : "t2v") : p.kind, p.kind,
-                  true};
+        p.task = {p.kind.empty() ? std::string(p.ti2v  ? "ti2v-5B"
+                                               : p.moe ? (p.image_task ? "i2v-A14B" : "t2v-A14B")
+                                               : p.flf2v ? "flf2v" : p.image_task ? "i2v" : "t2v")
+                                 : p.kind,
+                  p.kind, true};
     WANRT_CHECK(p.flf2v || !p.image_task || has_image, "generate", "--task ", p.task.name,
                 " makes a video from a picture: pass --image in.png (PNG, JPEG or WebP)");
 }
@@ -354,17 +408,24 @@ T2VOptions resolve_options(Opts& o, Plan& p) {
     WANRT_CHECK(!(t2i && causal), "generate", "task t2i-14B makes one image; --causal generates video, use a t2v task");
     WANRT_CHECK(!(i2v && causal), "generate", "--causal runs the text-to-video causal models; image-to-video has no "
                 "causal mode: leave out --causal");
+    WANRT_CHECK(!(p.ti2v && causal), "generate", "--causal runs the Wan2.1 causal models; TI2V-5B has no causal mode: "
+                "leave out --causal");
+    WANRT_CHECK(!(p.moe && causal), "generate", "--causal runs the Wan2.1 causal models; the A14B experts have no "
+                "causal mode: leave out --causal");
+    const MoeDefaults md = moe_defaults(i2v);
     const DemoDefaults dd;
     T2VOptions opt;
     if (o.size.empty()) {
         const bool folder_480p = o.ckpt_dir.find("480P") != std::string::npos;
         o.size = demo ? cat(dd.width, "*", dd.height)
+                 : p.moe ? "1280*720"  // generate.py's default, one of A14B's sizes
+                 : p.ti2v ? "1280*704"  // generate.py's default 1280*720 is refused for ti2v-5B
                  : flf2v ? "1280*720"  // the only FLF2V release is 720P
                  : i2v ? (folder_480p ? "832*480" : "1280*720")
                  : kind == "t2v-1.3B" ? "832*480" : kind == "t2v-14B" ? "1280*720" : "832*480";
     }
     parse_size(o.size, &opt.width, &opt.height);
-    opt.frame_num = o.o_frames->count() ? o.frame_num : t2i ? 1 : demo ? dd.frame_num : 81;
+    opt.frame_num = o.o_frames->count() ? o.frame_num : t2i ? 1 : demo ? dd.frame_num : p.ti2v ? 121 : 81;
     if (causal && !o.o_frames->count()) {  // default rounded up to whole blocks (81 frames → 21 latent = 7 blocks of 3)
         const int64_t fpb = o.frames_per_block, F = (opt.frame_num - 1) / 4 + 1;
         opt.frame_num = ((F + fpb - 1) / fpb * fpb - 1) * 4 + 1;
@@ -373,11 +434,16 @@ T2VOptions resolve_options(Opts& o, Plan& p) {
                 " must be 4n+1 (e.g. ", std::max<int64_t>(1, (opt.frame_num - 1) / 4 * 4 + 1), " or ",
                 (std::max<int64_t>(opt.frame_num - 1, 0) / 4 + 1) * 4 + 1, ")");
     WANRT_CHECK(!t2i || opt.frame_num == 1, "generate", "task t2i-14B makes one image: --frame_num must be 1");
-    opt.sample_steps = o.o_steps->count() ? o.sample_steps : demo ? dd.sample_steps : i2v && !flf2v ? 40 : 50;
+    opt.sample_steps = o.o_steps->count() ? o.sample_steps
+                       : demo            ? dd.sample_steps
+                       : p.moe           ? md.steps
+                       : i2v && !flf2v   ? 40
+                                         : 50;
     WANRT_CHECK(opt.sample_steps > 0, "generate", "--sample_steps ", opt.sample_steps, " must be at least 1 (official: 50)");
-    // generate.py: 3.0 for i2v at the 480p sizes, 16 for flf2v, else 5.0.
+    // generate.py: 3.0 for i2v at the 480p sizes, 16 for flf2v, else 5.0; Wan2.2's: the A14B config's.
     opt.sample_shift = o.o_shift->count() ? o.shift
                        : causal                                          ? 8.0
+                       : p.moe                                           ? md.shift
                        : flf2v                                           ? 16.0
                        : i2v && (o.size == "832*480" || o.size == "480*832") ? 3.0
                                                                          : 5.0;
@@ -385,8 +451,16 @@ T2VOptions resolve_options(Opts& o, Plan& p) {
                 causal ? " must be positive (CausVid: 8; Self-Forcing: 5 with --warp_denoising_step)"
                        : " must be positive (official: 5; 8-12 advised for 1.3B)");
     if (causal) p.req.causal = causal_options(o, opt.frame_num, opt.sample_shift);
-    opt.guide_scale = o.guide;
-    WANRT_CHECK(std::isfinite(opt.guide_scale), "generate", "--sample_guide_scale must be a finite number");
+    // A single g means (g, g) for the experts, as WanT2V.generate; the pair is (low-noise, high-noise).
+    const std::vector<double> guide = o.o_guide->count() ? parse_guide(o.guide)
+                                      : p.moe             ? std::vector<double>{md.guide_low, md.guide_high}
+                                                          : parse_guide(o.guide);
+    WANRT_CHECK(guide.size() == 1 || p.moe, "generate", "--sample_guide_scale ", o.guide,
+                " is a pair (low,high), which only the A14B tasks take; pass one number");
+    opt.guide_scale = guide[0];
+    p.req.moe.guide_scale_high = guide.back();
+    p.req.moe.boundary = md.boundary;
+    p.req.moe.offload = o.offload;
     WANRT_CHECK(o.solver == "unipc" || o.solver == "dpm++" || o.solver == "euler", "generate", "unknown --sample_solver \"",
                 o.solver, "\"; use unipc (official default), dpm++ or euler");
     opt.solver = o.solver;
@@ -394,16 +468,30 @@ T2VOptions resolve_options(Opts& o, Plan& p) {
         const StepCacheConfig cc = StepCacheConfig::parse(o.cache);
         WANRT_CHECK(!causal || cc.method == CacheMethod::None, "generate",
                     "--cache applies to the CFG denoising loop (t2v, i2v, flf2v); it does not combine with --causal");
+        WANRT_CHECK(!p.moe || cc.method == CacheMethod::None, "generate",
+                    "--cache is not yet supported with the A14B experts (its reuse would span the expert switch); "
+                    "leave out --cache");
         if (cc.method != CacheMethod::None) opt.cache = std::make_shared<StepCache>(cc);
     }
     p.sizes = supported_sizes(kind);
     p.odd_size = !p.sizes.empty() && std::find(p.sizes.begin(), p.sizes.end(), o.size) == p.sizes.end();
+    if (p.odd_size && (p.moe || p.ti2v)) {  // generate.py asserts; the Wan2.1 tasks only warn (see the top of this file)
+        std::string list;
+        for (const std::string& z : p.sizes) list += (list.empty() ? "" : ", ") + z;
+        fail("generate", "size ", o.size, " is not one ", p.task.name, " supports (", list, "); pass --size ", p.sizes[1]);
+    }
 
     // Model shapes (the demo's are known without building anything).
-    const DemoConfig dc = flf2v ? demo_flf2v_config() : i2v ? demo_i2v_config() : demo_config();
+    const DemoConfig dc = p.moe ? demo_moe_config(i2v) : flf2v ? demo_flf2v_config() : i2v ? demo_i2v_config() : demo_config();
     const DitConfig& dit = demo ? dc.dit : p.model.dit_config;
     const VaeConfig& vae = demo ? dc.vae : p.model.vae_config;
-    if (flf2v) {
+    if (p.ti2v) {
+        // The picture (optional: image-to-video) is read now: a bad file fails before any weights load.
+        if (!o.image.empty()) p.picture = read_image(o.image);
+        const TI2VImage img{o.image.empty() ? nullptr : p.picture.rgb.data(), p.picture.height, p.picture.width};
+        const TI2VLatentShape s = ti2v_shape(img, opt, dit, p.model.vae22_config);
+        p.video_size = {s.latent[2], s.latent[3], s.latent[2] * 16, s.latent[3] * 16};
+    } else if (flf2v) {
         // Both pictures are read now: a bad file or a size mismatch fails before any weights load.
         p.picture = read_image(o.first_frame);
         p.last_picture = read_image(o.last_frame);
@@ -463,10 +551,20 @@ void announce(const Opts& o, Plan& p, Backend& be) {
         std::fprintf(stderr,
                      "generate: no --ckpt_dir given: running the built-in demo model (tiny Wan2.1 T5/%sDiT/VAE with "
                      "random weights; the video is structured noise). Pass --ckpt_dir for a real model.\n",
-                     p.flf2v ? "CLIP/flf2v " : p.image_task ? "CLIP/i2v " : "");
-        p.model = p.flf2v ? demo_flf2v_model_parts() : p.image_task ? demo_i2v_model_parts() : demo_model_parts();
+                     p.moe ? (p.image_task ? "two i2v-A14B expert " : "two t2v-A14B expert ")
+                     : p.flf2v ? "CLIP/flf2v " : p.image_task ? "CLIP/i2v " : "");
+        p.model = p.moe ? demo_moe_model_parts(p.image_task)
+                  : p.flf2v ? demo_flf2v_model_parts() : p.image_task ? demo_i2v_model_parts() : demo_model_parts();
     }
     p.model.vae_config.tiling = p.vae_tiling;
+    if (p.ti2v && p.picture.frames > 0) {
+        p.req.image_rgb = std::move(p.picture.rgb);
+        p.req.image_rgb_h = p.picture.height;
+        p.req.image_rgb_w = p.picture.width;
+        std::fprintf(stderr, "generate: image %s (%lldx%lld) in max_area %s -> video %lldx%lld (resized, centre-cropped)\n",
+                     o.image.c_str(), (long long)p.picture.width, (long long)p.picture.height, o.size.c_str(),
+                     (long long)p.video_size.w, (long long)p.video_size.h);
+    }
     if (p.image_task) {
         Tensor frames = rgb24_to_video(p.picture, be);      // [3, 1, h0, w0]
         p.req.image = ops::contiguous(frames.select(1, 0));  // [3, h0, w0]
@@ -517,8 +615,17 @@ void announce(const Opts& o, Plan& p, Backend& be) {
                      p.image_task ? cat(p.video_size.w, "*", p.video_size.h).c_str() : o.size.c_str(),
                      (long long)opt.frame_num, opt.sample_steps, opt.solver.c_str(), opt.sample_shift, opt.guide_scale,
                      seed);
+        if (p.moe)
+            std::fprintf(stderr,
+                         "generate: experts: high-noise while t >= %g (guide %g), then low-noise (guide %g); %s\n",
+                         p.req.moe.boundary * 1000.0, p.req.moe.guide_scale_high, opt.guide_scale,
+                         p.req.moe.offload ? "one resident at a time (--offload_model true)"
+                                           : "both resident (--offload_model false)");
     }
-    if (p.image_task)
+    if (p.moe)
+        std::fprintf(stderr, "generate: text encoder, %sthe DiT experts and VAE all run on %s, one stage at a time\n",
+                     p.image_task ? "VAE (encode), " : "", be.description().c_str());
+    else if (p.image_task)
         std::fprintf(stderr,
                      "generate: text encoder, CLIP, VAE and DiT all run on %s, one at a time (each freed before the "
                      "next loads)\n",
@@ -578,8 +685,8 @@ GenerateProgress progress_printer(const Plan& p) {
 }
 
 // Step 5: each stage's time and the peak memory.
-void print_summary(const GenerateResult& r, bool causal, bool image, const std::string& device, double write_s,
-                   double total_s) {
+void print_summary(const GenerateResult& r, bool causal, bool image, bool clip, const std::string& device,
+                   double write_s, double total_s) {
     const GenerateTimes& tm = r.times;
     const double per = tm.step_seconds.empty() ? 0 : tm.denoise / double(tm.step_seconds.size());
     std::fprintf(stderr, "generate: timings (%s)\n", device.c_str());
@@ -590,11 +697,11 @@ void print_summary(const GenerateResult& r, bool causal, bool image, const std::
                      (long long)tm.prompt_tokens[0], (long long)tm.prompt_tokens[1]);
     std::fprintf(stderr, "  load T5           %8.2f s\n", tm.t5_load);
     std::fprintf(stderr, "  encode text       %8.2f s\n", tm.text);
-    if (image) {
+    if (image && clip) {
         std::fprintf(stderr, "  load CLIP         %8.2f s\n", tm.clip_load);
         std::fprintf(stderr, "  encode image      %8.2f s  (CLIP)\n", tm.clip);
-        std::fprintf(stderr, "  encode image      %8.2f s  (VAE)\n", tm.vae_encode);
     }
+    if (image) std::fprintf(stderr, "  encode image      %8.2f s  (VAE)\n", tm.vae_encode);
     std::fprintf(stderr, "  load DiT          %8.2f s\n", tm.dit_load);
     if (causal)
         std::fprintf(stderr, "  denoise           %8.2f s  (%zu blocks, %.2f s/block, %lld DiT calls, KV cache %.1f MiB)\n",
@@ -616,13 +723,15 @@ void run(Opts o) {
     const std::shared_ptr<StepCache> cache = p.req.opt.cache;  // read after the run (p.req moves)
     auto be = make_backend(o.device, o.threads);
     announce(o, p, *be);
-    const bool causal = p.req.causal.has_value(), image = p.image_task;
+    const bool causal = p.req.causal.has_value(), image = p.image_task || !p.req.image_rgb.empty(), clip = !p.moe && !p.ti2v;
     const GenerateResult r = run_generate(p.model, be, std::move(p.req), progress_printer(p));
 
     const auto t_w = clock::now();
-    const std::vector<std::string> files = write_video(o.save_file, r.video);
+    VideoWriteOptions wo;
+    wo.fps = p.ti2v ? 24 : 16;  // the configs' sample_fps
+    const std::vector<std::string> files = write_video(o.save_file, r.video, wo);
     const double write_s = std::chrono::duration<double>(clock::now() - t_w).count();
-    print_summary(r, causal, image, be->description(), write_s, std::chrono::duration<double>(clock::now() - t_start).count());
+    print_summary(r, causal, image, clip, be->description(), write_s, std::chrono::duration<double>(clock::now() - t_start).count());
     if (cache) {  // per step: C = DiT computed, R = reused, cond then uncond
         const std::vector<std::string> lines = cache->summary_lines();
         for (size_t i = 0; i < lines.size(); ++i) std::fprintf(stderr, "%s%s\n", i ? "                    " : "  cache             ", lines[i].c_str());
@@ -638,7 +747,8 @@ void setup(CLI::App& app) {
     // As argparse in generate.py: a repeated flag takes its last value.
     c->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     c->add_option("--task", o->task,
-                  "t2v-1.3B, t2v-14B, t2i-14B, i2v-14B or flf2v-14B (default: the --ckpt_dir folder's model)");
+                  "t2v-1.3B, t2v-14B, t2i-14B, i2v-14B, flf2v-14B, t2v-A14B or i2v-A14B (default: the --ckpt_dir "
+                  "folder's model)");
     c->add_option("--size", o->size,
                   "WIDTH*HEIGHT, multiples of 16 (default: 832*480 for 1.3B, 1280*720 for 14B, 256*256 demo); i2v: "
                   "the max area W*H, the video keeps the picture's aspect (default 832*480 for a 480P folder, else "
@@ -657,10 +767,15 @@ void setup(CLI::App& app) {
     c->add_option("--base_seed", o->seed, "Seed (negative: random, printed)")->capture_default_str();
     o->o_solver = c->add_option("--sample_solver", o->solver, "unipc, dpm++ or euler")->capture_default_str();
     o->o_steps =
-        c->add_option("--sample_steps", o->sample_steps, "Sampling steps (default 50; i2v 40; flf2v 50; demo 8)");
+        c->add_option("--sample_steps", o->sample_steps, "Sampling steps (default 50; i2v 40; flf2v 50; A14B 40; demo 8)");
     o->o_shift = c->add_option("--sample_shift", o->shift,
-                               "Flow shift (default 5.0; i2v at 832*480 or 480*832: 3.0; flf2v 16; 8 with --causal)");
-    o->o_guide = c->add_option("--sample_guide_scale", o->guide, "Classifier-free guidance scale")->capture_default_str();
+                               "Flow shift (default 5.0; i2v at 832*480 or 480*832: 3.0; flf2v 16; t2v-A14B 12; i2v-A14B 5; 8 with --causal)");
+    o->o_guide = c->add_option("--sample_guide_scale", o->guide,
+                               "Classifier-free guidance scale (default 5.0); A14B: g or low,high for the two experts "
+                               "(default t2v 3.0,4.0, i2v 3.5,3.5)");
+    o->o_offload = c->add_option("--offload_model", o->offload,
+                                 "A14B: keep one expert resident at a time (true) or both (false)")
+                       ->capture_default_str();
     c->add_option("--cache", o->cache,
                   "Step caching: teacache[:THRESH][,ret], magcache[:THRESH][,K=N][,retention=R][,ratios=FILE], "
                   "magcache:calibrate[=FILE], easycache[:THRESH][,ret_steps=N] (default: none)");

@@ -83,7 +83,7 @@ DitModel::DitModel(const DitConfig& cfg, std::shared_ptr<TensorSource> src, Back
             b.ca_norm_q = ld.param(p + "cross_attn.norm_q.weight", {D});
             b.ca_norm_k = ld.param(p + "cross_attn.norm_k.weight", {D});
         }
-        if (cfg_.is_i2v()) {
+        if (cfg_.has_clip()) {
             b.ca_k_img = load_linear(ld, p + "cross_attn.k_img", D, D);
             b.ca_v_img = load_linear(ld, p + "cross_attn.v_img", D, D);
             if (cfg_.qk_norm) b.ca_norm_k_img = ld.param(p + "cross_attn.norm_k_img.weight", {D});
@@ -97,7 +97,7 @@ DitModel::DitModel(const DitConfig& cfg, std::shared_ptr<TensorSource> src, Back
     }
     w.head_modulation = ld.param("head.modulation", {1, 2, D});
     w.head = load_linear(ld, "head.head", cfg_.out_dim * cfg_.patch_volume(), D);
-    if (cfg_.is_i2v()) {
+    if (cfg_.has_clip()) {
         w.img_ln0_w = ld.param("img_emb.proj.0.weight", {1280});
         w.img_ln0_b = ld.param("img_emb.proj.0.bias", {1280});
         w.img1 = load_linear(ld, "img_emb.proj.1", 1280, 1280);
@@ -157,13 +157,15 @@ std::vector<Tensor> DitModel::forward(const std::vector<DitSample>& batch, int64
         if (!s.context.defined() || s.context.ndim() != 2 || s.context.size(1) != c.text_dim || s.context.size(0) > c.text_len)
             fail("dit", "sample ", i, ": context must be [len ≤ ", c.text_len, ", ", c.text_dim, "], got ",
                  s.context.defined() ? s.context.describe() : "none");
-        if (c.is_i2v() && (!s.clip_fea.defined() || s.clip_fea.ndim() != 2 || s.clip_fea.size(1) != 1280))
+        if (c.is_i2v() && !c.has_clip() && s.clip_fea.defined())
+            fail("dit", "sample ", i, ": this i2v model has no CLIP image branch (Wan2.2 I2V-A14B); pass no clip_fea");
+        if (c.has_clip() && (!s.clip_fea.defined() || s.clip_fea.ndim() != 2 || s.clip_fea.size(1) != 1280))
             fail("dit", "sample ", i, ": an i2v model needs clip_fea [257, 1280], got ",
                  s.clip_fea.defined() ? s.clip_fea.describe() : "none");
         if (c.is_flf2v() && s.clip_fea.size(0) != w.img_emb_pos.size(1))
             fail("dit", "sample ", i, ": an flf2v model needs clip_fea [", w.img_emb_pos.size(1),
                  ", 1280] (the first frame's CLIP tokens, then the last's), got ", s.clip_fea.describe());
-        if (i > 0 && c.is_i2v() && s.clip_fea.size(0) != batch[0].clip_fea.size(0))
+        if (i > 0 && c.has_clip() && s.clip_fea.size(0) != batch[0].clip_fea.size(0))
             fail("dit", "sample ", i, ": clip_fea token counts differ within the batch");
         if (!s.t_tokens.empty() && int64_t(s.t_tokens.size()) != seq_len)
             fail("dit", "sample ", i, ": ", s.t_tokens.size(), " per-token timesteps for seq_len ", seq_len,
@@ -211,7 +213,8 @@ std::vector<Tensor> DitModel::forward(const std::vector<DitSample>& batch, int64
     // image_context_length = ctx_len − 512 (T5_CONTEXT_TOKEN_NUMBER, a constant in model.py, not
     // text_len), with Python slice semantics for a negative length. With text_len = 512 (every
     // release) that is the 257 CLIP tokens; other text_len values reproduce the official split.
-    if (c.is_i2v()) {
+    // Wan2.2 I2V-A14B has no image branch: its context is the text alone, as T2V.
+    if (c.has_clip()) {
         std::vector<Tensor> clips;
         for (auto& s : batch) clips.push_back(s.clip_fea.unsqueeze(0));
         Tensor clip = ops::concat(clips, 0);                                       // [B, 257 (FLF2V 514), 1280]

@@ -28,6 +28,11 @@ struct DitConfig {
     int window_left = -1, window_right = -1;
     bool qk_norm = true, cross_attn_norm = true;
     float eps = 1e-6f;
+    // Wan2.1's CLIP image branch of an i2v/flf2v model (img_emb, cross_attn.k_img / v_img /
+    // norm_k_img, clip_fea). Wan2.2's I2V-A14B experts are model_type "i2v" (y concatenated, in_dim
+    // 36) without it, and their config.json equals Wan2.1 I2V-14B's: open_dit_checkpoint and
+    // from_weights set it from the weights (false when img_emb.proj.0.weight is absent).
+    bool clip_branch = true;
 
     // The WanModel constructor defaults, overridden by the fields present in the JSON text
     // (config.json or a fixture's `config` metadata). Unknown model_type or bad values throw.
@@ -39,7 +44,8 @@ struct DitConfig {
     static DitConfig preset(const std::string& name);
     static std::vector<std::string> preset_names();
 
-    bool is_i2v() const { return model_type == "i2v" || model_type == "flf2v"; }  // has the image branch
+    bool is_i2v() const { return model_type == "i2v" || model_type == "flf2v"; }  // takes y (and maybe clip_fea)
+    bool has_clip() const { return is_i2v() && clip_branch; }                      // takes clip_fea
     bool is_flf2v() const { return model_type == "flf2v"; }
     int64_t head_dim() const { return dim / num_heads; }
     int64_t patch_volume() const { return int64_t(patch_t) * patch_h * patch_w; }
@@ -62,6 +68,7 @@ struct DitSample {
     Tensor y;         // I2V only: [in_dim − C, F, H, W] conditioning (mask + image latent)
     Tensor context;   // [len ≤ text_len, text_dim] text encoder output, trimmed to its real length
     Tensor clip_fea;  // I2V: [257, 1280] CLIP features; FLF2V: [514, 1280], the first frame's then the last's
+                      // (none for a model without the CLIP branch, Wan2.2 I2V-A14B)
     float t = 0;      // timestep (the scheduler's integer value)
     // Optional per-token timesteps (Wan2.2 TI2V: 0 on the tokens of a given first frame): seq_len
     // values, the padding tokens' included; when set, t is not used. Token runs of equal t share

@@ -106,7 +106,7 @@ Tensor dit_block(const DitConfig& c, const DitBlockWeights& b, int64_t layer, Te
     std::tie(ck, cv) = cached ? std::make_pair(cached->k, cached->v)
                               : kv_pair(c, b.ca_k, b.ca_v, b.ca_norm_k, in.ctx_text, DType::F32);
     Tensor ca = cross_attend(cq, ck, cv);  // [B, L, N, hd]
-    if (c.is_i2v()) {
+    if (c.has_clip()) {
         Tensor ki, vi;
         std::tie(ki, vi) = cached ? std::make_pair(cached->k_img, cached->v_img)
                                   : kv_pair(c, b.ca_k_img, b.ca_v_img, b.ca_norm_k_img, in.ctx_img, DType::F32);

@@ -83,6 +83,7 @@ void DitConfig::validate(const std::string& origin) const {
     if (head_dim() % 2) bad("head dim ", head_dim(), " must be even for RoPE");
     if (head_dim() / 2 < 3) bad("head dim ", head_dim(), " is too small for the 3-axis RoPE");
     if (freq_dim % 2) bad("freq_dim ", freq_dim, " must be even");
+    if (is_flf2v() && !clip_branch) bad("an flf2v model needs the CLIP image branch (img_emb.proj, img_emb.emb_pos)");
     if (is_i2v() && in_dim <= 16) bad("an i2v model needs in_dim > 16 (noise + conditioning), got ", in_dim);
     if (!(eps > 0)) bad("eps must be positive");
 }
@@ -154,7 +155,9 @@ DitConfig DitConfig::from_weights(const TensorSource& src, const std::string& pr
     c.out_dim = shape_of("head.head.weight")[0] / c.patch_volume();
     c.model_type = src.find(prefix + "img_emb.emb_pos")          ? "flf2v"
                    : src.find(prefix + "img_emb.proj.0.weight") ? "i2v"
+                   : c.in_dim > c.out_dim                       ? "i2v"  // Wan2.2 I2V-A14B: y without CLIP
                                                                 : "t2v";
+    c.clip_branch = src.find(prefix + "img_emb.proj.0.weight") != nullptr;
     c.qk_norm = src.find(prefix + "blocks.0.self_attn.norm_q.weight") != nullptr;
     c.cross_attn_norm = src.find(prefix + "blocks.0.norm3.weight") != nullptr;
     int64_t layers = 0;
@@ -190,7 +193,7 @@ std::vector<ParamSpec> dit_param_table(const DitConfig& c) {
                 vec(b + a + ".norm_k.weight", {D});
             }
         }
-        if (c.is_i2v()) {
+        if (c.has_clip()) {
             lin(b + "cross_attn.k_img", D, D);
             lin(b + "cross_attn.v_img", D, D);
             if (c.qk_norm) vec(b + "cross_attn.norm_k_img.weight", {D});
@@ -204,7 +207,7 @@ std::vector<ParamSpec> dit_param_table(const DitConfig& c) {
     }
     vec("head.modulation", {1, 2, D});
     lin("head.head", c.out_dim * c.patch_volume(), D);
-    if (c.is_i2v()) {
+    if (c.has_clip()) {
         vec("img_emb.proj.0.weight", {1280});
         vec("img_emb.proj.0.bias", {1280});
         lin("img_emb.proj.1", 1280, 1280);
@@ -283,6 +286,10 @@ DitCheckpoint open_dit_checkpoint(const std::string& path) {
         std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
         ck.config = DitConfig::from_json(text, config.string());
         ck.config_origin = config.string();
+        // config.json does not say whether an i2v model has Wan2.1's CLIP branch (Wan2.2 I2V-A14B's
+        // equals Wan2.1 I2V-14B's); the tensor names do.
+        ck.config.clip_branch = ck.weights->find("img_emb.proj.0.weight") != nullptr;
+        ck.config.validate(config.string());
     } else {
         ck.config = DitConfig::from_weights(*ck.weights);
         ck.config_origin = "derived from weights (no config.json; num_heads = dim/128)";

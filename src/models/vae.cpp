@@ -95,76 +95,6 @@ struct Coder {  // Encoder3d or Decoder3d
     bool decoder = false;
 };
 
-// Fetches each weight by official name and stored shape through the WeightLoader, or (without one)
-// only records the names and shapes: the manifest for synthetic weights.
-class Loader {
-public:
-    explicit Loader(WeightLoader* wl, DType conv_dtype = DType::F32) : wl_(wl), conv_dtype_(conv_dtype) {}
-    std::vector<std::pair<std::string, Shape>> manifest;
-
-    // Conv weights in the conv precision (VaeConfig::conv_dtype).
-    Tensor conv_weight(const std::string& name, const Shape& stored, const Shape& use) {
-        Tensor w = get(name, stored, use);
-        return w.defined() && conv_dtype_ != w.dtype() ? ops::to_dtype(w, conv_dtype_) : w;
-    }
-
-    Tensor get(const std::string& name, const Shape& stored, const Shape& use) {
-        if (!wl_) {
-            manifest.emplace_back(name, stored);
-            return {};
-        }
-        return wl_->param_as(name, stored, use);
-    }
-    CausalConv causal(const std::string& n, int64_t in, int64_t out, int kt, int kh, int kw, int pt, int ph, int pw,
-                      int st = 1) {
-        CausalConv c;
-        c.w = conv_weight(n + ".weight", {out, in, kt, kh, kw}, {out, in, kt, kh, kw});
-        c.b = get(n + ".bias", {out}, {out});
-        c.pt = pt, c.ph = ph, c.pw = pw, c.st = st;
-        return c;
-    }
-    FrameConv frame(const std::string& n, int64_t in, int64_t out, int k) {
-        FrameConv c;
-        c.w = conv_weight(n + ".weight", {out, in, k, k}, {out, in, 1, k, k});
-        c.b = get(n + ".bias", {out}, {out});
-        return c;
-    }
-    Tensor gamma(const std::string& n, int64_t dim, bool images) {
-        return images ? get(n, {dim, 1, 1}, {dim}) : get(n, {dim, 1, 1, 1}, {dim});
-    }
-    ResBlock res(const std::string& n, int64_t in, int64_t out) {
-        ResBlock r;
-        r.gamma0 = gamma(n + ".residual.0.gamma", in, false);
-        r.conv0 = causal(n + ".residual.2", in, out, 3, 3, 3, 1, 1, 1);
-        r.gamma1 = gamma(n + ".residual.3.gamma", out, false);
-        r.conv1 = causal(n + ".residual.6", out, out, 3, 3, 3, 1, 1, 1);
-        r.has_shortcut = in != out;
-        if (r.has_shortcut) r.shortcut = causal(n + ".shortcut", in, out, 1, 1, 1, 0, 0, 0);
-        return r;
-    }
-    AttnBlock attn(const std::string& n, int64_t dim) {
-        AttnBlock a;
-        a.dim = dim;
-        a.gamma = gamma(n + ".norm.gamma", dim, true);
-        a.to_qkv = frame(n + ".to_qkv", dim, 3 * dim, 1);
-        a.proj = frame(n + ".proj", dim, dim, 1);
-        return a;
-    }
-    Resample resample(const std::string& n, int64_t dim, ResampleMode mode) {
-        Resample r;
-        r.mode = mode;
-        const bool up = mode == ResampleMode::Up2d || mode == ResampleMode::Up3d;
-        r.conv = frame(n + ".resample.1", dim, up ? dim / 2 : dim, 3);
-        if (mode == ResampleMode::Up3d) r.time_conv = causal(n + ".time_conv", dim, 2 * dim, 3, 1, 1, 1, 0, 0);
-        if (mode == ResampleMode::Down3d) r.time_conv = causal(n + ".time_conv", dim, dim, 3, 1, 1, 0, 0, 0, 2);
-        return r;
-    }
-
-private:
-    WeightLoader* wl_;
-    DType conv_dtype_;
-};
-
 Layer res_layer(ResBlock r) {
     Layer l{Layer::Res, std::move(r), {}, {}};
     return l;
@@ -319,24 +249,6 @@ Tensor layer_forward(const Layer& l, const Tensor& x, VaeFeatCache& fc) {
     }
     WANRT_ASSERT(false);
     return {};
-}
-
-// Runs fn on x one frame at a time, the cache cursor restarted for each, and joins the results in
-// time. Exact: the layers it wraps are causal convs with per-frame caches or per-frame (spatial)
-// ops, so frame t sees the same inputs as inside the whole chunk; what changes is that their
-// full-resolution activations exist for one frame instead of four (the VAE's memory peak).
-Tensor per_frame(const Tensor& x, VaeFeatCache& fc, const std::function<Tensor(const Tensor&)>& fn) {
-    const int64_t T = x.size(1);
-    if (T == 1) return fn(x);
-    const size_t idx0 = fc.idx;
-    Tensor out;
-    for (int64_t t = 0; t < T; ++t) {
-        fc.idx = idx0;
-        Tensor y = fn(x.slice(1, t, t + 1));  // [C', n, H', W']
-        if (!out.defined()) out = x.backend()->empty(DType::F32, {y.size(0), T * y.size(1), y.size(2), y.size(3)});
-        ops::copy(y, out.slice(1, t * y.size(1), (t + 1) * y.size(1)));
-    }
-    return out;
 }
 
 // Encoder3d.forward / Decoder3d.forward on one chunk. With split_frames the layers at the highest

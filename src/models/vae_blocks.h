@@ -6,11 +6,16 @@
 // (the reference's feat_cache list and feat_idx cursor); the cursor is reset at every chunk.
 #pragma once
 
+#include <functional>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "core/tensor.h"
 
 namespace wanrt {
+
+class WeightLoader;
 
 // One slot per cached conv, in call order (the reference's feat_cache / feat_idx).
 struct VaeFeatCache {
@@ -65,6 +70,37 @@ struct Resample {
     CausalConv time_conv;  // 3d modes only
 };
 
+// Fetches each weight by official name and stored shape through the WeightLoader, or (without one)
+// only records the names and shapes: the manifest for synthetic weights. Shared by the Wan2.1
+// (vae.cpp) and Wan2.2 (vae22.cpp) models, whose blocks are named alike.
+class Loader {
+public:
+    explicit Loader(WeightLoader* wl, DType conv_dtype = DType::F32) : wl_(wl), conv_dtype_(conv_dtype) {}
+    std::vector<std::pair<std::string, Shape>> manifest;
+
+    // Conv weights in the conv precision (VaeConfig::conv_dtype).
+    Tensor conv_weight(const std::string& name, const Shape& stored, const Shape& use);
+    Tensor get(const std::string& name, const Shape& stored, const Shape& use);
+    CausalConv causal(const std::string& n, int64_t in, int64_t out, int kt, int kh, int kw, int pt, int ph, int pw,
+                      int st = 1);
+    FrameConv frame(const std::string& n, int64_t in, int64_t out, int k);
+    Tensor gamma(const std::string& n, int64_t dim, bool images);
+    ResBlock res(const std::string& n, int64_t in, int64_t out);
+    AttnBlock attn(const std::string& n, int64_t dim);
+    // halve_up: the up-resample conv halves the width (Wan2.1); Wan2.2 keeps it.
+    Resample resample(const std::string& n, int64_t dim, ResampleMode mode, bool halve_up = true);
+
+private:
+    WeightLoader* wl_;
+    DType conv_dtype_;
+};
+
+// Runs fn on x one frame at a time, the cache cursor restarted for each, and joins the results in
+// time. Exact: the layers it wraps are causal convs with per-frame caches or per-frame (spatial)
+// ops, so frame t sees the same inputs as inside the whole chunk; what changes is that their
+// full-resolution activations exist for one frame instead of four (the VAE's memory peak).
+Tensor per_frame(const Tensor& x, VaeFeatCache& fc, const std::function<Tensor(const Tensor&)>& fn);
+
 // Last n frames of x [C, T, H, W] as a contiguous tensor.
 Tensor last_frames(const Tensor& x, int64_t n);
 // CausalConv3d.forward(x, cache): cache frames [C, Tc, H, W] are prepended and reduce the front zero
@@ -84,7 +120,7 @@ Tensor res_forward(const ResBlock& r, const Tensor& x, VaeFeatCache& fc);
 Tensor attn_forward(const AttnBlock& a, const Tensor& x);
 // Resample: up2d [C, T, H, W] → [C/2, T, 2H, 2W]; up3d → [C/2, T or 2T, 2H, 2W] (first chunk of a
 // clip: T; 1 slot); down2d → [C, T, H/2, W/2]; down3d → [C, T (first chunk) or (T+1−3)/2+1, H/2,
-// W/2] (1 slot).
+// W/2] (1 slot). The up widths are the conv's: C/2 in Wan2.1, C in Wan2.2.
 Tensor resample_forward(const Resample& r, Tensor x, VaeFeatCache& fc);
 
 }  // namespace vae

@@ -190,7 +190,16 @@ DemoConfig demo_flf2v_config() {
     return c;
 }
 
+DemoConfig demo_moe_config(bool i2v) {
+    DemoConfig c = i2v ? demo_i2v_config() : demo_config();
+    c.dit.clip_branch = false;
+    return c;
+}
+
 namespace {
+
+// The high-noise expert's seed (the low-noise one, like every other demo network, uses kSeed).
+constexpr uint64_t kHighNoiseSeed = 2026;
 
 T2VModelParts demo_parts(const DemoConfig& c, const char* name) {
     T2VModelParts m;
@@ -202,7 +211,7 @@ T2VModelParts demo_parts(const DemoConfig& c, const char* name) {
     m.dit_weights = [c] { return synth_dit_memory(c.dit, DType::F32, kSeed); };
     m.t5_weights = [c] { return synthetic_t5_weights(c.t5, kSeed); };
     m.vae_weights = [c] { return synthetic_vae_weights(c.vae, uint32_t(kSeed)); };
-    if (c.dit.is_i2v()) {
+    if (c.dit.has_clip()) {
         m.clip_config = c.clip;
         m.clip_weights = [c] { return synth_clip_memory(c.clip, DType::F32, kSeed); };
     }
@@ -229,6 +238,14 @@ T2VModelParts demo_flf2v_model_parts() {
     return demo_parts(demo_flf2v_config(), "built-in demo flf2v model (random weights)");
 }
 
+T2VModelParts demo_moe_model_parts(bool i2v) {
+    const DemoConfig c = demo_moe_config(i2v);
+    T2VModelParts m = demo_parts(c, i2v ? "built-in demo i2v-A14B model (two experts, random weights)"
+                                        : "built-in demo t2v-A14B model (two experts, random weights)");
+    m.high_noise_weights = [c] { return synth_dit_memory(c.dit, DType::F32, kHighNoiseSeed); };
+    return m;
+}
+
 void write_t2v_folder(const std::string& dir, const DemoConfig& cfg, DType matrix_dtype, uint64_t seed,
                       const std::function<void(const std::string&)>& progress) {
     WANRT_CHECK(cfg.dit.text_dim == cfg.t5.dim, "synth", "the DiT's text_dim ", cfg.dit.text_dim,
@@ -236,7 +253,7 @@ void write_t2v_folder(const std::string& dir, const DemoConfig& cfg, DType matri
     if (progress) progress("config.json + diffusion_pytorch_model.safetensors");
     write_synth_dit(dir, cfg.dit, matrix_dtype, seed, uint64_t(10e9));
     write_t2v_extras(dir, cfg.t5, cfg.vae, seed, progress);
-    if (cfg.dit.is_i2v()) {
+    if (cfg.dit.has_clip()) {
         if (progress) progress("models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth");
         write_i2v_clip(dir, cfg.clip, seed);
     }

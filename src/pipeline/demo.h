@@ -46,6 +46,9 @@ struct DemoConfig {
 DemoConfig demo_config();
 DemoConfig demo_i2v_config();
 DemoConfig demo_flf2v_config();  // the i2v demo as an flf2v model (img_emb.emb_pos added)
+// The Wan2.2 A14B demo experts (pipeline/moe.h): the t2v demo DiT, or the i2v one without the CLIP
+// branch (in_dim 36, no img_emb / k_img / v_img); two experts of this config with different seeds.
+DemoConfig demo_moe_config(bool i2v);
 
 // Generation defaults for the demo (the official ones would take minutes on a CPU).
 struct DemoDefaults {
@@ -63,6 +66,8 @@ void write_demo_tokenizer(const std::string& dir);
 T2VModelParts demo_model_parts();
 T2VModelParts demo_i2v_model_parts();
 T2VModelParts demo_flf2v_model_parts();
+// The A14B demo: two experts (high_noise_weights, dit_weights) of demo_moe_config(i2v).
+T2VModelParts demo_moe_model_parts(bool i2v);
 
 // Random weights in the official key layout (deterministic per seed).
 std::shared_ptr<TensorSource> synthetic_t5_weights(const T5Config& c, uint64_t seed);

@@ -18,8 +18,20 @@ GenerateResult run_generate(const T2VModelParts& m, std::shared_ptr<Backend> be,
         out.video = std::move(r.video);
         return out;
     }
-    if (req.image.defined()) {
-        I2VStagedResult r = req.last_frame.defined()
+    if (m.ti2v()) {
+        const TI2VImage img{req.image_rgb.empty() ? nullptr : req.image_rgb.data(), req.image_rgb_h, req.image_rgb_w};
+        TI2VStagedResult r = run_ti2v_staged(m, std::move(be), req.prompt, req.neg_prompt, img, req.seed, req.opt,
+                                             p.on_stage, p.on_step);
+        const T2VStagedTimes& t = r.times;
+        tm = {t.tokenize, t.t5_load, t.text, t.dit_load, t.denoise, t.vae_load, t.decode, 0, 0, r.vae_encode,
+              t.step_seconds, {t.prompt_tokens, t.neg_prompt_tokens}, 0, 0};
+        out.video = std::move(r.video);
+        return out;
+    }
+    if (req.image.defined() || m.moe()) {
+        I2VStagedResult r = m.moe() ? run_moe_staged(m, std::move(be), req.prompt, req.neg_prompt, req.image, req.seed,
+                                                      req.opt, req.moe, p.on_stage, p.on_step)
+                            : req.last_frame.defined()
                                 ? run_flf2v_staged(m, std::move(be), req.prompt, req.neg_prompt, req.image,
                                                    req.last_frame, req.seed, req.opt, p.on_stage, p.on_step)
                                 : run_i2v_staged(m, std::move(be), req.prompt, req.neg_prompt, req.image, req.seed,

@@ -1,7 +1,7 @@
 // `wanrt generate` as one call: a prompt (and an image) and a model → a video, either text-to-video with
 // classifier-free guidance (run_t2v_staged, model_folder.h), image-to-video (run_i2v_staged, i2v.h),
-// first-last-frame-to-video (run_flf2v_staged, flf2v.h) or block-autoregressive causal generation (run_causal_staged,
-// causal_staged.h). All run their stages one after the other, each model freed before the next loads; this file only
+// first-last-frame-to-video (run_flf2v_staged, flf2v.h), the Wan2.2 A14B experts (run_moe_staged, moe.h) or
+// block-autoregressive causal generation (run_causal_staged, causal_staged.h). All run their stages one after the other, each model freed before the next loads; this file only
 // picks the runner and gives the results one shape, so the command line prints one summary.
 //
 // Errors: those of the runner (options before any weights load, then loading).
@@ -17,6 +17,8 @@
 #include "pipeline/flf2v.h"
 #include "pipeline/i2v.h"
 #include "pipeline/model_folder.h"
+#include "pipeline/moe.h"
+#include "pipeline/ti2v_staged.h"
 
 namespace wanrt {
 
@@ -29,6 +31,11 @@ struct GenerateRequest {
                              // the same size as image
     uint64_t seed = 0;
     T2VOptions opt;          // size and frames; the sampler fields for T2V
+    // Wan2.2 TI2V-5B (T2VModelParts::ti2v()) image-to-video: the picture as 8-bit RGB rows (h × w × 3; the
+    // official resize is PIL's, on uint8); empty: text-to-video.
+    std::vector<uint8_t> image_rgb;
+    int64_t image_rgb_h = 0, image_rgb_w = 0;
+    MoeOptions moe;          // Wan2.2 A14B models (T2VModelParts::moe()): boundary, high-noise guide, offload
     std::optional<CausalOptions> causal;  // set: block by block with a KV cache
     CausalDitSource generator;            // causal only: DiT weights replacing the folder's
 };

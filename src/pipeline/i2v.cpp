@@ -196,18 +196,7 @@ I2VStagedResult run_image_staged(const T2VModelParts& m, std::shared_ptr<Backend
         tm.clip = seconds_since(t0);
     }
 
-    Tensor y;
-    {
-        auto t0 = clock::now();
-        stage("load VAE");
-        auto vae = WanVae::load(m.vae_weights(), m.vae_config, be);
-        tm.vae_load = seconds_since(t0);
-        t0 = clock::now();
-        stage("encode image (VAE)");
-        y = condition(*vae);
-        be->synchronize();
-        tm.vae_encode = seconds_since(t0);
-    }
+    Tensor y = run_condition_stage(m, be, condition, tm.vae_load, tm.vae_encode, on_stage);
 
     Tensor latent;
     {
@@ -228,6 +217,20 @@ I2VStagedResult run_image_staged(const T2VModelParts& m, std::shared_ptr<Backend
     r.video = run_decode_stage(m, be, latent, second_load, tm.decode, on_stage);
     tm.vae_load += second_load;
     return r;
+}
+
+Tensor run_condition_stage(const T2VModelParts& m, const std::shared_ptr<Backend>& be, const ImageConditionFn& condition,
+                           double& load_seconds, double& encode_seconds, const StageFn& on_stage) {
+    auto t0 = std::chrono::steady_clock::now();
+    if (on_stage) on_stage("load VAE");
+    auto vae = WanVae::load(m.vae_weights(), m.vae_config, be);
+    load_seconds = seconds_since(t0);
+    t0 = std::chrono::steady_clock::now();
+    if (on_stage) on_stage("encode image (VAE)");
+    Tensor y = condition(*vae);
+    be->synchronize();
+    encode_seconds = seconds_since(t0);
+    return y;
 }
 
 }  // namespace wanrt

@@ -112,5 +112,9 @@ I2VStagedResult run_image_staged(const T2VModelParts& m, std::shared_ptr<Backend
                                  const T2VOptions& opt, const ImageFeaturesFn& clip_features,
                                  const ImageConditionFn& condition, const StageFn& on_stage = {},
                                  const T2VStepCallback& on_step = {});
+// The VAE stage of the image runners: loads the VAE for this call only (freed on return), y = condition(vae);
+// records the load and encode seconds.
+Tensor run_condition_stage(const T2VModelParts& m, const std::shared_ptr<Backend>& be, const ImageConditionFn& condition,
+                           double& load_seconds, double& encode_seconds, const StageFn& on_stage = {});
 
 }  // namespace wanrt

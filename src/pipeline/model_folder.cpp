@@ -44,6 +44,31 @@ ModelPart find_part(const fs::path& dir, std::string role, std::vector<std::stri
     return p;
 }
 
+// config.json's model_type ("" when the file is missing or does not parse: the DiT loader reports that).
+std::string read_model_type(const fs::path& config) {
+    std::ifstream in(config);
+    if (!in) return "";
+    std::stringstream ss;
+    ss << in.rdbuf();
+    const nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, false);
+    return j.is_object() && j.contains("model_type") && j["model_type"].is_string() ? j["model_type"].get<std::string>()
+                                                                                     : "";
+}
+
+// An A14B expert subfolder: found when it holds config.json and the DiT weights.
+ModelPart find_expert(const fs::path& dir, const std::string& sub, std::string role) {
+    ModelPart p;
+    p.role = std::move(role);
+    p.looked_for = {sub + "/ with config.json and diffusion_pytorch_model.safetensors[.index.json]"};
+    std::error_code ec;
+    const fs::path q = dir / sub;
+    if (fs::is_regular_file(q / "config.json", ec) &&
+        (fs::is_regular_file(q / "diffusion_pytorch_model.safetensors.index.json", ec) ||
+         fs::is_regular_file(q / "diffusion_pytorch_model.safetensors", ec)))
+        p.path = q.string();
+    return p;
+}
+
 }  // namespace
 
 std::vector<std::string> ModelFolder::missing() const {
@@ -78,32 +103,59 @@ ModelFolder scan_model_folder(const std::string& dir) {
     f.clip = find_part(d, "CLIP image encoder",
                        {"models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth",
                         "models_clip_open-clip-xlm-roberta-large-vit-huge-14.safetensors"});
+    f.vae22 = find_part(d, "Wan2.2 VAE", {"Wan2.2_VAE.pth", "Wan2.2_VAE.safetensors"});
+    f.high_noise = find_expert(d, "high_noise_model", "high-noise expert");
+    f.low_noise = find_expert(d, "low_noise_model", "low-noise expert");
+    f.moe = fs::is_directory(d / "high_noise_model", ec) || fs::is_directory(d / "low_noise_model", ec);
     // Whether the CLIP is needed: config.json's model_type (a config that does not parse is reported
-    // by the DiT loader, with its own message).
-    if (f.config.found()) {
-        std::ifstream in(f.config.path);
-        std::stringstream ss;
-        ss << in.rdbuf();
-        const nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, false);
-        f.image_model =
-            j.is_object() && j.contains("model_type") && (j["model_type"] == "i2v" || j["model_type"] == "flf2v");
+    // by the DiT loader, with its own message). A14B: the experts' (no CLIP whatever it says).
+    if (f.moe) {
+        for (const ModelPart* e : {&f.high_noise, &f.low_noise})
+            if (e->found() && f.model_type.empty()) f.model_type = read_model_type(fs::path(e->path) / "config.json");
+    } else if (f.config.found()) {
+        f.model_type = read_model_type(f.config.path);
+        f.image_model = f.model_type == "i2v" || f.model_type == "flf2v";
     }
     return f;
 }
 
 void require_complete(const ModelFolder& f) {
+    // Mixed generations first: with the wrong VAE present the missing list would name the wrong file.
+    const std::string dir = f.dir;
+    if (f.moe) {
+        WANRT_CHECK(f.model_type != "ti2v" && f.model_type != "flf2v", "model", "model folder ", dir,
+                    " has A14B expert folders holding a ", f.model_type,
+                    " model; the experts of Wan2.2-T2V-A14B / I2V-A14B are t2v or i2v models: the folder mixes releases");
+        WANRT_CHECK(f.vae.found() || !f.vae22.found(), "model", "model folder ", dir,
+                    " holds the A14B experts with Wan2.2_VAE.pth (TI2V-5B's VAE); the A14B models use Wan2.1_VAE.pth: "
+                    "the folder mixes generations, put the release's Wan2.1_VAE.pth there");
+        WANRT_CHECK(!f.config.found() && !f.dit.found(), "model", "model folder ", dir,
+                    " holds both A14B expert folders and a top-level DiT (config.json / diffusion_pytorch_model*); "
+                    "keep one release per folder");
+    } else if (f.model_type == "ti2v") {
+        WANRT_CHECK(f.vae22.found() || !f.vae.found(), "model", "model folder ", dir,
+                    " holds a Wan2.2 TI2V-5B DiT (model_type ti2v, 48 latent channels) with Wan2.1_VAE.pth (16 "
+                    "channels): the folder mixes generations; TI2V-5B needs its Wan2.2_VAE.pth");
+    } else if (f.config.found()) {
+        WANRT_CHECK(f.vae.found() || !f.vae22.found(), "model", "model folder ", dir, " holds a Wan2.1 DiT (model_type ",
+                    f.model_type.empty() ? std::string("t2v") : f.model_type,
+                    ", 16 latent channels) with Wan2.2_VAE.pth (48 channels, TI2V-5B's): the folder mixes generations; "
+                    "use the release's Wan2.1_VAE.pth");
+    }
     const std::vector<std::string> miss = f.missing();
     if (miss.empty()) return;
     std::string list;
     for (const std::string& m : miss) list += (list.empty() ? "" : "; ") + m;
-    fail("model", "model folder ", f.dir, " is incomplete: missing ", list,
-         "; download the whole Wan2.1 release folder (or write a synthetic one with `wanrt synth --full_folder`)");
+    fail("model", "model folder ", f.dir, " is incomplete: missing ", list, "; download the whole ",
+         f.moe ? "Wan2.2 A14B" : f.model_type == "ti2v" ? "Wan2.2 TI2V-5B" : "Wan2.1",
+         " release folder (or write a synthetic one with `wanrt synth --full_folder`)");
 }
 
 std::string official_kind(const DitConfig& c) {
     for (const std::string& name : DitConfig::preset_names()) {
         const DitConfig p = DitConfig::preset(name);
-        if (p.model_type == c.model_type && p.dim == c.dim && p.ffn_dim == c.ffn_dim && p.num_heads == c.num_heads &&
+        if (p.model_type == c.model_type && p.has_clip() == c.has_clip() && p.dim == c.dim && p.ffn_dim == c.ffn_dim &&
+            p.num_heads == c.num_heads &&
             p.in_dim == c.in_dim && p.out_dim == c.out_dim && p.text_dim == c.text_dim &&
             c.num_layers <= p.num_layers)
             return name;
@@ -116,6 +168,24 @@ std::string describe_kind(const DitConfig& c) {
     if (k.empty()) return cat("custom ", c.model_type, " (dim ", c.dim, ", ", c.num_layers, " blocks)");
     const int64_t full = DitConfig::preset(k).num_layers;
     return c.num_layers == full ? k : cat(k, " (", c.num_layers, " of ", full, " blocks)");
+}
+
+std::string official_moe_kind(const DitConfig& c) {
+    for (const char* name : {"t2v-A14B", "i2v-A14B"}) {
+        DitConfig p = DitConfig::preset(name[0] == 't' ? "t2v-14B" : "i2v-14B");  // one expert's widths
+        p.clip_branch = false;
+        if (p.model_type == c.model_type && p.has_clip() == c.has_clip() && p.dim == c.dim && p.ffn_dim == c.ffn_dim &&
+            p.num_heads == c.num_heads && p.in_dim == c.in_dim && p.out_dim == c.out_dim && p.text_dim == c.text_dim &&
+            c.num_layers <= p.num_layers)
+            return name;
+    }
+    return "";
+}
+
+std::string describe_moe_kind(const DitConfig& c) {
+    const std::string k = official_moe_kind(c);
+    if (k.empty()) return cat("custom ", c.model_type, "-A14B (dim ", c.dim, ", ", c.num_layers, " blocks per expert)");
+    return c.num_layers == 40 ? k : cat(k, " (", c.num_layers, " of 40 blocks per expert)");
 }
 
 std::shared_ptr<TensorSource> open_weights_file(const std::string& path) {
@@ -181,16 +251,39 @@ T2VModelParts open_model_folder(const std::string& dir) {
     require_complete(f);
     T2VModelParts m;
     m.name = cat("model folder ", dir);
-    const DitCheckpoint ck = open_dit_checkpoint(dir);  // reads config.json; weights are mmapped, not read
+    // Reads config.json (and the weights' header); weights are mmapped, not read.
+    const bool ti2v = f.model_type == "ti2v";
+    const std::string dit_path = f.moe ? f.low_noise.path : f.dir, vae_path = ti2v ? f.vae22.path : f.vae.path,
+                      t5_path = f.t5.path;
+    const DitCheckpoint ck = open_dit_checkpoint(dit_path);
     m.dit_config = ck.config;
     m.kind = describe_kind(ck.config);
-    const std::string dit_path = f.dir, vae_path = f.vae.path, t5_path = f.t5.path;
+    if (f.moe) {
+        const std::string high_path = f.high_noise.path;
+        const DitConfig high = open_dit_checkpoint(high_path).config;
+        WANRT_CHECK(high.to_json() == ck.config.to_json() && high.clip_branch == ck.config.clip_branch, "model",
+                    "the experts of ", dir, " differ (high_noise_model: ", describe_kind(high),
+                    "; low_noise_model: ", describe_kind(ck.config), "); both must come from one A14B release");
+        WANRT_CHECK(ck.config.model_type == "t2v" || !ck.config.has_clip(), "model", "the experts of ", dir,
+                    " are Wan2.1 ", describe_kind(ck.config),
+                    " models (with the CLIP image branch); Wan2.2 I2V-A14B experts have none: the folder mixes "
+                    "generations");
+        m.kind = describe_moe_kind(ck.config);
+        m.high_noise_weights = [high_path] { return open_dit_checkpoint(high_path).weights; };
+    }
     m.dit_weights = [dit_path] { return open_dit_checkpoint(dit_path).weights; };
     m.t5_weights = [t5_path] { return open_weights_file(t5_path); };
     m.vae_weights = [vae_path] { return open_weights_file(vae_path); };
-    m.vae_config = vae_config_from_weights(*open_weights_file(vae_path));
+    if (ti2v) {
+        m.vae22_config = vae22_config_from_weights(*open_weights_file(vae_path));
+        WANRT_CHECK(m.vae22_config.z_dim == m.dit_config.in_dim && m.dit_config.in_dim == m.dit_config.out_dim, "model",
+                    "the Wan2.2 VAE of ", dir, " has ", m.vae22_config.z_dim, " latent channels but the DiT takes ",
+                    m.dit_config.in_dim, "; the model files do not belong together");
+    } else {
+        m.vae_config = vae_config_from_weights(*open_weights_file(vae_path));
+    }
     m.tokenizer = f.tokenizer.path;
-    if (m.dit_config.is_i2v()) {
+    if (m.dit_config.has_clip()) {
         WANRT_CHECK(f.clip.found(), "model", "model folder ", dir, " holds an image-to-video DiT but no ",
                     f.clip.looked_for[0], "; download the whole Wan2.1-", m.dit_config.is_flf2v() ? "FLF2V" : "I2V",
                     " release folder");

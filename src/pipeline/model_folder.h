@@ -17,6 +17,15 @@
 // Accepted variants: Wan2.1_VAE.safetensors and models_t5_umt5-xxl-enc-bf16.safetensors (same keys)
 // in place of the .pth files (the .pth wins when both exist).
 //
+// Wan2.2 releases (Wan-AI/Wan2.2-*; wan/configs of Wan2.2):
+//   T2V-A14B, I2V-A14B   high_noise_model/ and low_noise_model/ (each config.json + DiT weights, sharded),
+//                        Wan2.1_VAE.pth, the umT5 .pth and google/umt5-xxl/; no top-level DiT, no CLIP
+//                        (the I2V experts are model_type "i2v" without the CLIP branch: pipeline/moe.h)
+//   TI2V-5B              config.json (model_type "ti2v") + DiT weights, Wan2.2_VAE.pth, umT5, google/umt5-xxl/
+// Either expert folder present makes the A14B layout. Generations are not mixed: a Wan2.2 VAE beside
+// a Wan2.1 DiT or the A14B experts, a Wan2.1 VAE alone beside a TI2V DiT, or experts of another kind
+// are one error, found from file names and config.json before any weights load.
+//
 // The VAE checkpoint carries no config: the VAE's widths are read from its tensors (dim from
 // encoder.conv1, z_dim from conv2) and the block count is the one whose full weight manifest
 // (vae_weight_manifest) matches the file exactly, so a foreign file is an error, never a guess.
@@ -36,6 +45,7 @@
 #include "models/dit.h"
 #include "models/t5.h"
 #include "models/vae.h"
+#include "models/vae22.h"
 #include "pipeline/t2v.h"
 
 namespace wanrt {
@@ -51,8 +61,14 @@ struct ModelPart {
 struct ModelFolder {
     std::string dir;
     ModelPart config, dit, vae, t5, tokenizer, clip;
+    ModelPart high_noise, low_noise;  // Wan2.2 A14B: the expert subfolders (config.json + weights each)
+    ModelPart vae22;                  // Wan2.2_VAE.pth (TI2V-5B)
     bool image_model = false;  // config.json says model_type "i2v" or "flf2v": the CLIP is required too
+    bool moe = false;          // the A14B layout (high_noise_model/ or low_noise_model/ exists)
+    std::string model_type;    // config.json's (A14B: the experts'), "" when unreadable
     std::vector<const ModelPart*> parts() const {
+        if (moe) return {&high_noise, &low_noise, &vae, &t5, &tokenizer};
+        if (model_type == "ti2v") return {&config, &dit, &vae22, &t5, &tokenizer};
         if (image_model) return {&config, &dit, &vae, &t5, &tokenizer, &clip};
         return {&config, &dit, &vae, &t5, &tokenizer};
     }
@@ -61,7 +77,8 @@ struct ModelFolder {
 
 // Looks for every part; missing parts are recorded, not thrown. Throws if dir is not a folder.
 ModelFolder scan_model_folder(const std::string& dir);
-// Throws one "[model] ... is missing ..." error listing every missing part, if any.
+// Throws one "[model] ..." error for a folder that mixes generations (see above), then one listing
+// every missing part, if any.
 void require_complete(const ModelFolder& f);
 
 // The official model a DiT config has the widths of ("t2v-1.3B", "t2v-14B", "i2v-14B", "flf2v-14B"; the block
@@ -69,6 +86,10 @@ void require_complete(const ModelFolder& f);
 std::string official_kind(const DitConfig& c);
 // Human-readable kind: "t2v-1.3B", "t2v-14B (2 of 40 blocks)", "custom t2v (dim 64, 2 blocks)".
 std::string describe_kind(const DitConfig& c);
+// The same for the experts of an A14B folder: "t2v-A14B", "i2v-A14B" (each expert has the 14B widths; an
+// i2v expert has no CLIP branch), "custom t2v-A14B (dim 64, 2 blocks)".
+std::string official_moe_kind(const DitConfig& expert);
+std::string describe_moe_kind(const DitConfig& expert);
 
 // Opens a weights file by extension: .pth (torch.save) or .safetensors / .safetensors.index.json.
 std::shared_ptr<TensorSource> open_weights_file(const std::string& path);
@@ -92,6 +113,14 @@ struct T2VModelParts {
     // Image-to-video models only (dit_config.is_i2v()): the CLIP image encoder.
     ClipVisionConfig clip_config;
     std::function<std::shared_ptr<TensorSource>()> clip_weights;
+    // Wan2.2 A14B (mixture of experts, pipeline/moe.h): the high-noise expert's weights; dit_weights is
+    // then the low-noise expert's. Both have dit_config (open_model_folder requires equal configs).
+    std::function<std::shared_ptr<TensorSource>()> high_noise_weights;
+    bool moe() const { return bool(high_noise_weights); }
+    // Wan2.2 TI2V-5B (dit_config.model_type "ti2v", pipeline/ti2v.h): vae_weights is then Wan2.2_VAE.pth
+    // with this config (vae_config is unused).
+    Vae22Config vae22_config;
+    bool ti2v() const { return dit_config.model_type == "ti2v"; }
     std::shared_ptr<void> keepalive;  // e.g. the demo's temporary tokenizer folder
 };
 

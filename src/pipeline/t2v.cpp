@@ -92,25 +92,37 @@ Tensor t2v_denoise(const DitModel& dit, const Tensor& context, const Tensor& con
 Tensor cfg_denoise(const DitModel& dit, DitSample cond, DitSample uncond, const Tensor& noise, const T2VOptions& opt,
                    int64_t seq_len, const T2VStepCallback& on_step, const T2VLatentCallback& on_latent,
                    const CfgPredCallback& on_preds) {
+    const StepModel one{&dit, opt.guide_scale};
+    return cfg_denoise([one](int, int64_t) { return one; }, std::move(cond), std::move(uncond), noise, opt, seq_len,
+                       on_step, on_latent, on_preds);
+}
+
+Tensor cfg_denoise(const StepModelFn& select, DitSample cond, DitSample uncond, const Tensor& noise,
+                   const T2VOptions& opt, int64_t seq_len, const T2VStepCallback& on_step,
+                   const T2VLatentCallback& on_latent, const CfgPredCallback& on_preds) {
     auto sched = make_scheduler(opt.solver, opt.sample_steps, opt.sample_shift);
     const auto& ts = sched->timesteps();
-    const float g = float(opt.guide_scale);
     Tensor x = ops::contiguous(noise);
     const auto t_loop = std::chrono::steady_clock::now();
     StepCache* cache = opt.cache.get();
-    if (cache) cache->begin(dit.config(), sched->num_steps(), x.shape());
     // One DiT call (branch 0 = cond, 1 = uncond), through the step cache when there is one.
-    auto dit_call = [&](const DitSample& s, int i, int branch) {
+    auto dit_call = [&](const DitModel& dit, const DitSample& s, int i, int branch) {
         return cache ? cache->forward(dit, s, seq_len, i, branch) : dit.forward({s}, seq_len)[0];
     };
     for (int i = 0; i < sched->num_steps(); ++i) {
         const auto t_step = std::chrono::steady_clock::now();
+        const StepModel m = select(i, ts[size_t(i)]);
+        WANRT_CHECK(m.dit != nullptr, "t2v", "no DiT for step ", i, " (t = ", ts[size_t(i)], ")");
+        const DitModel& dit = *m.dit;
+        // The cache is set up with the first step's model (the A14B runs refuse a cache: moe.h).
+        if (cache && i == 0) cache->begin(dit.config(), sched->num_steps(), x.shape());
+        const float g = float(m.guide_scale);
         // The DiT receives the scheduler's integer timestep (as a float tensor in the model).
         const float t = float(ts[size_t(i)]);
         cond.x = uncond.x = x;
         cond.t = uncond.t = t;
-        Tensor v_c = dit_call(cond, i, 0);
-        Tensor v_u = dit_call(uncond, i, 1);
+        Tensor v_c = dit_call(dit, cond, i, 0);
+        Tensor v_u = dit_call(dit, uncond, i, 1);
         if (on_preds) on_preds(i, v_c, v_u);
         // noise_pred = u + g·(c − u), one f32 linear combination.
         Tensor v = dit.backend().empty(DType::F32, v_u.shape());

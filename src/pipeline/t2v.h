@@ -81,10 +81,24 @@ using T2VLatentCallback = std::function<void(int index, const Tensor& latent)>;
 // Called at step i with the two DiT outputs before guidance (tests compare step 0).
 using CfgPredCallback = std::function<void(int index, const Tensor& v_cond, const Tensor& v_uncond)>;
 
-// The denoising loop with classifier-free guidance that every CFG pipeline shares (T2V, I2V):
-// cond and uncond are the DiT samples without x (context; I2V adds y and clip_fea, shared by both);
-// at each step x is set in both, v = u + g·(c − u), x = scheduler.step(v, i, x). The inputs are
-// checked by the DiT's own forward. Returns the final latent.
+// The DiT and guidance scale of one step: a single-model pipeline always gives the same pair; the
+// Wan2.2 A14B mixture of experts picks its expert and scale from the step's timestep (pipeline/moe.h).
+// The model must stay alive until the next call (the selector owns it).
+struct StepModel {
+    const DitModel* dit = nullptr;
+    double guide_scale = 0;
+};
+using StepModelFn = std::function<StepModel(int index, int64_t timestep)>;
+
+// The denoising loop with classifier-free guidance that every CFG pipeline shares (T2V, I2V, the
+// A14B experts): cond and uncond are the DiT samples without x (context; I2V adds y and clip_fea,
+// shared by both); at step i, select(i, t_i) gives the model and g, x is set in both samples,
+// v = u + g·(c − u), x = scheduler.step(v, i, x): one scheduler (and multistep history) for the whole
+// loop, whichever model ran. The inputs are checked by the DiT's own forward. Returns the final latent.
+Tensor cfg_denoise(const StepModelFn& select, DitSample cond, DitSample uncond, const Tensor& noise,
+                   const T2VOptions& opt, int64_t seq_len, const T2VStepCallback& on_step = {},
+                   const T2VLatentCallback& on_latent = {}, const CfgPredCallback& on_preds = {});
+// One model for every step, g = opt.guide_scale.
 Tensor cfg_denoise(const DitModel& dit, DitSample cond, DitSample uncond, const Tensor& noise, const T2VOptions& opt,
                    int64_t seq_len, const T2VStepCallback& on_step = {}, const T2VLatentCallback& on_latent = {},
                    const CfgPredCallback& on_preds = {});
