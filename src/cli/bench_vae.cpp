@@ -1,6 +1,7 @@
 // wanrt bench vae: whole-clip encode and decode of the Wan VAE at a chosen size, with the real
 // widths (dim 96) and random weights by default, or a checkpoint (.pth / .safetensors). Reports the
 // process's peak resident memory too (decode memory is O(1) in the number of frames).
+// --vae tae times TAEHV instead (models/taehv.h; --checkpoint taew2_1.pth, or random weights).
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -13,6 +14,7 @@
 #include "core/error.h"
 #include "io/pth.h"
 #include "io/safetensors.h"
+#include "models/taehv.h"
 #include "models/vae.h"
 #include "ops/ops.h"
 
@@ -21,7 +23,7 @@ namespace wanrt::cli {
 namespace {
 
 struct Opts {
-    std::string checkpoint, config_json, mode = "both", conv_dtype = "f32";
+    std::string checkpoint, config_json, mode = "both", conv_dtype = "f32", vae = "wan";
     int height = 128, width = 128, latent_frames = 2;
     int64_t dim = 96, num_res_blocks = 2;
     bool profile = false;
@@ -36,11 +38,79 @@ Tensor random_input(Backend& be, const Shape& s, uint32_t seed) {
     return ops::from_host(be, DType::F32, s, v.data());
 }
 
+// TAEHV: whole-clip encode of 4T − 3 frames and decode of T latents, or (stream) 4 frames → 1 latent
+// and 1 latent → 4 frames with the per-block memory warm.
+void run_tae(const Opts& o) {
+    const DType conv = parse_float_dtype("--conv_dtype", o.conv_dtype);
+    auto be = make_backend(o.run.device, o.run.threads);
+    std::shared_ptr<TensorSource> weights;
+    if (o.checkpoint.empty()) {
+        weights = synthetic_taehv_weights(16, 1234);
+    } else {
+        const std::string& p = o.checkpoint;
+        weights = p.size() > 4 && p.compare(p.size() - 4, 4, ".pth") == 0 ? open_pth(p) : open_safetensors(p);
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    std::shared_ptr<const Taehv> tae = Taehv::load(weights, be, conv);
+    const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    const TaehvConfig& cfg = tae->config();
+    const int64_t f = cfg.space_scale(), T = 4 * o.latent_frames - 3;
+    tae->check_video({3, T, o.height, o.width});
+    const Shape vshape{3, T, o.height, o.width}, zshape{cfg.latent_channels, o.latent_frames, o.height / f, o.width / f};
+    BenchReport rep;
+    rep.bench = "vae";
+    rep.device = be->description();
+    rep.config = {{"model", "TAEHV"},
+                  {"weights", o.checkpoint.empty() ? "random (seed 1234)" : o.checkpoint},
+                  {"config", cat("latent channels ", cfg.latent_channels, ", patch ", cfg.patch_size, ", ",
+                                 dtype_name(conv), " convs")},
+                  {"video", shape_str(vshape)},
+                  {"latent", shape_str(zshape)},
+                  {"load_ms", cat(load_ms)},
+                  {"warmup+repeats", cat(o.run.warmup, "+", o.run.repeats)}};
+    auto profile_rows = [&](const std::string& what, const std::function<void()>& fn) {
+        if (!o.profile) return;
+        std::vector<BenchRow> ops = profile_ops(*be, fn);
+        double total = 0;
+        for (const BenchRow& r : ops) total += r.ms[0];
+        rep.rows.push_back({cat("profiled ", what, " (sum of ops, each synchronised)"), {total}, 0});
+        for (BenchRow& r : ops) rep.rows.push_back(std::move(r));
+    };
+    if (o.mode == "stream") {
+        TaehvStreamEncoder enc(tae);
+        TaehvStreamDecoder dec(tae);
+        Tensor four = random_input(*be, {3, 4, o.height, o.width}, 2);
+        Tensor z = random_input(*be, {cfg.latent_channels, 1, o.height / f, o.width / f}, 3);
+        enc.push(four);
+        dec.push(z);
+        rep.rows.push_back({"stream encode: 4 frames -> 1 latent", time_repeats(*be, o.run.warmup, o.run.repeats, [&] { enc.push(four); }), 0});
+        rep.rows.push_back({"stream decode: 1 latent -> 4 frames", time_repeats(*be, o.run.warmup, o.run.repeats, [&] { dec.push(z); }), 0});
+        profile_rows("stream encode", [&] { enc.push(four); });
+        profile_rows("stream decode", [&] { dec.push(z); });
+    }
+    if (o.mode == "encode" || o.mode == "both") {
+        Tensor video = random_input(*be, vshape, 1);
+        rep.rows.push_back({cat("encode ", T, " frames"), time_repeats(*be, o.run.warmup, o.run.repeats, [&] { tae->encode(video); }), 0});
+        profile_rows("encode", [&] { tae->encode(video); });
+    }
+    if (o.mode == "decode" || o.mode == "both") {
+        Tensor z = random_input(*be, zshape, 2);
+        rep.rows.push_back({cat("decode ", o.latent_frames, " latent frames"),
+                            time_repeats(*be, o.run.warmup, o.run.repeats, [&] { tae->decode(z); }), 0});
+        profile_rows("decode", [&] { tae->decode(z); });
+    }
+    rep.config.push_back({"peak_rss_gib", cat(peak_rss_gib())});
+    rep.print();
+    rep.write_json(o.run.json);
+}
+
 void run(const Opts& o) {
     if (o.mode != "both" && o.mode != "encode" && o.mode != "decode" && o.mode != "stream")
         fail("bench", "--mode ", o.mode, " must be encode, decode, both or stream");
+    if (o.vae != "wan" && o.vae != "tae") fail("bench", "--vae ", o.vae, " must be wan or tae");
     o.run.validate();
     if (o.latent_frames < 1) fail("bench", "--latent_frames must be ≥ 1");
+    if (o.vae == "tae") return run_tae(o);
     VaeConfig cfg;
     if (!o.config_json.empty()) {
         cfg = VaeConfig::from_json(o.config_json);
@@ -133,7 +203,8 @@ void setup(CLI::App& bench) {
     c->add_option("--num_res_blocks", o->num_res_blocks, "Residual blocks per stage of random-weight models")
         ->capture_default_str();
     c->add_option("--config", o->config_json, "VAE config JSON (overrides --dim/--num_res_blocks)");
-    c->add_option("--checkpoint", o->checkpoint, "Wan2.1_VAE.pth or a .safetensors of the same names");
+    c->add_option("--vae", o->vae, "wan (the Wan2.1 VAE) or tae (TAEHV)")->capture_default_str();
+    c->add_option("--checkpoint", o->checkpoint, "Wan2.1_VAE.pth (--vae tae: taew2_1.pth) or a .safetensors of the same names");
     c->add_option("--conv_dtype", o->conv_dtype, "Conv precision: f32 (TF32 on CUDA), f16 or bf16")
         ->capture_default_str();
     add_run_options(c, o->run);
