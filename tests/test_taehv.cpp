@@ -9,10 +9,12 @@
 
 #include "core/error.h"
 #include "io/pth.h"
+#include "io/pth_writer.h"
 #include "io/safetensors.h"
 #include "models/taehv.h"
 #include "ops/ops.h"
 #include "test_util.h"
+#include "video/video_writer.h"
 
 using namespace wanrt;
 
@@ -187,6 +189,78 @@ TEST(Taehv, BadInputs) {
     expect_error([&] { model()->decode(ops::zeros(*backend(), {4, 2, 3, 3})); }, "latent must be [16");
     expect_error([&] { model()->encode(ops::zeros(*backend(), {3, 5, 20, 16})); }, "multiple of 8");
     expect_error([&] { model()->encode(ops::zeros(*backend(), {4, 5, 16, 16})); }, "video must be [3");
+}
+
+// `wanrt generate --vae tae` (demo model) and `wanrt stream --vae tae` with a synthetic TAEHV
+// checkpoint written as taew2_1.pth ships (torch.save, f16): the videos come out with the Wan frame
+// counts, the Wan VAE is never loaded, and the flag errors are one line with exit code 1.
+TEST(TaehvCli, GenerateAndStream) {
+    namespace fs = std::filesystem;
+    char tmpl[] = "/tmp/wanrt_taehv_XXXXXX";
+    const fs::path dir = mkdtemp(tmpl);
+    const std::string ck = (dir / "taew2_1.pth").string();
+    {
+        auto src = synthetic_taehv_weights(16, 5);
+        PthWriter w(ck);
+        for (const auto& name : src->names()) {
+            const StoredTensor* st = src->find(name);
+            w.add(name, st->dtype, st->shape, st->data);
+        }
+        w.finish();
+    }
+    const std::string out = (dir / "g.y4m").string();
+    test::CliRun r = test::run_cli("generate --size 64*64 --frame_num 9 --sample_steps 2 --threads 2 --device cpu "
+                                   "--vae tae --vae_checkpoint " + ck + " --save_file " + out);
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("load VAE (TAEHV)"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("load VAE..."), std::string::npos) << "the Wan VAE was loaded:\n" << r.out;
+    Rgb24Video v = read_video(out);
+    EXPECT_EQ(v.frames, 9);
+    EXPECT_EQ(v.width, 64);
+    EXPECT_EQ(v.height, 64);
+
+    // stream: 14 frames in → 13 out (5, then 4 per chunk), 32×48.
+    auto be = make_cpu_backend(1);
+    std::vector<float> px(size_t(3 * 14 * 32 * 48));
+    for (size_t i = 0; i < px.size(); ++i) px[i] = float((i * 2654435761u) % 1000) / 500.0f - 1.0f;
+    const std::string in = (dir / "in.y4m").string(), sout = (dir / "s.y4m").string();
+    write_video(in, ops::from_host(*be, DType::F32, {3, 14, 32, 48}, px.data()));
+    r = test::run_cli("stream --input " + in + " --output " + sout + " --prompt 'ink wash' --threads 2 --device cpu "
+                      "--steps 700,500 --vae tae --vae_checkpoint " + ck);
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("with TAEHV"), std::string::npos) << r.out;
+    v = read_video(sout);
+    EXPECT_EQ(v.frames, 13);
+    EXPECT_EQ(v.width, 48);
+    EXPECT_EQ(v.height, 32);
+
+    // Bad flags: one line naming the problem, exit 1, no output file.
+    const std::string bad_out = (dir / "bad.y4m").string();
+    const std::string gen = "generate --size 64*64 --frame_num 5 --sample_steps 1 --device cpu --save_file " + bad_out;
+    const std::string not_tae = (dir / "not_tae.pth").string();
+    {
+        PthWriter w(not_tae);
+        const float x[4] = {1, 2, 3, 4};
+        w.add("encoder.conv1.weight", DType::F32, {4}, x);
+        w.finish();
+    }
+    struct Case {
+        std::string args, expect;
+    };
+    for (const Case& c : std::vector<Case>{
+             {gen + " --vae tae", "--vae tae needs --vae_checkpoint"},
+             {gen + " --vae_checkpoint " + ck, "--vae_checkpoint is for --vae tae"},
+             {gen + " --vae tiny", "unknown --vae"},
+             {gen + " --vae tae --vae_checkpoint " + (dir / "missing.pth").string(), "is not a file"},
+             {gen + " --vae tae --vae_checkpoint " + not_tae, "not a TAEHV state dict"},
+             {"stream --input " + in + " --output " + bad_out + " --prompt x --vae tae", "--vae tae needs --vae_checkpoint"},
+         }) {
+        r = test::run_cli(c.args);
+        EXPECT_EQ(r.code, 1) << c.args << "\n" << r.out;
+        EXPECT_NE(r.out.find(c.expect), std::string::npos) << c.args << "\n" << r.out;
+        EXPECT_FALSE(fs::exists(bad_out)) << c.args;
+    }
+    fs::remove_all(dir);
 }
 
 }  // namespace
