@@ -17,6 +17,7 @@
 #include "io/safetensors.h"
 #include "models/taehv.h"
 #include "ops/ops.h"
+#include "pipeline/diffusers_folder.h"
 #include "text/tokenizer.h"
 
 namespace wanrt {
@@ -177,6 +178,7 @@ ClipVisionConfig clip_config_from_weights(const TensorSource& src) {
 }
 
 T2VModelParts open_model_folder(const std::string& dir) {
+    if (is_diffusers_folder(dir)) return open_diffusers_folder(dir);  // model_index.json: diffusers layout
     const ModelFolder f = scan_model_folder(dir);
     require_complete(f);
     T2VModelParts m;
