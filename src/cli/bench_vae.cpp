@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "io/pth.h"
 #include "io/safetensors.h"
+#include "models/taehv.h"
 #include "models/vae.h"
 #include "models/vae22.h"
 #include "ops/ops.h"
@@ -23,7 +24,7 @@ namespace wanrt::cli {
 namespace {
 
 struct Opts {
-    std::string checkpoint, config_json, mode = "both", conv_dtype = "f32", tile = "off", model = "wan21";
+    std::string checkpoint, config_json, mode = "both", conv_dtype = "f32", tile = "off", model = "wan21", vae = "wan";
     int height = 128, width = 128, latent_frames = 2;
     int64_t dim = 96, num_res_blocks = 2;
     bool profile = false, tile_compare = false, whole_chunks = false, dim_given = false;
@@ -120,11 +121,80 @@ void run_wan22(const Opts& o) {
     rep.write_json(o.run.json);
 }
 
+
+// TAEHV: whole-clip encode of 4T − 3 frames and decode of T latents, or (stream) 4 frames → 1 latent
+// and 1 latent → 4 frames with the per-block memory warm.
+void run_tae(const Opts& o) {
+    const DType conv = parse_float_dtype("--conv_dtype", o.conv_dtype);
+    auto be = make_backend(o.run.device, o.run.threads);
+    std::shared_ptr<TensorSource> weights;
+    if (o.checkpoint.empty()) {
+        weights = synthetic_taehv_weights(16, 1234);
+    } else {
+        const std::string& p = o.checkpoint;
+        weights = p.size() > 4 && p.compare(p.size() - 4, 4, ".pth") == 0 ? open_pth(p) : open_safetensors(p);
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    std::shared_ptr<const Taehv> tae = Taehv::load(weights, be, conv);
+    const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    const TaehvConfig& cfg = tae->config();
+    const int64_t f = cfg.space_scale(), T = 4 * o.latent_frames - 3;
+    tae->check_video({3, T, o.height, o.width});
+    const Shape vshape{3, T, o.height, o.width}, zshape{cfg.latent_channels, o.latent_frames, o.height / f, o.width / f};
+    BenchReport rep;
+    rep.bench = "vae";
+    rep.device = be->description();
+    rep.config = {{"model", "TAEHV"},
+                  {"weights", o.checkpoint.empty() ? "random (seed 1234)" : o.checkpoint},
+                  {"config", cat("latent channels ", cfg.latent_channels, ", patch ", cfg.patch_size, ", ",
+                                 dtype_name(conv), " convs")},
+                  {"video", shape_str(vshape)},
+                  {"latent", shape_str(zshape)},
+                  {"load_ms", cat(load_ms)},
+                  {"warmup+repeats", cat(o.run.warmup, "+", o.run.repeats)}};
+    auto profile_rows = [&](const std::string& what, const std::function<void()>& fn) {
+        if (!o.profile) return;
+        std::vector<BenchRow> ops = profile_ops(*be, fn);
+        double total = 0;
+        for (const BenchRow& r : ops) total += r.ms[0];
+        rep.rows.push_back({cat("profiled ", what, " (sum of ops, each synchronised)"), {total}, 0});
+        for (BenchRow& r : ops) rep.rows.push_back(std::move(r));
+    };
+    if (o.mode == "stream") {
+        TaehvStreamEncoder enc(tae);
+        TaehvStreamDecoder dec(tae);
+        Tensor four = random_input(*be, {3, 4, o.height, o.width}, 2);
+        Tensor z = random_input(*be, {cfg.latent_channels, 1, o.height / f, o.width / f}, 3);
+        enc.push(four);
+        dec.push(z);
+        rep.rows.push_back({"stream encode: 4 frames -> 1 latent", time_repeats(*be, o.run.warmup, o.run.repeats, [&] { enc.push(four); }), 0});
+        rep.rows.push_back({"stream decode: 1 latent -> 4 frames", time_repeats(*be, o.run.warmup, o.run.repeats, [&] { dec.push(z); }), 0});
+        profile_rows("stream encode", [&] { enc.push(four); });
+        profile_rows("stream decode", [&] { dec.push(z); });
+    }
+    if (o.mode == "encode" || o.mode == "both") {
+        Tensor video = random_input(*be, vshape, 1);
+        rep.rows.push_back({cat("encode ", T, " frames"), time_repeats(*be, o.run.warmup, o.run.repeats, [&] { tae->encode(video); }), 0});
+        profile_rows("encode", [&] { tae->encode(video); });
+    }
+    if (o.mode == "decode" || o.mode == "both") {
+        Tensor z = random_input(*be, zshape, 2);
+        rep.rows.push_back({cat("decode ", o.latent_frames, " latent frames"),
+                            time_repeats(*be, o.run.warmup, o.run.repeats, [&] { tae->decode(z); }), 0});
+        profile_rows("decode", [&] { tae->decode(z); });
+    }
+    rep.config.push_back({"peak_rss_gib", cat(peak_rss_gib())});
+    rep.print();
+    rep.write_json(o.run.json);
+}
+
 void run(const Opts& o) {
     if (o.mode != "both" && o.mode != "encode" && o.mode != "decode" && o.mode != "stream")
         fail("bench", "--mode ", o.mode, " must be encode, decode, both or stream");
     o.run.validate();
     if (o.latent_frames < 1) fail("bench", "--latent_frames must be ≥ 1");
+    if (o.vae != "wan" && o.vae != "tae") fail("bench", "--vae ", o.vae, " must be wan or tae");
+    if (o.vae == "tae") return run_tae(o);
     if (o.model == "wan22") return run_wan22(o);
     if (o.model != "wan21")
         fail("bench", "--model ", o.model, " must be wan21 (Wan2.1 VAE) or wan22 (Wan2.2 VAE of TI2V-5B)");
@@ -244,6 +314,7 @@ void setup(CLI::App& bench) {
     c->add_option("--mode", o->mode, "encode, decode, both, or stream (4-frame chunks through the stream encoder/decoder)")
         ->capture_default_str();
     c->add_flag("--profile", o->profile, "Add a per-op breakdown of one more call");
+    c->add_option("--vae", o->vae, "wan (the Wan2.1 VAE) or tae (TAEHV)")->capture_default_str();
     c->add_option("--model", o->model, "wan21 (Wan2.1 VAE) or wan22 (Wan2.2 VAE of TI2V-5B: dim 160, dec_dim 256, z 48, 16x spatial)")
         ->capture_default_str();
     c->add_option("--dim", o->dim, "Base width of random-weight models (wan22: the encoder's; default 160)")

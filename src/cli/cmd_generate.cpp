@@ -50,6 +50,7 @@
 #include "core/error.h"
 #include "core/sysinfo.h"
 #include "ops/ops.h"
+#include "models/taehv.h"
 #include "pipeline/demo.h"
 #include "pipeline/generate.h"
 #include "pipeline/step_cache.h"
@@ -97,6 +98,7 @@ struct Opts {
     std::string denoising_steps = "1000,757,522", generator;
     double context_noise = 0;
     std::vector<CLI::Option*> causal_only;  // refused without --causal
+    std::string vae = "wan", vae_checkpoint;  // --vae tae: decode with TAEHV (models/taehv.h)
 };
 
 // "1000,757,522" → {1000, 757, 522}; entries in [0, 1000] (integers with warp). The library drops a
@@ -508,6 +510,30 @@ T2VOptions resolve_options(Opts& o, Plan& p) {
     return opt;
 }
 
+// --vae tae --vae_checkpoint taew2_1.pth: the checkpoint is opened (names and shapes, no weights) and
+// checked against the DiT's latent before anything loads.
+void check_tae_flags(const Opts& o, Plan& p) {
+    WANRT_CHECK(o.vae == "wan" || o.vae == "tae", "generate", "unknown --vae \"", o.vae,
+                "\"; use wan (the Wan2.1 VAE) or tae (TAEHV, with --vae_checkpoint taew2_1.pth)");
+    if (o.vae == "wan") {
+        WANRT_CHECK(o.vae_checkpoint.empty(), "generate", "--vae_checkpoint is for --vae tae; add --vae tae or leave it out");
+        return;
+    }
+    WANRT_CHECK(!o.vae_checkpoint.empty(), "generate", "--vae tae needs --vae_checkpoint taew2_1.pth (madebyollin/taehv)");
+    WANRT_CHECK(!p.ti2v, "generate", "--vae tae decodes Wan2.1 latents (taew2_1); ti2v-5B has the 48-channel Wan2.2 VAE: "
+                "leave out --vae tae");
+    WANRT_CHECK(!p.image_task, "generate", "--vae tae decodes text-to-video and --causal runs; image-to-video encodes its "
+                "picture with the Wan VAE: leave out --vae tae");
+    std::error_code ec;
+    WANRT_CHECK(fs::is_regular_file(o.vae_checkpoint, ec), "generate", "--vae_checkpoint ", o.vae_checkpoint,
+                " is not a file; pass taew2_1.pth (or a .safetensors with its keys)");
+    const TaehvConfig c = TaehvConfig::from_weights(*open_weights_file(o.vae_checkpoint));
+    const int64_t z = p.demo ? demo_config().dit.out_dim : p.model.dit_config.out_dim;
+    WANRT_CHECK(c.latent_channels == z && c.patch_size == 1, "generate", "--vae_checkpoint ", o.vae_checkpoint,
+                " decodes ", c.latent_channels, "-channel latents (patch ", c.patch_size, ") but the DiT makes ", z,
+                "-channel Wan2.1 latents; use taew2_1.pth");
+}
+
 // Steps 1 and 2 and the rest of the flags: every check that can fail runs here, before a backend is
 // made or a weight is read.
 Plan make_plan(Opts& o) {
@@ -537,6 +563,7 @@ Plan make_plan(Opts& o) {
                     " is not a file; pass a CausVid / Self-Forcing / StreamDiffusionV2 checkpoint (.pt, .pth or .safetensors)");
         p.req.generator = open_generator(o.generator);
     }
+    check_tae_flags(o, p);
     p.req.seed = uint64_t(o.seed);
     if (o.seed < 0) {  // generate.py: random.randint(0, sys.maxsize)
         std::random_device rd;
@@ -723,6 +750,11 @@ void run(Opts o) {
     const std::shared_ptr<StepCache> cache = p.req.opt.cache;  // read after the run (p.req moves)
     auto be = make_backend(o.device, o.threads);
     announce(o, p, *be);
+    if (o.vae == "tae") {
+        const std::string path = o.vae_checkpoint;
+        p.model.tae_weights = [path] { return open_weights_file(path); };
+        std::fprintf(stderr, "generate: decoding with TAEHV from %s (the Wan VAE is not loaded)\n", path.c_str());
+    }
     const bool causal = p.req.causal.has_value(), image = p.image_task || !p.req.image_rgb.empty(), clip = !p.moe && !p.ti2v;
     const GenerateResult r = run_generate(p.model, be, std::move(p.req), progress_printer(p));
 
@@ -785,6 +817,9 @@ void setup(CLI::App& app) {
                   "VAE memory at 720p and beyond")
         ->capture_default_str();
     c->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
+    c->add_option("--vae", o->vae, "wan (the Wan2.1 VAE) or tae (TAEHV: a tiny, fast decoder; needs --vae_checkpoint)")
+        ->capture_default_str();
+    c->add_option("--vae_checkpoint", o->vae_checkpoint, "--vae tae: the TAEHV weights, taew2_1.pth (or .safetensors)");
     c->add_flag("--causal", o->causal, "Block-autoregressive generation with a KV cache (CausVid / Self-Forcing), no CFG");
     o->causal_only = {
         c->add_option("--frames_per_block", o->frames_per_block, "--causal: latent frames per block")->capture_default_str(),

@@ -18,6 +18,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "models/taehv.h"
 #include "pipeline/demo.h"
 #include "pipeline/stream_staged.h"
 #include "runtime/device.h"
@@ -33,6 +34,7 @@ struct Opts {
     int64_t cache_frames = 6, sink_frames = 3, refresh_frame = 50, max_frames = 0, seed = 0;
     int threads = 0;
     bool fixed_noise = false, normalized = false;
+    std::string vae = "wan", vae_checkpoint;  // --vae tae: TAEHV encodes and decodes (models/taehv.h)
 };
 
 std::vector<double> parse_steps(const std::string& s) {
@@ -74,8 +76,25 @@ void run(const Opts& o) {
     WANRT_CHECK(in.width % 16 == 0 && in.height % 16 == 0, "stream", o.input, " is ", in.width, "x", in.height,
                 "; the size must be a multiple of 16 (e.g. 832x480): resize it first, e.g. ffmpeg -vf scale=832:480");
 
+    WANRT_CHECK(o.vae == "wan" || o.vae == "tae", "stream", "unknown --vae \"", o.vae,
+                "\"; use wan (the Wan2.1 VAE) or tae (TAEHV, with --vae_checkpoint taew2_1.pth)");
+    WANRT_CHECK(o.vae == "tae" || o.vae_checkpoint.empty(), "stream", "--vae_checkpoint is for --vae tae; add --vae tae");
+    WANRT_CHECK(o.vae == "wan" || !o.vae_checkpoint.empty(), "stream",
+                "--vae tae needs --vae_checkpoint taew2_1.pth (madebyollin/taehv)");
+    std::error_code ec;
+    WANRT_CHECK(o.vae_checkpoint.empty() || std::filesystem::is_regular_file(o.vae_checkpoint, ec), "stream",
+                "--vae_checkpoint ", o.vae_checkpoint, " is not a file; pass taew2_1.pth (or a .safetensors with its keys)");
+
     const bool demo = o.ckpt_dir.empty();
     T2VModelParts parts = demo ? demo_model_parts() : open_model_folder(o.ckpt_dir);
+    if (o.vae == "tae") {
+        const TaehvConfig tc = TaehvConfig::from_weights(*open_weights_file(o.vae_checkpoint));  // names, no weights
+        WANRT_CHECK(tc.latent_channels == parts.dit_config.in_dim && tc.patch_size == 1, "stream", "--vae_checkpoint ",
+                    o.vae_checkpoint, " has ", tc.latent_channels, "-channel latents (patch ", tc.patch_size,
+                    ") but the DiT takes ", parts.dit_config.in_dim, "; use taew2_1.pth");
+        const std::string path = o.vae_checkpoint;
+        parts.tae_weights = [path] { return open_weights_file(path); };
+    }
     WANRT_CHECK(!parts.dit_config.is_i2v(), "stream", "the causal model needs a text-to-video DiT; ", parts.name,
                 " holds an image-to-video one");
     // The generator file is opened (its header and key names read, no weights) before anything loads.
@@ -90,8 +109,8 @@ void run(const Opts& o) {
         std::fprintf(stderr, "stream: no --ckpt_dir: running the built-in demo model (random weights; the output is "
                              "structured noise)\n");
     auto be = make_backend(o.device, o.threads);
-    std::fprintf(stderr, "stream: %s on %s; %lldx%lld, %lld frames; steps %s, noise scale %g%s, cache %lld frames (sink %lld)\n",
-                 parts.name.c_str(), be->description().c_str(), (long long)in.width, (long long)in.height,
+    std::fprintf(stderr, "stream: %s%s on %s; %lldx%lld, %lld frames; steps %s, noise scale %g%s, cache %lld frames (sink %lld)\n",
+                 parts.name.c_str(), o.vae == "tae" ? " with TAEHV" : "", be->description().c_str(), (long long)in.width, (long long)in.height,
                  (long long)in.frames, o.steps.c_str(), o.noise_scale, o.fixed_noise ? " (fixed)" : " (motion-aware)",
                  (long long)o.cache_frames, (long long)o.sink_frames);
 
@@ -131,6 +150,9 @@ void setup(CLI::App& app) {
     c->add_option("--sink_frames", o->sink_frames, "Latent frames kept at the start of the cache")->capture_default_str();
     c->add_option("--adapt_sink", o->adapt_sink, "Adaptive sink similarity threshold (-1 = off)")->capture_default_str();
     c->add_option("--refresh_frame", o->refresh_frame, "RoPE position that wraps back (0 = never)")->capture_default_str();
+    c->add_option("--vae", o->vae, "wan (the Wan2.1 VAE) or tae (TAEHV: tiny and fast; needs --vae_checkpoint)")
+        ->capture_default_str();
+    c->add_option("--vae_checkpoint", o->vae_checkpoint, "--vae tae: the TAEHV weights, taew2_1.pth (or .safetensors)");
     c->add_flag("--normalized_latents", o->normalized, "Feed the DiT normalised latents (default: raw VAE mean, as SD)");
     c->add_option("--max_frames", o->max_frames, "Use at most this many input frames (0 = all)")->capture_default_str();
     c->add_option("--seed", o->seed, "Noise seed")->capture_default_str();

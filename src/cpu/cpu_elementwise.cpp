@@ -25,6 +25,12 @@ static void unary_cpu(CpuBackend& be, Activation act, const Tensor& x, const Ten
             case Activation::Silu:
                 for (int64_t i = b; i < e; ++i) ys[i] = cpu::silu(xs[i]);
                 break;
+            case Activation::Tanh:  // std::tanh, not tanh_approx: TAEHV's latent soft clamp is checked exactly
+                for (int64_t i = b; i < e; ++i) ys[i] = std::tanh(xs[i]);
+                break;
+            case Activation::Relu:
+                for (int64_t i = b; i < e; ++i) ys[i] = xs[i] > 0.0f ? xs[i] : 0.0f;
+                break;
         }
     });
 }

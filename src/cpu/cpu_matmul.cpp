@@ -9,6 +9,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #if defined(__AVX2__)
@@ -130,6 +131,12 @@ static void linear_cpu(CpuBackend& be, const Tensor& x, const Tensor& w, const T
                     break;
                 case Activation::Silu:
                     for (int64_t n = 0; n < N; ++n) row[n] = cpu::silu(row[n]);
+                    break;
+                case Activation::Tanh:
+                    for (int64_t n = 0; n < N; ++n) row[n] = std::tanh(row[n]);
+                    break;
+                case Activation::Relu:
+                    for (int64_t n = 0; n < N; ++n) row[n] = row[n] > 0.0f ? row[n] : 0.0f;
                     break;
             }
         }

@@ -82,7 +82,7 @@ inline const char* cublas_status_name(cublasStatus_t s) {
 namespace wanrt::cuda {
 
 #ifdef __CUDACC__
-// Activation codes follow wanrt::Activation: 1 gelu_tanh, 2 gelu_erf, 3 silu (every kernel that
+// Activation codes follow wanrt::Activation: 1 gelu_tanh, 2 gelu_erf, 3 silu, 4 tanh, 5 relu (every kernel that
 // applies one: unary, GEMM epilogue fallback, channel RMS norm).
 __device__ __forceinline__ float activate(int act, float x) {
     switch (act) {
@@ -94,6 +94,10 @@ __device__ __forceinline__ float activate(int act, float x) {
             return 0.5f * x * (1.f + erff(x * 0.7071067811865476f));
         case 3:
             return x / (1.f + expf(-x));
+        case 4:
+            return tanhf(x);
+        case 5:
+            return x > 0.f ? x : 0.f;
         default:
             return x;
     }

@@ -14,7 +14,9 @@
 
 namespace wanrt {
 
-enum class Activation : uint8_t { None, GeluTanh, GeluErf, Silu };
+// Codes are shared with the CUDA kernels (cuda_common.h activate()): 1 gelu_tanh, 2 gelu_erf, 3 silu,
+// 4 tanh, 5 relu (TAEHV, models/taehv.h).
+enum class Activation : uint8_t { None, GeluTanh, GeluErf, Silu, Tanh, Relu };
 enum class BinaryOp : uint8_t { Add, Mul };
 
 // Wan's flash_attention semantics (docs/wan21.md §2.1), batch-wise.
@@ -230,6 +232,8 @@ Tensor unary(Activation act, const Tensor& x);
 inline Tensor gelu_tanh(const Tensor& x) { return unary(Activation::GeluTanh, x); }
 inline Tensor gelu_erf(const Tensor& x) { return unary(Activation::GeluErf, x); }
 inline Tensor silu(const Tensor& x) { return unary(Activation::Silu, x); }
+inline Tensor tanh(const Tensor& x) { return unary(Activation::Tanh, x); }
+inline Tensor relu(const Tensor& x) { return unary(Activation::Relu, x); }
 
 // Elementwise with NumPy broadcasting (up to 6 dims), f32.
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b);

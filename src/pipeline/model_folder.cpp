@@ -15,6 +15,8 @@
 #include "core/timer.h"
 #include "io/pth.h"
 #include "io/safetensors.h"
+#include "models/taehv.h"
+#include "ops/ops.h"
 #include "pipeline/diffusers_folder.h"
 #include "text/tokenizer.h"
 
@@ -382,6 +384,21 @@ std::shared_ptr<const DitModel> run_dit_load_stage(const T2VModelParts& m, Backe
 Tensor run_decode_stage(const T2VModelParts& m, const std::shared_ptr<Backend>& be, const Tensor& latent,
                         double& vae_load_seconds, double& decode_seconds, const StageFn& on_stage) {
     auto t0 = std::chrono::steady_clock::now();
+    if (m.tae_weights) {  // TAEHV decodes the DiT's latents as they are, to [0, 1]
+        if (on_stage) on_stage("load VAE (TAEHV)");
+        auto tae = Taehv::load(m.tae_weights(), be);
+        vae_load_seconds = seconds_since(t0);
+        t0 = std::chrono::steady_clock::now();
+        if (on_stage) on_stage("decode");
+        Tensor y = tae->decode(latent);  // [3, 4T − 3, 8h, 8w]
+        const Tensor* in[1] = {&y};
+        const float two = 2.0f;
+        ops::lincomb(in, &two, 1, y);
+        Tensor video = ops::add(y, ops::full(*be, DType::F32, {1}, -1.0f));  // [0, 1] → [−1, 1]
+        be->synchronize();
+        decode_seconds = seconds_since(t0);
+        return video;
+    }
     if (on_stage) on_stage("load VAE");
     auto vae = WanVae::load(m.vae_weights(), m.vae_config, be);
     vae_load_seconds = seconds_since(t0);

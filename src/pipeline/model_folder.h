@@ -109,6 +109,9 @@ struct T2VModelParts {
     DitConfig dit_config;
     VaeConfig vae_config;
     std::function<std::shared_ptr<TensorSource>()> dit_weights, t5_weights, vae_weights;
+    // Set (`--vae tae`): the decode stage runs TAEHV (models/taehv.h) from these weights and never
+    // loads the Wan VAE.
+    std::function<std::shared_ptr<TensorSource>()> tae_weights;
     std::string tokenizer;            // folder holding spiece.model, or the file
     // Image-to-video models only (dit_config.is_i2v()): the CLIP image encoder.
     ClipVisionConfig clip_config;
@@ -166,7 +169,8 @@ struct CausalDitSource {
 // the model keeps what it needs); records the load seconds. The one DiT loader of every runner.
 std::shared_ptr<const DitModel> run_dit_load_stage(const T2VModelParts& m, Backend& be, CausalDitSource dit,
                                                    double& load_seconds, const StageFn& on_stage = {});
-// VAE: loads the VAE, decodes latent [16, T, h, w] → video [3, F, H, W] in [-1, 1]; records seconds.
+// VAE: loads the VAE (or TAEHV when m.tae_weights is set), decodes latent [16, T, h, w] → video
+// [3, F, H, W] in [-1, 1]; records seconds.
 Tensor run_decode_stage(const T2VModelParts& m, const std::shared_ptr<Backend>& be, const Tensor& latent,
                         double& vae_load_seconds, double& decode_seconds, const StageFn& on_stage = {});
 

@@ -25,16 +25,44 @@ void StreamOptions::validate() const {
         fail("stream", "position refresh frame ", refresh_frame, " must be in (", cache_frames, ", 1023] or 0");
 }
 
+namespace {
+// y = a·x + b elementwise (pixel range changes between the pipeline's [−1, 1] and TAEHV's [0, 1]).
+Tensor affine(const Tensor& x_in, float a, float b) {
+    const Tensor x = ops::contiguous(x_in);
+    Tensor y = x.backend()->empty(DType::F32, x.shape());
+    const Tensor* in[1] = {&x};
+    ops::lincomb(in, &a, 1, y);
+    return ops::add(y, ops::full(*x.backend(), DType::F32, {1}, b));
+}
+}  // namespace
+
 StreamV2V::StreamV2V(std::shared_ptr<const CausalDitModel> model, std::shared_ptr<const WanVae> vae,
                      const Tensor& context, const StreamOptions& opt, NoiseSource noise)
     : model_(std::move(model)), vae_(std::move(vae)), opt_(opt), noise_(std::move(noise)), table_(opt.shift) {
+    init(vae_->config().z_dim, vae_->backend(), context);
+    enc_ = std::make_unique<VaeStreamEncoder>(vae_);
+    dec_ = std::make_unique<VaeStreamDecoder>(vae_);
+}
+
+StreamV2V::StreamV2V(std::shared_ptr<const CausalDitModel> model, std::shared_ptr<const Taehv> tae,
+                     const Tensor& context, const StreamOptions& opt, NoiseSource noise)
+    : model_(std::move(model)), opt_(opt), noise_(std::move(noise)), table_(opt.shift), tae_(std::move(tae)) {
+    if (tae_->config().patch_size != 1)
+        fail("stream", "the TAEHV checkpoint has patch size ", tae_->config().patch_size,
+             " (a Wan2.2 one); the Wan2.1 DiT needs taew2_1.pth");
+    init(tae_->config().latent_channels, tae_->backend(), context);
+    tenc_ = std::make_unique<TaehvStreamEncoder>(tae_);
+    tdec_ = std::make_unique<TaehvStreamDecoder>(tae_);
+}
+
+void StreamV2V::init(int64_t z_dim, Backend& vae_backend, const Tensor& context) {
     opt_.validate();
     steps_ = opt_.steps;
     const DitConfig& c = model_->config();
-    if (vae_->config().z_dim != c.in_dim || c.out_dim != c.in_dim)
-        fail("stream", "the VAE's latent has ", vae_->config().z_dim, " channels but the DiT takes ", c.in_dim,
+    if (z_dim != c.in_dim || c.out_dim != c.in_dim)
+        fail("stream", "the VAE's latent has ", z_dim, " channels but the DiT takes ", c.in_dim,
              "; the model files do not belong together");
-    if (&vae_->backend() != &model_->backend())
+    if (&vae_backend != &model_->backend())
         fail("stream", "the VAE and the DiT live on different backends; load both on one device");
     if (!noise_) noise_ = seeded_noise(0);
     if (opt_.raw_latents) {
@@ -45,8 +73,6 @@ StreamV2V::StreamV2V(std::shared_ptr<const CausalDitModel> model, std::shared_pt
         std_ = ops::from_host(model_->backend(), DType::F32, {c.in_dim, 1, 1, 1}, wan21_latent_std().data());
     }
     cross_ = model_->make_cross_cache(context);
-    enc_ = std::make_unique<VaeStreamEncoder>(vae_);
-    dec_ = std::make_unique<VaeStreamDecoder>(vae_);
 }
 
 StreamV2V::~StreamV2V() = default;
@@ -54,14 +80,33 @@ StreamV2V::~StreamV2V() = default;
 void StreamV2V::set_prompt(const Tensor& context) { cross_ = model_->make_cross_cache(context); }
 
 void StreamV2V::reset() {
-    enc_->reset();
-    dec_->reset();
+    if (tae_) {
+        tenc_->reset();
+        tdec_->reset();
+    } else {
+        enc_->reset();
+        dec_->reset();
+    }
     cache_.reset();
     slots_.clear();
     last_frame_.clear();
     next_frame_ = draws_ = 0;
     flushed_ = false;
     stats_ = {};
+}
+
+Tensor StreamV2V::encode(const Tensor& frames) {
+    if (tae_) {
+        Tensor x = affine(frames, 0.5f, 0.5f);  // [−1, 1] → [0, 1]
+        if (stats_.chunks_in == 0) {            // 3 copies of frame 0 in front: [3, 8, H, W] → 2 latents
+            const Tensor f0 = ops::contiguous(x.slice(1, 0, 1));
+            x = ops::concat({f0, f0, f0, x}, 1);
+        }
+        return tenc_->push(x);
+    }
+    if (stats_.chunks_in == 0)
+        return ops::concat({enc_->push(ops::contiguous(frames.slice(1, 0, 1))), enc_->push(ops::contiguous(frames.slice(1, 1, 5)))}, 1);
+    return enc_->push(frames);
 }
 
 Tensor StreamV2V::to_model_latent(const Tensor& z) const {
@@ -71,9 +116,14 @@ Tensor StreamV2V::to_model_latent(const Tensor& z) const {
 
 Tensor StreamV2V::decode(const Tensor& latents) {
     const auto t0 = std::chrono::steady_clock::now();
-    std::vector<Tensor> out;
-    for (int64_t i = 0; i < latents.size(1); ++i) out.push_back(dec_->push(ops::contiguous(latents.slice(1, i, i + 1))));
-    Tensor frames = out.size() == 1 ? out[0] : ops::concat(out, 1);
+    Tensor frames;
+    if (tae_) {
+        frames = affine(tdec_->push(latents), 2.0f, -1.0f);  // [0, 1] → [−1, 1]
+    } else {
+        std::vector<Tensor> out;
+        for (int64_t i = 0; i < latents.size(1); ++i) out.push_back(dec_->push(ops::contiguous(latents.slice(1, i, i + 1))));
+        frames = out.size() == 1 ? out[0] : ops::concat(out, 1);
+    }
     model_->backend().synchronize();
     stats_.decode_s += seconds_since(t0);
     stats_.frames_out += frames.size(1);
@@ -109,7 +159,7 @@ Tensor StreamV2V::push(const Tensor& frames) {
              frames.defined() ? frames.describe() : "none");
     const int64_t H = frames.size(2), W = frames.size(3);
     if (stats_.chunks_in == 0) {
-        const int64_t m = vae_->config().spatial_factor() * model_->config().patch_h;
+        const int64_t m = (tae_ ? tae_->config().space_scale() : vae_->config().spatial_factor()) * model_->config().patch_h;
         if (H < m || W < m || H % m || W % m)
             fail("stream", "frame size ", W, "x", H, " must be a multiple of ", m, " (e.g. 832x480); resize the input");
         H_ = H, W_ = W;
@@ -150,12 +200,7 @@ Tensor StreamV2V::push(const Tensor& frames) {
 
     // ---- VAE stream encode: 1 + 4 frames → 2 latents, then 4 → 1
     auto t_enc = std::chrono::steady_clock::now();
-    Tensor z;
-    if (stats_.chunks_in == 0)
-        z = ops::concat({enc_->push(ops::contiguous(frames.slice(1, 0, 1))), enc_->push(ops::contiguous(frames.slice(1, 1, 5)))}, 1);
-    else
-        z = enc_->push(frames);
-    z = to_model_latent(z);  // [C, F, h, w]
+    Tensor z = to_model_latent(encode(frames));  // [C, F, h, w]
     be.synchronize();
     stats_.encode_s += seconds_since(t_enc);
     Tensor noisy = add_noise(z, noise_(be, z.shape(), draws_++), float(ns));

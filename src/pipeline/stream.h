@@ -33,6 +33,13 @@
 // with the usual de-normalisation; raw_latents = true does that (needs the Wan2.1 16-channel
 // statistics), false feeds normalised latents.
 //
+// TAEHV (`--vae tae`, models/taehv.h) in place of the Wan VAE: the second constructor. Pixels go to
+// [0, 1] for it and back; its latents are the DiT's (normalised) latents, so raw_latents converts them
+// as it does the Wan VAE's. TAEHV groups frames [4k, 4k + 4) into latent k; the stream's first chunk
+// of 5 frames is fed as 3 copies of frame 0 followed by the 5 frames, so chunk 0 gives 2 latents
+// and every later chunk of 4 gives 1, aligned as the Wan VAE's (latent 0 = frame 0). Its decoder
+// returns 1 frame for the first latent and 4 for each later one, as the Wan VAE's.
+//
 // Errors ([stream] one line): a chunk of the wrong frame count or size, sizes not multiples of 16,
 // options out of range (no steps, steps outside [0, 1000], sink ≥ cache, noise_scale outside (0, 1]),
 // a VAE whose latent does not match the DiT.
@@ -44,6 +51,7 @@
 
 #include "core/backend.h"
 #include "models/causal_dit.h"
+#include "models/taehv.h"
 #include "models/vae.h"
 #include "pipeline/causal.h"
 
@@ -74,6 +82,9 @@ public:
     // context: the prompt's T5 output [len, text_dim]. noise: ε draws (default seeded_noise(0)).
     StreamV2V(std::shared_ptr<const CausalDitModel> model, std::shared_ptr<const WanVae> vae, const Tensor& context,
               const StreamOptions& opt = {}, NoiseSource noise = {});
+    // The same loop with TAEHV encoding and decoding (see above); the Wan VAE is not needed.
+    StreamV2V(std::shared_ptr<const CausalDitModel> model, std::shared_ptr<const Taehv> tae, const Tensor& context,
+              const StreamOptions& opt = {}, NoiseSource noise = {});
     ~StreamV2V();
 
     // Pixel frames [3, n, H, W] f32 in [−1, 1] on the model's backend: n = 5 for the first chunk of
@@ -94,6 +105,8 @@ public:
     int64_t next_chunk_frames() const { return stats_.chunks_in == 0 ? 5 : 4; }
 
 private:
+    void init(int64_t z_dim, Backend& vae_backend, const Tensor& context);
+    Tensor encode(const Tensor& frames);  // the chunk's latents [C, F, h, w] (normalised)
     Tensor to_model_latent(const Tensor& z) const;
     Tensor decode(const Tensor& latents);  // [C, n, h, w] → frames
     Tensor stream_call(const Tensor& noisy, int64_t start_frame, bool real);
@@ -108,6 +121,9 @@ private:
     KvCache cache_;
     std::unique_ptr<VaeStreamEncoder> enc_;
     std::unique_ptr<VaeStreamDecoder> dec_;
+    std::shared_ptr<const Taehv> tae_;  // set: TAEHV instead of vae_
+    std::unique_ptr<TaehvStreamEncoder> tenc_;
+    std::unique_ptr<TaehvStreamDecoder> tdec_;
     Tensor mean_, std_;  // [C, 1, 1, 1] Wan2.1 latent statistics (raw_latents)
 
     struct Slot {

@@ -26,12 +26,21 @@ StreamStagedResult run_stream_staged(const T2VModelParts& m, std::shared_ptr<Bac
 
     auto model = std::make_shared<CausalDitModel>(run_dit_load_stage(m, *be, std::move(dit), tm.dit_load, on_stage));
     auto t0 = std::chrono::steady_clock::now();
-    if (on_stage) on_stage("load VAE");
-    std::shared_ptr<WanVae> vae = WanVae::load(m.vae_weights(), m.vae_config, be);
-    tm.vae_load = seconds_since(t0);
+    std::unique_ptr<StreamV2V> sp;
+    if (m.tae_weights) {  // TAEHV encodes and decodes; the Wan VAE is never loaded
+        if (on_stage) on_stage("load VAE (TAEHV)");
+        std::shared_ptr<const Taehv> tae = Taehv::load(m.tae_weights(), be);
+        tm.vae_load = seconds_since(t0);
+        sp = std::make_unique<StreamV2V>(model, tae, context, opt, seeded_noise(seed));
+    } else {
+        if (on_stage) on_stage("load VAE");
+        std::shared_ptr<WanVae> vae = WanVae::load(m.vae_weights(), m.vae_config, be);
+        tm.vae_load = seconds_since(t0);
+        sp = std::make_unique<StreamV2V>(model, vae, context, opt, seeded_noise(seed));
+    }
+    StreamV2V& s = *sp;
 
     if (on_stage) on_stage("stream");
-    StreamV2V s(model, vae, context, opt, seeded_noise(seed));
     const int64_t chunks = video.defined() && video.ndim() == 4 ? (video.size(1) - 1) / 4 : 0;
     t0 = std::chrono::steady_clock::now();
     r.video = stream_video(s, video, [&](int64_t k, double sec) {

@@ -3,7 +3,7 @@
 //
 //   tokenizer → T5 (the prompt; freed before the DiT loads; run_text_stage, which also checks the
 //   encoder's width against the DiT's text_dim) → causal DiT (the folder's weights or a generator
-//   checkpoint; run_dit_load_stage) → VAE (loaded) → StreamV2V over the video, chunk by chunk as a
+//   checkpoint; run_dit_load_stage) → VAE (loaded; TAEHV instead when m.tae_weights is set) → StreamV2V over the video, chunk by chunk as a
 //   live source would feed it (stream_video: frames 0–4, then 4 at a time; frames past the last
 //   whole chunk are dropped, as StreamDiffusionV2 does).
 // The DiT and the VAE stay loaded together for the whole stream (every chunk needs both).

@@ -17,6 +17,10 @@ double activation(Activation act, double a) {
             return 0.5 * a * (1 + std::erf(a / std::sqrt(2.0)));
         case Activation::Silu:
             return a / (1 + std::exp(-a));
+        case Activation::Tanh:
+            return std::tanh(a);
+        case Activation::Relu:
+            return a > 0 ? a : 0.0;
         case Activation::None:
             break;
     }
