@@ -94,22 +94,31 @@ Tensor cfg_denoise(const DitModel& dit, DitSample cond, DitSample uncond, const 
     auto sched = make_scheduler(opt.solver, opt.sample_steps, opt.sample_shift);
     const auto& ts = sched->timesteps();
     const float g = float(opt.guide_scale);
+    const bool cfg = opt.guide_scale != 1.0;
+    std::mt19937_64 renoise(opt.seed + 1);
+    if (sched->needs_noise())
+        sched->set_noise([&](const Tensor& like) { return gaussian_noise(dit.backend(), like.shape(), renoise); });
     Tensor x = ops::contiguous(noise);
     const auto t_loop = std::chrono::steady_clock::now();
     for (int i = 0; i < sched->num_steps(); ++i) {
         const auto t_step = std::chrono::steady_clock::now();
-        // The DiT receives the scheduler's integer timestep (as a float tensor in the model).
-        const float t = float(ts[size_t(i)]);
+        // The DiT receives the scheduler's timestep (integer for the official solvers) as a float.
+        const float t = float(sched->model_timestep(i));
         cond.x = uncond.x = x;
         cond.t = uncond.t = t;
         Tensor v_c = dit.forward({cond}, seq_len)[0];
-        Tensor v_u = dit.forward({uncond}, seq_len)[0];
-        if (on_preds) on_preds(i, v_c, v_u);
-        // noise_pred = u + g·(c − u), one f32 linear combination.
-        Tensor v = dit.backend().empty(DType::F32, v_u.shape());
-        const Tensor* in[2] = {&v_u, &v_c};
-        const float coef[2] = {1.0f - g, g};
-        ops::lincomb(in, coef, 2, v);
+        Tensor v = v_c;
+        if (cfg) {
+            Tensor v_u = dit.forward({uncond}, seq_len)[0];
+            if (on_preds) on_preds(i, v_c, v_u);
+            // noise_pred = u + g·(c − u), one f32 linear combination.
+            v = dit.backend().empty(DType::F32, v_u.shape());
+            const Tensor* in[2] = {&v_u, &v_c};
+            const float coef[2] = {1.0f - g, g};
+            ops::lincomb(in, coef, 2, v);
+        } else if (on_preds) {
+            on_preds(i, v_c, Tensor());
+        }
         x = sched->step(v, i, x);
         if (on_latent) on_latent(i, x);
         if (on_step) {
