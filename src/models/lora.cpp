@@ -368,9 +368,6 @@ std::shared_ptr<TensorSource> merge_lora(std::shared_ptr<TensorSource> base, con
     return std::make_shared<MergedSource>(std::move(base), std::move(store), std::move(repl));
 }
 
-namespace {
-
-// The model's Linears by official module name.
 std::map<std::string, Linear*> dit_linears(DitWeights& w, const DitConfig& c) {
     std::map<std::string, Linear*> m = {
         {"text_embedding.0", &w.text0},  {"text_embedding.2", &w.text2},     {"time_embedding.0", &w.time0},
@@ -396,6 +393,8 @@ std::map<std::string, Linear*> dit_linears(DitWeights& w, const DitConfig& c) {
     }
     return m;
 }
+
+namespace {
 
 Tensor upload(Backend& be, DType dtype, const Shape& shape, const std::vector<float>& v) {
     if (dtype == DType::F32) return ops::from_host(be, DType::F32, shape, v.data());

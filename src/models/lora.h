@@ -33,6 +33,7 @@
 // fit the target, a bad FILE[:STRENGTH] argument, merge requested on a base that cannot be merged.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -96,6 +97,11 @@ std::shared_ptr<TensorSource> merge_lora(std::shared_ptr<TensorSource> base, con
 // Adds the matrix deltas to the model's Linears as run-time branches (dit_weights.h, LoraBranch),
 // uploaded to the model's backend in the base weight's dtype where it is bf16/f16, else f32.
 void attach_lora(DitModel& model, const std::vector<LoraDelta>& deltas);
+
+// The model's Linears by official module name ("blocks.0.self_attn.q", "head.head", ...).
+struct Linear;
+struct DitWeights;
+std::map<std::string, Linear*> dit_linears(DitWeights& w, const DitConfig& c);
 
 // The DiT with LoRAs as `mode` says (after resolve_lora_mode): what run_dit_load_stage calls.
 // summary, if set, receives one line: "2 LoRA files, 600 tensors, merged".
