@@ -9,6 +9,7 @@
 #include "models/dit.h"
 #include "models/dit_weights.h"
 #include "models/lora.h"
+#include "pipeline/demo.h"
 #include "pipeline/t2v.h"
 #include "sched/scheduler.h"
 #include "test_util.h"
@@ -358,6 +359,44 @@ TEST(Lora, BadKeysAreErrorsNamingThem) {
                  "cross_attn.norm_q");  // a down without its up
     expect_error([&](MemoryTensorSource& s) { s.add("diffusion_model.blocks.0.diff_m", DType::F32, {1}, &one); },
                  "blocks.0.diff_m");  // wrong shape
+}
+
+// The command line: the demo model with a LoRA file, 4 CFG-free lcm steps, merged and at run time;
+// a file with a stray key is one line naming it, exit 1, no output.
+TEST(Lora, GenerateCommandTakesLoras) {
+    const DitConfig c = demo_config().dit;
+    const std::filesystem::path dir = std::filesystem::temp_directory_path() / "wanrt_test_lora_cli";
+    std::filesystem::create_directories(dir);
+    const int64_t r = 2, D = c.dim;
+    const std::vector<float> down = randn(size_t(r * D), 1, 0.1f), up = randn(size_t(D * r), 2, 0.1f), db = randn(size_t(D), 3, 0.1f);
+    const float alpha = 2;
+    std::vector<TensorToWrite> tw = {
+        {"diffusion_model.blocks.0.self_attn.q.lora_down.weight", DType::F32, {r, D}, down.data()},
+        {"diffusion_model.blocks.0.self_attn.q.lora_up.weight", DType::F32, {D, r}, up.data()},
+        {"diffusion_model.blocks.0.self_attn.q.alpha", DType::F32, {}, &alpha},
+        {"diffusion_model.blocks.0.self_attn.q.diff_b", DType::F32, {D}, db.data()},
+    };
+    const std::string good = (dir / "good.safetensors").string(), bad = (dir / "bad.safetensors").string();
+    write_safetensors(good, tw);
+    tw.push_back({"diffusion_model.blocks.0.self_attn.q.lora_mid.weight", DType::F32, {D}, db.data()});
+    write_safetensors(bad, tw);
+    const std::string common = " --size 64*64 --frame_num 5 --sample_solver lcm --sample_steps 4 --sample_shift 5 "
+                               "--sample_guide_scale 1 --threads 2 --device cpu --save_file ";
+    for (const char* mode : {"auto", "runtime"}) {
+        const std::string out = (dir / (std::string(mode) + ".y4m")).string();
+        CliRun res = run_cli("generate --lora " + good + ":0.8 --lora_mode " + mode + common + out);
+        EXPECT_EQ(res.code, 0) << res.out;
+        EXPECT_NE(res.out.find("LoRA"), std::string::npos) << res.out;
+        EXPECT_TRUE(std::filesystem::exists(out)) << res.out;
+    }
+    const std::string out = (dir / "bad.y4m").string();
+    CliRun res = run_cli("generate --lora " + bad + common + out);
+    EXPECT_EQ(res.code, 1) << res.out;
+    EXPECT_NE(res.out.find("blocks.0.self_attn.q.lora_mid.weight"), std::string::npos) << res.out;
+    EXPECT_FALSE(std::filesystem::exists(out));
+    CliRun missing = run_cli("generate --lora " + (dir / "nope.safetensors").string() + common + out);
+    EXPECT_EQ(missing.code, 1) << missing.out;
+    std::filesystem::remove_all(dir);
 }
 
 // ---- few-step generation (pipeline/t2v.h, sched/scheduler.h) ----
