@@ -279,7 +279,8 @@ TEST(Lora, KohyaAndPeftNamesGiveIdenticalWeights) {
     EXPECT_NEAR(m1[0].scale * double(L.alpha) / double(L.rank), mp[0].scale, 1e-12);
 }
 
-// Run-time branches (low rank and a full matrix difference) give the merged model's output.
+// Run-time branches (low rank and a full matrix difference) give the merged model's output (on a GPU
+// both are bf16 weights, rounded at different points: a looser bound).
 TEST(Lora, RuntimeMatchesMerged) {
     Fixture x = open_dit();
     auto be = device_or_cpu();
@@ -294,7 +295,7 @@ TEST(Lora, RuntimeMatchesMerged) {
     ASSERT_EQ(ym.size(), yr.size());
     for (size_t i = 0; i < ym.size(); ++i) {
         const auto m = to_f64(ym[i]);
-        EXPECT_CLOSE(to_f64(yr[i]), m, std::string(be->kind()) == "cpu" ? 2e-5 : 5e-3, "runtime vs merged y" + std::to_string(i));
+        EXPECT_CLOSE(to_f64(yr[i]), m, std::string(be->kind()) == "cpu" ? 2e-5 : 1e-2, "runtime vs merged y" + std::to_string(i));
         EXPECT_GT(compare(to_f64(yb[i]), m).rel_l2, 1e-2) << "the LoRA barely changes the output; the test would not see a dropped branch";
     }
 }
