@@ -2,7 +2,9 @@
 // I2V / FLF2V models get the image inputs the pipelines hand them: y [in_dim − out_dim (20), F, H, W]
 // (mask + image latent) and clip_fea [257, 1280] (FLF2V: [514, 1280], both frames' CLIP tokens),
 // random here: the cost does not depend on the values.
+#include <algorithm>
 #include <cstdio>
+#include <utility>
 #include <map>
 
 #include "cli/bench_util.h"
@@ -10,6 +12,8 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "models/dit.h"
+#include "models/dit_weights.h"
+#include "models/lora.h"
 #include "pipeline/diffusers_folder.h"
 #include "models/synth.h"
 #include "ops/ops.h"
@@ -25,7 +29,7 @@ constexpr int64_t kClipTokens = 257, kClipDim = 1280;
 
 struct Opts {
     std::string ckpt_dir, model = "t2v-1.3B", weights_dtype = "f32", dump;
-    int layers = 2, frames = 1, height = 480, width = 832, text_tokens = 120;
+    int layers = 2, frames = 1, height = 480, width = 832, text_tokens = 120, lora_rank = 0;
     bool profile = true;
     RunOpts run{"auto", "", 1, 3, 0};
 };
@@ -55,6 +59,23 @@ void run(const Opts& o) {
         what = cat("synthetic ", o.model, " widths, ", cfg.num_layers, " blocks, ", o.weights_dtype, " weights");
     }
     DitModel model(cfg, src, *base);
+    // --lora_rank: random run-time LoRA branches (models/lora.h) on every Linear of every block, in
+    // the weights' dtype, to measure the side path's cost against the same forward without them.
+    std::vector<Linear*> lora_linears;
+    if (o.lora_rank > 0) {
+        uint64_t seed = 100;
+        for (auto& [name, l] : dit_linears(model.mutable_weights(), cfg)) {
+            if (name.rfind("blocks.", 0) != 0) continue;
+            const int64_t r = o.lora_rank, n_out = l->w.size(0), n_in = l->w.size(1);
+            LoraBranch br{random_normal(*base, {r, n_in}, ++seed, 0.02f), random_normal(*base, {n_out, r}, ++seed, 0.02f), 1.0f};
+            if (l->w.dtype() != DType::F32) {
+                br.down = ops::to_dtype(br.down, l->w.dtype());
+                br.up = ops::to_dtype(br.up, l->w.dtype());
+            }
+            l->lora.push_back(br);
+            lora_linears.push_back(l);
+        }
+    }
 
     const int64_t lat_f = (o.frames - 1) / 4 + 1, lat_h = o.height / 8, lat_w = o.width / 8;
     // I2V: the noisy latent has out_dim channels, y the rest of in_dim (4 mask + 16 latent channels).
@@ -107,7 +128,23 @@ void run(const Opts& o) {
     // the timed runs: no per-op synchronisation (profile_ops turned it off)
     std::vector<double> ms = time_repeats(*base, std::max(0, o.run.warmup - 1), o.run.repeats,
                                           [&] { model.forward({s}, seq_len); });
-    rep.rows.push_back({cat("forward (", cfg.num_layers, " blocks)"), ms, flop});
+    if (o.lora_rank > 0) {
+        rep.rows.push_back({cat("forward (", cfg.num_layers, " blocks) + LoRA rank ", o.lora_rank, " at run time"), ms, flop});
+        std::vector<std::vector<LoraBranch>> saved;
+        for (Linear* l : lora_linears) saved.push_back(std::exchange(l->lora, {}));
+        std::vector<double> ms0 = time_repeats(*base, std::max(1, o.run.warmup - 1), o.run.repeats,
+                                               [&] { model.forward({s}, seq_len); });
+        rep.rows.push_back({cat("forward (", cfg.num_layers, " blocks) without LoRA"), ms0, 0});
+        auto median = [](std::vector<double> v) {
+            std::sort(v.begin(), v.end());
+            return v[v.size() / 2];
+        };
+        rep.config.push_back({"lora", cat("rank ", o.lora_rank, " on ", lora_linears.size(), " Linears: +",
+                                          100.0 * (median(ms) / median(ms0) - 1.0), "% per forward (medians)")});
+        for (size_t i = 0; i < lora_linears.size(); ++i) lora_linears[i]->lora = std::move(saved[i]);
+    } else {
+        rep.rows.push_back({cat("forward (", cfg.num_layers, " blocks)"), ms, flop});
+    }
     if (const MemoryStats mem = base->memory_stats(); mem.reserved > 0)  // backends that track it
         rep.config.push_back({"peak memory", cat(double(mem.peak) / double(1 << 30), " GiB in use (weights included)")});
     if (o.profile) rep.rows.insert(rep.rows.end(), per_op.begin(), per_op.end());
@@ -126,6 +163,8 @@ void setup(CLI::App& bench) {
     c->add_option("--height", o->height, "Pixel height")->capture_default_str();
     c->add_option("--width", o->width, "Pixel width")->capture_default_str();
     c->add_option("--text_tokens", o->text_tokens, "Real text tokens (padded to text_len)")->capture_default_str();
+    c->add_option("--lora_rank", o->lora_rank, "Random run-time LoRA branches of this rank on every block Linear; "
+                                               "also times the forward without them")->capture_default_str();
     c->add_option("--dump", o->dump, "Write the named intermediates of the first pass to this .safetensors file");
     c->add_flag("!--no_profile", o->profile, "Skip the per-op breakdown rows");
     add_run_options(c, o->run);

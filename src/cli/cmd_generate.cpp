@@ -99,6 +99,8 @@ struct Opts {
     double context_noise = 0;
     std::vector<CLI::Option*> causal_only;  // refused without --causal
     std::string vae = "wan", vae_checkpoint;  // --vae tae: decode with TAEHV (models/taehv.h)
+    std::vector<std::string> loras;  // --lora FILE[:STRENGTH], repeatable (models/lora.h)
+    std::string lora_mode = "auto";
 };
 
 // "1000,757,522" → {1000, 757, 522}; entries in [0, 1000] (integers with warp). The library drops a
@@ -303,6 +305,7 @@ struct Plan {
     bool ti2v = false;                // Wan2.2 TI2V-5B: --image (optional) goes to req.image_rgb
     Rgb24Video picture, last_picture;
     I2VSize video_size;               // i2v, flf2v: the video's size from the (first) picture and max_area
+    LoraOptions lora;                 // --lora, --lora_mode (set on the model parts before the run)
     VaeTiling vae_tiling;             // --vae_tile, applied to the model's VAE config once it exists
 };
 
@@ -463,8 +466,9 @@ T2VOptions resolve_options(Opts& o, Plan& p) {
     p.req.moe.guide_scale_high = guide.back();
     p.req.moe.boundary = md.boundary;
     p.req.moe.offload = o.offload;
-    WANRT_CHECK(o.solver == "unipc" || o.solver == "dpm++" || o.solver == "euler", "generate", "unknown --sample_solver \"",
-                o.solver, "\"; use unipc (official default), dpm++ or euler");
+    WANRT_CHECK(o.solver == "unipc" || o.solver == "dpm++" || o.solver == "euler" || o.solver == "lcm", "generate",
+                "unknown --sample_solver \"", o.solver,
+                "\"; use unipc (official default), dpm++, euler or lcm (step-distilled models)");
     opt.solver = o.solver;
     if (!o.cache.empty()) {
         const StepCacheConfig cc = StepCacheConfig::parse(o.cache);
@@ -564,6 +568,14 @@ Plan make_plan(Opts& o) {
         p.req.generator = open_generator(o.generator);
     }
     check_tae_flags(o, p);
+    // LoRA files: the arguments and the files' presence now; their keys are matched as the DiT loads.
+    for (const std::string& a : o.loras) {
+        LoraSpec s = parse_lora_arg(a);
+        std::error_code ec;
+        WANRT_CHECK(fs::is_regular_file(s.path, ec), "generate", "--lora ", s.path, " is not a file; pass a .safetensors LoRA");
+        p.lora.files.push_back(s);
+    }
+    p.lora.mode = parse_lora_mode(o.lora_mode);
     p.req.seed = uint64_t(o.seed);
     if (o.seed < 0) {  // generate.py: random.randint(0, sys.maxsize)
         std::random_device rd;
@@ -756,6 +768,7 @@ void run(Opts o) {
         std::fprintf(stderr, "generate: decoding with TAEHV from %s (the Wan VAE is not loaded)\n", path.c_str());
     }
     const bool causal = p.req.causal.has_value(), image = p.image_task || !p.req.image_rgb.empty(), clip = !p.moe && !p.ti2v;
+    p.model.lora = p.lora;
     const GenerateResult r = run_generate(p.model, be, std::move(p.req), progress_printer(p));
 
     const auto t_w = clock::now();
@@ -797,7 +810,7 @@ void setup(CLI::App& app) {
     o->o_prompt = c->add_option("--prompt", o->prompt, "The prompt (default: generate.py's example prompt of the task)");
     o->o_neg = c->add_option("--neg_prompt", o->neg_prompt, "Negative prompt (default: the official Chinese one)");
     c->add_option("--base_seed", o->seed, "Seed (negative: random, printed)")->capture_default_str();
-    o->o_solver = c->add_option("--sample_solver", o->solver, "unipc, dpm++ or euler")->capture_default_str();
+    o->o_solver = c->add_option("--sample_solver", o->solver, "unipc, dpm++, euler or lcm (step-distilled models, docs/cli.md)")->capture_default_str();
     o->o_steps =
         c->add_option("--sample_steps", o->sample_steps, "Sampling steps (default 50; i2v 40; flf2v 50; A14B 40; demo 8)");
     o->o_shift = c->add_option("--sample_shift", o->shift,
@@ -834,6 +847,10 @@ void setup(CLI::App& app) {
         c->add_option("--generator", o->generator, "--causal: DiT weights from a CausVid / Self-Forcing / StreamDiffusionV2 "
                                                    "checkpoint instead of the folder's"),
     };
+    c->add_option("--lora", o->loras, "LoRA FILE[:STRENGTH] for the DiT (repeatable; ComfyUI, musubi/kohya, diffusers/PEFT "
+                                      "and lightx2v .diff formats)");
+    c->add_option("--lora_mode", o->lora_mode, "auto (merge into f32 weights, else run time), merge or runtime")
+        ->capture_default_str();
     c->callback([o] { run(*o); });
 }
 

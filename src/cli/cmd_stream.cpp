@@ -35,6 +35,8 @@ struct Opts {
     int threads = 0;
     bool fixed_noise = false, normalized = false;
     std::string vae = "wan", vae_checkpoint;  // --vae tae: TAEHV encodes and decodes (models/taehv.h)
+    std::vector<std::string> loras;  // --lora FILE[:STRENGTH] (models/lora.h)
+    std::string lora_mode = "auto";
 };
 
 std::vector<double> parse_steps(const std::string& s) {
@@ -105,6 +107,14 @@ void run(const Opts& o) {
                     " is not a file; pass a CausVid / StreamDiffusionV2 checkpoint (.pt, .pth or .safetensors)");
         gen = open_generator(o.generator);
     }
+    for (const std::string& a : o.loras) {
+        LoraSpec s = parse_lora_arg(a);
+        std::error_code ec;
+        WANRT_CHECK(std::filesystem::is_regular_file(s.path, ec), "stream", "--lora ", s.path,
+                    " is not a file; pass a .safetensors LoRA");
+        parts.lora.files.push_back(s);
+    }
+    parts.lora.mode = parse_lora_mode(o.lora_mode);
     if (demo)
         std::fprintf(stderr, "stream: no --ckpt_dir: running the built-in demo model (random weights; the output is "
                              "structured noise)\n");
@@ -156,6 +166,8 @@ void setup(CLI::App& app) {
     c->add_flag("--normalized_latents", o->normalized, "Feed the DiT normalised latents (default: raw VAE mean, as SD)");
     c->add_option("--max_frames", o->max_frames, "Use at most this many input frames (0 = all)")->capture_default_str();
     c->add_option("--seed", o->seed, "Noise seed")->capture_default_str();
+    c->add_option("--lora", o->loras, "LoRA FILE[:STRENGTH] for the DiT (repeatable; as wanrt generate)");
+    c->add_option("--lora_mode", o->lora_mode, "auto, merge or runtime (as wanrt generate)")->capture_default_str();
     c->add_option("--device", o->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
     c->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
     c->callback([o] { run(*o); });

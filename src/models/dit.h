@@ -120,6 +120,8 @@ public:
 
     // For models built on the same weights (the causal KV-cache model): dit_weights.h.
     const DitWeights& weights() const { return *w_; }
+    // For attaching run-time LoRA branches after loading (models/lora.h).
+    DitWeights& mutable_weights() { return *w_; }
     const Tensor& rope_table() const { return rope_; }  // f32 [1024, head_dim/2, 2]
 
 private:

@@ -9,9 +9,22 @@
 
 namespace wanrt {
 
+// A run-time LoRA branch (models/lora.h): y += scale·(x·downᵀ)·upᵀ with down [r, in], up [out, r];
+// a full difference when up is undefined: y += scale·x·downᵀ, down [out, in].
+struct LoraBranch {
+    Tensor down, up;
+    float scale = 1.0f;
+};
+
+struct Linear;
+// The Linear with its LoRA branches added before the activation (lora.cpp).
+Tensor linear_with_lora(const Linear& l, const Tensor& x, Activation act, DType out);
+
 struct Linear {
     Tensor w, b;  // w [out, in], b [out]
+    std::vector<LoraBranch> lora;  // run-time LoRA branches; empty without (merged or none)
     Tensor operator()(const Tensor& x, Activation act = Activation::None, DType out = DType::F32) const {
+        if (!lora.empty()) return linear_with_lora(*this, x, act, out);
         return ops::linear(x, w, &b, act, out);
     }
 };

@@ -9,6 +9,7 @@ GenerateResult run_generate(const T2VModelParts& m, std::shared_ptr<Backend> be,
                             const GenerateProgress& p) {
     GenerateResult out;
     GenerateTimes& tm = out.times;
+    req.opt.seed = req.seed;  // the lcm sampler's re-noising stream (t2v.h)
     if (req.causal) {
         CausalStagedResult r = run_causal_staged(m, std::move(be), req.prompt, req.seed, req.opt, *req.causal,
                                                  std::move(req.generator), p.on_stage, p.on_block);

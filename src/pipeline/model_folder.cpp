@@ -374,9 +374,13 @@ std::vector<Tensor> run_text_stage(const T2VModelParts& m, Backend& be, const st
 std::shared_ptr<const DitModel> run_dit_load_stage(const T2VModelParts& m, Backend& be, CausalDitSource dit,
                                                    double& load_seconds, const StageFn& on_stage) {
     const auto t0 = std::chrono::steady_clock::now();
-    if (on_stage) on_stage("load DiT");
-    std::shared_ptr<const DitModel> model = dit.src ? std::make_shared<DitModel>(m.dit_config, dit.src, be, dit.prefix)
-                                                    : std::make_shared<DitModel>(m.dit_config, m.dit_weights(), be);
+    if (on_stage)
+        on_stage(m.lora.files.empty() ? std::string("load DiT")
+                                      : "load DiT with " + std::to_string(m.lora.files.size()) + " LoRA file" +
+                                            (m.lora.files.size() == 1 ? "" : "s") + " (--lora_mode " +
+                                            lora_mode_name(m.lora.mode) + ")");
+    std::shared_ptr<const DitModel> model = dit.src ? load_dit_with_lora(m.dit_config, dit.src, be, dit.prefix, m.lora)
+                                                    : load_dit_with_lora(m.dit_config, m.dit_weights(), be, "", m.lora);
     load_seconds = seconds_since(t0);
     return model;
 }

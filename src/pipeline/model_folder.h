@@ -43,6 +43,7 @@
 
 #include "models/clip.h"
 #include "models/dit.h"
+#include "models/lora.h"
 #include "models/t5.h"
 #include "models/vae.h"
 #include "models/vae22.h"
@@ -125,6 +126,7 @@ struct T2VModelParts {
     Vae22Config vae22_config;
     bool ti2v() const { return dit_config.model_type == "ti2v"; }
     std::shared_ptr<void> keepalive;  // e.g. the demo's temporary tokenizer folder
+    LoraOptions lora;                 // LoRA files applied to the DiT as it loads (models/lora.h)
 };
 
 // Scans, requires completeness, reads config.json and the VAE config. No weights are loaded.
@@ -166,7 +168,8 @@ struct CausalDitSource {
     std::string prefix;
 };
 // DiT: loads the folder's DiT, or dit's when dit.src is set (the file handle goes when this returns;
-// the model keeps what it needs); records the load seconds. The one DiT loader of every runner.
+// the model keeps what it needs), with m.lora's LoRA files merged or attached; records the load
+// seconds. The one DiT loader of every runner.
 std::shared_ptr<const DitModel> run_dit_load_stage(const T2VModelParts& m, Backend& be, CausalDitSource dit,
                                                    double& load_seconds, const StageFn& on_stage = {});
 // VAE: loads the VAE (or TAEHV when m.tae_weights is set), decodes latent [16, T, h, w] → video

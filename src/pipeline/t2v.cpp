@@ -102,6 +102,9 @@ Tensor cfg_denoise(const StepModelFn& select, DitSample cond, DitSample uncond, 
                    const T2VLatentCallback& on_latent, const CfgPredCallback& on_preds) {
     auto sched = make_scheduler(opt.solver, opt.sample_steps, opt.sample_shift);
     const auto& ts = sched->timesteps();
+    std::mt19937_64 renoise(opt.seed + 1);
+    if (sched->needs_noise())
+        sched->set_noise([&](const Tensor& like) { return gaussian_noise(*noise.backend(), like.shape(), renoise); });
     Tensor x = ops::contiguous(noise);
     const auto t_loop = std::chrono::steady_clock::now();
     StepCache* cache = opt.cache.get();
@@ -117,18 +120,23 @@ Tensor cfg_denoise(const StepModelFn& select, DitSample cond, DitSample uncond, 
         // The cache is set up with the first step's model (the A14B runs refuse a cache: moe.h).
         if (cache && i == 0) cache->begin(dit.config(), sched->num_steps(), x.shape());
         const float g = float(m.guide_scale);
-        // The DiT receives the scheduler's integer timestep (as a float tensor in the model).
-        const float t = float(ts[size_t(i)]);
+        // The DiT receives the scheduler's timestep (integer for the official solvers) as a float.
+        const float t = float(sched->model_timestep(i));
         cond.x = uncond.x = x;
         cond.t = uncond.t = t;
         Tensor v_c = dit_call(dit, cond, i, 0);
-        Tensor v_u = dit_call(dit, uncond, i, 1);
-        if (on_preds) on_preds(i, v_c, v_u);
-        // noise_pred = u + g·(c − u), one f32 linear combination.
-        Tensor v = dit.backend().empty(DType::F32, v_u.shape());
-        const Tensor* in[2] = {&v_u, &v_c};
-        const float coef[2] = {1.0f - g, g};
-        ops::lincomb(in, coef, 2, v);
+        Tensor v = v_c;
+        if (m.guide_scale != 1.0) {
+            Tensor v_u = dit_call(dit, uncond, i, 1);
+            if (on_preds) on_preds(i, v_c, v_u);
+            // noise_pred = u + g·(c − u), one f32 linear combination.
+            v = dit.backend().empty(DType::F32, v_u.shape());
+            const Tensor* in[2] = {&v_u, &v_c};
+            const float coef[2] = {1.0f - g, g};
+            ops::lincomb(in, coef, 2, v);
+        } else if (on_preds) {
+            on_preds(i, v_c, Tensor());
+        }
         x = sched->step(v, i, x);
         if (on_latent) on_latent(i, x);
         if (on_step) {

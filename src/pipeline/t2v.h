@@ -45,8 +45,11 @@ struct T2VOptions {
     int64_t frame_num = 81;              // 1 + 4n
     int sample_steps = 50;
     double sample_shift = 5.0;
-    double guide_scale = 5.0;
-    std::string solver = "unipc";        // unipc | dpm++ | euler
+    double guide_scale = 5.0;            // 1: no classifier-free guidance, one DiT forward per step
+    std::string solver = "unipc";        // unipc | dpm++ | euler | lcm (the step-distilled models')
+    // The lcm sampler's re-noising draws: gaussian_noise from a generator seeded seed + 1 (the
+    // initial noise is t2v_noise(seed)). run_generate sets it to the request's seed.
+    uint64_t seed = 0;
 };
 
 // The latent grid and DiT sequence length of WanT2V.generate for these options and models:
@@ -94,7 +97,10 @@ using StepModelFn = std::function<StepModel(int index, int64_t timestep)>;
 // A14B experts): cond and uncond are the DiT samples without x (context; I2V adds y and clip_fea,
 // shared by both); at step i, select(i, t_i) gives the model and g, x is set in both samples,
 // v = u + g·(c − u), x = scheduler.step(v, i, x): one scheduler (and multistep history) for the whole
-// loop, whichever model ran. The inputs are checked by the DiT's own forward. Returns the final latent.
+// loop, whichever model ran. With g = 1 the guidance is the identity and uncond is never run: v = c,
+// one forward per step (the step- and CFG-distilled models; on_preds then gets an undefined v_uncond).
+// The DiT receives scheduler.model_timestep(i). The inputs are checked by the DiT's own forward.
+// Returns the final latent.
 Tensor cfg_denoise(const StepModelFn& select, DitSample cond, DitSample uncond, const Tensor& noise,
                    const T2VOptions& opt, int64_t seq_len, const T2VStepCallback& on_step = {},
                    const T2VLatentCallback& on_latent = {}, const CfgPredCallback& on_preds = {});

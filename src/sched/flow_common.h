@@ -12,6 +12,7 @@ namespace wanrt {
 std::unique_ptr<Scheduler> make_unipc_scheduler(int steps, double shift);
 std::unique_ptr<Scheduler> make_dpm_scheduler(int steps, double shift);
 std::unique_ptr<Scheduler> make_euler_scheduler(int steps, double shift);
+std::unique_ptr<Scheduler> make_lcm_scheduler(int steps, double shift);
 
 // Log-SNR of the flow convention in float32, as the reference computes it on 0-d fp32 tensors:
 // log(1 − σ) − log(σ); σ = 0 gives +inf, σ = 1 gives −inf.

@@ -81,11 +81,26 @@ Schedule dpm_schedule(int steps, double shift) {
     return finish_schedule(sg);
 }
 
+Schedule lcm_schedule(int steps, double shift) {
+    check_args(steps, shift);
+    // LightX2V: sigmas = linspace(1, 0, 1001)[:-1] (f32), shifted in f32, indexed at 1000 − step for
+    // the uniform step list 1000·(1 − i/n); here in float64, rounded to f32 once.
+    std::vector<double> sg;
+    for (int i = 0; i < steps; ++i) {
+        const int64_t idx = int64_t(1000) * i / steps;
+        sg.push_back(shift_sigma(1.0 - double(idx) / 1000.0, shift));
+    }
+    Schedule s = finish_schedule(sg);
+    for (size_t i = 0; i < s.timesteps.size(); ++i) s.timesteps[i] = int64_t(s.sigmas[i] * 1000.0f);
+    return s;
+}
+
 std::unique_ptr<Scheduler> make_scheduler(const std::string& name, int steps, double shift) {
     if (name == "unipc") return make_unipc_scheduler(steps, shift);
     if (name == "dpm++") return make_dpm_scheduler(steps, shift);
     if (name == "euler") return make_euler_scheduler(steps, shift);
-    fail("sched", "unknown sample solver '", name, "'; use one of: unipc, dpm++, euler");
+    if (name == "lcm") return make_lcm_scheduler(steps, shift);
+    fail("sched", "unknown sample solver '", name, "'; use one of: unipc, dpm++, euler, lcm");
 }
 
 void Scheduler::check_step(const Tensor& v, int t_index, const Tensor& x, int expected_index) const {

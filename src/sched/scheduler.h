@@ -11,6 +11,12 @@
 //           so t_0 = 999 for any shift;
 //   dpm++   σ̂_i = 1 − i/n (get_sampling_sigmas), so σ_0 = 1 and t_0 = 1000;
 //   euler   the dpm++ schedule; x_{i+1} = x_i + (σ_{i+1} − σ_i)·v (= first-order DPM-Solver++).
+//   lcm     the step-distilled models' sampler (LightX2V WanStepDistillScheduler, ComfyUI's "lcm"):
+//           σ̂_i = 1 − ⌊1000·i/n⌋/1000 (the denoising_step_list 1000, 750, 500, 250 for n = 4: index
+//           1000 − step into linspace(1, 0, 1001)), shifted, stored f32; the DiT receives 1000·σ_i in
+//           f32 unrounded (model_timestep; timesteps() holds it truncated, for display). Step:
+//           x̂₀ = x − σ_i·v, then x_{i+1} = (1 − σ_{i+1})·x̂₀ + σ_{i+1}·ε with fresh noise ε (from the
+//           noise source, set_noise), and x̂₀ itself after the last step.
 //
 // Tensors: v and x are f32, contiguous, same shape (any shape; the pipeline passes the latent
 // [C, T, H, W]). step() returns a new tensor on x's backend and never modifies its inputs. All
@@ -25,6 +31,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,6 +56,14 @@ public:
     virtual Tensor step(const Tensor& v, int t_index, const Tensor& x) = 0;
     virtual void reset() = 0;
 
+    // The timestep value the DiT receives at step i: timesteps()[i], except lcm's unrounded 1000·σ_i.
+    virtual double model_timestep(int i) const { return double(timesteps_[size_t(i)]); }
+    // Samplers that re-noise between steps (lcm) draw standard normal noise shaped like the sample
+    // through this function, which the pipeline sets (seeded); lcm fails without one.
+    using NoiseFn = std::function<Tensor(const Tensor& like)>;
+    virtual bool needs_noise() const { return false; }
+    void set_noise(NoiseFn f) { noise_ = std::move(f); }
+
 protected:
     Scheduler(std::vector<int64_t> timesteps, std::vector<float> sigmas, double shift)
         : timesteps_(std::move(timesteps)), sigmas_(std::move(sigmas)), shift_(shift) {}
@@ -58,9 +73,10 @@ protected:
     std::vector<int64_t> timesteps_;
     std::vector<float> sigmas_;
     double shift_;
+    NoiseFn noise_;
 };
 
-// name: "unipc" | "dpm++" | "euler"; steps ≥ 1; shift > 0 (official default 5.0).
+// name: "unipc" | "dpm++" | "euler" | "lcm"; steps ≥ 1; shift > 0 (official default 5.0).
 std::unique_ptr<Scheduler> make_scheduler(const std::string& name, int steps, double shift);
 
 // The schedules alone (for tests and `wanrt info`): n integer timesteps and n + 1 f32 sigmas.
@@ -70,5 +86,6 @@ struct Schedule {
 };
 Schedule unipc_schedule(int steps, double shift);
 Schedule dpm_schedule(int steps, double shift);
+Schedule lcm_schedule(int steps, double shift);  // timesteps truncated; see model_timestep
 
 }  // namespace wanrt
