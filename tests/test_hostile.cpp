@@ -18,6 +18,10 @@
 
 #include "core/error.h"
 #include "io/pth.h"
+#include "models/clip.h"
+#include "models/dit.h"
+#include "models/t5.h"
+#include "models/vae.h"
 #include "test_util.h"
 
 using namespace wanrt;
@@ -120,4 +124,83 @@ TEST(HostilePth, SharedExpansionIsRefused) {
 TEST(HostilePth, MemoIndexBeyondLimitIsRefused) {
     const std::string pkl("\x80\x02}r\xff\xff\xff\xff.", 9);
     expect_error([&] { open_pth(pth_of_pickle("memo.pth", pkl)); }, "pth", {"memo index 4294967295"});
+}
+
+// ---------------------------------------------------------------- typed config reading
+
+namespace {
+// The DiT config of the issue with one key replaced by a raw JSON value.
+std::string dit_json(const std::string& key, const std::string& value) {
+    nlohmann::json j = nlohmann::json::parse(DitConfig::preset("t2v-1.3B").to_json());
+    std::string s = j.dump();
+    return s.substr(0, s.size() - 1) + ",\"" + key + "\":" + value + "}";
+}
+void expect_dit_error(const std::string& key, const std::string& value, const std::vector<std::string>& parts) {
+    SCOPED_TRACE(key + " = " + value);
+    expect_error([&] { DitConfig::from_json(dit_json(key, value), "cfg/config.json"); }, "dit", parts);
+}
+}  // namespace
+
+TEST(HostileConfig, DitWrongTypesNameKeyAndType) {
+    // Each of these aborted on an uncaught nlohmann::type_error.
+    expect_dit_error("qk_norm", "\"yes\"", {"cfg/config.json", "\"qk_norm\" must be a boolean", "\"yes\""});
+    expect_dit_error("cross_attn_norm", "1", {"\"cross_attn_norm\" must be a boolean", "got 1"});
+    expect_dit_error("patch_size", "[\"a\",2,2]", {"\"patch_size\"[0] must be an integer", "\"a\""});
+    expect_dit_error("patch_size", "[1,2]", {"\"patch_size\" must be a list of 3 integers"});
+    expect_dit_error("model_type", "7", {"\"model_type\" must be a string"});
+    expect_dit_error("eps", "\"small\"", {"\"eps\" must be a number"});
+    expect_dit_error("window_size", "{}", {"\"window_size\" must be a list of 2 integers"});
+}
+
+TEST(HostileConfig, DitFractionsAndHugeNumbersRefused) {
+    // 1.5 was silently 1; 1e21 was an undefined float→int cast.
+    expect_dit_error("patch_size", "[1.5,2,2]", {"\"patch_size\"[0] must be an integer", "1.5"});
+    expect_dit_error("patch_size", "[1e21,2,2]", {"\"patch_size\"[0] must be an integer"});
+    expect_dit_error("num_layers", "1e12", {"\"num_layers\" must be an integer in [1, 1024]"});
+    expect_dit_error("num_layers", "1000000000000", {"\"num_layers\" must be an integer in [1, 1024]"});
+    expect_dit_error("dim", "1000000000000", {"\"dim\" must be an integer in [1, 65536]"});
+    expect_dit_error("dim", "18446744073709551615", {"\"dim\" must be an integer"});
+    expect_dit_error("dim", "-1536", {"\"dim\" must be an integer in [1, 65536]"});
+    expect_dit_error("num_heads", "0", {"\"num_heads\" must be an integer in [1, 1024]"});
+    expect_dit_error("ffn_dim", "1e400", {"not valid JSON"});
+    expect_dit_error("eps", "0", {"\"eps\" must be a number in"});
+    expect_error([] { DitConfig::from_json("[1,2]", "c.json"); }, "dit", {"not a JSON object"});
+}
+
+// The largest accepted config still counts its parameters without overflow (and the count is positive).
+TEST(HostileConfig, ParamCountAtTheLimitsIsExact) {
+    DitConfig c = DitConfig::preset("t2v-1.3B");
+    c.dim = 65536, c.num_heads = 1024, c.ffn_dim = 262144, c.num_layers = 1024, c.text_dim = 65536, c.freq_dim = 65536;
+    c.validate("limits");
+    const int64_t n = dit_param_count(c);
+    EXPECT_GT(n, int64_t(1) << 44);  // 1024 layers × (8 D² + 2 D·F) ≈ 4.0e13
+    c.dim = 65537 * 2;
+    expect_error([&] { c.validate("limits"); }, "dit", {"dim = 131074 is larger than any Wan model"});
+    // shape_numel: a product past int64 is bad input, not a wrapped negative size.
+    expect_error([] { shape_numel({int64_t(1) << 40, int64_t(1) << 40}); }, "tensor", {"64 bits"});
+    EXPECT_EQ(shape_numel({3, 0, int64_t(1) << 62}), 0);
+}
+
+TEST(HostileConfig, T5ClipVaeWrongTypesAndBounds) {
+    const std::string t5 = R"({"vocab":256384,"dim":64,"dim_attn":64,"dim_ffn":128,"num_heads":2,"num_layers":2,)";
+    EXPECT_EQ(T5Config::from_json(t5 + R"("num_buckets":32})").num_buckets, 32);
+    expect_error([&] { T5Config::from_json(t5 + R"("num_buckets":32,"shared_pos":"no"})"); }, "t5",
+                 {"\"shared_pos\" must be a boolean"});
+    expect_error([&] { T5Config::from_json(t5 + R"("num_buckets":3.5})"); }, "t5", {"\"num_buckets\" must be an integer"});
+    expect_error([&] { T5Config::from_json(t5 + R"("num_buckets":1e30})"); }, "t5", {"\"num_buckets\""});
+    expect_error([&] { T5Config::from_json(R"({"vocab":5000000000000})"); }, "t5", {"\"vocab\" must be an integer in"});
+    expect_error([&] { T5Config::from_json(t5 + "}"); }, "t5", {"not valid JSON"});
+    expect_error([&] { T5Config::from_json(R"({"vocab":10})"); }, "t5", {"lacks the integer \"dim\""});
+
+    expect_error([] { ClipVisionConfig::from_json(R"({"vision_layers":"32"})", "clip.json"); }, "clip",
+                 {"clip.json", "\"vision_layers\" must be an integer"});
+    expect_error([] { ClipVisionConfig::from_json(R"({"vision_mlp_ratio":"4"})", "clip.json"); }, "clip",
+                 {"\"vision_mlp_ratio\" must be a number"});
+    expect_error([] { ClipVisionConfig::from_json(R"({"vision_dim":1e12})", "clip.json"); }, "clip", {"\"vision_dim\""});
+
+    expect_error([] { VaeConfig::from_json(R"({"dim":"96"})"); }, "vae", {"\"dim\" must be an integer"});
+    expect_error([] { VaeConfig::from_json(R"({"dim_mult":[1,2,4,1e9]})"); }, "vae", {"\"dim_mult\"[3]"});
+    expect_error([] { VaeConfig::from_json(R"({"temperal_downsample":[0,1,1]})"); }, "vae",
+                 {"\"temperal_downsample\"[0] must be a boolean"});
+    expect_error([] { VaeConfig::from_json(R"({"attn_scales":"none"})"); }, "vae", {"\"attn_scales\" must be a list"});
 }
