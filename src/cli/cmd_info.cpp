@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -51,23 +53,32 @@ uint64_t disk_bytes(const ModelPart& p) {
     return s;
 }
 
-// "N tensors, P params, bf16 ×240, f32 ×2"
-std::string summarize(const TensorSource& src, int64_t* total = nullptr) {
+// "N tensors, P params, bf16 ×240, f32 ×2"; a tensor that is not f32/f16/bf16 (every Wan part is
+// floating point) is a problem: wanrt would refuse it at load time.
+std::string summarize(const TensorSource& src, int64_t* total, std::vector<std::string>& problems,
+                      const std::string& role) {
     std::map<std::string, int> dtypes;
     int64_t n = 0;
     const auto names = src.names();
+    std::string odd;
     for (const std::string& name : names) {
         const StoredTensor* t = src.find(name);
         n += shape_numel(t->shape);
         ++dtypes[dtype_name(t->dtype)];
+        if (odd.empty() && t->dtype != DType::F32 && t->dtype != DType::F16 && t->dtype != DType::BF16)
+            odd = cat(name, " is ", dtype_name(t->dtype));
     }
+    if (!odd.empty()) problems.push_back(cat(role, ": tensor ", odd, ", not f32/f16/bf16"));
     if (total) *total = n;
     std::string d;
     for (auto& [k, v] : dtypes) d += cat(d.empty() ? "" : ", ", k, " x", v);
     return cat(names.size(), " tensors, ", params(n), " parameters, ", d);
 }
 
+// Prints the report; when the folder cannot run, ends with one error naming the first problem and
+// how many there are (exit 1), so scripts can check a download with `wanrt info DIR`.
 void run(const std::string& dir) {
+    std::vector<std::string> problems;
     const ModelFolder f = scan_model_folder(dir);
     std::printf("model folder %s\n", fs::absolute(dir).string().c_str());
 
@@ -84,6 +95,7 @@ void run(const std::string& dir) {
                         ck.config_origin.c_str());
         } catch (const Error& e) {
             std::printf("kind            unknown: %s\n", e.what());
+            problems.push_back(cat("config: ", e.what()));
         }
     }
 
@@ -100,34 +112,51 @@ void run(const std::string& dir) {
             if (p == &f.dit) {
                 auto src = open_dit_checkpoint(dir).weights;
                 int64_t n = 0;
-                std::printf("                %s\n", summarize(*src, &n).c_str());
+                std::printf("                %s\n", summarize(*src, &n, problems, p->role).c_str());
                 if (have_cfg && n != dit_param_count(cfg))
                     std::printf("                note: config.json implies %s parameters\n", params(dit_param_count(cfg)).c_str());
+                if (have_cfg)
+                    for (const std::string& w : dit_weight_problems(cfg, *src)) {
+                        std::printf("                BROKEN: %s\n", w.c_str());
+                        problems.push_back(cat(p->role, ": ", w));
+                    }
             } else if (p == &f.vae) {
                 auto src = open_weights_file(p->path);
-                std::printf("                %s\n", summarize(*src).c_str());
+                std::printf("                %s\n", summarize(*src, nullptr, problems, p->role).c_str());
                 const VaeConfig v = vae_config_from_weights(*src);
                 std::printf("                Wan VAE: dim %lld, z_dim %lld, %lld residual blocks per stage\n",
                             (long long)v.dim, (long long)v.z_dim, (long long)v.num_res_blocks);
             } else if (p == &f.t5) {
                 auto src = open_weights_file(p->path);
-                std::printf("                %s\n", summarize(*src).c_str());
+                std::printf("                %s\n", summarize(*src, nullptr, problems, p->role).c_str());
                 const T5Config t = t5_config_from_source(*src);
                 std::printf("                umT5 encoder: %s\n", t.to_json().c_str());
-                if (have_cfg && t.dim != cfg.text_dim)
+                if (have_cfg && t.dim != cfg.text_dim) {
                     std::printf("                MISMATCH: width %lld but the DiT's text_dim is %lld\n", (long long)t.dim,
                                 (long long)cfg.text_dim);
+                    problems.push_back(cat(p->role, ": width ", t.dim, " but the DiT's text_dim is ", cfg.text_dim));
+                }
             } else if (p == &f.tokenizer) {
                 text::T5Tokenizer tok(p->path);
                 std::printf("                SentencePiece vocabulary of %lld pieces\n", (long long)tok.vocab_size());
             }
         } catch (const Error& e) {
             std::printf("                BROKEN: %s\n", e.what());
+            problems.push_back(cat(p->role, ": ", e.what()));
         }
     }
     const auto miss = f.missing();
-    std::printf("\n%s\n", miss.empty() ? "complete: `wanrt generate --ckpt_dir DIR` can run it"
-                                        : cat("incomplete: ", miss.size(), " part(s) missing").c_str());
+    for (const std::string& m : miss) problems.push_back(cat("missing ", m));
+    if (problems.empty()) {
+        std::printf("\ncomplete: `wanrt generate --ckpt_dir DIR` can run it\n");
+        return;
+    }
+    std::printf("\ncannot run: %zu problem(s)%s\n", problems.size(),
+                miss.empty() ? "" : cat(", ", miss.size(), " part(s) missing").c_str());
+    std::fflush(stdout);
+    fail("info", dir, " cannot run: ", problems.front(),
+         problems.size() > 1 ? cat(" (and ", problems.size() - 1, " more problem(s) listed above)") : std::string(),
+         "; re-download the broken or missing files");
 }
 
 void setup(CLI::App& app) {

@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/flag_checks.h"
 #include "core/error.h"
 #include "pipeline/demo.h"
 #include "pipeline/stream_staged.h"
@@ -127,15 +128,15 @@ void setup(CLI::App& app) {
     c->add_option("--noise_scale", o->noise_scale, "Initial noise scale (strength)")->capture_default_str();
     c->add_flag("--fixed_noise", o->fixed_noise, "Constant noise scale (no motion-aware controller)");
     c->add_option("--shift", o->shift, "FlowMatch shift")->capture_default_str();
-    c->add_option("--cache_frames", o->cache_frames, "KV cache size in latent frames")->capture_default_str();
-    c->add_option("--sink_frames", o->sink_frames, "Latent frames kept at the start of the cache")->capture_default_str();
+    c->add_option("--cache_frames", o->cache_frames, "KV cache size in latent frames")->check(int_in(0, 1024))->capture_default_str();
+    c->add_option("--sink_frames", o->sink_frames, "Latent frames kept at the start of the cache")->check(int_in(0, 1024))->capture_default_str();
     c->add_option("--adapt_sink", o->adapt_sink, "Adaptive sink similarity threshold (-1 = off)")->capture_default_str();
-    c->add_option("--refresh_frame", o->refresh_frame, "RoPE position that wraps back (0 = never)")->capture_default_str();
+    c->add_option("--refresh_frame", o->refresh_frame, "RoPE position that wraps back (0 = never)")->check(int_in(0, 1024))->capture_default_str();
     c->add_flag("--normalized_latents", o->normalized, "Feed the DiT normalised latents (default: raw VAE mean, as SD)");
-    c->add_option("--max_frames", o->max_frames, "Use at most this many input frames (0 = all)")->capture_default_str();
-    c->add_option("--seed", o->seed, "Noise seed")->capture_default_str();
+    c->add_option("--max_frames", o->max_frames, "Use at most this many input frames (0 = all)")->check(int_in(0, 1 << 24))->capture_default_str();
+    c->add_option("--seed", o->seed, "Noise seed")->check(int_in(INT64_MIN, INT64_MAX))->capture_default_str();
     c->add_option("--device", o->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
-    c->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
+    c->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->check(threads_in_range())->capture_default_str();
     c->callback([o] { run(*o); });
 }
 

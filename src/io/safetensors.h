@@ -55,7 +55,7 @@ private:
 // and hold exactly the tensors the index assigns to it).
 std::shared_ptr<TensorSource> open_safetensors(const std::string& path);
 
-// Writes tensors to path atomically (path + ".tmp", then rename): a failure never leaves a partial
+// Writes tensors to path atomically (a unique temporary file beside it, then rename: io/output_file.h): a failure never leaves a partial
 // file. Tensors are written in the given order.
 struct TensorToWrite {
     std::string name;

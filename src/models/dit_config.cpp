@@ -217,6 +217,39 @@ int64_t dit_param_count(const DitConfig& c) {
     return n;
 }
 
+void check_rope_grid(const DitConfig& c, int64_t T, int64_t h, int64_t w, int64_t tf, int64_t sf, const char* module) {
+    const int64_t ft = T / c.patch_t, fh = h / c.patch_h, fw = w / c.patch_w;
+    WANRT_CHECK(ft <= kRopePositions, module, T, " latent frames make ", ft, " frame positions; the model's RoPE table has ",
+                kRopePositions, ": pass --frame_num at most ", (kRopePositions * c.patch_t - 1) * tf + 1);
+    WANRT_CHECK(fh <= kRopePositions && fw <= kRopePositions, module, "size ", w * sf, "*", h * sf, " makes a ", fw,
+                "x", fh, " patch grid; the model's RoPE table has ", kRopePositions,
+                " positions per side: pass --size with width at most ", kRopePositions * c.patch_w * sf,
+                " and height at most ", kRopePositions * c.patch_h * sf);
+}
+
+std::vector<std::string> dit_weight_problems(const DitConfig& c, const TensorSource& src, const std::string& prefix,
+                                             size_t limit) {
+    std::vector<std::string> out;
+    size_t more = 0;
+    auto add = [&](std::string s) {
+        if (out.size() < limit) out.push_back(std::move(s));
+        else ++more;
+    };
+    for (const ParamSpec& p : dit_param_table(c)) {
+        const StoredTensor* t = src.find(prefix + p.name);
+        if (!t) {
+            add(cat("tensor ", prefix + p.name, " is missing"));
+            continue;
+        }
+        if (t->shape != p.shape)
+            add(cat("tensor ", t->name, " has shape ", shape_str(t->shape), ", config.json implies ", shape_str(p.shape)));
+        if (t->dtype != DType::F32 && t->dtype != DType::F16 && t->dtype != DType::BF16)
+            add(cat("tensor ", t->name, " is ", dtype_name(t->dtype), ", not f32/f16/bf16"));
+    }
+    if (more) out.push_back(cat("and ", more, " more"));
+    return out;
+}
+
 std::vector<double> rope_table_f64(int64_t d, int64_t max_pos) {
     const int64_t half = d / 2, hw = half / 3, fpairs = half - 2 * hw;
     // Axis dims as in the model: d − 4⌊d/6⌋ for frames, 2⌊d/6⌋ for height and width.
