@@ -2,6 +2,8 @@
 // parameter counts, and what is missing. A broken part is reported on its line, not fatal.
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <string>
 #include <vector>
@@ -87,12 +89,21 @@ void run(const std::string& dir) {
     bool have_cfg = false;
     if (f.config.found() || f.dit.found()) {
         try {
-            const DitCheckpoint ck = open_dit_checkpoint(dir);
-            cfg = ck.config;
+            std::string origin;
+            if (!f.config.found()) {  // derived from the weights' shapes
+                const DitCheckpoint ck = open_dit_checkpoint(dir);
+                cfg = ck.config;
+                origin = ck.config_origin;
+            } else {  // read on its own, so a problem with the weights is reported on their line below
+                std::ifstream in(f.config.path);
+                const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+                cfg = DitConfig::from_json(text, f.config.path);
+                origin = f.config.path;
+            }
             have_cfg = true;
             std::printf("kind            %s\n", describe_kind(cfg).c_str());
             std::printf("config          %s (%s)\n", nlohmann::json::parse(cfg.to_json()).dump().c_str(),
-                        ck.config_origin.c_str());
+                        origin.c_str());
         } catch (const Error& e) {
             std::printf("kind            unknown: %s\n", e.what());
             problems.push_back(cat("config: ", e.what()));

@@ -14,11 +14,13 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <new>
 #include <sstream>
 
 #include "cli/commands.h"
 #include "cli/flag_checks.h"
 #include "core/error.h"
+#include "io/output_file.h"
 #include "pipeline/demo.h"
 #include "pipeline/stream_staged.h"
 #include "runtime/device.h"
@@ -65,6 +67,7 @@ void run(const Opts& o) {
     so.raw_latents = !o.normalized;
     so.validate();
     video_container_for(o.output);  // unknown extensions fail before any work
+    check_output_writable(o.output, "stream", "--output");  // and so does an unwritable destination
 
     Rgb24Video in = read_video(o.input);
     if (o.max_frames > 0 && in.frames > o.max_frames) {
@@ -100,8 +103,21 @@ void run(const Opts& o) {
         std::fprintf(stderr, "  chunk %lld/%lld: %.3f s (%.1f frames/s), noise scale %.3f, t0 %lld\n", (long long)k + 1,
                      (long long)chunks, sec, (k == 0 ? 5.0 : 4.0) / sec, st.last_noise_scale, (long long)st.last_t0);
     };
-    const StreamStagedResult r = run_stream_staged(parts, be, o.prompt, rgb24_to_video(in, *be), so, uint64_t(o.seed),
-                                                   std::move(gen), {}, on_chunk);
+    // The stage boundary for memory (as run_generate): one line naming what ran out and what to try.
+    auto oom = [&](const std::string& why) -> StreamStagedResult {
+        throw OutOfMemory(cat("[stream] out of ", be->host_visible() ? "host" : "GPU", " memory on ", be->name(), why,
+                              "; try a smaller input size (e.g. 832x480), a smaller --cache_frames, or --device cpu"));
+    };
+    const StreamStagedResult r = [&] {
+        try {
+            return run_stream_staged(parts, be, o.prompt, rgb24_to_video(in, *be), so, uint64_t(o.seed), std::move(gen),
+                                     {}, on_chunk);
+        } catch (const OutOfMemory& e) {
+            return oom(cat(" (", e.what(), ")"));
+        } catch (const std::bad_alloc&) {
+            return oom("");
+        }
+    }();
 
     VideoWriteOptions wo;
     if (in.fps > 0) wo.fps = std::max(1, int(std::lround(in.fps)));

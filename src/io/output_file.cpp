@@ -30,6 +30,7 @@ struct Slot {
     char path[kPathMax];
 };
 Slot g_slots[kSlots];
+volatile sig_atomic_t g_stderr_tty = 0;
 
 int register_path(const std::string& p) {
     if (p.size() >= kPathMax) return -1;
@@ -63,7 +64,8 @@ extern "C" void on_stop_signal(int sig) {
     int removed = 0;
     for (auto& s : g_slots)
         if (s.state.load() == 2 && ::unlink(s.path) == 0) ++removed;
-    put_str(sig == SIGINT ? "\nwanrt: interrupted (SIGINT)" : "\nwanrt: terminated (SIGTERM)");
+    if (g_stderr_tty) put_str("\n");  // end a progress bar drawn in place
+    put_str(sig == SIGINT ? "wanrt: interrupted (SIGINT)" : "wanrt: terminated (SIGTERM)");
     put_str(removed ? "; the unfinished output file was removed, nothing was written\n"
                     : "; no output was written\n");
     ::_exit(128 + sig);
@@ -186,6 +188,7 @@ void check_output_writable(const std::string& dst, const char* module, const cha
 void install_output_signal_guard() {
     static std::atomic<bool> done{false};
     if (done.exchange(true)) return;
+    g_stderr_tty = isatty(2);
     struct sigaction sa {};
     sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
