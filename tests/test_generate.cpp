@@ -266,7 +266,7 @@ TEST_F(Generate, CausalBadInputIsOneLineExitOneNoFile) {
         {base + " --frame_num 17 --save_file " + out, "use --frame_num 9 or 21"},
         {base + " --frame_num 5 --save_file " + out, "not a multiple of --frames_per_block 3; use --frame_num 9"},
         {base + " --frames_per_block 4 --save_file " + out, "use --frame_num 13 or 29"},
-        {base + " --frames_per_block 0 --save_file " + out, "at least 1"},
+        {base + " --frames_per_block 0 --save_file " + out, "--frames_per_block: must be an integer in [1, 1024]"},
         {base + " --sample_guide_scale 3 --save_file " + out, "no classifier-free guidance"},
         {base + " --neg_prompt x --save_file " + out, "leave out --neg_prompt"},
         {base + " --sample_steps 4 --save_file " + out, "uses --denoising_steps"},
