@@ -667,3 +667,17 @@ TEST(HostileMemory, OutOfMemoryNamesTheStage) {
         }
     }
 }
+
+// ---------------------------------------------------------------- stream input bounded by --max_frames
+
+// The whole input was decoded into memory before --max_frames cut it; now decoding stops there, so
+// frames past it are never read (a truncated tail is not even noticed).
+TEST(HostileVideo, MaxFramesStopsDecoding) {
+    const std::string d = tmp_dir("maxframes");
+    write_video(d + "/v.y4m", small_video(6));
+    const std::string ok = slurp(d + "/v.y4m");
+    const std::string p = write_file(d + "/tail.y4m", ok + "FRAME\n" + std::string(100, '\x10'));  // truncated 7th frame
+    EXPECT_EQ(read_video(p, 5).frames, 5);
+    EXPECT_EQ(read_video(p, 6).frames, 6);
+    expect_error([&] { read_video(p); }, "video", {"frame 6 is truncated"});
+}

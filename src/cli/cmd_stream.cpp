@@ -69,7 +69,7 @@ void run(const Opts& o) {
     video_container_for(o.output);  // unknown extensions fail before any work
     check_output_writable(o.output, "stream", "--output");  // and so does an unwritable destination
 
-    Rgb24Video in = read_video(o.input);
+    Rgb24Video in = read_video(o.input, o.max_frames);  // decoding stops at --max_frames: bounded memory
     if (o.max_frames > 0 && in.frames > o.max_frames) {
         in.frames = o.max_frames;
         in.rgb.resize(in.frame_bytes() * size_t(in.frames));

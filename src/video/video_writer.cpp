@@ -476,7 +476,7 @@ std::string read_header_line(std::FILE* f, const std::string& path, const char* 
 }
 }  // namespace
 
-Rgb24Video read_y4m(const std::string& path) {
+Rgb24Video read_y4m(const std::string& path, int64_t max_frames) {
     std::FILE* f = std::fopen(path.c_str(), "rb");
     if (!f) fail("video", "cannot read video ", path, ": ", std::strerror(errno), "; check the --input path");
     std::unique_ptr<std::FILE, int (*)(std::FILE*)> guard(f, std::fclose);
@@ -499,7 +499,7 @@ Rgb24Video read_y4m(const std::string& path) {
     std::vector<uint8_t> buf(frame_bytes);
     // BT.601: the writer's matrix inverted (limited range: Y 16…235, C 16…240).
     const double ky = full ? 1.0 : 255.0 / 219.0, kc = full ? 1.0 : 255.0 / 224.0, y0 = full ? 0 : 16;
-    while (true) {
+    while (max_frames <= 0 || v.frames < max_frames) {
         const int c = std::fgetc(f);
         if (c == EOF) break;
         std::ungetc(c, f);
@@ -537,7 +537,7 @@ struct InputCtx {
 };
 }  // namespace
 
-Rgb24Video read_video(const std::string& path) {
+Rgb24Video read_video(const std::string& path, int64_t max_frames) {
     quiet_ffmpeg();
     WANRT_CHECK(fs::is_regular_file(path), "video", "cannot read video ", path,
                 ": no such file; check the --input path");
@@ -574,6 +574,7 @@ Rgb24Video read_video(const std::string& path) {
     Packet pkt;
 
     auto take = [&](AVFrame* fr_) {
+        if (max_frames > 0 && out.frames >= max_frames) return;  // past --max_frames: not kept
         if (out.frames == 0) {
             out.width = fr_->width;
             out.height = fr_->height;
@@ -618,7 +619,8 @@ Rgb24Video read_video(const std::string& path) {
             av_frame_unref(frame.p);
         }
     };
-    while ((rc = av_read_frame(ic.p, pkt.p)) >= 0) {
+    bool enough = false;  // max_frames decoded: stop reading (the memory stays bounded by it)
+    while (!enough && (rc = av_read_frame(ic.p, pkt.p)) >= 0) {
         if (pkt.p->stream_index == si) {
             int r = avcodec_send_packet(cc.p, pkt.p);
             if (r == AVERROR(EAGAIN)) {  // decoder full: take its frames, then resend
@@ -632,17 +634,20 @@ Rgb24Video read_video(const std::string& path) {
             drain();
         }
         av_packet_unref(pkt.p);
+        enough = max_frames > 0 && out.frames >= max_frames;
     }
-    if (rc != AVERROR_EOF) fail("video", "reading ", path, " failed: ", av_err(rc));
-    avcodec_send_packet(cc.p, nullptr);
-    drain();
+    if (!enough) {
+        if (rc != AVERROR_EOF) fail("video", "reading ", path, " failed: ", av_err(rc));
+        avcodec_send_packet(cc.p, nullptr);
+        drain();
+    }
     WANRT_CHECK(out.frames > 0, "video", path, " holds no video frames");
     return out;
 }
 
 #else
-Rgb24Video read_video(const std::string& path) {
-    if (lower_ext(path) == ".y4m") return read_y4m(path);
+Rgb24Video read_video(const std::string& path, int64_t max_frames) {
+    if (lower_ext(path) == ".y4m") return read_y4m(path, max_frames);
     no_ffmpeg(path);
 }
 #endif  // WANRT_HAVE_FFMPEG
