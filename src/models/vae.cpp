@@ -38,6 +38,7 @@ void VaeConfig::validate() const {
     WANRT_CHECK(num_res_blocks >= 1, "vae", "config num_res_blocks must be ≥ 1, got ", num_res_blocks);
     WANRT_CHECK(conv_dtype == DType::F32 || conv_dtype == DType::F16 || conv_dtype == DType::BF16, "vae",
                 "conv precision ", dtype_name(conv_dtype), " is not one of f32, f16, bf16");
+    tiling.validate(spatial_factor());
 }
 
 VaeConfig VaeConfig::from_json(const std::string& text) {
@@ -397,8 +398,27 @@ void WanVae::check_latent(const Shape& s) const {
     WANRT_CHECK(s[1] >= 1 && s[2] >= 1 && s[3] >= 1, "vae", "latent ", shape_str(s), " is empty");
 }
 
+void WanVae::set_tiling(const VaeTiling& t) {
+    t.validate(cfg_.spatial_factor());
+    cfg_.tiling = t;
+}
+
 Tensor WanVae::encode(const Tensor& video) const {
     check_video(video.shape());
+    if (cfg_.tiling.applies(video.size(2), video.size(3)))
+        return tiled_encode(video, cfg_.tiling, cfg_.spatial_factor(), [this](const Tensor& v) { return encode_whole(v); });
+    return encode_whole(video);
+}
+
+Tensor WanVae::decode(const Tensor& z) const {
+    check_latent(z.shape());
+    const int64_t f = cfg_.spatial_factor();
+    if (cfg_.tiling.applies(z.size(2) * f, z.size(3) * f))
+        return tiled_decode(z, cfg_.tiling, f, [this](const Tensor& t) { return decode_whole(t); });
+    return decode_whole(z);
+}
+
+Tensor WanVae::encode_whole(const Tensor& video) const {
     // The stream needs a shared_ptr to the model; a non-owning alias keeps this call cheap.
     std::shared_ptr<const WanVae> self(std::shared_ptr<const WanVae>{}, this);
     VaeStreamEncoder enc(self);
@@ -409,8 +429,7 @@ Tensor WanVae::encode(const Tensor& video) const {
     return out.size() == 1 ? out[0] : ops::concat(out, 1);  // latents are small
 }
 
-Tensor WanVae::decode(const Tensor& z) const {
-    check_latent(z.shape());
+Tensor WanVae::decode_whole(const Tensor& z) const {
     std::shared_ptr<const WanVae> self(std::shared_ptr<const WanVae>{}, this);
     VaeStreamDecoder dec(self);
     // Each chunk is copied into the preallocated clip at once, so the decoded frames are held
