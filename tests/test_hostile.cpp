@@ -689,7 +689,7 @@ TEST(HostileVideo, MaxFramesStopsDecoding) {
 // A cycle the root never reaches (a list appended into itself, then popped): the file opens, and
 // under LeakSanitizer (the sanitizer CI job) nothing leaks — on main this leaked 272 bytes.
 TEST(HostilePth, UnreachableCycleDoesNotLeak) {
-    const std::string pkl("\x80\x02]q\x00h\x00" "a0}.", 10);
+    const std::string pkl("\x80\x02]q\x00h\x00" "a0}.", 11);
     auto src = open_pth(pth_of_pickle("orphan.pth", pkl));
     EXPECT_TRUE(src->names().empty());
 }
