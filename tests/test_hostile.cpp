@@ -693,3 +693,9 @@ TEST(HostilePth, UnreachableCycleDoesNotLeak) {
     auto src = open_pth(pth_of_pickle("orphan.pth", pkl));
     EXPECT_TRUE(src->names().empty());
 }
+
+TEST(HostileCli, LibraryThreadCountIsBounded) {
+    expect_error([] { make_backend("cpu", 100000); }, "device", {"CPU thread count 100000 must be in [0, "});
+    expect_error([] { make_backend("cpu", -1); }, "device", {"CPU thread count -1"});
+    EXPECT_NE(make_backend("cpu", 1), nullptr);
+}
