@@ -25,7 +25,7 @@ struct Opts {
     std::string checkpoint, config_json, mode = "both", conv_dtype = "f32", tile = "off";
     int height = 128, width = 128, latent_frames = 2;
     int64_t dim = 96, num_res_blocks = 2;
-    bool profile = false, tile_compare = false;
+    bool profile = false, tile_compare = false, whole_chunks = false;
     RunOpts run{"cpu", "", 1, 3, 0};
 };
 
@@ -50,6 +50,7 @@ void run(const Opts& o) {
         cfg.num_res_blocks = o.num_res_blocks;
     }
     cfg.conv_dtype = parse_float_dtype("--conv_dtype", o.conv_dtype);
+    cfg.split_frames = !o.whole_chunks;
     cfg.validate();
     auto base = make_backend(o.run.device, o.run.threads);
     std::shared_ptr<Backend> be = base;
@@ -76,7 +77,7 @@ void run(const Opts& o) {
     rep.device = base->description();
     rep.config = {{"weights", o.checkpoint.empty() ? "random (seed 1234)" : o.checkpoint},
                   {"config", cat("dim ", cfg.dim, ", z_dim ", cfg.z_dim, ", num_res_blocks ", cfg.num_res_blocks, ", ",
-                                 dtype_name(cfg.conv_dtype), " convs")},
+                                 dtype_name(cfg.conv_dtype), " convs", cfg.split_frames ? "" : ", whole chunks")},
                   {"video", shape_str(vshape)},
                   {"latent", shape_str(zshape)},
                   {"load_ms", cat(load_ms)},
@@ -166,6 +167,8 @@ void setup(CLI::App& bench) {
         ->capture_default_str();
     c->add_option("--tile", o->tile, "Spatial tiling: off, N or N:S (tile and stride in pixels, e.g. 256:192)")
         ->capture_default_str();
+    c->add_flag("--whole_chunks", o->whole_chunks,
+                "Run the full-resolution layers on whole 4-frame chunks instead of frame by frame (same result, more memory)");
     c->add_flag("--tile_compare", o->tile_compare, "With --tile: also report the difference from the untiled result");
     add_run_options(c, o->run);
     c->callback([o] { run(*o); });

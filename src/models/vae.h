@@ -43,6 +43,9 @@ struct VaeConfig {
     // precision (ops::conv3d). f32 = the official error (TF32 on CUDA); f16/bf16 run CUDA's
     // half-precision tensor-core convolutions, with the error docs/perf.md reports.
     DType conv_dtype = DType::F32;
+    // Not a checkpoint property: run the highest-resolution layers one frame at a time (exact; the
+    // memory peak falls by the chunk length). false = whole chunks, for comparison.
+    bool split_frames = true;
     // Not a checkpoint property either: spatial tiling of whole-clip encode()/decode() (off = exact).
     VaeTiling tiling;
 
