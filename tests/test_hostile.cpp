@@ -67,8 +67,9 @@ std::string make_zip(const std::vector<std::pair<std::string, std::string>>& ent
     return out;
 }
 
+// Per process: ctest runs the tests of this file in parallel processes.
 std::string tmp_dir(const std::string& name) {
-    const std::string d = ::testing::TempDir() + "/hostile_" + name;
+    const std::string d = ::testing::TempDir() + "/hostile_" + std::to_string(::getpid()) + "_" + name;
     fs::remove_all(d);
     fs::create_directories(d);
     return d;
@@ -347,7 +348,7 @@ TEST(HostileOutput, TempNamesAreUniqueAndRemovedOnError) {
 // SIGINT / SIGTERM while an output is being written: the temporary file is removed, one line, exit 130 / 143.
 TEST(HostileOutput, SignalsRemoveTheTempFileAndExit130Or143) {
     for (int sig : {SIGINT, SIGTERM}) {
-        const std::string d = tmp_dir(cat("sig", sig)), err = ::testing::TempDir() + "/hostile_sig_err.txt";
+        const std::string d = tmp_dir(cat("sig", sig)), err = ::testing::TempDir() + "/hostile_sig_err_" + std::to_string(::getpid()) + ".txt";
         const pid_t pid = fork();
         ASSERT_GE(pid, 0);
         if (pid == 0) {
