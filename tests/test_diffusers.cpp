@@ -474,7 +474,10 @@ TEST_F(DiffusersFolderTest, Info) {
     fs::remove_all(fs::path(broken) / "vae");
     r = run_cli("info " + broken);
     EXPECT_NE(r.out.find("MISSING (looked for vae/config.json"), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("incomplete: 1 part(s) missing"), std::string::npos) << r.out;
+    // A folder that cannot run: exit 1, and one error line naming what is wrong (issue 21).
+    EXPECT_EQ(r.code, 1) << r.out;
+    EXPECT_NE(r.out.find("cannot run: 1 problem(s), 1 part(s) missing"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("wanrt: [info] " + broken + " cannot run: missing VAE"), std::string::npos) << r.out;
 }
 
 TEST_F(DiffusersFolderTest, ImageToVideoFolders) {

@@ -118,8 +118,12 @@ TEST_F(Generate, InfoDescribesTheFolder) {
     fs::create_directories(root_ / "partial");
     fs::copy_file(fs::path(folder_) / "config.json", root_ / "partial" / "config.json");
     r = wanrt("info " + (root_ / "partial").string());
-    ASSERT_EQ(r.code, 0) << r.out;
-    EXPECT_NE(r.out.find("incomplete: 4 part(s) missing"), std::string::npos) << r.out;
+    // A folder that cannot run is exit 1 with the report, then one error line naming the first problem.
+    ASSERT_EQ(r.code, 1) << r.out;
+    EXPECT_NE(r.out.find("cannot run: 4 problem(s), 4 part(s) missing"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("wanrt: [info] " + (root_ / "partial").string() + " cannot run: missing DiT weights"),
+              std::string::npos)
+        << r.out;
 }
 
 TEST_F(Generate, DemoModelWritesPlayableMp4) {
@@ -157,8 +161,8 @@ TEST_F(Generate, BadInputIsOneLineExitOneNoFile) {
         {base + " --task t2v-7B --save_file " + out, "unknown --task"},
         {base + " --task vace-14B --save_file " + out, "not yet supported"},
         {base + " --task i2v-14B --save_file " + out, "needs a i2v-14B model but"},
-        {base + " --sample_steps 0 --save_file " + out, "--sample_steps 0"},
-        {base + " --sample_steps -3 --save_file " + out, "at least 1"},
+        {base + " --sample_steps 0 --save_file " + out, "--sample_steps: must be an integer in [1, 1000], got \"0\""},
+        {base + " --sample_steps -3 --save_file " + out, "--sample_steps: must be an integer in [1, 1000]"},
         {base + " --sample_solver ddim --save_file " + out, "unknown --sample_solver"},
         {base + " --save_file " + (root_ / "no" / "such" / "dir" / "x.mp4").string(), "does not exist"},
         {base + " --save_file " + (root_ / "x.avi").string(), "[video]"},
@@ -262,7 +266,7 @@ TEST_F(Generate, CausalBadInputIsOneLineExitOneNoFile) {
         {base + " --frame_num 17 --save_file " + out, "use --frame_num 9 or 21"},
         {base + " --frame_num 5 --save_file " + out, "not a multiple of --frames_per_block 3; use --frame_num 9"},
         {base + " --frames_per_block 4 --save_file " + out, "use --frame_num 13 or 29"},
-        {base + " --frames_per_block 0 --save_file " + out, "at least 1"},
+        {base + " --frames_per_block 0 --save_file " + out, "--frames_per_block: must be an integer in [1, 1024]"},
         {base + " --sample_guide_scale 3 --save_file " + out, "no classifier-free guidance"},
         {base + " --neg_prompt x --save_file " + out, "leave out --neg_prompt"},
         {base + " --sample_steps 4 --save_file " + out, "uses --denoising_steps"},

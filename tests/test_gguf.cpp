@@ -301,6 +301,13 @@ TEST(Gguf, OffsetsAlignmentTypesAndBlocks) {
     expect_open_error(make_gguf({{"w", {64, 2}, 99, 0}}, 136), {"'w'", "unknown ggml type id 99"});
     expect_open_error(make_gguf({{"w", {48, 2}, 8, 0}}, 136), {"'w'", "Q8_0", "48", "block size 32"});
     expect_open_error(make_gguf({q8, {"w", {64, 2}, 8, 160}}, 400), {"'w'", "appears twice"});
+    // Two tensors sharing bytes (issue 21): 136 bytes at 0 and another tensor at 128.
+    expect_open_error(make_gguf({q8, {"v", {64, 2}, 8, 128}}, 400), {"tensors 'w' and 'v' overlap"});
+    {  // back to back is fine
+        TempDir d;
+        write_bytes(d / "two.gguf", make_gguf({q8, {"v", {64, 2}, 8, 160}}, 400));
+        EXPECT_EQ(GgufFile::open(d / "two.gguf")->find_tensor("v")->nbytes, 136u);
+    }
     expect_open_error(make_gguf({{"w", {1ull << 40, 1ull << 40}, 0, 0}}, 16), {"'w'", "overflows"});
     expect_open_error(make_gguf({{"w", {2, 2, 2, 2, 2, 2, 2, 2, 2}, 0, 0}}, 2048), {"'w'", "9 dims"});
     expect_open_error(make_gguf({}, 0, 48), {"alignment 48", "power of two"});

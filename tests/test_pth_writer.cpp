@@ -107,7 +107,7 @@ TEST(PthWriter, AbandonedWriterLeavesNoFile) {
     }  // no finish()
     EXPECT_FALSE(fs::exists(path));
     EXPECT_FALSE(fs::exists(path + ".tmp"));
-    expect_error([&] { PthWriter w((d.path / "no" / "such" / "dir.pth").string()); }, {"[pth]", "cannot create"});
+    expect_error([&] { PthWriter w((d.path / "no" / "such" / "dir.pth").string()); }, {"[pth]", "cannot write", "No such file or directory"});
 }
 
 TEST(PthWriter, SyntheticFolderPartsLoad) {

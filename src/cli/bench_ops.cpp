@@ -11,6 +11,7 @@
 #include "cli/bench_util.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "io/output_file.h"
 #include "testing/op_table.h"
 
 namespace wanrt::cli {
@@ -71,13 +72,7 @@ void run(const Opts& o) {
             j["rows"][i]["bytes"] = bytes[i];
             j["rows"][i]["gbps"] = bytes[i] / median(rep.rows[i].ms) * 1e-6;
         }
-        const std::string tmp = o.run.json + ".tmp";
-        {
-            std::ofstream out(tmp);
-            out << j.dump(2) << "\n";
-            if (!out) fail("bench", "cannot write ", o.run.json, "; check the folder exists and is writable");
-        }
-        std::filesystem::rename(tmp, o.run.json);
+        write_file_atomic(o.run.json, j.dump(2) + "\n", "bench");
     }
 }
 

@@ -1,4 +1,5 @@
 #include "cli/bench_util.h"
+#include "cli/flag_checks.h"
 
 #include <algorithm>
 #include <chrono>
@@ -10,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/output_file.h"
 #include "core/sysinfo.h"
 #include "ops/ops.h"
 
@@ -32,7 +34,7 @@ void RunOpts::validate() const {
 void add_run_options(CLI::App* c, RunOpts& o) {
     c->add_option("--warmup", o.warmup, "Untimed runs first")->capture_default_str();
     c->add_option("--repeats", o.repeats, "Timed runs (the median is reported)")->capture_default_str();
-    c->add_option("--threads", o.threads, "CPU threads (0 = all cores)")->capture_default_str();
+    c->add_option("--threads", o.threads, "CPU threads (0 = all cores)")->check(threads_in_range())->capture_default_str();
     c->add_option("--device", o.device, "cpu, cuda, cuda:N or auto")->capture_default_str();
     c->add_option("--json", o.json, "Also write the report as JSON to this file");
 }
@@ -118,14 +120,7 @@ std::string BenchReport::json() const {
 
 void BenchReport::write_json(const std::string& path) const {
     if (path.empty()) return;
-    std::string tmp = path + ".tmp";
-    {
-        std::ofstream out(tmp);
-        if (!out) fail("bench", "cannot write ", path, "; check the folder exists and is writable");
-        out << json() << "\n";
-        if (!out) fail("bench", "writing ", path, " failed; is the disk full?");
-    }
-    std::filesystem::rename(tmp, path);
+    write_file_atomic(path, json() + "\n", "bench");
 }
 
 DType parse_float_dtype(const std::string& flag, const std::string& s) {

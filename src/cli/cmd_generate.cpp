@@ -30,7 +30,7 @@
 // count and solver flags are refused with it; the causal flags are refused without it.
 // Everything the user can get wrong (task, size, frames, steps, solver, output path, model files)
 // is checked before any weights are loaded; failures are one line with exit code 1 and leave no
-// output file (the video writer writes <file>.tmp and renames).
+// output file (the video writer writes a unique temporary file beside it and renames; io/output_file.h).
 // The stages run in the pipeline (one call, pipeline/generate.h); this file parses and checks the
 // flags, says what runs, prints progress and the summary, and writes the file.
 #include <unistd.h>
@@ -47,8 +47,10 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/flag_checks.h"
 #include "core/error.h"
 #include "core/sysinfo.h"
+#include "io/output_file.h"
 #include "ops/ops.h"
 #include "models/taehv.h"
 #include "pipeline/demo.h"
@@ -235,6 +237,10 @@ void parse_size(const std::string& s, int64_t* w, int64_t* h) {
     } catch (const std::exception&) {
         fail("generate", "bad --size \"", s, "\"; write it as WIDTH*HEIGHT, e.g. 832*480");
     }
+    // 16384: the DiT's 1024 RoPE positions per axis times the 16-pixel latent patch; checked before
+    // anything is sized from it (100000*100000 would otherwise be tried and run out of memory).
+    WANRT_CHECK(*w <= 16384 && *h <= 16384, "generate", "--size ", s,
+                " is too large: width and height must be at most 16384 (official sizes: 832*480, 1280*720)");
     WANRT_CHECK(*w > 0 && *h > 0 && *w % 16 == 0 && *h % 16 == 0, "generate", "--size ", s,
                 " must have width and height positive multiples of 16 (e.g. 832*480)");
 }
@@ -264,16 +270,7 @@ void check_output_path(const std::string& path) {
     std::error_code ec;
     WANRT_CHECK(!fs::is_directory(p, ec), "generate", "--save_file ", path, " is a folder; give a file name such as out.mp4");
     video_container_for(path);  // throws "[video] unknown extension ..."
-    const fs::path parent = p.parent_path().empty() ? fs::path(".") : p.parent_path();
-    WANRT_CHECK(fs::is_directory(parent, ec), "generate", "cannot write ", path, ": folder ", parent.string(),
-                " does not exist; create it or choose another --save_file");
-    // Probe with the writer's own temporary name, so nothing else is ever created.
-    const std::string probe = path + ".tmp";
-    FILE* f = std::fopen(probe.c_str(), "wb");
-    WANRT_CHECK(f != nullptr, "generate", "cannot write ", path, " (", std::strerror(errno),
-                "); choose a writable --save_file");
-    std::fclose(f);
-    fs::remove(probe, ec);
+    check_output_writable(path, "generate", "--save_file");  // probes with a unique temporary name
 }
 
 std::string fmt_seconds(double s) {
@@ -804,15 +801,18 @@ void setup(CLI::App& app) {
                                "flf2v: the first frame (PNG, JPEG or WebP); sets the video's aspect");
     o->o_last = c->add_option("--last_frame", o->last_frame,
                               "flf2v: the last frame, the same size as --first_frame");
-    o->o_frames = c->add_option("--frame_num", o->frame_num, "Frames, 4n+1 (default 81; demo 17)");
+    o->o_frames = c->add_option("--frame_num", o->frame_num, "Frames, 4n+1 (default 81; demo 17)")->check(int_in(1, 1 << 20));
     c->add_option("--ckpt_dir", o->ckpt_dir, "Wan2.1 model folder as downloaded (default: the built-in demo model)");
     c->add_option("--save_file", o->save_file, "Output .mp4, .y4m or .png (default: generate.py's name, .mp4)");
     o->o_prompt = c->add_option("--prompt", o->prompt, "The prompt (default: generate.py's example prompt of the task)");
     o->o_neg = c->add_option("--neg_prompt", o->neg_prompt, "Negative prompt (default: the official Chinese one)");
-    c->add_option("--base_seed", o->seed, "Seed (negative: random, printed)")->capture_default_str();
+    c->add_option("--base_seed", o->seed, "Seed (negative: random, printed)")
+        ->check(int_in(INT64_MIN, INT64_MAX, "(negative: random)"))
+        ->capture_default_str();
     o->o_solver = c->add_option("--sample_solver", o->solver, "unipc, dpm++, euler or lcm (step-distilled models, docs/cli.md)")->capture_default_str();
     o->o_steps =
-        c->add_option("--sample_steps", o->sample_steps, "Sampling steps (default 50; i2v 40; flf2v 50; A14B 40; demo 8)");
+        c->add_option("--sample_steps", o->sample_steps, "Sampling steps (default 50; i2v 40; flf2v 50; A14B 40; demo 8)")
+            ->check(int_in(1, 1000));
     o->o_shift = c->add_option("--sample_shift", o->shift,
                                "Flow shift (default 5.0; i2v at 832*480 or 480*832: 3.0; flf2v 16; t2v-A14B 12; i2v-A14B 5; 8 with --causal)");
     o->o_guide = c->add_option("--sample_guide_scale", o->guide,
@@ -829,13 +829,15 @@ void setup(CLI::App& app) {
                   "VAE in spatial tiles: off (exact), N or N:S pixels (e.g. 256:192, diffusers' default); bounds "
                   "VAE memory at 720p and beyond")
         ->capture_default_str();
-    c->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
+    c->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->check(threads_in_range())->capture_default_str();
     c->add_option("--vae", o->vae, "wan (the Wan2.1 VAE) or tae (TAEHV: a tiny, fast decoder; needs --vae_checkpoint)")
         ->capture_default_str();
     c->add_option("--vae_checkpoint", o->vae_checkpoint, "--vae tae: the TAEHV weights, taew2_1.pth (or .safetensors)");
     c->add_flag("--causal", o->causal, "Block-autoregressive generation with a KV cache (CausVid / Self-Forcing), no CFG");
     o->causal_only = {
-        c->add_option("--frames_per_block", o->frames_per_block, "--causal: latent frames per block")->capture_default_str(),
+        c->add_option("--frames_per_block", o->frames_per_block, "--causal: latent frames per block")
+            ->check(int_in(1, 1024))
+            ->capture_default_str(),
         c->add_option("--denoising_steps", o->denoising_steps, "--causal: timesteps per block, comma-separated")
             ->capture_default_str(),
         c->add_flag("--warp_denoising_step", o->warp, "--causal: shift the steps through the FlowMatch table (Self-Forcing)"),

@@ -2,7 +2,11 @@
 // parameter counts, and what is missing. A broken part is reported on its line, not fatal.
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
+#include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -52,24 +56,47 @@ uint64_t disk_bytes(const ModelPart& p) {
     return s;
 }
 
-// "N tensors, P params, bf16 ×240, f32 ×2"
-std::string summarize(const TensorSource& src, int64_t* total = nullptr) {
+// "N tensors, P params, bf16 ×240, f32 ×2"; a tensor that is not f32/f16/bf16 (every Wan part is
+// floating point) is a problem: wanrt would refuse it at load time.
+std::string summarize(const TensorSource& src, int64_t* total, std::vector<std::string>& problems,
+                      const std::string& role) {
     std::map<std::string, int> dtypes;
     int64_t n = 0;
     const auto names = src.names();
+    std::string odd;
     for (const std::string& name : names) {
         const StoredTensor* t = src.find(name);
         n += shape_numel(t->shape);
         ++dtypes[dtype_name(t->dtype)];
+        if (odd.empty() && t->dtype != DType::F32 && t->dtype != DType::F16 && t->dtype != DType::BF16)
+            odd = cat(name, " is ", dtype_name(t->dtype));
     }
+    if (!odd.empty()) problems.push_back(cat(role, ": tensor ", odd, ", not f32/f16/bf16"));
     if (total) *total = n;
     std::string d;
     for (auto& [k, v] : dtypes) d += cat(d.empty() ? "" : ", ", k, " x", v);
     return cat(names.size(), " tensors, ", params(n), " parameters, ", d);
 }
 
+// The end of both reports: "complete" (exit 0), or "cannot run: N problem(s)" and one error naming
+// the first problem and how many there are (exit 1), so scripts can check a download with `wanrt info DIR`.
+void conclude(const std::string& dir, std::vector<std::string>& problems, const std::vector<std::string>& miss) {
+    for (const std::string& m : miss) problems.push_back(cat("missing ", m));
+    if (problems.empty()) {
+        std::printf("\ncomplete: `wanrt generate --ckpt_dir DIR` can run it\n");
+        return;
+    }
+    std::printf("\ncannot run: %zu problem(s)%s\n", problems.size(),
+                miss.empty() ? "" : cat(", ", miss.size(), " part(s) missing").c_str());
+    std::fflush(stdout);
+    fail("info", dir, " cannot run: ", problems.front(),
+         problems.size() > 1 ? cat(" (and ", problems.size() - 1, " more problem(s) listed above)") : std::string(),
+         "; re-download the broken or missing files");
+}
+
 // A diffusers folder (model_index.json): the same report per component, tensors under their official names.
 void run_diffusers(const std::string& dir) {
+    std::vector<std::string> problems;
     const DiffusersFolder f = scan_diffusers_folder(dir);
     std::printf("model folder %s (diffusers, %s)\n", fs::absolute(dir).string().c_str(), f.pipeline.c_str());
     DitConfig cfg;
@@ -81,6 +108,7 @@ void run_diffusers(const std::string& dir) {
                     ck.config_origin.c_str());
     } catch (const Error& e) {
         std::printf("kind            unknown: %s\n", e.what());
+        problems.push_back(cat("transformer: ", e.what()));
     }
     for (const ModelPart* p : f.parts()) {
         std::printf("\n%-15s ", p->role.c_str());
@@ -93,19 +121,21 @@ void run_diffusers(const std::string& dir) {
         try {
             if (p == &f.transformer || p == &f.transformer_2) {
                 const char* sub = p == &f.transformer ? "transformer" : "transformer_2";
-                std::printf("                %s\n", summarize(*open_diffusers_transformer(f, sub).weights).c_str());
+                std::printf("                %s\n",
+                            summarize(*open_diffusers_transformer(f, sub).weights, nullptr, problems, p->role).c_str());
             } else if (p == &f.vae) {
                 const VaeConfig v = diffusers_vae_config(f);
-                std::printf("                %s\n", summarize(*open_diffusers_vae(f)).c_str());
+                std::printf("                %s\n", summarize(*open_diffusers_vae(f), nullptr, problems, p->role).c_str());
                 std::printf("                Wan VAE: dim %lld, z_dim %lld, %lld residual blocks per stage\n",
                             (long long)v.dim, (long long)v.z_dim, (long long)v.num_res_blocks);
             } else if (p == &f.text_encoder) {
                 auto src = open_diffusers_text_encoder(f);
-                std::printf("                %s\n", summarize(*src).c_str());
+                std::printf("                %s\n", summarize(*src, nullptr, problems, p->role).c_str());
                 std::printf("                umT5 encoder: %s\n", t5_config_from_source(*src).to_json().c_str());
             } else if (p == &f.image_encoder) {
                 const ClipVisionConfig c = diffusers_clip_config(f);
-                std::printf("                %s\n", summarize(*open_diffusers_image_encoder(f)).c_str());
+                std::printf("                %s\n",
+                            summarize(*open_diffusers_image_encoder(f), nullptr, problems, p->role).c_str());
                 std::printf("                CLIP ViT: dim %lld, %lld layers, %lld heads\n", (long long)c.dim,
                             (long long)c.layers, (long long)c.heads);
             } else if (p == &f.tokenizer) {
@@ -114,15 +144,16 @@ void run_diffusers(const std::string& dir) {
             }
         } catch (const Error& e) {
             std::printf("                BROKEN: %s\n", e.what());
+            problems.push_back(cat(p->role, ": ", e.what()));
         }
     }
-    const auto miss = f.missing();
-    std::printf("\n%s\n", miss.empty() ? "complete: `wanrt generate --ckpt_dir DIR` can run it"
-                                        : cat("incomplete: ", miss.size(), " part(s) missing").c_str());
+    conclude(dir, problems, f.missing());
 }
 
+// Prints the report of an official-layout folder; ends as conclude() says.
 void run(const std::string& dir) {
     if (is_diffusers_folder(dir)) return run_diffusers(dir);
+    std::vector<std::string> problems;
     const ModelFolder f = scan_model_folder(dir);
     std::printf("model folder %s\n", fs::absolute(dir).string().c_str());
 
@@ -131,14 +162,24 @@ void run(const std::string& dir) {
     bool have_cfg = false;
     if (f.config.found() || f.dit.found()) {
         try {
-            const DitCheckpoint ck = open_dit_checkpoint(dir);
-            cfg = ck.config;
+            std::string origin;
+            if (!f.config.found()) {  // derived from the weights' shapes
+                const DitCheckpoint ck = open_dit_checkpoint(dir);
+                cfg = ck.config;
+                origin = ck.config_origin;
+            } else {  // read on its own, so a problem with the weights is reported on their line below
+                std::ifstream in(f.config.path);
+                const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+                cfg = DitConfig::from_json(text, f.config.path);
+                origin = f.config.path;
+            }
             have_cfg = true;
             std::printf("kind            %s\n", describe_kind(cfg).c_str());
             std::printf("config          %s (%s)\n", nlohmann::json::parse(cfg.to_json()).dump().c_str(),
-                        ck.config_origin.c_str());
+                        origin.c_str());
         } catch (const Error& e) {
             std::printf("kind            unknown: %s\n", e.what());
+            problems.push_back(cat("config: ", e.what()));
         }
     }
 
@@ -155,34 +196,40 @@ void run(const std::string& dir) {
             if (p == &f.dit) {
                 auto src = open_dit_checkpoint(dir).weights;
                 int64_t n = 0;
-                std::printf("                %s\n", summarize(*src, &n).c_str());
+                std::printf("                %s\n", summarize(*src, &n, problems, p->role).c_str());
                 if (have_cfg && n != dit_param_count(cfg))
                     std::printf("                note: config.json implies %s parameters\n", params(dit_param_count(cfg)).c_str());
+                if (have_cfg)
+                    for (const std::string& w : dit_weight_problems(cfg, *src)) {
+                        std::printf("                BROKEN: %s\n", w.c_str());
+                        problems.push_back(cat(p->role, ": ", w));
+                    }
             } else if (p == &f.vae) {
                 auto src = open_weights_file(p->path);
-                std::printf("                %s\n", summarize(*src).c_str());
+                std::printf("                %s\n", summarize(*src, nullptr, problems, p->role).c_str());
                 const VaeConfig v = vae_config_from_weights(*src);
                 std::printf("                Wan VAE: dim %lld, z_dim %lld, %lld residual blocks per stage\n",
                             (long long)v.dim, (long long)v.z_dim, (long long)v.num_res_blocks);
             } else if (p == &f.t5) {
                 auto src = open_weights_file(p->path);
-                std::printf("                %s\n", summarize(*src).c_str());
+                std::printf("                %s\n", summarize(*src, nullptr, problems, p->role).c_str());
                 const T5Config t = t5_config_from_source(*src);
                 std::printf("                umT5 encoder: %s\n", t.to_json().c_str());
-                if (have_cfg && t.dim != cfg.text_dim)
+                if (have_cfg && t.dim != cfg.text_dim) {
                     std::printf("                MISMATCH: width %lld but the DiT's text_dim is %lld\n", (long long)t.dim,
                                 (long long)cfg.text_dim);
+                    problems.push_back(cat(p->role, ": width ", t.dim, " but the DiT's text_dim is ", cfg.text_dim));
+                }
             } else if (p == &f.tokenizer) {
                 text::T5Tokenizer tok(p->path);
                 std::printf("                SentencePiece vocabulary of %lld pieces\n", (long long)tok.vocab_size());
             }
         } catch (const Error& e) {
             std::printf("                BROKEN: %s\n", e.what());
+            problems.push_back(cat(p->role, ": ", e.what()));
         }
     }
-    const auto miss = f.missing();
-    std::printf("\n%s\n", miss.empty() ? "complete: `wanrt generate --ckpt_dir DIR` can run it"
-                                        : cat("incomplete: ", miss.size(), " part(s) missing").c_str());
+    conclude(dir, problems, f.missing());
 }
 
 void setup(CLI::App& app) {

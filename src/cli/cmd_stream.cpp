@@ -14,11 +14,14 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <new>
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/flag_checks.h"
 #include "core/error.h"
 #include "models/taehv.h"
+#include "io/output_file.h"
 #include "pipeline/demo.h"
 #include "pipeline/stream_staged.h"
 #include "runtime/device.h"
@@ -68,8 +71,9 @@ void run(const Opts& o) {
     so.raw_latents = !o.normalized;
     so.validate();
     video_container_for(o.output);  // unknown extensions fail before any work
+    check_output_writable(o.output, "stream", "--output");  // and so does an unwritable destination
 
-    Rgb24Video in = read_video(o.input);
+    Rgb24Video in = read_video(o.input, o.max_frames);  // decoding stops at --max_frames: bounded memory
     if (o.max_frames > 0 && in.frames > o.max_frames) {
         in.frames = o.max_frames;
         in.rgb.resize(in.frame_bytes() * size_t(in.frames));
@@ -128,8 +132,21 @@ void run(const Opts& o) {
         std::fprintf(stderr, "  chunk %lld/%lld: %.3f s (%.1f frames/s), noise scale %.3f, t0 %lld\n", (long long)k + 1,
                      (long long)chunks, sec, (k == 0 ? 5.0 : 4.0) / sec, st.last_noise_scale, (long long)st.last_t0);
     };
-    const StreamStagedResult r = run_stream_staged(parts, be, o.prompt, rgb24_to_video(in, *be), so, uint64_t(o.seed),
-                                                   std::move(gen), {}, on_chunk);
+    // The stage boundary for memory (as run_generate): one line naming what ran out and what to try.
+    auto oom = [&](const std::string& why) -> StreamStagedResult {
+        throw OutOfMemory(cat("[stream] out of ", be->host_visible() ? "host" : "GPU", " memory on ", be->name(), why,
+                              "; try a smaller input size (e.g. 832x480), a smaller --cache_frames, or --device cpu"));
+    };
+    const StreamStagedResult r = [&] {
+        try {
+            return run_stream_staged(parts, be, o.prompt, rgb24_to_video(in, *be), so, uint64_t(o.seed), std::move(gen),
+                                     {}, on_chunk);
+        } catch (const OutOfMemory& e) {
+            return oom(cat(" (", e.what(), ")"));
+        } catch (const std::bad_alloc&) {
+            return oom("");
+        }
+    }();
 
     VideoWriteOptions wo;
     if (in.fps > 0) wo.fps = std::max(1, int(std::lround(in.fps)));
@@ -156,20 +173,20 @@ void setup(CLI::App& app) {
     c->add_option("--noise_scale", o->noise_scale, "Initial noise scale (strength)")->capture_default_str();
     c->add_flag("--fixed_noise", o->fixed_noise, "Constant noise scale (no motion-aware controller)");
     c->add_option("--shift", o->shift, "FlowMatch shift")->capture_default_str();
-    c->add_option("--cache_frames", o->cache_frames, "KV cache size in latent frames")->capture_default_str();
-    c->add_option("--sink_frames", o->sink_frames, "Latent frames kept at the start of the cache")->capture_default_str();
+    c->add_option("--cache_frames", o->cache_frames, "KV cache size in latent frames")->check(int_in(0, 1024))->capture_default_str();
+    c->add_option("--sink_frames", o->sink_frames, "Latent frames kept at the start of the cache")->check(int_in(0, 1024))->capture_default_str();
     c->add_option("--adapt_sink", o->adapt_sink, "Adaptive sink similarity threshold (-1 = off)")->capture_default_str();
-    c->add_option("--refresh_frame", o->refresh_frame, "RoPE position that wraps back (0 = never)")->capture_default_str();
+    c->add_option("--refresh_frame", o->refresh_frame, "RoPE position that wraps back (0 = never)")->check(int_in(0, 1024))->capture_default_str();
+    c->add_flag("--normalized_latents", o->normalized, "Feed the DiT normalised latents (default: raw VAE mean, as SD)");
+    c->add_option("--max_frames", o->max_frames, "Use at most this many input frames (0 = all)")->check(int_in(0, 1 << 24))->capture_default_str();
+    c->add_option("--seed", o->seed, "Noise seed")->check(int_in(INT64_MIN, INT64_MAX))->capture_default_str();
     c->add_option("--vae", o->vae, "wan (the Wan2.1 VAE) or tae (TAEHV: tiny and fast; needs --vae_checkpoint)")
         ->capture_default_str();
     c->add_option("--vae_checkpoint", o->vae_checkpoint, "--vae tae: the TAEHV weights, taew2_1.pth (or .safetensors)");
-    c->add_flag("--normalized_latents", o->normalized, "Feed the DiT normalised latents (default: raw VAE mean, as SD)");
-    c->add_option("--max_frames", o->max_frames, "Use at most this many input frames (0 = all)")->capture_default_str();
-    c->add_option("--seed", o->seed, "Noise seed")->capture_default_str();
     c->add_option("--lora", o->loras, "LoRA FILE[:STRENGTH] for the DiT (repeatable; as wanrt generate)");
     c->add_option("--lora_mode", o->lora_mode, "auto, merge or runtime (as wanrt generate)")->capture_default_str();
     c->add_option("--device", o->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
-    c->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
+    c->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->check(threads_in_range())->capture_default_str();
     c->callback([o] { run(*o); });
 }
 

@@ -1,9 +1,11 @@
 // wanrt: a native runtime for Wan2.1 video diffusion models.
 #include <algorithm>
 #include <cstdio>
+#include <string>
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "io/output_file.h"
 
 namespace wanrt::cli {
 std::vector<Entry>& commands() {
@@ -27,10 +29,19 @@ int main(int argc, char** argv) {
     CLI::App* bench = app.add_subcommand("bench", "Benchmarks: median of repeats after warm-up, table + JSON");
     bench->require_subcommand(1);
     for (auto& b : benches()) b.setup(*bench);
+    // Ctrl-C / SIGTERM: remove unfinished output files, one line, exit 130 / 143 (io/output_file.h).
+    wanrt::install_output_signal_guard();
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        return app.exit(e);
+        if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+        // One line and exit 1 like every other bad input (CLI11 would print two lines and exit 104-109).
+        std::string msg = e.what();
+        for (char& ch : msg)
+            if (ch == '\n') ch = ' ';
+        std::fprintf(stderr, "wanrt: [cli] %s; run 'wanrt --help' or 'wanrt <command> --help' for the flags\n",
+                     msg.c_str());
+        return 1;
     } catch (const wanrt::Error& e) {
         std::fprintf(stderr, "wanrt: %s\n", e.what());
         return 1;

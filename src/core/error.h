@@ -16,6 +16,13 @@ struct Error : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// A device (or host) allocation failed: raised by the allocators, caught at the pipeline's stage
+// boundary (pipeline/generate.h) and re-raised naming the stage and what to try; the CLI prints it
+// as one line like any Error.
+struct OutOfMemory : Error {
+    using Error::Error;
+};
+
 // Concatenates any streamable values into one string: cat("x=", 3, " y=", 4.5).
 template <class... Args>
 std::string cat(const Args&... args) {

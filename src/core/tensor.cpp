@@ -16,8 +16,12 @@ std::string shape_str(const Shape& s) {
 }
 
 int64_t shape_numel(const Shape& s) {
+    // Shapes come from files (safetensors headers, configs): a product past int64 is bad input,
+    // never a silently wrapped (negative) size that later sizes an allocation.
     int64_t n = 1;
-    for (int64_t d : s) n *= d;
+    for (int64_t d : s)
+        if (__builtin_mul_overflow(n, d, &n))
+            fail("tensor", "shape ", shape_str(s), " has more elements than fit in 64 bits; the file or config is corrupt");
     return n;
 }
 

@@ -52,8 +52,8 @@ public:
                 err = cudaMalloc(&p, rounded);
                 if (err != cudaSuccess) {
                     (void)cudaGetLastError();
-                    fail("cuda", "out of device memory allocating ", rounded, " bytes (", in_use_,
-                         " in use); use a smaller resolution or frame count");
+                    throw OutOfMemory(cat("[cuda] out of device memory allocating ", rounded, " bytes (", in_use_,
+                                          " in use); use a smaller resolution or frame count"));
                 }
             }
             reserved_ += rounded;

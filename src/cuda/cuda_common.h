@@ -4,7 +4,9 @@
 //
 // Errors: a failing CUDA/cuBLAS/cuDNN call is a bug or a broken environment, not bad input, so the
 // macros print file:line, the call, the library's message and a hint, then abort (docs/style.md,
-// habit 10). Bad input is rejected earlier with wanrt::Error by ops.h or the backend.
+// habit 10). Bad input is rejected earlier with wanrt::Error by ops.h or the backend. The exception:
+// an allocation failure (cudaErrorMemoryAllocation, *_ALLOC_FAILED) throws wanrt::OutOfMemory, which
+// the pipeline reports with the stage it hit.
 #pragma once
 
 #include <cublasLt.h>
@@ -16,6 +18,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
+
+#include "core/error.h"
 
 namespace wanrt::cuda {
 
@@ -55,9 +60,19 @@ inline const char* cublas_status_name(cublasStatus_t s) {
 
 }  // namespace wanrt::cuda
 
+// An allocation failure inside a library call (a workspace, cuBLAS handles) is not a bug: it is the
+// typed OutOfMemory the pipeline turns into one line naming the stage, not an abort.
+namespace wanrt::cuda {
+[[noreturn]] inline void out_of_memory(const char* lib, const char* what) {
+    (void)cudaGetLastError();  // an allocation error is not sticky: clear it so the device stays usable
+    throw ::wanrt::OutOfMemory(std::string("[cuda] out of device memory in ") + lib + " call " + what);
+}
+}  // namespace wanrt::cuda
+
 #define CUDA_CHECK(call)                                                                                          \
     do {                                                                                                          \
         cudaError_t err_ = (call);                                                                                \
+        if (err_ == cudaErrorMemoryAllocation) ::wanrt::cuda::out_of_memory("CUDA", #call);                      \
         if (err_ != cudaSuccess) ::wanrt::cuda::die("CUDA", #call, cudaGetErrorString(err_), __FILE__, __LINE__); \
     } while (0)
 
@@ -68,6 +83,7 @@ inline const char* cublas_status_name(cublasStatus_t s) {
 #define CUBLAS_CHECK(call)                                                                                   \
     do {                                                                                                     \
         cublasStatus_t st_ = (call);                                                                         \
+        if (st_ == CUBLAS_STATUS_ALLOC_FAILED) ::wanrt::cuda::out_of_memory("cuBLAS", #call);              \
         if (st_ != CUBLAS_STATUS_SUCCESS)                                                                    \
             ::wanrt::cuda::die("cuBLAS", #call, ::wanrt::cuda::cublas_status_name(st_), __FILE__, __LINE__); \
     } while (0)
@@ -75,6 +91,7 @@ inline const char* cublas_status_name(cublasStatus_t s) {
 #define CUDNN_CHECK(call)                                                                     \
     do {                                                                                      \
         cudnnStatus_t st_ = (call);                                                           \
+        if (st_ == CUDNN_STATUS_ALLOC_FAILED) ::wanrt::cuda::out_of_memory("cuDNN", #call);  \
         if (st_ != CUDNN_STATUS_SUCCESS)                                                      \
             ::wanrt::cuda::die("cuDNN", #call, cudnnGetErrorString(st_), __FILE__, __LINE__); \
     } while (0)

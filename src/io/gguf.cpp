@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "core/error.h"
 
@@ -263,6 +264,19 @@ std::shared_ptr<GgufFile> GgufFile::open(const std::string& path) {
                  t.offset, ") ends past the end of the file (", f->file_size_,
                  " bytes); the file is truncated, re-download it");
         t.data = c.base + begin;
+    }
+    // No two tensors may share bytes (writers lay them out one after another): an overlap would
+    // make one tensor's weights silently alias another's.
+    std::vector<const GgufTensorInfo*> by_offset;
+    for (const GgufTensorInfo& t : f->tensors_)
+        if (t.nbytes) by_offset.push_back(&t);
+    std::sort(by_offset.begin(), by_offset.end(),
+              [](const GgufTensorInfo* a, const GgufTensorInfo* b) { return a->offset < b->offset; });
+    for (size_t i = 1; i < by_offset.size(); ++i) {
+        const GgufTensorInfo &prev = *by_offset[i - 1], &cur = *by_offset[i];
+        if (cur.offset < prev.offset + prev.nbytes)  // no overflow: both lie inside the file (checked above)
+            fail("gguf", path, ": tensors '", prev.name, "' and '", cur.name, "' overlap (data offsets ", prev.offset,
+                 " + ", prev.nbytes, " bytes and ", cur.offset, "); the file is corrupt, re-convert it");
     }
     return f;
 }

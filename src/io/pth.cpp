@@ -161,6 +161,14 @@ Obj make(PyObj::Kind k) {
     return o;
 }
 
+// Limits on the object graph a pickle may build. A state dict nests a few levels (the nn.Module
+// tree) and flattens to some thousands of tensors; a hostile pickle can instead refer to itself
+// (a dict inside itself: endless recursion) or share one list many times per level (2^depth
+// leaves from a few bytes), so both are bounded before anything walks the graph.
+constexpr int kMaxDepth = 64;
+constexpr int64_t kMaxLeaves = int64_t(1) << 22;  // entries after flattening shared sub-objects
+constexpr size_t kMaxMemo = size_t(1) << 24;     // memo slots (torch numbers them from 0 upwards)
+
 // Storage classes and dtype objects that may appear as globals.
 std::optional<DType> storage_global_dtype(const std::string& mod, const std::string& name, bool* unsupported) {
     *unsupported = false;
@@ -208,6 +216,86 @@ class Unpickler {
 public:
     Unpickler(const std::string& path, const std::string& entry, const uint8_t* p, size_t n)
         : path_(path), entry_(entry), p_(p), n_(n) {}
+    // Objects refer to each other through shared pointers, so a self-referencing pickle would
+    // leak and a deeply nested one would recurse in the destructors: every object is owned by
+    // the arena too, and all edges are cut before the arena lets go.
+    ~Unpickler() {
+        stack_.clear();
+        memo_.clear();
+        for (auto& o : arena_) {
+            o->items.clear();
+            o->dict.clear();
+        }
+    }
+    Unpickler(const Unpickler&) = delete;
+    Unpickler& operator=(const Unpickler&) = delete;
+
+    // Rejects cycles, nesting deeper than kMaxDepth and graphs that flatten to more than
+    // kMaxLeaves entries (iterative DFS, so the check itself cannot overflow the stack).
+    void check_graph(const Obj& root) const {
+        struct Info {
+            int state = 0;  // 0 unseen, 1 on the current path, 2 done
+            int depth = 0;
+            int64_t leaves = 0;
+        };
+        std::map<const PyObj*, Info> info;
+        struct Frame {
+            const PyObj* o;
+            size_t next;
+        };
+        auto children = [](const PyObj* o) {
+            return o->kind == PyObj::Dict ? o->dict.size() : o->items.size();
+        };
+        auto child = [](const PyObj* o, size_t k) {
+            return o->kind == PyObj::Dict ? o->dict[k].second.get() : o->items[k].get();
+        };
+        auto is_container = [](const PyObj* o) {
+            return o->kind == PyObj::Dict || o->kind == PyObj::List || o->kind == PyObj::Tuple;
+        };
+        if (!is_container(root.get())) return;
+        std::vector<Frame> path{{root.get(), 0}};
+        info[root.get()].state = 1;
+        while (!path.empty()) {
+            Frame& f = path.back();
+            if (f.next < children(f.o)) {
+                const PyObj* c = child(f.o, f.next++);
+                if (!is_container(c)) {
+                    Info& pi = info[f.o];
+                    pi.leaves = std::min(kMaxLeaves + 1, pi.leaves + 1);
+                    continue;
+                }
+                Info& ci = info[c];
+                if (ci.state == 1)
+                    bad(n_, "the pickle refers to itself (a container holds itself); a state dict never does");
+                if (ci.state == 0) {
+                    if (int(path.size()) >= kMaxDepth)
+                        bad(n_, cat("containers nest deeper than ", kMaxDepth, " levels"));
+                    ci.state = 1;
+                    path.push_back({c, 0});
+                    continue;
+                }
+                Info& pi = info[f.o];  // a shared, finished sub-object: add its totals
+                pi.leaves = std::min(kMaxLeaves + 1, pi.leaves + std::max<int64_t>(ci.leaves, 1));
+                pi.depth = std::max(pi.depth, ci.depth + 1);
+                continue;
+            }
+            Info& done = info[f.o];
+            done.state = 2;
+            if (done.leaves > kMaxLeaves)
+                bad(n_, cat("the pickle expands to more than ", kMaxLeaves, " entries (shared sub-objects)"));
+            const PyObj* o = f.o;
+            path.pop_back();
+            if (!path.empty()) {
+                Info& pi = info[path.back().o];
+                pi.leaves = std::min(kMaxLeaves + 1, pi.leaves + std::max<int64_t>(done.leaves, 1));
+                pi.depth = std::max(pi.depth, done.depth + 1);
+                if (pi.depth > kMaxDepth) bad(n_, cat("containers nest deeper than ", kMaxDepth, " levels"));
+                if (pi.leaves > kMaxLeaves)
+                    bad(n_, cat("the pickle expands to more than ", kMaxLeaves, " entries (shared sub-objects)"));
+            }
+            (void)o;
+        }
+    }
 
     Obj run() {
         while (true) {
@@ -228,20 +316,20 @@ public:
                     marks_.push_back(stack_.size());
                     break;  // MARK
                 case '}':
-                    push(make(PyObj::Dict));
+                    push(mk(PyObj::Dict));
                     break;
                 case ']':
-                    push(make(PyObj::List));
+                    push(mk(PyObj::List));
                     break;
                 case ')':
-                    push(make(PyObj::Tuple));
+                    push(mk(PyObj::Tuple));
                     break;
                 case 'N':
-                    push(make(PyObj::None));
+                    push(mk(PyObj::None));
                     break;
                 case 0x88:
                 case 0x89: {  // NEWTRUE / NEWFALSE
-                    auto o = make(PyObj::Bool);
+                    auto o = mk(PyObj::Bool);
                     o->i = op == 0x88;
                     push(o);
                     break;
@@ -269,7 +357,7 @@ public:
                     const uint8_t* b = take(8);
                     uint64_t v = 0;
                     for (int k = 0; k < 8; ++k) v = (v << 8) | b[k];
-                    auto o = make(PyObj::Float);
+                    auto o = mk(PyObj::Float);
                     std::memcpy(&o->f, &v, 8);
                     push(o);
                     break;
@@ -322,7 +410,7 @@ public:
                     break;
                 }
                 case 't': {
-                    auto o = make(PyObj::Tuple);
+                    auto o = mk(PyObj::Tuple);
                     o->items = pop_mark(at);
                     push(o);
                     break;
@@ -332,21 +420,21 @@ public:
                 case 0x87: {  // TUPLE1..3
                     const size_t k = op - 0x84;
                     if (stack_.size() < k + floor()) bad(at, "tuple needs more stack items");
-                    auto o = make(PyObj::Tuple);
+                    auto o = mk(PyObj::Tuple);
                     o->items.assign(stack_.end() - k, stack_.end());
                     stack_.resize(stack_.size() - k);
                     push(o);
                     break;
                 }
                 case 'l': {
-                    auto o = make(PyObj::List);
+                    auto o = mk(PyObj::List);
                     o->items = pop_mark(at);
                     push(o);
                     break;
                 }            // LIST
                 case 'd': {  // DICT
                     auto items = pop_mark(at);
-                    auto o = make(PyObj::Dict);
+                    auto o = mk(PyObj::Dict);
                     set_items(at, *o, items);
                     push(o);
                     break;
@@ -421,6 +509,13 @@ private:
     std::vector<Obj> stack_;
     std::vector<size_t> marks_;
     std::map<size_t, Obj> memo_;
+    std::vector<Obj> arena_;  // every object made, for the edge-cutting destructor
+
+    Obj mk(PyObj::Kind k) {
+        Obj o = make(k);
+        arena_.push_back(o);
+        return o;
+    }
 
     static std::string hex(unsigned v) {
         char b[8];
@@ -450,7 +545,7 @@ private:
     size_t floor() const { return marks_.empty() ? 0 : marks_.back(); }
     void push(Obj o) { stack_.push_back(std::move(o)); }
     void push_int(int64_t v) {
-        auto o = make(PyObj::Int);
+        auto o = mk(PyObj::Int);
         o->i = v;
         push(o);
     }
@@ -480,6 +575,8 @@ private:
     }
     void memo_put(size_t idx) {
         if (stack_.empty()) bad(pos_, "memo store with an empty stack");
+        if (idx >= kMaxMemo || (memo_.size() >= kMaxMemo && !memo_.count(idx)))
+            bad(pos_, cat("memo index ", idx, " is beyond the limit of ", kMaxMemo, " entries"));
         memo_[idx] = stack_.back();
     }
     void memo_get(size_t at, size_t idx) {
@@ -503,7 +600,7 @@ private:
     }
 
     Obj global(size_t at, const std::string& mod, const std::string& name) {
-        auto o = make(PyObj::Global);
+        auto o = mk(PyObj::Global);
         o->s = mod;
         o->s2 = name;
         bool unsupported = false;
@@ -537,7 +634,7 @@ private:
         if (pid.items[2]->kind != PyObj::Str) bad(at, "storage key is not a string");
         if (pid.items[4]->kind != PyObj::Int || pid.items[4]->i < 0)
             bad(at, "storage size is not a non-negative integer");
-        auto o = make(PyObj::Storage);
+        auto o = mk(PyObj::Storage);
         o->storage = std::make_shared<StorageRef>();
         o->storage->dtype = *type.dtype;
         o->storage->key = pid.items[2]->s;
@@ -567,7 +664,7 @@ private:
         const auto& a = args.items;
         const std::string& name = fn.s2;
         if (name == "OrderedDict" || name == "dict") {
-            auto d = make(PyObj::Dict);
+            auto d = mk(PyObj::Dict);
             if (!a.empty()) {  // OrderedDict([(k, v), ...])
                 if (a.size() != 1 || (a[0]->kind != PyObj::List && a[0]->kind != PyObj::Tuple))
                     bad(at, "unexpected OrderedDict arguments");
@@ -586,7 +683,7 @@ private:
             // (storage, storage_offset, size, stride, ...); v3 adds a dtype at position 6.
             if (a.size() < 4 || a[0]->kind != PyObj::Storage || a[1]->kind != PyObj::Int)
                 bad(at, cat(name, " arguments are not (storage, offset, size, stride, ...)"));
-            auto t = make(PyObj::Tensor);
+            auto t = mk(PyObj::Tensor);
             t->tensor.storage = a[0]->storage;
             t->tensor.dtype = a[0]->storage->dtype;
             if (name == "_rebuild_tensor_v3") {
@@ -772,6 +869,7 @@ std::shared_ptr<TensorSource> open_pth(const std::string& path) {
     const ZipEntry& pkl = zip.at(top + "/data.pkl");
     Unpickler up(path, top + "/data.pkl", f + pkl.offset, pkl.size);
     Obj root = up.run();
+    up.check_graph(root);
     if (root->kind != PyObj::Dict)
         fail("pth", "the pickled object is not a dict of tensors, in ", path, "; save model.state_dict()");
     Flattener fl{*file, zip, top, big_endian};

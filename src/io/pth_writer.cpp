@@ -99,23 +99,21 @@ struct Pickler {
 }  // namespace
 
 PthWriter::PthWriter(std::string path, std::string top) : path_(std::move(path)), top_(std::move(top)) {
-    tmp_ = path_ + ".tmp";
-    f_ = std::fopen(tmp_.c_str(), "wb");
-    WANRT_CHECK(f_ != nullptr, "pth", "cannot create ", tmp_, " (", std::strerror(errno),
-                "); check that the folder exists and is writable");
+    tmp_ = std::make_unique<TempOutput>(path_, "pth");
+    f_ = tmp_->open_stdio();
 }
 
 PthWriter::~PthWriter() {
-    if (f_) std::fclose(f_);
-    if (!finished_) {
-        std::error_code ec;
-        std::filesystem::remove(tmp_, ec);
-    }
+    if (f_) std::fclose(f_);  // tmp_ removes the temporary file unless finish() renamed it
 }
 
 void PthWriter::write_bytes(const void* p, size_t n) {
-    if (n && std::fwrite(p, 1, n, f_) != n)
-        fail("pth", "write to ", tmp_, " failed (", std::strerror(errno), "); is the disk full?");
+    if (n && std::fwrite(p, 1, n, f_) != n) {
+        const int err = errno;
+        std::fclose(f_);
+        f_ = nullptr;
+        tmp_->write_failed(err);
+    }
     pos_ += n;
 }
 
@@ -166,7 +164,7 @@ void PthWriter::end_entry() {
     put32(c, e.crc);
     WANRT_CHECK(std::fseek(f_, long(e.header_offset + 14), SEEK_SET) == 0 && std::fwrite(c.data(), 1, 4, f_) == 4 &&
                     std::fseek(f_, 0, SEEK_END) == 0,
-                "pth", "cannot update ", tmp_, " (", std::strerror(errno), ")");
+                "pth", "cannot update ", path_, " while writing it (", std::strerror(errno), ")");
 }
 
 void PthWriter::write_entry(const std::string& name, const std::string& bytes) {
@@ -315,11 +313,10 @@ void PthWriter::finish() {
     put32(end, z64 ? kSat32 : uint32_t(cd_off));
     put16(end, 0);
     write_bytes(end.data(), end.size());
-    WANRT_CHECK(std::fclose(f_) == 0, "pth", "closing ", tmp_, " failed (", std::strerror(errno), ")");
+    const int rc = std::fclose(f_);
     f_ = nullptr;
-    std::error_code ec;
-    std::filesystem::rename(tmp_, path_, ec);
-    WANRT_CHECK(!ec, "pth", "cannot rename ", tmp_, " to ", path_, ": ", ec.message());
+    if (rc != 0) tmp_->write_failed(errno);
+    tmp_->commit();
     finished_ = true;
 }
 

@@ -20,10 +20,12 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/tensor.h"
+#include "io/output_file.h"
 
 namespace wanrt {
 
@@ -59,7 +61,8 @@ private:
     void end_entry();
     void write_entry(const std::string& name, const std::string& bytes);
 
-    std::string path_, tmp_, top_;
+    std::string path_, top_;
+    std::unique_ptr<TempOutput> tmp_;  // beside path_, removed unless finish() renamed it
     FILE* f_ = nullptr;
     uint64_t pos_ = 0;
     std::vector<Entry> entries_;

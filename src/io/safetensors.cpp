@@ -5,15 +5,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/output_file.h"
 
 namespace wanrt {
 
@@ -70,17 +74,32 @@ std::shared_ptr<SafeTensorsFile> SafeTensorsFile::open(const std::string& path) 
         fail("safetensors", path, ": header length ", hlen, " exceeds the file size ", fsize,
              "; the file is truncated or not a safetensors file");
     json header;
+    // JSON objects may repeat a key and nlohmann keeps one silently; two entries for one tensor name
+    // (possibly with different data) must be refused, so the top-level keys are collected as parsed.
+    std::set<std::string> keys;
+    std::string duplicate;
+    auto on_event = [&](int depth, json::parse_event_t ev, json& parsed) {
+        if (depth == 1 && ev == json::parse_event_t::key && parsed.is_string() &&
+            !keys.insert(parsed.get<std::string>()).second && duplicate.empty())
+            duplicate = parsed.get<std::string>();
+        return true;
+    };
     try {
-        header = json::parse(reinterpret_cast<const char*>(base + 8), reinterpret_cast<const char*>(base + 8 + hlen));
+        header = json::parse(reinterpret_cast<const char*>(base + 8), reinterpret_cast<const char*>(base + 8 + hlen),
+                             on_event);
     } catch (const json::exception& e) {
         fail("safetensors", path, ": header is not valid JSON (", e.what(), "); the file is corrupt");
     }
     if (!header.is_object()) fail("safetensors", path, ": header is not a JSON object; the file is corrupt");
+    if (!duplicate.empty())
+        fail("safetensors", path, ": tensor '", duplicate, "' appears twice in the header; the file is corrupt or ",
+             "was tampered with, re-download it");
 
     auto f = std::shared_ptr<SafeTensorsFile>(new SafeTensorsFile());
     f->path_ = path;
     const uint8_t* data = base + 8 + hlen;
     size_t data_size = fsize - 8 - hlen;
+    std::vector<std::tuple<uint64_t, uint64_t, std::string>> spans;  // non-empty [begin, end) per tensor
     for (auto& [name, entry] : header.items()) {
         if (name == "__metadata__") {
             if (!entry.is_object()) fail("safetensors", path, ": __metadata__ is not an object");
@@ -118,8 +137,17 @@ std::shared_ptr<SafeTensorsFile> SafeTensorsFile::open(const std::string& path) 
                  dtype_bytes(t.dtype, int64_t(n)), " bytes but its data_offsets span ", e - b, "; the file is corrupt");
         t.data = data + b;
         t.nbytes = e - b;
+        if (e > b) spans.push_back({b, e, name});
         f->tensors_.emplace(name, std::move(t));
     }
+    // No two tensors may share bytes: writers lay tensors end to end, and an overlap means one
+    // tensor's weights silently alias another's.
+    std::sort(spans.begin(), spans.end());
+    for (size_t i = 1; i < spans.size(); ++i)
+        if (std::get<0>(spans[i]) < std::get<1>(spans[i - 1]))
+            fail("safetensors", path, ": tensors '", std::get<2>(spans[i - 1]), "' and '", std::get<2>(spans[i]),
+                 "' overlap (data [", std::get<0>(spans[i - 1]), ", ", std::get<1>(spans[i - 1]), ") and [",
+                 std::get<0>(spans[i]), ", ", std::get<1>(spans[i]), ")); the file is corrupt, re-download it");
     f->map_ = map;
     return f;
 }
@@ -183,6 +211,13 @@ std::shared_ptr<TensorSource> open_safetensors(const std::string& path) {
     std::map<std::string, std::vector<std::string>> by_file;
     for (auto& [name, file] : idx["weight_map"].items()) {
         if (!file.is_string()) fail("safetensors", path, ": weight_map entry '", name, "' is not a file name");
+        // A shard is a file in the index's own folder: a path ("../x", "/etc/x", "a/b") would let a
+        // downloaded index make wanrt open files elsewhere.
+        const std::string fn = file.get<std::string>();
+        if (fn.empty() || fn == "." || fn == ".." || fn.find('/') != std::string::npos ||
+            fn.find('\\') != std::string::npos || fn.find('\0') != std::string::npos)
+            fail("safetensors", path, ": weight_map entry '", name, "' names shard \"", fn,
+                 "\", which is not a file name in the model folder; the index is corrupt or hostile, re-download it");
         by_file[file.get<std::string>()].push_back(name);
     }
     std::vector<std::shared_ptr<TensorSource>> parts;
@@ -206,7 +241,8 @@ std::shared_ptr<TensorSource> open_safetensors(const std::string& path) {
 // ---------------------------------------------------------------- writing
 
 struct SafeTensorsWriter::Impl {
-    std::string path, tmp;
+    std::string path;
+    std::unique_ptr<TempOutput> tmp;  // beside path, unique name, removed unless finish() renamed it
     std::map<std::string, std::string> metadata;
     struct Decl {
         std::string name;
@@ -235,24 +271,27 @@ struct SafeTensorsWriter::Impl {
         std::string s = h.dump();
         while ((8 + s.size()) % 8) s += ' ';  // keep the data region 8-byte aligned
         uint64_t n = s.size();
-        f = std::fopen(tmp.c_str(), "wb");
-        if (!f) fail("safetensors", "cannot write ", tmp, ": ", std::strerror(errno), "; check the output folder");
-        if (std::fwrite(&n, 8, 1, f) != 1 || std::fwrite(s.data(), 1, s.size(), f) != s.size())
-            fail("safetensors", "write to ", tmp, " failed: ", std::strerror(errno), "; is the disk full?");
+        tmp = std::make_unique<TempOutput>(path, "safetensors");
+        f = tmp->open_stdio();
+        if (std::fwrite(&n, 8, 1, f) != 1 || std::fwrite(s.data(), 1, s.size(), f) != s.size()) write_failed();
         header_done = true;
+    }
+    [[noreturn]] void write_failed() {
+        const int err = errno;
+        if (f) std::fclose(f);
+        f = nullptr;
+        tmp->write_failed(err);
     }
 };
 
 SafeTensorsWriter::SafeTensorsWriter(std::string path, std::map<std::string, std::string> metadata)
     : impl_(std::make_unique<Impl>()) {
     impl_->path = path;
-    impl_->tmp = path + ".tmp";
     impl_->metadata = std::move(metadata);
 }
 
 SafeTensorsWriter::~SafeTensorsWriter() {
-    if (impl_->f) std::fclose(impl_->f);
-    if (!impl_->finished) std::remove(impl_->tmp.c_str());
+    if (impl_->f) std::fclose(impl_->f);  // the temporary file goes with impl_->tmp unless finished
 }
 
 void SafeTensorsWriter::declare(const std::string& name, DType dtype, const Shape& shape) {
@@ -269,8 +308,7 @@ void SafeTensorsWriter::write(const void* data, size_t nbytes) {
         s.written_in_cur = 0;
     }
     WANRT_ASSERT(s.cur < s.decls.size() && s.written_in_cur + nbytes <= s.decls[s.cur].bytes);
-    if (std::fwrite(data, 1, nbytes, s.f) != nbytes)
-        fail("safetensors", "write to ", s.tmp, " failed: ", std::strerror(errno), "; is the disk full?");
+    if (std::fwrite(data, 1, nbytes, s.f) != nbytes) s.write_failed();
     s.written_in_cur += nbytes;
 }
 
@@ -282,13 +320,11 @@ void SafeTensorsWriter::finish() {
     for (size_t i = 0; i < s.cur; ++i) total += s.decls[i].bytes;
     if (s.cur < s.decls.size()) total += s.written_in_cur;
     WANRT_ASSERT(total == expect);
-    if (std::fflush(s.f) != 0 || std::fclose(s.f) != 0) {
-        s.f = nullptr;
-        fail("safetensors", "closing ", s.tmp, " failed: ", std::strerror(errno), "; is the disk full?");
-    }
+    if (std::fflush(s.f) != 0) s.write_failed();
+    const int rc = std::fclose(s.f);
     s.f = nullptr;
-    if (std::rename(s.tmp.c_str(), s.path.c_str()) != 0)
-        fail("safetensors", "cannot rename ", s.tmp, " to ", s.path, ": ", std::strerror(errno));
+    if (rc != 0) s.write_failed();
+    s.tmp->commit();
     s.finished = true;
 }
 

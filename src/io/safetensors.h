@@ -4,9 +4,11 @@
 // {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, "__metadata__": {..}},
 // then the data region; offsets are relative to the data region. The reader mmaps the file and
 // checks the header length, every dtype, shape and offset range against the file size, so a
-// truncated or corrupt file is a one-line error naming the file and the tensor.
+// truncated or corrupt file is a one-line error naming the file and the tensor; a name that appears
+// twice in the header and tensors whose data overlap are refused too.
 // Sharded checkpoints (the 14B releases) are a "<name>.safetensors.index.json" whose "weight_map"
-// maps each tensor to a shard file in the same folder.
+// maps each tensor to a shard file in the same folder: a shard name with a path in it ("../x",
+// "/abs", "a/b") is refused, so an index cannot make wanrt open files outside the model folder.
 #pragma once
 
 #include <map>
@@ -55,7 +57,7 @@ private:
 // and hold exactly the tensors the index assigns to it).
 std::shared_ptr<TensorSource> open_safetensors(const std::string& path);
 
-// Writes tensors to path atomically (path + ".tmp", then rename): a failure never leaves a partial
+// Writes tensors to path atomically (a unique temporary file beside it, then rename: io/output_file.h): a failure never leaves a partial
 // file. Tensors are written in the given order.
 struct TensorToWrite {
     std::string name;

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/json_config.h"
 #include "models/dit_weights.h"
 #include "models/weights.h"
 #include "ops/ops.h"
@@ -22,37 +23,25 @@ void ClipVisionConfig::validate(const std::string& origin) const {
 }
 
 ClipVisionConfig ClipVisionConfig::from_json(const std::string& text, const std::string& origin) {
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::exception& e) {
-        fail("clip", origin, ": config is not valid JSON (", e.what(), ")");
-    }
-    if (!j.is_object()) fail("clip", origin, ": config is not a JSON object");
+    // Bounds: about ten times open-clip ViT-H/14 (image 224, patch 14, dim 1280, 16 heads, 32 layers).
+    const JsonConfig j(text, "clip", origin, "fix the CLIP config or use the official one");
     ClipVisionConfig c;
-    auto get_int = [&](const char* key, int64_t& v) {
-        if (!j.contains(key)) return;
-        if (!j[key].is_number_integer()) fail("clip", origin, ": \"", key, "\" must be an integer, got ", j[key].dump());
-        v = j[key].get<int64_t>();
-    };
     auto expect = [&](const char* key, const nlohmann::json& want) {
-        if (j.contains(key) && j[key] != want)
-            fail("clip", origin, ": \"", key, "\" is ", j[key].dump(), "; the Wan image encoder has ", want.dump());
+        if (j.has(key) && j.raw()[key] != want)
+            j.bad(cat("\"", key, "\" is ", j.raw()[key].dump(), "; the Wan image encoder has ", want.dump()));
     };
-    get_int("image_size", c.image_size);
-    get_int("patch_size", c.patch_size);
-    get_int("vision_dim", c.dim);
-    get_int("vision_heads", c.heads);
-    get_int("vision_layers", c.layers);
-    if (j.contains("vision_mlp_ratio")) {
-        if (!j["vision_mlp_ratio"].is_number()) fail("clip", origin, ": \"vision_mlp_ratio\" must be a number");
-        c.mlp_dim = int64_t(double(c.dim) * j["vision_mlp_ratio"].get<double>());  // int(dim * mlp_ratio), as clip.py
+    j.integer("image_size", c.image_size, 1, 4096);
+    j.integer("patch_size", c.patch_size, 1, 256);
+    j.integer("vision_dim", c.dim, 1, 65536);
+    j.integer("vision_heads", c.heads, 1, 1024);
+    j.integer("vision_layers", c.layers, 1, 1024);
+    if (j.has("vision_mlp_ratio")) {
+        double ratio = 0;
+        j.number("vision_mlp_ratio", ratio, 1e-3, 64);
+        c.mlp_dim = int64_t(double(c.dim) * ratio);  // int(dim * mlp_ratio), as clip.py
     }
-    get_int("vision_mlp_dim", c.mlp_dim);
-    if (j.contains("norm_eps")) {
-        if (!j["norm_eps"].is_number()) fail("clip", origin, ": \"norm_eps\" must be a number");
-        c.eps = j["norm_eps"].get<float>();
-    }
+    j.integer("vision_mlp_dim", c.mlp_dim, 1, 262144);
+    j.number("norm_eps", c.eps, 1e-30, 1.0);
     expect("activation", "gelu");
     expect("vision_pre_norm", true);
     expect("vision_post_norm", false);

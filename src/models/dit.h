@@ -61,6 +61,11 @@ struct ParamSpec {
 };
 std::vector<ParamSpec> dit_param_table(const DitConfig& c);
 int64_t dit_param_count(const DitConfig& c);
+// What keeps src from loading as the model c describes, read from the headers only (no weights):
+// one line per problem (missing tensor, wrong shape, a dtype other than f32/f16/bf16), at most
+// `limit` lines plus a count of the rest; empty when it would load. `prefix` as DitModel's.
+std::vector<std::string> dit_weight_problems(const DitConfig& c, const TensorSource& src,
+                                             const std::string& prefix = "", size_t limit = 5);
 
 // One sample of a batch. All tensors f32 on the model's backend.
 struct DitSample {
@@ -75,6 +80,14 @@ struct DitSample {
     // one modulation row (dit_block.h), so a per-frame pattern costs no per-token modulation.
     std::vector<double> t_tokens = {};
 };
+
+// Positions per axis the DiT's RoPE table covers (frames, height, width in patches), as the reference.
+constexpr int64_t kRopePositions = 1024;
+// Fails (module's one-line error) when a latent grid of T frames of h×w (latent pixels) has more
+// patches along an axis than the RoPE table: checked before anything is sized from the grid, so a
+// huge --frame_num or --size is refused at once. tf/sf: the VAE's temporal/spatial factors (for the
+// limits in frames and pixels that the message gives).
+void check_rope_grid(const DitConfig& c, int64_t T, int64_t h, int64_t w, int64_t tf, int64_t sf, const char* module);
 
 // The RoPE angle table for head dim d: f32 [max_pos, d/2, 2] (cos, sin), built in float64 from
 // three rope_params tables (frame, height, width) of dims d − 4⌊d/6⌋, 2⌊d/6⌋, 2⌊d/6⌋.

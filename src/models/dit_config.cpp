@@ -5,10 +5,12 @@
 #include <map>
 #include <regex>
 #include <set>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/json_config.h"
 #include "io/safetensors.h"
 #include "models/dit.h"
 
@@ -17,55 +19,43 @@ namespace wanrt {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
+// Upper bounds on every config number: about ten times the largest released Wan model (14B: dim
+// 5120, ffn 13824, 40 heads, 40 layers), so a hostile or corrupt config is refused before anything
+// is sized from it and every product below stays far from int64 overflow.
+namespace {
+constexpr int64_t kMaxDim = 65536, kMaxFfn = 262144, kMaxHeads = 1024, kMaxLayers = 1024, kMaxTextLen = 65536;
+constexpr int64_t kMaxChannels = 4096, kMaxPatch = 64, kMaxWindow = 1 << 20;
+}  // namespace
+
 DitConfig DitConfig::from_json(const std::string& text, const std::string& origin) {
-    json j;
-    try {
-        j = json::parse(text);
-    } catch (const json::exception& e) {
-        fail("dit", origin, ": not valid JSON (", e.what(), ")");
-    }
-    if (!j.is_object()) fail("dit", origin, ": config is not a JSON object");
+    const JsonConfig j(text, "dit", origin, "fix config.json or use the official one");
     DitConfig c;
-    auto get_int = [&](const char* key, int64_t& v) {
-        if (!j.contains(key)) return;
-        if (!j[key].is_number_integer()) fail("dit", origin, ": \"", key, "\" must be an integer, got ", j[key].dump());
-        v = j[key].get<int64_t>();
-    };
-    auto get_pair = [&](const char* key, int& a, int& b) {
-        if (!j.contains(key)) return;
-        const json& v = j[key];
-        if (!v.is_array() || v.size() != 2 || !v[0].is_number_integer() || !v[1].is_number_integer())
-            fail("dit", origin, ": \"", key, "\" must be a list of 2 integers, got ", v.dump());
-        a = v[0].get<int>();
-        b = v[1].get<int>();
-    };
-    if (j.contains("model_type")) {
-        if (!j["model_type"].is_string()) fail("dit", origin, ": \"model_type\" must be a string");
-        c.model_type = j["model_type"].get<std::string>();
+    j.string("model_type", c.model_type);
+    if (j.has("patch_size")) {
+        std::vector<int64_t> p;
+        j.integers("patch_size", p, 3, 3, 1, kMaxPatch);
+        c.patch_t = int(p[0]);
+        c.patch_h = int(p[1]);
+        c.patch_w = int(p[2]);
     }
-    if (j.contains("patch_size")) {
-        const json& v = j["patch_size"];
-        if (!v.is_array() || v.size() != 3) fail("dit", origin, ": \"patch_size\" must be a list of 3 integers");
-        c.patch_t = v[0].get<int>();
-        c.patch_h = v[1].get<int>();
-        c.patch_w = v[2].get<int>();
+    j.integer("text_len", c.text_len, 1, kMaxTextLen);
+    j.integer("in_dim", c.in_dim, 1, kMaxChannels);
+    j.integer("dim", c.dim, 1, kMaxDim);
+    j.integer("ffn_dim", c.ffn_dim, 1, kMaxFfn);
+    j.integer("freq_dim", c.freq_dim, 1, kMaxDim);
+    j.integer("text_dim", c.text_dim, 1, kMaxDim);
+    j.integer("out_dim", c.out_dim, 1, kMaxChannels);
+    j.integer("num_heads", c.num_heads, 1, kMaxHeads);
+    j.integer("num_layers", c.num_layers, 1, kMaxLayers);
+    if (j.has("window_size")) {
+        std::vector<int64_t> w;
+        j.integers("window_size", w, 2, 2, -1, kMaxWindow);
+        c.window_left = int(w[0]);
+        c.window_right = int(w[1]);
     }
-    get_int("text_len", c.text_len);
-    get_int("in_dim", c.in_dim);
-    get_int("dim", c.dim);
-    get_int("ffn_dim", c.ffn_dim);
-    get_int("freq_dim", c.freq_dim);
-    get_int("text_dim", c.text_dim);
-    get_int("out_dim", c.out_dim);
-    get_int("num_heads", c.num_heads);
-    get_int("num_layers", c.num_layers);
-    get_pair("window_size", c.window_left, c.window_right);
-    if (j.contains("qk_norm")) c.qk_norm = j["qk_norm"].get<bool>();
-    if (j.contains("cross_attn_norm")) c.cross_attn_norm = j["cross_attn_norm"].get<bool>();
-    if (j.contains("eps")) {
-        if (!j["eps"].is_number()) fail("dit", origin, ": \"eps\" must be a number");
-        c.eps = j["eps"].get<float>();
-    }
+    j.boolean("qk_norm", c.qk_norm);
+    j.boolean("cross_attn_norm", c.cross_attn_norm);
+    j.number("eps", c.eps, 1e-30, 1.0);
     c.validate(origin);
     return c;
 }
@@ -75,10 +65,15 @@ void DitConfig::validate(const std::string& origin) const {
     if (model_type != "t2v" && model_type != "i2v" && model_type != "flf2v" && model_type != "ti2v")
         bad("model_type \"", model_type, "\" is not supported (t2v, i2v, flf2v, ti2v)");
     if (patch_t < 1 || patch_h < 1 || patch_w < 1) bad("patch_size must be positive");
-    for (auto [name, v] : {std::pair{"dim", dim}, {"ffn_dim", ffn_dim}, {"freq_dim", freq_dim}, {"text_dim", text_dim},
-                           {"in_dim", in_dim}, {"out_dim", out_dim}, {"num_heads", num_heads},
-                           {"num_layers", num_layers}, {"text_len", text_len}})
+    if (patch_t > kMaxPatch || patch_h > kMaxPatch || patch_w > kMaxPatch) bad("patch_size must be at most ", kMaxPatch);
+    for (auto [name, v, hi] : {std::tuple{"dim", dim, kMaxDim}, {"ffn_dim", ffn_dim, kMaxFfn},
+                               {"freq_dim", freq_dim, kMaxDim}, {"text_dim", text_dim, kMaxDim},
+                               {"in_dim", in_dim, kMaxChannels}, {"out_dim", out_dim, kMaxChannels},
+                               {"num_heads", num_heads, kMaxHeads}, {"num_layers", num_layers, kMaxLayers},
+                               {"text_len", text_len, kMaxTextLen}}) {
         if (v <= 0) bad(name, " = ", v, " must be positive");
+        if (v > hi) bad(name, " = ", v, " is larger than any Wan model (limit ", hi, ")");
+    }
     if (dim % num_heads) bad("dim ", dim, " is not divisible by num_heads ", num_heads);
     if (head_dim() % 2) bad("head dim ", head_dim(), " must be even for RoPE");
     if (head_dim() / 2 < 3) bad("head dim ", head_dim(), " is too small for the 3-axis RoPE");
@@ -221,8 +216,41 @@ std::vector<ParamSpec> dit_param_table(const DitConfig& c) {
 
 int64_t dit_param_count(const DitConfig& c) {
     int64_t n = 0;
-    for (auto& p : dit_param_table(c)) n += shape_numel(p.shape);
+    for (auto& p : dit_param_table(c)) n = checked_add(n, shape_numel(p.shape), "dit", "the parameter count");
     return n;
+}
+
+void check_rope_grid(const DitConfig& c, int64_t T, int64_t h, int64_t w, int64_t tf, int64_t sf, const char* module) {
+    const int64_t ft = T / c.patch_t, fh = h / c.patch_h, fw = w / c.patch_w;
+    WANRT_CHECK(ft <= kRopePositions, module, T, " latent frames make ", ft, " frame positions; the model's RoPE table has ",
+                kRopePositions, ": pass --frame_num at most ", (kRopePositions * c.patch_t - 1) * tf + 1);
+    WANRT_CHECK(fh <= kRopePositions && fw <= kRopePositions, module, "size ", w * sf, "*", h * sf, " makes a ", fw,
+                "x", fh, " patch grid; the model's RoPE table has ", kRopePositions,
+                " positions per side: pass --size with width at most ", kRopePositions * c.patch_w * sf,
+                " and height at most ", kRopePositions * c.patch_h * sf);
+}
+
+std::vector<std::string> dit_weight_problems(const DitConfig& c, const TensorSource& src, const std::string& prefix,
+                                             size_t limit) {
+    std::vector<std::string> out;
+    size_t more = 0;
+    auto add = [&](std::string s) {
+        if (out.size() < limit) out.push_back(std::move(s));
+        else ++more;
+    };
+    for (const ParamSpec& p : dit_param_table(c)) {
+        const StoredTensor* t = src.find(prefix + p.name);
+        if (!t) {
+            add(cat("tensor ", prefix + p.name, " is missing"));
+            continue;
+        }
+        if (t->shape != p.shape)
+            add(cat("tensor ", t->name, " has shape ", shape_str(t->shape), ", config.json implies ", shape_str(p.shape)));
+        if (t->dtype != DType::F32 && t->dtype != DType::F16 && t->dtype != DType::BF16)
+            add(cat("tensor ", t->name, " is ", dtype_name(t->dtype), ", not f32/f16/bf16"));
+    }
+    if (more) out.push_back(cat("and ", more, " more"));
+    return out;
 }
 
 std::vector<double> rope_table_f64(int64_t d, int64_t max_pos) {

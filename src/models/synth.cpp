@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/output_file.h"
 #include "core/rng.h"
 #include "io/pth_writer.h"
 #include "io/safetensors.h"
@@ -124,12 +125,10 @@ void write_synth_dit(const std::string& dir, const DitConfig& c, DType matrix_dt
         idx["metadata"] = {{"total_size", total}};
         idx["weight_map"] = weight_map;
         std::string path = (fs::path(dir) / "diffusion_pytorch_model.safetensors.index.json").string();
-        std::ofstream(path + ".tmp") << idx.dump(2);
-        fs::rename(path + ".tmp", path);
+        write_file_atomic(path, idx.dump(2), "synth");
     }
     std::string cpath = (fs::path(dir) / "config.json").string();
-    std::ofstream(cpath + ".tmp") << c.to_json();
-    fs::rename(cpath + ".tmp", cpath);
+    write_file_atomic(cpath, c.to_json(), "synth");
 }
 
 std::vector<ParamSpec> clip_param_table(const ClipVisionConfig& c) {

@@ -10,8 +10,10 @@
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <tuple>
 
 #include "core/error.h"
+#include "io/json_config.h"
 #include "io/pth.h"
 #include "io/safetensors.h"
 #include "ops/ops.h"
@@ -272,8 +274,12 @@ void check_shapes(const TensorSource& src, const Resolved& r, const T5Config& c)
 // ---------------------------------------------------------------- config
 
 int64_t T5Config::num_params() const {
-    const int64_t per_block = 2 * dim + 4 * dim * dim_attn + 3 * dim * dim_ffn + num_buckets * num_heads;
-    return vocab * dim + num_layers * per_block + dim;
+    // Sizes may come from a file's metadata: overflow-checked arithmetic, never a wrapped count.
+    auto mul = [](int64_t a, int64_t b) { return checked_mul(a, b, "t5", "the parameter count"); };
+    auto add = [](int64_t a, int64_t b) { return checked_add(a, b, "t5", "the parameter count"); };
+    const int64_t per_block =
+        add(add(mul(2, dim), mul(4, mul(dim, dim_attn))), add(mul(3, mul(dim, dim_ffn)), mul(num_buckets, num_heads)));
+    return add(add(mul(vocab, dim), mul(num_layers, per_block)), dim);
 }
 
 std::string T5Config::to_json() const {
@@ -284,26 +290,19 @@ std::string T5Config::to_json() const {
 }
 
 T5Config T5Config::from_json(const std::string& text) {
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(text);
-    } catch (const std::exception& e) {
-        fail("t5", "config JSON does not parse (", e.what(), "): ", text.substr(0, 120));
-    }
+    // Bounds: about ten times umT5-XXL (vocab 256384, dim 4096, ffn 10240, 64 heads, 24 layers).
+    const JsonConfig j(text, "t5", "config metadata", "the encoder file is corrupt: re-download it");
     T5Config c;
-    auto rd = [&](const char* k, int64_t* v) {
-        WANRT_CHECK(j.contains(k) && j[k].is_number_integer(), "t5", "config JSON lacks integer \"", k, "\": ",
-                    text.substr(0, 200));
-        *v = j[k].get<int64_t>();
-    };
-    rd("vocab", &c.vocab);
-    rd("dim", &c.dim);
-    rd("dim_attn", &c.dim_attn);
-    rd("dim_ffn", &c.dim_ffn);
-    rd("num_heads", &c.num_heads);
-    rd("num_layers", &c.num_layers);
-    rd("num_buckets", &c.num_buckets);
-    WANRT_CHECK(!j.contains("shared_pos") || !j["shared_pos"].get<bool>(), "t5",
+    for (auto [k, v, hi] : {std::tuple{"vocab", &c.vocab, int64_t(1) << 22}, {"dim", &c.dim, int64_t(65536)},
+                            {"dim_attn", &c.dim_attn, int64_t(65536)}, {"dim_ffn", &c.dim_ffn, int64_t(262144)},
+                            {"num_heads", &c.num_heads, int64_t(1024)}, {"num_layers", &c.num_layers, int64_t(1024)},
+                            {"num_buckets", &c.num_buckets, int64_t(4096)}}) {
+        if (!j.has(k)) j.bad(cat("lacks the integer \"", k, "\""));
+        j.integer(k, *v, 1, hi);
+    }
+    bool shared_pos = false;
+    j.boolean("shared_pos", shared_pos);
+    WANRT_CHECK(!shared_pos, "t5",
                 "config has shared_pos = true (one position table for all layers); umT5 uses per-layer tables");
     return c;
 }

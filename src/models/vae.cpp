@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/json_config.h"
 #include "core/rng.h"
 #include "models/vae_blocks.h"
 #include "models/weights.h"
@@ -42,21 +43,16 @@ void VaeConfig::validate() const {
 }
 
 VaeConfig VaeConfig::from_json(const std::string& text) {
+    // Bounds: far above the Wan2.1 VAE (dim 96, z_dim 16, dim_mult [1, 2, 4, 4], 2 res blocks).
+    const JsonConfig j(text, "vae", "VAE config", "expected {\"dim\": 96, \"z_dim\": 16, ...}");
     VaeConfig c;
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(text);
-        if (j.contains("dim")) c.dim = j.at("dim").get<int64_t>();
-        if (j.contains("z_dim")) c.z_dim = j.at("z_dim").get<int64_t>();
-        if (j.contains("dim_mult")) c.dim_mult = j.at("dim_mult").get<std::vector<int64_t>>();
-        if (j.contains("num_res_blocks")) c.num_res_blocks = j.at("num_res_blocks").get<int64_t>();
-        if (j.contains("attn_scales")) c.attn_scales = j.at("attn_scales").get<std::vector<double>>();
-        if (j.contains("temperal_downsample"))
-            c.temperal_downsample = j.at("temperal_downsample").get<std::vector<bool>>();
-        // "dropout" is ignored: inactive at inference.
-    } catch (const nlohmann::json::exception& e) {
-        fail("vae", "bad VAE config JSON (", e.what(), "); expected {\"dim\": 96, \"z_dim\": 16, ...}");
-    }
+    j.integer("dim", c.dim, 1, 4096);
+    j.integer("z_dim", c.z_dim, 1, 1024);
+    j.integers("dim_mult", c.dim_mult, 2, 8, 1, 64);
+    j.integer("num_res_blocks", c.num_res_blocks, 1, 64);
+    j.numbers("attn_scales", c.attn_scales, 0, 16, 0, 1e6);
+    j.booleans("temperal_downsample", c.temperal_downsample, 1, 7);
+    // "dropout" is ignored: inactive at inference.
     c.validate();
     return c;
 }

@@ -13,6 +13,7 @@
 #include <mutex>
 
 #include "core/error.h"
+#include "io/output_file.h"
 #include "core/rng.h"
 #include "io/pth_writer.h"
 #include "models/synth.h"
@@ -93,13 +94,7 @@ struct TempDir {
 };
 
 void write_text_file(const fs::path& path, const std::string& text) {
-    const std::string tmp = path.string() + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::binary);
-        out << text;
-        WANRT_CHECK(out.good(), "demo", "cannot write ", tmp, "; check that the folder is writable");
-    }
-    fs::rename(tmp, path);
+    write_file_atomic(path.string(), text, "demo");
 }
 
 }  // namespace

@@ -1,12 +1,16 @@
 // One entry point for text-, image- and first-last-frame-to-video and causal generation (contract in generate.h).
 #include "pipeline/generate.h"
 
+#include <new>
 #include <utility>
+
+#include "core/error.h"
 
 namespace wanrt {
 
-GenerateResult run_generate(const T2VModelParts& m, std::shared_ptr<Backend> be, GenerateRequest req,
-                            const GenerateProgress& p) {
+namespace {
+GenerateResult run_stages(const T2VModelParts& m, std::shared_ptr<Backend> be, GenerateRequest req,
+                          const GenerateProgress& p) {
     GenerateResult out;
     GenerateTimes& tm = out.times;
     req.opt.seed = req.seed;  // the lcm sampler's re-noising stream (t2v.h)
@@ -50,6 +54,34 @@ GenerateResult run_generate(const T2VModelParts& m, std::shared_ptr<Backend> be,
           t.step_seconds, {t.prompt_tokens, t.neg_prompt_tokens}, 0, 0};
     out.video = std::move(r.video);
     return out;
+}
+}  // namespace
+
+GenerateResult run_generate(const T2VModelParts& m, std::shared_ptr<Backend> be, GenerateRequest req,
+                            const GenerateProgress& p) {
+    // The stage boundary for memory: an allocation that fails anywhere below (the CUDA allocator,
+    // a library workspace, the host) becomes one error naming the stage reached and what to try.
+    std::string stage = "setup";
+    GenerateProgress q = p;
+    q.on_stage = [&stage, &p](const std::string& s) {
+        stage = s;
+        if (p.on_stage) p.on_stage(s);
+    };
+    const std::string device = be ? be->name() : std::string("?");
+    const bool gpu = be && !be->host_visible();
+    auto hint = [&] {
+        return cat("; try a smaller --size or fewer --frame_num",
+                   gpu ? ", or --device cpu (slower, uses host memory)" : ", or close other programs");
+    };
+    try {
+        return run_stages(m, std::move(be), std::move(req), q);
+    } catch (const OutOfMemory& e) {
+        throw OutOfMemory(cat("[generate] out of ", gpu ? "GPU" : "host", " memory during the ", stage, " stage on ",
+                              device, " (", e.what(), ")", hint()));
+    } catch (const std::bad_alloc&) {
+        throw OutOfMemory(
+            cat("[generate] out of host memory during the ", stage, " stage on ", device, hint()));
+    }
 }
 
 }  // namespace wanrt

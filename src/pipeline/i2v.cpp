@@ -66,6 +66,7 @@ I2VLatentShape i2v_latent_shape(int64_t image_h, int64_t image_w, const T2VOptio
     const int64_t T = (opt.frame_num - 1) / tf + 1;
     WANRT_CHECK(T % dit.patch_t == 0, "i2v", "latent frame count ", T, " is not a multiple of the DiT's temporal patch ",
                 dit.patch_t);
+    check_rope_grid(dit, T, s.size.lat_h, s.size.lat_w, tf, sf, "i2v");
     s.latent = {vae.z_dim, T, s.size.lat_h, s.size.lat_w};
     // max_seq_len = T·lat_h·lat_w // (ph·pw), rounded up to sp_size = 1: exact (lat sides are patch multiples).
     s.seq_len = T * s.size.lat_h * s.size.lat_w / (int64_t(dit.patch_h) * dit.patch_w) / dit.patch_t;

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/output_file.h"
 #include "ops/ops.h"
 
 namespace wanrt {
@@ -351,10 +352,9 @@ Tensor StepCache::forward_stack(const DitModel& dit, const DitSample& s, int64_t
     d.state = acc_[branch];
     log_.push_back(d);
     if (cfg_.calibrate && cnt == N - 1 && !cfg_.calibrate_file.empty()) {
-        std::ofstream f(cfg_.calibrate_file);
         nlohmann::json j = std::vector<double>(calib_.begin() + std::min<size_t>(2, calib_.size()), calib_.end());
-        f << j.dump() << "\n";  // the reference's wan2_1_mag_ratio.json: without the [1, 1] padding
-        WANRT_CHECK(f.good(), "cache", "cannot write MagCache ratios to ", cfg_.calibrate_file);
+        // the reference's wan2_1_mag_ratio.json: without the [1, 1] padding; complete or absent
+        write_file_atomic(cfg_.calibrate_file, j.dump() + "\n", "cache");
     }
     return out;
 }

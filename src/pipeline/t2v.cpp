@@ -31,6 +31,7 @@ T2VLatentShape t2v_latent_shape(const T2VOptions& opt, const DitConfig& dit, con
                 mh, " (e.g. 832*480); pass --size W*H accordingly");
     T2VLatentShape s;
     const int64_t T = (opt.frame_num - 1) / tf + 1, h = opt.height / sf, w = opt.width / sf;
+    check_rope_grid(dit, T, h, w, tf, sf, "t2v");
     s.latent = {vae.z_dim, T, h, w};
     WANRT_CHECK(T % dit.patch_t == 0, "t2v", "latent frame count ", T, " is not a multiple of the DiT's temporal patch ",
                 dit.patch_t);

@@ -1,5 +1,9 @@
 #include "runtime/device.h"
 
+#include <algorithm>
+#include <cstdint>
+#include <thread>
+
 #include "core/error.h"
 
 #ifdef WANRT_HAVE_CUDA
@@ -17,6 +21,11 @@ bool cuda_available() {
 }
 
 std::shared_ptr<Backend> make_backend(const std::string& device, int cpu_threads) {
+    // The CLI refuses these as flags; library callers get the same rule instead of an abort from
+    // std::thread when thousands of threads cannot be created.
+    const int64_t max_threads = 4 * int64_t(std::max(1u, std::thread::hardware_concurrency()));
+    WANRT_CHECK(cpu_threads >= 0 && cpu_threads <= max_threads, "device", "CPU thread count ", cpu_threads,
+                " must be in [0, ", max_threads, "] (0 = all cores; at most 4 x the cores of this machine)");
     if (device == "cpu") return make_cpu_backend(cpu_threads);
     if (device == "auto") return cuda_available() ? make_backend("cuda", cpu_threads) : make_cpu_backend(cpu_threads);
     if (device == "cuda" || device.rfind("cuda:", 0) == 0) {

@@ -10,7 +10,8 @@
 
 namespace wanrt {
 
-// Throws wanrt::Error for an unknown name or an unavailable device.
+// Throws wanrt::Error for an unknown name, an unavailable device, or cpu_threads outside
+// [0, 4 x hardware threads] (0 = all cores).
 std::shared_ptr<Backend> make_backend(const std::string& device, int cpu_threads = 0);
 bool cuda_available();  // built with CUDA and at least one device visible
 

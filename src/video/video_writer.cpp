@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "io/output_file.h"
 #include "ops/ops.h"
 
 #ifdef WANRT_HAVE_FFMPEG
@@ -68,54 +69,43 @@ void check_frames(const Rgb24Video& v, const char* what) {
                 " bytes for ", v.frames, " frames of ", v.width, "x", v.height, " RGB24");
 }
 
-// Removes the temporary files it holds unless commit() renamed them into place.
+// Temporary files beside their destinations (io/output_file.h: unique O_EXCL|O_NOFOLLOW names,
+// removed on errors and on SIGINT/SIGTERM) renamed into place together by commit().
 class TmpFiles {
 public:
-    ~TmpFiles() {
-        for (const auto& [tmp, dst] : files_) {
-            std::error_code ec;
-            fs::remove(tmp, ec);
-        }
-    }
-    std::string add(const std::string& dst) {
-        files_.push_back({dst + ".tmp", dst});
-        return files_.back().first;
+    TempOutput& add(const std::string& dst) {
+        files_.push_back(std::make_unique<TempOutput>(dst, "video"));
+        return *files_.back();
     }
     // Renames every file into place; if one rename fails, the files already renamed are removed
-    // too (a PNG set is all or nothing) and the destructor removes the remaining temporaries.
+    // too (a PNG set is all or nothing) and the remaining temporaries are removed with this object.
     std::vector<std::string> commit() {
+        for (auto& f : files_) f->close();  // every write error before the first rename
         std::vector<std::string> out;
-        for (const auto& [tmp, dst] : files_) {
-            if (std::rename(tmp.c_str(), dst.c_str()) != 0) {
-                const int err = errno;
+        for (auto& f : files_) {
+            try {
+                f->commit();
+            } catch (const Error&) {
                 for (const auto& done : out) {
                     std::error_code ec;
                     fs::remove(done, ec);
                 }
-                fail("video", "cannot move the finished file into place as ", dst, ": ", std::strerror(err),
-                     "; check that this path is not a folder and is writable");
+                throw;
             }
-            out.push_back(dst);
+            out.push_back(f->destination());
         }
         files_.clear();
         return out;
     }
 
 private:
-    std::vector<std::pair<std::string, std::string>> files_;
+    std::vector<std::unique_ptr<TempOutput>> files_;
 };
 
-// fopen/fwrite/fclose of tmp with every error checked; messages name the destination dst.
-void write_file(const std::string& tmp, const std::string& dst,
-                const std::vector<std::pair<const void*, size_t>>& parts) {
-    FILE* f = std::fopen(tmp.c_str(), "wb");
-    if (!f)
-        fail("video", "cannot write ", dst, ": ", std::strerror(errno),
-             "; check that the folder exists and is writable");
-    bool ok = true;
-    for (const auto& [p, n] : parts) ok = ok && std::fwrite(p, 1, n, f) == n;
-    ok = (std::fclose(f) == 0) && ok;
-    if (!ok) fail("video", "writing ", dst, " failed: ", std::strerror(errno), "; is the disk full?");
+// Writes the parts to a temporary file with every error checked (a full disk removes it and says so).
+void write_file(TempOutput& tmp, const std::vector<std::pair<const void*, size_t>>& parts) {
+    for (const auto& [p, n] : parts) tmp.write(p, n);
+    tmp.close();
 }
 
 // Fails before any encoding work when the destination cannot be written.
@@ -156,7 +146,7 @@ std::vector<std::string> write_y4m(const std::string& path, const Rgb24Video& v,
         data.insert(data.end(), yuv.begin(), yuv.end());
     }
     TmpFiles tmp;
-    write_file(tmp.add(path), path, {{data.data(), data.size()}});
+    write_file(tmp.add(path), {{data.data(), data.size()}});
     return tmp.commit();
 }
 
@@ -233,7 +223,7 @@ std::vector<std::string> write_mp4(const std::string& path, const Rgb24Video& v,
     WANRT_CHECK(codec != nullptr, "video", "this FFmpeg build has no libx264 encoder, needed for ", path,
                 "; install Debian's libavcodec with x264 support or write .y4m/.png instead");
     TmpFiles tmp;
-    const std::string tmp_path = tmp.add(path);
+    const std::string tmp_path = tmp.add(path).path();  // created empty by us; FFmpeg reopens it by name
 
     OutputCtx oc;
     int rc = avformat_alloc_output_context2(&oc.p, nullptr, "mp4", tmp_path.c_str());
@@ -336,14 +326,14 @@ std::vector<std::string> write_png(const std::string& path, const Rgb24Video& v)
     TmpFiles tmp;
     for (int64_t f = 0; f < v.frames; ++f) {
         const std::string& name = names[size_t(f)];
-        const std::string tmp_name = tmp.add(name);
+        TempOutput& tmp_file = tmp.add(name);
         fill_frame(sws, v, f, frame.p, name);
         frame.p->pts = f;
         std::vector<uint8_t> bytes;
         encode(cc.p, frame.p, pkt.p, name,
                [&](AVPacket* p) { bytes.insert(bytes.end(), p->data, p->data + p->size); });
         WANRT_CHECK(!bytes.empty(), "video", "the PNG encoder returned no data for ", name);
-        write_file(tmp_name, name, {{bytes.data(), bytes.size()}});
+        write_file(tmp_file, {{bytes.data(), bytes.size()}});
     }
     return tmp.commit();
 }
@@ -427,44 +417,77 @@ std::vector<std::string> write_video(const std::string& path, const Tensor& vide
 
 // ---------------------------------------------------------------- reader
 
-Rgb24Video read_y4m(const std::string& path) {
-    std::FILE* f = std::fopen(path.c_str(), "rb");
-    if (!f) fail("video", "cannot read video ", path, ": ", std::strerror(errno), "; check the --input path");
-    std::unique_ptr<std::FILE, int (*)(std::FILE*)> guard(f, std::fclose);
-    auto line = [&](const char* what) {
-        std::string s;
-        for (int c; (c = std::fgetc(f)) != '\n';) {
-            if (c == EOF) fail("video", path, ": truncated YUV4MPEG2 ", what);
-            s.push_back(char(c));
-            if (s.size() > 4096) fail("video", path, ": YUV4MPEG2 ", what, " line longer than 4096 bytes");
-        }
-        return s;
-    };
-    const std::string header = line("header");
-    if (header.rfind("YUV4MPEG2", 0) != 0) fail("video", path, " is not a YUV4MPEG2 file (no 'YUV4MPEG2' signature)");
-    Rgb24Video v;
-    v.fps = 0;
+namespace {
+// The stream header of a .y4m: "YUV4MPEG2 W<w> H<h> F<n>:<d> C<chroma> ...". Width and height must
+// be plain decimal numbers in 1..16384 (FFmpeg's own demuxer reports a bad size as an unrelated
+// errno such as "Device or resource busy", so .y4m headers are always checked here first).
+struct Y4mHeader {
+    int64_t width = 0, height = 0;
+    double fps = 0;
     std::string chroma = "420jpeg";
     bool full = false;
+};
+
+Y4mHeader parse_y4m_header(const std::string& header, const std::string& path) {
+    if (header.rfind("YUV4MPEG2", 0) != 0) fail("video", path, " is not a YUV4MPEG2 file (no 'YUV4MPEG2' signature)");
+    Y4mHeader h;
+    bool has_w = false, has_h = false;
+    auto dim = [&](const std::string& tok, const char* what) -> int64_t {
+        const std::string digits = tok.substr(1);
+        const bool ok = !digits.empty() && digits.size() <= 5 &&
+                        std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
+        const int64_t v = ok ? std::atoll(digits.c_str()) : 0;
+        if (!ok || v < 1 || v > 16384)
+            fail("video", path, ": YUV4MPEG2 ", what, " \"", tok.substr(0, 24), "\" is not a number in 1..16384; ",
+                 "the file is corrupt: re-export it (e.g. ffmpeg -i in.mp4 -pix_fmt yuv444p out.y4m)");
+        return v;
+    };
     for (size_t p = 9; p < header.size();) {
         while (p < header.size() && header[p] == ' ') ++p;
         const size_t e = std::min(header.find(' ', p), header.size());
         const std::string tok = header.substr(p, e - p);
         p = e;
         if (tok.empty()) continue;
-        if (tok[0] == 'W') v.width = std::atoll(tok.c_str() + 1);
-        if (tok[0] == 'H') v.height = std::atoll(tok.c_str() + 1);
-        if (tok[0] == 'C') chroma = tok.substr(1);
+        if (tok[0] == 'W') h.width = dim(tok, "width"), has_w = true;
+        if (tok[0] == 'H') h.height = dim(tok, "height"), has_h = true;
+        if (tok[0] == 'C') h.chroma = tok.substr(1);
         if (tok[0] == 'F') {
             const double num = std::atof(tok.c_str() + 1);
             const size_t colon = tok.find(':');
             const double den = colon == std::string::npos ? 1 : std::atof(tok.c_str() + colon + 1);
-            v.fps = den > 0 ? num / den : 0;
+            h.fps = den > 0 && std::isfinite(num / den) && num / den > 0 ? num / den : 0;
         }
-        if (tok == "XCOLORRANGE=FULL") full = true;
+        if (tok == "XCOLORRANGE=FULL") h.full = true;
     }
-    if (v.width < 1 || v.height < 1 || v.width > 16384 || v.height > 16384)
-        fail("video", path, ": YUV4MPEG2 size ", v.width, "x", v.height, " is missing or out of range");
+    if (!has_w || !has_h)
+        fail("video", path, ": the YUV4MPEG2 header has no ", has_w ? "height (H)" : "width (W)",
+             "; the file is corrupt: re-export it");
+    return h;
+}
+
+std::string read_header_line(std::FILE* f, const std::string& path, const char* what) {
+    std::string s;
+    for (int c; (c = std::fgetc(f)) != '\n';) {
+        if (c == EOF) fail("video", path, ": truncated YUV4MPEG2 ", what);
+        s.push_back(char(c));
+        if (s.size() > 4096) fail("video", path, ": YUV4MPEG2 ", what, " line longer than 4096 bytes");
+    }
+    return s;
+}
+}  // namespace
+
+Rgb24Video read_y4m(const std::string& path, int64_t max_frames) {
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f) fail("video", "cannot read video ", path, ": ", std::strerror(errno), "; check the --input path");
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> guard(f, std::fclose);
+    auto line = [&](const char* what) { return read_header_line(f, path, what); };
+    const Y4mHeader hd = parse_y4m_header(line("header"), path);
+    Rgb24Video v;
+    v.fps = hd.fps;
+    v.width = hd.width;
+    v.height = hd.height;
+    const std::string chroma = hd.chroma;
+    const bool full = hd.full;
     int sx = 2, sy = 2;  // chroma subsampling
     if (chroma == "444") sx = sy = 1;
     else if (chroma == "422") sx = 2, sy = 1;
@@ -476,7 +499,7 @@ Rgb24Video read_y4m(const std::string& path) {
     std::vector<uint8_t> buf(frame_bytes);
     // BT.601: the writer's matrix inverted (limited range: Y 16…235, C 16…240).
     const double ky = full ? 1.0 : 255.0 / 219.0, kc = full ? 1.0 : 255.0 / 224.0, y0 = full ? 0 : 16;
-    while (true) {
+    while (max_frames <= 0 || v.frames < max_frames) {
         const int c = std::fgetc(f);
         if (c == EOF) break;
         std::ungetc(c, f);
@@ -514,10 +537,16 @@ struct InputCtx {
 };
 }  // namespace
 
-Rgb24Video read_video(const std::string& path) {
+Rgb24Video read_video(const std::string& path, int64_t max_frames) {
     quiet_ffmpeg();
     WANRT_CHECK(fs::is_regular_file(path), "video", "cannot read video ", path,
                 ": no such file; check the --input path");
+    if (lower_ext(path) == ".y4m") {  // a bad size gets its own message, not FFmpeg's errno
+        std::FILE* f = std::fopen(path.c_str(), "rb");
+        if (!f) fail("video", "cannot read video ", path, ": ", std::strerror(errno), "; check the --input path");
+        std::unique_ptr<std::FILE, int (*)(std::FILE*)> guard(f, std::fclose);
+        parse_y4m_header(read_header_line(f, path, "header"), path);
+    }
     InputCtx ic;
     int rc = avformat_open_input(&ic.p, path.c_str(), nullptr, nullptr);
     if (rc < 0) fail("video", "cannot open video ", path, ": ", av_err(rc));
@@ -545,6 +574,7 @@ Rgb24Video read_video(const std::string& path) {
     Packet pkt;
 
     auto take = [&](AVFrame* fr_) {
+        if (max_frames > 0 && out.frames >= max_frames) return;  // past --max_frames: not kept
         if (out.frames == 0) {
             out.width = fr_->width;
             out.height = fr_->height;
@@ -589,7 +619,8 @@ Rgb24Video read_video(const std::string& path) {
             av_frame_unref(frame.p);
         }
     };
-    while ((rc = av_read_frame(ic.p, pkt.p)) >= 0) {
+    bool enough = false;  // max_frames decoded: stop reading (the memory stays bounded by it)
+    while (!enough && (rc = av_read_frame(ic.p, pkt.p)) >= 0) {
         if (pkt.p->stream_index == si) {
             int r = avcodec_send_packet(cc.p, pkt.p);
             if (r == AVERROR(EAGAIN)) {  // decoder full: take its frames, then resend
@@ -603,17 +634,20 @@ Rgb24Video read_video(const std::string& path) {
             drain();
         }
         av_packet_unref(pkt.p);
+        enough = max_frames > 0 && out.frames >= max_frames;
     }
-    if (rc != AVERROR_EOF) fail("video", "reading ", path, " failed: ", av_err(rc));
-    avcodec_send_packet(cc.p, nullptr);
-    drain();
+    if (!enough) {
+        if (rc != AVERROR_EOF) fail("video", "reading ", path, " failed: ", av_err(rc));
+        avcodec_send_packet(cc.p, nullptr);
+        drain();
+    }
     WANRT_CHECK(out.frames > 0, "video", path, " holds no video frames");
     return out;
 }
 
 #else
-Rgb24Video read_video(const std::string& path) {
-    if (lower_ext(path) == ".y4m") return read_y4m(path);
+Rgb24Video read_video(const std::string& path, int64_t max_frames) {
+    if (lower_ext(path) == ".y4m") return read_y4m(path, max_frames);
     no_ffmpeg(path);
 }
 #endif  // WANRT_HAVE_FFMPEG

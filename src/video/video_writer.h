@@ -65,8 +65,9 @@ std::vector<std::string> write_video(const std::string& path, const Rgb24Video& 
 
 // Decodes every frame of a video (any format libavformat opens: mp4, y4m, png, …) to RGB24.
 // fps is the stream's average frame rate (0 if unknown). Without FFmpeg (-DWANRT_FFMPEG=OFF) only
-// .y4m is read, by read_y4m.
-Rgb24Video read_video(const std::string& path);
+// .y4m is read, by read_y4m. max_frames > 0: decoding stops after that many frames, so the memory
+// held is bounded by it (`wanrt stream --max_frames`), not by the file's length.
+Rgb24Video read_video(const std::string& path, int64_t max_frames = 0);
 
 // One picture for the image-conditioned tasks (`generate --image`): PNG, JPEG, WebP (any still image
 // FFmpeg's decoders read), converted to RGB as PIL's Image.open(...).convert("RGB") does for the
@@ -79,8 +80,9 @@ Rgb24Video read_image(const std::string& path);
 
 // Our own YUV4MPEG2 reader (no FFmpeg): 8-bit C444, C420 (jpeg, mpeg2, paldv: chroma replicated
 // 2×2, siting ignored), C422 and Cmono, BT.601, limited range unless XCOLORRANGE=FULL; the inverse
-// of the writer's matrix, rounded. Errors name the file and what is unsupported (e.g. 10-bit).
-Rgb24Video read_y4m(const std::string& path);
+// of the writer's matrix, rounded. Errors name the file and what is unsupported (e.g. 10-bit), and a
+// width or height that is not a plain number in 1..16384. max_frames as read_video.
+Rgb24Video read_y4m(const std::string& path, int64_t max_frames = 0);
 
 // [F, H, W, 3] uint8 → [3, F, H, W] f32 in [-1, 1] (x/255·2 − 1) on the given backend; the
 // inverse of video_to_rgb24 up to its truncation.
