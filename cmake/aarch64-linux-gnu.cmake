@@ -24,6 +24,7 @@ set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE BOTH)
 # pkg-config must not hand out the amd64 .pc files.
 set(ENV{PKG_CONFIG_LIBDIR} /usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig)
 # Test binaries (and gtest's discovery at build time) run through qemu-user with the target's
-# loader and libraries.
+# loader and libraries. OpenBLAS on one thread: its thread start-up spins without end under
+# qemu-user (a one-element cblas_sgemm did not return in 60 s with the default thread count).
 find_program(WANRT_QEMU_AARCH64 NAMES qemu-aarch64-static qemu-aarch64 REQUIRED)
-set(CMAKE_CROSSCOMPILING_EMULATOR ${WANRT_QEMU_AARCH64} -L /usr/aarch64-linux-gnu)
+set(CMAKE_CROSSCOMPILING_EMULATOR /usr/bin/env OPENBLAS_NUM_THREADS=1 ${WANRT_QEMU_AARCH64} -L /usr/aarch64-linux-gnu)

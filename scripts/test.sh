@@ -50,7 +50,7 @@ job_arm64() {
   # The subset that finishes under qemu-user in minutes: every kernel against its float64
   # reference, the file formats, and golden models small enough to emulate.
   ctest --test-dir build-arm64 --output-on-failure -j "$NPROC" --timeout 900 \
-        -L "${WANRT_ARM64_TESTS:-^test_(ops|conv|backend_ops|safetensors|pth|gguf|schedulers|clean|video)$}"
+        -L "${WANRT_ARM64_TESTS:-^test_(ops|conv|dtype|backend_ops|safetensors|pth|gguf|schedulers|clean|video)$}"
 }
 
 failed=()
