@@ -24,16 +24,17 @@
 
 namespace wanrt::fuzz {
 
-// This process's folder, made on first use and removed at exit.
+// This process's folder, made on first use and removed at exit. The string lives on the heap,
+// never freed: the exit handler runs after static destructors would have freed a static string.
 inline const std::string& work_dir() {
-    static const std::string dir = [] {
+    static const std::string* dir = [] {
         const char* t = std::getenv("TMPDIR");
-        std::string d = std::string(t && *t ? t : "/tmp") + "/wanrt-fuzz-" + std::to_string(getpid());
-        std::filesystem::create_directories(d);
+        auto* d = new std::string(std::string(t && *t ? t : "/tmp") + "/wanrt-fuzz-" + std::to_string(getpid()));
+        std::filesystem::create_directories(*d);
         std::atexit([] { std::error_code ec; std::filesystem::remove_all(work_dir(), ec); });
         return d;
     }();
-    return dir;
+    return *dir;
 }
 
 // Writes bytes to work_dir()/name (replacing it) and returns the path.
