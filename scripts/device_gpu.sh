@@ -26,7 +26,7 @@ cd "$ROOT"
 if [[ "${1:-}" == "stage" ]]; then  # dev machine: copy binaries and host libraries into .devcarry
     BUILD=${BUILD:-build-cuda}
     rm -rf .devcarry && mkdir -p .devcarry/bin
-    TESTS="test_backend_ops test_cuda_ops_gpu test_cuda_perf_gpu test_dit_gpu test_causal test_stream test_vae test_clip test_pipeline_i2v test_pipeline_flf2v"
+    TESTS="test_backend_ops test_cuda_ops_gpu test_cuda_perf_gpu test_dit_gpu test_causal test_stream test_vae test_vae_tiled test_step_cache test_clip test_pipeline_i2v test_pipeline_flf2v"
     # The I2V chain fixtures travel only in their opt-in stage (see the top of the file).
     I2V_FIXTURES="pipeline_i2v.safetensors pipeline_flf2v.safetensors"
     case ${STAGE_FIXTURES:-default} in
@@ -142,11 +142,12 @@ for s in "${steps[@]}"; do
                 echo "rc=$?" >> "$OUT/$t.log"
                 grep -E "FAILED|PASSED|rc=" "$OUT/$t.log" | tail -6 | tee -a "$OUT/summary.txt"
             done ;;
-        vae-golden)  # the VAE goldens (encode, decode, pipeline decode) on the GPU
-            log "test_vae goldens on cuda"
+        vae-golden)  # the VAE goldens (encode, decode, pipeline decode, half-precision convs, tiling) on the GPU
+            log "test_vae goldens + test_vae_tiled on cuda"
             WANRT_TEST_DEVICE=cuda timeout 240 $BIN/test_vae --gtest_filter='VaeGolden.*' \
                 > "$OUT/test_vae.log" 2>&1; echo "rc=$?" >> "$OUT/test_vae.log"
-            grep -E "golden|FAILED|PASSED|rc=" "$OUT/test_vae.log" | tail -10 | tee -a "$OUT/summary.txt" ;;
+            WANRT_TEST_DEVICE=cuda timeout 240 $BIN/test_vae_tiled >> "$OUT/test_vae.log" 2>&1; echo "rc=$?" >> "$OUT/test_vae.log"
+            grep -E "golden|tiled|FAILED|PASSED|rc=" "$OUT/test_vae.log" | tail -16 | tee -a "$OUT/summary.txt" ;;
         bench-causal)  # issue 6's table: causal DiT cases with per-op breakdown, then streaming V2V
             log "bench causal"
             timeout 300 $BIN/wanrt bench causal --device cuda --v2v ${CAUSAL_ARGS:-} --json "$OUT/bench_causal.json" \

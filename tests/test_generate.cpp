@@ -291,3 +291,21 @@ TEST_F(Generate, CausalBadInputIsOneLineExitOneNoFile) {
 }
 
 }  // namespace wanrt::test
+
+namespace wanrt::test {
+// --vae_tile: a bad value fails before any work, one line; a tiled decode (64×48 in 32-pixel tiles)
+// writes a video of the same size that differs from the untiled one (the tiled path ran).
+TEST_F(Generate, VaeTileFlag) {
+    const std::string a = (root_ / "untiled.y4m").string(), b = (root_ / "tiled.y4m").string();
+    CliRun bad = wanrt("generate --ckpt_dir " + folder_ + kSmall + " --vae_tile 30 --save_file " + b);
+    EXPECT_EQ(bad.code, 1) << bad.out;
+    EXPECT_NE(bad.out.find("--vae_tile"), std::string::npos) << bad.out;
+    EXPECT_FALSE(fs::exists(b));
+    ASSERT_EQ(wanrt("generate --ckpt_dir " + folder_ + kSmall + " --base_seed 3 --save_file " + a).code, 0);
+    CliRun r = wanrt("generate --ckpt_dir " + folder_ + kSmall + " --base_seed 3 --vae_tile 32:16 --save_file " + b);
+    ASSERT_EQ(r.code, 0) << r.out;
+    const std::string va = read_file(a), vb = read_file(b);
+    EXPECT_EQ(va.size(), vb.size());
+    EXPECT_NE(va, vb);
+}
+}  // namespace wanrt::test

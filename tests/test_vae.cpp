@@ -104,10 +104,11 @@ Shape drop_batch(Shape s) {
 }
 
 void golden(const std::shared_ptr<TensorSource>& weights, const char* label, DType conv_dtype = DType::F32,
-            double tol = golden_tol()) {
+            double tol = golden_tol(), bool split_frames = true) {
     auto fx = test::open_fixture("vae.safetensors");
     VaeConfig cfg = VaeConfig::from_json(fx->metadata().at("config"));
     cfg.conv_dtype = conv_dtype;
+    cfg.split_frames = split_frames;
     auto be = golden_backend();
     auto vae = WanVae::load(weights, cfg, be);
 
@@ -169,6 +170,11 @@ TEST(VaeGolden, WeightsFromSafetensors) {
 }
 TEST(VaeGolden, WeightsFromPth) {
     golden(open_pth(fixture("vae_weights.pth")), "pth");
+}
+// The highest-resolution layers one frame at a time (the default) or in whole chunks: both the
+// reference's result.
+TEST(VaeGolden, WholeChunks) {
+    golden(weights_only(open_safetensors(fixture("vae.safetensors"))), "whole chunks", DType::F32, golden_tol(), false);
 }
 // Half-precision convs (VaeConfig::conv_dtype): on the CPU only the weights are rounded; CUDA also
 // rounds each conv's input and output. The printed errors are the figures docs/perf.md quotes.

@@ -26,7 +26,7 @@ namespace wanrt::cli {
 namespace {
 
 struct Opts {
-    std::string model = "t2v-1.3B", cases = "block3_kv21,frame1_kv6,batch2_kv6";
+    std::string model = "t2v-1.3B", cases = "block3_kv21,frame1_kv6,batch2_kv6", vae_dtype = "f32";
     int layers = 0, height = 480, width = 832, chunks = 12;
     bool profile = true, v2v = false;
     std::vector<double> steps{700, 500};
@@ -121,6 +121,7 @@ void run(const Opts& o) {
         // Streaming V2V: chunk 0 (5 frames) and 3 more warm the pipeline and fill the stream batch,
         // then `chunks` 4-frame chunks are timed wall to wall.
         VaeConfig vc;
+        vc.conv_dtype = parse_float_dtype("--vae_dtype", o.vae_dtype);
         auto vae = WanVae::load(synthetic_vae_weights(vc, 3), vc, base);
         auto vmodel = std::make_shared<CausalDitModel>(std::make_shared<DitModel>(cfg, synth_dit_memory(cfg, DType::BF16, 1), *base));
         StreamOptions so;
@@ -162,6 +163,8 @@ void setup(CLI::App& bench) {
     c->add_option("--model", o->model, "Synthetic model widths: t2v-1.3B, t2v-14B")->capture_default_str();
     c->add_option("--layers", o->layers, "Blocks (0 = all of the preset)")->capture_default_str();
     c->add_option("--height", o->height, "Pixel height")->capture_default_str();
+    c->add_option("--vae_dtype", o->vae_dtype, "--v2v: VAE conv precision, f32 (TF32 on CUDA), f16 or bf16")
+        ->capture_default_str();
     c->add_option("--width", o->width, "Pixel width")->capture_default_str();
     c->add_option("--cases", o->cases, "Comma-separated DiT cases (empty = none)")->capture_default_str();
     c->add_flag("--v2v", o->v2v, "Also time streaming V2V end to end (full-size random VAE)");

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "models/dit.h"
+#include "pipeline/diffusers_folder.h"
 #include "models/synth.h"
 #include "ops/ops.h"
 #include "runtime/device.h"
@@ -41,7 +42,9 @@ void run(const Opts& o) {
     std::shared_ptr<TensorSource> src;
     std::string what;
     if (!o.ckpt_dir.empty()) {
-        DitCheckpoint ck = open_dit_checkpoint(o.ckpt_dir);
+        DitCheckpoint ck = is_diffusers_folder(o.ckpt_dir)  // diffusers layout: its transformer/
+                               ? open_diffusers_transformer(scan_diffusers_folder(o.ckpt_dir))
+                               : open_dit_checkpoint(o.ckpt_dir);
         cfg = ck.config;
         src = ck.weights;
         what = o.ckpt_dir;

@@ -9,13 +9,14 @@
 #include "core/error.h"
 #include "pipeline/demo.h"
 #include "pipeline/model_folder.h"
+#include "pipeline/step_cache.h"
 
 namespace wanrt::cli {
 
 namespace {
 
 struct Opts {
-    std::string ckpt_dir, solver = "unipc", prompt = "A cat walks on the grass, realistic style.";
+    std::string ckpt_dir, solver = "unipc", prompt = "A cat walks on the grass, realistic style.", cache;
     int width = 256, height = 256, frames = 17, steps = 4;
     RunOpts run{"auto", "", 0, 1, 0};
 };
@@ -29,6 +30,10 @@ void run(const Opts& o) {
     opt.sample_steps = o.steps;
     opt.solver = o.solver;
     if (o.steps < 1) fail("bench", "--sample_steps must be at least 1");
+    if (!o.cache.empty()) {
+        const StepCacheConfig cc = StepCacheConfig::parse(o.cache);
+        if (cc.method != CacheMethod::None) opt.cache = std::make_shared<StepCache>(cc);
+    }
     T2VModelParts m = o.ckpt_dir.empty() ? T2VModelParts{} : open_model_folder(o.ckpt_dir);
     if (o.ckpt_dir.empty()) {
         const DemoConfig dc = demo_config();
@@ -67,6 +72,14 @@ void run(const Opts& o) {
                   {"sampler", cat(o.solver, ", ", o.steps, " steps, CFG (2 DiT forwards per step)")},
                   {"text_tokens", cat(ptok, " prompt + ", ntok, " negative")},
                   {"warmup+repeats", cat(o.run.warmup, "+", o.run.repeats)}};
+    if (opt.cache) {  // the last repeat's decisions (every repeat runs seed 42, so they agree)
+        const std::vector<std::string> lines = opt.cache->summary_lines();
+        std::string steps;
+        for (size_t i = 2; i < lines.size(); ++i) steps += (i > 2 ? " " : "") + lines[i];
+        rep.config.push_back({"cache", lines[0]});
+        rep.config.push_back({"cache_calls", lines.size() > 1 ? lines[1] : ""});
+        rep.config.push_back({"cache_steps", steps});
+    }
     rep.rows = {{"tokenize", tok},
                 {"load T5", t5l},
                 {"T5 encode (prompt + negative)", t5e},
@@ -91,6 +104,7 @@ void setup(CLI::App& bench) {
     c->add_option("--sample_steps", o->steps, "Sampling steps")->capture_default_str();
     c->add_option("--sample_solver", o->solver, "unipc, dpm++ or euler")->capture_default_str();
     c->add_option("--prompt", o->prompt, "Prompt")->capture_default_str();
+    c->add_option("--cache", o->cache, "Step caching, as generate --cache (teacache[:THRESH], magcache, easycache)");
     add_run_options(c, o->run);
     c->callback([o] { run(*o); });
 }

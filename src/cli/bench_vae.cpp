@@ -2,6 +2,7 @@
 // widths (dim 96) and random weights by default, or a checkpoint (.pth / .safetensors). Reports the
 // process's peak resident memory too (decode memory is O(1) in the number of frames).
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -21,10 +22,10 @@ namespace wanrt::cli {
 namespace {
 
 struct Opts {
-    std::string checkpoint, config_json, mode = "both", conv_dtype = "f32";
+    std::string checkpoint, config_json, mode = "both", conv_dtype = "f32", tile = "off";
     int height = 128, width = 128, latent_frames = 2;
     int64_t dim = 96, num_res_blocks = 2;
-    bool profile = false;
+    bool profile = false, tile_compare = false, whole_chunks = false;
     RunOpts run{"cpu", "", 1, 3, 0};
 };
 
@@ -49,6 +50,7 @@ void run(const Opts& o) {
         cfg.num_res_blocks = o.num_res_blocks;
     }
     cfg.conv_dtype = parse_float_dtype("--conv_dtype", o.conv_dtype);
+    cfg.split_frames = !o.whole_chunks;
     cfg.validate();
     auto base = make_backend(o.run.device, o.run.threads);
     std::shared_ptr<Backend> be = base;
@@ -61,6 +63,8 @@ void run(const Opts& o) {
     }
     const auto t0 = std::chrono::steady_clock::now();
     auto vae = WanVae::load(weights, cfg, be);
+    const VaeTiling tiling = VaeTiling::parse(o.tile);
+    vae->set_tiling(tiling);
     const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 
     const int64_t f = cfg.spatial_factor();
@@ -73,10 +77,11 @@ void run(const Opts& o) {
     rep.device = base->description();
     rep.config = {{"weights", o.checkpoint.empty() ? "random (seed 1234)" : o.checkpoint},
                   {"config", cat("dim ", cfg.dim, ", z_dim ", cfg.z_dim, ", num_res_blocks ", cfg.num_res_blocks, ", ",
-                                 dtype_name(cfg.conv_dtype), " convs")},
+                                 dtype_name(cfg.conv_dtype), " convs", cfg.split_frames ? "" : ", whole chunks")},
                   {"video", shape_str(vshape)},
                   {"latent", shape_str(zshape)},
                   {"load_ms", cat(load_ms)},
+                  {"tiling", tiling.enabled() ? cat(tiling.tile, " px tiles every ", tiling.stride_px(), " px") : "off"},
                   {"warmup+repeats", cat(o.run.warmup, "+", o.run.repeats)}};
     // Per-op breakdown of one more call (synchronised after each op), after the timed ones.
     auto profile_rows = [&](const std::string& what, const std::function<void()>& fn) {
@@ -101,17 +106,41 @@ void run(const Opts& o) {
         profile_rows("stream encode", [&] { enc.push(four); });
         profile_rows("stream decode", [&] { dec.push(z); });
     }
+    // Peak device memory of one direction (backends that track it), inputs and weights included.
+    auto peak_row = [&](const std::string& what) {
+        if (const MemoryStats mem = base->memory_stats(); mem.reserved > 0)
+            rep.config.push_back({cat(what, " peak memory"), cat(double(mem.peak) / double(1 << 30), " GiB")});
+    };
+    // --tile_compare: the tiled result against the untiled one (which must fit in memory).
+    auto compare_untiled = [&](const std::string& what, const Tensor& tiled, const std::function<Tensor()>& fn) {
+        if (!o.tile_compare || !tiling.enabled()) return;
+        vae->set_tiling({});
+        const std::vector<float> a = ops::to_host_f32(tiled), b = ops::to_host_f32(fn());
+        vae->set_tiling(tiling);
+        double num = 0, den = 0, mx = 0;
+        for (size_t i = 0; i < a.size(); ++i) {
+            const double d = double(a[i]) - double(b[i]);
+            num += d * d, den += double(b[i]) * b[i], mx = std::max(mx, std::fabs(d));
+        }
+        rep.config.push_back({cat(what, " tiled vs untiled"), cat("rel-L2 ", std::sqrt(num / std::max(den, 1e-300)), ", max abs ", mx)});
+    };
     if (o.mode != "decode" && o.mode != "stream") {
         Tensor video = random_input(*be, vshape, 1);
+        base->reset_peak_memory();
         rep.rows.push_back(
             {cat("encode ", T, " frames"), time_repeats(*be, o.run.warmup, o.run.repeats, [&] { vae->encode(video); }), 0});
+        peak_row("encode");
         profile_rows("encode", [&] { vae->encode(video); });
+        compare_untiled("encode", vae->encode(video), [&] { return vae->encode(video); });
     }
     if (o.mode != "encode" && o.mode != "stream") {
         Tensor z = random_input(*be, zshape, 2);
+        base->reset_peak_memory();
         rep.rows.push_back({cat("decode ", o.latent_frames, " latent frames"),
                             time_repeats(*be, o.run.warmup, o.run.repeats, [&] { vae->decode(z); }), 0});
+        peak_row("decode");
         profile_rows("decode", [&] { vae->decode(z); });
+        compare_untiled("decode", vae->decode(z), [&] { return vae->decode(z); });
     }
     rep.config.push_back({"peak_rss_gib", cat(peak_rss_gib())});
     rep.print();
@@ -136,6 +165,11 @@ void setup(CLI::App& bench) {
     c->add_option("--checkpoint", o->checkpoint, "Wan2.1_VAE.pth or a .safetensors of the same names");
     c->add_option("--conv_dtype", o->conv_dtype, "Conv precision: f32 (TF32 on CUDA), f16 or bf16")
         ->capture_default_str();
+    c->add_option("--tile", o->tile, "Spatial tiling: off, N or N:S (tile and stride in pixels, e.g. 256:192)")
+        ->capture_default_str();
+    c->add_flag("--whole_chunks", o->whole_chunks,
+                "Run the full-resolution layers on whole 4-frame chunks instead of frame by frame (same result, more memory)");
+    c->add_flag("--tile_compare", o->tile_compare, "With --tile: also report the difference from the untiled result");
     add_run_options(c, o->run);
     c->callback([o] { run(*o); });
 }

@@ -52,6 +52,7 @@
 #include "ops/ops.h"
 #include "pipeline/demo.h"
 #include "pipeline/generate.h"
+#include "pipeline/step_cache.h"
 #include "runtime/device.h"
 #include "sched/scheduler.h"
 #include "video/video_writer.h"
@@ -80,7 +81,8 @@ const char* const kExampleFLF2VPrompt =
 
 struct Opts {
     std::string task, size, solver = "unipc", prompt, neg_prompt, ckpt_dir, save_file, device = "auto", image;
-    std::string first_frame, last_frame;
+    std::string first_frame, last_frame, vae_tile = "off";
+    std::string cache;  // --cache (pipeline/step_cache.h)
     CLI::Option *o_first = nullptr, *o_last = nullptr;
     int64_t frame_num = 0;
     int sample_steps = 0, threads = 0;
@@ -255,6 +257,7 @@ struct Plan {
     bool flf2v = false;               // first-last-frame: req.last_frame from `last_picture` too
     Rgb24Video picture, last_picture;
     I2VSize video_size;               // i2v, flf2v: the video's size from the (first) picture and max_area
+    VaeTiling vae_tiling;             // --vae_tile, applied to the model's VAE config once it exists
 };
 
 // Refuses the flags of the other mode (--causal or not).
@@ -387,6 +390,12 @@ T2VOptions resolve_options(Opts& o, Plan& p) {
     WANRT_CHECK(o.solver == "unipc" || o.solver == "dpm++" || o.solver == "euler", "generate", "unknown --sample_solver \"",
                 o.solver, "\"; use unipc (official default), dpm++ or euler");
     opt.solver = o.solver;
+    if (!o.cache.empty()) {
+        const StepCacheConfig cc = StepCacheConfig::parse(o.cache);
+        WANRT_CHECK(!causal || cc.method == CacheMethod::None, "generate",
+                    "--cache applies to the CFG denoising loop (t2v, i2v, flf2v); it does not combine with --causal");
+        if (cc.method != CacheMethod::None) opt.cache = std::make_shared<StepCache>(cc);
+    }
     p.sizes = supported_sizes(kind);
     p.odd_size = !p.sizes.empty() && std::find(p.sizes.begin(), p.sizes.end(), o.size) == p.sizes.end();
 
@@ -432,6 +441,7 @@ Plan make_plan(Opts& o) {
     p.req.neg_prompt = o.o_neg->count() && !o.neg_prompt.empty() ? o.neg_prompt : default_neg;
     if (o.save_file.empty()) o.save_file = default_save_file(p.task.name, o.size, o.prompt, t2i);
     check_output_path(o.save_file);
+    p.vae_tiling = VaeTiling::parse(o.vae_tile);
     // The generator file is opened (its header and key names read, no weights) before anything loads.
     if (!o.generator.empty()) {
         std::error_code ec;
@@ -456,6 +466,7 @@ void announce(const Opts& o, Plan& p, Backend& be) {
                      p.flf2v ? "CLIP/flf2v " : p.image_task ? "CLIP/i2v " : "");
         p.model = p.flf2v ? demo_flf2v_model_parts() : p.image_task ? demo_i2v_model_parts() : demo_model_parts();
     }
+    p.model.vae_config.tiling = p.vae_tiling;
     if (p.image_task) {
         Tensor frames = rgb24_to_video(p.picture, be);      // [3, 1, h0, w0]
         p.req.image = ops::contiguous(frames.select(1, 0));  // [3, h0, w0]
@@ -602,6 +613,7 @@ void run(Opts o) {
     using clock = std::chrono::steady_clock;
     const auto t_start = clock::now();
     Plan p = make_plan(o);
+    const std::shared_ptr<StepCache> cache = p.req.opt.cache;  // read after the run (p.req moves)
     auto be = make_backend(o.device, o.threads);
     announce(o, p, *be);
     const bool causal = p.req.causal.has_value(), image = p.image_task;
@@ -611,6 +623,10 @@ void run(Opts o) {
     const std::vector<std::string> files = write_video(o.save_file, r.video);
     const double write_s = std::chrono::duration<double>(clock::now() - t_w).count();
     print_summary(r, causal, image, be->description(), write_s, std::chrono::duration<double>(clock::now() - t_start).count());
+    if (cache) {  // per step: C = DiT computed, R = reused, cond then uncond
+        const std::vector<std::string> lines = cache->summary_lines();
+        for (size_t i = 0; i < lines.size(); ++i) std::fprintf(stderr, "%s%s\n", i ? "                    " : "  cache             ", lines[i].c_str());
+    }
     print_files(files);
 }
 
@@ -645,7 +661,14 @@ void setup(CLI::App& app) {
     o->o_shift = c->add_option("--sample_shift", o->shift,
                                "Flow shift (default 5.0; i2v at 832*480 or 480*832: 3.0; flf2v 16; 8 with --causal)");
     o->o_guide = c->add_option("--sample_guide_scale", o->guide, "Classifier-free guidance scale")->capture_default_str();
+    c->add_option("--cache", o->cache,
+                  "Step caching: teacache[:THRESH][,ret], magcache[:THRESH][,K=N][,retention=R][,ratios=FILE], "
+                  "magcache:calibrate[=FILE], easycache[:THRESH][,ret_steps=N] (default: none)");
     c->add_option("--device", o->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
+    c->add_option("--vae_tile", o->vae_tile,
+                  "VAE in spatial tiles: off (exact), N or N:S pixels (e.g. 256:192, diffusers' default); bounds "
+                  "VAE memory at 720p and beyond")
+        ->capture_default_str();
     c->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
     c->add_flag("--causal", o->causal, "Block-autoregressive generation with a KV cache (CausVid / Self-Forcing), no CFG");
     o->causal_only = {

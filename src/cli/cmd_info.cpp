@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "pipeline/diffusers_folder.h"
 #include "pipeline/model_folder.h"
 #include "text/tokenizer.h"
 
@@ -67,7 +68,61 @@ std::string summarize(const TensorSource& src, int64_t* total = nullptr) {
     return cat(names.size(), " tensors, ", params(n), " parameters, ", d);
 }
 
+// A diffusers folder (model_index.json): the same report per component, tensors under their official names.
+void run_diffusers(const std::string& dir) {
+    const DiffusersFolder f = scan_diffusers_folder(dir);
+    std::printf("model folder %s (diffusers, %s)\n", fs::absolute(dir).string().c_str(), f.pipeline.c_str());
+    DitConfig cfg;
+    try {
+        const DitCheckpoint ck = open_diffusers_transformer(f);
+        cfg = ck.config;
+        std::printf("kind            %s\n", describe_kind(cfg).c_str());
+        std::printf("config          %s (%s)\n", nlohmann::json::parse(cfg.to_json()).dump().c_str(),
+                    ck.config_origin.c_str());
+    } catch (const Error& e) {
+        std::printf("kind            unknown: %s\n", e.what());
+    }
+    for (const ModelPart* p : f.parts()) {
+        std::printf("\n%-15s ", p->role.c_str());
+        if (!p->found()) {
+            std::printf("MISSING (looked for %s and %s in %s)\n", p->looked_for[0].c_str(),
+                        p->looked_for.back().c_str(), dir.c_str());
+            continue;
+        }
+        std::printf("%s, %s\n", fs::relative(p->path, dir).string().c_str(), gb(disk_bytes(*p)).c_str());
+        try {
+            if (p == &f.transformer || p == &f.transformer_2) {
+                const char* sub = p == &f.transformer ? "transformer" : "transformer_2";
+                std::printf("                %s\n", summarize(*open_diffusers_transformer(f, sub).weights).c_str());
+            } else if (p == &f.vae) {
+                const VaeConfig v = diffusers_vae_config(f);
+                std::printf("                %s\n", summarize(*open_diffusers_vae(f)).c_str());
+                std::printf("                Wan VAE: dim %lld, z_dim %lld, %lld residual blocks per stage\n",
+                            (long long)v.dim, (long long)v.z_dim, (long long)v.num_res_blocks);
+            } else if (p == &f.text_encoder) {
+                auto src = open_diffusers_text_encoder(f);
+                std::printf("                %s\n", summarize(*src).c_str());
+                std::printf("                umT5 encoder: %s\n", t5_config_from_source(*src).to_json().c_str());
+            } else if (p == &f.image_encoder) {
+                const ClipVisionConfig c = diffusers_clip_config(f);
+                std::printf("                %s\n", summarize(*open_diffusers_image_encoder(f)).c_str());
+                std::printf("                CLIP ViT: dim %lld, %lld layers, %lld heads\n", (long long)c.dim,
+                            (long long)c.layers, (long long)c.heads);
+            } else if (p == &f.tokenizer) {
+                text::T5Tokenizer tok(p->path);
+                std::printf("                SentencePiece vocabulary of %lld pieces\n", (long long)tok.vocab_size());
+            }
+        } catch (const Error& e) {
+            std::printf("                BROKEN: %s\n", e.what());
+        }
+    }
+    const auto miss = f.missing();
+    std::printf("\n%s\n", miss.empty() ? "complete: `wanrt generate --ckpt_dir DIR` can run it"
+                                        : cat("incomplete: ", miss.size(), " part(s) missing").c_str());
+}
+
 void run(const std::string& dir) {
+    if (is_diffusers_folder(dir)) return run_diffusers(dir);
     const ModelFolder f = scan_model_folder(dir);
     std::printf("model folder %s\n", fs::absolute(dir).string().c_str());
 

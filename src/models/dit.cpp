@@ -120,7 +120,8 @@ int64_t DitModel::tokens_for(const Shape& s) const {
     return (s[1] / cfg_.patch_t) * (s[2] / cfg_.patch_h) * (s[3] / cfg_.patch_w);
 }
 
-std::vector<Tensor> DitModel::forward(const std::vector<DitSample>& batch, int64_t seq_len, const DumpFn& dump) const {
+std::vector<Tensor> DitModel::forward(const std::vector<DitSample>& batch, int64_t seq_len, const DumpFn& dump,
+                                      const DitStackHook* hook) const {
     const DitConfig& c = cfg_;
     const DitWeights& w = *w_;
     const int64_t B = int64_t(batch.size()), D = c.dim;
@@ -234,7 +235,25 @@ std::vector<Tensor> DitModel::forward(const std::vector<DitSample>& batch, int64
         return ops::attention(q, k, v, self_p);
     };
 
-    for (int64_t li = 0; li < c.num_layers; ++li) x = dit_block(c, w.blocks[size_t(li)], li, x, te.e0, attend, in);
+    Tensor reused = hook && hook->reuse ? hook->reuse(te.e, te.e0) : Tensor();
+    if (reused.defined()) {
+        x = ops::add(x, reused);  // x += previous_residual (teacache_forward / magcache_forward)
+    } else {
+        // ori_x = x.clone(): block 0 adds its gated residuals into x in place.
+        Tensor x_in;
+        if (hook && hook->computed) {
+            x_in = be_.empty(DType::F32, x.shape());
+            ops::copy(x, x_in);
+        }
+        for (int64_t li = 0; li < c.num_layers; ++li) x = dit_block(c, w.blocks[size_t(li)], li, x, te.e0, attend, in);
+        if (hook && hook->computed) {
+            Tensor residual = be_.empty(DType::F32, x.shape());  // [B, seq_len, D] = x − ori_x
+            const Tensor* parts[2] = {&x, &x_in};
+            const float coef[2] = {1.0f, -1.0f};
+            ops::lincomb(parts, coef, 2, residual);
+            hook->computed(residual);
+        }
+    }
     Tensor out = dit_head(c, w, x, te.e, in.group_tokens);  // [B, seq_len, out_dim·patch]
 
     std::vector<Tensor> ys;

@@ -7,6 +7,7 @@
 // matrices used in place.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -77,6 +78,15 @@ std::vector<double> sinusoidal_embedding_f64(const std::vector<double>& pos, int
 struct DitBlockWeights;
 struct DitWeights;
 
+// Step caching's hook on the block stack (pipeline/step_cache.h). Before the blocks run, reuse(e, e0)
+// gets the time embedding e [G, D] and e0 [G, 6, D] and may return a residual [B, seq_len, D]: it is
+// added to the block-stack input instead of running the blocks (TeaCache, MagCache). When the blocks
+// ran, computed(residual) receives their output − input [B, seq_len, D].
+struct DitStackHook {
+    std::function<Tensor(const Tensor& e, const Tensor& e0)> reuse;
+    std::function<void(const Tensor& residual)> computed;
+};
+
 class DitModel {
 public:
     // Loads from a tensor source (official key names under prefix) with strict checks.
@@ -93,7 +103,7 @@ public:
     // [B, text_len, D], and per block (dit_block.h) blk.N.self_attn.out, blk.N.cross_attn.out,
     // blk.N.ffn.out and block{N}_out [B, seq_len, D].
     std::vector<Tensor> forward(const std::vector<DitSample>& batch, int64_t seq_len,
-                                const DumpFn& dump = nullptr) const;
+                                const DumpFn& dump = nullptr, const DitStackHook* hook = nullptr) const;
 
     // Token count of a latent [C, F, H, W] for this model's patch.
     int64_t tokens_for(const Shape& latent) const;

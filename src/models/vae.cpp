@@ -6,6 +6,7 @@
 #include "models/vae.h"
 
 #include <cmath>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -37,6 +38,7 @@ void VaeConfig::validate() const {
     WANRT_CHECK(num_res_blocks >= 1, "vae", "config num_res_blocks must be ≥ 1, got ", num_res_blocks);
     WANRT_CHECK(conv_dtype == DType::F32 || conv_dtype == DType::F16 || conv_dtype == DType::BF16, "vae",
                 "conv precision ", dtype_name(conv_dtype), " is not one of f32, f16, bf16");
+    tiling.validate(spatial_factor());
 }
 
 VaeConfig VaeConfig::from_json(const std::string& text) {
@@ -319,19 +321,64 @@ Tensor layer_forward(const Layer& l, const Tensor& x, VaeFeatCache& fc) {
     return {};
 }
 
-// Encoder3d.forward / Decoder3d.forward on one chunk.
-Tensor coder_forward(const Coder& m, const Tensor& x_in, VaeFeatCache& fc) {
+// Runs fn on x one frame at a time, the cache cursor restarted for each, and joins the results in
+// time. Exact: the layers it wraps are causal convs with per-frame caches or per-frame (spatial)
+// ops, so frame t sees the same inputs as inside the whole chunk; what changes is that their
+// full-resolution activations exist for one frame instead of four (the VAE's memory peak).
+Tensor per_frame(const Tensor& x, VaeFeatCache& fc, const std::function<Tensor(const Tensor&)>& fn) {
+    const int64_t T = x.size(1);
+    if (T == 1) return fn(x);
+    const size_t idx0 = fc.idx;
+    Tensor out;
+    for (int64_t t = 0; t < T; ++t) {
+        fc.idx = idx0;
+        Tensor y = fn(x.slice(1, t, t + 1));  // [C', n, H', W']
+        if (!out.defined()) out = x.backend()->empty(DType::F32, {y.size(0), T * y.size(1), y.size(2), y.size(3)});
+        ops::copy(y, out.slice(1, t * y.size(1), (t + 1) * y.size(1)));
+    }
+    return out;
+}
+
+// Encoder3d.forward / Decoder3d.forward on one chunk. With split_frames the layers at the highest
+// resolutions — the encoder's before its first temporal downsample, the decoder's after its last
+// temporal upsample — run frame by frame (per_frame).
+Tensor coder_forward(const Coder& m, const Tensor& x_in, VaeFeatCache& fc, bool split_frames) {
     fc.idx = 0;
-    Tensor x = cached_conv(m.conv1, x_in, fc);
-    if (!m.decoder)
-        for (const Layer& l : m.body) x = layer_forward(l, x, fc);
+    auto is = [](const Layer& l, ResampleMode mode) { return l.kind == Layer::Resamp && l.rs.mode == mode; };
+    size_t k = 0;  // encoder: first Down3d layer; decoder: one past the last Up3d layer
+    if (m.decoder) {
+        for (size_t i = 0; i < m.body.size(); ++i)
+            if (is(m.body[i], ResampleMode::Up3d)) k = i + 1;
+    } else {
+        while (k < m.body.size() && !is(m.body[k], ResampleMode::Down3d)) ++k;
+    }
+    if (!split_frames) k = m.decoder ? m.body.size() : 0;
+    auto layers = [&](Tensor x, size_t from, size_t to) {
+        for (size_t i = from; i < to; ++i) x = layer_forward(m.body[i], x, fc);
+        return x;
+    };
+    Tensor x;
+    if (!m.decoder) {
+        auto head = [&](const Tensor& f) { return layers(cached_conv(m.conv1, f, fc), 0, k); };
+        x = split_frames ? per_frame(x_in, fc, head) : head(x_in);
+        x = layers(x, k, m.body.size());
+    } else {
+        x = cached_conv(m.conv1, x_in, fc);
+    }
     x = res_forward(m.mid0, x, fc);
     x = attn_forward(m.mid1, x);
     x = res_forward(m.mid2, x, fc);
-    if (m.decoder)
-        for (const Layer& l : m.body) x = layer_forward(l, x, fc);
-    x = ops::channel_rms_norm(x, m.head_gamma, Activation::Silu);
-    return cached_conv(m.head, x, fc);
+    if (!m.decoder) {
+        x = ops::channel_rms_norm(x, m.head_gamma, Activation::Silu);
+        return cached_conv(m.head, x, fc);
+    }
+    x = layers(x, 0, k);
+    auto tail = [&](const Tensor& f) {
+        Tensor y = layers(f, k, m.body.size());
+        y = ops::channel_rms_norm(y, m.head_gamma, Activation::Silu);
+        return cached_conv(m.head, y, fc);
+    };
+    return split_frames ? per_frame(x, fc, tail) : tail(x);
 }
 
 std::string nearest_frames(int64_t T) {
@@ -401,8 +448,27 @@ void WanVae::check_latent(const Shape& s) const {
     WANRT_CHECK(s[1] >= 1 && s[2] >= 1 && s[3] >= 1, "vae", "latent ", shape_str(s), " is empty");
 }
 
+void WanVae::set_tiling(const VaeTiling& t) {
+    t.validate(cfg_.spatial_factor());
+    cfg_.tiling = t;
+}
+
 Tensor WanVae::encode(const Tensor& video) const {
     check_video(video.shape());
+    if (cfg_.tiling.applies(video.size(2), video.size(3)))
+        return tiled_encode(video, cfg_.tiling, cfg_.spatial_factor(), [this](const Tensor& v) { return encode_whole(v); });
+    return encode_whole(video);
+}
+
+Tensor WanVae::decode(const Tensor& z) const {
+    check_latent(z.shape());
+    const int64_t f = cfg_.spatial_factor();
+    if (cfg_.tiling.applies(z.size(2) * f, z.size(3) * f))
+        return tiled_decode(z, cfg_.tiling, f, [this](const Tensor& t) { return decode_whole(t); });
+    return decode_whole(z);
+}
+
+Tensor WanVae::encode_whole(const Tensor& video) const {
     // The stream needs a shared_ptr to the model; a non-owning alias keeps this call cheap.
     std::shared_ptr<const WanVae> self(std::shared_ptr<const WanVae>{}, this);
     VaeStreamEncoder enc(self);
@@ -413,8 +479,7 @@ Tensor WanVae::encode(const Tensor& video) const {
     return out.size() == 1 ? out[0] : ops::concat(out, 1);  // latents are small
 }
 
-Tensor WanVae::decode(const Tensor& z) const {
-    check_latent(z.shape());
+Tensor WanVae::decode_whole(const Tensor& z) const {
     std::shared_ptr<const WanVae> self(std::shared_ptr<const WanVae>{}, this);
     VaeStreamDecoder dec(self);
     // Each chunk is copied into the preallocated clip at once, so the decoded frames are held
@@ -461,7 +526,7 @@ Tensor VaeStreamEncoder::push(const Tensor& frames) {
     WANRT_CHECK(frames.backend() == v.be_.get(), "vae",
                 "frames live on another backend than the VAE; upload them first");
     const Tensor x = ops::to_dtype(frames, DType::F32);
-    Tensor out = coder_forward(v.net_->encoder, x, *cache_);  // [2z, t, h, w]
+    Tensor out = coder_forward(v.net_->encoder, x, *cache_, v.cfg_.split_frames);  // [2z, t, h, w]
     out = pointwise(v.net_->conv1, out);
     const int64_t z = v.cfg_.z_dim;
     Tensor mu = out.slice(0, 0, z);  // log-var (channels z..2z) is discarded
@@ -492,7 +557,7 @@ Tensor VaeStreamDecoder::push(const Tensor& latent) {
     Tensor x = ops::to_dtype(latent, DType::F32);
     x = ops::add(ops::mul(x, v.std_), v.mean_);  // z / (1/std) + mean
     x = pointwise(v.net_->conv2, x);
-    Tensor y = coder_forward(v.net_->decoder, x, *cache_);
+    Tensor y = coder_forward(v.net_->decoder, x, *cache_, v.cfg_.split_frames);
     ++frames_;
     h_ = latent.size(2), w_ = latent.size(3);
     return y;

@@ -26,6 +26,7 @@
 
 #include "core/backend.h"
 #include "io/tensor_source.h"
+#include "models/vae_tiled.h"
 
 namespace wanrt {
 
@@ -42,6 +43,11 @@ struct VaeConfig {
     // precision (ops::conv3d). f32 = the official error (TF32 on CUDA); f16/bf16 run CUDA's
     // half-precision tensor-core convolutions, with the error docs/perf.md reports.
     DType conv_dtype = DType::F32;
+    // Not a checkpoint property: run the highest-resolution layers one frame at a time (exact; the
+    // memory peak falls by the chunk length). false = whole chunks, for comparison.
+    bool split_frames = true;
+    // Not a checkpoint property either: spatial tiling of whole-clip encode()/decode() (off = exact).
+    VaeTiling tiling;
 
     // Parses the JSON config of the fixtures / a checkpoint folder ({"dim": 96, "z_dim": 16, ...});
     // missing fields keep the defaults above; bad values → wanrt::Error.
@@ -82,6 +88,11 @@ public:
     Tensor encode(const Tensor& video) const;
     // latent [z_dim, T, h, w] → video [3, 1 + 4(T−1), 8h, 8w] (not clamped).
     Tensor decode(const Tensor& z) const;
+    // Spatial tiling of encode()/decode() for frames larger than one tile (vae_tiled.h): memory
+    // bounded by the tile, results no longer exact. Off by default (VaeConfig::tiling); stream
+    // objects never tile.
+    void set_tiling(const VaeTiling& t);
+    const VaeTiling& tiling() const { return cfg_.tiling; }
 
     // Checks a whole video / latent, throwing the "[vae] ..." errors described above.
     void check_video(const Shape& s) const;
@@ -91,6 +102,8 @@ private:
     friend class VaeStreamEncoder;
     friend class VaeStreamDecoder;
     WanVae() = default;
+    Tensor encode_whole(const Tensor& video) const;
+    Tensor decode_whole(const Tensor& z) const;
     VaeConfig cfg_;
     std::shared_ptr<Backend> be_;
     std::unique_ptr<VaeNet> net_;

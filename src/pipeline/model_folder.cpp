@@ -15,6 +15,7 @@
 #include "core/timer.h"
 #include "io/pth.h"
 #include "io/safetensors.h"
+#include "pipeline/diffusers_folder.h"
 #include "text/tokenizer.h"
 
 namespace wanrt {
@@ -175,6 +176,7 @@ ClipVisionConfig clip_config_from_weights(const TensorSource& src) {
 }
 
 T2VModelParts open_model_folder(const std::string& dir) {
+    if (is_diffusers_folder(dir)) return open_diffusers_folder(dir);  // model_index.json: diffusers layout
     const ModelFolder f = scan_model_folder(dir);
     require_complete(f);
     T2VModelParts m;

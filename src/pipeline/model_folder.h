@@ -96,6 +96,7 @@ struct T2VModelParts {
 };
 
 // Scans, requires completeness, reads config.json and the VAE config. No weights are loaded.
+// A folder with model_index.json is read in diffusers layout (pipeline/diffusers_folder.h).
 T2VModelParts open_model_folder(const std::string& dir);
 
 // The whole staged run: tokenizer → T5 (loaded, both prompts encoded, then freed) → DiT (loaded,

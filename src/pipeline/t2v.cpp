@@ -10,6 +10,7 @@
 #include "core/timer.h"
 #include "ops/clamp.h"
 #include "ops/ops.h"
+#include "pipeline/step_cache.h"
 #include "sched/scheduler.h"
 
 namespace wanrt {
@@ -96,14 +97,20 @@ Tensor cfg_denoise(const DitModel& dit, DitSample cond, DitSample uncond, const 
     const float g = float(opt.guide_scale);
     Tensor x = ops::contiguous(noise);
     const auto t_loop = std::chrono::steady_clock::now();
+    StepCache* cache = opt.cache.get();
+    if (cache) cache->begin(dit.config(), sched->num_steps(), x.shape());
+    // One DiT call (branch 0 = cond, 1 = uncond), through the step cache when there is one.
+    auto dit_call = [&](const DitSample& s, int i, int branch) {
+        return cache ? cache->forward(dit, s, seq_len, i, branch) : dit.forward({s}, seq_len)[0];
+    };
     for (int i = 0; i < sched->num_steps(); ++i) {
         const auto t_step = std::chrono::steady_clock::now();
         // The DiT receives the scheduler's integer timestep (as a float tensor in the model).
         const float t = float(ts[size_t(i)]);
         cond.x = uncond.x = x;
         cond.t = uncond.t = t;
-        Tensor v_c = dit.forward({cond}, seq_len)[0];
-        Tensor v_u = dit.forward({uncond}, seq_len)[0];
+        Tensor v_c = dit_call(cond, i, 0);
+        Tensor v_u = dit_call(uncond, i, 1);
         if (on_preds) on_preds(i, v_c, v_u);
         // noise_pred = u + g·(c − u), one f32 linear combination.
         Tensor v = dit.backend().empty(DType::F32, v_u.shape());

@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -31,10 +32,15 @@
 
 namespace wanrt {
 
+class StepCache;
+
 // config.sample_neg_prompt of the official shared config (UTF-8; full-width commas).
 extern const char* const kWanDefaultNegPrompt;
 
 struct T2VOptions {
+    // Optional step caching (pipeline/step_cache.h): cfg_denoise calls begin() and runs every DiT
+    // call through it; its decisions stay in it for the caller's summary.
+    std::shared_ptr<StepCache> cache;
     int64_t width = 1280, height = 720;  // --size W*H (official default 1280*720)
     int64_t frame_num = 81;              // 1 + 4n
     int sample_steps = 50;

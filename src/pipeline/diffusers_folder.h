@@ -1,0 +1,88 @@
+// Model folders in diffusers format (`save_pretrained` of WanPipeline / WanImageToVideoPipeline; names in
+// io/diffusers_names.h): detected, opened as the official loaders expect, and written from an official folder.
+//
+// Layout read (`--ckpt_dir`):
+//   model_index.json                 pipeline class, component classes; Wan2.2: boundary_ratio, expand_timesteps
+//   transformer/config.json          + diffusion_pytorch_model.safetensors, or the sharded set with its index
+//   transformer_2/                   Wan2.2 A14B: the low-noise expert (transformer/ is the high-noise one)
+//   vae/config.json                  + diffusion_pytorch_model.safetensors (AutoencoderKLWan)
+//   text_encoder/config.json         + model.safetensors or model-0000k-of-0000K.safetensors + index (UMT5EncoderModel)
+//   tokenizer/spiece.model           the umT5 SentencePiece model (the other tokenizer files are not read)
+//   image_encoder/config.json        + model.safetensors (CLIPVisionModel[WithProjection]); Wan2.1 I2V / FLF2V only
+//   scheduler/, image_processor/     not read: wanrt's samplers and image preprocessing follow the official code
+//
+// Weights are never copied whole: each component is a TensorSource view of the mmapped files under the
+// official names. Only tensors stored in another layout are built, on first use (the CLIP's q, k, v joined
+// into to_qkv, ~0.3 GB for ViT-H/14 in f16, and its projection head transposed), so opening a folder and
+// checking its configs reads headers only. Every tensor must map: an unknown name is an error
+// naming it and the file. Each config.json is checked against the weights it sits beside.
+//
+// Not read yet (refused with a one-line error): the Wan2.2 VAE (is_residual, z_dim 48: no name map in
+// ../shared/spec/diffusers_names.md), so TI2V-5B folders stop there; A14B folders (transformer_2) are scanned
+// and their experts open (open_diffusers_transformer), but open_diffusers_folder refuses them until the
+// two-expert pipeline takes its parts from here; other pipeline classes (VACE, Animate, video-to-video).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/diffusers_names.h"
+#include "pipeline/model_folder.h"
+
+namespace wanrt {
+
+// True when dir holds a model_index.json (the mark of a diffusers pipeline folder).
+bool is_diffusers_folder(const std::string& dir);
+
+struct DiffusersFolder {
+    std::string dir;
+    std::string pipeline;           // model_index.json _class_name
+    bool expand_timesteps = false;  // Wan2.2 TI2V
+    double boundary_ratio = 0;      // Wan2.2 A14B expert switch (0 = none)
+    // path = the component's folder when its config.json and weights are both there.
+    ModelPart transformer, transformer_2, vae, text_encoder, tokenizer, image_encoder;
+    bool image_model = false;  // the transformer has image_dim: the image encoder is required
+    bool moe = false;          // model_index lists transformer_2
+    std::vector<const ModelPart*> parts() const;
+    std::vector<std::string> missing() const;  // "role (looked for ...)" per missing part
+};
+
+// Reads model_index.json and looks for every component; missing ones are recorded, not thrown.
+// Throws on a model_index.json that does not parse or names another pipeline.
+DiffusersFolder scan_diffusers_folder(const std::string& dir);
+
+// A TensorSource with official names over one diffusers-named source (no copy but the CLIP's fused
+// tensors). Throws "[diffusers] ORIGIN: unknown COMPONENT tensor 'NAME' ..." for a name the map lacks.
+std::shared_ptr<TensorSource> diffusers_view(std::shared_ptr<TensorSource> src, diffusers::Component c,
+                                             const diffusers::NameContext& ctx = {});
+
+// One component folder's weights file: the index when there is one, else the single file ("" if neither).
+std::string diffusers_weights_file(const std::string& component_dir, diffusers::Component c);
+
+// The transformer in `sub` ("transformer" or "transformer_2"): config (checked against the tensors'
+// names and shapes) and its official-named weights.
+DitCheckpoint open_diffusers_transformer(const DiffusersFolder& f, const std::string& sub = "transformer");
+// The VAE's config (vae/config.json checked against the weights) and its official-named weights.
+VaeConfig diffusers_vae_config(const DiffusersFolder& f);
+std::shared_ptr<TensorSource> open_diffusers_vae(const DiffusersFolder& f);
+std::shared_ptr<TensorSource> open_diffusers_text_encoder(const DiffusersFolder& f);
+ClipVisionConfig diffusers_clip_config(const DiffusersFolder& f);
+std::shared_ptr<TensorSource> open_diffusers_image_encoder(const DiffusersFolder& f);
+
+// open_model_folder for a diffusers folder: the same parts, weights opened on demand.
+T2VModelParts open_diffusers_folder(const std::string& dir);
+
+// Writes out_dir as a diffusers folder from the official folder official_dir (Wan2.1 t2v / i2v / flf2v),
+// each component's weights in shards of at most shard_bytes (one file when they fit) with the index.
+// Written under out_dir + ".partial" and renamed at the end: a failure leaves nothing. out_dir must not exist.
+void write_diffusers_folder(const std::string& official_dir, const std::string& out_dir, uint64_t shard_bytes);
+
+// One component: the official-named tensors of src (every name must map) written to dir as
+// "<stem>.safetensors" or "<stem>-0000k-of-0000K.safetensors" + "<stem>.safetensors.index.json".
+// stem: "diffusion_pytorch_model" (diffusers) or "model" (transformers).
+void write_diffusers_weights(const TensorSource& src, diffusers::Component c, const diffusers::NameContext& ctx,
+                             const std::string& dir, const std::string& stem, uint64_t shard_bytes);
+
+}  // namespace wanrt
