@@ -47,11 +47,12 @@ job_arm64() {
   cmake -S . -B build-arm64 -G Ninja -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake \
         -DCMAKE_BUILD_TYPE=Release -DWANRT_TOKENIZER=OFF -DWANRT_FFMPEG=OFF -DWANRT_TESTS=ON
   cmake --build build-arm64 -j "$NPROC"
-  # The subset that finishes under qemu-user in minutes: every kernel against its float64
-  # reference, the file formats, and golden models small enough to emulate.
-  # (suites of test_ops, test_conv, test_dtype, test_backend_ops and the file-format tests).
+  # The subset that finishes under qemu-user in minutes: the op and conv kernels, dtype
+  # conversion, the file formats, schedulers, prompt cleaning, y4m. The whole op table
+  # (BackendOps*) ran over 900 s per test under qemu on the loaded 2-core machine: not in the default
+  # subset (WANRT_ARM64_TESTS='^(Table/BackendOps|BackendOpsCoverage)\.' runs it).
   ctest --test-dir build-arm64 -L cpu --output-on-failure -j "$NPROC" --timeout 900 \
-        -R "${WANRT_ARM64_TESTS:-^(Fixtures|Ops|ChannelRmsNorm|Conv3d|Upsample2x|Dtype|Table/BackendOps|BackendOpsCoverage|SafeTensors|Pth|Gguf|Schedulers|Clean|Video)\.}"
+        -R "${WANRT_ARM64_TESTS:-^(Ops|Dtype|Conv3d|ChannelRmsNorm|Upsample2x|SafeTensors|Pth|Gguf|Schedulers|Clean|Video)\.}"
 }
 
 failed=()
