@@ -12,9 +12,22 @@ PKGS=(
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg   # video output, ffprobe in tests
   libcli11-dev                 # command line
   ccache                       # faster rebuilds (optional at build time)
+  # CI jobs beyond `test` (scripts/test.sh): sanitizers and libFuzzer (clang's runtime), the ARM64
+  # cross build and its qemu-user run.
+  clang llvm libclang-rt-dev
+  gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user
 )
+# arm64 libraries of the cross build, beside the amd64 ones (multiarch, co-installable). Never
+# libsentencepiece-dev:arm64: it is not co-installable and would REMOVE the amd64 one (the ARM
+# build leaves the tokenizer out instead: cmake/aarch64-linux-gnu.cmake).
+ARM64_PKGS=(libopenblas-dev:arm64 libgtest-dev:arm64)
 
 missing=()
+arm64_missing=0
+if [ "${WANRT_SETUP_ARM64:-1}" = 1 ]; then
+  dpkg --print-foreign-architectures | grep -qx arm64 || arm64_missing=1
+  PKGS+=("${ARM64_PKGS[@]}")
+fi
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
@@ -28,5 +41,11 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "[setup] installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+[ "$arm64_missing" = 1 ] && dpkg --add-architecture arm64
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# The cross build must never have pulled the arm64 sentencepiece in place of the amd64 one.
+if dpkg-query -W -f='${Architecture}\n' libsentencepiece-dev 2>/dev/null | grep -qv amd64; then
+  echo "[setup] libsentencepiece-dev is not the amd64 package any more; reinstall libsentencepiece-dev:amd64" >&2
+  exit 1
+fi

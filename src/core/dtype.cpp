@@ -1,6 +1,7 @@
 #include "core/dtype.h"
 
 #include <cmath>
+#include <cstring>
 
 #include "core/error.h"
 
@@ -85,31 +86,40 @@ uint16_t f32_to_f16(float f) {
 }
 
 namespace {
+// Element i of a buffer that may not be aligned to its type: tensors inside a safetensors or .pth
+// file start at any byte offset of the mapping, so a plain T* read is undefined behaviour (and
+// faults on strict-alignment CPUs). memcpy of a fixed size compiles to the same single load.
 template <class T>
-double load_as_double(const void* p, int64_t i) {
-    return double(static_cast<const T*>(p)[i]);
+T load_at(const void* p, int64_t i) {
+    T v;
+    std::memcpy(&v, static_cast<const unsigned char*>(p) + i * int64_t(sizeof(T)), sizeof(T));
+    return v;
+}
+template <class T>
+void store_at(void* p, int64_t i, T v) {
+    std::memcpy(static_cast<unsigned char*>(p) + i * int64_t(sizeof(T)), &v, sizeof(T));
 }
 double load(const void* p, DType t, int64_t i) {
     switch (t) {
-        case DType::F32: return load_as_double<float>(p, i);
-        case DType::F64: return load_as_double<double>(p, i);
-        case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(p)[i]);
-        case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(p)[i]);
-        case DType::I32: return load_as_double<int32_t>(p, i);
-        case DType::I64: return double(static_cast<const int64_t*>(p)[i]);
-        case DType::U8: return load_as_double<uint8_t>(p, i);
+        case DType::F32: return double(load_at<float>(p, i));
+        case DType::F64: return load_at<double>(p, i);
+        case DType::F16: return f16_to_f32(load_at<uint16_t>(p, i));
+        case DType::BF16: return bf16_to_f32(load_at<uint16_t>(p, i));
+        case DType::I32: return double(load_at<int32_t>(p, i));
+        case DType::I64: return double(load_at<int64_t>(p, i));
+        case DType::U8: return double(load_at<uint8_t>(p, i));
         default: WANRT_ASSERT(false);
     }
 }
 void store(void* p, DType t, int64_t i, double v) {
     switch (t) {
-        case DType::F32: static_cast<float*>(p)[i] = float(v); break;
-        case DType::F64: static_cast<double*>(p)[i] = v; break;
-        case DType::F16: static_cast<uint16_t*>(p)[i] = f32_to_f16(float(v)); break;
-        case DType::BF16: static_cast<uint16_t*>(p)[i] = f32_to_bf16(float(v)); break;
-        case DType::I32: static_cast<int32_t*>(p)[i] = int32_t(v); break;
-        case DType::I64: static_cast<int64_t*>(p)[i] = int64_t(v); break;
-        case DType::U8: static_cast<uint8_t*>(p)[i] = uint8_t(v); break;
+        case DType::F32: store_at(p, i, float(v)); break;
+        case DType::F64: store_at(p, i, v); break;
+        case DType::F16: store_at(p, i, f32_to_f16(float(v))); break;
+        case DType::BF16: store_at(p, i, f32_to_bf16(float(v))); break;
+        case DType::I32: store_at(p, i, int32_t(v)); break;
+        case DType::I64: store_at(p, i, int64_t(v)); break;
+        case DType::U8: store_at(p, i, uint8_t(v)); break;
         default: WANRT_ASSERT(false);
     }
 }
@@ -120,29 +130,24 @@ void convert_elements(const void* src, DType st, void* dst, DType dt, int64_t n)
         std::memcpy(dst, src, dtype_bytes(st, n));
         return;
     }
-    // Fast paths for the conversions weights and activations go through.
+    // Fast paths for the conversions weights and activations go through. Loads and stores go
+    // through load_at/store_at: src is often a file mapping at an odd offset (see load_at).
     if (dt == DType::F32) {
-        float* d = static_cast<float*>(dst);
         if (st == DType::BF16) {
-            const uint16_t* s = static_cast<const uint16_t*>(src);
-            for (int64_t i = 0; i < n; ++i) d[i] = bf16_to_f32(s[i]);
+            for (int64_t i = 0; i < n; ++i) store_at(dst, i, bf16_to_f32(load_at<uint16_t>(src, i)));
             return;
         }
         if (st == DType::F16) {
-            const uint16_t* s = static_cast<const uint16_t*>(src);
-            for (int64_t i = 0; i < n; ++i) d[i] = f16_to_f32(s[i]);
+            for (int64_t i = 0; i < n; ++i) store_at(dst, i, f16_to_f32(load_at<uint16_t>(src, i)));
             return;
         }
         if (st == DType::F64) {
-            const double* s = static_cast<const double*>(src);
-            for (int64_t i = 0; i < n; ++i) d[i] = float(s[i]);
+            for (int64_t i = 0; i < n; ++i) store_at(dst, i, float(load_at<double>(src, i)));
             return;
         }
     }
     if (st == DType::I64 && dt == DType::I32) {
-        const int64_t* s = static_cast<const int64_t*>(src);
-        int32_t* d = static_cast<int32_t*>(dst);
-        for (int64_t i = 0; i < n; ++i) d[i] = int32_t(s[i]);
+        for (int64_t i = 0; i < n; ++i) store_at(dst, i, int32_t(load_at<int64_t>(src, i)));
         return;
     }
     for (int64_t i = 0; i < n; ++i) store(dst, dt, i, load(src, st, i));

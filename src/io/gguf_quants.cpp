@@ -446,6 +446,9 @@ const GgmlTypeInfo* ggml_type_info(uint32_t type_id) {
 void gguf_dequantize(GgmlType type, const void* src, int64_t n_blocks, float* dst) {
     const Entry* e = find_entry(uint32_t(type));
     WANRT_ASSERT(e && e->info.dequantizable);
+    // A tensor with a zero dimension has no bytes and its output vector no storage: memcpy of null
+    // pointers is undefined even for 0 bytes (found by fuzz_gguf, fuzz/crashes/).
+    if (n_blocks == 0) return;
     const uint8_t* p = static_cast<const uint8_t*>(src);
     switch (type) {
         case GgmlType::F32:
