@@ -11,6 +11,7 @@ PKGS=(
   libsentencepiece-dev sentencepiece   # umT5 tokenizer; spm_train for tokenizer tests
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg   # video output, ffprobe in tests
   libcli11-dev                 # command line
+  libboost-dev                 # Beast/Asio (header-only): wanrt serve's HTTP and WebSocket
   ccache                       # faster rebuilds (optional at build time)
 )
 
