@@ -501,12 +501,13 @@ void Server::Impl::run_stream(tcp::socket sock, http::request<http::string_body>
                                        {"prompt", c.prompt}});
                         continue;
                     }
+                    const int64_t chunks_before = session.stats().chunks_in;
                     const auto frames = session.push_frame(static_cast<const uint8_t*>(buf.data().data()), buf.size());
                     const StreamStats& st = session.stats();
-                    if (frames.empty() && st.chunks_in == 0) continue;
+                    if (st.chunks_in == chunks_before) continue;  // still gathering the chunk's frames
                     ws.binary(true);
                     for (const auto& f : frames) ws.write(net::buffer(f));
-                    if (!frames.empty() || session.last_chunk_seconds() > 0) {
+                    {
                         const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
                         send_text(json{{"type", "chunk"},
                                        {"frames", frames.size()},
