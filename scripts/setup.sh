@@ -13,6 +13,7 @@ PKGS=(
   libcli11-dev                 # command line
   libboost-dev                 # Beast/Asio (header-only): wanrt serve's HTTP and WebSocket
   ccache                       # faster rebuilds (optional at build time)
+  chromium                     # headless browser: the live page's test (tests/test_serve_page.cpp)
 )
 
 missing=()

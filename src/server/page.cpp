@@ -8,6 +8,11 @@
 // the latency of each frame as (shown − sent). At most ~8 frames are kept in flight (the server runs
 // chunks of 4, and a stream of n steps holds n − 1 chunks), so a slow model lowers the frame rate
 // instead of growing a queue.
+//
+// URL parameters (for links and the headless-browser test): token, prompt, size, steps, strength;
+// autostart=1 starts the camera at once; autoprompt=TEXT applies a second prompt once 8 frames came
+// back. The stats element carries data-frames-out, data-latency-ms, data-fps and data-prompt-applied
+// (set when the server confirmed the new prompt without restarting the stream), which a test reads.
 #include "server/server.h"
 
 namespace wanrt::serve {
@@ -41,7 +46,7 @@ const std::string& live_page_html() {
   <button id="apply">apply prompt</button><br>
   <label>strength <input id="strength" type="range" min="0.3" max="1" step="0.05" value="0.8"> <span id="sv">0.8</span></label>
   <label>steps <select id="steps"><option>1</option><option selected>2</option><option>3</option><option>4</option></select></label>
-  <label>size <select id="size"><option>256</option><option>320</option><option selected>480</option><option>512</option></select></label>
+  <label>size <input id="size" type="number" min="64" max="1280" step="16" value="256"></label>
   <button id="start">start</button> <button id="stop" disabled>stop</button>
 </fieldset>
 <div id="stats">not connected</div>
@@ -50,7 +55,10 @@ const std::string& live_page_html() {
 <script>
 "use strict";
 const $ = (id) => document.getElementById(id);
-const token = new URLSearchParams(location.search).get("token");
+const params = new URLSearchParams(location.search);
+const token = params.get("token");
+for (const k of ["prompt", "size", "steps", "strength"]) if (params.get(k)) $(k).value = params.get(k);
+let autoprompt = params.get("autoprompt");
 let ws = null, timer = null, sent = [], nextOut = 0, inFlight = 0;
 let shown = 0, shownT0 = 0, lastLatency = 0, chunkMs = 0, W = 256, H = 256;
 const maxInFlight = 12;
@@ -84,6 +92,7 @@ async function start() {
       const m = JSON.parse(e.data);
       if (m.type === "ready") {
         if (m.restarted) { sent = []; nextOut = 0; frameIndex = 0; inFlight = 0; }  // a new stream: frames in flight were dropped
+        else if (m.prompt === $("prompt").value) $("stats").dataset.promptApplied = "1";
         if (!timer) timer = setInterval(sendFrame, 1000 / 16);
       }
       else if (m.type === "chunk") chunkMs = m.chunk_ms;
@@ -100,8 +109,11 @@ async function start() {
     if (sent[nextOut] !== undefined) { lastLatency = now - sent[nextOut]; delete sent[nextOut]; }
     nextOut++; inFlight = Math.max(0, inFlight - 1); shown++;
     const fps = shown / ((now - shownT0) / 1000);
-    $("stats").textContent = "frames out " + shown + "   fps " + fps.toFixed(1) + "   latency " +
+    const st = $("stats");
+    st.textContent = "frames out " + shown + "   fps " + fps.toFixed(1) + "   latency " +
         lastLatency.toFixed(0) + " ms   chunk " + chunkMs.toFixed(0) + " ms";
+    st.dataset.framesOut = shown; st.dataset.fps = fps.toFixed(2); st.dataset.latencyMs = lastLatency.toFixed(1);
+    if (autoprompt && shown >= 8) { $("prompt").value = autoprompt; autoprompt = null; send(config()); }
   };
   $("start").disabled = true; $("stop").disabled = false;
 }
@@ -137,6 +149,7 @@ $("apply").onclick = () => send(config());
 $("strength").oninput = () => { $("sv").textContent = $("strength").value; };
 $("strength").onchange = () => send(config());
 $("steps").onchange = () => send(config());
+if (params.get("autostart") === "1") start();
 </script>
 </body>
 </html>
