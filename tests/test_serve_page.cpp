@@ -24,6 +24,7 @@
 #include "core/error.h"
 #include "runtime/device.h"
 #include "server/server.h"
+#include "test_util.h"
 
 extern char** environ;
 
@@ -132,7 +133,8 @@ TEST(ServePage, HeadlessChromiumWebcamRoundTrip) {
     fs::create_directories(tmp);
     write_camera((tmp / "cam.y4m").string(), 64, 64, 40);
 
-    auto model = serve::ServeModel::load("", make_backend("cpu", 2));
+    std::shared_ptr<Backend> be = test::test_device();  // WANRT_TEST_DEVICE=cuda: the model on the GPU
+    auto model = serve::ServeModel::load("", be ? be : make_backend("cpu", 2));
     serve::ServerOptions o;
     o.port = 0;
     serve::Server server(o, *model);
