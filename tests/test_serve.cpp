@@ -14,15 +14,15 @@
 //     configured size and different from the input.
 #include <gtest/gtest.h>
 
-#include <chrono>
-#include <fstream>
-#include <future>
-#include <thread>
-
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
+#include <chrono>
+#include <fstream>
+#include <future>
+#include <thread>
+#include <utility>  // before Boost 1.74's asio (std::exchange)
 
 #include "core/error.h"
 #include "runtime/device.h"
@@ -119,7 +119,8 @@ json wait_done(int port, const std::string& id, double timeout_s = 300) {
     }
 }
 
-const char* kSmallJob = R"({"prompt": "a red fox in the snow", "size": "64*48", "frame_num": 5, "sample_steps": 2, "seed": 7})";
+const char* kSmallJob =
+    R"({"prompt": "a red fox in the snow", "size": "64*48", "frame_num": 5, "sample_steps": 2, "seed": 7})";
 
 }  // namespace
 
@@ -173,9 +174,8 @@ TEST(Serve, BadRequestsAnsweredWithJson) {
                  "must be an integer");
     expect_error(request(p, http::verb::post, "/v1/generate", R"({"prompt": "x", "size": "8192*8192"})"), 400,
                  "over this server's limit");
-    expect_error(request(p, http::verb::post, "/v1/generate",
-                         "{\"prompt\": \"" + std::string(8000, 'a') + "\"}"),
-                 413, "over this server's limit of 4096 bytes");
+    expect_error(request(p, http::verb::post, "/v1/generate", "{\"prompt\": \"" + std::string(8000, 'a') + "\"}"), 413,
+                 "over this server's limit of 4096 bytes");
     expect_error(request(p, http::verb::get, "/v1/generate"), 405, "use POST");
     expect_error(request(p, http::verb::get, "/v1/nothing"), 404, "no such resource");
     expect_error(request(p, http::verb::get, "/v1/jobs/../../etc/passwd"), 404, "no such resource");
@@ -336,7 +336,8 @@ TEST(Serve, LiveStreamOverWebSocket) {
         return json::parse(beast::buffers_to_string(b.data()));
     };
     ws.text(true);
-    ws.write(net::buffer(json{{"type", "config"}, {"prompt", "a watercolor"}, {"width", W}, {"height", H}, {"steps", 2}}.dump()));
+    ws.write(net::buffer(
+        json{{"type", "config"}, {"prompt", "a watercolor"}, {"width", W}, {"height", H}, {"steps", 2}}.dump()));
     json ready = read_json();
     ASSERT_EQ(ready.value("type", ""), "ready") << ready.dump();
     EXPECT_TRUE(ready.value("restarted", false));

@@ -11,15 +11,15 @@
 #include <spawn.h>
 #include <sys/wait.h>
 
-#include <chrono>
-#include <filesystem>
-#include <fstream>
-#include <thread>
-
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+#include <utility>  // before Boost 1.74's asio (std::exchange)
 
 #include "core/error.h"
 #include "runtime/device.h"
@@ -202,8 +202,9 @@ TEST(ServePage, HeadlessChromiumWebcamRoundTrip) {
     json stats;
     const auto t0 = std::chrono::steady_clock::now();
     for (;;) {
-        const json v = dt.eval("JSON.stringify(Object.assign({err: document.getElementById('err').textContent}, "
-                               "document.getElementById('stats').dataset))");
+        const json v = dt.eval(
+            "JSON.stringify(Object.assign({err: document.getElementById('err').textContent}, "
+            "document.getElementById('stats').dataset))");
         stats = v.is_string() ? json::parse(v.get<std::string>(), nullptr, false) : json();
         const int out = stats.is_object() ? std::atoi(stats.value("framesOut", "0").c_str()) : 0;
         if (out >= 24 && stats.value("promptApplied", "") == "1") break;

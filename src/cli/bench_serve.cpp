@@ -7,13 +7,13 @@
 //   client  the round trip seen by the client (last frame sent → stats message read: + the WebSocket
 //           transfers both ways),
 // and prints the medians after warm-up, the overhead (client − model) and the end-to-end FPS.
-#include <chrono>
-#include <cstdio>
-#include <vector>
-
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
+#include <chrono>
+#include <cstdio>
+#include <utility>  // Boost 1.74's asio/awaitable.hpp uses std::exchange without including it
+#include <vector>
 
 #include "cli/bench_util.h"
 #include "cli/commands.h"
@@ -49,13 +49,17 @@ void run(const Opts& o) {
 
     net::io_context ioc;
     websocket::stream<tcp::socket> ws(ioc);
-    ws.next_layer().connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server.port())));
+    ws.next_layer().connect(
+        tcp::endpoint(net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server.port())));
     ws.read_message_max(256 << 20);
     ws.handshake("127.0.0.1", "/v1/stream");
     ws.text(true);
-    ws.write(net::buffer(json{{"type", "config"}, {"prompt", "a watercolor painting"}, {"width", o.width},
-                              {"height", o.height}, {"steps", o.steps}}
-                             .dump()));
+    ws.write(net::buffer(json{
+        {"type", "config"},
+        {"prompt", "a watercolor painting"},
+        {"width", o.width},
+        {"height", o.height},
+        {"steps", o.steps}}.dump()));
     beast::flat_buffer b;
     ws.read(b);
     const json ready = json::parse(beast::buffers_to_string(b.data()));

@@ -28,11 +28,10 @@ void run(Opts o) {
     WANRT_CHECK(so.max_queue >= 1, "serve", "--max_queue must be at least 1");
     so.max_body = size_t(o.max_body_kib) * 1024;
     auto be = make_backend(o.device, o.threads);
-    std::fprintf(stderr, "serve: loading %s on %s\n", o.ckpt_dir.empty() ? "the built-in demo model" : o.ckpt_dir.c_str(),
-                 be->description().c_str());
-    auto model = serve::ServeModel::load(o.ckpt_dir, be, [](const std::string& s) {
-        std::fprintf(stderr, "  %s...\n", s.c_str());
-    });
+    std::fprintf(stderr, "serve: loading %s on %s\n",
+                 o.ckpt_dir.empty() ? "the built-in demo model" : o.ckpt_dir.c_str(), be->description().c_str());
+    auto model = serve::ServeModel::load(o.ckpt_dir, be,
+                                         [](const std::string& s) { std::fprintf(stderr, "  %s...\n", s.c_str()); });
     serve::Server server(so, *model);
     std::fprintf(stderr, "serve: %s (%s) at http://%s:%d/ (job API under /v1, live page at /)%s; Ctrl-C stops\n",
                  model->parts.name.c_str(), model->parts.kind.c_str(), so.host.c_str(), server.port(),

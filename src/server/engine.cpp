@@ -36,8 +36,9 @@ std::unique_ptr<ServeModel> ServeModel::load(const std::string& ckpt_dir, std::s
     m->tokenizer = std::make_unique<text::T5Tokenizer>(m->parts.tokenizer, m->parts.dit_config.text_len);
     stage("load text encoder");
     m->t5 = T5Encoder::load(m->parts.t5_weights(), *m->be);
-    WANRT_CHECK(m->t5.config.dim == m->parts.dit_config.text_dim, "serve", "the text encoder's width ", m->t5.config.dim,
-                " differs from the DiT's text_dim ", m->parts.dit_config.text_dim, " (", m->parts.name, ")");
+    WANRT_CHECK(m->t5.config.dim == m->parts.dit_config.text_dim, "serve", "the text encoder's width ",
+                m->t5.config.dim, " differs from the DiT's text_dim ", m->parts.dit_config.text_dim, " (",
+                m->parts.name, ")");
     stage("load DiT");
     m->dit = std::make_shared<DitModel>(m->parts.dit_config, m->parts.dit_weights(), *m->be);
     m->causal = std::make_shared<CausalDitModel>(m->dit);
@@ -134,10 +135,12 @@ JobRequest parse_job_request(const json& body, const ServeModel& m, const Reques
             WANRT_CHECK(r.format == "y4m" || r.format == "mp4", "serve", "unknown \"format\" \"", r.format,
                         "\"; use y4m or mp4");
 #ifndef WANRT_HAVE_FFMPEG
-            WANRT_CHECK(r.format == "y4m", "serve", "this server was built without FFmpeg; ask for \"format\": \"y4m\"");
+            WANRT_CHECK(r.format == "y4m", "serve",
+                        "this server was built without FFmpeg; ask for \"format\": \"y4m\"");
 #endif
         } else {
-            fail("serve", "unknown option \"", k, "\"; accepted: prompt, neg_prompt, size, width, height, frame_num, "
+            fail("serve", "unknown option \"", k,
+                 "\"; accepted: prompt, neg_prompt, size, width, height, frame_num, "
                  "sample_steps, sample_shift, sample_guide_scale, sample_solver, seed, format");
         }
     }
@@ -153,11 +156,16 @@ JobRequest parse_job_request(const json& body, const ServeModel& m, const Reques
 
 const char* to_string(JobStatus s) {
     switch (s) {
-    case JobStatus::Queued: return "queued";
-    case JobStatus::Running: return "running";
-    case JobStatus::Done: return "done";
-    case JobStatus::Failed: return "failed";
-    case JobStatus::Cancelled: return "cancelled";
+        case JobStatus::Queued:
+            return "queued";
+        case JobStatus::Running:
+            return "running";
+        case JobStatus::Done:
+            return "done";
+        case JobStatus::Failed:
+            return "failed";
+        case JobStatus::Cancelled:
+            return "cancelled";
     }
     return "?";
 }
@@ -414,14 +422,19 @@ StreamConfig parse_stream_config(const json& j, const StreamConfig& current) {
         const std::string& k = it.key();
         const json& v = it.value();
         if (k == "type") continue;
-        if (k == "prompt") c.prompt = get_str(v, "prompt", 4096);
-        else if (k == "width") c.width = get_int(v, "width", 16, 1280);
-        else if (k == "height") c.height = get_int(v, "height", 16, 1280);
-        else if (k == "steps") c.steps = int(get_int(v, "steps", 1, 4));
+        if (k == "prompt")
+            c.prompt = get_str(v, "prompt", 4096);
+        else if (k == "width")
+            c.width = get_int(v, "width", 16, 1280);
+        else if (k == "height")
+            c.height = get_int(v, "height", 16, 1280);
+        else if (k == "steps")
+            c.steps = int(get_int(v, "steps", 1, 4));
         else if (k == "strength") {
             c.strength = get_num(v, "strength");
             WANRT_CHECK(c.strength > 0 && c.strength <= 1, "serve", "\"strength\" must be in (0, 1]");
-        } else if (k == "seed") c.seed = uint64_t(get_int(v, "seed", 0, INT64_MAX));
+        } else if (k == "seed")
+            c.seed = uint64_t(get_int(v, "seed", 0, INT64_MAX));
         else
             fail("serve", "unknown stream option \"", k, "\"; accepted: prompt, width, height, steps, strength, seed");
     }
@@ -461,8 +474,8 @@ const StreamStats& StreamSession::stats() const {
 std::vector<std::vector<uint8_t>> StreamSession::push_frame(const uint8_t* data, size_t bytes) {
     WANRT_CHECK(stream_, "serve", "send a {\"type\": \"config\", ...} message before the first frame");
     const size_t px = size_t(cfg_.width * cfg_.height);
-    WANRT_CHECK(bytes == px * 3 || bytes == px * 4, "serve", "a frame of ", bytes, " bytes does not match ",
-                cfg_.width, "x", cfg_.height, " RGB (", px * 3, ") or RGBA (", px * 4, ")");
+    WANRT_CHECK(bytes == px * 3 || bytes == px * 4, "serve", "a frame of ", bytes, " bytes does not match ", cfg_.width,
+                "x", cfg_.height, " RGB (", px * 3, ") or RGBA (", px * 4, ")");
     const size_t ch = bytes / px;
     Rgb24Video in;
     const size_t at = pending_.size();

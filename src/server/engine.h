@@ -24,11 +24,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/backend.h"
 #include "models/causal_dit.h"
@@ -94,7 +93,7 @@ struct Job {
     JobStatus status = JobStatus::Queued;
     std::string stage, error, result_path;
     int step = 0, steps = 0;
-    uint64_t version = 0;  // bumped on every change (SSE waits on it)
+    uint64_t version = 0;                           // bumped on every change (SSE waits on it)
     double created = 0, started = 0, finished = 0;  // seconds since the queue started
     std::atomic<bool> cancel{false};
 };
@@ -119,7 +118,7 @@ public:
 private:
     void worker();
     void run_job(const std::shared_ptr<Job>& job);
-    void touch(Job& j);  // version++ and notify (mu_ held)
+    void touch(Job& j);     // version++ and notify (mu_ held)
     void evict_finished();  // mu_ held
     nlohmann::json to_json(const Job& j) const;
     double now() const;

@@ -5,23 +5,22 @@
 // idle or slow client cannot hold a connection). A WebSocket upgrade on /v1/stream takes the socket
 // off the event loop onto its own thread: a stream's chunks are long blocking computations, and its
 // frames are read, restyled and answered in order there.
-#include "server/server.h"
-
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
 #include <cctype>
 #include <chrono>
 #include <mutex>
 #include <optional>
 #include <thread>
-
-#include <boost/asio.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/websocket.hpp>
+#include <utility>  // before Boost 1.74's asio (std::exchange)
 
 #include "core/error.h"
+#include "server/server.h"
 
 namespace wanrt::serve {
 
@@ -134,9 +133,8 @@ std::optional<std::pair<http::status, std::string>> check_token(const Request& r
 }
 
 bool valid_id(const std::string& id) {
-    return id.size() == 32 && std::all_of(id.begin(), id.end(), [](char c) {
-               return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-           });
+    return id.size() == 32 &&
+           std::all_of(id.begin(), id.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
@@ -160,7 +158,8 @@ private:
         parser_->body_limit(srv_.opt.max_body);
         parser_->header_limit(16 * 1024);
         stream_.expires_after(timeout());
-        http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&HttpSession::on_read, shared_from_this()));
+        http::async_read(stream_, buffer_, *parser_,
+                         beast::bind_front_handler(&HttpSession::on_read, shared_from_this()));
     }
 
     void on_read(beast::error_code ec, size_t) {
@@ -173,9 +172,10 @@ private:
         if (ec == http::error::header_limit)
             return send(error_response(http::status::request_header_fields_too_large,
                                        "[serve] the request headers are over 16 KiB", nullptr));
-        if (ec && ec.category() == make_error_code(http::error::bad_target).category() && ec != http::error::partial_message)
-            return send(error_response(http::status::bad_request, "[serve] malformed HTTP request: " + ec.message(),
-                                       nullptr));
+        if (ec && ec.category() == make_error_code(http::error::bad_target).category() &&
+            ec != http::error::partial_message)
+            return send(
+                error_response(http::status::bad_request, "[serve] malformed HTTP request: " + ec.message(), nullptr));
         if (ec) return;  // timeout, reset: the connection is gone
         req_ = parser_->release();
         if (over_)
@@ -211,10 +211,9 @@ private:
         std::string path(req.target().substr(0, req.target().find('?')));
         const http::verb m = req.method();
         auto method_not_allowed = [&](const char* allow) {
-            StringResponse res = error_response(http::status::method_not_allowed,
-                                                "[serve] " + std::string(req.method_string()) + " is not allowed on " +
-                                                    path + "; use " + allow,
-                                                &req);
+            StringResponse res = error_response(
+                http::status::method_not_allowed,
+                "[serve] " + std::string(req.method_string()) + " is not allowed on " + path + "; use " + allow, &req);
             res.set(http::field::allow, allow);
             return send(std::move(res));
         };
@@ -225,9 +224,10 @@ private:
             res.set(http::field::server, "wanrt");
             res.set(http::field::content_type, "text/html; charset=utf-8");
             res.set(http::field::cache_control, "no-store");
-            res.set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-                                              "img-src 'self' data: blob:; media-src 'self' blob: mediastream:; "
-                                              "connect-src 'self' ws: wss:");
+            res.set("Content-Security-Policy",
+                    "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                    "img-src 'self' data: blob:; media-src 'self' blob: mediastream:; "
+                    "connect-src 'self' ws: wss:");
             res.keep_alive(req.keep_alive());
             res.body() = live_page_html();
             res.prepare_payload();
@@ -251,9 +251,9 @@ private:
         if (path == "/v1/stream") {
             if (m != http::verb::get) return method_not_allowed("GET");
             if (!websocket::is_upgrade(req))
-                return send(error_response(http::status::upgrade_required,
-                                           "[serve] /v1/stream is a WebSocket endpoint; connect with a WebSocket client",
-                                           &req));
+                return send(error_response(
+                    http::status::upgrade_required,
+                    "[serve] /v1/stream is a WebSocket endpoint; connect with a WebSocket client", &req));
             if (srv_.streams.fetch_add(1) >= srv_.opt.max_streams) {
                 --srv_.streams;
                 return send(error_response(http::status::service_unavailable,
@@ -323,11 +323,13 @@ private:
         } catch (const QueueFull&) {
             StringResponse res = error_response(
                 http::status::too_many_requests,
-                "[serve] the job queue is full (" + std::to_string(srv_.opt.max_queue) + " waiting); retry later", &req_);
+                "[serve] the job queue is full (" + std::to_string(srv_.opt.max_queue) + " waiting); retry later",
+                &req_);
             res.set(http::field::retry_after, "5");
             return send(std::move(res));
         } catch (const QueueClosed&) {
-            return send(error_response(http::status::service_unavailable, "[serve] the server is shutting down", &req_));
+            return send(
+                error_response(http::status::service_unavailable, "[serve] the server is shutting down", &req_));
         }
     }
 
@@ -357,7 +359,8 @@ private:
         http::file_body::value_type body;
         beast::error_code ec;
         body.open(file.c_str(), beast::file_mode::scan, ec);
-        if (ec) return send(error_response(http::status::gone, "[serve] the result of job " + id + " was removed", &req_));
+        if (ec)
+            return send(error_response(http::status::gone, "[serve] the result of job " + id + " was removed", &req_));
         const uint64_t size = body.size();
         http::response<http::file_body> res{std::piecewise_construct, std::make_tuple(std::move(body)),
                                             std::make_tuple(http::status::ok, req_.version())};
@@ -488,8 +491,9 @@ void Server::Impl::run_stream(tcp::socket sock, http::request<http::string_body>
                     if (ws.got_text()) {
                         const json msg = json::parse(beast::buffers_to_string(buf.data()), nullptr, false);
                         if (msg.is_discarded() || !msg.is_object() || msg.value("type", "") != "config")
-                            fail("serve", "a text message must be JSON {\"type\": \"config\", \"prompt\": ..., "
-                                          "\"width\": ..., \"height\": ..., \"steps\": ..., \"strength\": ...}");
+                            fail("serve",
+                                 "a text message must be JSON {\"type\": \"config\", \"prompt\": ..., "
+                                 "\"width\": ..., \"height\": ..., \"steps\": ..., \"strength\": ...}");
                         const bool restarted = session.configure(parse_stream_config(msg, session.config()));
                         const StreamConfig& c = session.config();
                         send_text(json{{"type", "ready"},
@@ -508,7 +512,8 @@ void Server::Impl::run_stream(tcp::socket sock, http::request<http::string_body>
                     ws.binary(true);
                     for (const auto& f : frames) ws.write(net::buffer(f));
                     {
-                        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+                        const double ms =
+                            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
                         send_text(json{{"type", "chunk"},
                                        {"frames", frames.size()},
                                        {"frames_in", st.frames_in},
@@ -566,11 +571,17 @@ Server::Server(const ServerOptions& opt, ServeModel& model) : impl_(std::make_un
     s.jobs = std::make_unique<JobQueue>(model, opt.max_queue, opt.keep_finished);
 }
 
-Server::~Server() { stop(); }
+Server::~Server() {
+    stop();
+}
 
-int Server::port() const { return impl_->acceptor.local_endpoint().port(); }
+int Server::port() const {
+    return impl_->acceptor.local_endpoint().port();
+}
 
-JobQueue& Server::jobs() { return *impl_->jobs; }
+JobQueue& Server::jobs() {
+    return *impl_->jobs;
+}
 
 void Server::start() {
     Impl& s = *impl_;
@@ -590,6 +601,8 @@ void Server::run() {
     stop();
 }
 
-void Server::stop() { impl_->stop(); }
+void Server::stop() {
+    impl_->stop();
+}
 
 }  // namespace wanrt::serve

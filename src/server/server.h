@@ -32,16 +32,16 @@ namespace wanrt::serve {
 
 struct ServerOptions {
     std::string host = "127.0.0.1";
-    int port = 8000;                 // 0 = an ephemeral port (port() tells which)
-    std::string token;               // bearer token ("" = none; required for a non-loopback host)
-    size_t max_body = 1 << 20;       // bytes of a request body
+    int port = 8000;                   // 0 = an ephemeral port (port() tells which)
+    std::string token;                 // bearer token ("" = none; required for a non-loopback host)
+    size_t max_body = 1 << 20;         // bytes of a request body
     size_t max_ws_message = 16 << 20;  // bytes of one WebSocket message (a frame)
-    size_t max_queue = 8;            // queued jobs (more: 429)
-    size_t keep_finished = 64;       // finished jobs remembered (older ones and their files removed)
-    size_t max_connections = 64;     // open HTTP connections (more: 503)
-    int max_streams = 1;             // live WebSocket streams at once (more: 503)
+    size_t max_queue = 8;              // queued jobs (more: 429)
+    size_t keep_finished = 64;         // finished jobs remembered (older ones and their files removed)
+    size_t max_connections = 64;       // open HTTP connections (more: 503)
+    int max_streams = 1;               // live WebSocket streams at once (more: 503)
     int io_threads = 2;
-    double idle_timeout_s = 30;      // per read/write on an HTTP connection
+    double idle_timeout_s = 30;  // per read/write on an HTTP connection
     RequestLimits limits;
 };
 
