@@ -14,18 +14,14 @@
 //     configured size and different from the input.
 #include <gtest/gtest.h>
 
-#include <boost/asio.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/websocket.hpp>
 #include <chrono>
 #include <fstream>
 #include <future>
 #include <thread>
-#include <utility>  // before Boost 1.74's asio (std::exchange)
 
 #include "core/error.h"
 #include "runtime/device.h"
+#include "server/beast.h"
 #include "server/server.h"
 #include "test_util.h"
 

@@ -11,18 +11,14 @@
 #include <spawn.h>
 #include <sys/wait.h>
 
-#include <boost/asio.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/websocket.hpp>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <thread>
-#include <utility>  // before Boost 1.74's asio (std::exchange)
 
 #include "core/error.h"
 #include "runtime/device.h"
+#include "server/beast.h"
 #include "server/server.h"
 #include "test_util.h"
 
@@ -147,6 +143,7 @@ TEST(ServePage, HeadlessChromiumWebcamRoundTrip) {
                                      "--headless=new",
                                      "--no-sandbox",
                                      "--disable-gpu",
+                                     "--disable-dev-shm-usage",
                                      "--no-first-run",
                                      "--use-fake-device-for-media-stream",
                                      "--use-fake-ui-for-media-stream",

@@ -7,18 +7,15 @@
 //   client  the round trip seen by the client (last frame sent → stats message read: + the WebSocket
 //           transfers both ways),
 // and prints the medians after warm-up, the overhead (client − model) and the end-to-end FPS.
-#include <boost/asio.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/websocket.hpp>
 #include <chrono>
 #include <cstdio>
-#include <utility>  // Boost 1.74's asio/awaitable.hpp uses std::exchange without including it
 #include <vector>
 
 #include "cli/bench_util.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "runtime/device.h"
+#include "server/beast.h"
 #include "server/server.h"
 
 namespace wanrt::cli {

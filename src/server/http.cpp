@@ -8,18 +8,14 @@
 #include <sys/socket.h>
 
 #include <algorithm>
-#include <boost/asio.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/websocket.hpp>
 #include <cctype>
 #include <chrono>
 #include <mutex>
 #include <optional>
 #include <thread>
-#include <utility>  // before Boost 1.74's asio (std::exchange)
 
 #include "core/error.h"
+#include "server/beast.h"
 #include "server/server.h"
 
 namespace wanrt::serve {
