@@ -48,6 +48,7 @@ void run(const Opts& o) {
     websocket::stream<tcp::socket> ws(ioc);
     ws.next_layer().connect(
         tcp::endpoint(net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server.port())));
+    ws.next_layer().set_option(tcp::no_delay(true));  // as browsers do
     ws.read_message_max(256 << 20);
     ws.handshake("127.0.0.1", "/v1/stream");
     ws.text(true);
@@ -64,8 +65,7 @@ void run(const Opts& o) {
 
     std::vector<uint8_t> frame(size_t(o.width * o.height * 3));
     const int warm = o.run.warmup + o.steps;  // the batch fills for steps − 1 chunks
-    BenchRow model_row{"model (StreamV2V push + upload)", {}, 0}, server_row{"server (per chunk)", {}, 0},
-        client_row{"client round trip", {}, 0};
+    BenchRow model_row{"model (push)", {}, 0}, server_row{"server", {}, 0}, client_row{"round trip", {}, 0};
     int64_t frames_out = 0, frame_no = 0;
     auto t_start = std::chrono::steady_clock::now();
     for (int c = 0; c < warm + o.chunks; ++c) {
@@ -103,7 +103,7 @@ void run(const Opts& o) {
     ws.close(websocket::close_code::normal);
     server.stop();
 
-    BenchRow overhead{"overhead (client - model)", {}, 0};
+    BenchRow overhead{"overhead", {}, 0};
     for (size_t i = 0; i < client_row.ms.size(); ++i) overhead.ms.push_back(client_row.ms[i] - model_row.ms[i]);
     BenchReport r;
     r.bench = "serve";

@@ -448,6 +448,10 @@ void Server::Impl::accept() {
         if (ec) {
             if (ec == net::error::operation_aborted) return;
         } else {
+            // Small replies (JSON, SSE events, a stream's stats after its frames) must not wait for
+            // Nagle's algorithm to meet the peer's delayed ACK (~40 ms each time).
+            beast::error_code nd;
+            sock.set_option(tcp::no_delay(true), nd);
             const bool over = connections.fetch_add(1) >= opt.max_connections;
             std::make_shared<HttpSession>(std::move(sock), *this, over)->run();
         }
