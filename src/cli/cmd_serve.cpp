@@ -24,6 +24,7 @@ void run(Opts o) {
     WANRT_CHECK(serve::is_loopback_host(so.host) || !so.token.empty(), "serve", "--host ", so.host,
                 " is reachable from other machines: pass --token <secret> (clients send \"Authorization: Bearer "
                 "<secret>\"), or bind 127.0.0.1");
+    WANRT_CHECK(so.port >= 0 && so.port <= 65535, "serve", "--port ", so.port, " must be in [0, 65535]");
     WANRT_CHECK(o.max_body_kib >= 1, "serve", "--max_body_kib must be at least 1");
     WANRT_CHECK(so.max_queue >= 1, "serve", "--max_queue must be at least 1");
     so.max_body = size_t(o.max_body_kib) * 1024;
