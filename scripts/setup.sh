@@ -11,11 +11,13 @@ PKGS=(
   libsentencepiece-dev sentencepiece   # umT5 tokenizer; spm_train for tokenizer tests
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg   # video output, ffprobe in tests
   libcli11-dev                 # command line
+  libboost-dev                 # Beast/Asio (header-only): wanrt serve's HTTP and WebSocket
   ccache                       # faster rebuilds (optional at build time)
   # CI jobs beyond `test` (scripts/test.sh): sanitizers and libFuzzer (clang's runtime), the ARM64
   # cross build and its qemu-user run.
   clang llvm libclang-rt-dev
   gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user
+  chromium                     # headless browser: the live page's test (tests/test_serve_page.cpp)
 )
 # arm64 libraries of the cross build, beside the amd64 ones (multiarch, co-installable). Never
 # libsentencepiece-dev:arm64: it is not co-installable and would REMOVE the amd64 one (the ARM

@@ -1,0 +1,392 @@
+// `wanrt serve` (src/server): the server runs in-process on an ephemeral loopback port with the
+// built-in demo model, and is driven by real HTTP and WebSocket clients (Boost.Beast):
+//   - the job round trip: submit → poll and Server-Sent Events → the result is a valid y4m of the
+//     asked size and frame count;
+//   - bad requests answered with the right code and a JSON {"error"} body: malformed JSON, unknown
+//     option, bad values, oversize body, unknown path, wrong method, result before done;
+//   - the token: missing (401), wrong (403), header and ?token= accepted; a non-loopback host
+//     without a token refused at start;
+//   - cancel: a queued job at once, a running one at its next step;
+//   - a bounded load test: 32 concurrent clients against a queue of 4: every answer is 202 or 429
+//     with a JSON body, nothing else, the server still answers afterwards, memory flat over 4 rounds;
+//   - the live stream: 101 frames over the WebSocket (+ a prompt change mid-stream) → 97 restyled
+//     frames back (chunks 5 + 24·4; the 2-step stream holds one chunk in flight), each RGB of the
+//     configured size and different from the input.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include "core/error.h"
+#include "runtime/device.h"
+#include "server/beast.h"
+#include "server/server.h"
+#include "test_util.h"
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using json = nlohmann::json;
+using namespace wanrt;
+
+namespace {
+
+serve::ServeModel& demo_model() {
+    // WANRT_TEST_DEVICE=cuda runs the model on the GPU (the server itself is the same).
+    static std::unique_ptr<serve::ServeModel> m = [] {
+        std::shared_ptr<Backend> be = test::test_device();
+        return serve::ServeModel::load("", be ? be : make_backend("cpu", 2));
+    }();
+    return *m;
+}
+
+struct Reply {
+    unsigned status = 0;
+    std::string body;
+    std::string content_type;
+    json j() const { return json::parse(body, nullptr, false); }
+};
+
+// One request on a fresh connection.
+Reply request(int port, http::verb verb, const std::string& target, const std::string& body = "",
+              const std::string& token = "", const std::vector<std::pair<std::string, std::string>>& headers = {}) {
+    net::io_context ioc;
+    beast::tcp_stream s(ioc);
+    s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
+    http::request<http::string_body> req{verb, target, 11};
+    req.set(http::field::host, "127.0.0.1");
+    if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
+    for (const auto& [k, v] : headers) req.set(k, v);
+    if (!body.empty() || verb == http::verb::post) {
+        req.set(http::field::content_type, "application/json");
+        req.body() = body;
+        req.prepare_payload();
+    }
+    http::write(s, req);
+    beast::flat_buffer buf;
+    http::response_parser<http::string_body> p;
+    p.body_limit(64 << 20);
+    http::read(s, buf, p);
+    Reply r;
+    r.status = p.get().result_int();
+    r.body = p.get().body();
+    r.content_type = std::string(p.get()[http::field::content_type]);
+    beast::error_code ec;
+    s.socket().shutdown(tcp::socket::shutdown_both, ec);
+    return r;
+}
+
+// An error reply: the code, a JSON object with one "error" line.
+void expect_error(const Reply& r, unsigned status, const std::string& needle) {
+    EXPECT_EQ(r.status, status) << r.body;
+    EXPECT_EQ(r.content_type, "application/json");
+    const json j = r.j();
+    ASSERT_TRUE(j.is_object() && j.contains("error") && j["error"].is_string()) << r.body;
+    const std::string e = j["error"];
+    EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+    EXPECT_NE(e.find(needle), std::string::npos) << e;
+}
+
+struct TestServer {
+    std::unique_ptr<serve::Server> server;
+    int port = 0;
+    explicit TestServer(serve::ServerOptions o = {}) {
+        o.port = 0;
+        server = std::make_unique<serve::Server>(o, demo_model());
+        server->start();
+        port = server->port();
+    }
+};
+
+json wait_done(int port, const std::string& id, double timeout_s = 300) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (;;) {
+        const Reply r = request(port, http::verb::get, "/v1/jobs/" + id);
+        EXPECT_EQ(r.status, 200u) << r.body;
+        const json j = r.j();
+        const std::string st = j.value("status", "");
+        if (st == "done" || st == "failed" || st == "cancelled") return j;
+        if (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() > timeout_s) return j;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+}
+
+const char* kSmallJob =
+    R"({"prompt": "a red fox in the snow", "size": "64*48", "frame_num": 5, "sample_steps": 2, "seed": 7})";
+
+}  // namespace
+
+TEST(Serve, JobRoundTripY4m) {
+    TestServer ts;
+    const Reply sub = request(ts.port, http::verb::post, "/v1/generate", kSmallJob);
+    ASSERT_EQ(sub.status, 202u) << sub.body;
+    const std::string id = sub.j().value("id", "");
+    ASSERT_EQ(id.size(), 32u);
+    // Server-Sent Events until the end: progress events, then "event: done".
+    const Reply ev = request(ts.port, http::verb::get, "/v1/jobs/" + id + "/events");
+    EXPECT_EQ(ev.status, 200u);
+    EXPECT_EQ(ev.content_type, "text/event-stream");
+    EXPECT_NE(ev.body.find("event: done\ndata: {"), std::string::npos) << ev.body;
+    const json j = wait_done(ts.port, id);
+    ASSERT_EQ(j.value("status", ""), "done") << j.dump();
+    EXPECT_EQ(j.value("step", 0), 2);
+    EXPECT_DOUBLE_EQ(j.value("progress", 0.0), 1.0);
+    const Reply res = request(ts.port, http::verb::get, "/v1/jobs/" + id + "/result");
+    ASSERT_EQ(res.status, 200u) << res.body.substr(0, 200);
+    EXPECT_EQ(res.content_type, "video/x-yuv4mpeg");
+    const std::string header = "YUV4MPEG2 W64 H48 F16:1 Ip A1:1 C444 XCOLORRANGE=LIMITED\n";
+    ASSERT_EQ(res.body.substr(0, header.size()), header);
+    const size_t frame = 6 + 64 * 48 * 3;  // "FRAME\n" + 4:4:4 planes
+    EXPECT_EQ(res.body.size(), header.size() + 5 * frame);
+    for (size_t f = 0; f < 5; ++f) EXPECT_EQ(res.body.substr(header.size() + f * frame, 6), "FRAME\n");
+    // The same seed gives the same video (the model is kept loaded between jobs).
+    const Reply sub2 = request(ts.port, http::verb::post, "/v1/generate", kSmallJob);
+    const std::string id2 = sub2.j().value("id", "");
+    ASSERT_EQ(wait_done(ts.port, id2).value("status", ""), "done");
+    EXPECT_EQ(request(ts.port, http::verb::get, "/v1/jobs/" + id2 + "/result").body, res.body);
+    // DELETE of a finished job forgets it and its file.
+    EXPECT_EQ(request(ts.port, http::verb::delete_, "/v1/jobs/" + id).status, 200u);
+    expect_error(request(ts.port, http::verb::get, "/v1/jobs/" + id), 404, "no such resource");
+}
+
+TEST(Serve, BadRequestsAnsweredWithJson) {
+    serve::ServerOptions o;
+    o.max_body = 4096;
+    TestServer ts(o);
+    const int p = ts.port;
+    expect_error(request(p, http::verb::post, "/v1/generate", "{\"prompt\": "), 400, "not valid JSON");
+    expect_error(request(p, http::verb::post, "/v1/generate", "[1, 2]"), 400, "JSON object");
+    expect_error(request(p, http::verb::post, "/v1/generate", R"({"prompt": "x", "sample_stepz": 3})"), 400,
+                 "unknown option \"sample_stepz\"");
+    expect_error(request(p, http::verb::post, "/v1/generate", R"({"size": "64*64"})"), 400, "\"prompt\" is required");
+    expect_error(request(p, http::verb::post, "/v1/generate", R"({"prompt": "x", "size": "65*64"})"), 400,
+                 "multiples of 16");
+    expect_error(request(p, http::verb::post, "/v1/generate", R"({"prompt": "x", "frame_num": 6})"), 400, "[t2v]");
+    expect_error(request(p, http::verb::post, "/v1/generate", R"({"prompt": "x", "sample_steps": "many"})"), 400,
+                 "must be an integer");
+    expect_error(request(p, http::verb::post, "/v1/generate", R"({"prompt": "x", "size": "8192*8192"})"), 400,
+                 "over this server's limit");
+    expect_error(request(p, http::verb::post, "/v1/generate", "{\"prompt\": \"" + std::string(8000, 'a') + "\"}"), 413,
+                 "over this server's limit of 4096 bytes");
+    expect_error(request(p, http::verb::get, "/v1/generate"), 405, "use POST");
+    expect_error(request(p, http::verb::get, "/v1/nothing"), 404, "no such resource");
+    expect_error(request(p, http::verb::get, "/v1/jobs/../../etc/passwd"), 404, "no such resource");
+    expect_error(request(p, http::verb::get, "/v1/jobs/0123456789abcdef0123456789abcdef/result"), 404,
+                 "no such resource");
+    expect_error(request(p, http::verb::get, "/v1/stream"), 426, "WebSocket");
+    // A result asked for before the job is done: 409.
+    const Reply sub = request(p, http::verb::post, "/v1/generate",
+                              R"({"prompt": "x", "size": "64*64", "frame_num": 5, "sample_steps": 40})");
+    ASSERT_EQ(sub.status, 202u);
+    const std::string id = sub.j()["id"];
+    expect_error(request(p, http::verb::get, "/v1/jobs/" + id + "/result"), 409, "until it is done");
+    EXPECT_EQ(request(p, http::verb::delete_, "/v1/jobs/" + id).status, 200u);
+    // The live page is served.
+    const Reply page = request(p, http::verb::get, "/");
+    EXPECT_EQ(page.status, 200u);
+    EXPECT_NE(page.body.find("getUserMedia"), std::string::npos);
+    EXPECT_NE(page.body.find("/v1/stream"), std::string::npos);
+}
+
+TEST(Serve, TokenRequiredOnEveryRequest) {
+    serve::ServerOptions o;
+    o.token = "s3cret-token";
+    TestServer ts(o);
+    expect_error(request(ts.port, http::verb::get, "/v1/health"), 401, "needs a token");
+    expect_error(request(ts.port, http::verb::get, "/"), 401, "needs a token");
+    expect_error(request(ts.port, http::verb::post, "/v1/generate", kSmallJob), 401, "needs a token");
+    expect_error(request(ts.port, http::verb::get, "/v1/health", "", "s3cret-tokex"), 403, "wrong token");
+    EXPECT_EQ(request(ts.port, http::verb::get, "/v1/health", "", "s3cret-token").status, 200u);
+    EXPECT_EQ(request(ts.port, http::verb::get, "/v1/health?token=s3cret-token").status, 200u);
+    // Binding beyond loopback without a token is refused before anything listens.
+    serve::ServerOptions open;
+    open.host = "0.0.0.0";
+    open.port = 0;
+    try {
+        serve::Server s(open, demo_model());
+        FAIL() << "a server on 0.0.0.0 without a token started";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("--token"), std::string::npos) << e.what();
+    }
+    EXPECT_TRUE(serve::is_loopback_host("127.0.0.1"));
+    EXPECT_TRUE(serve::is_loopback_host("::1"));
+    EXPECT_FALSE(serve::is_loopback_host("0.0.0.0"));
+    EXPECT_FALSE(serve::is_loopback_host("192.168.1.2"));
+}
+
+TEST(Serve, CancelQueuedAndRunning) {
+    TestServer ts;
+    const std::string slow = R"({"prompt": "x", "size": "64*64", "frame_num": 5, "sample_steps": 100})";
+    const std::string a = request(ts.port, http::verb::post, "/v1/generate", slow).j()["id"];
+    const std::string b = request(ts.port, http::verb::post, "/v1/generate", slow).j()["id"];
+    // b waits behind a: cancelled at once.
+    const Reply cb = request(ts.port, http::verb::delete_, "/v1/jobs/" + b);
+    EXPECT_EQ(cb.status, 200u);
+    EXPECT_EQ(cb.j().value("status", ""), "cancelled") << cb.body;
+    // a: cancelled at its next step once running.
+    for (int i = 0; i < 600; ++i) {
+        const json j = request(ts.port, http::verb::get, "/v1/jobs/" + a).j();
+        if (j.value("step", 0) >= 1) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(request(ts.port, http::verb::delete_, "/v1/jobs/" + a).status, 200u);
+    const json j = wait_done(ts.port, a, 60);
+    EXPECT_EQ(j.value("status", ""), "cancelled") << j.dump();
+    EXPECT_LT(j.value("step", 100), 100);
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 30.0);
+    expect_error(request(ts.port, http::verb::get, "/v1/jobs/" + a + "/result"), 409, "no result");
+}
+
+// Resident memory now (VmRSS of /proc/self/status), bytes.
+size_t rss_bytes() {
+    std::ifstream f("/proc/self/status");
+    std::string line;
+    while (std::getline(f, line))
+        if (line.rfind("VmRSS:", 0) == 0) return size_t(std::stoull(line.substr(6))) * 1024;
+    return 0;
+}
+
+TEST(Serve, LoadTestConcurrentClientsServedOrRefused) {
+    serve::ServerOptions o;
+    o.max_queue = 4;
+    TestServer ts(o);
+    constexpr int kClients = 32, kRounds = 4;
+    size_t rss_after_first = 0;
+    for (int round = 0; round < kRounds; ++round) {
+        std::vector<std::future<Reply>> replies;
+        for (int i = 0; i < kClients; ++i)
+            replies.push_back(std::async(std::launch::async, [&, i] {
+                if (i % 4 == 3) return request(ts.port, http::verb::get, "/v1/health");
+                return request(ts.port, http::verb::post, "/v1/generate",
+                               R"({"prompt": "x", "size": "64*64", "frame_num": 5, "sample_steps": 50})");
+            }));
+        int accepted = 0, refused = 0, health = 0;
+        std::vector<std::string> ids;
+        for (auto& f : replies) {
+            const Reply r = f.get();
+            const json j = r.j();
+            ASSERT_TRUE(j.is_object()) << r.body;
+            if (r.status == 202) {
+                ++accepted;
+                ids.push_back(j["id"]);
+            } else if (r.status == 429) {
+                ++refused;
+                EXPECT_NE(j.value("error", "").find("queue is full"), std::string::npos);
+            } else {
+                EXPECT_EQ(r.status, 200u) << r.body;
+                ++health;
+            }
+        }
+        EXPECT_EQ(accepted + refused + health, kClients);
+        EXPECT_EQ(health, kClients / 4);
+        EXPECT_GE(accepted, 4);          // the queue's 4 (+ the one the worker took)
+        EXPECT_LE(accepted, 4 + 1 + 2);  // the worker may take a job or two while others arrive
+        EXPECT_GT(refused, 0);
+        for (const std::string& id : ids) {
+            EXPECT_EQ(request(ts.port, http::verb::delete_, "/v1/jobs/" + id).status, 200u);
+            wait_done(ts.port, id, 60);
+        }
+        EXPECT_EQ(request(ts.port, http::verb::get, "/v1/health").status, 200u);
+        if (round == 0) rss_after_first = rss_bytes();
+    }
+    // Memory stays flat across rounds (sessions, jobs and their buffers are released).
+    const double grew_mb = (double(rss_bytes()) - double(rss_after_first)) / 1048576.0;
+    std::printf("RSS after round 1: %.1f MB, grew %.1f MB over %d more rounds\n", double(rss_after_first) / 1048576.0,
+                grew_mb, kRounds - 1);
+    EXPECT_LT(grew_mb, 32.0);
+}
+
+TEST(Serve, LiveStreamOverWebSocket) {
+    TestServer ts;
+    net::io_context ioc;
+    websocket::stream<tcp::socket> ws(ioc);
+    ws.next_layer().connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(ts.port)));
+    ws.handshake("127.0.0.1", "/v1/stream");
+    {  // a second stream is refused (503) while this one runs
+        websocket::stream<tcp::socket> ws2(ioc);
+        ws2.next_layer().connect(ws.next_layer().remote_endpoint());
+        try {
+            ws2.handshake("127.0.0.1", "/v1/stream");
+            ADD_FAILURE() << "a second stream was accepted";
+        } catch (const beast::system_error& e) {
+            EXPECT_EQ(e.code(), websocket::error::upgrade_declined) << e.code().message();
+        }
+        // The same upgrade as a plain request, to read the answer.
+        expect_error(request(ts.port, http::verb::get, "/v1/stream", "", "",
+                             {{"Upgrade", "websocket"},
+                              {"Connection", "Upgrade"},
+                              {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="},
+                              {"Sec-WebSocket-Version", "13"}}),
+                     503, "already running");
+    }
+    const int W = 64, H = 48;
+    auto read_json = [&] {
+        beast::flat_buffer b;
+        ws.read(b);
+        EXPECT_TRUE(ws.got_text());
+        return json::parse(beast::buffers_to_string(b.data()));
+    };
+    ws.text(true);
+    ws.write(net::buffer(
+        json{{"type", "config"}, {"prompt", "a watercolor"}, {"width", W}, {"height", H}, {"steps", 2}}.dump()));
+    json ready = read_json();
+    ASSERT_EQ(ready.value("type", ""), "ready") << ready.dump();
+    EXPECT_TRUE(ready.value("restarted", false));
+    // A bad message is answered with an error and the stream goes on.
+    ws.write(net::buffer(json{{"type", "config"}, {"steps", 9}}.dump()));
+    EXPECT_EQ(read_json().value("type", ""), "error");
+
+    int frames_back = 0, stats = 0;
+    double chunk_ms = 0, server_ms = 0;
+    std::vector<uint8_t> frame(size_t(W * H * 3));
+    bool differs = false;
+    // Reads what one chunk produced: frames (binary) until its stats message (text).
+    auto drain_chunk = [&] {
+        for (;;) {
+            beast::flat_buffer b;
+            ws.read(b);
+            if (ws.got_text()) {
+                const json j = json::parse(beast::buffers_to_string(b.data()));
+                EXPECT_EQ(j.value("type", ""), "chunk") << j.dump();
+                ++stats;
+                chunk_ms += j.value("chunk_ms", 0.0);
+                server_ms += j.value("server_ms", 0.0);
+                return;
+            }
+            ASSERT_EQ(b.size(), frame.size());
+            const uint8_t* px = static_cast<const uint8_t*>(b.data().data());
+            for (size_t i = 0; i < frame.size() && !differs; ++i) differs = px[i] != frame[i];
+            ++frames_back;
+        }
+    };
+    for (int f = 0; f < 101; ++f) {
+        for (int i = 0; i < W * H; ++i) {  // a moving gradient
+            frame[size_t(i) * 3 + 0] = uint8_t((i % W) * 4 + f * 3);
+            frame[size_t(i) * 3 + 1] = uint8_t((i / W) * 5);
+            frame[size_t(i) * 3 + 2] = uint8_t(128 + f);
+        }
+        ws.binary(true);
+        ws.write(net::buffer(frame));
+        if (f == 4 || (f > 4 && (f - 4) % 4 == 0)) drain_chunk();  // a chunk completes at frames 5, 9, 13, ...
+        if (f == 12) {  // a prompt change between chunks: the text is re-encoded, the stream goes on
+            ws.text(true);
+            ws.write(net::buffer(json{{"type", "config"}, {"prompt", "an oil painting"}}.dump()));
+            const json r = read_json();
+            EXPECT_EQ(r.value("type", ""), "ready");
+            EXPECT_FALSE(r.value("restarted", true));
+        }
+    }
+    EXPECT_EQ(stats, 25);
+    EXPECT_EQ(frames_back, 5 + 23 * 4);  // 25 chunks in, the last one still in flight (2 steps)
+    EXPECT_TRUE(differs);
+    // The server's own cost per chunk: its handling (frame conversion, queueing) over the model's.
+    std::printf("stream %dx%d on %s: model %.2f ms/chunk, server %.2f ms/chunk (overhead %.2f ms)\n", W, H,
+                demo_model().be->description().c_str(), chunk_ms / stats, server_ms / stats,
+                (server_ms - chunk_ms) / stats);
+    ws.close(websocket::close_code::normal);
+}
