@@ -12,6 +12,8 @@ PKGS=(
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg   # video output, ffprobe in tests
   libcli11-dev                 # command line
   ccache                       # faster rebuilds (optional at build time)
+  python3-dev pybind11-dev python3-numpy python3-pytest   # Python bindings (python/) and their tests
+  python3-setuptools python3-wheel python3-venv python3-pip   # pip install . without network
 )
 
 missing=()
