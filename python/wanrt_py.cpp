@@ -107,12 +107,7 @@ class Model {
 public:
     Model(std::optional<std::string> ckpt_dir, const std::string& device, int threads) {
         py::gil_scoped_release nogil;
-        demo_ = !ckpt_dir || ckpt_dir->empty();
-        if (!demo_) {
-            std::error_code ec;
-            WANRT_CHECK(fs::is_directory(*ckpt_dir, ec), "model", "model folder ", *ckpt_dir,
-                        " does not exist; pass a Wan2.1 folder (or ckpt_dir=None for the built-in demo model)");
-        }
+        demo_ = !ckpt_dir || ckpt_dir->empty();  // open_model_folder's errors are the CLI's, word for word
         parts_ = demo_ ? demo_model_parts() : open_model_folder(*ckpt_dir);
         be_ = make_backend(device, threads);
     }
