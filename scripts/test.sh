@@ -8,6 +8,6 @@ BUILD=${BUILD:-build}
 # CUDA code and its GPU tests, and runs the CPU suite; GPU tests carry the label `gpu`).
 CUDA=OFF
 [ -x /usr/local/cuda/bin/nvcc ] && CUDA=ON
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DWANRT_TESTS=ON -DWANRT_CUDA=$CUDA
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DWANRT_TESTS=ON -DWANRT_CUDA=$CUDA -DWANRT_PYTHON=ON
 cmake --build "$BUILD" -j "$(nproc)"
 ctest --test-dir "$BUILD" -L cpu --output-on-failure -j "$(nproc)"
