@@ -22,6 +22,7 @@
 #include <pybind11/stl.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
