@@ -1,7 +1,8 @@
 """Tests of the Python bindings on the built-in demo model (ctest: python_bindings, label cpu).
 
 Run from the build tree: PYTHONPATH=build/python WANRT_BINARY=build/wanrt /usr/bin/python3 -m pytest python/tests
-Nothing here skips: a missing module, numpy or CLI binary fails.
+Nothing here skips: a missing module, numpy or CLI binary fails. WANRT_TEST_DEVICE (default cpu)
+picks the backend, e.g. WANRT_TEST_DEVICE=cuda on a GPU machine.
 """
 import os
 import shutil
@@ -15,11 +16,12 @@ import wanrt
 # Small enough to run in seconds on a CPU: 64x48 (W x H, multiples of 16), 5 frames, 2 steps.
 SIZE, W, H = "64*48", 64, 48
 FRAMES, STEPS = 5, 2
+DEVICE = os.environ.get("WANRT_TEST_DEVICE") or "cpu"
 
 
 @pytest.fixture(scope="module")
 def model():
-    return wanrt.Model(device="cpu")
+    return wanrt.Model(device=DEVICE)
 
 
 def gen(model, **kw):
@@ -86,7 +88,7 @@ def test_generate_matches_cli(model, tmp_path):
     gen(model, seed=11, save_file=str(py_file))
     r = subprocess.run([cli_binary(), "generate", "--size", SIZE, "--frame_num", str(FRAMES), "--sample_steps",
                         str(STEPS), "--base_seed", "11", "--prompt", "a red fox running through snow", "--save_file",
-                        str(cli_file), "--device", "cpu"], capture_output=True, text=True, timeout=300)
+                        str(cli_file), "--device", DEVICE], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert py_file.read_bytes() == cli_file.read_bytes()
     assert py_file.read_bytes().count(b"FRAME") == FRAMES
