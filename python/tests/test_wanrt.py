@@ -7,6 +7,8 @@ picks the backend, e.g. WANRT_TEST_DEVICE=cuda on a GPU machine.
 import os
 import shutil
 import subprocess
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -113,6 +115,21 @@ def test_progress_exception_propagates(model):
     with pytest.raises(Stop):
         gen(model, progress=stop)
     assert gen(model).shape == (FRAMES, H, W, 3)  # the model is still usable
+
+
+def test_gil_released(model):
+    """Python keeps running while a generation runs in another thread: with the GIL held for the
+    whole call, the loop below would get about one turn."""
+    result = {}
+    t = threading.Thread(target=lambda: result.update(v=gen(model, size="128*96", frame_num=9, sample_steps=4)))
+    turns = 0
+    t.start()
+    while t.is_alive():
+        time.sleep(0.001)
+        turns += 1
+    t.join()
+    assert result["v"].shape == (9, 96, 128, 3)
+    assert turns >= 10, turns
 
 
 def test_error_class():
