@@ -18,6 +18,8 @@ PKGS=(
   clang llvm libclang-rt-dev
   gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user
   chromium                     # headless browser: the live page's test (tests/test_serve_page.cpp)
+  python3-dev pybind11-dev python3-numpy python3-pytest   # Python bindings (python/) and their tests
+  python3-setuptools python3-wheel python3-venv python3-pip   # pip install . without network
 )
 # arm64 libraries of the cross build, beside the amd64 ones (multiarch, co-installable). Never
 # libsentencepiece-dev:arm64: it is not co-installable and would REMOVE the amd64 one (the ARM

