@@ -14,8 +14,10 @@
 #include "io/safetensors.h"
 #include "models/clip.h"
 #include "models/dit.h"
+#include "models/synth.h"
 #include "models/t5.h"
 #include "models/vae.h"
+#include "pipeline/demo.h"
 #include "pipeline/diffusers_folder.h"
 #include "pipeline/model_folder.h"
 #include "test_util.h"
@@ -230,7 +232,11 @@ TEST(DiffusersNames, ConfigMaps) {
     bad(i2v, "image_dim", nullptr, "image_dim is not");
     json a14b = i2v;  // in 36 ≠ out 16 without the image branch: Wan2.2 I2V-A14B
     a14b["image_dim"] = nullptr;
-    bad(a14b, "added_kv_proj_dim", nullptr, "Wan2.2 I2V-A14B");
+    a14b["added_kv_proj_dim"] = nullptr;
+    const DitConfig expert = diffusers::dit_config_from_diffusers(a14b, "a14b", false);
+    EXPECT_EQ(official_moe_kind(expert), "i2v-A14B");
+    EXPECT_FALSE(expert.has_clip());
+    EXPECT_TRUE(diffusers::dit_config_to_diffusers(expert)["image_dim"].is_null());
     // VAE, umT5, CLIP configs round trip; the Wan2.2 VAE is refused.
     VaeConfig v;
     v.dim = 8;
@@ -507,6 +513,45 @@ TEST_F(DiffusersFolderTest, ImageToVideoFolders) {
     }
 }
 
+// Wan2.2 A14B: an official folder (high_noise_model/, low_noise_model/, the demo experts' widths) and its
+// diffusers copy (transformer/ = high-noise, transformer_2/ = low-noise) give the same parts and video.
+TEST_F(DiffusersFolderTest, A14BFolders) {
+    for (bool i2v : {false, true}) {
+        SCOPED_TRACE(i2v ? "i2v-A14B" : "t2v-A14B");
+        const DemoConfig dc = demo_moe_config(i2v);
+        const fs::path off = root_ / (i2v ? "Wan2.2-I2V-A14B-tiny" : "Wan2.2-T2V-A14B-tiny");
+        const std::string dif = off.string() + "-Diffusers";
+        write_synth_dit((off / "high_noise_model").string(), dc.dit, DType::F32, 1, 1 << 30);
+        write_synth_dit((off / "low_noise_model").string(), dc.dit, DType::F32, 2, 1 << 30);
+        write_t2v_extras(off.string(), dc.t5, dc.vae, 3);
+        write_diffusers_folder(off.string(), dif, 1 << 30);
+        const json idx = json::parse(read_file(fs::path(dif) / "model_index.json"));
+        EXPECT_EQ(idx["_class_name"], i2v ? "WanImageToVideoPipeline" : "WanPipeline");
+        EXPECT_EQ(idx["boundary_ratio"].get<double>(), i2v ? 0.9 : 0.875);
+        EXPECT_FALSE(fs::exists(fs::path(dif) / "image_encoder"));
+        const json tc = json::parse(read_file(fs::path(dif) / "transformer_2/config.json"));
+        EXPECT_TRUE(tc["image_dim"].is_null());
+        const T2VModelParts a = open_model_folder(off.string()), b = open_model_folder(dif);
+        ASSERT_TRUE(a.moe() && b.moe());
+        EXPECT_EQ(a.dit_config.to_json(), b.dit_config.to_json());
+        EXPECT_EQ(b.dit_config.has_clip(), false);
+        EXPECT_NE(b.kind.find("A14B"), std::string::npos) << b.kind;
+        expect_same_tensors(*a.dit_weights(), *b.dit_weights());
+        expect_same_tensors(*a.high_noise_weights(), *b.high_noise_weights());
+        if (i2v) continue;  // the i2v run needs a picture; the parts above are what it reads
+        const fs::path ya = root_ / "a14b_official.y4m", yb = root_ / "a14b_diffusers.y4m";
+        CliRun r =
+            run_cli("generate --ckpt_dir " + off.string() + kSmall + " --base_seed 5 --save_file " + ya.string());
+        ASSERT_EQ(r.code, 0) << r.out;
+        r = run_cli("generate --ckpt_dir " + dif + kSmall + " --base_seed 5 --save_file " + yb.string());
+        ASSERT_EQ(r.code, 0) << r.out;
+        EXPECT_TRUE(read_file(ya) == read_file(yb)) << "the A14B diffusers folder's video differs from the official's";
+        r = run_cli("info " + dif);
+        EXPECT_NE(r.out.find("transformer_2 (low-noise expert)"), std::string::npos) << r.out;
+        EXPECT_EQ(r.out.find("BROKEN"), std::string::npos) << r.out;
+    }
+}
+
 TEST_F(DiffusersFolderTest, BadFoldersAreOneLineExitOneNoFile) {
     auto edit_json = [](const fs::path& p, const std::function<void(json&)>& fn) {
         json j = json::parse(read_file(p));
@@ -544,12 +589,12 @@ TEST_F(DiffusersFolderTest, BadFoldersAreOneLineExitOneNoFile) {
               [](json& j) { j["num_layers"] = j["num_layers"].get<int>() + 2; });
     const std::string vae22 = copy("vae22");
     edit_json(fs::path(vae22) / "vae/config.json", [](json& j) { j["is_residual"] = true; });
+    // model_index.json lists transformer_2 (Wan2.2 A14B) but the folder has none.
     const std::string moe = copy("moe");
     edit_json(fs::path(moe) / "model_index.json", [](json& j) {
         j["transformer_2"] = {"diffusers", "WanTransformer3DModel"};
         j["boundary_ratio"] = 0.875;
     });
-    fs::copy(fs::path(moe) / "transformer", fs::path(moe) / "transformer_2", fs::copy_options::recursive);
     const std::string vace = copy("vace");
     edit_json(fs::path(vace) / "model_index.json", [](json& j) { j["_class_name"] = "WanVACEPipeline"; });
     const std::string badjson = copy("bad_json");
@@ -567,7 +612,7 @@ TEST_F(DiffusersFolderTest, BadFoldersAreOneLineExitOneNoFile) {
         {width, "vae/config.json does not match the weights"},
         {t5cfg, "text_encoder/config.json does not match the weights"},
         {vae22, "Wan2.2 VAE"},
-        {moe, "Wan2.2 A14B diffusers folder (transformer_2"},
+        {moe, "missing transformer_2 (low-noise expert) (transformer_2/config.json"},
         {vace, "names pipeline WanVACEPipeline"},
         {badjson, "not valid JSON"},
     };

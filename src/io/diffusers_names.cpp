@@ -442,8 +442,9 @@ json dit_config_to_diffusers(const DitConfig& c) {
     j["cross_attn_norm"] = c.cross_attn_norm;
     j["qk_norm"] = c.qk_norm ? json("rms_norm_across_heads") : json(nullptr);
     j["eps"] = c.eps;
-    j["image_dim"] = c.is_i2v() ? json(1280) : json(nullptr);
-    j["added_kv_proj_dim"] = c.is_i2v() ? json(c.dim) : json(nullptr);
+    // Wan2.2 I2V-A14B experts are i2v without the CLIP branch: no image_dim (in_channels 36 tells them apart).
+    j["image_dim"] = c.has_clip() ? json(1280) : json(nullptr);
+    j["added_kv_proj_dim"] = c.has_clip() ? json(c.dim) : json(nullptr);
     j["rope_max_seq_len"] = 1024;
     j["pos_embed_seq_len"] = c.is_flf2v() ? json(514) : json(nullptr);
     return j;
@@ -512,10 +513,9 @@ DitConfig dit_config_from_diffusers(const json& j, const std::string& origin, bo
     } else if (image) {
         c.model_type = flf ? "flf2v" : "i2v";
     } else if (c.in_dim != c.out_dim) {
-        fail("diffusers", origin, ": in_channels ", c.in_dim, " ≠ out_channels ", c.out_dim,
-             " without image_dim is a Wan2.2 I2V-A14B transformer, which wanrt does not read from diffusers folders "
-             "yet; "
-             "use the official Wan2.2-I2V-A14B folder");
+        // Noise + conditioning channels without the image branch: a Wan2.2 I2V-A14B expert.
+        c.model_type = "i2v";
+        c.clip_branch = false;
     } else {
         c.model_type = "t2v";
     }

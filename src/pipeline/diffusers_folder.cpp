@@ -390,22 +390,32 @@ T2VModelParts open_diffusers_folder(const std::string& dir) {
         fail("diffusers", "diffusers model folder ", dir, " is incomplete: missing ", list,
              "; download the whole folder (every component of model_index.json)");
     }
-    WANRT_CHECK(!f.moe, "diffusers", dir, " is a Wan2.2 A14B diffusers folder (transformer_2, boundary_ratio ",
-                f.boundary_ratio,
-                "); its two-expert pipeline does not read diffusers folders yet: use the official "
-                "Wan2.2-T2V-A14B / -I2V-A14B folder");
     T2VModelParts m;
     m.name = cat("diffusers model folder ", dir);
-    const DitCheckpoint ck = open_diffusers_transformer(f);
+    // Wan2.2 A14B: transformer/ is the high-noise expert, transformer_2/ the low-noise one, which the
+    // parts carry as dit_weights (pipeline/moe.h).
+    const std::string main_sub = f.moe ? "transformer_2" : "transformer";
+    const DitCheckpoint ck = open_diffusers_transformer(f, main_sub);
     m.dit_config = ck.config;
     m.kind = describe_kind(ck.config) + " (diffusers)";
+    if (f.moe) {
+        const DitConfig high = open_diffusers_transformer(f, "transformer").config;
+        WANRT_CHECK(high.to_json() == ck.config.to_json() && high.clip_branch == ck.config.clip_branch, "diffusers",
+                    "the experts of ", dir, " differ (transformer: ", describe_kind(high),
+                    "; transformer_2: ", describe_kind(ck.config), "); both must come from one A14B release");
+        WANRT_CHECK(!ck.config.has_clip(), "diffusers", "the experts of ", dir,
+                    " have the Wan2.1 CLIP image branch "
+                    "(image_dim); Wan2.2 A14B experts have none: the folder mixes generations");
+        m.kind = describe_moe_kind(ck.config) + " (diffusers)";
+        m.high_noise_weights = [f] { return open_diffusers_transformer(f, "transformer").weights; };
+    }
     m.vae_config = diffusers_vae_config(f);
     (void)open_diffusers_text_encoder(f);  // names and config checked now, before any stage runs
     m.tokenizer = f.tokenizer.path;
-    m.dit_weights = [f] { return open_diffusers_transformer(f).weights; };
+    m.dit_weights = [f, main_sub] { return open_diffusers_transformer(f, main_sub).weights; };
     m.vae_weights = [f] { return open_diffusers_vae(f); };
     m.t5_weights = [f] { return open_diffusers_text_encoder(f); };
-    if (m.dit_config.is_i2v()) {
+    if (m.dit_config.has_clip()) {
         m.clip_config = diffusers_clip_config(f);
         m.clip_weights = [f] { return open_diffusers_image_encoder(f); };
     }
@@ -501,7 +511,8 @@ void write_diffusers_folder(const std::string& official_dir, const std::string& 
     WANRT_CHECK(!fs::exists(out_dir, ec), "diffusers", out_dir, " already exists; pass a new folder to write");
     const ModelFolder f = scan_model_folder(official_dir);
     require_complete(f);
-    const DitCheckpoint ck = open_dit_checkpoint(official_dir);
+    // A14B: the high-noise expert becomes transformer/, the low-noise one transformer_2/.
+    const DitCheckpoint ck = open_dit_checkpoint(f.moe ? f.high_noise.path : official_dir);
     const DitConfig& dc = ck.config;
     WANRT_CHECK(dc.model_type != "ti2v", "diffusers", official_dir,
                 " holds a Wan2.2 TI2V model; its VAE has no diffusers name map yet (Wan2.1 models only)");
@@ -518,6 +529,14 @@ void write_diffusers_folder(const std::string& official_dir, const std::string& 
         write_json(tmp / "transformer/config.json", transformer_cfg);
         write_diffusers_weights(*ck.weights, Component::Transformer, {}, (tmp / "transformer").string(),
                                 "diffusion_pytorch_model", shard_bytes);
+        if (f.moe) {
+            const DitCheckpoint low = open_dit_checkpoint(f.low_noise.path);
+            WANRT_CHECK(low.config.to_json() == dc.to_json(), "diffusers", "the experts of ", official_dir,
+                        " differ; both must come from one A14B release");
+            write_json(tmp / "transformer_2/config.json", transformer_cfg);
+            write_diffusers_weights(*low.weights, Component::Transformer, {}, (tmp / "transformer_2").string(),
+                                    "diffusion_pytorch_model", shard_bytes);
+        }
 
         const auto vae = open_weights_file(f.vae.path);
         const VaeConfig vc = vae_config_from_weights(*vae);
@@ -540,11 +559,12 @@ void write_diffusers_folder(const std::string& official_dir, const std::string& 
         index["text_encoder"] = {"transformers", "UMT5EncoderModel"};
         index["tokenizer"] = {"transformers", "T5TokenizerFast"};
         index["transformer"] = {"diffusers", "WanTransformer3DModel"};
-        index["transformer_2"] = {nullptr, nullptr};
+        index["transformer_2"] = f.moe ? json{"diffusers", "WanTransformer3DModel"} : json{nullptr, nullptr};
         index["vae"] = {"diffusers", "AutoencoderKLWan"};
-        index["boundary_ratio"] = nullptr;
+        // wan/configs of Wan2.2: the expert switch at t >= boundary * 1000 (t2v 0.875, i2v 0.900).
+        index["boundary_ratio"] = f.moe ? json(dc.is_i2v() ? 0.9 : 0.875) : json(nullptr);
         index["expand_timesteps"] = false;
-        if (dc.is_i2v()) {
+        if (dc.has_clip()) {
             const auto clip = open_weights_file(f.clip.path);
             const ClipVisionConfig cc = clip_config_from_weights(*clip);
             const StoredTensor* head = clip->find("visual.head");
@@ -571,7 +591,8 @@ void write_diffusers_folder(const std::string& official_dir, const std::string& 
         sched["num_train_timesteps"] = 1000;
         sched["prediction_type"] = "flow_prediction";
         sched["use_flow_sigmas"] = true;
-        sched["flow_shift"] = dc.is_i2v() ? 5.0 : 3.0;  // generate.py's defaults for i2v / t2v
+        // generate.py's defaults: Wan2.1 i2v 5, t2v 3; Wan2.2 A14B i2v 5, t2v 12.
+        sched["flow_shift"] = dc.is_i2v() ? 5.0 : f.moe ? 12.0 : 3.0;
         sched["solver_order"] = 2;
         write_json(tmp / "scheduler/scheduler_config.json", sched);
         write_json(tmp / "model_index.json", index);

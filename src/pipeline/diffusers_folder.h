@@ -17,10 +17,13 @@
 // checking its configs reads headers only. Every tensor must map: an unknown name is an error
 // naming it and the file. Each config.json is checked against the weights it sits beside.
 //
+// Wan2.2 A14B (model_index lists transformer_2): transformer/ is the high-noise expert (the parts'
+// high_noise_weights), transformer_2/ the low-noise one (dit_weights); an I2V-A14B transformer is in_channels
+// 36 without image_dim (model_type i2v, no CLIP branch). model_index's boundary_ratio is not read: the task's
+// official value applies (t2v 0.875, i2v 0.900, what the diffusers folders hold too).
 // Not read yet (refused with a one-line error): the Wan2.2 VAE (is_residual, z_dim 48: no name map in
-// ../shared/spec/diffusers_names.md), so TI2V-5B folders stop there; A14B folders (transformer_2) are scanned
-// and their experts open (open_diffusers_transformer), but open_diffusers_folder refuses them until the
-// two-expert pipeline takes its parts from here; other pipeline classes (VACE, Animate, video-to-video).
+// ../shared/spec/diffusers_names.md), so TI2V-5B folders stop there; other pipeline classes (VACE, Animate,
+// video-to-video).
 #pragma once
 
 #include <cstdint>
@@ -74,7 +77,8 @@ std::shared_ptr<TensorSource> open_diffusers_image_encoder(const DiffusersFolder
 // open_model_folder for a diffusers folder: the same parts, weights opened on demand.
 T2VModelParts open_diffusers_folder(const std::string& dir);
 
-// Writes out_dir as a diffusers folder from the official folder official_dir (Wan2.1 t2v / i2v / flf2v),
+// Writes out_dir as a diffusers folder from the official folder official_dir (Wan2.1 t2v / i2v / flf2v,
+// Wan2.2 t2v-A14B / i2v-A14B),
 // each component's weights in shards of at most shard_bytes (one file when they fit) with the index.
 // Written under out_dir + ".partial" and renamed at the end: a failure leaves nothing. out_dir must not exist.
 void write_diffusers_folder(const std::string& official_dir, const std::string& out_dir, uint64_t shard_bytes);
