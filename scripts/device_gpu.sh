@@ -32,7 +32,8 @@ if [[ "${1:-}" == "stage" ]]; then  # dev machine: copy binaries and host librar
     case ${STAGE_FIXTURES:-default} in
         default) ;;
         i2v|flf2v) TESTS="test_clip test_pipeline_i2v test_pipeline_flf2v" ;;
-        *) echo "stage: STAGE_FIXTURES=$STAGE_FIXTURES: use i2v, flf2v or leave it unset" >&2; exit 1 ;;
+        wan22) TESTS="test_vae22 test_pipeline_ti2v test_pipeline_moe test_taehv test_lora test_step_cache test_diffusers" ;;
+        *) echo "stage: STAGE_FIXTURES=$STAGE_FIXTURES: use i2v, flf2v, wan22 or leave it unset" >&2; exit 1 ;;
     esac
     for b in wanrt $(printf 'tests/%s ' $TESTS); do
         [[ -f $BUILD/$b ]] && cp "$BUILD/$b" .devcarry/bin/ && strip --strip-debug .devcarry/bin/$(basename $b)
@@ -43,6 +44,9 @@ if [[ "${1:-}" == "stage" ]]; then  # dev machine: copy binaries and host librar
     case ${STAGE_FIXTURES:-default} in
         i2v) FIXTURES=pipeline_i2v.safetensors ;;
         flf2v) FIXTURES=pipeline_flf2v.safetensors ;;
+        # Issue 17/18/19's new goldens; the .pth copies (taehv_weights.pth is 23 MB) stay behind:
+        # run those binaries with --gtest_filter=-*Pth* there.
+        wan22) FIXTURES="vae22.safetensors pipeline_ti2v.safetensors pipeline_moe.safetensors pipeline_moe_i2v.safetensors taehv.safetensors dit_ti2v.safetensors" ;;
         *) FIXTURES=$(cd tests && grep -ohE '"[A-Za-z0-9_]+\.(safetensors|pth|gguf)"' $(printf '%s.cpp ' $TESTS) 2>/dev/null | tr -d '"' | sort -u \
                       | grep -vxF -f <(tr ' ' '\n' <<< "$I2V_FIXTURES")) ;;
     esac
@@ -148,6 +152,14 @@ for s in "${steps[@]}"; do
                 > "$OUT/test_vae.log" 2>&1; echo "rc=$?" >> "$OUT/test_vae.log"
             WANRT_TEST_DEVICE=cuda timeout 240 $BIN/test_vae_tiled >> "$OUT/test_vae.log" 2>&1; echo "rc=$?" >> "$OUT/test_vae.log"
             grep -E "golden|tiled|FAILED|PASSED|rc=" "$OUT/test_vae.log" | tail -16 | tee -a "$OUT/summary.txt" ;;
+        wan22)  # issues 17-19 on the GPU (stage with STAGE_FIXTURES=wan22): Wan2.2 VAE, TI2V, MoE, TAEHV, LoRA, caching
+            log "wan22 goldens on cuda"
+            for t in test_vae22 test_pipeline_ti2v test_pipeline_moe test_taehv test_lora test_step_cache test_diffusers; do
+                [[ -f $BIN/$t ]] || { log "$t not staged"; continue; }
+                WANRT_TEST_DEVICE=cuda timeout 240 $BIN/$t --gtest_filter='-*Pth*:*Cli*:*CommandLine*' > "$OUT/$t.log" 2>&1
+                echo "rc=$?" >> "$OUT/$t.log"
+                grep -E "rel-L2|FAILED|PASSED|rc=" "$OUT/$t.log" | tail -12 | tee -a "$OUT/summary.txt"
+            done ;;
         bench-causal)  # issue 6's table: causal DiT cases with per-op breakdown, then streaming V2V
             log "bench causal"
             timeout 300 $BIN/wanrt bench causal --device cuda --v2v ${CAUSAL_ARGS:-} --json "$OUT/bench_causal.json" \
