@@ -108,26 +108,15 @@ struct Opts {
 // "1000,757,522" → {1000, 757, 522}; entries in [0, 1000] (integers with warp). The library drops a
 // trailing 0 (CausVid's configs end with one).
 std::vector<double> parse_denoising_steps(const std::string& s, bool warp) {
-    std::vector<double> out;
-    std::stringstream ss(s);
-    std::string item;
-    while (std::getline(ss, item, ',')) {
-        double v = 0;
-        try {
-            size_t used = 0;
-            v = std::stod(item, &used);
-            if (used != item.size()) throw std::invalid_argument(item);
-        } catch (const std::exception&) {
-            fail("generate", "bad --denoising_steps \"", s,
-                 "\"; write timesteps separated by commas, e.g. 1000,757,522");
-        }
+    const std::optional<std::vector<double>> out = split_numbers(s);
+    WANRT_CHECK(out, "generate", "bad --denoising_steps \"", s, "\"; write timesteps separated by commas, e.g. 1000,757,522");
+    for (double v : *out) {
         WANRT_CHECK(v >= 0 && v <= 1000, "generate", "--denoising_steps entry ", v, " is outside [0, 1000]");
         WANRT_CHECK(!warp || v == std::floor(v), "generate", "--denoising_steps entry ", v,
                     " must be an integer with --warp_denoising_step");
-        out.push_back(v);
     }
-    WANRT_CHECK(!out.empty(), "generate", "--denoising_steps is empty; pass timesteps such as 1000,757,522");
-    return out;
+    WANRT_CHECK(!out->empty(), "generate", "--denoising_steps is empty; pass timesteps such as 1000,757,522");
+    return *out;
 }
 
 // The causal loop's options from the flags, checked against the latent frame count (before loading).
@@ -208,19 +197,7 @@ MoeDefaults moe_defaults(bool i2v) { return i2v ? MoeDefaults{40, 5.0, 3.5, 3.5,
 
 // --sample_guide_scale: "g", or "low,high" for the A14B experts (the official pair order).
 std::vector<double> parse_guide(const std::string& s) {
-    std::vector<double> out;
-    std::stringstream ss(s);
-    std::string item;
-    while (std::getline(ss, item, ',')) {
-        try {
-            size_t used = 0;
-            out.push_back(std::stod(item, &used));
-            if (used != item.size()) throw std::invalid_argument(item);
-        } catch (const std::exception&) {
-            out.clear();
-            break;
-        }
-    }
+    const std::vector<double> out = split_numbers(s).value_or(std::vector<double>{});
     WANRT_CHECK((out.size() == 1 || out.size() == 2) && std::isfinite(out[0]) && std::isfinite(out.back()), "generate",
                 "bad --sample_guide_scale \"", s, "\"; write a number (e.g. 5.0), or low,high for the A14B experts (e.g. 3.0,4.0)");
     return out;

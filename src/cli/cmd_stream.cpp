@@ -43,19 +43,9 @@ struct Opts {
 };
 
 std::vector<double> parse_steps(const std::string& s) {
-    std::vector<double> out;
-    std::stringstream ss(s);
-    std::string item;
-    while (std::getline(ss, item, ',')) {
-        try {
-            size_t used = 0;
-            out.push_back(std::stod(item, &used));
-            if (used != item.size()) throw std::invalid_argument(item);
-        } catch (const std::exception&) {
-            fail("stream", "bad --steps \"", s, "\"; write timesteps separated by commas, e.g. 700,500");
-        }
-    }
-    return out;
+    const std::optional<std::vector<double>> out = split_numbers(s);
+    WANRT_CHECK(out, "stream", "bad --steps \"", s, "\"; write timesteps separated by commas, e.g. 700,500");
+    return *out;
 }
 
 void run(const Opts& o) {

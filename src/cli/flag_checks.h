@@ -9,11 +9,32 @@
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <optional>
+#include <sstream>
 #include <thread>
+#include <vector>
 
 #include "core/error.h"
 
 namespace wanrt::cli {
+
+// "a,b,c" → its numbers, or nothing when an item is not a whole number (each caller words its own
+// one-line error: the flags differ in what they allow).
+inline std::optional<std::vector<double>> split_numbers(const std::string& s) {
+    std::vector<double> out;
+    std::stringstream ss(s);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+        try {
+            size_t used = 0;
+            out.push_back(std::stod(item, &used));
+            if (used != item.size()) return std::nullopt;
+        } catch (const std::exception&) {
+            return std::nullopt;
+        }
+    }
+    return out;
+}
 
 // An integer in [lo, hi]; `rule` is appended to the message (e.g. "(0 = all cores)").
 inline CLI::Validator int_in(int64_t lo, int64_t hi, std::string rule = "") {
