@@ -498,6 +498,8 @@ void check_tae_flags(const Opts& o, Plan& p) {
         return;
     }
     WANRT_CHECK(!o.vae_checkpoint.empty(), "generate", "--vae tae needs --vae_checkpoint taew2_1.pth (madebyollin/taehv)");
+    WANRT_CHECK(!VaeTiling::parse(o.vae_tile).enabled(), "generate",
+                "--vae_tile tiles the Wan VAE; TAEHV decodes whole frames: leave out --vae_tile or --vae tae");
     WANRT_CHECK(!p.ti2v, "generate", "--vae tae decodes Wan2.1 latents (taew2_1); ti2v-5B has the 48-channel Wan2.2 VAE: "
                 "leave out --vae tae");
     WANRT_CHECK(!p.image_task, "generate", "--vae tae decodes text-to-video and --causal runs; image-to-video encodes its "
