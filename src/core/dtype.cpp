@@ -4,13 +4,14 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/fp8.h"
 
 namespace wanrt {
 
 static const DTypeInfo kInfo[] = {
     {"f32", "F32", 4, 1, true},  {"f16", "F16", 2, 1, true}, {"bf16", "BF16", 2, 1, true},
     {"f64", "F64", 8, 1, true},  {"i32", "I32", 4, 1, false}, {"i64", "I64", 8, 1, false},
-    {"u8", "U8", 1, 1, false},
+    {"u8", "U8", 1, 1, false},   {"f8_e4m3", "F8_E4M3", 1, 1, true}, {"f8_e5m2", "F8_E5M2", 1, 1, true},
 };
 static_assert(sizeof(kInfo) / sizeof(kInfo[0]) == size_t(DType::COUNT), "one entry per DType");
 
@@ -108,6 +109,8 @@ double load(const void* p, DType t, int64_t i) {
         case DType::I32: return double(load_at<int32_t>(p, i));
         case DType::I64: return double(load_at<int64_t>(p, i));
         case DType::U8: return double(load_at<uint8_t>(p, i));
+        case DType::F8E4M3: return fp8_e4m3_to_f32(load_at<uint8_t>(p, i));
+        case DType::F8E5M2: return fp8_e5m2_to_f32(load_at<uint8_t>(p, i));
         default: WANRT_ASSERT(false);
     }
 }
@@ -120,6 +123,9 @@ void store(void* p, DType t, int64_t i, double v) {
         case DType::I32: store_at(p, i, int32_t(v)); break;
         case DType::I64: store_at(p, i, int64_t(v)); break;
         case DType::U8: store_at(p, i, uint8_t(v)); break;
+        // Through f32 first, as torch's .to(float8) does from a float32 tensor.
+        case DType::F8E4M3: store_at(p, i, f32_to_fp8_e4m3(float(v))); break;
+        case DType::F8E5M2: store_at(p, i, f32_to_fp8_e5m2(float(v))); break;
         default: WANRT_ASSERT(false);
     }
 }

@@ -10,7 +10,9 @@
 
 namespace wanrt {
 
-enum class DType : uint8_t { F32, F16, BF16, F64, I32, I64, U8, COUNT };
+// F8E4M3 is torch's float8_e4m3fn, F8E5M2 float8_e5m2 (core/fp8.h): storage types of FP8
+// checkpoints and FP8 GEMM operands; conversions go through f32 with torch's rounding.
+enum class DType : uint8_t { F32, F16, BF16, F64, I32, I64, U8, F8E4M3, F8E5M2, COUNT };
 
 struct DTypeInfo {
     const char* name;         // our name: "f32"
