@@ -146,7 +146,9 @@ private:
 };
 
 // Opens a model folder or file: a directory with config.json (optional) and
-// diffusion_pytorch_model.safetensors or its sharded index; or a single .safetensors file.
+// diffusion_pytorch_model.safetensors or its sharded index; or a single .safetensors file, which may be
+// a ComfyUI file (model.diffusion_model. prefix, fp8 with scale_weight: io/comfy_source.h; the config
+// is then derived from the shapes unless a config.json sits beside it).
 struct DitCheckpoint {
     DitConfig config;
     std::shared_ptr<TensorSource> weights;

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/comfy_source.h"
 #include "io/json_config.h"
 #include "io/safetensors.h"
 #include "models/dit.h"
@@ -308,7 +309,9 @@ DitCheckpoint open_dit_checkpoint(const std::string& path) {
         weights = path;
         config = p.parent_path() / "config.json";
     }
-    ck.weights = open_safetensors(weights);
+    // A ComfyUI file (model.diffusion_model. prefix, scaled fp8) reads through its adapter: official
+    // names, scaled weights decoded (io/comfy_source.h).
+    ck.weights = wrap_if_comfy(open_safetensors(weights));
     if (fs::exists(config)) {
         std::ifstream in(config);
         std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -13,6 +13,8 @@
 #include <tuple>
 
 #include "core/error.h"
+#include "io/comfy_source.h"
+#include "io/gguf.h"
 #include "io/json_config.h"
 #include "io/pth.h"
 #include "io/safetensors.h"
@@ -27,34 +29,39 @@ namespace fs = std::filesystem;
 // Per-block tensors: official suffix (after "blocks.i.") ↔ Hugging Face UMT5 suffix (after
 // "encoder.block.i."). HF's T5DenseGatedActDense computes wo(act(wi_0(x)) * wi_1(x)), so wi_0 is
 // the GELU branch (official ffn.gate.0) and wi_1 the linear branch (official ffn.fc1).
+// The third column is llama.cpp's T5 naming (GGUF files of city96 / stable-diffusion.cpp, after
+// "enc.blk.i."; ComfyUI-GGUF loader.py T5_SD_MAP maps it back to HF): ffn_gate = wi_0, ffn_up = wi_1,
+// ffn_down = wo, attn_rel_b = relative_attention_bias.
 struct BlockName {
     const char* official;
     const char* hf;
+    const char* gguf;
 };
 constexpr BlockName kBlockNames[] = {
-    {"norm1.weight", "layer.0.layer_norm.weight"},
-    {"attn.q.weight", "layer.0.SelfAttention.q.weight"},
-    {"attn.k.weight", "layer.0.SelfAttention.k.weight"},
-    {"attn.v.weight", "layer.0.SelfAttention.v.weight"},
-    {"attn.o.weight", "layer.0.SelfAttention.o.weight"},
-    {"pos_embedding.embedding.weight", "layer.0.SelfAttention.relative_attention_bias.weight"},
-    {"norm2.weight", "layer.1.layer_norm.weight"},
-    {"ffn.gate.0.weight", "layer.1.DenseReluDense.wi_0.weight"},
-    {"ffn.fc1.weight", "layer.1.DenseReluDense.wi_1.weight"},
-    {"ffn.fc2.weight", "layer.1.DenseReluDense.wo.weight"},
+    {"norm1.weight", "layer.0.layer_norm.weight", "attn_norm.weight"},
+    {"attn.q.weight", "layer.0.SelfAttention.q.weight", "attn_q.weight"},
+    {"attn.k.weight", "layer.0.SelfAttention.k.weight", "attn_k.weight"},
+    {"attn.v.weight", "layer.0.SelfAttention.v.weight", "attn_v.weight"},
+    {"attn.o.weight", "layer.0.SelfAttention.o.weight", "attn_o.weight"},
+    {"pos_embedding.embedding.weight", "layer.0.SelfAttention.relative_attention_bias.weight", "attn_rel_b.weight"},
+    {"norm2.weight", "layer.1.layer_norm.weight", "ffn_norm.weight"},
+    {"ffn.gate.0.weight", "layer.1.DenseReluDense.wi_0.weight", "ffn_gate.weight"},
+    {"ffn.fc1.weight", "layer.1.DenseReluDense.wi_1.weight", "ffn_up.weight"},
+    {"ffn.fc2.weight", "layer.1.DenseReluDense.wo.weight", "ffn_down.weight"},
 };
 // Whole-model tensors: official name ↔ HF names (the first present wins; HF files often hold the
 // tied embedding twice).
 struct GlobalName {
     const char* official;
     const char* hf[2];
+    const char* gguf;
 };
 constexpr GlobalName kGlobalNames[] = {
-    {"token_embedding.weight", {"shared.weight", "encoder.embed_tokens.weight"}},
-    {"norm.weight", {"encoder.final_layer_norm.weight", nullptr}},
+    {"token_embedding.weight", {"shared.weight", "encoder.embed_tokens.weight"}, "token_embd.weight"},
+    {"norm.weight", {"encoder.final_layer_norm.weight", nullptr}, "enc.output_norm.weight"},
 };
 
-enum class Layout { Official, HuggingFace };
+enum class Layout { Official, HuggingFace, Gguf };
 
 // The tensors of a combined file under one prefix ("t5." in the pipeline fixture), prefix removed.
 class PrefixView final : public TensorSource {
@@ -106,23 +113,27 @@ Resolved resolve(const TensorSource& src) {
     bool official = has("token_embedding.weight");
     bool hf = has("shared.weight") || has("encoder.embed_tokens.weight");
     // blocks.* alone proves nothing (the DiT has them too): the official layout needs its embedding.
-    for (const auto& n : names)
+    bool gguf = has("token_embd.weight");
+    for (const auto& n : names) {
         if (n.rfind("encoder.block.", 0) == 0) hf = true;
-    if (!official && !hf) {
+        if (n.rfind("enc.blk.", 0) == 0) gguf = true;
+    }
+    if (!official && !hf && !gguf) {
         std::string hint;
         if (has("patch_embedding.weight")) hint = " (it looks like a Wan DiT checkpoint)";
         else if (has("conv1.weight") || has("encoder.conv1.weight")) hint = " (it looks like a Wan VAE checkpoint)";
         fail("t5", src.origin(), " is not a umT5 encoder checkpoint", hint,
              ": it has neither token_embedding.weight (official layout) nor shared.weight / encoder.block.* "
-             "(Hugging Face layout); its tensors start with ", list_some(names, 4),
+             "(Hugging Face layout) nor token_embd.weight / enc.blk.* (llama.cpp GGUF layout); its tensors start "
+             "with ", list_some(names, 4),
              "; pass models_t5_umt5-xxl-enc-bf16.pth");
     }
-    if (official && hf)
-        fail("t5", src.origin(), " mixes official (token_embedding, blocks.*) and Hugging Face (shared, encoder.*) "
-             "tensor names; convert it to one layout");
+    if (int(official) + int(hf) + int(gguf) > 1)
+        fail("t5", src.origin(), " mixes official (token_embedding, blocks.*), Hugging Face (shared, encoder.*) and "
+             "llama.cpp (token_embd, enc.blk.*) tensor names; convert it to one layout");
 
     Resolved r;
-    r.layout = official ? Layout::Official : Layout::HuggingFace;
+    r.layout = official ? Layout::Official : hf ? Layout::HuggingFace : Layout::Gguf;
     std::vector<std::string> unexpected;
     int64_t max_block = -1;
     for (const auto& n : names) {
@@ -134,6 +145,14 @@ Resolved resolve(const TensorSource& src) {
             else if (parse_indexed(n, "blocks.", &idx, &rest)) {
                 for (const auto& b : kBlockNames)
                     if (rest == b.official) off = n;
+            }
+        } else if (r.layout == Layout::Gguf) {
+            if (n.rfind("dec.", 0) == 0 || n == "output.weight") continue;  // seq2seq parts of a full T5 GGUF
+            for (const auto& g : kGlobalNames)
+                if (n == g.gguf) off = g.official;
+            if (parse_indexed(n, "enc.blk.", &idx, &rest)) {
+                for (const auto& b : kBlockNames)
+                    if (rest == b.gguf) off = cat("blocks.", idx, ".", b.official);
             }
         } else {
             if (n.rfind("decoder.", 0) == 0 || n == "lm_head.weight") continue;  // seq2seq parts
@@ -156,21 +175,25 @@ Resolved resolve(const TensorSource& src) {
     }
     if (!unexpected.empty())
         fail("t5", src.origin(), ": ", unexpected.size(), " unexpected tensor(s) for the ",
-             r.layout == Layout::Official ? "official" : "Hugging Face", " umT5 encoder layout: ",
+             r.layout == Layout::Official ? "official" : r.layout == Layout::Gguf ? "llama.cpp GGUF" : "Hugging Face",
+             " umT5 encoder layout: ",
              list_some(unexpected), "; this is not a supported umT5 encoder checkpoint");
     r.num_layers = max_block + 1;
     std::vector<std::string> missing;
     auto need = [&](const std::string& off, const std::string& shown) {
         if (!r.tensors.count(off)) missing.push_back(shown);
     };
-    const bool o = r.layout == Layout::Official;
-    need("token_embedding.weight", o ? "token_embedding.weight" : "shared.weight");
-    need("norm.weight", o ? "norm.weight" : "encoder.final_layer_norm.weight");
+    // Missing tensors are named as this file would spell them.
+    const Layout L = r.layout;
+    for (const auto& g : kGlobalNames)
+        need(g.official, L == Layout::Official ? g.official : L == Layout::Gguf ? g.gguf : g.hf[0]);
     for (int64_t i = 0; i < r.num_layers; ++i)
         for (const auto& b : kBlockNames)
-            need(cat("blocks.", i, ".", b.official),
-                 o ? cat("blocks.", i, ".", b.official) : cat("encoder.block.", i, ".", b.hf));
-    if (r.num_layers == 0) missing.push_back(o ? "blocks.0.*" : "encoder.block.0.*");
+            need(cat("blocks.", i, ".", b.official), L == Layout::Official ? cat("blocks.", i, ".", b.official)
+                                                     : L == Layout::Gguf   ? cat("enc.blk.", i, ".", b.gguf)
+                                                                           : cat("encoder.block.", i, ".", b.hf));
+    if (r.num_layers == 0)
+        missing.push_back(L == Layout::Official ? "blocks.0.*" : L == Layout::Gguf ? "enc.blk.0.*" : "encoder.block.0.*");
     if (!missing.empty())
         fail("t5", src.origin(), ": missing ", missing.size(), " tensor(s): ", list_some(missing),
              "; the checkpoint is incomplete or not a umT5 encoder");
@@ -183,16 +206,28 @@ const StoredTensor& get(const Resolved& r, const std::string& official) {
     return *it->second;
 }
 
+bool is_fp8(DType t) { return t == DType::F8E4M3 || t == DType::F8E5M2; }
+
 void check_shape(const TensorSource& src, const StoredTensor& st, const Shape& want) {
     WANRT_CHECK(st.shape == want, "t5", src.origin(), ": tensor ", st.name, " has shape ", shape_str(st.shape),
                 ", expected ", shape_str(want), " from the model config; the checkpoint is inconsistent");
-    WANRT_CHECK(st.dtype == DType::BF16 || st.dtype == DType::F16 || st.dtype == DType::F32, "t5",
-                src.origin(), ": tensor ", st.name, " has dtype ", dtype_name(st.dtype),
-                "; umT5 weights must be bf16, f16 or f32");
+    WANRT_CHECK(st.dtype == DType::BF16 || st.dtype == DType::F16 || st.dtype == DType::F32 || is_fp8(st.dtype),
+                "t5", src.origin(), ": tensor ", st.name, " has dtype ", dtype_name(st.dtype),
+                "; umT5 weights must be bf16, f16, f32 or fp8 (e4m3fn, e5m2)");
 }
 
-// A weight used in place: on a host-visible backend the tensor views the source's bytes.
+// A weight used in place: on a host-visible backend the tensor views the source's bytes. fp8 (an
+// unscaled ComfyUI file; scaled weights arrive decoded to f32) has no kernels: it is widened to bf16,
+// which holds every e4m3fn / e5m2 value exactly, at half the memory of f32.
 Tensor view_weight(Backend& be, const TensorSource& src, const StoredTensor& st) {
+    if (is_fp8(st.dtype)) {
+        const int64_t n = shape_numel(st.shape);
+        std::vector<uint16_t> tmp(static_cast<size_t>(n));
+        convert_elements(st.data, st.dtype, tmp.data(), DType::BF16, n);
+        Tensor t = be.empty(DType::BF16, st.shape);
+        be.upload(t, tmp.data());
+        return t;
+    }
     if (be.host_visible()) {
         auto buf = std::make_shared<ForeignBuffer>(&be, const_cast<void*>(st.data), st.nbytes, src.keepalive());
         return Tensor(buf, st.dtype, st.shape);
@@ -235,6 +270,17 @@ T5Config config_from_resolved(const TensorSource& src, const Resolved& r) {
                 " is not divisible by the ", c.num_heads, " heads of ", pos.name);
     WANRT_CHECK(c.num_buckets >= 4 && c.num_buckets % 4 == 0, "t5", src.origin(), ": ", c.num_buckets,
                 " relative position buckets (", pos.name, "); expected a multiple of 4 (umT5: 32)");
+    // llama.cpp T5 GGUFs state the block count (<arch>.block_count): a file that lost its last blocks
+    // would otherwise read as a smaller model.
+    if (auto* g = dynamic_cast<const GgufTensorSource*>(&src)) {
+        const std::string arch = g->file().architecture();
+        if (const GgufValue* v = g->file().find_kv(arch + ".block_count")) {
+            const int64_t want = v->type == GgufValueType::INT32 || v->type == GgufValueType::INT64 ? v->i : int64_t(v->u);
+            WANRT_CHECK(want == c.num_layers, "t5", src.origin(), ": ", arch, ".block_count is ", want, " but the file holds ",
+                        c.num_layers, " encoder blocks (enc.blk.0 .. enc.blk.", c.num_layers - 1,
+                        "); the file is incomplete, re-download or re-convert it");
+        }
+    }
     // The fixtures (and our synthetic files) also state the config in the metadata: it must agree.
     if (auto* st = dynamic_cast<const SafeTensorsFile*>(&src)) {
         auto it = st->metadata().find("config");
@@ -400,8 +446,13 @@ T5Encoder T5Encoder::load_file(const std::string& path, Backend& be) {
     }
     WANRT_CHECK(fs::exists(file, ec), "t5", "umT5 checkpoint ", file, " does not exist; pass the path of "
                 "models_t5_umt5-xxl-enc-bf16.pth or its folder");
-    const bool pth = file.size() >= 4 && file.compare(file.size() - 4, 4, ".pth") == 0;
-    return load(pth ? open_pth(file) : open_safetensors(file), be);
+    auto ends = [&](const char* x) {
+        const size_t k = std::char_traits<char>::length(x);
+        return file.size() >= k && file.compare(file.size() - k, k, x) == 0;
+    };
+    if (ends(".pth")) return load(open_pth(file), be);
+    if (ends(".gguf")) return load(GgufTensorSource::open(file), be);  // llama.cpp names, quantized types decoded
+    return load(wrap_if_comfy(open_safetensors(file)), be);           // ComfyUI fp8 (scaled) files decoded
 }
 
 // ---------------------------------------------------------------- forward

@@ -25,7 +25,13 @@
 //    encoder.embed_tokens.weight), encoder.block.i.layer.0.{layer_norm, SelfAttention.{q,k,v,o},
 //    SelfAttention.relative_attention_bias}, encoder.block.i.layer.1.{layer_norm,
 //    DenseReluDense.wi_0 (= gate, the GELU branch), wi_1 (= fc1, the linear branch), wo (= fc2)},
-//    encoder.final_layer_norm.weight. decoder.* and lm_head.weight of a full seq2seq file are ignored.
+//    encoder.final_layer_norm.weight. decoder.* and lm_head.weight of a full seq2seq file are ignored;
+//  - llama.cpp T5 names (GGUF: city96's umt5-xxl-encoder-*.gguf, stable-diffusion.cpp): token_embd.weight,
+//    enc.blk.i.{attn_norm, attn_q, attn_k, attn_v, attn_o, attn_rel_b, ffn_norm, ffn_gate (= gate),
+//    ffn_up (= fc1), ffn_down (= fc2)}.weight, enc.output_norm.weight; dec.* and output.weight ignored.
+//    Quantized GGUF types arrive decoded to f32 (GgufTensorSource).
+// fp8 weights (float8_e4m3fn / e5m2, e.g. ComfyUI's umt5_xxl_fp8_e4m3fn_scaled.safetensors read through
+// ComfyTensorSource, which decodes the scaled ones to f32) are widened to bf16, exactly.
 // Config: vocab, dim from token_embedding; dim_attn from attn.q; dim_ffn from ffn.gate.0; num_buckets
 // and num_heads from pos_embedding [num_buckets, heads]; num_layers from the block indices. A
 // safetensors "config" metadata JSON (the fixtures), when present, must agree.
@@ -93,7 +99,8 @@ struct T5Encoder {
     // Loads from a source (official or Hugging Face names); with a prefix ("t5."), only the names
     // under it, prefix removed. Throws on any mismatch.
     static T5Encoder load(std::shared_ptr<TensorSource> source, Backend& be, const std::string& prefix = "");
-    // Opens path (.pth or .safetensors / .safetensors.index.json) and loads it.
+    // Opens path (.pth, .gguf, or .safetensors / .safetensors.index.json, ComfyUI fp8 layouts included)
+    // and loads it.
     static T5Encoder load_file(const std::string& path, Backend& be);
 
     // One prompt's real tokens (incl. EOS, no padding), ids in [0, vocab), 1 ≤ L → f32 [L, D].

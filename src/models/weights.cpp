@@ -49,7 +49,11 @@ Tensor WeightLoader::make(const StoredTensor& st, DType dtype, const Shape& shap
 Tensor WeightLoader::matrix(const std::string& name, const Shape& shape) {
     const StoredTensor& st = lookup(name, shape);
     DType keep = be_.matrix_dtype(st.dtype == DType::F64 ? DType::F32 : st.dtype);
-    if (!be_.supports(LinearArgs::kName, DType::F32, keep)) keep = DType::F32;
+    if (!be_.supports(LinearArgs::kName, DType::F32, keep)) {
+        // fp8 without fp8 kernels: bf16 holds every e4m3fn / e5m2 value exactly, at half f32's memory.
+        const bool fp8 = st.dtype == DType::F8E4M3 || st.dtype == DType::F8E5M2;
+        keep = fp8 && be_.supports(LinearArgs::kName, DType::F32, DType::BF16) ? DType::BF16 : DType::F32;
+    }
     return make(st, keep, shape);
 }
 

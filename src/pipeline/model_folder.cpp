@@ -14,6 +14,8 @@
 #include "core/error.h"
 #include "core/timer.h"
 #include "io/pth.h"
+#include "io/comfy_source.h"
+#include "io/gguf.h"
 #include "io/safetensors.h"
 #include "models/taehv.h"
 #include "ops/ops.h"
@@ -192,7 +194,8 @@ std::string describe_moe_kind(const DitConfig& c) {
 
 std::shared_ptr<TensorSource> open_weights_file(const std::string& path) {
     if (ends_with(path, ".pth")) return open_pth(path);
-    return open_safetensors(path);
+    if (ends_with(path, ".gguf")) return GgufTensorSource::open(path);
+    return wrap_if_comfy(open_safetensors(path));  // ComfyUI fp8 layouts: io/comfy_source.h
 }
 
 VaeConfig vae_config_from_weights(const TensorSource& src) {

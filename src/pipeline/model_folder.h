@@ -92,7 +92,8 @@ std::string describe_kind(const DitConfig& c);
 std::string official_moe_kind(const DitConfig& expert);
 std::string describe_moe_kind(const DitConfig& expert);
 
-// Opens a weights file by extension: .pth (torch.save) or .safetensors / .safetensors.index.json.
+// Opens a weights file by extension: .pth (torch.save), .gguf (quantized types decoded), or
+// .safetensors / .safetensors.index.json (ComfyUI fp8 layouts through io/comfy_source.h).
 std::shared_ptr<TensorSource> open_weights_file(const std::string& path);
 // The VAE config of a Wan VAE state dict (see above). Throws "[model] ..." if nothing matches.
 VaeConfig vae_config_from_weights(const TensorSource& src);
