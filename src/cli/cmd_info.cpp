@@ -12,6 +12,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "io/comfy_source.h"
 #include "pipeline/diffusers_folder.h"
 #include "pipeline/model_folder.h"
 #include "text/tokenizer.h"
@@ -68,10 +69,11 @@ std::string summarize(const TensorSource& src, int64_t* total, std::vector<std::
         const StoredTensor* t = src.find(name);
         n += shape_numel(t->shape);
         ++dtypes[dtype_name(t->dtype)];
-        if (odd.empty() && t->dtype != DType::F32 && t->dtype != DType::F16 && t->dtype != DType::BF16)
+        if (odd.empty() && t->dtype != DType::F32 && t->dtype != DType::F16 && t->dtype != DType::BF16 &&
+            t->dtype != DType::F8E4M3 && t->dtype != DType::F8E5M2)
             odd = cat(name, " is ", dtype_name(t->dtype));
     }
-    if (!odd.empty()) problems.push_back(cat(role, ": tensor ", odd, ", not f32/f16/bf16"));
+    if (!odd.empty()) problems.push_back(cat(role, ": tensor ", odd, ", not f32/f16/bf16/fp8"));
     if (total) *total = n;
     std::string d;
     for (auto& [k, v] : dtypes) d += cat(d.empty() ? "" : ", ", k, " x", v);
@@ -150,9 +152,41 @@ void run_diffusers(const std::string& dir) {
     conclude(dir, problems, f.missing());
 }
 
+// A single DiT file (a ComfyUI diffusion model such as wan2.1_t2v_1.3B_fp8_e4m3fn.safetensors, or a
+// lone official .safetensors): layout, kind and config (config.json beside it, else derived from the
+// shapes), tensors as stored. A file that does not load is one error (exit 1).
+void run_file(const std::string& path) {
+    std::vector<std::string> problems;
+    std::printf("DiT file %s, %s\n", fs::absolute(path).string().c_str(), gb(fs::file_size(path)).c_str());
+    const DitCheckpoint ck = open_dit_checkpoint(path);
+    std::shared_ptr<TensorSource> stored = ck.weights;
+    if (auto* c = dynamic_cast<const ComfyTensorSource*>(ck.weights.get())) {
+        std::printf("layout          ComfyUI (prefix '%s', %zu weights with a per-tensor scale%s)\n", c->prefix().c_str(),
+                    c->scaled_count(), c->has_marker() ? ", scaled_fp8 marker" : "");
+        stored = c->stored_view();  // dtypes as stored, nothing decoded
+    }
+    std::printf("kind            %s\n", describe_kind(ck.config).c_str());
+    std::printf("config          %s (%s)\n", nlohmann::json::parse(ck.config.to_json()).dump().c_str(),
+                ck.config_origin.c_str());
+    std::printf("weights         %s\n", summarize(*stored, nullptr, problems, "DiT weights").c_str());
+    for (const std::string& w : dit_weight_problems(ck.config, *stored)) {
+        std::printf("                BROKEN: %s\n", w.c_str());
+        problems.push_back(cat("DiT weights: ", w));
+    }
+    if (problems.empty()) {
+        std::printf("\ncomplete: a loadable Wan DiT\n");
+        return;
+    }
+    std::fflush(stdout);
+    fail("info", path, " cannot run: ", problems.front(),
+         problems.size() > 1 ? cat(" (and ", problems.size() - 1, " more problem(s) listed above)") : std::string(),
+         "; re-download or re-convert the file");
+}
+
 // Prints the report of an official-layout folder; ends as conclude() says.
 void run(const std::string& dir) {
     if (is_diffusers_folder(dir)) return run_diffusers(dir);
+    if (fs::is_regular_file(dir)) return run_file(dir);
     std::vector<std::string> problems;
     const ModelFolder f = scan_model_folder(dir);
     std::printf("model folder %s\n", fs::absolute(dir).string().c_str());
@@ -234,8 +268,8 @@ void run(const std::string& dir) {
 
 void setup(CLI::App& app) {
     auto dir = std::make_shared<std::string>();
-    CLI::App* c = app.add_subcommand("info", "Show what a Wan2.1 model folder holds (kind, files, dtypes, parameters, missing parts)");
-    c->add_option("dir", *dir, "Model folder")->required();
+    CLI::App* c = app.add_subcommand("info", "Show what a Wan2.1 model folder (or one DiT file) holds (kind, files, dtypes, parameters, missing parts)");
+    c->add_option("dir", *dir, "Model folder, or a single DiT .safetensors (e.g. a ComfyUI fp8 file)")->required();
     c->callback([dir] { run(*dir); });
 }
 

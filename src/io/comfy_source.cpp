@@ -192,6 +192,40 @@ ComfyTensorSource::Raw ComfyTensorSource::raw(const std::string& name) const {
     return r;
 }
 
+namespace {
+class StoredView final : public TensorSource {
+public:
+    StoredView(std::string origin, std::map<std::string, StoredTensor> t, std::shared_ptr<const void> keep)
+        : origin_(std::move(origin)), t_(std::move(t)), keep_(std::move(keep)) {}
+    std::string origin() const override { return origin_; }
+    std::vector<std::string> names() const override {
+        std::vector<std::string> out;
+        for (const auto& kv : t_) out.push_back(kv.first);
+        return out;
+    }
+    const StoredTensor* find(const std::string& name) const override {
+        auto it = t_.find(name);
+        return it == t_.end() ? nullptr : &it->second;
+    }
+    std::shared_ptr<const void> keepalive() const override { return keep_; }
+
+private:
+    std::string origin_;
+    std::map<std::string, StoredTensor> t_;
+    std::shared_ptr<const void> keep_;
+};
+}  // namespace
+
+std::shared_ptr<TensorSource> ComfyTensorSource::stored_view() const {
+    std::map<std::string, StoredTensor> t = plain_;
+    for (const auto& kv : scales_) {
+        StoredTensor st = *src_->find(prefix_ + kv.first);
+        st.name = kv.first;
+        t[kv.first] = st;
+    }
+    return std::make_shared<StoredView>(src_->origin() + " (as stored)", std::move(t), store_);
+}
+
 std::shared_ptr<TensorSource> wrap_if_comfy(std::shared_ptr<TensorSource> src) {
     if (!src || !is_comfy_layout(*src)) return src;
     return std::make_shared<ComfyTensorSource>(std::move(src));

@@ -59,6 +59,10 @@ public:
     };
     Raw raw(const std::string& name) const;
 
+    // The same names with every tensor as stored (scaled weights not decoded, scale not applied): for
+    // reports that read shapes and dtypes only (`wanrt info`), at no decoding cost.
+    std::shared_ptr<TensorSource> stored_view() const;
+
     const std::string& prefix() const { return prefix_; }  // "model.diffusion_model.", "diffusion_model." or ""
     size_t scaled_count() const { return scales_.size(); }
     bool has_marker() const { return marker_ != nullptr; }

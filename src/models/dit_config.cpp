@@ -247,8 +247,9 @@ std::vector<std::string> dit_weight_problems(const DitConfig& c, const TensorSou
         }
         if (t->shape != p.shape)
             add(cat("tensor ", t->name, " has shape ", shape_str(t->shape), ", config.json implies ", shape_str(p.shape)));
-        if (t->dtype != DType::F32 && t->dtype != DType::F16 && t->dtype != DType::BF16)
-            add(cat("tensor ", t->name, " is ", dtype_name(t->dtype), ", not f32/f16/bf16"));
+        if (t->dtype != DType::F32 && t->dtype != DType::F16 && t->dtype != DType::BF16 && t->dtype != DType::F8E4M3 &&
+            t->dtype != DType::F8E5M2)
+            add(cat("tensor ", t->name, " is ", dtype_name(t->dtype), ", not f32/f16/bf16/fp8"));
     }
     if (more) out.push_back(cat("and ", more, " more"));
     return out;
