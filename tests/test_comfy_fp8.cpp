@@ -35,10 +35,10 @@ struct DitFixture {
     double golden_tol;  // rel-L2 bound vs the float64 golden (measured ×~2, see docs/formats.md)
 };
 const DitFixture kDits[] = {
-    {"comfy_dit_e4m3_scaled.safetensors", DType::F8E4M3, true, "model.diffusion_model.", 4e-2},
-    {"comfy_dit_e4m3.safetensors", DType::F8E4M3, false, "model.diffusion_model.", 2e-1},
-    {"comfy_dit_e5m2_scaled.safetensors", DType::F8E5M2, true, "diffusion_model.", 8e-2},
-    {"comfy_dit_e5m2.safetensors", DType::F8E5M2, false, "model.diffusion_model.", 2e-1},
+    {"comfy_dit_e4m3_scaled.safetensors", DType::F8E4M3, true, "model.diffusion_model.", 8e-2},
+    {"comfy_dit_e4m3.safetensors", DType::F8E4M3, false, "model.diffusion_model.", 1e-1},
+    {"comfy_dit_e5m2_scaled.safetensors", DType::F8E5M2, true, "diffusion_model.", 1.5e-1},
+    {"comfy_dit_e5m2.safetensors", DType::F8E5M2, false, "model.diffusion_model.", 1.5e-1},
 };
 
 bool is_weight_name(const std::string& n) { return n.rfind("in.", 0) && n.rfind("out.", 0) && n.rfind("mid.", 0); }
@@ -182,10 +182,13 @@ TEST(ComfyFp8, DitForwardEqualsDecodedF32AndNearGolden) {
     for (const DitFixture& f : kDits) {
         const DitCheckpoint ck = open_dit_checkpoint(fixture_path(f.file));
         ASSERT_NE(dynamic_cast<const ComfyTensorSource*>(ck.weights.get()), nullptr) << f.file;
-        // Shapes give every field but the head count (dim / 128 rule; this tiny model has 2 heads).
+        // Shapes give every field but the head count (dim / 128 rule; this tiny model has 2 heads) and
+        // text_len (512 in every release; this model 16).
         DitConfig cfg = ck.config;
         EXPECT_EQ(cfg.num_heads, 1);
+        EXPECT_EQ(cfg.text_len, 512);
         cfg.num_heads = want.num_heads;
+        cfg.text_len = want.text_len;
         EXPECT_EQ(cfg.to_json(), want.to_json()) << f.file;
 
         const auto outs = run_dit(want, ck.weights, *be, *golden, seq_len);
@@ -243,6 +246,41 @@ void check_t5(const T5Encoder& enc, const T5Encoder& decoded, const T5Golden& g,
 
 }  // namespace
 
+// The llama.cpp names map exactly: the golden's own weights renamed to them give the golden output
+// (f32 tolerance), so the quantized files' distance below is their rounding alone.
+TEST(ComfyFp8, T5GgufNamesMapExactly) {
+    const T5Golden g = t5_golden();
+    auto be = make_cpu_backend(2);
+    const std::map<std::string, std::string> block = {
+        {"norm1.weight", "attn_norm.weight"},   {"attn.q.weight", "attn_q.weight"},
+        {"attn.k.weight", "attn_k.weight"},     {"attn.v.weight", "attn_v.weight"},
+        {"attn.o.weight", "attn_o.weight"},     {"pos_embedding.embedding.weight", "attn_rel_b.weight"},
+        {"norm2.weight", "ffn_norm.weight"},    {"ffn.gate.0.weight", "ffn_gate.weight"},
+        {"ffn.fc1.weight", "ffn_up.weight"},    {"ffn.fc2.weight", "ffn_down.weight"}};
+    auto named = std::make_shared<MemoryTensorSource>("llama.cpp-named");
+    for (const std::string& n : g.file->names()) {
+        if (!is_weight_name(n)) continue;
+        const StoredTensor& t = *g.file->find(n);
+        std::string to = n == "token_embedding.weight" ? "token_embd.weight" : n == "norm.weight" ? "enc.output_norm.weight" : "";
+        if (n.rfind("blocks.", 0) == 0) {
+            const size_t dot = n.find('.', 7);
+            to = "enc.blk." + n.substr(7, dot - 7) + "." + block.at(n.substr(dot + 1));
+        }
+        ASSERT_FALSE(to.empty()) << n;
+        named->add(to, t.dtype, t.shape, t.data);
+    }
+    const float unused = 0;
+    named->add("dec.blk.0.attn_q.weight", DType::F32, {1}, &unused);  // a full T5's decoder: ignored
+    const T5Encoder enc = T5Encoder::load(named, *be);
+    EXPECT_EQ(enc.config.to_json(), g.cfg.to_json());
+    for (size_t b = 0; b < g.ids.size(); ++b) {
+        const int64_t n = int64_t(g.ids[b].size());
+        const std::vector<double> ref(g.hidden.begin() + int64_t(b) * g.L * g.D,
+                                      g.hidden.begin() + int64_t(b) * g.L * g.D + n * g.D);
+        EXPECT_CLOSE(to_f64(enc.encode(g.ids[b])), ref, 1e-4, cat("llama.cpp names, sample ", b));
+    }
+}
+
 TEST(ComfyFp8, T5FromGgufQ8) {
     const T5Golden g = t5_golden();
     auto be = make_cpu_backend(2);
@@ -253,7 +291,7 @@ TEST(ComfyFp8, T5FromGgufQ8) {
     EXPECT_EQ(enc.blocks[0].fc2.dtype(), DType::F16);
     EXPECT_EQ(enc.token_embedding.dtype(), DType::F16);
     const T5Encoder dec = T5Encoder::load(decoded_copy(*GgufTensorSource::open(path)), *be);
-    check_t5(enc, dec, g, 2e-2, "t5_q8.gguf");
+    check_t5(enc, dec, g, 5e-2, "t5_q8.gguf");
 }
 
 TEST(ComfyFp8, T5FromComfyFp8) {
@@ -271,7 +309,7 @@ TEST(ComfyFp8, T5FromComfyFp8) {
     const std::vector<float> e = ops::to_host_f32(enc.token_embedding);
     for (int64_t i = 0; i < shape_numel(e8.shape); ++i) ASSERT_EQ(bits(e[size_t(i)]), bits(to_f32(e8, size_t(i)))) << i;
     const T5Encoder dec = T5Encoder::load(decoded_copy(*src), *be);
-    check_t5(enc, dec, g, 1.5e-1, "comfy_t5_fp8");
+    check_t5(enc, dec, g, 3e-1, "comfy_t5_fp8");
 }
 
 // ---------------------------------------------------------------- bad input

@@ -57,6 +57,13 @@ uint64_t disk_bytes(const ModelPart& p) {
     return s;
 }
 
+// A ComfyUI source as stored (nothing decoded: scaled fp8 would otherwise be decoded to f32 just to
+// be counted); other sources as they are.
+std::shared_ptr<TensorSource> as_stored(std::shared_ptr<TensorSource> src) {
+    if (auto* c = dynamic_cast<const ComfyTensorSource*>(src.get())) return c->stored_view();
+    return src;
+}
+
 // "N tensors, P params, bf16 ×240, f32 ×2"; a tensor that is not f32/f16/bf16 (every Wan part is
 // floating point) is a problem: wanrt would refuse it at load time.
 std::string summarize(const TensorSource& src, int64_t* total, std::vector<std::string>& problems,
@@ -159,12 +166,10 @@ void run_file(const std::string& path) {
     std::vector<std::string> problems;
     std::printf("DiT file %s, %s\n", fs::absolute(path).string().c_str(), gb(fs::file_size(path)).c_str());
     const DitCheckpoint ck = open_dit_checkpoint(path);
-    std::shared_ptr<TensorSource> stored = ck.weights;
-    if (auto* c = dynamic_cast<const ComfyTensorSource*>(ck.weights.get())) {
+    if (auto* c = dynamic_cast<const ComfyTensorSource*>(ck.weights.get()))
         std::printf("layout          ComfyUI (prefix '%s', %zu weights with a per-tensor scale%s)\n", c->prefix().c_str(),
                     c->scaled_count(), c->has_marker() ? ", scaled_fp8 marker" : "");
-        stored = c->stored_view();  // dtypes as stored, nothing decoded
-    }
+    const std::shared_ptr<TensorSource> stored = as_stored(ck.weights);  // dtypes as stored
     std::printf("kind            %s\n", describe_kind(ck.config).c_str());
     std::printf("config          %s (%s)\n", nlohmann::json::parse(ck.config.to_json()).dump().c_str(),
                 ck.config_origin.c_str());
@@ -228,7 +233,7 @@ void run(const std::string& dir) {
         std::printf("%s, %s\n", fs::relative(p->path, dir).string().c_str(), gb(disk_bytes(*p)).c_str());
         try {
             if (p == &f.dit) {
-                auto src = open_dit_checkpoint(dir).weights;
+                auto src = as_stored(open_dit_checkpoint(dir).weights);
                 int64_t n = 0;
                 std::printf("                %s\n", summarize(*src, &n, problems, p->role).c_str());
                 if (have_cfg && n != dit_param_count(cfg))
@@ -245,7 +250,7 @@ void run(const std::string& dir) {
                 std::printf("                Wan VAE: dim %lld, z_dim %lld, %lld residual blocks per stage\n",
                             (long long)v.dim, (long long)v.z_dim, (long long)v.num_res_blocks);
             } else if (p == &f.t5) {
-                auto src = open_weights_file(p->path);
+                auto src = as_stored(open_weights_file(p->path));
                 std::printf("                %s\n", summarize(*src, nullptr, problems, p->role).c_str());
                 const T5Config t = t5_config_from_source(*src);
                 std::printf("                umT5 encoder: %s\n", t.to_json().c_str());

@@ -313,6 +313,9 @@ DitCheckpoint open_dit_checkpoint(const std::string& path) {
     // A ComfyUI file (model.diffusion_model. prefix, scaled fp8) reads through its adapter: official
     // names, scaled weights decoded (io/comfy_source.h).
     ck.weights = wrap_if_comfy(open_safetensors(weights));
+    // Shapes and names only: a ComfyUI source's stored view decodes nothing.
+    const auto* comfy = dynamic_cast<const ComfyTensorSource*>(ck.weights.get());
+    const std::shared_ptr<TensorSource> shapes = comfy ? comfy->stored_view() : ck.weights;
     if (fs::exists(config)) {
         std::ifstream in(config);
         std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -320,10 +323,10 @@ DitCheckpoint open_dit_checkpoint(const std::string& path) {
         ck.config_origin = config.string();
         // config.json does not say whether an i2v model has Wan2.1's CLIP branch (Wan2.2 I2V-A14B's
         // equals Wan2.1 I2V-14B's); the tensor names do.
-        ck.config.clip_branch = ck.weights->find("img_emb.proj.0.weight") != nullptr;
+        ck.config.clip_branch = shapes->find("img_emb.proj.0.weight") != nullptr;
         ck.config.validate(config.string());
     } else {
-        ck.config = DitConfig::from_weights(*ck.weights);
+        ck.config = DitConfig::from_weights(*shapes);
         ck.config_origin = "derived from weights (no config.json; num_heads = dim/128)";
     }
     return ck;
