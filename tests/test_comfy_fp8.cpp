@@ -10,12 +10,15 @@
 
 #include <cmath>
 #include <cstring>
+#include <deque>
+#include <filesystem>
 #include <map>
 #include <set>
 
 #include "core/fp8.h"
 #include "io/comfy_source.h"
 #include "io/gguf.h"
+#include "io/pth.h"
 #include "io/safetensors.h"
 #include "models/dit.h"
 #include "models/t5.h"
@@ -437,4 +440,131 @@ TEST(ComfyFp8, InfoOnComfyFile) {
     EXPECT_EQ(bad.code, 1) << bad.out;
     EXPECT_NE(bad.out.find("head.head.scale_weight"), std::string::npos) << bad.out;
     EXPECT_NE(bad.out.find("[comfy]"), std::string::npos) << bad.out;
+}
+
+// ---------------------------------------------------------------- a model folder with ComfyUI files
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// Tensors to write, owning their bytes.
+struct Writer {
+    std::vector<TensorToWrite> list;
+    std::deque<std::vector<uint8_t>> bytes;
+    void add(const std::string& name, DType dt, const Shape& shape, std::vector<uint8_t> b) {
+        bytes.push_back(std::move(b));
+        list.push_back({name, dt, shape, bytes.back().data()});
+    }
+    void add_f32(const std::string& name, const Shape& shape, const std::vector<float>& v) {
+        std::vector<uint8_t> b(v.size() * 4);
+        std::memcpy(b.data(), v.data(), b.size());
+        add(name, DType::F32, shape, std::move(b));
+    }
+    void copy(const std::string& name, const StoredTensor& t) {
+        const uint8_t* p = static_cast<const uint8_t*>(t.data);
+        add(name, t.dtype, t.shape, std::vector<uint8_t>(p, p + t.nbytes));
+    }
+};
+
+std::vector<float> values(const StoredTensor& t) {
+    std::vector<float> v(size_t(shape_numel(t.shape)));
+    convert_elements(t.data, t.dtype, v.data(), DType::F32, int64_t(v.size()));
+    return v;
+}
+
+// A linear weight as ComfyUI's scaled e4m3fn: name → fp8 bytes + `<layer>.scale_weight`.
+void add_scaled_e4m3(Writer& w, const std::string& name, const StoredTensor& t) {
+    const std::vector<float> v = values(t);
+    float absmax = 0;
+    for (float x : v) absmax = std::max(absmax, std::fabs(x));
+    const float scale = absmax > 0 ? absmax / 448.0f : 1.0f;
+    std::vector<uint8_t> q(v.size());
+    for (size_t i = 0; i < v.size(); ++i) q[i] = f32_to_fp8_e4m3(std::min(std::max(v[i] / scale, -448.0f), 448.0f));
+    w.add(name, DType::F8E4M3, t.shape, std::move(q));
+    w.add_f32(name.substr(0, name.size() - 7) + ".scale_weight", {}, {scale});
+}
+
+bool is_linear_weight(const std::string& n, const StoredTensor& t) {
+    return t.shape.size() == 2 && n.size() > 7 && n.compare(n.size() - 7, 7, ".weight") == 0;
+}
+
+}  // namespace
+
+// `wanrt synth` demo folder with its DiT and umT5 replaced by ComfyUI scaled-fp8 files (under the folder's
+// file names) generates, and gives the same video bytes as the folder holding those weights decoded to f32.
+TEST(ComfyFp8, ModelFolderWithComfyFilesGenerates) {
+    TempDir d;
+    const std::string comfy = d / "comfy", decoded = d / "decoded";
+    CliRun s = run_cli("synth --model demo --full_folder --out " + comfy);
+    ASSERT_EQ(s.code, 0) << s.out;
+    fs::copy(comfy, decoded, fs::copy_options::recursive);
+    const std::string dit = "diffusion_pytorch_model.safetensors", t5pth = "models_t5_umt5-xxl-enc-bf16.pth",
+                      t5st = "models_t5_umt5-xxl-enc-bf16.safetensors";
+    {
+        auto off = SafeTensorsFile::open(comfy + "/" + dit);
+        Writer w;
+        w.add("model.diffusion_model.scaled_fp8", DType::F8E4M3, {}, {0});
+        for (const std::string& n : off->names()) {
+            const StoredTensor& t = *off->find(n);
+            if (is_linear_weight(n, t)) add_scaled_e4m3(w, "model.diffusion_model." + n, t);
+            else w.copy("model.diffusion_model." + n, t);
+        }
+        write_safetensors(comfy + "/" + dit + ".tmp", w.list);
+    }
+    {
+        auto pth = open_pth(comfy + "/" + t5pth);
+        const std::map<std::string, std::string> block = {
+            {"norm1.weight", "layer.0.layer_norm.weight"},
+            {"attn.q.weight", "layer.0.SelfAttention.q.weight"},
+            {"attn.k.weight", "layer.0.SelfAttention.k.weight"},
+            {"attn.v.weight", "layer.0.SelfAttention.v.weight"},
+            {"attn.o.weight", "layer.0.SelfAttention.o.weight"},
+            {"pos_embedding.embedding.weight", "layer.0.SelfAttention.relative_attention_bias.weight"},
+            {"norm2.weight", "layer.1.layer_norm.weight"},
+            {"ffn.gate.0.weight", "layer.1.DenseReluDense.wi_0.weight"},
+            {"ffn.fc1.weight", "layer.1.DenseReluDense.wi_1.weight"},
+            {"ffn.fc2.weight", "layer.1.DenseReluDense.wo.weight"}};
+        Writer w;
+        w.add("scaled_fp8", DType::F8E4M3, {}, {0});
+        for (const std::string& n : pth->names()) {
+            const StoredTensor& t = *pth->find(n);
+            std::string hf = n == "token_embedding.weight" ? "shared.weight"
+                             : n == "norm.weight"          ? "encoder.final_layer_norm.weight"
+                                                           : "";
+            if (n.rfind("blocks.", 0) == 0) {
+                const size_t dot = n.find('.', 7);
+                hf = "encoder.block." + n.substr(7, dot - 7) + "." + block.at(n.substr(dot + 1));
+                if (is_linear_weight(n, t) && n.find("pos_embedding") == std::string::npos) {
+                    add_scaled_e4m3(w, hf, t);
+                    continue;
+                }
+            }
+            ASSERT_FALSE(hf.empty()) << n;
+            w.copy(hf, t);
+        }
+        write_safetensors(comfy + "/" + t5st, w.list);
+    }
+    fs::rename(comfy + "/" + dit + ".tmp", comfy + "/" + dit);
+    fs::remove(comfy + "/" + t5pth);
+    // The decoded twin: what the adapter reads, written in f32 under the folder's own names.
+    for (const auto& [file, src] : {std::pair{dit, std::shared_ptr<TensorSource>(open_comfy_safetensors(comfy + "/" + dit))},
+                                    std::pair{t5st, std::shared_ptr<TensorSource>(open_comfy_safetensors(comfy + "/" + t5st))}}) {
+        Writer w;
+        for (const std::string& n : src->names()) w.add_f32(n, src->find(n)->shape, values(*src->find(n)));
+        write_safetensors(decoded + "/" + file, w.list);
+    }
+    fs::remove(decoded + "/" + t5pth);
+
+    const CliRun info = run_cli("info " + comfy);
+    EXPECT_EQ(info.code, 0) << info.out;
+    EXPECT_NE(info.out.find("f8_e4m3"), std::string::npos) << info.out;
+    const char* small = " --size 64*48 --frame_num 5 --sample_steps 2 --threads 2 --device cpu --base_seed 3";
+    const CliRun a = run_cli("generate --ckpt_dir " + comfy + small + " --save_file " + d / "a.y4m");
+    ASSERT_EQ(a.code, 0) << a.out;
+    const CliRun b = run_cli("generate --ckpt_dir " + decoded + small + " --save_file " + d / "b.y4m");
+    ASSERT_EQ(b.code, 0) << b.out;
+    const std::string ya = read_file(d / "a.y4m"), yb = read_file(d / "b.y4m");
+    EXPECT_GT(ya.size(), 1000u);
+    EXPECT_TRUE(ya == yb) << "the ComfyUI folder's video differs from its decoded twin's";
 }
