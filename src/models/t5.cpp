@@ -112,8 +112,8 @@ Resolved resolve(const TensorSource& src) {
     auto has = [&](const char* n) { return src.find(n) != nullptr; };
     bool official = has("token_embedding.weight");
     bool hf = has("shared.weight") || has("encoder.embed_tokens.weight");
-    // blocks.* alone proves nothing (the DiT has them too): the official layout needs its embedding.
     bool gguf = has("token_embd.weight");
+    // blocks.* alone proves nothing (the DiT has them too): the official layout needs its embedding.
     for (const auto& n : names) {
         if (n.rfind("encoder.block.", 0) == 0) hf = true;
         if (n.rfind("enc.blk.", 0) == 0) gguf = true;
