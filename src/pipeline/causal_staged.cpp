@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/timer.h"
 #include "io/pth.h"
+#include "io/safetensors.h"
 #include "models/causal_dit.h"
 
 namespace wanrt {
@@ -14,7 +15,10 @@ CausalDitSource open_generator(const std::string& path) {
     // CausVid / Self-Forcing save model.pt (a torch.save zip, as .pth); open_weights_file goes by .pth.
     const bool pt = path.size() > 3 && path.compare(path.size() - 3, 3, ".pt") == 0;
     CausalDitSource g;
-    g.src = pt ? open_pth(path) : open_weights_file(path);
+    // Not open_weights_file: generator checkpoints hold their DiT under any prefix beside other
+    // networks (find_dit_prefix picks it), which the ComfyUI adapter would refuse as mixed prefixes.
+    const bool pth = pt || (path.size() > 4 && path.compare(path.size() - 4, 4, ".pth") == 0);
+    g.src = pth ? open_pth(path) : open_safetensors(path);
     g.prefix = find_dit_prefix(*g.src);
     return g;
 }
