@@ -1,0 +1,125 @@
+// Training pieces around the DiT backward: Wan's flow-matching objective (train/flow_match.h) and a
+// whole training step (forward, loss, backward, AdamW) on the dit_grad fixture's model.
+#include <cmath>
+
+#include "models/dit.h"
+#include "ops/ops.h"
+#include "train/adamw.h"
+#include "train/dit_backward.h"
+#include "train/flow_match.h"
+#include "test_util.h"
+
+namespace wanrt::test {
+
+namespace {
+
+TEST(FlowMatch, TableIsDiffSynthsWanSchedule) {
+    const FlowMatchTable t = flow_match_table(5.0, 1000);
+    ASSERT_EQ(t.sigmas.size(), 1000u);
+    EXPECT_DOUBLE_EQ(t.sigmas[0], 1.0);  // the first entry is pure noise
+    EXPECT_DOUBLE_EQ(t.timesteps[0], 1000.0);
+    EXPECT_NEAR(t.sigmas[500], 5 * 0.5 / (1 + 4 * 0.5), 1e-15);  // s = 0.5
+    EXPECT_NEAR(t.sigmas[999], 5 * 0.001 / (1 + 4 * 0.001), 1e-15);  // extra_one_step: σ = 0 is left out
+    double sum = 0, lo = 1e9;
+    for (size_t k = 0; k < t.weights.size(); ++k) {
+        sum += t.weights[k];
+        lo = std::min(lo, t.weights[k]);
+        if (k) {
+            EXPECT_LT(t.sigmas[k], t.sigmas[k - 1]);
+        }
+    }
+    EXPECT_NEAR(sum, 1000.0, 1e-9);  // normalised to n
+    EXPECT_NEAR(lo, 0.0, 1e-15);     // the smallest weight is shifted to 0
+    // y = exp(−2((t − 500)/1000)²) peaks at t = 500: the weight there is the largest
+    size_t kmax = 0;
+    for (size_t k = 0; k < t.weights.size(); ++k)
+        if (t.weights[k] > t.weights[kmax]) kmax = k;
+    EXPECT_NEAR(t.timesteps[kmax], 500.0, 2.0);
+}
+
+TEST(FlowMatch, PairAndLossGradient) {
+    auto be = make_cpu_backend(2);
+    const FlowMatchTable tab = flow_match_table();
+    Tensor x0 = randn_tensor(*be, {3, 2, 4, 5}, 1), noise = randn_tensor(*be, {3, 2, 4, 5}, 2);
+    Tensor pred = randn_tensor(*be, {3, 2, 4, 5}, 3);
+    const int64_t k = 321;
+    const FlowMatchPair p = flow_match_pair(tab, k, x0, noise);
+    const std::vector<double> a = to_f64(x0), n = to_f64(noise), y = to_f64(pred);
+    const double s = tab.sigmas[size_t(k)];
+    std::vector<double> xt(a.size()), tg(a.size());
+    for (size_t i = 0; i < a.size(); ++i) xt[i] = (1 - s) * a[i] + s * n[i], tg[i] = n[i] - a[i];
+    EXPECT_CLOSE(p.x_t, xt, 1e-6, "x_t = (1 − σ)·x0 + σ·noise");
+    EXPECT_CLOSE(p.target, tg, 1e-6, "target = noise − x0");
+    EXPECT_EQ(p.weight, tab.weights[size_t(k)]);
+    Tensor dpred;
+    const double loss = flow_match_loss(pred, p.target, p.weight, &dpred);
+    double l64 = 0;
+    std::vector<double> g(y.size());
+    for (size_t i = 0; i < y.size(); ++i) {
+        l64 += (y[i] - tg[i]) * (y[i] - tg[i]);
+        g[i] = p.weight * 2 * (y[i] - tg[i]) / double(y.size());
+    }
+    EXPECT_NEAR(loss, p.weight * l64 / double(y.size()), 1e-6 * loss);
+    EXPECT_CLOSE(dpred, g, 1e-6, "dloss/dpred");
+    EXPECT_THROW(flow_match_pair(tab, 1000, x0, noise), std::exception);
+}
+
+// Forward, flow-matching loss, backward with checkpointing, AdamW: on a fixed batch the loss goes
+// down at every step (the whole training step's gradients point downhill).
+TEST(TrainStep, LossFallsOnAFixedBatch) {
+    auto be = make_cpu_backend(2);
+    auto f = open_fixture("dit_grad.safetensors");
+    const DitConfig cfg = DitConfig::from_json(f->metadata().at("config"), f->origin());
+    const int64_t seq_len = std::stoll(f->metadata().at("seq_len"));
+    auto weights = std::make_shared<MemoryTensorSource>(f->origin());
+    for (const std::string& n : f->names()) {
+        if (n.rfind("in.", 0) == 0 || n.rfind("out.", 0) == 0 || n.rfind("grad.", 0) == 0) continue;
+        const StoredTensor& t = *f->find(n);
+        weights->add(n, t.dtype, t.shape, t.data);
+    }
+    DitModel model(cfg, weights, *be);
+    const FlowMatchTable tab = flow_match_table();
+    std::vector<DitSample> batch;
+    std::vector<FlowMatchPair> pairs;
+    for (int i = 0; i < 2; ++i) {
+        const std::string s = std::to_string(i);
+        Tensor x0 = load_f32(*be, *f, "in.x" + s);
+        Tensor noise = randn_tensor(*be, x0.shape(), 100 + uint64_t(i));
+        pairs.push_back(flow_match_pair(tab, 400 + 50 * i, x0, noise));
+        DitSample smp;
+        smp.x = pairs.back().x_t;
+        smp.context = load_f32(*be, *f, "in.context" + s);
+        smp.t = float(pairs.back().timestep);
+        batch.push_back(smp);
+    }
+    std::vector<Tensor> params;
+    for (const auto& [name, t] : dit_named_params(cfg, model.mutable_weights())) params.push_back(t);
+    AdamWHyper h;
+    h.lr = 2e-3, h.weight_decay = 0.0;
+    AdamW opt(params, h);
+    std::vector<double> losses;
+    for (int step = 0; step < 8; ++step) {
+        DitTape tape;
+        const std::vector<Tensor> ys = dit_train_forward(model, batch, seq_len, &tape);
+        double loss = 0;
+        std::vector<Tensor> dys;
+        for (size_t i = 0; i < ys.size(); ++i) {
+            Tensor d;
+            loss += flow_match_loss(ys[i], pairs[i].target, pairs[i].weight, &d) / double(ys.size());
+            dys.push_back(ops::mul(d, ops::full(*be, DType::F32, {1}, 1.0f / float(ys.size()))));
+        }
+        losses.push_back(loss);
+        DitGrads g = dit_grads_zeros(model);
+        dit_backward(model, tape, dys, &g);
+        std::vector<Tensor> grads;
+        for (const auto& [name, t] : dit_named_params(cfg, g.w)) grads.push_back(t);
+        opt.step(grads);
+        std::printf("  step %d loss %.6f\n", step, loss);
+    }
+    for (size_t i = 1; i < losses.size(); ++i) EXPECT_LT(losses[i], losses[i - 1]) << "step " << i;
+    EXPECT_LT(losses.back(), 0.9 * losses.front());
+}
+
+}  // namespace
+
+}  // namespace wanrt::test
