@@ -7,6 +7,7 @@
 #include <map>
 
 #include "models/dit.h"
+#include "ops/ops.h"
 #include "train/adamw.h"
 #include "train/dit_backward.h"
 #include "test_util.h"
@@ -158,6 +159,70 @@ TEST_P(DitBackward, AdamWMatchesTorch) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, DitBackward, ::testing::Values("dit_grad", "dit_grad_b"));
+
+// Wan2.2 TI2V (dit_ti2v, official Wan2.2 model.py): per-token timesteps give one modulation row per
+// group of tokens (G > B). The training forward matches the fixture's outputs, and the gradient's
+// directional derivative along itself matches central differences of the f32 loss Σ dy·y (a coarse
+// check, h = 1e-2, within 1e-3: it catches a wrong group reduction, not rounding).
+TEST(DitBackwardTi2v, PerTokenTimesteps) {
+    auto be = make_cpu_backend(2);
+    auto f = open_fixture("dit_ti2v.safetensors");
+    const DitConfig cfg = DitConfig::from_json(f->metadata().at("config"), f->origin());
+    const int64_t seq_len = std::stoll(f->metadata().at("seq_len"));
+    auto weights = std::make_shared<MemoryTensorSource>(f->origin());
+    for (const std::string& n : f->names()) {
+        if (is_data(n)) continue;
+        const StoredTensor& t = *f->find(n);
+        weights->add(n, t.dtype, t.shape, t.data);
+    }
+    DitModel model(cfg, weights, *be);
+    const std::vector<double> tv = load_f64(*f, "in.t");  // [B, seq_len]
+    std::vector<DitSample> batch;
+    std::vector<Tensor> dy;
+    for (size_t i = 0; f->find("in.x" + std::to_string(i)); ++i) {
+        DitSample smp;
+        smp.x = load_f32(*be, *f, "in.x" + std::to_string(i));
+        smp.context = load_f32(*be, *f, "in.context" + std::to_string(i));
+        smp.t_tokens.assign(tv.begin() + int64_t(i) * seq_len, tv.begin() + int64_t(i + 1) * seq_len);
+        batch.push_back(smp);
+    }
+    DitTape tape;
+    const std::vector<Tensor> ys = dit_train_forward(model, batch, seq_len, &tape);
+    for (size_t i = 0; i < ys.size(); ++i) {
+        EXPECT_CLOSE(ys[i], load_f64(*f, "out.y" + std::to_string(i)), 1e-4, "ti2v train forward y" + std::to_string(i));
+        dy.push_back(randn_tensor(*be, ys[i].shape(), 40 + i));
+    }
+    EXPECT_LT(tape.S, seq_len);  // several modulation groups per sample
+    DitGrads g = dit_grads_zeros(model);
+    dit_backward(model, tape, dy, &g);
+
+    const auto params = dit_named_params(cfg, model.mutable_weights());
+    const auto grads = dit_named_params(cfg, g.w);
+    double gnorm2 = 0;
+    for (const auto& [n, t] : grads)
+        for (double v : to_f64(t)) gnorm2 += v * v;
+    const double gnorm = std::sqrt(gnorm2);
+    auto loss_at = [&](double h) {  // Σ dy·y at θ + h·g/|g|, θ restored afterwards
+        std::vector<std::vector<float>> saved;
+        for (size_t k = 0; k < params.size(); ++k) {
+            float* p = params[k].second.data<float>();
+            const std::vector<float> gv = ops::to_host_f32(grads[k].second);
+            saved.emplace_back(p, p + gv.size());
+            for (size_t i = 0; i < gv.size(); ++i) p[i] += float(h * gv[i] / gnorm);
+        }
+        const std::vector<Tensor> y = dit_train_forward(model, batch, seq_len, nullptr);
+        double l = 0;
+        for (size_t i = 0; i < y.size(); ++i) {
+            const std::vector<double> a = to_f64(y[i]), b = to_f64(dy[i]);
+            for (size_t j = 0; j < a.size(); ++j) l += a[j] * b[j];
+        }
+        for (size_t k = 0; k < params.size(); ++k) std::copy(saved[k].begin(), saved[k].end(), params[k].second.data<float>());
+        return l;
+    };
+    const double h = 1e-2, fd = (loss_at(h) - loss_at(-h)) / (2 * h);
+    std::printf("  directional derivative: central differences %.6f, |g| %.6f\n", fd, gnorm);
+    EXPECT_NEAR(fd, gnorm, 1e-3 * gnorm);
+}
 
 TEST(DitBackwardErrors, RejectsBadUpstreamGradient) {
     GradFixture g("dit_grad");

@@ -35,9 +35,9 @@ struct BlasSingleThread {
 
 // ---- linear -----------------------------------------------------------------------------------
 void linear_backward_cpu(CpuBackend& be, const LinearBackwardArgs& a) {
-    const int64_t M = a.x.size(0), K = a.x.size(1), N = a.w.size(0);
+    const int64_t M = a.x.size(0), K = a.x.size(1), N = a.dy.size(1);
     const float* x = a.x.data<float>();
-    const float* w = a.w.data<float>();
+    const float* w = a.w.defined() ? a.w.data<float>() : nullptr;
     const float* dy = a.dy.data<float>();
     if (M == 0) {
         if (a.dw.defined() && !a.acc_dw) std::fill(a.dw.data<float>(), a.dw.data<float>() + N * K, 0.0f);
@@ -279,7 +279,7 @@ void layer_dx_row(const float* xr, const float* gr, float mean, float rstd, int6
 void rms_norm_backward_cpu(CpuBackend& be, const RmsNormBackwardArgs& a) {
     const int64_t rows = a.x.size(0), D = a.x.size(1);
     const float* x = a.x.data<float>();
-    const float* w = a.w.data<float>();
+    const float* w = a.w.defined() ? a.w.data<float>() : nullptr;
     const float* dy = a.dy.data<float>();
     float* dx = a.dx.data<float>();
     std::vector<float> rs(static_cast<size_t>(rows));

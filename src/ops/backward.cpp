@@ -56,8 +56,9 @@ void linear_backward(const Tensor& x_in, const Tensor& w_in, const Tensor& dy_in
     const char* op = "linear_backward";
     Backend& be = be_of(x_in, op);
     check_f32(x_in, op, "x");
-    check_f32(w_in, op, "w");
     check_f32(dy_in, op, "dy");
+    if (!w_in.defined() || (w_in.dtype() != DType::F32 && w_in.dtype() != DType::BF16 && w_in.dtype() != DType::F16))
+        fail(op, "w must be an f32, bf16 or f16 matrix, got ", w_in.defined() ? w_in.describe() : "none");
     if (w_in.ndim() != 2) fail(op, "w must be [N, K], got ", w_in.describe());
     const int64_t N = w_in.size(0), K = w_in.size(1);
     if (x_in.ndim() < 1 || x_in.size(-1) != K) fail(op, "x ", x_in.describe(), " does not end in K = ", K);
@@ -67,7 +68,9 @@ void linear_backward(const Tensor& x_in, const Tensor& w_in, const Tensor& dy_in
     check_shape(dy_in, ys, op, "dy");
     LinearBackwardArgs a;
     a.x = contiguous(x_in).reshape({M, K});
-    a.w = contiguous(w_in);
+    // A bf16/f16 weight (a checkpoint's frozen or master-backed matrix) is widened for dx; dw never
+    // reads it.
+    a.w = dx ? to_dtype(w_in, DType::F32) : Tensor();
     a.dy = contiguous(dy_in).reshape({M, N});
     a.acc_dx = prepare(dx, be, x_in.shape(), accumulate, op, "dx");
     a.acc_dw = prepare(dw, be, {N, K}, accumulate, op, "dw");

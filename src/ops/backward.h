@@ -20,7 +20,7 @@ namespace wanrt {
 
 // ---- op declarations --------------------------------------------------------------------------
 
-struct LinearBackwardArgs {  // {F32}: y = x·wᵀ + b with x [M, K], w [N, K], dy [M, N]
+struct LinearBackwardArgs {  // {F32}: y = x·wᵀ + b with x [M, K], w [N, K] (undefined when dx is), dy [M, N]
     static constexpr const char* kName = "linear_backward";
     Tensor x, w, dy;
     Tensor dx, dw, db;  // [M, K], [N, K], [N]; an undefined one is not computed
@@ -99,7 +99,8 @@ struct SumRowsArgs {  // {F32}: y [C] (+)= Σ_r x[r, :], x [R, C]
 
 namespace wanrt::ops {
 
-// Gradients of linear(x, w, b) (no activation: apply unary_backward first) for dy [..., N]:
+// Gradients of linear(x, w, b) (no activation: apply unary_backward first) for dy [..., N], w
+// f32, bf16 or f16 (widened to f32 for dx; gradients are f32):
 // fills *dx [..., K], *dw [N, K], *db [N] for those that are non-null. With accumulate, the
 // outputs that are defined (f32 contiguous, of their shape) are added to; undefined ones, and all
 // of them without accumulate, are (re)allocated and set.

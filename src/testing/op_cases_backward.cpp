@@ -74,12 +74,13 @@ Vec pick_rows(const Vec& v, int64_t rows, int64_t stride, int64_t offset, int64_
 }
 
 // ---- linear -----------------------------------------------------------------------------------
-OpCase linear_bw(std::string name, int64_t M, int64_t N, int64_t K, bool accumulate = false, int64_t batch = 0) {
+OpCase linear_bw(std::string name, int64_t M, int64_t N, int64_t K, bool accumulate = false, int64_t batch = 0,
+                 DType wt = F32) {
     return {"linear_backward", std::move(name), kF32, false, Check::Close, [=](CaseCtx& c) {
                 const int64_t rows = M * std::max<int64_t>(batch, 1);
                 const Shape xs = batch ? Shape{batch, M, K} : Shape{M, K};
                 const Shape ys = batch ? Shape{batch, M, N} : Shape{M, N};
-                Input x = c.rand(F32, xs), w = c.rand(F32, {N, K}, 0.3f), b = c.rand(F32, {N}), dy = c.rand(F32, ys);
+                Input x = c.rand(F32, xs), w = c.rand(wt, {N, K}, 0.3f), b = c.rand(F32, {N}), dy = c.rand(F32, ys);
                 Input dx0 = c.rand(F32, xs), dw0 = c.rand(F32, {N, K}), db0 = c.rand(F32, {N});
                 Outs o = std::make_shared<std::vector<Tensor>>();
                 Prepared p;
@@ -418,6 +419,7 @@ std::vector<OpCase> backward_op_cases() {
         linear_bw("linear_backward_M37_N29_K67", 37, 29, 67),
         linear_bw("linear_backward_M1_N5_K3", 1, 5, 3),
         linear_bw("linear_backward_batch_accumulate", 7, 9, 13, true, 3),
+        linear_bw("linear_backward_bf16_weight", 11, 17, 19, false, 0, DType::BF16),
         unary_bw("unary_backward_gelu_tanh", Act::GeluTanh, {7, 33}),
         unary_bw("unary_backward_gelu_erf", Act::GeluErf, {5, 31}),
         unary_bw("unary_backward_silu", Act::Silu, {3, 65}),
