@@ -64,6 +64,25 @@ TEST(FlowMatch, PairAndLossGradient) {
     EXPECT_THROW(flow_match_pair(tab, 1000, x0, noise), std::exception);
 }
 
+TEST(ClipGradNorm, ScalesAboveTheBoundOnly) {
+    auto be = make_cpu_backend(2);
+    std::vector<Tensor> g = {randn_tensor(*be, {7, 5}, 11), randn_tensor(*be, {13}, 12)};
+    std::vector<std::vector<double>> v0 = {to_f64(g[0]), to_f64(g[1])};
+    double n2 = 0;
+    for (const auto& v : v0)
+        for (double x : v) n2 += x * x;
+    const double total = std::sqrt(n2);
+    EXPECT_NEAR(clip_grad_norm(g, 2 * total), total, 1e-6 * total);  // under the bound: untouched
+    EXPECT_CLOSE(g[0], v0[0], 0.0, "unclipped g0");
+    EXPECT_NEAR(clip_grad_norm(g, 0.5 * total), total, 1e-6 * total);
+    const double c = 0.5 * total / (total + 1e-6);
+    for (size_t k = 0; k < g.size(); ++k) {
+        std::vector<double> ref = v0[k];
+        for (double& x : ref) x *= c;
+        EXPECT_CLOSE(g[k], ref, 1e-6, "clipped g" + std::to_string(k));
+    }
+}
+
 // Forward, flow-matching loss, backward with checkpointing, AdamW: on a fixed batch the loss goes
 // down at every step (the whole training step's gradients point downhill).
 TEST(TrainStep, LossFallsOnAFixedBatch) {

@@ -1,6 +1,8 @@
 // AdamW (train/adamw.h): the checked front-end of adamw_step and the optimizer's bookkeeping.
 #include "train/adamw.h"
 
+#include <cmath>
+
 #include "core/error.h"
 #include "ops/ops.h"
 
@@ -23,6 +25,25 @@ void adamw_step(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor&
     dispatch(be, a, {}, 10.0 * double(p.numel()));
 }
 }  // namespace ops
+
+double clip_grad_norm(const std::vector<Tensor>& grads, double max_norm) {
+    double total2 = 0;
+    for (const Tensor& g : grads) {
+        if (!g.defined() || g.dtype() != DType::F32 || !g.is_contiguous())
+            fail("clip_grad_norm", "gradients must be contiguous f32, got ", g.defined() ? g.describe() : "none");
+        for (float v : ops::to_host_f32(g)) total2 += double(v) * v;
+    }
+    const double total = std::sqrt(total2);
+    const double coef = max_norm / (total + 1e-6);
+    if (coef < 1) {
+        const float c = float(coef);
+        for (const Tensor& g : grads) {
+            const Tensor* in[1] = {&g};
+            ops::lincomb(in, &c, 1, g);
+        }
+    }
+    return total;
+}
 
 AdamW::AdamW(std::vector<Tensor> params, AdamWHyper h) : h_(h) {
     for (Tensor& p : params) {

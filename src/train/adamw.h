@@ -30,6 +30,11 @@ namespace ops {
 void adamw_step(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, const AdamWHyper& h, int64_t step);
 }  // namespace ops
 
+// torch.nn.utils.clip_grad_norm_(grads, max_norm): the total norm √(Σ‖g‖²) over every gradient
+// (returned); when it exceeds max_norm, every gradient is scaled in place by
+// max_norm / (total + 1e-6).
+double clip_grad_norm(const std::vector<Tensor>& grads, double max_norm);
+
 // The optimizer over a list of parameters: f32 master copies (the parameter itself when it is
 // f32), zero moments. step() applies one update from grads (same order and shapes as params) and
 // writes each master back into its parameter when they differ.

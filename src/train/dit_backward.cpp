@@ -184,7 +184,18 @@ Tensor block_backward(const BlockCtx& k, const DitBlockWeights& b, DitBlockWeigh
 Tensor zeros_like(const Tensor& t) { return t.defined() ? ops::zeros(*t.backend(), t.shape()) : Tensor(); }
 Linear zeros_like(const Linear& l) { return {zeros_like(l.w), zeros_like(l.b), {}}; }
 
-void check_supported(const DitConfig& c, const char* where) {
+void check_supported(const DitConfig& c, const DitWeights& w, const char* where) {
+    // The training forward reads Linear::w/b only: attached run-time LoRA branches would silently
+    // drop out of it (and get no gradient).
+    auto no_lora = [&](const Linear& l) {
+        if (!l.lora.empty())
+            fail(where, "run-time LoRA branches are attached to the model; training reads the plain weights only: "
+                        "merge the LoRA into the weights first (or load the model without it)");
+    };
+    for (const Linear* l : {&w.text0, &w.text2, &w.time0, &w.time2, &w.time_proj, &w.head}) no_lora(*l);
+    for (const DitBlockWeights& b : w.blocks)
+        for (const Linear* l : {&b.sa_q, &b.sa_k, &b.sa_v, &b.sa_o, &b.ca_q, &b.ca_k, &b.ca_v, &b.ca_o, &b.ffn0, &b.ffn2})
+            no_lora(*l);
     if (c.has_clip())
         fail(where, "the I2V CLIP image branch has no backward yet; train a model without it (t2v, ti2v)");
     if (c.is_i2v()) fail(where, "i2v conditioning (y) has no backward yet; train a t2v model");
@@ -197,7 +208,7 @@ std::vector<Tensor> dit_train_forward(const DitModel& model, const std::vector<D
     const DitConfig& c = model.config();
     const DitWeights& w = model.weights();
     Backend& be = model.backend();
-    check_supported(c, "dit_train_forward");
+    check_supported(c, w, "dit_train_forward");
     const int64_t B = int64_t(batch.size()), D = c.dim;
     if (B == 0) fail("dit_train_forward", "empty batch");
     DitTape t;
@@ -302,7 +313,7 @@ void dit_backward(const DitModel& model, const DitTape& t, const std::vector<Ten
     const DitConfig& c = model.config();
     const DitWeights& w = model.weights();
     Backend& be = model.backend();
-    check_supported(c, "dit_backward");
+    check_supported(c, w, "dit_backward");
     DitWeights& g = grads->w;
     const int64_t B = int64_t(t.batch.size()), L = t.seq_len, D = c.dim, S = t.S, G = B * L / S;
     if (int64_t(dy.size()) != B) fail("dit_backward", dy.size(), " upstream gradients for a batch of ", B);
