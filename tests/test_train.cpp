@@ -1,8 +1,11 @@
 // Training pieces around the DiT backward: Wan's flow-matching objective (train/flow_match.h) and a
 // whole training step (forward, loss, backward, AdamW) on the dit_grad fixture's model.
+#include <algorithm>
 #include <cmath>
+#include <functional>
 
 #include "models/dit.h"
+#include "ops/backward.h"
 #include "ops/ops.h"
 #include "train/adamw.h"
 #include "train/dit_backward.h"
@@ -62,6 +65,54 @@ TEST(FlowMatch, PairAndLossGradient) {
     EXPECT_NEAR(loss, p.weight * l64 / double(y.size()), 1e-6 * loss);
     EXPECT_CLOSE(dpred, g, 1e-6, "dloss/dpred");
     EXPECT_THROW(flow_match_pair(tab, 1000, x0, noise), std::exception);
+}
+
+// A backend with no backward kernels (as CUDA is today): every training op fails with one line that
+// names the op and the backend, before touching any data.
+class NoKernelBackend final : public Backend {
+public:
+    static constexpr const char* kKind = "nokernel";
+    std::string name() const override { return "nokernel"; }
+    const char* kind() const override { return kKind; }
+    std::string description() const override { return "test backend without kernels"; }
+    bool host_visible() const override { return true; }
+    std::shared_ptr<Buffer> alloc(size_t bytes) override {
+        struct Host : Buffer {
+            Host(Backend* b, size_t n) : Buffer(b, ::operator new(std::max<size_t>(n, 1)), n) {}
+            ~Host() override { ::operator delete(ptr_); }
+        };
+        return std::make_shared<Host>(this, bytes);
+    }
+    void upload(const Tensor&, const void*) override {}
+    void download(const Tensor&, void*) override {}
+    void synchronize() override {}
+};
+
+TEST(TrainingOps, OneLineErrorWithoutAKernel) {
+    NoKernelBackend be;
+    Tensor x = be.empty(DType::F32, {3, 4}), w = be.empty(DType::F32, {5, 4}), dy = be.empty(DType::F32, {3, 5});
+    Tensor q = be.empty(DType::F32, {1, 2, 1, 4}), lse = be.empty(DType::F32, {1, 1, 2});
+    AdamWHyper h;
+    std::vector<std::function<void()>> calls = {
+        [&] {
+            Tensor dx;
+            ops::linear_backward(x, w, dy, &dx, nullptr, nullptr);
+        },
+        [&] { ops::attention_lse(q, q, q, {}, nullptr); },
+        [&] { ops::attention_backward(q, q, q, q, q, lse); },
+        [&] { ops::unary_backward(Activation::Silu, x, x); },
+        [&] { ops::adamw_step(x, x, x, x, h, 1); },
+    };
+    for (auto& call : calls) {
+        try {
+            call();
+            ADD_FAILURE() << "no error on a backend without kernels";
+        } catch (const std::exception& e) {
+            const std::string m = e.what();
+            EXPECT_NE(m.find("not implemented on nokernel"), std::string::npos) << m;
+            EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+        }
+    }
 }
 
 TEST(ClipGradNorm, ScalesAboveTheBoundOnly) {
