@@ -1,16 +1,16 @@
 // The DiT backward (train/dit_backward.h) against torch autograd of the official WanModel in float64
 // (tests/fixtures/dit_grad.safetensors, scripts/fixtures/make_dit_grad.py): every parameter gradient
 // and the gradients of the latents and contexts. dit_grad_b is the other set: the branches dit_grad
-// does not take (no q/k RMSNorm, no norm3, a local self-attention window), 4 heads, 3 layers. Also: the training forward is the inference
-// forward, and gradients accumulate over calls.
+// does not take (no q/k RMSNorm, no norm3, a local self-attention window), 4 heads, 3 layers. Also: the training
+// forward is the inference forward, and gradients accumulate over calls.
 #include <cmath>
 #include <map>
 
 #include "models/dit.h"
 #include "ops/ops.h"
+#include "test_util.h"
 #include "train/adamw.h"
 #include "train/dit_backward.h"
-#include "test_util.h"
 
 namespace wanrt::test {
 
@@ -24,7 +24,8 @@ bool grad_close(const Tensor& t, const std::vector<double>& ref, double tol, std
     double n2 = 0;
     for (double v : ref) n2 += v * v;
     const bool zero = std::sqrt(n2) < 1e-10;
-    *why = zero ? cat("zero in exact arithmetic; max abs ", e.max_abs) : cat("rel-L2 ", e.rel_l2, ", max abs ", e.max_abs);
+    *why =
+        zero ? cat("zero in exact arithmetic; max abs ", e.max_abs) : cat("rel-L2 ", e.rel_l2, ", max abs ", e.max_abs);
     return zero ? e.max_abs <= 1e-5 : e.rel_l2 <= tol;
 }
 
@@ -76,10 +77,12 @@ TEST_P(DitBackward, TrainingForwardIsTheModel) {
     const std::vector<Tensor> ref = g.model->forward(g.batch, g.seq_len);
     ASSERT_EQ(ys.size(), g.batch.size());
     for (size_t i = 0; i < ys.size(); ++i) {
-        EXPECT_CLOSE(ys[i], load_f64(*g.f, "out.y" + std::to_string(i)), 1e-5, "train forward vs torch y" + std::to_string(i));
+        EXPECT_CLOSE(ys[i], load_f64(*g.f, "out.y" + std::to_string(i)), 1e-5,
+                     "train forward vs torch y" + std::to_string(i));
         EXPECT_CLOSE(ys[i], to_f64(ref[i]), 1e-5, "train forward vs DitModel y" + std::to_string(i));
     }
-    EXPECT_EQ(int64_t(tape.block_in.size()), g.cfg.num_layers + 1);  // the checkpoints: one per block, and the last output
+    EXPECT_EQ(int64_t(tape.block_in.size()),
+              g.cfg.num_layers + 1);  // the checkpoints: one per block, and the last output
 }
 
 TEST_P(DitBackward, MatchesTorchAutograd) {
@@ -189,7 +192,8 @@ TEST(DitBackwardTi2v, PerTokenTimesteps) {
     DitTape tape;
     const std::vector<Tensor> ys = dit_train_forward(model, batch, seq_len, &tape);
     for (size_t i = 0; i < ys.size(); ++i) {
-        EXPECT_CLOSE(ys[i], load_f64(*f, "out.y" + std::to_string(i)), 1e-4, "ti2v train forward y" + std::to_string(i));
+        EXPECT_CLOSE(ys[i], load_f64(*f, "out.y" + std::to_string(i)), 1e-4,
+                     "ti2v train forward y" + std::to_string(i));
         dy.push_back(randn_tensor(*be, ys[i].shape(), 40 + i));
     }
     EXPECT_LT(tape.S, seq_len);  // several modulation groups per sample
@@ -216,7 +220,8 @@ TEST(DitBackwardTi2v, PerTokenTimesteps) {
             const std::vector<double> a = to_f64(y[i]), b = to_f64(dy[i]);
             for (size_t j = 0; j < a.size(); ++j) l += a[j] * b[j];
         }
-        for (size_t k = 0; k < params.size(); ++k) std::copy(saved[k].begin(), saved[k].end(), params[k].second.data<float>());
+        for (size_t k = 0; k < params.size(); ++k)
+            std::copy(saved[k].begin(), saved[k].end(), params[k].second.data<float>());
         return l;
     };
     const double h = 1e-2, fd = (loss_at(h) - loss_at(-h)) / (2 * h);

@@ -7,10 +7,10 @@
 #include "models/dit.h"
 #include "ops/backward.h"
 #include "ops/ops.h"
+#include "test_util.h"
 #include "train/adamw.h"
 #include "train/dit_backward.h"
 #include "train/flow_match.h"
-#include "test_util.h"
 
 namespace wanrt::test {
 
@@ -21,7 +21,7 @@ TEST(FlowMatch, TableIsDiffSynthsWanSchedule) {
     ASSERT_EQ(t.sigmas.size(), 1000u);
     EXPECT_DOUBLE_EQ(t.sigmas[0], 1.0);  // the first entry is pure noise
     EXPECT_DOUBLE_EQ(t.timesteps[0], 1000.0);
-    EXPECT_NEAR(t.sigmas[500], 5 * 0.5 / (1 + 4 * 0.5), 1e-15);  // s = 0.5
+    EXPECT_NEAR(t.sigmas[500], 5 * 0.5 / (1 + 4 * 0.5), 1e-15);      // s = 0.5
     EXPECT_NEAR(t.sigmas[999], 5 * 0.001 / (1 + 4 * 0.001), 1e-15);  // extra_one_step: σ = 0 is left out
     double sum = 0, lo = 1e9;
     for (size_t k = 0; k < t.weights.size(); ++k) {

@@ -6,8 +6,9 @@
 // central finite differences of the forward's float64 reference (testing/ref64.h). A backend that
 // has no kernel for one fails with a one-line "not implemented on <backend>" error naming the op.
 //
-// Everything is f32 ({F32} signatures). Gradients of weights are returned summed over every row
-// the weight was applied to.
+// Training runs them in f32 ({F32} signatures); the CPU also has {F64} kernels, the float64 path the
+// op table checks the formulas with at ~1e-10. Gradients of weights are returned summed over every
+// row the weight was applied to.
 #pragma once
 
 #include <vector>
@@ -23,7 +24,7 @@ namespace wanrt {
 struct LinearBackwardArgs {  // {F32}: y = x·wᵀ + b with x [M, K], w [N, K] (undefined when dx is), dy [M, N]
     static constexpr const char* kName = "linear_backward";
     Tensor x, w, dy;
-    Tensor dx, dw, db;  // [M, K], [N, K], [N]; an undefined one is not computed
+    Tensor dx, dw, db;                                    // [M, K], [N, K], [N]; an undefined one is not computed
     bool acc_dx = false, acc_dw = false, acc_db = false;  // add into that output instead of overwriting it
 };
 struct UnaryBackwardArgs {  // {F32}: dx = dy·act'(x), x the activation's input
@@ -123,8 +124,8 @@ AttentionGrads attention_backward(const Tensor& q, const Tensor& k, const Tensor
 // rms_norm(x, w, eps) → dx (x's shape), *dw [D] (if non-null).
 Tensor rms_norm_backward(const Tensor& x, const Tensor& w, float eps, const Tensor& dy, Tensor* dw);
 // layer_norm(x, w, b, eps) → dx, *dw, *db (non-null only when w, b are given).
-Tensor layer_norm_backward(const Tensor& x, const Tensor* w, const Tensor* b, float eps, const Tensor& dy,
-                           Tensor* dw, Tensor* db);
+Tensor layer_norm_backward(const Tensor& x, const Tensor* w, const Tensor* b, float eps, const Tensor& dy, Tensor* dw,
+                           Tensor* db);
 // norm_modulate(x [G, S, D], shift, scale, eps) → dx [G, S, D], *dshift, *dscale [G, D].
 Tensor norm_modulate_backward(const Tensor& x, const Tensor& scale, float eps, const Tensor& dy, Tensor* dshift,
                               Tensor* dscale);

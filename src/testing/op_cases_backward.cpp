@@ -23,6 +23,8 @@ constexpr DType F32 = DType::F32;
 using Vec = std::vector<double>;
 using Act = Activation;
 const std::vector<OpSig> kF32 = {{F32, F32}};
+// The backward kernels run at f32 and at f64 (the formulas held to finite differences at ~1e-10).
+const std::vector<OpSig> kBoth = {{F32, F32}, {DType::F64, DType::F64}};
 
 using Fn = std::function<Vec(const std::vector<Vec>&)>;
 
@@ -76,12 +78,13 @@ Vec pick_rows(const Vec& v, int64_t rows, int64_t stride, int64_t offset, int64_
 // ---- linear -----------------------------------------------------------------------------------
 OpCase linear_bw(std::string name, int64_t M, int64_t N, int64_t K, bool accumulate = false, int64_t batch = 0,
                  DType wt = F32) {
-    return {"linear_backward", std::move(name), kF32, false, Check::Close, [=](CaseCtx& c) {
+    return {"linear_backward", std::move(name), wt == F32 ? kBoth : kF32, false, Check::Close, [=](CaseCtx& c) {
                 const int64_t rows = M * std::max<int64_t>(batch, 1);
                 const Shape xs = batch ? Shape{batch, M, K} : Shape{M, K};
                 const Shape ys = batch ? Shape{batch, M, N} : Shape{M, N};
-                Input x = c.rand(F32, xs), w = c.rand(wt, {N, K}, 0.3f), b = c.rand(F32, {N}), dy = c.rand(F32, ys);
-                Input dx0 = c.rand(F32, xs), dw0 = c.rand(F32, {N, K}), db0 = c.rand(F32, {N});
+                Input x = c.rand(c.sig.in, xs), w = c.rand(wt == F32 ? c.sig.in : wt, {N, K}, 0.3f),
+                      b = c.rand(c.sig.in, {N}), dy = c.rand(c.sig.in, ys);
+                Input dx0 = c.rand(c.sig.in, xs), dw0 = c.rand(c.sig.in, {N, K}), db0 = c.rand(c.sig.in, {N});
                 Outs o = std::make_shared<std::vector<Tensor>>();
                 Prepared p;
                 p.run = [=] {
@@ -108,8 +111,8 @@ OpCase linear_bw(std::string name, int64_t M, int64_t N, int64_t K, bool accumul
 }
 
 OpCase unary_bw(std::string name, Act act, Shape shape) {
-    return {"unary_backward", std::move(name), kF32, false, Check::Close, [=](CaseCtx& c) {
-                Input x = c.rand(F32, shape, 3.f), dy = c.rand(F32, shape);
+    return {"unary_backward", std::move(name), kBoth, false, Check::Close, [=](CaseCtx& c) {
+                Input x = c.rand(c.sig.in, shape, 3.f), dy = c.rand(c.sig.in, shape);
                 Outs o = std::make_shared<std::vector<Tensor>>();
                 Prepared p;
                 p.run = [=] { *o = {ops::unary_backward(act, x.t, dy.t)}; };
@@ -118,7 +121,8 @@ OpCase unary_bw(std::string name, Act act, Shape shape) {
                 const double h = 1e-5;
                 p.ref.resize(x.v.size());
                 for (size_t i = 0; i < x.v.size(); ++i)
-                    p.ref[i] = dy.v[i] * (ref64::activation(act, x.v[i] + h) - ref64::activation(act, x.v[i] - h)) / (2 * h);
+                    p.ref[i] =
+                        dy.v[i] * (ref64::activation(act, x.v[i] + h) - ref64::activation(act, x.v[i] - h)) / (2 * h);
                 p.shape = shape_str(shape);
                 return p;
             }};
@@ -159,21 +163,23 @@ Vec lse_ref(const Vec& q, const Vec& k, const AttnBw& a, const AttentionParams& 
                     double dot = 0;
                     const int64_t hk = h / (a.H / a.Hk);
                     for (int64_t e = 0; e < a.d; ++e)
-                        dot += q[size_t(((b * a.Lq + i) * a.H + h) * a.d + e)] * k[size_t(((b * a.Lk + j) * a.Hk + hk) * a.d + e)];
+                        dot += q[size_t(((b * a.Lq + i) * a.H + h) * a.d + e)] *
+                               k[size_t(((b * a.Lk + j) * a.Hk + hk) * a.d + e)];
                     sc.push_back(dot * scale);
                     m = std::max(m, dot * scale);
                 }
                 for (double v : sc) s += std::exp(v - m);
-                out[size_t((b * a.H + h) * a.Lq + i)] = sc.empty() ? -std::numeric_limits<double>::infinity() : m + std::log(s);
+                out[size_t((b * a.H + h) * a.Lq + i)] =
+                    sc.empty() ? -std::numeric_limits<double>::infinity() : m + std::log(s);
             }
     }
     return out;
 }
 
 OpCase attention_lse_row(std::string name, AttnBw a) {
-    return {"attention_lse", std::move(name), kF32, false, Check::Close, [a](CaseCtx& c) {
-                Input q = c.rand(F32, {a.B, a.Lq, a.H, a.d}), k = c.rand(F32, {a.B, a.Lk, a.Hk, a.d});
-                Input v = c.rand(F32, {a.B, a.Lk, a.Hk, a.dv});
+    return {"attention_lse", std::move(name), kBoth, false, Check::Close, [a](CaseCtx& c) {
+                Input q = c.rand(c.sig.in, {a.B, a.Lq, a.H, a.d}), k = c.rand(c.sig.in, {a.B, a.Lk, a.Hk, a.d});
+                Input v = c.rand(c.sig.in, {a.B, a.Lk, a.Hk, a.dv});
                 auto p = std::make_shared<AttentionParams>(params_of(a));
                 Outs o = std::make_shared<std::vector<Tensor>>();
                 Prepared pr;
@@ -191,9 +197,9 @@ OpCase attention_lse_row(std::string name, AttnBw a) {
 }
 
 OpCase attention_bw(std::string name, AttnBw a) {
-    return {"attention_backward", std::move(name), kF32, false, Check::Close, [a](CaseCtx& c) {
-                Input q = c.rand(F32, {a.B, a.Lq, a.H, a.d}), k = c.rand(F32, {a.B, a.Lk, a.Hk, a.d});
-                Input v = c.rand(F32, {a.B, a.Lk, a.Hk, a.dv}), dout = c.rand(F32, {a.B, a.Lq, a.H, a.dv});
+    return {"attention_backward", std::move(name), kBoth, false, Check::Close, [a](CaseCtx& c) {
+                Input q = c.rand(c.sig.in, {a.B, a.Lq, a.H, a.d}), k = c.rand(c.sig.in, {a.B, a.Lk, a.Hk, a.d});
+                Input v = c.rand(c.sig.in, {a.B, a.Lk, a.Hk, a.dv}), dout = c.rand(c.sig.in, {a.B, a.Lq, a.H, a.dv});
                 auto p = std::make_shared<AttentionParams>(params_of(a));
                 Tensor lse;
                 const Tensor out = ops::attention_lse(q.t, k.t, v.t, *p, &lse);  // the forward the backward follows
@@ -216,10 +222,11 @@ OpCase attention_bw(std::string name, AttnBw a) {
 
 // ---- norms and modulation -------------------------------------------------------------------------
 OpCase rms_norm_bw(std::string name, Shape shape) {
-    return {"rms_norm_backward", std::move(name), kF32, false, Check::Close, [=](CaseCtx& c) {
+    return {"rms_norm_backward", std::move(name), kBoth, false, Check::Close, [=](CaseCtx& c) {
                 const int64_t D = shape.back();
-                Input x = c.rand(F32, shape, 2.f, Layout::Contig, 0.3f), w = c.rand(F32, {D}, 0.3f, Layout::Contig, 1.f);
-                Input dy = c.rand(F32, shape);
+                Input x = c.rand(c.sig.in, shape, 2.f, Layout::Contig, 0.3f),
+                      w = c.rand(c.sig.in, {D}, 0.3f, Layout::Contig, 1.f);
+                Input dy = c.rand(c.sig.in, shape);
                 Outs o = std::make_shared<std::vector<Tensor>>();
                 Prepared p;
                 p.run = [=] {
@@ -236,16 +243,17 @@ OpCase rms_norm_bw(std::string name, Shape shape) {
 }
 
 OpCase layer_norm_bw(std::string name, Shape shape, bool affine) {
-    return {"layer_norm_backward", std::move(name), kF32, false, Check::Close, [=](CaseCtx& c) {
+    return {"layer_norm_backward", std::move(name), kBoth, false, Check::Close, [=](CaseCtx& c) {
                 const int64_t D = shape.back();
-                Input x = c.rand(F32, shape, 2.f, Layout::Contig, 1.5f), w = c.rand(F32, {D}, 0.3f, Layout::Contig, 1.f);
-                Input b = c.rand(F32, {D}), dy = c.rand(F32, shape);
+                Input x = c.rand(c.sig.in, shape, 2.f, Layout::Contig, 1.5f),
+                      w = c.rand(c.sig.in, {D}, 0.3f, Layout::Contig, 1.f);
+                Input b = c.rand(c.sig.in, {D}), dy = c.rand(c.sig.in, shape);
                 Outs o = std::make_shared<std::vector<Tensor>>();
                 Prepared p;
                 p.run = [=] {
                     Tensor dw, db;
-                    Tensor dx = ops::layer_norm_backward(x.t, affine ? &w.t : nullptr, affine ? &b.t : nullptr, 1e-6f, dy.t,
-                                                         &dw, &db);
+                    Tensor dx = ops::layer_norm_backward(x.t, affine ? &w.t : nullptr, affine ? &b.t : nullptr, 1e-6f,
+                                                         dy.t, &dw, &db);
                     *o = affine ? std::vector<Tensor>{dx, dw, db} : std::vector<Tensor>{dx};
                 };
                 p.result = read_all(o);
@@ -263,9 +271,9 @@ OpCase layer_norm_bw(std::string name, Shape shape, bool affine) {
 
 // Modulation rows taken from a [G, 6, D] tensor (row stride 6·D), as the DiT block passes them.
 OpCase norm_modulate_bw(std::string name, int64_t G, int64_t S, int64_t D) {
-    return {"norm_modulate_backward", std::move(name), kF32, false, Check::Close, [=](CaseCtx& c) {
-                Input x = c.rand(F32, {G, S, D}, 2.f, Layout::Contig, 3.f), m = c.rand(F32, {G, 6, D}, 0.5f);
-                Input dy = c.rand(F32, {G, S, D});
+    return {"norm_modulate_backward", std::move(name), kBoth, false, Check::Close, [=](CaseCtx& c) {
+                Input x = c.rand(c.sig.in, {G, S, D}, 2.f, Layout::Contig, 3.f), m = c.rand(c.sig.in, {G, 6, D}, 0.5f);
+                Input dy = c.rand(c.sig.in, {G, S, D});
                 const Tensor scale = m.t.select(1, 1);
                 const Vec vshift = pick_rows(m.v, G, 6 * D, 0, D), vscale = pick_rows(m.v, G, 6 * D, D, D);
                 Outs o = std::make_shared<std::vector<Tensor>>();
@@ -276,7 +284,9 @@ OpCase norm_modulate_bw(std::string name, int64_t G, int64_t S, int64_t D) {
                     *o = {dx, dshift, dscale};
                 };
                 p.result = read_all(o);
-                const Fn f = [=](const std::vector<Vec>& a) { return ref64::norm_modulate(a[0], a[1], a[2], G, S, D, 1e-6); };
+                const Fn f = [=](const std::vector<Vec>& a) {
+                    return ref64::norm_modulate(a[0], a[1], a[2], G, S, D, 1e-6);
+                };
                 const std::vector<Vec> in = {x.v, vshift, vscale};
                 p.ref = join({fd_grad(f, in, 0, dy.v), fd_grad(f, in, 1, dy.v), fd_grad(f, in, 2, dy.v)});
                 p.shape = cat("[", G, ", ", S, ", ", D, "]");
@@ -285,9 +295,9 @@ OpCase norm_modulate_bw(std::string name, int64_t G, int64_t S, int64_t D) {
 }
 
 OpCase gated_residual_bw(std::string name, int64_t G, int64_t S, int64_t D) {
-    return {"gated_residual_backward", std::move(name), kF32, false, Check::Close, [=](CaseCtx& c) {
-                Input x = c.rand(F32, {G, S, D}), y = c.rand(F32, {G, S, D}), m = c.rand(F32, {G, 6, D});
-                Input dout = c.rand(F32, {G, S, D});
+    return {"gated_residual_backward", std::move(name), kBoth, false, Check::Close, [=](CaseCtx& c) {
+                Input x = c.rand(c.sig.in, {G, S, D}), y = c.rand(c.sig.in, {G, S, D}), m = c.rand(c.sig.in, {G, 6, D});
+                Input dout = c.rand(c.sig.in, {G, S, D});
                 const Tensor gate = m.t.select(1, 2);
                 const Vec vgate = pick_rows(m.v, G, 6 * D, 2 * D, D);
                 Outs o = std::make_shared<std::vector<Tensor>>();
@@ -298,7 +308,9 @@ OpCase gated_residual_bw(std::string name, int64_t G, int64_t S, int64_t D) {
                     *o = {dy, dgate};
                 };
                 p.result = read_all(o);
-                const Fn f = [=](const std::vector<Vec>& a) { return ref64::gated_residual(a[0], a[1], a[2], G, S, D); };
+                const Fn f = [=](const std::vector<Vec>& a) {
+                    return ref64::gated_residual(a[0], a[1], a[2], G, S, D);
+                };
                 const std::vector<Vec> in = {x.v, y.v, vgate};
                 p.ref = join({fd_grad(f, in, 1, dout.v), fd_grad(f, in, 2, dout.v)});
                 p.shape = cat("[", G, ", ", S, ", ", D, "]");
@@ -308,16 +320,17 @@ OpCase gated_residual_bw(std::string name, int64_t G, int64_t S, int64_t D) {
 
 // ---- rope, patches, reductions ------------------------------------------------------------------
 OpCase rope_bw(std::string name, int64_t B, int64_t L, int64_t H, int64_t d, std::vector<RopeGrid> grids) {
-    return {"rope_backward", std::move(name), kF32, false, Check::Close, [=](CaseCtx& c) {
+    return {"rope_backward", std::move(name), kBoth, false, Check::Close, [=](CaseCtx& c) {
                 int64_t P = 1;
                 for (const RopeGrid& g : grids) P = std::max({P, g.frame_offset + g.f, g.h, g.w});
-                Input x = c.rand(F32, {B, L, H, d}), dy = c.rand(F32, {B, L, H, d});
+                Input x = c.rand(c.sig.in, {B, L, H, d}), dy = c.rand(c.sig.in, {B, L, H, d});
                 // An angle table as the model builds it (cos, sin of real angles), so the inverse
                 // rotation is the transpose.
                 Vec tab(size_t(P * d));
-                const Vec ang = c.rand(F32, {P, d / 2}, 2.f).v;
-                for (size_t i = 0; i < ang.size(); ++i) tab[2 * i] = std::cos(ang[i]), tab[2 * i + 1] = std::sin(ang[i]);
-                Input table = c.from(F32, {P, d / 2, 2}, tab);
+                const Vec ang = c.rand(c.sig.in, {P, d / 2}, 2.f).v;
+                for (size_t i = 0; i < ang.size(); ++i)
+                    tab[2 * i] = std::cos(ang[i]), tab[2 * i + 1] = std::sin(ang[i]);
+                Input table = c.from(c.sig.in, {P, d / 2, 2}, tab);
                 auto gp = std::make_shared<std::vector<RopeGrid>>(grids);
                 Outs o = std::make_shared<std::vector<Tensor>>();
                 Prepared p;
@@ -331,9 +344,9 @@ OpCase rope_bw(std::string name, int64_t B, int64_t L, int64_t H, int64_t d, std
 }
 
 OpCase patchify_bw(std::string name, int64_t C, int64_t T, int64_t H, int64_t W, int pt, int ph, int pw) {
-    return {"patchify_backward", std::move(name), kF32, false, Check::Close, [=](CaseCtx& c) {
+    return {"patchify_backward", std::move(name), kBoth, false, Check::Close, [=](CaseCtx& c) {
                 const int64_t L = (T / pt) * (H / ph) * (W / pw), F = C * pt * ph * pw;
-                Input x = c.rand(F32, {C, T, H, W}), dy = c.rand(F32, {L, F});
+                Input x = c.rand(c.sig.in, {C, T, H, W}), dy = c.rand(c.sig.in, {L, F});
                 Outs o = std::make_shared<std::vector<Tensor>>();
                 Prepared p;
                 p.run = [=] { *o = {ops::patchify_backward(dy.t, C, T, H, W, pt, ph, pw)}; };
@@ -346,14 +359,16 @@ OpCase patchify_bw(std::string name, int64_t C, int64_t T, int64_t H, int64_t W,
 }
 
 OpCase unpatchify_bw(std::string name, int64_t C, int64_t L, int64_t f, int64_t h, int64_t w, int pt, int ph, int pw) {
-    return {"unpatchify_backward", std::move(name), kF32, false, Check::Close, [=](CaseCtx& c) {
+    return {"unpatchify_backward", std::move(name), kBoth, false, Check::Close, [=](CaseCtx& c) {
                 const int64_t F = C * pt * ph * pw;
-                Input x = c.rand(F32, {L, F}), dy = c.rand(F32, {C, f * pt, h * ph, w * pw});
+                Input x = c.rand(c.sig.in, {L, F}), dy = c.rand(c.sig.in, {C, f * pt, h * ph, w * pw});
                 Outs o = std::make_shared<std::vector<Tensor>>();
                 Prepared p;
                 p.run = [=] { *o = {ops::unpatchify_backward(dy.t, L, f, h, w, pt, ph, pw)}; };
                 p.result = read_all(o);
-                const Fn fn = [=](const std::vector<Vec>& a) { return ref64::unpatchify(a[0], C, f, h, w, pt, ph, pw); };
+                const Fn fn = [=](const std::vector<Vec>& a) {
+                    return ref64::unpatchify(a[0], C, f, h, w, pt, ph, pw);
+                };
                 p.ref = fd_grad(fn, {x.v}, 0, dy.v);
                 p.shape = cat("[", L, ", ", F, "]");
                 return p;
@@ -361,8 +376,8 @@ OpCase unpatchify_bw(std::string name, int64_t C, int64_t L, int64_t f, int64_t 
 }
 
 OpCase sum_rows_row(std::string name, int64_t R, int64_t C, bool accumulate) {
-    return {"sum_rows", std::move(name), kF32, false, Check::Close, [=](CaseCtx& c) {
-                Input x = c.rand(F32, {R, C}), y0 = c.rand(F32, {C});
+    return {"sum_rows", std::move(name), kBoth, false, Check::Close, [=](CaseCtx& c) {
+                Input x = c.rand(c.sig.in, {R, C}), y0 = c.rand(c.sig.in, {C});
                 Outs o = std::make_shared<std::vector<Tensor>>();
                 Prepared p;
                 p.run = [=] {
@@ -385,10 +400,11 @@ OpCase sum_rows_row(std::string name, int64_t R, int64_t C, bool accumulate) {
 // compared: the new p, m and v.
 OpCase adamw_row(std::string name, Shape shape, int64_t step) {
     return {"adamw_step", std::move(name), kF32, false, Check::Close, [=](CaseCtx& c) {
-                Input p = c.rand(F32, shape), g = c.rand(F32, shape, 0.1f), m = c.rand(F32, shape, 0.05f);
-                Vec vv = c.rand(F32, shape, 0.01f).v;
+                Input p = c.rand(c.sig.in, shape), g = c.rand(c.sig.in, shape, 0.1f),
+                      m = c.rand(c.sig.in, shape, 0.05f);
+                Vec vv = c.rand(c.sig.in, shape, 0.01f).v;
                 for (double& x : vv) x = x * x;
-                Input v = c.from(F32, shape, vv);
+                Input v = c.from(c.sig.in, shape, vv);
                 AdamWHyper h;
                 h.lr = 0.01, h.weight_decay = 0.1;
                 Outs o = std::make_shared<std::vector<Tensor>>();
@@ -423,18 +439,26 @@ std::vector<OpCase> backward_op_cases() {
         unary_bw("unary_backward_gelu_tanh", Act::GeluTanh, {7, 33}),
         unary_bw("unary_backward_gelu_erf", Act::GeluErf, {5, 31}),
         unary_bw("unary_backward_silu", Act::Silu, {3, 65}),
-        attention_lse_row("attention_lse_klens_gqa", {.B = 2, .Lq = 9, .Lk = 11, .H = 4, .Hk = 2, .d = 8, .dv = 6,
-                                                      .k_lens = {11, 5}}),
-        attention_lse_row("attention_lse_causal_window", {.Lq = 150, .Lk = 150, .H = 1, .Hk = 1, .d = 4, .dv = 4,
-                                                          .causal = true, .wl = 7}),
-        attention_bw("attention_backward_klens", {.B = 2, .Lq = 7, .Lk = 9, .H = 2, .Hk = 2, .d = 6, .dv = 6,
-                                                  .k_lens = {9, 4}}),
-        attention_bw("attention_backward_gqa_causal_dv5", {.Lq = 6, .Lk = 8, .H = 4, .Hk = 2, .d = 4, .dv = 5,
-                                                           .causal = true}),
-        attention_bw("attention_backward_window_scales", {.Lq = 9, .Lk = 9, .H = 1, .Hk = 1, .d = 4, .dv = 4, .wl = 2,
-                                                          .wr = 1, .q_scale = 0.7f, .softmax_scale = 0.4f}),
-        attention_bw("attention_backward_empty_sample", {.B = 2, .Lq = 5, .Lk = 6, .H = 2, .Hk = 1, .d = 4, .dv = 4,
-                                                         .k_lens = {0, 6}}),
+        attention_lse_row("attention_lse_klens_gqa",
+                          {.B = 2, .Lq = 9, .Lk = 11, .H = 4, .Hk = 2, .d = 8, .dv = 6, .k_lens = {11, 5}}),
+        attention_lse_row("attention_lse_causal_window",
+                          {.Lq = 150, .Lk = 150, .H = 1, .Hk = 1, .d = 4, .dv = 4, .causal = true, .wl = 7}),
+        attention_bw("attention_backward_klens",
+                     {.B = 2, .Lq = 7, .Lk = 9, .H = 2, .Hk = 2, .d = 6, .dv = 6, .k_lens = {9, 4}}),
+        attention_bw("attention_backward_gqa_causal_dv5",
+                     {.Lq = 6, .Lk = 8, .H = 4, .Hk = 2, .d = 4, .dv = 5, .causal = true}),
+        attention_bw("attention_backward_window_scales", {.Lq = 9,
+                                                          .Lk = 9,
+                                                          .H = 1,
+                                                          .Hk = 1,
+                                                          .d = 4,
+                                                          .dv = 4,
+                                                          .wl = 2,
+                                                          .wr = 1,
+                                                          .q_scale = 0.7f,
+                                                          .softmax_scale = 0.4f}),
+        attention_bw("attention_backward_empty_sample",
+                     {.B = 2, .Lq = 5, .Lk = 6, .H = 2, .Hk = 1, .d = 4, .dv = 4, .k_lens = {0, 6}}),
         attention_bw("attention_backward_q_tiles", {.Lq = 130, .Lk = 5, .H = 1, .Hk = 1, .d = 2, .dv = 2}),
         rms_norm_bw("rms_norm_backward_3x5x40", {3, 5, 40}),
         rms_norm_bw("rms_norm_backward_D1", {4, 1}),

@@ -30,7 +30,9 @@ Tensor copy_of(const Tensor& x) {
 
 // linear(x, l) without activation, and its backward into grads g (accumulated); returns dx
 // (or nothing when want_dx is false).
-Tensor lin(const Linear& l, const Tensor& x) { return ops::linear(x, l.w, &l.b); }
+Tensor lin(const Linear& l, const Tensor& x) {
+    return ops::linear(x, l.w, &l.b);
+}
 Tensor lin_bw(const Linear& l, Linear& g, const Tensor& x, const Tensor& dy, bool want_dx = true) {
     Tensor dx;
     ops::linear_backward(x, l.w, dy, want_dx ? &dx : nullptr, &g.w, &g.b, true);
@@ -181,20 +183,26 @@ Tensor block_backward(const BlockCtx& k, const DitBlockWeights& b, DitBlockWeigh
     return dx;
 }
 
-Tensor zeros_like(const Tensor& t) { return t.defined() ? ops::zeros(*t.backend(), t.shape()) : Tensor(); }
-Linear zeros_like(const Linear& l) { return {zeros_like(l.w), zeros_like(l.b), {}}; }
+Tensor zeros_like(const Tensor& t) {
+    return t.defined() ? ops::zeros(*t.backend(), t.shape()) : Tensor();
+}
+Linear zeros_like(const Linear& l) {
+    return {zeros_like(l.w), zeros_like(l.b), {}};
+}
 
 void check_supported(const DitConfig& c, const DitWeights& w, const char* where) {
     // The training forward reads Linear::w/b only: attached run-time LoRA branches would silently
     // drop out of it (and get no gradient).
     auto no_lora = [&](const Linear& l) {
         if (!l.lora.empty())
-            fail(where, "run-time LoRA branches are attached to the model; training reads the plain weights only: "
-                        "merge the LoRA into the weights first (or load the model without it)");
+            fail(where,
+                 "run-time LoRA branches are attached to the model; training reads the plain weights only: "
+                 "merge the LoRA into the weights first (or load the model without it)");
     };
     for (const Linear* l : {&w.text0, &w.text2, &w.time0, &w.time2, &w.time_proj, &w.head}) no_lora(*l);
     for (const DitBlockWeights& b : w.blocks)
-        for (const Linear* l : {&b.sa_q, &b.sa_k, &b.sa_v, &b.sa_o, &b.ca_q, &b.ca_k, &b.ca_v, &b.ca_o, &b.ffn0, &b.ffn2})
+        for (const Linear* l :
+             {&b.sa_q, &b.sa_k, &b.sa_v, &b.sa_o, &b.ca_q, &b.ca_k, &b.ca_v, &b.ca_o, &b.ffn0, &b.ffn2})
             no_lora(*l);
     if (c.has_clip())
         fail(where, "the I2V CLIP image branch has no backward yet; train a model without it (t2v, ti2v)");
@@ -230,21 +238,24 @@ std::vector<Tensor> dit_train_forward(const DitModel& model, const std::vector<D
             s.context.size(0) > c.text_len)
             fail("dit_train_forward", "sample ", i, ": context must be [len ≤ ", c.text_len, ", ", c.text_dim, "]");
         if (!s.t_tokens.empty() && int64_t(s.t_tokens.size()) != seq_len)
-            fail("dit_train_forward", "sample ", i, ": ", s.t_tokens.size(), " per-token timesteps for seq_len ", seq_len);
+            fail("dit_train_forward", "sample ", i, ": ", s.t_tokens.size(), " per-token timesteps for seq_len ",
+                 seq_len);
     }
 
     // patch embedding: Conv3d(kernel = stride = patch) = patchify + linear, zero-padded to seq_len
     Tensor x = ops::zeros(be, {B, seq_len, D});
     for (int64_t i = 0; i < B; ++i) {
         t.patches.push_back(ops::patchify(batch[size_t(i)].x, c.patch_t, c.patch_h, c.patch_w));  // [L_i, C·pt·ph·pw]
-        ops::copy(ops::linear(t.patches.back(), w.patch_w, &w.patch_b), x.select(0, i).slice(0, 0, t.seq_lens[size_t(i)]));
+        ops::copy(ops::linear(t.patches.back(), w.patch_w, &w.patch_b),
+                  x.select(0, i).slice(0, 0, t.seq_lens[size_t(i)]));
     }
 
     // time embedding: one row per group of S tokens
     t.S = group_tokens(batch, seq_len);
     std::vector<double> tpos;
     for (const DitSample& s : batch)
-        for (int64_t l = 0; l < seq_len; l += t.S) tpos.push_back(s.t_tokens.empty() ? double(s.t) : s.t_tokens[size_t(l)]);
+        for (int64_t l = 0; l < seq_len; l += t.S)
+            tpos.push_back(s.t_tokens.empty() ? double(s.t) : s.t_tokens[size_t(l)]);
     const int64_t G = int64_t(tpos.size());
     std::vector<double> sin64 = sinusoidal_embedding_f64(tpos, c.freq_dim);
     std::vector<float> sin32(sin64.begin(), sin64.end());
@@ -296,10 +307,12 @@ DitGrads dit_grads_zeros(const DitModel& model) {
     for (const DitBlockWeights& b : w.blocks) {
         DitBlockWeights z;
         z.modulation = zeros_like(b.modulation);
-        z.sa_q = zeros_like(b.sa_q), z.sa_k = zeros_like(b.sa_k), z.sa_v = zeros_like(b.sa_v), z.sa_o = zeros_like(b.sa_o);
+        z.sa_q = zeros_like(b.sa_q), z.sa_k = zeros_like(b.sa_k), z.sa_v = zeros_like(b.sa_v),
+        z.sa_o = zeros_like(b.sa_o);
         z.sa_norm_q = zeros_like(b.sa_norm_q), z.sa_norm_k = zeros_like(b.sa_norm_k);
         z.norm3_w = zeros_like(b.norm3_w), z.norm3_b = zeros_like(b.norm3_b);
-        z.ca_q = zeros_like(b.ca_q), z.ca_k = zeros_like(b.ca_k), z.ca_v = zeros_like(b.ca_v), z.ca_o = zeros_like(b.ca_o);
+        z.ca_q = zeros_like(b.ca_q), z.ca_k = zeros_like(b.ca_k), z.ca_v = zeros_like(b.ca_v),
+        z.ca_o = zeros_like(b.ca_o);
         z.ca_norm_q = zeros_like(b.ca_norm_q), z.ca_norm_k = zeros_like(b.ca_norm_k);
         z.ffn0 = zeros_like(b.ffn0), z.ffn2 = zeros_like(b.ffn2);
         g.w.blocks.push_back(std::move(z));
@@ -317,7 +330,8 @@ void dit_backward(const DitModel& model, const DitTape& t, const std::vector<Ten
     DitWeights& g = grads->w;
     const int64_t B = int64_t(t.batch.size()), L = t.seq_len, D = c.dim, S = t.S, G = B * L / S;
     if (int64_t(dy.size()) != B) fail("dit_backward", dy.size(), " upstream gradients for a batch of ", B);
-    if (t.block_in.size() != size_t(c.num_layers + 1)) fail("dit_backward", "the tape is not from this model's forward");
+    if (t.block_in.size() != size_t(c.num_layers + 1))
+        fail("dit_backward", "the tape is not from this model's forward");
 
     // ys_i = unpatchify(head(x)_i): dout [B, L, out_dim·patch], padding rows zero
     const int64_t O = c.out_dim * c.patch_volume();
@@ -325,7 +339,8 @@ void dit_backward(const DitModel& model, const DitTape& t, const std::vector<Ten
     for (int64_t i = 0; i < B; ++i) {
         const RopeGrid& gr = t.grids[size_t(i)];
         if (dy[size_t(i)].shape() != Shape{c.out_dim, gr.f * c.patch_t, gr.h * c.patch_h, gr.w * c.patch_w})
-            fail("dit_backward", "upstream gradient ", i, " is ", dy[size_t(i)].describe(), ", the output's shape differs");
+            fail("dit_backward", "upstream gradient ", i, " is ", dy[size_t(i)].describe(),
+                 ", the output's shape differs");
         ops::copy(ops::unpatchify_backward(dy[size_t(i)], L, gr.f, gr.h, gr.w, c.patch_t, c.patch_h, c.patch_w),
                   dout.select(0, i));
     }

@@ -28,8 +28,10 @@ FlowMatchTable flow_match_table(double shift, int64_t n) {
 }
 
 FlowMatchPair flow_match_pair(const FlowMatchTable& tab, int64_t k, const Tensor& x0, const Tensor& noise) {
-    if (k < 0 || k >= int64_t(tab.sigmas.size())) fail("flow_match", "table index ", k, " outside [0, ", tab.sigmas.size(), ")");
-    if (x0.shape() != noise.shape()) fail("flow_match", "noise ", noise.describe(), " does not match x0 ", x0.describe());
+    if (k < 0 || k >= int64_t(tab.sigmas.size()))
+        fail("flow_match", "table index ", k, " outside [0, ", tab.sigmas.size(), ")");
+    if (x0.shape() != noise.shape())
+        fail("flow_match", "noise ", noise.describe(), " does not match x0 ", x0.describe());
     Backend& be = *x0.backend();
     const Tensor a = ops::contiguous(x0), b = ops::contiguous(noise);
     const Tensor* in[2] = {&a, &b};
