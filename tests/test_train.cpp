@@ -4,7 +4,9 @@
 #include <cmath>
 #include <functional>
 
+#include "core/timer.h"
 #include "models/dit.h"
+#include "models/synth.h"
 #include "ops/backward.h"
 #include "ops/ops.h"
 #include "test_util.h"
@@ -188,6 +190,32 @@ TEST(TrainStep, LossFallsOnAFixedBatch) {
     }
     for (size_t i = 1; i < losses.size(); ++i) EXPECT_LT(losses[i], losses[i - 1]) << "step " << i;
     EXPECT_LT(losses.back(), 0.9 * losses.front());
+}
+
+// Timing only (run with --gtest_also_run_disabled_tests): one training step of one block of the
+// t2v-1.3B width (dim 1536, ffn 8960, 12 heads) on 1,560 tokens (a 1×30×52 patch grid), bf16
+// matrices as the checkpoint stores them, on the CPU.
+TEST(TrainStep, DISABLED_TimingOneBlockOf1p3B) {
+    auto be = make_cpu_backend(0);
+    DitConfig cfg = DitConfig::preset("t2v-1.3B");
+    cfg.num_layers = 1;
+    DitModel model(cfg, synth_dit_memory(cfg, DType::BF16, 1), *be);
+    DitSample s;
+    s.x = randn_tensor(*be, {16, 1, 60, 104}, 1);
+    s.context = randn_tensor(*be, {77, cfg.text_dim}, 2);
+    s.t = 500;
+    const int64_t L = model.tokens_for(s.x.shape());
+    for (int rep = 0; rep < 2; ++rep) {
+        const auto t0 = std::chrono::steady_clock::now();
+        DitTape tape;
+        const std::vector<Tensor> ys = dit_train_forward(model, {s}, L, &tape);
+        const double fwd = seconds_since(t0);
+        DitGrads g = dit_grads_zeros(model);
+        const auto t1 = std::chrono::steady_clock::now();
+        dit_backward(model, tape, {randn_tensor(*be, ys[0].shape(), 3)}, &g);
+        std::printf("  %lld tokens: forward %.2f s, backward (with the block's recompute) %.2f s\n", (long long)L, fwd,
+                    seconds_since(t1));
+    }
 }
 
 }  // namespace
