@@ -305,6 +305,33 @@ TEST(Lora, RuntimeMatchesMerged) {
     }
 }
 
+// Both ways of applying run-time branches on one Linear with a low-rank and a full-difference branch
+// (blocks[1].ca_v), at a row count on each side of Auto's choice: each equals the merged Linear,
+// and patching leaves the base weight as it was.
+TEST(Lora, PatchAndSidePathsMatchMerged) {
+    Fixture x = open_dit();
+    auto be = device_or_cpu();
+    const SynthLora L = make_synth(x.cfg, 500, true);
+    auto deltas = map_lora(*write_format(L, Format::Comfy), 0.9f, x.cfg);
+    DitModel merged(x.cfg, merge_lora(x.weights, "", deltas), *be);
+    DitModel runtime(x.cfg, merge_lora(x.weights, "", deltas, /*matrices_too=*/false), *be);
+    attach_lora(runtime, deltas);
+    const Linear& lr = runtime.weights().blocks[1].ca_v;
+    const Linear& lm = merged.weights().blocks[1].ca_v;
+    ASSERT_EQ(lr.lora.size(), 2u);
+    const std::vector<double> w_before = to_f64(lr.w);
+    const double bound = std::string(be->kind()) == "cpu" ? 2e-5 : 1e-2;
+    for (int64_t rows : {3, 257}) {
+        Tensor xin = randn_tensor(*be, {1, rows, lr.w.size(1)}, 7 + uint64_t(rows));
+        const std::vector<double> ref = to_f64(lm(xin, Activation::GeluTanh));
+        for (LoraApply how : {LoraApply::Patch, LoraApply::Side, LoraApply::Auto}) {
+            const std::string what = "rows " + std::to_string(rows) + (how == LoraApply::Patch ? " patch" : how == LoraApply::Side ? " side" : " auto");
+            EXPECT_CLOSE(to_f64(linear_with_lora(lr, xin, Activation::GeluTanh, DType::F32, how)), ref, bound, what);
+        }
+    }
+    EXPECT_EQ(to_f64(lr.w), w_before) << "patching must not change the base weight";
+}
+
 // Through a file on disk and load_dit_with_lora: auto resolves to merge on an f32 base, runtime when asked.
 TEST(Lora, LoadFromFileAutoAndRuntime) {
     Fixture x = open_dit();
