@@ -90,7 +90,7 @@ TEST(Quantize, F16RoundingIsNumpys) {
             if (d < bd || (d == bd && (h & 1) == 0)) bd = d, best = h;
         }
         if (a >= 65520.0) best = 0x7c00;
-        return (v < 0 ? 0x8000 : 0) | best;
+        return (std::signbit(v) ? 0x8000 : 0) | best;
     };
     std::vector<float> probes = {0.f, -0.f, 1.f, 65504.f, 65519.99f, 65520.f, 1e-8f, 2.98e-8f, 2.9802322e-8f,
                                  5.96e-8f, 6.1e-5f, 6.097555e-5f, 0.1f, -3.14159f, 1e5f};
@@ -154,7 +154,7 @@ TEST(Quantize, RoundTripErrorWithinTypeBounds) {
         const GgmlTypeInfo* ti = ggml_type_info(uint32_t(b.t));
         std::vector<uint8_t> q(gguf_type_bytes(b.t, n));
         gguf_quantize(b.t, x.data(), n, q.data());
-        std::vector<float> y(size_t(n));
+        std::vector<float> y(static_cast<size_t>(n));
         gguf_dequantize(b.t, q.data(), n / ti->block_elems, y.data());
         const double e = rel_l2(y, x);
         EXPECT_GE(e, b.lo) << ti->name;
