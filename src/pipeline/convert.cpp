@@ -214,6 +214,12 @@ ConvertReport convert_model(const ConvertOptions& o, const std::function<void(co
     const std::optional<ConvertTarget> target = convert_target(o.type);
     if (!target) fail("convert", "unknown --type '", o.type, "'; use one of ", convert_target_list());
     const bool out_gguf = ends_with(o.out, ".gguf"), out_st = ends_with(o.out, ".safetensors");
+    {
+        std::error_code ec;
+        if (fs::is_directory(o.out, ec))
+            fail("convert", "output ", o.out, " is a folder; give a file name such as ",
+                 (fs::path(o.out) / ("model-" + o.type + (target->format == ConvertFormat::Gguf && !target->fp8() ? ".gguf" : ".safetensors"))).string());
+    }
     if (!out_gguf && !out_st)
         fail("convert", "output ", o.out, " must end in .gguf or .safetensors (the format is chosen by the extension)");
     const bool dense = target->type == GgmlType::F32 || target->type == GgmlType::F16 || target->type == GgmlType::BF16;
@@ -225,9 +231,6 @@ ConvertReport convert_model(const ConvertOptions& o, const std::function<void(co
              fs::path(o.out).replace_extension(".safetensors").string());
     if (o.fp8_scaled && !target->fp8()) fail("convert", "--fp8_scaled applies to fp8_e4m3 / fp8_e5m2 only, not ", o.type);
     std::error_code ec;
-    if (fs::is_directory(o.out, ec))
-        fail("convert", "output ", o.out, " is a folder; give a file name such as ",
-             (fs::path(o.out) / ("model-" + o.type + (out_gguf ? ".gguf" : ".safetensors"))).string());
     if (fs::exists(o.in, ec) && fs::exists(o.out, ec) && fs::equivalent(o.in, o.out, ec))
         fail("convert", "output ", o.out, " is the input; write to another file");
     check_output_writable(o.out, "convert", "OUT");
