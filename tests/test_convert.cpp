@@ -13,7 +13,9 @@
 #include "io/gguf.h"
 #include "io/gguf_dit.h"
 #include "io/gguf_quantize.h"
+#include "io/diffusers_names.h"
 #include "io/gguf_writer.h"
+#include "io/pth_writer.h"
 #include "models/dit.h"
 #include "pipeline/convert.h"
 #include "test_util.h"
@@ -571,6 +573,52 @@ TEST(Convert, CliRunsAndReports) {
     auto st = SafeTensorsFile::open(d / "m.safetensors");
     EXPECT_EQ(st->find("blocks.0.ffn.0.weight")->dtype, DType::BF16);
     EXPECT_EQ(st->find("blocks.0.ffn.0.bias")->dtype, DType::F32);
+}
+
+// The same weights as an official folder, a torch .pth with a "model." wrapper level, a diffusers
+// transformer folder and a sharded set: the same GGUF, byte for byte.
+TEST(Convert, EveryInputKindGivesTheSameFile) {
+    TempDir d;
+    const std::string in = dit_weights(d);
+    convert(in, d / "ref.gguf", "q8_0");
+    const std::string ref = read_file(d.path / "ref.gguf");
+    auto src = SafeTensorsFile::open(in);
+    auto g = open_fixture("dit_t2v.safetensors");
+    DitConfig cfg = DitConfig::from_json(g->metadata().at("config"), g->origin());
+    cfg.text_len = 512;  // the only text_len diffusers configs have; not in the weights
+    namespace fs = std::filesystem;
+    // official folder
+    fs::create_directories(d.path / "official");
+    fs::copy_file(in, d.path / "official" / "diffusion_pytorch_model.safetensors");
+    std::ofstream(d.path / "official" / "config.json") << cfg.to_json();
+    // .pth with the wrapper level convert.py also removes
+    {
+        PthWriter w(d / "dit.pth");
+        for (const std::string& n : src->names()) {
+            const StoredTensor* t = src->find(n);
+            w.add("model." + n, t->dtype, t->shape, t->data);
+        }
+        w.finish();
+    }
+    // diffusers transformer folder
+    fs::create_directories(d.path / "transformer");
+    {
+        std::vector<TensorToWrite> w;
+        for (const std::string& n : src->names()) {
+            const StoredTensor* t = src->find(n);
+            auto k = diffusers::to_diffusers(diffusers::Component::Transformer, n);
+            ASSERT_TRUE(k && k->size() == 1) << n;
+            w.push_back({(*k)[0].name, t->dtype, diffusers::diffusers_shape((*k)[0], t->shape), t->data});
+        }
+        write_safetensors(d / "transformer/diffusion_pytorch_model.safetensors", w);
+        std::ofstream(d.path / "transformer" / "config.json") << diffusers::dit_config_to_diffusers(cfg).dump(2);
+    }
+    for (const std::string& p : {d / "official", d / "dit.pth", d / "transformer"}) {
+        const std::string out = d / "x.gguf";
+        ConvertReport r = convert(p, out, "q8_0");
+        EXPECT_EQ(read_file(out), ref) << p << " (" << r.input_kind << ")";
+        fs::remove(out);
+    }
 }
 
 }  // namespace wanrt::test
