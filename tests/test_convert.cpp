@@ -621,4 +621,56 @@ TEST(Convert, EveryInputKindGivesTheSameFile) {
     }
 }
 
+// The table of docs/quantization.md: per type, bits per weight, rel-L2 of quantize → dequantize over the
+// fixture DiT's block linears, and of one forward (both dit_t2v samples) against the float64 golden.
+// The block linears get the type (their values cut into blocks along the flattened tensor: the
+// fixture's rows of 64 / 128 are shorter than a K-quant super-block, the real models' are multiples of
+// 256), the other matrices F16, the rest F32, as a GGUF conversion writes them.
+TEST(Convert, QualityTable) {
+    TempDir d;
+    auto src = SafeTensorsFile::open(dit_weights(d));
+    struct Row {
+        const char* name;
+        GgmlType type;
+        double max_weight_err, max_forward_err;
+    };
+    const std::vector<Row> rows = {
+        {"F32", GgmlType::F32, 0, 1e-4},          {"BF16", GgmlType::BF16, 3e-3, 3e-3},  {"F16", GgmlType::F16, 5e-4, 6e-4},
+        {"Q8_0", GgmlType::Q8_0, 1e-2, 7e-3},     {"Q6_K", GgmlType::Q6_K, 3e-2, 2.5e-2}, {"Q5_K", GgmlType::Q5_K, 6e-2, 5e-2},
+        {"Q5_1", GgmlType::Q5_1, 6e-2, 5e-2},     {"Q5_0", GgmlType::Q5_0, 7e-2, 5e-2},   {"Q4_K", GgmlType::Q4_K, 1.2e-1, 1e-1},
+        {"Q4_1", GgmlType::Q4_1, 1.3e-1, 1e-1},   {"Q4_0", GgmlType::Q4_0, 1.3e-1, 1.1e-1},
+        {"Q3_K", GgmlType::Q3_K, 2.5e-1, 1.8e-1}, {"Q2_K", GgmlType::Q2_K, 4.5e-1, 3.5e-1},
+    };
+    std::printf("| type | bits/weight | weights rel-L2 | forward rel-L2 vs f64 golden |\n|---|---|---|---|\n");
+    for (const Row& row : rows) {
+        auto w = std::make_shared<MemoryTensorSource>("quantized " + std::string(row.name));
+        std::vector<float> all_x, all_y;
+        for (const std::string& n : src->names()) {
+            const StoredTensor* t = src->find(n);
+            std::vector<float> x = st_f32(*src, n);
+            GgmlType type = GgmlType::F32;
+            if (is_quantizable_weight(n, t->shape)) type = row.type;
+            else if (t->shape.size() >= 2 && x.size() > 1024 && n.find("modulation") == std::string::npos &&
+                     n != "patch_embedding.weight" && row.type != GgmlType::F32)
+                type = row.type == GgmlType::BF16 ? GgmlType::BF16 : GgmlType::F16;
+            const GgmlTypeInfo* ti = ggml_type_info(uint32_t(type));
+            std::vector<uint8_t> q(gguf_type_bytes(type, int64_t(x.size())));
+            gguf_quantize(type, x.data(), int64_t(x.size()), q.data());
+            std::vector<float> y(x.size());
+            gguf_dequantize(type, q.data(), int64_t(x.size()) / ti->block_elems, y.data());
+            if (is_quantizable_weight(n, t->shape)) {
+                all_x.insert(all_x.end(), x.begin(), x.end());
+                all_y.insert(all_y.end(), y.begin(), y.end());
+            }
+            w->add(n, DType::F32, t->shape, y.data());
+        }
+        const GgmlTypeInfo* ti = ggml_type_info(uint32_t(row.type));
+        const double werr = rel_l2(all_y, all_x);
+        const double ferr = dit_forward_error(w, std::string(row.name) + " forward");
+        std::printf("| %s | %.4g | %.2e | %.2e |\n", row.name, 8.0 * double(ti->block_bytes) / double(ti->block_elems), werr, ferr);
+        EXPECT_LE(werr, row.max_weight_err) << row.name;
+        EXPECT_LE(ferr, row.max_forward_err) << row.name;
+    }
+}
+
 }  // namespace wanrt::test
