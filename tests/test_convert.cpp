@@ -10,10 +10,10 @@
 #include <cmath>
 #include <fstream>
 
+#include "io/diffusers_names.h"
 #include "io/gguf.h"
 #include "io/gguf_dit.h"
 #include "io/gguf_quantize.h"
-#include "io/diffusers_names.h"
 #include "io/gguf_writer.h"
 #include "io/pth_writer.h"
 #include "models/dit.h"
@@ -74,7 +74,8 @@ TEST(Quantize, BitExactAgainstReferences) {
         EXPECT_EQ(bad_rows, 0);
         // Row by row gives the same bytes as one call (rows are independent block sequences).
         std::vector<uint8_t> by_row(want.nbytes);
-        for (int64_t r = 0; r < rows; ++r) gguf_quantize(type, x.data() + r * cols, cols, by_row.data() + r * row_bytes);
+        for (int64_t r = 0; r < rows; ++r)
+            gguf_quantize(type, x.data() + r * cols, cols, by_row.data() + r * row_bytes);
         EXPECT_EQ(by_row, got);
         std::vector<float> deq(size_t(rows * cols));
         const GgmlTypeInfo* ti = ggml_type_info(uint32_t(type));
@@ -98,8 +99,8 @@ TEST(Quantize, F16RoundingIsNumpys) {
         if (a >= 65520.0) best = 0x7c00;
         return (std::signbit(v) ? 0x8000 : 0) | best;
     };
-    std::vector<float> probes = {0.f, -0.f, 1.f, 65504.f, 65519.99f, 65520.f, 1e-8f, 2.98e-8f, 2.9802322e-8f,
-                                 5.96e-8f, 6.1e-5f, 6.097555e-5f, 0.1f, -3.14159f, 1e5f};
+    std::vector<float> probes = {0.f,           -0.f,     1.f,     65504.f,      65519.99f, 65520.f,   1e-8f, 2.98e-8f,
+                                 2.9802322e-8f, 5.96e-8f, 6.1e-5f, 6.097555e-5f, 0.1f,      -3.14159f, 1e5f};
     uint64_t s = 12345;
     for (int i = 0; i < 300; ++i) {
         s = s * 6364136223846793005ull + 1442695040888963407ull;
@@ -177,7 +178,8 @@ std::map<std::string, std::string> plan_types(const DitConfig& c, const std::str
                                               KFallback fb = KFallback::Legacy) {
     ConvertPlanner p(*convert_target(type), fb);
     std::vector<ParamSpec> table = dit_param_table(c);
-    std::stable_sort(table.begin(), table.end(), [](const ParamSpec& a, const ParamSpec& b) { return wan_name_less(a.name, b.name); });
+    std::stable_sort(table.begin(), table.end(),
+                     [](const ParamSpec& a, const ParamSpec& b) { return wan_name_less(a.name, b.name); });
     std::map<std::string, std::string> m;
     for (const ParamSpec& s : table) {
         m[s.name] = ggml_type_info(uint32_t(p.plan(s.name, s.shape, bf16).type))->name;
@@ -252,17 +254,28 @@ TEST(ConvertRules, KQuantFallbacks) {
 }
 
 TEST(ConvertRules, OfficialOrder) {
-    std::vector<std::string> names = {"head.head.bias", "blocks.10.ffn.0.weight", "blocks.2.modulation", "head.modulation",
-                                      "patch_embedding.weight", "blocks.2.self_attn.q.bias", "blocks.2.norm3.weight",
-                                      "patch_embedding.bias", "blocks.2.self_attn.q.weight", "text_embedding.2.weight",
-                                      "head.head.weight", "blocks.2.cross_attn.k.weight", "time_projection.1.weight",
+    std::vector<std::string> names = {"head.head.bias",
+                                      "blocks.10.ffn.0.weight",
+                                      "blocks.2.modulation",
+                                      "head.modulation",
+                                      "patch_embedding.weight",
+                                      "blocks.2.self_attn.q.bias",
+                                      "blocks.2.norm3.weight",
+                                      "patch_embedding.bias",
+                                      "blocks.2.self_attn.q.weight",
+                                      "text_embedding.2.weight",
+                                      "head.head.weight",
+                                      "blocks.2.cross_attn.k.weight",
+                                      "time_projection.1.weight",
                                       "blocks.2.self_attn.norm_k.weight"};
     std::sort(names.begin(), names.end(), wan_name_less);
-    const std::vector<std::string> want = {"patch_embedding.bias", "patch_embedding.weight", "text_embedding.2.weight",
-                                           "time_projection.1.weight", "blocks.2.modulation", "blocks.2.self_attn.q.weight",
+    const std::vector<std::string> want = {"patch_embedding.bias",      "patch_embedding.weight",
+                                           "text_embedding.2.weight",   "time_projection.1.weight",
+                                           "blocks.2.modulation",       "blocks.2.self_attn.q.weight",
                                            "blocks.2.self_attn.q.bias", "blocks.2.self_attn.norm_k.weight",
-                                           "blocks.2.norm3.weight", "blocks.2.cross_attn.k.weight", "blocks.10.ffn.0.weight",
-                                           "head.modulation", "head.head.weight", "head.head.bias"};
+                                           "blocks.2.norm3.weight",     "blocks.2.cross_attn.k.weight",
+                                           "blocks.10.ffn.0.weight",    "head.modulation",
+                                           "head.head.weight",          "head.head.bias"};
     EXPECT_EQ(names, want);
 }
 
@@ -546,6 +559,8 @@ TEST(Convert, BadInputIsOneLineExitOneNoFile) {
         {in + " " + (d / "o.bin") + " --type q8_0", "must end in .gguf or .safetensors", d / "o.bin"},
         {in + " " + (d / "o3.gguf") + " --type q8_0 --fp8_scaled", "fp8_e4m3 / fp8_e5m2 only", d / "o3.gguf"},
         {fixture_path("gguf_types.gguf") + " " + o + " --type q8_0", "not 'wan'", o},
+        {in + " " + o + " --type q8_0 --threads -1", "--threads", o},
+        {in + " " + o + " --type q8_0 --k_fallback ggml", "--k_fallback", o},
     };
     for (const Case& c : cases) {
         CliRun r = run_cli("convert " + c.args);
@@ -639,11 +654,13 @@ TEST(Convert, QualityTable) {
         double max_weight_err, max_forward_err;
     };
     const std::vector<Row> rows = {
-        {"F32", GgmlType::F32, 0, 1e-4},          {"BF16", GgmlType::BF16, 3e-3, 3e-3},  {"F16", GgmlType::F16, 5e-4, 6e-4},
-        {"Q8_0", GgmlType::Q8_0, 1e-2, 7e-3},     {"Q6_K", GgmlType::Q6_K, 3e-2, 2.5e-2}, {"Q5_K", GgmlType::Q5_K, 6e-2, 5e-2},
-        {"Q5_1", GgmlType::Q5_1, 6e-2, 5e-2},     {"Q5_0", GgmlType::Q5_0, 7e-2, 5e-2},   {"Q4_K", GgmlType::Q4_K, 1.2e-1, 1e-1},
-        {"Q4_1", GgmlType::Q4_1, 1.3e-1, 1e-1},   {"Q4_0", GgmlType::Q4_0, 1.3e-1, 1.1e-1},
-        {"Q3_K", GgmlType::Q3_K, 2.5e-1, 1.8e-1}, {"Q2_K", GgmlType::Q2_K, 4.5e-1, 3.5e-1},
+        {"F32", GgmlType::F32, 0, 1e-4},          {"BF16", GgmlType::BF16, 3e-3, 3e-3},
+        {"F16", GgmlType::F16, 5e-4, 6e-4},       {"Q8_0", GgmlType::Q8_0, 1e-2, 7e-3},
+        {"Q6_K", GgmlType::Q6_K, 3e-2, 2.5e-2},   {"Q5_K", GgmlType::Q5_K, 6e-2, 5e-2},
+        {"Q5_1", GgmlType::Q5_1, 6e-2, 5e-2},     {"Q5_0", GgmlType::Q5_0, 7e-2, 5e-2},
+        {"Q4_K", GgmlType::Q4_K, 1.2e-1, 1e-1},   {"Q4_1", GgmlType::Q4_1, 1.3e-1, 1e-1},
+        {"Q4_0", GgmlType::Q4_0, 1.3e-1, 1.1e-1}, {"Q3_K", GgmlType::Q3_K, 2.5e-1, 1.8e-1},
+        {"Q2_K", GgmlType::Q2_K, 4.5e-1, 3.5e-1},
     };
     std::printf("| type | bits/weight | weights rel-L2 | forward rel-L2 vs f64 golden |\n|---|---|---|---|\n");
     for (const Row& row : rows) {
@@ -653,7 +670,8 @@ TEST(Convert, QualityTable) {
             const StoredTensor* t = src->find(n);
             std::vector<float> x = st_f32(*src, n);
             GgmlType type = GgmlType::F32;
-            if (is_quantizable_weight(n, t->shape)) type = row.type;
+            if (is_quantizable_weight(n, t->shape))
+                type = row.type;
             else if (t->shape.size() >= 2 && x.size() > 1024 && n.find("modulation") == std::string::npos &&
                      n != "patch_embedding.weight" && row.type != GgmlType::F32)
                 type = row.type == GgmlType::BF16 ? GgmlType::BF16 : GgmlType::F16;
@@ -671,7 +689,8 @@ TEST(Convert, QualityTable) {
         const GgmlTypeInfo* ti = ggml_type_info(uint32_t(row.type));
         const double werr = rel_l2(all_y, all_x);
         const double ferr = dit_forward_error(w, std::string(row.name) + " forward");
-        std::printf("| %s | %.4g | %.2e | %.2e |\n", row.name, 8.0 * double(ti->block_bytes) / double(ti->block_elems), werr, ferr);
+        std::printf("| %s | %.4g | %.2e | %.2e |\n", row.name, 8.0 * double(ti->block_bytes) / double(ti->block_elems),
+                    werr, ferr);
         EXPECT_LE(werr, row.max_weight_err) << row.name;
         EXPECT_LE(ferr, row.max_forward_err) << row.name;
     }

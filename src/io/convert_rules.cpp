@@ -44,7 +44,9 @@ bool is_k_quant(GgmlType t) {
            t == GgmlType::Q6_K;
 }
 
-bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
+bool contains(const std::string& s, const char* part) {
+    return s.find(part) != std::string::npos;
+}
 bool ends_with(const std::string& s, const std::string& e) {
     return s.size() >= e.size() && s.compare(s.size() - e.size(), e.size(), e) == 0;
 }
@@ -75,8 +77,8 @@ bool is_quantizable_weight(const std::string& name, const Shape& shape) {
 TensorType ConvertPlanner::plan(const std::string& name, const Shape& shape, bool source_bf16) {
     TensorType r;
     const int64_t n = shape_numel(shape);
-    const bool f32_rule = shape.size() <= 1 || n <= 1024 || contains(name, ".modulation") ||
-                          name == "patch_embedding.weight";
+    const bool f32_rule =
+        shape.size() <= 1 || n <= 1024 || contains(name, ".modulation") || name == "patch_embedding.weight";
     if (f32_rule || (t_.type == GgmlType::F32 && !t_.fp8())) {
         r.type = GgmlType::F32;
         r.dense = DType::F32;
@@ -112,18 +114,27 @@ TensorType ConvertPlanner::plan(const std::string& name, const Shape& shape, boo
     r.why = "target " + t_.name;
     const std::string& ft = t_.name;
     if (contains(name, ".v.weight")) {
-        if (ft == "q2_k") q = GgmlType::Q3_K;
-        else if (ft == "q3_k_m") q = i_attention_wv_ < 2 ? GgmlType::Q5_K : GgmlType::Q4_K;
-        else if (ft == "q4_k_m" || ft == "q5_k_m") q = GgmlType::Q6_K;
-        else if (ft == "q4_k_s" && i_attention_wv_ < 4) q = GgmlType::Q5_K;
+        if (ft == "q2_k")
+            q = GgmlType::Q3_K;
+        else if (ft == "q3_k_m")
+            q = i_attention_wv_ < 2 ? GgmlType::Q5_K : GgmlType::Q4_K;
+        else if (ft == "q4_k_m" || ft == "q5_k_m")
+            q = GgmlType::Q6_K;
+        else if (ft == "q4_k_s" && i_attention_wv_ < 4)
+            q = GgmlType::Q5_K;
         if (q != t_.type) r.why = ft + " rule for attention v";
         ++i_attention_wv_;
     } else if (contains(name, ".ffn.2.weight")) {
-        if (ft == "q3_k_m") q = GgmlType::Q4_K;
-        else if (ft == "q4_k_s") q = GgmlType::Q5_K;
-        else if (ft == "q4_k_m" || ft == "q5_k_m") q = GgmlType::Q6_K;
-        else if (ft == "q4_0") q = GgmlType::Q4_1;
-        else if (ft == "q5_0") q = GgmlType::Q5_1;
+        if (ft == "q3_k_m")
+            q = GgmlType::Q4_K;
+        else if (ft == "q4_k_s")
+            q = GgmlType::Q5_K;
+        else if (ft == "q4_k_m" || ft == "q5_k_m")
+            q = GgmlType::Q6_K;
+        else if (ft == "q4_0")
+            q = GgmlType::Q4_1;
+        else if (ft == "q5_0")
+            q = GgmlType::Q5_1;
         if (q != t_.type) r.why = ft + " rule for ffn.2";
     }
     const int64_t row = shape.back();
@@ -150,14 +161,33 @@ namespace {
 int component_rank(const std::string& c) {
     static const std::map<std::string, int> r = {
         // top level
-        {"patch_embedding", 0}, {"text_embedding", 1}, {"time_embedding", 2}, {"time_projection", 3}, {"blocks", 4},
-        {"head", 5}, {"img_emb", 6},
+        {"patch_embedding", 0},
+        {"text_embedding", 1},
+        {"time_embedding", 2},
+        {"time_projection", 3},
+        {"blocks", 4},
+        {"head", 5},
+        {"img_emb", 6},
         // inside a block, an attention, the head, img_emb
-        {"modulation", 0}, {"self_attn", 1}, {"norm3", 2}, {"cross_attn", 3}, {"ffn", 4},
-        {"q", 0}, {"k", 1}, {"v", 2}, {"o", 3}, {"norm_q", 4}, {"norm_k", 5}, {"k_img", 6}, {"v_img", 7},
-        {"norm_k_img", 8}, {"emb_pos", -1}, {"proj", 0},
+        {"modulation", 0},
+        {"self_attn", 1},
+        {"norm3", 2},
+        {"cross_attn", 3},
+        {"ffn", 4},
+        {"q", 0},
+        {"k", 1},
+        {"v", 2},
+        {"o", 3},
+        {"norm_q", 4},
+        {"norm_k", 5},
+        {"k_img", 6},
+        {"v_img", 7},
+        {"norm_k_img", 8},
+        {"emb_pos", -1},
+        {"proj", 0},
         // leaves
-        {"weight", 0}, {"bias", 1},
+        {"weight", 0},
+        {"bias", 1},
     };
     auto it = r.find(c);
     return it == r.end() ? 1000 : it->second;
@@ -171,13 +201,17 @@ std::vector<std::string> split(const std::string& s) {
     return v;
 }
 
-bool is_number(const std::string& s) { return !s.empty() && std::all_of(s.begin(), s.end(), ::isdigit); }
+bool is_number(const std::string& s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), ::isdigit);
+}
 
 }  // namespace
 
 bool wan_name_less(const std::string& a, const std::string& b) {
     // The tools write the 5-D patch embedding back right after its bias.
-    auto fix = [](const std::string& n) { return n == "patch_embedding.weight" ? std::string("patch_embedding.~") : n; };
+    auto fix = [](const std::string& n) {
+        return n == "patch_embedding.weight" ? std::string("patch_embedding.~") : n;
+    };
     const std::vector<std::string> x = split(fix(a)), y = split(fix(b));
     for (size_t i = 0; i < std::min(x.size(), y.size()); ++i) {
         if (x[i] == y[i]) continue;

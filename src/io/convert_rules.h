@@ -46,10 +46,10 @@ namespace wanrt {
 enum class ConvertFormat { Gguf, Safetensors };
 
 struct ConvertTarget {
-    std::string name;        // "q4_k_m", as given to --type
-    ConvertFormat format;    // where it can be written
-    GgmlType type;           // GGUF: the type of quantized tensors before upgrades (F32/F16/BF16 for dense)
-    uint32_t file_type;      // GGUF general.file_type (llama.cpp's LlamaFileType)
+    std::string name;          // "q4_k_m", as given to --type
+    ConvertFormat format;      // where it can be written
+    GgmlType type;             // GGUF: the type of quantized tensors before upgrades (F32/F16/BF16 for dense)
+    uint32_t file_type;        // GGUF general.file_type (llama.cpp's LlamaFileType)
     DType dense = DType::F32;  // safetensors: F32/F16/BF16, or F8E4M3/F8E5M2 for the fp8 targets
     bool fp8() const { return dense == DType::F8E4M3 || dense == DType::F8E5M2; }
 };
@@ -63,10 +63,10 @@ enum class KFallback { Legacy, F16 };
 
 // The type a tensor gets. `why` says which rule chose it (for the --info listing).
 struct TensorType {
-    GgmlType type = GgmlType::F32;   // GGUF type (safetensors: see dense)
-    DType dense = DType::F32;        // safetensors dtype (fp8 for quantized tensors of an fp8 target)
-    bool quantized = false;          // class 3: the target's (possibly upgraded) type
-    bool fallback = false;           // a K-quant or legacy type that the row length did not allow
+    GgmlType type = GgmlType::F32;  // GGUF type (safetensors: see dense)
+    DType dense = DType::F32;       // safetensors dtype (fp8 for quantized tensors of an fp8 target)
+    bool quantized = false;         // class 3: the target's (possibly upgraded) type
+    bool fallback = false;          // a K-quant or legacy type that the row length did not allow
     std::string why;
 };
 

@@ -33,7 +33,7 @@ uint16_t gguf_f32_to_f16(float f) {
         }
         return uint16_t(sign | 0x7c00u);
     }
-    if (fexp <= 0x38000000u) {  // |f| < 2^-14: an f16 subnormal or zero
+    if (fexp <= 0x38000000u) {                          // |f| < 2^-14: an f16 subnormal or zero
         if (fexp < 0x33000000u) return uint16_t(sign);  // below half the smallest subnormal
         const uint32_t e = fexp >> 23;
         uint32_t sig = 0x00800000u + (u & 0x007fffffu);
@@ -56,9 +56,15 @@ namespace {
 constexpr int QK = 32;
 constexpr int QK_K = 256;
 
-inline float h2f(uint16_t h) { return gguf_f16_to_f32(h); }
-inline void wr16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, 2); }
-inline void wr32(uint8_t* p, uint32_t v) { std::memcpy(p, &v, 4); }
+inline float h2f(uint16_t h) {
+    return gguf_f16_to_f32(h);
+}
+inline void wr16(uint8_t* p, uint16_t v) {
+    std::memcpy(p, &v, 2);
+}
+inline void wr32(uint8_t* p, uint32_t v) {
+    std::memcpy(p, &v, 4);
+}
 
 uint16_t bf16_bits(float f) {  // gguf-py BF16.quantize_blocks (= ggml_compute_fp32_to_bf16)
     uint32_t u;
@@ -198,7 +204,11 @@ float make_qx_quants(int n, int nmax, const float* x, int8_t* L, int rmse_type, 
         return_early = true;
     }
     auto weight = [&](int i) {
-        return qw ? qw[i] : rmse_type == 1 ? x[i] * x[i] : rmse_type == 2 ? 1 : rmse_type == 3 ? std::fabs(x[i]) : std::sqrt(std::fabs(x[i]));
+        return qw               ? qw[i]
+               : rmse_type == 1 ? x[i] * x[i]
+               : rmse_type == 2 ? 1
+               : rmse_type == 3 ? std::fabs(x[i])
+                                : std::sqrt(std::fabs(x[i]));
     };
     float sumlx = 0;
     float suml2 = 0;
@@ -296,8 +306,8 @@ float make_q3_quants(int n, int nmax, const float* x, int8_t* L, bool do_rmse) {
     return 1 / iscale;
 }
 
-float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* the_min,
-                       uint8_t* Laux, float rmin, float rdelta, int nstep, bool use_mad) {
+float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* the_min, uint8_t* Laux,
+                       float rmin, float rdelta, int nstep, bool use_mad) {
     float min = x[0];
     float max = x[0];
     float sum_w = weights[0];
@@ -379,13 +389,37 @@ inline void get_scale_min_k4(int j, const uint8_t* q, uint8_t* d, uint8_t* m) {
     }
 }
 
-struct BlockQ2K { uint8_t scales[16]; uint8_t qs[64]; uint16_t d, dmin; };
-struct BlockQ3K { uint8_t hmask[32]; uint8_t qs[64]; uint8_t scales[12]; uint16_t d; };
-struct BlockQ4K { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; };
-struct BlockQ5K { uint16_t d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; };
-struct BlockQ6K { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d; };
-static_assert(sizeof(BlockQ2K) == 84 && sizeof(BlockQ3K) == 110 && sizeof(BlockQ4K) == 144 &&
-              sizeof(BlockQ5K) == 176 && sizeof(BlockQ6K) == 210, "GGUF K-quant block sizes");
+struct BlockQ2K {
+    uint8_t scales[16];
+    uint8_t qs[64];
+    uint16_t d, dmin;
+};
+struct BlockQ3K {
+    uint8_t hmask[32];
+    uint8_t qs[64];
+    uint8_t scales[12];
+    uint16_t d;
+};
+struct BlockQ4K {
+    uint16_t d, dmin;
+    uint8_t scales[12];
+    uint8_t qs[128];
+};
+struct BlockQ5K {
+    uint16_t d, dmin;
+    uint8_t scales[12];
+    uint8_t qh[32];
+    uint8_t qs[128];
+};
+struct BlockQ6K {
+    uint8_t ql[128];
+    uint8_t qh[64];
+    int8_t scales[16];
+    uint16_t d;
+};
+static_assert(sizeof(BlockQ2K) == 84 && sizeof(BlockQ3K) == 110 && sizeof(BlockQ4K) == 144 && sizeof(BlockQ5K) == 176 &&
+                  sizeof(BlockQ6K) == 210,
+              "GGUF K-quant block sizes");
 
 void q2_k_block(const float* x, BlockQ2K* y) {
     uint8_t L[QK_K];
@@ -517,9 +551,11 @@ void qk_scales(const float* x, uint8_t* L, uint8_t* scales12, uint16_t* d16, uin
         float av_x = std::sqrt(sum_x2 / 32);
         for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[32 * j + l]);
         if (NMAX == 15)
-            scales[j] = make_qkx2_quants(32, 15, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -1.f, 0.1f, 20, false);
+            scales[j] =
+                make_qkx2_quants(32, 15, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -1.f, 0.1f, 20, false);
         else
-            scales[j] = make_qkx2_quants(32, 31, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.5f, 0.1f, 15, false);
+            scales[j] =
+                make_qkx2_quants(32, 31, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.5f, 0.1f, 15, false);
         float scale = scales[j];
         if (scale > max_scale) max_scale = scale;
         float min = mins[j];
@@ -675,8 +711,10 @@ bool gguf_can_quantize(GgmlType t) {
         case GgmlType::Q3_K:
         case GgmlType::Q4_K:
         case GgmlType::Q5_K:
-        case GgmlType::Q6_K: return true;
-        default: return false;
+        case GgmlType::Q6_K:
+            return true;
+        default:
+            return false;
     }
 }
 
@@ -693,24 +731,47 @@ void gguf_quantize(GgmlType type, const float* x, int64_t n, void* dst_) {
     const int64_t nb = n / ti->block_elems;
     uint8_t* dst = static_cast<uint8_t*>(dst_);
     switch (type) {
-        case GgmlType::F32: std::memcpy(dst, x, size_t(n) * 4); break;
+        case GgmlType::F32:
+            std::memcpy(dst, x, size_t(n) * 4);
+            break;
         case GgmlType::F16:
             for (int64_t i = 0; i < n; ++i) wr16(dst + 2 * i, gguf_f32_to_f16(x[i]));
             break;
         case GgmlType::BF16:
             for (int64_t i = 0; i < n; ++i) wr16(dst + 2 * i, bf16_bits(x[i]));
             break;
-        case GgmlType::Q8_0: legacy_blocks<q8_0_block>(x, nb, ti->block_bytes, dst); break;
-        case GgmlType::Q4_0: legacy_blocks<q4_0_block>(x, nb, ti->block_bytes, dst); break;
-        case GgmlType::Q4_1: legacy_blocks<q4_1_block>(x, nb, ti->block_bytes, dst); break;
-        case GgmlType::Q5_0: legacy_blocks<q5_0_block>(x, nb, ti->block_bytes, dst); break;
-        case GgmlType::Q5_1: legacy_blocks<q5_1_block>(x, nb, ti->block_bytes, dst); break;
-        case GgmlType::Q2_K: k_blocks<BlockQ2K, q2_k_block>(x, nb, dst); break;
-        case GgmlType::Q3_K: k_blocks<BlockQ3K, q3_k_block>(x, nb, dst); break;
-        case GgmlType::Q4_K: k_blocks<BlockQ4K, q4_k_block>(x, nb, dst); break;
-        case GgmlType::Q5_K: k_blocks<BlockQ5K, q5_k_block>(x, nb, dst); break;
-        case GgmlType::Q6_K: k_blocks<BlockQ6K, q6_k_block>(x, nb, dst); break;
-        default: WANRT_ASSERT(false);
+        case GgmlType::Q8_0:
+            legacy_blocks<q8_0_block>(x, nb, ti->block_bytes, dst);
+            break;
+        case GgmlType::Q4_0:
+            legacy_blocks<q4_0_block>(x, nb, ti->block_bytes, dst);
+            break;
+        case GgmlType::Q4_1:
+            legacy_blocks<q4_1_block>(x, nb, ti->block_bytes, dst);
+            break;
+        case GgmlType::Q5_0:
+            legacy_blocks<q5_0_block>(x, nb, ti->block_bytes, dst);
+            break;
+        case GgmlType::Q5_1:
+            legacy_blocks<q5_1_block>(x, nb, ti->block_bytes, dst);
+            break;
+        case GgmlType::Q2_K:
+            k_blocks<BlockQ2K, q2_k_block>(x, nb, dst);
+            break;
+        case GgmlType::Q3_K:
+            k_blocks<BlockQ3K, q3_k_block>(x, nb, dst);
+            break;
+        case GgmlType::Q4_K:
+            k_blocks<BlockQ4K, q4_k_block>(x, nb, dst);
+            break;
+        case GgmlType::Q5_K:
+            k_blocks<BlockQ5K, q5_k_block>(x, nb, dst);
+            break;
+        case GgmlType::Q6_K:
+            k_blocks<BlockQ6K, q6_k_block>(x, nb, dst);
+            break;
+        default:
+            WANRT_ASSERT(false);
     }
 }
 

@@ -27,18 +27,42 @@ struct Buf {
 // The bytes of one value (its type tag is written by the caller for top-level KVs).
 void put_value(Buf& w, const GgufValue& v) {
     switch (v.type) {
-        case GgufValueType::UINT8: w.put<uint8_t>(uint8_t(v.u)); break;
-        case GgufValueType::INT8: w.put<int8_t>(int8_t(v.i)); break;
-        case GgufValueType::UINT16: w.put<uint16_t>(uint16_t(v.u)); break;
-        case GgufValueType::INT16: w.put<int16_t>(int16_t(v.i)); break;
-        case GgufValueType::UINT32: w.put<uint32_t>(uint32_t(v.u)); break;
-        case GgufValueType::INT32: w.put<int32_t>(int32_t(v.i)); break;
-        case GgufValueType::FLOAT32: w.put<float>(float(v.f)); break;
-        case GgufValueType::BOOL: w.put<uint8_t>(v.u ? 1 : 0); break;
-        case GgufValueType::STRING: w.str(v.str); break;
-        case GgufValueType::UINT64: w.put<uint64_t>(v.u); break;
-        case GgufValueType::INT64: w.put<int64_t>(v.i); break;
-        case GgufValueType::FLOAT64: w.put<double>(v.f); break;
+        case GgufValueType::UINT8:
+            w.put<uint8_t>(uint8_t(v.u));
+            break;
+        case GgufValueType::INT8:
+            w.put<int8_t>(int8_t(v.i));
+            break;
+        case GgufValueType::UINT16:
+            w.put<uint16_t>(uint16_t(v.u));
+            break;
+        case GgufValueType::INT16:
+            w.put<int16_t>(int16_t(v.i));
+            break;
+        case GgufValueType::UINT32:
+            w.put<uint32_t>(uint32_t(v.u));
+            break;
+        case GgufValueType::INT32:
+            w.put<int32_t>(int32_t(v.i));
+            break;
+        case GgufValueType::FLOAT32:
+            w.put<float>(float(v.f));
+            break;
+        case GgufValueType::BOOL:
+            w.put<uint8_t>(v.u ? 1 : 0);
+            break;
+        case GgufValueType::STRING:
+            w.str(v.str);
+            break;
+        case GgufValueType::UINT64:
+            w.put<uint64_t>(v.u);
+            break;
+        case GgufValueType::INT64:
+            w.put<int64_t>(v.i);
+            break;
+        case GgufValueType::FLOAT64:
+            w.put<double>(v.f);
+            break;
         case GgufValueType::ARRAY:
             w.put<uint32_t>(uint32_t(v.elem_type));
             w.put<uint64_t>(v.array.size());
@@ -50,7 +74,9 @@ void put_value(Buf& w, const GgufValue& v) {
     }
 }
 
-uint64_t pad_to(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
+uint64_t pad_to(uint64_t n, uint64_t a) {
+    return (n + a - 1) / a * a;
+}
 
 }  // namespace
 
@@ -144,7 +170,9 @@ GgufWriter::~GgufWriter() {
     if (impl_->f) std::fclose(impl_->f);
 }
 
-const std::string& GgufWriter::path() const { return impl_->path; }
+const std::string& GgufWriter::path() const {
+    return impl_->path;
+}
 
 void GgufWriter::add_kv(const std::string& key, const GgufValue& value) {
     WANRT_ASSERT(!impl_->header_done);
@@ -184,7 +212,9 @@ void GgufWriter::declare(const std::string& name, GgmlType type, const Shape& sh
     s.data_bytes += pad_to(nbytes, s.alignment);
 }
 
-uint64_t GgufWriter::file_size() const { return impl_->header().size() + impl_->data_bytes; }
+uint64_t GgufWriter::file_size() const {
+    return impl_->header().size() + impl_->data_bytes;
+}
 
 void GgufWriter::write(const void* data, size_t nbytes) {
     Impl& s = *impl_;

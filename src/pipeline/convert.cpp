@@ -31,7 +31,9 @@ namespace {
 bool ends_with(const std::string& s, const std::string& e) {
     return s.size() >= e.size() && s.compare(s.size() - e.size(), e.size(), e) == 0;
 }
-bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
+bool starts_with(const std::string& s, const std::string& p) {
+    return s.rfind(p, 0) == 0;
+}
 
 // One input tensor: a dense tensor of a TensorSource or a tensor of a GGUF file.
 struct InTensor {
@@ -116,8 +118,8 @@ Input open_input(const std::string& path) {
         fail("convert", "input ", path, " does not exist; give a DiT model folder, .safetensors, .pth or .gguf");
     if (fs::is_directory(p, ec)) {
         if (fs::is_directory(p / "high_noise_model", ec) || fs::is_directory(p / "low_noise_model", ec))
-            fail("convert", path, " is a Wan2.2 A14B folder with two experts; convert ", (p / "high_noise_model").string(),
-                 " and ", (p / "low_noise_model").string(), " one at a time");
+            fail("convert", path, " is a Wan2.2 A14B folder with two experts; convert ",
+                 (p / "high_noise_model").string(), " and ", (p / "low_noise_model").string(), " one at a time");
         if (is_diffusers_folder(path)) {
             DiffusersFolder f = scan_diffusers_folder(path);
             if (f.moe)
@@ -182,7 +184,9 @@ Input open_input(const std::string& path) {
     return in;
 }
 
-const char* dense_name(DType t) { return dtype_info(t).st_name; }
+const char* dense_name(DType t) {
+    return dtype_info(t).st_name;
+}
 
 struct Planned {
     const InTensor* in;
@@ -206,7 +210,9 @@ void quantize_parallel(ThreadPool& pool, GgmlType type, const std::vector<float>
     });
 }
 
-float fp8_max(DType t) { return t == DType::F8E4M3 ? 448.0f : 57344.0f; }
+float fp8_max(DType t) {
+    return t == DType::F8E4M3 ? 448.0f : 57344.0f;
+}
 
 }  // namespace
 
@@ -218,18 +224,23 @@ ConvertReport convert_model(const ConvertOptions& o, const std::function<void(co
         std::error_code ec;
         if (fs::is_directory(o.out, ec))
             fail("convert", "output ", o.out, " is a folder; give a file name such as ",
-                 (fs::path(o.out) / ("model-" + o.type + (target->format == ConvertFormat::Gguf && !target->fp8() ? ".gguf" : ".safetensors"))).string());
+                 (fs::path(o.out) /
+                  ("model-" + o.type +
+                   (target->format == ConvertFormat::Gguf && !target->fp8() ? ".gguf" : ".safetensors")))
+                     .string());
     }
     if (!out_gguf && !out_st)
         fail("convert", "output ", o.out, " must end in .gguf or .safetensors (the format is chosen by the extension)");
     const bool dense = target->type == GgmlType::F32 || target->type == GgmlType::F16 || target->type == GgmlType::BF16;
     if (out_st && !dense && !target->fp8())
-        fail("convert", "--type ", o.type, " is a GGUF type: write ", fs::path(o.out).replace_extension(".gguf").string(),
+        fail("convert", "--type ", o.type, " is a GGUF type: write ",
+             fs::path(o.out).replace_extension(".gguf").string(),
              " (safetensors outputs: f32, f16, bf16, fp8_e4m3, fp8_e5m2)");
     if (out_gguf && target->fp8())
         fail("convert", "--type ", o.type, " writes safetensors (ComfyUI's fp8 layout): write ",
              fs::path(o.out).replace_extension(".safetensors").string());
-    if (o.fp8_scaled && !target->fp8()) fail("convert", "--fp8_scaled applies to fp8_e4m3 / fp8_e5m2 only, not ", o.type);
+    if (o.fp8_scaled && !target->fp8())
+        fail("convert", "--fp8_scaled applies to fp8_e4m3 / fp8_e5m2 only, not ", o.type);
     std::error_code ec;
     if (fs::exists(o.in, ec) && fs::exists(o.out, ec) && fs::equivalent(o.in, o.out, ec))
         fail("convert", "output ", o.out, " is the input; write to another file");
@@ -261,8 +272,8 @@ ConvertReport convert_model(const ConvertOptions& o, const std::function<void(co
     if (planner.quantized() > 0 && planner.fallbacks() == planner.quantized() && out_gguf) {
         const Planned& f = *std::find_if(plan.begin(), plan.end(), [](const Planned& p) { return p.tt.fallback; });
         fail("convert", o.in, ": no linear weight has rows that are a multiple of ",
-             ggml_type_info(uint32_t(target->type))->block_elems, " for --type ", o.type, ": all ",
-             planner.fallbacks(), " would fall back (e.g. '", f.in->name, "', rows of ", f.in->shape.back(), ", to ",
+             ggml_type_info(uint32_t(target->type))->block_elems, " for --type ", o.type, ": all ", planner.fallbacks(),
+             " would fall back (e.g. '", f.in->name, "', rows of ", f.in->shape.back(), ", to ",
              ggml_type_info(uint32_t(f.tt.type))->name, "); choose a type with 32-element blocks (q8_0, q5_0, q4_0)");
     }
     for (const Planned& p : plan) {

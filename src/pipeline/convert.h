@@ -62,9 +62,9 @@ struct ConvertReport {
 };
 
 struct ConvertProgress {
-    size_t index = 0, count = 0;  // tensors done, of count
+    size_t index = 0, count = 0;               // tensors done, of count
     uint64_t bytes_done = 0, bytes_total = 0;  // output bytes
-    std::string name;  // the tensor just written
+    std::string name;                          // the tensor just written
 };
 
 ConvertReport convert_model(const ConvertOptions& o, const std::function<void(const ConvertProgress&)>& progress = {});
