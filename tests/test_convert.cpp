@@ -710,4 +710,25 @@ TEST(Convert, InterruptedLeavesNothing) {
         EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
 }
 
+// wanrt bench convert on the fixture DiT: a row per type with its forward error against the checkpoint.
+TEST(Convert, BenchConvertReportsEachType) {
+    TempDir d;
+    const std::string in = dit_weights(d);
+    auto g = open_fixture("dit_t2v.safetensors");
+    std::filesystem::create_directories(d.path / "m");
+    std::filesystem::copy_file(in, d.path / "m" / "diffusion_pytorch_model.safetensors");
+    std::ofstream(d.path / "m" / "config.json") << g->metadata().at("config");  // text_dim 48: to_json() leaves it out
+    CliRun r = run_cli("bench convert --ckpt_dir " + (d / "m") + " --types q8_0,q4_0 --device cpu --height 32 --width 32 --json " +
+                       (d / "b.json"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("convert q8_0:"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("convert q4_0:"), std::string::npos) << r.out;
+    auto j = nlohmann::json::parse(std::ifstream(d / "b.json"));
+    EXPECT_EQ(j["bench"], "convert");
+    EXPECT_EQ(j["rows"].size(), 2u);
+    CliRun bad = run_cli("bench convert --ckpt_dir " + (d / "m") + " --types q4_k_m,fp8_e4m3 --device cpu");
+    EXPECT_EQ(bad.code, 1) << bad.out;
+    EXPECT_NE(bad.out.find("'fp8_e4m3' is not a GGUF type"), std::string::npos) << bad.out;
+}
+
 }  // namespace wanrt::test
