@@ -592,6 +592,14 @@ TEST(Convert, CliRunsAndReports) {
     auto st = SafeTensorsFile::open(d / "m.safetensors");
     EXPECT_EQ(st->find("blocks.0.ffn.0.weight")->dtype, DType::BF16);
     EXPECT_EQ(st->find("blocks.0.ffn.0.bias")->dtype, DType::F32);
+    // Some rows fall back (dit_q's 64-wide rows), the 512-wide ffn.2 does not: each fallback is a line.
+    CliRun fb = run_cli("convert " + fixture_path("dit_q.gguf") + " " + (d / "q6.gguf") + " --type q6_k");
+    ASSERT_EQ(fb.code, 0) << fb.out;
+    EXPECT_NE(fb.out.find("blocks.0.self_attn.q.weight: rows of 64 not a multiple of 256 for Q6_K: fallback → Q8_0"),
+              std::string::npos)
+        << fb.out;
+    EXPECT_NE(fb.out.find(" 27 fallbacks"), std::string::npos) << fb.out;
+    EXPECT_STREQ(GgufFile::open(d / "q6.gguf")->find_tensor("blocks.0.ffn.2.weight")->type->name, "Q6_K");
 }
 
 // The same weights as an official folder, a torch .pth with a "model." wrapper level, a diffusers
