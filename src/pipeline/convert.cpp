@@ -274,7 +274,9 @@ ConvertReport convert_model(const ConvertOptions& o, const std::function<void(co
         fail("convert", o.in, ": no linear weight has rows that are a multiple of ",
              ggml_type_info(uint32_t(target->type))->block_elems, " for --type ", o.type, ": all ", planner.fallbacks(),
              " would fall back (e.g. '", f.in->name, "', rows of ", f.in->shape.back(), ", to ",
-             ggml_type_info(uint32_t(f.tt.type))->name, "); choose a type with 32-element blocks (q8_0, q5_0, q4_0)");
+             ggml_type_info(uint32_t(f.tt.type))->name, "); choose ",
+             ggml_type_info(uint32_t(target->type))->block_elems > 32 ? "a type with 32-element blocks (q8_0, q5_0, q4_0)"
+                                                                       : "f16 or bf16");
     }
     for (const Planned& p : plan) {
         ConvertedTensor c;
