@@ -10,6 +10,10 @@
 //       calls them when no importance matrix is given), evaluated as ISO C does: no fused multiply-add.
 // F32 is a copy. f16 scales round to nearest even (subnormals kept), as numpy's astype and ggml do.
 //
+// One known difference: in a Q4_1 / Q5_1 block whose max or min is a tie between +0 and −0 (a block of
+// zeros of mixed sign), numpy's vectorised min/max may pick the other zero than the first-wins rule
+// here, so the f16 d or m can differ in its sign bit; every value decodes the same (0).
+//
 // Inputs must be finite (the K-quant searches assume it; callers check and name the tensor). Pure
 // byte-level functions: no tensors, no runtime dtypes, safe to call from several threads at once.
 #pragma once
