@@ -1,4 +1,5 @@
-// Linear layers: y = x·wᵀ + b with f32 activations and f32/bf16/f16 weights used in place.
+// Linear layers: y = x·wᵀ + b with f32 activations and f32/bf16/f16 or block-quantized weights used
+// in place (block types: cpu/qmatmul.h; their panels decode exactly, their few-row path is integer).
 //
 // f32 weights go straight to OpenBLAS sgemm. bf16/f16 weights are widened to f32 one panel of
 // rows at a time (a few MB, so the panel stays in cache while sgemm streams it) and the panel is
@@ -19,6 +20,7 @@
 #include "core/error.h"
 #include "cpu/cpu_backend.h"
 #include "ops/ops.h"
+#include "cpu/qmatmul.h"
 #include "cpu/vecmath.h"
 
 namespace wanrt {
@@ -26,8 +28,17 @@ namespace cpu {
 
 namespace {
 
-// Widens n weights starting at element `first` to f32.
+// Widens n weights starting at element `first` to f32 (block types: first and n whole blocks,
+// decoded exactly by cpu/cpu_qmatmul.cpp in pieces that stay in L1/L2).
 void widen(const void* w, DType t, int64_t first, int64_t n, float* out) {
+    if (dtype_is_block(t)) {
+        const uint8_t* p = static_cast<const uint8_t*>(w) + dtype_bytes(t, first);
+        for (int64_t i = 0; i < n; i += 4096) {
+            const int64_t len = std::min<int64_t>(4096, n - i);
+            dequantize_rows(t, p + dtype_bytes(t, i), 1, len, out + i);
+        }
+        return;
+    }
     const uint16_t* s = static_cast<const uint16_t*>(w) + first;
     int64_t i = 0;
 #if defined(__AVX2__)
@@ -92,7 +103,7 @@ void gemm_xwt(ThreadPool& pool, int64_t M, int64_t N, int64_t K, const float* x,
                     static_cast<const float*>(w), int(K), 0.0f, y, int(ldy));
         return;
     }
-    WANRT_ASSERT(wtype == DType::BF16 || wtype == DType::F16);
+    WANRT_ASSERT(wtype == DType::BF16 || wtype == DType::F16 || dtype_is_block(wtype));
     // Panel of nb weight rows ≈ 4 MB of f32, a multiple of 16 rows.
     int64_t nb = std::clamp<int64_t>((int64_t(1) << 20) / K, 16, N);
     nb = std::min(N, (nb + 15) / 16 * 16);
@@ -113,7 +124,10 @@ static void linear_cpu(CpuBackend& be, const Tensor& x, const Tensor& w, const T
                         const Tensor& y) {
     const int64_t K = x.size(-1), N = w.size(0), M = x.numel() / std::max<int64_t>(K, 1);
     float* ys = y.data<float>();
-    cpu::gemm_xwt(be.pool(), M, N, K, x.data<float>(), K, w.raw(), w.dtype(), ys, N);
+    if (dtype_is_block(w.dtype()) && M <= cpu::kQlinearIntMaxRows && M > 0 && N > 0)
+        cpu::qgemm_int(be.pool(), M, N, K, x.data<float>(), w.raw(), w.dtype(), ys);  // cpu/qmatmul.h
+    else
+        cpu::gemm_xwt(be.pool(), M, N, K, x.data<float>(), K, w.raw(), w.dtype(), ys, N);
     const float* b = bias ? bias->data<float>() : nullptr;
     if (!b && act == Activation::None) return;
     be.pool().parallel_for(M, std::max<int64_t>(1, 16384 / std::max<int64_t>(N, 1)), [&](int64_t r0, int64_t r1) {
@@ -145,7 +159,8 @@ static void linear_cpu(CpuBackend& be, const Tensor& x, const Tensor& w, const T
 
 namespace {
 const RegisterKernel<LinearArgs, CpuBackend> reg_linear(
-    {{DType::F32, DType::F32}, {DType::F32, DType::BF16}, {DType::F32, DType::F16}},
+    {{DType::F32, DType::F32}, {DType::F32, DType::BF16}, {DType::F32, DType::F16}, {DType::F32, DType::Q8_0},
+     {DType::F32, DType::Q4_0}, {DType::F32, DType::Q4_K}, {DType::F32, DType::Q5_K}, {DType::F32, DType::Q6_K}},
     [](CpuBackend& be, const LinearArgs& a) { linear_cpu(be, a.x, a.w, a.bias, a.act, a.y); });
 }  // namespace
 
