@@ -10,7 +10,8 @@
 // The integer dot of a W row with a quantized x row, per 32 elements: 8 int32 lanes of 4-byte dot
 // products (lanes 0–3 fall in group 2b, 4–7 in 2b + 1), converted and scaled by s (expanded to one
 // scale per lane when the row is unpacked) times x's block scale. The offsets of Q4_K/Q5_K add
-// Σ_g o[g] · d_x · Σ_{k∈g} q_x[k], a dot of length K/16 with per-group sums kept from quantizing x.
+// Σ_lane o · d_x · (Σ of the lane's 4 x values), the lane sums kept from quantizing x: one more FMA
+// per 32 elements.
 // The SIMD pieces are behind small inline functions (dot_lanes) so a NEON version is one more #if.
 #include <algorithm>
 #include <cmath>
@@ -102,11 +103,13 @@ void unpack_row(DType t, const uint8_t* src, int64_t K, int8_t* q, float* s, flo
                 const int8_t* sc = reinterpret_cast<const int8_t*>(src + 192);
                 const float d = h2f(src + 208);
                 int8_t* y = q + 256 * sb;
-                for (int h = 0; h < 2; ++h)
-                    for (int r = 0; r < 128; ++r) {
-                        const int lo = (ql[64 * h + r % 64] >> (4 * (r / 64))) & 0x0f;
-                        const int hi = (qh[32 * h + r % 32] >> (2 * (r / 32))) & 3;
-                        y[128 * h + r] = int8_t((lo | hi << 4) - 32);
+                // ggml's loop order: one byte of ql/qh feeds elements l, l + 32, l + 64, l + 96 of a half.
+                for (int h = 0; h < 2; ++h, ql += 64, qh += 32, y += 128)
+                    for (int l = 0; l < 32; ++l) {
+                        y[l] = int8_t(((ql[l] & 0x0f) | ((qh[l] >> 0) & 3) << 4) - 32);
+                        y[l + 32] = int8_t(((ql[l + 32] & 0x0f) | ((qh[l] >> 2) & 3) << 4) - 32);
+                        y[l + 64] = int8_t(((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4) - 32);
+                        y[l + 96] = int8_t(((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4) - 32);
                     }
                 for (int g = 0; g < 16; ++g) s[16 * sb + g] = d * float(sc[g]);
             }
@@ -136,46 +139,66 @@ inline float hsum(__m256 v) {
 }
 #endif
 
-// out[r] = Σ_b dx[r][b] · Σ_lane s4[8b + lane] · lanes_r(b), for nr ≤ 4 rows of x against one W row.
-void dot_rows(const int8_t* wq, const float* s4, int64_t K, const int8_t* const* xq, const float* const* dx, int nr,
-              float* out) {
+// One unpacked W row: int8 values, and per 4-element lane its scale and (Q4_K/Q5_K) offset.
+struct WRow {
+    const int8_t* q;
+    const float* s4;
+    const float* o4;  // null: no offsets
+};
+// One quantized x row: int8 values, per-32 scales, and per lane d · Σ of its 4 values (for offsets).
+struct XRow {
+    const int8_t* q;
+    const float* d;
+    const float* xs4;
+};
+
+// out[r] = Σ_b d_r[b] · Σ_lane s4[8b + lane] · lanes_r(b) (+ Σ_lane o4 · xs4_r), for nr ≤ 4 rows of x
+// against one W row.
+template <bool Offs>
+void dot_rows(const WRow& w, int64_t K, const XRow* x, int nr, float* out) {
     int r0 = 0;
 #if defined(__AVX2__)
     for (; r0 + 4 <= nr; r0 += 4) {
         __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
         for (int64_t b = 0; b < K / 32; ++b) {
-            const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wq + 32 * b));
-            const __m256i aw = _mm256_sign_epi8(w, w);
-            const __m256 sv = _mm256_loadu_ps(s4 + 8 * b);
+            const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.q + 32 * b));
+            const __m256i aw = _mm256_sign_epi8(wv, wv);
+            const __m256 sv = _mm256_loadu_ps(w.s4 + 8 * b);
             for (int r = 0; r < 4; ++r) {
-                const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[r0 + r] + 32 * b));
-                const __m256 l = _mm256_cvtepi32_ps(dot_lanes(aw, _mm256_sign_epi8(x, w)));
-                acc[r] = _mm256_fmadd_ps(l, _mm256_mul_ps(sv, _mm256_set1_ps(dx[r0 + r][b])), acc[r]);
+                const XRow& xr = x[r0 + r];
+                const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr.q + 32 * b));
+                const __m256 l = _mm256_cvtepi32_ps(dot_lanes(aw, _mm256_sign_epi8(xv, wv)));
+                acc[r] = _mm256_fmadd_ps(l, _mm256_mul_ps(sv, _mm256_set1_ps(xr.d[b])), acc[r]);
+                if (Offs) acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(w.o4 + 8 * b), _mm256_loadu_ps(xr.xs4 + 8 * b), acc[r]);
             }
         }
         for (int r = 0; r < 4; ++r) out[r0 + r] = hsum(acc[r]);
     }
     for (; r0 < nr; ++r0) {
+        const XRow& xr = x[r0];
         __m256 acc = _mm256_setzero_ps();
         for (int64_t b = 0; b < K / 32; ++b) {
-            const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wq + 32 * b));
-            const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[r0] + 32 * b));
-            const __m256 l = _mm256_cvtepi32_ps(dot_lanes(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w)));
-            acc = _mm256_fmadd_ps(l, _mm256_mul_ps(_mm256_loadu_ps(s4 + 8 * b), _mm256_set1_ps(dx[r0][b])), acc);
+            const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.q + 32 * b));
+            const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr.q + 32 * b));
+            const __m256 l = _mm256_cvtepi32_ps(dot_lanes(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv)));
+            acc = _mm256_fmadd_ps(l, _mm256_mul_ps(_mm256_loadu_ps(w.s4 + 8 * b), _mm256_set1_ps(xr.d[b])), acc);
+            if (Offs) acc = _mm256_fmadd_ps(_mm256_loadu_ps(w.o4 + 8 * b), _mm256_loadu_ps(xr.xs4 + 8 * b), acc);
         }
         out[r0] = hsum(acc);
     }
 #endif
     for (; r0 < nr; ++r0) {  // portable: the same lanes in plain integers
+        const XRow& xr = x[r0];
         float acc = 0;
         for (int64_t b = 0; b < K / 32; ++b) {
-            float blk = 0;
+            float blk = 0, off = 0;
             for (int lane = 0; lane < 8; ++lane) {
                 int32_t v = 0;
-                for (int i = 0; i < 4; ++i) v += int32_t(wq[32 * b + 4 * lane + i]) * int32_t(xq[r0][32 * b + 4 * lane + i]);
-                blk += float(v) * s4[8 * b + lane];
+                for (int i = 0; i < 4; ++i) v += int32_t(w.q[32 * b + 4 * lane + i]) * int32_t(xr.q[32 * b + 4 * lane + i]);
+                blk += float(v) * w.s4[8 * b + lane];
+                if (Offs) off += w.o4[8 * b + lane] * xr.xs4[8 * b + lane];
             }
-            acc += blk * dx[r0][b];
+            acc += blk * xr.d[b] + off;
         }
         out[r0] = acc;
     }
@@ -210,46 +233,54 @@ void dequantize_rows(DType t, const void* w, int64_t rows, int64_t K, float* out
 
 void qgemm_int(ThreadPool& pool, int64_t M, int64_t N, int64_t K, const float* x, const void* w, DType t, float* y) {
     WANRT_ASSERT(K % 32 == 0 && K % dtype_info(t).block_elems == 0);
-    const int64_t nb = K / 32, ng = K / 16;
+    const int64_t nb = K / 32, nl = K / 4;
     const bool offs = has_offsets(t);
-    // x quantized once: q [M, K], d [M, K/32], and for the offsets xs [M, K/16] = d · Σ_g q.
+    // x quantized once: q [M, K], d [M, K/32], and for the offsets xs4 [M, K/4] = d · Σ of each lane.
     std::vector<int8_t> xq(size_t(M * K));
-    std::vector<float> dx(size_t(M * nb)), xs(offs ? size_t(M * ng) : 0);
-    for (int64_t m = 0; m < M; ++m) {
-        quantize_row_q8(x + m * K, K, xq.data() + m * K, dx.data() + m * nb);
-        if (offs)
-            for (int64_t g = 0; g < ng; ++g) {
-                int32_t sum = 0;
-                for (int i = 0; i < 16; ++i) sum += xq[size_t(m * K + 16 * g + i)];
-                xs[size_t(m * ng + g)] = dx[size_t(m * nb + g / 2)] * float(sum);
-            }
-    }
-    const size_t row_bytes = dtype_bytes(t, K);
-    pool.parallel_for(N, 8, [&](int64_t n0, int64_t n1) {
-        std::vector<int8_t> q(static_cast<size_t>(K));
-        std::vector<float> s(static_cast<size_t>(ng)), o(static_cast<size_t>(ng), 0.0f), s4(static_cast<size_t>(K / 4));
-        const int8_t* xr[4];
-        const float* dr[4];
-        float out[4];
-        for (int64_t n = n0; n < n1; ++n) {
-            unpack_row(t, static_cast<const uint8_t*>(w) + size_t(n) * row_bytes, K, q.data(), s.data(), o.data());
-            for (int64_t j = 0; j < K / 4; ++j) s4[size_t(j)] = s[size_t(j / 4)];
-            for (int64_t m0 = 0; m0 < M; m0 += 4) {
-                const int nr = int(std::min<int64_t>(4, M - m0));
-                for (int r = 0; r < nr; ++r) {
-                    xr[r] = xq.data() + (m0 + r) * K;
-                    dr[r] = dx.data() + (m0 + r) * nb;
+    std::vector<float> dx(size_t(M * nb)), xs4(offs ? size_t(M * nl) : 0);
+    pool.parallel_for(M, 4, [&](int64_t m0, int64_t m1) {
+        for (int64_t m = m0; m < m1; ++m) {
+            quantize_row_q8(x + m * K, K, xq.data() + m * K, dx.data() + m * nb);
+            if (offs)
+                for (int64_t j = 0; j < nl; ++j) {
+                    const int8_t* q = xq.data() + m * K + 4 * j;
+                    xs4[size_t(m * nl + j)] = dx[size_t(m * nb + j / 8)] * float(int32_t(q[0]) + q[1] + q[2] + q[3]);
                 }
-                dot_rows(q.data(), s4.data(), K, xr, dr, nr, out);
-                for (int r = 0; r < nr; ++r) {
-                    float v = out[r];
-                    if (offs) {
-                        const float* xg = xs.data() + (m0 + r) * ng;
-                        float acc = 0;
-                        for (int64_t g = 0; g < ng; ++g) acc += o[size_t(g)] * xg[g];
-                        v += acc;
-                    }
-                    y[(m0 + r) * N + n] = v;
+        }
+    });
+    std::vector<XRow> xrows(static_cast<size_t>(M));
+    for (int64_t m = 0; m < M; ++m)
+        xrows[size_t(m)] = {xq.data() + m * K, dx.data() + m * nb, offs ? xs4.data() + m * nl : nullptr};
+    // Cache blocking: a thread unpacks kRows W rows (a few tens of KB: L1/L2), then runs every 4-row
+    // tile of x against them, so each x tile is read once per kRows W rows and each W row once.
+    constexpr int64_t kRows = 16;
+    const size_t row_bytes = dtype_bytes(t, K);
+    const int64_t nchunks = (N + kRows - 1) / kRows;
+    pool.parallel_for(nchunks, 1, [&](int64_t c0, int64_t c1) {
+        std::vector<int8_t> q(size_t(kRows * K));
+        std::vector<float> s(size_t(K / 16)), o(size_t(K / 16), 0.0f), s4(size_t(kRows * nl)), o4(offs ? size_t(kRows * nl) : 0);
+        WRow rows[kRows];
+        float out[4];
+        for (int64_t c = c0; c < c1; ++c) {
+            const int64_t n0 = c * kRows, nr = std::min(kRows, N - n0);
+            for (int64_t j = 0; j < nr; ++j) {
+                int8_t* qj = q.data() + j * K;
+                unpack_row(t, static_cast<const uint8_t*>(w) + size_t(n0 + j) * row_bytes, K, qj, s.data(), o.data());
+                float* sj = s4.data() + j * nl;
+                for (int64_t l = 0; l < nl; ++l) sj[l] = s[size_t(l / 4)];
+                float* oj = offs ? o4.data() + j * nl : nullptr;
+                if (offs)
+                    for (int64_t l = 0; l < nl; ++l) oj[l] = o[size_t(l / 4)];
+                rows[j] = {qj, sj, oj};
+            }
+            for (int64_t m0 = 0; m0 < M; m0 += 4) {
+                const int mr = int(std::min<int64_t>(4, M - m0));
+                for (int64_t j = 0; j < nr; ++j) {
+                    if (offs)
+                        dot_rows<true>(rows[j], K, xrows.data() + m0, mr, out);
+                    else
+                        dot_rows<false>(rows[j], K, xrows.data() + m0, mr, out);
+                    for (int r = 0; r < mr; ++r) y[(m0 + r) * N + n0 + j] = out[r];
                 }
             }
         }

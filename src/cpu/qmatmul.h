@@ -26,7 +26,7 @@ class ThreadPool;
 
 namespace wanrt::cpu {
 
-constexpr int64_t kQlinearIntMaxRows = 8;
+constexpr int64_t kQlinearIntMaxRows = 16;
 
 // The activation quantization of the integer path, one row of K (a multiple of 32): q[K] int8 and
 // d[K / 32] scales, x ≈ d[k / 32] · q[k]. Also the op table's oracle for what the kernel sees.

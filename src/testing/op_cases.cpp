@@ -658,13 +658,13 @@ std::vector<OpCase> make_table() {
         linear("linear_qkv", {}, kLinearSigs, true, 0),
         linear("linear_ffn_up_gelu", {0, 0, 0, false, Act::GeluTanh}, kLinearSigs, true, 1),
         linear("linear_ffn_down", {}, kLinearSigs, true, 2),
-        // linear on block-quantized weights: the integer path (M ≤ 8: one row, a 4-row tile plus a
-        // remainder, the boundary) and the sgemm path (M 9, 33, batch, views), K = 256·k and 32·k,
-        // odd N, every epilogue.
+        // linear on block-quantized weights: the integer path (M ≤ 16: one row, a 4-row tile plus a
+        // remainder, the boundary, more W rows than one 16-row chunk) and the sgemm path (M 17, 33,
+        // batch, views), K = 256·k and 32·k, odd N, every epilogue.
         qlinear("qlinear_M1_N45_K256", {1, 45, 256, true}),
         qlinear("qlinear_M7_N33_K512_gelu_tanh", {7, 33, 512, true, Act::GeluTanh}),
-        qlinear("qlinear_M8_N17_K768", {8, 17, 768}),
-        qlinear("qlinear_M9_N31_K256_silu", {9, 31, 256, true, Act::Silu}),
+        qlinear("qlinear_M16_N17_K768", {16, 17, 768}),
+        qlinear("qlinear_M17_N31_K256_silu", {17, 31, 256, true, Act::Silu}),
         qlinear("qlinear_M33_N45_K512", {33, 45, 512, true}),
         qlinear("qlinear_padded_x", {5, 19, 256, true, Act::None, L::Padded}),
         qlinear("qlinear_offset_x_batch", {3, 24, 256, true, Act::GeluErf, L::Offset, 2}),
