@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <vector>
 
 #if defined(__AVX2__)
@@ -106,15 +107,38 @@ void gemm_xwt(ThreadPool& pool, int64_t M, int64_t N, int64_t K, const float* x,
     WANRT_ASSERT(wtype == DType::BF16 || wtype == DType::F16 || dtype_is_block(wtype));
     // Panel of nb weight rows ≈ 4 MB of f32, a multiple of 16 rows.
     int64_t nb = std::clamp<int64_t>((int64_t(1) << 20) / K, 16, N);
+    if (dtype_is_block(wtype)) {
+        // Block types: at most 16 MB of f32 (4M weights), split evenly. Each sgemm call packs all of
+        // x again and narrow calls run below sgemm's rate: with 4 MB panels the FFN down projection
+        // (K 8,960: 12 calls of 128 rows) ran 1.25× the f32 time, 1.08× with ≤ 4 calls (docs/perf.md).
+        const int64_t calls = std::max<int64_t>(1, (N * K + (int64_t(1) << 22) - 1) >> 22);
+        nb = (N + calls - 1) / calls;
+    }
     nb = std::min(N, (nb + 15) / 16 * 16);
-    std::vector<float> panel(size_t(nb * K));
+    // Block types keep their panel between calls (per calling thread, ≤ 16 MB): a fresh 9 MB
+    // allocation per call was zeroed and page-faulted again each time, 5–8% of a 1560×1536² GEMM.
+    static thread_local std::unique_ptr<float[]> kept;
+    static thread_local size_t kept_n = 0;
+    std::vector<float> local;
+    float* panel;
+    if (dtype_is_block(wtype)) {
+        if (kept_n < size_t(nb * K)) {
+            kept.reset();
+            kept.reset(new float[size_t(nb * K)]);
+            kept_n = size_t(nb * K);
+        }
+        panel = kept.get();
+    } else {
+        local.resize(size_t(nb * K));
+        panel = local.data();
+    }
     for (int64_t n0 = 0; n0 < N; n0 += nb) {
         int64_t rows = std::min(nb, N - n0);
         pool.parallel_for(rows, 4, [&](int64_t b, int64_t e) {
-            widen(w, wtype, (n0 + b) * K, (e - b) * K, panel.data() + b * K);
+            widen(w, wtype, (n0 + b) * K, (e - b) * K, panel + b * K);
         });
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(M), int(rows), int(K), 1.0f, x, int(ldx),
-                    panel.data(), int(K), 0.0f, y + n0, int(ldy));
+                    panel, int(K), 0.0f, y + n0, int(ldy));
     }
 }
 
