@@ -2,11 +2,15 @@
 // dequantization of every tensor of gguf_types.gguf and dit_q.gguf, and its parse of both files),
 // the TensorSource view, and the bad-input table (truncation, magic, version, offsets, alignment,
 // unknown type, block-size mismatch, duplicates), each a one-line error.
+#include <cstring>
 #include <fstream>
 #include <iterator>
 
 #include "io/gguf.h"
 #include "io/gguf_dit.h"
+#include "models/dit_weights.h"
+#include "models/lora.h"
+#include "models/weights.h"
 #include "test_util.h"
 
 namespace wanrt::test {
@@ -349,6 +353,84 @@ TEST(Gguf, DitConfigInferredAndForwardMatchesGolden) {
     auto outs = model.forward({s}, std::stoll(ref->metadata().at("seq_len")));
     ASSERT_EQ(outs.size(), 1u);
     EXPECT_CLOSE(outs[0], load_f64(*ref, "out.y0"), 1e-4, "dit_q.gguf forward out.y0");
+}
+
+// The same forward with the block linears kept in their GGUF types (GgufBlocks::Keep, the CPU's
+// quantized linear, cpu/qmatmul.h): Q8_0, Q4_0, Q4_K, Q5_K, Q6_K stay as the file's bytes (views of
+// the mapping), Q4_1/Q5_0/Q5_1 (no DType) and F16 are decoded at load. The sequences here (72 tokens,
+// 512 context rows) take the decode-panel + sgemm path, which multiplies the exact decoded values, so
+// the bound is the dequantized test's; the integer path (≤ 8 rows) is covered by the op table.
+TEST(Gguf, DitForwardOnQuantizedWeightsMatchesGolden) {
+    auto ref = open_fixture("gguf_ref.safetensors");
+    DitConfig want = DitConfig::from_json(ref->metadata().at("dit_config"), ref->origin());
+    std::shared_ptr<const GgufFile> file = open_gguf_fixture("dit_q.gguf");
+    DitConfig cfg = infer_dit_config(*file, want.num_heads);
+
+    auto be = make_cpu_backend(2);
+    DitModel model(cfg, std::make_shared<GgufTensorSource>(file, GgufBlocks::Keep), *be);
+    int kept = 0;
+    for (auto& [name, l] : dit_linears(model.mutable_weights(), cfg)) {
+        const std::string wname = name + ".weight";
+        // F32/F16/BF16 as stored, our block types kept, Q4_1/Q5_0/Q5_1 (no DType) decoded to f32.
+        const uint32_t id = file->find_tensor(wname)->type_id;
+        DType want_dtype = id == uint32_t(GgmlType::F16) ? DType::F16 : id == uint32_t(GgmlType::BF16) ? DType::BF16 : DType::F32;
+        dtype_from_ggml_id(id, &want_dtype);
+        EXPECT_EQ(dtype_name(l->w.dtype()), std::string(dtype_name(want_dtype))) << wname;
+        if (dtype_is_block(l->w.dtype())) {
+            ++kept;
+            EXPECT_EQ(l->w.raw(), static_cast<const void*>(file->find_tensor(wname)->data)) << wname << " is not a view of the file";
+        }
+    }
+    EXPECT_GE(kept, 10);  // 3 blocks × (Q8_0, Q4_0, K-quants) of dit_mix
+
+    DitSample s;
+    s.x = load_f32(*be, *ref, "in.x0");
+    s.context = load_f32(*be, *ref, "in.context0");
+    s.t = float(load_f64(*ref, "in.t").at(0));
+    auto outs = model.forward({s}, std::stoll(ref->metadata().at("seq_len")));
+    ASSERT_EQ(outs.size(), 1u);
+    EXPECT_CLOSE(outs[0], load_f64(*ref, "out.y0"), 1e-4, "dit_q.gguf forward, quantized linears, out.y0");
+}
+
+// A backend that cannot hold block types (as CUDA): a block tensor made there is a one-line error,
+// and WeightLoader hands it the decoded f32 weight instead (today's behaviour on CUDA).
+namespace {
+class HostNoBlocks final : public Backend {
+    struct Buf final : Buffer {
+        std::vector<uint8_t> v;
+        Buf(Backend* b, size_t n) : Buffer(b, nullptr, n), v(n) { ptr_ = v.data(); }
+    };
+
+public:
+    std::string name() const override { return "dev:0"; }
+    const char* kind() const override { return "noblocks"; }
+    std::string description() const override { return "test"; }
+    bool host_visible() const override { return false; }
+    std::shared_ptr<Buffer> alloc(size_t bytes) override { return std::make_shared<Buf>(this, bytes); }
+    void upload(const Tensor& dst, const void* src) override { std::memcpy(dst.raw(), src, dst.nbytes()); }
+    void download(const Tensor& src, void* dst) override { std::memcpy(dst, src.raw(), src.nbytes()); }
+    void synchronize() override {}
+};
+}  // namespace
+
+TEST(Gguf, BlockTypesRefusedWhereTheBackendCannotHoldThem) {
+    HostNoBlocks be;
+    expect_error([&] { be.empty(DType::Q4_K, {2, 256}); }, {"[dev:0]", "q4_k", "not supported on dev:0"});
+    std::shared_ptr<const GgufFile> file = open_gguf_fixture("dit_q.gguf");
+    WeightLoader ld(std::make_shared<GgufTensorSource>(file, GgufBlocks::Keep), be);
+    const GgufTensorInfo* t = file->find_tensor("blocks.0.ffn.2.weight");
+    ASSERT_TRUE(t && t->type_id == uint32_t(GgmlType::Q4_K));
+    Tensor w = ld.matrix("blocks.0.ffn.2.weight", t->shape);
+    EXPECT_EQ(w.dtype(), DType::F32);
+    std::vector<float> got(size_t(w.numel()));
+    be.download(w, got.data());
+    EXPECT_EQ(got, file->dequantize(*t));  // decoded exactly
+    // and on the CPU the same tensor stays Q4_K, a view of the file
+    auto cpu = make_cpu_backend(1);
+    WeightLoader lc(std::make_shared<GgufTensorSource>(file, GgufBlocks::Keep), *cpu);
+    Tensor wq = lc.matrix("blocks.0.ffn.2.weight", t->shape);
+    EXPECT_EQ(wq.dtype(), DType::Q4_K);
+    EXPECT_EQ(wq.nbytes(), t->nbytes);
 }
 
 TEST(Gguf, DitConfigRejectsOtherArchitectures) {

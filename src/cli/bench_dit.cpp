@@ -15,6 +15,7 @@
 #include "models/dit_weights.h"
 #include "models/lora.h"
 #include "pipeline/diffusers_folder.h"
+#include "testing/ref_quantize.h"
 #include "models/synth.h"
 #include "ops/ops.h"
 #include "runtime/device.h"
@@ -34,6 +35,44 @@ struct Opts {
     RunOpts run{"auto", "", 1, 3, 0};
 };
 
+// --weights_dtype q8_0|q4_0|q4_k|q5_k|q6_k: the block types the CPU runs linears on (cpu/qmatmul.h).
+bool parse_block_dtype(const std::string& s, DType* out) {
+    for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K})
+        if (s == dtype_name(t)) {
+            *out = t;
+            return true;
+        }
+    return false;
+}
+
+uint64_t source_bytes(const TensorSource& s) {
+    uint64_t b = 0;
+    for (const std::string& n : s.names()) b += s.find(n)->nbytes;
+    return b;
+}
+
+// The tensors a Wan GGUF quantizes (fixtures README, dit_q.gguf): the blocks' 2-D weights; the rest
+// as they are. Rows that are not whole blocks stay f32 (real files fall back to F16 there).
+// q_bytes receives the quantized tensors' bytes and their f32 bytes.
+std::shared_ptr<TensorSource> quantize_block_linears(const TensorSource& f32, DType t, std::pair<uint64_t, uint64_t>* q_bytes) {
+    auto out = std::make_shared<MemoryTensorSource>(cat("synthetic ", dtype_name(t)));
+    for (const std::string& n : f32.names()) {
+        const StoredTensor* st = f32.find(n);
+        const bool q = n.rfind("blocks.", 0) == 0 && n.size() > 7 && n.compare(n.size() - 7, 7, ".weight") == 0 &&
+                       st->shape.size() == 2 && st->shape[1] % dtype_info(t).block_elems == 0;
+        if (q) {
+            const std::vector<uint8_t> bytes =
+                testing::ref_quantize(t, static_cast<const float*>(st->data), shape_numel(st->shape));
+            out->add(n, t, st->shape, bytes.data());
+            q_bytes->first += bytes.size();
+            q_bytes->second += st->nbytes;
+        } else {
+            out->add(n, st->dtype, st->shape, st->data);
+        }
+    }
+    return out;
+}
+
 void run(const Opts& o) {
     if ((o.frames - 1) % 4 != 0 || o.frames < 1)
         fail("bench", "--frames ", o.frames, " must be 4n+1 (e.g. 1, 5, 81)");
@@ -45,6 +84,9 @@ void run(const Opts& o) {
     DitConfig cfg;
     std::shared_ptr<TensorSource> src;
     std::string what;
+    // synthetic: all resident weight bytes; when quantized, the block linears' bytes and theirs in f32
+    uint64_t weight_total = 0;
+    std::pair<uint64_t, uint64_t> q_bytes{0, 0};
     if (!o.ckpt_dir.empty()) {
         DitCheckpoint ck = is_diffusers_folder(o.ckpt_dir)  // diffusers layout: its transformer/
                                ? open_diffusers_transformer(scan_diffusers_folder(o.ckpt_dir))
@@ -55,7 +97,14 @@ void run(const Opts& o) {
     } else {
         cfg = DitConfig::preset(o.model);
         if (o.layers > 0) cfg.num_layers = o.layers;
-        src = synth_dit_memory(cfg, parse_float_dtype("--weights_dtype", o.weights_dtype), 0);
+        DType qt;
+        if (parse_block_dtype(o.weights_dtype, &qt)) {  // the f32 weights quantized (testing/ref_quantize.h)
+            auto f32 = synth_dit_memory(cfg, DType::F32, 0);
+            src = quantize_block_linears(*f32, qt, &q_bytes);
+        } else {
+            src = synth_dit_memory(cfg, parse_float_dtype("--weights_dtype", o.weights_dtype), 0);
+        }
+        weight_total = source_bytes(*src);
         what = cat("synthetic ", o.model, " widths, ", cfg.num_layers, " blocks, ", o.weights_dtype, " weights");
     }
     DitModel model(cfg, src, *base);
@@ -145,6 +194,11 @@ void run(const Opts& o) {
     } else {
         rep.rows.push_back({cat("forward (", cfg.num_layers, " blocks)"), ms, flop});
     }
+    auto mib = [](uint64_t b) { return double(b) / double(1 << 20); };
+    if (weight_total > 0) rep.config.push_back({"weights", cat(mib(weight_total), " MiB resident")});
+    if (q_bytes.first > 0)
+        rep.config.push_back({"block linears", cat(mib(q_bytes.first), " MiB in ", o.weights_dtype, " (f32: ", mib(q_bytes.second),
+                                                   " MiB, ", double(q_bytes.second) / double(q_bytes.first), "x less)")});
     if (const MemoryStats mem = base->memory_stats(); mem.reserved > 0)  // backends that track it
         rep.config.push_back({"peak memory", cat(double(mem.peak) / double(1 << 30), " GiB in use (weights included)")});
     if (o.profile) rep.rows.insert(rep.rows.end(), per_op.begin(), per_op.end());
@@ -158,7 +212,8 @@ void setup(CLI::App& bench) {
     c->add_option("--ckpt_dir", o->ckpt_dir, "Model folder (config.json + diffusion_pytorch_model*.safetensors); default: random weights in memory");
     c->add_option("--model", o->model, "Synthetic model widths: t2v-1.3B, t2v-14B, i2v-14B, flf2v-14B")->capture_default_str();
     c->add_option("--layers", o->layers, "Synthetic model blocks (0 = all of the preset)")->capture_default_str();
-    c->add_option("--weights_dtype", o->weights_dtype, "Synthetic linear weights: f32, bf16, f16")->capture_default_str();
+    c->add_option("--weights_dtype", o->weights_dtype, "Synthetic linear weights: f32, bf16, f16; CPU: q8_0, q4_0, q4_k, "
+                                                       "q5_k, q6_k (the blocks' linears quantized from f32)")->capture_default_str();
     c->add_option("--frames", o->frames, "Pixel frames (4n+1)")->capture_default_str();
     c->add_option("--height", o->height, "Pixel height")->capture_default_str();
     c->add_option("--width", o->width, "Pixel width")->capture_default_str();

@@ -1,10 +1,14 @@
 #include "core/dtype.h"
 
 #include <cmath>
+#include <algorithm>
 #include <cstring>
+#include <utility>
+#include <vector>
 
 #include "core/error.h"
 #include "core/fp8.h"
+#include "io/gguf_quants.h"
 
 namespace wanrt {
 
@@ -12,6 +16,12 @@ static const DTypeInfo kInfo[] = {
     {"f32", "F32", 4, 1, true},  {"f16", "F16", 2, 1, true}, {"bf16", "BF16", 2, 1, true},
     {"f64", "F64", 8, 1, true},  {"i32", "I32", 4, 1, false}, {"i64", "I64", 8, 1, false},
     {"u8", "U8", 1, 1, false},   {"f8_e4m3", "F8_E4M3", 1, 1, true}, {"f8_e5m2", "F8_E5M2", 1, 1, true},
+    // ggml blocks (st_name: gguf-py's type name; no safetensors file holds them)
+    {"q8_0", "Q8_0", 34, 32, true},   // f16 d, 32 × i8
+    {"q4_0", "Q4_0", 18, 32, true},   // f16 d, 16 bytes of nibbles (q − 8)
+    {"q4_k", "Q4_K", 144, 256, true}, // f16 d, dmin, 12 bytes of 6-bit scales/mins, 128 bytes of nibbles
+    {"q5_k", "Q5_K", 176, 256, true}, // as Q4_K + 32 bytes of high bits
+    {"q6_k", "Q6_K", 210, 256, true}, // 128 low nibbles, 64 high 2-bit, 16 × i8 scales, f16 d
 };
 static_assert(sizeof(kInfo) / sizeof(kInfo[0]) == size_t(DType::COUNT), "one entry per DType");
 
@@ -26,8 +36,30 @@ size_t dtype_bytes(DType t, int64_t n) {
     return size_t(n / i.block_elems) * i.block_bytes;
 }
 
+static const std::pair<DType, GgmlType> kGgml[] = {{DType::Q8_0, GgmlType::Q8_0},
+                                                   {DType::Q4_0, GgmlType::Q4_0},
+                                                   {DType::Q4_K, GgmlType::Q4_K},
+                                                   {DType::Q5_K, GgmlType::Q5_K},
+                                                   {DType::Q6_K, GgmlType::Q6_K}};
+
+uint32_t dtype_ggml_id(DType t) {
+    for (auto& [d, g] : kGgml)
+        if (d == t) return uint32_t(g);
+    WANRT_ASSERT(false);
+}
+
+bool dtype_from_ggml_id(uint32_t id, DType* out) {
+    for (auto& [d, g] : kGgml)
+        if (uint32_t(g) == id) {
+            *out = d;
+            return true;
+        }
+    return false;
+}
+
 bool dtype_from_safetensors(const std::string& s, DType* out) {
     for (size_t i = 0; i < size_t(DType::COUNT); ++i) {
+        if (dtype_is_block(DType(i))) continue;  // not a safetensors dtype
         if (s == kInfo[i].st_name) {
             *out = DType(i);
             return true;
@@ -132,6 +164,21 @@ void store(void* p, DType t, int64_t i, double v) {
 }  // namespace
 
 void convert_elements(const void* src, DType st, void* dst, DType dt, int64_t n) {
+    WANRT_ASSERT(!dtype_is_block(dt) || st == dt);  // nothing encodes to a block type here
+    if (dtype_is_block(st) && st != dt) {
+        // Decoded exactly (gguf-py's f32 arithmetic), in chunks so the f32 copy stays small.
+        const int64_t be = dtype_info(st).block_elems, bb = int64_t(dtype_info(st).block_bytes);
+        WANRT_ASSERT(n % be == 0);
+        std::vector<float> tmp;
+        const int64_t chunk = 64;  // blocks
+        for (int64_t b0 = 0; b0 < n / be; b0 += chunk) {
+            const int64_t nb = std::min(chunk, n / be - b0);
+            tmp.resize(size_t(nb * be));
+            gguf_dequantize(GgmlType(dtype_ggml_id(st)), static_cast<const uint8_t*>(src) + b0 * bb, nb, tmp.data());
+            convert_elements(tmp.data(), DType::F32, static_cast<uint8_t*>(dst) + dtype_bytes(dt, b0 * be), dt, nb * be);
+        }
+        return;
+    }
     if (st == dt) {
         std::memcpy(dst, src, dtype_bytes(st, n));
         return;

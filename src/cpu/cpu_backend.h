@@ -20,6 +20,7 @@ public:
     const char* kind() const override { return kKind; }
     std::string description() const override;
     bool host_visible() const override { return true; }
+    bool holds_block_types() const override { return true; }
 
     std::shared_ptr<Buffer> alloc(size_t bytes) override;
     void upload(const Tensor& dst, const void* src) override;

@@ -317,7 +317,7 @@ struct GgufTensorSource::Store {
     std::map<std::string, bool> is_decoded;
 };
 
-GgufTensorSource::GgufTensorSource(std::shared_ptr<const GgufFile> file)
+GgufTensorSource::GgufTensorSource(std::shared_ptr<const GgufFile> file, GgufBlocks blocks)
     : file_(std::move(file)), store_(std::make_shared<Store>()) {
     store_->map = file_->keepalive();
     for (const GgufTensorInfo& t : file_->tensors()) {
@@ -329,6 +329,7 @@ GgufTensorSource::GgufTensorSource(std::shared_ptr<const GgufFile> file)
             case GgmlType::F16: s.dtype = DType::F16; break;
             case GgmlType::BF16: s.dtype = DType::BF16; break;
             default:
+                if (blocks == GgufBlocks::Keep && dtype_from_ggml_id(t.type_id, &s.dtype)) break;  // the bytes as they are
                 if (!t.type->dequantizable)
                     fail("gguf", file_->path(), ": tensor '", t.name, "' has type ", t.type->name, " (id ", t.type_id,
                          "), which wanrt cannot load; re-convert it to F16, BF16, Q8_0 or a K-quant");
@@ -344,8 +345,8 @@ GgufTensorSource::GgufTensorSource(std::shared_ptr<const GgufFile> file)
     }
 }
 
-std::shared_ptr<GgufTensorSource> GgufTensorSource::open(const std::string& path) {
-    return std::make_shared<GgufTensorSource>(GgufFile::open(path));
+std::shared_ptr<GgufTensorSource> GgufTensorSource::open(const std::string& path, GgufBlocks blocks) {
+    return std::make_shared<GgufTensorSource>(GgufFile::open(path), blocks);
 }
 
 std::vector<std::string> GgufTensorSource::names() const {

@@ -108,14 +108,20 @@ private:
     std::map<std::string, size_t> tensor_index_;
 };
 
+// What a GgufTensorSource hands out for quantized tensors: F32 decoded on first lookup (Decode), or,
+// for the types wanrt has a DType for (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K), views of the mapping in that
+// block dtype (Keep): WeightLoader then keeps linear weights quantized on the CPU backend
+// (cpu/cpu_qmatmul.cpp) and decodes everything else (biases, other backends) once at load.
+enum class GgufBlocks { Decode, Keep };
+
 // A GGUF file as named host tensors, for the loaders: names as stored, torch-order shapes. F32, F16
-// and BF16 tensors are views of the mapping in their own dtype; quantized tensors are dequantized to
-// F32 on first lookup and cached for the life of the source (a later step keeps them quantized).
-// Construction fails on a tensor whose type cannot be decoded, naming it.
+// and BF16 tensors are views of the mapping in their own dtype; quantized tensors are block-dtype
+// views (GgufBlocks::Keep, types with a DType) or dequantized to F32 on first lookup and cached for
+// the life of the source. Construction fails on a tensor whose type cannot be decoded, naming it.
 class GgufTensorSource final : public TensorSource {
 public:
-    explicit GgufTensorSource(std::shared_ptr<const GgufFile> file);
-    static std::shared_ptr<GgufTensorSource> open(const std::string& path);
+    explicit GgufTensorSource(std::shared_ptr<const GgufFile> file, GgufBlocks blocks = GgufBlocks::Decode);
+    static std::shared_ptr<GgufTensorSource> open(const std::string& path, GgufBlocks blocks = GgufBlocks::Decode);
 
     std::string origin() const override { return file_->path(); }
     std::vector<std::string> names() const override;

@@ -20,6 +20,13 @@
 
 namespace wanrt {
 
+// How a GGUF DiT's quantized linears should be loaded for a backend: kept in their block types
+// where the backend holds them (the CPU: 4–8× less weight memory than f32, cpu/qmatmul.h), decoded
+// at load elsewhere (CUDA: dequantized to its compute dtype, as before).
+inline GgufBlocks gguf_blocks_for(const Backend& be) {
+    return be.holds_block_types() ? GgufBlocks::Keep : GgufBlocks::Decode;
+}
+
 // Throws a one-line [gguf] error for a GGUF of another architecture or one lacking a DiT tensor.
 // num_heads > 0 overrides the dim / 128 rule (small test models).
 DitConfig infer_dit_config(const GgufFile& file, int64_t num_heads = 0, std::string* prefix_out = nullptr);

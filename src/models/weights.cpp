@@ -30,8 +30,9 @@ const StoredTensor& WeightLoader::lookup(const std::string& name, const Shape& s
 }
 
 Tensor WeightLoader::make(const StoredTensor& st, DType dtype, const Shape& shape) {
-    const bool aligned = reinterpret_cast<uintptr_t>(st.data) % dtype_size(dtype) == 0;
-    if (st.dtype == dtype && be_.host_visible() && aligned) {
+    // Block types are read byte-wise (their f16 scales through memcpy): any address will do.
+    const bool aligned = dtype_is_block(dtype) || reinterpret_cast<uintptr_t>(st.data) % dtype_size(dtype) == 0;
+    if (st.dtype == dtype && be_.host_visible() && aligned && (!dtype_is_block(dtype) || be_.holds_block_types())) {
         auto buf = std::make_shared<ForeignBuffer>(&be_, const_cast<void*>(st.data), st.nbytes, src_->keepalive());
         return Tensor(buf, dtype, shape);
     }

@@ -9,9 +9,12 @@
 #include <memory>
 
 #include "core/error.h"
+#include "cpu/qmatmul.h"
+#include "io/gguf_quants.h"
 #include "ops/clamp.h"
 #include "testing/op_table.h"
 #include "testing/ref64.h"
+#include "testing/ref_quantize.h"
 
 namespace wanrt::testing {
 
@@ -82,6 +85,63 @@ OpCase linear(std::string name, LinearRow r, std::vector<OpSig> sigs = kLinearSi
                 if (!c.perf) p.ref = ref64::linear(x.v, w.v, q.bias ? &b.v : nullptr, q.act, rows, q.N, q.K);
                 p.flop = 2.0 * double(rows) * double(q.N) * double(q.K);
                 p.bytes = nbytes({x.t, w.t}) + double(rows * q.N) * double(dtype_size(xt));
+                p.shape = cat(rows, "x", q.N, "x", q.K, q.act != Act::None ? " +act" : "");
+                return p;
+            }};
+}
+
+// ---- linear on block-quantized weights (CPU: cpu/qmatmul.h) -------------------------------------
+// W: random f32 quantized by the reference quantizer (testing/ref_quantize.h); the oracle is the
+// decoded W (gguf_dequantize, exact) in float64 times x as the kernel sees it: x itself on the sgemm
+// path, x rounded per 32 to int8 (d = amax/127, round half to even, in f32 as the kernel does) on the
+// integer path (M ≤ kQlinearIntMaxRows). What is left is f32 rounding of block-scale products and
+// sums, so the f32 bound holds (quantization error itself: docs/perf.md).
+const std::vector<OpSig> kQSigs = {{F32, DType::Q8_0}, {F32, DType::Q4_0}, {F32, DType::Q4_K}, {F32, DType::Q5_K}, {F32, DType::Q6_K}};
+const std::vector<OpSig> kQ32Sigs = {{F32, DType::Q8_0}, {F32, DType::Q4_0}};  // K a multiple of 32 only
+
+Vec as_kernel_sees(const Vec& x, int64_t M, int64_t K) {  // per row, per 32: amax/127 scale, int8
+    Vec out(x.size());
+    for (int64_t m = 0; m < M; ++m)
+        for (int64_t b = 0; b < K / 32; ++b) {
+            const double* xb = x.data() + m * K + 32 * b;
+            float amax = 0;
+            for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(float(xb[i])));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            for (int i = 0; i < 32; ++i) out[size_t(m * K + 32 * b + i)] = double(d) * std::nearbyint(float(xb[i]) * id);
+        }
+    return out;
+}
+
+OpCase qlinear(std::string name, LinearRow r, std::vector<OpSig> sigs = kQSigs, bool sized = false, int which = 0) {
+    return {"linear", std::move(name), std::move(sigs), sized, Check::Close, [r, sized, which](CaseCtx& c) {
+                LinearRow q = r;
+                if (sized) {  // the DiT's projections, widths rounded up to whole K-quant blocks
+                    auto up = [](int64_t v) { return (v + 255) / 256 * 256; };
+                    const auto& s = c.sizes;
+                    q.M = s.tokens;
+                    q.N = which == 1 ? up(s.ffn) : up(s.dim);
+                    q.K = which == 2 ? up(s.ffn) : up(s.dim);
+                }
+                const DType wt = c.sig.w;
+                const int64_t rows = q.M * std::max<int64_t>(q.batch, 1);
+                const Shape xs = q.batch ? Shape{q.batch, q.M, q.K} : Shape{q.M, q.K};
+                Input x = c.rand(F32, xs, 1.f, q.x), wf = c.rand(F32, {q.N, q.K}, 0.2f), b = c.rand(F32, {q.N});
+                std::vector<float> wv(wf.v.begin(), wf.v.end());
+                const std::vector<uint8_t> bytes = ref_quantize(wt, wv.data(), q.N * q.K);
+                Tensor w = c.be.empty(wt, {q.N, q.K});
+                c.be.upload(w, bytes.data());
+                Out y = std::make_shared<Tensor>();
+                Prepared p;
+                p.run = [=] { *y = ops::linear(x.t, w, q.bias ? &b.t : nullptr, q.act); };
+                p.result = read(y);
+                if (!c.perf) {
+                    std::vector<float> wd(size_t(q.N * q.K));
+                    gguf_dequantize(GgmlType(dtype_ggml_id(wt)), bytes.data(), q.N * q.K / dtype_info(wt).block_elems, wd.data());
+                    const Vec xk = rows <= cpu::kQlinearIntMaxRows ? as_kernel_sees(x.v, rows, q.K) : x.v;
+                    p.ref = ref64::linear(xk, Vec(wd.begin(), wd.end()), q.bias ? &b.v : nullptr, q.act, rows, q.N, q.K);
+                }
+                p.flop = 2.0 * double(rows) * double(q.N) * double(q.K);
+                p.bytes = nbytes({x.t, w}) + double(rows * q.N) * 4.0;
                 p.shape = cat(rows, "x", q.N, "x", q.K, q.act != Act::None ? " +act" : "");
                 return p;
             }};
@@ -600,6 +660,23 @@ std::vector<OpCase> make_table() {
         linear("linear_qkv", {}, kLinearSigs, true, 0),
         linear("linear_ffn_up_gelu", {0, 0, 0, false, Act::GeluTanh}, kLinearSigs, true, 1),
         linear("linear_ffn_down", {}, kLinearSigs, true, 2),
+        // linear on block-quantized weights: the integer path (M ≤ 16: one row, a 4-row tile plus a
+        // remainder, the boundary, more W rows than one 16-row chunk) and the sgemm path (M 17, 33,
+        // batch, views), K = 256·k and 32·k, odd N, every epilogue.
+        qlinear("qlinear_M1_N45_K256", {1, 45, 256, true}),
+        qlinear("qlinear_M7_N33_K512_gelu_tanh", {7, 33, 512, true, Act::GeluTanh}),
+        qlinear("qlinear_M16_N17_K768", {16, 17, 768}),
+        qlinear("qlinear_M17_N31_K256_silu", {17, 31, 256, true, Act::Silu}),
+        qlinear("qlinear_M33_N45_K512", {33, 45, 512, true}),
+        qlinear("qlinear_padded_x", {5, 19, 256, true, Act::None, L::Padded}),
+        qlinear("qlinear_offset_x_batch", {3, 24, 256, true, Act::GeluErf, L::Offset, 2}),
+        qlinear("qlinear_transposed_x_batch", {7, 24, 256, false, Act::None, L::Transposed, 3}),
+        qlinear("qlinear_M1_N31_K96", {1, 31, 96, true}, kQ32Sigs),
+        qlinear("qlinear_M6_N7_K32", {6, 7, 32}, kQ32Sigs),
+        qlinear("qlinear_M37_N29_K160_silu", {37, 29, 160, true, Act::Silu}, kQ32Sigs),
+        qlinear("qlinear_qkv", {}, kQSigs, true, 0),
+        qlinear("qlinear_ffn_up_gelu", {0, 0, 0, false, Act::GeluTanh}, kQSigs, true, 1),
+        qlinear("qlinear_ffn_down", {}, kQSigs, true, 2),
 
         // attention: k_lens, causal (bottom-right), windows, GQA, dv ≠ d, q/softmax scales, T5's
         // relative bias, rows that see no key, key/query tiles, views; the head dims and lengths of
