@@ -280,6 +280,7 @@ private:
         cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
         cublasLtMatrixLayout_t d = nullptr;  // FP8 plans: D's layout when C's type differs from D's
         std::string why;                      // FP8 plans: what refused, when !ok
+        bool c_is_d = true;                   // FP8 plans: C's type is D's (then C = y, else C = null)
         cublasLtMatmulAlgo_t algo{};
         std::vector<cublasLtMatmulAlgo_t> candidates;  // timed on first use, then cleared
     };

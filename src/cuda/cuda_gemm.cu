@@ -213,7 +213,8 @@ void GemmEngine::run(const __nv_bfloat16* x, const __nv_bfloat16* w, const float
 // compute and scale type, the A/B scales as device f32 pointers multiplying the product, a bf16
 // bias vector for f32 and bf16 outputs alike, 16-byte aligned pointers and leading dimensions.
 // D f32 is documented with C f32; PyTorch runs f32 output with a bf16 C type when there is a bias,
-// so both C types are tried (C is never read: beta = 0, C = null, as PyTorch passes it).
+// so both C types are tried. C is never read (beta = 0): it is y where its type is D's (as in
+// NVIDIA's sample), else null (as PyTorch passes it).
 GemmEngine::Plan& GemmEngine::plan_fp8(int64_t M, int64_t N, int64_t K, int flags, const void* bias,
                                        const float* a_scale, const float* b_scale) {
     const Key key{M, N, K, flags, 16};
@@ -276,6 +277,7 @@ GemmEngine::Plan& GemmEngine::plan_fp8(int64_t M, int64_t N, int64_t K, int flag
             cublasLtMatrixLayoutDestroy(c);
         } else {
             p.c = c;
+            p.c_is_d = ct == dt;
         }
     }
     cublasLtMatmulPreferenceDestroy(pref);
@@ -320,11 +322,12 @@ bool GemmEngine::run_fp8(const uint8_t* x8, const float* x_scale, const uint8_t*
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &w_scale, sizeof(w_scale)));
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &x_scale, sizeof(x_scale)));
     const float alpha = 1.f, beta = 0.f;
+    const void* c = p->c_is_d ? y : nullptr;
     if (p->candidates.size() > 1) {  // first use of this problem: keep the fastest candidate
         double best = -1;
         for (const cublasLtMatmulAlgo_t& algo : p->candidates) {
             auto launch = [&] {
-                return cublasLtMatmul(lt_, p->desc, &alpha, w8, p->a, x8, p->b, &beta, nullptr, p->c, y, p->d, &algo,
+                return cublasLtMatmul(lt_, p->desc, &alpha, w8, p->a, x8, p->b, &beta, c, p->c, y, p->d, &algo,
                                       ws_, ws_bytes_, stream_) == CUBLAS_STATUS_SUCCESS;
             };
             if (!launch()) continue;  // also the warm-up
@@ -333,7 +336,7 @@ bool GemmEngine::run_fp8(const uint8_t* x8, const float* x_scale, const uint8_t*
         }
         p->candidates.clear();
     }
-    CUBLAS_CHECK(cublasLtMatmul(lt_, p->desc, &alpha, w8, p->a, x8, p->b, &beta, nullptr, p->c, y, p->d, &p->algo, ws_,
+    CUBLAS_CHECK(cublasLtMatmul(lt_, p->desc, &alpha, w8, p->a, x8, p->b, &beta, c, p->c, y, p->d, &p->algo, ws_,
                                 ws_bytes_, stream_));
     if (post_bias || post_act) {
         const int64_t n = M * N;
