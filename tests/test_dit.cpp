@@ -189,7 +189,7 @@ TEST(DitGolden, HalfPrecisionMatricesUsedInPlace) {
 TEST(DitGolden, Fp8LinearsWithinDocumentedError) {
     // --linear_dtype fp8 on the CPU: the block linears quantized to e4m3 (per-tensor scales) and
     // run through the emulation (ops/linear_fp8.h). Both samples of the t2v fixture against the
-    // float64 golden: the FP8 error, bounded from above (docs/perf.md: measured ≈ FP8_MEASURED)
+    // float64 golden: the FP8 error, bounded from above (measured 2.1e-2 and 3.0e-2, bound 6e-2; docs/perf.md)
     // and from below (the quantization really ran: never silently the f32 path, which is ≤ 1e-5).
     auto be = make_cpu_backend(2);
     Golden g = open_dit_fixture("dit_t2v.safetensors");
@@ -218,7 +218,7 @@ TEST(DitGolden, Fp8LinearsWithinDocumentedError) {
     for (int i = 0; i < 2; ++i) {
         const Err e = compare(outs[size_t(i)], load_f64(*g.f, cat("out.y", i)));
         std::printf("  fp8 t2v out.y%d vs float64 golden: rel-L2 %.3e  max abs %.3e\n", i, e.rel_l2, e.max_abs);
-        EXPECT_LE(e.rel_l2, 0.1) << "sample " << i;
+        EXPECT_LE(e.rel_l2, 6e-2) << "sample " << i;
         EXPECT_GE(e.rel_l2, 1e-4) << "sample " << i << ": no FP8 error at all; did the quantized path run?";
     }
     // A second quantization is a no-op; bad flag values are one line.

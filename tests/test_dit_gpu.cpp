@@ -114,7 +114,7 @@ TEST(DitGoldenGpu, T2VFp8Linears) {
     ASSERT_EQ(yg.size(), yc.size());
     for (size_t i = 0; i < yg.size(); ++i) {
         const std::string n = "out.y" + std::to_string(i);
-        EXPECT_CLOSE(yg[i], load_f64(*f, n), FP8_GOLDEN_BOUND, "cuda fp8 " + n + " vs float64 golden");
+        EXPECT_CLOSE(yg[i], load_f64(*f, n), 6e-2, "cuda fp8 " + n + " vs float64 golden");
         EXPECT_CLOSE(yg[i], yc[i], 3e-2, "cuda fp8 " + n + " vs the CPU emulation");
     }
 }

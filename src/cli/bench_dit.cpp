@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <utility>
 #include <map>
 
@@ -169,9 +168,8 @@ void run(const Opts& o) {
             num += (double(y8[i]) - y_ref[i]) * (double(y8[i]) - y_ref[i]);
             den += double(y_ref[i]) * y_ref[i];
         }
-        const char* fa = std::getenv("WANRT_FP8_FAST_ACCUM");
         rep.config.push_back({"fp8", cat("block linears e4m3 (per-tensor scales, fast accumulation ",
-                                         fa && std::string(fa) == "0" ? "off" : "on", "): ", median(ms) / median(ms8),
+                                         ops::fp8_fast_accum() ? "on" : "off", "): ", median(ms) / median(ms8),
                                          "x the first forward's speed; output rel-L2 vs it ", std::sqrt(num / std::max(den, 1e-300)))});
     }
     if (const MemoryStats mem = base->memory_stats(); mem.reserved > 0)  // backends that track it

@@ -1,8 +1,6 @@
 // FP8 block linears for the DiT: see dit_fp8.h.
 #include "models/dit_fp8.h"
 
-#include <cstdlib>
-
 #include "core/error.h"
 #include "models/dit.h"
 #include "models/dit_weights.h"
@@ -18,8 +16,6 @@ bool parse_linear_dtype_fp8(const std::string& flag, const std::string& value) {
 }
 
 void quantize_dit_linears_fp8(DitWeights& w, const DitConfig& c) {
-    const char* env = std::getenv("WANRT_FP8_FAST_ACCUM");
-    const bool fast = !(env && std::string(env) == "0");
     for (auto& [name, l] : dit_linears(w, c)) {
         if (name.rfind("blocks.", 0) != 0 || !l->w.defined()) continue;  // block linears only (absent I2V ones skipped)
         if (l->w.dtype() == DType::F8E4M3) continue;                     // already quantized
@@ -29,7 +25,6 @@ void quantize_dit_linears_fp8(DitWeights& w, const DitConfig& c) {
         Fp8Tensor q = ops::quantize_fp8(l->w);
         l->w = q.q;  // the unquantized weight is freed here
         l->w_scale = q.scale;
-        l->fp8_fast_accum = fast;
     }
 }
 

@@ -21,8 +21,8 @@ struct DitWeights;
 bool parse_linear_dtype_fp8(const std::string& flag, const std::string& value);
 
 // Quantizes the block linears of w in place (the unquantized weights are freed). Fails with one
-// line naming the layer when a shape is not FP8-legal (K and N multiples of 16). Fast accumulation
-// (cuBLASLt's CUBLASLT_MATMUL_DESC_FAST_ACCUM) is on unless WANRT_FP8_FAST_ACCUM=0.
+// line naming the layer when a shape is not FP8-legal (K and N multiples of 16). They run with
+// ops::fp8_fast_accum() (cuBLASLt's fast accumulation unless WANRT_FP8_FAST_ACCUM=0).
 void quantize_dit_linears_fp8(DitWeights& w, const DitConfig& c);
 void quantize_dit_linears_fp8(DitModel& model);
 

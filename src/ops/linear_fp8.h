@@ -51,6 +51,11 @@ inline float fp8_scale_of_amax(float amax) {
 
 namespace ops {
 
+// Whether models run their FP8 linears with fast accumulation: yes unless the environment sets
+// WANRT_FP8_FAST_ACCUM=0 (read once). Fast accumulation skips cuBLASLt's periodic promotion of the
+// FP8 tensor-core sums to f32: faster, at an error the op table's fast-accumulation rows bound.
+bool fp8_fast_accum();
+
 // x f32, bf16 or f16 (any shape, any strides) → its per-tensor e4m3fn quantization.
 Fp8Tensor quantize_fp8(const Tensor& x);
 

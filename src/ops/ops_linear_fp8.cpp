@@ -1,7 +1,18 @@
 // Front-ends of the FP8 ops (ops/linear_fp8.h): checks, output allocation, dispatch.
 #include "ops/linear_fp8.h"
 
+#include <cstdlib>
+#include <string>
+
 namespace wanrt::ops {
+
+bool fp8_fast_accum() {
+    static const bool on = [] {
+        const char* e = std::getenv("WANRT_FP8_FAST_ACCUM");
+        return !(e && std::string(e) == "0");
+    }();
+    return on;
+}
 
 Fp8Tensor quantize_fp8(const Tensor& x_in) {
     if (!x_in.defined()) fail("quantize_fp8", "input tensor is undefined");
