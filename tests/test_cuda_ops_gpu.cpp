@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "cuda/cuda_backend.h"
+#include "ops/linear_fp8.h"
 #include "test_util.h"
 #include "testing/ref64.h"
 
@@ -96,6 +97,37 @@ TEST_F(CudaOps, LinearCachesFollowWrites) {
                  "linear of a transposed x");
 }
 
+// FP8 (ops/linear_fp8.h; sm_89+): the quantized activation is kept for the next linear of the
+// same x (q, k and v share it) and must follow in-place writes like the bf16 staging. Doubling x
+// doubles its scale exactly and keeps every code, so y doubles exactly.
+TEST_F(CudaOps, Fp8ActivationCacheFollowsWrites) {
+    const int64_t M = 24, N = 32, K = 64;
+    Tensor x = upload(randn(size_t(M * K), 11), {1, M, K});
+    Fp8Tensor w = ops::quantize_fp8(upload(randn(size_t(N * K), 12, 0.2f), {N, K}));
+    const std::vector<float> y1 = ops::to_host_f32(ops::linear_fp8(x, w.q, w.scale));
+    const std::vector<float> y1b = ops::to_host_f32(ops::linear_fp8(x, w.q, w.scale));  // the kept quantization
+    EXPECT_EQ(y1, y1b);
+    Tensor gate = upload(std::vector<float>(size_t(K), 1.0f), {1, K});
+    ops::gated_residual(x, x, gate);  // x = 2x in place
+    const std::vector<float> y2 = ops::to_host_f32(ops::linear_fp8(x, w.q, w.scale));
+    ASSERT_EQ(y2.size(), y1.size());
+    int off = 0;
+    for (size_t i = 0; i < y1.size(); ++i) off += std::fabs(y2[i] - 2 * y1[i]) > 1e-6f * std::fabs(y1[i]) + 1e-30f;
+    EXPECT_EQ(off, 0) << "linear_fp8 after x changed in place used a stale quantization";
+    // The other activation in between drops the kept one; the weight's quantization on the device
+    // equals the CPU's code for code (the op table checks this exactly, here on a large tensor).
+    const std::vector<float> wv = randn(size_t(1536 * 256), 13, 0.05f);
+    Fp8Tensor wg = ops::quantize_fp8(upload(wv, {1536, 256}));
+    auto cpu = make_cpu_backend(2);
+    Fp8Tensor wc = ops::quantize_fp8(ops::from_host(*cpu, DType::F32, {1536, 256}, wv.data()));
+    std::vector<uint8_t> a(wg.q.nbytes()), b(wc.q.nbytes());
+    be->synchronize();
+    be->download(wg.q, a.data());
+    cpu->download(wc.q, b.data());
+    EXPECT_EQ(a, b) << "GPU and CPU e4m3 codes differ";
+    EXPECT_EQ(ops::to_host_f32(wg.scale), ops::to_host_f32(wc.scale));
+}
+
 TEST_F(CudaOps, AllocatorReusesBlocks) {
     // The same op sequence twice: the second pass must not reserve more device memory.
     auto step = [&] {
@@ -119,6 +151,8 @@ TEST_F(CudaOps, ErrorsAreLoud) {
     EXPECT_TRUE(be->supports(LinearArgs::kName, DType::F32, DType::BF16));
     EXPECT_TRUE(be->supports(LinearArgs::kName, DType::BF16, DType::BF16));  // bf16 activations between linears
     EXPECT_FALSE(be->supports(LinearArgs::kName, DType::F16, DType::BF16));
+    EXPECT_TRUE(be->supports(LinearFp8Args::kName, DType::F32, DType::F8E4M3));
+    EXPECT_TRUE(be->supports(LinearFp8Args::kName, DType::BF16, DType::F8E4M3));
     EXPECT_TRUE(be->supports(AttentionArgs::kName, DType::F32, DType::BF16));  // a bf16 KV cache read in place
     // A signature without a kernel: the dispatcher's one-line error, not a wrong result.
     Tensor xh = be->empty(DType::F16, {2, 8});

@@ -3,6 +3,7 @@
 // (mask + image latent) and clip_fea [257, 1280] (FLF2V: [514, 1280], both frames' CLIP tokens),
 // random here: the cost does not depend on the values.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <utility>
 #include <map>
@@ -12,6 +13,7 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "models/dit.h"
+#include "models/dit_fp8.h"
 #include "models/dit_weights.h"
 #include "models/lora.h"
 #include "pipeline/diffusers_folder.h"
@@ -29,7 +31,7 @@ namespace {
 constexpr int64_t kClipTokens = 257, kClipDim = 1280;
 
 struct Opts {
-    std::string ckpt_dir, model = "t2v-1.3B", weights_dtype = "f32", dump;
+    std::string ckpt_dir, model = "t2v-1.3B", weights_dtype = "f32", linear_dtype = "bf16", dump;
     int layers = 2, frames = 1, height = 480, width = 832, text_tokens = 120, lora_rank = 0;
     bool profile = true;
     RunOpts run{"auto", "", 1, 3, 0};
@@ -79,6 +81,7 @@ void run(const Opts& o) {
     if (o.height % 16 || o.width % 16 || o.height <= 0 || o.width <= 0)
         fail("bench", "--height/--width must be positive multiples of 16, got ", o.height, "x", o.width);
     o.run.validate();
+    const bool fp8 = parse_linear_dtype_fp8("--linear_dtype", o.linear_dtype);
     auto base = make_backend(o.run.device, o.run.threads);
 
     DitConfig cfg;
@@ -199,9 +202,33 @@ void run(const Opts& o) {
     if (q_bytes.first > 0)
         rep.config.push_back({"block linears", cat(mib(q_bytes.first), " MiB in ", o.weights_dtype, " (f32: ", mib(q_bytes.second),
                                                    " MiB, ", double(q_bytes.second) / double(q_bytes.first), "x less)")});
+    // --linear_dtype fp8: the same forward again with the block linears quantized (models/dit_fp8.h),
+    // in the same process after the bf16 one: its time, the ratio, and the output's rel-L2 against
+    // the bf16 output (the FP8 error on this model). The per-op rows are then the FP8 forward's.
+    std::vector<BenchRow> prof = per_op;
+    if (fp8) {
+        const std::vector<float> y_ref = ops::to_host_f32(out0[0]);
+        quantize_dit_linears_fp8(model);
+        std::vector<Tensor> out8;
+        prof = profile_ops(*base, [&] { out8 = model.forward({s}, seq_len); });
+        double flop8 = 0;
+        for (const BenchRow& r : prof) flop8 += r.flop;
+        std::vector<double> ms8 = time_repeats(*base, std::max(0, o.run.warmup - 1), o.run.repeats,
+                                               [&] { model.forward({s}, seq_len); });
+        rep.rows.push_back({cat("forward (", cfg.num_layers, " blocks), FP8 block linears"), ms8, flop8});
+        const std::vector<float> y8 = ops::to_host_f32(out8[0]);
+        double num = 0, den = 0;
+        for (size_t i = 0; i < y8.size() && i < y_ref.size(); ++i) {
+            num += (double(y8[i]) - y_ref[i]) * (double(y8[i]) - y_ref[i]);
+            den += double(y_ref[i]) * y_ref[i];
+        }
+        rep.config.push_back({"fp8", cat("block linears e4m3 (per-tensor scales, fast accumulation ",
+                                         ops::fp8_fast_accum() ? "on" : "off", "): ", median(ms) / median(ms8),
+                                         "x the first forward's speed; output rel-L2 vs it ", std::sqrt(num / std::max(den, 1e-300)))});
+    }
     if (const MemoryStats mem = base->memory_stats(); mem.reserved > 0)  // backends that track it
         rep.config.push_back({"peak memory", cat(double(mem.peak) / double(1 << 30), " GiB in use (weights included)")});
-    if (o.profile) rep.rows.insert(rep.rows.end(), per_op.begin(), per_op.end());
+    if (o.profile) rep.rows.insert(rep.rows.end(), prof.begin(), prof.end());
     rep.print();
     rep.write_json(o.run.json);
 }
@@ -214,6 +241,9 @@ void setup(CLI::App& bench) {
     c->add_option("--layers", o->layers, "Synthetic model blocks (0 = all of the preset)")->capture_default_str();
     c->add_option("--weights_dtype", o->weights_dtype, "Synthetic linear weights: f32, bf16, f16; CPU: q8_0, q4_0, q4_k, "
                                                        "q5_k, q6_k (the blocks' linears quantized from f32)")->capture_default_str();
+    c->add_option("--linear_dtype", o->linear_dtype, "Block linears: bf16 (the backend's own precision; f32 on the CPU) "
+                                                     "or fp8 (W8A8 e4m3; times the bf16 forward first, then FP8, in one run)")
+        ->capture_default_str();
     c->add_option("--frames", o->frames, "Pixel frames (4n+1)")->capture_default_str();
     c->add_option("--height", o->height, "Pixel height")->capture_default_str();
     c->add_option("--width", o->width, "Pixel width")->capture_default_str();

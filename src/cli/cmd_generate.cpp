@@ -52,6 +52,7 @@
 #include "core/sysinfo.h"
 #include "io/output_file.h"
 #include "ops/ops.h"
+#include "models/dit_fp8.h"
 #include "models/taehv.h"
 #include "pipeline/demo.h"
 #include "pipeline/generate.h"
@@ -103,6 +104,7 @@ struct Opts {
     std::string vae = "wan", vae_checkpoint;  // --vae tae: decode with TAEHV (models/taehv.h)
     std::vector<std::string> loras;  // --lora FILE[:STRENGTH], repeatable (models/lora.h)
     std::string lora_mode = "auto";
+    std::string linear_dtype = "bf16";  // --linear_dtype fp8: FP8 block linears (models/dit_fp8.h)
 };
 
 // "1000,757,522" → {1000, 757, 522}; entries in [0, 1000] (integers with warp). The library drops a
@@ -745,6 +747,7 @@ void run(Opts o) {
     }
     const bool causal = p.req.causal.has_value(), image = p.image_task || !p.req.image_rgb.empty(), clip = !p.moe && !p.ti2v;
     p.model.lora = p.lora;
+    p.model.linear_fp8 = parse_linear_dtype_fp8("--linear_dtype", o.linear_dtype);
     const GenerateResult r = run_generate(p.model, be, std::move(p.req), progress_printer(p));
 
     const auto t_w = clock::now();
@@ -831,6 +834,9 @@ void setup(CLI::App& app) {
     c->add_option("--lora", o->loras, "LoRA FILE[:STRENGTH] for the DiT (repeatable; ComfyUI, musubi/kohya, diffusers/PEFT "
                                       "and lightx2v .diff formats)");
     c->add_option("--lora_mode", o->lora_mode, "auto (merge into f32 weights, else run time), merge or runtime")
+        ->capture_default_str();
+    c->add_option("--linear_dtype", o->linear_dtype, "DiT block linears: bf16 (the backend's own precision) or fp8 "
+                                                     "(W8A8 e4m3, sm_89+ GPUs; emulated on the CPU)")
         ->capture_default_str();
     c->callback([o] { run(*o); });
 }

@@ -107,6 +107,17 @@ public:
     // out (f32) was just written with exactly the bf16 values in `bf16`: keep them as the staged
     // bf16 copy, so the linear that follows skips its conversion. Calls wrote(out).
     void keep_staged(const Tensor& out, std::shared_ptr<Buffer> bf16);
+    // The last activation quantized to FP8 (cuda_linear_fp8_ops.cpp), kept like staged_bf16 so that
+    // the q, k and v projections of one x quantize it once: codes, then the f32 scale at scale_offset.
+    struct Fp8Staged {
+        std::weak_ptr<Buffer> src;
+        size_t offset = 0;
+        int64_t numel = 0;
+        uint64_t version = 0;
+        size_t scale_offset = 0;
+        std::shared_ptr<Buffer> q;
+    };
+    Fp8Staged& fp8_staged() { return fp8_staged_; }
     // k_lens on the device (null when empty), re-uploaded only when they change.
     const int32_t* device_klens(const std::vector<int32_t>& k_lens, int B);
     // Key ranges for one unmasked attention of one sample (see cuda_backend.cpp).
@@ -143,6 +154,7 @@ private:
     std::set<std::string> warned_;
     std::map<std::tuple<const Buffer*, size_t, Shape, Shape>, WeightEntry> weights_;
     Staged staged_;
+    Fp8Staged fp8_staged_;
     std::vector<int32_t> klens_host_;
     std::unordered_map<const Buffer*, uint64_t> versions_;
     uint64_t version_counter_ = 0;

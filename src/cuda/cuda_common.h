@@ -264,17 +264,31 @@ public:
     void run(const __nv_bfloat16* x, const __nv_bfloat16* w, const float* bias, int act, void* y, int64_t M, int64_t N,
              int64_t K, bool y_bf16 = false);
 
+    // FP8 (sm_89+, ops/linear_fp8.h): y [M, N] (f32, or bf16 when y_bf16) = act(x8 [M, K] · w8 [N, K]ᵀ ·
+    // (*x_scale · *w_scale) + bias [N]), x8 and w8 e4m3fn codes, the scales device floats, bias bf16
+    // or null, fp32 accumulation (fast_accum: cuBLASLt's FP8 fast accumulation). K and N multiples
+    // of 16, every pointer 16-byte aligned. Returns false, launching nothing, with *why set, when
+    // cuBLASLt has no FP8 algorithm for the problem (the caller turns that into a one-line error).
+    bool run_fp8(const uint8_t* x8, const float* x_scale, const uint8_t* w8, const float* w_scale,
+                 const __nv_bfloat16* bias, int act, void* y, int64_t M, int64_t N, int64_t K, bool y_bf16,
+                 bool fast_accum, std::string* why);
+
 private:
     struct Plan {
         bool ok = false;
         cublasLtMatmulDesc_t desc = nullptr;
         cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+        cublasLtMatrixLayout_t d = nullptr;  // FP8 plans: D's layout when C's type differs from D's
+        std::string why;                      // FP8 plans: what refused, when !ok
+        bool c_is_d = true;                   // FP8 plans: C's type is D's (then C = y, else C = null)
         cublasLtMatmulAlgo_t algo{};
         std::vector<cublasLtMatmulAlgo_t> candidates;  // timed on first use, then cleared
     };
     // (M, N, K, epilogue | output-type bit, alignment class)
     using Key = std::tuple<int64_t, int64_t, int64_t, int, int>;
     Plan& plan(int64_t M, int64_t N, int64_t K, int epilogue, int align);
+    Plan& plan_fp8(int64_t M, int64_t N, int64_t K, int flags, const void* bias, const float* a_scale,
+                   const float* b_scale);
 
     cudaStream_t stream_;
     cublasLtHandle_t lt_ = nullptr;

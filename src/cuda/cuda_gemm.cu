@@ -7,6 +7,8 @@
 // stored w read as a K×N column-major matrix (transposed by the op) and x' is x as K×M.
 #include <algorithm>
 #include <cstdlib>
+#include <string>
+#include <vector>
 
 #include "cuda/cuda_common.h"
 
@@ -15,7 +17,9 @@ namespace wanrt::cuda {
 namespace {
 
 enum Epi { kEpiNone = 0, kEpiBias = 1, kEpiGelu = 2, kEpiGeluBias = 3 };
-constexpr int kOutBf16 = 8;  // plan-key bit: bf16 output
+constexpr int kOutBf16 = 8;     // plan-key bit: bf16 output
+constexpr int kFp8 = 16;        // plan-key bit: an FP8 plan (plan_fp8)
+constexpr int kFastAccum = 32;  // plan-key bit: FP8 fast accumulation
 
 __device__ __forceinline__ float load_f(const float* p) { return *p; }
 __device__ __forceinline__ float load_f(const __nv_bfloat16* p) { return __bfloat162float(*p); }
@@ -23,11 +27,11 @@ __device__ __forceinline__ void store_f(float* p, float v) { *p = v; }
 __device__ __forceinline__ void store_f(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 
 // In place on y, for the fallback paths (a bf16 y is then rounded twice, as by unfused ops).
-template <class Y>
-__global__ void bias_act_kernel(Y* __restrict__ y, const float* __restrict__ bias, int act, int64_t N, int64_t n) {
+template <class Y, class B = float>
+__global__ void bias_act_kernel(Y* __restrict__ y, const B* __restrict__ bias, int act, int64_t N, int64_t n) {
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
         float v = load_f(y + i);
-        if (bias) v += bias[i % N];
+        if (bias) v += load_f(bias + i % N);
         store_f(y + i, activate(act, v));
     }
 }
@@ -94,6 +98,7 @@ GemmEngine::~GemmEngine() {
         if (p.a) cublasLtMatrixLayoutDestroy(p.a);
         if (p.b) cublasLtMatrixLayoutDestroy(p.b);
         if (p.c) cublasLtMatrixLayoutDestroy(p.c);
+        if (p.d) cublasLtMatrixLayoutDestroy(p.d);
     }
     if (lt_) cublasLtDestroy(lt_);
 }
@@ -200,6 +205,149 @@ void GemmEngine::run(const __nv_bfloat16* x, const __nv_bfloat16* w, const float
             bias_act_kernel<<<blocks, 256, 0, stream_>>>(static_cast<float*>(y), post_bias, post_act, N, n);
         CUDA_CHECK_LAUNCH();
     }
+}
+
+// ---- FP8 (ops/linear_fp8.h) ----
+// NVIDIA's FP8 rules for cuBLASLt on Hopper (cuBLAS docs, cublasLtMatmul; CUDALibrarySamples
+// LtFp8Matmul; PyTorch's scaled_gemm): the "TN" layout (A transposed, B not), e4m3 operands, f32
+// compute and scale type, the A/B scales as device f32 pointers multiplying the product, a bf16
+// bias vector for f32 and bf16 outputs alike, 16-byte aligned pointers and leading dimensions.
+// D f32 is documented with C f32; PyTorch runs f32 output with a bf16 C type when there is a bias,
+// so both C types are tried. C is never read (beta = 0): it is y where its type is D's (as in
+// NVIDIA's sample), else null (as PyTorch passes it).
+GemmEngine::Plan& GemmEngine::plan_fp8(int64_t M, int64_t N, int64_t K, int flags, const void* bias,
+                                       const float* a_scale, const float* b_scale) {
+    const Key key{M, N, K, flags, 16};
+    auto it = plans_.find(key);
+    if (it != plans_.end()) return it->second;
+    Plan& p = plans_[key];
+    const bool out_bf16 = flags & kOutBf16;
+    const int epilogue = flags & 3;
+    CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    const cublasOperation_t opT = CUBLAS_OP_T, opN = CUBLAS_OP_N;
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opT, sizeof(opT)));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opN, sizeof(opN)));
+    const int8_t fast = (flags & kFastAccum) ? 1 : 0;
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof(fast)));
+    // A is the weight (its scale: a_scale), B the activations.
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &a_scale, sizeof(a_scale)));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &b_scale, sizeof(b_scale)));
+    cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_DEFAULT;
+    if (epilogue == kEpiBias) epi = CUBLASLT_EPILOGUE_BIAS;
+    if (epilogue == kEpiGelu) epi = CUBLASLT_EPILOGUE_GELU;
+    if (epilogue == kEpiGeluBias) epi = CUBLASLT_EPILOGUE_GELU_BIAS;
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
+    if (epilogue & kEpiBias) {
+        const cudaDataType_t bt = CUDA_R_16BF;
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof(bt)));
+        // The heuristic reads the pointer's alignment.
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+    }
+    const cudaDataType_t dt = out_bf16 ? CUDA_R_16BF : CUDA_R_32F;
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_8F_E4M3, uint64_t(K), uint64_t(N), K));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_8F_E4M3, uint64_t(K), uint64_t(M), K));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.d, dt, uint64_t(N), uint64_t(M), N));
+
+    cublasLtMatmulPreference_t pref;
+    CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes_,
+                                                      sizeof(ws_bytes_)));
+    const uint32_t al = 16;
+    for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
+        CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, attr, &al, sizeof(al)));
+    std::string tried;
+    const std::vector<cudaDataType_t> ctypes =
+        out_bf16 ? std::vector<cudaDataType_t>{CUDA_R_16BF} : std::vector<cudaDataType_t>{CUDA_R_32F, CUDA_R_16BF};
+    for (cudaDataType_t ct : ctypes) {
+        if (p.c) break;
+        cublasLtMatrixLayout_t c = nullptr;
+        CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&c, ct, uint64_t(N), uint64_t(M), N));
+        cublasLtMatmulHeuristicResult_t res[8] = {};
+        int found = 0;
+        const cublasStatus_t st =
+            cublasLtMatmulAlgoGetHeuristic(lt_, p.desc, p.a, p.b, c, p.d, pref, plan_candidates(), res, &found);
+        if (st == CUBLAS_STATUS_SUCCESS)
+            for (int i = 0; i < found; ++i)
+                if (res[i].state == CUBLAS_STATUS_SUCCESS) p.candidates.push_back(res[i].algo);
+        if (p.candidates.empty()) {
+            tried += std::string(tried.empty() ? "" : "; ") + "C " + (ct == CUDA_R_32F ? "f32" : "bf16") +
+                     ": cublasLtMatmulAlgoGetHeuristic " +
+                     (st == CUBLAS_STATUS_SUCCESS ? std::string("found no algorithm") : cublas_status_name(st));
+            cublasLtMatrixLayoutDestroy(c);
+        } else {
+            p.c = c;
+            p.c_is_d = ct == dt;
+        }
+    }
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (!p.candidates.empty()) {
+        p.algo = p.candidates[0];
+        p.ok = true;
+    } else {
+        p.why = tried;
+    }
+    return p;
+}
+
+bool GemmEngine::run_fp8(const uint8_t* x8, const float* x_scale, const uint8_t* w8, const float* w_scale,
+                         const __nv_bfloat16* bias, int act, void* y, int64_t M, int64_t N, int64_t K, bool y_bf16,
+                         bool fast_accum, std::string* why) {
+    if (M == 0 || N == 0) return true;
+    const uintptr_t bits = reinterpret_cast<uintptr_t>(x8) | reinterpret_cast<uintptr_t>(w8) |
+                           reinterpret_cast<uintptr_t>(y) | reinterpret_cast<uintptr_t>(bias) |
+                           reinterpret_cast<uintptr_t>(x_scale) % 4 | reinterpret_cast<uintptr_t>(w_scale) % 4;
+    if (K <= 0 || K % 16 || N % 16 || (bits & 15u)) {
+        *why = "FP8 GEMMs need K and N multiples of 16 and 16-byte aligned operands";
+        return false;
+    }
+    const int flags_base = kFp8 | (y_bf16 ? kOutBf16 : 0) | (fast_accum ? kFastAccum : 0);
+    int epi = bias ? kEpiBias : kEpiNone;
+    if (act == 1) epi |= kEpiGelu;  // cuBLASLt's GELU is the tanh form: gelu_tanh
+    int post_act = act == 1 ? 0 : act;
+    const __nv_bfloat16* post_bias = nullptr;
+    Plan* p = &plan_fp8(M, N, K, flags_base | epi, bias, w_scale, x_scale);
+    if (!p->ok && epi != kEpiNone) {  // no fused epilogue for this problem: bias and activation in a kernel
+        p = &plan_fp8(M, N, K, flags_base | kEpiNone, nullptr, w_scale, x_scale);
+        post_bias = bias;
+        post_act = act;
+    }
+    if (!p->ok) {
+        *why = p->why;
+        return false;
+    }
+    // The pointers change from call to call (a new activation scale each time).
+    if (!post_bias && bias)
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &w_scale, sizeof(w_scale)));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &x_scale, sizeof(x_scale)));
+    const float alpha = 1.f, beta = 0.f;
+    const void* c = p->c_is_d ? y : nullptr;
+    if (p->candidates.size() > 1) {  // first use of this problem: keep the fastest candidate
+        double best = -1;
+        for (const cublasLtMatmulAlgo_t& algo : p->candidates) {
+            auto launch = [&] {
+                return cublasLtMatmul(lt_, p->desc, &alpha, w8, p->a, x8, p->b, &beta, c, p->c, y, p->d, &algo,
+                                      ws_, ws_bytes_, stream_) == CUBLAS_STATUS_SUCCESS;
+            };
+            if (!launch()) continue;  // also the warm-up
+            const double ms = time_on_stream(stream_, [&] { return launch() && launch(); });
+            if (ms >= 0 && (best < 0 || ms < best)) best = ms, p->algo = algo;
+        }
+        p->candidates.clear();
+    }
+    CUBLAS_CHECK(cublasLtMatmul(lt_, p->desc, &alpha, w8, p->a, x8, p->b, &beta, c, p->c, y, p->d, &p->algo, ws_,
+                                ws_bytes_, stream_));
+    if (post_bias || post_act) {
+        const int64_t n = M * N;
+        const int blocks = int(std::min<int64_t>((n + 255) / 256, 1 << 20));
+        if (y_bf16)
+            bias_act_kernel<<<blocks, 256, 0, stream_>>>(static_cast<__nv_bfloat16*>(y), post_bias, post_act, N, n);
+        else
+            bias_act_kernel<<<blocks, 256, 0, stream_>>>(static_cast<float*>(y), post_bias, post_act, N, n);
+        CUDA_CHECK_LAUNCH();
+    }
+    return true;
 }
 
 }  // namespace wanrt::cuda

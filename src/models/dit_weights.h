@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "ops/linear_fp8.h"
 #include "ops/ops.h"
 
 namespace wanrt {
@@ -26,8 +27,15 @@ Tensor linear_with_lora(const Linear& l, const Tensor& x, Activation act, DType 
 struct Linear {
     Tensor w, b;  // w [out, in], b [out]
     std::vector<LoraBranch> lora;  // run-time LoRA branches; empty without (merged or none)
+    // FP8 linears (dit_fp8.h): w is F8E4M3 and w_scale its f32 [1] scale (ops/linear_fp8.h).
+    Tensor w_scale{};
     Tensor operator()(const Tensor& x, Activation act = Activation::None, DType out = DType::F32) const {
         if (!lora.empty()) return linear_with_lora(*this, x, act, out);
+        return plain(x, act, out);
+    }
+    // The layer without its LoRA branches.
+    Tensor plain(const Tensor& x, Activation act = Activation::None, DType out = DType::F32) const {
+        if (w.dtype() == DType::F8E4M3) return ops::linear_fp8(x, w, w_scale, &b, act, out, ops::fp8_fast_accum());
         return ops::linear(x, w, &b, act, out);
     }
 };

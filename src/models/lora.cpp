@@ -471,9 +471,14 @@ Tensor linear_with_lora(const Linear& l, const Tensor& x, Activation act, DType 
     // Many tokens: one GEMM on the patched weight keeps the fused bias/activation/cast epilogue.
     if (how == LoraApply::Patch || (how == LoraApply::Auto && patch_weight(l, x)))
         return ops::linear(x, patched_weight(l), &l.b, act, out);
-    Tensor y = ops::linear(x, l.w, &l.b);  // [..., out] f32, the activation after the branches
+    Tensor y = l.plain(x);  // [..., out] f32, the activation after the branches
+    // The branches take f32 where the backend has no linear for x's dtype (a bf16 FFN hidden
+    // state feeding an FP8 ffn.2 on the CPU).
+    const bool x_ok = x.dtype() == DType::F32 || l.lora.empty() ||
+                      x.backend()->supports(LinearArgs::kName, x.dtype(), l.lora.front().down.dtype());
+    const Tensor xb = x_ok ? x : ops::to_dtype(x, DType::F32);
     for (const LoraBranch& br : l.lora) {
-        Tensor d = ops::linear(x, br.down);               // [..., r] (a full difference: [..., out])
+        Tensor d = ops::linear(xb, br.down);              // [..., r] (a full difference: [..., out])
         if (br.up.defined()) d = ops::linear(d, br.up);   // [..., out]
         const Tensor* in[2] = {&y, &d};
         const float coef[2] = {1.0f, br.scale};

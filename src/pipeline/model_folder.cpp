@@ -17,6 +17,7 @@
 #include "io/comfy_source.h"
 #include "io/gguf.h"
 #include "io/safetensors.h"
+#include "models/dit_fp8.h"
 #include "models/taehv.h"
 #include "ops/ops.h"
 #include "pipeline/diffusers_folder.h"
@@ -382,8 +383,9 @@ std::shared_ptr<const DitModel> run_dit_load_stage(const T2VModelParts& m, Backe
                                       : "load DiT with " + std::to_string(m.lora.files.size()) + " LoRA file" +
                                             (m.lora.files.size() == 1 ? "" : "s") + " (--lora_mode " +
                                             lora_mode_name(m.lora.mode) + ")");
-    std::shared_ptr<const DitModel> model = dit.src ? load_dit_with_lora(m.dit_config, dit.src, be, dit.prefix, m.lora)
-                                                    : load_dit_with_lora(m.dit_config, m.dit_weights(), be, "", m.lora);
+    std::shared_ptr<DitModel> model = dit.src ? load_dit_with_lora(m.dit_config, dit.src, be, dit.prefix, m.lora)
+                                              : load_dit_with_lora(m.dit_config, m.dit_weights(), be, "", m.lora);
+    if (m.linear_fp8) quantize_dit_linears_fp8(*model);  // after LoRA merging
     load_seconds = seconds_since(t0);
     return model;
 }

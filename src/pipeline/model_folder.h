@@ -128,6 +128,7 @@ struct T2VModelParts {
     bool ti2v() const { return dit_config.model_type == "ti2v"; }
     std::shared_ptr<void> keepalive;  // e.g. the demo's temporary tokenizer folder
     LoraOptions lora;                 // LoRA files applied to the DiT as it loads (models/lora.h)
+    bool linear_fp8 = false;          // --linear_dtype fp8: block linears quantized after loading (models/dit_fp8.h)
 };
 
 // Scans, requires completeness, reads config.json and the VAE config. No weights are loaded.

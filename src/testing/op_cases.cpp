@@ -891,6 +891,7 @@ std::vector<OpCase> make_table() {
         kv_sink_write("kv_sink_filling", 2.0, 3, -1, -1),
         kv_sink_write("kv_sink_write", 2.0, -1, -1, 4, true),
     };
+    for (OpCase& c : fp8_op_cases()) t.push_back(std::move(c));
     for (OpCase& c : backward_op_cases()) t.push_back(std::move(c));  // op_cases_backward.cpp
     return t;
 }

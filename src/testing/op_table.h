@@ -87,10 +87,15 @@ struct OpCase {
     bool sized = false;       // takes ctx.sizes: also a row of `wanrt bench ops`
     Check check = Check::Close;
     std::function<Prepared(CaseCtx&)> build;
+    // Optional: the case's own relative-L2 bound per backend and signature, replacing tolerance()'s
+    // rule by precision (the FP8 rows: their reference is the quantized emulation or the exact op).
+    std::function<double(const Backend&, OpSig)> tol = nullptr;
 };
 
 // Every row, in op order.
 const std::vector<OpCase>& op_table();
+// The FP8 ops' rows (op_cases_fp8.cpp), part of op_table().
+std::vector<OpCase> fp8_op_cases();
 
 // Registered ops that no row tests; registered (op, signature) pairs of a backend kind that no row runs at.
 std::vector<std::string> ops_without_case();
