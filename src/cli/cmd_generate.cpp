@@ -325,16 +325,18 @@ void resolve_task(const Opts& o, Plan& p) {
         }
         WANRT_CHECK(!has_image || is_image_task(o.task) || o.task == "ti2v-5B", "generate", "--image is for image-to-video; --task ", o.task,
                     " takes only a prompt (use --task i2v-14B with an I2V model folder, or leave out --image)");
-        WANRT_CHECK(!p.demo || is_image_task(o.task) || is_flf2v_task(o.task) || is_moe_task(o.task), "generate",
+        WANRT_CHECK(!p.demo || is_image_task(o.task) || is_flf2v_task(o.task) || is_moe_task(o.task) ||
+                        o.task == "ti2v-5B", "generate",
                     "--task ", o.task,
                     " needs its model folder: pass --ckpt_dir (without both, the built-in demo model runs)");
     }
     if (p.demo) {
         p.kind = "demo";
         p.flf2v = has_first || is_flf2v_task(o.task);
-        p.image_task = p.flf2v || has_image || is_image_task(o.task);
+        p.ti2v = o.task == "ti2v-5B";  // --image (optional) is its i2v mode, not the Wan2.1 i2v demo
+        p.image_task = p.flf2v || (has_image && !p.ti2v) || is_image_task(o.task);
         p.moe = is_moe_task(o.task);
-        p.task = p.moe          ? TaskInfo{o.task + "-demo", "demo", true}
+        p.task = p.moe || p.ti2v ? TaskInfo{o.task + "-demo", "demo", true}
                  : p.flf2v      ? TaskInfo{"flf2v-demo", "demo", true}
                  : p.image_task ? TaskInfo{"i2v-demo", "demo", true}
                                 : TaskInfo{"t2v-demo", "demo", true};
@@ -462,14 +464,18 @@ T2VOptions resolve_options(Opts& o, Plan& p) {
     }
 
     // Model shapes (the demo's are known without building anything).
-    const DemoConfig dc = p.moe ? demo_moe_config(i2v) : flf2v ? demo_flf2v_config() : i2v ? demo_i2v_config() : demo_config();
+    const DemoConfig dc = p.moe    ? demo_moe_config(i2v)
+                          : p.ti2v ? demo_ti2v_config()
+                          : flf2v  ? demo_flf2v_config()
+                          : i2v    ? demo_i2v_config()
+                                   : demo_config();
     const DitConfig& dit = demo ? dc.dit : p.model.dit_config;
     const VaeConfig& vae = demo ? dc.vae : p.model.vae_config;
     if (p.ti2v) {
         // The picture (optional: image-to-video) is read now: a bad file fails before any weights load.
         if (!o.image.empty()) p.picture = read_image(o.image);
         const TI2VImage img{o.image.empty() ? nullptr : p.picture.rgb.data(), p.picture.height, p.picture.width};
-        const TI2VLatentShape s = ti2v_shape(img, opt, dit, p.model.vae22_config);
+        const TI2VLatentShape s = ti2v_shape(img, opt, dit, demo ? dc.vae22 : p.model.vae22_config);
         p.video_size = {s.latent[2], s.latent[3], s.latent[2] * 16, s.latent[3] * 16};
     } else if (flf2v) {
         // Both pictures are read now: a bad file or a size mismatch fails before any weights load.
@@ -564,12 +570,15 @@ Plan make_plan(Opts& o) {
 void announce(const Opts& o, Plan& p, Backend& be) {
     if (p.demo) {
         std::fprintf(stderr,
-                     "generate: no --ckpt_dir given: running the built-in demo model (tiny Wan2.1 T5/%sDiT/VAE with "
+                     "generate: no --ckpt_dir given: running the built-in demo model (tiny %s T5/%sDiT/VAE with "
                      "random weights; the video is structured noise). Pass --ckpt_dir for a real model.\n",
+                     p.ti2v ? "Wan2.2" : "Wan2.1",
                      p.moe ? (p.image_task ? "two i2v-A14B expert " : "two t2v-A14B expert ")
-                     : p.flf2v ? "CLIP/flf2v " : p.image_task ? "CLIP/i2v " : "");
-        p.model = p.moe ? demo_moe_model_parts(p.image_task)
-                  : p.flf2v ? demo_flf2v_model_parts() : p.image_task ? demo_i2v_model_parts() : demo_model_parts();
+                     : p.ti2v ? "ti2v-5B " : p.flf2v ? "CLIP/flf2v " : p.image_task ? "CLIP/i2v " : "");
+        p.model = p.moe     ? demo_moe_model_parts(p.image_task)
+                  : p.ti2v  ? demo_ti2v_model_parts()
+                  : p.flf2v ? demo_flf2v_model_parts()
+                  : p.image_task ? demo_i2v_model_parts() : demo_model_parts();
     }
     p.model.vae_config.tiling = p.vae_tiling;
     if (p.ti2v && p.picture.frames > 0) {
