@@ -103,6 +103,8 @@ struct Opts {
     std::string vae = "wan", vae_checkpoint;  // --vae tae: decode with TAEHV (models/taehv.h)
     std::vector<std::string> loras;  // --lora FILE[:STRENGTH], repeatable (models/lora.h)
     std::string lora_mode = "auto";
+    bool stream_blocks = false, t5_cpu = false;  // --offload (models/dit_offload.h), --t5_cpu
+    std::string max_vram;                        // --max_vram SIZE, the --offload budget
 };
 
 // "1000,757,522" → {1000, 757, 522}; entries in [0, 1000] (integers with warp). The library drops a
@@ -281,6 +283,7 @@ struct Plan {
     I2VSize video_size;               // i2v, flf2v: the video's size from the (first) picture and max_area
     LoraOptions lora;                 // --lora, --lora_mode (set on the model parts before the run)
     VaeTiling vae_tiling;             // --vae_tile, applied to the model's VAE config once it exists
+    DitOffloadOptions offload;        // --offload, --max_vram (set on the model parts before the run)
 };
 
 // Refuses the flags of the other mode (--causal or not).
@@ -550,6 +553,11 @@ Plan make_plan(Opts& o) {
         p.req.generator = open_generator(o.generator);
     }
     check_tae_flags(o, p);
+    WANRT_CHECK(o.max_vram.empty() || o.stream_blocks, "generate", "--max_vram is the budget of --offload; add --offload");
+    WANRT_CHECK(!o.stream_blocks || !o.causal, "generate", "--offload streams the DiT blocks of the CFG pipelines; "
+                "--causal needs them resident: leave out --offload");
+    p.offload.enabled = o.stream_blocks;
+    if (!o.max_vram.empty()) p.offload.max_vram = parse_memory_size(o.max_vram, "generate");
     // LoRA files: the arguments and the files' presence now; their keys are matched as the DiT loads.
     for (const std::string& a : o.loras) {
         LoraSpec s = parse_lora_arg(a);
@@ -754,6 +762,14 @@ void run(Opts o) {
     }
     const bool causal = p.req.causal.has_value(), image = p.image_task || !p.req.image_rgb.empty(), clip = !p.moe && !p.ti2v;
     p.model.lora = p.lora;
+    p.model.offload = p.offload;
+    p.model.t5_cpu = o.t5_cpu;
+    if (o.stream_blocks)
+        std::fprintf(stderr,
+                     be->host_visible() ? "generate: --offload does nothing on %s: the weights already live in host memory\n"
+                                        : "generate: --offload: DiT blocks beyond %s stream from pinned host memory\n",
+                     be->host_visible() ? be->name().c_str()
+                     : o.max_vram.empty() ? "none (no --max_vram)" : ("the --max_vram " + o.max_vram + " budget").c_str());
     const GenerateResult r = run_generate(p.model, be, std::move(p.req), progress_printer(p));
 
     const auto t_w = clock::now();
@@ -837,6 +853,11 @@ void setup(CLI::App& app) {
         c->add_option("--generator", o->generator, "--causal: DiT weights from a CausVid / Self-Forcing / StreamDiffusionV2 "
                                                    "checkpoint instead of the folder's"),
     };
+    c->add_flag("--offload", o->stream_blocks, "Keep DiT blocks in pinned host memory and stream them to the GPU "
+                                               "ahead of use (a no-op on the CPU)");
+    c->add_option("--max_vram", o->max_vram, "--offload: device memory for the DiT's weights, e.g. 16G; the blocks "
+                                             "that fit stay resident (default: stream every block)");
+    c->add_flag("--t5_cpu", o->t5_cpu, "Run the umT5 text encoder on the CPU (official flag); its outputs are uploaded");
     c->add_option("--lora", o->loras, "LoRA FILE[:STRENGTH] for the DiT (repeatable; ComfyUI, musubi/kohya, diffusers/PEFT "
                                       "and lightx2v .diff formats)");
     c->add_option("--lora_mode", o->lora_mode, "auto (merge into f32 weights, else run time), merge or runtime")
