@@ -793,8 +793,8 @@ void setup(CLI::App& app) {
     // As argparse in generate.py: a repeated flag takes its last value.
     c->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     c->add_option("--task", o->task,
-                  "t2v-1.3B, t2v-14B, t2i-14B, i2v-14B, flf2v-14B, t2v-A14B or i2v-A14B (default: the --ckpt_dir "
-                  "folder's model)");
+                  "t2v-1.3B, t2v-14B, t2i-14B, i2v-14B, flf2v-14B, t2v-A14B, i2v-A14B or ti2v-5B (default: the "
+                  "--ckpt_dir folder's model)");
     c->add_option("--size", o->size,
                   "WIDTH*HEIGHT, multiples of 16 (default: 832*480 for 1.3B, 1280*720 for 14B, 256*256 demo); i2v: "
                   "the max area W*H, the video keeps the picture's aspect (default 832*480 for a 480P folder, else "
