@@ -66,7 +66,8 @@ TEST(DitOffload, StreamedForwardEqualsResidentBitForBit) {
         int64_t resident;  // blocks the budget should keep
         int slots;
     };
-    for (const Case k : {Case{0, 2}, Case{0, 3}, Case{2, 2}, Case{5, 2}, Case{3, 4}}) {
+    // A budget keeps R blocks with S slots when R + S < L (at R + S ≥ L everything fits: see below).
+    for (const Case k : {Case{0, 2}, Case{0, 3}, Case{2, 2}, Case{3, 2}, Case{1, 4}, Case{0, 6}}) {
         DitOffloadOptions o;
         o.enabled = o.on_host = true;
         o.slots = k.slots;
@@ -91,6 +92,17 @@ TEST(DitOffload, StreamedForwardEqualsResidentBitForBit) {
                 << "offloaded forward " << rep << " differs from the resident one";
         }
     }
+    // A budget that holds every block streams none.
+    DitOffloadOptions o;
+    o.enabled = o.on_host = true;
+    o.max_vram = int64_t(DitModel(c, src, *be, "", o).offload_plan().other_bytes + size_t(c.num_layers) * block);
+    DitModel all(c, src, *be, "", o);
+    EXPECT_FALSE(all.offloaded());
+    EXPECT_EQ(all.offload_plan().resident_blocks, c.num_layers);
+    o.max_vram -= 1;  // one byte less: the last blocks stream
+    DitModel fewer(c, src, *be, "", o);
+    EXPECT_TRUE(fewer.offloaded());
+    EXPECT_EQ(fewer.offload_plan().resident_blocks, c.num_layers - 3);  // room for L − 3 blocks + 2 slots
 }
 
 // On a device backend the weights that stream leave the device: the allocator's peak over load +
