@@ -183,4 +183,37 @@ TEST(DitOffload, CausalModelRefusesStreamedBlocks) {
     expect_error([&] { CausalDitModel c(m); }, {"[causal_dit]", "--offload"});
 }
 
+// The flags: one line, exit 1, nothing written (run on the dev machine: the CLI path is the build's).
+TEST(DitOffloadCli, CommandLine) {
+    TempDir tmp;
+    const std::string out = (tmp.path / "o.y4m").string();
+    const std::string small = " --size 64*64 --frame_num 5 --sample_steps 1 --threads 2 --device cpu --save_file " + out;
+    struct Case {
+        std::string args, expect;
+    };
+    for (const Case& c : std::vector<Case>{
+             {"generate --max_vram 4G" + small, "--max_vram is the budget of --offload"},
+             {"generate --offload --max_vram 4Q" + small, "bad size \"4Q\""},
+             {"generate --offload --max_vram 0" + small, "bad size \"0\""},
+             {"generate --offload --causal --size 64*64 --frame_num 9 --device cpu --save_file " + out,
+              "--causal needs them resident"},
+             {"bench dit --max_vram 4G --device cpu", "add --offload"},
+         }) {
+        CliRun r = run_cli(c.args);
+        EXPECT_EQ(r.code, 1) << c.args << "\n" << r.out;
+        EXPECT_NE(r.out.find(c.expect), std::string::npos) << c.args << "\n" << r.out;
+        EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << c.args << "\n" << r.out;
+        EXPECT_FALSE(std::filesystem::exists(out)) << c.args;
+    }
+    // On the CPU --offload (and --t5_cpu) change nothing: the same video, and a note says so.
+    const std::string a = (tmp.path / "a.y4m").string(), b = (tmp.path / "b.y4m").string();
+    const std::string run = "generate --task ti2v-5B --base_seed 2 --size 64*64 --frame_num 5 --sample_steps 2 "
+                            "--threads 2 --device cpu --save_file ";
+    ASSERT_EQ(run_cli(run + a).code, 0);
+    CliRun r = run_cli(run + b + " --offload --max_vram 1G --t5_cpu");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("--offload does nothing on cpu"), std::string::npos) << r.out;
+    EXPECT_TRUE(read_file(a) == read_file(b));
+}
+
 }  // namespace wanrt::test
