@@ -299,6 +299,8 @@ TEST_F(DiffusersTi2v, MixedGenerationsAreOneLineExitOneNoFile) {
         {"generate --ckpt_dir " + diff_ + " --size 48*48" + save, "[ti2v]"},
         {"generate --ckpt_dir " + diff_ + " --task t2v-A14B" + kSmall + save, "needs a t2v-A14B model but"},
         {"generate --task ti2v-5B --vae tae --vae_checkpoint x.pth" + std::string(kSmall) + save, "[generate]"},
+        {"generate --task ti2v-5B --size 80*48 --frame_num 5 --device cpu" + save, "[ti2v]"},  // the demo: multiples of 32
+        {"generate --task ti2v-5B --frame_num 6 --device cpu" + save, "4n+1"},
     };
     for (const Case& c : cases) {
         CliRun r = run_cli(c.args);
