@@ -295,8 +295,13 @@ TEST(Lora, RuntimeMatchesMerged) {
     ASSERT_EQ(ym.size(), yr.size());
     for (size_t i = 0; i < ym.size(); ++i) {
         const auto m = to_f64(ym[i]);
-        EXPECT_CLOSE(to_f64(yr[i]), m, std::string(be->kind()) == "cpu" ? 2e-5 : 1e-2, "runtime vs merged y" + std::to_string(i));
-        EXPECT_GT(compare(to_f64(yb[i]), m).rel_l2, 1e-2) << "the LoRA barely changes the output; the test would not see a dropped branch";
+        // GPU bound from the H100 run of 2026-12-05: 1.6e-2 on y1 (bf16 W+ΔW rounded once vs W and ΔW
+        // apart, through random-weight blocks; the DiT golden itself is 4e-3 there).
+        const double bound = std::string(be->kind()) == "cpu" ? 2e-5 : 3e-2;
+        EXPECT_CLOSE(to_f64(yr[i]), m, bound, "runtime vs merged y" + std::to_string(i));
+        const double effect = compare(to_f64(yb[i]), m).rel_l2;
+        std::printf("  LoRA effect on y%zu: rel-L2 %.3e (bound %.0e)\n", i, effect, bound);
+        EXPECT_GT(effect, 10 * bound) << "the LoRA barely changes the output; the test would not see a dropped branch";
     }
 }
 
