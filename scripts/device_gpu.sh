@@ -8,7 +8,7 @@
 # and staged by `scripts/device_gpu.sh stage` into .devcarry/ (bin/ + libs.tar.xz with the host
 # libraries the CLI needs, fixtures/ with the fixtures the GPU tests read that are not in
 # tests/fixtures, copied from ../shared/fixtures), which the run carries. Usage on the device:
-#   scripts/device_gpu.sh [ops] [perf] [dit] [bench] [bench-full]     (default: ops perf)
+#   scripts/device_gpu.sh [ops] [perf] [dit] [bench] [bench-full] [offload]     (default: ops perf)
 #
 # Issue 14 (I2V / FLF2V) on the GPU. Its chain fixtures are too big to travel with the others (the
 # run carries at most 64 MiB with the working tree, ~20 MB of it tests/fixtures): they are an opt-in
@@ -26,13 +26,13 @@ cd "$ROOT"
 if [[ "${1:-}" == "stage" ]]; then  # dev machine: copy binaries and host libraries into .devcarry
     BUILD=${BUILD:-build-cuda}
     rm -rf .devcarry && mkdir -p .devcarry/bin
-    TESTS="test_backend_ops test_cuda_ops_gpu test_cuda_perf_gpu test_dit_gpu test_causal test_stream test_vae test_vae_tiled test_step_cache test_clip test_pipeline_i2v test_pipeline_flf2v"
+    TESTS="test_backend_ops test_cuda_ops_gpu test_cuda_perf_gpu test_dit_gpu test_dit_offload test_causal test_stream test_vae test_vae_tiled test_step_cache test_clip test_pipeline_i2v test_pipeline_flf2v"
     # The I2V chain fixtures travel only in their opt-in stage (see the top of the file).
     I2V_FIXTURES="pipeline_i2v.safetensors pipeline_flf2v.safetensors"
     case ${STAGE_FIXTURES:-default} in
         default) ;;
         i2v|flf2v) TESTS="test_clip test_pipeline_i2v test_pipeline_flf2v" ;;
-        wan22) TESTS="test_vae22 test_pipeline_ti2v test_pipeline_moe test_taehv test_lora test_step_cache test_diffusers" ;;
+        wan22) TESTS="test_vae22 test_pipeline_ti2v test_pipeline_moe test_taehv test_lora test_step_cache test_diffusers test_diffusers_ti2v" ;;
         *) echo "stage: STAGE_FIXTURES=$STAGE_FIXTURES: use i2v, flf2v, wan22 or leave it unset" >&2; exit 1 ;;
     esac
     for b in wanrt $(printf 'tests/%s ' $TESTS); do
@@ -154,12 +154,21 @@ for s in "${steps[@]}"; do
             grep -E "golden|tiled|FAILED|PASSED|rc=" "$OUT/test_vae.log" | tail -16 | tee -a "$OUT/summary.txt" ;;
         wan22)  # issues 17-19 on the GPU (stage with STAGE_FIXTURES=wan22): Wan2.2 VAE, TI2V, MoE, TAEHV, LoRA, caching
             log "wan22 goldens on cuda"
-            for t in test_vae22 test_pipeline_ti2v test_pipeline_moe test_taehv test_lora test_step_cache test_diffusers; do
+            for t in test_vae22 test_pipeline_ti2v test_pipeline_moe test_taehv test_lora test_step_cache test_diffusers test_diffusers_ti2v; do
                 [[ -f $BIN/$t ]] || { log "$t not staged"; continue; }
                 WANRT_TEST_DEVICE=cuda timeout 240 $BIN/$t --gtest_filter='-*Pth*:*Cli*:*CommandLine*' > "$OUT/$t.log" 2>&1
                 echo "rc=$?" >> "$OUT/$t.log"
                 grep -E "rel-L2|FAILED|PASSED|rc=" "$OUT/$t.log" | tail -12 | tee -a "$OUT/summary.txt"
             done ;;
+        offload)  # issue 15: DiT blocks streamed from pinned host memory: bit-exact vs resident, peak memory
+            log "test_dit_offload on cuda"
+            WANRT_TEST_DEVICE=cuda timeout 240 $BIN/test_dit_offload --gtest_filter='-*CommandLine*' > "$OUT/offload.log" 2>&1; echo "rc=$?" >> "$OUT/offload.log"
+            for a in "" "--offload --max_vram ${MAX_VRAM:-4G}"; do  # 14B widths, 40 blocks, 480p 81 frames
+                log "bench dit t2v-14B $a"
+                timeout 270 $BIN/wanrt bench dit --device cuda --model t2v-14B --layers 0 --weights_dtype bf16 --frames 81 \
+                    --no_profile --warmup 1 --repeats 2 $a >> "$OUT/offload.log" 2>&1; echo "rc=$?" >> "$OUT/offload.log"
+            done
+            grep -E "peak memory|weights|forward|FAILED|PASSED|rc=" "$OUT/offload.log" | tee -a "$OUT/summary.txt" ;;
         bench-causal)  # issue 6's table: causal DiT cases with per-op breakdown, then streaming V2V
             log "bench causal"
             timeout 300 $BIN/wanrt bench causal --device cuda --v2v ${CAUSAL_ARGS:-} --json "$OUT/bench_causal.json" \

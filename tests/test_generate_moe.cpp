@@ -159,7 +159,7 @@ TEST_F(GenerateMoe, BadInputIsOneLineExitOneNoFile) {
         {"generate --ckpt_dir " + ti2v_vae21 + kSmall + save, "mixes generations"},
         {"generate --ckpt_dir " + ti2v_official + kSmall + save, "size 64*64 is not one ti2v-5B supports"},
         {"generate --ckpt_dir " + ti2v_official + " --size 1280*720" + save, "not one ti2v-5B supports"},
-        {"generate --task ti2v-5B" + std::string(kSmall) + save, "needs its model folder"},
+        {"generate --task ti2v-5B --causal --size 64*64 --frame_num 5 --device cpu" + save, "no causal mode"},
         {"generate --ckpt_dir " + ti2v_ + " --task i2v-A14B" + img + kSmall + save, "needs a i2v-A14B model but"},
         {"generate --ckpt_dir " + ti2v_ + " --size 48*48" + save, "[ti2v]"},
         {"generate --ckpt_dir " + differ + kSmall + save, "experts of"},

@@ -105,6 +105,8 @@ struct Opts {
     std::vector<std::string> loras;  // --lora FILE[:STRENGTH], repeatable (models/lora.h)
     std::string lora_mode = "auto";
     std::string linear_dtype = "bf16";  // --linear_dtype fp8: FP8 block linears (models/dit_fp8.h)
+    bool stream_blocks = false, t5_cpu = false;  // --offload (models/dit_offload.h), --t5_cpu
+    std::string max_vram;                        // --max_vram SIZE, the --offload budget
 };
 
 // "1000,757,522" → {1000, 757, 522}; entries in [0, 1000] (integers with warp). The library drops a
@@ -283,6 +285,7 @@ struct Plan {
     I2VSize video_size;               // i2v, flf2v: the video's size from the (first) picture and max_area
     LoraOptions lora;                 // --lora, --lora_mode (set on the model parts before the run)
     VaeTiling vae_tiling;             // --vae_tile, applied to the model's VAE config once it exists
+    DitOffloadOptions offload;        // --offload, --max_vram (set on the model parts before the run)
 };
 
 // Refuses the flags of the other mode (--causal or not).
@@ -327,16 +330,18 @@ void resolve_task(const Opts& o, Plan& p) {
         }
         WANRT_CHECK(!has_image || is_image_task(o.task) || o.task == "ti2v-5B", "generate", "--image is for image-to-video; --task ", o.task,
                     " takes only a prompt (use --task i2v-14B with an I2V model folder, or leave out --image)");
-        WANRT_CHECK(!p.demo || is_image_task(o.task) || is_flf2v_task(o.task) || is_moe_task(o.task), "generate",
+        WANRT_CHECK(!p.demo || is_image_task(o.task) || is_flf2v_task(o.task) || is_moe_task(o.task) ||
+                        o.task == "ti2v-5B", "generate",
                     "--task ", o.task,
                     " needs its model folder: pass --ckpt_dir (without both, the built-in demo model runs)");
     }
     if (p.demo) {
         p.kind = "demo";
         p.flf2v = has_first || is_flf2v_task(o.task);
-        p.image_task = p.flf2v || has_image || is_image_task(o.task);
+        p.ti2v = o.task == "ti2v-5B";  // --image (optional) is its i2v mode, not the Wan2.1 i2v demo
+        p.image_task = p.flf2v || (has_image && !p.ti2v) || is_image_task(o.task);
         p.moe = is_moe_task(o.task);
-        p.task = p.moe          ? TaskInfo{o.task + "-demo", "demo", true}
+        p.task = p.moe || p.ti2v ? TaskInfo{o.task + "-demo", "demo", true}
                  : p.flf2v      ? TaskInfo{"flf2v-demo", "demo", true}
                  : p.image_task ? TaskInfo{"i2v-demo", "demo", true}
                                 : TaskInfo{"t2v-demo", "demo", true};
@@ -464,14 +469,18 @@ T2VOptions resolve_options(Opts& o, Plan& p) {
     }
 
     // Model shapes (the demo's are known without building anything).
-    const DemoConfig dc = p.moe ? demo_moe_config(i2v) : flf2v ? demo_flf2v_config() : i2v ? demo_i2v_config() : demo_config();
+    const DemoConfig dc = p.moe    ? demo_moe_config(i2v)
+                          : p.ti2v ? demo_ti2v_config()
+                          : flf2v  ? demo_flf2v_config()
+                          : i2v    ? demo_i2v_config()
+                                   : demo_config();
     const DitConfig& dit = demo ? dc.dit : p.model.dit_config;
     const VaeConfig& vae = demo ? dc.vae : p.model.vae_config;
     if (p.ti2v) {
         // The picture (optional: image-to-video) is read now: a bad file fails before any weights load.
         if (!o.image.empty()) p.picture = read_image(o.image);
         const TI2VImage img{o.image.empty() ? nullptr : p.picture.rgb.data(), p.picture.height, p.picture.width};
-        const TI2VLatentShape s = ti2v_shape(img, opt, dit, p.model.vae22_config);
+        const TI2VLatentShape s = ti2v_shape(img, opt, dit, demo ? dc.vae22 : p.model.vae22_config);
         p.video_size = {s.latent[2], s.latent[3], s.latent[2] * 16, s.latent[3] * 16};
     } else if (flf2v) {
         // Both pictures are read now: a bad file or a size mismatch fails before any weights load.
@@ -546,6 +555,11 @@ Plan make_plan(Opts& o) {
         p.req.generator = open_generator(o.generator);
     }
     check_tae_flags(o, p);
+    WANRT_CHECK(o.max_vram.empty() || o.stream_blocks, "generate", "--max_vram is the budget of --offload; add --offload");
+    WANRT_CHECK(!o.stream_blocks || !o.causal, "generate", "--offload streams the DiT blocks of the CFG pipelines; "
+                "--causal needs them resident: leave out --offload");
+    p.offload.enabled = o.stream_blocks;
+    if (!o.max_vram.empty()) p.offload.max_vram = parse_memory_size(o.max_vram, "generate");
     // LoRA files: the arguments and the files' presence now; their keys are matched as the DiT loads.
     for (const std::string& a : o.loras) {
         LoraSpec s = parse_lora_arg(a);
@@ -566,12 +580,15 @@ Plan make_plan(Opts& o) {
 void announce(const Opts& o, Plan& p, Backend& be) {
     if (p.demo) {
         std::fprintf(stderr,
-                     "generate: no --ckpt_dir given: running the built-in demo model (tiny Wan2.1 T5/%sDiT/VAE with "
+                     "generate: no --ckpt_dir given: running the built-in demo model (tiny %s T5/%sDiT/VAE with "
                      "random weights; the video is structured noise). Pass --ckpt_dir for a real model.\n",
+                     p.ti2v ? "Wan2.2" : "Wan2.1",
                      p.moe ? (p.image_task ? "two i2v-A14B expert " : "two t2v-A14B expert ")
-                     : p.flf2v ? "CLIP/flf2v " : p.image_task ? "CLIP/i2v " : "");
-        p.model = p.moe ? demo_moe_model_parts(p.image_task)
-                  : p.flf2v ? demo_flf2v_model_parts() : p.image_task ? demo_i2v_model_parts() : demo_model_parts();
+                     : p.ti2v ? "ti2v-5B " : p.flf2v ? "CLIP/flf2v " : p.image_task ? "CLIP/i2v " : "");
+        p.model = p.moe     ? demo_moe_model_parts(p.image_task)
+                  : p.ti2v  ? demo_ti2v_model_parts()
+                  : p.flf2v ? demo_flf2v_model_parts()
+                  : p.image_task ? demo_i2v_model_parts() : demo_model_parts();
     }
     p.model.vae_config.tiling = p.vae_tiling;
     if (p.ti2v && p.picture.frames > 0) {
@@ -748,6 +765,14 @@ void run(Opts o) {
     const bool causal = p.req.causal.has_value(), image = p.image_task || !p.req.image_rgb.empty(), clip = !p.moe && !p.ti2v;
     p.model.lora = p.lora;
     p.model.linear_fp8 = parse_linear_dtype_fp8("--linear_dtype", o.linear_dtype);
+    p.model.offload = p.offload;
+    p.model.t5_cpu = o.t5_cpu;
+    if (o.stream_blocks)
+        std::fprintf(stderr,
+                     be->host_visible() ? "generate: --offload does nothing on %s: the weights already live in host memory\n"
+                                        : "generate: --offload: DiT blocks beyond %s stream from pinned host memory\n",
+                     be->host_visible() ? be->name().c_str()
+                     : o.max_vram.empty() ? "none (no --max_vram)" : ("the --max_vram " + o.max_vram + " budget").c_str());
     const GenerateResult r = run_generate(p.model, be, std::move(p.req), progress_printer(p));
 
     const auto t_w = clock::now();
@@ -771,8 +796,8 @@ void setup(CLI::App& app) {
     // As argparse in generate.py: a repeated flag takes its last value.
     c->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     c->add_option("--task", o->task,
-                  "t2v-1.3B, t2v-14B, t2i-14B, i2v-14B, flf2v-14B, t2v-A14B or i2v-A14B (default: the --ckpt_dir "
-                  "folder's model)");
+                  "t2v-1.3B, t2v-14B, t2i-14B, i2v-14B, flf2v-14B, t2v-A14B, i2v-A14B or ti2v-5B (default: the "
+                  "--ckpt_dir folder's model)");
     c->add_option("--size", o->size,
                   "WIDTH*HEIGHT, multiples of 16 (default: 832*480 for 1.3B, 1280*720 for 14B, 256*256 demo); i2v: "
                   "the max area W*H, the video keeps the picture's aspect (default 832*480 for a 480P folder, else "
@@ -831,6 +856,11 @@ void setup(CLI::App& app) {
         c->add_option("--generator", o->generator, "--causal: DiT weights from a CausVid / Self-Forcing / StreamDiffusionV2 "
                                                    "checkpoint instead of the folder's"),
     };
+    c->add_flag("--offload", o->stream_blocks, "Keep DiT blocks in pinned host memory and stream them to the GPU "
+                                               "ahead of use (a no-op on the CPU)");
+    c->add_option("--max_vram", o->max_vram, "--offload: device memory for the DiT's weights, e.g. 16G; the blocks "
+                                             "that fit stay resident (default: stream every block)");
+    c->add_flag("--t5_cpu", o->t5_cpu, "Run the umT5 text encoder on the CPU (official flag); its outputs are uploaded");
     c->add_option("--lora", o->loras, "LoRA FILE[:STRENGTH] for the DiT (repeatable; ComfyUI, musubi/kohya, diffusers/PEFT "
                                       "and lightx2v .diff formats)");
     c->add_option("--lora_mode", o->lora_mode, "auto (merge into f32 weights, else run time), merge or runtime")

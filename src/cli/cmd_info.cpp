@@ -132,6 +132,11 @@ void run_diffusers(const std::string& dir) {
                 const char* sub = p == &f.transformer ? "transformer" : "transformer_2";
                 std::printf("                %s\n",
                             summarize(*open_diffusers_transformer(f, sub).weights, nullptr, problems, p->role).c_str());
+            } else if (p == &f.vae && f.expand_timesteps) {  // TI2V-5B: the Wan2.2 VAE
+                const Vae22Config v = diffusers_vae22_config(f);
+                std::printf("                %s\n", summarize(*open_diffusers_vae(f), nullptr, problems, p->role).c_str());
+                std::printf("                Wan2.2 VAE: dim %lld, dec_dim %lld, z_dim %lld, %lld residual blocks per stage\n",
+                            (long long)v.dim, (long long)v.dec_dim, (long long)v.z_dim, (long long)v.num_res_blocks);
             } else if (p == &f.vae) {
                 const VaeConfig v = diffusers_vae_config(f);
                 std::printf("                %s\n", summarize(*open_diffusers_vae(f), nullptr, problems, p->role).c_str());

@@ -42,6 +42,7 @@ void run(const Opts& o) {
     const DemoConfig dc = moe                       ? demo_moe_config(moe_i2v)
                           : o.model == "demo-i2v"   ? demo_i2v_config()
                           : o.model == "demo-flf2v" ? demo_flf2v_config()
+                          : ti2v                    ? demo_ti2v_config()
                                                     : demo_config();
     DitConfig cfg = demo ? dc.dit : moe ? DitConfig::preset(moe_i2v ? "i2v-14B" : "t2v-14B") : DitConfig::preset(o.model);
     cfg.clip_branch = !moe;
@@ -53,7 +54,7 @@ void run(const Opts& o) {
         }
         cfg.model_type = "ti2v";
         cfg.in_dim = cfg.out_dim = 48;
-        if (demo) vae22.dim = vae22.dec_dim = 16, vae22.num_res_blocks = 1;
+        if (demo) vae22 = dc.vae22;  // the built-in TI2V demo's
     }
     if (o.layers < 0) fail("synth", "--layers must be ≥ 0 (0 = the preset's ", cfg.num_layers, ")");
     if (o.layers > 0) cfg.num_layers = o.layers;

@@ -51,6 +51,28 @@ public:
     virtual MemoryStats memory_stats() const { return {}; }
     virtual void reset_peak_memory() {}
 
+    // --- streaming weights (models/dit_offload.h, --offload) ---
+    // Two queues of work: Compute, where ops run in order, and Copy, host→device copies that overlap
+    // them. An Event marks a point in one queue: record(q, e) after the work queued on q so far;
+    // wait(q, e) makes q's later work wait for it (on the device: the host does not block; an event
+    // never recorded is already done). A backend that runs everything in order on the host (the CPU)
+    // has nothing to overlap: the defaults copy at once and their events are no-ops. A GPU backend
+    // (CUDA: a second stream and cudaEvents; Metal: a blit queue and shared events) overlaps.
+    enum class Queue { Compute, Copy };
+    class Event {
+    public:
+        virtual ~Event() = default;
+    };
+    virtual std::unique_ptr<Event> new_event() { return std::make_unique<Event>(); }
+    virtual void record(Queue, Event&) {}
+    virtual void wait(Queue, Event&) {}
+    // Page-locked host memory, host-addressed through ptr(): the source of upload_async. Default:
+    // ordinary host memory.
+    virtual std::shared_ptr<Buffer> alloc_pinned(size_t bytes);
+    // Copies dst.nbytes() bytes from host src (alloc_pinned memory) into the contiguous dst on the
+    // Copy queue; src must stay unchanged until an event recorded after it is done. Default: upload().
+    virtual void upload_async(const Tensor& dst, const void* src) { upload(dst, src); }
+
     // Whether a kernel for op (its args struct's kName) is registered on this kind of backend for
     // these dtypes (see each args struct for what `in` and `w` are).
     bool supports(const char* op, DType in, DType w = DType::F32) const;

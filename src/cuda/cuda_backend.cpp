@@ -219,6 +219,10 @@ CudaBackend::CudaBackend(int device) : device_(device) {
 
 CudaBackend::~CudaBackend() {
     cudaStreamSynchronize(stream_);
+    if (copy_stream_) {
+        cudaStreamSynchronize(copy_stream_);
+        cudaStreamDestroy(copy_stream_);
+    }
     gemm_.reset();
     sdpa_.reset();
     conv_.reset();
@@ -267,7 +271,75 @@ void CudaBackend::download(const Tensor& src, void* dst) {
     CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
-void CudaBackend::synchronize() { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+void CudaBackend::synchronize() {
+    if (copy_stream_) CUDA_CHECK(cudaStreamSynchronize(copy_stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+// ---- weight streaming ----------------------------------------------------------------------------
+
+namespace {
+
+class CudaEvent final : public Backend::Event {
+public:
+    CudaEvent() { CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming)); }
+    ~CudaEvent() override { cudaEventDestroy(ev); }
+    cudaEvent_t ev = nullptr;
+};
+
+class PinnedBuffer final : public Buffer {
+public:
+    PinnedBuffer(Backend* be, void* p, size_t bytes) : Buffer(be, p, bytes) {}
+    ~PinnedBuffer() override { cudaFreeHost(ptr_); }
+};
+
+cudaEvent_t event_of(Backend::Event& e) {
+    auto* c = dynamic_cast<CudaEvent*>(&e);
+    WANRT_CHECK(c != nullptr, "cuda", "an event of another backend was passed to the CUDA backend");
+    return c->ev;
+}
+
+}  // namespace
+
+cudaStream_t CudaBackend::copy_stream() {
+    if (!copy_stream_) {
+        CUDA_CHECK(cudaSetDevice(device_));
+        CUDA_CHECK(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
+    }
+    return copy_stream_;
+}
+
+std::unique_ptr<Backend::Event> CudaBackend::new_event() {
+    CUDA_CHECK(cudaSetDevice(device_));
+    return std::make_unique<CudaEvent>();
+}
+
+void CudaBackend::record(Queue q, Event& e) {
+    CUDA_CHECK(cudaEventRecord(event_of(e), q == Queue::Copy ? copy_stream() : stream_));
+}
+
+void CudaBackend::wait(Queue q, Event& e) {
+    CUDA_CHECK(cudaStreamWaitEvent(q == Queue::Copy ? copy_stream() : stream_, event_of(e), 0));
+}
+
+std::shared_ptr<Buffer> CudaBackend::alloc_pinned(size_t bytes) {
+    void* p = nullptr;
+    const cudaError_t err = cudaHostAlloc(&p, std::max<size_t>(bytes, 1), cudaHostAllocDefault);
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        throw OutOfMemory(cat("[cuda] cannot pin ", bytes, " bytes of host memory for --offload (",
+                              cudaGetErrorString(err), "); raise --max_vram so fewer blocks stream, or free host memory"));
+    }
+    return std::make_shared<PinnedBuffer>(this, p, bytes);
+}
+
+void CudaBackend::upload_async(const Tensor& dst, const void* src) {
+    NvtxRange r("wanrt::upload_async");
+    check_here(dst, "upload_async");
+    WANRT_CHECK(dst.is_contiguous(), "cuda", "upload_async into non-contiguous ", dst.describe());
+    CUDA_CHECK(cudaMemcpyAsync(dst.raw(), src, dst.nbytes(), cudaMemcpyHostToDevice, copy_stream()));
+    wrote(dst);
+}
 
 MemoryStats CudaBackend::memory_stats() const { return alloc_->stats(); }
 void CudaBackend::reset_peak_memory() { alloc_->reset_peak(); }

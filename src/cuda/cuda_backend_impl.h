@@ -68,6 +68,15 @@ public:
     // time instead of keeping both an f32 and a bf16 copy resident.
     DType matrix_dtype(DType) const override { return DType::BF16; }
 
+    // Weight streaming (core/backend.h): the Copy queue is a second stream (made on first use),
+    // events are cudaEvents without timing, pinned memory comes from cudaHostAlloc. synchronize()
+    // waits for both streams.
+    std::unique_ptr<Event> new_event() override;
+    void record(Queue q, Event& e) override;
+    void wait(Queue q, Event& e) override;
+    std::shared_ptr<Buffer> alloc_pinned(size_t bytes) override;
+    void upload_async(const Tensor& dst, const void* src) override;
+
     // NVTX range "wanrt::<op>" around each dispatched op (Nsight Systems).
     void trace_push(const char* name) override;
     void trace_pop() override;
@@ -144,6 +153,8 @@ private:
     cudaDeviceProp props_{};
     int split_kv_ = 0;  // 0 = by rule; see split_kv_count
     cudaStream_t stream_ = nullptr;
+    cudaStream_t copy_stream_ = nullptr;  // the Copy queue (weight streaming), made on first use
+    cudaStream_t copy_stream();
     std::shared_ptr<cuda::DeviceAllocator> alloc_;
     bool alloc_check_ = false;
     std::shared_ptr<std::atomic<int64_t>> guard_failures_ = std::make_shared<std::atomic<int64_t>>(0);

@@ -200,6 +200,44 @@ std::optional<std::string> vae_name(const std::string& n, bool fwd, int64_t R) {
     return std::nullopt;
 }
 
+// The Wan2.2 VAE (AutoencoderKLWan with is_residual; convert_vae_22 in diffusers' script): each stage
+// is a module of its own. Official encoder.downsamples.I.downsamples.J (J < R residual blocks, then the
+// resample at J = R) ↔ encoder.down_blocks.I.resnets.J / encoder.down_blocks.I.downsampler; decoder
+// likewise with upsamples / up_blocks / upsampler and R + 1 residual blocks per stage. The top convs,
+// conv_in, the middle and the head are named as in Wan2.1.
+std::optional<std::string> vae22_name(const std::string& n, bool fwd, int64_t R) {
+    for (const std::string side : {"encoder.", "decoder."}) {
+        if (!starts_with(n, side)) continue;
+        const std::string s = n.substr(side.size());
+        const bool enc = side == "encoder.";
+        const std::string list = enc ? "downsamples." : "upsamples.", block = enc ? "down_blocks." : "up_blocks.",
+                          sampler = enc ? "downsampler." : "upsampler.";
+        const int64_t nres = enc ? R : R + 1;  // residual blocks per stage; the resample follows them
+        int64_t i = 0, j = 0;
+        std::string rest, inner;
+        if (fwd && split_indexed(s, list, &i, &rest)) {
+            if (!split_indexed(rest, list, &j, &inner)) return std::nullopt;
+            if (j < nres) {
+                if (auto r = vae_inner(inner, kVaeResidual, true)) return cat(side, block, i, ".resnets.", j, ".", *r);
+            } else if (j == nres) {
+                if (auto r = vae_inner(inner, kVaeResample, true)) return cat(side, block, i, ".", sampler, *r);
+            }
+            return std::nullopt;
+        }
+        if (!fwd && split_indexed(s, block, &i, &rest)) {
+            if (split_indexed(rest, "resnets.", &j, &inner)) {
+                if (j >= nres) return std::nullopt;
+                if (auto r = vae_inner(inner, kVaeResidual, false)) return cat(side, list, i, ".", list, j, ".", *r);
+            } else if (starts_with(rest, sampler)) {
+                if (auto r = vae_inner(rest.substr(sampler.size()), kVaeResample, false))
+                    return cat(side, list, i, ".", list, nres, ".", *r);
+            }
+            return std::nullopt;
+        }
+    }
+    return vae_name(n, fwd, R);
+}
+
 // ------------------------------------------------------------------------------------------ umT5
 
 // Inside "blocks.N." / "encoder.block.N.". transformers' T5DenseGatedActDense computes
@@ -346,7 +384,8 @@ std::optional<std::vector<DiffusersKey>> to_diffusers(Component c, const std::st
             r = dit_name(official, true);
             break;
         case Component::Vae:
-            r = vae_name(official, true, ctx.vae_num_res_blocks);
+            r = ctx.vae22 ? vae22_name(official, true, ctx.vae_num_res_blocks)
+                          : vae_name(official, true, ctx.vae_num_res_blocks);
             break;
         case Component::TextEncoder:
             r = t5_name(official, true);
@@ -371,7 +410,7 @@ std::optional<OfficialKey> from_diffusers(Component c, const std::string& name, 
             break;
         }
         case Component::Vae:
-            r = vae_name(name, false, ctx.vae_num_res_blocks);
+            r = ctx.vae22 ? vae22_name(name, false, ctx.vae_num_res_blocks) : vae_name(name, false, ctx.vae_num_res_blocks);
             break;
         case Component::TextEncoder:
             r = t5_name(name, false);
@@ -548,10 +587,10 @@ VaeConfig vae_config_from_diffusers(const json& j, const std::string& origin) {
                 "temperal_downsample", "dropout", "latents_mean", "latents_std", "is_residual", "in_channels",
                 "out_channels", "patch_size", "scale_factor_temporal", "scale_factor_spatial", "clip_output"},
                "vae");
-    if ((j.contains("is_residual") && j["is_residual"] == true) || get_int(j, "z_dim", origin, 16) == 48)
+    if (is_vae22_config(j))
         fail("diffusers", origin,
-             ": this is the Wan2.2 VAE (is_residual, z_dim 48); its diffusers names are not "
-             "mapped yet, so use the official folder's Wan2.2_VAE.pth");
+             ": this is the Wan2.2 VAE (is_residual, z_dim 48, TI2V-5B's) but the transformer beside it is a Wan2.1 "
+             "or A14B model (16 latent channels): the folder mixes generations; use the release's Wan2.1 vae/");
     VaeConfig c;
     c.dim = get_int(j, "base_dim", origin, 96);
     c.z_dim = get_int(j, "z_dim", origin, 16);
@@ -569,6 +608,74 @@ VaeConfig vae_config_from_diffusers(const json& j, const std::string& origin) {
     if (c.z_dim == 16) {
         require_value(j, "latents_mean", wan21_latent_mean(), origin, "the Wan2.1 latent statistics");
         require_value(j, "latents_std", wan21_latent_std(), origin, "the Wan2.1 latent statistics");
+    }
+    c.validate();
+    return c;
+}
+
+bool is_vae22_config(const json& j) {
+    return j.is_object() && ((j.contains("is_residual") && j["is_residual"] == true) ||
+                             (j.contains("z_dim") && j["z_dim"].is_number_integer() && j["z_dim"].get<int64_t>() == 48));
+}
+
+json vae22_config_to_diffusers(const Vae22Config& c) {
+    json j;
+    j["_class_name"] = "AutoencoderKLWan";
+    j["_diffusers_version"] = "0.35.0";
+    j["base_dim"] = c.dim;
+    j["decoder_base_dim"] = c.dec_dim;
+    j["z_dim"] = c.z_dim;
+    j["dim_mult"] = c.dim_mult;
+    j["num_res_blocks"] = c.num_res_blocks;
+    j["attn_scales"] = json::array();
+    j["temperal_downsample"] = c.temperal_downsample;
+    j["dropout"] = 0.0;
+    j["is_residual"] = true;
+    j["in_channels"] = 12;
+    j["out_channels"] = 12;
+    j["patch_size"] = 2;
+    j["scale_factor_temporal"] = c.temporal_factor();
+    j["scale_factor_spatial"] = c.spatial_factor();
+    if (c.z_dim == 48) {
+        j["latents_mean"] = wan22_latent_mean();
+        j["latents_std"] = wan22_latent_std();
+    }
+    j["clip_output"] = false;
+    return j;
+}
+
+Vae22Config vae22_config_from_diffusers(const json& j, const std::string& origin) {
+    check_keys(j, origin,
+               {"base_dim", "decoder_base_dim", "z_dim", "dim_mult", "num_res_blocks", "attn_scales",
+                "temperal_downsample", "dropout", "latents_mean", "latents_std", "is_residual", "in_channels",
+                "out_channels", "patch_size", "scale_factor_temporal", "scale_factor_spatial", "clip_output"},
+               "vae");
+    require_value(j, "is_residual", true, origin, "the Wan2.2 VAE's AvgDown3D / DupUp3D shortcuts");
+    Vae22Config c;
+    c.dim = get_int(j, "base_dim", origin, 160);
+    c.dec_dim = get_int(j, "decoder_base_dim", origin, 256);
+    c.z_dim = get_int(j, "z_dim", origin, 48);
+    c.num_res_blocks = get_int(j, "num_res_blocks", origin, 2);
+    require_value(j, "dim_mult", json{1, 2, 4, 4}, origin, "the Wan2.2 VAE stages");
+    require_value(j, "attn_scales", json::array(), origin, "no attention stages in the Wan2.2 VAE");
+    require_value(j, "temperal_downsample", json{false, true, true}, origin, "the Wan2.2 temporal compression");
+    require_value(j, "in_channels", 12, origin, "RGB patchified 2×2");
+    require_value(j, "out_channels", 12, origin, "RGB patchified 2×2");
+    require_value(j, "patch_size", 2, origin, "the Wan2.2 VAE's 2×2 patchify");
+    require_value(j, "scale_factor_temporal", 4, origin, "the Wan2.2 temporal compression");
+    require_value(j, "scale_factor_spatial", 16, origin, "the Wan2.2 spatial compression");
+    require_value(j, "clip_output", false, origin, "Wan2_2_VAE.decode clamps in the pipeline");
+    // The latent statistics: the diffusers config rounds nothing (4 decimals, as vae2_2.py), compared
+    // to float precision.
+    for (auto [key, want] : {std::pair{"latents_mean", &wan22_latent_mean()}, {"latents_std", &wan22_latent_std()}}) {
+        if (!j.contains(key) || j[key].is_null()) continue;
+        const json& v = j[key];
+        bool eq = v.is_array() && v.size() == want->size() && c.z_dim == 48;
+        for (size_t i = 0; eq && i < want->size(); ++i)
+            eq = v[i].is_number() && std::fabs(v[i].get<double>() - double((*want)[i])) <= 1e-6;
+        if (!eq)
+            fail("diffusers", origin, ": \"", key, "\" differs from the Wan2.2 VAE's latent statistics (",
+                 want->size(), " values of vae2_2.py); wanrt runs only those");
     }
     c.validate();
     return c;

@@ -4,7 +4,7 @@
 //
 // Components and their diffusers-side owners:
 //   transformer / transformer_2  diffusers WanTransformer3DModel   (official WanModel names)
-//   vae                          diffusers AutoencoderKLWan (Wan2.1) (official Wan2.1_VAE.pth names)
+//   vae                          diffusers AutoencoderKLWan (official Wan2.1_VAE.pth / Wan2.2_VAE.pth names)
 //   text_encoder                 transformers UMT5EncoderModel     (official models_t5_umt5-xxl-enc names)
 //   image_encoder                transformers CLIPVisionModel[WithProjection] (official open-clip "visual." names)
 // Every name is mapped exactly or rejected: a name a rule does not cover is "unknown" (nullopt), so a
@@ -22,6 +22,7 @@
 #include "models/dit.h"
 #include "models/t5.h"
 #include "models/vae.h"
+#include "models/vae22.h"
 
 namespace wanrt::diffusers {
 
@@ -53,6 +54,9 @@ struct OfficialKey {
 // residual blocks per stage (2 in Wan2.1; other counts only in synthetic models).
 struct NameContext {
     int64_t vae_num_res_blocks = 2;
+    // The Wan2.2 VAE (AutoencoderKLWan with is_residual: TI2V-5B): stages are modules of their own
+    // (down_blocks.I.resnets.J / downsampler, up_blocks.I.resnets.J / upsampler).
+    bool vae22 = false;
 };
 
 // official → diffusers: the diffusers tensors holding it (3 for a fused q|k|v), an empty list for
@@ -77,6 +81,12 @@ DitConfig dit_config_from_diffusers(const nlohmann::json& j, const std::string& 
 // vae/config.json (AutoencoderKLWan).
 nlohmann::json vae_config_to_diffusers(const VaeConfig& c);
 VaeConfig vae_config_from_diffusers(const nlohmann::json& j, const std::string& origin);
+// vae/config.json of the Wan2.2 VAE (is_residual true, in/out_channels 12, patch_size 2, z_dim 48, its
+// latents_mean/std, scale_factor_temporal 4, scale_factor_spatial 16). vae_config_from_diffusers refuses
+// such a config (a Wan2.2 VAE beside a Wan2.1 transformer mixes generations).
+bool is_vae22_config(const nlohmann::json& j);
+nlohmann::json vae22_config_to_diffusers(const Vae22Config& c);
+Vae22Config vae22_config_from_diffusers(const nlohmann::json& j, const std::string& origin);
 // text_encoder/config.json (transformers UMT5Config).
 nlohmann::json t5_config_to_diffusers(const T5Config& c);
 T5Config t5_config_from_diffusers(const nlohmann::json& j, const std::string& origin);

@@ -229,6 +229,9 @@ DType kv_dtype(const Backend& be) {
 
 CausalDitModel::CausalDitModel(std::shared_ptr<const DitModel> base) : base_(std::move(base)), w_(base_->weights()) {
     const DitConfig& c = base_->config();
+    if (base_->offloaded())  // its blocks read the base's weights directly, which are then in host memory
+        fail("causal_dit", "--offload streams the bidirectional DiT's blocks only; the causal model needs them "
+             "resident: leave out --offload (or raise --max_vram to hold every block)");
     if (c.is_i2v())
         fail("causal_dit", "the causal model takes T2V weights only (its cross-attention has no image branch); got an i2v config");
     if (c.window_left != -1 || c.window_right != -1)

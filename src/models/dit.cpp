@@ -50,9 +50,38 @@ void dump_time_embedding(const DumpFn& dump, const TimeEmbedding& te, int64_t B,
 
 }  // namespace
 
-DitModel::DitModel(const DitConfig& cfg, std::shared_ptr<TensorSource> src, Backend& be, const std::string& prefix)
+// The device bytes of the DiT's weights as WeightLoader keeps them (matrices in the backend's dtype,
+// the rest f32), each rounded to the 512-byte pack granule: one block's and the rest's.
+static std::pair<size_t, size_t> dit_weight_bytes(const DitConfig& c, const TensorSource& src, Backend& be,
+                                           const std::string& prefix) {
+    size_t block = 0, other = 0;
+    for (const ParamSpec& p : dit_param_table(c)) {
+        const bool in_block0 = p.name.rfind("blocks.0.", 0) == 0;
+        if (!in_block0 && p.name.rfind("blocks.", 0) == 0) continue;
+        DType d = DType::F32;
+        if (p.matrix) {
+            const StoredTensor* st = src.find(prefix + p.name);
+            d = be.matrix_dtype(st && st->dtype != DType::F64 ? st->dtype : DType::F32);
+            if (!be.supports(LinearArgs::kName, DType::F32, d)) d = DType::F32;
+        }
+        const size_t n = (dtype_bytes(d, shape_numel(p.shape)) + 511) / 512 * 512;
+        (in_block0 ? block : other) += n;
+    }
+    return {block, other};
+}
+
+DitModel::DitModel(const DitConfig& cfg, std::shared_ptr<TensorSource> src, Backend& be, const std::string& prefix,
+                   const DitOffloadOptions& offload)
     : cfg_(cfg), be_(be), w_(std::make_unique<DitWeights>()) {
     cfg_.validate(src->origin());
+    {
+        const auto [block_bytes, other_bytes] = dit_weight_bytes(cfg_, *src, be, prefix);
+        DitOffloadOptions o = offload;
+        if (!o.enabled || (be.host_visible() && !o.on_host)) o.max_vram = int64_t(other_bytes + size_t(cfg_.num_layers) * block_bytes);
+        plan_ = plan_dit_offload(block_bytes, other_bytes, cfg_.num_layers, o);
+        if (plan_.streamed_blocks > 0)
+            streamer_ = std::make_unique<DitBlockStreamer>(be, plan_.resident_blocks, cfg_.num_layers, o.slots);
+    }
     WeightLoader ld(src, be, prefix);
     const int64_t D = cfg_.dim, F = cfg_.ffn_dim;
     DitWeights& w = *w_;
@@ -94,7 +123,10 @@ DitModel::DitModel(const DitConfig& cfg, std::shared_ptr<TensorSource> src, Back
         }
         b.ffn0 = load_linear(ld, p + "ffn.0", F, D);
         b.ffn2 = load_linear(ld, p + "ffn.2", D, F);
+        // Loaded exactly as a resident block, then moved to pinned host memory (device peak: one block).
+        if (streamer_ && i >= streamer_->first()) streamer_->park(b);
     }
+    if (streamer_) streamer_->finish_loading();
     w.head_modulation = ld.param("head.modulation", {1, 2, D});
     w.head = load_linear(ld, "head.head", cfg_.out_dim * cfg_.patch_volume(), D);
     if (cfg_.has_clip()) {
@@ -248,7 +280,16 @@ std::vector<Tensor> DitModel::forward(const std::vector<DitSample>& batch, int64
             x_in = be_.empty(DType::F32, x.shape());
             ops::copy(x, x_in);
         }
-        for (int64_t li = 0; li < c.num_layers; ++li) x = dit_block(c, w.blocks[size_t(li)], li, x, te.e0, attend, in);
+        if (streamer_) streamer_->begin(w.blocks);  // the first streamed blocks copy while the resident ones run
+        for (int64_t li = 0; li < c.num_layers; ++li) {
+            if (!streamer_ || li < streamer_->first()) {
+                x = dit_block(c, w.blocks[size_t(li)], li, x, te.e0, attend, in);
+                continue;
+            }
+            const DitBlockWeights b = streamer_->acquire(w.blocks, li);  // views of a device slot
+            x = dit_block(c, b, li, x, te.e0, attend, in);
+            streamer_->release(w.blocks, li);  // the slot fills with block li + slots after these ops
+        }
         if (hook && hook->computed) {
             Tensor residual = be_.empty(DType::F32, x.shape());  // [B, seq_len, D] = x − ori_x
             const Tensor* parts[2] = {&x, &x_in};

@@ -14,6 +14,7 @@
 
 #include "core/backend.h"
 #include "io/tensor_source.h"
+#include "models/dit_offload.h"
 
 namespace wanrt {
 
@@ -109,8 +110,12 @@ struct DitStackHook {
 
 class DitModel {
 public:
-    // Loads from a tensor source (official key names under prefix) with strict checks.
-    DitModel(const DitConfig& cfg, std::shared_ptr<TensorSource> src, Backend& be, const std::string& prefix = "");
+    // Loads from a tensor source (official key names under prefix) with strict checks. offload
+    // (models/dit_offload.h): on a device backend, the blocks past the budget's resident count are
+    // loaded, moved to pinned host memory and streamed through device slots in forward(); on a host
+    // backend it changes nothing.
+    DitModel(const DitConfig& cfg, std::shared_ptr<TensorSource> src, Backend& be, const std::string& prefix = "",
+             const DitOffloadOptions& offload = {});
     ~DitModel();
 
     const DitConfig& config() const { return cfg_; }
@@ -136,6 +141,9 @@ public:
     // For attaching run-time LoRA branches after loading (models/lora.h).
     DitWeights& mutable_weights() { return *w_; }
     const Tensor& rope_table() const { return rope_; }  // f32 [1024, head_dim/2, 2]
+    // Block streaming: the plan (resident / streamed blocks, bytes); offloaded() when blocks stream.
+    const DitOffloadPlan& offload_plan() const { return plan_; }
+    bool offloaded() const { return streamer_ != nullptr; }
 
 private:
     DitConfig cfg_;
@@ -143,6 +151,8 @@ private:
     std::unique_ptr<DitWeights> w_;
     Tensor rope_;  // f32 [1024, head_dim/2, 2]
     int64_t ffn_chunk_tokens_ = 0;
+    DitOffloadPlan plan_;
+    std::unique_ptr<DitBlockStreamer> streamer_;  // set when blocks stream (its slots change per forward)
 };
 
 // Opens a model folder or file: a directory with config.json (optional) and

@@ -489,15 +489,17 @@ Tensor linear_with_lora(const Linear& l, const Tensor& x, Activation act, DType 
 }
 
 std::shared_ptr<DitModel> load_dit_with_lora(const DitConfig& cfg, std::shared_ptr<TensorSource> base, Backend& be,
-                                             const std::string& prefix, const LoraOptions& opt, std::string* summary) {
-    if (opt.files.empty()) return std::make_shared<DitModel>(cfg, std::move(base), be, prefix);
+                                             const std::string& prefix, const LoraOptions& opt, std::string* summary,
+                                             const DitOffloadOptions& offload) {
+    if (opt.files.empty()) return std::make_shared<DitModel>(cfg, std::move(base), be, prefix, offload);
     std::vector<LoraDelta> all;
     for (const LoraSpec& s : opt.files) {
         std::vector<LoraDelta> d = load_lora_file(s, cfg);
         all.insert(all.end(), std::make_move_iterator(d.begin()), std::make_move_iterator(d.end()));
     }
     const LoraMode mode = resolve_lora_mode(opt.mode, *base, prefix, all);
-    auto model = std::make_shared<DitModel>(cfg, merge_lora(base, prefix, all, mode == LoraMode::Merge), be, prefix);
+    auto model =
+        std::make_shared<DitModel>(cfg, merge_lora(base, prefix, all, mode == LoraMode::Merge), be, prefix, offload);
     if (mode == LoraMode::Runtime) attach_lora(*model, all);
     if (summary) {
         std::set<std::string> targets;

@@ -104,9 +104,10 @@ struct DitWeights;
 std::map<std::string, Linear*> dit_linears(DitWeights& w, const DitConfig& c);
 
 // The DiT with LoRAs as `mode` says (after resolve_lora_mode): what run_dit_load_stage calls.
-// summary, if set, receives one line: "2 LoRA files, 600 tensors, merged".
+// summary, if set, receives one line: "2 LoRA files, 600 tensors, merged". offload: DitModel's block
+// streaming (models/dit_offload.h).
 std::shared_ptr<DitModel> load_dit_with_lora(const DitConfig& cfg, std::shared_ptr<TensorSource> base, Backend& be,
                                              const std::string& prefix, const LoraOptions& opt,
-                                             std::string* summary = nullptr);
+                                             std::string* summary = nullptr, const DitOffloadOptions& offload = {});
 
 }  // namespace wanrt

@@ -191,6 +191,15 @@ DemoConfig demo_moe_config(bool i2v) {
     return c;
 }
 
+DemoConfig demo_ti2v_config() {
+    DemoConfig c = demo_config();
+    c.dit.model_type = "ti2v";
+    c.dit.in_dim = c.dit.out_dim = c.vae22.z_dim;  // 48
+    c.vae22.dim = c.vae22.dec_dim = 16;
+    c.vae22.num_res_blocks = 1;
+    return c;
+}
+
 namespace {
 
 // The high-noise expert's seed (the low-noise one, like every other demo network, uses kSeed).
@@ -206,6 +215,10 @@ T2VModelParts demo_parts(const DemoConfig& c, const char* name) {
     m.dit_weights = [c] { return synth_dit_memory(c.dit, DType::F32, kSeed); };
     m.t5_weights = [c] { return synthetic_t5_weights(c.t5, kSeed); };
     m.vae_weights = [c] { return synthetic_vae_weights(c.vae, uint32_t(kSeed)); };
+    if (c.dit.model_type == "ti2v") {  // the Wan2.2 VAE in the Wan2.1 one's place (T2VModelParts::ti2v)
+        m.vae22_config = c.vae22;
+        m.vae_weights = [c] { return synthetic_vae22_weights(c.vae22, uint32_t(kSeed)); };
+    }
     if (c.dit.has_clip()) {
         m.clip_config = c.clip;
         m.clip_weights = [c] { return synth_clip_memory(c.clip, DType::F32, kSeed); };
@@ -239,6 +252,10 @@ T2VModelParts demo_moe_model_parts(bool i2v) {
                                         : "built-in demo t2v-A14B model (two experts, random weights)");
     m.high_noise_weights = [c] { return synth_dit_memory(c.dit, DType::F32, kHighNoiseSeed); };
     return m;
+}
+
+T2VModelParts demo_ti2v_model_parts() {
+    return demo_parts(demo_ti2v_config(), "built-in demo ti2v-5B model (random weights)");
 }
 
 void write_t2v_folder(const std::string& dir, const DemoConfig& cfg, DType matrix_dtype, uint64_t seed,

@@ -31,6 +31,7 @@
 #include "models/dit.h"
 #include "models/t5.h"
 #include "models/vae.h"
+#include "models/vae22.h"
 #include "pipeline/model_folder.h"
 
 namespace wanrt {
@@ -42,6 +43,7 @@ struct DemoConfig {
     T5Config t5;
     VaeConfig vae;
     ClipVisionConfig clip;  // used by i2v models only
+    Vae22Config vae22;      // used by the ti2v model only (its VAE; `vae` is then unused)
 };
 DemoConfig demo_config();
 DemoConfig demo_i2v_config();
@@ -49,6 +51,10 @@ DemoConfig demo_flf2v_config();  // the i2v demo as an flf2v model (img_emb.emb_
 // The Wan2.2 A14B demo experts (pipeline/moe.h): the t2v demo DiT, or the i2v one without the CLIP
 // branch (in_dim 36, no img_emb / k_img / v_img); two experts of this config with different seeds.
 DemoConfig demo_moe_config(bool i2v);
+// The Wan2.2 TI2V-5B demo (pipeline/ti2v.h): the t2v demo DiT as a 'ti2v' model with 48 latent
+// channels (per-token timesteps, no CLIP), and the Wan2.2 VAE (4×16×16 compression, z 48, the real
+// latent statistics) at demo width: dim = dec_dim = 16, one residual block per stage.
+DemoConfig demo_ti2v_config();
 
 // Generation defaults for the demo (the official ones would take minutes on a CPU).
 struct DemoDefaults {
@@ -68,6 +74,8 @@ T2VModelParts demo_i2v_model_parts();
 T2VModelParts demo_flf2v_model_parts();
 // The A14B demo: two experts (high_noise_weights, dit_weights) of demo_moe_config(i2v).
 T2VModelParts demo_moe_model_parts(bool i2v);
+// The TI2V-5B demo: t2v and i2v (an image) in one model, as the release.
+T2VModelParts demo_ti2v_model_parts();
 
 // Random weights in the official key layout (deterministic per seed).
 std::shared_ptr<TensorSource> synthetic_t5_weights(const T5Config& c, uint64_t seed);

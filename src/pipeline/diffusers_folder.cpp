@@ -329,7 +329,8 @@ DitCheckpoint open_diffusers_transformer(const DiffusersFolder& f, const std::st
 VaeConfig diffusers_vae_config(const DiffusersFolder& f) {
     WANRT_CHECK(f.vae.found(), "diffusers", "model folder ", f.dir, " has no VAE (vae/config.json and weights)");
     const std::string cfg_path = (fs::path(f.vae.path) / "config.json").string();
-    VaeConfig c = diffusers::vae_config_from_diffusers(read_json(cfg_path, "VAE config"), cfg_path);
+    const json j = read_json(cfg_path, "VAE config");
+    VaeConfig c = diffusers::vae_config_from_diffusers(j, cfg_path);
     const VaeConfig w = vae_config_from_weights(*open_component(f.vae, Component::Vae, {c.num_res_blocks}));
     if (w.dim != c.dim || w.z_dim != c.z_dim || w.num_res_blocks != c.num_res_blocks)
         mismatch(f.vae.path, cat("config base_dim ", c.dim, ", z_dim ", c.z_dim, ", num_res_blocks ", c.num_res_blocks,
@@ -337,9 +338,29 @@ VaeConfig diffusers_vae_config(const DiffusersFolder& f) {
     return c;
 }
 
+Vae22Config diffusers_vae22_config(const DiffusersFolder& f) {
+    WANRT_CHECK(f.vae.found(), "diffusers", "model folder ", f.dir, " has no VAE (vae/config.json and weights)");
+    const std::string cfg_path = (fs::path(f.vae.path) / "config.json").string();
+    const json j = read_json(cfg_path, "VAE config");
+    WANRT_CHECK(diffusers::is_vae22_config(j), "diffusers", cfg_path,
+                " is the Wan2.1 VAE (16 latent channels) but the transformer beside it is Wan2.2 TI2V-5B (48 "
+                "channels): the folder mixes generations; use the TI2V-5B release's vae/ (is_residual, z_dim 48)");
+    const Vae22Config c = diffusers::vae22_config_from_diffusers(j, cfg_path);
+    const Vae22Config w = vae22_config_from_weights(*open_component(f.vae, Component::Vae, {c.num_res_blocks, true}));
+    if (w.dim != c.dim || w.dec_dim != c.dec_dim || w.z_dim != c.z_dim || w.num_res_blocks != c.num_res_blocks)
+        mismatch(f.vae.path, cat("config base_dim ", c.dim, ", decoder_base_dim ", c.dec_dim, ", z_dim ", c.z_dim,
+                                 ", num_res_blocks ", c.num_res_blocks, "; weights ", w.dim, ", ", w.dec_dim, ", ",
+                                 w.z_dim, ", ", w.num_res_blocks, " blocks"));
+    return c;
+}
+
 std::shared_ptr<TensorSource> open_diffusers_vae(const DiffusersFolder& f) {
     const std::string cfg_path = (fs::path(f.vae.path) / "config.json").string();
-    const VaeConfig c = diffusers::vae_config_from_diffusers(read_json(cfg_path, "VAE config"), cfg_path);
+    const json j = read_json(cfg_path, "VAE config");
+    if (diffusers::is_vae22_config(j))
+        return open_component(f.vae, Component::Vae,
+                              {diffusers::vae22_config_from_diffusers(j, cfg_path).num_res_blocks, true});
+    const VaeConfig c = diffusers::vae_config_from_diffusers(j, cfg_path);
     return open_component(f.vae, Component::Vae, {c.num_res_blocks});
 }
 
@@ -409,7 +430,15 @@ T2VModelParts open_diffusers_folder(const std::string& dir) {
         m.kind = describe_moe_kind(ck.config) + " (diffusers)";
         m.high_noise_weights = [f] { return open_diffusers_transformer(f, "transformer").weights; };
     }
-    m.vae_config = diffusers_vae_config(f);
+    if (m.ti2v()) {  // TI2V-5B: the Wan2.2 VAE (T2VModelParts::vae22_config)
+        m.vae22_config = diffusers_vae22_config(f);
+        WANRT_CHECK(m.vae22_config.z_dim == m.dit_config.in_dim && m.dit_config.in_dim == m.dit_config.out_dim,
+                    "diffusers", "the Wan2.2 VAE of ", dir, " has ", m.vae22_config.z_dim,
+                    " latent channels but the transformer takes ", m.dit_config.in_dim,
+                    "; the components do not belong together");
+    } else {
+        m.vae_config = diffusers_vae_config(f);
+    }
     (void)open_diffusers_text_encoder(f);  // names and config checked now, before any stage runs
     m.tokenizer = f.tokenizer.path;
     m.dit_weights = [f, main_sub] { return open_diffusers_transformer(f, main_sub).weights; };
@@ -514,8 +543,7 @@ void write_diffusers_folder(const std::string& official_dir, const std::string& 
     // A14B: the high-noise expert becomes transformer/, the low-noise one transformer_2/.
     const DitCheckpoint ck = open_dit_checkpoint(f.moe ? f.high_noise.path : official_dir);
     const DitConfig& dc = ck.config;
-    WANRT_CHECK(dc.model_type != "ti2v", "diffusers", official_dir,
-                " holds a Wan2.2 TI2V model; its VAE has no diffusers name map yet (Wan2.1 models only)");
+    const bool ti2v = dc.model_type == "ti2v";  // the Wan2.2 VAE, expand_timesteps
     const json transformer_cfg =
         diffusers::dit_config_to_diffusers(dc);  // fails early on configs with no diffusers form
     const fs::path tmp = out_dir + ".partial";
@@ -538,11 +566,19 @@ void write_diffusers_folder(const std::string& official_dir, const std::string& 
                                     "diffusion_pytorch_model", shard_bytes);
         }
 
-        const auto vae = open_weights_file(f.vae.path);
-        const VaeConfig vc = vae_config_from_weights(*vae);
-        write_json(tmp / "vae/config.json", diffusers::vae_config_to_diffusers(vc));
-        write_diffusers_weights(*vae, Component::Vae, {vc.num_res_blocks}, (tmp / "vae").string(),
-                                "diffusion_pytorch_model", shard_bytes);
+        if (ti2v) {
+            const auto vae = open_weights_file(f.vae22.path);
+            const Vae22Config vc = vae22_config_from_weights(*vae);
+            write_json(tmp / "vae/config.json", diffusers::vae22_config_to_diffusers(vc));
+            write_diffusers_weights(*vae, Component::Vae, {vc.num_res_blocks, true}, (tmp / "vae").string(),
+                                    "diffusion_pytorch_model", shard_bytes);
+        } else {
+            const auto vae = open_weights_file(f.vae.path);
+            const VaeConfig vc = vae_config_from_weights(*vae);
+            write_json(tmp / "vae/config.json", diffusers::vae_config_to_diffusers(vc));
+            write_diffusers_weights(*vae, Component::Vae, {vc.num_res_blocks}, (tmp / "vae").string(),
+                                    "diffusion_pytorch_model", shard_bytes);
+        }
 
         const auto t5 = open_weights_file(f.t5.path);
         write_json(tmp / "text_encoder/config.json", diffusers::t5_config_to_diffusers(t5_config_from_source(*t5)));
@@ -563,7 +599,7 @@ void write_diffusers_folder(const std::string& official_dir, const std::string& 
         index["vae"] = {"diffusers", "AutoencoderKLWan"};
         // wan/configs of Wan2.2: the expert switch at t >= boundary * 1000 (t2v 0.875, i2v 0.900).
         index["boundary_ratio"] = f.moe ? json(dc.is_i2v() ? 0.9 : 0.875) : json(nullptr);
-        index["expand_timesteps"] = false;
+        index["expand_timesteps"] = ti2v;  // TI2V-5B: per-token timesteps (WanPipeline's Wan2.2 switch)
         if (dc.has_clip()) {
             const auto clip = open_weights_file(f.clip.path);
             const ClipVisionConfig cc = clip_config_from_weights(*clip);
@@ -592,7 +628,7 @@ void write_diffusers_folder(const std::string& official_dir, const std::string& 
         sched["prediction_type"] = "flow_prediction";
         sched["use_flow_sigmas"] = true;
         // generate.py's defaults: Wan2.1 i2v 5, t2v 3; Wan2.2 A14B i2v 5, t2v 12.
-        sched["flow_shift"] = dc.is_i2v() ? 5.0 : f.moe ? 12.0 : 3.0;
+        sched["flow_shift"] = dc.is_i2v() || ti2v ? 5.0 : f.moe ? 12.0 : 3.0;
         sched["solver_order"] = 2;
         write_json(tmp / "scheduler/scheduler_config.json", sched);
         write_json(tmp / "model_index.json", index);

@@ -21,9 +21,11 @@
 // high_noise_weights), transformer_2/ the low-noise one (dit_weights); an I2V-A14B transformer is in_channels
 // 36 without image_dim (model_type i2v, no CLIP branch). model_index's boundary_ratio is not read: the task's
 // official value applies (t2v 0.875, i2v 0.900, what the diffusers folders hold too).
-// Not read yet (refused with a one-line error): the Wan2.2 VAE (is_residual, z_dim 48: no name map in
-// ../shared/spec/diffusers_names.md), so TI2V-5B folders stop there; other pipeline classes (VACE, Animate,
-// video-to-video).
+// Wan2.2 TI2V-5B (model_index expand_timesteps true; Wan-AI/Wan2.2-TI2V-5B-Diffusers): the transformer is
+// model_type "ti2v" (48 channels) and vae/ the Wan2.2 VAE (is_residual, patch_size 2, z_dim 48;
+// diffusers_names.h), read into T2VModelParts::vae22_config. Generations are not mixed: a Wan2.2 VAE
+// beside a Wan2.1 / A14B transformer, or a Wan2.1 VAE beside a TI2V one, is one error.
+// Not read (refused with a one-line error): other pipeline classes (VACE, Animate, video-to-video).
 #pragma once
 
 #include <cstdint>
@@ -69,6 +71,7 @@ std::string diffusers_weights_file(const std::string& component_dir, diffusers::
 DitCheckpoint open_diffusers_transformer(const DiffusersFolder& f, const std::string& sub = "transformer");
 // The VAE's config (vae/config.json checked against the weights) and its official-named weights.
 VaeConfig diffusers_vae_config(const DiffusersFolder& f);
+Vae22Config diffusers_vae22_config(const DiffusersFolder& f);  // the Wan2.2 VAE's (TI2V-5B folders)
 std::shared_ptr<TensorSource> open_diffusers_vae(const DiffusersFolder& f);
 std::shared_ptr<TensorSource> open_diffusers_text_encoder(const DiffusersFolder& f);
 ClipVisionConfig diffusers_clip_config(const DiffusersFolder& f);
@@ -78,7 +81,7 @@ std::shared_ptr<TensorSource> open_diffusers_image_encoder(const DiffusersFolder
 T2VModelParts open_diffusers_folder(const std::string& dir);
 
 // Writes out_dir as a diffusers folder from the official folder official_dir (Wan2.1 t2v / i2v / flf2v,
-// Wan2.2 t2v-A14B / i2v-A14B),
+// Wan2.2 t2v-A14B / i2v-A14B / ti2v-5B),
 // each component's weights in shards of at most shard_bytes (one file when they fit) with the index.
 // Written under out_dir + ".partial" and renamed at the end: a failure leaves nothing. out_dir must not exist.
 void write_diffusers_folder(const std::string& official_dir, const std::string& out_dir, uint64_t shard_bytes);

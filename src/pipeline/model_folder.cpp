@@ -361,7 +361,10 @@ std::vector<Tensor> run_text_stage(const T2VModelParts& m, Backend& be, const st
     // the DiT loads, as the official offload does for a single GPU.
     t0 = std::chrono::steady_clock::now();
     stage("load text encoder");
-    T5Encoder t5 = T5Encoder::load(m.t5_weights(), be);
+    // --t5_cpu (generate.py's flag): umT5 on the CPU, its outputs uploaded; the device never holds it.
+    const std::shared_ptr<Backend> cpu = m.t5_cpu && !be.host_visible() ? make_cpu_backend() : nullptr;
+    Backend& t5_be = cpu ? *cpu : be;
+    T5Encoder t5 = T5Encoder::load(m.t5_weights(), t5_be);
     WANRT_CHECK(t5.config.dim == m.dit_config.text_dim, "model", "the text encoder's width ", t5.config.dim,
                 " differs from the DiT's text_dim ", m.dit_config.text_dim, " (", m.name,
                 "); the T5 file does not belong to this model");
@@ -369,7 +372,11 @@ std::vector<Tensor> run_text_stage(const T2VModelParts& m, Backend& be, const st
     t0 = std::chrono::steady_clock::now();
     stage("encode text");
     std::vector<Tensor> contexts;
-    for (auto& v : ids) contexts.push_back(t2v_encode_prompt(t5, v, m.dit_config.text_len));
+    for (auto& v : ids) {
+        Tensor c = t2v_encode_prompt(t5, v, m.dit_config.text_len);
+        if (cpu) c = ops::from_host(be, DType::F32, c.shape(), ops::to_host_f32(c).data());  // [len, text_dim]
+        contexts.push_back(c);
+    }
     be.synchronize();
     tm.text = seconds_since(t0);
     return contexts;
@@ -383,8 +390,11 @@ std::shared_ptr<const DitModel> run_dit_load_stage(const T2VModelParts& m, Backe
                                       : "load DiT with " + std::to_string(m.lora.files.size()) + " LoRA file" +
                                             (m.lora.files.size() == 1 ? "" : "s") + " (--lora_mode " +
                                             lora_mode_name(m.lora.mode) + ")");
-    std::shared_ptr<DitModel> model = dit.src ? load_dit_with_lora(m.dit_config, dit.src, be, dit.prefix, m.lora)
-                                              : load_dit_with_lora(m.dit_config, m.dit_weights(), be, "", m.lora);
+    if (m.linear_fp8 && m.offload.enabled)
+        fail("generate", "--linear_dtype fp8 and --offload do not combine yet (the streamed blocks are kept bf16); drop one");
+    std::shared_ptr<DitModel> model =
+        dit.src ? load_dit_with_lora(m.dit_config, dit.src, be, dit.prefix, m.lora, nullptr, m.offload)
+                : load_dit_with_lora(m.dit_config, m.dit_weights(), be, "", m.lora, nullptr, m.offload);
     if (m.linear_fp8) quantize_dit_linears_fp8(*model);  // after LoRA merging
     load_seconds = seconds_since(t0);
     return model;

@@ -129,6 +129,8 @@ struct T2VModelParts {
     std::shared_ptr<void> keepalive;  // e.g. the demo's temporary tokenizer folder
     LoraOptions lora;                 // LoRA files applied to the DiT as it loads (models/lora.h)
     bool linear_fp8 = false;          // --linear_dtype fp8: block linears quantized after loading (models/dit_fp8.h)
+    DitOffloadOptions offload;        // --offload / --max_vram: DiT blocks streamed (models/dit_offload.h)
+    bool t5_cpu = false;              // --t5_cpu: the text encoder runs on the CPU, contexts are uploaded
 };
 
 // Scans, requires completeness, reads config.json and the VAE config. No weights are loaded.

@@ -217,6 +217,8 @@ std::vector<Tensor> dit_train_forward(const DitModel& model, const std::vector<D
     const DitWeights& w = model.weights();
     Backend& be = model.backend();
     check_supported(c, w, "dit_train_forward");
+    WANRT_CHECK(!model.offloaded(), "dit_train_forward", "the model streams its blocks (--offload: they live in host "
+                "memory between forwards); training reads them directly: load it without offload");
     const int64_t B = int64_t(batch.size()), D = c.dim;
     if (B == 0) fail("dit_train_forward", "empty batch");
     DitTape t;
