@@ -216,7 +216,8 @@ TEST(ServeUpload, BodyJsonAndMultipart) {
     expect_fail([] { parse_generate_body("image/png", "abc", 1000); });
 
     // Multipart: text fields (numbers read as numbers, prompt kept as text), the file, "options".
-    std::string binary = pic + std::string("\0\r\n--XyZ\r\n", 10) + "tail";  // the boundary's prefix inside the file
+    // Bytes a naive parser trips on: NUL, CR LF, the boundary not at a line start, a lone "--".
+    std::string binary = pic + std::string("\0\r\nx--XyZ\r\n--\r\n", 15) + "tail";
     const std::string body = multipart({{"prompt", "", "", "42"},
                                         {"frame_num", "", "", "9"},
                                         {"options", "", "application/json", R"({"sample_steps": 3, "size": "64*48"})"},
@@ -280,7 +281,10 @@ TEST(ServeUpload, DecodePngAndJpeg) {
     const std::string j(jpg.begin(), jpg.end());
     EXPECT_NE(expect_fail([&] { decode_image(j.substr(0, j.size() / 2), 1 << 20); }).find("not a valid JPEG"),
               std::string::npos);
-    EXPECT_NE(expect_fail([&] { decode_image(j, W * H - 1); }).find("at most"), std::string::npos);
+    const std::string too_big = expect_fail([&] { decode_image(j, W * H - 1); });
+    EXPECT_NE(too_big.find("at most"), std::string::npos) << too_big;
+    // A good frame decodes after bad ones (the decoder's state is not left broken by a failure).
+    EXPECT_EQ(decode_image(j, 1 << 20).width, W);
     const std::string p = png_bytes(rgba, W, H, PNG_FORMAT_RGBA);
     EXPECT_NE(expect_fail([&] { decode_image(p.substr(0, p.size() - 20), 1 << 20); }).find("not a valid PNG"),
               std::string::npos);
@@ -292,6 +296,7 @@ TEST(ServeUpload, ImageToVideoJobsJsonAndMultipartMatchTheCli) {
     ServerOptions o;
     o.port = 0;
     o.max_upload = 64 << 10;
+    o.max_body = 4096;  // the other requests' limit; POST /v1/generate takes max_upload
     Server server(o, i2v_model());
     server.start();
     const int port = server.port();
@@ -390,4 +395,93 @@ TEST(ServeUpload, TextToVideoModelRefusesPictures) {
                             "multipart/form-data; boundary=b0undary");
     ASSERT_EQ(r.status, 202u) << r.body;
     EXPECT_EQ(wait_done(server.port(), r.j()["id"]).value("status", ""), "done");
+}
+
+// The live stream with JPEG frames both ways (what the page sends by default), then switched to raw
+// output mid-stream without a restart: 17 frames in (chunks 5 + 3·4), 13 back (one chunk in flight).
+TEST(ServeUpload, LiveStreamJpegFramesBothWays) {
+    namespace websocket = beast::websocket;
+    ServerOptions o;
+    o.port = 0;
+    Server server(o, t2v_model());
+    server.start();
+    net::io_context ioc;
+    websocket::stream<tcp::socket> ws(ioc);
+    ws.next_layer().connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server.port())));
+    ws.handshake("127.0.0.1", "/v1/stream");
+    auto read_json = [&] {
+        beast::flat_buffer b;
+        ws.read(b);
+        EXPECT_TRUE(ws.got_text());
+        return json::parse(beast::buffers_to_string(b.data()));
+    };
+    const int W = 64, H = 48;
+    ws.text(true);
+    ws.write(net::buffer(json{{"type", "config"}, {"prompt", "a watercolor"}, {"width", W}, {"height", H}, {"steps", 2},
+                              {"format", "jpeg"}, {"quality", 85}}
+                             .dump()));
+    json ready = read_json();
+    ASSERT_EQ(ready.value("format", ""), "jpeg") << ready.dump();
+    ws.write(net::buffer(json{{"type", "config"}, {"format", "png"}}.dump()));
+    EXPECT_NE(read_json().value("error", "").find("use raw"), std::string::npos);
+
+    int jpeg_back = 0, raw_back = 0;
+    size_t jpeg_bytes = 0, bytes_in = 0;
+    double diff = 0;
+    std::vector<uint8_t> rgb(size_t(W * H * 3));
+    auto drain_chunk = [&] {
+        for (;;) {
+            beast::flat_buffer b;
+            ws.read(b);
+            const auto* d = static_cast<const uint8_t*>(b.data().data());
+            if (ws.got_text()) {
+                const json j = json::parse(beast::buffers_to_string(b.data()));
+                ASSERT_EQ(j.value("type", ""), "chunk") << j.dump();
+                return;
+            }
+            if (looks_like_jpeg(d, b.size())) {
+                const RgbImage im = decode_image(std::string_view(static_cast<const char*>(b.data().data()), b.size()), W * H);
+                ASSERT_EQ(im.width, W);
+                ASSERT_EQ(im.height, H);
+                for (size_t i = 0; i < rgb.size(); ++i) diff += std::abs(int(im.rgb[i]) - int(rgb[i]));
+                jpeg_bytes += b.size();
+                ++jpeg_back;
+            } else {
+                ASSERT_EQ(b.size(), rgb.size());
+                ++raw_back;
+            }
+        }
+    };
+    for (int f = 0; f < 17; ++f) {
+        for (int i = 0; i < W * H; ++i) {
+            rgb[size_t(i) * 3 + 0] = uint8_t((i % W) * 4 + f * 3);
+            rgb[size_t(i) * 3 + 1] = uint8_t((i / W) * 5);
+            rgb[size_t(i) * 3 + 2] = uint8_t(128 + f);
+        }
+        const std::vector<uint8_t> jpg = encode_jpeg(rgb.data(), W, H, 3, 90);
+        bytes_in += jpg.size();
+        ws.binary(true);
+        ws.write(net::buffer(jpg));
+        if (f == 4 || (f > 4 && (f - 4) % 4 == 0)) drain_chunk();
+        if (f == 12) {  // raw frames back from the next chunk on; the stream goes on
+            ws.text(true);
+            ws.write(net::buffer(json{{"type", "config"}, {"format", "raw"}}.dump()));
+            const json r = read_json();
+            EXPECT_FALSE(r.value("restarted", true)) << r.dump();
+        }
+    }
+    // A JPEG of the wrong size is an error message; the stream goes on.
+    std::vector<uint8_t> small(size_t(32 * 32 * 3), 100);
+    const std::vector<uint8_t> bad = encode_jpeg(small.data(), 32, 32, 3, 90);
+    ws.binary(true);
+    ws.write(net::buffer(bad));
+    EXPECT_NE(read_json().value("error", "").find("does not match"), std::string::npos);
+    EXPECT_EQ(jpeg_back, 5 + 4);  // chunks 2 and 3 (chunk 1 was in flight)
+    EXPECT_EQ(raw_back, 4);       // chunk 4
+    ASSERT_GT(jpeg_back, 0);
+    EXPECT_GT(diff / (double(jpeg_back) * double(rgb.size())), 2.0);  // restyled, not an echo
+    std::printf("JPEG stream %dx%d: %.0f bytes in, %.0f bytes out per frame (raw %d)\n", W, H, double(bytes_in) / 17,
+                double(jpeg_bytes) / jpeg_back, W * H * 3);
+    EXPECT_LT(jpeg_bytes / size_t(jpeg_back), rgb.size() / 2);
+    ws.close(websocket::close_code::normal);
 }

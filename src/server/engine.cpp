@@ -509,8 +509,15 @@ StreamConfig parse_stream_config(const json& j, const StreamConfig& current) {
             WANRT_CHECK(c.strength > 0 && c.strength <= 1, "serve", "\"strength\" must be in (0, 1]");
         } else if (k == "seed")
             c.seed = uint64_t(get_int(v, "seed", 0, INT64_MAX));
+        else if (k == "format") {
+            c.format = get_str(v, "format", 8);
+            WANRT_CHECK(c.format == "raw" || c.format == "jpeg", "serve", "unknown stream \"format\" \"", c.format,
+                        "\"; use raw (RGB bytes) or jpeg");
+        } else if (k == "quality")
+            c.quality = int(get_int(v, "quality", 1, 100));
         else
-            fail("serve", "unknown stream option \"", k, "\"; accepted: prompt, width, height, steps, strength, seed");
+            fail("serve", "unknown stream option \"", k,
+                 "\"; accepted: prompt, width, height, steps, strength, seed, format, quality");
     }
     WANRT_CHECK(c.width % 16 == 0 && c.height % 16 == 0, "serve", "stream size ", c.width, "x", c.height,
                 " must be multiples of 16");
@@ -550,6 +557,16 @@ const StreamStats& StreamSession::stats() const {
 std::vector<std::vector<uint8_t>> StreamSession::push_frame(const uint8_t* data, size_t bytes) {
     WANRT_CHECK(stream_, "serve", "send a {\"type\": \"config\", ...} message before the first frame");
     const size_t px = size_t(cfg_.width * cfg_.height);
+    RgbImage decoded;
+    // A JPEG frame (the page's default) is told by its first bytes when its length is not a raw
+    // frame's; decoded here, bounded by the stream's size.
+    if (bytes != px * 3 && bytes != px * 4 && looks_like_jpeg(data, bytes)) {
+        decoded = decode_image(std::string_view(reinterpret_cast<const char*>(data), bytes), int64_t(px), "a JPEG frame");
+        WANRT_CHECK(decoded.width == cfg_.width && decoded.height == cfg_.height, "serve", "a JPEG frame of ",
+                    decoded.width, "x", decoded.height, " does not match the stream's ", cfg_.width, "x", cfg_.height);
+        data = decoded.rgb.data();
+        bytes = decoded.rgb.size();
+    }
     WANRT_CHECK(bytes == px * 3 || bytes == px * 4, "serve", "a frame of ", bytes, " bytes does not match ", cfg_.width,
                 "x", cfg_.height, " RGB (", px * 3, ") or RGBA (", px * 4, ")");
     const size_t ch = bytes / px;

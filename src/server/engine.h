@@ -162,6 +162,8 @@ struct StreamConfig {
     int steps = 2;          // the first `steps` of [700, 500, 400, 200]
     double strength = 0.8;  // noise_scale ns₀
     uint64_t seed = 0;
+    std::string format = "raw";  // frames sent back: "raw" RGB or "jpeg" (changing it keeps the stream)
+    int quality = 80;            // JPEG quality of the frames sent back, 1..100
 };
 StreamConfig parse_stream_config(const nlohmann::json& j, const StreamConfig& current);
 
@@ -173,8 +175,9 @@ public:
     bool configure(const StreamConfig& c);
     bool configured() const { return bool(stream_); }
     const StreamConfig& config() const { return cfg_; }
-    // One frame of width·height·channels bytes (RGB or RGBA). Returns the restyled frames that became
-    // ready, each width·height·3 RGB bytes (often none: chunks are 5 then 4 frames).
+    // One frame: width·height·channels bytes (RGB or RGBA), or a JPEG of width × height (told by its
+    // first bytes). Returns the restyled frames that became ready, each width·height·3 RGB bytes
+    // (often none: chunks are 5 then 4 frames).
     std::vector<std::vector<uint8_t>> push_frame(const uint8_t* data, size_t bytes);
     const StreamStats& stats() const;
     double last_chunk_seconds() const { return last_chunk_s_; }

@@ -534,6 +534,8 @@ void Server::Impl::run_stream(tcp::socket sock, http::request<http::string_body>
                                        {"height", c.height},
                                        {"steps", c.steps},
                                        {"strength", c.strength},
+                                       {"format", c.format},
+                                       {"quality", c.quality},
                                        {"prompt", c.prompt}});
                         continue;
                     }
@@ -542,7 +544,18 @@ void Server::Impl::run_stream(tcp::socket sock, http::request<http::string_body>
                     const StreamStats& st = session.stats();
                     if (st.chunks_in == chunks_before) continue;  // still gathering the chunk's frames
                     ws.binary(true);
-                    for (const auto& f : frames) ws.write(net::buffer(f));
+                    const StreamConfig& c = session.config();
+                    size_t bytes_out = 0;
+                    for (const auto& f : frames) {
+                        if (c.format == "jpeg") {
+                            const std::vector<uint8_t> jpg = encode_jpeg(f.data(), c.width, c.height, 3, c.quality);
+                            bytes_out += jpg.size();
+                            ws.write(net::buffer(jpg));
+                        } else {
+                            bytes_out += f.size();
+                            ws.write(net::buffer(f));
+                        }
+                    }
                     {
                         const double ms =
                             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -553,6 +566,8 @@ void Server::Impl::run_stream(tcp::socket sock, http::request<http::string_body>
                                        {"chunks", st.chunks_in},
                                        {"chunk_ms", session.last_chunk_seconds() * 1e3},
                                        {"server_ms", ms},
+                                       {"bytes_out", bytes_out},
+                                       {"format", c.format},
                                        {"noise_scale", st.last_noise_scale}});
                     }
                 } catch (const Error& e) {

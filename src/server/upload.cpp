@@ -244,13 +244,21 @@ struct TjFree {
 using TjHandle = std::unique_ptr<void, TjFree>;
 
 RgbImage decode_jpeg(const uint8_t* d, size_t n, int64_t max_pixels, const char* what) {
-    // One handle per thread: stream frames are decoded at the frame rate.
-    thread_local TjHandle tj(tjInitDecompress());
+    // One handle per thread (stream frames are decoded at the frame rate), made anew after any
+    // failure: libjpeg-turbo 2.1's handle can be left in a state where the next header reads as 0x0.
+    thread_local TjHandle tj;
+    if (!tj) tj.reset(tjInitDecompress());
     WANRT_CHECK(tj != nullptr, "serve", "cannot start the JPEG decoder: ", tjGetErrorStr2(nullptr));
     WANRT_CHECK(n <= 0xffffffffull, "serve", what, " is over 4 GiB");
+    auto failed = [&](const char* hint) {
+        const std::string why = tjGetErrorStr2(tj.get());
+        tj.reset();
+        fail("serve", what, " is not a valid JPEG (", why, "); ", hint);
+    };
     int w = 0, h = 0, subsamp = 0, colorspace = 0;
-    WANRT_CHECK(tjDecompressHeader3(tj.get(), d, static_cast<unsigned long>(n), &w, &h, &subsamp, &colorspace) == 0,
-                "serve", what, " is not a valid JPEG (", tjGetErrorStr2(tj.get()), "); send a PNG or JPEG file");
+    if (tjDecompressHeader3(tj.get(), d, static_cast<unsigned long>(n), &w, &h, &subsamp, &colorspace) != 0)
+        failed("send a PNG or JPEG file");
+    if (w <= 0 || h <= 0) tj.reset();
     check_pixels(w, h, max_pixels, what);
     RgbImage out;
     out.width = w;
@@ -258,9 +266,9 @@ RgbImage decode_jpeg(const uint8_t* d, size_t n, int64_t max_pixels, const char*
     out.rgb.resize(size_t(w) * size_t(h) * 3);
     // TJFLAG_STOPONWARNING: a truncated or corrupt file is refused rather than padded with grey. The
     // default DCT (islow) and fancy upsampling are libjpeg's defaults, which PIL uses.
-    WANRT_CHECK(tjDecompress2(tj.get(), d, static_cast<unsigned long>(n), out.rgb.data(), w, 0, h, TJPF_RGB,
-                              TJFLAG_STOPONWARNING) == 0,
-                "serve", what, " is not a valid JPEG (", tjGetErrorStr2(tj.get()), "); send a whole PNG or JPEG file");
+    if (tjDecompress2(tj.get(), d, static_cast<unsigned long>(n), out.rgb.data(), w, 0, h, TJPF_RGB,
+                      TJFLAG_STOPONWARNING) != 0)
+        failed("send a whole PNG or JPEG file");
     return out;
 }
 
@@ -276,14 +284,19 @@ RgbImage decode_image(std::string_view bytes, int64_t max_pixels, const char* wh
 std::vector<uint8_t> encode_jpeg(const uint8_t* pixels, int64_t width, int64_t height, int channels, int quality) {
     WANRT_CHECK(channels == 3 || channels == 4, "serve", "encode_jpeg takes RGB or RGBA, not ", channels, " channels");
     WANRT_CHECK(quality >= 1 && quality <= 100, "serve", "JPEG quality ", quality, " must be in [1, 100]");
-    thread_local TjHandle tj(tjInitCompress());
+    thread_local TjHandle tj;
+    if (!tj) tj.reset(tjInitCompress());
     WANRT_CHECK(tj != nullptr, "serve", "cannot start the JPEG encoder: ", tjGetErrorStr2(nullptr));
     unsigned char* buf = nullptr;
     unsigned long size = 0;
     const int rc = tjCompress2(tj.get(), pixels, int(width), 0, int(height), channels == 3 ? TJPF_RGB : TJPF_RGBX,
                                &buf, &size, TJSAMP_420, quality, 0);
     std::unique_ptr<unsigned char, void (*)(unsigned char*)> own(buf, [](unsigned char* p) { tjFree(p); });
-    WANRT_CHECK(rc == 0, "serve", "JPEG encoding of a ", width, "x", height, " frame failed: ", tjGetErrorStr2(tj.get()));
+    if (rc != 0) {
+        const std::string why = tjGetErrorStr2(tj.get());
+        tj.reset();  // made anew for the next frame (see decode_jpeg)
+        fail("serve", "JPEG encoding of a ", width, "x", height, " frame failed: ", why);
+    }
     return std::vector<uint8_t>(buf, buf + size);
 }
 
