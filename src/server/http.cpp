@@ -150,9 +150,18 @@ private:
     }
 
     // The header first: its target and method choose the body limit (a job may carry a picture).
+    // Beast checks a Content-Length against the limit while it parses the header, so the limit is
+    // the larger of the two then and the route's own is checked here; a chunked body is bounded by
+    // body_limit as it is read. (Not boost::none: Boost 1.74 compares len > none as true.)
+    uint64_t body_limit() const {
+        const auto& h = parser_->get();
+        const bool job = h.method() == http::verb::post && h.target().substr(0, h.target().find('?')) == "/v1/generate";
+        return job ? std::max(srv_.opt.max_body, srv_.opt.max_upload) : srv_.opt.max_body;
+    }
+
     void do_read() {
         parser_.emplace();
-        parser_->body_limit(srv_.opt.max_body);
+        parser_->body_limit(std::max(srv_.opt.max_body, srv_.opt.max_upload));
         parser_->header_limit(16 * 1024);
         stream_.expires_after(timeout());
         http::async_read_header(stream_, buffer_, *parser_,
@@ -161,9 +170,10 @@ private:
 
     void on_header(beast::error_code ec, size_t n) {
         if (ec) return on_read(ec, n);
-        const auto& h = parser_->get();
-        if (h.method() == http::verb::post && h.target().substr(0, h.target().find('?')) == "/v1/generate")
-            parser_->body_limit(std::max(srv_.opt.max_body, srv_.opt.max_upload));
+        const uint64_t limit = body_limit();
+        if (const auto len = parser_->content_length(); len && *len > limit)
+            return on_read(http::error::body_limit, 0);  // answered before the body is read
+        parser_->body_limit(limit);
         http::async_read(stream_, buffer_, *parser_,
                          beast::bind_front_handler(&HttpSession::on_read, shared_from_this()));
     }
@@ -171,13 +181,12 @@ private:
     void on_read(beast::error_code ec, size_t) {
         if (ec == http::error::end_of_stream) return close();
         if (ec == http::error::body_limit) {
-            const auto& h = parser_->get();
-            const bool job = h.target().substr(0, h.target().find('?')) == "/v1/generate";
+            const uint64_t limit = body_limit();
             return send(error_response(
                 http::status::payload_too_large,
-                "[serve] the request body is over this server's limit of " +
-                    std::to_string(job ? std::max(srv_.opt.max_body, srv_.opt.max_upload) : srv_.opt.max_body) +
-                    " bytes" + (job ? "; send a smaller picture (or start the server with a larger --max_upload_mib)" : ""),
+                "[serve] the request body is over this server's limit of " + std::to_string(limit) + " bytes" +
+                    (limit > srv_.opt.max_body ? "; send a smaller picture (or start the server with a larger --max_upload_mib)"
+                                               : ""),
                 nullptr));
         }
         if (ec == http::error::header_limit)
