@@ -19,7 +19,7 @@ LONG=0
 if [ "${1:-}" = "--long" ]; then LONG=1; shift; fi
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(fuzz_safetensors fuzz_safetensors_index fuzz_pth fuzz_gguf fuzz_config
-                                     fuzz_tokenizer fuzz_weights fuzz_y4m)
+                                     fuzz_tokenizer fuzz_weights fuzz_y4m fuzz_upload)
 
 if [ ! -f "$BUILD/build.ninja" ]; then
   cmake -S . -B "$BUILD" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -31,6 +31,7 @@ dict_of() {
   case "$1" in
     fuzz_pth) echo fuzz/pickle.dict ;;
     fuzz_y4m) echo fuzz/y4m.dict ;;
+    fuzz_upload) echo fuzz/upload.dict ;;
     fuzz_safetensors|fuzz_safetensors_index|fuzz_config|fuzz_weights) echo fuzz/json.dict ;;
     *) echo "" ;;
   esac

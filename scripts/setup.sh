@@ -12,6 +12,7 @@ PKGS=(
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg   # video output, ffprobe in tests
   libcli11-dev                 # command line
   libboost-dev                 # Beast/Asio (header-only): wanrt serve's HTTP and WebSocket
+  libturbojpeg0-dev libpng-dev libgmime-3.0-dev   # wanrt serve: JPEG/PNG uploads and frames, multipart forms
   ccache                       # faster rebuilds (optional at build time)
   # CI jobs beyond `test` (scripts/test.sh): sanitizers and libFuzzer (clang's runtime), the ARM64
   # cross build and its qemu-user run.

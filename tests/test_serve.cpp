@@ -156,6 +156,7 @@ TEST(Serve, JobRoundTripY4m) {
 TEST(Serve, BadRequestsAnsweredWithJson) {
     serve::ServerOptions o;
     o.max_body = 4096;
+    o.max_upload = 4096;  // POST /v1/generate's own limit
     TestServer ts(o);
     const int p = ts.port;
     expect_error(request(p, http::verb::post, "/v1/generate", "{\"prompt\": "), 400, "not valid JSON");

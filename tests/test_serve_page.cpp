@@ -2,8 +2,10 @@
 // read from a .y4m file opens `/?autostart=1`, streams its frames over /v1/stream to the in-process
 // server (demo model) and draws what comes back. The test drives Chromium over the DevTools
 // protocol (a Beast WebSocket client) and checks that frames come back (the count advances past
-// 20), that they differ from the camera's, and that a prompt change is applied without restarting
-// the stream; a screenshot is saved as serve_page.png in the working directory (the test artifact).
+// 20), JPEG both ways (the page's default: fewer bytes than raw frames), that they differ from the
+// camera's, and that a prompt change is applied without restarting the stream; the page's FPS,
+// latency and glass-to-glass numbers are written to serve_page.json and a screenshot to
+// serve_page.png in the working directory (the test artifacts).
 // Chromium missing is a failure (scripts/setup.sh installs it), never a skip.
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -204,7 +206,8 @@ TEST(ServePage, HeadlessChromiumWebcamRoundTrip) {
             "document.getElementById('stats').dataset))");
         stats = v.is_string() ? json::parse(v.get<std::string>(), nullptr, false) : json();
         const int out = stats.is_object() ? std::atoi(stats.value("framesOut", "0").c_str()) : 0;
-        if (out >= 24 && stats.value("promptApplied", "") == "1") break;
+        if (out >= 24 && stats.value("promptApplied", "") == "1" && std::atof(stats.value("g2gP50", "0").c_str()) > 0)
+            break;
         if (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() > 180) break;
         std::this_thread::sleep_for(std::chrono::milliseconds(250));
     }
@@ -213,6 +216,17 @@ TEST(ServePage, HeadlessChromiumWebcamRoundTrip) {
     EXPECT_GE(std::atoi(stats.value("framesOut", "0").c_str()), 24) << stats.dump();
     EXPECT_EQ(stats.value("promptApplied", ""), "1") << stats.dump();
     EXPECT_GT(std::atof(stats.value("latencyMs", "0").c_str()), 0.0) << stats.dump();
+    auto num = [&](const char* k) { return std::atof(stats.value(k, "0").c_str()); };
+    // Glass-to-glass starts at the camera's timestamp, before the frame was sent: at least the latency.
+    EXPECT_GT(num("g2gP50"), 0.0) << stats.dump();
+    EXPECT_GE(num("g2gP95"), num("g2gP50")) << stats.dump();
+    EXPECT_GT(num("fps"), 0.0) << stats.dump();
+    // JPEG both ways: the frames are smaller than raw RGBA in and RGB out.
+    EXPECT_EQ(stats.value("format", ""), "jpeg") << stats.dump();
+    EXPECT_GT(num("bytesInPerFrame"), 0.0);
+    EXPECT_LT(num("bytesInPerFrame"), 64 * 64 * 4 / 2.0) << stats.dump();
+    EXPECT_GT(num("bytesOutPerFrame"), 0.0);
+    EXPECT_LT(num("bytesOutPerFrame"), 64 * 64 * 3 / 2.0) << stats.dump();
     // The restyled frame differs from the camera's (mean absolute difference of the two canvases).
     const json diff = dt.eval(R"((() => {
         const a = document.getElementById('out').getContext('2d').getImageData(0, 0, 64, 64).data;
@@ -222,6 +236,21 @@ TEST(ServePage, HeadlessChromiumWebcamRoundTrip) {
     ASSERT_TRUE(diff.is_number()) << diff.dump();
     EXPECT_GT(diff.get<double>(), 2.0);
     std::printf("page: %s, mean |out - camera| %.1f levels\n", stats.dump().c_str(), diff.get<double>());
+    const json artifact = {{"device", model->be->description()},
+                           {"size", "64*64"},
+                           {"steps", 2},
+                           {"format", stats.value("format", "")},
+                           {"frames_out", num("framesOut")},
+                           {"fps", num("fps")},
+                           {"glass_to_glass_ms_p50", num("g2gP50")},
+                           {"glass_to_glass_ms_p95", num("g2gP95")},
+                           {"network_model_ms_p50", num("latencyP50")},
+                           {"chunk_ms", num("chunkMs")},
+                           {"bytes_in_per_frame", num("bytesInPerFrame")},
+                           {"bytes_out_per_frame", num("bytesOutPerFrame")},
+                           {"capture_clock", stats.value("captureClock", "")},
+                           {"mean_abs_diff_levels", diff.get<double>()}};
+    std::ofstream("serve_page.json") << artifact.dump(2) << "\n";
 
     const json shot = dt.call("Page.captureScreenshot", {{"format", "png"}});
     const std::string png = base64_decode(shot["result"].value("data", ""));

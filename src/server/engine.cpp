@@ -10,7 +10,9 @@
 #include <random>
 
 #include "core/error.h"
+#include "ops/ops.h"
 #include "pipeline/demo.h"
+#include "pipeline/i2v.h"
 #include "text/tokenizer.h"
 #include "video/video_writer.h"
 
@@ -22,26 +24,39 @@ using json = nlohmann::json;
 // ---------------------------------------------------------------- model
 
 std::unique_ptr<ServeModel> ServeModel::load(const std::string& ckpt_dir, std::shared_ptr<Backend> be,
-                                             const StageFn& on_stage) {
+                                             const StageFn& on_stage, const std::string& task) {
     auto m = std::make_unique<ServeModel>();
     m->demo = ckpt_dir.empty();
-    m->parts = m->demo ? demo_model_parts() : open_model_folder(ckpt_dir);
-    WANRT_CHECK(!m->parts.dit_config.is_i2v(), "serve", ckpt_dir, " holds an image-to-video model (", m->parts.kind,
-                "); serve runs text-to-video models: pass a T2V folder (e.g. Wan2.1-T2V-1.3B) or none for the demo");
+    WANRT_CHECK(task.empty() || task == "t2v-1.3B" || task == "t2v-14B" || task == "i2v-14B", "serve", "--task ", task,
+                " is not served; use t2v-1.3B, t2v-14B or i2v-14B (or leave it out to serve the folder's model)");
+    const bool want_i2v = task == "i2v-14B";
+    m->parts = m->demo ? (want_i2v ? demo_i2v_model_parts() : demo_model_parts()) : open_model_folder(ckpt_dir);
+    const DitConfig& dc = m->parts.dit_config;
+    WANRT_CHECK(!m->parts.moe() && !m->parts.ti2v() && !dc.is_flf2v(), "serve", ckpt_dir, " holds ", m->parts.kind,
+                "; serve runs the Wan2.1 text-to-video and image-to-video models: pass a T2V or I2V folder (e.g. "
+                "Wan2.1-T2V-1.3B, Wan2.1-I2V-14B-480P)");
+    WANRT_CHECK(m->demo || task.empty() || want_i2v == dc.is_i2v(), "serve", "--task ", task, " does not match ",
+                ckpt_dir, ", which holds ", m->parts.kind, "; leave out --task to serve the folder's model");
+    WANRT_CHECK(!dc.is_i2v() || dc.has_clip(), "serve", ckpt_dir, " holds an image-to-video model without the CLIP "
+                "branch (", m->parts.kind, "); serve runs the Wan2.1 I2V models");
     m->be = std::move(be);
     auto stage = [&](const char* s) {
         if (on_stage) on_stage(s);
     };
     stage("load tokenizer");
-    m->tokenizer = std::make_unique<text::T5Tokenizer>(m->parts.tokenizer, m->parts.dit_config.text_len);
+    m->tokenizer = std::make_unique<text::T5Tokenizer>(m->parts.tokenizer, dc.text_len);
     stage("load text encoder");
     m->t5 = T5Encoder::load(m->parts.t5_weights(), *m->be);
-    WANRT_CHECK(m->t5.config.dim == m->parts.dit_config.text_dim, "serve", "the text encoder's width ",
-                m->t5.config.dim, " differs from the DiT's text_dim ", m->parts.dit_config.text_dim, " (",
-                m->parts.name, ")");
+    WANRT_CHECK(m->t5.config.dim == dc.text_dim, "serve", "the text encoder's width ", m->t5.config.dim,
+                " differs from the DiT's text_dim ", dc.text_dim, " (", m->parts.name, ")");
     stage("load DiT");
-    m->dit = std::make_shared<DitModel>(m->parts.dit_config, m->parts.dit_weights(), *m->be);
-    m->causal = std::make_shared<CausalDitModel>(m->dit);
+    m->dit = std::make_shared<DitModel>(dc, m->parts.dit_weights(), *m->be);
+    // The live stream's causal DiT takes text-to-video inputs; an i2v DiT (36 input channels) has none.
+    if (!dc.is_i2v()) m->causal = std::make_shared<CausalDitModel>(m->dit);
+    if (dc.is_i2v()) {
+        stage("load CLIP");
+        m->clip = std::make_unique<ClipVisionEncoder>(m->parts.clip_config, m->parts.clip_weights(), *m->be);
+    }
     stage("load VAE");
     m->vae = WanVae::load(m->parts.vae_weights(), m->parts.vae_config, m->be);
     return m;
@@ -77,16 +92,35 @@ std::string get_str(const json& v, const char* key, size_t max_bytes) {
 
 }  // namespace
 
-JobRequest parse_job_request(const json& body, const ServeModel& m, const RequestLimits& lim) {
+std::string task_mismatch(const ServeModel& m, bool has_image) {
+    if (has_image && !m.i2v())
+        return "[serve] model " + m.parts.name + " (" + m.parts.kind +
+               ") has no i2v: it makes video from text only; leave out \"image\", or start wanrt serve with an "
+               "image-to-video model (--ckpt_dir Wan2.1-I2V-14B-480P, or --task i2v-14B for the demo)";
+    if (!has_image && m.i2v())
+        return "[serve] model " + m.parts.name + " (" + m.parts.kind +
+               ") is image-to-video: send a picture as \"image\" (base64 in JSON, or multipart: curl -F "
+               "image=@in.png -F prompt=...)";
+    return {};
+}
+
+JobRequest parse_job_request(const json& body, const ServeModel& m, const RequestLimits& lim,
+                             std::shared_ptr<const RgbImage> image) {
     WANRT_CHECK(body.is_object(), "serve", "the request body must be a JSON object such as {\"prompt\": \"a cat\"}");
+    const std::string mismatch = task_mismatch(m, image != nullptr);
+    if (!mismatch.empty()) throw Error(mismatch);
     JobRequest r;
+    r.image = std::move(image);
+    const bool i2v = m.i2v();
     const DemoDefaults dd;
-    r.opt.width = m.demo ? dd.width : 832;
-    r.opt.height = m.demo ? dd.height : 480;
+    // `wanrt generate`'s defaults (cmd_generate.cpp): the i2v size follows the folder's name (480P).
+    const bool folder_480p = m.parts.name.find("480P") != std::string::npos;
+    r.opt.width = m.demo ? dd.width : i2v && !folder_480p ? 1280 : 832;
+    r.opt.height = m.demo ? dd.height : i2v && !folder_480p ? 720 : 480;
     r.opt.frame_num = m.demo ? dd.frame_num : 81;
-    r.opt.sample_steps = m.demo ? dd.sample_steps : 50;
+    r.opt.sample_steps = m.demo ? dd.sample_steps : i2v ? 40 : 50;
     r.neg_prompt = kWanDefaultNegPrompt;
-    bool has_prompt = false;
+    bool has_prompt = false, has_shift = false;
     {
         std::random_device rd;
         r.seed = ((uint64_t(rd()) << 32) | rd()) & 0x7fffffffffffffffull;
@@ -121,6 +155,7 @@ JobRequest parse_job_request(const json& body, const ServeModel& m, const Reques
             r.opt.sample_steps = int(get_int(v, "sample_steps", 1, lim.max_steps));
         } else if (k == "sample_shift") {
             r.opt.sample_shift = get_num(v, "sample_shift");
+            has_shift = true;
             WANRT_CHECK(r.opt.sample_shift > 0, "serve", "\"sample_shift\" must be positive (official: 5)");
         } else if (k == "sample_guide_scale") {
             r.opt.guide_scale = get_num(v, "sample_guide_scale");
@@ -150,7 +185,20 @@ JobRequest parse_job_request(const json& body, const ServeModel& m, const Reques
     WANRT_CHECK(r.opt.width * r.opt.height * r.opt.frame_num <= lim.max_pixels_frames, "serve", "size ", r.opt.width,
                 "*", r.opt.height, " with ", r.opt.frame_num, " frames is over this server's limit of ",
                 lim.max_pixels_frames, " pixels x frames; ask for fewer frames or a smaller size");
-    t2v_latent_shape(r.opt, m.parts.dit_config, m.parts.vae_config);  // the pipeline's own checks ([t2v] ...)
+    if (i2v) {
+        // generate.py: shift 3.0 for i2v at the 480p sizes, else 5.0.
+        const bool size_480 = (r.opt.width == 832 && r.opt.height == 480) || (r.opt.width == 480 && r.opt.height == 832);
+        if (!has_shift) r.opt.sample_shift = size_480 ? 3.0 : 5.0;
+        const I2VSize s = i2v_latent_shape(r.image->height, r.image->width, r.opt, m.parts.dit_config,
+                                           m.parts.vae_config)
+                              .size;  // the pipeline's own checks ([i2v] ...)
+        r.video_w = s.w;
+        r.video_h = s.h;
+    } else {
+        t2v_latent_shape(r.opt, m.parts.dit_config, m.parts.vae_config);  // the pipeline's own checks ([t2v] ...)
+        r.video_w = r.opt.width;
+        r.video_h = r.opt.height;
+    }
     return r;
 }
 
@@ -255,10 +303,15 @@ json JobQueue::to_json(const Job& j) const {
     }
     const JobRequest& r = j.req;
     o["request"] = {{"prompt", r.prompt},
-                    {"size", std::to_string(r.opt.width) + "*" + std::to_string(r.opt.height)},
+                    {"size", std::to_string(r.video_w) + "*" + std::to_string(r.video_h)},
                     {"frame_num", r.opt.frame_num},
                     {"sample_steps", r.opt.sample_steps},
                     {"seed", r.seed}};
+    if (r.image) {
+        o["request"]["task"] = "i2v";
+        o["request"]["image_size"] = std::to_string(r.image->width) + "*" + std::to_string(r.image->height);
+        o["request"]["max_area"] = std::to_string(r.opt.width) + "*" + std::to_string(r.opt.height);
+    }
     if (j.started > 0) o["queued_seconds"] = j.started - j.created;
     if (j.finished > 0 && j.started > 0) o["run_seconds"] = j.finished - j.started;
     return o;
@@ -366,20 +419,41 @@ void JobQueue::run_job(const std::shared_ptr<Job>& j) {
     try {
         const JobRequest& r = j->req;
         std::lock_guard<std::mutex> compute(model_.compute);
-        const T2VLatentShape shape = t2v_latent_shape(r.opt, model_.parts.dit_config, model_.parts.vae_config);
-        set_stage("encode text");
-        const Tensor context = model_.encode(r.prompt), context_null = model_.encode(r.neg_prompt);
-        set_stage("denoise");
-        const Tensor noise = t2v_noise(*model_.be, shape.latent, r.seed);
-        const Tensor latent =
-            t2v_denoise(*model_.dit, context, context_null, noise, r.opt, shape.seq_len, [&](const T2VStepInfo& s) {
-                {
-                    std::lock_guard<std::mutex> lk(mu_);
-                    j->step = s.index + 1;
-                    touch(*j);
-                }
-                if (j->cancel) throw JobCancelled{};  // cooperative cancel, between steps
-            });
+        auto on_step = [&](const T2VStepInfo& s) {
+            {
+                std::lock_guard<std::mutex> lk(mu_);
+                j->step = s.index + 1;
+                touch(*j);
+            }
+            if (j->cancel) throw JobCancelled{};  // cooperative cancel, between steps
+        };
+        Tensor latent;
+        if (r.image) {  // image-to-video: pipeline/i2v.h's stages with the resident models
+            const RgbImage& pic = *r.image;
+            const I2VLatentShape shape =
+                i2v_latent_shape(pic.height, pic.width, r.opt, model_.parts.dit_config, model_.parts.vae_config);
+            set_stage("encode text");
+            const Tensor context = model_.encode(r.prompt), context_null = model_.encode(r.neg_prompt);
+            set_stage("encode image");
+            Rgb24Video v;
+            v.frames = 1;
+            v.height = pic.height;
+            v.width = pic.width;
+            v.rgb = pic.rgb;
+            const Tensor image = ops::contiguous(rgb24_to_video(v, *model_.be).select(1, 0));  // [3, h0, w0]
+            const Tensor clip_fea = i2v_clip_features(*model_.clip, image);
+            const Tensor y = i2v_condition(*model_.vae, image, r.opt.frame_num, shape.size);
+            set_stage("denoise");
+            const Tensor noise = t2v_noise(*model_.be, shape.latent, r.seed);
+            latent = i2v_denoise(*model_.dit, context, context_null, clip_fea, y, noise, r.opt, shape.seq_len, on_step);
+        } else {
+            const T2VLatentShape shape = t2v_latent_shape(r.opt, model_.parts.dit_config, model_.parts.vae_config);
+            set_stage("encode text");
+            const Tensor context = model_.encode(r.prompt), context_null = model_.encode(r.neg_prompt);
+            set_stage("denoise");
+            const Tensor noise = t2v_noise(*model_.be, shape.latent, r.seed);
+            latent = t2v_denoise(*model_.dit, context, context_null, noise, r.opt, shape.seq_len, on_step);
+        }
         set_stage("decode");
         const Tensor video = t2v_decode(*model_.vae, latent);
         set_stage("write");
@@ -435,8 +509,15 @@ StreamConfig parse_stream_config(const json& j, const StreamConfig& current) {
             WANRT_CHECK(c.strength > 0 && c.strength <= 1, "serve", "\"strength\" must be in (0, 1]");
         } else if (k == "seed")
             c.seed = uint64_t(get_int(v, "seed", 0, INT64_MAX));
+        else if (k == "format") {
+            c.format = get_str(v, "format", 8);
+            WANRT_CHECK(c.format == "raw" || c.format == "jpeg", "serve", "unknown stream \"format\" \"", c.format,
+                        "\"; use raw (RGB bytes) or jpeg");
+        } else if (k == "quality")
+            c.quality = int(get_int(v, "quality", 1, 100));
         else
-            fail("serve", "unknown stream option \"", k, "\"; accepted: prompt, width, height, steps, strength, seed");
+            fail("serve", "unknown stream option \"", k,
+                 "\"; accepted: prompt, width, height, steps, strength, seed, format, quality");
     }
     WANRT_CHECK(c.width % 16 == 0 && c.height % 16 == 0, "serve", "stream size ", c.width, "x", c.height,
                 " must be multiples of 16");
@@ -448,6 +529,8 @@ bool StreamSession::configure(const StreamConfig& c) {
     const bool restart = !stream_ || c.width != cfg_.width || c.height != cfg_.height || c.steps != cfg_.steps ||
                          c.strength != cfg_.strength || c.seed != cfg_.seed;
     const bool new_prompt = !stream_ || c.prompt != cfg_.prompt;
+    WANRT_CHECK(model_.causal != nullptr, "serve", "model ", model_.parts.name, " (", model_.parts.kind,
+                ") is image-to-video; the live stream runs a text-to-video model: start wanrt serve with one");
     std::lock_guard<std::mutex> compute(model_.compute);
     if (restart) {
         StreamOptions o;
@@ -474,6 +557,16 @@ const StreamStats& StreamSession::stats() const {
 std::vector<std::vector<uint8_t>> StreamSession::push_frame(const uint8_t* data, size_t bytes) {
     WANRT_CHECK(stream_, "serve", "send a {\"type\": \"config\", ...} message before the first frame");
     const size_t px = size_t(cfg_.width * cfg_.height);
+    RgbImage decoded;
+    // A JPEG frame (the page's default) is told by its first bytes when its length is not a raw
+    // frame's; decoded here, bounded by the stream's size.
+    if (bytes != px * 3 && bytes != px * 4 && looks_like_jpeg(data, bytes)) {
+        decoded = decode_image(std::string_view(reinterpret_cast<const char*>(data), bytes), int64_t(px), "a JPEG frame");
+        WANRT_CHECK(decoded.width == cfg_.width && decoded.height == cfg_.height, "serve", "a JPEG frame of ",
+                    decoded.width, "x", decoded.height, " does not match the stream's ", cfg_.width, "x", cfg_.height);
+        data = decoded.rgb.data();
+        bytes = decoded.rgb.size();
+    }
     WANRT_CHECK(bytes == px * 3 || bytes == px * 4, "serve", "a frame of ", bytes, " bytes does not match ", cfg_.width,
                 "x", cfg_.height, " RGB (", px * 3, ") or RGBA (", px * 4, ")");
     const size_t ch = bytes / px;

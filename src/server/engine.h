@@ -1,7 +1,9 @@
 // The compute side of `wanrt serve` (no networking here; server/http.cpp is the HTTP front end):
 //
-//   ServeModel  one text-to-video model loaded once and kept for the server's life: tokenizer, T5,
-//               DiT (also wrapped as the causal DiT of the live stream) and VAE, all on one backend.
+//   ServeModel  one model loaded once and kept for the server's life: tokenizer, T5, DiT and VAE, all
+//               on one backend; a text-to-video DiT is also wrapped as the causal DiT of the live
+//               stream; an image-to-video model (Wan2.1 I2V, or the i2v demo) adds its CLIP image
+//               encoder, runs jobs with an uploaded picture, and has no live stream.
 //               Every forward takes `compute` first, so queued jobs and a live stream take turns
 //               on the one device instead of racing for it.
 //   JobQueue    a bounded FIFO of text-to-video jobs and ONE worker thread that runs them through
@@ -37,6 +39,7 @@
 #include "pipeline/model_folder.h"
 #include "pipeline/stream.h"
 #include "pipeline/t2v.h"
+#include "server/upload.h"
 
 namespace wanrt::text {
 class T5Tokenizer;
@@ -52,32 +55,45 @@ struct ServeModel {
     std::shared_ptr<const DitModel> dit;
     std::shared_ptr<const CausalDitModel> causal;
     std::shared_ptr<WanVae> vae;
+    std::unique_ptr<ClipVisionEncoder> clip;  // image-to-video models only
     bool demo = false;
+    bool i2v() const { return clip != nullptr; }
     std::mutex compute;  // held for every forward (jobs and stream chunks take turns)
 
-    // ckpt_dir "" = the built-in demo model. Text-to-video folders only.
+    // ckpt_dir "" = the built-in demo model: the text-to-video one, or with task "i2v-14B" the
+    // image-to-video one. A folder: Wan2.1 T2V or I2V (its task is its own; `task`, when given, must
+    // match). FLF2V, Wan2.2 A14B and TI2V folders are refused.
     static std::unique_ptr<ServeModel> load(const std::string& ckpt_dir, std::shared_ptr<Backend> be,
-                                            const StageFn& on_stage = {});
+                                            const StageFn& on_stage = {}, const std::string& task = "");
     ~ServeModel();
     // The prompt's context [len, text_dim] (caller holds `compute`).
     Tensor encode(const std::string& prompt) const;
 };
 
-// A text-to-video job's options, parsed from the POST /v1/generate body (unknown keys refused).
+// A job's options, parsed from the POST /v1/generate body (unknown keys refused).
 struct JobRequest {
     std::string prompt, neg_prompt;
-    T2VOptions opt;
+    T2VOptions opt;  // image-to-video: width·height is the max_area, as `wanrt generate --size`
     uint64_t seed = 0;
     std::string format = "y4m";  // y4m | mp4 (mp4 needs the FFmpeg build)
+    std::shared_ptr<const RgbImage> image;  // image-to-video: the uploaded picture
+    int64_t video_w = 0, video_h = 0;       // the video's size (i2v: from the picture's aspect)
 };
 struct RequestLimits {
     int64_t max_pixels_frames = int64_t(1280) * 720 * 81;  // width·height·frame_num
     int max_steps = 100;
     size_t max_prompt_bytes = 4096;
+    int64_t max_image_pixels = int64_t(4096) * 4096;  // an uploaded picture's width·height
 };
 // Throws wanrt::Error "[serve] ..." naming the key and what is accepted. Defaults: the demo's small
-// ones for the demo model, the official ones (832*480, 81 frames, 50 steps) for a folder.
-JobRequest parse_job_request(const nlohmann::json& body, const ServeModel& m, const RequestLimits& lim);
+// ones for the demo model; for a folder the official ones of its task, as `wanrt generate`
+// (text-to-video 832*480, 81 frames, 50 steps, shift 5; image-to-video 40 steps, size 832*480 for a
+// 480P folder (shift 3) else 1280*720 (shift 5)). image: the decoded picture of an i2v job.
+JobRequest parse_job_request(const nlohmann::json& body, const ServeModel& m, const RequestLimits& lim,
+                             std::shared_ptr<const RgbImage> image = nullptr);
+// "" when the model takes what was sent, else the one-line reason (the HTTP layer answers 422): an
+// image sent to a text-to-video model, or none sent to an image-to-video model.
+std::string task_mismatch(const ServeModel& m, bool has_image);
 
 enum class JobStatus { Queued, Running, Done, Failed, Cancelled };
 const char* to_string(JobStatus s);
@@ -146,6 +162,8 @@ struct StreamConfig {
     int steps = 2;          // the first `steps` of [700, 500, 400, 200]
     double strength = 0.8;  // noise_scale ns₀
     uint64_t seed = 0;
+    std::string format = "raw";  // frames sent back: "raw" RGB or "jpeg" (changing it keeps the stream)
+    int quality = 80;            // JPEG quality of the frames sent back, 1..100
 };
 StreamConfig parse_stream_config(const nlohmann::json& j, const StreamConfig& current);
 
@@ -157,8 +175,9 @@ public:
     bool configure(const StreamConfig& c);
     bool configured() const { return bool(stream_); }
     const StreamConfig& config() const { return cfg_; }
-    // One frame of width·height·channels bytes (RGB or RGBA). Returns the restyled frames that became
-    // ready, each width·height·3 RGB bytes (often none: chunks are 5 then 4 frames).
+    // One frame: width·height·channels bytes (RGB or RGBA), or a JPEG of width × height (told by its
+    // first bytes). Returns the restyled frames that became ready, each width·height·3 RGB bytes
+    // (often none: chunks are 5 then 4 frames).
     std::vector<std::vector<uint8_t>> push_frame(const uint8_t* data, size_t bytes);
     const StreamStats& stats() const;
     double last_chunk_seconds() const { return last_chunk_s_; }

@@ -149,22 +149,46 @@ private:
             std::chrono::duration<double>(srv_.opt.idle_timeout_s));
     }
 
+    // The header first: its target and method choose the body limit (a job may carry a picture).
+    // Beast checks a Content-Length against the limit while it parses the header, so the limit is
+    // the larger of the two then and the route's own is checked here; a chunked body is bounded by
+    // body_limit as it is read. (Not boost::none: Boost 1.74 compares len > none as true.)
+    uint64_t body_limit() const {
+        const auto& h = parser_->get();
+        const bool job = h.method() == http::verb::post && h.target().substr(0, h.target().find('?')) == "/v1/generate";
+        return job ? std::max(srv_.opt.max_body, srv_.opt.max_upload) : srv_.opt.max_body;
+    }
+
     void do_read() {
         parser_.emplace();
-        parser_->body_limit(srv_.opt.max_body);
+        parser_->body_limit(std::max(srv_.opt.max_body, srv_.opt.max_upload));
         parser_->header_limit(16 * 1024);
         stream_.expires_after(timeout());
+        http::async_read_header(stream_, buffer_, *parser_,
+                                beast::bind_front_handler(&HttpSession::on_header, shared_from_this()));
+    }
+
+    void on_header(beast::error_code ec, size_t n) {
+        if (ec) return on_read(ec, n);
+        const uint64_t limit = body_limit();
+        if (const auto len = parser_->content_length(); len && *len > limit)
+            return on_read(http::error::body_limit, 0);  // answered before the body is read
+        parser_->body_limit(limit);
         http::async_read(stream_, buffer_, *parser_,
                          beast::bind_front_handler(&HttpSession::on_read, shared_from_this()));
     }
 
     void on_read(beast::error_code ec, size_t) {
         if (ec == http::error::end_of_stream) return close();
-        if (ec == http::error::body_limit)
-            return send(error_response(http::status::payload_too_large,
-                                       "[serve] the request body is over this server's limit of " +
-                                           std::to_string(srv_.opt.max_body) + " bytes",
-                                       nullptr));
+        if (ec == http::error::body_limit) {
+            const uint64_t limit = body_limit();
+            return send(error_response(
+                http::status::payload_too_large,
+                "[serve] the request body is over this server's limit of " + std::to_string(limit) + " bytes" +
+                    (limit > srv_.opt.max_body ? "; send a smaller picture (or start the server with a larger --max_upload_mib)"
+                                               : ""),
+                nullptr));
+        }
         if (ec == http::error::header_limit)
             return send(error_response(http::status::request_header_fields_too_large,
                                        "[serve] the request headers are over 16 KiB", nullptr));
@@ -235,6 +259,7 @@ private:
                                       json{{"status", "ok"},
                                            {"model", srv_.model.parts.name},
                                            {"kind", srv_.model.parts.kind},
+                                           {"task", srv_.model.i2v() ? "i2v" : "t2v"},
                                            {"device", srv_.model.be->description()},
                                            {"queued", srv_.jobs->queued()},
                                            {"max_queue", srv_.opt.max_queue}},
@@ -246,6 +271,12 @@ private:
         }
         if (path == "/v1/stream") {
             if (m != http::verb::get) return method_not_allowed("GET");
+            if (srv_.model.i2v())
+                return send(error_response(http::status::unprocessable_entity,
+                                           "[serve] model " + srv_.model.parts.name +
+                                               " is image-to-video; the live stream runs a text-to-video model: "
+                                               "start wanrt serve with one (or without --task i2v-14B)",
+                                           &req));
             if (!websocket::is_upgrade(req))
                 return send(error_response(
                     http::status::upgrade_required,
@@ -293,16 +324,26 @@ private:
                             &req_));
     }
 
+    // The body: JSON (a picture as base64) or multipart/form-data (server/upload.h). A picture sent to
+    // a text-to-video model, or none to an image-to-video one, is 422; every other bad input 400.
     void generate() {
-        const json body = json::parse(req_.body(), nullptr, /*allow_exceptions=*/false);
-        if (body.is_discarded())
-            return send(error_response(http::status::bad_request,
-                                       "[serve] the body is not valid JSON; send e.g. {\"prompt\": \"a cat\"}", &req_));
         JobRequest r;
         try {
-            r = parse_job_request(body, srv_.model, srv_.opt.limits);
+            const beast::string_view ct = req_[http::field::content_type];
+            const GenerateBody body =
+                parse_generate_body(std::string_view(ct.data(), ct.size()), req_.body(), srv_.opt.max_upload);
+            const std::string mismatch = task_mismatch(srv_.model, body.has_image);
+            if (!mismatch.empty()) return send(error_response(http::status::unprocessable_entity, mismatch, &req_));
+            std::shared_ptr<const RgbImage> image;
+            if (body.has_image)
+                image = std::make_shared<const RgbImage>(
+                    decode_image(body.image, srv_.opt.limits.max_image_pixels, "the uploaded image"));
+            r = parse_job_request(body.options, srv_.model, srv_.opt.limits, std::move(image));
         } catch (const Error& e) {
             return send(error_response(http::status::bad_request, e.what(), &req_));
+        } catch (const std::bad_alloc&) {
+            return send(error_response(http::status::payload_too_large,
+                                       "[serve] out of memory reading the request; send a smaller picture", &req_));
         }
         try {
             const auto [id, pos] = srv_.jobs->submit(std::move(r));
@@ -502,6 +543,8 @@ void Server::Impl::run_stream(tcp::socket sock, http::request<http::string_body>
                                        {"height", c.height},
                                        {"steps", c.steps},
                                        {"strength", c.strength},
+                                       {"format", c.format},
+                                       {"quality", c.quality},
                                        {"prompt", c.prompt}});
                         continue;
                     }
@@ -510,7 +553,18 @@ void Server::Impl::run_stream(tcp::socket sock, http::request<http::string_body>
                     const StreamStats& st = session.stats();
                     if (st.chunks_in == chunks_before) continue;  // still gathering the chunk's frames
                     ws.binary(true);
-                    for (const auto& f : frames) ws.write(net::buffer(f));
+                    const StreamConfig& c = session.config();
+                    size_t bytes_out = 0;
+                    for (const auto& f : frames) {
+                        if (c.format == "jpeg") {
+                            const std::vector<uint8_t> jpg = encode_jpeg(f.data(), c.width, c.height, 3, c.quality);
+                            bytes_out += jpg.size();
+                            ws.write(net::buffer(jpg));
+                        } else {
+                            bytes_out += f.size();
+                            ws.write(net::buffer(f));
+                        }
+                    }
                     {
                         const double ms =
                             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -521,6 +575,8 @@ void Server::Impl::run_stream(tcp::socket sock, http::request<http::string_body>
                                        {"chunks", st.chunks_in},
                                        {"chunk_ms", session.last_chunk_seconds() * 1e3},
                                        {"server_ms", ms},
+                                       {"bytes_out", bytes_out},
+                                       {"format", c.format},
                                        {"noise_scale", st.last_noise_scale}});
                     }
                 } catch (const Error& e) {

@@ -2,17 +2,22 @@
 // so it works offline and under the strict Content-Security-Policy the server sends).
 //
 // Protocol (/v1/stream, docs/serve.md): a {"type": "config"} text message (prompt, width, height,
-// steps, strength), then one binary message per webcam frame (RGBA straight from the canvas, width ×
-// height × 4 bytes); the server answers "ready", then restyled frames (binary RGB, width × height × 3)
-// and a "chunk" stats message per chunk. Output frame i belongs to input frame i, so the page measures
-// the latency of each frame as (shown − sent). At most ~8 frames are kept in flight (the server runs
+// steps, strength, format), then one binary message per webcam frame; the server answers "ready",
+// then restyled frames and a "chunk" stats message per chunk. Frames are JPEG both ways by default
+// (canvas.toBlob → the server decodes with libjpeg-turbo and encodes its answer; ~10× smaller than
+// raw), or raw with format=raw (RGBA in, RGB out). Output frame i belongs to input frame i, so the
+// page measures each frame's latency (drawn − sent: network and model) and its glass-to-glass time
+// (painted − the camera's own capture timestamp from requestVideoFrameCallback), and shows the
+// FPS over the last 2 s and the median and p95 of the last 120 frames. At most ~8 frames are kept in flight (the server runs
 // chunks of 4, and a stream of n steps holds n − 1 chunks), so a slow model lowers the frame rate
 // instead of growing a queue.
 //
-// URL parameters (for links and the headless-browser test): token, prompt, size, steps, strength;
+// URL parameters (for links and the headless-browser test): token, prompt, size, steps, strength, format;
 // autostart=1 starts the camera at once; autoprompt=TEXT applies a second prompt once 8 frames came
-// back. The stats element carries data-frames-out, data-latency-ms, data-fps and data-prompt-applied
-// (set when the server confirmed the new prompt without restarting the stream), which a test reads.
+// back. The stats element carries data-frames-out, -fps, -latency-ms, -latency-p50, -g2g-ms, -g2g-p50,
+// -g2g-p95, -chunk-ms, -format, -bytes-in-per-frame, -bytes-out-per-frame, -capture-clock and
+// -prompt-applied (set when the server confirmed the new prompt without restarting the stream),
+// which the browser test reads.
 #include "server/server.h"
 
 namespace wanrt::serve {
@@ -47,6 +52,7 @@ const std::string& live_page_html() {
   <label>strength <input id="strength" type="range" min="0.3" max="1" step="0.05" value="0.8"> <span id="sv">0.8</span></label>
   <label>steps <select id="steps"><option>1</option><option selected>2</option><option>3</option><option>4</option></select></label>
   <label>size <input id="size" type="number" min="64" max="1280" step="16" value="256"></label>
+  <label>frames <select id="format"><option value="jpeg" selected>JPEG</option><option value="raw">raw</option></select></label>
   <button id="start">start</button> <button id="stop" disabled>stop</button>
 </fieldset>
 <div id="stats">not connected</div>
@@ -57,33 +63,52 @@ const std::string& live_page_html() {
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const token = params.get("token");
-for (const k of ["prompt", "size", "steps", "strength"]) if (params.get(k)) $(k).value = params.get(k);
+for (const k of ["prompt", "size", "steps", "strength", "format"]) if (params.get(k)) $(k).value = params.get(k);
 let autoprompt = params.get("autoprompt");
-let ws = null, timer = null, sent = [], nextOut = 0, inFlight = 0;
-let shown = 0, shownT0 = 0, lastLatency = 0, chunkMs = 0, W = 256, H = 256;
-const maxInFlight = 12;
+let ws = null, timer = null, sent = [], nextOut = 0, inFlight = 0, fmt = "jpeg";
+let shown = 0, lastLatency = 0, lastG2g = 0, chunkMs = 0, W = 256, H = 256;
+let bytesIn = 0, framesIn = 0, bytesOut = 0, camMeta = null, clock = "send";
+let sendChain = Promise.resolve(), drawChain = Promise.resolve();
+const shownAt = [], g2gs = [], lats = [];
+const maxInFlight = 12, quality = 0.8;
 
 function config() {
   return { type: "config", prompt: $("prompt").value, strength: parseFloat($("strength").value),
-           steps: parseInt($("steps").value), width: W, height: H };
+           steps: parseInt($("steps").value), width: W, height: H, format: fmt, quality: Math.round(quality * 100) };
 }
 function send(obj) { if (ws && ws.readyState === 1) ws.send(JSON.stringify(obj)); }
+function pct(a, q) {
+  if (!a.length) return 0;
+  const s = a.slice().sort((x, y) => x - y);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+}
+function keep(a, v) { a.push(v); if (a.length > 120) a.shift(); }
+
+// The camera's own timestamp of each frame (requestVideoFrameCallback: captureTime where the
+// browser has it, else presentationTime), on the performance.now() clock: glass-to-glass starts there.
+function watchCamera(cam) {
+  if (!("requestVideoFrameCallback" in cam)) return;
+  const cb = (now, md) => { camMeta = md; if (cam.srcObject) cam.requestVideoFrameCallback(cb); };
+  cam.requestVideoFrameCallback(cb);
+}
 
 async function start() {
   $("err").textContent = "";
   W = H = parseInt($("size").value);
+  fmt = $("format").value;
   let stream;
   try {
     stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
   } catch (e) { $("err").textContent = "camera: " + e; return; }
   $("cam").srcObject = stream;
+  watchCamera($("cam"));
   const out = $("out"), grab = $("grab");
   out.width = grab.width = W; out.height = grab.height = H;
   const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/v1/stream" +
               (token ? "?token=" + encodeURIComponent(token) : "");
   ws = new WebSocket(url);
   ws.binaryType = "arraybuffer";
-  sent = []; nextOut = 0; inFlight = 0; shown = 0; shownT0 = performance.now();
+  sent = []; nextOut = 0; inFlight = 0; shown = 0; shownAt.length = g2gs.length = lats.length = 0;
   ws.onopen = () => send(config());
   ws.onerror = () => { $("err").textContent = "WebSocket error"; };
   ws.onclose = (e) => { $("stats").textContent = "closed " + (e.reason || ""); stop(); };
@@ -99,23 +124,51 @@ async function start() {
       else if (m.type === "error") $("err").textContent = m.error;
       return;
     }
-    const rgb = new Uint8Array(e.data);
-    const img = out.getContext("2d").createImageData(W, H);
-    for (let i = 0, j = 0; i < rgb.length; i += 3, j += 4) {
-      img.data[j] = rgb[i]; img.data[j + 1] = rgb[i + 1]; img.data[j + 2] = rgb[i + 2]; img.data[j + 3] = 255;
+    // Frames are drawn in order: a JPEG decodes asynchronously, so each draw waits for the one before.
+    const data = e.data, ctx = out.getContext("2d");
+    bytesOut += data.byteLength;
+    const jpeg = new Uint8Array(data, 0, 2);
+    if (jpeg[0] === 0xff && jpeg[1] === 0xd8) {
+      drawChain = drawChain.then(() => createImageBitmap(new Blob([data], { type: "image/jpeg" })))
+        .then((bm) => { ctx.drawImage(bm, 0, 0); bm.close(); drawn(); })
+        .catch((err) => { $("err").textContent = "JPEG frame: " + err; });
+    } else {
+      drawChain = drawChain.then(() => {
+        const rgb = new Uint8Array(data), img = ctx.createImageData(W, H);
+        for (let i = 0, j = 0; i < rgb.length; i += 3, j += 4) {
+          img.data[j] = rgb[i]; img.data[j + 1] = rgb[i + 1]; img.data[j + 2] = rgb[i + 2]; img.data[j + 3] = 255;
+        }
+        ctx.putImageData(img, 0, 0);
+        drawn();
+      });
     }
-    out.getContext("2d").putImageData(img, 0, 0);
-    const now = performance.now();
-    if (sent[nextOut] !== undefined) { lastLatency = now - sent[nextOut]; delete sent[nextOut]; }
-    nextOut++; inFlight = Math.max(0, inFlight - 1); shown++;
-    const fps = shown / ((now - shownT0) / 1000);
-    const st = $("stats");
-    st.textContent = "frames out " + shown + "   fps " + fps.toFixed(1) + "   latency " +
-        lastLatency.toFixed(0) + " ms   chunk " + chunkMs.toFixed(0) + " ms";
-    st.dataset.framesOut = shown; st.dataset.fps = fps.toFixed(2); st.dataset.latencyMs = lastLatency.toFixed(1);
-    if (autoprompt && shown >= 8) { $("prompt").value = autoprompt; autoprompt = null; send(config()); }
   };
   $("start").disabled = true; $("stop").disabled = false;
+}
+
+// A restyled frame is on the canvas: latency = drawn − sent (network + model); glass-to-glass =
+// painted (the next animation frame, when the compositor takes the canvas) − the camera's timestamp.
+function drawn() {
+  const now = performance.now(), s = sent[nextOut];
+  if (s !== undefined) {
+    lastLatency = now - s.t; keep(lats, lastLatency); delete sent[nextOut];
+    requestAnimationFrame(() => { lastG2g = performance.now() - s.cap; keep(g2gs, lastG2g); });
+  }
+  nextOut++; inFlight = Math.max(0, inFlight - 1); shown++;
+  shownAt.push(now);
+  while (shownAt.length > 1 && now - shownAt[0] > 2000) shownAt.shift();  // FPS over the last 2 s
+  const fps = shownAt.length > 1 ? (shownAt.length - 1) / ((now - shownAt[0]) / 1000) : 0;
+  const st = $("stats"), kin = framesIn ? bytesIn / framesIn / 1024 : 0, kout = shown ? bytesOut / shown / 1024 : 0;
+  st.textContent = "frames out " + shown + "   fps " + fps.toFixed(1) +
+      "   glass-to-glass " + pct(g2gs, 0.5).toFixed(0) + " ms (p95 " + pct(g2gs, 0.95).toFixed(0) + ")" +
+      "   network+model " + lastLatency.toFixed(0) + " ms   chunk " + chunkMs.toFixed(0) + " ms   " + fmt + " " +
+      kin.toFixed(1) + " KiB in, " + kout.toFixed(1) + " KiB out per frame";
+  Object.assign(st.dataset, {
+    framesOut: shown, fps: fps.toFixed(2), latencyMs: lastLatency.toFixed(1), latencyP50: pct(lats, 0.5).toFixed(1),
+    g2gMs: lastG2g.toFixed(1), g2gP50: pct(g2gs, 0.5).toFixed(1), g2gP95: pct(g2gs, 0.95).toFixed(1),
+    chunkMs: chunkMs.toFixed(1), format: fmt, bytesInPerFrame: Math.round(kin * 1024),
+    bytesOutPerFrame: Math.round(kout * 1024), captureClock: clock });
+  if (autoprompt && shown >= 8) { $("prompt").value = autoprompt; autoprompt = null; send(config()); }
 }
 
 let frameIndex = 0;
@@ -123,15 +176,27 @@ function sendFrame() {
   if (!ws || ws.readyState !== 1 || inFlight >= maxInFlight || ws.bufferedAmount > 4 * W * H * 4) return;
   const cam = $("cam");
   if (!cam.videoWidth) return;
-  const g = $("grab").getContext("2d", { willReadFrequently: true });
+  const now = performance.now();
+  let cap = now;
+  if (camMeta && camMeta.captureTime) { cap = camMeta.captureTime; clock = "captureTime"; }
+  else if (camMeta && camMeta.presentationTime) { cap = camMeta.presentationTime; clock = "presentationTime"; }
+  const grab = $("grab"), g = grab.getContext("2d", { willReadFrequently: true });
   const s = Math.min(cam.videoWidth, cam.videoHeight);  // centre square crop
   g.drawImage(cam, (cam.videoWidth - s) / 2, (cam.videoHeight - s) / 2, s, s, 0, 0, W, H);
-  const px = g.getImageData(0, 0, W, H).data;
-  sent[frameIndex++] = performance.now();
-  inFlight++;
-  ws.send(px.buffer);
+  sent[frameIndex++] = { t: now, cap: cap };
+  inFlight++; framesIn++;
+  if (fmt === "jpeg") {
+    // toBlob copies the canvas now and encodes later; the sends keep the frames' order.
+    const blob = new Promise((res) => grab.toBlob(res, "image/jpeg", quality));
+    sendChain = sendChain.then(() => blob).then((b) => {
+      if (b && ws && ws.readyState === 1) { bytesIn += b.size; ws.send(b); }
+    });
+  } else {
+    const px = g.getImageData(0, 0, W, H).data;
+    bytesIn += px.byteLength;
+    ws.send(px.buffer);
+  }
 }
-
 function stop() {
   if (timer) clearInterval(timer);
   timer = null;

@@ -3,7 +3,8 @@
 //
 //   GET    /                      the live page (embedded; webcam → /v1/stream → restyled frames)
 //   GET    /v1/health             {"status": "ok", "model": ..., "queued": n}
-//   POST   /v1/generate           JSON options → 202 {"id", "status": "queued", "position"}
+//   POST   /v1/generate           JSON options (an i2v model: + a picture, base64 in the JSON or a
+//                                  multipart/form-data file; server/upload.h) → 202 {"id", "status": "queued", "position"}
 //   GET    /v1/jobs/{id}          status and progress
 //   GET    /v1/jobs/{id}/events   the same as Server-Sent Events until the job ends
 //   GET    /v1/jobs/{id}/result   the video (y4m or mp4) once done
@@ -13,7 +14,7 @@
 // Security: binds 127.0.0.1 unless told otherwise and refuses a non-loopback host without a token;
 // with a token every request (the page and the WebSocket too) needs "Authorization: Bearer <token>"
 // or, for the browser (which cannot set headers on a WebSocket), "?token=<token>"; bodies over
-// max_body bytes are refused (413) before they are read; idle connections time out; at most
+// max_body bytes (max_upload for POST /v1/generate) are refused (413) before they are read; idle connections time out; at most
 // max_connections are served at once (more get 503); every error is JSON {"error": "one line"}.
 //
 // Threads: io_threads run the Asio event loop (HTTP parsing, replies, SSE); the job worker runs the
@@ -35,6 +36,7 @@ struct ServerOptions {
     int port = 8000;                   // 0 = an ephemeral port (port() tells which)
     std::string token;                 // bearer token ("" = none; required for a non-loopback host)
     size_t max_body = 1 << 20;         // bytes of a request body
+    size_t max_upload = 16 << 20;      // bytes of a POST /v1/generate body (it may carry a picture)
     size_t max_ws_message = 16 << 20;  // bytes of one WebSocket message (a frame)
     size_t max_queue = 8;              // queued jobs (more: 429)
     size_t keep_finished = 64;         // finished jobs remembered (older ones and their files removed)
