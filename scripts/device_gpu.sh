@@ -240,6 +240,37 @@ for s in "${steps[@]}"; do
                 --frame_num 81 --sample_steps 50 --base_seed 0 --save_file /tmp/wan_out.y4m > "$OUT/generate.log" 2>&1
             echo "rc=$?" >> "$OUT/generate.log"
             tail -22 "$OUT/generate.log" | tee -a "$OUT/summary.txt" ;;
+        pending)  # session 5's un-run GPU figures (docs/perf.md "Pending on the GPU"), one log
+            log "pending benches (VAE split, Wan2.2 VAE, TAEHV, LoRA, serve, OOM)"
+            P="$OUT/pending.log"; W=$BIN/wanrt
+            run_p() { echo "### $*" >> "$P"; timeout ${STEP_TIMEOUT:-150} "$@" >> "$P" 2>&1; echo "rc=$?" >> "$P"; }
+            for split in 0 9999999999; do  # per-frame full-res layers on (0: always) / off
+                run_p $W bench vae --device cuda --mode decode --latent_frames 21 --height 720 --width 1280 \
+                    --warmup 1 --repeats 2 --conv_dtype f16 --split_min_pixels $split
+            done
+            run_p $W bench vae --model wan22 --device cuda --height 704 --width 1280 --latent_frames 31 --mode decode --warmup 1 --repeats 2
+            run_p $W bench vae --vae tae --device cuda --height 480 --width 832 --latent_frames 21 --mode decode --warmup 2 --repeats 5
+            run_p $W bench vae --vae tae --device cuda --height 480 --width 832 --latent_frames 21 --mode decode --warmup 2 --repeats 5 --conv_dtype f16
+            run_p $W bench vae --vae tae --device cuda --height 480 --width 832 --mode stream --warmup 2 --repeats 5 --conv_dtype f16
+            run_p $W bench causal --v2v --device cuda --vae_dtype f16
+            run_p $W bench dit --device cuda --layers 0 --frames 81 --weights_dtype bf16 --lora_rank 64 --warmup 2 --repeats 5 --no_profile  # also times rank 0
+            run_p $W bench serve --device cuda --width 832 --height 480 --steps 2 --chunks 20
+            mkdir -p /tmp/oom; run_p $W generate --device cuda --size '16384*16384' --frame_num 81 --sample_steps 1 --save_file /tmp/oom/x.y4m
+            echo "left in /tmp/oom: $(ls -A /tmp/oom | wc -l)" >> "$P"
+            grep -E "^###|rc=|decode|encode|peak|median|fps|FPS|chunk|step|error|left in" "$P" | cut -c1-200 | tail -90 | tee -a "$OUT/summary.txt" ;;
+        gen-cache)  # issue 18: 1.3B 480p 81 frames 50 steps, uncached vs MagCache/TeaCache; then the 4-step LCM run
+            log "generate 50 steps with and without step caching; 4-step lcm"
+            G="$OUT/gen_cache.log"; W=$BIN/wanrt
+            ( time $W synth --model t2v-1.3B --full_folder --dtype bf16 --out /tmp/t13 ) > "$G" 2>&1
+            for c in none magcache teacache; do
+                echo "### cache $c" >> "$G"
+                timeout ${STEP_TIMEOUT:-200} $W bench generate --ckpt_dir /tmp/t13 --device cuda --width 832 --height 480 \
+                    --frame_num 81 --sample_steps 50 $([[ $c != none ]] && echo --cache $c) >> "$G" 2>&1; echo "rc=$?" >> "$G"
+            done
+            echo "### lcm 4 steps" >> "$G"
+            ( time timeout 120 $W generate --ckpt_dir /tmp/t13 --size '832*480' --sample_solver lcm --sample_steps 4 \
+                --sample_shift 5 --sample_guide_scale 1 --device cuda --save_file /tmp/lcm.y4m ) >> "$G" 2>&1; echo "rc=$?" >> "$G"
+            grep -vE "^\s+(model|latent|warmup)" "$G" | tail -80 | tee -a "$OUT/summary.txt" ;;
         *) log "unknown step $s" ;;
     esac
 done

@@ -295,9 +295,41 @@ TEST(Lora, RuntimeMatchesMerged) {
     ASSERT_EQ(ym.size(), yr.size());
     for (size_t i = 0; i < ym.size(); ++i) {
         const auto m = to_f64(ym[i]);
-        EXPECT_CLOSE(to_f64(yr[i]), m, std::string(be->kind()) == "cpu" ? 2e-5 : 1e-2, "runtime vs merged y" + std::to_string(i));
-        EXPECT_GT(compare(to_f64(yb[i]), m).rel_l2, 1e-2) << "the LoRA barely changes the output; the test would not see a dropped branch";
+        // GPU bound from the H100 run of 2026-12-05: 1.6e-2 on y1 (bf16 W+ΔW rounded once vs W and ΔW
+        // apart, through random-weight blocks; the DiT golden itself is 4e-3 there).
+        const double bound = std::string(be->kind()) == "cpu" ? 2e-5 : 3e-2;
+        EXPECT_CLOSE(to_f64(yr[i]), m, bound, "runtime vs merged y" + std::to_string(i));
+        const double effect = compare(to_f64(yb[i]), m).rel_l2;
+        std::printf("  LoRA effect on y%zu: rel-L2 %.3e (bound %.0e)\n", i, effect, bound);
+        EXPECT_GT(effect, 10 * bound) << "the LoRA barely changes the output; the test would not see a dropped branch";
     }
+}
+
+// Both ways of applying run-time branches on one Linear with a low-rank and a full-difference branch
+// (blocks[1].ca_v), at a row count on each side of Auto's choice: each equals the merged Linear,
+// and patching leaves the base weight as it was.
+TEST(Lora, PatchAndSidePathsMatchMerged) {
+    Fixture x = open_dit();
+    auto be = device_or_cpu();
+    const SynthLora L = make_synth(x.cfg, 500, true);
+    auto deltas = map_lora(*write_format(L, Format::Comfy), 0.9f, x.cfg);
+    DitModel merged(x.cfg, merge_lora(x.weights, "", deltas), *be);
+    DitModel runtime(x.cfg, merge_lora(x.weights, "", deltas, /*matrices_too=*/false), *be);
+    attach_lora(runtime, deltas);
+    const Linear& lr = runtime.weights().blocks[1].ca_v;
+    const Linear& lm = merged.weights().blocks[1].ca_v;
+    ASSERT_EQ(lr.lora.size(), 2u);
+    const std::vector<double> w_before = to_f64(lr.w);
+    const double bound = std::string(be->kind()) == "cpu" ? 2e-5 : 1e-2;
+    for (int64_t rows : {3, 257}) {
+        Tensor xin = randn_tensor(*be, {1, rows, lr.w.size(1)}, 7 + uint64_t(rows));
+        const std::vector<double> ref = to_f64(lm(xin, Activation::GeluTanh));
+        for (LoraApply how : {LoraApply::Patch, LoraApply::Side, LoraApply::Auto}) {
+            const std::string what = "rows " + std::to_string(rows) + (how == LoraApply::Patch ? " patch" : how == LoraApply::Side ? " side" : " auto");
+            EXPECT_CLOSE(to_f64(linear_with_lora(lr, xin, Activation::GeluTanh, DType::F32, how)), ref, bound, what);
+        }
+    }
+    EXPECT_EQ(to_f64(lr.w), w_before) << "patching must not change the base weight";
 }
 
 // Through a file on disk and load_dit_with_lora: auto resolves to merge on an f32 base, runtime when asked.

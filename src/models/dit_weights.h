@@ -17,8 +17,11 @@ struct LoraBranch {
 };
 
 struct Linear;
-// The Linear with its LoRA branches added before the activation (lora.cpp).
-Tensor linear_with_lora(const Linear& l, const Tensor& x, Activation act, DType out);
+// The Linear with its LoRA branches added before the activation (lora.cpp): either the weight
+// patched for this call (W + Σ s·up·down, one fused GEMM; Auto picks it when [N, K] is cheaper to
+// pass over than the activations) or the low-rank side path (two thin GEMMs and a sum).
+enum class LoraApply { Auto, Patch, Side };
+Tensor linear_with_lora(const Linear& l, const Tensor& x, Activation act, DType out, LoraApply how = LoraApply::Auto);
 
 struct Linear {
     Tensor w, b;  // w [out, in], b [out]

@@ -431,7 +431,49 @@ void attach_lora(DitModel& model, const std::vector<LoraDelta>& deltas) {
     }
 }
 
-Tensor linear_with_lora(const Linear& l, const Tensor& x, Activation act, DType out) {
+namespace {
+
+// Patching the weight for one call costs passes over [N, K] (W, the product, the sum, the cast); the
+// side path costs passes over [M, N] and [M, K] (two extra GEMM inputs/outputs, the sum, and the
+// bias/activation/cast epilogue the fused GEMM can no longer do). Measured before the patch path
+// (H100, 1.3B 480p, 32,760 tokens, rank 64 on 300 Linears): side path +28.8 % per forward.
+bool patch_weight(const Linear& l, const Tensor& x) {
+    const DType wt = l.w.dtype();
+    if (wt != DType::F32 && wt != DType::BF16 && wt != DType::F16) return false;  // e.g. block-quantized
+    const int64_t N = l.w.size(0), K = l.w.size(1), M = x.numel() / K;
+    return N * K <= M * (N + K);
+}
+
+// W + Σ scale·up·down (or + scale·diff), summed in f32 and rounded once to W's dtype, as merging at
+// load does; the base weight is left untouched.
+Tensor patched_weight(const Linear& l) {
+    Backend& be = *l.w.backend();
+    Tensor wf = be.empty(DType::F32, l.w.shape());  // [N, K], a new buffer: W itself stays
+    ops::copy(l.w, wf);
+    for (const LoraBranch& br : l.lora) {
+        // up [N, r] · down [r, K] = linear(up, downᵀ [K, r]); downᵀ is a small copy.
+        Tensor d;  // [N, K] f32
+        if (br.up.defined()) {
+            // up is the GEMM's input here: f32, or bf16 where the backend takes bf16 activations.
+            const bool keep = br.up.dtype() == DType::F32 ||
+                              br.up.dtype() == ops::linear_chain_dtype(be, br.down.dtype());
+            d = ops::linear(keep ? br.up : ops::to_dtype(br.up, DType::F32), ops::contiguous(br.down.transpose(0, 1)));
+        } else {
+            d = ops::to_dtype(br.down, DType::F32);
+        }
+        const Tensor* in[2] = {&wf, &d};
+        const float coef[2] = {1.0f, br.scale};
+        ops::lincomb(in, coef, 2, wf);
+    }
+    return l.w.dtype() == DType::F32 ? wf : ops::to_dtype(wf, l.w.dtype());
+}
+
+}  // namespace
+
+Tensor linear_with_lora(const Linear& l, const Tensor& x, Activation act, DType out, LoraApply how) {
+    // Many tokens: one GEMM on the patched weight keeps the fused bias/activation/cast epilogue.
+    if (how == LoraApply::Patch || (how == LoraApply::Auto && patch_weight(l, x)))
+        return ops::linear(x, patched_weight(l), &l.b, act, out);
     Tensor y = ops::linear(x, l.w, &l.b);  // [..., out] f32, the activation after the branches
     for (const LoraBranch& br : l.lora) {
         Tensor d = ops::linear(x, br.down);               // [..., r] (a full difference: [..., out])

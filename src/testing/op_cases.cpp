@@ -15,6 +15,8 @@
 
 namespace wanrt::testing {
 
+std::vector<OpCase> backward_op_cases();  // the backward ops' rows (op_cases_backward.cpp)
+
 namespace {
 
 constexpr DType F32 = DType::F32, BF16 = DType::BF16, F16 = DType::F16;
@@ -812,6 +814,7 @@ std::vector<OpCase> make_table() {
         kv_sink_write("kv_sink_filling", 2.0, 3, -1, -1),
         kv_sink_write("kv_sink_write", 2.0, -1, -1, 4, true),
     };
+    for (OpCase& c : backward_op_cases()) t.push_back(std::move(c));  // op_cases_backward.cpp
     return t;
 }
 

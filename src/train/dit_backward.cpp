@@ -1,0 +1,446 @@
+// WanModel's forward (wan/modules/model.py) from unfused ops, and its backward, block by block
+// with recomputation (dit_backward.h). Each backward step names the forward line it differentiates.
+#include "train/dit_backward.h"
+
+#include <numeric>
+#include <string>
+
+#include "core/error.h"
+#include "models/dit_block.h"
+#include "ops/backward.h"
+#include "ops/ops.h"
+
+namespace wanrt {
+
+namespace {
+
+// dst += src (same shape, f32, dst contiguous).
+void acc(const Tensor& dst, const Tensor& src) {
+    const Tensor s = ops::contiguous(src);
+    const Tensor* in[2] = {&dst, &s};
+    const float coef[2] = {1.0f, 1.0f};
+    ops::lincomb(in, coef, 2, dst);
+}
+
+Tensor copy_of(const Tensor& x) {
+    Tensor y = x.backend()->empty(DType::F32, x.shape());
+    ops::copy(x, y);
+    return y;
+}
+
+// linear(x, l) without activation, and its backward into grads g (accumulated); returns dx
+// (or nothing when want_dx is false).
+Tensor lin(const Linear& l, const Tensor& x) {
+    return ops::linear(x, l.w, &l.b);
+}
+Tensor lin_bw(const Linear& l, Linear& g, const Tensor& x, const Tensor& dy, bool want_dx = true) {
+    Tensor dx;
+    ops::linear_backward(x, l.w, dy, want_dx ? &dx : nullptr, &g.w, &g.b, true);
+    return dx;
+}
+
+// Tokens per modulation row, as DitModel::forward groups them (dit.cpp).
+int64_t group_tokens(const std::vector<DitSample>& batch, int64_t seq_len) {
+    int64_t S = seq_len;
+    for (const DitSample& s : batch)
+        for (size_t l = 1; l < s.t_tokens.size() && S > 1; ++l)
+            if (s.t_tokens[l] != s.t_tokens[l - 1]) S = std::gcd(S, int64_t(l));
+    return S;
+}
+
+// One block's activations (the forward of dit_block, dit_block.h, unfused), all [B, L, D] unless
+// said: m [G, 6, D]; q0/k0 projections before the q/k norm, qr/kr [B, L, N, hd] after norm and
+// rope; lse [B, N, L]; cross-attention: cq0 before its norm, ck0/cv [B, Lt, D] from the context;
+// ffn: f0 = ffn0(h2) [B, L, F] before GELU, f1 after, f2 = ffn2(f1).
+struct BlockActs {
+    Tensor x, m, h1, q0, k0, qr, kr, v, a, lse, o, x1, hn, cq0, cq, ck0, ck, cv, ca, lse2, co, x2, h2, f0, f1, f2;
+};
+
+struct BlockCtx {
+    const DitConfig& c;
+    const std::vector<RopeGrid>& grids;
+    const Tensor& rope;
+    const AttentionParams& self_p;
+    const Tensor& context;  // [B, text_len, D]
+    int64_t S;
+};
+
+Tensor block_forward(const BlockCtx& k, const DitBlockWeights& b, const Tensor& x, const Tensor& e0, BlockActs* s) {
+    const DitConfig& c = k.c;
+    const int64_t B = x.size(0), L = x.size(1), D = c.dim, N = c.num_heads, hd = c.head_dim(), G = B * L / k.S;
+    const int64_t Lt = k.context.size(1);
+    BlockActs t;
+    t.x = x;
+    t.m = ops::add(b.modulation, e0);  // [G, 6, D]: shift1, scale1, gate1, shift2, scale2, gate2
+    auto mod = [&](int i) { return t.m.select(1, i); };
+    // x = x + self_attn(norm1(x)·(1 + scale1) + shift1)·gate1
+    t.h1 = ops::norm_modulate(x.reshape({G, k.S, D}), mod(0), mod(1), c.eps).reshape({B, L, D});
+    t.q0 = lin(b.sa_q, t.h1);
+    t.k0 = lin(b.sa_k, t.h1);
+    t.v = lin(b.sa_v, t.h1).reshape({B, L, N, hd});
+    Tensor qn = c.qk_norm ? ops::rms_norm(t.q0, b.sa_norm_q, c.eps) : t.q0;
+    Tensor kn = c.qk_norm ? ops::rms_norm(t.k0, b.sa_norm_k, c.eps) : t.k0;
+    t.qr = ops::rope(qn.reshape({B, L, N, hd}), k.grids, k.rope);
+    t.kr = ops::rope(kn.reshape({B, L, N, hd}), k.grids, k.rope);
+    t.a = ops::attention_lse(t.qr, t.kr, t.v, k.self_p, &t.lse);  // [B, L, N, hd]
+    t.o = lin(b.sa_o, t.a.reshape({B, L, D}));
+    t.x1 = copy_of(x);
+    ops::gated_residual(t.x1.reshape({G, k.S, D}), t.o.reshape({G, k.S, D}), mod(2));
+    // x = x + cross_attn(norm3(x), context)
+    t.hn = c.cross_attn_norm ? ops::layer_norm(t.x1, &b.norm3_w, &b.norm3_b, c.eps) : t.x1;
+    t.cq0 = lin(b.ca_q, t.hn);
+    t.cq = (c.qk_norm ? ops::rms_norm(t.cq0, b.ca_norm_q, c.eps) : t.cq0).reshape({B, L, N, hd});
+    t.ck0 = lin(b.ca_k, k.context);
+    t.ck = (c.qk_norm ? ops::rms_norm(t.ck0, b.ca_norm_k, c.eps) : t.ck0).reshape({B, Lt, N, hd});
+    t.cv = lin(b.ca_v, k.context).reshape({B, Lt, N, hd});
+    t.ca = ops::attention_lse(t.cq, t.ck, t.cv, AttentionParams{}, &t.lse2);  // every text_len key (context_lens None)
+    t.co = lin(b.ca_o, t.ca.reshape({B, L, D}));
+    t.x2 = ops::add(t.x1, t.co);
+    // x = x + ffn(norm2(x)·(1 + scale2) + shift2)·gate2
+    t.h2 = ops::norm_modulate(t.x2.reshape({G, k.S, D}), mod(3), mod(4), c.eps);  // [G, S, D]
+    t.f0 = lin(b.ffn0, t.h2);
+    t.f1 = ops::gelu_tanh(t.f0);
+    t.f2 = lin(b.ffn2, t.f1);
+    Tensor x3 = copy_of(t.x2);
+    ops::gated_residual(x3.reshape({G, k.S, D}), t.f2, mod(5));
+    if (s) *s = std::move(t);
+    return x3;
+}
+
+// Backward of block_forward: dx3 [B, L, D] → dx; adds into the block's weight grads gb, the
+// context-embedding grad dctx [B, Lt, D] and the modulation grad de0 [G, 6, D].
+Tensor block_backward(const BlockCtx& k, const DitBlockWeights& b, DitBlockWeights& gb, const BlockActs& t,
+                      const Tensor& dx3, const Tensor& dctx, const Tensor& de0) {
+    const DitConfig& c = k.c;
+    const int64_t B = dx3.size(0), L = dx3.size(1), D = c.dim, G = B * L / k.S, Lt = k.context.size(1);
+    Backend& be = *dx3.backend();
+    auto mod = [&](int i) { return t.m.select(1, i); };
+    Tensor dm = ops::zeros(be, {G, 6, D});
+    auto put = [&](int i, const Tensor& g) { ops::copy(g, dm.select(1, i)); };
+
+    // x3 = x2 + f2·gate2, f2 = ffn2(gelu(ffn0(h2))), h2 = norm2(x2)·(1 + scale2) + shift2
+    Tensor dgate2, dshift2, dscale2;
+    Tensor df2 = ops::gated_residual_backward(t.f2, mod(5), dx3.reshape({G, k.S, D}), &dgate2);
+    Tensor df1 = lin_bw(b.ffn2, gb.ffn2, t.f1, df2);
+    Tensor df0 = ops::unary_backward(Activation::GeluTanh, t.f0, df1);
+    Tensor dh2 = lin_bw(b.ffn0, gb.ffn0, t.h2, df0);
+    Tensor dx2 = ops::norm_modulate_backward(t.x2.reshape({G, k.S, D}), mod(4), c.eps, dh2, &dshift2, &dscale2)
+                     .reshape({B, L, D});
+    acc(dx2, dx3);
+    put(3, dshift2), put(4, dscale2), put(5, dgate2);
+
+    // x2 = x1 + ca_o(attn(cq, ck, cv)); cq = norm_q(ca_q(norm3(x1))), ck = norm_k(ca_k(ctx)), cv = ca_v(ctx)
+    Tensor dca = lin_bw(b.ca_o, gb.ca_o, t.ca.reshape({B, L, D}), dx2);
+    ops::AttentionGrads ga = ops::attention_backward(t.cq, t.ck, t.cv, t.ca, dca.reshape(t.ca.shape()), t.lse2);
+    Tensor dck0 = ga.dk.reshape({B, Lt, D}), dcq0 = ga.dq.reshape({B, L, D});
+    if (c.qk_norm) {
+        Tensor dw;
+        dck0 = ops::rms_norm_backward(t.ck0, b.ca_norm_k, c.eps, dck0, &dw);
+        acc(gb.ca_norm_k, dw);
+        dcq0 = ops::rms_norm_backward(t.cq0, b.ca_norm_q, c.eps, dcq0, &dw);
+        acc(gb.ca_norm_q, dw);
+    }
+    acc(dctx, lin_bw(b.ca_k, gb.ca_k, k.context, dck0));
+    acc(dctx, lin_bw(b.ca_v, gb.ca_v, k.context, ga.dv.reshape({B, Lt, D})));
+    Tensor dhn = lin_bw(b.ca_q, gb.ca_q, t.hn, dcq0);
+    Tensor dx1 = dx2;  // the residual path
+    if (c.cross_attn_norm) {
+        Tensor dw, db;
+        acc(dx1, ops::layer_norm_backward(t.x1, &b.norm3_w, &b.norm3_b, c.eps, dhn, &dw, &db));
+        acc(gb.norm3_w, dw);
+        acc(gb.norm3_b, db);
+    } else {
+        acc(dx1, dhn);
+    }
+
+    // x1 = x + sa_o(attn(rope(norm_q(q0)), rope(norm_k(k0)), v))·gate1, q0/k0/v = sa_*(h1)
+    Tensor dgate1, dshift1, dscale1;
+    Tensor dout = ops::gated_residual_backward(t.o.reshape({G, k.S, D}), mod(2), dx1.reshape({G, k.S, D}), &dgate1);
+    Tensor da = lin_bw(b.sa_o, gb.sa_o, t.a.reshape({B, L, D}), dout.reshape({B, L, D}));
+    ops::AttentionGrads gs = ops::attention_backward(t.qr, t.kr, t.v, t.a, da.reshape(t.a.shape()), t.lse, k.self_p);
+    Tensor dq0 = ops::rope_backward(gs.dq, k.grids, k.rope).reshape({B, L, D});
+    Tensor dk0 = ops::rope_backward(gs.dk, k.grids, k.rope).reshape({B, L, D});
+    if (c.qk_norm) {
+        Tensor dw;
+        dq0 = ops::rms_norm_backward(t.q0, b.sa_norm_q, c.eps, dq0, &dw);
+        acc(gb.sa_norm_q, dw);
+        dk0 = ops::rms_norm_backward(t.k0, b.sa_norm_k, c.eps, dk0, &dw);
+        acc(gb.sa_norm_k, dw);
+    }
+    Tensor dh1 = lin_bw(b.sa_q, gb.sa_q, t.h1, dq0);
+    acc(dh1, lin_bw(b.sa_k, gb.sa_k, t.h1, dk0));
+    acc(dh1, lin_bw(b.sa_v, gb.sa_v, t.h1, gs.dv.reshape({B, L, D})));
+    Tensor dx = ops::norm_modulate_backward(t.x.reshape({G, k.S, D}), mod(1), c.eps, dh1.reshape({G, k.S, D}), &dshift1,
+                                            &dscale1)
+                    .reshape({B, L, D});
+    acc(dx, dx1);
+    put(0, dshift1), put(1, dscale1), put(2, dgate1);
+
+    // m = modulation [1, 6, D] + e0 [G, 6, D]
+    acc(de0, dm);
+    Tensor dmod = gb.modulation.reshape({6 * D});
+    ops::sum_rows(dm.reshape({G, 6 * D}), &dmod, true);
+    return dx;
+}
+
+Tensor zeros_like(const Tensor& t) {
+    return t.defined() ? ops::zeros(*t.backend(), t.shape()) : Tensor();
+}
+Linear zeros_like(const Linear& l) {
+    return {zeros_like(l.w), zeros_like(l.b), {}};
+}
+
+void check_supported(const DitConfig& c, const DitWeights& w, const char* where) {
+    // The training forward reads Linear::w/b only: attached run-time LoRA branches would silently
+    // drop out of it (and get no gradient).
+    auto no_lora = [&](const Linear& l) {
+        if (!l.lora.empty())
+            fail(where,
+                 "run-time LoRA branches are attached to the model; training reads the plain weights only: "
+                 "merge the LoRA into the weights first (or load the model without it)");
+    };
+    for (const Linear* l : {&w.text0, &w.text2, &w.time0, &w.time2, &w.time_proj, &w.head}) no_lora(*l);
+    for (const DitBlockWeights& b : w.blocks)
+        for (const Linear* l :
+             {&b.sa_q, &b.sa_k, &b.sa_v, &b.sa_o, &b.ca_q, &b.ca_k, &b.ca_v, &b.ca_o, &b.ffn0, &b.ffn2})
+            no_lora(*l);
+    if (c.has_clip())
+        fail(where, "the I2V CLIP image branch has no backward yet; train a model without it (t2v, ti2v)");
+    if (c.is_i2v()) fail(where, "i2v conditioning (y) has no backward yet; train a t2v model");
+}
+
+}  // namespace
+
+std::vector<Tensor> dit_train_forward(const DitModel& model, const std::vector<DitSample>& batch, int64_t seq_len,
+                                      DitTape* tape) {
+    const DitConfig& c = model.config();
+    const DitWeights& w = model.weights();
+    Backend& be = model.backend();
+    check_supported(c, w, "dit_train_forward");
+    const int64_t B = int64_t(batch.size()), D = c.dim;
+    if (B == 0) fail("dit_train_forward", "empty batch");
+    DitTape t;
+    t.batch = batch;
+    t.seq_len = seq_len;
+    for (int64_t i = 0; i < B; ++i) {
+        const DitSample& s = batch[size_t(i)];
+        if (!s.x.defined() || s.x.ndim() != 4 || s.x.size(0) != c.in_dim)
+            fail("dit_train_forward", "sample ", i, ": latent must be [", c.in_dim, ", F, H, W], got ",
+                 s.x.defined() ? s.x.describe() : "none");
+        const int64_t F = s.x.size(1), H = s.x.size(2), W = s.x.size(3);
+        if (F % c.patch_t || H % c.patch_h || W % c.patch_w)
+            fail("dit_train_forward", "sample ", i, ": latent ", s.x.describe(), " is not a multiple of the patch");
+        t.grids.push_back({F / c.patch_t, H / c.patch_h, W / c.patch_w, 0});
+        const int64_t L = t.grids.back().f * t.grids.back().h * t.grids.back().w;
+        if (L > seq_len) fail("dit_train_forward", "sample ", i, " has ", L, " tokens but seq_len is ", seq_len);
+        t.seq_lens.push_back(int32_t(L));
+        if (!s.context.defined() || s.context.ndim() != 2 || s.context.size(1) != c.text_dim ||
+            s.context.size(0) > c.text_len)
+            fail("dit_train_forward", "sample ", i, ": context must be [len ≤ ", c.text_len, ", ", c.text_dim, "]");
+        if (!s.t_tokens.empty() && int64_t(s.t_tokens.size()) != seq_len)
+            fail("dit_train_forward", "sample ", i, ": ", s.t_tokens.size(), " per-token timesteps for seq_len ",
+                 seq_len);
+    }
+
+    // patch embedding: Conv3d(kernel = stride = patch) = patchify + linear, zero-padded to seq_len
+    Tensor x = ops::zeros(be, {B, seq_len, D});
+    for (int64_t i = 0; i < B; ++i) {
+        t.patches.push_back(ops::patchify(batch[size_t(i)].x, c.patch_t, c.patch_h, c.patch_w));  // [L_i, C·pt·ph·pw]
+        ops::copy(ops::linear(t.patches.back(), w.patch_w, &w.patch_b),
+                  x.select(0, i).slice(0, 0, t.seq_lens[size_t(i)]));
+    }
+
+    // time embedding: one row per group of S tokens
+    t.S = group_tokens(batch, seq_len);
+    std::vector<double> tpos;
+    for (const DitSample& s : batch)
+        for (int64_t l = 0; l < seq_len; l += t.S)
+            tpos.push_back(s.t_tokens.empty() ? double(s.t) : s.t_tokens[size_t(l)]);
+    const int64_t G = int64_t(tpos.size());
+    std::vector<double> sin64 = sinusoidal_embedding_f64(tpos, c.freq_dim);
+    std::vector<float> sin32(sin64.begin(), sin64.end());
+    t.sinus = ops::from_host(be, DType::F32, {G, c.freq_dim}, sin32.data());
+    t.z0 = lin(w.time0, t.sinus);
+    t.a0 = ops::silu(t.z0);
+    t.e = lin(w.time2, t.a0);  // [G, D]
+    t.se = ops::silu(t.e);
+    t.e0 = lin(w.time_proj, t.se).reshape({G, 6, D});
+
+    // text embedding: contexts zero-padded to text_len, Linear, GELU(tanh), Linear
+    t.ctx_in = ops::zeros(be, {B, c.text_len, c.text_dim});
+    for (int64_t i = 0; i < B; ++i) {
+        const Tensor& ctx = batch[size_t(i)].context;
+        if (ctx.size(0) > 0) ops::copy(ctx, t.ctx_in.select(0, i).slice(0, 0, ctx.size(0)));
+    }
+    t.u = lin(w.text0, t.ctx_in);
+    t.gu = ops::gelu_tanh(t.u);
+    t.context = lin(w.text2, t.gu);  // [B, text_len, D]
+
+    AttentionParams self_p;
+    self_p.k_lens = t.seq_lens;
+    self_p.window_left = c.window_left;
+    self_p.window_right = c.window_right;
+    const BlockCtx k{c, t.grids, model.rope_table(), self_p, t.context, t.S};
+    for (int64_t li = 0; li < c.num_layers; ++li) {
+        t.block_in.push_back(x);
+        x = block_forward(k, w.blocks[size_t(li)], x, t.e0, nullptr);
+    }
+    t.block_in.push_back(x);
+
+    Tensor out = dit_head(c, w, x, t.e, t.S);  // [B, seq_len, out_dim·pt·ph·pw]
+    std::vector<Tensor> ys;
+    for (int64_t i = 0; i < B; ++i) {
+        const RopeGrid& g = t.grids[size_t(i)];
+        ys.push_back(ops::unpatchify(out.select(0, i), g.f, g.h, g.w, c.patch_t, c.patch_h, c.patch_w));
+    }
+    if (tape) *tape = std::move(t);
+    return ys;
+}
+
+DitGrads dit_grads_zeros(const DitModel& model) {
+    const DitWeights& w = model.weights();
+    DitGrads g;
+    g.w.patch_w = zeros_like(w.patch_w);
+    g.w.patch_b = zeros_like(w.patch_b);
+    g.w.text0 = zeros_like(w.text0), g.w.text2 = zeros_like(w.text2);
+    g.w.time0 = zeros_like(w.time0), g.w.time2 = zeros_like(w.time2), g.w.time_proj = zeros_like(w.time_proj);
+    for (const DitBlockWeights& b : w.blocks) {
+        DitBlockWeights z;
+        z.modulation = zeros_like(b.modulation);
+        z.sa_q = zeros_like(b.sa_q), z.sa_k = zeros_like(b.sa_k), z.sa_v = zeros_like(b.sa_v),
+        z.sa_o = zeros_like(b.sa_o);
+        z.sa_norm_q = zeros_like(b.sa_norm_q), z.sa_norm_k = zeros_like(b.sa_norm_k);
+        z.norm3_w = zeros_like(b.norm3_w), z.norm3_b = zeros_like(b.norm3_b);
+        z.ca_q = zeros_like(b.ca_q), z.ca_k = zeros_like(b.ca_k), z.ca_v = zeros_like(b.ca_v),
+        z.ca_o = zeros_like(b.ca_o);
+        z.ca_norm_q = zeros_like(b.ca_norm_q), z.ca_norm_k = zeros_like(b.ca_norm_k);
+        z.ffn0 = zeros_like(b.ffn0), z.ffn2 = zeros_like(b.ffn2);
+        g.w.blocks.push_back(std::move(z));
+    }
+    g.w.head_modulation = zeros_like(w.head_modulation);
+    g.w.head = zeros_like(w.head);
+    return g;
+}
+
+void dit_backward(const DitModel& model, const DitTape& t, const std::vector<Tensor>& dy, DitGrads* grads) {
+    const DitConfig& c = model.config();
+    const DitWeights& w = model.weights();
+    Backend& be = model.backend();
+    check_supported(c, w, "dit_backward");
+    DitWeights& g = grads->w;
+    const int64_t B = int64_t(t.batch.size()), L = t.seq_len, D = c.dim, S = t.S, G = B * L / S;
+    if (int64_t(dy.size()) != B) fail("dit_backward", dy.size(), " upstream gradients for a batch of ", B);
+    if (t.block_in.size() != size_t(c.num_layers + 1))
+        fail("dit_backward", "the tape is not from this model's forward");
+
+    // ys_i = unpatchify(head(x)_i): dout [B, L, out_dim·patch], padding rows zero
+    const int64_t O = c.out_dim * c.patch_volume();
+    Tensor dout = be.empty(DType::F32, {B, L, O});
+    for (int64_t i = 0; i < B; ++i) {
+        const RopeGrid& gr = t.grids[size_t(i)];
+        if (dy[size_t(i)].shape() != Shape{c.out_dim, gr.f * c.patch_t, gr.h * c.patch_h, gr.w * c.patch_w})
+            fail("dit_backward", "upstream gradient ", i, " is ", dy[size_t(i)].describe(),
+                 ", the output's shape differs");
+        ops::copy(ops::unpatchify_backward(dy[size_t(i)], L, gr.f, gr.h, gr.w, c.patch_t, c.patch_h, c.patch_w),
+                  dout.select(0, i));
+    }
+
+    // head: out = head(norm(x)·(1 + scale) + shift), (shift, scale) = head.modulation + e
+    const Tensor& xL = t.block_in.back();
+    Tensor hm = ops::add(w.head_modulation, t.e.reshape({G, 1, D}));  // [G, 2, D]
+    Tensor hh = ops::norm_modulate(xL.reshape({G, S, D}), hm.select(1, 0), hm.select(1, 1), c.eps);
+    Tensor dhh = lin_bw(w.head, g.head, hh, dout.reshape({G, S, O}));
+    Tensor dshift, dscale;
+    Tensor dx = ops::norm_modulate_backward(xL.reshape({G, S, D}), hm.select(1, 1), c.eps, dhh, &dshift, &dscale)
+                    .reshape({B, L, D});
+    Tensor dhm = ops::zeros(be, {G, 2, D});
+    ops::copy(dshift, dhm.select(1, 0));
+    ops::copy(dscale, dhm.select(1, 1));
+    Tensor dhead_mod = g.head_modulation.reshape({2 * D});
+    ops::sum_rows(dhm.reshape({G, 2 * D}), &dhead_mod, true);
+    Tensor de = ops::add(dshift, dscale);  // e broadcast to both rows
+
+    // blocks, last to first, each recomputed from its checkpoint
+    AttentionParams self_p;
+    self_p.k_lens = t.seq_lens;
+    self_p.window_left = c.window_left;
+    self_p.window_right = c.window_right;
+    const BlockCtx k{c, t.grids, model.rope_table(), self_p, t.context, S};
+    Tensor dctx = ops::zeros(be, t.context.shape());
+    Tensor de0 = ops::zeros(be, {G, 6, D});
+    for (int64_t li = c.num_layers - 1; li >= 0; --li) {
+        BlockActs acts;
+        block_forward(k, w.blocks[size_t(li)], t.block_in[size_t(li)], t.e0, &acts);
+        dx = block_backward(k, w.blocks[size_t(li)], g.blocks[size_t(li)], acts, dx, dctx, de0);
+    }
+
+    // time embedding: e0 = time_proj(silu(e)), e = time2(silu(time0(sinus)))
+    Tensor dse = lin_bw(w.time_proj, g.time_proj, t.se, de0.reshape({G, 6 * D}));
+    acc(de, ops::unary_backward(Activation::Silu, t.e, dse));
+    Tensor da0 = lin_bw(w.time2, g.time2, t.a0, de);
+    lin_bw(w.time0, g.time0, t.sinus, ops::unary_backward(Activation::Silu, t.z0, da0), false);
+
+    // text embedding: context = text2(gelu(text0(ctx_in)))
+    Tensor dgu = lin_bw(w.text2, g.text2, t.gu, dctx);
+    Tensor dctx_in = lin_bw(w.text0, g.text0, t.ctx_in, ops::unary_backward(Activation::GeluTanh, t.u, dgu));
+    grads->dcontext.clear();
+    for (int64_t i = 0; i < B; ++i) {
+        const int64_t n = t.batch[size_t(i)].context.size(0);
+        grads->dcontext.push_back(ops::contiguous(dctx_in.select(0, i).slice(0, 0, n)));
+    }
+
+    // patch embedding: x rows [0, L_i) of sample i = linear(patchify(x_i))
+    grads->dx.clear();
+    for (int64_t i = 0; i < B; ++i) {
+        const Shape& xs = t.batch[size_t(i)].x.shape();
+        Tensor demb = dx.select(0, i).slice(0, 0, t.seq_lens[size_t(i)]);
+        Tensor dp;
+        ops::linear_backward(t.patches[size_t(i)], w.patch_w, demb, &dp, &g.patch_w, &g.patch_b, true);
+        grads->dx.push_back(ops::patchify_backward(dp, xs[0], xs[1], xs[2], xs[3], c.patch_t, c.patch_h, c.patch_w));
+    }
+}
+
+std::vector<std::pair<std::string, Tensor>> dit_named_params(const DitConfig& c, const DitWeights& w) {
+    std::vector<std::pair<std::string, Tensor>> out;
+    auto lin_p = [&](const std::string& n, const Linear& l) {
+        out.emplace_back(n + ".weight", l.w);
+        out.emplace_back(n + ".bias", l.b);
+    };
+    out.emplace_back("patch_embedding.weight", w.patch_w);
+    out.emplace_back("patch_embedding.bias", w.patch_b);
+    lin_p("text_embedding.0", w.text0);
+    lin_p("text_embedding.2", w.text2);
+    lin_p("time_embedding.0", w.time0);
+    lin_p("time_embedding.2", w.time2);
+    lin_p("time_projection.1", w.time_proj);
+    for (size_t i = 0; i < w.blocks.size(); ++i) {
+        const DitBlockWeights& b = w.blocks[i];
+        const std::string p = "blocks." + std::to_string(i) + ".";
+        out.emplace_back(p + "modulation", b.modulation);
+        lin_p(p + "self_attn.q", b.sa_q);
+        lin_p(p + "self_attn.k", b.sa_k);
+        lin_p(p + "self_attn.v", b.sa_v);
+        lin_p(p + "self_attn.o", b.sa_o);
+        lin_p(p + "cross_attn.q", b.ca_q);
+        lin_p(p + "cross_attn.k", b.ca_k);
+        lin_p(p + "cross_attn.v", b.ca_v);
+        lin_p(p + "cross_attn.o", b.ca_o);
+        if (c.qk_norm) {
+            out.emplace_back(p + "self_attn.norm_q.weight", b.sa_norm_q);
+            out.emplace_back(p + "self_attn.norm_k.weight", b.sa_norm_k);
+            out.emplace_back(p + "cross_attn.norm_q.weight", b.ca_norm_q);
+            out.emplace_back(p + "cross_attn.norm_k.weight", b.ca_norm_k);
+        }
+        if (c.cross_attn_norm) {
+            out.emplace_back(p + "norm3.weight", b.norm3_w);
+            out.emplace_back(p + "norm3.bias", b.norm3_b);
+        }
+        lin_p(p + "ffn.0", b.ffn0);
+        lin_p(p + "ffn.2", b.ffn2);
+    }
+    out.emplace_back("head.modulation", w.head_modulation);
+    lin_p("head.head", w.head);
+    return out;
+}
+
+}  // namespace wanrt

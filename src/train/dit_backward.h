@@ -1,0 +1,63 @@
+// The Wan2.1 DiT's backward pass (training; issue 23), hand-written in the llm.c manner from the
+// backward ops (ops/backward.h), with gradient checkpointing per block.
+//
+// dit_train_forward runs the same model as DitModel::forward (models/dit.h) from unfused ops —
+// attention with its log-sum-exp saved, the q/k RMSNorm and RoPE apart, the FFN's GELU apart from
+// its linear — and keeps, besides the small pieces around the blocks (time/text embeddings, patch
+// inputs), only each block's input [B, seq_len, D]: the checkpoints. dit_backward walks the blocks
+// from last to first, recomputes one block's forward from its checkpoint with every activation
+// kept, and runs that block's backward, so activation memory is one block's plus the checkpoints.
+//
+// Scope: T2V (and TI2V-style per-token timesteps) models without the I2V CLIP branch; the
+// gradient of every parameter, of each sample's latent x and of each sample's (trimmed) context.
+// Timesteps get no gradient. CPU only so far (the backward ops are not on CUDA yet).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "core/backend.h"
+#include "models/dit.h"
+#include "models/dit_weights.h"
+
+namespace wanrt {
+
+// What the forward keeps for the backward. Shapes: G modulation groups of S tokens (dit_block.h).
+struct DitTape {
+    std::vector<DitSample> batch;   // the inputs (tensor handles, not copies)
+    int64_t seq_len = 0, S = 0;     // padded length, tokens per modulation group
+    std::vector<RopeGrid> grids;    // per sample
+    std::vector<int32_t> seq_lens;  // per sample: its f·h·w tokens
+    std::vector<Tensor> patches;    // per sample [L_i, in_dim·pt·ph·pw]: the patch embedding's input
+    // time embedding: sinus [G, freq_dim] → z0 = time0(sinus), a0 = silu(z0), e = time2(a0) [G, D],
+    // se = silu(e), e0 = time_proj(se) viewed [G, 6, D]
+    Tensor sinus, z0, a0, e, se, e0;
+    // text embedding: ctx_in [B, text_len, text_dim] → u = text0(ctx_in), gu = gelu_tanh(u),
+    // context = text2(gu) [B, text_len, D]
+    Tensor ctx_in, u, gu, context;
+    std::vector<Tensor> block_in;  // num_layers + 1: each block's input, then the last block's output
+};
+
+// Runs the model (outputs [out_dim, F, H, W] per sample, as DitModel::forward) and fills tape.
+std::vector<Tensor> dit_train_forward(const DitModel& model, const std::vector<DitSample>& batch, int64_t seq_len,
+                                      DitTape* tape);
+
+// Gradients: w mirrors the model's weights (same struct, f32 tensors of the same shapes; LoRA
+// branches unused), dx and dcontext mirror each sample's x and context.
+struct DitGrads {
+    DitWeights w;
+    std::vector<Tensor> dx, dcontext;
+};
+// Zero gradients shaped like the model's weights.
+DitGrads dit_grads_zeros(const DitModel& model);
+
+// Backward of dit_train_forward for upstream gradients dy (one per sample, shaped like the
+// outputs): adds every parameter's gradient into grads->w (so micro-batches accumulate) and sets
+// grads->dx, grads->dcontext.
+void dit_backward(const DitModel& model, const DitTape& tape, const std::vector<Tensor>& dy, DitGrads* grads);
+
+// Every parameter of a DitWeights as (official name, tensor), in the loader's order: for optimizers,
+// gradient checks and writing gradients out. Only the tensors the config uses are listed.
+std::vector<std::pair<std::string, Tensor>> dit_named_params(const DitConfig& c, const DitWeights& w);
+
+}  // namespace wanrt
