@@ -23,8 +23,17 @@ set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE BOTH)
 set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE BOTH)
 # pkg-config must not hand out the amd64 .pc files.
 set(ENV{PKG_CONFIG_LIBDIR} /usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig)
-# Test binaries (and gtest's discovery at build time) run through qemu-user with the target's
-# loader and libraries. OpenBLAS on one thread: its thread start-up spins without end under
-# qemu-user (a one-element cblas_sgemm did not return in 60 s with the default thread count).
+# Test binaries (and gtest's discovery at build time) run through qemu-user with the arm64 multiarch
+# runtime: the loader /lib/ld-linux-aarch64.so.1 and libc, libstdc++, OpenBLAS from
+# /lib/aarch64-linux-gnu, all from the :arm64 packages. Never `-L /usr/aarch64-linux-gnu`: that
+# prefix holds the cross toolchain's loader (libc6-arm64-cross, glibc 2.36-8) while the libraries
+# outside it resolve to the multiarch libc (libc6:arm64, 2.36-9+deb12uN, security updates the cross
+# package lacks); a loader and a libc of different builds disagree on ld.so's internal layout and
+# the first pthread_create spins forever (every std::thread, OpenBLAS's thread start-up, wanrt's
+# thread pool: all "hangs under qemu" of issue 21 were this). Linking against the cross glibc and
+# running on the multiarch one is fine: same 2.36 ABI, the runtime is the newer build.
 find_program(WANRT_QEMU_AARCH64 NAMES qemu-aarch64-static qemu-aarch64 REQUIRED)
-set(CMAKE_CROSSCOMPILING_EMULATOR /usr/bin/env OPENBLAS_NUM_THREADS=1 ${WANRT_QEMU_AARCH64} -L /usr/aarch64-linux-gnu)
+if(NOT EXISTS /lib/ld-linux-aarch64.so.1)
+  message(FATAL_ERROR "no /lib/ld-linux-aarch64.so.1: install the arm64 multiarch runtime (scripts/setup.sh: libc6:arm64)")
+endif()
+set(CMAKE_CROSSCOMPILING_EMULATOR ${WANRT_QEMU_AARCH64})

@@ -5,6 +5,15 @@
 #   bash scripts/fuzz.sh --long          documented long run: FUZZ_RUNS (10,000,000) execs per target,
 #                                        FUZZ_PARALLEL (nproc) targets at a time
 #   bash scripts/fuzz.sh [--long] fuzz_pth fuzz_gguf      only these targets
+#   bash scripts/fuzz.sh stage           builds the targets here and packs them for a machine without
+#                                        compilers or Debian's libraries: .devcarry/fuzz.tar.gz (binaries
+#                                        without debug info, their non-libc shared libraries, seeds,
+#                                        dictionaries, this script)
+#   bash scripts/fuzz.sh run-staged [SECONDS]   on that machine: unpacks it and runs every target at
+#                                        once, FUZZ_WORKERS processes each (default nproc/8) sharing the
+#                                        target's corpus, for SECONDS (default 480); writes
+#                                        $OUT/fuzz/summary.txt (execs per target summed over workers,
+#                                        crashes), results.tar.gz (logs, crash inputs), corpus.tar.gz
 #
 # BUILD (default build-asan) is configured as the asan CI job configures it (clang, -O1, ASan +
 # UBSan, WANRT_FUZZ=ON) when it does not exist yet. Corpora grow in $BUILD/fuzz-corpus/<target>
@@ -15,11 +24,86 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build-asan}
+ALL_TARGETS=(fuzz_safetensors fuzz_safetensors_index fuzz_pth fuzz_gguf fuzz_config fuzz_tokenizer fuzz_weights fuzz_y4m fuzz_upload)
+
+if [ "${1:-}" = "stage" ]; then
+  [ -f "$BUILD/build.ninja" ] || { echo "stage: configure $BUILD first (bash scripts/fuzz.sh fuzz_pth does)" >&2; exit 1; }
+  cmake --build "$BUILD" -j "$(nproc)" --target "${ALL_TARGETS[@]}"
+  st=.devcarry/fuzz
+  rm -rf "$st" .devcarry/fuzz.tar.gz && mkdir -p "$st/bin" "$st/lib"
+  for t in "${ALL_TARGETS[@]}"; do
+    cp "$BUILD/fuzz/$t" "$st/bin/" && strip --strip-debug "$st/bin/$t"
+  done
+  # The sanitizer runtimes are linked in statically (clang's default); the rest that is not libc
+  # comes along: OpenBLAS, gfortran, quadmath, sentencepiece, and libstdc++ / libgcc_s (GCC 12's
+  # libstdc++ may be newer than the machine's).
+  ldd "$BUILD"/fuzz/fuzz_* | awk '/=> \// {print $3}' | sort -u \
+    | grep -vE '/(libc|libm|libdl|libpthread|librt|ld-linux[^/]*)\.so' | while read -r l; do cp -L "$l" "$st/lib/"; done
+  cp -r fuzz/seeds "$st/seeds" && cp fuzz/*.dict scripts/fuzz.sh "$st/"
+  tar czf .devcarry/fuzz.tar.gz -C .devcarry fuzz && rm -rf "$st"
+  du -h .devcarry/fuzz.tar.gz
+  exit 0
+fi
+
+if [ "${1:-}" = "run-staged" ]; then
+  SECONDS_EACH=${2:-480}
+  OUTD=${OUT:-$PWD/out}/fuzz
+  work=${TMPDIR:-/tmp}/wanrt-fuzz-staged
+  # Logs and crash inputs collect in $work and come back as one archive (the device tool returns
+  # few files): $OUTD holds summary.txt, results.tar.gz (logs/, crashes/) and corpus.tar.gz.
+  rm -rf "$work" && mkdir -p "$work/crashes" "$work/logs" "$OUTD"
+  python3 -c "import tarfile,sys; tarfile.open(sys.argv[1]).extractall(sys.argv[2])" .devcarry/fuzz.tar.gz "$work"
+  st=$work/fuzz
+  chmod +x "$st"/bin/*
+  export LD_LIBRARY_PATH=$st/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  missing=$(ldd "$st"/bin/* | grep "not found" | sort -u || true)
+  [ -z "$missing" ] || { echo "run-staged: libraries missing: $missing" >&2; exit 1; }
+  # No llvm-symbolizer there: reports carry addresses; replay the saved input on the dev machine.
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allocator_may_return_null=0:symbolize=0
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:symbolize=0
+  workers=${FUZZ_WORKERS:-$(( $(nproc) / ${#ALL_TARGETS[@]} > 0 ? $(nproc) / ${#ALL_TARGETS[@]} : 1 ))}
+  echo "[fuzz] ${#ALL_TARGETS[@]} targets x $workers workers, ${SECONDS_EACH} s, $(nproc) cores" | tee "$OUTD/summary.txt"
+  pids=()
+  for t in "${ALL_TARGETS[@]}"; do
+    mkdir -p "$work/corpus/$t"
+    dict=()
+    case $t in
+      fuzz_pth) dict=(-dict="$st/pickle.dict") ;;
+      fuzz_y4m) dict=(-dict="$st/y4m.dict") ;;
+      fuzz_safetensors|fuzz_safetensors_index|fuzz_config|fuzz_weights) dict=(-dict="$st/json.dict") ;;
+    esac
+    for w in $(seq 1 "$workers"); do
+      # Workers of one target share its corpus folder (libFuzzer rereads it), each with its own
+      # seed and log; -fork would hide the exec counts.
+      "$st/bin/$t" -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=30 -max_len=65536 -print_final_stats=1 \
+        -max_total_time="$SECONDS_EACH" -seed="$w" "${dict[@]}" -artifact_prefix="$work/crashes/$t-w$w-" \
+        "$work/corpus/$t" "$st/seeds/${t#fuzz_}" > "$work/logs/$t.w$w.log" 2>&1 &
+      pids+=($!)
+    done
+  done
+  for p in "${pids[@]}"; do wait "$p" || true; done
+  fail=0
+  for t in "${ALL_TARGETS[@]}"; do
+    execs=0
+    for l in "$work"/logs/"$t".w*.log; do
+      e=$(sed -n 's/^stat::number_of_executed_units: *//p' "$l" | tail -1)
+      execs=$(( execs + ${e:-0} ))
+    done
+    crashes=$(find "$work/crashes" -name "$t-*" -type f | wc -l)
+    [ "$crashes" = 0 ] || fail=1
+    printf '[fuzz] %-24s %12d execs  %9d/s  corpus %6d  crashes %d\n' "$t" "$execs" $(( execs / SECONDS_EACH )) \
+      "$(find "$work/corpus/$t" -type f | wc -l)" "$crashes" | tee -a "$OUTD/summary.txt"
+  done
+  # The corpora seed the next run (and the CI seeds, after minimising with -merge=1).
+  tar czf "$OUTD/corpus.tar.gz" -C "$work" corpus
+  tar czf "$OUTD/results.tar.gz" -C "$work" logs crashes
+  exit $fail
+fi
+
 LONG=0
 if [ "${1:-}" = "--long" ]; then LONG=1; shift; fi
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(fuzz_safetensors fuzz_safetensors_index fuzz_pth fuzz_gguf fuzz_config
-                                     fuzz_tokenizer fuzz_weights fuzz_y4m fuzz_upload)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL_TARGETS[@]}")
 
 if [ ! -f "$BUILD/build.ninja" ]; then
   cmake -S . -B "$BUILD" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \

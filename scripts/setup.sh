@@ -25,7 +25,9 @@ PKGS=(
 # arm64 libraries of the cross build, beside the amd64 ones (multiarch, co-installable). Never
 # libsentencepiece-dev:arm64: it is not co-installable and would REMOVE the amd64 one (the ARM
 # build leaves the tokenizer out instead: cmake/aarch64-linux-gnu.cmake).
-ARM64_PKGS=(libopenblas-dev:arm64 libgtest-dev:arm64)
+# libc6/libstdc++6:arm64 are the runtime the qemu-user run loads (cmake/aarch64-linux-gnu.cmake says
+# why not the cross toolchain's own); the -dev packages pull them in, named here for that reason.
+ARM64_PKGS=(libopenblas-dev:arm64 libgtest-dev:arm64 libc6:arm64 libstdc++6:arm64)
 
 missing=()
 arm64_missing=0

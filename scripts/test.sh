@@ -7,13 +7,13 @@
 #   fuzz    every libFuzzer target of fuzz/ for 30 s on the asan build (scripts/fuzz.sh)
 #   arm64   ARM64 cross build (cmake/aarch64-linux-gnu.cmake) of the CPU kernels, models and file
 #           formats, and their tests under qemu-user
-# WANRT_CI_JOBS picks jobs (default: "test"; docs/reliability.md says why asan, fuzz and arm64 are
-# not yet in the default: the ASan suite has not finished a run, arm64's compute tests hang under
-# qemu); each prints its time, and a failing job fails the script after the others ran.
+# WANRT_CI_JOBS picks jobs (default: "test arm64"; docs/reliability.md says why asan and fuzz are
+# not yet in the default: the ASan suite's build has not been timed on a 2-core runner); each prints
+# its time, and a failing job fails the script after the others ran.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-JOBS=${WANRT_CI_JOBS:-test}
+JOBS=${WANRT_CI_JOBS:-test arm64}
 NPROC=$(nproc)
 export CCACHE_BASEDIR=$PWD
 
@@ -48,12 +48,16 @@ job_arm64() {
   cmake -S . -B build-arm64 -G Ninja -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake \
         -DCMAKE_BUILD_TYPE=Release -DWANRT_TOKENIZER=OFF -DWANRT_FFMPEG=OFF -DWANRT_TESTS=ON
   cmake --build build-arm64 -j "$NPROC"
-  # The subset that finishes under qemu-user in minutes: the ops, norms and upsampling, dtype
-  # conversion, the file formats, schedulers, prompt cleaning, y4m. The op table (BackendOps*) and
-  # Conv3d ran over 900 s / 360 s per test under qemu on the loaded 2-core machine: not in the
-  # default subset (WANRT_ARM64_TESTS='^(Table/BackendOps|BackendOpsCoverage|Conv3d)\.' runs them).
-  ctest --test-dir build-arm64 -L cpu --output-on-failure -j "$NPROC" --timeout 900 \
-        -R "${WANRT_ARM64_TESTS:-^(Ops|Dtype|ChannelRmsNorm|Upsample2x|SafeTensors|Pth|Gguf|Schedulers|Clean|Video)\.}"
+  # Every test the ARM build has (kernels, op table, models, file formats, schedulers, thread pool)
+  # under qemu-user on the multiarch runtime (cmake/aarch64-linux-gnu.cmake: the cross loader with
+  # Debian's newer arm64 libc was what hung). Time-bounded twice: each test at most 300 s, the whole
+  # run WANRT_ARM64_BUDGET seconds (a hang fails the job instead of eating the CI's 40 minutes).
+  # WANRT_ARM64_TESTS narrows it (a ctest -R regex). Left out: five Video tests that write mp4/png
+  # without checking WANRT_HAVE_FFMPEG (this build has no FFmpeg; they fail with "built without FFmpeg").
+  timeout --kill-after=30 "${WANRT_ARM64_BUDGET:-900}" \
+    ctest --test-dir build-arm64 -L cpu --output-on-failure -j "$NPROC" --timeout 300 ${WANRT_ARM64_TESTS:+-R "$WANRT_ARM64_TESTS"} \
+          -E '^Video\.(Mp4ProbesAndDecodesBack|Mp4MatchesImageioFfmpegCommand|PngFramesAreLossless|SameInputGivesIdenticalFiles|FailuresLeaveNoFile)$'
+
 }
 
 failed=()

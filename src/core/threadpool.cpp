@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <exception>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <sched.h>
@@ -21,10 +23,20 @@ struct ThreadPool::Impl {
     uint64_t generation = 0;
     int pending = 0;
     bool stop = false;
+    std::exception_ptr error;  // the first exception a chunk threw in this job (guarded by mu)
 
+    // Runs chunk c; an exception is kept, not propagated: a worker thread that let it escape would
+    // std::terminate, and the caller's chunk unwinding out of parallel_for would free `fn` (and
+    // the data it captures) while the workers still run it.
     void run_chunk(int64_t c) {
         int64_t b = c * chunk, e = std::min(n, b + chunk);
-        if (b < e) (*fn)(b, e);
+        if (b >= e) return;
+        try {
+            (*fn)(b, e);
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(mu);
+            if (!error) error = std::current_exception();
+        }
     }
 };
 
@@ -79,6 +91,8 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
     s.run_chunk(0);
     std::unique_lock<std::mutex> lock(s.mu);
     s.done.wait(lock, [&] { return s.pending == 0; });
+    // Every chunk has finished: rethrow the first failure (the pool is ready for the next job).
+    if (std::exception_ptr e = std::exchange(s.error, nullptr)) std::rethrow_exception(e);
 }
 
 int default_thread_count() {

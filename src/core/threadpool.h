@@ -16,7 +16,8 @@ public:
 
     int threads() const { return nthreads_; }
     // Runs fn(begin, end) over [0, n) split into contiguous chunks of at least `grain` items,
-    // one chunk per thread; returns when all are done. Not reentrant.
+    // one chunk per thread; returns when all are done. If chunks throw, the first exception is
+    // rethrown after every chunk has finished. Not reentrant.
     void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
 private:

@@ -322,7 +322,10 @@ std::shared_ptr<TensorSource> merge_lora(std::shared_ptr<TensorSource> base, con
     store->base_keep = base->keepalive();
     std::map<std::string, StoredTensor> repl;
     ThreadPool pool(default_thread_count());
-    for (auto& [name, ds] : by_target) {
+    for (auto& entry : by_target) {
+        // Not a structured binding: clang 14 (the sanitizer build's) cannot capture one in the lambda below.
+        const std::string& name = entry.first;
+        const std::vector<const LoraDelta*>& ds = entry.second;
         const StoredTensor* t = base->find(name);
         WANRT_CHECK(t, "lora", base->origin(), " has no tensor ", name, " that ", ds[0]->source, " changes");
         WANRT_CHECK(t->dtype == DType::F32 || t->dtype == DType::BF16 || t->dtype == DType::F16, "lora",
