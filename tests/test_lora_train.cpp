@@ -173,7 +173,7 @@ TEST(LoraTrain, LossFallsFor50StepsAndTheFileLoads) {
     LoraTrainConfig lc;
     lc.rank = 4, lc.alpha = 4;
     const std::vector<LoraParam> ps = attach_trainable_lora(model, lc, 11);
-    const FlowMatchTable tab = flow_match_table();
+    const FlowMatchTrainTable tab = flow_match_table();
     std::vector<DitSample> batch = fixture_batch(*be, x);
     std::vector<FlowMatchPair> pairs;
     for (size_t i = 0; i < batch.size(); ++i) {
