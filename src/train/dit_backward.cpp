@@ -33,7 +33,9 @@ Tensor copy_of(const Tensor& x) {
 // linear(x, l) without activation, and its backward into grads g (accumulated); returns dx
 // (or nothing when want_dx is false). A frozen Linear (g.w / g.b undefined) gets no weight gradient.
 Tensor lin(const Linear& l, const Tensor& x) {
-    if (!l.lora.empty()) return linear_with_lora(l, x, Activation::None, DType::F32, LoraApply::Side);
+    // The branches as generation applies them (the weight patched for the call when that is cheaper
+    // than the side path): the same function, one GEMM.
+    if (!l.lora.empty()) return linear_with_lora(l, x, Activation::None, DType::F32, LoraApply::Auto);
     return ops::linear(x, l.w, &l.b);
 }
 void lora_branches_bw(const Linear& l, Linear& g, const Tensor& x, const Tensor& dy, Tensor* dx);
@@ -47,20 +49,21 @@ Tensor lin_bw(const Linear& l, Linear& g, const Tensor& x, const Tensor& dy, boo
 
 // ---- LoRA training: the low-rank branches' backward (train/lora_train.h) ----
 // y += s·(x·downᵀ)·upᵀ per branch, h = x·downᵀ [M, r] recomputed (r is small):
-//   dup += s·dyᵀ·h,  dh = s·dy·up,  ddown += dhᵀ·x,  dx += dh·down.
-// Gradients go to g.lora[j] (down, up) when the gradient Linear mirrors the branch; dx always takes
-// the branch's share so that earlier branches and inputs get theirs.
+//   dup += dyᵀ·(s·h),  dh = s·(dy·up),  ddown += dhᵀ·x,  dx += dh·down
+// (the scale is applied to the [M, r] tensors, never to dy [M, out]). Gradients go to g.lora[j]
+// (down, up) when the gradient Linear mirrors the branch; dx always takes the branch's share so that
+// earlier branches and inputs get theirs.
 void lora_branches_bw(const Linear& l, Linear& g, const Tensor& x, const Tensor& dy, Tensor* dx) {
     for (size_t j = 0; j < l.lora.size(); ++j) {
         const LoraBranch& br = l.lora[j];
         LoraBranch* gb = j < g.lora.size() ? &g.lora[j] : nullptr;
-        Tensor h = ops::linear(x, br.down);  // [..., r]
-        Tensor dys = x.backend()->empty(DType::F32, dy.shape());
-        const Tensor dyc = ops::contiguous(dy);
-        const Tensor* in[1] = {&dyc};
-        ops::lincomb(in, &br.scale, 1, dys);
+        Tensor hs = ops::linear(x, br.down);  // [..., r], then scaled in place
+        const Tensor* in[1] = {&hs};
+        ops::lincomb(in, &br.scale, 1, hs);
         Tensor dh, dxb;
-        ops::linear_backward(h, br.up, dys, &dh, gb ? &gb->up : nullptr, nullptr, true);
+        ops::linear_backward(hs, br.up, dy, &dh, gb ? &gb->up : nullptr, nullptr, true);
+        const Tensor* in_dh[1] = {&dh};
+        ops::lincomb(in_dh, &br.scale, 1, dh);
         ops::linear_backward(x, br.down, dh, dx ? &dxb : nullptr, gb ? &gb->down : nullptr, nullptr, true);
         if (dx) acc(*dx, dxb);
     }

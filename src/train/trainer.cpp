@@ -20,6 +20,7 @@
 #include "train/adamw.h"
 #include "train/dit_backward.h"
 #include "train/flow_match.h"
+#include "video/video_writer.h"
 
 namespace wanrt {
 
@@ -102,13 +103,17 @@ nlohmann::json run_json(const TrainOptions& o, const DitConfig& c, const std::st
 
 struct CsvLog {
     std::vector<std::string> rows;  // without the header
+    std::vector<double> losses;     // per row
     void load_until(const std::string& path, int64_t step) {
         std::ifstream in(path);
         std::string line;
         std::getline(in, line);  // header
         while (std::getline(in, line)) {
             if (line.empty()) continue;
-            if (std::atoll(line.c_str()) <= step) rows.push_back(line);
+            if (std::atoll(line.c_str()) <= step) {
+                rows.push_back(line);
+                losses.push_back(std::atof(line.c_str() + line.find(',') + 1));
+            }
         }
     }
     void write(const std::string& path) const {
@@ -117,6 +122,53 @@ struct CsvLog {
         write_file_atomic(path, s, "train");
     }
 };
+
+// The loss curve as a picture (no text: the numbers are in loss.csv): each step's loss in light
+// blue, its moving average (EMA 0.9) in dark blue, the y axis from 0 to the largest value.
+Rgb24Video loss_chart(const std::vector<double>& losses) {
+    Rgb24Video v;
+    v.frames = 1, v.width = 640, v.height = 320;
+    v.rgb.assign(v.frame_bytes(), 255);
+    const int64_t x0 = 20, x1 = v.width - 20, y0 = v.height - 20, y1 = 20;  // plot box (y grows down)
+    auto px = [&](int64_t x, int64_t y, const uint8_t c[3]) {
+        if (x < 0 || y < 0 || x >= v.width || y >= v.height) return;
+        std::copy(c, c + 3, v.rgb.begin() + (y * v.width + x) * 3);
+    };
+    auto line = [&](int64_t ax, int64_t ay, int64_t bx, int64_t by, const uint8_t c[3]) {  // Bresenham
+        const int64_t dx = std::abs(bx - ax), dy = -std::abs(by - ay), sx = ax < bx ? 1 : -1, sy = ay < by ? 1 : -1;
+        for (int64_t err = dx + dy;;) {
+            px(ax, ay, c);
+            if (ax == bx && ay == by) break;
+            const int64_t e2 = 2 * err;
+            if (e2 >= dy) err += dy, ax += sx;
+            if (e2 <= dx) err += dx, ay += sy;
+        }
+    };
+    const uint8_t grey[3] = {160, 160, 160}, light[3] = {150, 190, 240}, dark[3] = {20, 60, 160};
+    line(x0, y0, x1, y0, grey);
+    line(x0, y0, x0, y1, grey);
+    double top = 0;
+    for (double l : losses) top = std::isfinite(l) ? std::max(top, l) : top;
+    if (losses.empty() || !(top > 0)) return v;
+    const size_t n = losses.size();
+    auto at = [&](size_t i, double l) {
+        const int64_t x = x0 + (n > 1 ? int64_t(double(i) * double(x1 - x0) / double(n - 1)) : 0);
+        return std::pair<int64_t, int64_t>{x, y0 - int64_t(std::clamp(l / top, 0.0, 1.0) * double(y0 - y1))};
+    };
+    double ema = losses[0];
+    auto pe = at(0, ema), pl = at(0, losses[0]);
+    std::vector<std::pair<int64_t, int64_t>> ema_pts = {pe};
+    for (size_t i = 1; i < n; ++i) {
+        const auto q = at(i, losses[i]);
+        line(pl.first, pl.second, q.first, q.second, light);
+        pl = q;
+        ema = 0.9 * ema + 0.1 * losses[i];
+        ema_pts.push_back(at(i, ema));
+    }
+    for (size_t i = 1; i < ema_pts.size(); ++i)
+        line(ema_pts[i - 1].first, ema_pts[i - 1].second, ema_pts[i].first, ema_pts[i].second, dark);
+    return v;
+}
 
 }  // namespace
 
@@ -230,6 +282,17 @@ TrainResult run_training(const T2VModelParts& m, const std::shared_ptr<Backend>&
         note(cat("resumed from ", o.resume, " at step ", start));
     }
 
+    // loss.png beside loss.csv where this build writes PNG (FFmpeg); without it the CSV alone.
+    bool png = true;
+    auto write_chart = [&] {
+        if (!png) return;
+        try {
+            write_video((out / "loss.png").string(), loss_chart(csv.losses));
+        } catch (const Error&) {
+            png = false;
+            note("loss.png is not written: this build has no PNG encoder (FFmpeg); loss.csv has the curve");
+        }
+    };
     auto save = [&](int64_t step, TrainResult& r) {
         std::vector<std::vector<float>> host;
         host.reserve(names.size() * 3);
@@ -253,12 +316,13 @@ TrainResult run_training(const T2VModelParts& m, const std::shared_ptr<Backend>&
         const std::string ckp = (out / step_name("checkpoint", step, ".safetensors")).string();
         write_safetensors(ckp, ts, {{"wanrt_train", j.dump()}});
         r.files.push_back(ckp);
-        if (!o.full) {
+        if (!o.full && step < o.steps) {  // the last one is lora.safetensors
             const std::string lp = (out / step_name("lora", step, ".safetensors")).string();
             write_lora_file(lp, lora, o.lora, {{"wanrt_train_step", std::to_string(step)}});
             r.files.push_back(lp);
         }
         csv.write((out / "loss.csv").string());
+        write_chart();
     };
 
     const FlowMatchTrainTable tab = flow_match_table(o.shift, 1000);
@@ -317,6 +381,7 @@ TrainResult run_training(const T2VModelParts& m, const std::shared_ptr<Backend>&
         std::snprintf(row, sizeof row, "%lld,%.8g,%.6g,%.6g,%.3f", static_cast<long long>(step + 1), loss, lr, gnorm,
                       secs);
         csv.rows.push_back(row);
+        csv.losses.push_back(loss);
         res.losses.push_back(loss);
         res.last_step = step + 1;
         if (progress) {
@@ -352,6 +417,7 @@ TrainResult run_training(const T2VModelParts& m, const std::shared_ptr<Backend>&
         res.files.push_back(lp);
     }
     res.files.push_back((out / "loss.csv").string());
+    if (png) res.files.push_back((out / "loss.png").string());
     return res;
 }
 
