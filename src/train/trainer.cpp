@@ -124,7 +124,7 @@ struct CsvLog {
 };
 
 // The loss curve as a picture (no text: the numbers are in loss.csv): each step's loss in light
-// blue, its moving average (EMA 0.9) in dark blue, the y axis from 0 to the largest value.
+// blue, its moving average (EMA 0.9, bias-corrected) in dark blue, the y axis from 0 to the largest value.
 Rgb24Video loss_chart(const std::vector<double>& losses) {
     Rgb24Video v;
     v.frames = 1, v.width = 640, v.height = 320;
@@ -155,15 +155,15 @@ Rgb24Video loss_chart(const std::vector<double>& losses) {
         const int64_t x = x0 + (n > 1 ? int64_t(double(i) * double(x1 - x0) / double(n - 1)) : 0);
         return std::pair<int64_t, int64_t>{x, y0 - int64_t(std::clamp(l / top, 0.0, 1.0) * double(y0 - y1))};
     };
-    double ema = losses[0];
-    auto pe = at(0, ema), pl = at(0, losses[0]);
-    std::vector<std::pair<int64_t, int64_t>> ema_pts = {pe};
-    for (size_t i = 1; i < n; ++i) {
+    double ema = 0, decay = 1;  // bias-corrected: the first points are not pulled towards 0
+    auto pl = at(0, losses[0]);
+    std::vector<std::pair<int64_t, int64_t>> ema_pts;
+    for (size_t i = 0; i < n; ++i) {
         const auto q = at(i, losses[i]);
-        line(pl.first, pl.second, q.first, q.second, light);
+        if (i) line(pl.first, pl.second, q.first, q.second, light);
         pl = q;
-        ema = 0.9 * ema + 0.1 * losses[i];
-        ema_pts.push_back(at(i, ema));
+        ema = 0.9 * ema + 0.1 * losses[i], decay *= 0.9;
+        ema_pts.push_back(at(i, ema / (1 - decay)));
     }
     for (size_t i = 1; i < ema_pts.size(); ++i)
         line(ema_pts[i - 1].first, ema_pts[i - 1].second, ema_pts[i].first, ema_pts[i].second, dark);
