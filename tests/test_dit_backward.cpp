@@ -238,9 +238,14 @@ TEST(DitBackwardErrors, RejectsBadUpstreamGradient) {
     EXPECT_THROW(dit_backward(*g.model, tape, bad, &grads), std::exception);
     bad = {g.dy[1], g.dy[0]};
     EXPECT_THROW(dit_backward(*g.model, tape, bad, &grads), std::exception);
-    // A run-time LoRA branch would drop out of the training forward: refused, not ignored.
+    // Branches the training forward cannot differentiate are refused, not ignored: a full difference
+    // on a block (low-rank ones train: test_lora_train), any branch on the head.
     Linear& q = g.model->mutable_weights().blocks[0].sa_q;
-    q.lora.push_back({ops::zeros(*g.be, {2, g.cfg.dim}), ops::zeros(*g.be, {g.cfg.dim, 2}), 1.0f});
+    q.lora.push_back({ops::zeros(*g.be, {g.cfg.dim, g.cfg.dim}), Tensor(), 1.0f});
+    EXPECT_THROW(dit_train_forward(*g.model, g.batch, g.seq_len, nullptr), std::exception);
+    q.lora.clear();
+    Linear& head = g.model->mutable_weights().head;
+    head.lora.push_back({ops::zeros(*g.be, {2, g.cfg.dim}), ops::zeros(*g.be, {head.w.size(0), 2}), 1.0f});
     EXPECT_THROW(dit_train_forward(*g.model, g.batch, g.seq_len, nullptr), std::exception);
 }
 

@@ -19,7 +19,7 @@ namespace wanrt::test {
 namespace {
 
 TEST(FlowMatch, TableIsDiffSynthsWanSchedule) {
-    const FlowMatchTable t = flow_match_table(5.0, 1000);
+    const FlowMatchTrainTable t = flow_match_table(5.0, 1000);
     ASSERT_EQ(t.sigmas.size(), 1000u);
     EXPECT_DOUBLE_EQ(t.sigmas[0], 1.0);  // the first entry is pure noise
     EXPECT_DOUBLE_EQ(t.timesteps[0], 1000.0);
@@ -44,7 +44,7 @@ TEST(FlowMatch, TableIsDiffSynthsWanSchedule) {
 
 TEST(FlowMatch, PairAndLossGradient) {
     auto be = make_cpu_backend(2);
-    const FlowMatchTable tab = flow_match_table();
+    const FlowMatchTrainTable tab = flow_match_table();
     Tensor x0 = randn_tensor(*be, {3, 2, 4, 5}, 1), noise = randn_tensor(*be, {3, 2, 4, 5}, 2);
     Tensor pred = randn_tensor(*be, {3, 2, 4, 5}, 3);
     const int64_t k = 321;
@@ -150,7 +150,7 @@ TEST(TrainStep, LossFallsOnAFixedBatch) {
         weights->add(n, t.dtype, t.shape, t.data);
     }
     DitModel model(cfg, weights, *be);
-    const FlowMatchTable tab = flow_match_table();
+    const FlowMatchTrainTable tab = flow_match_table();
     std::vector<DitSample> batch;
     std::vector<FlowMatchPair> pairs;
     for (int i = 0; i < 2; ++i) {

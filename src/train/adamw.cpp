@@ -68,4 +68,9 @@ void AdamW::step(const std::vector<Tensor>& grads) {
     }
 }
 
+void AdamW::restore_params() {
+    for (Slot& s : slots_)
+        if (s.master.raw() != s.param.raw()) ops::copy(s.master, s.param);
+}
+
 }  // namespace wanrt

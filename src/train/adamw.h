@@ -45,6 +45,17 @@ public:
     int64_t steps() const { return t_; }
     AdamWHyper& hyper() { return h_; }  // e.g. a learning-rate schedule sets h.lr before step()
 
+    // Checkpoints (train/trainer.h): parameter i's f32 master copy and moments, as handles (writing
+    // into them restores a saved state; then restore_params() rounds each master into its parameter),
+    // and the step count t.
+    struct SlotState {
+        Tensor master, m, v;
+    };
+    size_t size() const { return slots_.size(); }
+    SlotState state(size_t i) const { return {slots_[i].master, slots_[i].m, slots_[i].v}; }
+    void set_steps(int64_t t) { t_ = t; }
+    void restore_params();
+
 private:
     struct Slot {
         Tensor param, master, m, v;

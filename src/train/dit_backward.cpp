@@ -14,8 +14,10 @@ namespace wanrt {
 
 namespace {
 
-// dst += src (same shape, f32, dst contiguous).
+// dst += src (same shape, f32, dst contiguous); an undefined dst is a frozen parameter (no gradient
+// kept, dit_grads_zeros without the base) and takes nothing.
 void acc(const Tensor& dst, const Tensor& src) {
+    if (!dst.defined()) return;
     const Tensor s = ops::contiguous(src);
     const Tensor* in[2] = {&dst, &s};
     const float coef[2] = {1.0f, 1.0f};
@@ -29,14 +31,42 @@ Tensor copy_of(const Tensor& x) {
 }
 
 // linear(x, l) without activation, and its backward into grads g (accumulated); returns dx
-// (or nothing when want_dx is false).
+// (or nothing when want_dx is false). A frozen Linear (g.w / g.b undefined) gets no weight gradient.
 Tensor lin(const Linear& l, const Tensor& x) {
+    // The branches as generation applies them (the weight patched for the call when that is cheaper
+    // than the side path): the same function, one GEMM.
+    if (!l.lora.empty()) return linear_with_lora(l, x, Activation::None, DType::F32, LoraApply::Auto);
     return ops::linear(x, l.w, &l.b);
 }
+void lora_branches_bw(const Linear& l, Linear& g, const Tensor& x, const Tensor& dy, Tensor* dx);
 Tensor lin_bw(const Linear& l, Linear& g, const Tensor& x, const Tensor& dy, bool want_dx = true) {
     Tensor dx;
-    ops::linear_backward(x, l.w, dy, want_dx ? &dx : nullptr, &g.w, &g.b, true);
+    ops::linear_backward(x, l.w, dy, want_dx ? &dx : nullptr, g.w.defined() ? &g.w : nullptr,
+                         g.b.defined() ? &g.b : nullptr, true);
+    if (!l.lora.empty()) lora_branches_bw(l, g, x, dy, want_dx ? &dx : nullptr);
     return dx;
+}
+
+// ---- LoRA training: the low-rank branches' backward (train/lora_train.h) ----
+// y += s·(x·downᵀ)·upᵀ per branch, h = x·downᵀ [M, r] recomputed (r is small):
+//   dup += dyᵀ·(s·h),  dh = s·(dy·up),  ddown += dhᵀ·x,  dx += dh·down
+// (the scale is applied to the [M, r] tensors, never to dy [M, out]). Gradients go to g.lora[j]
+// (down, up) when the gradient Linear mirrors the branch; dx always takes the branch's share so that
+// earlier branches and inputs get theirs.
+void lora_branches_bw(const Linear& l, Linear& g, const Tensor& x, const Tensor& dy, Tensor* dx) {
+    for (size_t j = 0; j < l.lora.size(); ++j) {
+        const LoraBranch& br = l.lora[j];
+        LoraBranch* gb = j < g.lora.size() ? &g.lora[j] : nullptr;
+        Tensor hs = ops::linear(x, br.down);  // [..., r], then scaled in place
+        const Tensor* in[1] = {&hs};
+        ops::lincomb(in, &br.scale, 1, hs);
+        Tensor dh, dxb;
+        ops::linear_backward(hs, br.up, dy, &dh, gb ? &gb->up : nullptr, nullptr, true);
+        const Tensor* in_dh[1] = {&dh};
+        ops::lincomb(in_dh, &br.scale, 1, dh);
+        ops::linear_backward(x, br.down, dh, dx ? &dxb : nullptr, gb ? &gb->down : nullptr, nullptr, true);
+        if (dx) acc(*dx, dxb);
+    }
 }
 
 // Tokens per modulation row, as DitModel::forward groups them (dit.cpp).
@@ -178,32 +208,41 @@ Tensor block_backward(const BlockCtx& k, const DitBlockWeights& b, DitBlockWeigh
 
     // m = modulation [1, 6, D] + e0 [G, 6, D]
     acc(de0, dm);
-    Tensor dmod = gb.modulation.reshape({6 * D});
-    ops::sum_rows(dm.reshape({G, 6 * D}), &dmod, true);
+    if (gb.modulation.defined()) {
+        Tensor dmod = gb.modulation.reshape({6 * D});
+        ops::sum_rows(dm.reshape({G, 6 * D}), &dmod, true);
+    }
     return dx;
 }
 
 Tensor zeros_like(const Tensor& t) {
     return t.defined() ? ops::zeros(*t.backend(), t.shape()) : Tensor();
 }
-Linear zeros_like(const Linear& l) {
-    return {zeros_like(l.w), zeros_like(l.b), {}};
+// The gradient mirror of a Linear: its weight and bias (unless frozen), and one (down, up) pair per
+// low-rank branch (LoRA training).
+Linear zeros_like(const Linear& l, bool base = true) {
+    Linear g{base ? zeros_like(l.w) : Tensor(), base ? zeros_like(l.b) : Tensor(), {}};
+    for (const LoraBranch& br : l.lora) g.lora.push_back({zeros_like(br.down), zeros_like(br.up), br.scale});
+    return g;
 }
 
 void check_supported(const DitConfig& c, const DitWeights& w, const char* where) {
-    // The training forward reads Linear::w/b only: attached run-time LoRA branches would silently
-    // drop out of it (and get no gradient).
+    // The training forward applies low-rank branches of the blocks' Linears (LoRA training); the
+    // embeddings and the head are read as plain weights, and a full-difference branch has no backward.
     auto no_lora = [&](const Linear& l) {
         if (!l.lora.empty())
             fail(where,
-                 "run-time LoRA branches are attached to the model; training reads the plain weights only: "
-                 "merge the LoRA into the weights first (or load the model without it)");
+                 "run-time LoRA branches are attached to an embedding or the head; training reads those as plain "
+                 "weights only: merge the LoRA into the weights first (or load the model without it)");
     };
     for (const Linear* l : {&w.text0, &w.text2, &w.time0, &w.time2, &w.time_proj, &w.head}) no_lora(*l);
     for (const DitBlockWeights& b : w.blocks)
         for (const Linear* l :
              {&b.sa_q, &b.sa_k, &b.sa_v, &b.sa_o, &b.ca_q, &b.ca_k, &b.ca_v, &b.ca_o, &b.ffn0, &b.ffn2})
-            no_lora(*l);
+            for (const LoraBranch& br : l->lora)
+                if (!br.up.defined())
+                    fail(where, "a full-difference LoRA branch is attached to a block; it has no backward: merge it "
+                                "into the weights first (--lora_mode merge)");
     if (c.has_clip())
         fail(where, "the I2V CLIP image branch has no backward yet; train a model without it (t2v, ti2v)");
     if (c.is_i2v()) fail(where, "i2v conditioning (y) has no backward yet; train a t2v model");
@@ -299,9 +338,21 @@ std::vector<Tensor> dit_train_forward(const DitModel& model, const std::vector<D
     return ys;
 }
 
-DitGrads dit_grads_zeros(const DitModel& model) {
+DitGrads dit_grads_zeros(const DitModel& model, bool base) {
     const DitWeights& w = model.weights();
     DitGrads g;
+    if (!base) {  // LoRA training: the branches' gradients only (the base is frozen)
+        for (const DitBlockWeights& b : w.blocks) {
+            DitBlockWeights z;
+            z.sa_q = zeros_like(b.sa_q, false), z.sa_k = zeros_like(b.sa_k, false), z.sa_v = zeros_like(b.sa_v, false),
+            z.sa_o = zeros_like(b.sa_o, false);
+            z.ca_q = zeros_like(b.ca_q, false), z.ca_k = zeros_like(b.ca_k, false), z.ca_v = zeros_like(b.ca_v, false),
+            z.ca_o = zeros_like(b.ca_o, false);
+            z.ffn0 = zeros_like(b.ffn0, false), z.ffn2 = zeros_like(b.ffn2, false);
+            g.w.blocks.push_back(std::move(z));
+        }
+        return g;
+    }
     g.w.patch_w = zeros_like(w.patch_w);
     g.w.patch_b = zeros_like(w.patch_b);
     g.w.text0 = zeros_like(w.text0), g.w.text2 = zeros_like(w.text2);
@@ -358,8 +409,10 @@ void dit_backward(const DitModel& model, const DitTape& t, const std::vector<Ten
     Tensor dhm = ops::zeros(be, {G, 2, D});
     ops::copy(dshift, dhm.select(1, 0));
     ops::copy(dscale, dhm.select(1, 1));
-    Tensor dhead_mod = g.head_modulation.reshape({2 * D});
-    ops::sum_rows(dhm.reshape({G, 2 * D}), &dhead_mod, true);
+    if (g.head_modulation.defined()) {
+        Tensor dhead_mod = g.head_modulation.reshape({2 * D});
+        ops::sum_rows(dhm.reshape({G, 2 * D}), &dhead_mod, true);
+    }
     Tensor de = ops::add(dshift, dscale);  // e broadcast to both rows
 
     // blocks, last to first, each recomputed from its checkpoint
@@ -397,7 +450,8 @@ void dit_backward(const DitModel& model, const DitTape& t, const std::vector<Ten
         const Shape& xs = t.batch[size_t(i)].x.shape();
         Tensor demb = dx.select(0, i).slice(0, 0, t.seq_lens[size_t(i)]);
         Tensor dp;
-        ops::linear_backward(t.patches[size_t(i)], w.patch_w, demb, &dp, &g.patch_w, &g.patch_b, true);
+        ops::linear_backward(t.patches[size_t(i)], w.patch_w, demb, &dp, g.patch_w.defined() ? &g.patch_w : nullptr,
+                             g.patch_b.defined() ? &g.patch_b : nullptr, true);
         grads->dx.push_back(ops::patchify_backward(dp, xs[0], xs[1], xs[2], xs[3], c.patch_t, c.patch_h, c.patch_w));
     }
 }

@@ -8,6 +8,9 @@
 // from last to first, recomputes one block's forward from its checkpoint with every activation
 // kept, and runs that block's backward, so activation memory is one block's plus the checkpoints.
 //
+// LoRA branches (LoraBranch with an up matrix) attached to the blocks' Linears take part: the forward
+// applies them as a side path and the backward gives their (down, up) gradients (lora_train.h).
+//
 // Scope: T2V (and TI2V-style per-token timesteps) models without the I2V CLIP branch; the
 // gradient of every parameter, of each sample's latent x and of each sample's (trimmed) context.
 // Timesteps get no gradient. CPU only so far (the backward ops are not on CUDA yet).
@@ -42,14 +45,17 @@ struct DitTape {
 std::vector<Tensor> dit_train_forward(const DitModel& model, const std::vector<DitSample>& batch, int64_t seq_len,
                                       DitTape* tape);
 
-// Gradients: w mirrors the model's weights (same struct, f32 tensors of the same shapes; LoRA
-// branches unused), dx and dcontext mirror each sample's x and context.
+// Gradients: w mirrors the model's weights (same struct, f32 tensors of the same shapes; each
+// Linear's `lora` holds the gradients (down, up) of the model's low-rank branches, LoRA training:
+// train/lora_train.h), dx and dcontext mirror each sample's x and context. An undefined tensor in w
+// is a frozen parameter: the backward keeps no gradient for it.
 struct DitGrads {
     DitWeights w;
     std::vector<Tensor> dx, dcontext;
 };
-// Zero gradients shaped like the model's weights.
-DitGrads dit_grads_zeros(const DitModel& model);
+// Zero gradients shaped like the model's weights and branches; base == false: of the low-rank
+// branches only (LoRA training on a frozen base: no [out, in] gradient is allocated or computed).
+DitGrads dit_grads_zeros(const DitModel& model, bool base = true);
 
 // Backward of dit_train_forward for upstream gradients dy (one per sample, shaped like the
 // outputs): adds every parameter's gradient into grads->w (so micro-batches accumulate) and sets

@@ -9,9 +9,9 @@
 
 namespace wanrt {
 
-FlowMatchTable flow_match_table(double shift, int64_t n) {
+FlowMatchTrainTable flow_match_table(double shift, int64_t n) {
     if (n < 1 || !(shift > 0)) fail("flow_match", "need n ≥ 1 steps and shift > 0, got ", n, ", ", shift);
-    FlowMatchTable t;
+    FlowMatchTrainTable t;
     for (int64_t k = 0; k < n; ++k) {
         const double s = 1.0 - double(k) / double(n);  // linspace(1, 0, n + 1)[:-1]
         const double sigma = shift * s / (1 + (shift - 1) * s);
@@ -27,7 +27,7 @@ FlowMatchTable flow_match_table(double shift, int64_t n) {
     return t;
 }
 
-FlowMatchPair flow_match_pair(const FlowMatchTable& tab, int64_t k, const Tensor& x0, const Tensor& noise) {
+FlowMatchPair flow_match_pair(const FlowMatchTrainTable& tab, int64_t k, const Tensor& x0, const Tensor& noise) {
     if (k < 0 || k >= int64_t(tab.sigmas.size()))
         fail("flow_match", "table index ", k, " outside [0, ", tab.sigmas.size(), ")");
     if (x0.shape() != noise.shape())

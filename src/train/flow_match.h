@@ -17,17 +17,20 @@
 
 namespace wanrt {
 
-struct FlowMatchTable {
+// (Named apart from pipeline/causal.h's FlowMatchTable, the float32 inference table: two classes of
+// one name in one program are an ODR violation — the linker kept one destructor for both and freed
+// the other's vectors with it.)
+struct FlowMatchTrainTable {
     std::vector<double> sigmas, timesteps, weights;  // n each, from σ = 1 (pure noise) down
 };
-FlowMatchTable flow_match_table(double shift = 5.0, int64_t n = 1000);
+FlowMatchTrainTable flow_match_table(double shift = 5.0, int64_t n = 1000);
 
 // x_t and the target of table entry k for a clean latent x0 and noise (same shape, f32).
 struct FlowMatchPair {
     Tensor x_t, target;
     double timestep = 0, weight = 1;
 };
-FlowMatchPair flow_match_pair(const FlowMatchTable& tab, int64_t k, const Tensor& x0, const Tensor& noise);
+FlowMatchPair flow_match_pair(const FlowMatchTrainTable& tab, int64_t k, const Tensor& x0, const Tensor& noise);
 
 // weight·mean((pred − target)²) over every element; *dpred (when non-null) ← its gradient,
 // weight·2·(pred − target)/numel.

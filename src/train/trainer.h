@@ -1,0 +1,75 @@
+// The training run behind `wanrt train` (issue 23): LoRA or full fine-tuning of a T2V DiT on cached
+// latents and text embeddings (train_data.h) with Wan's flow-matching objective (flow_match.h),
+// AdamW (adamw.h), a learning-rate schedule, gradient clipping, checkpoints that resume exactly.
+//
+// One step: B samples (the data in a per-epoch shuffled order), for each a table entry k uniform in
+// [0, 1000) and Gaussian noise, x_t and target from flow_match_pair; the DiT runs the B samples as
+// one batch (padded to the longest); loss = (1/B)·Σ w_k·mse; backward; clip_grad_norm; AdamW at the
+// step's learning rate. Schedules: constant, or cosine decay to 0 at --steps; --warmup steps of linear
+// rise (lr·(s + 1)/warmup) come first in both.
+//
+// Randomness is counter-based: the data order, k and the noise of step s, sample j are drawn from
+// splitmix64 streams seeded by (seed, s, j), so the generator's state is (seed, step) and a resumed
+// run draws what the uninterrupted run would. On the CPU the arithmetic is deterministic for a given
+// thread count, so resuming is bit for bit.
+//
+// Output folder (--out):
+//   lora.safetensors                    LoRA (kohya/ComfyUI names, lora_train.h) at the end
+//   lora-step-NNNNNN.safetensors        the same at each --save_every
+//   diffusion_pytorch_model.safetensors + config.json   --full: the fine-tuned DiT (f32, official names)
+//   checkpoint-step-NNNNNN.safetensors  at each --save_every and at the end: param.<name> (the f32
+//                                       masters), adamw.m.<name>, adamw.v.<name>; metadata
+//                                       "wanrt_train" (JSON: step, seed, generator, mode, LoRA shape,
+//                                       the DiT config, hyper-parameters)
+//   loss.csv                            step,loss,lr,grad_norm,seconds (rewritten at each save)
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/backend.h"
+#include "pipeline/model_folder.h"
+#include "train/lora_train.h"
+#include "train/train_data.h"
+
+namespace wanrt {
+
+struct TrainOptions {
+    TrainDataOptions data;
+    std::string out;     // output folder
+    std::string resume;  // a checkpoint-step-*.safetensors to continue from ("" = start)
+    bool full = false;   // full fine-tuning instead of LoRA
+    LoraTrainConfig lora;
+    int64_t steps = 100, batch = 1, warmup = 0, save_every = 0;
+    double lr = 1e-4, weight_decay = 0.01, grad_clip = 1.0;  // grad_clip ≤ 0: off
+    std::string schedule = "constant";                       // constant | cosine
+    uint64_t seed = 0;
+    double shift = 5.0;  // of the flow-matching table (DiffSynth's Wan training)
+};
+
+// The learning rate of step s (counted from 0).
+double train_lr_at(const TrainOptions& o, int64_t step);
+
+// One progress report per step.
+struct TrainProgress {
+    int64_t step = 0, steps = 0;  // step just done (from 1), of
+    double loss = 0, lr = 0, grad_norm = 0, seconds = 0, its = 0, eta = 0;
+};
+
+struct TrainResult {
+    int64_t first_step = 0, last_step = 0;  // steps run this call: (first_step, last_step]
+    std::vector<double> losses;             // of those steps
+    std::vector<std::string> files;         // written
+};
+
+// Checks the options, scans and caches the data, loads the DiT, trains, writes the outputs. say()
+// gets the setup lines, progress() every step. Errors ([train] one line) come before any output is
+// written: options out of range, an unwritable --out, bad data (train_data.h), a model that is not
+// text-to-video, a checkpoint of another run shape.
+TrainResult run_training(const T2VModelParts& m, const std::shared_ptr<Backend>& be, const TrainOptions& o,
+                         const std::function<void(const std::string&)>& say = {},
+                         const std::function<void(const TrainProgress&)>& progress = {});
+
+}  // namespace wanrt

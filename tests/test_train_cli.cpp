@@ -1,0 +1,172 @@
+// `wanrt train` end to end on the built-in demo model (train/trainer.h, cli/cmd_train.cpp): a run is
+// deterministic per seed, N steps straight equal K steps + resume + N − K steps bit for bit, the
+// LoRA it writes loads through the LoRA loader, --full writes a DiT folder that loads, bad input is
+// one line with exit 1 and nothing written; the learning-rate schedules.
+#include <filesystem>
+#include <fstream>
+
+#include "io/safetensors.h"
+#include "models/dit.h"
+#include "models/lora.h"
+#include "pipeline/demo.h"
+#include "test_util.h"
+#include "train/trainer.h"
+#include "video/video_writer.h"
+
+namespace wanrt::test {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// A w×h clip of `frames` frames: a coloured square moving right on a blue background.
+void write_clip(const std::string& path, int64_t w, int64_t h, int64_t frames, uint8_t r, uint8_t g) {
+    Rgb24Video v;
+    v.frames = frames, v.width = w, v.height = h;
+    v.rgb.resize(size_t(w * h * 3 * frames));
+    for (int64_t t = 0; t < frames; ++t)
+        for (int64_t y = 0; y < h; ++y)
+            for (int64_t x = 0; x < w; ++x) {
+                uint8_t* p = v.rgb.data() + ((t * h + y) * w + x) * 3;
+                const bool in = y >= h / 3 && y < h / 3 + h / 4 && x >= 2 * t && x < 2 * t + w / 4;
+                p[0] = in ? r : 0, p[1] = in ? g : 0, p[2] = in ? 0 : 255;
+            }
+    write_video(path, v);
+}
+
+void write_text(const std::string& path, const std::string& s) {
+    std::ofstream(path) << s;
+}
+
+struct Data {
+    TempDir dir;
+    Data() {
+        write_clip(dir / "a.y4m", 32, 32, 5, 255, 0);
+        write_text(dir / "a.txt", "a red square moving right on a blue background");
+        write_clip(dir / "b.y4m", 48, 32, 9, 0, 200);
+        write_text(dir / "b.txt", "a green square moving right on a blue background\n");
+    }
+};
+
+const char* kArgs = " --lora_rank 4 --lora_alpha 4 --lr 1e-3 --batch 2 --schedule cosine --warmup 1 --threads 2";
+
+TEST(TrainCli, ResumeIsBitForBitAndSeedDeterministic) {
+    Data d;
+    TempDir out;
+    const std::string common = " --data " + d.dir.path.string() + kArgs;
+    CliRun a = run_cli("train --steps 5 --seed 3 --out " + out / "A" + common);
+    ASSERT_EQ(a.code, 0) << a.out;
+    EXPECT_NE(a.out.find("step 5/5"), std::string::npos) << a.out;
+    EXPECT_NE(a.out.find("it/s"), std::string::npos) << a.out;
+    EXPECT_NE(a.out.find("ETA"), std::string::npos) << a.out;
+    CliRun b1 = run_cli("train --steps 2 --seed 3 --out " + out / "B" + common);
+    ASSERT_EQ(b1.code, 0) << b1.out;
+    EXPECT_NE(b1.out.find("2 of 2 latents"), std::string::npos)
+        << "a second use of the data must hit the cache: " << b1.out;
+    CliRun b2 = run_cli("train --steps 5 --seed 3 --out " + out / "B" + common + " --resume " +
+                        out / "B/checkpoint-step-000002.safetensors");
+    ASSERT_EQ(b2.code, 0) << b2.out;
+    EXPECT_NE(b2.out.find("resumed from"), std::string::npos) << b2.out;
+    const std::string la = read_file(out / "A/lora.safetensors"), lb = read_file(out / "B/lora.safetensors");
+    EXPECT_FALSE(la.empty());
+    EXPECT_TRUE(la == lb) << "5 steps straight differ from 2 + resume + 3";
+    EXPECT_TRUE(read_file(out / "A/checkpoint-step-000005.safetensors") ==
+                read_file(out / "B/checkpoint-step-000005.safetensors"));
+    // loss.csv of the resumed run: the first run's rows, then the continuation's, equal losses
+    auto losses = [](const std::string& csv) {
+        std::vector<std::string> v;
+        std::istringstream in(csv);
+        std::string line;
+        std::getline(in, line);
+        while (std::getline(in, line)) v.push_back(line.substr(0, line.find(',', line.find(',') + 1)));
+        return v;
+    };
+    const auto ca = losses(read_file(out / "A/loss.csv")), cb = losses(read_file(out / "B/loss.csv"));
+    EXPECT_EQ(ca.size(), 5u);
+    EXPECT_EQ(ca, cb);
+
+    CliRun c = run_cli("train --steps 5 --seed 3 --out " + out / "C" + common);
+    ASSERT_EQ(c.code, 0) << c.out;
+    EXPECT_TRUE(read_file(out / "C/lora.safetensors") == la) << "same seed, other bytes";
+    CliRun e = run_cli("train --steps 5 --seed 4 --out " + out / "E" + common);
+    ASSERT_EQ(e.code, 0) << e.out;
+    EXPECT_FALSE(read_file(out / "E/lora.safetensors") == la) << "another seed, same bytes";
+
+    // The LoRA loads through the loader for the demo DiT: 2 blocks × 10 Linears.
+    const DitConfig cfg = demo_config().dit;
+    const std::vector<LoraDelta> deltas = load_lora_file({out / "A/lora.safetensors", 1.0f}, cfg);
+    EXPECT_EQ(deltas.size(), size_t(10 * cfg.num_layers));
+    EXPECT_EQ(deltas[0].rank, 4);
+    EXPECT_DOUBLE_EQ(deltas[0].scale, 1.0);
+
+    // A checkpoint of another run shape is refused.
+    CliRun bad = run_cli("train --steps 6 --out " + out / "B" + " --data " + d.dir.path.string() +
+                         " --lora_rank 8 --resume " + out / "B/checkpoint-step-000005.safetensors");
+    EXPECT_EQ(bad.code, 1) << bad.out;
+    EXPECT_NE(bad.out.find("another run shape"), std::string::npos) << bad.out;
+}
+
+TEST(TrainCli, FullFineTuningWritesALoadableDit) {
+    Data d;
+    TempDir out;
+    CliRun r =
+        run_cli("train --full --steps 2 --lr 1e-4 --threads 2 --data " + d.dir.path.string() + " --out " + out / "F");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("full fine-tuning"), std::string::npos) << r.out;
+    const DitCheckpoint ck = open_dit_checkpoint(out / "F");
+    EXPECT_EQ(ck.config.to_json(), demo_config().dit.to_json());
+    auto be = make_cpu_backend(2);
+    DitModel m(ck.config, ck.weights, *be);  // strict: every tensor, official shapes
+    DitModel base(demo_config().dit, demo_model_parts().dit_weights(), *be);
+    const Err diff = compare(to_f64(m.weights().blocks[0].sa_q.w), to_f64(base.weights().blocks[0].sa_q.w));
+    EXPECT_GT(diff.rel_l2, 0.0) << "the weights did not change";
+    EXPECT_LT(diff.rel_l2, 1e-2);
+}
+
+TEST(TrainCli, BadInputIsOneLineAndExit1) {
+    Data d;
+    TempDir out;
+    auto expect_fail = [&](const std::string& args, const std::string& frag, const std::string& out_dir) {
+        CliRun r = run_cli("train --steps 1 " + args);
+        EXPECT_EQ(r.code, 1) << args << ": " << r.out;
+        EXPECT_NE(r.out.find(frag), std::string::npos) << args << ": " << r.out;
+        size_t errors = 0;  // lines of the error: exactly one, "wanrt: [module] ..."
+        for (size_t at = r.out.find("wanrt: "); at != std::string::npos; at = r.out.find("wanrt: ", at + 1)) ++errors;
+        EXPECT_EQ(errors, 1u) << r.out;
+        EXPECT_FALSE(fs::exists(out_dir)) << args << ": nothing may be written";
+    };
+    TempDir empty;
+    expect_fail("--data " + empty.path.string() + " --out " + out / "o1", "holds no videos or images", out / "o1");
+    TempDir nocap;
+    write_clip(nocap / "x.y4m", 32, 32, 1, 255, 0);
+    expect_fail("--data " + nocap.path.string() + " --out " + out / "o2", "caption missing for", out / "o2");
+    TempDir odd;
+    write_clip(odd / "x.y4m", 40, 32, 1, 255, 0);
+    write_text(odd / "x.txt", "a red square");
+    expect_fail("--data " + odd.path.string() + " --out " + out / "o3", "is 40x32", out / "o3");
+    write_text(out / "file", "x");  // --out under a regular file: cannot be created
+    expect_fail("--data " + d.dir.path.string() + " --out " + out / "file/run", "cannot create the output folder",
+                out / "file/run");
+    expect_fail("--data " + d.dir.path.string() + " --out " + out / "o5" + " --lora_targets q,mlp",
+                "unknown LoRA target", out / "o5");
+    expect_fail("--data " + d.dir.path.string() + " --out " + out / "o6" + " --schedule linear", "unknown --schedule",
+                out / "o6");
+    expect_fail("--data " + d.dir.path.string() + " --out " + out / "o7" + " --resume " + out / "none.safetensors",
+                "cannot read the checkpoint", out / "o7");
+}
+
+TEST(TrainSchedule, WarmupConstantCosine) {
+    TrainOptions o;
+    o.lr = 1.0, o.steps = 10, o.warmup = 2;
+    EXPECT_DOUBLE_EQ(train_lr_at(o, 0), 0.5);
+    EXPECT_DOUBLE_EQ(train_lr_at(o, 1), 1.0);
+    EXPECT_DOUBLE_EQ(train_lr_at(o, 7), 1.0);
+    o.schedule = "cosine";
+    EXPECT_DOUBLE_EQ(train_lr_at(o, 2), 1.0);
+    EXPECT_NEAR(train_lr_at(o, 6), 0.5, 1e-12);  // halfway through the 8 decay steps
+    EXPECT_NEAR(train_lr_at(o, 9), 0.5 * (1 + std::cos(M_PI * 7 / 8)), 1e-12);
+}
+
+}  // namespace
+
+}  // namespace wanrt::test
