@@ -280,6 +280,38 @@ for s in "${steps[@]}"; do
             ( time timeout 120 $W generate --ckpt_dir /tmp/t13 --size '832*480' --sample_solver lcm --sample_steps 4 \
                 --sample_shift 5 --sample_guide_scale 1 --device cuda --save_file /tmp/lcm.y4m ) >> "$G" 2>&1; echo "rc=$?" >> "$G"
             grep -vE "^\s+(model|latent|warmup)" "$G" | tail -80 | tee -a "$OUT/summary.txt" ;;
+        session7)  # session 6's un-run GPU checks: FP8 linears (15/16), run-time LoRA patch path and the
+                   # 4-step run with TAEHV (18), one log; `offload` and `session7b` are the other two calls
+            log "fp8 tests + benches, LoRA patch path, 4-step lcm with TAEHV"
+            P="$OUT/session7.log"; W=$BIN/wanrt
+            run_p() { echo "### $*" >> "$P"; timeout ${STEP_TIMEOUT:-150} "$@" >> "$P" 2>&1; echo "rc=$?" >> "$P"; }
+            run_p $BIN/test_backend_ops --gtest_filter='*fp8*'
+            run_p $BIN/test_cuda_ops_gpu --gtest_filter='CudaOps.Fp8*'
+            WANRT_TEST_DEVICE=cuda run_p $BIN/test_dit_gpu --gtest_filter='DitGoldenGpu.*'
+            run_p $W bench ops --device cuda --tokens 32760 --only linear_
+            for l in bf16 fp8; do
+                run_p $W bench dit --device cuda --layers 0 --frames 81 --weights_dtype bf16 --linear_dtype $l --warmup 2 --repeats 5 --no_profile
+            done
+            run_p $W bench dit --device cuda --layers 0 --frames 81 --weights_dtype bf16 --lora_rank 64 --warmup 2 --repeats 5 --no_profile
+            run_p $W synth --model t2v-1.3B --full_folder --dtype bf16 --tae --out /tmp/t13
+            for r in 1 2; do  # the second run: files in the page cache, as a warm serve process would have them
+                echo "### lcm 4 steps, TAEHV, run $r" >> "$P"
+                ( time timeout 120 $W generate --ckpt_dir /tmp/t13 --size '832*480' --sample_solver lcm --sample_steps 4 \
+                    --sample_shift 5 --sample_guide_scale 1 --device cuda --vae tae --vae_checkpoint /tmp/t13/taew2_1.pth \
+                    --save_file /tmp/lcm.y4m ) >> "$P" 2>&1; echo "rc=$?" >> "$P"
+            done
+            grep -E "^###|rc=|PASSED|FAILED|rel-L2|linear_|forward|peak|median|real|load|encode|denoise|decode|write|step" "$P" \
+                | cut -c1-200 | tail -100 | tee -a "$OUT/summary.txt" ;;
+        session7b)  # Wan2.2 VAE with whole chunks / f16 convs (19), serve with JPEG frames (20)
+            log "vae22 variants, serve"
+            P="$OUT/session7b.log"; W=$BIN/wanrt
+            run_p() { echo "### $*" >> "$P"; timeout ${STEP_TIMEOUT:-150} "$@" >> "$P" 2>&1; echo "rc=$?" >> "$P"; }
+            for a in "--whole_chunks" "--conv_dtype f16" "--whole_chunks --conv_dtype f16"; do
+                run_p $W bench vae --model wan22 --device cuda --height 704 --width 1280 --latent_frames 31 --mode decode --warmup 1 --repeats 2 $a
+            done
+            run_p $W bench serve --device cuda --width 832 --height 480 --steps 2 --chunks 20
+            run_p $W bench vae --vae tae --device cuda --height 480 --width 832 --latent_frames 21 --mode decode --warmup 2 --repeats 5 --conv_dtype f16 --profile
+            grep -E "^###|rc=|decode|peak|median|fps|FPS|chunk|overhead|error|^  \S+ x[0-9]" "$P" | cut -c1-200 | tail -90 | tee -a "$OUT/summary.txt" ;;
         *) log "unknown step $s" ;;
     esac
 done

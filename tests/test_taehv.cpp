@@ -192,25 +192,19 @@ TEST(Taehv, BadInputs) {
 }
 
 // `wanrt generate --vae tae` (demo model) and `wanrt stream --vae tae` with a synthetic TAEHV
-// checkpoint written as taew2_1.pth ships (torch.save, f16): the videos come out with the Wan frame
+// checkpoint written as taew2_1.pth ships (torch.save, f16, by `synth --tae`): the videos come out with the Wan frame
 // counts, the Wan VAE is never loaded, and the flag errors are one line with exit code 1.
 TEST(TaehvCli, GenerateAndStream) {
     namespace fs = std::filesystem;
     char tmpl[] = "/tmp/wanrt_taehv_XXXXXX";
     const fs::path dir = mkdtemp(tmpl);
-    const std::string ck = (dir / "taew2_1.pth").string();
-    {
-        auto src = synthetic_taehv_weights(16, 5);
-        PthWriter w(ck);
-        for (const auto& name : src->names()) {
-            const StoredTensor* st = src->find(name);
-            w.add(name, st->dtype, st->shape, st->data);
-        }
-        w.finish();
-    }
+    // `synth --tae` writes the checkpoint beside a demo release folder (the speed runs' recipe).
+    const std::string m = (dir / "m").string(), ck = (dir / "m" / "taew2_1.pth").string();
+    test::CliRun s = test::run_cli("synth --model demo --full_folder --tae --out " + m);
+    ASSERT_EQ(s.code, 0) << s.out;
     const std::string out = (dir / "g.y4m").string();
-    test::CliRun r = test::run_cli("generate --size 64*64 --frame_num 9 --sample_steps 2 --threads 2 --device cpu "
-                                   "--vae tae --vae_checkpoint " + ck + " --save_file " + out);
+    test::CliRun r = test::run_cli("generate --ckpt_dir " + m + " --size 64*64 --frame_num 9 --sample_steps 2 --threads 2 "
+                                   "--device cpu --vae tae --vae_checkpoint " + ck + " --save_file " + out);
     ASSERT_EQ(r.code, 0) << r.out;
     EXPECT_NE(r.out.find("load VAE (TAEHV)"), std::string::npos) << r.out;
     EXPECT_EQ(r.out.find("load VAE..."), std::string::npos) << "the Wan VAE was loaded:\n" << r.out;

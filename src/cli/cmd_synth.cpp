@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "io/pth_writer.h"
 #include "models/synth.h"
+#include "models/taehv.h"
 #include "models/vae22.h"
 #include "pipeline/demo.h"
 
@@ -29,8 +30,19 @@ struct Opts {
     int layers = 0;
     uint64_t seed = 0;
     double shard_gb = 10;
-    bool full_folder = false;
+    bool full_folder = false, tae = false;
 };
+
+// A .pth the way madebyollin/taehv ships taew2_1.pth / taew2_2.pth: the names and shapes TAEHV loads.
+void write_tae(const std::filesystem::path& file, int64_t latent_channels, uint64_t seed) {
+    auto w = synthetic_taehv_weights(latent_channels, uint32_t(seed));
+    PthWriter pw(file.string());
+    for (const std::string& name : w->names()) {
+        const StoredTensor* t = w->find(name);
+        pw.add(name, t->dtype, t->shape, t->data);
+    }
+    pw.finish();
+}
 
 void run(const Opts& o) {
     const bool moe = o.model == "t2v-A14B" || o.model == "i2v-A14B" || o.model == "demo-t2v-A14B" ||
@@ -111,6 +123,11 @@ void run(const Opts& o) {
             write_i2v_clip(o.out, demo ? dc.clip : ClipVisionConfig::vit_h_14(), o.seed);
         }
     }
+    if (o.tae) {  // the tiny decoder for `generate --vae tae --vae_checkpoint <out>/taew2_x.pth`
+        const char* name = ti2v ? "taew2_2.pth" : "taew2_1.pth";
+        std::fprintf(stderr, "  writing %s\n", name);
+        write_tae(out / name, ti2v ? 48 : 16, o.seed);
+    }
     std::fprintf(stderr, "synth: wrote %s\n", o.out.c_str());
 }
 
@@ -130,6 +147,7 @@ void setup(CLI::App& app) {
     c->add_flag("--full_folder", o->full_folder,
                 "Also write the VAE and T5 .pth files and a tokenizer (i2v, flf2v: the CLIP .pth): a complete release "
                 "folder for `wanrt generate`");
+    c->add_flag("--tae", o->tae, "Also write a random TAEHV decoder, taew2_1.pth (ti2v: taew2_2.pth), for --vae tae");
     c->callback([o] { run(*o); });
 }
 
