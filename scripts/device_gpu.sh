@@ -26,7 +26,7 @@ cd "$ROOT"
 if [[ "${1:-}" == "stage" ]]; then  # dev machine: copy binaries and host libraries into .devcarry
     BUILD=${BUILD:-build-cuda}
     rm -rf .devcarry && mkdir -p .devcarry/bin
-    TESTS="test_backend_ops test_cuda_ops_gpu test_cuda_perf_gpu test_dit_gpu test_dit_offload test_causal test_stream test_vae test_vae_tiled test_step_cache test_clip test_pipeline_i2v test_pipeline_flf2v"
+    TESTS=${STAGE_TESTS:-test_backend_ops test_cuda_ops_gpu test_cuda_perf_gpu test_dit_gpu test_dit_offload test_causal test_stream test_vae test_vae_tiled test_step_cache test_clip test_pipeline_i2v test_pipeline_flf2v}
     # The I2V chain fixtures travel only in their opt-in stage (see the top of the file).
     I2V_FIXTURES="pipeline_i2v.safetensors pipeline_flf2v.safetensors"
     case ${STAGE_FIXTURES:-default} in
@@ -37,6 +37,25 @@ if [[ "${1:-}" == "stage" ]]; then  # dev machine: copy binaries and host librar
     esac
     for b in wanrt $(printf 'tests/%s ' $TESTS); do
         [[ -f $BUILD/$b ]] && cp "$BUILD/$b" .devcarry/bin/ && strip --strip-debug .devcarry/bin/$(basename $b)
+    done
+    # A build with FFmpeg (CI's `build`) needs ~40 MB of codec libraries that do not fit the carry.
+    # Nothing on the device writes .mp4/.png (the steps write .y4m): the FFmpeg libraries travel as
+    # stubs with the same sonames and symbol versions whose every function stops the program with
+    # one line (logging setup excepted: a no-op). The binaries themselves are unchanged.
+    stubs=$(mktemp -d)
+    for lv in avcodec:LIBAVCODEC_59:59 avformat:LIBAVFORMAT_59:59 avutil:LIBAVUTIL_57:57 swscale:LIBSWSCALE_6:6; do
+        IFS=: read -r lib ver so <<< "$lv"
+        syms=$(objdump -T .devcarry/bin/* 2>/dev/null | awk -v v="($ver)" 'NF > 1 && $(NF-1) == v {print $NF}' | sort -u)
+        [[ -z "$syms" ]] && continue
+        { echo '#include <stdio.h>'; echo '#include <stdlib.h>'
+          for f in $syms; do
+              # Logging setup runs at start-up whatever the output: a no-op there.
+              if [[ $f == av_log_set_* ]]; then echo "void $f(void) {}"; continue; fi
+              echo "void $f(void) { fputs(\"wanrt: $f: FFmpeg was not staged on this machine (scripts/device_gpu.sh stage); write .y4m\\n\", stderr); abort(); }"
+          done
+        } > "$stubs/$lib.c"
+        { echo "$ver {"; echo " global:"; for f in $syms; do echo "  $f;"; done; echo " local: *;"; echo "};"; } > "$stubs/$lib.map"
+        gcc -shared -fPIC -O1 -o "$stubs/lib$lib.so.$so" "$stubs/$lib.c" -Wl,-soname,lib$lib.so.$so -Wl,--version-script,"$stubs/$lib.map" || exit 1
     done
     # Fixtures the staged tests name that tests/fixtures lacks (the > 5 MB files kept only in
     # ../shared/fixtures): only those, so the carry stays small.
@@ -82,13 +101,14 @@ PY
         else cp ../shared/fixtures/$f .devcarry/fixtures/; fi
     done
     tmp=$(mktemp -d) && mkdir "$tmp/libs"
+    cp "$stubs"/*.so.* "$tmp/libs/" 2>/dev/null; export LD_LIBRARY_PATH=$stubs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
     for l in libopenblas.so.0 libgfortran.so.5 libquadmath.so.0 libsentencepiece.so.0; do
-        p=$(ldd "$BUILD/wanrt" | awk -v l=$l '$1==l {print $3}')
-        [[ -n "$p" ]] && cp -L "$p" "$tmp/libs/"
+        p=$(ldd .devcarry/bin/wanrt | awk -v l=$l '$1==l {print $3}')
+        [[ -n "$p" ]] && cp -Ln "$p" "$tmp/libs/"
     done
-    ldd "$BUILD/wanrt" | awk '/=> \// {print $3}' | grep -vE "libc\.so|libm\.so|libstdc|libgcc_s|libdl|libpthread|librt|cuda|cudnn|cublas|ld-linux" \
+    ldd .devcarry/bin/* | awk '/=> \// {print $3}' | sort -u | grep -vE "libc\.so|libm\.so|libstdc|libgcc_s|libdl|libpthread|librt|cuda|cudnn|cublas|ld-linux" \
         | while read -r p; do cp -Ln "$p" "$tmp/libs/" 2>/dev/null; done
-    tar cJf .devcarry/libs.tar.xz -C "$tmp" libs && rm -rf "$tmp"
+    tar cJf .devcarry/libs.tar.xz -C "$tmp" libs && rm -rf "$tmp" "$stubs"
     if [[ -n "${NO_CLI:-}" ]]; then rm -f .devcarry/bin/wanrt .devcarry/libs.tar.xz; fi
     # The run carries at most 64 MiB with the working tree: the binaries travel compressed.
     tar cJf .devcarry/bin.tar.xz -C .devcarry bin && rm -rf .devcarry/bin

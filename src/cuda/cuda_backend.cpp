@@ -228,6 +228,7 @@ CudaBackend::~CudaBackend() {
     conv_.reset();
     weights_.clear();
     staged_ = {};
+    fp8_staged_ = {};  // its buffer is freed on stream_: before the stream goes (an exit-time crash)
     klens_buf_.reset();
     workspace_.reset();
     cudaStreamDestroy(stream_);
