@@ -188,6 +188,17 @@ TEST_F(Generate, GgufDitFolder) {
     EXPECT_NE(r.out.find("not a Wan DiT"), std::string::npos) << r.out;
     EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
     EXPECT_FALSE(fs::exists(out));
+    // Beside a Wan2.2 VAE without config.json the model kind is unknowable (TI2V-5B looks like t2v).
+    const fs::path v22 = root_ / "gguf_vae22";
+    fs::create_directories(v22 / "google" / "umt5-xxl");
+    for (const char* f : {"models_t5_umt5-xxl-enc-bf16.pth", "google/umt5-xxl/spiece.model"})
+        fs::copy_file(fs::path(folder_) / f, v22 / f);
+    fs::copy_file(fs::path(folder_) / "Wan2.1_VAE.pth", v22 / "Wan2.2_VAE.pth");  // the name decides, not read
+    fs::copy_file(gguf, v22 / "wan-demo-Q4_K_M.gguf");
+    r = wanrt("generate --ckpt_dir " + v22.string() + kSmall + " --save_file " + out);
+    EXPECT_EQ(r.code, 1) << r.out;
+    EXPECT_NE(r.out.find("config.json (model_type ti2v)"), std::string::npos) << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
 }
 
 TEST_F(Generate, DemoModelWritesPlayableMp4) {

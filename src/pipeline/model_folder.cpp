@@ -157,6 +157,11 @@ void require_complete(const ModelFolder& f) {
                     " holds a Wan2.2 TI2V-5B DiT (model_type ti2v, 48 latent channels) with Wan2.1_VAE.pth (16 "
                     "channels): the folder mixes generations; TI2V-5B needs its Wan2.2_VAE.pth");
     } else if (f.config.found() || f.dit_gguf) {
+        // A TI2V-5B GGUF has the t2v structure: only its config.json says ti2v.
+        WANRT_CHECK(f.config.found() || f.vae.found() || !f.vae22.found(), "model", "model folder ", dir, " holds ",
+                    fs::path(f.dit.path).filename().string(),
+                    " without config.json beside Wan2.2_VAE.pth: a GGUF's shapes cannot tell Wan2.2 TI2V-5B from a "
+                    "Wan2.1 model; put the release's config.json (model_type ti2v) in the folder");
         WANRT_CHECK(f.vae.found() || !f.vae22.found(), "model", "model folder ", dir, " holds a Wan2.1 DiT (model_type ",
                     f.model_type.empty() ? std::string("t2v") : f.model_type,
                     ", 16 latent channels) with Wan2.2_VAE.pth (48 channels, TI2V-5B's): the folder mixes generations; "
