@@ -583,6 +583,28 @@ TEST(Gguf, OpenDitCheckpointBadGgufIsOneLineError) {
     std::ofstream(mixed / "config.json")
         << config_json_of(DitConfig::from_json(open_fixture("gguf_ref.safetensors")->metadata().at("dit_config"), "ref"));
     expect_error([&] { open_dit_checkpoint(mixed.string()); }, {"[gguf]", "dit.gguf", "'blocks.1.cross_attn.o.weight'", "prefix"});
+    // A DiT tensor missing, and the 5-D patch embedding flattened to 4-D (a tool limited to 4 dims).
+    auto rewrite = [&](const std::string& sub, auto&& shape_of) {
+        const auto dir = mk(sub);
+        GgufWriter w((dir / "dit.gguf").string());
+        w.add_string("general.architecture", "wan");
+        std::vector<const GgufTensorInfo*> kept;
+        for (const GgufTensorInfo& t : q->tensors()) {
+            const Shape sh = shape_of(t);
+            if (sh.empty()) continue;
+            w.declare(t.name, GgmlType(t.type_id), sh);
+            kept.push_back(&t);
+        }
+        for (const GgufTensorInfo* t : kept) w.write(t->data, t->nbytes);
+        w.finish();
+        return dir;
+    };
+    const auto nohead = rewrite("nohead", [](const GgufTensorInfo& t) { return t.name == "head.head.weight" ? Shape{} : t.shape; });
+    expect_error([&] { open_dit_checkpoint(nohead.string()); }, {"[gguf]", "dit.gguf", "'head.head.weight'", "wanrt convert"});
+    const auto four = rewrite("four", [](const GgufTensorInfo& t) {
+        return t.name == "patch_embedding.weight" ? Shape{t.shape[0], t.shape[1] * t.shape[2], t.shape[3], t.shape[4]} : t.shape;
+    });
+    expect_error([&] { open_dit_checkpoint(four.string()); }, {"[gguf]", "dit.gguf", "'patch_embedding.weight'", "5-D", "fix_5d_tensors"});
 }
 
 TEST(Gguf, DitConfigRejectsOtherArchitectures) {

@@ -20,10 +20,12 @@ DitConfig infer_dit_config(const GgufFile& file, int64_t num_heads, std::string*
         const GgufTensorInfo* t = file.find_tensor(prefix + n);
         if (!t)
             fail("gguf", file.path(), ": no tensor '", prefix + n,
-                 "' to infer the DiT config from (GGUF DiTs store none); this is not a Wan2.1 DiT GGUF");
+                 "' to infer the DiT config from (GGUF DiTs store none); this is not a Wan DiT GGUF: pass one such as "
+                 "city96's Wan2.1-*-gguf, or re-convert the model with `wanrt convert`");
         if (t->shape.size() != rank)
             fail("gguf", file.path(), ": tensor '", prefix + n, "' has shape ", shape_str(t->shape), ", expected ",
-                 rank, " dims; the file is not a Wan2.1 DiT or was converted wrongly (5-D tensors lost?)");
+                 rank, " dims; the file is not a Wan2.1 DiT or was converted wrongly (5-D tensors lost?): re-convert it with "
+                 "`wanrt convert` or ComfyUI-GGUF's fix_5d_tensors.py");
         return t->shape;
     };
     DitConfig c;
