@@ -10,6 +10,7 @@
 #include <cmath>
 #include <fstream>
 
+#include "io/comfy_source.h"
 #include "io/diffusers_names.h"
 #include "io/gguf.h"
 #include "io/gguf_dit.h"
@@ -530,6 +531,87 @@ TEST(Convert, Fp8SafetensorsScaledAndNot) {
                 EXPECT_LE(dit_forward_error(st, std::string(type) + " safetensors forward vs golden"),
                           want == DType::F8E4M3 ? 0.04 : 0.08);
         }
+    }
+}
+
+// ComfyUI fp8 files in (tests/fixtures/comfy_dit_*: dit_t2v's weights in ComfyUI's four layouts).
+// f32 out: official names only (no scale_weight / scale_input / scaled_fp8 / prefix), each tensor bit
+// for bit the value the loader gets (fp8 · scale_weight, one f32 rounding: ComfyTensorSource::find()).
+// q8_0 GGUF out: each Q8_0 tensor the quantizer's bytes on those values, the F32 ones equal to them.
+// fp8 out of the same fp8 type from an unscaled file: the weights copied as they are. And the f32
+// output runs the DiT as near the golden as the fp8 file itself (test_comfy_fp8's bounds).
+TEST(Convert, ComfyFp8InputsConvert) {
+    struct Case {
+        const char* file;
+        bool scaled;
+        const char* fp8_type;
+        double golden_tol;
+    };
+    const Case cases[] = {
+        {"comfy_dit_e4m3_scaled.safetensors", true, "fp8_e4m3", 8e-2},
+        {"comfy_dit_e4m3.safetensors", false, "fp8_e4m3", 1e-1},
+        {"comfy_dit_e5m2_scaled.safetensors", true, "fp8_e5m2", 1.5e-1},
+        {"comfy_dit_e5m2.safetensors", false, "fp8_e5m2", 1.5e-1},
+    };
+    TempDir d;
+    for (const Case& c : cases) {
+        SCOPED_TRACE(c.file);
+        const std::string in = fixture_path(c.file);
+        auto comfy = open_comfy_safetensors(in);
+        const std::string f32 = d / (std::string(c.file) + ".f32.safetensors");
+        ConvertReport r = convert(in, f32, "f32");
+        EXPECT_EQ(r.input_kind, "safetensors");
+        auto st = SafeTensorsFile::open(f32);
+        const std::vector<std::string> names = comfy->names();
+        EXPECT_EQ(st->names(), names);
+        int scaled = 0;
+        for (const std::string& n : names) {
+            const StoredTensor* got = st->find(n);
+            ASSERT_NE(got, nullptr) << n;
+            EXPECT_EQ(got->dtype, DType::F32) << n;
+            EXPECT_EQ(got->shape, comfy->find(n)->shape) << n;
+            const std::vector<float> want = st_f32(*comfy, n);
+            ASSERT_EQ(got->nbytes, want.size() * 4) << n;
+            EXPECT_EQ(std::memcmp(got->data, want.data(), got->nbytes), 0) << n << " differs from the loader's values";
+            scaled += comfy->raw(n).scaled;
+        }
+        EXPECT_EQ(scaled, c.scaled ? int(comfy->scaled_count()) : 0);
+        if (c.scaled) EXPECT_GE(scaled, 20);
+
+        const std::string q8 = d / (std::string(c.file) + ".q8_0.gguf");
+        convert(in, q8, "q8_0");
+        auto g = GgufFile::open(q8);
+        int q = 0;
+        for (const GgufTensorInfo& t : g->tensors()) {
+            const std::vector<float> x = st_f32(*comfy, t.name);
+            if (t.type_id == uint32_t(GgmlType::Q8_0)) {
+                std::vector<uint8_t> want(t.nbytes);
+                gguf_quantize(GgmlType::Q8_0, x.data(), int64_t(x.size()), want.data());
+                EXPECT_EQ(std::memcmp(want.data(), t.data, t.nbytes), 0) << t.name;
+                ++q;
+            } else if (t.type_id == uint32_t(GgmlType::F32)) {
+                EXPECT_EQ(g->dequantize(t), x) << t.name;
+            }
+        }
+        EXPECT_GT(q, 10);
+
+        if (!c.scaled) {
+            const std::string fp8 = d / (std::string(c.file) + ".fp8.safetensors");
+            ConvertReport rf = convert(in, fp8, c.fp8_type);
+            auto out = SafeTensorsFile::open(fp8);
+            int copied = 0;
+            for (const ConvertedTensor& ct : rf.tensors) {
+                const ComfyTensorSource::Raw raw = comfy->raw(ct.name);
+                const StoredTensor* o = out->find(ct.name);
+                ASSERT_TRUE(raw.data && o) << ct.name;
+                if (raw.data->dtype != o->dtype) continue;
+                EXPECT_TRUE(ct.copied) << ct.name;
+                EXPECT_EQ(std::memcmp(raw.data->data, o->data, o->nbytes), 0) << ct.name;
+                copied += o->dtype == DType::F8E4M3 || o->dtype == DType::F8E5M2;
+            }
+            EXPECT_GE(copied, 20);
+        }
+        EXPECT_LE(dit_forward_error(st, std::string(c.file) + " → f32 forward vs golden"), c.golden_tol);
     }
 }
 

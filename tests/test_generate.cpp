@@ -6,7 +6,9 @@
 // CausVid's key prefix giving the folder's video, and its own bad-input table.
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <array>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <iterator>
@@ -124,6 +126,79 @@ TEST_F(Generate, InfoDescribesTheFolder) {
     EXPECT_NE(r.out.find("wanrt: [info] " + (root_ / "partial").string() + " cannot run: missing DiT weights"),
               std::string::npos)
         << r.out;
+}
+
+// A ComfyUI-style folder: the DiT as one quantized .gguf (`wanrt convert --type q4_k_m`: Q4_K and
+// Q6_K linears, F16/F32 elsewhere) beside the official T5, VAE and tokenizer, no config.json (inferred
+// from the GGUF's shapes: the demo DiT has heads of 128). `info` reports the GGUF and calls the folder
+// complete; `generate` runs on it, and its frames are those of the folder's DiT dequantized from that
+// GGUF to f32 (the CPU keeps the blocks and multiplies their exact decoded values: at most a rounding
+// difference of the 8-bit pixels). A GGUF of another architecture is one line, exit 1.
+TEST_F(Generate, GgufDitFolder) {
+    const fs::path q = root_ / "gguf", deq = root_ / "gguf_f32";
+    for (const fs::path& dir : {q, deq}) {
+        fs::create_directories(dir / "google" / "umt5-xxl");
+        for (const char* f : {"Wan2.1_VAE.pth", "models_t5_umt5-xxl-enc-bf16.pth", "google/umt5-xxl/spiece.model"})
+            fs::copy_file(fs::path(folder_) / f, dir / f, fs::copy_options::overwrite_existing);
+    }
+    const std::string gguf = (q / "wan-demo-Q4_K_M.gguf").string();
+    CliRun c = wanrt("convert " + folder_ + " " + gguf + " --type q4_k_m");
+    ASSERT_EQ(c.code, 0) << c.out;
+    CliRun cf = wanrt("convert " + gguf + " " + (deq / "diffusion_pytorch_model.safetensors").string() + " --type f32");
+    ASSERT_EQ(cf.code, 0) << cf.out;
+    fs::copy_file(fs::path(folder_) / "config.json", deq / "config.json");
+
+    CliRun info = wanrt("info " + q.string());
+    ASSERT_EQ(info.code, 0) << info.out;
+    for (const char* s : {"custom t2v (dim 256, 2 blocks)", "inferred from the GGUF", "wan-demo-Q4_K_M.gguf", "GGUF v3",
+                          "Q4_K x", "Q6_K x", "bits/weight", "complete"})
+        EXPECT_NE(info.out.find(s), std::string::npos) << s << "\n" << info.out;
+    EXPECT_EQ(info.out.find("MISSING"), std::string::npos) << info.out;
+    CliRun info_file = wanrt("info " + gguf);
+    ASSERT_EQ(info_file.code, 0) << info_file.out;
+    EXPECT_NE(info_file.out.find("complete: a loadable Wan DiT"), std::string::npos) << info_file.out;
+
+    const fs::path a = root_ / "gguf.y4m", b = root_ / "gguf_f32.y4m";
+    CliRun ra = wanrt("generate --ckpt_dir " + q.string() + kSmall + " --base_seed 3 --save_file " + a.string());
+    ASSERT_EQ(ra.code, 0) << ra.out;
+    CliRun rb = wanrt("generate --ckpt_dir " + deq.string() + kSmall + " --base_seed 3 --save_file " + b.string());
+    ASSERT_EQ(rb.code, 0) << rb.out;
+    const std::string ya = read_file(a), yb = read_file(b);
+    ASSERT_EQ(ya.size(), yb.size());
+    int max_diff = 0;
+    double sum = 0;
+    for (size_t i = 0; i < ya.size(); ++i) {
+        const int dd = std::abs(int(uint8_t(ya[i])) - int(uint8_t(yb[i])));
+        max_diff = std::max(max_diff, dd);
+        sum += dd;
+    }
+    std::printf("  GGUF Q4_K_M folder vs its f32 dequantization: max |Δ| %d, mean |Δ| %.4f (8-bit)\n", max_diff,
+                sum / double(ya.size()));
+    EXPECT_LE(max_diff, 1);
+
+    const fs::path bad = root_ / "gguf_bad";
+    fs::create_directories(bad / "google" / "umt5-xxl");
+    for (const char* f : {"Wan2.1_VAE.pth", "models_t5_umt5-xxl-enc-bf16.pth", "google/umt5-xxl/spiece.model"})
+        fs::copy_file(fs::path(folder_) / f, bad / f, fs::copy_options::overwrite_existing);
+    fs::copy_file(fixture_path("gguf_types.gguf"), bad / "model.gguf");
+    const std::string out = (root_ / "bad_gguf.mp4").string();
+    CliRun r = wanrt("generate --ckpt_dir " + bad.string() + kSmall + " --save_file " + out);
+    EXPECT_EQ(r.code, 1) << r.out;
+    EXPECT_NE(r.out.find("[gguf] " + (bad / "model.gguf").string()), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("not a Wan DiT"), std::string::npos) << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+    EXPECT_FALSE(fs::exists(out));
+    // Beside a Wan2.2 VAE without config.json the model kind is unknowable (TI2V-5B looks like t2v).
+    const fs::path v22 = root_ / "gguf_vae22";
+    fs::create_directories(v22 / "google" / "umt5-xxl");
+    for (const char* f : {"models_t5_umt5-xxl-enc-bf16.pth", "google/umt5-xxl/spiece.model"})
+        fs::copy_file(fs::path(folder_) / f, v22 / f);
+    fs::copy_file(fs::path(folder_) / "Wan2.1_VAE.pth", v22 / "Wan2.2_VAE.pth");  // the name decides, not read
+    fs::copy_file(gguf, v22 / "wan-demo-Q4_K_M.gguf");
+    r = wanrt("generate --ckpt_dir " + v22.string() + kSmall + " --save_file " + out);
+    EXPECT_EQ(r.code, 1) << r.out;
+    EXPECT_NE(r.out.find("config.json (model_type ti2v)"), std::string::npos) << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
 }
 
 TEST_F(Generate, DemoModelWritesPlayableMp4) {

@@ -8,6 +8,9 @@
 
 #include "io/gguf.h"
 #include "io/gguf_dit.h"
+#include "io/gguf_writer.h"
+#include "models/dit.h"
+#include "models/synth.h"
 #include "models/dit_weights.h"
 #include "models/lora.h"
 #include "models/weights.h"
@@ -431,6 +434,177 @@ TEST(Gguf, BlockTypesRefusedWhereTheBackendCannotHoldThem) {
     Tensor wq = lc.matrix("blocks.0.ffn.2.weight", t->shape);
     EXPECT_EQ(wq.dtype(), DType::Q4_K);
     EXPECT_EQ(wq.nbytes(), t->nbytes);
+}
+
+// dit_q.gguf through the model path (open_dit_checkpoint, as `generate --ckpt_dir` and `info` use it):
+// a folder holding the GGUF beside a config.json (this tiny model has 2 heads of 32, so the dim / 128
+// rule cannot apply: without config.json it is a one-line error saying to add one), the same GGUF
+// named as a file, and a copy with ComfyUI's prefix. The linears stay in their block types on the CPU
+// and the forward matches out.y0. Tolerance: out.y0 is the float64 official model on the weights
+// decoded from this very file, so quantization adds no error to the comparison; what is left is f32
+// arithmetic over a whole model (fixtures README: rel-L2 1e-4), for every block type in dit_mix.
+namespace {
+
+// config.json text for c; text_dim added (to_json leaves it out, as the released config.json files do:
+// 4096 in every release, this tiny model 128).
+std::string config_json_of(const DitConfig& c) {
+    json j = json::parse(c.to_json());
+    j["text_dim"] = c.text_dim;
+    return j.dump();
+}
+
+std::vector<Tensor> dit_q_forward(const DitCheckpoint& ck, Backend& be, const SafeTensorsFile& ref) {
+    DitModel model(ck.config, ck.weights, be);
+    int kept = 0;
+    for (auto& [name, l] : dit_linears(model.mutable_weights(), ck.config)) kept += dtype_is_block(l->w.dtype());
+    EXPECT_GE(kept, 10) << "quantized linears were decoded instead of kept";
+    DitSample s;
+    s.x = load_f32(be, ref, "in.x0");
+    s.context = load_f32(be, ref, "in.context0");
+    s.t = float(load_f64(ref, "in.t").at(0));
+    return model.forward({s}, std::stoll(ref.metadata().at("seq_len")));
+}
+
+}  // namespace
+
+TEST(Gguf, OpenDitCheckpointReadsGgufFoldersAndFiles) {
+    auto ref = open_fixture("gguf_ref.safetensors");
+    const DitConfig want = DitConfig::from_json(ref->metadata().at("dit_config"), ref->origin());
+    const std::string gguf = fixture_path("dit_q.gguf");
+    auto be = make_cpu_backend(2);
+    TempDir d;
+    const std::filesystem::path dir = d.path / "Wan2.1-T2V-tiny-Q";
+    std::filesystem::create_directories(dir);
+    std::filesystem::copy_file(gguf, dir / "wan2.1-t2v-tiny-Q4_K_M.gguf");
+
+    // No config.json: the shapes give everything but the heads, and dim 64 has no dim / 128 head count.
+    expect_error([&] { open_dit_checkpoint(dir.string()); },
+                 {"[gguf]", "wan2.1-t2v-tiny-Q4_K_M.gguf", "dim 64", "config.json"});
+
+    std::ofstream(dir / "config.json") << config_json_of(want);
+    for (const std::string& path : {dir.string(), (dir / "wan2.1-t2v-tiny-Q4_K_M.gguf").string()}) {
+        SCOPED_TRACE(path);
+        const DitCheckpoint ck = open_dit_checkpoint(path);
+        EXPECT_EQ(ck.config.to_json(), want.to_json());
+        EXPECT_EQ(ck.config_origin, (dir / "config.json").string());
+        ASSERT_NE(dynamic_cast<const GgufTensorSource*>(ck.weights.get()), nullptr);
+        // Nothing reported against the weights, and the header-only view decodes nothing.
+        const auto* g = dynamic_cast<const GgufTensorSource*>(ck.weights.get());
+        EXPECT_TRUE(dit_weight_problems(ck.config, *g->stored_view()).empty());
+        const auto outs = dit_q_forward(ck, *be, *ref);
+        ASSERT_EQ(outs.size(), 1u);
+        EXPECT_CLOSE(outs[0], load_f64(*ref, "out.y0"), 1e-4, "dit_q.gguf via open_dit_checkpoint, out.y0");
+    }
+
+    // The same tensors under ComfyUI's "model.diffusion_model." prefix: the same model, bit for bit.
+    auto q = open_gguf_fixture("dit_q.gguf");
+    const std::filesystem::path pdir = d.path / "prefixed";
+    std::filesystem::create_directories(pdir);
+    {
+        GgufWriter w((pdir / "dit.gguf").string());
+        w.add_string("general.architecture", "wan");
+        for (const GgufTensorInfo& t : q->tensors()) w.declare("model.diffusion_model." + t.name, GgmlType(t.type_id), t.shape);
+        for (const GgufTensorInfo& t : q->tensors()) w.write(t.data, t.nbytes);
+        w.finish();
+    }
+    std::ofstream(pdir / "config.json") << config_json_of(want);
+    const DitCheckpoint pck = open_dit_checkpoint(pdir.string());
+    EXPECT_EQ(dynamic_cast<const GgufTensorSource*>(pck.weights.get())->prefix(), "model.diffusion_model.");
+    EXPECT_NE(pck.weights->find("blocks.0.ffn.2.weight"), nullptr);
+    const DitCheckpoint plain = open_dit_checkpoint(dir.string());
+    EXPECT_EQ(to_f64(dit_q_forward(pck, *be, *ref)[0]), to_f64(dit_q_forward(plain, *be, *ref)[0]));
+}
+
+// A GGUF DiT whose dim is a multiple of 128 needs no config.json: `wanrt convert` of a 128-wide
+// model, opened as a lone file, gives back the config it was written from (heads = dim / 128).
+TEST(Gguf, OpenDitCheckpointInfersTheConfigOfAGguf) {
+    TempDir d;
+    auto ref = open_fixture("gguf_ref.safetensors");
+    DitConfig c = DitConfig::from_json(ref->metadata().at("dit_config"), ref->origin());
+    c.dim = 256;
+    c.num_heads = 2;
+    c.num_layers = 2;
+    c.text_len = 512;
+    auto src = synth_dit_memory(c, DType::F32, 3);
+    {
+        GgufWriter w((d.path / "m.gguf").string());
+        w.add_string("general.architecture", "wan");
+        for (const std::string& n : src->names()) w.declare(n, GgmlType::F32, src->find(n)->shape);
+        for (const std::string& n : src->names()) w.write(src->find(n)->data, src->find(n)->nbytes);
+        w.finish();
+    }
+    const DitCheckpoint ck = open_dit_checkpoint((d.path / "m.gguf").string());
+    EXPECT_EQ(ck.config.to_json(), c.to_json());
+    EXPECT_NE(ck.config_origin.find("inferred from the GGUF"), std::string::npos) << ck.config_origin;
+}
+
+// Bad GGUF DiTs through the model path: each one line naming the file and what to do.
+TEST(Gguf, OpenDitCheckpointBadGgufIsOneLineError) {
+    TempDir d;
+    auto mk = [&](const std::string& sub) {
+        std::filesystem::create_directories(d.path / sub);
+        return d.path / sub;
+    };
+    const std::string gguf = fixture_path("dit_q.gguf");
+    // Truncated header.
+    const auto trunc = mk("trunc");
+    write_bytes(trunc / "dit.gguf", read_bytes(gguf).substr(0, 200));
+    expect_error([&] { open_dit_checkpoint(trunc.string()); }, {"[gguf]", (trunc / "dit.gguf").string()});
+    // Another architecture.
+    const auto other = mk("other");
+    std::filesystem::copy_file(fixture_path("gguf_types.gguf"), other / "types.gguf");
+    expect_error([&] { open_dit_checkpoint(other.string()); }, {"[gguf]", "types.gguf", "'gguf-types'", "not a Wan DiT"});
+    // Two DiT GGUFs, and an official DiT beside a GGUF: which one is meant is not guessed.
+    const auto two = mk("two");
+    std::filesystem::copy_file(gguf, two / "a.gguf");
+    std::filesystem::copy_file(gguf, two / "b.gguf");
+    expect_error([&] { open_dit_checkpoint(two.string()); }, {"[model]", two.string(), "a.gguf, b.gguf", "keep exactly one"});
+    // A T5 GGUF beside the DiT is not a second DiT.
+    const auto withT5 = mk("with_t5");
+    std::filesystem::copy_file(gguf, withT5 / "dit.gguf");
+    std::filesystem::copy_file(fixture_path("t5_q8.gguf"), withT5 / "umt5-xxl-encoder-Q8_0.gguf");
+    EXPECT_EQ(find_dit_gguf(withT5.string()), (withT5 / "dit.gguf").string());
+    const auto both = mk("both");
+    std::filesystem::copy_file(gguf, both / "dit.gguf");
+    write_bytes(both / "diffusion_pytorch_model.safetensors", read_bytes(fixture_path("comfy_dit_e4m3.safetensors")));
+    expect_error([&] { open_dit_checkpoint(both.string()); }, {"[dit]", "two DiTs", "dit.gguf", "keep one"});
+    // Tensors with and without ComfyUI's prefix in one file.
+    auto q = open_gguf_fixture("dit_q.gguf");
+    const auto mixed = mk("mixed");
+    {
+        GgufWriter w((mixed / "dit.gguf").string());
+        w.add_string("general.architecture", "wan");
+        for (const GgufTensorInfo& t : q->tensors())
+            w.declare((t.name == "blocks.1.cross_attn.o.weight" ? "" : "model.diffusion_model.") + t.name,
+                      GgmlType(t.type_id), t.shape);
+        for (const GgufTensorInfo& t : q->tensors()) w.write(t.data, t.nbytes);
+        w.finish();
+    }
+    std::ofstream(mixed / "config.json")
+        << config_json_of(DitConfig::from_json(open_fixture("gguf_ref.safetensors")->metadata().at("dit_config"), "ref"));
+    expect_error([&] { open_dit_checkpoint(mixed.string()); }, {"[gguf]", "dit.gguf", "'blocks.1.cross_attn.o.weight'", "prefix"});
+    // A DiT tensor missing, and the 5-D patch embedding flattened to 4-D (a tool limited to 4 dims).
+    auto rewrite = [&](const std::string& sub, auto&& shape_of) {
+        const auto dir = mk(sub);
+        GgufWriter w((dir / "dit.gguf").string());
+        w.add_string("general.architecture", "wan");
+        std::vector<const GgufTensorInfo*> kept;
+        for (const GgufTensorInfo& t : q->tensors()) {
+            const Shape sh = shape_of(t);
+            if (sh.empty()) continue;
+            w.declare(t.name, GgmlType(t.type_id), sh);
+            kept.push_back(&t);
+        }
+        for (const GgufTensorInfo* t : kept) w.write(t->data, t->nbytes);
+        w.finish();
+        return dir;
+    };
+    const auto nohead = rewrite("nohead", [](const GgufTensorInfo& t) { return t.name == "head.head.weight" ? Shape{} : t.shape; });
+    expect_error([&] { open_dit_checkpoint(nohead.string()); }, {"[gguf]", "dit.gguf", "'head.head.weight'", "wanrt convert"});
+    const auto four = rewrite("four", [](const GgufTensorInfo& t) {
+        return t.name == "patch_embedding.weight" ? Shape{t.shape[0], t.shape[1] * t.shape[2], t.shape[3], t.shape[4]} : t.shape;
+    });
+    expect_error([&] { open_dit_checkpoint(four.string()); }, {"[gguf]", "dit.gguf", "'patch_embedding.weight'", "5-D", "fix_5d_tensors"});
 }
 
 TEST(Gguf, DitConfigRejectsOtherArchitectures) {

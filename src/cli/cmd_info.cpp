@@ -13,6 +13,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "io/comfy_source.h"
+#include "io/gguf.h"
 #include "pipeline/diffusers_folder.h"
 #include "pipeline/model_folder.h"
 #include "text/tokenizer.h"
@@ -61,7 +62,32 @@ uint64_t disk_bytes(const ModelPart& p) {
 // be counted); other sources as they are.
 std::shared_ptr<TensorSource> as_stored(std::shared_ptr<TensorSource> src) {
     if (auto* c = dynamic_cast<const ComfyTensorSource*>(src.get())) return c->stored_view();
+    // GGUF: Q4_1 / Q5_0 / Q5_1 would be decoded to f32 on lookup; the view decodes nothing.
+    if (auto* g = dynamic_cast<const GgufTensorSource*>(src.get())) return g->stored_view();
     return src;
+}
+
+// "GGUF v3, file_type 15, Q4_K x60, Q6_K x30, F32 x120, 4.87 bits/weight" for a GGUF source (the
+// types as stored, which the dtype summary cannot all name: Q4_1, Q5_0, Q5_1 load as f32), else "".
+std::string gguf_summary(const TensorSource& src) {
+    const auto* g = dynamic_cast<const GgufTensorSource*>(&src);
+    if (!g) return "";
+    const GgufFile& f = g->file();
+    std::map<std::string, int> types;
+    uint64_t bytes = 0;
+    int64_t n = 0;
+    for (const GgufTensorInfo& t : f.tensors()) {
+        ++types[t.type->name];
+        bytes += t.nbytes;
+        n += shape_numel(t.shape);
+    }
+    std::string s = cat("GGUF v", f.version());
+    if (const GgufValue* ft = f.find_kv("general.file_type")) s += cat(", file_type ", ft->u);
+    if (!g->prefix().empty()) s += cat(", prefix '", g->prefix(), "'");
+    for (auto& [k, v] : types) s += cat(", ", k, " x", v);
+    char bpw[48];
+    std::snprintf(bpw, sizeof bpw, ", %.2f bits/weight", n ? 8.0 * double(bytes) / double(n) : 0.0);
+    return s + bpw;
 }
 
 // "N tensors, P params, bf16 ×240, f32 ×2"; a tensor that is not f32/f16/bf16 (every Wan part is
@@ -77,10 +103,10 @@ std::string summarize(const TensorSource& src, int64_t* total, std::vector<std::
         n += shape_numel(t->shape);
         ++dtypes[dtype_name(t->dtype)];
         if (odd.empty() && t->dtype != DType::F32 && t->dtype != DType::F16 && t->dtype != DType::BF16 &&
-            t->dtype != DType::F8E4M3 && t->dtype != DType::F8E5M2)
+            t->dtype != DType::F8E4M3 && t->dtype != DType::F8E5M2 && !dtype_is_block(t->dtype))
             odd = cat(name, " is ", dtype_name(t->dtype));
     }
-    if (!odd.empty()) problems.push_back(cat(role, ": tensor ", odd, ", not f32/f16/bf16/fp8"));
+    if (!odd.empty()) problems.push_back(cat(role, ": tensor ", odd, ", not f32/f16/bf16/fp8 or a GGUF block type"));
     if (total) *total = n;
     std::string d;
     for (auto& [k, v] : dtypes) d += cat(d.empty() ? "" : ", ", k, " x", v);
@@ -164,8 +190,8 @@ void run_diffusers(const std::string& dir) {
     conclude(dir, problems, f.missing());
 }
 
-// A single DiT file (a ComfyUI diffusion model such as wan2.1_t2v_1.3B_fp8_e4m3fn.safetensors, or a
-// lone official .safetensors): layout, kind and config (config.json beside it, else derived from the
+// A single DiT file (a ComfyUI diffusion model such as wan2.1_t2v_1.3B_fp8_e4m3fn.safetensors, a GGUF
+// such as wan2.1-t2v-14b-Q4_K_M.gguf, or a lone official .safetensors): layout, kind and config (config.json beside it, else derived from the
 // shapes), tensors as stored. A file that does not load is one error (exit 1).
 void run_file(const std::string& path) {
     std::vector<std::string> problems;
@@ -174,6 +200,7 @@ void run_file(const std::string& path) {
     if (auto* c = dynamic_cast<const ComfyTensorSource*>(ck.weights.get()))
         std::printf("layout          ComfyUI (prefix '%s', %zu weights with a per-tensor scale%s)\n", c->prefix().c_str(),
                     c->scaled_count(), c->has_marker() ? ", scaled_fp8 marker" : "");
+    if (const std::string g = gguf_summary(*ck.weights); !g.empty()) std::printf("layout          %s\n", g.c_str());
     const std::shared_ptr<TensorSource> stored = as_stored(ck.weights);  // dtypes as stored
     std::printf("kind            %s\n", describe_kind(ck.config).c_str());
     std::printf("config          %s (%s)\n", nlohmann::json::parse(ck.config.to_json()).dump().c_str(),
@@ -238,9 +265,11 @@ void run(const std::string& dir) {
         std::printf("%s, %s\n", fs::relative(p->path, dir).string().c_str(), gb(disk_bytes(*p)).c_str());
         try {
             if (p == &f.dit) {
-                auto src = as_stored(open_dit_checkpoint(dir).weights);
+                const std::shared_ptr<TensorSource> weights = open_dit_checkpoint(dir).weights;
+                auto src = as_stored(weights);
                 int64_t n = 0;
                 std::printf("                %s\n", summarize(*src, &n, problems, p->role).c_str());
+                if (const std::string g = gguf_summary(*weights); !g.empty()) std::printf("                %s\n", g.c_str());
                 if (have_cfg && n != dit_param_count(cfg))
                     std::printf("                note: config.json implies %s parameters\n", params(dit_param_count(cfg)).c_str());
                 if (have_cfg)
@@ -279,7 +308,7 @@ void run(const std::string& dir) {
 void setup(CLI::App& app) {
     auto dir = std::make_shared<std::string>();
     CLI::App* c = app.add_subcommand("info", "Show what a Wan2.1 model folder (or one DiT file) holds (kind, files, dtypes, parameters, missing parts)");
-    c->add_option("dir", *dir, "Model folder, or a single DiT .safetensors (e.g. a ComfyUI fp8 file)")->required();
+    c->add_option("dir", *dir, "Model folder, or a single DiT .safetensors or .gguf (e.g. a ComfyUI fp8 file)")->required();
     c->callback([dir] { run(*dir); });
 }
 

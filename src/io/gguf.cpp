@@ -317,12 +317,15 @@ struct GgufTensorSource::Store {
     std::map<std::string, bool> is_decoded;
 };
 
-GgufTensorSource::GgufTensorSource(std::shared_ptr<const GgufFile> file, GgufBlocks blocks)
-    : file_(std::move(file)), store_(std::make_shared<Store>()) {
+GgufTensorSource::GgufTensorSource(std::shared_ptr<const GgufFile> file, GgufBlocks blocks, std::string strip_prefix)
+    : file_(std::move(file)), prefix_(std::move(strip_prefix)), store_(std::make_shared<Store>()) {
     store_->map = file_->keepalive();
     for (const GgufTensorInfo& t : file_->tensors()) {
+        if (t.name.compare(0, prefix_.size(), prefix_) != 0)
+            fail("gguf", file_->path(), ": tensor '", t.name, "' lacks the prefix '", prefix_,
+                 "' the other tensors carry; the file mixes models: pass a GGUF of the diffusion model alone");
         StoredTensor s;
-        s.name = t.name;
+        s.name = t.name.substr(prefix_.size());
         s.shape = t.shape;
         switch (GgmlType(t.type_id)) {
             case GgmlType::F32: s.dtype = DType::F32; break;
@@ -334,14 +337,14 @@ GgufTensorSource::GgufTensorSource(std::shared_ptr<const GgufFile> file, GgufBlo
                     fail("gguf", file_->path(), ": tensor '", t.name, "' has type ", t.type->name, " (id ", t.type_id,
                          "), which wanrt cannot load; re-convert it to F16, BF16, Q8_0 or a K-quant");
                 s.dtype = DType::F32;  // decoded on first lookup
-                store_->is_decoded[t.name] = false;
+                store_->is_decoded[s.name] = false;
                 break;
         }
-        if (!store_->is_decoded.count(t.name)) {
+        if (!store_->is_decoded.count(s.name)) {
             s.data = t.data;
             s.nbytes = t.nbytes;
         }
-        store_->tensors[t.name] = std::move(s);
+        store_->tensors[s.name] = std::move(s);
     }
 }
 
@@ -362,12 +365,59 @@ const StoredTensor* GgufTensorSource::find(const std::string& name) const {
     auto d = store_->is_decoded.find(name);
     if (d != store_->is_decoded.end() && !d->second) {
         std::vector<float>& buf = store_->decoded[name];
-        buf = file_->dequantize(*file_->find_tensor(name));
+        buf = file_->dequantize(*file_->find_tensor(prefix_ + name));
         it->second.data = buf.data();
         it->second.nbytes = buf.size() * sizeof(float);
         d->second = true;
     }
     return &it->second;
+}
+
+const GgmlTypeInfo* GgufTensorSource::ggml_type(const std::string& name) const {
+    const GgufTensorInfo* t = file_->find_tensor(prefix_ + name);
+    return t ? t->type : nullptr;
+}
+
+namespace {
+// Names, shapes and dtypes of a GgufTensorSource without its lazy decoding (stored_view()).
+class GgufStoredView final : public TensorSource {
+public:
+    GgufStoredView(std::string origin, std::map<std::string, StoredTensor> t, std::shared_ptr<const void> keep)
+        : origin_(std::move(origin)), t_(std::move(t)), keep_(std::move(keep)) {}
+    std::string origin() const override { return origin_; }
+    std::vector<std::string> names() const override {
+        std::vector<std::string> out;
+        for (const auto& kv : t_) out.push_back(kv.first);
+        return out;
+    }
+    const StoredTensor* find(const std::string& name) const override {
+        auto it = t_.find(name);
+        return it == t_.end() ? nullptr : &it->second;
+    }
+    std::shared_ptr<const void> keepalive() const override { return keep_; }
+
+private:
+    std::string origin_;
+    std::map<std::string, StoredTensor> t_;
+    std::shared_ptr<const void> keep_;
+};
+}  // namespace
+
+std::shared_ptr<TensorSource> GgufTensorSource::stored_view() const {
+    std::map<std::string, StoredTensor> t;
+    {
+        std::lock_guard<std::mutex> lock(store_->mu);
+        for (const auto& [name, st] : store_->tensors) {
+            StoredTensor s = st;
+            auto d = store_->is_decoded.find(name);
+            if (d != store_->is_decoded.end() && !d->second) {  // not decoded: no bytes to show
+                s.data = nullptr;
+                s.nbytes = 0;
+            }
+            t[name] = s;
+        }
+    }
+    return std::make_shared<GgufStoredView>(file_->path() + " (as stored)", std::move(t), store_);
 }
 
 }  // namespace wanrt

@@ -118,9 +118,12 @@ enum class GgufBlocks { Decode, Keep };
 // and BF16 tensors are views of the mapping in their own dtype; quantized tensors are block-dtype
 // views (GgufBlocks::Keep, types with a DType) or dequantized to F32 on first lookup and cached for
 // the life of the source. Construction fails on a tensor whose type cannot be decoded, naming it.
+// strip_prefix (ComfyUI's "model.diffusion_model." where a GGUF keeps it): removed from every name;
+// a tensor without it is a one-line error (a file mixing models).
 class GgufTensorSource final : public TensorSource {
 public:
-    explicit GgufTensorSource(std::shared_ptr<const GgufFile> file, GgufBlocks blocks = GgufBlocks::Decode);
+    explicit GgufTensorSource(std::shared_ptr<const GgufFile> file, GgufBlocks blocks = GgufBlocks::Decode,
+                              std::string strip_prefix = "");
     static std::shared_ptr<GgufTensorSource> open(const std::string& path, GgufBlocks blocks = GgufBlocks::Decode);
 
     std::string origin() const override { return file_->path(); }
@@ -128,10 +131,20 @@ public:
     const StoredTensor* find(const std::string& name) const override;
     std::shared_ptr<const void> keepalive() const override { return store_; }
     const GgufFile& file() const { return *file_; }
+    const std::string& prefix() const { return prefix_; }  // the prefix removed from the names
+    // The ggml type of a tensor (by its name here), for reports; nullptr if absent.
+    const GgmlTypeInfo* ggml_type(const std::string& name) const;
+
+    // The same names, shapes and dtypes, decoding nothing: a tensor this source would decode on
+    // lookup (a type without a DType, or any quantized type under GgufBlocks::Decode) is listed as
+    // F32 with no data (data nullptr, nbytes 0). For reports and checks that read names, shapes and
+    // dtypes only (`wanrt info`, dit_weight_problems, DitConfig::from_weights), never for loading.
+    std::shared_ptr<TensorSource> stored_view() const;
 
 private:
     struct Store;
     std::shared_ptr<const GgufFile> file_;
+    std::string prefix_;
     std::shared_ptr<Store> store_;
 };
 

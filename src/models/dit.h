@@ -63,7 +63,8 @@ struct ParamSpec {
 std::vector<ParamSpec> dit_param_table(const DitConfig& c);
 int64_t dit_param_count(const DitConfig& c);
 // What keeps src from loading as the model c describes, read from the headers only (no weights):
-// one line per problem (missing tensor, wrong shape, a dtype other than f32/f16/bf16), at most
+// one line per problem (missing tensor, wrong shape, a dtype other than f32/f16/bf16/fp8 or a GGUF
+// block type; pass a GgufTensorSource's stored_view() so nothing is decoded), at most
 // `limit` lines plus a count of the rest; empty when it would load. `prefix` as DitModel's.
 std::vector<std::string> dit_weight_problems(const DitConfig& c, const TensorSource& src,
                                              const std::string& prefix = "", size_t limit = 5);
@@ -156,9 +157,14 @@ private:
 };
 
 // Opens a model folder or file: a directory with config.json (optional) and
-// diffusion_pytorch_model.safetensors or its sharded index; or a single .safetensors file, which may be
-// a ComfyUI file (model.diffusion_model. prefix, fp8 with scale_weight: io/comfy_source.h; the config
-// is then derived from the shapes unless a config.json sits beside it).
+// diffusion_pytorch_model.safetensors or its sharded index, or instead one DiT .gguf (find_dit_gguf,
+// io/gguf_dit.h; a folder holding both is an error); or a single .safetensors file, which may be a
+// ComfyUI file (model.diffusion_model. prefix, fp8 with scale_weight: io/comfy_source.h), or a single
+// .gguf (city96's layout). Without a config.json beside the weights the config comes from the shapes
+// (safetensors: DitConfig::from_weights; GGUF: infer_dit_config, which refuses a dim that is not a
+// multiple of 128). A GGUF's quantized tensors stay in their block dtypes where wanrt has one
+// (GgufBlocks::Keep): WeightLoader keeps them quantized on the CPU and decodes them per tensor
+// elsewhere. Errors are one line naming the file.
 struct DitCheckpoint {
     DitConfig config;
     std::shared_ptr<TensorSource> weights;

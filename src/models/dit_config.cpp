@@ -11,6 +11,8 @@
 
 #include "core/error.h"
 #include "io/comfy_source.h"
+#include "io/gguf.h"
+#include "io/gguf_dit.h"
 #include "io/json_config.h"
 #include "io/safetensors.h"
 #include "models/dit.h"
@@ -248,8 +250,8 @@ std::vector<std::string> dit_weight_problems(const DitConfig& c, const TensorSou
         if (t->shape != p.shape)
             add(cat("tensor ", t->name, " has shape ", shape_str(t->shape), ", config.json implies ", shape_str(p.shape)));
         if (t->dtype != DType::F32 && t->dtype != DType::F16 && t->dtype != DType::BF16 && t->dtype != DType::F8E4M3 &&
-            t->dtype != DType::F8E5M2)
-            add(cat("tensor ", t->name, " is ", dtype_name(t->dtype), ", not f32/f16/bf16/fp8"));
+            t->dtype != DType::F8E5M2 && !dtype_is_block(t->dtype))
+            add(cat("tensor ", t->name, " is ", dtype_name(t->dtype), ", not f32/f16/bf16/fp8 or a GGUF block type"));
     }
     if (more) out.push_back(cat("and ", more, " more"));
     return out;
@@ -289,6 +291,46 @@ std::vector<double> sinusoidal_embedding_f64(const std::vector<double>& pos, int
     return out;
 }
 
+namespace {
+
+// A GGUF DiT (city96's Wan2.1-*-gguf, ComfyUI-GGUF's tools, `wanrt convert`): official names
+// (ComfyUI's prefix removed), torch shapes, no config in the file. The source keeps each quantized
+// tensor in its block dtype where wanrt has one (GgufBlocks::Keep): WeightLoader then holds the linear
+// weights quantized on a backend that takes them (the CPU, cpu/qmatmul.h) and decodes them per tensor,
+// straight to the backend's matrix dtype, elsewhere (CUDA: bf16) — never a whole-model f32 copy.
+// Types without a DType (Q4_1, Q5_0, Q5_1: Q4_0/Q5_0 files' ffn.2) are decoded to f32 per tensor on
+// lookup, because the quantized linear has no kernel for them.
+DitCheckpoint open_gguf_dit(const std::string& weights, const fs::path& config) {
+    DitCheckpoint ck;
+    const std::shared_ptr<const GgufFile> file = GgufFile::open(weights);
+    std::string prefix;
+    DitConfig inferred;
+    bool have_inferred = false;
+    if (!fs::exists(config)) {
+        inferred = infer_dit_config(*file, 0, &prefix);  // checks the architecture too
+        have_inferred = true;
+    } else {
+        // The architecture and prefix checks of infer_dit_config, the heads taken from config.json.
+        infer_dit_config(*file, 1, &prefix);
+    }
+    auto src = std::make_shared<GgufTensorSource>(file, GgufBlocks::Keep, prefix);
+    ck.weights = src;
+    if (have_inferred) {
+        ck.config = inferred;
+        ck.config_origin = "inferred from the GGUF's tensor shapes: no config.json, num_heads = dim/128";
+        return ck;
+    }
+    std::ifstream in(config);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    ck.config = DitConfig::from_json(text, config.string());
+    ck.config_origin = config.string();
+    ck.config.clip_branch = src->stored_view()->find("img_emb.proj.0.weight") != nullptr;
+    ck.config.validate(config.string());
+    return ck;
+}
+
+}  // namespace
+
 DitCheckpoint open_dit_checkpoint(const std::string& path) {
     DitCheckpoint ck;
     fs::path p(path);
@@ -298,18 +340,25 @@ DitCheckpoint open_dit_checkpoint(const std::string& path) {
     if (fs::is_directory(p)) {
         const char* single = "diffusion_pytorch_model.safetensors";
         const char* index = "diffusion_pytorch_model.safetensors.index.json";
+        const std::string gguf = find_dit_gguf(path);
         if (fs::exists(p / index))
             weights = (p / index).string();
         else if (fs::exists(p / single))
             weights = (p / single).string();
+        else if (!gguf.empty())
+            weights = gguf;
         else
-            fail("dit", "no DiT weights in ", path, ": looked for ", single, " and ", index,
-                 "; download the model folder completely");
+            fail("dit", "no DiT weights in ", path, ": looked for ", single, ", ", index,
+                 " and a DiT .gguf; download the model folder completely");
+        if (!gguf.empty() && weights != gguf)
+            fail("dit", "folder ", path, " holds two DiTs, ", fs::path(weights).filename().string(), " and ",
+                 fs::path(gguf).filename().string(), "; keep one (move the other out of the folder)");
         config = p / "config.json";
     } else {
         weights = path;
         config = p.parent_path() / "config.json";
     }
+    if (weights.size() > 5 && weights.compare(weights.size() - 5, 5, ".gguf") == 0) return open_gguf_dit(weights, config);
     // A ComfyUI file (model.diffusion_model. prefix, scaled fp8) reads through its adapter: official
     // names, scaled weights decoded (io/comfy_source.h).
     ck.weights = wrap_if_comfy(open_safetensors(weights));

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/fp8.h"
 #include "core/threadpool.h"
+#include "io/comfy_source.h"
 #include "io/gguf.h"
 #include "io/gguf_quantize.h"
 #include "io/gguf_writer.h"
@@ -43,6 +44,9 @@ struct InTensor {
     const GgufTensorInfo* gi = nullptr;
     uint64_t nbytes = 0;
     bool bf16 = false;
+    // ComfyUI scaled fp8 (io/comfy_source.h): the weight is st's values · scale.
+    bool scaled = false;
+    float scale = 1.0f;
     std::string type_name() const { return gi ? gi->type->name : dtype_info(st->dtype).st_name; }
 };
 
@@ -57,24 +61,21 @@ struct Input {
         if (t.gi) return gguf->dequantize(*t.gi);
         std::vector<float> v(size_t(shape_numel(t.shape)));
         convert_elements(t.st->data, t.st->dtype, v.data(), DType::F32, int64_t(v.size()));
+        // The f32 product rounded once, as ComfyTensorSource::find() decodes it (the same values).
+        if (t.scaled)
+            for (float& x : v) x *= t.scale;
         return v;
     }
 };
 
-// The hook for ComfyUI-layout safetensors ("model.diffusion_model." keys, `scale_weight` /
-// `weight_scale`, the `scaled_fp8` marker). The ComfyUI source adapter (io/comfy_source.h,
-// wrap_if_comfy) reads them; until it is merged they are refused here. When it is: return
-// wrap_if_comfy(src), and read scaled weights through ComfyTensorSource::raw() per tensor
-// (data · scale) rather than find(), which caches every decoded weight for the life of the source.
+// ComfyUI-layout safetensors ("model.diffusion_model." keys, `scale_weight` / `weight_scale`, the
+// `scaled_fp8` marker, `comfy_quant`) read through the ComfyUI source adapter: official names, scales
+// validated, markers and input scales consumed (they describe ComfyUI's matmul, not the weights).
+// add_source_tensors() reads a scaled weight through ComfyTensorSource::raw() (stored fp8 + its scale,
+// applied in read()) rather than find(), which would keep every decoded weight for the life of the
+// source: convert streams one tensor at a time.
 std::shared_ptr<TensorSource> comfy_input(std::shared_ptr<TensorSource> src) {
-    for (const std::string& n : src->names()) {
-        if (starts_with(n, "model.diffusion_model.") || starts_with(n, "diffusion_model.") || n == "scaled_fp8" ||
-            ends_with(n, ".scale_weight") || ends_with(n, ".weight_scale"))
-            fail("convert", src->origin(), ": a ComfyUI-layout file (tensor '", n,
-                 "'); convert does not read those yet (needs the ComfyUI FP8 source adapter): pass the official "
-                 "checkpoint or a GGUF");
-    }
-    return src;
+    return wrap_if_comfy(std::move(src));
 }
 
 // A diffusers transformer folder on its own: config.json of WanTransformer3DModel beside the weights.
@@ -87,15 +88,40 @@ bool is_diffusers_transformer_folder(const fs::path& dir) {
 }
 
 void add_source_tensors(Input& in, const std::string& strip) {
+    const auto* comfy = dynamic_cast<const ComfyTensorSource*>(in.src.get());
     for (const std::string& n : in.src->names()) {
-        const StoredTensor* t = in.src->find(n);
+        ComfyTensorSource::Raw raw;
+        if (comfy) raw = comfy->raw(n);  // as stored: nothing decoded yet
+        const StoredTensor* t = comfy ? raw.data : in.src->find(n);
+        WANRT_ASSERT(t != nullptr);
         const bool is_float = t->dtype == DType::F32 || t->dtype == DType::F16 || t->dtype == DType::BF16 ||
                               t->dtype == DType::F64 || t->dtype == DType::F8E4M3 || t->dtype == DType::F8E5M2;
         if (!is_float)
-            fail("convert", in.origin, ": tensor '", n, "' is ", dtype_name(t->dtype),
+            fail("convert", in.origin, ": tensor '", t->name, "' is ", dtype_name(t->dtype),
                  ", not a floating-point weight; pass a DiT checkpoint (its weights only)");
-        in.tensors.push_back({n.substr(strip.size()), t->shape, t, nullptr, t->nbytes, t->dtype == DType::BF16});
+        InTensor it{n.substr(strip.size()), t->shape, t, nullptr, t->nbytes, t->dtype == DType::BF16};
+        it.scaled = raw.scaled;
+        it.scale = raw.scale;
+        in.tensors.push_back(it);
     }
+}
+
+// A Wan DiT GGUF: every tensor as stored (copied when the plan keeps its type), "model.diffusion_model."
+// removed where a file keeps ComfyUI's prefix.
+void add_gguf_tensors(Input& in, const std::string& path) {
+    in.gguf = GgufFile::open(path);
+    const std::string arch = in.gguf->architecture();
+    if (arch != "wan")
+        fail("convert", path, ": general.architecture is '", arch,
+             "', not 'wan'; convert reads Wan DiT GGUFs (city96's layout)");
+    const std::string prefix = "model.diffusion_model.";
+    for (const GgufTensorInfo& t : in.gguf->tensors()) {
+        if (!t.type->dequantizable)
+            fail("convert", path, ": tensor '", t.name, "' has type ", t.type->name, " that wanrt cannot decode");
+        std::string n = starts_with(t.name, prefix) ? t.name.substr(prefix.size()) : t.name;
+        in.tensors.push_back({n, t.shape, nullptr, &t, t.nbytes, t.type_id == uint32_t(GgmlType::BF16)});
+    }
+    in.kind = "gguf";
 }
 
 // The common "model." / "module." wrapper level of a torch checkpoint (ComfyUI-GGUF's convert.py looks
@@ -139,22 +165,17 @@ Input open_input(const std::string& path) {
             in.src = open_dit_checkpoint(path).weights;
             in.kind = "official folder";
         }
-        in.src = comfy_input(in.src);
-        add_source_tensors(in, "");
-    } else if (ends_with(path, ".gguf")) {
-        in.gguf = GgufFile::open(path);
-        const std::string arch = in.gguf->architecture();
-        if (arch != "wan")
-            fail("convert", path, ": general.architecture is '", arch,
-                 "', not 'wan'; convert reads Wan DiT GGUFs (city96's layout)");
-        const std::string prefix = "model.diffusion_model.";
-        for (const GgufTensorInfo& t : in.gguf->tensors()) {
-            if (!t.type->dequantizable)
-                fail("convert", path, ": tensor '", t.name, "' has type ", t.type->name, " that wanrt cannot decode");
-            std::string n = starts_with(t.name, prefix) ? t.name.substr(prefix.size()) : t.name;
-            in.tensors.push_back({n, t.shape, nullptr, &t, t.nbytes, t.type_id == uint32_t(GgmlType::BF16)});
+        if (const auto* g = dynamic_cast<const GgufTensorSource*>(in.src.get())) {  // a folder with a DiT .gguf
+            const std::string file = g->file().path();
+            in.src = nullptr;
+            add_gguf_tensors(in, file);
+            in.kind = "folder with a gguf DiT";
+        } else {
+            in.src = comfy_input(in.src);
+            add_source_tensors(in, "");
         }
-        in.kind = "gguf";
+    } else if (ends_with(path, ".gguf")) {
+        add_gguf_tensors(in, path);
     } else if (ends_with(path, ".safetensors") || ends_with(path, ".safetensors.index.json")) {
         in.src = comfy_input(open_safetensors(path));
         in.kind = "safetensors";
@@ -262,7 +283,8 @@ ConvertReport convert_model(const ConvertOptions& o, const std::function<void(co
             p.copy = t.gi && t.gi->type_id == uint32_t(p.tt.type);
         } else {
             p.out_bytes = dtype_bytes(p.tt.dense, n);
-            p.copy = t.st && t.st->dtype == p.tt.dense && !(scaled && p.tt.quantized);
+            // A ComfyUI scaled weight is never copied: its stored bytes are not its values.
+            p.copy = t.st && !t.scaled && t.st->dtype == p.tt.dense && !(scaled && p.tt.quantized);
         }
         rep.params += n;
         rep.in_bytes += t.nbytes;

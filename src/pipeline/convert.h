@@ -7,8 +7,12 @@
 //     (config.json of WanTransformer3DModel): names are mapped to the official ones;
 //   - a GGUF (general.architecture "wan"): tensors already in the planned type are copied as they are
 //     (no second quantization), the others are dequantized and quantized again;
-//   - ComfyUI-layout files ("model.diffusion_model." prefix, scale_weight, scaled_fp8): one hook,
-//     comfy_input() in convert.cpp, refuses them until the ComfyUI source adapter is merged.
+//   - ComfyUI-layout safetensors ("model.diffusion_model." / "diffusion_model." prefix, fp8 weights with
+//     scale_weight / weight_scale, the scaled_fp8 marker; io/comfy_source.h): official names, each scaled
+//     weight read as stored and multiplied by its scale in f32 (the values the loader gets), one tensor
+//     at a time; markers and input scales are dropped (they describe ComfyUI's matmul). An unscaled fp8
+//     weight in an fp8 output of its own type is copied as it is;
+//   - a model folder whose DiT is a .gguf (pipeline/model_folder.h) reads as that GGUF.
 // Outputs (OUT, by extension): .gguf for every GGUF type (io/convert_rules.h says which tensor gets
 // which type), .safetensors for f32 / f16 / bf16 and fp8_e4m3 / fp8_e5m2 (fp8: the block linear weights,
 // saturated to ±448 (e4m3) / ±57344 (e5m2) before the cast as ComfyUI does; with fp8_scaled each gets a

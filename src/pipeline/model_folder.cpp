@@ -16,6 +16,7 @@
 #include "io/pth.h"
 #include "io/comfy_source.h"
 #include "io/gguf.h"
+#include "io/gguf_dit.h"
 #include "io/safetensors.h"
 #include "models/dit_fp8.h"
 #include "models/taehv.h"
@@ -99,6 +100,11 @@ ModelFolder scan_model_folder(const std::string& dir) {
     f.config = find_part(d, "DiT config", {"config.json"});
     f.dit = find_part(d, "DiT weights",
                       {"diffusion_pytorch_model.safetensors.index.json", "diffusion_pytorch_model.safetensors"});
+    f.dit.looked_for.push_back("a Wan DiT .gguf");
+    if (!f.dit.found()) {  // a quantized DiT (ComfyUI-style folder): one .gguf of architecture "wan"
+        f.dit.path = find_dit_gguf(dir);
+        f.dit_gguf = f.dit.found();
+    }
     f.vae = find_part(d, "VAE", {"Wan2.1_VAE.pth", "Wan2.1_VAE.safetensors"});
     f.t5 = find_part(d, "text encoder",
                      {"models_t5_umt5-xxl-enc-bf16.pth", "models_t5_umt5-xxl-enc-bf16.safetensors"});
@@ -120,6 +126,15 @@ ModelFolder scan_model_folder(const std::string& dir) {
     } else if (f.config.found()) {
         f.model_type = read_model_type(f.config.path);
         f.image_model = f.model_type == "i2v" || f.model_type == "flf2v";
+    } else if (f.dit_gguf) {
+        // No config.json: the model type from the GGUF's tensors. A file that does not open, or whose
+        // config cannot be inferred, is reported by the DiT loader with its own message.
+        try {
+            const DitConfig c = infer_dit_config(*GgufFile::open(f.dit.path), 1);
+            f.model_type = c.model_type;
+            f.image_model = c.has_clip();
+        } catch (const Error&) {
+        }
     }
     return f;
 }
@@ -141,7 +156,12 @@ void require_complete(const ModelFolder& f) {
         WANRT_CHECK(f.vae22.found() || !f.vae.found(), "model", "model folder ", dir,
                     " holds a Wan2.2 TI2V-5B DiT (model_type ti2v, 48 latent channels) with Wan2.1_VAE.pth (16 "
                     "channels): the folder mixes generations; TI2V-5B needs its Wan2.2_VAE.pth");
-    } else if (f.config.found()) {
+    } else if (f.config.found() || f.dit_gguf) {
+        // A TI2V-5B GGUF has the t2v structure: only its config.json says ti2v.
+        WANRT_CHECK(f.config.found() || f.vae.found() || !f.vae22.found(), "model", "model folder ", dir, " holds ",
+                    fs::path(f.dit.path).filename().string(),
+                    " without config.json beside Wan2.2_VAE.pth: a GGUF's shapes cannot tell Wan2.2 TI2V-5B from a "
+                    "Wan2.1 model; put the release's config.json (model_type ti2v) in the folder");
         WANRT_CHECK(f.vae.found() || !f.vae22.found(), "model", "model folder ", dir, " holds a Wan2.1 DiT (model_type ",
                     f.model_type.empty() ? std::string("t2v") : f.model_type,
                     ", 16 latent channels) with Wan2.2_VAE.pth (48 channels, TI2V-5B's): the folder mixes generations; "

@@ -15,7 +15,11 @@
 // it is not required. The CLIP's config is read from its tensors (clip_config_from_weights); its .pth
 // may also be a .safetensors with the same keys.
 // Accepted variants: Wan2.1_VAE.safetensors and models_t5_umt5-xxl-enc-bf16.safetensors (same keys)
-// in place of the .pth files (the .pth wins when both exist).
+// in place of the .pth files (the .pth wins when both exist). A quantized DiT: one Wan DiT .gguf
+// (any name, e.g. city96's wan2.1-t2v-14b-Q4_K_M.gguf; io/gguf_dit.h find_dit_gguf) in place of
+// diffusion_pytorch_model*; config.json is then optional (the config is inferred from the GGUF's
+// shapes, heads = dim / 128) unless the model is a TI2V-5B or of other head widths. A folder with
+// both an official DiT and a DiT .gguf is an error (open_dit_checkpoint).
 //
 // Wan2.2 releases (Wan-AI/Wan2.2-*; wan/configs of Wan2.2):
 //   T2V-A14B, I2V-A14B   high_noise_model/ and low_noise_model/ (each config.json + DiT weights, sharded),
@@ -35,6 +39,7 @@
 // (e.g. --task t2v-14B on a 1.3B folder).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -66,12 +71,16 @@ struct ModelFolder {
     ModelPart vae22;                  // Wan2.2_VAE.pth (TI2V-5B)
     bool image_model = false;  // config.json says model_type "i2v" or "flf2v": the CLIP is required too
     bool moe = false;          // the A14B layout (high_noise_model/ or low_noise_model/ exists)
-    std::string model_type;    // config.json's (A14B: the experts'), "" when unreadable
+    bool dit_gguf = false;     // dit is a .gguf (config.json optional)
+    std::string model_type;    // config.json's (A14B: the experts'; a GGUF DiT without one: its shapes'), "" when unreadable
     std::vector<const ModelPart*> parts() const {
-        if (moe) return {&high_noise, &low_noise, &vae, &t5, &tokenizer};
-        if (model_type == "ti2v") return {&config, &dit, &vae22, &t5, &tokenizer};
-        if (image_model) return {&config, &dit, &vae, &t5, &tokenizer, &clip};
-        return {&config, &dit, &vae, &t5, &tokenizer};
+        std::vector<const ModelPart*> p;
+        if (moe) p = {&high_noise, &low_noise, &vae, &t5, &tokenizer};
+        else if (model_type == "ti2v") p = {&config, &dit, &vae22, &t5, &tokenizer};
+        else if (image_model) p = {&config, &dit, &vae, &t5, &tokenizer, &clip};
+        else p = {&config, &dit, &vae, &t5, &tokenizer};
+        if (dit_gguf && !config.found()) p.erase(std::find(p.begin(), p.end(), &config));  // inferred from the GGUF
+        return p;
     }
     std::vector<std::string> missing() const;  // "role (looked for a, b)" per missing part
 };
