@@ -111,7 +111,7 @@ py::array_t<uint8_t, py::array::c_style> frames_arg(const py::array& a, const ch
 Rgb24Video picture_arg(const py::object& a, const char* name) {
     if (a.is_none()) return {};
     if (py::isinstance<py::str>(a) || py::hasattr(a, "__fspath__")) {
-        const std::string path = py::str(py::module_::import("os").attr("fspath")(a));
+        const std::string path = py::str(py::module_::import("os").attr("fsdecode")(a));
         py::gil_scoped_release nogil;
         return read_image(path);  // "[image] ..." for a missing or unreadable file
     }
