@@ -311,11 +311,12 @@ IMAGE_CASES = [
     ("demo-ti2v-5B", ["--image", "first"], {"image": "first"}),
     ("demo-ti2v-5B", [], {}),  # TI2V-5B's picture is optional: text-to-video without one
     ("demo-i2v-A14B", ["--image", "first"], {"image": "first"}),
+    ("demo-t2v-A14B", [], {}),  # the experts' default guide pair and boundary, as the CLI's
 ]
 
 
 @pytest.mark.parametrize("synth,cli_args,py_args", IMAGE_CASES,
-                         ids=["i2v", "flf2v", "ti2v-image", "ti2v-text", "i2v-A14B"])
+                         ids=["i2v", "flf2v", "ti2v-image", "ti2v-text", "i2v-A14B", "t2v-A14B"])
 def test_image_generate_matches_cli(tmp_path_factory, pictures, synth, cli_args, py_args):
     """Model.generate(image=...) gives the frames `wanrt generate --image` (--first_frame/--last_frame) writes
     on the same folder and seed (the .y4m files byte for byte), whether the picture is an array or a path."""
