@@ -2,7 +2,9 @@
 // array, and the streaming video-to-video loop; python/wanrt/__init__.py re-exports it as `wanrt`.
 //
 //   Model(ckpt_dir=None, device="auto", threads=0)       a model folder (None: the built-in demo model)
-//   Model.generate(prompt, size=None, frame_num=None, ...) → uint8 [F, H, W, 3]   (pipeline/generate.h)
+//   Model.generate(prompt, image=None, last_image=None, size=None, ...) → uint8 [F, H, W, 3]
+//                   text-, image- (Wan2.1 I2V, i2v-A14B, TI2V-5B) and first-last-frame-to-video
+//                   (pipeline/generate.h: image_video_size, set_request_images, run_generate)
 //   Model.stream(prompt, ...) → Stream; Stream.push(frames uint8 [n, H, W, 3]) → [m, H, W, 3]
 //                                                                            (pipeline/stream.h)
 //
@@ -104,45 +106,115 @@ py::array_t<uint8_t, py::array::c_style> frames_arg(const py::array& a, const ch
     return py::array_t<uint8_t, py::array::c_style>::ensure(a);
 }
 
+// A picture argument: None (none), a file path (str or os.PathLike; read_image, the CLI's reader) or a
+// uint8 numpy array [H, W, 3] (RGB, copied). The dtype is checked, not cast, as for frames.
+Rgb24Video picture_arg(const py::object& a, const char* name) {
+    if (a.is_none()) return {};
+    if (py::isinstance<py::str>(a) || py::hasattr(a, "__fspath__")) {
+        const std::string path = py::str(py::module_::import("os").attr("fsdecode")(a));
+        py::gil_scoped_release nogil;
+        return read_image(path);  // "[image] ..." for a missing or unreadable file
+    }
+    WANRT_CHECK(py::isinstance<py::array>(a), "generate", name, " is a ", std::string(py::str(a.get_type().attr("__name__"))),
+                "; pass a uint8 numpy array [H, W, 3] (RGB) or an image file path (PNG, JPEG or WebP)");
+    const py::array arr = py::reinterpret_borrow<py::array>(a);
+    WANRT_CHECK(arr.dtype().is(py::dtype::of<uint8_t>()), "generate", name, " has dtype ",
+                std::string(py::str(arr.dtype())), "; pass a uint8 RGB picture [H, W, 3] (e.g. x.astype(np.uint8))");
+    WANRT_CHECK(arr.ndim() == 3 && arr.shape(2) == 3 && arr.shape(0) > 0 && arr.shape(1) > 0, "generate", name,
+                " has shape ", std::string(py::str(py::tuple(a.attr("shape")))),
+                "; pass one RGB picture [H, W, 3] (for a video frame v[i], not v)");
+    const auto c = py::array_t<uint8_t, py::array::c_style>::ensure(arr);
+    Rgb24Video v{1, c.shape(0), c.shape(1), 16.0, {}};
+    v.rgb.assign(c.data(), c.data() + v.frame_bytes());
+    return v;
+}
+
 class Model {
 public:
     Model(std::optional<std::string> ckpt_dir, const std::string& device, int threads) {
         py::gil_scoped_release nogil;
         demo_ = !ckpt_dir || ckpt_dir->empty();  // open_model_folder's errors are the CLI's, word for word
+        if (!demo_) ckpt_dir_ = *ckpt_dir;
         parts_ = demo_ ? demo_model_parts() : open_model_folder(*ckpt_dir);
         be_ = make_backend(device, threads);
     }
 
-    py::object generate(const std::string& prompt, std::optional<std::string> size, std::optional<int64_t> frame_num,
-                        std::optional<int> sample_steps, std::optional<double> sample_shift, double guide_scale,
-                        const std::string& solver, std::optional<std::string> neg_prompt, std::optional<int64_t> seed,
+    py::object generate(const std::string& prompt, py::object image, py::object last_image, std::optional<std::string> size,
+                        std::optional<int64_t> frame_num, std::optional<int> sample_steps,
+                        std::optional<double> sample_shift, py::object guide_scale, const std::string& solver,
+                        std::optional<std::string> neg_prompt, std::optional<int64_t> seed,
                         std::optional<std::string> save_file, py::object progress) {
-        WANRT_CHECK(!parts_.dit_config.is_i2v(), "generate", parts_.name, " holds an image-to-video model (",
-                    parts_.kind, "); Model.generate runs text-to-video: use `wanrt generate --image` for it");
-        // Defaults as `wanrt generate` (DemoDefaults for the demo, generate.py's otherwise).
+        // What the folder does with pictures, and the pictures it needs (the CLI's rules for --image and
+        // --first_frame/--last_frame, with this call's argument names).
+        const ImageTask task = image_task_of(parts_);
+        const bool moe = parts_.moe();
+        const std::string& name = parts_.name;
+        Rgb24Video picture = picture_arg(image, "image"), last = picture_arg(last_image, "last_image");
+        WANRT_CHECK(picture.frames > 0 || last.frames == 0, "generate",
+                    "last_image needs image: first-last-frame-to-video takes both (image= the first frame)");
+        WANRT_CHECK(picture.frames == 0 || task.image || task.ti2v, "generate", "image needs an image-to-video model, but ",
+                    name, " holds ", parts_.kind, " (text-to-video); open an I2V folder (e.g. Wan2.1-I2V-14B-480P) or "
+                    "leave out image");
+        WANRT_CHECK(last.frames == 0 || task.flf2v, "generate", "last_image needs a first-last-frame model, but ", name,
+                    " holds ", parts_.kind, "; open a FLF2V folder (Wan2.1-FLF2V-14B-720P) or leave out last_image");
+        WANRT_CHECK(!task.flf2v || last.frames > 0, "generate", name, " holds a first-last-frame model (", parts_.kind,
+                    "): pass image= (the first frame) and last_image= (uint8 arrays [H, W, 3] or image file paths)");
+        WANRT_CHECK(!task.image || picture.frames > 0, "generate", name, " holds an image-to-video model (", parts_.kind,
+                    "): pass image= (a uint8 array [H, W, 3] or a PNG, JPEG or WebP path)");
+        // Defaults as `wanrt generate` (resolve_options in cli/cmd_generate.cpp: DemoDefaults for the demo,
+        // generate.py's per task otherwise, moe_defaults for the A14B experts).
         const DemoDefaults dd;
+        const MoeDefaults md = moe_defaults(task.image);
+        const bool i2v = task.image, flf2v = task.flf2v;
         const std::string kind = demo_ ? "demo" : official_kind(parts_.dit_config);
         GenerateRequest req;
         T2VOptions& opt = req.opt;
         const std::string sz = size ? *size
                                : demo_ ? cat(dd.width, "*", dd.height)
+                               : moe ? "1280*720"
+                               : task.ti2v ? "1280*704"
+                               : flf2v ? "1280*720"
+                               : i2v ? (ckpt_dir_.find("480P") != std::string::npos ? "832*480" : "1280*720")
                                : kind == "t2v-14B" ? "1280*720" : "832*480";
         parse_size(sz, &opt.width, &opt.height);
-        opt.frame_num = frame_num ? *frame_num : demo_ ? dd.frame_num : 81;
-        opt.sample_steps = sample_steps ? *sample_steps : demo_ ? dd.sample_steps : 50;
+        opt.frame_num = frame_num ? *frame_num : demo_ ? dd.frame_num : task.ti2v ? 121 : 81;
+        opt.sample_steps = sample_steps ? *sample_steps : demo_ ? dd.sample_steps : moe ? md.steps : i2v && !flf2v ? 40 : 50;
         WANRT_CHECK(opt.sample_steps > 0, "generate", "sample_steps ", opt.sample_steps, " must be at least 1 (official: 50)");
-        opt.sample_shift = sample_shift ? *sample_shift : 5.0;
+        opt.sample_shift = sample_shift ? *sample_shift
+                           : moe        ? md.shift
+                           : flf2v      ? 16.0
+                           : i2v && (sz == "832*480" || sz == "480*832") ? 3.0
+                                                                          : 5.0;
         WANRT_CHECK(std::isfinite(opt.sample_shift) && opt.sample_shift > 0, "generate", "sample_shift ",
                     opt.sample_shift, " must be positive (official: 5; 8-12 advised for 1.3B)");
-        opt.guide_scale = guide_scale;
-        WANRT_CHECK(std::isfinite(guide_scale), "generate", "guide_scale must be a finite number");
+        // guide_scale: g, or (low, high) for the A14B experts (a single g means (g, g) there).
+        std::vector<double> guide;
+        if (guide_scale.is_none())
+            guide = moe ? std::vector<double>{md.guide_low, md.guide_high} : std::vector<double>{5.0};
+        else if (py::isinstance<py::float_>(guide_scale) || py::isinstance<py::int_>(guide_scale))
+            guide = {guide_scale.cast<double>()};
+        else {
+            WANRT_CHECK(py::isinstance<py::sequence>(guide_scale) && py::len(guide_scale) == 2, "generate",
+                        "guide_scale must be a number, or (low, high) for the A14B experts");
+            guide = guide_scale.cast<std::vector<double>>();
+        }
+        WANRT_CHECK(guide.size() == 1 || moe, "generate", "guide_scale is a pair (low, high), which only the A14B "
+                    "experts take; pass one number");
+        for (double g : guide) WANRT_CHECK(std::isfinite(g), "generate", "guide_scale must be a finite number");
+        opt.guide_scale = guide[0];
+        req.moe.guide_scale_high = guide.back();
+        req.moe.boundary = md.boundary;
         WANRT_CHECK(solver == "unipc" || solver == "dpm++" || solver == "euler", "generate", "unknown sample_solver \"",
                     solver, "\"; use unipc (official default), dpm++ or euler");
         opt.solver = solver;
-        t2v_latent_shape(opt, parts_.dit_config, parts_.vae_config);  // frames, size: before any weights load
+        // frames, size and the pictures against the models: before any weights load
+        image_video_size(task, picture, last, opt, parts_.dit_config, parts_.vae_config, parts_.vae22_config);
         if (save_file) check_output_path(*save_file);
         req.prompt = prompt;
-        req.neg_prompt = neg_prompt && !neg_prompt->empty() ? *neg_prompt : std::string(kWanDefaultNegPrompt);
+        // The FLF2V config's sample_neg_prompt is "镜头切换，" ("shot change, ") + the default.
+        req.neg_prompt = neg_prompt && !neg_prompt->empty() ? *neg_prompt
+                         : flf2v ? std::string("镜头切换，") + kWanDefaultNegPrompt
+                                 : std::string(kWanDefaultNegPrompt);
         if (seed && *seed >= 0) {
             req.seed = uint64_t(*seed);
         } else {  // generate.py: random.randint(0, sys.maxsize)
@@ -159,8 +231,13 @@ public:
         {
             py::gil_scoped_release nogil;
             std::lock_guard<std::mutex> lock(*mu_);
+            set_request_images(req, task, std::move(picture), std::move(last), *be_);
             const GenerateResult r = run_generate(parts_, be_, std::move(req), gp);
-            if (save_file) write_video(*save_file, r.video);  // <file>.tmp, then renamed
+            if (save_file) {  // <file>.tmp, then renamed; at the model's frame rate, as the CLI writes it
+                VideoWriteOptions wo;
+                wo.fps = sample_fps(parts_);
+                write_video(*save_file, r.video, wo);
+            }
             frames = video_to_rgb24(r.video);
         }
         return to_numpy(std::move(frames));
@@ -175,6 +252,7 @@ public:
 private:
     T2VModelParts parts_;
     std::shared_ptr<Backend> be_;
+    std::string ckpt_dir_;  // the i2v default size follows the folder's name (480P), as the CLI's
     bool demo_ = true;
     int64_t last_seed_ = -1;
     std::shared_ptr<std::mutex> mu_ = std::make_shared<std::mutex>();
@@ -327,14 +405,20 @@ PYBIND11_MODULE(_wanrt, m) {
              py::arg("device") = "auto", py::arg("threads") = 0,
              "Opens the folder (config and file checks; weights load per call, one network at a time). "
              "device: auto, cpu, cuda or cuda:N; threads: CPU threads (0 = all cores).")
-        .def("generate", &Model::generate, py::arg("prompt"), py::kw_only(), py::arg("size") = py::none(),
+        .def("generate", &Model::generate, py::arg("prompt"), py::kw_only(), py::arg("image") = py::none(),
+             py::arg("last_image") = py::none(), py::arg("size") = py::none(),
              py::arg("frame_num") = py::none(), py::arg("sample_steps") = py::none(),
-             py::arg("sample_shift") = py::none(), py::arg("guide_scale") = 5.0, py::arg("sample_solver") = "unipc",
+             py::arg("sample_shift") = py::none(), py::arg("guide_scale") = py::none(), py::arg("sample_solver") = "unipc",
              py::arg("neg_prompt") = py::none(), py::arg("seed") = py::none(), py::arg("save_file") = py::none(),
              py::arg("progress") = py::none(),
-             "Text to video as `wanrt generate`: returns uint8 RGB frames [F, H, W, 3]; save_file also writes "
-             "them (.mp4, .y4m or .png). Defaults: size 832*480 (1280*720 for 14B, 256*256 demo), frame_num 81 "
-             "(demo 17), sample_steps 50 (demo 8), seed None = random (see last_seed). "
+             "Text or image to video as `wanrt generate`: returns uint8 RGB frames [F, H, W, 3]; save_file also "
+             "writes them (.mp4, .y4m or .png). image (Wan2.1 I2V and i2v-A14B: required; TI2V-5B: optional) and "
+             "last_image (FLF2V: image is the first frame, both required): a uint8 numpy array [H, W, 3] RGB or an "
+             "image file path; size is then the max_area and the video keeps the picture's aspect, as "
+             "`wanrt generate --image` / `--first_frame --last_frame`. Defaults per task as the CLI: size 832*480 "
+             "(1280*720 for 14B, FLF2V, A14B and non-480P I2V folders, 1280*704 TI2V-5B, 256*256 demo), frame_num "
+             "81 (121 TI2V-5B, demo 17), sample_steps 50 (I2V and A14B 40, demo 8), guide_scale 5.0 (A14B: the "
+             "official (low, high) pair; a pair is accepted there), seed None = random (see last_seed). "
              "progress(stage, done, total) is called as each stage starts (done = total = 0) and after each "
              "denoising step (stage 'denoise').")
         .def(
@@ -364,6 +448,8 @@ PYBIND11_MODULE(_wanrt, m) {
         .def_property_readonly("name", [](const Model& s) { return s.parts().name; })
         .def_property_readonly("kind", [](const Model& s) { return s.parts().kind; })
         .def_property_readonly("device", [](const Model& s) { return s.backend()->description(); })
+        .def_property_readonly("fps", [](const Model& s) { return sample_fps(s.parts()); },
+                               "Frames per second of the model's videos (save_file writes them at it): 16, TI2V-5B 24.")
         .def_property_readonly("last_seed", &Model::last_seed, "The seed of the last generate() (-1 before any).")
         .def("__repr__", [](const Model& s) {
             return cat("<wanrt.Model ", s.parts().name, " (", s.parts().kind, ") on ", s.backend()->description(), ">");

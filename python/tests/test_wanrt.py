@@ -233,3 +233,172 @@ def test_stream_errors(model):
     assert "reset()" in one_line(e)
     s.reset()
     assert s.push(moving_frames(5)).shape == (5, H, W, 3)  # chunk 0 comes back at once
+
+
+# ---- image-to-video: Wan2.1 I2V, FLF2V, Wan2.2 TI2V-5B and i2v-A14B demo folders (`wanrt synth`) ----
+
+I2V_SIZE = "64*64"  # the max_area; the video keeps the picture's aspect (pipeline/i2v.h)
+PROMPT = "a red fox running through snow"
+
+
+def png_bytes(rgb):
+    """A PNG (8-bit RGB, no filter) of a uint8 [H, W, 3] array, written here so that the picture the
+    CLI reads from the file is exactly the array (no PIL needed)."""
+    import struct
+    import zlib
+
+    def chunk(tag, data):
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    h, w, _ = rgb.shape
+    raw = b"".join(b"\0" + rgb[y].tobytes() for y in range(h))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) +
+            chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def picture(h, w, seed):
+    """A smooth gradient with a square: uint8 [h, w, 3]."""
+    y, x = np.mgrid[0:h, 0:w]
+    p = np.stack([x * 255 // max(w - 1, 1), y * 255 // max(h - 1, 1), (x + y + 40 * seed) % 256], -1).astype(np.uint8)
+    p[h // 4:h // 2, w // 4:w // 2] = (250, 200 - 50 * seed, 40)
+    return p
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory):
+    """Two pictures of one size (48x40, not the video's aspect: the resize runs) as arrays and PNG files."""
+    d = tmp_path_factory.mktemp("pictures")
+    out = {}
+    for name, seed in (("first", 0), ("last", 1)):
+        arr = picture(40, 48, seed)
+        (d / (name + ".png")).write_bytes(png_bytes(arr))
+        out[name] = (arr, d / (name + ".png"))
+    return out
+
+
+_folders = {}
+
+
+def demo_folder(tmp_path_factory, name):
+    """`wanrt synth --model NAME --full_folder`: a complete release folder of a demo model, made once."""
+    if name not in _folders:
+        d = tmp_path_factory.mktemp(name)
+        r = subprocess.run([cli_binary(), "synth", "--model", name, "--full_folder", "--out", str(d)],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        _folders[name] = str(d)
+    return _folders[name]
+
+
+def y4m_size(data):
+    """(W, H) from a .y4m header."""
+    header = data.split(b"\n", 1)[0].split()
+    return int(next(t[1:] for t in header if t.startswith(b"W"))), int(next(t[1:] for t in header if t.startswith(b"H")))
+
+
+def cli_generate(folder, out, *args):
+    r = subprocess.run([cli_binary(), "generate", "--ckpt_dir", folder, "--size", I2V_SIZE, "--frame_num", str(FRAMES),
+                        "--sample_steps", str(STEPS), "--base_seed", "11", "--prompt", PROMPT, "--save_file", str(out),
+                        "--device", DEVICE, *args], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return out.read_bytes()
+
+
+# (synth model, the CLI's picture flags, the binding's picture arguments); first/last name `pictures`.
+IMAGE_CASES = [
+    ("demo-i2v", ["--image", "first"], {"image": "first"}),
+    ("demo-flf2v", ["--first_frame", "first", "--last_frame", "last"], {"image": "first", "last_image": "last"}),
+    ("demo-ti2v-5B", ["--image", "first"], {"image": "first"}),
+    ("demo-ti2v-5B", [], {}),  # TI2V-5B's picture is optional: text-to-video without one
+    ("demo-i2v-A14B", ["--image", "first"], {"image": "first"}),
+    ("demo-t2v-A14B", [], {}),  # the experts' default guide pair and boundary, as the CLI's
+]
+
+
+@pytest.mark.parametrize("synth,cli_args,py_args", IMAGE_CASES,
+                         ids=["i2v", "flf2v", "ti2v-image", "ti2v-text", "i2v-A14B", "t2v-A14B"])
+def test_image_generate_matches_cli(tmp_path_factory, pictures, synth, cli_args, py_args):
+    """Model.generate(image=...) gives the frames `wanrt generate --image` (--first_frame/--last_frame) writes
+    on the same folder and seed (the .y4m files byte for byte), whether the picture is an array or a path."""
+    folder = demo_folder(tmp_path_factory, synth)
+    tmp = tmp_path_factory.mktemp("out")
+    cli = cli_generate(folder, tmp / "cli.y4m",
+                       *[str(pictures[a][1]) if a in pictures else a for a in cli_args])
+    m = wanrt.Model(folder, device=DEVICE)
+    assert m.fps == (24 if synth == "demo-ti2v-5B" else 16)  # the configs' sample_fps: the .y4m headers agree
+    as_array = {k: pictures[v][0] for k, v in py_args.items()}
+    v = m.generate(PROMPT, size=I2V_SIZE, frame_num=FRAMES, sample_steps=STEPS, seed=11,
+                   save_file=str(tmp / "py.y4m"), **as_array)
+    assert isinstance(v, np.ndarray) and v.dtype == np.uint8 and v.flags.c_contiguous
+    w, h = y4m_size(cli)
+    assert v.shape == (FRAMES, h, w, 3)
+    assert v.std() > 1.0
+    assert (tmp / "py.y4m").read_bytes() == cli
+    assert cli.count(b"FRAME") == FRAMES
+    if py_args:  # paths (str and os.PathLike) read as the CLI reads them: the same frames
+        as_str = {k: str(pictures[n][1]) for k, n in py_args.items()}
+        as_path = {k: pictures[n][1] for k, n in py_args.items()}
+        for a in (as_str, as_path):
+            u = m.generate(PROMPT, size=I2V_SIZE, frame_num=FRAMES, sample_steps=STEPS, seed=11, **a)
+            assert np.array_equal(u, v)
+        if synth == "demo-i2v":  # the picture conditions the video: another one changes it
+            u = m.generate(PROMPT, size=I2V_SIZE, frame_num=FRAMES, sample_steps=STEPS, seed=11,
+                           image=pictures["last"][0])
+            assert not np.array_equal(u, v)
+
+
+def image_error(m, **kw):
+    args = dict(size=I2V_SIZE, frame_num=FRAMES, sample_steps=STEPS, seed=1)
+    args.update(kw)
+    with pytest.raises(wanrt.Error) as e:
+        m.generate(PROMPT, **args)
+    return one_line(e)
+
+
+def test_image_errors(model, tmp_path_factory, pictures, tmp_path):
+    first, first_png = pictures["first"]
+    last = pictures["last"][0]
+    # A text-to-video model given a picture.
+    msg = image_error(model, image=first)
+    assert "image needs an image-to-video model" in msg and "leave out image" in msg, msg
+    i2v = wanrt.Model(demo_folder(tmp_path_factory, "demo-i2v"), device=DEVICE)
+    # An I2V model without one, or with a last frame.
+    msg = image_error(i2v)
+    assert "image-to-video model" in msg and "pass image=" in msg, msg
+    assert "last_image needs a first-last-frame model" in image_error(i2v, image=first, last_image=last)
+    assert "last_image needs image" in image_error(i2v, last_image=last)
+    # Arrays of the wrong dtype or shape, and things that are neither arrays nor paths.
+    msg = image_error(i2v, image=first.astype(np.float32) / 255)
+    assert msg.startswith("[generate] image has dtype float32") and "uint8" in msg, msg
+    msg = image_error(i2v, image=first[..., 0])
+    assert "image has shape (40, 48)" in msg and "[H, W, 3]" in msg, msg
+    assert "[H, W, 3]" in image_error(i2v, image=np.zeros((40, 48, 4), np.uint8))
+    assert "[H, W, 3]" in image_error(i2v, image=np.stack([first, first]))
+    msg = image_error(i2v, image=first.tolist())
+    assert "image is a list" in msg and "file path" in msg, msg
+    # Option errors still come before anything loads; a guide pair is for the A14B experts only.
+    assert "only the A14B experts" in image_error(i2v, image=first, guide_scale=(3.0, 4.0))
+    assert "4n+1" in image_error(i2v, image=first, frame_num=6)
+    # A missing file: the CLI's message, word for word.
+    missing = str(tmp_path / "missing.png")
+    msg = image_error(i2v, image=missing)
+    assert msg == cli_error("generate", "--ckpt_dir", demo_folder(tmp_path_factory, "demo-i2v"), "--image", missing,
+                            "--size", I2V_SIZE, "--save_file", str(tmp_path / "x.y4m"))
+    # FLF2V needs both pictures of one size.
+    flf = wanrt.Model(demo_folder(tmp_path_factory, "demo-flf2v"), device=DEVICE)
+    msg = image_error(flf, image=first)
+    assert "first-last-frame model" in msg and "last_image=" in msg, msg
+    assert image_error(flf, image=first, last_image=last[:32]).startswith("[flf2v]")
+    # TI2V-5B takes one optional picture.
+    ti2v = wanrt.Model(demo_folder(tmp_path_factory, "demo-ti2v-5B"), device=DEVICE)
+    assert "last_image needs a first-last-frame model" in image_error(ti2v, image=first, last_image=last)
+    assert "dtype" in image_error(ti2v, image=first.astype(np.int16))
+
+
+def test_moe_guide_pair(tmp_path_factory, pictures):
+    """The A14B experts take guide_scale as (low, high), as --sample_guide_scale low,high; g alone is (g, g)."""
+    m = wanrt.Model(demo_folder(tmp_path_factory, "demo-i2v-A14B"), device=DEVICE)
+    args = dict(image=pictures["first"][0], size=I2V_SIZE, frame_num=FRAMES, sample_steps=STEPS, seed=2)
+    a = m.generate(PROMPT, guide_scale=(2.0, 2.0), **args)
+    assert np.array_equal(a, m.generate(PROMPT, guide_scale=2.0, **args))
+    assert not np.array_equal(a, m.generate(PROMPT, guide_scale=(2.0, 6.0), **args))

@@ -192,13 +192,6 @@ std::vector<std::string> supported_sizes(const std::string& kind) {
     return {};
 }
 
-// The Wan2.2 A14B config of a task (wan/configs/wan_{t2v,i2v}_A14B.py): steps, shift, guide pair (low, high), boundary.
-struct MoeDefaults {
-    int steps;
-    double shift, guide_low, guide_high, boundary;
-};
-MoeDefaults moe_defaults(bool i2v) { return i2v ? MoeDefaults{40, 5.0, 3.5, 3.5, 0.900} : MoeDefaults{40, 12.0, 3.0, 4.0, 0.875}; }
-
 // --sample_guide_scale: "g", or "low,high" for the A14B experts (the official pair order).
 std::vector<double> parse_guide(const std::string& s) {
     const std::vector<double> out = split_numbers(s).value_or(std::vector<double>{});
@@ -476,26 +469,16 @@ T2VOptions resolve_options(Opts& o, Plan& p) {
                                    : demo_config();
     const DitConfig& dit = demo ? dc.dit : p.model.dit_config;
     const VaeConfig& vae = demo ? dc.vae : p.model.vae_config;
-    if (p.ti2v) {
-        // The picture (optional: image-to-video) is read now: a bad file fails before any weights load.
-        if (!o.image.empty()) p.picture = read_image(o.image);
-        const TI2VImage img{o.image.empty() ? nullptr : p.picture.rgb.data(), p.picture.height, p.picture.width};
-        const TI2VLatentShape s = ti2v_shape(img, opt, dit, demo ? dc.vae22 : p.model.vae22_config);
-        p.video_size = {s.latent[2], s.latent[3], s.latent[2] * 16, s.latent[3] * 16};
-    } else if (flf2v) {
-        // Both pictures are read now: a bad file or a size mismatch fails before any weights load.
+    // The pictures are read now: a bad file or a size mismatch fails before any weights load.
+    if (p.ti2v && !o.image.empty()) p.picture = read_image(o.image);  // optional: image-to-video
+    if (flf2v) {
         p.picture = read_image(o.first_frame);
         p.last_picture = read_image(o.last_frame);
-        p.video_size = flf2v_latent_shape({3, p.picture.height, p.picture.width},
-                                          {3, p.last_picture.height, p.last_picture.width}, opt, dit, vae)
-                           .size;
     } else if (i2v) {
-        // The picture is read now: a bad file fails before any weights load.
         p.picture = read_image(o.image);
-        p.video_size = i2v_latent_shape(p.picture.height, p.picture.width, opt, dit, vae).size;
-    } else {
-        t2v_latent_shape(opt, dit, vae);
     }
+    p.video_size = image_video_size({i2v, flf2v, p.ti2v}, p.picture, p.last_picture, opt, dit, vae,
+                                    demo ? dc.vae22 : p.model.vae22_config);
     return opt;
 }
 
@@ -591,24 +574,12 @@ void announce(const Opts& o, Plan& p, Backend& be) {
                   : p.image_task ? demo_i2v_model_parts() : demo_model_parts();
     }
     p.model.vae_config.tiling = p.vae_tiling;
-    if (p.ti2v && p.picture.frames > 0) {
-        p.req.image_rgb = std::move(p.picture.rgb);
-        p.req.image_rgb_h = p.picture.height;
-        p.req.image_rgb_w = p.picture.width;
+    if (p.ti2v && p.picture.frames > 0)
         std::fprintf(stderr, "generate: image %s (%lldx%lld) in max_area %s -> video %lldx%lld (resized, centre-cropped)\n",
                      o.image.c_str(), (long long)p.picture.width, (long long)p.picture.height, o.size.c_str(),
                      (long long)p.video_size.w, (long long)p.video_size.h);
-    }
-    if (p.image_task) {
-        Tensor frames = rgb24_to_video(p.picture, be);      // [3, 1, h0, w0]
-        p.req.image = ops::contiguous(frames.select(1, 0));  // [3, h0, w0]
-        p.picture = Rgb24Video();
-        if (p.flf2v) {
-            Tensor last = rgb24_to_video(p.last_picture, be);         // [3, 1, h0, w0]
-            p.req.last_frame = ops::contiguous(last.select(1, 0));  // [3, h0, w0]
-            p.last_picture = Rgb24Video();
-        }
-    }
+    set_request_images(p.req, {p.image_task, p.flf2v, p.ti2v}, std::move(p.picture), std::move(p.last_picture), be);
+    p.picture = Rgb24Video(), p.last_picture = Rgb24Video();
     if (p.odd_size) {
         std::string list;
         for (const std::string& s : p.sizes) list += (list.empty() ? "" : ", ") + s;
@@ -777,7 +748,7 @@ void run(Opts o) {
 
     const auto t_w = clock::now();
     VideoWriteOptions wo;
-    wo.fps = p.ti2v ? 24 : 16;  // the configs' sample_fps
+    wo.fps = sample_fps(p.model);
     const std::vector<std::string> files = write_video(o.save_file, r.video, wo);
     const double write_s = std::chrono::duration<double>(clock::now() - t_w).count();
     print_summary(r, causal, image, clip, be->description(), write_s, std::chrono::duration<double>(clock::now() - t_start).count());

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "ops/ops.h"
 
 namespace wanrt {
 
@@ -82,6 +83,41 @@ GenerateResult run_generate(const T2VModelParts& m, std::shared_ptr<Backend> be,
         throw OutOfMemory(
             cat("[generate] out of host memory during the ", stage, " stage on ", device, hint()));
     }
+}
+
+ImageTask image_task_of(const T2VModelParts& m) {
+    ImageTask t;
+    t.ti2v = m.ti2v();
+    t.image = m.dit_config.is_i2v();
+    t.flf2v = m.dit_config.is_flf2v();
+    return t;
+}
+
+I2VSize image_video_size(const ImageTask& t, const Rgb24Video& image, const Rgb24Video& last, const T2VOptions& opt,
+                         const DitConfig& dit, const VaeConfig& vae, const Vae22Config& vae22) {
+    if (t.ti2v) {
+        const TI2VImage img{image.frames > 0 ? image.rgb.data() : nullptr, image.height, image.width};
+        const TI2VLatentShape s = ti2v_shape(img, opt, dit, vae22);
+        return {s.latent[2], s.latent[3], s.latent[2] * 16, s.latent[3] * 16};
+    }
+    if (t.flf2v)
+        return flf2v_latent_shape({3, image.height, image.width}, {3, last.height, last.width}, opt, dit, vae).size;
+    if (t.image) return i2v_latent_shape(image.height, image.width, opt, dit, vae).size;
+    t2v_latent_shape(opt, dit, vae);
+    return {};
+}
+
+void set_request_images(GenerateRequest& req, const ImageTask& t, Rgb24Video image, Rgb24Video last, Backend& be) {
+    if (t.ti2v) {
+        if (image.frames == 0) return;  // text-to-video
+        req.image_rgb = std::move(image.rgb);
+        req.image_rgb_h = image.height;
+        req.image_rgb_w = image.width;
+        return;
+    }
+    if (!t.image) return;
+    req.image = ops::contiguous(rgb24_to_video(image, be).select(1, 0));  // [3, 1, h0, w0] → [3, h0, w0]
+    if (t.flf2v) req.last_frame = ops::contiguous(rgb24_to_video(last, be).select(1, 0));  // [3, h0, w0]
 }
 
 }  // namespace wanrt

@@ -19,6 +19,7 @@
 #include "pipeline/model_folder.h"
 #include "pipeline/moe.h"
 #include "pipeline/ti2v_staged.h"
+#include "video/video_writer.h"
 
 namespace wanrt {
 
@@ -60,5 +61,27 @@ struct GenerateResult {
 
 GenerateResult run_generate(const T2VModelParts& m, std::shared_ptr<Backend> be, GenerateRequest req,
                             const GenerateProgress& progress = {});
+
+// The frame rate of the videos a model makes (its config's sample_fps): Wan2.2 TI2V-5B 24, the others 16.
+inline int sample_fps(const T2VModelParts& m) { return m.ti2v() ? 24 : 16; }
+
+// The pictures of a request, one path for `wanrt generate` (--image, --first_frame/--last_frame) and the
+// Python Model.generate (image=, last_image=): 8-bit RGB as read_image gives them (frames = 1; frames = 0:
+// no picture). What the model does with them:
+struct ImageTask {
+    bool image = false;  // Wan2.1 I2V / FLF2V, Wan2.2 i2v-A14B: a picture is required (req.image)
+    bool flf2v = false;  // first-last-frame: a last picture too (req.last_frame), the same size
+    bool ti2v = false;   // Wan2.2 TI2V-5B: the picture is optional (req.image_rgb; none: text-to-video)
+};
+ImageTask image_task_of(const T2VModelParts& m);
+// Checks opt and the pictures against the models (i2v_latent_shape, flf2v_latent_shape, ti2v_shape,
+// or t2v_latent_shape when the task takes no picture), before any weights load; returns the video size
+// (zero for text-to-video). Pictures the task does not take are the caller's to refuse (their messages
+// name the caller's arguments).
+I2VSize image_video_size(const ImageTask& t, const Rgb24Video& image, const Rgb24Video& last, const T2VOptions& opt,
+                         const DitConfig& dit, const VaeConfig& vae, const Vae22Config& vae22);
+// Moves the pictures into req: TI2V's as RGB rows (req.image_rgb), the others as f32 [3, h0, w0] in
+// [−1, 1] on be (req.image, req.last_frame), the conversion `wanrt generate` has always done.
+void set_request_images(GenerateRequest& req, const ImageTask& t, Rgb24Video image, Rgb24Video last, Backend& be);
 
 }  // namespace wanrt

@@ -37,6 +37,16 @@ struct MoeOptions {
     bool offload = true;            // staged run: only the active expert resident (see above)
 };
 
+// The official defaults of a task (wan/configs/wan_{t2v,i2v}_A14B.py): steps, shift, guide pair (low, high),
+// boundary; `wanrt generate` and the Python Model.generate start from them.
+struct MoeDefaults {
+    int steps;
+    double shift, guide_low, guide_high, boundary;
+};
+inline MoeDefaults moe_defaults(bool i2v) {
+    return i2v ? MoeDefaults{40, 5.0, 3.5, 3.5, 0.900} : MoeDefaults{40, 12.0, 3.0, 4.0, 0.875};
+}
+
 // Whether timestep t belongs to the high-noise expert: t ≥ boundary·1000 (float64, as t.item() >= boundary).
 bool moe_high_noise(int64_t t, double boundary);
 
