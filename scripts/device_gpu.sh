@@ -332,6 +332,26 @@ for s in "${steps[@]}"; do
             run_p $W bench serve --device cuda --width 832 --height 480 --steps 2 --chunks 20
             run_p $W bench vae --vae tae --device cuda --height 480 --width 832 --latent_frames 21 --mode decode --warmup 2 --repeats 5 --conv_dtype f16 --profile
             grep -E "^###|rc=|decode|peak|median|fps|FPS|chunk|overhead|error|^  \S+ x[0-9]" "$P" | cut -c1-200 | tail -90 | tee -a "$OUT/summary.txt" ;;
+        session7c)  # issue 15: a whole 14B 480p generation under --offload (device memory sampled), GGUF DiTs on CUDA
+            log "14B generate --offload, GGUF DiT on cuda"
+            P="$OUT/session7c.log"; W=$BIN/wanrt
+            run_p() { echo "### $*" >> "$P"; timeout ${STEP_TIMEOUT:-200} "$@" >> "$P" 2>&1; echo "rc=$?" >> "$P"; }
+            run_p $W synth --model t2v-14B --full_folder --dtype bf16 --out /tmp/w14
+            nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > /tmp/mem.txt & smi=$!
+            run_p $W generate --ckpt_dir /tmp/w14 --device cuda --size '832*480' --frame_num 81 --sample_steps 2 \
+                --offload --max_vram ${MAX_VRAM:-8G} --save_file /tmp/w14.y4m
+            kill $smi; echo "device memory used, sampled every 100 ms: peak $(sort -n /tmp/mem.txt | tail -1) MiB" >> "$P"
+            rm -rf /tmp/w14
+            run_p $W synth --model t2v-1.3B --dtype bf16 --out /tmp/m13
+            for q in q8_0 q4_k_m; do
+                mkdir -p /tmp/g_$q && cp /tmp/m13/config.json /tmp/g_$q/
+                run_p $W convert /tmp/m13 /tmp/g_$q/dit_$q.gguf --type $q
+            done
+            for d in /tmp/m13 /tmp/g_q8_0 /tmp/g_q4_k_m; do
+                run_p $W bench dit --device cuda --ckpt_dir $d --frames 81 --warmup 1 --repeats 3 --no_profile
+            done
+            run_p $W bench ops --device cuda --tokens 32760 --only linear_fp8_gemm
+            grep -E "^###|rc=|peak|total|load|denoise|decode|weights|forward|error|linear_fp8" "$P" | cut -c1-220 | tail -70 | tee -a "$OUT/summary.txt" ;;
         *) log "unknown step $s" ;;
     esac
 done
