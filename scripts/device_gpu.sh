@@ -332,6 +332,25 @@ for s in "${steps[@]}"; do
             run_p $W bench serve --device cuda --width 832 --height 480 --steps 2 --chunks 20
             run_p $W bench vae --vae tae --device cuda --height 480 --width 832 --latent_frames 21 --mode decode --warmup 2 --repeats 5 --conv_dtype f16 --profile
             grep -E "^###|rc=|decode|peak|median|fps|FPS|chunk|overhead|error|^  \S+ x[0-9]" "$P" | cut -c1-200 | tail -90 | tee -a "$OUT/summary.txt" ;;
+        session8)  # the one-pass LoRA patch (18), the stage-wise memory release (15), the half lincomb rows
+            log "lincomb rows, memory release, LoRA patch, 14B generate under --max_vram"
+            P="$OUT/session8.log"; W=$BIN/wanrt
+            run_p() { echo "### $*" >> "$P"; timeout ${STEP_TIMEOUT:-200} "$@" >> "$P" 2>&1; echo "rc=$?" >> "$P"; }
+            run_p $BIN/test_backend_ops --gtest_filter='*lincomb*'
+            run_p $BIN/test_cuda_ops_gpu --gtest_filter='CudaOps.ReleaseCached*:CudaOps.Allocator*'
+            WANRT_TEST_DEVICE=cuda run_p $BIN/test_lora
+            for r in 0 64; do
+                run_p $W bench dit --device cuda --layers 0 --frames 81 --weights_dtype bf16 --lora_rank $r --warmup 2 --repeats 5 --no_profile
+            done
+            run_p $W synth --model t2v-14B --full_folder --dtype bf16 --out /tmp/w14
+            for v in ${MAX_VRAMS:-8G 16G}; do
+                nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > /tmp/mem.txt & smi=$!
+                run_p $W generate --ckpt_dir /tmp/w14 --device cuda --size '832*480' --frame_num 81 --sample_steps 2 \
+                    --offload --max_vram $v --save_file /tmp/w14.y4m
+                kill $smi; echo "--max_vram $v: device memory used, sampled every 100 ms: peak $(sort -n /tmp/mem.txt | tail -1) MiB" >> "$P"
+            done
+            rm -rf /tmp/w14
+            grep -E "^###|rc=|PASSED|FAILED|OK \]|rel-L2|forward|peak|device memory|denoise|total|error" "$P" | cut -c1-220 | tail -80 | tee -a "$OUT/summary.txt" ;;
         session7c)  # issue 15: a whole 14B 480p generation under --offload (device memory sampled), GGUF DiTs on CUDA
             log "14B generate --offload, GGUF DiT on cuda"
             P="$OUT/session7c.log"; W=$BIN/wanrt

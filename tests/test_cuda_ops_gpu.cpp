@@ -145,6 +145,25 @@ TEST_F(CudaOps, AllocatorReusesBlocks) {
     EXPECT_GT(s2.peak, 0u);
 }
 
+TEST_F(CudaOps, ReleaseCachedMemoryBetweenStages) {
+    // A stage's freed blocks stay reserved (cached by size) until the pipeline releases them; the peak
+    // of the reserved memory is what the generate summary reports.
+    const size_t base = be->memory_stats().reserved;
+    {
+        Tensor big = be->empty(DType::F32, {7, 1 << 20});  // 28 MiB, a size nothing else uses
+        be->synchronize();
+    }
+    const MemoryStats held = be->memory_stats();
+    EXPECT_GE(held.reserved, base + (size_t(28) << 20)) << "the freed block should stay cached";
+    EXPECT_GE(held.peak_reserved, held.reserved);
+    be->release_cached_memory();
+    const MemoryStats after = be->memory_stats();
+    EXPECT_EQ(after.reserved, after.in_use) << "cached blocks must go back to the driver";
+    EXPECT_GE(after.peak_reserved, held.reserved) << "the peak survives the release";
+    be->reset_peak_memory();
+    EXPECT_EQ(be->memory_stats().peak_reserved, after.reserved);
+}
+
 TEST_F(CudaOps, ErrorsAreLoud) {
     expect_error([&] { make_cuda_backend(cuda_device_count()); }, {"[cuda]", "device"});
     EXPECT_TRUE(be->supports(Conv3dArgs::kName, DType::F32, DType::F32));

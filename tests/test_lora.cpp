@@ -518,4 +518,59 @@ TEST(FewStep, GuidanceRunsBothPrompts) {
     EXPECT_EQ(uncond, 2);
 }
 
+// The patch path on a bf16 weight with four branches (three low-rank, one full difference, the first at
+// strength 0, so the fold of the fourth into the first must not divide by it): the patched weight is
+// W + Σ s·ΔW summed in f32 and rounded once to bf16, as a merge at load gives.
+TEST(Lora, PatchOfBf16WeightRoundsOnce) {
+    auto be = device_or_cpu();
+    const int64_t N = 48, K = 80, r = 4, M = 5;
+    std::vector<float> w = randn(size_t(N * K), 901, 0.5f);
+    std::vector<uint16_t> wb(w.size());
+    for (size_t i = 0; i < w.size(); ++i) wb[i] = f32_to_bf16(w[i]);
+    Linear l;
+    l.w = ops::from_host(*be, DType::BF16, {N, K}, wb.data());
+    const std::vector<float> bias = randn(size_t(N), 902, 0.1f);
+    l.b = ops::from_host(*be, DType::F32, {N}, bias.data());
+    std::vector<double> wp(w.size());
+    for (size_t i = 0; i < w.size(); ++i) wp[i] = bf16_to_f32(wb[i]);
+    const float scales[4] = {0.0f, 0.7f, -1.3f, 0.25f};
+    for (int k = 0; k < 4; ++k) {
+        LoraBranch br;
+        br.scale = scales[k];
+        if (k < 3) {
+            const std::vector<float> up = randn(size_t(N * r), 910 + k, 0.3f), down = randn(size_t(r * K), 920 + k, 0.3f);
+            br.up = ops::from_host(*be, DType::F32, {N, r}, up.data());
+            br.down = ops::from_host(*be, DType::F32, {r, K}, down.data());
+            for (int64_t n = 0; n < N; ++n)
+                for (int64_t c = 0; c < K; ++c) {
+                    double d = 0;
+                    for (int64_t j = 0; j < r; ++j) d += double(up[size_t(n * r + j)]) * down[size_t(j * K + c)];
+                    wp[size_t(n * K + c)] += double(scales[k]) * d;
+                }
+        } else {
+            const std::vector<float> diff = randn(size_t(N * K), 930, 0.05f);
+            br.down = ops::from_host(*be, DType::F32, {N, K}, diff.data());
+            for (size_t i = 0; i < wp.size(); ++i) wp[i] += double(scales[k]) * diff[i];
+        }
+        l.lora.push_back(br);
+    }
+    for (double& v : wp) v = bf16_to_f32(f32_to_bf16(float(v)));  // rounded once
+    const std::vector<float> x = randn(size_t(M * K), 940);
+    std::vector<double> ref(size_t(M * N));
+    for (int64_t m = 0; m < M; ++m)
+        for (int64_t n = 0; n < N; ++n) {
+            double acc = bias[size_t(n)];
+            for (int64_t c = 0; c < K; ++c) acc += double(x[size_t(m * K + c)]) * wp[size_t(n * K + c)];
+            ref[size_t(m * N + n)] = acc;
+        }
+    const Tensor xin = ops::from_host(*be, DType::F32, {M, K}, x.data());
+    const std::vector<uint16_t> w_before = wb;
+    const Tensor y = linear_with_lora(l, xin, Activation::None, DType::F32, LoraApply::Patch);
+    // CPU: f32 arithmetic on the same bf16 weight (a one-ulp tie at most); CUDA: the bf16 GEMM rounds x.
+    EXPECT_CLOSE(to_f64(y), ref, std::string(be->kind()) == "cpu" ? 1e-5 : 1e-2, "patched bf16 Linear");
+    std::vector<uint16_t> w_after(wb.size());
+    be->download(l.w, w_after.data());
+    EXPECT_EQ(w_after, w_before) << "patching must not change the base weight";
+}
+
 }  // namespace wanrt::test

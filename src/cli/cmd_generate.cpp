@@ -691,7 +691,7 @@ GenerateProgress progress_printer(const Plan& p) {
 
 // Step 5: each stage's time and the peak memory.
 void print_summary(const GenerateResult& r, bool causal, bool image, bool clip, const std::string& device,
-                   double write_s, double total_s) {
+                   const MemoryStats& mem, double write_s, double total_s) {
     const GenerateTimes& tm = r.times;
     const double per = tm.step_seconds.empty() ? 0 : tm.denoise / double(tm.step_seconds.size());
     std::fprintf(stderr, "generate: timings (%s)\n", device.c_str());
@@ -719,6 +719,9 @@ void print_summary(const GenerateResult& r, bool causal, bool image, bool clip, 
     std::fprintf(stderr, "  write             %8.2f s\n", write_s);
     std::fprintf(stderr, "  total             %8.2f s   peak memory (max RSS) %.2f GB\n", total_s,
                  double(peak_rss_bytes()) / 1e9);
+    if (mem.peak_reserved > 0)  // backends that track it; the driver's context and library workspaces come on top
+        std::fprintf(stderr, "  device memory     peak %.2f GiB in use, %.2f GiB reserved (the largest stage)\n",
+                     double(mem.peak) / 1073741824.0, double(mem.peak_reserved) / 1073741824.0);
 }
 
 void run(Opts o) {
@@ -751,7 +754,7 @@ void run(Opts o) {
     wo.fps = sample_fps(p.model);
     const std::vector<std::string> files = write_video(o.save_file, r.video, wo);
     const double write_s = std::chrono::duration<double>(clock::now() - t_w).count();
-    print_summary(r, causal, image, clip, be->description(), write_s, std::chrono::duration<double>(clock::now() - t_start).count());
+    print_summary(r, causal, image, clip, be->description(), be->memory_stats(), write_s, std::chrono::duration<double>(clock::now() - t_start).count());
     if (cache) {  // per step: C = DiT computed, R = reused, cond then uncond
         const std::vector<std::string> lines = cache->summary_lines();
         for (size_t i = 0; i < lines.size(); ++i) std::fprintf(stderr, "%s%s\n", i ? "                    " : "  cache             ", lines[i].c_str());

@@ -26,10 +26,11 @@ namespace wanrt {
 class OpProfiler;
 
 // Device memory held by a backend's allocator, in bytes: in use by live tensors, the peak of that
-// since the last reset, and reserved from the driver (in use + cached). All zero where the backend
-// does not track it (the CPU: see core/sysinfo.h for the process's peak resident memory).
+// since the last reset, and reserved from the driver (in use + cached) with its peak since the last
+// reset (what nvidia-smi shows, less the context). All zero where the backend does not track it (the
+// CPU: see core/sysinfo.h for the process's peak resident memory).
 struct MemoryStats {
-    size_t in_use = 0, peak = 0, reserved = 0;
+    size_t in_use = 0, peak = 0, reserved = 0, peak_reserved = 0;
 };
 
 class Backend {
@@ -50,6 +51,10 @@ public:
     virtual void synchronize() = 0;
     virtual MemoryStats memory_stats() const { return {}; }
     virtual void reset_peak_memory() {}
+    // Gives cached free blocks back to the driver. Pipelines call it between stages (text encoder →
+    // DiT → VAE): a caching allocator reuses blocks by size, so one stage's freed buffers would
+    // otherwise stay reserved beside the next stage's, and the process would hold the sum of the stages.
+    virtual void release_cached_memory() {}
 
     // --- streaming weights (models/dit_offload.h, --offload) ---
     // Two queues of work: Compute, where ops run in order, and Copy, host→device copies that overlap

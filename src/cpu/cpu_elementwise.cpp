@@ -70,12 +70,30 @@ static void binary_cpu(CpuBackend& be, BinaryOp op, const Tensor& a, const Tenso
 }
 
 static void lincomb_cpu(CpuBackend& be, const Tensor* const* in, const float* coef, int n, const Tensor& out) {
-    float* y = out.data<float>();
-    const float* a = in[0]->data<float>();
     const float* b = n > 1 ? in[1]->data<float>() : nullptr;
     const float* c = n > 2 ? in[2]->data<float>() : nullptr;
     const float* d = n > 3 ? in[3]->data<float>() : nullptr;
     const float ca = coef[0], cb = n > 1 ? coef[1] : 0.f, cc = n > 2 ? coef[2] : 0.f, cd = n > 3 ? coef[3] : 0.f;
+    const DType t = out.dtype();
+    if (t != DType::F32) {
+        // A half-precision first input and output (a LoRA patch of a bf16/f16 weight): the sum in f32,
+        // rounded once, as the f32 op followed by a cast.
+        const uint16_t* a = static_cast<const uint16_t*>(in[0]->raw());
+        uint16_t* y = static_cast<uint16_t*>(out.raw());
+        const bool bf = t == DType::BF16;
+        be.pool().parallel_for(out.numel(), 65536, [&](int64_t j0, int64_t j1) {
+            for (int64_t j = j0; j < j1; ++j) {
+                float v = ca * (bf ? bf16_to_f32(a[j]) : f16_to_f32(a[j]));
+                if (n > 1) v = std::fma(cb, b[j], v);
+                if (n > 2) v = std::fma(cc, c[j], v);
+                if (n > 3) v = std::fma(cd, d[j], v);
+                y[j] = bf ? f32_to_bf16(v) : f32_to_f16(v);
+            }
+        });
+        return;
+    }
+    float* y = out.data<float>();
+    const float* a = in[0]->data<float>();
     // One loop per arity so each vectorises; elementwise, so out may alias an input. fma keeps the
     // rounding of one f32 expression per term, as the reference's tensor arithmetic.
     be.pool().parallel_for(out.numel(), 65536, [&](int64_t j0, int64_t j1) {
@@ -103,7 +121,7 @@ const RegisterKernel<UnaryArgs, CpuBackend> reg_unary({{DType::F32}}, [](CpuBack
 const RegisterKernel<BinaryArgs, CpuBackend> reg_binary({{DType::F32}}, [](CpuBackend& be, const BinaryArgs& a) {
     binary_cpu(be, a.op, a.a, a.b, a.y);
 });
-const RegisterKernel<LinCombArgs, CpuBackend> reg_lincomb({{DType::F32}}, [](CpuBackend& be, const LinCombArgs& a) {
+const RegisterKernel<LinCombArgs, CpuBackend> reg_lincomb({{DType::F32}, {DType::BF16, DType::BF16}, {DType::F16, DType::F16}}, [](CpuBackend& be, const LinCombArgs& a) {
     lincomb_cpu(be, a.in, a.coef, a.n, a.out);
 });
 }  // namespace

@@ -57,6 +57,7 @@ public:
                 }
             }
             reserved_ += rounded;
+            peak_reserved_ = std::max(peak_reserved_, reserved_);
         }
         in_use_ += rounded;
         peak_ = std::max(peak_, in_use_);
@@ -71,18 +72,19 @@ public:
 
     MemoryStats stats() {
         std::lock_guard<std::mutex> lock(mu_);
-        return {in_use_, peak_, reserved_};
+        return {in_use_, peak_, reserved_, peak_reserved_};
     }
     void reset_peak() {
         std::lock_guard<std::mutex> lock(mu_);
         peak_ = in_use_;
+        peak_reserved_ = reserved_;
     }
-
-private:
     void release_cached() {
         std::lock_guard<std::mutex> lock(mu_);
         release_cached_locked();
     }
+
+private:
     void release_cached_locked() {
         cudaDeviceSynchronize();  // cached blocks may still be read by queued work
         for (auto& [size, list] : free_) {
@@ -95,7 +97,7 @@ private:
     int device_;
     std::mutex mu_;
     std::unordered_map<size_t, std::vector<void*>> free_;
-    size_t in_use_ = 0, peak_ = 0, reserved_ = 0;
+    size_t in_use_ = 0, peak_ = 0, reserved_ = 0, peak_reserved_ = 0;
 };
 
 // Tensor shape/strides as a Strided, adjacent dims merged where the layout allows.
@@ -344,6 +346,7 @@ void CudaBackend::upload_async(const Tensor& dst, const void* src) {
 
 MemoryStats CudaBackend::memory_stats() const { return alloc_->stats(); }
 void CudaBackend::reset_peak_memory() { alloc_->reset_peak(); }
+void CudaBackend::release_cached_memory() { alloc_->release_cached(); }
 
 void CudaBackend::trace_push(const char* name) {
     trace_name_.assign("wanrt::").append(name);  // NVTX copies the message during the call

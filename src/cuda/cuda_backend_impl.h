@@ -59,6 +59,7 @@ public:
     void synchronize() override;
     MemoryStats memory_stats() const override;
     void reset_peak_memory() override;
+    void release_cached_memory() override;
     // Test mode: buffers NaN-filled (all-ones bytes) between guard bytes that are read back and
     // checked when the buffer is freed (a stream synchronisation per free: tests only).
     void set_alloc_check(bool on) override { alloc_check_ = on; }

@@ -159,9 +159,10 @@ bool launch_copy_rows(const void* src, DevType st, const Strided& s, void* dst, 
 void launch_copy_strided(const void* src, DevType st, const Strided& s, void* dst, DevType dt, const Strided& d,
                          int64_t n, cudaStream_t stream);
 void launch_unary(int act, const float* x, float* y, int64_t n, cudaStream_t stream);
-// y = Σ_{k<n} c_k·x_k elementwise (n ≤ 4; unused pointers null); y may alias an input.
-void launch_lincomb(const float* x0, const float* x1, const float* x2, const float* x3, float c0, float c1, float c2,
-                    float c3, int n, float* y, int64_t count, cudaStream_t stream);
+// y = Σ_{k<n} c_k·x_k elementwise (n ≤ 4; unused pointers null); y may alias an input. x0 and y of
+// type t (f32, bf16 or f16), x1..x3 f32; summed in f32, rounded once to t.
+void launch_lincomb(const void* x0, const float* x1, const float* x2, const float* x3, float c0, float c1, float c2,
+                    float c3, int n, void* y, DevType t, int64_t count, cudaStream_t stream);
 void launch_binary(int op, const float* a, const Strided& sa, const float* b, const Strided& sb, float* y,
                    const Strided& sy, int64_t n, cudaStream_t stream);
 void launch_patchify(const float* x, int64_t C, int64_t T, int64_t H, int64_t W, int pt, int ph, int pw, float* y,

@@ -404,22 +404,66 @@ void launch_copy_strided(const void* src, DevType st, const Strided& s, void* ds
 
 namespace {
 // Same operation order as the CPU backend: fma(c3, x3, fma(c2, x2, fma(c1, x1, c0·x0))).
-__global__ void lincomb_kernel(const float* x0, const float* x1, const float* x2, const float* x3, float c0, float c1,
-                               float c2, float c3, int n, float* y, int64_t count) {
+template <class T>
+__device__ __forceinline__ float load_f(const T* p, int64_t i) {
+    return float(p[i]);
+}
+template <>
+__device__ __forceinline__ float load_f<__nv_bfloat16>(const __nv_bfloat16* p, int64_t i) {
+    return __bfloat162float(p[i]);
+}
+template <>
+__device__ __forceinline__ float load_f<__half>(const __half* p, int64_t i) {
+    return __half2float(p[i]);
+}
+template <class T>
+__device__ __forceinline__ T store_f(float v) {
+    return T(v);
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 store_f<__nv_bfloat16>(float v) {
+    return __float2bfloat16_rn(v);
+}
+template <>
+__device__ __forceinline__ __half store_f<__half>(float v) {
+    return __float2half_rn(v);
+}
+
+// x0 and y of type T (f32, or a half type: the LoRA patch of a bf16 weight), x1..x3 f32; the sum in
+// f32, rounded once on store.
+template <class T>
+__global__ void lincomb_kernel(const T* x0, const float* x1, const float* x2, const float* x3, float c0, float c1,
+                               float c2, float c3, int n, T* y, int64_t count) {
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x) {
-        float v = c0 * x0[i];
+        float v = c0 * load_f(x0, i);
         if (n > 1) v = fmaf(c1, x1[i], v);
         if (n > 2) v = fmaf(c2, x2[i], v);
         if (n > 3) v = fmaf(c3, x3[i], v);
-        y[i] = v;
+        y[i] = store_f<T>(v);
     }
 }
 }  // namespace
 
-void launch_lincomb(const float* x0, const float* x1, const float* x2, const float* x3, float c0, float c1, float c2,
-                    float c3, int n, float* y, int64_t count, cudaStream_t stream) {
+void launch_lincomb(const void* x0, const float* x1, const float* x2, const float* x3, float c0, float c1, float c2,
+                    float c3, int n, void* y, DevType t, int64_t count, cudaStream_t stream) {
     if (count == 0) return;
-    lincomb_kernel<<<grid_for(count), kThreads, 0, stream>>>(x0, x1, x2, x3, c0, c1, c2, c3, n, y, count);
+    switch (t) {
+        case DevType::F32:
+            lincomb_kernel<<<grid_for(count), kThreads, 0, stream>>>(static_cast<const float*>(x0), x1, x2, x3, c0, c1,
+                                                                     c2, c3, n, static_cast<float*>(y), count);
+            break;
+        case DevType::BF16:
+            lincomb_kernel<<<grid_for(count), kThreads, 0, stream>>>(static_cast<const __nv_bfloat16*>(x0), x1, x2, x3,
+                                                                     c0, c1, c2, c3, n, static_cast<__nv_bfloat16*>(y),
+                                                                     count);
+            break;
+        case DevType::F16:
+            lincomb_kernel<<<grid_for(count), kThreads, 0, stream>>>(static_cast<const __half*>(x0), x1, x2, x3, c0, c1,
+                                                                     c2, c3, n, static_cast<__half*>(y), count);
+            break;
+        default:
+            throw Error("[cuda] lincomb: x0/y must be f32, bf16 or f16");
+    }
     CUDA_CHECK_LAUNCH();
 }
 

@@ -34,12 +34,11 @@ void lincomb_cuda(CudaBackend& be, const LinCombArgs& a) {
     float c[4] = {0, 0, 0, 0};
     for (int k = 0; k < a.n; ++k) {
         be.check_here(*a.in[k], "lincomb");
-        be.need_f32(*a.in[k], "lincomb");
-        p[k] = a.in[k]->data<float>();
+        if (k > 0) p[k] = a.in[k]->data<float>();  // the front-end checked: f32 after the first
         c[k] = a.coef[k];
     }
-    launch_lincomb(p[0], p[1], p[2], p[3], c[0], c[1], c[2], c[3], a.n, a.out.data<float>(), a.out.numel(),
-                   be.stream());
+    launch_lincomb(a.in[0]->raw(), p[1], p[2], p[3], c[0], c[1], c[2], c[3], a.n, a.out.raw(), dev_type(a.out.dtype()),
+                   a.out.numel(), be.stream());
     be.wrote(a.out);
 }
 
@@ -88,7 +87,7 @@ const RegisterKernel<CopyArgs, CudaBackend> reg_copy(
 const RegisterKernel<FillArgs, CudaBackend> reg_fill({{F32}, {F16}, {BF16}, {DType::F64}, {DType::I32}, {DType::I64},
                                                       {DType::U8}},
                                                      &fill_cuda);
-const RegisterKernel<LinCombArgs, CudaBackend> reg_lincomb({{F32}}, &lincomb_cuda);
+const RegisterKernel<LinCombArgs, CudaBackend> reg_lincomb({{F32}, {BF16, BF16}, {F16, F16}}, &lincomb_cuda);
 const RegisterKernel<UnaryArgs, CudaBackend> reg_unary({{F32}}, &unary_cuda);
 const RegisterKernel<BinaryArgs, CudaBackend> reg_binary({{F32}}, &binary_cuda);
 const RegisterKernel<PatchifyArgs, CudaBackend> reg_patchify({{F32}}, &patchify_cuda);

@@ -445,27 +445,53 @@ bool patch_weight(const Linear& l, const Tensor& x) {
 }
 
 // W + Σ scale·up·down (or + scale·diff), summed in f32 and rounded once to W's dtype, as merging at
-// load does; the base weight is left untouched.
+// load does; the base weight is left untouched. Passes over [N, K]: each product written in f32 (4 bytes
+// per element), then one lincomb reading W in its own dtype and writing the patched copy in it: 12 bytes
+// per element for one bf16 branch (an f32 copy of W, an f32 sum and a cast back cost 28: H100, 1.3B,
+// rank 64 on 300 Linears, +8.4 % per forward).
 Tensor patched_weight(const Linear& l) {
     Backend& be = *l.w.backend();
-    Tensor wf = be.empty(DType::F32, l.w.shape());  // [N, K], a new buffer: W itself stays
-    ops::copy(l.w, wf);
+    const Tensor* in[4] = {&l.w, nullptr, nullptr, nullptr};
+    float coef[4] = {1.0f, 0, 0, 0};
+    std::vector<Tensor> terms;  // [N, K] f32 each
+    terms.reserve(l.lora.size());
     for (const LoraBranch& br : l.lora) {
-        // up [N, r] · down [r, K] = linear(up, downᵀ [K, r]); downᵀ is a small copy.
-        Tensor d;  // [N, K] f32
         if (br.up.defined()) {
-            // up is the GEMM's input here: f32, or bf16 where the backend takes bf16 activations.
+            // up [N, r] · down [r, K] = linear(up, downᵀ [K, r]); downᵀ is a small copy. up is the GEMM's
+            // input: f32, or bf16 where the backend takes bf16 activations.
             const bool keep = br.up.dtype() == DType::F32 ||
                               br.up.dtype() == ops::linear_chain_dtype(be, br.down.dtype());
-            d = ops::linear(keep ? br.up : ops::to_dtype(br.up, DType::F32), ops::contiguous(br.down.transpose(0, 1)));
+            terms.push_back(ops::linear(keep ? br.up : ops::to_dtype(br.up, DType::F32),
+                                        ops::contiguous(br.down.transpose(0, 1))));
         } else {
-            d = ops::to_dtype(br.down, DType::F32);
+            terms.push_back(ops::to_dtype(br.down, DType::F32));
         }
-        const Tensor* in[2] = {&wf, &d};
-        const float coef[2] = {1.0f, br.scale};
-        ops::lincomb(in, coef, 2, wf);
     }
-    return l.w.dtype() == DType::F32 ? wf : ops::to_dtype(wf, l.w.dtype());
+    std::vector<float> scale;
+    for (const LoraBranch& br : l.lora) scale.push_back(br.scale);
+    // More than three branches on one weight: fold the extra ones into the first product (f32).
+    for (size_t k = 3; k < terms.size(); ++k) {
+        const Tensor* acc[2] = {&terms[0], &terms[k]};
+        const float c[2] = {scale[0], scale[k]};
+        ops::lincomb(acc, c, 2, terms[0]);
+        scale[0] = 1.0f;
+    }
+    const int n = 1 + int(std::min<size_t>(terms.size(), 3));
+    for (int k = 1; k < n; ++k) {
+        in[k] = &terms[size_t(k - 1)];
+        coef[k] = scale[size_t(k - 1)];
+    }
+    const DType wt = l.w.dtype();
+    if (be.supports(LinCombArgs::kName, wt, wt)) {
+        Tensor out = be.empty(wt, l.w.shape());  // [N, K], a new buffer: W itself stays
+        ops::lincomb(in, coef, n, out);
+        return out;
+    }
+    const Tensor wf = ops::to_dtype(l.w, DType::F32);  // a backend without the half lincomb
+    in[0] = &wf;
+    Tensor out = be.empty(DType::F32, l.w.shape());
+    ops::lincomb(in, coef, n, out);
+    return ops::to_dtype(out, wt);
 }
 
 }  // namespace

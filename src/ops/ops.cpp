@@ -70,20 +70,23 @@ void fill(const Tensor& y, float value) {
 void lincomb(const Tensor* const* in, const float* coef, int n, const Tensor& out) {
     if (n < 1 || n > 4) fail("lincomb", "takes 1 to 4 inputs, got ", n);
     Backend& be = be_of(out, "lincomb");
-    if (out.dtype() != DType::F32 || !out.is_contiguous())
-        fail("lincomb", "output must be contiguous f32, got ", out.describe());
+    const DType t = out.dtype();
+    if ((t != DType::F32 && t != DType::BF16 && t != DType::F16) || !out.is_contiguous())
+        fail("lincomb", "output must be contiguous f32, bf16 or f16, got ", out.describe());
     LinCombArgs a;
     a.n = n;
     a.out = out;
     for (int k = 0; k < n; ++k) {
-        const Tensor& t = *in[k];
-        if (t.dtype() != DType::F32 || !t.is_contiguous() || t.shape() != out.shape())
-            fail("lincomb", "input ", k, " is ", t.describe(), ", expected contiguous ", out.describe());
-        check_same_backend(t, out, "lincomb");
+        const Tensor& t_in = *in[k];
+        const DType want = k == 0 ? t : DType::F32;  // a half output: its first input in its dtype, the rest f32
+        if (t_in.dtype() != want || !t_in.is_contiguous() || t_in.shape() != out.shape())
+            fail("lincomb", "input ", k, " is ", t_in.describe(), ", expected contiguous ", dtype_name(want), " ",
+                 shape_str(out.shape()));
+        check_same_backend(t_in, out, "lincomb");
         a.in[k] = in[k];
         a.coef[k] = coef[k];
     }
-    dispatch(be, a);
+    dispatch(be, a, {in[0]->dtype(), t});
 }
 
 DType linear_chain_dtype(const Backend& be, DType weight) {

@@ -165,7 +165,7 @@ struct Upsample2xArgs {  // {F32}
     static constexpr const char* kName = "upsample2x";
     Tensor x, y;
 };
-struct LinCombArgs {  // {F32}; 1 ≤ n ≤ 4 inputs, out may alias one
+struct LinCombArgs {  // {in[0] dtype, out dtype}: {F32}, or {BF16, BF16} / {F16, F16} with in[1..] f32; 1 ≤ n ≤ 4, out may alias one
     static constexpr const char* kName = "lincomb";
     const Tensor* in[4] = {nullptr, nullptr, nullptr, nullptr};
     float coef[4] = {0, 0, 0, 0};
@@ -271,7 +271,9 @@ void kv_sink_write(const Tensor& k_new, const Tensor& v_new, const Tensor& k_cac
                    const KvSinkWrite& p, const Tensor& decision);
 
 // out = Σ_{k<n} coef[k]·in[k] for 1 ≤ n ≤ 4 f32 contiguous tensors of out's shape on its backend;
-// out may alias an input (the samplers' updates and classifier-free guidance).
+// out may alias an input (the samplers' updates and classifier-free guidance). out may also be bf16
+// or f16 with in[0] of the same dtype (the others f32): summed in f32, rounded once (a LoRA patch of
+// a half-precision weight in one pass: W + s·up·down).
 void lincomb(const Tensor* const* in, const float* coef, int n, const Tensor& out);
 
 // A new contiguous tensor on be filled with value.

@@ -404,6 +404,7 @@ std::vector<Tensor> run_text_stage(const T2VModelParts& m, Backend& be, const st
 
 std::shared_ptr<const DitModel> run_dit_load_stage(const T2VModelParts& m, Backend& be, CausalDitSource dit,
                                                    double& load_seconds, const StageFn& on_stage) {
+    be.release_cached_memory();  // the text encoder's (and image encoders') blocks
     const auto t0 = std::chrono::steady_clock::now();
     if (on_stage)
         on_stage(m.lora.files.empty() ? std::string("load DiT")
@@ -422,6 +423,7 @@ std::shared_ptr<const DitModel> run_dit_load_stage(const T2VModelParts& m, Backe
 
 Tensor run_decode_stage(const T2VModelParts& m, const std::shared_ptr<Backend>& be, const Tensor& latent,
                         double& vae_load_seconds, double& decode_seconds, const StageFn& on_stage) {
+    be->release_cached_memory();  // the DiT's blocks: its weights and activations are freed by now
     auto t0 = std::chrono::steady_clock::now();
     if (m.tae_weights) {  // TAEHV decodes the DiT's latents as they are, to [0, 1]
         if (on_stage) on_stage("load VAE (TAEHV)");

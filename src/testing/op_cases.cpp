@@ -333,14 +333,15 @@ OpCase binary(std::string name, BinaryOp op, Shape as, Shape bs, Layout la = L::
             }};
 }
 
-// lincomb of n inputs; alias: the output is the first input (the samplers' in-place update).
-OpCase lincomb(std::string name, int n, Shape shape, bool alias = false, bool sized = false) {
-    return {"lincomb", std::move(name), kF32, sized, Check::Close, [=](CaseCtx& c) {
+// lincomb of n inputs; alias: the output is the first input (the samplers' in-place update). t: the
+// dtype of the output and the first input (bf16/f16: the LoRA patch of a half-precision weight).
+OpCase lincomb(std::string name, int n, Shape shape, bool alias = false, bool sized = false, DType t = F32) {
+    return {"lincomb", std::move(name), {{t, t}}, sized, Check::Close, [=](CaseCtx& c) {
                 const Shape s = sized ? Shape{21 * c.sizes.tokens, 64} : shape;  // an 81-frame latent
                 auto xs = std::make_shared<std::vector<Input>>();
-                for (int k = 0; k < n; ++k) xs->push_back(c.rand(F32, s));
+                for (int k = 0; k < n; ++k) xs->push_back(c.rand(k == 0 ? t : F32, s));
                 const std::vector<double> coef = {0.5, -1.25, 3.0, 1e-3};
-                Out y = std::make_shared<Tensor>(alias ? (*xs)[0].t : c.be.empty(F32, s));
+                Out y = std::make_shared<Tensor>(alias ? (*xs)[0].t : c.be.empty(t, s));
                 Prepared p;
                 p.run = [=] {
                     const Tensor* in[4];
@@ -352,7 +353,8 @@ OpCase lincomb(std::string name, int n, Shape shape, bool alias = false, bool si
                 std::vector<const Vec*> vin;
                 for (const Input& x : *xs) vin.push_back(&x.v);
                 if (!c.perf) p.ref = ref64::lincomb(vin, {coef.begin(), coef.begin() + n});
-                p.bytes = 4.0 * double(shape_numel(s)) * (n + 1);
+                const double half = t == F32 ? 4.0 : 2.0;
+                p.bytes = double(shape_numel(s)) * (2 * half + 4.0 * (n - 1));
                 p.shape = cat(shape_str(s), " n", n);
                 return p;
             }};
@@ -824,6 +826,9 @@ std::vector<OpCase> make_table() {
         lincomb("lincomb_n4", 4, {3, 70001}),
         lincomb("lincomb_n2_in_place", 2, {257}, true),
         lincomb("lincomb", 3, {}, true, true),
+        lincomb("lincomb_bf16_n2", 2, {5, 1031}, false, false, BF16),
+        lincomb("lincomb_bf16_n4_in_place", 4, {257}, true, false, BF16),
+        lincomb("lincomb_f16_n3", 3, {3, 70001}, false, false, F16),
 
         // layout ops
         patchify("patchify_122", {3, 2, 6, 10}, 1, 2, 2),

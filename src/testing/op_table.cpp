@@ -144,6 +144,7 @@ double tolerance(const Backend& be, const OpCase& c, OpSig sig) {
     // on bf16 tensor cores and lets cuDNN use TF32 for fp32 convolutions (as PyTorch does).
     enum { P32, TF32, P16, PB16 } p = P32;
     if (c.op == "linear" && sig.in == DType::BF16) p = PB16;  // bf16 activations out
+    if (c.op == "lincomb" && sig.w != DType::F32) p = sig.w == DType::BF16 ? PB16 : P16;  // a half output
     if (std::string(be.kind()) == "cuda") {
         if (c.op == "linear" || c.op == "attention") p = PB16;
         if (c.op == "conv3d") p = sig.w == DType::BF16 ? PB16 : sig.w == DType::F16 ? P16 : TF32;
