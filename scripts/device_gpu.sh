@@ -351,6 +351,25 @@ for s in "${steps[@]}"; do
             done
             rm -rf /tmp/w14
             grep -E "^###|rc=|PASSED|FAILED|OK \]|rel-L2|forward|peak|device memory|denoise|total|error" "$P" | cut -c1-220 | tail -80 | tee -a "$OUT/summary.txt" ;;
+        teacache8)  # issue 18: TeaCache's speedup through our code; its decisions depend on trained weights, so the
+                    # threshold is the smallest of a ladder that reuses about half the calls on the random 1.3B
+            log "TeaCache threshold ladder (5 frames), then 81 frames: none vs teacache"
+            P="$OUT/teacache8.log"; W=$BIN/wanrt
+            run_p() { echo "### $*" >> "$P"; timeout ${STEP_TIMEOUT:-200} "$@" >> "$P" 2>&1; echo "rc=$?" >> "$P"; }
+            run_p $W synth --model t2v-1.3B --full_folder --dtype bf16 --out /tmp/t13
+            G="$W generate --ckpt_dir /tmp/t13 --device cuda --size 832*480 --sample_steps 50 --save_file /tmp/tc.y4m"
+            pick=""
+            for t in ${TC_LADDER:-0.08 0.3 1 3 10 30}; do
+                $G --frame_num 5 --cache teacache:$t > /tmp/tc.txt 2>&1
+                c=$(grep -o "[0-9]* of [0-9]* DiT calls computed" /tmp/tc.txt | head -1)
+                echo "ladder teacache:$t -> $c" >> "$P"
+                n=${c%% of*}
+                if [ -n "$n" ] && [ "$n" -le 55 ] && [ -z "$pick" ]; then pick=$t; fi
+            done
+            pick=${pick:-10}
+            run_p $G --frame_num 81
+            run_p $G --frame_num 81 --cache teacache:$pick
+            grep -E "^###|^ladder|rc=|denoise  |DiT calls|cache   |thresh" "$P" | cut -c1-200 | tail -40 | tee -a "$OUT/summary.txt" ;;
         session7c)  # issue 15: a whole 14B 480p generation under --offload (device memory sampled), GGUF DiTs on CUDA
             log "14B generate --offload, GGUF DiT on cuda"
             P="$OUT/session7c.log"; W=$BIN/wanrt
