@@ -134,6 +134,7 @@ BIN=.devcarry/bin
 chmod +x $BIN/* 2>/dev/null
 # The test binaries' compiled-in fixture folders are the dev machine's: look in the staged ones.
 export WANRT_FIXTURES=$ROOT/.devcarry/fixtures:$ROOT/tests/fixtures
+export WANRT_BIN=$ROOT/$BIN/wanrt  # and the CLI tests' wanrt (tests/test_util.h)
 [[ -f $BIN/wanrt ]] && ldd $BIN/wanrt | grep -E "not found|cudnn|cublas|cudart" >> "$OUT/summary.txt"
 
 for s in "${steps[@]}"; do

@@ -792,7 +792,7 @@ TEST(Convert, InterruptedLeavesNothing) {
     CliRun s = run_cli("synth --model t2v-1.3B --layers 1 --dtype bf16 --out " + (d / "m"));
     ASSERT_EQ(s.code, 0) << s.out;
     const std::string out = d / "m-q2_k.gguf";
-    CliRun r = run_shell("( " + std::string(WANRT_BINARY) + " convert " + (d / "m") + " " + out +
+    CliRun r = run_shell("( " + wanrt_binary() + " convert " + (d / "m") + " " + out +
                          " --type q2_k --threads 1 & p=$!; sleep 1.5; kill -INT $p; wait $p; echo rc=$? )");
     EXPECT_NE(r.out.find("rc=130"), std::string::npos) << r.out;
     EXPECT_FALSE(std::filesystem::exists(out));

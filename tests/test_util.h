@@ -240,7 +240,13 @@ inline CliRun run_shell(const std::string& cmd) {
     r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     return r;
 }
+// The wanrt binary the CLI tests run: WANRT_BIN when set (test binaries staged to another machine, as
+// scripts/device_gpu.sh does), else the one built beside the tests.
+inline std::string wanrt_binary() {
+    const char* e = std::getenv("WANRT_BIN");
+    return e && *e ? std::string(e) : std::string(WANRT_BINARY);
+}
 // Runs the wanrt binary with args (shell words).
-inline CliRun run_cli(const std::string& args) { return run_shell(std::string(WANRT_BINARY) + " " + args); }
+inline CliRun run_cli(const std::string& args) { return run_shell(wanrt_binary() + " " + args); }
 
 }  // namespace wanrt::test
