@@ -86,7 +86,8 @@ TEST(CudaQuant, DequantizeEqualsCpuRoundedToBf16) {
     auto be = gpu();
     for (DType t : kTypes) {
         const int64_t be_k = dtype_info(t).block_elems;
-        for (const auto& [N, K] : std::vector<std::pair<int64_t, int64_t>>{{37, 3 * 256}, {5, 256}, {64, 1024}, {3, 96}}) {
+        for (const auto& [N, K] :
+             std::vector<std::pair<int64_t, int64_t>>{{37, 3 * 256}, {5, 256}, {64, 1024}, {3, 96}}) {
             if (K % be_k) continue;
             const std::string what = cat(dtype_name(t), " [", N, ", ", K, "]");
             const std::vector<uint8_t> bytes = awkward_blocks(t, N, K, uint64_t(N * 1000 + K));
@@ -120,7 +121,8 @@ TEST(CudaQuant, LinearEqualsBf16LinearOnTheDecodedWeight) {
     auto be = gpu();
     int seed = 40;
     for (DType t : kTypes) {
-        for (const auto& [M, N, K] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{77, 45, 512}, {300, 256, 768}, {1, 33, 256}}) {
+        for (const auto& [M, N, K] :
+             std::vector<std::tuple<int64_t, int64_t, int64_t>>{{77, 45, 512}, {300, 256, 768}, {1, 33, 256}}) {
             const std::string what = cat(dtype_name(t), " M", M, " N", N, " K", K);
             const std::vector<float> wf = randn(size_t(N * K), ++seed, 0.2f);
             const std::vector<uint8_t> bytes = testing::ref_quantize(t, wf.data(), N * K);
@@ -143,7 +145,8 @@ TEST(CudaQuant, LinearEqualsBf16LinearOnTheDecodedWeight) {
             for (int64_t m = 0; m < M; ++m)
                 for (int64_t n = 0; n < N; ++n) {
                     double acc = bh[size_t(n)];
-                    for (int64_t k = 0; k < K; ++k) acc += double(xh[size_t(m * K + k)]) * double(wx[size_t(n * K + k)]);
+                    for (int64_t k = 0; k < K; ++k)
+                        acc += double(xh[size_t(m * K + k)]) * double(wx[size_t(n * K + k)]);
                     ref[size_t(m * N + n)] = acc;
                 }
             EXPECT_CLOSE(ops::linear(x, wq, &b), ref, 1e-2, what + " vs float64");
@@ -171,7 +174,8 @@ std::shared_ptr<TensorSource> quantized(const TensorSource& f32, DType t) {
         const bool q = n.rfind("blocks.", 0) == 0 && n.size() > 7 && n.compare(n.size() - 7, 7, ".weight") == 0 &&
                        st->shape.size() == 2 && st->shape[1] % dtype_info(t).block_elems == 0;
         if (q)
-            out->add(n, t, st->shape, testing::ref_quantize(t, static_cast<const float*>(st->data), shape_numel(st->shape)).data());
+            out->add(n, t, st->shape,
+                     testing::ref_quantize(t, static_cast<const float*>(st->data), shape_numel(st->shape)).data());
         else
             out->add(n, st->dtype, st->shape, st->data);
     }
@@ -215,7 +219,8 @@ TEST(CudaQuant, GgufDitStaysQuantizedOnTheDevice) {
     EXPECT_GE(kept, 10);  // 3 blocks × (Q8_0, Q4_0, K-quants)
     EXPECT_EQ(block0_buffers.size(), 1u) << "block 0's quantized weights are not packed into one buffer";
     // Q8_0 is 8.5 bits (0.53 of bf16), every other type less
-    EXPECT_LT(double(q_bytes), 0.55 * double(bf16_bytes)) << "block linears should take about half their bf16 bytes or less";
+    EXPECT_LT(double(q_bytes), 0.55 * double(bf16_bytes))
+        << "block linears should take about half their bf16 bytes or less";
     EXPECT_GT(weights_bytes, 0u);
 
     DitSample s;

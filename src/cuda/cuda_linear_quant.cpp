@@ -32,7 +32,8 @@ using namespace cuda;
 // W [N, K] of a block type decoded into a new bf16 buffer on be's stream.
 std::shared_ptr<Buffer> dequantized(CudaBackend& be, const Tensor& w) {
     WANRT_CHECK(w.ndim() == 2 && w.is_contiguous() && dequantize_supported(w.dtype()), "cuda",
-                "dequantize: ", w.describe(), " is not a contiguous [N, K] weight of a block type (q8_0, q4_0, q4_k, "
+                "dequantize: ", w.describe(),
+                " is not a contiguous [N, K] weight of a block type (q8_0, q4_0, q4_k, "
                 "q5_k, q6_k)");
     const int64_t N = w.size(0), K = w.size(1);
     auto buf = be.alloc(size_t(N * K) * 2);
@@ -60,10 +61,17 @@ void linear_q_cuda(CudaBackend& be, const LinearArgs& a) {
 
 constexpr DType F32 = DType::F32, BF16 = DType::BF16;
 // x f32 or bf16 (the bf16 chain, ops::linear_chain_dtype) × every block type.
-const RegisterKernel<LinearArgs, CudaBackend> reg_linear_q(
-    {{F32, DType::Q8_0}, {F32, DType::Q4_0}, {F32, DType::Q4_K}, {F32, DType::Q5_K}, {F32, DType::Q6_K},
-     {BF16, DType::Q8_0}, {BF16, DType::Q4_0}, {BF16, DType::Q4_K}, {BF16, DType::Q5_K}, {BF16, DType::Q6_K}},
-    &linear_q_cuda);
+const RegisterKernel<LinearArgs, CudaBackend> reg_linear_q({{F32, DType::Q8_0},
+                                                            {F32, DType::Q4_0},
+                                                            {F32, DType::Q4_K},
+                                                            {F32, DType::Q5_K},
+                                                            {F32, DType::Q6_K},
+                                                            {BF16, DType::Q8_0},
+                                                            {BF16, DType::Q4_0},
+                                                            {BF16, DType::Q4_K},
+                                                            {BF16, DType::Q5_K},
+                                                            {BF16, DType::Q6_K}},
+                                                           &linear_q_cuda);
 
 }  // namespace
 

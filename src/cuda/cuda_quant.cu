@@ -39,7 +39,9 @@ __device__ __forceinline__ uint32_t bf16_bits(float f) {
 }
 
 // s·q + o, two roundings, never an FMA (the CPU's arithmetic).
-__device__ __forceinline__ float deq(float s, int q, float o) { return __fadd_rn(__fmul_rn(s, float(q)), o); }
+__device__ __forceinline__ float deq(float s, int q, float o) {
+    return __fadd_rn(__fmul_rn(s, float(q)), o);
+}
 
 // ggml get_scale_min_k4: the 6-bit scale and min of sub-block j from the 12 packed bytes.
 __device__ __forceinline__ void scale_min_k4(const uint8_t* s, int j, int* sc, int* m) {
@@ -112,7 +114,8 @@ __global__ void dequantize_bf16_kernel(const uint8_t* __restrict__ w, int64_t ro
     uint32_t packed[16];
     for (int i = 0; i < 16; ++i) packed[i] = bf16_bits(v[2 * i]) | bf16_bits(v[2 * i + 1]) << 16;
     uint4* o = out + t * 4;  // 32 bf16 = 64 bytes = 4 × uint4; group t starts at element 32·t
-    for (int i = 0; i < 4; ++i) o[i] = make_uint4(packed[4 * i], packed[4 * i + 1], packed[4 * i + 2], packed[4 * i + 3]);
+    for (int i = 0; i < 4; ++i)
+        o[i] = make_uint4(packed[4 * i], packed[4 * i + 1], packed[4 * i + 2], packed[4 * i + 3]);
 }
 
 }  // namespace
