@@ -245,7 +245,8 @@ void run(const Opts& o) {
     if (const MemoryStats mem = base->memory_stats(); mem.reserved > 0)  // backends that track it
         rep.config.push_back({"peak memory", cat(double(mem.peak) / double(1 << 30), " GiB in use during the forwards "
                                                  "(weights included); ", double(load_mem.peak) / double(1 << 30),
-                                                 " GiB while loading")});
+                                                 " GiB while loading, ", double(load_mem.in_use) / double(1 << 30),
+                                                 " GiB resident after it (the weights: issue 15's measure)")});
     if (o.profile) rep.rows.insert(rep.rows.end(), prof.begin(), prof.end());
     rep.print();
     rep.write_json(o.run.json);
