@@ -5,14 +5,16 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <map>
 
 #include "io/gguf.h"
 #include "io/gguf_dit.h"
 #include "io/gguf_writer.h"
 #include "models/dit.h"
-#include "models/synth.h"
+#include "models/dit_fp8.h"
 #include "models/dit_weights.h"
 #include "models/lora.h"
+#include "models/synth.h"
 #include "models/weights.h"
 #include "test_util.h"
 
@@ -393,6 +395,36 @@ TEST(Gguf, DitForwardOnQuantizedWeightsMatchesGolden) {
     auto outs = model.forward({s}, std::stoll(ref->metadata().at("seq_len")));
     ASSERT_EQ(outs.size(), 1u);
     EXPECT_CLOSE(outs[0], load_f64(*ref, "out.y0"), 1e-4, "dit_q.gguf forward, quantized linears, out.y0");
+}
+
+// --linear_dtype fp8 on a GGUF DiT (models/dit_fp8.h): the block linears already in a block type stay
+// as they are (the same views of the file), the dense ones (Q4_1/Q5_0/Q5_1 decoded to f32) become
+// e4m3; nothing fails on the quantized weights.
+TEST(Gguf, Fp8LeavesBlockQuantizedLinearsAsTheyAre) {
+    auto ref = open_fixture("gguf_ref.safetensors");
+    const DitConfig want = DitConfig::from_json(ref->metadata().at("dit_config"), ref->origin());
+    std::shared_ptr<const GgufFile> file = open_gguf_fixture("dit_q.gguf");
+    const DitConfig cfg = infer_dit_config(*file, want.num_heads);
+    auto be = make_cpu_backend(1);
+    DitModel model(cfg, std::make_shared<GgufTensorSource>(file, GgufBlocks::Keep), *be);
+    std::map<std::string, std::pair<DType, const void*>> before;
+    for (auto& [name, l] : dit_linears(model.mutable_weights(), cfg))
+        if (l->w.defined()) before[name] = {l->w.dtype(), l->w.raw()};
+    quantize_dit_linears_fp8(model);
+    int kept = 0, fp8 = 0;
+    for (auto& [name, l] : dit_linears(model.mutable_weights(), cfg)) {
+        if (!l->w.defined() || name.rfind("blocks.", 0) != 0) continue;
+        const auto [dtype, raw] = before.at(name);
+        if (dtype_is_block(dtype)) {
+            ++kept;
+            EXPECT_EQ(l->w.dtype(), dtype) << name;
+            EXPECT_EQ(l->w.raw(), raw) << name << " was replaced";
+        } else {
+            fp8 += l->w.dtype() == DType::F8E4M3;
+        }
+    }
+    EXPECT_GE(kept, 10);
+    EXPECT_GE(fp8, 1);  // dit_mix's Q4_1/Q5_0/Q5_1 tensors, decoded to f32 at load
 }
 
 // A backend that cannot hold block types (as CUDA): a block tensor made there is a one-line error,

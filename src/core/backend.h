@@ -85,9 +85,11 @@ public:
     // (WeightLoader converts once at load time). CPU: as stored (a bf16 checkpoint stays bf16, an
     // f32 one f32); a GPU backend running bf16 GEMMs answers bf16 so no f32 copy stays resident.
     virtual DType matrix_dtype(DType stored) const { return stored; }
-    // Whether tensors of block-quantized dtypes (Q8_0, Q4_K, …: core/dtype.h) can live here. Only
-    // the CPU holds them (its linear runs on them in place); empty() refuses them elsewhere with a
-    // one-line error, so a quantized weight never reaches a backend that would misread its bytes.
+    // Whether tensors of block-quantized dtypes (Q8_0, Q4_K, …: core/dtype.h) can live here: the CPU
+    // (its linear runs on them in place) and CUDA (linear decodes them per call); a backend that
+    // holds them registers linear for {F32, Qx} and answers matrix_dtype(Qx) = Qx. empty() refuses
+    // them elsewhere with a one-line error, so a quantized weight never reaches a backend that would
+    // misread its bytes. Block tensors move between host and device as raw bytes (upload/download).
     virtual bool holds_block_types() const { return false; }
 
     // --- instrumentation ---

@@ -16,6 +16,9 @@
 //    cuDNN only) and > 128 (bf16 GEMMs); fp32 kernels for smaller dims and the rest;
 //    norms, RoPE, modulation and residuals run in fp32. Unmasked attention runs on cuDNN's fused
 //    SDPA engine when cuDNN has one for the shape, else on our flash kernel.
+//  - Block-quantized linear weights (a GGUF DiT's Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) stay on the device
+//    as their bytes (holds_block_types); linear decodes W to a bf16 scratch each call and runs the
+//    bf16 GEMM on it (cuda_linear_quant.cpp says why not a fused kernel).
 //  - conv3d runs through cuDNN (fp32 tensors, TF32 tensor cores allowed, as PyTorch's default),
 //    with a direct fp32 kernel as fallback; channel_rms_norm and upsample2x are fp32 kernels.
 #pragma once
@@ -32,5 +35,11 @@ int cuda_device_count();
 
 // The backend for device `device` (0-based). Throws wanrt::Error if the device does not exist.
 std::shared_ptr<Backend> make_cuda_backend(int device);
+
+// A block-quantized weight [N, K] (core/dtype.h: Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) of a CUDA backend
+// decoded on the device into a new bf16 [N, K]: exactly what linear multiplies (cuda_linear_quant.cpp),
+// each element cpu::dequantize_rows's f32 value rounded once to bf16. For tests and tools; throws
+// for a tensor of another backend or dtype.
+Tensor cuda_dequantize_bf16(const Tensor& w);
 
 }  // namespace wanrt

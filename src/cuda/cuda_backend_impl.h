@@ -66,8 +66,10 @@ public:
     int64_t guard_failures() const override { return guard_failures_->load(); }
 
     // Linear weights live as bf16 on the device: an f32 checkpoint is converted once at load
-    // time instead of keeping both an f32 and a bf16 copy resident.
-    DType matrix_dtype(DType) const override { return DType::BF16; }
+    // time instead of keeping both an f32 and a bf16 copy resident. Block-quantized weights (a
+    // GGUF's Q8_0 … Q6_K) stay as their bytes: linear decodes them per call (cuda_linear_quant.cpp).
+    DType matrix_dtype(DType stored) const override { return dtype_is_block(stored) ? stored : DType::BF16; }
+    bool holds_block_types() const override { return true; }
 
     // Weight streaming (core/backend.h): the Copy queue is a second stream (made on first use),
     // events are cudaEvents without timing, pinned memory comes from cudaHostAlloc. synchronize()

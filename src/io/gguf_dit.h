@@ -23,8 +23,8 @@
 namespace wanrt {
 
 // How a GGUF DiT's quantized linears should be loaded for a backend: kept in their block types
-// where the backend holds them (the CPU: 4–8× less weight memory than f32, cpu/qmatmul.h), decoded
-// at load elsewhere (CUDA: dequantized to its compute dtype, as before).
+// where the backend holds them (the CPU: 4–8× less weight memory than f32, cpu/qmatmul.h; CUDA:
+// 2–3.5× less than bf16, cuda_linear_quant.cpp), decoded at load elsewhere.
 inline GgufBlocks gguf_blocks_for(const Backend& be) {
     return be.holds_block_types() ? GgufBlocks::Keep : GgufBlocks::Decode;
 }

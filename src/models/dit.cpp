@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "models/dit_block.h"
+#include "models/dit_offload.h"
 #include "models/dit_weights.h"
 #include "models/weights.h"
 #include "ops/ops.h"
@@ -16,6 +17,36 @@ namespace {
 
 // FFN hidden elements per chunk (64 Mi f32 = 256 MB).
 constexpr int64_t kFfnChunkElems = int64_t(64) << 20;
+
+// A device's caching allocator rounds blocks above 1 MiB to 2 MiB granules (cuda_backend.cpp), which
+// costs nothing for bf16 widths (5120² · 2 bytes is whole MiB) but up to a granule per block-quantized
+// weight: a 14B Q4_K q projection is 14.06 MiB → 16 MiB, ≈ 15 MiB per block, ≈ 0.6 GiB over a 14B
+// Q4_K_M DiT. Packing a block's block-typed weights into one buffer (512-byte offsets, as the offload
+// packs) leaves one partial granule per block. Only block types: a dense weight may be replaced later
+// (--linear_dtype fp8) and must free its bytes then, which a shared pack would not. Byte copies on the
+// device (u8 views); the originals go back to the allocator's cache, where the next block's loads find
+// blocks of their sizes.
+void pack_block_weights(Backend& be, DitBlockWeights& b) {
+    std::vector<Tensor*> qs;
+    for (Tensor* t : dit_block_tensors(b))
+        if (dtype_is_block(t->dtype())) qs.push_back(t);
+    if (qs.size() < 2) return;
+    constexpr size_t kAlign = 512;
+    std::vector<size_t> at;
+    size_t bytes = 0;
+    for (const Tensor* t : qs) {
+        at.push_back(bytes);
+        bytes = (bytes + t->nbytes() + kAlign - 1) / kAlign * kAlign;
+    }
+    const std::shared_ptr<Buffer> pack = be.alloc(bytes);
+    for (size_t k = 0; k < qs.size(); ++k) {
+        Tensor& t = *qs[k];
+        WANRT_ASSERT(t.is_contiguous());
+        const Shape raw{int64_t(t.nbytes())};  // [bytes] as u8: the block bytes as they are
+        ops::copy(Tensor(t.buffer(), DType::U8, raw, t.offset_bytes()), Tensor(pack, DType::U8, raw, at[k]));
+        t = Tensor(pack, t.dtype(), t.shape(), at[k]);
+    }
+}
 
 Linear load_linear(WeightLoader& ld, const std::string& name, int64_t out, int64_t in) {
     return {ld.matrix(name + ".weight", {out, in}), ld.param(name + ".bias", {out})};
@@ -124,7 +155,10 @@ DitModel::DitModel(const DitConfig& cfg, std::shared_ptr<TensorSource> src, Back
         b.ffn0 = load_linear(ld, p + "ffn.0", F, D);
         b.ffn2 = load_linear(ld, p + "ffn.2", D, F);
         // Loaded exactly as a resident block, then moved to pinned host memory (device peak: one block).
-        if (streamer_ && i >= streamer_->first()) streamer_->park(b);
+        if (streamer_ && i >= streamer_->first())
+            streamer_->park(b);
+        else if (!be.host_visible())
+            pack_block_weights(be, b);
     }
     if (streamer_) streamer_->finish_loading();
     w.head_modulation = ld.param("head.modulation", {1, 2, D});

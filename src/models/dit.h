@@ -163,8 +163,8 @@ private:
 // .gguf (city96's layout). Without a config.json beside the weights the config comes from the shapes
 // (safetensors: DitConfig::from_weights; GGUF: infer_dit_config, which refuses a dim that is not a
 // multiple of 128). A GGUF's quantized tensors stay in their block dtypes where wanrt has one
-// (GgufBlocks::Keep): WeightLoader keeps them quantized on the CPU and decodes them per tensor
-// elsewhere. Errors are one line naming the file.
+// (GgufBlocks::Keep): WeightLoader keeps them quantized on the backends that hold block types (CPU,
+// CUDA) and decodes them per tensor elsewhere. Errors are one line naming the file.
 struct DitCheckpoint {
     DitConfig config;
     std::shared_ptr<TensorSource> weights;

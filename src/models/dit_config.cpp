@@ -296,8 +296,9 @@ namespace {
 // A GGUF DiT (city96's Wan2.1-*-gguf, ComfyUI-GGUF's tools, `wanrt convert`): official names
 // (ComfyUI's prefix removed), torch shapes, no config in the file. The source keeps each quantized
 // tensor in its block dtype where wanrt has one (GgufBlocks::Keep): WeightLoader then holds the linear
-// weights quantized on a backend that takes them (the CPU, cpu/qmatmul.h) and decodes them per tensor,
-// straight to the backend's matrix dtype, elsewhere (CUDA: bf16) — never a whole-model f32 copy.
+// weights quantized on a backend that takes them (the CPU, cpu/qmatmul.h; CUDA, cuda_linear_quant.cpp)
+// and decodes them per tensor, straight to the backend's matrix dtype, elsewhere — never a whole-model
+// f32 copy.
 // Types without a DType (Q4_1, Q5_0, Q5_1: Q4_0/Q5_0 files' ffn.2) are decoded to f32 per tensor on
 // lookup, because the quantized linear has no kernel for them.
 DitCheckpoint open_gguf_dit(const std::string& weights, const fs::path& config) {

@@ -20,7 +20,8 @@ struct DitWeights;
 // on CUDA, f32 on the CPU) or "fp8". Anything else is a one-line error naming the flag.
 bool parse_linear_dtype_fp8(const std::string& flag, const std::string& value);
 
-// Quantizes the block linears of w in place (the unquantized weights are freed). Fails with one
+// Quantizes the block linears of w in place (the unquantized weights are freed); weights already in
+// a block-quantized dtype (a GGUF DiT's Q8_0 … Q6_K, core/dtype.h) are left as they are. Fails with one
 // line naming the layer when a shape is not FP8-legal (K and N multiples of 16). They run with
 // ops::fp8_fast_accum() (cuBLASLt's fast accumulation unless WANRT_FP8_FAST_ACCUM=0).
 void quantize_dit_linears_fp8(DitWeights& w, const DitConfig& c);

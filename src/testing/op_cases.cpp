@@ -90,14 +90,19 @@ OpCase linear(std::string name, LinearRow r, std::vector<OpSig> sigs = kLinearSi
             }};
 }
 
-// ---- linear on block-quantized weights (CPU: cpu/qmatmul.h) -------------------------------------
+// ---- linear on block-quantized weights (CPU: cpu/qmatmul.h; CUDA: cuda_linear_quant.cpp) --------
 // W: random f32 quantized by the reference quantizer (testing/ref_quantize.h); the oracle is the
-// decoded W (gguf_dequantize, exact) in float64 times x as the kernel sees it: x itself on the sgemm
-// path, x rounded per 32 to int8 (d = amax/127, round half to even, in f32 as the kernel does) on the
-// integer path (M ≤ kQlinearIntMaxRows). What is left is f32 rounding of block-scale products and
-// sums, so the f32 bound holds (quantization error itself: docs/perf.md).
-const std::vector<OpSig> kQSigs = {{F32, DType::Q8_0}, {F32, DType::Q4_0}, {F32, DType::Q4_K}, {F32, DType::Q5_K}, {F32, DType::Q6_K}};
-const std::vector<OpSig> kQ32Sigs = {{F32, DType::Q8_0}, {F32, DType::Q4_0}};  // K a multiple of 32 only
+// decoded W (gguf_dequantize, exact) in float64 times x as the kernel sees it. On the CPU: x itself
+// on the sgemm path, x rounded per 32 to int8 (d = amax/127, round half to even, in f32 as the kernel
+// does) on the integer path (M ≤ kQlinearIntMaxRows); what is left is f32 rounding of block-scale
+// products and sums, so the f32 bound holds (quantization error itself: docs/perf.md). On CUDA the
+// decoded W and x are rounded to bf16 for the GEMM, so the bf16 bound of every CUDA linear applies.
+// bf16 x (the bf16 chain, bf16 out) only where a backend registers it (CUDA).
+const std::vector<OpSig> kQSigs = {{F32, DType::Q8_0},  {F32, DType::Q4_0},  {F32, DType::Q4_K},  {F32, DType::Q5_K},
+                                   {F32, DType::Q6_K},  {BF16, DType::Q8_0}, {BF16, DType::Q4_0}, {BF16, DType::Q4_K},
+                                   {BF16, DType::Q5_K}, {BF16, DType::Q6_K}};
+// K a multiple of 32 only
+const std::vector<OpSig> kQ32Sigs = {{F32, DType::Q8_0}, {F32, DType::Q4_0}, {BF16, DType::Q8_0}, {BF16, DType::Q4_0}};
 
 Vec as_kernel_sees(const Vec& x, int64_t M, int64_t K) {  // per row, per 32: amax/127 scale, int8
     Vec out(x.size());
@@ -122,26 +127,27 @@ OpCase qlinear(std::string name, LinearRow r, std::vector<OpSig> sigs = kQSigs, 
                     q.N = which == 1 ? up(s.ffn) : up(s.dim);
                     q.K = which == 2 ? up(s.ffn) : up(s.dim);
                 }
-                const DType wt = c.sig.w;
+                const DType wt = c.sig.w, xt = c.sig.in;
                 const int64_t rows = q.M * std::max<int64_t>(q.batch, 1);
                 const Shape xs = q.batch ? Shape{q.batch, q.M, q.K} : Shape{q.M, q.K};
-                Input x = c.rand(F32, xs, 1.f, q.x), wf = c.rand(F32, {q.N, q.K}, 0.2f), b = c.rand(F32, {q.N});
+                Input x = c.rand(xt, xs, 1.f, q.x), wf = c.rand(F32, {q.N, q.K}, 0.2f), b = c.rand(F32, {q.N});
                 std::vector<float> wv(wf.v.begin(), wf.v.end());
                 const std::vector<uint8_t> bytes = ref_quantize(wt, wv.data(), q.N * q.K);
                 Tensor w = c.be.empty(wt, {q.N, q.K});
                 c.be.upload(w, bytes.data());
                 Out y = std::make_shared<Tensor>();
                 Prepared p;
-                p.run = [=] { *y = ops::linear(x.t, w, q.bias ? &b.t : nullptr, q.act); };
+                p.run = [=] { *y = ops::linear(x.t, w, q.bias ? &b.t : nullptr, q.act, xt); };
                 p.result = read(y);
                 if (!c.perf) {
                     std::vector<float> wd(size_t(q.N * q.K));
                     gguf_dequantize(GgmlType(dtype_ggml_id(wt)), bytes.data(), q.N * q.K / dtype_info(wt).block_elems, wd.data());
-                    const Vec xk = rows <= cpu::kQlinearIntMaxRows ? as_kernel_sees(x.v, rows, q.K) : x.v;
+                    const bool int_path = std::string(c.be.kind()) == "cpu" && rows <= cpu::kQlinearIntMaxRows;
+                    const Vec xk = int_path ? as_kernel_sees(x.v, rows, q.K) : x.v;
                     p.ref = ref64::linear(xk, Vec(wd.begin(), wd.end()), q.bias ? &b.v : nullptr, q.act, rows, q.N, q.K);
                 }
                 p.flop = 2.0 * double(rows) * double(q.N) * double(q.K);
-                p.bytes = nbytes({x.t, w}) + double(rows * q.N) * 4.0;
+                p.bytes = nbytes({x.t, w}) + double(rows * q.N) * double(dtype_size(xt));
                 p.shape = cat(rows, "x", q.N, "x", q.K, q.act != Act::None ? " +act" : "");
                 return p;
             }};
