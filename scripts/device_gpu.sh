@@ -371,6 +371,24 @@ for s in "${steps[@]}"; do
             run_p $G --frame_num 81
             run_p $G --frame_num 81 --cache teacache:$pick
             grep -E "^###|^ladder|rc=|denoise  |DiT calls|cache   |thresh" "$P" | cut -c1-200 | tail -40 | tee -a "$OUT/summary.txt" ;;
+        session8b)  # issue 15: GGUF block weights kept quantized on CUDA (dequantized per call into a bf16 scratch)
+            log "quantized linears on cuda, GGUF DiT resident memory"
+            P="$OUT/session8b.log"; W=$BIN/wanrt
+            run_p() { echo "### $*" >> "$P"; timeout ${STEP_TIMEOUT:-200} "$@" >> "$P" 2>&1; echo "rc=$?" >> "$P"; }
+            run_p $BIN/test_backend_ops --gtest_filter='Table/BackendOps.MatchesFloat64/cuda_linear:BackendOpsCoverage.*'
+            run_p $BIN/test_quant_gpu --gtest_filter='CudaQuant.*'
+            run_p $BIN/test_dit_gpu
+            WANRT_TEST_DEVICE=cuda run_p $BIN/test_dit_offload
+            run_p $W synth --model t2v-1.3B --dtype bf16 --out /tmp/m13
+            for q in q8_0 q4_k_m; do
+                mkdir -p /tmp/g_$q && cp /tmp/m13/config.json /tmp/g_$q/
+                run_p $W convert /tmp/m13 /tmp/g_$q/dit_$q.gguf --type $q
+            done
+            for d in /tmp/m13 /tmp/g_q8_0 /tmp/g_q4_k_m; do
+                run_p $W bench dit --device cuda --ckpt_dir $d --frames 81 --warmup 1 --repeats 3 --no_profile
+                run_p $W bench dit --device cuda --ckpt_dir $d --frames 1 --warmup 2 --repeats 5 --no_profile
+            done
+            grep -E "^###|rc=|PASSED|FAILED|OK \]|rel-L2|forward|peak|resident|weights  " "$P" | cut -c1-220 | tail -90 | tee -a "$OUT/summary.txt" ;;
         session7c)  # issue 15: a whole 14B 480p generation under --offload (device memory sampled), GGUF DiTs on CUDA
             log "14B generate --offload, GGUF DiT on cuda"
             P="$OUT/session7c.log"; W=$BIN/wanrt
