@@ -7,6 +7,8 @@
 //            ("parts" of the stats message: decode, copy, upload, model, download, encode, send);
 //   stream   the same client sending without waiting, at most `in flight` frames ahead (as the live
 //            page does): the time per chunk in the steady state.
+// Beside them, the serial reference path (StreamSession::push_frame and one-by-one encodes, what the
+// server ran before stream_pipeline.h) is timed per part without the network, for a before/after in one run.
 // The overhead is "serve minus the bare stream loop": stream ms/chunk − bare ms/chunk (what the
 // issue's ≤ 5 ms is about), and for one chunk's latency, round trip − model.
 // Frames are JPEG both ways by default (the page's default; --format raw sends RGB and takes RGB); the
@@ -52,8 +54,9 @@ std::vector<uint8_t> synthetic_frame(int64_t w, int64_t h, int64_t f) {
     for (int64_t y = 0; y < h; ++y)
         for (int64_t x = 0; x < w; ++x)
             for (int c = 0; c < 3; ++c) {
-                const double v = 128 + 90 * std::sin(0.021 * double(x) + 0.3 * double(f) + c) *
-                                           std::cos(0.017 * double(y) - 0.2 * double(f)) +
+                const double v = 128 +
+                                 90 * std::sin(0.021 * double(x) + 0.3 * double(f) + c) *
+                                     std::cos(0.017 * double(y) - 0.2 * double(f)) +
                                  20 * std::sin(0.31 * double(x + y));
                 rgb[size_t((y * w + x) * 3 + c)] = uint8_t(std::clamp(v, 0.0, 255.0));
             }
@@ -85,6 +88,36 @@ BenchRow bare_loop(serve::ServeModel& m, const serve::StreamConfig& cfg, int war
         if (c >= warm) row.ms.push_back(ms_between(t0, clock_type::now()));
     }
     return row;
+}
+
+// The serial reference path (StreamSession::push_frame, then the frames encoded one by one, as the
+// server did before the pipeline), without the network: its per-part times in the same run.
+std::map<std::string, BenchRow> serial_parts(serve::ServeModel& m, const serve::StreamConfig& cfg, int warm, int chunks,
+                                             const std::vector<std::vector<uint8_t>>& frames) {
+    std::map<std::string, BenchRow> parts;
+    serve::StreamSession s(m);
+    s.configure(cfg);
+    int64_t frame_no = 0;
+    for (int c = 0; c < warm + chunks; ++c) {
+        std::vector<std::vector<uint8_t>> out;
+        for (int f = 0; f < (c == 0 ? 5 : 4); ++f, ++frame_no) {
+            const std::vector<uint8_t>& b = frames[size_t(frame_no) % frames.size()];
+            out = s.push_frame(b.data(), b.size());
+        }
+        const auto t = clock_type::now();
+        if (cfg.format == "jpeg")
+            for (const auto& f : out) serve::encode_jpeg(f.data(), cfg.width, cfg.height, 3, cfg.quality);
+        const double encode = ms_between(t, clock_type::now());
+        if (c < warm) continue;
+        const serve::ChunkTimes& ct = s.times();
+        parts["decode"].ms.push_back(ct.decode);
+        parts["copy"].ms.push_back(ct.copy);
+        parts["upload"].ms.push_back(ct.upload);
+        parts["download"].ms.push_back(ct.download);
+        parts["encode"].ms.push_back(encode);
+        parts["total"].ms.push_back(ct.decode + ct.copy + ct.upload + ct.download + encode);
+    }
+    return parts;
 }
 
 struct Client {
@@ -146,8 +179,8 @@ void run(const Opts& o) {
     so.max_streams = 2;  // the latency client's stream may still be closing when the stream client connects
     serve::Server server(so, *model);
     server.start();
-    const json config{{"type", "config"}, {"prompt", cfg.prompt}, {"width", o.width}, {"height", o.height},
-                      {"steps", o.steps},  {"format", o.format},  {"quality", o.quality}};
+    const json config{{"type", "config"}, {"prompt", cfg.prompt}, {"width", o.width},    {"height", o.height},
+                      {"steps", o.steps}, {"format", o.format},   {"quality", o.quality}};
 
     // The client's frames, made (and compressed) before the timing.
     std::vector<std::vector<uint8_t>> frames;
@@ -157,6 +190,8 @@ void run(const Opts& o) {
         frames.push_back(o.format == "jpeg" ? serve::encode_jpeg(rgb.data(), o.width, o.height, 3, o.quality) : rgb);
         bytes_in += frames.back().size();
     }
+
+    std::map<std::string, BenchRow> serial = serial_parts(*model, cfg, warm, o.chunks, frames);
 
     // Latency: one chunk at a time.
     BenchRow model_row{"model (upload + push)", {}, 0}, server_row{"server", {}, 0}, client_row{"round trip", {}, 0};
@@ -185,8 +220,7 @@ void run(const Opts& o) {
             server_row.ms.push_back(m.value("server_ms", 0.0));
             client_row.ms.push_back(ms_between(t0, clock_type::now()));
             const json p = m.value("parts", json::object());
-            for (const char* k : part_names)
-                parts[k].ms.push_back(p.value(std::string(k) + "_ms", 0.0));
+            for (const char* k : part_names) parts[k].ms.push_back(p.value(std::string(k) + "_ms", 0.0));
         }
     }
 
@@ -249,12 +283,25 @@ void run(const Opts& o) {
         row.name = std::string("  server part: ") + k;
         r.rows.push_back(row);
     }
+    BenchRow critical{"  server critical path (wait+copy+upload+download+encode+send)", {}, 0};
+    for (size_t i = 0; i < parts["wait"].ms.size(); ++i) {
+        double sum = 0;
+        for (const char* k : {"wait", "copy", "upload", "download", "encode", "send"}) sum += parts[k].ms[i];
+        critical.ms.push_back(sum);
+    }
+    r.rows.push_back(critical);
+    for (const char* k : {"decode", "copy", "upload", "download", "encode", "total"}) {
+        BenchRow row = serial[k];
+        row.name = std::string("  serial reference path: ") + k;
+        r.rows.push_back(row);
+    }
     r.rows.push_back(stream_row);
     r.rows.push_back(serve_minus_bare);
     r.print();
-    std::printf("serve overhead per chunk: %.1f ms (stream %.1f ms/chunk - bare loop %.1f ms/chunk); one chunk's "
-                "latency overhead %.1f ms (round trip - model)\n",
-                per_chunk_stream - bare_ms, per_chunk_stream, bare_ms, median(overhead.ms));
+    std::printf(
+        "serve overhead per chunk: %.1f ms (stream %.1f ms/chunk - bare loop %.1f ms/chunk); one chunk's "
+        "latency overhead %.1f ms (round trip - model)\n",
+        per_chunk_stream - bare_ms, per_chunk_stream, bare_ms, median(overhead.ms));
     std::printf("end to end (stream): %lld frames back in %.2f s = %.1f FPS\n", (long long)stream_frames, stream_s,
                 double(stream_frames) / stream_s);
     r.write_json(o.run.json);
@@ -262,13 +309,15 @@ void run(const Opts& o) {
 
 void setup(CLI::App& bench) {
     auto o = std::make_shared<Opts>();
-    CLI::App* c = bench.add_subcommand("serve", "Time what wanrt serve adds per stream chunk over the bare stream loop");
+    CLI::App* c =
+        bench.add_subcommand("serve", "Time what wanrt serve adds per stream chunk over the bare stream loop");
     c->add_option("--ckpt_dir", o->ckpt_dir, "T2V model folder (default: the built-in demo model)");
     c->add_option("--width", o->width, "Frame width (multiple of 16)")->capture_default_str();
     c->add_option("--height", o->height, "Frame height (multiple of 16)")->capture_default_str();
     c->add_option("--steps", o->steps, "Stream steps (1-4)")->capture_default_str();
     c->add_option("--chunks", o->chunks, "Timed 4-frame chunks per phase")->capture_default_str();
-    c->add_option("--format", o->format, "Frames both ways: jpeg (the page's default) or raw RGB")->capture_default_str();
+    c->add_option("--format", o->format, "Frames both ways: jpeg (the page's default) or raw RGB")
+        ->capture_default_str();
     c->add_option("--quality", o->quality, "JPEG quality both ways")->capture_default_str();
     add_run_options(c, o->run);
     c->callback([o] { run(*o); });

@@ -70,7 +70,7 @@ std::vector<uint8_t> stream_frame_rgb(std::vector<uint8_t> bytes, int64_t width,
     }
     WANRT_CHECK(bytes.size() == px * 3 || bytes.size() == px * 4, "serve", "a frame of ", bytes.size(),
                 " bytes does not match ", width, "x", height, " RGB (", px * 3, ") or RGBA (", px * 4, ")");
-    if (bytes.size() == px * 3) return bytes;  // RGB as it came: no copy
+    if (bytes.size() == px * 3) return bytes;                                       // RGB as it came: no copy
     for (size_t i = 0; i < px; ++i) std::memmove(&bytes[i * 3], &bytes[i * 4], 3);  // RGBA → RGB in place
     bytes.resize(px * 3);
     return bytes;
@@ -131,7 +131,8 @@ void StreamPipeline::push_frame(std::vector<uint8_t> bytes, StreamClock::time_po
         it.error = "[serve] send a {\"type\": \"config\", ...} message before the first frame";
     } else {
         const int64_t w = arrival_cfg_.width, h = arrival_cfg_.height;
-        it.frame = pool_.submit([b = std::move(bytes), w, h]() mutable {
+        it.frame = pool_
+                       .submit([b = std::move(bytes), w, h]() mutable {
                            const auto t = StreamClock::now();
                            Decoded d;
                            const std::vector<uint8_t> rgb = stream_frame_rgb(std::move(b), w, h);
@@ -139,7 +140,8 @@ void StreamPipeline::push_frame(std::vector<uint8_t> bytes, StreamClock::time_po
                            rgb24_frame_to_planes(rgb.data(), h, w, d.planes.data(), size_t(w * h));
                            d.ms = ms_since(t);
                            return d;
-                       }).share();
+                       })
+                       .share();
     }
     std::lock_guard<std::mutex> lk(mu_);
     items_.push_back(std::move(it));
@@ -178,9 +180,9 @@ void StreamPipeline::stream_loop() {
                         p.out.frames_done = dropped;
                         gathered_ = 0;
                     }
-                    p.out.message = json{{"type", "ready"},      {"restarted", restarted}, {"width", c.width},
-                                         {"height", c.height},   {"steps", c.steps},       {"strength", c.strength},
-                                         {"format", c.format},   {"quality", c.quality},   {"prompt", c.prompt}};
+                    p.out.message = json{{"type", "ready"},    {"restarted", restarted}, {"width", c.width},
+                                         {"height", c.height}, {"steps", c.steps},       {"strength", c.strength},
+                                         {"format", c.format}, {"quality", c.quality},   {"prompt", c.prompt}};
                     break;
                 }
                 case Item::Frame:
@@ -226,14 +228,10 @@ void StreamPipeline::run_frame(Item& it) {
                 planes_to_rgb24_frame(planes->data() + size_t(f) * plane, channel_stride, h, w, rgb.data());
                 return jpeg ? encode_jpeg(rgb.data(), w, h, 3, q) : rgb;
             }));
-        p.out.message = json{{"type", "chunk"},
-                             {"frames", p.frames.size()},
-                             {"frames_in", st.frames_in},
-                             {"frames_out", st.frames_out},
-                             {"chunks", st.chunks_in},
-                             {"chunk_ms", session_.last_chunk_seconds() * 1e3},
-                             {"format", c.format},
-                             {"noise_scale", st.last_noise_scale}};
+        p.out.message = json{{"type", "chunk"},           {"frames", p.frames.size()},
+                             {"frames_in", st.frames_in}, {"frames_out", st.frames_out},
+                             {"chunks", st.chunks_in},    {"chunk_ms", session_.last_chunk_seconds() * 1e3},
+                             {"format", c.format},        {"noise_scale", st.last_noise_scale}};
         p.out.message["parts"] = session_.times().to_json();
     } catch (const Error& e) {
         // A bad frame settles itself; a failed chunk (its frames taken, then the model threw) settles
