@@ -56,22 +56,6 @@ Progress make_progress(py::object fn) {
     };
 }
 
-// "832*480" → width, height; the CLI's rule (multiples of 16).
-void parse_size(const std::string& s, int64_t* w, int64_t* h) {
-    const size_t star = s.find('*');
-    try {
-        size_t a = 0, b = 0;
-        if (star == std::string::npos) throw std::invalid_argument("no *");
-        *w = std::stoll(s.substr(0, star), &a);
-        *h = std::stoll(s.substr(star + 1), &b);
-        if (a != star || b != s.size() - star - 1) throw std::invalid_argument("trailing");
-    } catch (const std::exception&) {
-        fail("generate", "bad size \"", s, "\"; write it as WIDTH*HEIGHT, e.g. 832*480");
-    }
-    WANRT_CHECK(*w > 0 && *h > 0 && *w % 16 == 0 && *h % 16 == 0, "generate", "size ", s,
-                " must have width and height positive multiples of 16 (e.g. 832*480)");
-}
-
 // As the CLI: known extension, an existing folder, writable (probed with the writer's own .tmp name).
 void check_output_path(const std::string& path) {
     const fs::path p(path);
@@ -161,36 +145,26 @@ public:
                     "): pass image= (the first frame) and last_image= (uint8 arrays [H, W, 3] or image file paths)");
         WANRT_CHECK(!task.image || picture.frames > 0, "generate", name, " holds an image-to-video model (", parts_.kind,
                     "): pass image= (a uint8 array [H, W, 3] or a PNG, JPEG or WebP path)");
-        // Defaults as `wanrt generate` (resolve_options in cli/cmd_generate.cpp: DemoDefaults for the demo,
-        // generate.py's per task otherwise, moe_defaults for the A14B experts).
-        const DemoDefaults dd;
-        const MoeDefaults md = moe_defaults(task.image);
+        // Defaults and size checks as `wanrt generate` and serve (pipeline/generate.h).
         const bool i2v = task.image, flf2v = task.flf2v;
-        const std::string kind = demo_ ? "demo" : official_kind(parts_.dit_config);
+        const TaskDefaultsKey key = task_defaults_key(parts_, demo_, ckpt_dir_);
+        const GenerateDefaults dflt = generate_defaults(key);
+        const MoeDefaults md = moe_defaults(task.image);
         GenerateRequest req;
         T2VOptions& opt = req.opt;
-        const std::string sz = size ? *size
-                               : demo_ ? cat(dd.width, "*", dd.height)
-                               : moe ? "1280*720"
-                               : task.ti2v ? "1280*704"
-                               : flf2v ? "1280*720"
-                               : i2v ? (ckpt_dir_.find("480P") != std::string::npos ? "832*480" : "1280*720")
-                               : kind == "t2v-14B" ? "1280*720" : "832*480";
-        parse_size(sz, &opt.width, &opt.height);
-        opt.frame_num = frame_num ? *frame_num : demo_ ? dd.frame_num : task.ti2v ? 121 : 81;
-        opt.sample_steps = sample_steps ? *sample_steps : demo_ ? dd.sample_steps : moe ? md.steps : i2v && !flf2v ? 40 : 50;
+        const std::string sz = size ? *size : dflt.size;
+        parse_request_size(sz, &opt.width, &opt.height);
+        check_supported_size(key, sz);  // TI2V-5B and A14B refuse sizes off their lists
+        opt.frame_num = frame_num ? *frame_num : dflt.frame_num;
+        opt.sample_steps = sample_steps ? *sample_steps : dflt.sample_steps;
         WANRT_CHECK(opt.sample_steps > 0, "generate", "sample_steps ", opt.sample_steps, " must be at least 1 (official: 50)");
-        opt.sample_shift = sample_shift ? *sample_shift
-                           : moe        ? md.shift
-                           : flf2v      ? 16.0
-                           : i2v && (sz == "832*480" || sz == "480*832") ? 3.0
-                                                                          : 5.0;
+        opt.sample_shift = sample_shift ? *sample_shift : default_sample_shift(key, sz);
         WANRT_CHECK(std::isfinite(opt.sample_shift) && opt.sample_shift > 0, "generate", "sample_shift ",
                     opt.sample_shift, " must be positive (official: 5; 8-12 advised for 1.3B)");
         // guide_scale: g, or (low, high) for the A14B experts (a single g means (g, g) there).
         std::vector<double> guide;
         if (guide_scale.is_none())
-            guide = moe ? std::vector<double>{md.guide_low, md.guide_high} : std::vector<double>{5.0};
+            guide = dflt.guide;
         else if (py::isinstance<py::float_>(guide_scale) || py::isinstance<py::int_>(guide_scale))
             guide = {guide_scale.cast<double>()};
         else {

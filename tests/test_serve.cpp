@@ -17,12 +17,14 @@
 #include <chrono>
 #include <fstream>
 #include <future>
+#include <mutex>
 #include <thread>
 
 #include "core/error.h"
 #include "runtime/device.h"
 #include "server/beast.h"
 #include "server/server.h"
+#include "server/stream_pipeline.h"
 #include "test_util.h"
 
 namespace beast = boost::beast;
@@ -390,4 +392,167 @@ TEST(Serve, LiveStreamOverWebSocket) {
                 demo_model().be->description().c_str(), chunk_ms / stats, server_ms / stats,
                 (server_ms - chunk_ms) / stats);
     ws.close(websocket::close_code::normal);
+}
+
+// ---- the stream pipeline (stream_pipeline.h) and back-pressure; TI2V jobs
+
+namespace {
+
+// A moving gradient, RGB W × H.
+std::vector<uint8_t> gradient_frame(int W, int H, int f) {
+    std::vector<uint8_t> frame(size_t(W * H * 3));
+    for (int i = 0; i < W * H; ++i) {
+        frame[size_t(i) * 3 + 0] = uint8_t((i % W) * 4 + f * 3);
+        frame[size_t(i) * 3 + 1] = uint8_t((i / W) * 5 + f);
+        frame[size_t(i) * 3 + 2] = uint8_t(128 + f);
+    }
+    return frame;
+}
+
+}  // namespace
+
+TEST(Serve, StreamPipelineMatchesSerialSession) {
+    // The pipelined stream (decode on the pool, convert + encode on the pool, the model between) gives
+    // the serial path's frames byte for byte, in order, with JPEG frames in and raw frames out, a prompt
+    // change and a bad frame in the middle.
+    const int W = 64, H = 48, n = 21;
+    serve::StreamConfig cfg;
+    cfg.width = W;
+    cfg.height = H;
+    cfg.steps = 2;
+    cfg.format = "raw";
+    std::vector<std::vector<uint8_t>> jpegs;
+    for (int f = 0; f < n; ++f) {
+        const std::vector<uint8_t> rgb = gradient_frame(W, H, f);
+        jpegs.push_back(serve::encode_jpeg(rgb.data(), W, H, 3, 90));
+    }
+    const json prompt_change{{"type", "config"}, {"prompt", "an oil painting"}};
+
+    std::vector<std::vector<uint8_t>> serial;
+    {
+        serve::StreamSession s(demo_model());
+        s.configure(cfg);
+        for (int f = 0; f < n; ++f) {
+            if (f == 9) s.configure(serve::parse_stream_config(prompt_change, s.config()));
+            for (auto& o : s.push_frame(jpegs[size_t(f)].data(), jpegs[size_t(f)].size())) serial.push_back(o);
+        }
+    }
+    ASSERT_EQ(serial.size(), size_t(5 + 3 * 4));  // 5 chunks in, one held by the 2-step stream
+
+    std::mutex mu;
+    std::vector<serve::StreamOutput> outs;
+    {
+        serve::StreamPipeline p(demo_model(), 3, [&](serve::StreamOutput o) {
+            std::lock_guard<std::mutex> lk(mu);
+            outs.push_back(std::move(o));
+        });
+        const auto now = serve::StreamClock::now();
+        json c{{"type", "config"}, {"prompt", cfg.prompt}, {"width", W}, {"height", H}, {"steps", 2}, {"format", "raw"}};
+        p.push_text(c.dump(), now);
+        for (int f = 0; f < n; ++f) {
+            if (f == 9) p.push_text(prompt_change.dump(), now);
+            if (f == 14) p.push_frame({0xff, 0xd8, 0xff, 0x00}, now);  // a broken JPEG: an error in its place
+            p.push_frame(jpegs[size_t(f)], now);
+        }
+        for (int i = 0; i < 3000; ++i) {  // until the 5 chunks are answered (the pipeline runs on)
+            {
+                std::lock_guard<std::mutex> lk(mu);
+                int chunks = 0;
+                for (const auto& o : outs) chunks += o.message.value("type", "") == "chunk";
+                if (chunks == 5) break;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+    }
+    std::vector<std::string> kinds;
+    std::vector<std::vector<uint8_t>> piped;
+    int64_t settled = 0;
+    for (const auto& o : outs) {
+        kinds.push_back(o.message.value("type", ""));
+        settled += o.frames_done;
+        for (const auto& f : o.frames) piped.push_back(f);
+        if (kinds.back() == "chunk") {
+            EXPECT_TRUE(o.message.contains("parts")) << o.message.dump();
+            EXPECT_EQ(size_t(o.message.value("frames", -1)), o.frames.size());
+        }
+    }
+    // ready, 2 chunks, ready (prompt), 1 chunk, error (the broken frame, after frame 14's chunk gathers), 2 chunks
+    const std::vector<std::string> want = {"ready", "chunk", "chunk", "ready", "chunk", "error", "chunk", "chunk"};
+    EXPECT_EQ(kinds, want);
+    EXPECT_EQ(settled, n + 1);  // every frame pushed is settled once
+    ASSERT_EQ(piped.size(), serial.size());
+    for (size_t i = 0; i < piped.size(); ++i) EXPECT_EQ(piped[i], serial[i]) << "frame " << i;
+}
+
+TEST(Serve, StreamBackPressureBoundsFramesInFlight) {
+    // A client that sends 33 frames before reading anything: the server reads at most
+    // max_stream_frames_in_flight frames ahead of its answers (reported as "in_flight" with each
+    // chunk), the rest wait in TCP; every chunk is still answered, in order.
+    serve::ServerOptions o;
+    o.max_stream_frames_in_flight = 6;
+    TestServer ts(o);
+    net::io_context ioc;
+    websocket::stream<tcp::socket> ws(ioc);
+    ws.next_layer().connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(ts.port)));
+    ws.handshake("127.0.0.1", "/v1/stream");
+    const int W = 64, H = 48;
+    ws.text(true);
+    ws.write(net::buffer(json{{"type", "config"}, {"width", W}, {"height", H}, {"steps", 2}, {"format", "jpeg"}}.dump()));
+    ws.binary(true);
+    for (int f = 0; f < 33; ++f) ws.write(net::buffer(gradient_frame(W, H, f)));  // raw in, 9 KB each: all buffered
+    int chunks = 0, frames = 0, max_in_flight = 0;
+    while (chunks < 8) {
+        beast::flat_buffer b;
+        ws.read(b);
+        if (!ws.got_text()) {
+            const auto* px = static_cast<const uint8_t*>(b.data().data());
+            EXPECT_TRUE(serve::looks_like_jpeg(px, b.size()));
+            ++frames;
+            continue;
+        }
+        const json j = json::parse(beast::buffers_to_string(b.data()));
+        if (j.value("type", "") == "ready") continue;
+        ASSERT_EQ(j.value("type", ""), "chunk") << j.dump();
+        EXPECT_EQ(j.value("chunks", 0), chunks + 1);  // in order
+        max_in_flight = std::max(max_in_flight, j.value("in_flight", -1));
+        ++chunks;
+    }
+    EXPECT_EQ(frames, 5 + 6 * 4);
+    EXPECT_GE(max_in_flight, 4);
+    EXPECT_LE(max_in_flight, 6);
+    ws.close(websocket::close_code::normal);
+}
+
+TEST(Serve, Ti2vJobWritesItsSampleFps) {
+    // Wan2.2 TI2V-5B makes 24 fps video (sample_fps, as `wanrt generate` writes it); the server wrote 16.
+    std::shared_ptr<Backend> be = test::test_device();
+    auto model = serve::ServeModel::load("", be ? be : make_backend("cpu", 2), {}, "ti2v-5B");
+    ASSERT_TRUE(model->ti2v());
+    serve::ServerOptions o;
+    o.port = 0;
+    serve::Server server(o, *model);
+    server.start();
+    const Reply sub = request(server.port(), http::verb::post, "/v1/generate",
+                              R"({"prompt": "a fox", "size": "64*64", "frame_num": 5, "sample_steps": 2, "seed": 3})");
+    ASSERT_EQ(sub.status, 202u) << sub.body;
+    const std::string id = sub.j().value("id", "");
+    const json done = wait_done(server.port(), id);
+    ASSERT_EQ(done.value("status", ""), "done") << done.dump();
+    const Reply res = request(server.port(), http::verb::get, "/v1/jobs/" + id + "/result");
+    const std::string header = "YUV4MPEG2 W64 H64 F24:1 ";
+    EXPECT_EQ(res.body.substr(0, header.size()), header);
+    // The live stream runs the Wan2.1 text-to-video models only: refused with a one-line error.
+    net::io_context ioc;
+    websocket::stream<tcp::socket> ws(ioc);
+    ws.next_layer().connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server.port())));
+    ws.handshake("127.0.0.1", "/v1/stream");
+    ws.text(true);
+    ws.write(net::buffer(json{{"type", "config"}, {"width", 64}, {"height", 64}}.dump()));
+    beast::flat_buffer b;
+    ws.read(b);
+    const json err = json::parse(beast::buffers_to_string(b.data()));
+    EXPECT_EQ(err.value("type", ""), "error");
+    EXPECT_NE(err.value("error", "").find("has no live stream"), std::string::npos) << err.dump();
+    ws.close(websocket::close_code::normal);
+    server.stop();
 }

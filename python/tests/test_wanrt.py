@@ -402,3 +402,50 @@ def test_moe_guide_pair(tmp_path_factory, pictures):
     a = m.generate(PROMPT, guide_scale=(2.0, 2.0), **args)
     assert np.array_equal(a, m.generate(PROMPT, guide_scale=2.0, **args))
     assert not np.array_equal(a, m.generate(PROMPT, guide_scale=(2.0, 6.0), **args))
+
+
+# ---- the same size rules and lines as `wanrt serve` (pipeline/generate.h: parse_request_size) ----
+
+BAD_SIZES = ["832x480", "65*64", "64*99999", "64*"]
+
+
+@pytest.fixture(scope="module")
+def serve_port():
+    """`wanrt serve --port 0` on the demo model; yields its port (read from its start line)."""
+    import re
+    p = subprocess.Popen([cli_binary(), "serve", "--port", "0", "--device", "cpu"], stderr=subprocess.PIPE, text=True)
+    try:
+        port = None
+        for line in p.stderr:
+            m = re.search(r"at http://127\.0\.0\.1:(\d+)/", line)
+            if m:
+                port = int(m.group(1))
+                break
+        assert port, "wanrt serve did not start"
+        yield port
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
+
+
+def serve_error(port, body):
+    """The one-line error POST /v1/generate answers (400, JSON {"error"})."""
+    import json
+    import urllib.error
+    import urllib.request
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/generate", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=30)
+    assert e.value.code == 400
+    return json.loads(e.value.read())["error"]
+
+
+@pytest.mark.parametrize("size", BAD_SIZES)
+def test_bad_size_refused_as_serve_does(model, serve_port, size):
+    """A bad size is refused by Model.generate and by serve's job API with the same one-line message."""
+    with pytest.raises(wanrt.Error) as e:
+        gen(model, size=size)
+    msg = one_line(e)
+    assert msg.startswith("[generate] ") and "size" in msg, msg
+    assert serve_error(serve_port, {"prompt": PROMPT, "size": size, "frame_num": FRAMES, "sample_steps": STEPS}) == msg

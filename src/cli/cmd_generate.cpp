@@ -175,23 +175,6 @@ bool is_image_task(const std::string& name) { return name.rfind("i2v", 0) == 0; 
 bool is_flf2v_task(const std::string& name) { return name.rfind("flf2v", 0) == 0; }
 bool is_moe_task(const std::string& name) { return name == "t2v-A14B" || name == "i2v-A14B"; }
 
-// "ti2v-5B" when a ti2v DiT has the released widths (dim 3072, 24 heads, 48 channels; up to 30 blocks), else "".
-std::string official_ti2v_kind(const DitConfig& c) {
-    return c.model_type == "ti2v" && c.dim == 3072 && c.ffn_dim == 14336 && c.num_heads == 24 && c.in_dim == 48 &&
-                   c.out_dim == 48 && c.text_dim == 4096 && c.num_layers <= 30
-               ? "ti2v-5B"
-               : "";
-}
-
-// SUPPORTED_SIZES of generate.py (Wan2.1's and Wan2.2's wan/configs/__init__.py).
-std::vector<std::string> supported_sizes(const std::string& kind) {
-    if (kind == "t2v-1.3B") return {"480*832", "832*480"};
-    if (kind == "t2v-14B" || kind == "i2v-14B" || kind == "flf2v-14B" || kind == "t2v-A14B" || kind == "i2v-A14B")
-        return {"720*1280", "1280*720", "480*832", "832*480"};
-    if (kind == "ti2v-5B") return {"704*1280", "1280*704"};
-    return {};
-}
-
 // --sample_guide_scale: "g", or "low,high" for the A14B experts (the official pair order).
 std::vector<double> parse_guide(const std::string& s) {
     const std::vector<double> out = split_numbers(s).value_or(std::vector<double>{});
@@ -346,9 +329,7 @@ void resolve_task(const Opts& o, Plan& p) {
     const T2VModelParts& model = p.model;
     p.moe = model.moe();
     p.ti2v = model.ti2v();
-    p.kind = p.moe    ? official_moe_kind(model.dit_config)
-             : p.ti2v ? official_ti2v_kind(model.dit_config)
-                      : official_kind(model.dit_config);
+    p.kind = official_model_kind(model);
     p.image_task = model.dit_config.is_i2v();
     p.flf2v = model.dit_config.is_flf2v();
     if (o.task.empty()) {
@@ -392,19 +373,22 @@ T2VOptions resolve_options(Opts& o, Plan& p) {
     WANRT_CHECK(!(p.moe && causal), "generate", "--causal runs the Wan2.1 causal models; the A14B experts have no "
                 "causal mode: leave out --causal");
     const MoeDefaults md = moe_defaults(i2v);
-    const DemoDefaults dd;
+    // The defaults per task, shared with serve and the Python binding (pipeline/generate.h).
+    TaskDefaultsKey key;
+    key.kind = kind;
+    key.demo = demo;
+    key.image = i2v;
+    key.flf2v = flf2v;
+    key.moe = p.moe;
+    key.ti2v = p.ti2v;
+    key.t2i = t2i;
+    key.causal = causal;
+    key.folder_480p = o.ckpt_dir.find("480P") != std::string::npos;
+    const GenerateDefaults dflt = generate_defaults(key);
     T2VOptions opt;
-    if (o.size.empty()) {
-        const bool folder_480p = o.ckpt_dir.find("480P") != std::string::npos;
-        o.size = demo ? cat(dd.width, "*", dd.height)
-                 : p.moe ? "1280*720"  // generate.py's default, one of A14B's sizes
-                 : p.ti2v ? "1280*704"  // generate.py's default 1280*720 is refused for ti2v-5B
-                 : flf2v ? "1280*720"  // the only FLF2V release is 720P
-                 : i2v ? (folder_480p ? "832*480" : "1280*720")
-                 : kind == "t2v-1.3B" ? "832*480" : kind == "t2v-14B" ? "1280*720" : "832*480";
-    }
+    if (o.size.empty()) o.size = dflt.size;
     parse_size(o.size, &opt.width, &opt.height);
-    opt.frame_num = o.o_frames->count() ? o.frame_num : t2i ? 1 : demo ? dd.frame_num : p.ti2v ? 121 : 81;
+    opt.frame_num = o.o_frames->count() ? o.frame_num : dflt.frame_num;
     if (causal && !o.o_frames->count()) {  // default rounded up to whole blocks (81 frames → 21 latent = 7 blocks of 3)
         const int64_t fpb = o.frames_per_block, F = (opt.frame_num - 1) / 4 + 1;
         opt.frame_num = ((F + fpb - 1) / fpb * fpb - 1) * 4 + 1;
@@ -413,27 +397,16 @@ T2VOptions resolve_options(Opts& o, Plan& p) {
                 " must be 4n+1 (e.g. ", std::max<int64_t>(1, (opt.frame_num - 1) / 4 * 4 + 1), " or ",
                 (std::max<int64_t>(opt.frame_num - 1, 0) / 4 + 1) * 4 + 1, ")");
     WANRT_CHECK(!t2i || opt.frame_num == 1, "generate", "task t2i-14B makes one image: --frame_num must be 1");
-    opt.sample_steps = o.o_steps->count() ? o.sample_steps
-                       : demo            ? dd.sample_steps
-                       : p.moe           ? md.steps
-                       : i2v && !flf2v   ? 40
-                                         : 50;
+    opt.sample_steps = o.o_steps->count() ? o.sample_steps : dflt.sample_steps;
     WANRT_CHECK(opt.sample_steps > 0, "generate", "--sample_steps ", opt.sample_steps, " must be at least 1 (official: 50)");
     // generate.py: 3.0 for i2v at the 480p sizes, 16 for flf2v, else 5.0; Wan2.2's: the A14B config's.
-    opt.sample_shift = o.o_shift->count() ? o.shift
-                       : causal                                          ? 8.0
-                       : p.moe                                           ? md.shift
-                       : flf2v                                           ? 16.0
-                       : i2v && (o.size == "832*480" || o.size == "480*832") ? 3.0
-                                                                         : 5.0;
+    opt.sample_shift = o.o_shift->count() ? o.shift : default_sample_shift(key, o.size);
     WANRT_CHECK(std::isfinite(opt.sample_shift) && opt.sample_shift > 0, "generate", "--sample_shift ", opt.sample_shift,
                 causal ? " must be positive (CausVid: 8; Self-Forcing: 5 with --warp_denoising_step)"
                        : " must be positive (official: 5; 8-12 advised for 1.3B)");
     if (causal) p.req.causal = causal_options(o, opt.frame_num, opt.sample_shift);
     // A single g means (g, g) for the experts, as WanT2V.generate; the pair is (low-noise, high-noise).
-    const std::vector<double> guide = o.o_guide->count() ? parse_guide(o.guide)
-                                      : p.moe             ? std::vector<double>{md.guide_low, md.guide_high}
-                                                          : parse_guide(o.guide);
+    const std::vector<double> guide = o.o_guide->count() || !p.moe ? parse_guide(o.guide) : dflt.guide;
     WANRT_CHECK(guide.size() == 1 || p.moe, "generate", "--sample_guide_scale ", o.guide,
                 " is a pair (low,high), which only the A14B tasks take; pass one number");
     opt.guide_scale = guide[0];
@@ -454,12 +427,7 @@ T2VOptions resolve_options(Opts& o, Plan& p) {
         if (cc.method != CacheMethod::None) opt.cache = std::make_shared<StepCache>(cc);
     }
     p.sizes = supported_sizes(kind);
-    p.odd_size = !p.sizes.empty() && std::find(p.sizes.begin(), p.sizes.end(), o.size) == p.sizes.end();
-    if (p.odd_size && (p.moe || p.ti2v)) {  // generate.py asserts; the Wan2.1 tasks only warn (see the top of this file)
-        std::string list;
-        for (const std::string& z : p.sizes) list += (list.empty() ? "" : ", ") + z;
-        fail("generate", "size ", o.size, " is not one ", p.task.name, " supports (", list, "); pass --size ", p.sizes[1]);
-    }
+    p.odd_size = check_supported_size(key, o.size);  // A14B, TI2V-5B refuse; Wan2.1 tasks only warn (top of this file)
 
     // Model shapes (the demo's are known without building anything).
     const DemoConfig dc = p.moe    ? demo_moe_config(i2v)

@@ -65,6 +65,41 @@ GenerateResult run_generate(const T2VModelParts& m, std::shared_ptr<Backend> be,
 // The frame rate of the videos a model makes (its config's sample_fps): Wan2.2 TI2V-5B 24, the others 16.
 inline int sample_fps(const T2VModelParts& m) { return m.ti2v() ? 24 : 16; }
 
+// ---- Defaults and sizes: one place for `wanrt generate`, the server's job API and the Python binding.
+// What the defaults depend on (generate.py's per task, docs/wan21.md §6.5; DemoDefaults for the demo).
+struct TaskDefaultsKey {
+    std::string kind;          // the model's kind ("t2v-1.3B", "i2v-14B", "ti2v-5B", ...; "" = not an official one)
+    bool demo = false;         // the built-in demo model (its small defaults)
+    bool image = false;        // picture-conditioned: i2v, flf2v, i2v-A14B
+    bool flf2v = false, moe = false, ti2v = false, t2i = false, causal = false;
+    bool folder_480p = false;  // the folder's name says 480P (the i2v default size, as the CLI always did)
+};
+// The official kind of a folder's model ("t2v-1.3B", "t2v-A14B", "ti2v-5B" (the released widths), ...;
+// "" when its widths are no release's): official_kind, official_moe_kind or the TI2V-5B check.
+std::string official_model_kind(const T2VModelParts& m);
+// The key of a loaded model folder (or the demo when demo is set): kind and task from the parts.
+TaskDefaultsKey task_defaults_key(const T2VModelParts& m, bool demo, const std::string& ckpt_dir);
+struct GenerateDefaults {
+    std::string size;           // "W*H" (i2v, flf2v: the max_area)
+    int64_t frame_num = 81;     // causal: before rounding to whole blocks (the caller's)
+    int sample_steps = 50;
+    std::vector<double> guide;  // {g}, or {low, high} for the A14B experts
+};
+GenerateDefaults generate_defaults(const TaskDefaultsKey& k);
+// generate.py's shift for the size asked: causal 8, A14B the config's, flf2v 16, i2v 3.0 at 832*480 and
+// 480*832, else 5.0.
+double default_sample_shift(const TaskDefaultsKey& k, const std::string& size);
+// SUPPORTED_SIZES of generate.py (Wan2.1's and Wan2.2's wan/configs/__init__.py) of a kind; {} unknown.
+std::vector<std::string> supported_sizes(const std::string& kind);
+// "W*H" → width, height for the server's job API and the Python binding (the CLI says --size in its own
+// lines): positive multiples of 16, at most 16384. Throws "[generate] bad size \"S\"; write it as
+// WIDTH*HEIGHT, e.g. 832*480" or "[generate] size S must have ...".
+void parse_request_size(const std::string& s, int64_t* w, int64_t* h);
+// A size ("W*H") against the kind's list: Wan2.2 (A14B, TI2V-5B) refuse others, as generate.py asserts,
+// with "[generate] size S is not one K supports (list); use X" (the same line from the CLI, serve and
+// Python); Wan2.1 kinds run any size and this returns true for one off the list (the caller warns).
+bool check_supported_size(const TaskDefaultsKey& k, const std::string& size);
+
 // The pictures of a request, one path for `wanrt generate` (--image, --first_frame/--last_frame) and the
 // Python Model.generate (image=, last_image=): 8-bit RGB as read_image gives them (frames = 1; frames = 0:
 // no picture). What the model does with them:

@@ -1,11 +1,13 @@
 // The server's model, job queue and live-stream session (engine.h says what each does and why).
 #include "server/engine.h"
+#include "server/stream_pipeline.h"
 
 #include <stdlib.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <random>
 
@@ -13,6 +15,7 @@
 #include "ops/ops.h"
 #include "pipeline/demo.h"
 #include "pipeline/i2v.h"
+#include "pipeline/ti2v.h"
 #include "text/tokenizer.h"
 #include "video/video_writer.h"
 
@@ -27,16 +30,22 @@ std::unique_ptr<ServeModel> ServeModel::load(const std::string& ckpt_dir, std::s
                                              const StageFn& on_stage, const std::string& task) {
     auto m = std::make_unique<ServeModel>();
     m->demo = ckpt_dir.empty();
-    WANRT_CHECK(task.empty() || task == "t2v-1.3B" || task == "t2v-14B" || task == "i2v-14B", "serve", "--task ", task,
-                " is not served; use t2v-1.3B, t2v-14B or i2v-14B (or leave it out to serve the folder's model)");
-    const bool want_i2v = task == "i2v-14B";
-    m->parts = m->demo ? (want_i2v ? demo_i2v_model_parts() : demo_model_parts()) : open_model_folder(ckpt_dir);
+    m->ckpt_dir = ckpt_dir;
+    WANRT_CHECK(task.empty() || task == "t2v-1.3B" || task == "t2v-14B" || task == "i2v-14B" || task == "ti2v-5B",
+                "serve", "--task ", task,
+                " is not served; use t2v-1.3B, t2v-14B, i2v-14B or ti2v-5B (or leave it out to serve the folder's model)");
+    const bool want_i2v = task == "i2v-14B", want_ti2v = task == "ti2v-5B";
+    m->parts = !m->demo   ? open_model_folder(ckpt_dir)
+               : want_i2v  ? demo_i2v_model_parts()
+               : want_ti2v ? demo_ti2v_model_parts()
+                           : demo_model_parts();
     const DitConfig& dc = m->parts.dit_config;
-    WANRT_CHECK(!m->parts.moe() && !m->parts.ti2v() && !dc.is_flf2v(), "serve", ckpt_dir, " holds ", m->parts.kind,
-                "; serve runs the Wan2.1 text-to-video and image-to-video models: pass a T2V or I2V folder (e.g. "
-                "Wan2.1-T2V-1.3B, Wan2.1-I2V-14B-480P)");
-    WANRT_CHECK(m->demo || task.empty() || want_i2v == dc.is_i2v(), "serve", "--task ", task, " does not match ",
-                ckpt_dir, ", which holds ", m->parts.kind, "; leave out --task to serve the folder's model");
+    WANRT_CHECK(!m->parts.moe() && !dc.is_flf2v(), "serve", ckpt_dir, " holds ", m->parts.kind,
+                "; serve runs the Wan2.1 text-to-video and image-to-video models and Wan2.2 TI2V-5B: pass a T2V, I2V "
+                "or TI2V folder (e.g. Wan2.1-T2V-1.3B, Wan2.1-I2V-14B-480P, Wan2.2-TI2V-5B)");
+    WANRT_CHECK(m->demo || task.empty() || (want_i2v == dc.is_i2v() && want_ti2v == m->parts.ti2v()), "serve", "--task ",
+                task, " does not match ", ckpt_dir, ", which holds ", m->parts.kind,
+                "; leave out --task to serve the folder's model");
     WANRT_CHECK(!dc.is_i2v() || dc.has_clip(), "serve", ckpt_dir, " holds an image-to-video model without the CLIP "
                 "branch (", m->parts.kind, "); serve runs the Wan2.1 I2V models");
     m->be = std::move(be);
@@ -51,18 +60,26 @@ std::unique_ptr<ServeModel> ServeModel::load(const std::string& ckpt_dir, std::s
                 " differs from the DiT's text_dim ", dc.text_dim, " (", m->parts.name, ")");
     stage("load DiT");
     m->dit = std::make_shared<DitModel>(dc, m->parts.dit_weights(), *m->be);
-    // The live stream's causal DiT takes text-to-video inputs; an i2v DiT (36 input channels) has none.
-    if (!dc.is_i2v()) m->causal = std::make_shared<CausalDitModel>(m->dit);
+    // The live stream's causal DiT takes Wan2.1 text-to-video inputs; an i2v DiT (36 input channels)
+    // and TI2V (48 latent channels, the Wan2.2 VAE) have none.
+    if (!dc.is_i2v() && !m->parts.ti2v()) m->causal = std::make_shared<CausalDitModel>(m->dit);
     if (dc.is_i2v()) {
         stage("load CLIP");
         m->clip = std::make_unique<ClipVisionEncoder>(m->parts.clip_config, m->parts.clip_weights(), *m->be);
     }
     stage("load VAE");
-    m->vae = WanVae::load(m->parts.vae_weights(), m->parts.vae_config, m->be);
+    if (m->parts.ti2v())
+        m->vae22 = Vae22Model::load(m->parts.vae_weights(), m->parts.vae22_config, m->be);
+    else
+        m->vae = WanVae::load(m->parts.vae_weights(), m->parts.vae_config, m->be);
     return m;
 }
 
 ServeModel::~ServeModel() = default;
+
+TaskDefaultsKey ServeModel::defaults_key() const {
+    return task_defaults_key(parts, demo, ckpt_dir);
+}
 
 Tensor ServeModel::encode(const std::string& prompt) const {
     const std::vector<int32_t> ids = tokenizer->tokenize(prompt).real_ids();
@@ -93,6 +110,7 @@ std::string get_str(const json& v, const char* key, size_t max_bytes) {
 }  // namespace
 
 std::string task_mismatch(const ServeModel& m, bool has_image) {
+    if (m.ti2v()) return {};  // TI2V-5B: a picture makes it image-to-video, none text-to-video
     if (has_image && !m.i2v())
         return "[serve] model " + m.parts.name + " (" + m.parts.kind +
                ") has no i2v: it makes video from text only; leave out \"image\", or start wanrt serve with an "
@@ -112,13 +130,12 @@ JobRequest parse_job_request(const json& body, const ServeModel& m, const Reques
     JobRequest r;
     r.image = std::move(image);
     const bool i2v = m.i2v();
-    const DemoDefaults dd;
-    // `wanrt generate`'s defaults (cmd_generate.cpp): the i2v size follows the folder's name (480P).
-    const bool folder_480p = m.parts.name.find("480P") != std::string::npos;
-    r.opt.width = m.demo ? dd.width : i2v && !folder_480p ? 1280 : 832;
-    r.opt.height = m.demo ? dd.height : i2v && !folder_480p ? 720 : 480;
-    r.opt.frame_num = m.demo ? dd.frame_num : 81;
-    r.opt.sample_steps = m.demo ? dd.sample_steps : i2v ? 40 : 50;
+    const TaskDefaultsKey key = m.defaults_key();
+    const GenerateDefaults dflt = generate_defaults(key);  // `wanrt generate`'s
+    parse_request_size(dflt.size, &r.opt.width, &r.opt.height);
+    r.opt.frame_num = dflt.frame_num;
+    r.opt.sample_steps = dflt.sample_steps;
+    r.opt.guide_scale = dflt.guide[0];
     r.neg_prompt = kWanDefaultNegPrompt;
     bool has_prompt = false, has_shift = false;
     {
@@ -134,17 +151,7 @@ JobRequest parse_job_request(const json& body, const ServeModel& m, const Reques
         } else if (k == "neg_prompt") {
             r.neg_prompt = get_str(v, "neg_prompt", lim.max_prompt_bytes);
         } else if (k == "size") {
-            const std::string s = get_str(v, "size", 32);
-            const size_t star = s.find('*');
-            try {
-                size_t a = 0, b = 0;
-                if (star == std::string::npos) throw std::invalid_argument(s);
-                r.opt.width = std::stoll(s.substr(0, star), &a);
-                r.opt.height = std::stoll(s.substr(star + 1), &b);
-                if (a != star || b != s.size() - star - 1) throw std::invalid_argument(s);
-            } catch (const std::exception&) {
-                fail("serve", "bad \"size\" \"", s, "\"; write it as \"WIDTH*HEIGHT\", e.g. \"832*480\"");
-            }
+            parse_request_size(get_str(v, "size", 32), &r.opt.width, &r.opt.height);  // Python's rule and line
         } else if (k == "width") {
             r.opt.width = get_int(v, "width", 16, 8192);
         } else if (k == "height") {
@@ -185,10 +192,16 @@ JobRequest parse_job_request(const json& body, const ServeModel& m, const Reques
     WANRT_CHECK(r.opt.width * r.opt.height * r.opt.frame_num <= lim.max_pixels_frames, "serve", "size ", r.opt.width,
                 "*", r.opt.height, " with ", r.opt.frame_num, " frames is over this server's limit of ",
                 lim.max_pixels_frames, " pixels x frames; ask for fewer frames or a smaller size");
-    if (i2v) {
-        // generate.py: shift 3.0 for i2v at the 480p sizes, else 5.0.
-        const bool size_480 = (r.opt.width == 832 && r.opt.height == 480) || (r.opt.width == 480 && r.opt.height == 832);
-        if (!has_shift) r.opt.sample_shift = size_480 ? 3.0 : 5.0;
+    const std::string size = std::to_string(r.opt.width) + "*" + std::to_string(r.opt.height);
+    check_supported_size(key, size);  // TI2V-5B refuses sizes off its list
+    if (!has_shift) r.opt.sample_shift = default_sample_shift(key, size);
+    if (m.ti2v()) {
+        const TI2VImage img{r.image ? r.image->rgb.data() : nullptr, r.image ? r.image->height : 0,
+                            r.image ? r.image->width : 0};
+        const TI2VLatentShape s = ti2v_shape(img, r.opt, m.parts.dit_config, m.parts.vae22_config);  // ([ti2v] ...)
+        r.video_w = s.i2v ? s.image.out_w : r.opt.width;
+        r.video_h = s.i2v ? s.image.out_h : r.opt.height;
+    } else if (i2v) {
         const I2VSize s = i2v_latent_shape(r.image->height, r.image->width, r.opt, m.parts.dit_config,
                                            m.parts.vae_config)
                               .size;  // the pipeline's own checks ([i2v] ...)
@@ -427,8 +440,17 @@ void JobQueue::run_job(const std::shared_ptr<Job>& j) {
             }
             if (j->cancel) throw JobCancelled{};  // cooperative cancel, between steps
         };
-        Tensor latent;
-        if (r.image) {  // image-to-video: pipeline/i2v.h's stages with the resident models
+        Tensor latent, video;
+        if (model_.ti2v()) {  // Wan2.2 TI2V-5B: the picture (optional) conditions the first latent frame
+            const TI2VImage img{r.image ? r.image->rgb.data() : nullptr, r.image ? r.image->height : 0,
+                                r.image ? r.image->width : 0};
+            const TI2VLatentShape shape = ti2v_shape(img, r.opt, model_.parts.dit_config, model_.parts.vae22_config);
+            set_stage("denoise");
+            const std::vector<int32_t> ids = model_.tokenizer->tokenize(r.prompt).real_ids();
+            const std::vector<int32_t> neg = model_.tokenizer->tokenize(r.neg_prompt).real_ids();
+            const Tensor noise = t2v_noise(*model_.be, shape.latent, r.seed);
+            video = generate_ti2v(model_.t5, *model_.dit, *model_.vae22, ids, neg, img, noise, r.opt, on_step).video;
+        } else if (r.image) {  // image-to-video: pipeline/i2v.h's stages with the resident models
             const RgbImage& pic = *r.image;
             const I2VLatentShape shape =
                 i2v_latent_shape(pic.height, pic.width, r.opt, model_.parts.dit_config, model_.parts.vae_config);
@@ -454,11 +476,15 @@ void JobQueue::run_job(const std::shared_ptr<Job>& j) {
             const Tensor noise = t2v_noise(*model_.be, shape.latent, r.seed);
             latent = t2v_denoise(*model_.dit, context, context_null, noise, r.opt, shape.seq_len, on_step);
         }
-        set_stage("decode");
-        const Tensor video = t2v_decode(*model_.vae, latent);
+        if (!video.defined()) {
+            set_stage("decode");
+            video = t2v_decode(*model_.vae, latent);
+        }
         set_stage("write");
         path = (fs::path(dir_) / (j->id + "." + r.format)).string();
-        write_video(path, video);
+        VideoWriteOptions wo;
+        wo.fps = sample_fps(model_.parts);  // as `wanrt generate`: TI2V-5B 24, the others 16
+        write_video(path, video, wo);
     } catch (const JobCancelled&) {
         end = JobStatus::Cancelled;
     } catch (const Error& e) {
@@ -525,28 +551,40 @@ StreamConfig parse_stream_config(const json& j, const StreamConfig& current) {
     return c;
 }
 
+StreamOptions stream_options(const StreamConfig& c) {
+    StreamOptions o;
+    static const double kSteps[4] = {700, 500, 400, 200};  // SD 1.3B's list; the page picks a prefix
+    o.steps.assign(kSteps, kSteps + c.steps);
+    o.noise_scale = c.strength;
+    o.validate();
+    return o;
+}
+
 bool StreamSession::configure(const StreamConfig& c) {
     const bool restart = !stream_ || c.width != cfg_.width || c.height != cfg_.height || c.steps != cfg_.steps ||
                          c.strength != cfg_.strength || c.seed != cfg_.seed;
     const bool new_prompt = !stream_ || c.prompt != cfg_.prompt;
     WANRT_CHECK(model_.causal != nullptr, "serve", "model ", model_.parts.name, " (", model_.parts.kind,
-                ") is image-to-video; the live stream runs a text-to-video model: start wanrt serve with one");
+                ") has no live stream (it runs the Wan2.1 text-to-video models): start wanrt serve with one");
     std::lock_guard<std::mutex> compute(model_.compute);
     if (restart) {
-        StreamOptions o;
-        static const double kSteps[4] = {700, 500, 400, 200};  // SD 1.3B's list; the page picks a prefix
-        o.steps.assign(kSteps, kSteps + c.steps);
-        o.noise_scale = c.strength;
-        o.validate();
+        const StreamOptions o = stream_options(c);
         const Tensor context = model_.encode(c.prompt);  // once per prompt
         stream_ = std::make_unique<StreamV2V>(model_.causal, model_.vae, context, o, seeded_noise(c.seed));
         pending_.clear();
+        pending_planes_.clear();
         pending_frames_ = 0;
+        gathering_ = ChunkTimes{};
     } else if (new_prompt) {
         stream_->set_prompt(model_.encode(c.prompt));  // used from the next chunk; KV history kept
     }
     cfg_ = c;
     return restart;
+}
+
+json ChunkTimes::to_json() const {
+    return json{{"decode_ms", decode}, {"wait_ms", wait},         {"copy_ms", copy}, {"upload_ms", upload},
+                {"model_ms", model},   {"download_ms", download}, {"encode_ms", encode}, {"send_ms", send}};
 }
 
 const StreamStats& StreamSession::stats() const {
@@ -556,29 +594,30 @@ const StreamStats& StreamSession::stats() const {
 
 std::vector<std::vector<uint8_t>> StreamSession::push_frame(const uint8_t* data, size_t bytes) {
     WANRT_CHECK(stream_, "serve", "send a {\"type\": \"config\", ...} message before the first frame");
-    const size_t px = size_t(cfg_.width * cfg_.height);
-    RgbImage decoded;
-    // A JPEG frame (the page's default) is told by its first bytes when its length is not a raw
-    // frame's; decoded here, bounded by the stream's size.
-    if (bytes != px * 3 && bytes != px * 4 && looks_like_jpeg(data, bytes)) {
-        decoded = decode_image(std::string_view(reinterpret_cast<const char*>(data), bytes), int64_t(px), "a JPEG frame");
-        WANRT_CHECK(decoded.width == cfg_.width && decoded.height == cfg_.height, "serve", "a JPEG frame of ",
-                    decoded.width, "x", decoded.height, " does not match the stream's ", cfg_.width, "x", cfg_.height);
-        data = decoded.rgb.data();
-        bytes = decoded.rgb.size();
-    }
-    WANRT_CHECK(bytes == px * 3 || bytes == px * 4, "serve", "a frame of ", bytes, " bytes does not match ", cfg_.width,
-                "x", cfg_.height, " RGB (", px * 3, ") or RGBA (", px * 4, ")");
-    const size_t ch = bytes / px;
-    Rgb24Video in;
-    const size_t at = pending_.size();
-    pending_.resize(at + px * 3);
-    for (size_t i = 0; i < px; ++i)
-        for (size_t c = 0; c < 3; ++c) pending_[at + i * 3 + c] = data[i * ch + c];
+    const auto t = std::chrono::steady_clock::now();
+    std::vector<uint8_t> rgb = stream_frame_rgb(std::vector<uint8_t>(data, data + bytes), cfg_.width, cfg_.height);
+    gathering_.decode += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+    return push_rgb(std::move(rgb));
+}
+
+std::vector<std::vector<uint8_t>> StreamSession::push_rgb(std::vector<uint8_t> rgb) {
+    using clock = std::chrono::steady_clock;
+    auto ms_since = [](clock::time_point t) { return std::chrono::duration<double, std::milli>(clock::now() - t).count(); };
+    WANRT_CHECK(stream_, "serve", "send a {\"type\": \"config\", ...} message before the first frame");
+    const size_t frame_bytes = size_t(cfg_.width * cfg_.height * 3);
+    WANRT_CHECK(rgb.size() == frame_bytes, "serve", "a frame of ", rgb.size(), " RGB bytes does not match ", cfg_.width,
+                "x", cfg_.height, " (", frame_bytes, ")");
+    auto t = clock::now();
+    if (pending_frames_ == 0)
+        pending_.swap(rgb);  // the chunk's first frame: its buffer becomes the chunk's
+    else
+        pending_.insert(pending_.end(), rgb.begin(), rgb.end());
     ++pending_frames_;
+    gathering_.copy += ms_since(t);
     std::vector<std::vector<uint8_t>> out;
     if (pending_frames_ < stream_->next_chunk_frames()) return out;
 
+    Rgb24Video in;
     in.frames = pending_frames_;
     in.height = cfg_.height;
     in.width = cfg_.width;
@@ -586,14 +625,71 @@ std::vector<std::vector<uint8_t>> StreamSession::push_frame(const uint8_t* data,
     pending_.clear();
     pending_frames_ = 0;
     std::lock_guard<std::mutex> compute(model_.compute);
-    const auto t0 = std::chrono::steady_clock::now();
+    const auto t0 = clock::now();
     const Tensor frames = rgb24_to_video(in, *model_.be);  // [3, n, H, W] in [−1, 1]
-    const Tensor restyled = stream_->push(frames);         // [3, m, H, W] or undefined while the batch fills
+    gathering_.upload = ms_since(t0);
+    const auto t1 = clock::now();
+    const Tensor restyled = stream_->push(frames);  // [3, m, H, W] or undefined while the batch fills
     model_.be->synchronize();
-    last_chunk_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    gathering_.model = ms_since(t1);
+    last_chunk_s_ = std::chrono::duration<double>(clock::now() - t0).count();
+    times_ = gathering_;
+    gathering_ = ChunkTimes{};
     if (!restyled.defined()) return out;
+    const auto t2 = clock::now();
     const Rgb24Video v = video_to_rgb24(restyled);  // clamps as cache_video
     for (int64_t f = 0; f < v.frames; ++f) out.emplace_back(v.frame(f), v.frame(f) + v.frame_bytes());
+    times_.download = ms_since(t2);
+    return out;
+}
+
+StreamSession::RestyledHost StreamSession::push_planes(std::vector<float> planes) {
+    using clock = std::chrono::steady_clock;
+    auto ms_since = [](clock::time_point t) { return std::chrono::duration<double, std::milli>(clock::now() - t).count(); };
+    WANRT_CHECK(stream_, "serve", "send a {\"type\": \"config\", ...} message before the first frame");
+    const int64_t H = cfg_.height, W = cfg_.width;
+    const size_t plane = size_t(H * W);
+    WANRT_CHECK(planes.size() == 3 * plane, "serve", "a frame of ", planes.size(), " values does not match ", W, "x", H,
+                " (", 3 * plane, ")");
+    pending_planes_.push_back(std::move(planes));
+    ++pending_frames_;
+    RestyledHost out;
+    if (pending_frames_ < stream_->next_chunk_frames()) return out;
+
+    const int64_t n = pending_frames_;
+    auto t = clock::now();
+    std::vector<float> host(size_t(3 * n) * plane);  // [3, n, H, W]
+    for (int64_t f = 0; f < n; ++f)
+        for (int64_t c = 0; c < 3; ++c)
+            std::memcpy(host.data() + size_t(c * n + f) * plane, pending_planes_[size_t(f)].data() + size_t(c) * plane,
+                        plane * sizeof(float));
+    pending_planes_.clear();
+    pending_frames_ = 0;
+    gathering_.copy += ms_since(t);
+    std::lock_guard<std::mutex> compute(model_.compute);
+    const auto t0 = clock::now();
+    Tensor frames = model_.be->empty(DType::F32, {3, n, H, W});
+    model_.be->upload(frames, host.data());
+    gathering_.upload = ms_since(t0);
+    const auto t1 = clock::now();
+    const Tensor restyled = stream_->push(frames);  // [3, m, H, W] or undefined while the batch fills
+    model_.be->synchronize();
+    gathering_.model = ms_since(t1);
+    last_chunk_s_ = std::chrono::duration<double>(clock::now() - t0).count();
+    times_ = gathering_;
+    gathering_ = ChunkTimes{};
+    out.ran = true;
+    if (!restyled.defined()) return out;
+    const auto t2 = clock::now();
+    const Tensor c = ops::contiguous(restyled);
+    auto down = std::make_shared<std::vector<float>>(size_t(c.numel()));
+    c.backend()->download(c, down->data());
+    c.backend()->synchronize();
+    out.planes = std::move(down);
+    out.frames = c.size(1);
+    out.height = c.size(2);
+    out.width = c.size(3);
+    times_.download = ms_since(t2);
     return out;
 }
 

@@ -3,7 +3,9 @@
 //   ServeModel  one model loaded once and kept for the server's life: tokenizer, T5, DiT and VAE, all
 //               on one backend; a text-to-video DiT is also wrapped as the causal DiT of the live
 //               stream; an image-to-video model (Wan2.1 I2V, or the i2v demo) adds its CLIP image
-//               encoder, runs jobs with an uploaded picture, and has no live stream.
+//               encoder, runs jobs with an uploaded picture, and has no live stream; a Wan2.2 TI2V-5B
+//               model (or the ti2v demo) has the Wan2.2 VAE, takes a picture or none, writes its
+//               videos at its sample_fps (24) and has no live stream.
 //               Every forward takes `compute` first, so queued jobs and a live stream take turns
 //               on the one device instead of racing for it.
 //   JobQueue    a bounded FIFO of text-to-video jobs and ONE worker thread that runs them through
@@ -36,6 +38,8 @@
 #include "models/dit.h"
 #include "models/t5.h"
 #include "models/vae.h"
+#include "models/vae22.h"
+#include "pipeline/generate.h"
 #include "pipeline/model_folder.h"
 #include "pipeline/stream.h"
 #include "pipeline/t2v.h"
@@ -54,15 +58,19 @@ struct ServeModel {
     T5Encoder t5;
     std::shared_ptr<const DitModel> dit;
     std::shared_ptr<const CausalDitModel> causal;
-    std::shared_ptr<WanVae> vae;
+    std::shared_ptr<WanVae> vae;               // Wan2.1 models
+    std::shared_ptr<Vae22Model> vae22;         // TI2V-5B
     std::unique_ptr<ClipVisionEncoder> clip;  // image-to-video models only
     bool demo = false;
+    std::string ckpt_dir;
     bool i2v() const { return clip != nullptr; }
+    bool ti2v() const { return parts.ti2v(); }
+    TaskDefaultsKey defaults_key() const;  // the CLI's defaults for this model (pipeline/generate.h)
     std::mutex compute;  // held for every forward (jobs and stream chunks take turns)
 
-    // ckpt_dir "" = the built-in demo model: the text-to-video one, or with task "i2v-14B" the
-    // image-to-video one. A folder: Wan2.1 T2V or I2V (its task is its own; `task`, when given, must
-    // match). FLF2V, Wan2.2 A14B and TI2V folders are refused.
+    // ckpt_dir "" = the built-in demo model: the text-to-video one, with task "i2v-14B" the
+    // image-to-video one, with "ti2v-5B" the TI2V one. A folder: Wan2.1 T2V or I2V, or Wan2.2 TI2V-5B
+    // (its task is its own; `task`, when given, must match). FLF2V and Wan2.2 A14B folders are refused.
     static std::unique_ptr<ServeModel> load(const std::string& ckpt_dir, std::shared_ptr<Backend> be,
                                             const StageFn& on_stage = {}, const std::string& task = "");
     ~ServeModel();
@@ -85,10 +93,10 @@ struct RequestLimits {
     size_t max_prompt_bytes = 4096;
     int64_t max_image_pixels = int64_t(4096) * 4096;  // an uploaded picture's width·height
 };
-// Throws wanrt::Error "[serve] ..." naming the key and what is accepted. Defaults: the demo's small
-// ones for the demo model; for a folder the official ones of its task, as `wanrt generate`
-// (text-to-video 832*480, 81 frames, 50 steps, shift 5; image-to-video 40 steps, size 832*480 for a
-// 480P folder (shift 3) else 1280*720 (shift 5)). image: the decoded picture of an i2v job.
+// Throws wanrt::Error "[serve] ..." naming the key and what is accepted. Defaults: `wanrt generate`'s
+// (generate_defaults in pipeline/generate.h: the demo's small ones, else the task's official ones), and
+// the same size checks (check_supported_size: TI2V-5B refuses sizes off its list with the CLI's and
+// Python's line). image: the decoded picture of an i2v or ti2v job.
 JobRequest parse_job_request(const nlohmann::json& body, const ServeModel& m, const RequestLimits& lim,
                              std::shared_ptr<const RgbImage> image = nullptr);
 // "" when the model takes what was sent, else the one-line reason (the HTTP layer answers 422): an
@@ -166,6 +174,23 @@ struct StreamConfig {
     int quality = 80;            // JPEG quality of the frames sent back, 1..100
 };
 StreamConfig parse_stream_config(const nlohmann::json& j, const StreamConfig& current);
+// The StreamV2V options of a config (the steps prefix, noise scale), as the session builds them;
+// bench serve builds its bare stream loop from the same.
+StreamOptions stream_options(const StreamConfig& c);
+
+// Where one chunk's time went on the server, ms (the "parts" of the chunk stats message; bench serve
+// prints their medians). decode and copy are summed over the chunk's frames, whichever thread ran them.
+struct ChunkTimes {
+    double decode = 0;    // JPEG → RGB of the incoming frames (pipelined: on the codec pool)
+    double wait = 0;      // the stream thread waiting for those decodes (pipelined; on the critical path)
+    double copy = 0;      // RGB(A) frames → the chunk's RGB buffer
+    double upload = 0;    // RGB → [3, n, H, W] f32 on the device (rgb24_to_video)
+    double model = 0;     // StreamV2V::push + synchronize (what bench causal --v2v times)
+    double download = 0;  // restyled [3, m, H, W] → RGB rows (video_to_rgb24)
+    double encode = 0;    // RGB → JPEG of the outgoing frames (0 for raw; pipelined: wall time of the parallel encodes)
+    double send = 0;      // WebSocket writes of the outgoing frames
+    nlohmann::json to_json() const;
+};
 
 class StreamSession {
 public:
@@ -178,17 +203,37 @@ public:
     // One frame: width·height·channels bytes (RGB or RGBA), or a JPEG of width × height (told by its
     // first bytes). Returns the restyled frames that became ready, each width·height·3 RGB bytes
     // (often none: chunks are 5 then 4 frames).
+    // The serial path (decode, then push_rgb, on the caller's thread): the reference StreamPipeline
+    // is tested against.
     std::vector<std::vector<uint8_t>> push_frame(const uint8_t* data, size_t bytes);
+    // One decoded frame, width·height·3 RGB bytes (stream_frame_rgb): gathered, and when the chunk is
+    // complete run through the model (holding model.compute); returns the restyled frames.
+    std::vector<std::vector<uint8_t>> push_rgb(std::vector<uint8_t> rgb);
+    // The pipelined path (StreamPipeline; one session uses one path): a frame as f32 planes [3, H, W] in
+    // [−1, 1] (rgb24_frame_to_planes, run by the caller's threads). When the chunk is complete: gathered
+    // into [3, n, H, W], uploaded, run, and the restyled [3, m, H, W] downloaded as f32 (m = 0 while the
+    // batch fills), for the caller's threads to turn into RGB (planes_to_rgb24_frame).
+    struct RestyledHost {
+        bool ran = false;  // the chunk was complete and ran
+        std::shared_ptr<const std::vector<float>> planes;
+        int64_t frames = 0, height = 0, width = 0;
+    };
+    RestyledHost push_planes(std::vector<float> planes);
+    int64_t gathered_frames() const { return pending_frames_; }  // frames of the chunk being gathered
     const StreamStats& stats() const;
     double last_chunk_seconds() const { return last_chunk_s_; }
+    ChunkTimes& times() { return times_; }          // the last chunk's
+    ChunkTimes& gathering() { return gathering_; }  // the chunk being gathered (decode and wait added by the pipeline)
 
 private:
     ServeModel& model_;
     StreamConfig cfg_;
     std::unique_ptr<StreamV2V> stream_;
-    std::vector<uint8_t> pending_;  // [n, H, W, 3] RGB of the chunk being gathered
+    std::vector<uint8_t> pending_;  // [n, H, W, 3] RGB of the chunk being gathered (push_rgb)
+    std::vector<std::vector<float>> pending_planes_;  // n × [3, H, W] (push_planes)
     int64_t pending_frames_ = 0;
     double last_chunk_s_ = 0;
+    ChunkTimes times_, gathering_;
 };
 
 }  // namespace wanrt::serve

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -17,6 +18,7 @@
 #include "core/error.h"
 #include "server/beast.h"
 #include "server/server.h"
+#include "server/stream_pipeline.h"
 
 namespace wanrt::serve {
 
@@ -500,9 +502,144 @@ void Server::Impl::accept() {
     });
 }
 
-// The live stream: config messages (text JSON) and frames (binary RGB/RGBA) in; restyled frames
-// (binary RGB) and one stats message per chunk (text JSON) out. Errors in a message are answered
-// with {"type": "error", "error": ...} and the stream goes on; a broken connection ends it.
+namespace {
+
+// One live stream's WebSocket on its own event loop (the stream's thread): reads and writes are
+// asynchronous so the restyled frames of chunk k go out while the client's frames for chunk k+1 come
+// in and while the model runs (StreamPipeline, stream_pipeline.h). Back-pressure: at most
+// max_in_flight frames are read and not yet settled by a written answer; at the limit the link stops
+// reading, so the client's sends wait in TCP (the page also caps its own frames in flight).
+class StreamLink {
+public:
+    StreamLink(websocket::stream<tcp::socket>& ws, net::io_context& ioc, ServeModel& model, int codec_threads,
+               int64_t max_in_flight)
+        : ws_(ws),
+          ioc_(ioc),
+          guard_(net::make_work_guard(ioc)),
+          max_in_flight_(max_in_flight),
+          pipe_(model, codec_threads, [this](StreamOutput out) {
+              // The emit thread: hand the output to the event loop, which alone touches the socket.
+              net::post(ioc_, [this, o = std::make_shared<StreamOutput>(std::move(out))]() mutable {
+                  queue(std::move(*o));
+              });
+          }) {}
+    void start() { read(); }
+    // Closes the pipeline (the chunk running finishes) and lets the event loop end.
+    void shut() {
+        if (closed_) return;
+        closed_ = true;
+        pipe_.close();
+        beast::error_code ec;
+        ws_.next_layer().shutdown(tcp::socket::shutdown_both, ec);
+        ws_.next_layer().close(ec);  // aborts a pending read or write
+        guard_.reset();
+    }
+
+private:
+    struct Msg {
+        bool text = false;
+        std::vector<uint8_t> bytes;  // binary
+        json message;                // text: serialised when its turn comes (send_ms, server_ms filled)
+        std::string dumped;
+        int64_t settles = 0;
+        StreamClock::time_point last_in{};
+    };
+
+    void read() {
+        if (reading_ || closed_ || in_flight_ >= max_in_flight_) return;
+        reading_ = true;
+        ws_.async_read(buf_, [this](beast::error_code ec, size_t) {
+            reading_ = false;
+            if (ec) return shut();
+            const auto now = StreamClock::now();
+            if (ws_.got_text()) {
+                pipe_.push_text(beast::buffers_to_string(buf_.data()), now);
+            } else {
+                const auto* d = static_cast<const uint8_t*>(buf_.data().data());
+                ++in_flight_;
+                pipe_.push_frame(std::vector<uint8_t>(d, d + buf_.size()), now);
+            }
+            buf_.consume(buf_.size());
+            read();
+        });
+    }
+
+    void queue(StreamOutput out) {
+        if (closed_) return;
+        for (auto& f : out.frames) {
+            Msg m;
+            m.bytes = std::move(f);
+            wq_.push_back(std::move(m));
+        }
+        Msg m;
+        m.text = true;
+        m.message = std::move(out.message);
+        m.settles = out.frames_done;
+        m.last_in = out.last_in;
+        wq_.push_back(std::move(m));
+        write();
+    }
+
+    void write() {
+        if (writing_ || closed_ || wq_.empty()) return;
+        Msg& m = wq_.front();
+        const auto now = StreamClock::now();
+        if (!m.text && !in_chunk_) {
+            in_chunk_ = true;  // the first frame of a chunk's answer
+            chunk_start_ = now;
+        }
+        if (m.text) {
+            if (m.message.value("type", "") == "chunk") {
+                const double send = in_chunk_ ? std::chrono::duration<double, std::milli>(now - chunk_start_).count() : 0;
+                m.message["parts"]["send_ms"] = send;
+                m.message["server_ms"] = std::chrono::duration<double, std::milli>(now - m.last_in).count();
+                size_t bytes_out = 0;
+                for (size_t b : sent_bytes_) bytes_out += b;
+                m.message["bytes_out"] = bytes_out;
+                m.message["in_flight"] = in_flight_;  // frames read and not yet answered (≤ the limit)
+            }
+            in_chunk_ = false;
+            sent_bytes_.clear();
+            m.dumped = m.message.dump();
+        } else {
+            sent_bytes_.push_back(m.bytes.size());
+        }
+        ws_.text(m.text);
+        writing_ = true;
+        auto done = [this](beast::error_code ec, size_t) {
+            writing_ = false;
+            if (ec) return shut();
+            const Msg m = std::move(wq_.front());
+            wq_.pop_front();
+            in_flight_ -= m.settles;
+            read();  // credit came back
+            write();
+        };
+        if (m.text)
+            ws_.async_write(net::buffer(m.dumped), std::move(done));
+        else
+            ws_.async_write(net::buffer(m.bytes), std::move(done));
+    }
+
+    websocket::stream<tcp::socket>& ws_;
+    net::io_context& ioc_;
+    net::executor_work_guard<net::io_context::executor_type> guard_;
+    const int64_t max_in_flight_;
+    beast::flat_buffer buf_;
+    bool reading_ = false, writing_ = false, closed_ = false, in_chunk_ = false;
+    int64_t in_flight_ = 0;
+    std::deque<Msg> wq_;
+    std::vector<size_t> sent_bytes_;
+    StreamClock::time_point chunk_start_{};
+    StreamPipeline pipe_;  // last: destroyed (joined) first, before what its emit callback uses
+};
+
+}  // namespace
+
+// The live stream: config messages (text JSON) and frames (binary RGB/RGBA or JPEG) in; restyled
+// frames (binary) and one stats message per chunk (text JSON) out, through StreamLink. Errors in a
+// message are answered with {"type": "error", "error": ...} and the stream goes on; a broken
+// connection ends it.
 void Server::Impl::run_stream(tcp::socket sock, http::request<http::string_body> req) {
     std::lock_guard<std::mutex> lk(mu);
     if (stopped) {
@@ -513,76 +650,18 @@ void Server::Impl::run_stream(tcp::socket sock, http::request<http::string_body>
     stream_threads.emplace_back([this, s = std::move(sock), r = std::move(req)]() mutable {
         const int fd = s.native_handle();
         try {
-            websocket::stream<tcp::socket> ws(std::move(s));
+            // The socket moves from the server's event loop to this stream's own.
+            net::io_context ioc;
+            const auto proto = s.local_endpoint().protocol();
+            websocket::stream<tcp::socket> ws(tcp::socket(ioc, proto, s.release()));
             ws.read_message_max(opt.max_ws_message);
             ws.set_option(websocket::stream_base::decorator(
                 [](websocket::response_type& res) { res.set(http::field::server, "wanrt"); }));
             ws.accept(r);
-            StreamSession session(model);
-            beast::flat_buffer buf;
-            auto send_text = [&](const json& j) {
-                ws.text(true);
-                ws.write(net::buffer(j.dump()));
-            };
-            for (;;) {
-                buf.clear();
-                ws.read(buf);
-                const auto t0 = std::chrono::steady_clock::now();
-                try {
-                    if (ws.got_text()) {
-                        const json msg = json::parse(beast::buffers_to_string(buf.data()), nullptr, false);
-                        if (msg.is_discarded() || !msg.is_object() || msg.value("type", "") != "config")
-                            fail("serve",
-                                 "a text message must be JSON {\"type\": \"config\", \"prompt\": ..., "
-                                 "\"width\": ..., \"height\": ..., \"steps\": ..., \"strength\": ...}");
-                        const bool restarted = session.configure(parse_stream_config(msg, session.config()));
-                        const StreamConfig& c = session.config();
-                        send_text(json{{"type", "ready"},
-                                       {"restarted", restarted},
-                                       {"width", c.width},
-                                       {"height", c.height},
-                                       {"steps", c.steps},
-                                       {"strength", c.strength},
-                                       {"format", c.format},
-                                       {"quality", c.quality},
-                                       {"prompt", c.prompt}});
-                        continue;
-                    }
-                    const int64_t chunks_before = session.stats().chunks_in;
-                    const auto frames = session.push_frame(static_cast<const uint8_t*>(buf.data().data()), buf.size());
-                    const StreamStats& st = session.stats();
-                    if (st.chunks_in == chunks_before) continue;  // still gathering the chunk's frames
-                    ws.binary(true);
-                    const StreamConfig& c = session.config();
-                    size_t bytes_out = 0;
-                    for (const auto& f : frames) {
-                        if (c.format == "jpeg") {
-                            const std::vector<uint8_t> jpg = encode_jpeg(f.data(), c.width, c.height, 3, c.quality);
-                            bytes_out += jpg.size();
-                            ws.write(net::buffer(jpg));
-                        } else {
-                            bytes_out += f.size();
-                            ws.write(net::buffer(f));
-                        }
-                    }
-                    {
-                        const double ms =
-                            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-                        send_text(json{{"type", "chunk"},
-                                       {"frames", frames.size()},
-                                       {"frames_in", st.frames_in},
-                                       {"frames_out", st.frames_out},
-                                       {"chunks", st.chunks_in},
-                                       {"chunk_ms", session.last_chunk_seconds() * 1e3},
-                                       {"server_ms", ms},
-                                       {"bytes_out", bytes_out},
-                                       {"format", c.format},
-                                       {"noise_scale", st.last_noise_scale}});
-                    }
-                } catch (const Error& e) {
-                    send_text(json{{"type", "error"}, {"error", e.what()}});
-                }
-            }
+            StreamLink link(ws, ioc, model, opt.codec_threads, opt.max_stream_frames_in_flight);
+            link.start();
+            ioc.run();
+            link.shut();
         } catch (const std::exception&) {
             // closed by the client, the server stopping, or a protocol error: the stream ends
         }

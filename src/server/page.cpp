@@ -8,9 +8,10 @@
 // raw), or raw with format=raw (RGBA in, RGB out). Output frame i belongs to input frame i, so the
 // page measures each frame's latency (drawn − sent: network and model) and its glass-to-glass time
 // (painted − the camera's own capture timestamp from requestVideoFrameCallback), and shows the
-// FPS over the last 2 s and the median and p95 of the last 120 frames. At most ~8 frames are kept in flight (the server runs
-// chunks of 4, and a stream of n steps holds n − 1 chunks), so a slow model lowers the frame rate
-// instead of growing a queue.
+// FPS over the last 2 s and the median and p95 of the last 120 frames. At most max(12, (n − 1)·4 + 8)
+// frames are kept in flight for n steps (the server runs chunks of 5 then 4 and a stream of n steps
+// holds n − 1 chunks, so its first frames come back after (n − 1)·4 + 5 were sent: a fixed 12 stalled
+// the page for 3 and 4 steps), so a slow model lowers the frame rate instead of growing a queue.
 //
 // URL parameters (for links and the headless-browser test): token, prompt, size, steps, strength, format;
 // autostart=1 starts the camera at once; autoprompt=TEXT applies a second prompt once 8 frames came
@@ -70,7 +71,9 @@ let shown = 0, lastLatency = 0, lastG2g = 0, chunkMs = 0, W = 256, H = 256;
 let bytesIn = 0, framesIn = 0, bytesOut = 0, camMeta = null, clock = "send";
 let sendChain = Promise.resolve(), drawChain = Promise.resolve();
 const shownAt = [], g2gs = [], lats = [];
-const maxInFlight = 12, quality = 0.8;
+const quality = 0.8;
+// Enough for the frames the stream holds before its first answer, plus most of a chunk.
+const maxInFlight = () => Math.max(12, (parseInt($("steps").value) - 1) * 4 + 8);
 
 function config() {
   return { type: "config", prompt: $("prompt").value, strength: parseFloat($("strength").value),
@@ -173,7 +176,7 @@ function drawn() {
 
 let frameIndex = 0;
 function sendFrame() {
-  if (!ws || ws.readyState !== 1 || inFlight >= maxInFlight || ws.bufferedAmount > 4 * W * H * 4) return;
+  if (!ws || ws.readyState !== 1 || inFlight >= maxInFlight() || ws.bufferedAmount > 4 * W * H * 4) return;
   const cam = $("cam");
   if (!cam.videoWidth) return;
   const now = performance.now();

@@ -42,6 +42,8 @@ struct ServerOptions {
     size_t keep_finished = 64;         // finished jobs remembered (older ones and their files removed)
     size_t max_connections = 64;       // open HTTP connections (more: 503)
     int max_streams = 1;               // live WebSocket streams at once (more: 503)
+    int codec_threads = 4;             // per stream: JPEG decode/encode workers (stream_pipeline.h)
+    int64_t max_stream_frames_in_flight = 24;  // per stream: frames read and not yet answered (then reads wait)
     int io_threads = 2;
     double idle_timeout_s = 30;  // per read/write on an HTTP connection
     RequestLimits limits;

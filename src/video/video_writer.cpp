@@ -361,6 +361,26 @@ VideoContainer video_container_for(const std::string& path) {
          "'; use .mp4 (H.264), .y4m (raw) or .png (frames)");
 }
 
+void planes_to_rgb24_frame(const float* planes, size_t channel_stride, int64_t height, int64_t width, uint8_t* rgb) {
+    const size_t plane = size_t(height * width);
+    for (size_t i = 0; i < plane; ++i)
+        for (size_t ch = 0; ch < 3; ++ch) {
+            float x = planes[ch * channel_stride + i];
+            // clamp(-1, 1) → (x + 1)/2 → ×255 → uint8 by truncation, in float32 (torchvision's
+            // make_grid normalisation and cache_video's .type(torch.uint8)).
+            x = std::isnan(x) ? -1.0f : std::clamp(x, -1.0f, 1.0f);
+            x = (x + 1.0f) / 2.0f;
+            x = x * 255.0f;
+            rgb[i * 3 + ch] = uint8_t(x);
+        }
+}
+
+void rgb24_frame_to_planes(const uint8_t* rgb, int64_t height, int64_t width, float* planes, size_t channel_stride) {
+    const size_t plane = size_t(height * width);
+    for (size_t i = 0; i < plane; ++i)
+        for (size_t ch = 0; ch < 3; ++ch) planes[ch * channel_stride + i] = float(rgb[i * 3 + ch]) / 255.0f * 2.0f - 1.0f;
+}
+
 Rgb24Video video_to_rgb24(const Tensor& video, double fps) {
     WANRT_CHECK(video.defined() && video.ndim() == 4 && video.size(0) == 3, "video",
                 "expected a video [3, F, H, W], got ", video.defined() ? video.describe() : std::string("none"));
@@ -379,16 +399,7 @@ Rgb24Video video_to_rgb24(const Tensor& video, double fps) {
     const size_t plane = size_t(out.height * out.width), per_channel = size_t(out.frames) * plane;
     out.rgb.resize(3 * per_channel);
     for (size_t f = 0; f < size_t(out.frames); ++f)
-        for (size_t i = 0; i < plane; ++i)
-            for (size_t ch = 0; ch < 3; ++ch) {
-                float x = host[ch * per_channel + f * plane + i];
-                // clamp(-1, 1) → (x + 1)/2 → ×255 → uint8 by truncation, in float32 (torchvision's
-                // make_grid normalisation and cache_video's .type(torch.uint8)).
-                x = std::isnan(x) ? -1.0f : std::clamp(x, -1.0f, 1.0f);
-                x = (x + 1.0f) / 2.0f;
-                x = x * 255.0f;
-                out.rgb[(f * plane + i) * 3 + ch] = uint8_t(x);
-            }
+        planes_to_rgb24_frame(host.data() + f * plane, per_channel, out.height, out.width, out.rgb.data() + f * plane * 3);
     return out;
 }
 
@@ -689,10 +700,8 @@ Tensor rgb24_to_video(const Rgb24Video& frames, Backend& backend) {
     const size_t plane = size_t(frames.height * frames.width), per_channel = size_t(frames.frames) * plane;
     std::vector<float> host(3 * per_channel);
     for (size_t f = 0; f < size_t(frames.frames); ++f)
-        for (size_t i = 0; i < plane; ++i)
-            for (size_t ch = 0; ch < 3; ++ch)
-                host[ch * per_channel + f * plane + i] =
-                    float(frames.rgb[(f * plane + i) * 3 + ch]) / 255.0f * 2.0f - 1.0f;
+        rgb24_frame_to_planes(frames.rgb.data() + f * plane * 3, frames.height, frames.width, host.data() + f * plane,
+                              per_channel);
     Tensor t = backend.empty(DType::F32, {3, frames.frames, frames.height, frames.width});
     backend.upload(t, host.data());
     return t;

@@ -57,6 +57,12 @@ VideoContainer video_container_for(const std::string& path);
 // cache_video's conversion. video: [3, F, H, W] f32 (any backend; strided views allowed).
 Rgb24Video video_to_rgb24(const Tensor& video, double fps = 16.0);
 
+// One frame of video_to_rgb24 / rgb24_to_video, so a caller can convert frames on its own threads with
+// the same arithmetic: planes are channel c at planes[c·channel_stride + y·W + x] (f32, [−1, 1]); rgb is
+// H × W × 3 bytes.
+void planes_to_rgb24_frame(const float* planes, size_t channel_stride, int64_t height, int64_t width, uint8_t* rgb);
+void rgb24_frame_to_planes(const uint8_t* rgb, int64_t height, int64_t width, float* planes, size_t channel_stride);
+
 // Writes the video to path (container from the extension); returns the files written.
 std::vector<std::string> write_video(const std::string& path, const Tensor& video,
                                      const VideoWriteOptions& opt = {});
