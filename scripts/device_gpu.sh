@@ -377,7 +377,7 @@ for s in "${steps[@]}"; do
             run_p() { echo "### $*" >> "$P"; timeout ${STEP_TIMEOUT:-200} "$@" >> "$P" 2>&1; echo "rc=$?" >> "$P"; }
             run_p $BIN/test_backend_ops --gtest_filter='Table/BackendOps.MatchesFloat64/cuda_linear:BackendOpsCoverage.*'
             run_p $BIN/test_quant_gpu --gtest_filter='CudaQuant.*'
-            run_p $BIN/test_dit_gpu
+            run_p $BIN/test_dit_gpu --gtest_filter='-*I2V*'  # dit_i2v.safetensors (13 MB) is not carried
             WANRT_TEST_DEVICE=cuda run_p $BIN/test_dit_offload
             run_p $W synth --model t2v-1.3B --dtype bf16 --out /tmp/m13
             for q in q8_0 q4_k_m; do
