@@ -377,7 +377,7 @@ TEST(HostileOutput, SignalsRemoveTheTempFileAndExit130Or143) {
 // The real command: Ctrl-C during a generation leaves nothing in the output folder.
 TEST(HostileOutput, SigintDuringGenerateExits130AndWritesNothing) {
     const std::string d = tmp_dir("sigcli");
-    CliRun r = run_shell("cd " + d + " && (" + wanrt_binary() +
+    CliRun r = run_shell("cd " + d + " && (" + wanrt::test::wanrt_binary() +
                          " generate --device cpu --threads 2 --sample_steps 200 --save_file " + d +
                          "/v.y4m & pid=$!; sleep 1.5; kill -INT $pid; wait $pid; echo rc=$?)");
     EXPECT_NE(r.out.find("rc=130"), std::string::npos) << r.out;
@@ -389,7 +389,7 @@ TEST(HostileOutput, SigintDuringGenerateExits130AndWritesNothing) {
 // line saying so, exit 1, and nothing left in the folder.
 TEST(HostileOutput, DiskFullLeavesNoPartialOutput) {
     const std::string d = tmp_dir("full");
-    const std::string gen = wanrt_binary() + " generate --ckpt_dir " + demo_folder() +
+    const std::string gen = wanrt::test::wanrt_binary() + " generate --ckpt_dir " + demo_folder() +
                             " --device cpu --threads 2 --size 64*64 --frame_num 5 --sample_steps 1";
     // ulimit -f counts 1024-byte blocks in bash: the 61 KB video cannot fit in 16 KB.
     CliRun r = run_shell("bash -c 'ulimit -f 16; " + gen + " --save_file " + d + "/v.y4m 2>&1 | tail -1; exit ${PIPESTATUS[0]}'");
