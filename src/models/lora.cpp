@@ -469,11 +469,16 @@ Tensor patched_weight(const Linear& l) {
     }
     std::vector<float> scale;
     for (const LoraBranch& br : l.lora) scale.push_back(br.scale);
-    // More than three branches on one weight: fold the extra ones into the first product (f32).
-    for (size_t k = 3; k < terms.size(); ++k) {
-        const Tensor* acc[2] = {&terms[0], &terms[k]};
-        const float c[2] = {scale[0], scale[k]};
-        ops::lincomb(acc, c, 2, terms[0]);
+    // More than three branches on one weight: fold the extra ones into the first term, in a new buffer
+    // (an f32 full-difference term is the branch's own tensor, which must stay as loaded).
+    if (terms.size() > 3) {
+        Tensor sum = be.empty(DType::F32, l.w.shape());  // [N, K]
+        for (size_t k = 3; k < terms.size(); ++k) {
+            const Tensor* acc[2] = {k == 3 ? &terms[0] : &sum, &terms[k]};
+            const float c[2] = {k == 3 ? scale[0] : 1.0f, scale[k]};
+            ops::lincomb(acc, c, 2, sum);
+        }
+        terms[0] = sum;
         scale[0] = 1.0f;
     }
     const int n = 1 + int(std::min<size_t>(terms.size(), 3));
