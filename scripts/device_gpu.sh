@@ -389,6 +389,15 @@ for s in "${steps[@]}"; do
                 run_p $W bench dit --device cuda --ckpt_dir $d --frames 1 --warmup 2 --repeats 5 --no_profile
             done
             grep -E "^###|rc=|PASSED|FAILED|OK \]|rel-L2|forward|peak|resident|weights  " "$P" | cut -c1-220 | tail -90 | tee -a "$OUT/summary.txt" ;;
+        session9a)  # issue 20: the serve pipeline on the GPU; issue 19: where the Wan2.2 VAE decode spends its time
+            log "serve on cuda, Wan2.2 VAE profile"
+            P="$OUT/session9a.log"; W=$BIN/wanrt
+            run_p() { echo "### $*" >> "$P"; timeout ${STEP_TIMEOUT:-200} "$@" >> "$P" 2>&1; echo "rc=$?" >> "$P"; }
+            for f in jpeg raw; do
+                run_p $W bench serve --device cuda --width 832 --height 480 --steps 2 --chunks 40 --format $f --json $OUT/serve_$f.json
+            done
+            run_p $W bench vae --model wan22 --device cuda --height 704 --width 1280 --latent_frames 31 --mode decode --warmup 1 --repeats 1 --conv_dtype f16 --profile
+            grep -E "^###|rc=|overhead|round trip|FPS|fps|parts|decode|peak|conv|copy|unary|binary|norm|upsample|total" "$P" | cut -c1-200 | tail -80 | tee -a "$OUT/summary.txt" ;;
         session7c)  # issue 15: a whole 14B 480p generation under --offload (device memory sampled), GGUF DiTs on CUDA
             log "14B generate --offload, GGUF DiT on cuda"
             P="$OUT/session7c.log"; W=$BIN/wanrt
