@@ -389,6 +389,9 @@ for s in "${steps[@]}"; do
                 run_p $W bench dit --device cuda --ckpt_dir $d --frames 1 --warmup 2 --repeats 5 --no_profile
             done
             grep -E "^###|rc=|PASSED|FAILED|OK \]|rel-L2|forward|peak|resident|weights  " "$P" | cut -c1-220 | tail -90 | tee -a "$OUT/summary.txt" ;;
+        convlayout)  # issue 17: cuDNN half convs NCDHW vs NDHWC at TAEHV / Wan VAE shapes
+            log "conv layouts"
+            timeout 300 $BIN/test_cuda_perf_gpu --gtest_filter='*ConvLayouts*' 2>&1 | tee $OUT/convlayout.log | grep -E "conv f16|OK|FAILED|rel" | tee -a "$OUT/summary.txt" ;;
         session9a)  # issue 20: the serve pipeline on the GPU; issue 19: where the Wan2.2 VAE decode spends its time
             log "serve on cuda, Wan2.2 VAE profile"
             P="$OUT/session9a.log"; W=$BIN/wanrt

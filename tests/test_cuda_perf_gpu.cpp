@@ -292,6 +292,80 @@ TEST(CudaPerf, Vae480p) {
     }
 }
 
+// cuDNN half convs in the VAE layout (NCDHW) and channels last (NDHWC) at TAEHV's and the Wan VAE
+// decoder's shapes: which layout a half-precision VAE should keep between its convs (issue 17).
+// Both layouts must give the same output (transposed), within f16 rounding.
+TEST(CudaPerf, ConvLayoutsAtVaeShapes) {
+    ASSERT_GT(cuda_device_count(), 0);
+    cudaStream_t st;
+    CUDA_CHECK(cudaStreamCreate(&st));
+    struct C {
+        int64_t C, O, T, H, W, kt, pad_t0;
+        const char* what;
+    };
+    const C cs[] = {{64, 64, 8, 240, 416, 1, 0, "taehv memblock conv 64ch 240x416"},
+                    {64, 64, 8, 240, 416, 2, 1, "taehv memblock past conv 64ch (kt 2)"},
+                    {64, 64, 8, 480, 832, 1, 0, "taehv last conv 64ch 480x832"},
+                    {128, 128, 8, 120, 208, 1, 0, "taehv 128ch 120x208"},
+                    {256, 256, 8, 60, 104, 1, 0, "taehv 256ch 60x104"},
+                    {96, 96, 4, 480, 832, 3, 2, "wan vae decoder 96ch 480x832 (kt 3)"},
+                    {192, 192, 4, 240, 416, 3, 2, "wan vae decoder 192ch 240x416 (kt 3)"}};
+    for (const C& c : cs) {
+        CudnnConv3d conv(st);
+        Conv3dShape s{};
+        s.C = c.C, s.T = c.T, s.H = c.H, s.W = c.W, s.O = c.O, s.kt = c.kt, s.kh = 3, s.kw = 3;
+        s.To = c.T + c.pad_t0 - c.kt + 1, s.Ho = c.H, s.Wo = c.W;
+        s.pad[0] = c.pad_t0, s.pad[2] = s.pad[3] = s.pad[4] = s.pad[5] = 1;
+        s.stride[0] = s.stride[1] = s.stride[2] = 1;
+        s.dt = DevType::F16;
+        const int64_t S = c.H * c.W, So = s.Ho * s.Wo, K = c.kt * 9;
+        const size_t nx = size_t(c.C * c.T * S), nw = size_t(c.O * c.C * K), ny = size_t(c.O * s.To * So);
+        const std::vector<float> xf = randn(nx, 11, 1.f), wf = randn(nw, 12, 1.f / std::sqrt(double(c.C * K)));
+        std::vector<uint16_t> x(nx), xl(nx), w(nw), wl(nw);
+        for (int64_t ch = 0; ch < c.C; ++ch)
+            for (int64_t p = 0; p < c.T * S; ++p) {
+                x[size_t(ch * c.T * S + p)] = f32_to_f16(xf[size_t(ch * c.T * S + p)]);
+                xl[size_t(p * c.C + ch)] = x[size_t(ch * c.T * S + p)];
+            }
+        for (int64_t o = 0; o < c.O; ++o)
+            for (int64_t ch = 0; ch < c.C; ++ch)
+                for (int64_t k = 0; k < K; ++k) {
+                    w[size_t((o * c.C + ch) * K + k)] = f32_to_f16(wf[size_t((o * c.C + ch) * K + k)]);
+                    wl[size_t((o * K + k) * c.C + ch)] = w[size_t((o * c.C + ch) * K + k)];
+                }
+        void *dx, *dxl, *dw, *dwl, *dy, *dyl;
+        for (auto [p, n] : {std::pair{&dx, nx}, {&dxl, nx}, {&dw, nw}, {&dwl, nw}, {&dy, ny}, {&dyl, ny}})
+            CUDA_CHECK(cudaMalloc(p, n * 2));
+        CUDA_CHECK(cudaMemcpy(dx, x.data(), nx * 2, cudaMemcpyHostToDevice));
+        CUDA_CHECK(cudaMemcpy(dxl, xl.data(), nx * 2, cudaMemcpyHostToDevice));
+        CUDA_CHECK(cudaMemcpy(dw, w.data(), nw * 2, cudaMemcpyHostToDevice));
+        CUDA_CHECK(cudaMemcpy(dwl, wl.data(), nw * 2, cudaMemcpyHostToDevice));
+        Conv3dShape sl = s;
+        sl.channels_last = true;
+        bool ok = true, okl = true;
+        const double ms = median_ms(st, [&] { ok = ok && conv.run(s, dx, dw, dy); });
+        const double msl = median_ms(st, [&] { okl = okl && conv.run(sl, dxl, dwl, dyl); });
+        EXPECT_TRUE(ok) << c.what << ": " << conv.last_error();
+        EXPECT_TRUE(okl) << c.what << " channels last: " << conv.last_error();
+        std::vector<uint16_t> y(ny), yl(ny);
+        CUDA_CHECK(cudaMemcpy(y.data(), dy, ny * 2, cudaMemcpyDeviceToHost));
+        CUDA_CHECK(cudaMemcpy(yl.data(), dyl, ny * 2, cudaMemcpyDeviceToHost));
+        double num = 0, den = 0;
+        for (int64_t o = 0; o < c.O; ++o)
+            for (int64_t p = 0; p < s.To * So; ++p) {
+                const double a = f16_to_f32(y[size_t(o * s.To * So + p)]), b = f16_to_f32(yl[size_t(p * c.O + o)]);
+                num += (a - b) * (a - b), den += a * a;
+            }
+        const double rel = std::sqrt(num / std::max(den, 1e-300));
+        const double flop = 2.0 * double(c.O * c.C * K) * double(s.To * So);
+        std::printf("conv f16 %-40s NCDHW %7.3f ms %6.1f TFLOP/s | NDHWC %7.3f ms %6.1f TFLOP/s | rel-L2 %.1e\n",
+                    c.what, ms, flop / (ms * 1e-3) / 1e12, msl, flop / (msl * 1e-3) / 1e12, rel);
+        EXPECT_LT(rel, 2e-3) << c.what;
+        for (void* p : {dx, dxl, dw, dwl, dy, dyl}) cudaFree(p);
+    }
+    cudaStreamDestroy(st);
+}
+
 // umT5-XXL, full size with random bf16 weights (written once to /tmp: 11.4 GB), 512 tokens.
 TEST(CudaPerf, T5Encode512) {
     ASSERT_GT(cuda_device_count(), 0);

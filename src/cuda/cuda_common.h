@@ -370,6 +370,8 @@ struct Conv3dShape {
     int64_t pad[6];         // t0, t1, h0, h1, w0, w1
     int64_t stride[3];      // t, h, w
     DevType dt = DevType::F32;  // x, w and y: F32 (cuDNN may use TF32), F16 or BF16 (f32 accumulation)
+    // Channels last: x [T, H, W, C], w [O, kt, kh, kw, C], y [To, Ho, Wo, O] (cuDNN's NDHWC / KTRSC).
+    bool channels_last = false;
 };
 // Conv3d through cuDNN (x, w, y all of s.dt; fp32 may run on TF32 tensor cores, as PyTorch does by
 // default), asymmetric zero padding included. Contiguous, 16-byte aligned operands. Returns false

@@ -33,19 +33,23 @@ bool CudnnConv3d::execute(cudnnBackendDescriptor_t plan, int64_t workspace, cons
 CudnnConv3d::Plan* CudnnConv3d::plan(const Conv3dShape& s, const void* x, const void* w, void* y) {
     const std::vector<int64_t> key = {s.C,      s.T,      s.H,         s.W,         s.O,         s.kt,
                                       s.kh,     s.kw,     s.pad[0],    s.pad[1],    s.pad[2],    s.pad[3],
-                                      s.pad[4], s.pad[5], s.stride[0], s.stride[1], s.stride[2], int64_t(s.dt)};
+                                      s.pad[4], s.pad[5], s.stride[0], s.stride[1], s.stride[2], int64_t(s.dt),
+                                      int64_t(s.channels_last)};
     auto it = plans_.find(key);
     if (it != plans_.end()) return it->second.get();
     auto p = std::make_unique<Plan>();
     auto& keep = p->keep;
     try {
         auto tensor = [&](int64_t uid, std::vector<int64_t> dims) -> cudnnBackendDescriptor_t {
+            // dims are {N or O, C, D, H, W}; channels last stores C innermost, then W, H, D, N.
             std::vector<int64_t> strides(dims.size());
-            int64_t st = 1;
+            int64_t st = s.channels_last ? dims[1] : 1;
             for (size_t i = dims.size(); i-- > 0;) {
+                if (s.channels_last && i == 1) continue;
                 strides[i] = st;
                 st *= dims[i];
             }
+            if (s.channels_last) strides[1] = 1;
             Desc t(CUDNN_BACKEND_TENSOR_DESCRIPTOR);
             const cudnnDataType_t dt = s.dt == DevType::F16    ? CUDNN_DATA_HALF
                                        : s.dt == DevType::BF16 ? CUDNN_DATA_BFLOAT16
