@@ -400,7 +400,8 @@ for s in "${steps[@]}"; do
                 run_p $W bench serve --device cuda --width 832 --height 480 --steps 2 --chunks 40 --format $f --json $OUT/serve_$f.json
             done
             run_p $W bench vae --model wan22 --device cuda --height 704 --width 1280 --latent_frames 31 --mode decode --warmup 1 --repeats 1 --conv_dtype f16 --profile
-            grep -E "^###|rc=|overhead|round trip|FPS|fps|parts|decode|peak|conv|copy|unary|binary|norm|upsample|total" "$P" | cut -c1-200 | tail -80 | tee -a "$OUT/summary.txt" ;;
+            run_p $W bench dit --device cuda --model ti2v-5B --layers 0 --weights_dtype bf16 --frames 121 --height 704 --width 1280 --warmup 1 --repeats 3
+            grep -E "^###|rc=|overhead|round trip|FPS|fps|parts|decode|peak|conv|copy|unary|binary|norm|upsample|total|forward|attention|linear|tokens|resident" "$P" | cut -c1-200 | tail -100 | tee -a "$OUT/summary.txt" ;;
         session7c)  # issue 15: a whole 14B 480p generation under --offload (device memory sampled), GGUF DiTs on CUDA
             log "14B generate --offload, GGUF DiT on cuda"
             P="$OUT/session7c.log"; W=$BIN/wanrt

@@ -142,7 +142,12 @@ void run(const Opts& o) {
         }
     }
 
-    const int64_t lat_f = (o.frames - 1) / 4 + 1, lat_h = o.height / 8, lat_w = o.width / 8;
+    // Wan2.2 TI2V-5B's VAE compresses 16× in space (the others 8×); all compress 4× in time.
+    const int64_t vae_s = cfg.model_type == "ti2v" ? 16 : 8;
+    if (o.height % (2 * vae_s) || o.width % (2 * vae_s))
+        fail("bench", "--height/--width must be multiples of ", 2 * vae_s, " for this model (VAE ", vae_s,
+             "x, patch 2), got ", o.width, "x", o.height);
+    const int64_t lat_f = (o.frames - 1) / 4 + 1, lat_h = o.height / vae_s, lat_w = o.width / vae_s;
     // I2V: the noisy latent has out_dim channels, y the rest of in_dim (4 mask + 16 latent channels).
     const int64_t x_ch = cfg.is_i2v() ? cfg.out_dim : cfg.in_dim;
     const int64_t clip_tokens = cfg.is_flf2v() ? 2 * kClipTokens : kClipTokens;
@@ -256,7 +261,7 @@ void setup(CLI::App& bench) {
     auto o = std::make_shared<Opts>();
     CLI::App* c = bench.add_subcommand("dit", "Time one DiT forward (default: 1.3B widths, 2 blocks, one 480p frame = 1,560 tokens; i2v/flf2v models get random y and clip_fea)");
     c->add_option("--ckpt_dir", o->ckpt_dir, "Model folder (config.json + diffusion_pytorch_model*.safetensors); default: random weights in memory");
-    c->add_option("--model", o->model, "Synthetic model widths: t2v-1.3B, t2v-14B, i2v-14B, flf2v-14B")->capture_default_str();
+    c->add_option("--model", o->model, "Synthetic model widths: t2v-1.3B, t2v-14B, i2v-14B, flf2v-14B, ti2v-5B")->capture_default_str();
     c->add_option("--layers", o->layers, "Synthetic model blocks (0 = all of the preset)")->capture_default_str();
     c->add_option("--weights_dtype", o->weights_dtype, "Synthetic linear weights: f32, bf16, f16; CPU: q8_0, q4_0, q4_k, "
                                                        "q5_k, q6_k (the blocks' linears quantized from f32)")->capture_default_str();

@@ -60,10 +60,6 @@ void run(const Opts& o) {
     cfg.clip_branch = !moe;
     Vae22Config vae22;  // TI2V-5B's Wan2.2 VAE; the demo's at tiny widths
     if (ti2v) {
-        if (!demo) {
-            cfg = DitConfig::preset("t2v-1.3B");
-            cfg.dim = 3072, cfg.ffn_dim = 14336, cfg.num_heads = 24, cfg.num_layers = 30;
-        }
         cfg.model_type = "ti2v";
         cfg.in_dim = cfg.out_dim = 48;
         if (demo) vae22 = dc.vae22;  // the built-in TI2V demo's

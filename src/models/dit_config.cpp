@@ -123,13 +123,20 @@ DitConfig DitConfig::preset(const std::string& name) {
         c.ffn_dim = 13824;
         c.num_heads = 40;
         c.num_layers = 40;
+    } else if (name == "ti2v-5B") {  // Wan2.2 TI2V-5B: per-token timesteps, the Wan2.2 VAE's 48 channels
+        c.model_type = "ti2v";
+        c.in_dim = c.out_dim = 48;
+        c.dim = 3072;
+        c.ffn_dim = 14336;
+        c.num_heads = 24;
+        c.num_layers = 30;
     } else {
-        fail("dit", "unknown model \"", name, "\"; choose one of t2v-1.3B, t2v-14B, i2v-14B, flf2v-14B");
+        fail("dit", "unknown model \"", name, "\"; choose one of t2v-1.3B, t2v-14B, i2v-14B, flf2v-14B, ti2v-5B");
     }
     return c;
 }
 
-std::vector<std::string> DitConfig::preset_names() { return {"t2v-1.3B", "t2v-14B", "i2v-14B", "flf2v-14B"}; }
+std::vector<std::string> DitConfig::preset_names() { return {"t2v-1.3B", "t2v-14B", "i2v-14B", "flf2v-14B", "ti2v-5B"}; }
 
 DitConfig DitConfig::from_weights(const TensorSource& src, const std::string& prefix) {
     auto shape_of = [&](const std::string& n) -> const Shape& {
