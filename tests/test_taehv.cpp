@@ -112,6 +112,26 @@ TEST(Taehv, EncodeGolden) {
     }
 }
 
+// Half precision: f16/bf16 weights and activations (each conv, activation and residual add rounds its
+// output once; on the CPU the arithmetic is f32, on CUDA cuDNN's half convolutions with f32
+// accumulation) against the float64 reference, with the documented bounds per dtype.
+TEST(Taehv, HalfPrecisionWithinDocumentedError) {
+    auto src = open_pth(test::fixture_path("taehv_weights.pth"));
+    for (DType dt : {DType::F16, DType::BF16}) {
+        const double bound = dt == DType::F16 ? 3e-3 : 2.5e-2;  // CPU: 8.9e-4 / 8.1e-3 at most
+        const auto m = Taehv::load(src, backend(), dt);
+        for (int64_t n = 0; n < batch(); ++n) {
+            const std::string tag = std::string(dtype_name(dt)) + ", sample " + std::to_string(n);
+            const Tensor raw = m->decode_raw(sample_cthw("in.z", n));
+            EXPECT_EQ(raw.dtype(), DType::F32);
+            expect_close(raw, ref_cthw("mid.decoded_raw", n), bound, "decode raw " + tag);
+            const Tensor z = m->encode(sample_cthw("in.video", n));
+            EXPECT_EQ(z.dtype(), DType::F32);
+            expect_close(z, ref_cthw("out.encoded", n), bound, "encode " + tag);
+        }
+    }
+}
+
 // taehv.py's sequential mode and any chunking give the whole-clip result (the fixture records a
 // parallel-vs-sequential difference of 0 in float64).
 TEST(Taehv, StreamingEqualsParallel) {

@@ -432,9 +432,37 @@ static void upsample2x_cpu(CpuBackend& be, const Tensor& x, const Tensor& y) {
     });
 }
 
+// The same for 2-byte elements (f16/bf16 activations): nearest upsampling only moves values.
+static void upsample2x_half_cpu(CpuBackend& be, const Tensor& x, const Tensor& y) {
+    const int64_t rows = x.size(0) * x.size(1) * x.size(2), W = x.size(3);
+    const uint16_t* xd = x.data<uint16_t>();
+    uint16_t* yd = y.data<uint16_t>();
+    be.pool().parallel_for(rows, 16, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+            const uint16_t* src = xd + r * W;
+            uint16_t* d0 = yd + r * 4 * W;
+            for (int64_t i = 0; i < W; ++i) d0[2 * i] = d0[2 * i + 1] = src[i];
+            std::memcpy(d0 + 2 * W, d0, sizeof(uint16_t) * size_t(2 * W));
+        }
+    });
+}
+
 namespace {
 // The CPU computes every precision in f32: a prefix is concatenated and a half weight widened
 // first (the op's unfused composition, which is also what CUDA's fused half path is tested against).
+void conv3d_entry(CpuBackend& be, const Conv3dArgs& a);
+
+// x, prefix and y in the weight's half dtype: the f32 path on the widened input (exact), its
+// output rounded once to y's dtype.
+void conv3d_half_io(CpuBackend& be, const Conv3dArgs& a) {
+    Conv3dArgs f = a;
+    f.x = ops::to_dtype(a.x, DType::F32);
+    if (a.prefix.defined()) f.prefix = ops::to_dtype(a.prefix, DType::F32);
+    f.y = be.empty(DType::F32, a.y.shape());
+    conv3d_entry(be, f);
+    ops::copy(f.y, a.y);
+}
+
 void conv3d_entry(CpuBackend& be, const Conv3dArgs& a) {
     Tensor x = a.x, w = a.w;
     if (a.prefix.defined()) {
@@ -461,11 +489,15 @@ void conv3d_entry(CpuBackend& be, const Conv3dArgs& a) {
 
 const RegisterKernel<Conv3dArgs, CpuBackend> reg_conv3d({{DType::F32, DType::F32}, {DType::F32, DType::F16}, {DType::F32, DType::BF16}},
                                                         &conv3d_entry);
+const RegisterKernel<Conv3dArgs, CpuBackend> reg_conv3d_half_io({{DType::F16, DType::F16}, {DType::BF16, DType::BF16}},
+                                                                &conv3d_half_io);
 const RegisterKernel<ChannelRmsNormArgs, CpuBackend> reg_channel_rms_norm(
     {{DType::F32}}, [](CpuBackend& be, const ChannelRmsNormArgs& a) { channel_rms_norm_cpu(be, a.x, a.gamma, a.act, a.y); });
-const RegisterKernel<Upsample2xArgs, CpuBackend> reg_upsample2x({{DType::F32}}, [](CpuBackend& be, const Upsample2xArgs& a) {
-    upsample2x_cpu(be, a.x, a.y);
-});
+const RegisterKernel<Upsample2xArgs, CpuBackend> reg_upsample2x({{DType::F32}, {DType::F16}, {DType::BF16}},
+                                                                [](CpuBackend& be, const Upsample2xArgs& a) {
+                                                                    if (a.x.dtype() == DType::F32) return upsample2x_cpu(be, a.x, a.y);
+                                                                    upsample2x_half_cpu(be, a.x, a.y);
+                                                                });
 }  // namespace
 
 }  // namespace wanrt

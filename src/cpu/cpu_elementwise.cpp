@@ -115,12 +115,30 @@ static void lincomb_cpu(CpuBackend& be, const Tensor* const* in, const float* co
 }
 
 namespace {
-const RegisterKernel<UnaryArgs, CpuBackend> reg_unary({{DType::F32}}, [](CpuBackend& be, const UnaryArgs& a) {
-    unary_cpu(be, a.act, a.x, a.y);
-});
-const RegisterKernel<BinaryArgs, CpuBackend> reg_binary({{DType::F32}}, [](CpuBackend& be, const BinaryArgs& a) {
-    binary_cpu(be, a.op, a.a, a.b, a.y);
-});
+// Half-precision activations (f16/bf16 in and out): the f32 kernel on widened copies, rounded once
+// to y's dtype, which is what a GPU kernel computing in f32 registers gives.
+Tensor widened(const Tensor& x) {
+    return x.dtype() == DType::F32 ? x : ops::to_dtype(x, DType::F32);
+}
+void narrow_into(const Tensor& f, const Tensor& y) {
+    if (y.dtype() != DType::F32) ops::copy(f, y);
+}
+Tensor f32_out(CpuBackend& be, const Tensor& y) {
+    return y.dtype() == DType::F32 ? y : be.empty(DType::F32, y.shape());
+}
+
+const RegisterKernel<UnaryArgs, CpuBackend> reg_unary({{DType::F32}, {DType::F16}, {DType::BF16}},
+                                                      [](CpuBackend& be, const UnaryArgs& a) {
+                                                          const Tensor yf = f32_out(be, a.y);
+                                                          unary_cpu(be, a.act, widened(a.x), yf);
+                                                          narrow_into(yf, a.y);
+                                                      });
+const RegisterKernel<BinaryArgs, CpuBackend> reg_binary({{DType::F32}, {DType::F16}, {DType::BF16}},
+                                                        [](CpuBackend& be, const BinaryArgs& a) {
+                                                            const Tensor yf = f32_out(be, a.y);
+                                                            binary_cpu(be, a.op, widened(a.a), widened(a.b), yf);
+                                                            narrow_into(yf, a.y);
+                                                        });
 const RegisterKernel<LinCombArgs, CpuBackend> reg_lincomb({{DType::F32}, {DType::BF16, DType::BF16}, {DType::F16, DType::F16}}, [](CpuBackend& be, const LinCombArgs& a) {
     lincomb_cpu(be, a.in, a.coef, a.n, a.out);
 });

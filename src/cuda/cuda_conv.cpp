@@ -10,6 +10,7 @@
 #include "cuda/cuda_backend_impl.h"
 #include "cuda/cuda_common.h"
 #include "cuda/cuda_cudnn.h"
+#include "cuda/cuda_half_act.h"
 #include "ops/ops.h"
 
 namespace wanrt::cuda {
@@ -154,10 +155,36 @@ void conv3d_half(CudaBackend& be, const Conv3dArgs& a, Conv3dShape s) {
     be.wrote(a.y);
 }
 
+// x, its prefix and y in the weight's half dtype (activations kept half between convs): the prefix
+// is concatenated in half, cuDNN writes y directly, and the bias is added in place.
+void conv3d_half_io(CudaBackend& be, const Conv3dArgs& a, Conv3dShape s, const Tensor& w) {
+    s.dt = w.dtype() == DType::F16 ? DevType::F16 : DevType::BF16;
+    Tensor x = a.x;
+    if (a.prefix.defined()) {
+        Tensor cat = be.empty(x.dtype(), {s.C, s.T, s.H, s.W});
+        const int64_t Tp = a.prefix.size(1);
+        be.copy_tensor(a.prefix, cat.slice(1, 0, Tp));
+        be.copy_tensor(a.x, cat.slice(1, Tp, s.T));
+        x = cat;
+    } else if (reinterpret_cast<uintptr_t>(x.raw()) % 16 != 0) {
+        x = be.contiguous_copy(x);
+    }
+    WANRT_CHECK(reinterpret_cast<uintptr_t>(a.y.raw()) % 16 == 0, "conv3d", "output ", a.y.describe(),
+                " is not 16-byte aligned");
+    WANRT_CHECK(be.conv().run(s, x.raw(), w.raw(), a.y.raw()), "conv3d", "cuDNN has no ", dtype_name(w.dtype()),
+                " engine for input ", x.describe(), " (", be.conv().last_error(), "); use f32 activations for this layer");
+    if (a.bias) launch_half_bias_inplace(a.y.raw(), s.dt, a.bias->data<float>(), s.O, a.y.numel() / std::max<int64_t>(s.O, 1),
+                                         be.stream());
+    be.wrote(a.y);
+}
+
 void conv3d_cuda(CudaBackend& be, const Conv3dArgs& a) {
     const Tensor& y = a.y;
     const Conv3dParams& p = a.p;
-    be.need_f32(a.x, "conv3d");
+    if (a.x.dtype() == DType::F32)
+        be.need_f32(a.x, "conv3d");
+    else
+        be.check_here(a.x, "conv3d");
     // cuDNN wants contiguous, 16-byte aligned operands; views that are not get a copy.
     auto ready = [&](const Tensor& t) {
         return t.is_contiguous() && reinterpret_cast<uintptr_t>(t.raw()) % 16 == 0 ? t : be.contiguous_copy(t);
@@ -171,6 +198,7 @@ void conv3d_cuda(CudaBackend& be, const Conv3dArgs& a) {
     const int64_t pads[6] = {p.pad_t0, p.pad_t1, p.pad_h0, p.pad_h1, p.pad_w0, p.pad_w1};
     for (int i = 0; i < 6; ++i) s.pad[i] = pads[i];
     s.stride[0] = p.stride_t, s.stride[1] = p.stride_h, s.stride[2] = p.stride_w;
+    if (a.x.dtype() != DType::F32) return conv3d_half_io(be, a, s, w);
     if (w.dtype() != DType::F32) {
         Conv3dArgs h = a;
         h.w = w;
@@ -214,7 +242,8 @@ void upsample2x_cuda(CudaBackend& be, const Upsample2xArgs& a) {
 }
 
 const RegisterKernel<Conv3dArgs, CudaBackend> reg_conv3d({{DType::F32, DType::F32}, {DType::F32, DType::F16},
-                                                          {DType::F32, DType::BF16}},
+                                                          {DType::F32, DType::BF16}, {DType::F16, DType::F16},
+                                                          {DType::BF16, DType::BF16}},
                                                          &conv3d_cuda);
 const RegisterKernel<ChannelRmsNormArgs, CudaBackend> reg_channel_rms_norm({{DType::F32}}, &channel_rms_norm_cuda);
 const RegisterKernel<Upsample2xArgs, CudaBackend> reg_upsample2x({{DType::F32}}, &upsample2x_cuda);

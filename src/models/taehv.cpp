@@ -229,10 +229,10 @@ Tensor memblock(const Layer& l, const Tensor& x, const Tensor& past) {
     return ops::relu(ops::add(h, x));  // skip: identity (n_in == n_out everywhere in TAEHV)
 }
 
-// Clamp: tanh(x / 3) · 3.
+// Clamp: tanh(x / 3) · 3 (in x's dtype: f32 or the half activations).
 Tensor soft_clamp(const Tensor& x_in) {
     const Tensor x = ops::contiguous(x_in);
-    Tensor y = x.backend()->empty(DType::F32, x.shape());
+    Tensor y = x.backend()->empty(x.dtype(), x.shape());
     const Tensor* in[1] = {&x};
     const float third = 1.0f / 3.0f, three = 3.0f;
     ops::lincomb(in, &third, 1, y);
@@ -343,7 +343,7 @@ Tensor Taehv::encode(const Tensor& video) const {
 Tensor Taehv::decode_raw(const Tensor& z) const {
     check_latent(z.shape());
     std::vector<Tensor> mem;
-    return run(net_->decoder, ops::to_dtype(z, DType::F32), mem);
+    return ops::to_dtype(run(net_->decoder, ops::to_dtype(z, cfg_.conv_dtype), mem), DType::F32);
 }
 
 Tensor Taehv::decode(const Tensor& z) const {
@@ -372,7 +372,9 @@ Tensor TaehvStreamEncoder::push(const Tensor& frames) {
     const int64_t n = x.size(1);
     last_frame_ = ops::contiguous(x.slice(1, n - 1, n));
     frames_ += n;
-    return run(tae_->net_->encoder, pixel_unshuffle(x, tae_->cfg_.patch_size), mem_);
+    // The network runs in its conv dtype (activations stay half between half convs); latents come out f32.
+    const Tensor z = run(tae_->net_->encoder, ops::to_dtype(pixel_unshuffle(x, tae_->cfg_.patch_size), tae_->cfg_.conv_dtype), mem_);
+    return z.defined() ? ops::to_dtype(z, DType::F32) : z;
 }
 
 Tensor TaehvStreamEncoder::flush() {
@@ -399,11 +401,11 @@ Tensor TaehvStreamDecoder::push(const Tensor& latents) {
              "; reset() before a new clip");
     h_ = latents.size(2), w_ = latents.size(3);
     frames_ += latents.size(1);
-    Tensor raw = run(tae_->net_->decoder, ops::to_dtype(latents, DType::F32), mem_);  // [3p², 4n, h', w']
+    Tensor raw = run(tae_->net_->decoder, ops::to_dtype(latents, tae_->cfg_.conv_dtype), mem_);  // [3p², 4n, h', w']
     const int64_t n = raw.size(1), trim = std::max<int64_t>(0, tae_->cfg_.frames_to_trim() - raw_out_);
     raw_out_ += n;
     if (trim >= n) return {};
-    Tensor y = ops::clamp(pixel_shuffle(raw, tae_->cfg_.patch_size), 0.0f, 1.0f);  // [3, 4n, H, W]
+    Tensor y = ops::clamp(ops::to_dtype(pixel_shuffle(raw, tae_->cfg_.patch_size), DType::F32), 0.0f, 1.0f);  // [3, 4n, H, W]
     return trim > 0 ? ops::contiguous(y.slice(1, trim, n)) : y;
 }
 

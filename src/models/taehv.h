@@ -48,7 +48,8 @@ struct TaehvConfig {
     std::array<bool, 3> decoder_time_upscale{false, true, true};
     std::array<bool, 3> decoder_space_upscale{true, true, true};
     // Not a checkpoint property: the conv weights' dtype, which sets the conv precision (ops::conv3d):
-    // f32 exact on the CPU, TF32 on CUDA; f16/bf16 run half-precision convolutions on CUDA.
+    // f32 exact on the CPU, TF32 on CUDA; f16/bf16 run half-precision convolutions, and the
+    // activations between them stay in that dtype too (inputs and outputs of encode/decode are f32).
     DType conv_dtype = DType::F32;
 
     int64_t t_downscale() const;                                    // 4

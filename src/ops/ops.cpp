@@ -24,6 +24,11 @@ void check_same_backend(const Tensor& a, const Tensor& b, const char* op) {
 void check_f32(const Tensor& x, const char* op, const char* what) {
     if (x.dtype() != DType::F32) fail(op, what, " must be f32, got ", x.describe());
 }
+// Elementwise ops also run on half-precision activations (the VAEs keep them between their convs).
+void check_float(const Tensor& x, const char* op, const char* what) {
+    if (x.dtype() != DType::F32 && x.dtype() != DType::F16 && x.dtype() != DType::BF16)
+        fail(op, what, " must be f32, f16 or bf16, got ", x.describe());
+}
 
 // Rows given as [..., D] views whose last dim is contiguous (per-sample modulation vectors).
 void check_rows(const Tensor& t, int64_t B, int64_t D, const char* op, const char* what) {
@@ -275,18 +280,18 @@ Tensor rope(const Tensor& x_in, const std::vector<RopeGrid>& grids, const Tensor
 
 Tensor unary(Activation act, const Tensor& x_in) {
     Backend& be = be_of(x_in, "unary");
-    check_f32(x_in, "unary", "input");
+    check_float(x_in, "unary", "input");
     Tensor x = contiguous(x_in);
-    Tensor y = be.empty(DType::F32, x.shape());
-    dispatch(be, UnaryArgs{act, x, y});
+    Tensor y = be.empty(x.dtype(), x.shape());
+    dispatch(be, UnaryArgs{act, x, y}, {x.dtype()});
     return y;
 }
 
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
     Backend& be = be_of(a, "binary");
     check_same_backend(a, b, "binary");
-    check_f32(a, "binary", "a");
-    check_f32(b, "binary", "b");
+    check_float(a, "binary", "a");
+    if (b.dtype() != a.dtype()) fail("binary", "b ", b.describe(), " must have a's dtype (", dtype_name(a.dtype()), ")");
     const int nd = std::max(a.ndim(), b.ndim());
     if (nd > 6) fail("binary", "at most 6 dims, got ", nd);
     Shape out(nd);
@@ -297,8 +302,8 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
             fail("binary", "shapes ", shape_str(a.shape()), " and ", shape_str(b.shape()), " do not broadcast");
         out[i] = sa == 1 ? sb : sa;
     }
-    Tensor y = be.empty(DType::F32, out);
-    dispatch(be, BinaryArgs{op, a, b, y});
+    Tensor y = be.empty(a.dtype(), out);
+    dispatch(be, BinaryArgs{op, a, b, y}, {a.dtype()});
     return y;
 }
 

@@ -120,12 +120,12 @@ struct RmsNormRopeArgs {  // {F32}
     const std::vector<RopeGrid>* grids = nullptr;
     Tensor table, y;
 };
-struct UnaryArgs {  // {F32}
+struct UnaryArgs {  // {F32}, {F16}, {BF16}: y in x's dtype, computed in f32
     static constexpr const char* kName = "unary";
     Activation act = Activation::None;
     Tensor x, y;
 };
-struct BinaryArgs {  // {F32}; a and b broadcast to y's shape (strides as given)
+struct BinaryArgs {  // {F32}, {F16}, {BF16} (a, b and y alike, computed in f32); a and b broadcast to y's shape (strides as given)
     static constexpr const char* kName = "binary";
     BinaryOp op = BinaryOp::Add;
     Tensor a, b, y;
@@ -147,7 +147,8 @@ struct EmbeddingArgs {  // {F32, table dtype}; ids i32
     static constexpr const char* kName = "embedding";
     Tensor table, ids, y;
 };
-struct Conv3dArgs {  // {F32, weight dtype}: an f16/bf16 weight lets the backend round x and y to it
+struct Conv3dArgs {  // {x dtype, w dtype}: {F32, F32}; {F32, half}: x and y rounded to w's dtype inside, y f32;
+                     // {half, half}: x, prefix and y in w's dtype (the bias stays f32)
     static constexpr const char* kName = "conv3d";
     Tensor x, w;
     Tensor prefix;  // undefined, or [C, Tp, H, W] frames in front of x (a causal conv's cache)
@@ -161,7 +162,7 @@ struct ChannelRmsNormArgs {  // {F32}
     Activation act = Activation::None;
     Tensor y;
 };
-struct Upsample2xArgs {  // {F32}
+struct Upsample2xArgs {  // {F32}, {F16}, {BF16}: y in x's dtype
     static constexpr const char* kName = "upsample2x";
     Tensor x, y;
 };

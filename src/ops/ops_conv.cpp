@@ -21,10 +21,14 @@ void check_backend(const char* op, const char* what, const Tensor& t, const Tens
 
 Tensor conv3d(const Tensor& x_in, const Tensor& w_in, const Tensor* bias_in, const Conv3dParams& p,
               const Tensor* prefix_in) {
-    check_f32("conv3d", "input", x_in);
     WANRT_CHECK(w_in.defined(), "conv3d", "weight is undefined; pass a tensor");
     WANRT_CHECK(w_in.dtype() == DType::F32 || w_in.dtype() == DType::F16 || w_in.dtype() == DType::BF16, "conv3d",
                 "weight must be f32, f16 or bf16, got ", w_in.describe(), "; convert it with ops::to_dtype");
+    // x f32 (rounded to a half weight's dtype inside), or already in the half weight's dtype: then the
+    // output is too, and activations stay half between convs.
+    WANRT_CHECK(x_in.defined(), "conv3d", "input is undefined; pass a tensor");
+    WANRT_CHECK(x_in.dtype() == DType::F32 || (x_in.dtype() == w_in.dtype()), "conv3d", "input ", x_in.describe(),
+                " must be f32 or the weight's dtype (", dtype_name(w_in.dtype()), "); convert it with ops::to_dtype");
     WANRT_CHECK(x_in.ndim() == 4, "conv3d", "input must be [C, T, H, W], got ", x_in.describe(), "; add or fold dims");
     WANRT_CHECK(w_in.ndim() == 5, "conv3d", "weight must be [O, C, kt, kh, kw], got ", w_in.describe(),
                 "; a Conv2d weight [O, C, kh, kw] needs unsqueeze(2)");
@@ -32,7 +36,8 @@ Tensor conv3d(const Tensor& x_in, const Tensor& w_in, const Tensor* bias_in, con
     const int64_t C = x_in.size(0), H = x_in.size(2), W = x_in.size(3);
     int64_t T = x_in.size(1);
     if (prefix_in) {
-        check_f32("conv3d", "prefix", *prefix_in);
+        WANRT_CHECK(prefix_in->defined() && prefix_in->dtype() == x_in.dtype(), "conv3d", "prefix ",
+                    prefix_in->describe(), " must have the input's dtype (", dtype_name(x_in.dtype()), ")");
         check_backend("conv3d", "prefix", *prefix_in, x_in);
         WANRT_CHECK(prefix_in->ndim() == 4 && prefix_in->size(0) == C && prefix_in->size(2) == H &&
                         prefix_in->size(3) == W,
@@ -63,8 +68,8 @@ Tensor conv3d(const Tensor& x_in, const Tensor& w_in, const Tensor* bias_in, con
     Tensor b, prefix;
     if (bias_in) b = contiguous(*bias_in);
     if (prefix_in && prefix_in->size(1) > 0) prefix = contiguous(*prefix_in);
-    Tensor y = x.backend()->empty(DType::F32, out);
-    dispatch(*x.backend(), Conv3dArgs{x, w, prefix, bias_in ? &b : nullptr, p, y}, {DType::F32, w.dtype()},
+    Tensor y = x.backend()->empty(x.dtype(), out);
+    dispatch(*x.backend(), Conv3dArgs{x, w, prefix, bias_in ? &b : nullptr, p, y}, {x.dtype(), w.dtype()},
              2.0 * double(y.numel()) * double(w.numel() / w.size(0)));
     return y;
 }
@@ -86,11 +91,13 @@ Tensor channel_rms_norm(const Tensor& x_in, const Tensor& gamma_in, Activation a
 }
 
 Tensor upsample2x(const Tensor& x_in) {
-    check_f32("upsample2x", "input", x_in);
+    WANRT_CHECK(x_in.defined(), "upsample2x", "input is undefined; pass a tensor");
+    WANRT_CHECK(x_in.dtype() == DType::F32 || x_in.dtype() == DType::F16 || x_in.dtype() == DType::BF16, "upsample2x",
+                "input must be f32, f16 or bf16, got ", x_in.describe());
     WANRT_CHECK(x_in.ndim() == 4, "upsample2x", "input must be [C, T, H, W], got ", x_in.describe());
     const Tensor x = contiguous(x_in);
-    Tensor y = x.backend()->empty(DType::F32, {x.size(0), x.size(1), 2 * x.size(2), 2 * x.size(3)});
-    dispatch(*x.backend(), Upsample2xArgs{x, y});
+    Tensor y = x.backend()->empty(x.dtype(), {x.size(0), x.size(1), 2 * x.size(2), 2 * x.size(3)});
+    dispatch(*x.backend(), Upsample2xArgs{x, y}, {x.dtype()});
     return y;
 }
 

@@ -31,6 +31,8 @@ const std::vector<OpSig> kF32 = {{F32, F32}};
 // linear: {x, w}; bf16 x means the bf16 chain (bf16 activations in and out).
 const std::vector<OpSig> kLinearSigs = {{F32, F32}, {F32, BF16}, {F32, F16}, {BF16, BF16}, {BF16, F32}, {BF16, F16}};
 const std::vector<OpSig> kKvSigs = {{F32, F32}, {F32, BF16}, {F32, F16}};  // attention, kv_sink_write, embedding
+// unary, binary, upsample2x: f32 or half activations (the VAEs' half path keeps them between convs)
+const std::vector<OpSig> kActSigs = {{F32, F32}, {F16, F32}, {BF16, F32}};
 
 double nbytes(std::initializer_list<Tensor> ts) {
     double b = 0;
@@ -281,15 +283,16 @@ OpCase rope(std::string name, bool fused, int64_t B, int64_t Lt, int64_t H, int6
 
 // ---- elementwise -----------------------------------------------------------------------------
 OpCase unary(std::string name, Act act, Shape shape, Layout layout = L::Contig, bool extremes = false,
-             bool sized = false) {
-    return {"unary", std::move(name), kF32, sized, Check::Close, [=](CaseCtx& c) {
+             bool sized = false, std::vector<OpSig> sigs = kF32) {
+    return {"unary", std::move(name), std::move(sigs), sized, Check::Close, [=](CaseCtx& c) {
                 const Shape s = sized ? Shape{c.sizes.tokens, c.sizes.ffn} : shape;
-                Input x = c.rand(F32, s, 4.f, layout);
+                const DType t = c.sig.in;
+                Input x = c.rand(t, s, 4.f, layout);
                 if (extremes) {  // saturation and cancellation regions, then random values
                     Vec v = {-100, -30, -10, -3, -1, -1e-3, 0, 1e-3, 0.5, 1, 3, 10, 30, 100};
                     v.resize(x.v.size());
                     std::copy(x.v.begin() + 14, x.v.end(), v.begin() + 14);
-                    x = c.from(F32, s, v, layout);
+                    x = c.from(t, s, v, layout);
                 }
                 Out y = std::make_shared<Tensor>();
                 Prepared p;
@@ -321,11 +324,12 @@ OpCase clamp(std::string name, Shape shape, float lo, float hi, Layout layout = 
             }};
 }
 
-OpCase binary(std::string name, BinaryOp op, Shape as, Shape bs, Layout la = L::Contig, bool sized = false) {
-    return {"binary", std::move(name), kF32, sized, Check::Close, [=](CaseCtx& c) {
+OpCase binary(std::string name, BinaryOp op, Shape as, Shape bs, Layout la = L::Contig, bool sized = false,
+              std::vector<OpSig> sigs = kF32) {
+    return {"binary", std::move(name), std::move(sigs), sized, Check::Close, [=](CaseCtx& c) {
                 const Shape sa = sized ? Shape{1, c.sizes.tokens, c.sizes.dim} : as,
                             sb = sized ? Shape{1, 1, c.sizes.dim} : bs;
-                Input a = c.rand(F32, sa, 1.f, la), b = c.rand(F32, sb);
+                Input a = c.rand(c.sig.in, sa, 1.f, la), b = c.rand(c.sig.in, sb);
                 Out y = std::make_shared<Tensor>();
                 Prepared p;
                 p.run = [=] { *y = ops::binary(op, a.t, b.t); };
@@ -333,7 +337,7 @@ OpCase binary(std::string name, BinaryOp op, Shape as, Shape bs, Layout la = L::
                 Shape ys;
                 const Vec ref = ref64::binary(op, a.v, sa, b.v, sb, &ys);
                 if (!c.perf) p.ref = ref;
-                p.bytes = nbytes({a.t, b.t}) + 4.0 * double(shape_numel(ys));
+                p.bytes = nbytes({a.t, b.t}) + double(dtype_size(c.sig.in)) * double(shape_numel(ys));
                 p.shape = cat(shape_str(sa), " ", shape_str(sb));
                 return p;
             }};
@@ -441,6 +445,8 @@ const Conv3dParams kCausal = pads(2, 0, 1, 1, 1, 1);  // the VAE's CausalConv3d 
 // frames go in as the prefix (the reference convolves their concatenation). The weight's dtype is
 // the signature's w (f16/bf16: the half-precision path).
 const std::vector<OpSig> kConvSigs = {{F32, F32}, {F32, F16}, {F32, BF16}};
+// also x, prefix and y in the weight's half dtype
+const std::vector<OpSig> kConvHalfSigs = {{F32, F32}, {F32, F16}, {F32, BF16}, {F16, F16}, {BF16, BF16}};
 OpCase conv3d(std::string name, Shape xs, Shape ws, Conv3dParams p, bool bias, Layout layout = L::Contig,
               bool sized = false, int64_t prefix_t = 0, std::vector<OpSig> sigs = kF32) {
     return {"conv3d", std::move(name), std::move(sigs), sized, Check::Close, [=](CaseCtx& c) {
@@ -454,8 +460,8 @@ OpCase conv3d(std::string name, Shape xs, Shape ws, Conv3dParams p, bool bias, L
                 }
                 Shape sp = sx, sxx = sx;  // the prefix's frames [C, pt, H, W], x's [C, T − pt, H, W]
                 sp[1] = pt, sxx[1] = sx[1] - pt;
-                Input x = c.rand(F32, sxx, 1.f, layout), w = c.rand(c.sig.w, sw, 0.2f), b = c.rand(F32, {sw[0]});
-                Input pre = pt > 0 ? c.rand(F32, sp) : Input{};
+                Input x = c.rand(c.sig.in, sxx, 1.f, layout), w = c.rand(c.sig.w, sw, 0.2f), b = c.rand(F32, {sw[0]});
+                Input pre = pt > 0 ? c.rand(c.sig.in, sp) : Input{};
                 Out y = std::make_shared<Tensor>();
                 Prepared pr;
                 pr.run = [=] { *y = ops::conv3d(x.t, w.t, bias ? &b.t : nullptr, q, pt > 0 ? &pre.t : nullptr); };
@@ -477,7 +483,7 @@ OpCase conv3d(std::string name, Shape xs, Shape ws, Conv3dParams p, bool bias, L
                           (sx[3] + q.pad_w0 + q.pad_w1 - sw[4]) / q.stride_w + 1};
                 pr.ref = std::move(ref);
                 pr.flop = 2.0 * double(shape_numel(ys)) * double(shape_numel(sw) / sw[0]);
-                pr.bytes = nbytes({x.t, w.t}) + 4.0 * double(shape_numel(ys));
+                pr.bytes = nbytes({x.t, w.t}) + double(dtype_size(c.sig.in)) * double(shape_numel(ys));
                 pr.shape = cat(shape_str(sx), " k", sw[2], sw[3], sw[4], " o", sw[0]);
                 return pr;
             }};
@@ -508,14 +514,15 @@ OpCase channel_rms_norm(std::string name, Shape xs, Act act, bool zero_column = 
             }};
 }
 
-OpCase upsample2x(std::string name, Shape xs, Layout layout = L::Contig, bool sized = false) {
-    return {"upsample2x", std::move(name), kF32, sized, Check::Exact, [=](CaseCtx& c) {
+OpCase upsample2x(std::string name, Shape xs, Layout layout = L::Contig, bool sized = false,
+                  std::vector<OpSig> sigs = kF32) {
+    return {"upsample2x", std::move(name), std::move(sigs), sized, Check::Exact, [=](CaseCtx& c) {
                 Shape s = xs;
                 if (sized) {
                     const RopeGrid g = grid_for(c.sizes.tokens);
                     s = {c.sizes.dim / 4, 1, g.h, g.w};
                 }
-                Input x = c.rand(F32, s, 1.f, layout);
+                Input x = c.rand(c.sig.in, s, 1.f, layout);
                 Out y = std::make_shared<Tensor>();
                 Prepared p;
                 p.run = [=] { *y = ops::upsample2x(x.t); };
@@ -805,13 +812,13 @@ std::vector<OpCase> make_table() {
         // elementwise
         unary("gelu_tanh_extremes", Act::GeluTanh, {271}, L::Contig, true),
         unary("gelu_erf_extremes", Act::GeluErf, {271}, L::Contig, true),
-        unary("silu_extremes", Act::Silu, {271}, L::Contig, true),
+        unary("silu_extremes", Act::Silu, {271}, L::Contig, true, false, kActSigs),
         unary("identity_257", Act::None, {257}),
         unary("gelu_tanh_7x11x13_transposed", Act::GeluTanh, {7, 11, 13}, L::Transposed),
         unary("silu_1", Act::Silu, {1}),
         unary("tanh_extremes", Act::Tanh, {271}, L::Contig, true),
-        unary("tanh_7x11x13_transposed", Act::Tanh, {7, 11, 13}, L::Transposed),
-        unary("relu_extremes", Act::Relu, {271}, L::Contig, true),
+        unary("tanh_7x11x13_transposed", Act::Tanh, {7, 11, 13}, L::Transposed, false, false, kActSigs),
+        unary("relu_extremes", Act::Relu, {271}, L::Contig, true, false, kActSigs),
         unary("relu_7x11x13_transposed", Act::Relu, {7, 11, 13}, L::Transposed),
         unary("relu_1", Act::Relu, {1}),
         unary("gelu_tanh", Act::GeluTanh, {}, L::Contig, false, true),
@@ -819,10 +826,12 @@ std::vector<OpCase> make_table() {
         clamp("clamp_7x11x13_transposed", {7, 11, 13}, 0.f, 1.f, L::Transposed),
         clamp("clamp_1_empty_range", {1}, 0.25f, 0.25f),
         clamp("clamp", {}, -1.f, 1.f, L::Contig, true),
-        binary("add_broadcast_both", BinaryOp::Add, {1, 6, 5}, {3, 1, 5}),
+        binary("add_broadcast_both", BinaryOp::Add, {1, 6, 5}, {3, 1, 5}, L::Contig, false, kActSigs),
+        binary("add_same_shape_257", BinaryOp::Add, {3, 257}, {3, 257}, L::Contig, false, kActSigs),
+        binary("mul_same_shape_odd", BinaryOp::Mul, {5, 7, 9}, {5, 7, 9}, L::Contig, false, kActSigs),
         binary("mul_broadcast_both", BinaryOp::Mul, {1, 6, 5}, {3, 1, 5}),
         binary("mul_column", BinaryOp::Mul, {2, 1, 5}, {3, 1}),
-        binary("add_transposed_a", BinaryOp::Add, {6, 5}, {5}, L::Transposed),
+        binary("add_transposed_a", BinaryOp::Add, {6, 5}, {5}, L::Transposed, false, kActSigs),
         binary("add_padded_a_6d", BinaryOp::Add, {2, 1, 3, 1, 2, 33}, {3, 4, 1, 33}, L::Padded),
         binary("mul_scalar_257", BinaryOp::Mul, {257}, {1}),
         binary("add_bias", BinaryOp::Add, {}, {}, L::Contig, true),
@@ -868,21 +877,23 @@ std::vector<OpCase> make_table() {
         conv3d("conv_patch_tiling", {64, 2, 80, 70}, {5, 64, 3, 1, 5}, pads(2, 0, 0, 0, 2, 2), true),
         conv3d("conv_transposed_x", {4, 3, 9, 10}, {5, 4, 3, 3, 3}, kCausal, false, L::Transposed),
         conv3d("conv_prefix_2_of_6", {5, 6, 7, 9}, {6, 5, 3, 3, 3}, pads(0, 0, 1, 1, 1, 1), true, L::Contig, false, 2,
-               kConvSigs),
+               kConvHalfSigs),
         conv3d("conv_prefix_1_odd_plane", {3, 3, 5, 7}, {4, 3, 3, 3, 3}, pads(1, 0, 1, 1, 1, 1), true, L::Contig, false,
                1, kConvSigs),
-        conv3d("conv_half_causal_333", {8, 3, 12, 16}, {16, 8, 3, 3, 3}, kCausal, true, L::Contig, false, 0, kConvSigs),
-        conv3d("conv_half_pointwise_nobias", {9, 3, 5, 7}, {4, 9, 1, 1, 1}, {}, false, L::Contig, false, 0, kConvSigs),
+        conv3d("conv_half_causal_333", {8, 3, 12, 16}, {16, 8, 3, 3, 3}, kCausal, true, L::Contig, false, 0, kConvHalfSigs),
+        conv3d("conv_half_pointwise_nobias", {9, 3, 5, 7}, {4, 9, 1, 1, 1}, {}, false, L::Contig, false, 0, kConvHalfSigs),
+        conv3d("conv_half_io_past_frame", {16, 5, 10, 14}, {16, 16, 2, 3, 3}, pads(1, 0, 1, 1, 1, 1), true, L::Contig,
+               false, 0, kConvHalfSigs),
         conv3d("conv_half_down_s2", {5, 2, 9, 8}, {5, 5, 1, 3, 3}, pads(0, 0, 0, 1, 0, 1, 1, 2, 2), true, L::Contig,
                false, 0, kConvSigs),
-        conv3d("conv3d", {}, {}, {}, true, L::Contig, true, 0, kConvSigs),
+        conv3d("conv3d", {}, {}, {}, true, L::Contig, true, 0, kConvHalfSigs),
         channel_rms_norm("channel_rms_norm_5x3x7x9", {5, 3, 7, 9}, Act::None, true),
         channel_rms_norm("channel_rms_norm_C384", {384, 1, 3, 5}, Act::None, true),
         channel_rms_norm("channel_rms_norm_silu_3x2x33x31", {3, 2, 33, 31}, Act::Silu, true),
         channel_rms_norm("channel_rms_norm_silu_C1", {1, 2, 3, 5}, Act::Silu),
         channel_rms_norm("channel_rms_norm", {}, Act::Silu, false, true),
-        upsample2x("upsample2x_3x2x5x7", {3, 2, 5, 7}),
-        upsample2x("upsample2x_strided", {6, 2, 3, 5}, L::Padded),
+        upsample2x("upsample2x_3x2x5x7", {3, 2, 5, 7}, L::Contig, false, kActSigs),
+        upsample2x("upsample2x_strided", {6, 2, 3, 5}, L::Padded, false, kActSigs),
         upsample2x("upsample2x", {}, L::Contig, true),
 
         // data movement: every dtype pair; strided sources and destinations
