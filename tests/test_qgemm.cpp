@@ -146,6 +146,34 @@ TEST(Qgemm, TiledAgreesWithFewRowPath) {
     }
 }
 
+// What rounding x to int8 per 32 costs against the exact product (decoded W × f32 x), the error the
+// integer paths add to each linear: per element uniform in ±d/2 with d = amax/127 and amax of 32
+// Gaussians ≈ 2.2σ, i.e. ≈ 2.2 / 127 / √12 ≈ 5e-3 relative, and the same on the output (5.4e-3
+// measured; docs/perf.md, session 9). Bound 1e-2: a rounding bug (truncation, a wrong scale) is
+// far above it.
+TEST(Qgemm, ActivationRoundingError) {
+    ThreadPool pool(2);
+    const int64_t M = 64, N = 256, K = 1536;
+    for (DType t : {DType::Q8_0, DType::Q4_K}) {
+        const std::vector<uint8_t> w = make_weight(t, N, K, 21, false);
+        const std::vector<float> x = randn(size_t(M * K), 22, 1.0f);
+        std::vector<float> wd(size_t(N * K)), y(size_t(M * N));
+        cpu::dequantize_rows(t, w.data(), N, K, wd.data());
+        std::vector<double> ref(size_t(M * N));
+        for (int64_t m = 0; m < M; ++m)
+            for (int64_t n = 0; n < N; ++n) {
+                double s = 0;
+                for (int64_t k = 0; k < K; ++k) s += double(x[size_t(m * K + k)]) * double(wd[size_t(n * K + k)]);
+                ref[size_t(m * N + n)] = s;
+            }
+        cpu::qgemm_tiled(pool, M, N, K, x.data(), w.data(), t, y.data());
+        const Err e = compare(y, ref);
+        std::printf("  %s: x int8 per 32, rel-L2 vs exact %.3e\n", dtype_name(t), e.rel_l2);
+        EXPECT_LE(e.rel_l2, 1e-2) << dtype_name(t);
+        EXPECT_GE(e.rel_l2, 1e-4) << dtype_name(t) << ": x not rounded?";
+    }
+}
+
 // ---- speed (not a test: run with --gtest_also_run_disabled_tests) --------------------------------
 double thread_cpu_ms() {
     timespec ts;
