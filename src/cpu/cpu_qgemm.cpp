@@ -18,9 +18,11 @@
 // Blocking (GotoBLAS order). K in blocks of ≤ 4,096 (whole super-blocks); N in panels of 128
 // columns, a panel per thread. A panel is unpacked once per K block into the interleaved layout
 // (≈ 0.6 MB: L2) — the weight itself stays in its GGUF bytes; this per-call unpack costs ≈ N·K
-// byte moves against M·N·K multiply-adds — then every tile of 4 x rows (4 · KC bytes: L1) runs
-// against the panel's 32-column pairs: 4 × 2 zmm int32 accumulators (one vpdpbusd = 16 columns ×
-// 4 k of one x row, x's 4 bytes broadcast), converted and scaled into 4 × 2 zmm f32 sums per group.
+// byte moves against M·N·K multiply-adds — then every tile of 6 x rows (6 · KC bytes: L1) runs
+// against the panel's 32-column pairs: 6 × 2 zmm int32 accumulators (one vpdpbusd = 16 columns ×
+// 4 k of one x row, x's 4 bytes broadcast), converted and scaled into 6 × 2 zmm f32 sums per group:
+// 24 accumulators + 2 W vectors + 2 scale vectors of the 32 zmm, no spills (6 rows: 5–12 % faster
+// than 4 on 1,560×1,536², docs/perf.md; 8 rows would need 36 registers).
 // Layout of one 16-column group for one G-group: G/4 steps of 64 bytes (column j's 4 bytes of k at
 // 4·j), then 16 f32 scales, then (Q4_K/Q5_K) 16 f32 offsets; groups follow each other along k.
 #include <algorithm>
@@ -221,7 +223,7 @@ void tile_avx2(const uint8_t* pa, int64_t ng, int64_t gs, const XRowAt* x, float
 #endif
 
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
-// ---- AVX-512 tile: MR rows × 32 columns (two 16-column groups pa, pb) ---------------------------
+// ---- AVX-512 tile: MR ≤ 6 rows × 32 columns (two 16-column groups pa, pb) ---------------------------
 template <int MR, int G, bool Offs, bool Corr>
 void tile_avx512(const uint8_t* pa, const uint8_t* pb, int64_t ng, int64_t gs, const XRowAt* x, float* y, int64_t ldy,
                  int ncols, bool acc_in) {
@@ -270,7 +272,7 @@ void tile_avx512(const uint8_t* pa, const uint8_t* pb, int64_t ng, int64_t gs, c
 }
 #endif
 
-constexpr int kMr512 = 4;
+constexpr int kMr512 = 6;
 
 // One packed panel (ncols columns at y, ng groups from k block k0) against every row of x.
 template <int G, bool Offs, bool Corr>
@@ -288,6 +290,8 @@ void run_panel(QgemmIsa isa, const uint8_t* panel, int64_t ncg, int64_t ng, int6
                 const int nc = int(std::min<int64_t>(32, ncols - 16 * cg));
                 float* yt = y + m0 * ldy + 16 * cg;
                 switch (mr) {
+                    case 6: tile_avx512<6, G, Offs, Corr>(pa, pa + cgs, ng, gs, xr, yt, ldy, nc, acc_in); break;
+                    case 5: tile_avx512<5, G, Offs, Corr>(pa, pa + cgs, ng, gs, xr, yt, ldy, nc, acc_in); break;
                     case 4: tile_avx512<4, G, Offs, Corr>(pa, pa + cgs, ng, gs, xr, yt, ldy, nc, acc_in); break;
                     case 3: tile_avx512<3, G, Offs, Corr>(pa, pa + cgs, ng, gs, xr, yt, ldy, nc, acc_in); break;
                     case 2: tile_avx512<2, G, Offs, Corr>(pa, pa + cgs, ng, gs, xr, yt, ldy, nc, acc_in); break;
