@@ -1,9 +1,10 @@
 // The tiled integer GEMM on block-quantized weights (cpu/qmatmul.h, qgemm_tiled) against a float64
 // oracle on exactly what it multiplies: W decoded by dequantize_rows (bit-identical to gguf-py) and
 // x rounded per 32 to int8 as quantize_row_q8 does. Every kernel compiled in (AVX-512 VNNI, AVX2
-// with VNNI, AVX2 maddubs emulation, portable scalar) on odd shapes: M not a multiple of the 4-row
-// tile, N not a multiple of the 32-column pair or the 128-column panel, K over one 4,096 K block,
-// and Q8_0 bytes covering the whole int8 range (−128 too: the u = q + 128 operand reaches 0 and 255).
+// with VNNI, AVX2 maddubs emulation, portable scalar) on odd shapes: M not a multiple of the 6- or
+// 2-row tile, N not a multiple of the 32-column pair or the 128-column panel, K over one 4,096 K
+// block, M over one 2,048-row pass, and Q8_0 bytes covering the whole int8 range (−128 too: the
+// u = q + 128 operand reaches 0 and 255).
 // A guard region after y catches writes past the last column. The speed comparison with sgemm at the
 // DiT's shapes is DISABLED_CpuTimeAtDitShapes (docs/perf.md, session 9).
 #include <cblas.h>
@@ -105,7 +106,7 @@ TEST(Qgemm, TiledMatchesOracleOnEveryKernelAndType) {
     struct Shape3 {
         int64_t M, N, K;
     };
-    const Shape3 shapes[] = {{1, 16, 256}, {5, 33, 512}, {17, 130, 768}, {67, 200, 4352}, {4, 256, 256}};
+    const Shape3 shapes[] = {{1, 16, 256}, {5, 33, 512}, {17, 130, 768}, {67, 200, 4352}, {4, 256, 256}, {2100, 20, 256}};
     const DType types[] = {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
     const cpu::QgemmIsa isas[] = {cpu::QgemmIsa::Best, cpu::QgemmIsa::Avx2, cpu::QgemmIsa::Avx2Maddubs, cpu::QgemmIsa::Portable};
     const char* isa_names[] = {"best", "avx2", "avx2-maddubs", "portable"};

@@ -49,6 +49,7 @@ namespace {
 
 constexpr int64_t kPanelCols = 128;
 constexpr int64_t kMaxKc = 4096;
+constexpr int64_t kMaxRows = 2048;  // rows of x quantized and run per pass
 
 struct Kind {
     int G;      // elements per scale group
@@ -346,6 +347,14 @@ void qgemm_tiled(ThreadPool& pool, int64_t M, int64_t N, int64_t K, const float*
     if (M == 0 || N == 0) return;
     if (K == 0) {
         std::fill(y, y + M * N, 0.0f);
+        return;
+    }
+    if (M > kMaxRows) {
+        // Row chunks bound the quantized-x scratch (kMaxRows · K bytes: 28 MB at the 14B's K of
+        // 13,824, where a 720p clip's 75,600 rows would need 1 GB); W is unpacked once per chunk, N·K
+        // byte moves against kMaxRows·N·K multiply-adds.
+        for (int64_t m0 = 0; m0 < M; m0 += kMaxRows)
+            qgemm_tiled(pool, std::min(kMaxRows, M - m0), N, K, x + m0 * K, w, t, y + m0 * N, isa);
         return;
     }
     // x quantized once, by the calling thread's kept scratch.
