@@ -13,11 +13,12 @@
 //    the per-block scale products; x_q differs from x by ≤ d/2 per element (about 5e-3 relative).
 //  - larger M (the DiT: thousands of tokens), the default: qgemm_tiled, a blocked integer GEMM (x
 //    quantized once, W unpacked per K block × N panel into a 16-column-interleaved u8 layout, a
-//    register-tiled VNNI micro-kernel): 1.6–2.4× the f32 sgemm speed, W stays in its GGUF bytes.
-//  - exact (QlinearMode::Exact, the oracle): panels of W rows are dequantized to f32 (exactly the
-//    values gguf-py decodes) into an L2/L3-sized buffer and multiplied by OpenBLAS sgemm, so the GEMM
-//    runs at sgemm's rate on the exact weights and x stays f32; the decode costs N·K per call against
-//    M·N·K multiply-adds.
+//    register-tiled VNNI micro-kernel): 2.0–2.9× the f32 sgemm speed for Q8_0/Q4_K, 1.7–2.2× for
+//    Q6_K (one thread, AVX-512 VNNI), W stays in its GGUF bytes.
+//  - exact (CpuBackend::set_exact_qlinear, the oracle; cpu_matmul.cpp gemm_xwt): panels of W rows
+//    are dequantized to f32 (exactly the values gguf-py decodes) into an L2/L3-sized buffer and
+//    multiplied by OpenBLAS sgemm, so the GEMM runs at sgemm's rate on the exact weights and x stays
+//    f32; the decode costs N·K per call against M·N·K multiply-adds.
 #pragma once
 
 #include <cstdint>
