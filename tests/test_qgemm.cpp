@@ -65,7 +65,8 @@ std::vector<uint8_t> make_weight(DType t, int64_t N, int64_t K, uint64_t seed, b
 }
 
 // float64 y = x_q · W_decᵀ.
-std::vector<double> oracle(const std::vector<float>& x, const std::vector<uint8_t>& w, DType t, int64_t M, int64_t N, int64_t K) {
+std::vector<double> oracle(const std::vector<float>& x, const std::vector<uint8_t>& w, DType t, int64_t M, int64_t N,
+                           int64_t K) {
     std::vector<float> wd(size_t(N * K));
     cpu::dequantize_rows(t, w.data(), N, K, wd.data());
     std::vector<int8_t> q(static_cast<size_t>(K));
@@ -98,7 +99,8 @@ TEST(Qgemm, QuantizeRowMatchesDefinition) {
         for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[size_t(32 * b + i)]));
         const float db = amax / 127.0f, id = db != 0.0f ? 1.0f / db : 0.0f;
         ASSERT_EQ(d[size_t(b)], db) << b;
-        for (int i = 0; i < 32; ++i) ASSERT_EQ(q[size_t(32 * b + i)], int8_t(std::nearbyint(x[size_t(32 * b + i)] * id))) << b << " " << i;
+        for (int i = 0; i < 32; ++i)
+            ASSERT_EQ(q[size_t(32 * b + i)], int8_t(std::nearbyint(x[size_t(32 * b + i)] * id))) << b << " " << i;
     }
 }
 
@@ -106,9 +108,11 @@ TEST(Qgemm, TiledMatchesOracleOnEveryKernelAndType) {
     struct Shape3 {
         int64_t M, N, K;
     };
-    const Shape3 shapes[] = {{1, 16, 256}, {5, 33, 512}, {17, 130, 768}, {67, 200, 4352}, {4, 256, 256}, {2100, 20, 256}};
+    const Shape3 shapes[] = {{1, 16, 256},    {5, 33, 512},  {17, 130, 768},
+                             {67, 200, 4352}, {4, 256, 256}, {2100, 20, 256}};
     const DType types[] = {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
-    const cpu::QgemmIsa isas[] = {cpu::QgemmIsa::Best, cpu::QgemmIsa::Avx2, cpu::QgemmIsa::Avx2Maddubs, cpu::QgemmIsa::Portable};
+    const cpu::QgemmIsa isas[] = {cpu::QgemmIsa::Best, cpu::QgemmIsa::Avx2, cpu::QgemmIsa::Avx2Maddubs,
+                                  cpu::QgemmIsa::Portable};
     const char* isa_names[] = {"best", "avx2", "avx2-maddubs", "portable"};
     ThreadPool pool(2);
     uint64_t seed = 1;
@@ -126,8 +130,8 @@ TEST(Qgemm, TiledMatchesOracleOnEveryKernelAndType) {
                     y.resize(size_t(s.M * s.N));
                     const Err e = compare(y, ref);
                     // What is left is f32 rounding of scale products and group sums (K ≤ 4,352).
-                    EXPECT_LE(e.rel_l2, 2e-6) << dtype_name(t) << (raw ? " raw" : "") << " " << isa_names[i] << " " << s.M
-                                              << "x" << s.N << "x" << s.K << " max abs " << e.max_abs;
+                    EXPECT_LE(e.rel_l2, 2e-6) << dtype_name(t) << (raw ? " raw" : "") << " " << isa_names[i] << " "
+                                              << s.M << "x" << s.N << "x" << s.K << " max abs " << e.max_abs;
                 }
             }
 }
@@ -203,15 +207,20 @@ TEST(Qgemm, DISABLED_CpuTimeAtDitShapes) {
         int64_t M, N, K;
         const char* what;
     };
-    const Shape3 shapes[] = {{1560, 1536, 1536, "q/k/v/o"}, {1560, 8960, 1536, "ffn.0"}, {1560, 1536, 8960, "ffn.2"}, {512, 1536, 1536, "cross k/v"}};
+    const Shape3 shapes[] = {{1560, 1536, 1536, "q/k/v/o"},
+                             {1560, 8960, 1536, "ffn.0"},
+                             {1560, 1536, 8960, "ffn.2"},
+                             {512, 1536, 1536, "cross k/v"}};
     const DType types[] = {DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::Q5_K, DType::Q4_0};
-    std::printf("| shape M×N×K | f32 sgemm ms | Q8_0 int | Q4_K int | Q6_K int | Q5_K int | Q4_0 int | Q8_0 panel | Q4_K panel |\n");
+    std::printf(
+        "| shape M×N×K | f32 sgemm ms | Q8_0 int | Q4_K int | Q6_K int | Q5_K int | Q4_0 int | Q8_0 panel | Q4_K panel "
+        "|\n");
     for (const Shape3& s : shapes) {
         const std::vector<float> x = randn(size_t(s.M * s.K), 1, 1.0f), wf = randn(size_t(s.N * s.K), 2, 0.2f);
         std::vector<float> y(size_t(s.M * s.N));
         const double f32 = median3([&] {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(s.M), int(s.N), int(s.K), 1.0f, x.data(), int(s.K), wf.data(),
-                        int(s.K), 0.0f, y.data(), int(s.N));
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(s.M), int(s.N), int(s.K), 1.0f, x.data(), int(s.K),
+                        wf.data(), int(s.K), 0.0f, y.data(), int(s.N));
         });
         std::printf("| %lld×%lld×%lld (%s) | %.1f |", (long long)s.M, (long long)s.N, (long long)s.K, s.what, f32);
         for (DType t : types) {
@@ -221,7 +230,8 @@ TEST(Qgemm, DISABLED_CpuTimeAtDitShapes) {
         }
         for (DType t : {DType::Q8_0, DType::Q4_K}) {
             const std::vector<uint8_t> w = ref_quantize(t, wf.data(), s.N * s.K);
-            const double ms = median3([&] { cpu::gemm_xwt(pool, s.M, s.N, s.K, x.data(), s.K, w.data(), t, y.data(), s.N); });
+            const double ms =
+                median3([&] { cpu::gemm_xwt(pool, s.M, s.N, s.K, x.data(), s.K, w.data(), t, y.data(), s.N); });
             std::printf(" %.2f× |", f32 / ms);
         }
         std::printf("\n");

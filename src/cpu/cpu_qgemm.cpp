@@ -58,17 +58,24 @@ struct Kind {
 };
 Kind kind_of(DType t) {
     switch (t) {
-        case DType::Q8_0: return {32, 128, false};
-        case DType::Q4_0: return {32, 8, false};
+        case DType::Q8_0:
+            return {32, 128, false};
+        case DType::Q4_0:
+            return {32, 8, false};
         case DType::Q4_K:
-        case DType::Q5_K: return {32, 0, true};
-        case DType::Q6_K: return {16, 32, false};
-        default: WANRT_ASSERT(false && "qgemm_tiled: not a block type");
+        case DType::Q5_K:
+            return {32, 0, true};
+        case DType::Q6_K:
+            return {16, 32, false};
+        default:
+            WANRT_ASSERT(false && "qgemm_tiled: not a block type");
     }
     return {};
 }
 // Bytes of one 16-column group for one G-group.
-int64_t group_stride(const Kind& k) { return 16 * k.G + 64 + (k.offs ? 64 : 0); }
+int64_t group_stride(const Kind& k) {
+    return 16 * k.G + 64 + (k.offs ? 64 : 0);
+}
 
 // 64-byte aligned scratch kept between calls (a fresh multi-MB allocation per call is zeroed and
 // page-faulted again each time: 5–8 % of a GEMM, docs/perf.md).
@@ -175,7 +182,8 @@ inline __m256i dp256(__m256i acc, __m256i u, __m256i x) {
 }
 
 template <int MR, int G, bool Offs, bool Corr, bool Emu>
-void tile_avx2(const uint8_t* pa, int64_t ng, int64_t gs, const XRowAt* x, float* y, int64_t ldy, int ncols, bool acc_in) {
+void tile_avx2(const uint8_t* pa, int64_t ng, int64_t gs, const XRowAt* x, float* y, int64_t ldy, int ncols,
+               bool acc_in) {
     __m256 f[MR][2];
     for (int m = 0; m < MR; ++m)
         for (int h = 0; h < 2; ++h) {
@@ -229,7 +237,9 @@ template <int MR, int G, bool Offs, bool Corr>
 void tile_avx512(const uint8_t* pa, const uint8_t* pb, int64_t ng, int64_t gs, const XRowAt* x, float* y, int64_t ldy,
                  int ncols, bool acc_in) {
     const __mmask16 k0 = ncols >= 16 ? __mmask16(0xffff) : __mmask16((1u << ncols) - 1);
-    const __mmask16 k1 = ncols >= 32 ? __mmask16(0xffff) : ncols <= 16 ? __mmask16(0) : __mmask16((1u << (ncols - 16)) - 1);
+    const __mmask16 k1 = ncols >= 32   ? __mmask16(0xffff)
+                         : ncols <= 16 ? __mmask16(0)
+                                       : __mmask16((1u << (ncols - 16)) - 1);
     __m512 f[MR][2];
     for (int m = 0; m < MR; ++m) {
         f[m][0] = acc_in ? _mm512_maskz_loadu_ps(k0, y + m * ldy) : _mm512_setzero_ps();
@@ -291,12 +301,24 @@ void run_panel(QgemmIsa isa, const uint8_t* panel, int64_t ncg, int64_t ng, int6
                 const int nc = int(std::min<int64_t>(32, ncols - 16 * cg));
                 float* yt = y + m0 * ldy + 16 * cg;
                 switch (mr) {
-                    case 6: tile_avx512<6, G, Offs, Corr>(pa, pa + cgs, ng, gs, xr, yt, ldy, nc, acc_in); break;
-                    case 5: tile_avx512<5, G, Offs, Corr>(pa, pa + cgs, ng, gs, xr, yt, ldy, nc, acc_in); break;
-                    case 4: tile_avx512<4, G, Offs, Corr>(pa, pa + cgs, ng, gs, xr, yt, ldy, nc, acc_in); break;
-                    case 3: tile_avx512<3, G, Offs, Corr>(pa, pa + cgs, ng, gs, xr, yt, ldy, nc, acc_in); break;
-                    case 2: tile_avx512<2, G, Offs, Corr>(pa, pa + cgs, ng, gs, xr, yt, ldy, nc, acc_in); break;
-                    default: tile_avx512<1, G, Offs, Corr>(pa, pa + cgs, ng, gs, xr, yt, ldy, nc, acc_in); break;
+                    case 6:
+                        tile_avx512<6, G, Offs, Corr>(pa, pa + cgs, ng, gs, xr, yt, ldy, nc, acc_in);
+                        break;
+                    case 5:
+                        tile_avx512<5, G, Offs, Corr>(pa, pa + cgs, ng, gs, xr, yt, ldy, nc, acc_in);
+                        break;
+                    case 4:
+                        tile_avx512<4, G, Offs, Corr>(pa, pa + cgs, ng, gs, xr, yt, ldy, nc, acc_in);
+                        break;
+                    case 3:
+                        tile_avx512<3, G, Offs, Corr>(pa, pa + cgs, ng, gs, xr, yt, ldy, nc, acc_in);
+                        break;
+                    case 2:
+                        tile_avx512<2, G, Offs, Corr>(pa, pa + cgs, ng, gs, xr, yt, ldy, nc, acc_in);
+                        break;
+                    default:
+                        tile_avx512<1, G, Offs, Corr>(pa, pa + cgs, ng, gs, xr, yt, ldy, nc, acc_in);
+                        break;
                 }
             }
         }
