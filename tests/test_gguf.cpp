@@ -7,6 +7,7 @@
 #include <iterator>
 #include <map>
 
+#include "cpu/cpu_backend.h"
 #include "io/gguf.h"
 #include "io/gguf_dit.h"
 #include "io/gguf_writer.h"
@@ -362,9 +363,12 @@ TEST(Gguf, DitConfigInferredAndForwardMatchesGolden) {
 
 // The same forward with the block linears kept in their GGUF types (GgufBlocks::Keep, the CPU's
 // quantized linear, cpu/qmatmul.h): Q8_0, Q4_0, Q4_K, Q5_K, Q6_K stay as the file's bytes (views of
-// the mapping), Q4_1/Q5_0/Q5_1 (no DType) and F16 are decoded at load. The sequences here (72 tokens,
-// 512 context rows) take the decode-panel + sgemm path, which multiplies the exact decoded values, so
-// the bound is the dequantized test's; the integer path (≤ 8 rows) is covered by the op table.
+// the mapping), Q4_1/Q5_0/Q5_1 (no DType) and F16 are decoded at load. Twice: with the exact
+// decode-panel + sgemm path (CpuBackend::set_exact_qlinear), which multiplies the exact decoded values,
+// so the bound is the dequantized test's; and with the default integer GEMMs, which round x to int8
+// per 32 in every block linear (30 of them here, 72 tokens and 512 context rows): each adds ≈ 2e-3
+// relative error to its output (docs/perf.md, session 9), 1.5e-3 measured on the whole forward,
+// bound 5e-3.
 TEST(Gguf, DitForwardOnQuantizedWeightsMatchesGolden) {
     auto ref = open_fixture("gguf_ref.safetensors");
     DitConfig want = DitConfig::from_json(ref->metadata().at("dit_config"), ref->origin());
@@ -392,9 +396,16 @@ TEST(Gguf, DitForwardOnQuantizedWeightsMatchesGolden) {
     s.x = load_f32(*be, *ref, "in.x0");
     s.context = load_f32(*be, *ref, "in.context0");
     s.t = float(load_f64(*ref, "in.t").at(0));
+    auto* cpu_be = dynamic_cast<CpuBackend*>(be.get());
+    ASSERT_NE(cpu_be, nullptr);
+    cpu_be->set_exact_qlinear(true);
     auto outs = model.forward({s}, std::stoll(ref->metadata().at("seq_len")));
     ASSERT_EQ(outs.size(), 1u);
     EXPECT_CLOSE(outs[0], load_f64(*ref, "out.y0"), 1e-4, "dit_q.gguf forward, quantized linears, out.y0");
+    cpu_be->set_exact_qlinear(false);
+    outs = model.forward({s}, std::stoll(ref->metadata().at("seq_len")));
+    ASSERT_EQ(outs.size(), 1u);
+    EXPECT_CLOSE(outs[0], load_f64(*ref, "out.y0"), 5e-3, "dit_q.gguf forward, integer GEMMs (x int8), out.y0");
 }
 
 // --linear_dtype fp8 on a GGUF DiT (models/dit_fp8.h): the block linears already in a block type stay
@@ -504,6 +515,9 @@ TEST(Gguf, OpenDitCheckpointReadsGgufFoldersAndFiles) {
     const DitConfig want = DitConfig::from_json(ref->metadata().at("dit_config"), ref->origin());
     const std::string gguf = fixture_path("dit_q.gguf");
     auto be = make_cpu_backend(2);
+    // The exact decode-panel path, so the f32 bound holds (the default integer GEMMs round x to int8:
+    // DitForwardOnQuantizedWeightsMatchesGolden checks them at their own bound).
+    dynamic_cast<CpuBackend&>(*be).set_exact_qlinear(true);
     TempDir d;
     const std::filesystem::path dir = d.path / "Wan2.1-T2V-tiny-Q";
     std::filesystem::create_directories(dir);

@@ -31,9 +31,16 @@ public:
 
     ThreadPool& pool() { return pool_; }
 
+    // Linears on block-quantized weights with more than cpu::kQlinearIntMaxRows rows (cpu/qmatmul.h):
+    // the tiled integer GEMM, x rounded to int8 per 32 (the default: 1.7–2.9× sgemm's speed), or,
+    // when on, the exact decode-panel + sgemm path (x stays f32: goldens at f32 tolerance, oracles).
+    void set_exact_qlinear(bool on) { exact_qlinear_ = on; }
+    bool exact_qlinear() const { return exact_qlinear_; }
+
 private:
     ThreadPool pool_;
     bool alloc_check_ = false;
+    bool exact_qlinear_ = false;
     // Shared with the buffers, which may outlive the backend.
     std::shared_ptr<std::atomic<int64_t>> guard_failures_ = std::make_shared<std::atomic<int64_t>>(0);
 };

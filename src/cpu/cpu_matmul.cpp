@@ -1,5 +1,6 @@
 // Linear layers: y = x·wᵀ + b with f32 activations and f32/bf16/f16 or block-quantized weights used
-// in place (block types: cpu/qmatmul.h; their panels decode exactly, their few-row path is integer).
+// in place (block types: cpu/qmatmul.h; integer GEMMs on x rounded to int8 per 32, or, with
+// CpuBackend::set_exact_qlinear, panels decoded exactly for sgemm).
 //
 // f32 weights go straight to OpenBLAS sgemm. bf16/f16 weights are widened to f32 one panel of
 // rows at a time (a few MB, so the panel stays in cache while sgemm streams it) and the panel is
@@ -150,6 +151,8 @@ static void linear_cpu(CpuBackend& be, const Tensor& x, const Tensor& w, const T
     float* ys = y.data<float>();
     if (dtype_is_block(w.dtype()) && M <= cpu::kQlinearIntMaxRows && M > 0 && N > 0)
         cpu::qgemm_int(be.pool(), M, N, K, x.data<float>(), w.raw(), w.dtype(), ys);  // cpu/qmatmul.h
+    else if (dtype_is_block(w.dtype()) && !be.exact_qlinear())
+        cpu::qgemm_tiled(be.pool(), M, N, K, x.data<float>(), w.raw(), w.dtype(), ys);
     else
         cpu::gemm_xwt(be.pool(), M, N, K, x.data<float>(), K, w.raw(), w.dtype(), ys, N);
     const float* b = bias ? bias->data<float>() : nullptr;

@@ -21,6 +21,10 @@
 #if defined(__AVX2__)
 #include <immintrin.h>
 #endif
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+// GCC 12 warns about the _mm512_undefined_* inside its own AVX-512 intrinsics (GCC bug 105593).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 #include "core/error.h"
 #include "core/threadpool.h"
@@ -48,8 +52,8 @@ inline void scale_min_k4(const uint8_t* s, int j, int* sc, int* m) {
     }
 }
 
-// One W row of K elements (nb blocks at src) → q[K], s[K/16], o[K/16] (o left untouched for the
-// types without offsets; has_offsets() says which those are).
+}  // namespace
+
 void unpack_row(DType t, const uint8_t* src, int64_t K, int8_t* q, float* s, float* o) {
     switch (t) {
         case DType::Q8_0:
@@ -119,6 +123,8 @@ void unpack_row(DType t, const uint8_t* src, int64_t K, int8_t* q, float* s, flo
 }
 
 bool has_offsets(DType t) { return t == DType::Q4_K || t == DType::Q5_K; }
+
+namespace {
 
 // ---- the integer dot: 8 lanes of 4-byte products per 32 elements --------------------------------
 
@@ -207,7 +213,23 @@ void dot_rows(const WRow& w, int64_t K, const XRow* x, int nr, float* out) {
 }  // namespace
 
 void quantize_row_q8(const float* x, int64_t K, int8_t* q, float* d) {
-    for (int64_t b = 0; b < K / 32; ++b) {
+    int64_t b = 0;
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+    // The same f32 operations as the loop below (max is exact, cvtps rounds half to even under the
+    // default MXCSR as nearbyint does), so both give the same bytes; the DiT quantizes M·K values per
+    // linear, which the scalar loop made 10–20 % of a GEMM.
+    for (; b < K / 32; ++b) {
+        const __m512 v0 = _mm512_loadu_ps(x + 32 * b), v1 = _mm512_loadu_ps(x + 32 * b + 16);
+        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+        const float db = amax / 127.0f, id = db != 0.0f ? 1.0f / db : 0.0f;
+        d[b] = db;
+        const __m512 vid = _mm512_set1_ps(id);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 32 * b), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v0, vid))));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 32 * b + 16),
+                         _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v1, vid))));
+    }
+#endif
+    for (; b < K / 32; ++b) {
         const float* xb = x + 32 * b;
         float amax = 0;
         for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(xb[i]));

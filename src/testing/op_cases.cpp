@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "core/error.h"
+#include "cpu/cpu_backend.h"
 #include "cpu/qmatmul.h"
 #include "io/gguf_quants.h"
 #include "ops/clamp.h"
@@ -94,10 +95,12 @@ OpCase linear(std::string name, LinearRow r, std::vector<OpSig> sigs = kLinearSi
 
 // ---- linear on block-quantized weights (CPU: cpu/qmatmul.h; CUDA: cuda_linear_quant.cpp) --------
 // W: random f32 quantized by the reference quantizer (testing/ref_quantize.h); the oracle is the
-// decoded W (gguf_dequantize, exact) in float64 times x as the kernel sees it. On the CPU: x itself
-// on the sgemm path, x rounded per 32 to int8 (d = amax/127, round half to even, in f32 as the kernel
-// does) on the integer path (M ≤ kQlinearIntMaxRows); what is left is f32 rounding of block-scale
-// products and sums, so the f32 bound holds (quantization error itself: docs/perf.md). On CUDA the
+// decoded W (gguf_dequantize, exact) in float64 times x as the kernel sees it. On the CPU: x rounded
+// per 32 to int8 (d = amax/127, round half to even, in f32 as the kernel does) on the integer paths
+// (every M by default: qgemm_int up to kQlinearIntMaxRows rows, qgemm_tiled above), x itself on the
+// exact decode-panel + sgemm path (rows named _exact: CpuBackend::set_exact_qlinear during the run);
+// what is left is f32 rounding of block-scale products and sums, so the f32 bound holds
+// (the activation quantization's own error: docs/perf.md, session 9). On CUDA the
 // decoded W and x are rounded to bf16 for the GEMM, so the bf16 bound of every CUDA linear applies.
 // bf16 x (the bf16 chain, bf16 out) only where a backend registers it (CUDA).
 const std::vector<OpSig> kQSigs = {{F32, DType::Q8_0},  {F32, DType::Q4_0},  {F32, DType::Q4_K},  {F32, DType::Q5_K},
@@ -119,8 +122,9 @@ Vec as_kernel_sees(const Vec& x, int64_t M, int64_t K) {  // per row, per 32: am
     return out;
 }
 
-OpCase qlinear(std::string name, LinearRow r, std::vector<OpSig> sigs = kQSigs, bool sized = false, int which = 0) {
-    return {"linear", std::move(name), std::move(sigs), sized, Check::Close, [r, sized, which](CaseCtx& c) {
+OpCase qlinear(std::string name, LinearRow r, std::vector<OpSig> sigs = kQSigs, bool sized = false, int which = 0,
+              bool exact = false) {
+    return {"linear", std::move(name), std::move(sigs), sized, Check::Close, [r, sized, which, exact](CaseCtx& c) {
                 LinearRow q = r;
                 if (sized) {  // the DiT's projections, widths rounded up to whole K-quant blocks
                     auto up = [](int64_t v) { return (v + 255) / 256 * 256; };
@@ -139,12 +143,17 @@ OpCase qlinear(std::string name, LinearRow r, std::vector<OpSig> sigs = kQSigs, 
                 c.be.upload(w, bytes.data());
                 Out y = std::make_shared<Tensor>();
                 Prepared p;
-                p.run = [=] { *y = ops::linear(x.t, w, q.bias ? &b.t : nullptr, q.act, xt); };
+                CpuBackend* cpu_be = dynamic_cast<CpuBackend*>(&c.be);
+                p.run = [=] {
+                    if (cpu_be && exact) cpu_be->set_exact_qlinear(true);
+                    *y = ops::linear(x.t, w, q.bias ? &b.t : nullptr, q.act, xt);
+                    if (cpu_be && exact) cpu_be->set_exact_qlinear(false);
+                };
                 p.result = read(y);
                 if (!c.perf) {
                     std::vector<float> wd(size_t(q.N * q.K));
                     gguf_dequantize(GgmlType(dtype_ggml_id(wt)), bytes.data(), q.N * q.K / dtype_info(wt).block_elems, wd.data());
-                    const bool int_path = std::string(c.be.kind()) == "cpu" && rows <= cpu::kQlinearIntMaxRows;
+                    const bool int_path = cpu_be && (rows <= cpu::kQlinearIntMaxRows || !exact);
                     const Vec xk = int_path ? as_kernel_sees(x.v, rows, q.K) : x.v;
                     p.ref = ref64::linear(xk, Vec(wd.begin(), wd.end()), q.bias ? &b.v : nullptr, q.act, rows, q.N, q.K);
                 }
@@ -683,6 +692,8 @@ std::vector<OpCase> make_table() {
         qlinear("qlinear_M16_N17_K768", {16, 17, 768}),
         qlinear("qlinear_M17_N31_K256_silu", {17, 31, 256, true, Act::Silu}),
         qlinear("qlinear_M33_N45_K512", {33, 45, 512, true}),
+        qlinear("qlinear_M33_N45_K512_exact", {33, 45, 512, true}, kQSigs, false, 0, true),
+        qlinear("qlinear_M70_N160_K4352_two_k_blocks", {70, 160, 4352, true}),
         qlinear("qlinear_padded_x", {5, 19, 256, true, Act::None, L::Padded}),
         qlinear("qlinear_offset_x_batch", {3, 24, 256, true, Act::GeluErf, L::Offset, 2}),
         qlinear("qlinear_transposed_x_batch", {7, 24, 256, false, Act::None, L::Transposed, 3}),
