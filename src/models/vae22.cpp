@@ -182,6 +182,17 @@ Tensor add_dup_up3d(const Tensor& x_main_in, const Tensor& x_in, int64_t out, in
     return ops::add(x_main.reshape(main6), xv).reshape(x_main.shape());
 }
 
+Tensor add_dup_up3d_frame(const Tensor& x_main_t, const Tensor& x, int64_t out, int ft, int fs, int64_t t,
+                          bool first_chunk) {
+    const int64_t drop = first_chunk ? ft - 1 : 0, tau = (t + drop) / ft, phase = (t + drop) % ft;
+    WANRT_ASSERT(x_main_t.size(1) == 1 && tau < x.size(1));
+    const Tensor xf = x.slice(1, tau, tau + 1);  // [C, 1, H, W]
+    // When every phase repeats channel o (the real decoder's temporal stages), all output frames of
+    // input frame tau are equal: the one-frame first-chunk form is that frame, with no copies.
+    if (out * ft * fs * fs / x.size(0) == int64_t(ft) * fs * fs) return add_dup_up3d(x_main_t, xf, out, ft, fs, true);
+    return ops::add(x_main_t, dup_up3d(xf, out, ft, fs, false).slice(1, phase, phase + 1));
+}
+
 }  // namespace vae22
 
 // ------------------------------------------------------------------------------------------
@@ -411,13 +422,29 @@ Tensor coder_forward(const Coder& m, const Tensor& x_in, VaeFeatCache& fc, bool 
         x = ops::channel_rms_norm(x, m.head_gamma, Activation::Silu);
         return cached_conv(m.head, x, fc);
     }
-    x = stages(x, 0, k);
-    auto tail = [&](const Tensor& f) {
+    auto head = [&](const Tensor& f) {
         Tensor y = stages(f, k, n);
         y = ops::channel_rms_norm(y, m.head_gamma, Activation::Silu);
         return cached_conv(m.head, y, fc);
     };
-    return split_frames ? per_frame(x, fc, tail) : tail(x);
+    if (!split_frames || k == 0 || !m.stages[k - 1].has_resample) {
+        x = stages(x, 0, k);
+        return split_frames ? per_frame(x, fc, head) : head(x);
+    }
+    // The last temporal stage runs its residual blocks and time conv on the chunk, then its spatial
+    // upsample and DupUp3D shortcut frame by frame with the stages after it: its upsampled output
+    // (4 frames of 1024 × 176 × 320 at 704×1280, 0.86 GiB, plus the conv's copies) never exists
+    // whole. Same cache slots in the same order, same values.
+    x = stages(x, 0, k - 1);
+    const Stage& s = m.stages[k - 1];
+    const Tensor stage_in = x;
+    for (const ResBlock& r : s.res) x = res_forward(r, x, fc);
+    x = upsample_time(s.rs, x, fc);  // [C, T', H, W], T' = T·ft (first chunk: T)
+    return per_frame_at(x, fc, [&](const Tensor& f, int64_t t) {
+        Tensor y = upsample_space(s.rs, f);  // [C, 1, 2H, 2W]
+        if (s.has_shortcut) y = vae22::add_dup_up3d_frame(y, stage_in, s.out, s.ft, s.fs, t, first_chunk);
+        return head(y);
+    });
 }
 
 std::string nearest_frames(int64_t T) {

@@ -53,8 +53,9 @@ struct Vae22Config {
     // The conv weights' dtype (precision of ops::conv3d), as VaeConfig::conv_dtype.
     DType conv_dtype = DType::F32;
     // Run the layers at the highest resolutions (the encoder's before its first temporal
-    // downsample, the decoder's after its last temporal upsample) one frame at a time, as
-    // VaeConfig::split_frames: exact, the memory peak falls by the chunk length. false = whole chunks.
+    // downsample, the decoder's from the spatial half of its last temporal upsample on) one frame
+    // at a time, as VaeConfig::split_frames: exact, the memory peak falls by the chunk length.
+    // false = whole chunks.
     bool split_frames = true;
     // Not a checkpoint property: spatial tiling of whole-clip encode()/decode() (off = exact);
     // tile and stride multiples of 16.
@@ -173,6 +174,11 @@ Tensor dup_up3d(const Tensor& x, int64_t out, int ft, int fs, bool first_chunk);
 // x_main + dup_up3d(x, …) in one broadcast add without materialising the repeats where the layout
 // allows (the real decoder's three shortcuts), else through dup_up3d. Equal to the composition.
 Tensor add_dup_up3d(const Tensor& x_main, const Tensor& x, int64_t out, int ft, int fs, bool first_chunk);
+// Frame t alone: x_main_t [out, 1, H·fs, W·fs] + frame t of dup_up3d(x, …) (input frame
+// (t + drop) / ft, drop = first_chunk ? ft − 1 : 0), equal to add_dup_up3d(...).slice(1, t, t + 1):
+// lets the decoder run a temporal stage's upsampled end frame by frame.
+Tensor add_dup_up3d_frame(const Tensor& x_main_t, const Tensor& x, int64_t out, int ft, int fs, int64_t t,
+                          bool first_chunk);
 }  // namespace vae22
 
 }  // namespace wanrt

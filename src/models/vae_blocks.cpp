@@ -79,13 +79,17 @@ Resample Loader::resample(const std::string& n, int64_t dim, ResampleMode mode, 
 // Blocks
 
 Tensor per_frame(const Tensor& x, VaeFeatCache& fc, const std::function<Tensor(const Tensor&)>& fn) {
+    return per_frame_at(x, fc, [&fn](const Tensor& f, int64_t) { return fn(f); });
+}
+
+Tensor per_frame_at(const Tensor& x, VaeFeatCache& fc, const std::function<Tensor(const Tensor&, int64_t)>& fn) {
     const int64_t T = x.size(1);
-    if (T == 1) return fn(x);
+    if (T == 1) return fn(x, 0);
     const size_t idx0 = fc.idx;
     Tensor out;
     for (int64_t t = 0; t < T; ++t) {
         fc.idx = idx0;
-        Tensor y = fn(x.slice(1, t, t + 1));  // [C', n, H', W']
+        Tensor y = fn(x.slice(1, t, t + 1), t);  // [C', n, H', W']
         if (!out.defined()) out = x.backend()->empty(DType::F32, {y.size(0), T * y.size(1), y.size(2), y.size(3)});
         ops::copy(y, out.slice(1, t * y.size(1), (t + 1) * y.size(1)));
     }
@@ -169,7 +173,7 @@ Tensor attn_forward(const AttnBlock& a, const Tensor& x) {
     return ops::add(o, x);
 }
 
-Tensor resample_forward(const Resample& r, Tensor x, VaeFeatCache& fc) {
+Tensor upsample_time(const Resample& r, Tensor x, VaeFeatCache& fc) {
     if (r.mode == ResampleMode::Up3d) {
         auto& slot = fc.next();
         if (!slot.set) {
@@ -189,11 +193,16 @@ Tensor resample_forward(const Resample& r, Tensor x, VaeFeatCache& fc) {
             x = ops::contiguous(y.reshape({2, C, T, H * W}).permute({1, 2, 0, 3})).reshape({C, 2 * T, H, W});
         }
     }
-    if (r.mode == ResampleMode::Up2d || r.mode == ResampleMode::Up3d) {
-        x = frame_conv(r.conv, ops::upsample2x(x), 1, 1, 1);
-    } else {
-        x = frame_conv(r.conv, x, 0, 1, 2);  // ZeroPad2d((0, 1, 0, 1)), 3×3 stride 2
-    }
+    return x;
+}
+
+Tensor upsample_space(const Resample& r, const Tensor& x) {
+    return frame_conv(r.conv, ops::upsample2x(x), 1, 1, 1);
+}
+
+Tensor resample_forward(const Resample& r, Tensor x, VaeFeatCache& fc) {
+    if (r.mode == ResampleMode::Up2d || r.mode == ResampleMode::Up3d) return upsample_space(r, upsample_time(r, x, fc));
+    x = frame_conv(r.conv, x, 0, 1, 2);  // ZeroPad2d((0, 1, 0, 1)), 3×3 stride 2
     if (r.mode == ResampleMode::Down3d) {
         auto& slot = fc.next();
         if (!slot.set) {
