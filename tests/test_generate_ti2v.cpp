@@ -4,6 +4,7 @@
 // video's first frame is exactly clamp(VAE.decode(VAE.encode(picture)))[frame 0], whatever the seed
 // or prompt; and the bad-input table of TI2V folders. The picture is a one-frame .y4m, so the test
 // runs in builds without FFmpeg.
+#include <algorithm>
 #include <fstream>
 
 #include "ops/clamp.h"
@@ -123,4 +124,27 @@ TEST_F(Ti2vDemo, FirstFrameIsTheVaeRoundTripOfThePicture) {
     EXPECT_GT(compare(to_f64(ops::contiguous(t.video.slice(1, 0, 1))), want).max_abs, 1e-3);
 }
 
+}  // namespace wanrt::test
+
+namespace wanrt::test {
+// --vae_tile with ti2v-5B: the Wan2.2 VAE needs multiples of 16 (40 passes the Wan2.1 check of 8 and
+// must still fail before any work, one line); 32:16 on 64×64 tiles the decode, so the video has the
+// same size but differs from the untiled one.
+TEST_F(Ti2vDemo, VaeTileFlag) {
+    const fs::path a = root_ / "tile_off.y4m", b = root_ / "tile_on.y4m";
+    CliRun bad = run_cli("generate --task ti2v-5B" + std::string(kSmall) + " --vae_tile 40 --save_file " + b.string());
+    EXPECT_EQ(bad.code, 1) << bad.out;
+    EXPECT_NE(bad.out.find("--vae_tile 40"), std::string::npos) << bad.out;
+    EXPECT_NE(bad.out.find("multiple of 16"), std::string::npos) << bad.out;
+    EXPECT_EQ(std::count(bad.out.begin(), bad.out.end(), '\n'), 1) << "one line, before any work\n" << bad.out;
+    EXPECT_FALSE(fs::exists(b));
+    ASSERT_EQ(
+        run_cli("generate --task ti2v-5B" + std::string(kSmall) + " --base_seed 3 --save_file " + a.string()).code, 0);
+    CliRun r = run_cli("generate --task ti2v-5B" + std::string(kSmall) +
+                       " --base_seed 3 --vae_tile 32:16 --save_file " + b.string());
+    ASSERT_EQ(r.code, 0) << r.out;
+    const std::string va = read_file(a), vb = read_file(b);
+    EXPECT_EQ(va.size(), vb.size());
+    EXPECT_NE(va, vb);
+}
 }  // namespace wanrt::test

@@ -199,6 +199,11 @@ TEST(Vae22Blocks, ShortcutsMatchLoops) {
         Tensor main = test::randn_tensor(*be, up.shape(), 9);
         EXPECT_CLOSE(vae22::add_dup_up3d(main, x, out, ft, fs, first), test::to_f64(ops::add(main, up)), 0,
                      cat("x + DupUp3D ft ", ft, " out ", out, first ? " first" : ""));
+        // Frame by frame (the decoder's split temporal stage): each frame of the composition.
+        for (int64_t t = 0; t < To; ++t)
+            EXPECT_CLOSE(vae22::add_dup_up3d_frame(main.slice(1, t, t + 1), x, out, ft, fs, t, first),
+                         test::to_f64(ops::add(main, up).slice(1, t, t + 1)), 0,
+                         cat("frame ", t, " of x + DupUp3D ft ", ft, " out ", out, first ? " first" : ""));
     }
 }
 

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "models/vae.h"
+#include "models/vae22.h"
 #include "ops/ops.h"
 #include "test_util.h"
 
@@ -26,26 +27,36 @@ std::shared_ptr<Backend> backend() {
     return be;
 }
 
-// The vae.safetensors model (its weights only: the in./out. tensors are not parameters).
+// A fixture's weights only: its in./out./mid. tensors are data, not parameters.
+struct WeightsOnly final : TensorSource {
+    std::shared_ptr<TensorSource> s;
+    explicit WeightsOnly(std::shared_ptr<TensorSource> src) : s(std::move(src)) {}
+    static bool is_data(const std::string& n) {
+        return !n.rfind("in.", 0) || !n.rfind("out.", 0) || !n.rfind("mid.", 0);
+    }
+    std::string origin() const override { return s->origin(); }
+    std::vector<std::string> names() const override {
+        std::vector<std::string> r;
+        for (auto& n : s->names())
+            if (!is_data(n)) r.push_back(n);
+        return r;
+    }
+    const StoredTensor* find(const std::string& n) const override { return is_data(n) ? nullptr : s->find(n); }
+    std::shared_ptr<const void> keepalive() const override { return s->keepalive(); }
+};
+
+// The vae.safetensors model.
 std::shared_ptr<WanVae> fixture_vae() {
     auto fx = test::open_fixture("vae.safetensors");
-    struct WeightsOnly final : TensorSource {
-        std::shared_ptr<TensorSource> s;
-        std::string origin() const override { return s->origin(); }
-        std::vector<std::string> names() const override {
-            std::vector<std::string> r;
-            for (auto& n : s->names())
-                if (n.rfind("in.", 0) && n.rfind("out.", 0)) r.push_back(n);
-            return r;
-        }
-        const StoredTensor* find(const std::string& n) const override {
-            return n.rfind("in.", 0) && n.rfind("out.", 0) ? s->find(n) : nullptr;
-        }
-        std::shared_ptr<const void> keepalive() const override { return s->keepalive(); }
-    };
-    auto w = std::make_shared<WeightsOnly>();
-    w->s = fx;
-    return WanVae::load(w, VaeConfig::from_json(fx->metadata().at("config")), backend());
+    return WanVae::load(std::make_shared<WeightsOnly>(fx), VaeConfig::from_json(fx->metadata().at("config")),
+                        backend());
+}
+
+// The vae22.safetensors model (Wan2.2: 16× spatial, 2×2 patchify).
+std::shared_ptr<Vae22Model> fixture_vae22() {
+    auto fx = test::open_fixture("vae22.safetensors");
+    return Vae22Model::load(std::make_shared<WeightsOnly>(fx), Vae22Config::from_json(test::meta(*fx, "config")),
+                            backend());
 }
 
 // A host [C, T, H, W] float64 array.
@@ -53,6 +64,7 @@ struct Arr {
     Shape s;
     std::vector<double> v;
     double& at(int64_t c, int64_t t, int64_t y, int64_t x) { return v[((c * s[1] + t) * s[2] + y) * s[3] + x]; }
+    double at(int64_t c, int64_t t, int64_t y, int64_t x) const { return v[((c * s[1] + t) * s[2] + y) * s[3] + x]; }
 };
 Arr to_arr(const Tensor& t) {
     const auto f = ops::to_host_f32(t);
@@ -117,6 +129,18 @@ Tensor random_input(const Shape& s, uint32_t seed) {
     std::vector<float> v(size_t(shape_numel(s)));
     for (auto& x : v) x = d(g);
     return ops::from_host(*backend(), DType::F32, s, v.data());
+}
+
+// vae2_2.py's unpatchify in float64: pixel (c, t, 2y + q, 2x + r) = channel 4c + 2r + q at (y, x).
+Arr unpatchify2(const Arr& a) {
+    const int64_t C = a.s[0] / 4, T = a.s[1], h = a.s[2], w = a.s[3];
+    Arr out{{C, T, 2 * h, 2 * w}, std::vector<double>(a.v.size())};
+    for (int64_t c = 0; c < C; ++c)
+        for (int64_t t = 0; t < T; ++t)
+            for (int64_t y = 0; y < 2 * h; ++y)
+                for (int64_t x = 0; x < 2 * w; ++x)
+                    out.at(c, t, y, x) = a.at(4 * c + 2 * (x % 2) + y % 2, t, y / 2, x / 2);
+    return out;
 }
 
 test::Err compare(const Tensor& out, const Arr& ref) {
@@ -186,5 +210,64 @@ TEST(VaeTiled, BadFlagValues) {
             EXPECT_NE(m.find("--vae_tile"), std::string::npos) << m;
             EXPECT_EQ(m.find('\n'), std::string::npos) << m;
         }
+    }
+}
+
+// Wan2.2, 96 × 80 pixels in tiles of 48 with stride 32 (multiples of 16): latent tiles of 3 every 2,
+// decoded to 12 patchified channels of 24 × 24 and blended over 24 − 16 = 8 half-resolution rows /
+// columns, as diffusers' tiled_decode does for patch_size 2 (a blend of the unpatchified pixels, over
+// 16 rows, would differ), then unpatchified.
+TEST(Vae22Tiled, DecodeMatchesDiffusersBlend) {
+    auto vae = fixture_vae22();
+    Tensor z = random_input({48, 2, 6, 5}, 1);
+    const Arr ref = unpatchify2(diffusers_tiled(z, 3, 2, 24, 16, 48, 40, [&](const Tensor& t) {
+        return vae22::patchify2(vae->decode(t));  // patchify inverts unpatchify exactly
+    }));
+    const Tensor whole = vae->decode(z);
+    vae->set_tiling(VaeTiling::parse("48:32"));
+    const Tensor tiled = vae->decode(z);
+    EXPECT_EQ(tiled.shape(), whole.shape());
+    const test::Err e = compare(tiled, ref);
+    std::printf("  Wan2.2 tiled decode vs diffusers' blend: rel-L2 %.3e, max abs %.3e\n", e.rel_l2, e.max_abs);
+    EXPECT_LE(e.rel_l2, 1e-6);
+    const test::Err u = test::compare(test::to_f64(tiled), test::to_f64(whole));
+    std::printf("  Wan2.2 tiled decode vs untiled (fixture weights): rel-L2 %.3e, max abs %.3e\n", u.rel_l2, u.max_abs);
+    EXPECT_GT(u.rel_l2, 0.0);  // the tiled path really ran
+}
+
+// Encode tiles the pixels (tile and stride multiples of 16 keep each tile's 2×2 patchify the crop of
+// the whole video's) and blends the latents over (64 − 32)/16 = 2 rows / columns.
+TEST(Vae22Tiled, EncodeMatchesDiffusersBlend) {
+    auto vae = fixture_vae22();
+    Tensor v = random_input({3, 5, 96, 80}, 2);
+    const Arr ref = diffusers_tiled(v, 64, 32, 4, 2, 6, 5, [&](const Tensor& t) { return vae->encode(t); });
+    const Tensor whole = vae->encode(v);
+    vae->set_tiling(VaeTiling::parse("64:32"));
+    const Tensor tiled = vae->encode(v);
+    const test::Err e = compare(tiled, ref);
+    std::printf("  Wan2.2 tiled encode vs diffusers' blend: rel-L2 %.3e, max abs %.3e\n", e.rel_l2, e.max_abs);
+    EXPECT_LE(e.rel_l2, 1e-6);
+    const test::Err u = test::compare(test::to_f64(tiled), test::to_f64(whole));
+    std::printf("  Wan2.2 tiled encode vs untiled (fixture weights): rel-L2 %.3e, max abs %.3e\n", u.rel_l2, u.max_abs);
+    EXPECT_GT(u.rel_l2, 0.0);
+}
+
+// A frame that fits one tile is the golden decode bit for bit; sizes must be multiples of 16, and the
+// default stride (3/4 of the tile) rounds down to one.
+TEST(Vae22Tiled, OneTileAndSizes) {
+    auto vae = fixture_vae22();
+    auto fx = test::open_fixture("vae22.safetensors");
+    Tensor z = test::load_f32(*backend(), *fx, "in.z");
+    z = z.reshape({z.size(1), z.size(2), z.size(3), z.size(4)});  // [48, 3, 2, 3]: 32 × 48 pixels
+    const auto a = test::to_f64(vae->decode(z));
+    vae->set_tiling(VaeTiling::parse("48"));
+    EXPECT_EQ(a, test::to_f64(vae->decode(z)));
+    EXPECT_EQ(VaeTiling::parse("272").stride_px(16), 192);  // 204 rounded down to 16
+    EXPECT_EQ(VaeTiling::parse("272").stride_px(), 200);    // the Wan2.1 VAE's rounding to 8 unchanged
+    for (const char* bad : {"40", "48:24", "272:200"}) {
+        test::expect_error([&] { vae->set_tiling(VaeTiling::parse(bad)); }, {"[vae]", "--vae_tile", "multiple of 16"});
+        Vae22Config c = vae->config();
+        c.tiling = VaeTiling::parse(bad);
+        test::expect_error([&] { c.validate(); }, {"--vae_tile", "multiple of 16"});
     }
 }

@@ -1,6 +1,7 @@
 // wanrt bench vae: whole-clip encode and decode of the Wan VAE at a chosen size, with the real
 // widths (dim 96) and random weights by default, or a checkpoint (.pth / .safetensors). Reports the
 // process's peak resident memory too (decode memory is O(1) in the number of frames).
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -10,7 +11,6 @@
 
 #include "cli/bench_util.h"
 #include "cli/commands.h"
-#include "runtime/device.h"
 #include "core/error.h"
 #include "io/pth.h"
 #include "io/safetensors.h"
@@ -18,6 +18,7 @@
 #include "models/vae.h"
 #include "models/vae22.h"
 #include "ops/ops.h"
+#include "runtime/device.h"
 
 namespace wanrt::cli {
 
@@ -40,9 +41,20 @@ Tensor random_input(Backend& be, const Shape& s, uint32_t seed) {
     return ops::from_host(be, DType::F32, s, v.data());
 }
 
-// --model wan22: the Wan2.2 VAE of TI2V-5B (vae22.h), whole-clip or stream; no tiling options.
+// --tile_compare: "rel-L2 …, max abs …" of a tiled result against the untiled one.
+std::string tile_difference(const Tensor& tiled, const Tensor& untiled) {
+    const std::vector<float> a = ops::to_host_f32(tiled), b = ops::to_host_f32(untiled);
+    WANRT_ASSERT(a.size() == b.size());
+    double num = 0, den = 0, mx = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+        const double d = double(a[i]) - double(b[i]);
+        num += d * d, den += double(b[i]) * b[i], mx = std::max(mx, std::fabs(d));
+    }
+    return cat("rel-L2 ", std::sqrt(num / std::max(den, 1e-300)), ", max abs ", mx);
+}
+
+// --model wan22: the Wan2.2 VAE of TI2V-5B (vae22.h), whole-clip (optionally tiled) or stream.
 void run_wan22(const Opts& o) {
-    if (o.tile != "off") fail("bench", "--tile is for --model wan21 only; the Wan2.2 VAE does not tile");
     Vae22Config cfg;  // TI2V-5B: dim 160, dec_dim 256, z 48
     if (!o.config_json.empty()) cfg = Vae22Config::from_json(o.config_json);
     if (o.dim_given) cfg.dim = o.dim;
@@ -61,21 +73,31 @@ void run_wan22(const Opts& o) {
                                                 ? std::shared_ptr<TensorSource>(open_pth(p))
                                                 : std::shared_ptr<TensorSource>(open_safetensors(p));
     const auto t0 = std::chrono::steady_clock::now();
-    std::shared_ptr<const Vae22Model> vae = Vae22Model::load(weights, cfg, be);
+    std::shared_ptr<Vae22Model> vae = Vae22Model::load(weights, cfg, be);
+    const VaeTiling tiling = VaeTiling::parse(o.tile);
+    vae->set_tiling(tiling);  // tile and stride multiples of 16
     const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     const Shape vshape{3, T, o.height, o.width}, zshape{cfg.z_dim, o.latent_frames, o.height / f, o.width / f};
 
     BenchReport rep;
     rep.bench = "vae";
     rep.device = base->description();
-    rep.config = {{"weights", p.empty() ? "random (seed 1234)" : p},
-                  {"config", cat("Wan2.2, dim ", cfg.dim, ", dec_dim ", cfg.dec_dim, ", z_dim ", cfg.z_dim,
-                                 ", num_res_blocks ", cfg.num_res_blocks, ", ", dtype_name(cfg.conv_dtype), " convs",
-                                 cfg.split_frames ? "" : ", whole chunks")},
-                  {"video", shape_str(vshape)},
-                  {"latent", shape_str(zshape)},
-                  {"load_ms", cat(load_ms)},
-                  {"warmup+repeats", cat(o.run.warmup, "+", o.run.repeats)}};
+    rep.config = {
+        {"weights", p.empty() ? "random (seed 1234)" : p},
+        {"config",
+         cat("Wan2.2, dim ", cfg.dim, ", dec_dim ", cfg.dec_dim, ", z_dim ", cfg.z_dim, ", num_res_blocks ",
+             cfg.num_res_blocks, ", ", dtype_name(cfg.conv_dtype), " convs", cfg.split_frames ? "" : ", whole chunks")},
+        {"video", shape_str(vshape)},
+        {"latent", shape_str(zshape)},
+        {"load_ms", cat(load_ms)},
+        {"tiling", tiling.enabled() ? cat(tiling.tile, " px tiles every ", tiling.stride_px(f), " px") : "off"},
+        {"warmup+repeats", cat(o.run.warmup, "+", o.run.repeats)}};
+    auto compare_untiled = [&](const std::string& what, const Tensor& tiled, const std::function<Tensor()>& fn) {
+        if (!o.tile_compare || !tiling.enabled()) return;
+        vae->set_tiling({});
+        rep.config.push_back({cat(what, " tiled vs untiled"), tile_difference(tiled, fn())});
+        vae->set_tiling(tiling);
+    };
     auto profile_rows = [&](const std::string& what, const std::function<void()>& fn) {
         if (!o.profile) return;
         std::vector<BenchRow> ops = profile_ops(*base, fn);
@@ -107,6 +129,7 @@ void run_wan22(const Opts& o) {
             {cat("encode ", T, " frames"), time_repeats(*be, o.run.warmup, o.run.repeats, [&] { vae->encode(video); }), 0});
         peak_row("encode");
         profile_rows("encode", [&] { vae->encode(video); });
+        compare_untiled("encode", vae->encode(video), [&] { return vae->encode(video); });
     }
     if (o.mode != "encode" && o.mode != "stream") {
         Tensor z = random_input(*be, zshape, 2);
@@ -115,12 +138,12 @@ void run_wan22(const Opts& o) {
                             time_repeats(*be, o.run.warmup, o.run.repeats, [&] { vae->decode(z); }), 0});
         peak_row("decode");
         profile_rows("decode", [&] { vae->decode(z); });
+        compare_untiled("decode", vae->decode(z), [&] { return vae->decode(z); });
     }
     rep.config.push_back({"peak_rss_gib", cat(peak_rss_gib())});
     rep.print();
     rep.write_json(o.run.json);
 }
-
 
 // TAEHV: whole-clip encode of 4T − 3 frames and decode of T latents, or (stream) 4 frames → 1 latent
 // and 1 latent → 4 frames with the per-block memory warm.
@@ -271,14 +294,8 @@ void run(const Opts& o) {
     auto compare_untiled = [&](const std::string& what, const Tensor& tiled, const std::function<Tensor()>& fn) {
         if (!o.tile_compare || !tiling.enabled()) return;
         vae->set_tiling({});
-        const std::vector<float> a = ops::to_host_f32(tiled), b = ops::to_host_f32(fn());
+        rep.config.push_back({cat(what, " tiled vs untiled"), tile_difference(tiled, fn())});
         vae->set_tiling(tiling);
-        double num = 0, den = 0, mx = 0;
-        for (size_t i = 0; i < a.size(); ++i) {
-            const double d = double(a[i]) - double(b[i]);
-            num += d * d, den += double(b[i]) * b[i], mx = std::max(mx, std::fabs(d));
-        }
-        rep.config.push_back({cat(what, " tiled vs untiled"), cat("rel-L2 ", std::sqrt(num / std::max(den, 1e-300)), ", max abs ", mx)});
     };
     if (o.mode != "decode" && o.mode != "stream") {
         Tensor video = random_input(*be, vshape, 1);
@@ -326,7 +343,8 @@ void setup(CLI::App& bench) {
     c->add_option("--checkpoint", o->checkpoint, "Wan2.1_VAE.pth / Wan2.2_VAE.pth or a .safetensors of the same names");
     c->add_option("--conv_dtype", o->conv_dtype, "Conv precision: f32 (TF32 on CUDA), f16 or bf16")
         ->capture_default_str();
-    c->add_option("--tile", o->tile, "Spatial tiling: off, N or N:S (tile and stride in pixels, e.g. 256:192)")
+    c->add_option("--tile", o->tile,
+                  "Spatial tiling: off, N or N:S (tile and stride in pixels, e.g. 256:192; multiples of 16 for wan22)")
         ->capture_default_str();
     c->add_option("--split_min_pixels", o->split_min_pixels,
                   "Frames of at least this many pixels run the full-resolution layers frame by frame (same result, "

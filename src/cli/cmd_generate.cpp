@@ -498,6 +498,7 @@ Plan make_plan(Opts& o) {
     if (o.save_file.empty()) o.save_file = default_save_file(p.task.name, o.size, o.prompt, t2i);
     check_output_path(o.save_file);
     p.vae_tiling = VaeTiling::parse(o.vae_tile);
+    if (p.ti2v) p.vae_tiling.validate(Vae22Config().spatial_factor());  // 16: fails now, not after the denoise
     // The generator file is opened (its header and key names read, no weights) before anything loads.
     if (!o.generator.empty()) {
         std::error_code ec;
@@ -542,6 +543,7 @@ void announce(const Opts& o, Plan& p, Backend& be) {
                   : p.image_task ? demo_i2v_model_parts() : demo_model_parts();
     }
     p.model.vae_config.tiling = p.vae_tiling;
+    p.model.vae22_config.tiling = p.vae_tiling;  // ti2v-5B: the Wan2.2 VAE tiles the same way
     if (p.ti2v && p.picture.frames > 0)
         std::fprintf(stderr, "generate: image %s (%lldx%lld) in max_area %s -> video %lldx%lld (resized, centre-cropped)\n",
                      o.image.c_str(), (long long)p.picture.width, (long long)p.picture.height, o.size.c_str(),
@@ -775,8 +777,8 @@ void setup(CLI::App& app) {
                   "magcache:calibrate[=FILE], easycache[:THRESH][,ret_steps=N] (default: none)");
     c->add_option("--device", o->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
     c->add_option("--vae_tile", o->vae_tile,
-                  "VAE in spatial tiles: off (exact), N or N:S pixels (e.g. 256:192, diffusers' default); bounds "
-                  "VAE memory at 720p and beyond")
+                  "VAE in spatial tiles: off (exact), N or N:S pixels (e.g. 256:192, diffusers' default; multiples "
+                  "of 16 for ti2v-5B); bounds VAE memory at 720p and beyond")
         ->capture_default_str();
     c->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->check(threads_in_range())->capture_default_str();
     c->add_option("--vae", o->vae, "wan (the Wan2.1 VAE) or tae (TAEHV: a tiny, fast decoder; needs --vae_checkpoint)")

@@ -38,6 +38,7 @@ void Vae22Config::validate() const {
                 temperal_downsample.size(), " entries, expected ", dim_mult.size() - 1,
                 " (one per downsample stage)");
     WANRT_CHECK(num_res_blocks >= 1, "vae22", "config num_res_blocks must be ≥ 1, got ", num_res_blocks);
+    tiling.validate(spatial_factor());
     WANRT_CHECK(conv_dtype == DType::F32 || conv_dtype == DType::F16 || conv_dtype == DType::BF16, "vae22",
                 "conv precision ", dtype_name(conv_dtype), " is not one of f32, f16, bf16");
     // The parameter-free shortcuts regroup channels: the widths must divide as the reference asserts.
@@ -179,6 +180,17 @@ Tensor add_dup_up3d(const Tensor& x_main_in, const Tensor& x_in, int64_t out, in
     }
     WANRT_ASSERT(shape_numel(main6) == x_main.numel());
     return ops::add(x_main.reshape(main6), xv).reshape(x_main.shape());
+}
+
+Tensor add_dup_up3d_frame(const Tensor& x_main_t, const Tensor& x, int64_t out, int ft, int fs, int64_t t,
+                          bool first_chunk) {
+    const int64_t drop = first_chunk ? ft - 1 : 0, tau = (t + drop) / ft, phase = (t + drop) % ft;
+    WANRT_ASSERT(x_main_t.size(1) == 1 && tau < x.size(1));
+    const Tensor xf = x.slice(1, tau, tau + 1);  // [C, 1, H, W]
+    // When every phase repeats channel o (the real decoder's temporal stages), all output frames of
+    // input frame tau are equal: the one-frame first-chunk form is that frame, with no copies.
+    if (out * ft * fs * fs / x.size(0) == int64_t(ft) * fs * fs) return add_dup_up3d(x_main_t, xf, out, ft, fs, true);
+    return ops::add(x_main_t, dup_up3d(xf, out, ft, fs, false).slice(1, phase, phase + 1));
 }
 
 }  // namespace vae22
@@ -410,13 +422,29 @@ Tensor coder_forward(const Coder& m, const Tensor& x_in, VaeFeatCache& fc, bool 
         x = ops::channel_rms_norm(x, m.head_gamma, Activation::Silu);
         return cached_conv(m.head, x, fc);
     }
-    x = stages(x, 0, k);
-    auto tail = [&](const Tensor& f) {
+    auto head = [&](const Tensor& f) {
         Tensor y = stages(f, k, n);
         y = ops::channel_rms_norm(y, m.head_gamma, Activation::Silu);
         return cached_conv(m.head, y, fc);
     };
-    return split_frames ? per_frame(x, fc, tail) : tail(x);
+    if (!split_frames || k == 0 || !m.stages[k - 1].has_resample) {
+        x = stages(x, 0, k);
+        return split_frames ? per_frame(x, fc, head) : head(x);
+    }
+    // The last temporal stage runs its residual blocks and time conv on the chunk, then its spatial
+    // upsample and DupUp3D shortcut frame by frame with the stages after it: its upsampled output
+    // (4 frames of 1024 × 176 × 320 at 704×1280, 0.86 GiB, plus the conv's copies) never exists
+    // whole. Same cache slots in the same order, same values.
+    x = stages(x, 0, k - 1);
+    const Stage& s = m.stages[k - 1];
+    const Tensor stage_in = x;
+    for (const ResBlock& r : s.res) x = res_forward(r, x, fc);
+    x = upsample_time(s.rs, x, fc);  // [C, T', H, W], T' = T·ft (first chunk: T)
+    return per_frame_at(x, fc, [&](const Tensor& f, int64_t t) {
+        Tensor y = upsample_space(s.rs, f);  // [C, 1, 2H, 2W]
+        if (s.has_shortcut) y = vae22::add_dup_up3d_frame(y, stage_in, s.out, s.ft, s.fs, t, first_chunk);
+        return head(y);
+    });
 }
 
 std::string nearest_frames(int64_t T) {
@@ -488,8 +516,35 @@ void Vae22Model::check_latent(const Shape& s) const {
     WANRT_CHECK(s[1] >= 1 && s[2] >= 1 && s[3] >= 1, "vae22", "latent ", shape_str(s), " is empty");
 }
 
+void Vae22Model::set_tiling(const VaeTiling& t) {
+    t.validate(cfg_.spatial_factor());
+    cfg_.tiling = t;
+}
+
 Tensor Vae22Model::encode(const Tensor& video) const {
     check_video(video.shape());
+    // Pixel tiles starting at multiples of 16: each tile's own 2×2 patchify is the matching crop
+    // of the whole video's, so tiling the pixels equals diffusers' tiling of the patchified video.
+    if (cfg_.tiling.applies(video.size(2), video.size(3)))
+        return tiled_encode(video, cfg_.tiling, cfg_.spatial_factor(),
+                            [this](const Tensor& v) { return encode_whole(v); });
+    return encode_whole(video);
+}
+
+Tensor Vae22Model::decode(const Tensor& z) const {
+    check_latent(z.shape());
+    const int64_t f = cfg_.spatial_factor();
+    if (!cfg_.tiling.applies(z.size(2) * f, z.size(3) * f)) return decode_whole(z, false);
+    // diffusers' tiled_decode with patch_size 2: tiles and strides in latent pixels (÷16), the blend
+    // over the decoder's 12-channel half-resolution output (÷2), one unpatchify at the end.
+    const VaeTiling& t = cfg_.tiling;
+    const int64_t s = t.stride_px(f), p = 2;
+    const Tensor patched = run_tiled(z, t.tile / f, s / f, t.tile / p, s / p, z.size(2) * (f / p), z.size(3) * (f / p),
+                                     [this](const Tensor& tile) { return decode_whole(tile, true); });
+    return vae22::unpatchify2(patched);  // [12, T', 8h, 8w] → [3, T', 16h, 16w]
+}
+
+Tensor Vae22Model::encode_whole(const Tensor& video) const {
     std::shared_ptr<const Vae22Model> self(std::shared_ptr<const Vae22Model>{}, this);  // non-owning
     Vae22StreamEncoder enc(self);
     const int64_t T = video.size(1), per = cfg_.temporal_factor();
@@ -498,18 +553,20 @@ Tensor Vae22Model::encode(const Tensor& video) const {
     return out.size() == 1 ? out[0] : ops::concat(out, 1);  // latents are small
 }
 
-Tensor Vae22Model::decode(const Tensor& z) const {
-    check_latent(z.shape());
+Tensor Vae22Model::decode_whole(const Tensor& z, bool patched) const {
     std::shared_ptr<const Vae22Model> self(std::shared_ptr<const Vae22Model>{}, this);
     Vae22StreamDecoder dec(self);
+    auto push = [&](int64_t t) {
+        return patched ? dec.push_patched(z.slice(1, t, t + 1)) : dec.push(z.slice(1, t, t + 1));
+    };
     // Each chunk goes straight into the preallocated clip: the decoded frames are held once.
-    Tensor first = dec.push(z.slice(1, 0, 1));  // [3, 1, H, W]
+    Tensor first = push(0);  // [C, 1, H, W]
     const int64_t per = cfg_.temporal_factor(), T = z.size(1);
     Tensor out = be_->empty(DType::F32, {first.size(0), 1 + per * (T - 1), first.size(2), first.size(3)});
     ops::copy(first, out.slice(1, 0, 1));
     first = {};
     for (int64_t t = 1; t < T; ++t) {
-        Tensor y = dec.push(z.slice(1, t, t + 1));  // [3, per, H, W]
+        Tensor y = push(t);  // [C, per, H, W]
         WANRT_ASSERT(y.size(1) == per);
         ops::copy(y, out.slice(1, 1 + per * (t - 1), 1 + per * t));
     }
@@ -561,6 +618,10 @@ void Vae22StreamDecoder::reset() {
 }
 
 Tensor Vae22StreamDecoder::push(const Tensor& latent) {
+    return vae22::unpatchify2(push_patched(latent));
+}
+
+Tensor Vae22StreamDecoder::push_patched(const Tensor& latent) {
     const Vae22Model& v = *vae_;
     v.check_latent(latent.shape());
     WANRT_CHECK(latent.size(1) == 1, "vae22", "decoder stream takes one latent frame per push, got ",
@@ -576,7 +637,7 @@ Tensor Vae22StreamDecoder::push(const Tensor& latent) {
     Tensor y = coder_forward(v.net_->decoder, x, *cache_, true, frames_ == 0, v.cfg_.split_frames);  // [12, n, h·8, w·8]
     ++frames_;
     h_ = latent.size(2), w_ = latent.size(3);
-    return vae22::unpatchify2(y);
+    return y;
 }
 
 }  // namespace wanrt

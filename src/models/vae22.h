@@ -16,6 +16,13 @@
 // decode() returns the raw decoder output, NOT clamped (Wan2_2_VAE.decode clamps: the pipeline
 // does, with ops::clamp).
 //
+// Spatial tiling (Vae22Config::tiling, `--vae_tile`, off by default) follows diffusers'
+// AutoencoderKLWan with patch_size 2: decode cuts the latent into tiles of tile/16 latent pixels
+// every stride/16, decodes each tile to the 12 patchified channels and blends neighbours over
+// (tile − stride)/2 rows/columns in that half-resolution space, then unpatchifies the whole clip;
+// encode cuts the video into tile × tile pixel tiles every stride pixels (multiples of 16 keep the
+// 2×2 patchify aligned) and blends the latents over (tile − stride)/16. Not exact (vae_tiled.h).
+//
 // Chunking as the reference: encode runs the encoder on pixel frames 1, 4, 4, … and decode one
 // latent frame at a time, with per-conv caches of the last two input frames; the stream objects
 // expose that loop (O(1) memory in the number of frames) and encode()/decode() are built on them.
@@ -30,6 +37,7 @@
 
 #include "core/backend.h"
 #include "io/tensor_source.h"
+#include "models/vae_tiled.h"
 
 namespace wanrt {
 
@@ -45,9 +53,13 @@ struct Vae22Config {
     // The conv weights' dtype (precision of ops::conv3d), as VaeConfig::conv_dtype.
     DType conv_dtype = DType::F32;
     // Run the layers at the highest resolutions (the encoder's before its first temporal
-    // downsample, the decoder's after its last temporal upsample) one frame at a time, as
-    // VaeConfig::split_frames: exact, the memory peak falls by the chunk length. false = whole chunks.
+    // downsample, the decoder's from the spatial half of its last temporal upsample on) one frame
+    // at a time, as VaeConfig::split_frames: exact, the memory peak falls by the chunk length.
+    // false = whole chunks.
     bool split_frames = true;
+    // Not a checkpoint property: spatial tiling of whole-clip encode()/decode() (off = exact);
+    // tile and stride multiples of 16.
+    VaeTiling tiling;
 
     // {"dim": 160, "dec_dim": 256, "z_dim": 48, ...}; missing fields keep the defaults above.
     static Vae22Config from_json(const std::string& json);
@@ -93,6 +105,10 @@ public:
     Tensor encode(const Tensor& video) const;
     // latent [z_dim, T, h, w] → video [3, 1 + 4(T−1), 16h, 16w], not clamped.
     Tensor decode(const Tensor& z) const;
+    // Spatial tiling of encode()/decode() for frames larger than one tile (see above); stream
+    // objects never tile. Errors: "[vae] --vae_tile ..." for sizes that are not multiples of 16.
+    void set_tiling(const VaeTiling& t);
+    const VaeTiling& tiling() const { return cfg_.tiling; }
 
     void check_video(const Shape& s) const;
     void check_latent(const Shape& s) const;
@@ -101,6 +117,10 @@ private:
     friend class Vae22StreamEncoder;
     friend class Vae22StreamDecoder;
     Vae22Model() = default;
+    Tensor encode_whole(const Tensor& video) const;
+    // The whole clip untiled: [3, T', 16h, 16w], or with `patched` the decoder's raw 12 channels
+    // [12, T', 8h, 8w] (what the tiled decode blends).
+    Tensor decode_whole(const Tensor& z, bool patched) const;
     Vae22Config cfg_;
     std::shared_ptr<Backend> be_;
     std::unique_ptr<Vae22Net> net_;
@@ -134,6 +154,8 @@ public:
     int64_t frames_pushed() const { return frames_; }
 
 private:
+    friend class Vae22Model;
+    Tensor push_patched(const Tensor& latent_frame);  // push() before the unpatchify: [12, n, 8h, 8w]
     std::shared_ptr<const Vae22Model> vae_;
     std::unique_ptr<VaeFeatCache> cache_;
     int64_t frames_ = 0, h_ = 0, w_ = 0;
@@ -152,6 +174,11 @@ Tensor dup_up3d(const Tensor& x, int64_t out, int ft, int fs, bool first_chunk);
 // x_main + dup_up3d(x, …) in one broadcast add without materialising the repeats where the layout
 // allows (the real decoder's three shortcuts), else through dup_up3d. Equal to the composition.
 Tensor add_dup_up3d(const Tensor& x_main, const Tensor& x, int64_t out, int ft, int fs, bool first_chunk);
+// Frame t alone: x_main_t [out, 1, H·fs, W·fs] + frame t of dup_up3d(x, …) (input frame
+// (t + drop) / ft, drop = first_chunk ? ft − 1 : 0), equal to add_dup_up3d(...).slice(1, t, t + 1):
+// lets the decoder run a temporal stage's upsampled end frame by frame.
+Tensor add_dup_up3d_frame(const Tensor& x_main_t, const Tensor& x, int64_t out, int ft, int fs, int64_t t,
+                          bool first_chunk);
 }  // namespace vae22
 
 }  // namespace wanrt

@@ -79,13 +79,17 @@ Resample Loader::resample(const std::string& n, int64_t dim, ResampleMode mode, 
 // Blocks
 
 Tensor per_frame(const Tensor& x, VaeFeatCache& fc, const std::function<Tensor(const Tensor&)>& fn) {
+    return per_frame_at(x, fc, [&fn](const Tensor& f, int64_t) { return fn(f); });
+}
+
+Tensor per_frame_at(const Tensor& x, VaeFeatCache& fc, const std::function<Tensor(const Tensor&, int64_t)>& fn) {
     const int64_t T = x.size(1);
-    if (T == 1) return fn(x);
+    if (T == 1) return fn(x, 0);
     const size_t idx0 = fc.idx;
     Tensor out;
     for (int64_t t = 0; t < T; ++t) {
         fc.idx = idx0;
-        Tensor y = fn(x.slice(1, t, t + 1));  // [C', n, H', W']
+        Tensor y = fn(x.slice(1, t, t + 1), t);  // [C', n, H', W']
         if (!out.defined()) out = x.backend()->empty(DType::F32, {y.size(0), T * y.size(1), y.size(2), y.size(3)});
         ops::copy(y, out.slice(1, t * y.size(1), (t + 1) * y.size(1)));
     }
@@ -120,7 +124,16 @@ Tensor causal_conv(const CausalConv& c, const Tensor& x, const Tensor* cache) {
 Tensor cached_conv(const CausalConv& c, const Tensor& x, VaeFeatCache& fc) {
     auto& slot = fc.next();
     Tensor y = causal_conv(c, x, slot.set ? &slot.frames : nullptr);
-    const Tensor hist = (slot.set && x.size(1) < kCacheT) ? ops::concat({slot.frames, x}, 1) : x;
+    const int64_t T = x.size(1);
+    if (slot.set && T == 1 && slot.frames.size(1) == kCacheT && slot.frames.buffer().use_count() == 1) {
+        // One frame after a full cache (the frame-by-frame layers, every chunk): shift the cache in
+        // place, [f0, f1] → [f1, x]. Building cache ++ x and copying its tail instead costs 1.5 + 1
+        // cache sizes at the largest layer (~2.3 GB at 704×1280); the frames are the same.
+        ops::copy(slot.frames.slice(1, 1, 2), slot.frames.slice(1, 0, 1));
+        ops::copy(x, slot.frames.slice(1, 1, 2));
+        return y;
+    }
+    const Tensor hist = (slot.set && T < kCacheT) ? ops::concat({slot.frames, x}, 1) : x;
     slot.frames = last_frames(hist, kCacheT);
     slot.set = true;
     return y;
@@ -135,12 +148,13 @@ Tensor frame_conv(const FrameConv& c, const Tensor& x, int pad0, int pad1, int s
 }
 
 Tensor res_forward(const ResBlock& r, const Tensor& x, VaeFeatCache& fc) {
-    const Tensor h = r.has_shortcut ? pointwise(r.shortcut, x) : x;
     Tensor y = ops::channel_rms_norm(x, r.gamma0, Activation::Silu);  // norm → SiLU, one pass
     y = cached_conv(r.conv0, y, fc);
     y = ops::channel_rms_norm(y, r.gamma1, Activation::Silu);  // Dropout: identity at inference
     y = cached_conv(r.conv1, y, fc);
-    return ops::add(y, h);
+    // The shortcut last (the reference computes it first; the values are the same): x is alive
+    // anyway, and h is then not held through both convs (a full frame at the widest layer).
+    return ops::add(y, r.has_shortcut ? pointwise(r.shortcut, x) : x);
 }
 
 Tensor attn_forward(const AttnBlock& a, const Tensor& x) {
@@ -159,7 +173,7 @@ Tensor attn_forward(const AttnBlock& a, const Tensor& x) {
     return ops::add(o, x);
 }
 
-Tensor resample_forward(const Resample& r, Tensor x, VaeFeatCache& fc) {
+Tensor upsample_time(const Resample& r, Tensor x, VaeFeatCache& fc) {
     if (r.mode == ResampleMode::Up3d) {
         auto& slot = fc.next();
         if (!slot.set) {
@@ -179,11 +193,16 @@ Tensor resample_forward(const Resample& r, Tensor x, VaeFeatCache& fc) {
             x = ops::contiguous(y.reshape({2, C, T, H * W}).permute({1, 2, 0, 3})).reshape({C, 2 * T, H, W});
         }
     }
-    if (r.mode == ResampleMode::Up2d || r.mode == ResampleMode::Up3d) {
-        x = frame_conv(r.conv, ops::upsample2x(x), 1, 1, 1);
-    } else {
-        x = frame_conv(r.conv, x, 0, 1, 2);  // ZeroPad2d((0, 1, 0, 1)), 3×3 stride 2
-    }
+    return x;
+}
+
+Tensor upsample_space(const Resample& r, const Tensor& x) {
+    return frame_conv(r.conv, ops::upsample2x(x), 1, 1, 1);
+}
+
+Tensor resample_forward(const Resample& r, Tensor x, VaeFeatCache& fc) {
+    if (r.mode == ResampleMode::Up2d || r.mode == ResampleMode::Up3d) return upsample_space(r, upsample_time(r, x, fc));
+    x = frame_conv(r.conv, x, 0, 1, 2);  // ZeroPad2d((0, 1, 0, 1)), 3×3 stride 2
     if (r.mode == ResampleMode::Down3d) {
         auto& slot = fc.next();
         if (!slot.set) {

@@ -100,6 +100,8 @@ private:
 // ops, so frame t sees the same inputs as inside the whole chunk; what changes is that their
 // full-resolution activations exist for one frame instead of four (the VAE's memory peak).
 Tensor per_frame(const Tensor& x, VaeFeatCache& fc, const std::function<Tensor(const Tensor&)>& fn);
+// The same with the frame's index t passed to fn as well.
+Tensor per_frame_at(const Tensor& x, VaeFeatCache& fc, const std::function<Tensor(const Tensor&, int64_t)>& fn);
 
 // Last n frames of x [C, T, H, W] as a contiguous tensor.
 Tensor last_frames(const Tensor& x, int64_t n);
@@ -122,6 +124,11 @@ Tensor attn_forward(const AttnBlock& a, const Tensor& x);
 // clip: T; 1 slot); down2d → [C, T, H/2, W/2]; down3d → [C, T (first chunk) or (T+1−3)/2+1, H/2,
 // W/2] (1 slot). The up widths are the conv's: C/2 in Wan2.1, C in Wan2.2.
 Tensor resample_forward(const Resample& r, Tensor x, VaeFeatCache& fc);
+// The two halves of an up resample, resample_forward = upsample_space(upsample_time(x)): Up3d's
+// time conv [C, T, H, W] → [C, T or 2T, H, W] (1 slot; x unchanged for Up2d), then the nearest 2×
+// upsample and 3×3 conv, frame by frame with no cache → [C', T, 2H, 2W] (so it can run per frame).
+Tensor upsample_time(const Resample& r, Tensor x, VaeFeatCache& fc);
+Tensor upsample_space(const Resample& r, const Tensor& x);
 
 }  // namespace vae
 }  // namespace wanrt

@@ -28,7 +28,7 @@ VaeTiling VaeTiling::parse(const std::string& value) {
 
 void VaeTiling::validate(int64_t f) const {
     if (!enabled()) return;
-    const int64_t s = stride_px();
+    const int64_t s = stride_px(f);
     if (tile < 2 * f || tile % f || s <= 0 || s % f || s > tile)
         fail("vae", "--vae_tile ", tile, ":", s, ": the tile must be a multiple of ", f, " and at least ", 2 * f,
              " pixels, the stride a multiple of ", f, " in (0, tile]; e.g. 256:192");
@@ -96,13 +96,13 @@ Tensor run_tiled(const Tensor& x, int64_t tile_in, int64_t stride_in, int64_t ti
 
 Tensor tiled_decode(const Tensor& z, const VaeTiling& t, int64_t f, const TileFn& decode) {
     t.validate(f);
-    const int64_t s = t.stride_px();
+    const int64_t s = t.stride_px(f);
     return run_tiled(z, t.tile / f, s / f, t.tile, s, z.size(2) * f, z.size(3) * f, decode);
 }
 
 Tensor tiled_encode(const Tensor& video, const VaeTiling& t, int64_t f, const TileFn& encode) {
     t.validate(f);
-    const int64_t s = t.stride_px();
+    const int64_t s = t.stride_px(f);
     return run_tiled(video, t.tile, s, t.tile / f, s / f, video.size(2) / f, video.size(3) / f, encode);
 }
 

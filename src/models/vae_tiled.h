@@ -23,8 +23,10 @@ struct VaeTiling {
     // wanrt::Error "[vae] --vae_tile ..." saying what is allowed.
     static VaeTiling parse(const std::string& value);
     bool enabled() const { return tile > 0; }
-    int64_t stride_px() const { return stride > 0 ? stride : tile / 4 * 3 / 8 * 8; }
-    // Tile and stride must be multiples of `spatial_factor` (8 for the Wan VAEs).
+    // The default stride is 3/4 of the tile rounded down to the VAE's spatial factor f (8 for the
+    // Wan2.1 VAE, 16 for the Wan2.2 one), so that it is a whole number of latent pixels.
+    int64_t stride_px(int64_t f = 8) const { return stride > 0 ? stride : tile / 4 * 3 / f * f; }
+    // Tile and stride must be multiples of `spatial_factor` (8 for the Wan2.1 VAE, 16 for Wan2.2).
     void validate(int64_t spatial_factor) const;
     // Whether a frame of H × W pixels needs more than one tile.
     bool applies(int64_t H, int64_t W) const { return enabled() && (H > tile || W > tile); }
