@@ -392,6 +392,22 @@ for s in "${steps[@]}"; do
         convlayout)  # issue 17: cuDNN half convs NCDHW vs NDHWC at TAEHV / Wan VAE shapes
             log "conv layouts"
             timeout 300 $BIN/test_cuda_perf_gpu --gtest_filter='*ConvLayouts*' 2>&1 | tee $OUT/convlayout.log | grep -E "conv f16|OK|FAILED|rel" | tee -a "$OUT/summary.txt" ;;
+        session9b)  # issue 17: TAEHV with half activations; issue 19: Wan2.2 VAE memory fixes and tiling
+            log "half activations (op table), TAEHV, Wan2.2 VAE"
+            P="$OUT/session9b.log"; W=$BIN/wanrt
+            run_p() { echo "### $*" >> "$P"; timeout ${STEP_TIMEOUT:-200} "$@" >> "$P" 2>&1; echo "rc=$?" >> "$P"; }
+            run_p $BIN/test_backend_ops
+            WANRT_TEST_DEVICE=cuda run_p $BIN/test_vae22
+            WANRT_TEST_DEVICE=cuda run_p $BIN/test_vae_tiled
+            for d in f16 f32; do
+                run_p $W bench vae --vae tae --device cuda --height 480 --width 832 --latent_frames 21 --mode both --warmup 2 --repeats 5 --conv_dtype $d --profile
+            done
+            run_p $W bench vae --vae tae --device cuda --height 480 --width 832 --mode stream --warmup 2 --repeats 5 --conv_dtype f16
+            V22="bench vae --model wan22 --device cuda --height 704 --width 1280 --latent_frames 31 --mode decode --conv_dtype f16 --warmup 0 --repeats 1"
+            run_p $W $V22 --profile
+            run_p $W $V22 --tile 512:384 --tile_compare
+            run_p $W $V22 --tile 768:704
+            grep -E "^###|rc=|PASSED|FAILED|rel-L2 [0-9.e-]+ .*(f16|bf16)|decode|encode|stream|peak|conv3d|copy|unary|binary|upsample|lincomb|tiled" "$P" | cut -c1-200 | tail -120 | tee -a "$OUT/summary.txt" ;;
         session9a)  # issue 20: the serve pipeline on the GPU; issue 19: where the Wan2.2 VAE decode spends its time
             log "serve on cuda, Wan2.2 VAE profile"
             P="$OUT/session9a.log"; W=$BIN/wanrt
@@ -399,7 +415,6 @@ for s in "${steps[@]}"; do
             for f in jpeg raw; do
                 run_p $W bench serve --device cuda --width 832 --height 480 --steps 2 --chunks 40 --format $f --json $OUT/serve_$f.json
             done
-            run_p $W bench vae --model wan22 --device cuda --height 704 --width 1280 --latent_frames 31 --mode decode --warmup 1 --repeats 1 --conv_dtype f16 --profile
             run_p $W bench dit --device cuda --model ti2v-5B --layers 0 --weights_dtype bf16 --frames 121 --height 704 --width 1280 --warmup 1 --repeats 3
             grep -E "^###|rc=|overhead|round trip|FPS|fps|parts|decode|peak|conv|copy|unary|binary|norm|upsample|total|forward|attention|linear|tokens|resident" "$P" | cut -c1-200 | tail -100 | tee -a "$OUT/summary.txt" ;;
         session7c)  # issue 15: a whole 14B 480p generation under --offload (device memory sampled), GGUF DiTs on CUDA
