@@ -408,6 +408,12 @@ for s in "${steps[@]}"; do
             run_p $W $V22 --tile 512:384 --tile_compare
             run_p $W $V22 --tile 768:704
             grep -E "^###|rc=|PASSED|FAILED|rel-L2 [0-9.e-]+ .*(f16|bf16)|decode|encode|stream|peak|conv3d|copy|unary|binary|upsample|lincomb|tiled" "$P" | cut -c1-200 | tail -120 | tee -a "$OUT/summary.txt" ;;
+        session9c)  # the 32-bit binary kernel: op table, then the Wan2.2 VAE decode it was for
+            P="$OUT/session9c.log"; W=$BIN/wanrt
+            run_p() { echo "### $*" >> "$P"; timeout ${STEP_TIMEOUT:-200} "$@" >> "$P" 2>&1; echo "rc=$?" >> "$P"; }
+            run_p $BIN/test_backend_ops --gtest_filter='*binary*:*conv*:*upsample*:*unary*:BackendOpsCoverage.*'
+            run_p $W bench vae --model wan22 --device cuda --height 704 --width 1280 --latent_frames 31 --mode decode --conv_dtype f16 --warmup 0 --repeats 1 --profile
+            grep -E "^###|rc=|PASSED|FAILED|decode|peak|conv3d|copy|binary|upsample" "$P" | cut -c1-200 | tail -40 | tee -a "$OUT/summary.txt" ;;
         session9a)  # issue 20: the serve pipeline on the GPU; issue 19: where the Wan2.2 VAE decode spends its time
             log "serve on cuda, Wan2.2 VAE profile"
             P="$OUT/session9a.log"; W=$BIN/wanrt
