@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 
 #include "models/clip.h"
 #include "models/dit.h"
@@ -56,10 +57,15 @@ DemoConfig demo_moe_config(bool i2v);
 // latent statistics) at demo width: dim = dec_dim = 16, one residual block per stage.
 DemoConfig demo_ti2v_config();
 
-// Generation defaults for the demo (the official ones would take minutes on a CPU).
+// Generation defaults for the demo (the official ones would take minutes on a CPU). The trained T2V
+// demo runs at the size of its training clips (scripts/demo_data.py: 128×128, 17 frames) and without
+// classifier-free guidance (guide 1): it was trained on captions only, never on an empty or negative
+// prompt, so it has no unconditional prediction to guide away from.
 struct DemoDefaults {
     int64_t width = 256, height = 256, frame_num = 17;
     int sample_steps = 8;
+    int64_t t2v_width = 128, t2v_height = 128;
+    double t2v_guide = 1.0;
 };
 
 // The serialized SentencePiece model of the demo tokenizer (deterministic bytes).
@@ -69,13 +75,32 @@ void write_demo_tokenizer(const std::string& dir);
 
 // The demo model as parts: weights made in memory on first use (seed fixed), the tokenizer written
 // to a temporary folder that is removed when the parts are destroyed.
-T2VModelParts demo_model_parts();
+// The T2V demo (demo_model_parts) is the trained one: its DiT is the one `wanrt train --full` made on
+// the procedural clips of scripts/demo_data.py (docs/training.md, "The trained demo"), embedded in the
+// program (demo_dit_blob), and its VAE the constructed autoencoder (demo_vae_weights) it was trained
+// through. DemoDit::Random keeps the random DiT: the start of that training (scripts/train_demo.sh).
+// A build without assets/demo/dit.safetensors has the random DiT either way (its name says so).
+// The other demos (i2v, flf2v, A14B, ti2v) have random weights throughout.
+enum class DemoDit { Trained, Random };
+T2VModelParts demo_model_parts(DemoDit dit = DemoDit::Trained);
+// The embedded safetensors bytes of the trained demo DiT (f16, official names), or {nullptr, 0}.
+std::pair<const void*, size_t> demo_dit_blob();
 T2VModelParts demo_i2v_model_parts();
 T2VModelParts demo_flf2v_model_parts();
 // The A14B demo: two experts (high_noise_weights, dit_weights) of demo_moe_config(i2v).
 T2VModelParts demo_moe_model_parts(bool i2v);
 // The TI2V-5B demo: t2v and i2v (an image) in one model, as the release.
 T2VModelParts demo_ti2v_model_parts();
+
+// Constructed ("analytic") Wan2.1 VAE weights that make the VAE an approximate autoencoder of clips
+// in [-1, 1] (demo_vae.cpp says how): encode = 8×8 average pooling per frame and the mean of each
+// 4-frame group (latent 0 = frame 0), written to latent channels 0..2 as R, G, B after the pipeline's
+// normalisation (the other channels are 0); decode = nearest-neighbour upsampling back (each latent
+// pixel an 8×8 block held for the 4 frames it pooled). decode(encode(x)) equals that pool-and-hold
+// of x within ~3e-4 (the one approximation: the heads' RMS_norm divides by a norm held constant by a
+// carried channel of 100). Needs the Wan2.1 strides and latent statistics (z_dim 16) and ≥ 8 channels
+// at every stage (dim ≥ 8); otherwise wanrt::Error "[demo] ...".
+std::shared_ptr<TensorSource> demo_vae_weights(const VaeConfig& cfg);
 
 // Random weights in the official key layout (deterministic per seed).
 std::shared_ptr<TensorSource> synthetic_t5_weights(const T5Config& c, uint64_t seed);
