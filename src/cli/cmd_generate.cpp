@@ -486,10 +486,11 @@ Plan make_plan(Opts& o) {
     p.req.opt = resolve_options(o, p);
     const bool t2i = p.task.name == "t2i-14B";
     if (!o.o_prompt->count())  // generate.py's EXAMPLE_PROMPT of the task
-        o.prompt = t2i            ? "一个朴素端庄的美人"
-                   : p.flf2v      ? kExampleFLF2VPrompt
-                   : p.image_task ? kExampleI2VPrompt
-                                  : kExamplePrompt;
+        o.prompt = t2i                               ? "一个朴素端庄的美人"
+                   : p.task.name == "t2v-demo"       ? kDemoExamplePrompt  // what the trained demo draws
+                   : p.flf2v                         ? kExampleFLF2VPrompt
+                   : p.image_task                    ? kExampleI2VPrompt
+                                                     : kExamplePrompt;
     p.req.prompt = o.prompt;
     // The FLF2V config's sample_neg_prompt is "镜头切换，" ("shot change, ") + the default.
     const std::string default_neg =

@@ -7,7 +7,8 @@
 // architectures at small widths (T5: 2 blocks of attention width 128 on the real 4096-wide stream; DiT: 2 blocks of width 256, head dim
 // 128; VAE: dim 8, one residual block per stage, the real 16-channel latent with the Wan2.1 latent
 // statistics) with deterministic random weights made on the fly, so every stage of the pipeline
-// runs for real in seconds. Its videos are structured noise: the weights are untrained.
+// runs for real in seconds. The T2V demo's DiT is trained and its VAE constructed (below), so it draws
+// its prompt; the other demos' videos are structured noise.
 //
 // Demo tokenizer: no model files may be shipped or downloaded, so a small SentencePiece BPE model
 // is trained on the fly (SentencePiece trainer API, one thread, fixed sentence list → the same model
@@ -38,6 +39,8 @@
 namespace wanrt {
 
 constexpr int64_t kDemoVocab = 512;
+// `wanrt generate`'s prompt for the T2V demo when none is given: a caption of its training data.
+constexpr const char* kDemoExamplePrompt = "a red circle moving left on a blue background";
 
 struct DemoConfig {
     DitConfig dit;
@@ -58,13 +61,13 @@ DemoConfig demo_moe_config(bool i2v);
 DemoConfig demo_ti2v_config();
 
 // Generation defaults for the demo (the official ones would take minutes on a CPU). The trained T2V
-// demo runs at the size of its training clips (scripts/demo_data.py: 128×128, 17 frames) and without
+// demo runs at the size of its training clips (scripts/demo_data.py: 64×64, 17 frames) and without
 // classifier-free guidance (guide 1): it was trained on captions only, never on an empty or negative
 // prompt, so it has no unconditional prediction to guide away from.
 struct DemoDefaults {
     int64_t width = 256, height = 256, frame_num = 17;
     int sample_steps = 8;
-    int64_t t2v_width = 128, t2v_height = 128;
+    int64_t t2v_width = 64, t2v_height = 64;
     double t2v_guide = 1.0;
 };
 
