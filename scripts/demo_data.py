@@ -64,7 +64,7 @@ def span(shape, cx, cy, r, row):
 
 def write_clip(path, shape, fg, bg, direction, size, frames):
     fg_ycc, bg_ycc = ycbcr(COLOURS[fg]), ycbcr(COLOURS[bg])
-    r = size * (0.14 if shape == "circle" else 0.125)  # about equal areas
+    r = size * (0.22 if shape == "circle" else 0.195)  # about equal areas, large: the shape must weigh in the loss
     out = bytearray(b"YUV4MPEG2 W%d H%d F16:1 Ip A1:1 C444 XCOLORRANGE=LIMITED\n" % (size, size))
     for f in range(frames):
         cx, cy = centre(direction, size, frames, f)

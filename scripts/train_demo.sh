@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 WANRT=${WANRT:-$BUILD/wanrt}
 WORK=${WORK:-/tmp/wanrt-demo}
-STEPS=${STEPS:-4000}
+STEPS=${STEPS:-3000}
 THREADS=${THREADS:-0}
 python3 scripts/demo_data.py --out "$WORK/clips" --size 64 --frames 17
 "$WANRT" train --data "$WORK/clips" --out "$WORK/run" --full --demo_dit random --steps "$STEPS" \

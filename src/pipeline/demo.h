@@ -7,8 +7,8 @@
 // architectures at small widths (T5: 2 blocks of attention width 128 on the real 4096-wide stream; DiT: 2 blocks of width 256, head dim
 // 128; VAE: dim 8, one residual block per stage, the real 16-channel latent with the Wan2.1 latent
 // statistics) with deterministic random weights made on the fly, so every stage of the pipeline
-// runs for real in seconds. The T2V demo's DiT is trained and its VAE constructed (below), so it draws
-// its prompt; the other demos' videos are structured noise.
+// runs for real in seconds. Its videos are structured noise; the T2V demo's VAE is constructed and its
+// DiT trained where the build embeds one (below), so that it can draw its prompt.
 //
 // Demo tokenizer: no model files may be shipped or downloaded, so a small SentencePiece BPE model
 // is trained on the fly (SentencePiece trainer API, one thread, fixed sentence list → the same model
@@ -61,7 +61,7 @@ DemoConfig demo_moe_config(bool i2v);
 DemoConfig demo_ti2v_config();
 
 // Generation defaults for the demo (the official ones would take minutes on a CPU). The trained T2V
-// demo runs at the size of its training clips (scripts/demo_data.py: 64×64, 17 frames) and without
+// demo (only when demo_dit_trained()) runs at the size of its training clips (scripts/demo_data.py: 64×64, 17 frames) and without
 // classifier-free guidance (guide 1): it was trained on captions only, never on an empty or negative
 // prompt, so it has no unconditional prediction to guide away from.
 struct DemoDefaults {
@@ -78,16 +78,19 @@ void write_demo_tokenizer(const std::string& dir);
 
 // The demo model as parts: weights made in memory on first use (seed fixed), the tokenizer written
 // to a temporary folder that is removed when the parts are destroyed.
-// The T2V demo (demo_model_parts) is the trained one: its DiT is the one `wanrt train --full` made on
-// the procedural clips of scripts/demo_data.py (docs/training.md, "The trained demo"), embedded in the
-// program (demo_dit_blob), and its VAE the constructed autoencoder (demo_vae_weights) it was trained
-// through. DemoDit::Random keeps the random DiT: the start of that training (scripts/train_demo.sh).
-// A build without assets/demo/dit.safetensors has the random DiT either way (its name says so).
+// The T2V demo (demo_model_parts) has the constructed VAE (demo_vae_weights) and, where the build
+// embeds assets/demo/dit.safetensors (demo_dit_blob), the DiT `wanrt train --full` made on the
+// procedural clips of scripts/demo_data.py through that VAE (docs/training.md, "The trained demo");
+// otherwise, and with DemoDit::Random (the start of that training, scripts/train_demo.sh), the random
+// DiT. Its name says which.
 // The other demos (i2v, flf2v, A14B, ti2v) have random weights throughout.
 enum class DemoDit { Trained, Random };
 T2VModelParts demo_model_parts(DemoDit dit = DemoDit::Trained);
 // The embedded safetensors bytes of the trained demo DiT (f16, official names), or {nullptr, 0}.
 std::pair<const void*, size_t> demo_dit_blob();
+// Whether this build embeds it. The T2V demo's own defaults (DemoDefaults::t2v_*, the example prompt)
+// apply only then; without it the demo behaves as the random one always did.
+inline bool demo_dit_trained() { return demo_dit_blob().second > 0; }
 T2VModelParts demo_i2v_model_parts();
 T2VModelParts demo_flf2v_model_parts();
 // The A14B demo: two experts (high_noise_weights, dit_weights) of demo_moe_config(i2v).

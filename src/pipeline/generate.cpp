@@ -153,7 +153,7 @@ GenerateDefaults generate_defaults(const TaskDefaultsKey& k) {
     const DemoDefaults dd;
     const MoeDefaults md = moe_defaults(k.image);
     GenerateDefaults d;
-    const bool t2v_demo = k.demo && !k.image && !k.ti2v && !k.moe;  // the trained demo
+    const bool t2v_demo = k.demo && !k.image && !k.ti2v && !k.moe && demo_dit_trained();  // the trained demo
     d.size = t2v_demo  ? std::to_string(dd.t2v_width) + "*" + std::to_string(dd.t2v_height)
              : k.demo  ? std::to_string(dd.width) + "*" + std::to_string(dd.height)
              : k.moe   ? "1280*720"  // generate.py's default, one of A14B's sizes
