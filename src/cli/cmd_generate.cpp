@@ -406,7 +406,8 @@ T2VOptions resolve_options(Opts& o, Plan& p) {
                        : " must be positive (official: 5; 8-12 advised for 1.3B)");
     if (causal) p.req.causal = causal_options(o, opt.frame_num, opt.sample_shift);
     // A single g means (g, g) for the experts, as WanT2V.generate; the pair is (low-noise, high-noise).
-    const std::vector<double> guide = o.o_guide->count() || !p.moe ? parse_guide(o.guide) : dflt.guide;
+    // The A14B pair and the trained demo's 1 are the defaults' own; others take generate.py's 5.0.
+    const std::vector<double> guide = o.o_guide->count() || (!p.moe && !p.demo) ? parse_guide(o.guide) : dflt.guide;
     WANRT_CHECK(guide.size() == 1 || p.moe, "generate", "--sample_guide_scale ", o.guide,
                 " is a pair (low,high), which only the A14B tasks take; pass one number");
     opt.guide_scale = guide[0];
@@ -486,10 +487,11 @@ Plan make_plan(Opts& o) {
     p.req.opt = resolve_options(o, p);
     const bool t2i = p.task.name == "t2i-14B";
     if (!o.o_prompt->count())  // generate.py's EXAMPLE_PROMPT of the task
-        o.prompt = t2i            ? "一个朴素端庄的美人"
-                   : p.flf2v      ? kExampleFLF2VPrompt
-                   : p.image_task ? kExampleI2VPrompt
-                                  : kExamplePrompt;
+        o.prompt = t2i                               ? "一个朴素端庄的美人"
+                   : p.task.name == "t2v-demo" && demo_dit_trained() ? kDemoExamplePrompt  // what it draws
+                   : p.flf2v                         ? kExampleFLF2VPrompt
+                   : p.image_task                    ? kExampleI2VPrompt
+                                                     : kExamplePrompt;
     p.req.prompt = o.prompt;
     // The FLF2V config's sample_neg_prompt is "镜头切换，" ("shot change, ") + the default.
     const std::string default_neg =
@@ -532,11 +534,14 @@ Plan make_plan(Opts& o) {
 void announce(const Opts& o, Plan& p, Backend& be) {
     if (p.demo) {
         std::fprintf(stderr,
-                     "generate: no --ckpt_dir given: running the built-in demo model (tiny %s T5/%sDiT/VAE with "
-                     "random weights; the video is structured noise). Pass --ckpt_dir for a real model.\n",
+                     "generate: no --ckpt_dir given: running the built-in demo model (tiny %s T5/%sDiT/VAE%s). "
+                     "Pass --ckpt_dir for a real model.\n",
                      p.ti2v ? "Wan2.2" : "Wan2.1",
                      p.moe ? (p.image_task ? "two i2v-A14B expert " : "two t2v-A14B expert ")
-                     : p.ti2v ? "ti2v-5B " : p.flf2v ? "CLIP/flf2v " : p.image_task ? "CLIP/i2v " : "");
+                     : p.ti2v ? "ti2v-5B " : p.flf2v ? "CLIP/flf2v " : p.image_task ? "CLIP/i2v " : "",
+                     p.task.name == "t2v-demo" && demo_dit_trained()
+                         ? ": DiT trained on coloured shapes, e.g. \"a green square moving up on a black background\""
+                         : " with random weights; the video is structured noise");
         p.model = p.moe     ? demo_moe_model_parts(p.image_task)
                   : p.ti2v  ? demo_ti2v_model_parts()
                   : p.flf2v ? demo_flf2v_model_parts()

@@ -21,7 +21,7 @@ namespace {
 
 struct Opts {
     TrainOptions t;
-    std::string ckpt_dir, device = "cpu";
+    std::string ckpt_dir, device = "cpu", demo_dit = "trained";
     int threads = 0;
 };
 
@@ -33,7 +33,9 @@ std::string hms(double s) {
 }
 
 void run(const Opts& o) {
-    const T2VModelParts m = o.ckpt_dir.empty() ? demo_model_parts() : open_model_folder(o.ckpt_dir);
+    const T2VModelParts m = !o.ckpt_dir.empty()        ? open_model_folder(o.ckpt_dir)
+                            : o.demo_dit == "random" ? demo_model_parts(DemoDit::Random)
+                                                     : demo_model_parts();
     auto be = make_backend(o.device, o.threads);
     std::fprintf(stderr, "train: %s (%s) on %s\n", m.name.c_str(), m.kind.c_str(), be->description().c_str());
     const bool tty = isatty(fileno(stderr));
@@ -59,6 +61,11 @@ void setup(CLI::App& app) {
     CLI::App* c =
         app.add_subcommand("train", "LoRA or full fine-tuning of a T2V DiT on captioned clips (flow matching, AdamW)");
     c->add_option("--ckpt_dir", o->ckpt_dir, "Wan2.1 T2V model folder (default: the built-in demo model)");
+    c->add_option("--demo_dit", o->demo_dit,
+                  "Without --ckpt_dir: start from the demo's trained DiT, or from its random one (how "
+                  "scripts/train_demo.sh makes the trained demo)")
+        ->check(CLI::IsMember({"trained", "random"}))
+        ->capture_default_str();
     c->add_option("--data", t.data.dir, "Folder of videos/images, each with a caption .txt beside it")->required();
     c->add_option("--cache_dir", t.data.cache_dir, "Latent/text-embedding cache (default: DATA/.wanrt_cache)");
     c->add_option("--frames", t.data.frames, "Frames per clip, 1 + 4k (0 = every 1 + 4k frames of each clip)")

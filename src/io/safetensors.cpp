@@ -66,8 +66,18 @@ std::shared_ptr<SafeTensorsFile> SafeTensorsFile::open(const std::string& path) 
     ::close(fd);
     if (map->addr == MAP_FAILED)
         fail("safetensors", "cannot mmap ", path, ": ", std::strerror(errno));
+    return parse(static_cast<const uint8_t*>(map->addr), fsize, path, map);
+}
 
-    const uint8_t* base = static_cast<const uint8_t*>(map->addr);
+std::shared_ptr<SafeTensorsFile> SafeTensorsFile::from_memory(const void* bytes, size_t size, const std::string& origin) {
+    if (size < 8)
+        fail("safetensors", origin, " is ", size, " bytes, too short for a safetensors header");
+    // The bytes are static: a keep-alive that owns nothing, for users that hold one.
+    return parse(static_cast<const uint8_t*>(bytes), size, origin, std::shared_ptr<const void>(bytes, [](const void*) {}));
+}
+
+std::shared_ptr<SafeTensorsFile> SafeTensorsFile::parse(const uint8_t* base, size_t fsize, const std::string& path,
+                                                        std::shared_ptr<const void> map) {
     uint64_t hlen = 0;
     std::memcpy(&hlen, base, 8);  // little-endian hosts only (x86-64, arm64)
     if (hlen > kMaxHeader || hlen > fsize - 8)

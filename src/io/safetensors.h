@@ -24,6 +24,9 @@ class SafeTensorsFile final : public TensorSource {
 public:
     // Opens and validates path; throws wanrt::Error on any problem.
     static std::shared_ptr<SafeTensorsFile> open(const std::string& path);
+    // The same checks on bytes already in memory that outlive the object (the built-in demo DiT,
+    // embedded in the program); origin names it in errors.
+    static std::shared_ptr<SafeTensorsFile> from_memory(const void* bytes, size_t size, const std::string& origin);
 
     std::string origin() const override { return path_; }
     std::vector<std::string> names() const override;
@@ -32,6 +35,8 @@ public:
     const std::map<std::string, std::string>& metadata() const { return metadata_; }
 
 private:
+    static std::shared_ptr<SafeTensorsFile> parse(const uint8_t* base, size_t size, const std::string& path,
+                                                  std::shared_ptr<const void> map);
     std::string path_;
     std::shared_ptr<const void> map_;  // the mapping; unmapped when the last user goes
     std::map<std::string, StoredTensor> tensors_;

@@ -16,6 +16,7 @@
 #include "io/output_file.h"
 #include "core/rng.h"
 #include "io/pth_writer.h"
+#include "io/safetensors.h"
 #include "models/synth.h"
 #include "pipeline/t2v.h"
 
@@ -236,7 +237,21 @@ T2VModelParts demo_parts(const DemoConfig& c, const char* name) {
 
 }  // namespace
 
-T2VModelParts demo_model_parts() { return demo_parts(demo_config(), "built-in demo model (random weights)"); }
+T2VModelParts demo_model_parts(DemoDit dit) {
+    const DemoConfig c = demo_config();
+    const auto blob = demo_dit_blob();
+    const bool trained = dit == DemoDit::Trained && blob.second > 0;
+    T2VModelParts m = demo_parts(c, trained ? "built-in demo model (trained DiT, constructed VAE)"
+                                            : "built-in demo model (random DiT, constructed VAE)");
+    // The constructed VAE (demo_vae.cpp) is what the DiT was trained through; a random one decodes noise.
+    m.vae_weights = [c] { return demo_vae_weights(c.vae); };
+    if (trained)
+        m.dit_weights = [blob] {
+            return std::shared_ptr<TensorSource>(
+                SafeTensorsFile::from_memory(blob.first, blob.second, "built-in demo DiT (assets/demo/dit.safetensors)"));
+        };
+    return m;
+}
 
 T2VModelParts demo_i2v_model_parts() {
     return demo_parts(demo_i2v_config(), "built-in demo i2v model (random weights)");

@@ -7,7 +7,8 @@
 // architectures at small widths (T5: 2 blocks of attention width 128 on the real 4096-wide stream; DiT: 2 blocks of width 256, head dim
 // 128; VAE: dim 8, one residual block per stage, the real 16-channel latent with the Wan2.1 latent
 // statistics) with deterministic random weights made on the fly, so every stage of the pipeline
-// runs for real in seconds. Its videos are structured noise: the weights are untrained.
+// runs for real in seconds. Its videos are structured noise; the T2V demo's VAE is constructed and its
+// DiT trained where the build embeds one (below), so that it can draw its prompt.
 //
 // Demo tokenizer: no model files may be shipped or downloaded, so a small SentencePiece BPE model
 // is trained on the fly (SentencePiece trainer API, one thread, fixed sentence list → the same model
@@ -26,6 +27,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 
 #include "models/clip.h"
 #include "models/dit.h"
@@ -37,6 +39,8 @@
 namespace wanrt {
 
 constexpr int64_t kDemoVocab = 512;
+// `wanrt generate`'s prompt for the T2V demo when none is given: a caption of its training data.
+constexpr const char* kDemoExamplePrompt = "a red circle moving left on a blue background";
 
 struct DemoConfig {
     DitConfig dit;
@@ -56,10 +60,15 @@ DemoConfig demo_moe_config(bool i2v);
 // latent statistics) at demo width: dim = dec_dim = 16, one residual block per stage.
 DemoConfig demo_ti2v_config();
 
-// Generation defaults for the demo (the official ones would take minutes on a CPU).
+// Generation defaults for the demo (the official ones would take minutes on a CPU). The trained T2V
+// demo (only when demo_dit_trained()) runs at the size of its training clips (scripts/demo_data.py: 64×64, 17 frames) and without
+// classifier-free guidance (guide 1): it was trained on captions only, never on an empty or negative
+// prompt, so it has no unconditional prediction to guide away from.
 struct DemoDefaults {
     int64_t width = 256, height = 256, frame_num = 17;
     int sample_steps = 8;
+    int64_t t2v_width = 64, t2v_height = 64;
+    double t2v_guide = 1.0;
 };
 
 // The serialized SentencePiece model of the demo tokenizer (deterministic bytes).
@@ -69,13 +78,35 @@ void write_demo_tokenizer(const std::string& dir);
 
 // The demo model as parts: weights made in memory on first use (seed fixed), the tokenizer written
 // to a temporary folder that is removed when the parts are destroyed.
-T2VModelParts demo_model_parts();
+// The T2V demo (demo_model_parts) has the constructed VAE (demo_vae_weights) and, where the build
+// embeds assets/demo/dit.safetensors (demo_dit_blob), the DiT `wanrt train --full` made on the
+// procedural clips of scripts/demo_data.py through that VAE (docs/training.md, "The trained demo");
+// otherwise, and with DemoDit::Random (the start of that training, scripts/train_demo.sh), the random
+// DiT. Its name says which.
+// The other demos (i2v, flf2v, A14B, ti2v) have random weights throughout.
+enum class DemoDit { Trained, Random };
+T2VModelParts demo_model_parts(DemoDit dit = DemoDit::Trained);
+// The embedded safetensors bytes of the trained demo DiT (f16, official names), or {nullptr, 0}.
+std::pair<const void*, size_t> demo_dit_blob();
+// Whether this build embeds it. The T2V demo's own defaults (DemoDefaults::t2v_*, the example prompt)
+// apply only then; without it the demo behaves as the random one always did.
+inline bool demo_dit_trained() { return demo_dit_blob().second > 0; }
 T2VModelParts demo_i2v_model_parts();
 T2VModelParts demo_flf2v_model_parts();
 // The A14B demo: two experts (high_noise_weights, dit_weights) of demo_moe_config(i2v).
 T2VModelParts demo_moe_model_parts(bool i2v);
 // The TI2V-5B demo: t2v and i2v (an image) in one model, as the release.
 T2VModelParts demo_ti2v_model_parts();
+
+// Constructed ("analytic") Wan2.1 VAE weights that make the VAE an approximate autoencoder of clips
+// in [-1, 1] (demo_vae.cpp says how): encode = 8×8 average pooling per frame and the mean of each
+// 4-frame group (latent 0 = frame 0), written to latent channels 0..2 as R, G, B after the pipeline's
+// normalisation (the other channels are 0); decode = nearest-neighbour upsampling back (each latent
+// pixel an 8×8 block held for the 4 frames it pooled). decode(encode(x)) equals that pool-and-hold
+// of x within ~3e-4 (the one approximation: the heads' RMS_norm divides by a norm held constant by a
+// carried channel of 100). Needs the Wan2.1 strides and latent statistics (z_dim 16) and ≥ 8 channels
+// at every stage (dim ≥ 8); otherwise wanrt::Error "[demo] ...".
+std::shared_ptr<TensorSource> demo_vae_weights(const VaeConfig& cfg);
 
 // Random weights in the official key layout (deterministic per seed).
 std::shared_ptr<TensorSource> synthetic_t5_weights(const T5Config& c, uint64_t seed);

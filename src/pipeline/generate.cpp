@@ -153,7 +153,9 @@ GenerateDefaults generate_defaults(const TaskDefaultsKey& k) {
     const DemoDefaults dd;
     const MoeDefaults md = moe_defaults(k.image);
     GenerateDefaults d;
-    d.size = k.demo    ? std::to_string(dd.width) + "*" + std::to_string(dd.height)
+    const bool t2v_demo = k.demo && !k.image && !k.ti2v && !k.moe && demo_dit_trained();  // the trained demo
+    d.size = t2v_demo  ? std::to_string(dd.t2v_width) + "*" + std::to_string(dd.t2v_height)
+             : k.demo  ? std::to_string(dd.width) + "*" + std::to_string(dd.height)
              : k.moe   ? "1280*720"  // generate.py's default, one of A14B's sizes
              : k.ti2v  ? "1280*704"  // generate.py's default 1280*720 is refused for ti2v-5B
              : k.flf2v ? "1280*720"  // the only FLF2V release is 720P
@@ -162,7 +164,7 @@ GenerateDefaults generate_defaults(const TaskDefaultsKey& k) {
                                    : "832*480";  // t2v-1.3B's only sizes are 480p
     d.frame_num = k.t2i ? 1 : k.demo ? dd.frame_num : k.ti2v ? 121 : 81;
     d.sample_steps = k.demo ? dd.sample_steps : k.moe ? md.steps : k.image && !k.flf2v ? 40 : 50;
-    d.guide = k.moe ? std::vector<double>{md.guide_low, md.guide_high} : std::vector<double>{5.0};
+    d.guide = k.moe ? std::vector<double>{md.guide_low, md.guide_high} : std::vector<double>{t2v_demo ? dd.t2v_guide : 5.0};
     return d;
 }
 

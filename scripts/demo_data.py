@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Procedural training clips for the built-in demo model (issue 23; docs/training.md, "The trained demo").
+
+Writes one clip per caption "a <colour> <shape> moving <direction> on a <colour> background" for every
+shape (circle, square), shape colour, background colour (≠ the shape's) and direction (left, right, up,
+down): <name>.y4m (YUV4MPEG2 4:4:4, BT.601 limited range, the layout wanrt's reader and writer use) and
+<name>.txt (the caption). The shape crosses the middle of the frame at constant speed along its
+direction, centred on the other axis, so each caption has exactly one clip: the demo DiT has to learn
+colour, shape and motion from the words alone.
+
+Pure Python (no numpy): the frames are flat colours, so each row is background, one span of the shape's
+colour, background.
+
+    python3 scripts/demo_data.py --out clips/ [--size 64 --frames 17]
+"""
+import argparse
+import os
+
+COLOURS = {
+    "red": (230, 25, 25),
+    "green": (25, 200, 25),
+    "blue": (25, 25, 230),
+    "yellow": (235, 225, 25),
+    "white": (240, 240, 240),
+    "black": (15, 15, 15),
+}
+SHAPES = ("circle", "square")
+DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
+
+
+def ycbcr(rgb):
+    """BT.601 limited range, rounded half away from zero (src/video/video_writer.h)."""
+    r, g, b = rgb
+    y = 16 + 219 * (0.299 * r + 0.587 * g + 0.114 * b) / 255
+    cb = 128 + 224 * (-0.168736 * r - 0.331264 * g + 0.5 * b) / 255
+    cr = 128 + 224 * (0.5 * r - 0.418688 * g - 0.081312 * b) / 255
+    return tuple(int(v + 0.5) for v in (y, cb, cr))
+
+
+def centre(direction, size, frames, f):
+    """Centre (x, y) of the shape in frame f: from size/4 before the middle to size/4 past it."""
+    dx, dy = DIRECTIONS[direction]
+    s = -1.0 + 2.0 * f / (frames - 1)  # −1 … 1
+    half = size / 2.0
+    return half + dx * s * size / 4.0, half + dy * s * size / 4.0
+
+
+def span(shape, cx, cy, r, row):
+    """[x0, x1) covered by the shape in pixel row `row` (pixel centres at +0.5), or None."""
+    y = row + 0.5
+    if shape == "square":
+        if abs(y - cy) > r:
+            return None
+        a, b = cx - r, cx + r
+    else:
+        d = r * r - (y - cy) ** 2
+        if d < 0:
+            return None
+        h = d ** 0.5
+        a, b = cx - h, cx + h
+    x0, x1 = int(a + 0.5), int(b + 0.5)  # pixels whose centre lies inside
+    return (x0, x1) if x1 > x0 else None
+
+
+def write_clip(path, shape, fg, bg, direction, size, frames):
+    fg_ycc, bg_ycc = ycbcr(COLOURS[fg]), ycbcr(COLOURS[bg])
+    r = size * (0.22 if shape == "circle" else 0.195)  # about equal areas, large: the shape must weigh in the loss
+    out = bytearray(b"YUV4MPEG2 W%d H%d F16:1 Ip A1:1 C444 XCOLORRANGE=LIMITED\n" % (size, size))
+    for f in range(frames):
+        cx, cy = centre(direction, size, frames, f)
+        out += b"FRAME\n"
+        for p in range(3):
+            bgv, fgv = bytes([bg_ycc[p]]), bytes([fg_ycc[p]])
+            for row in range(size):
+                sp = span(shape, cx, cy, r, row)
+                if sp is None:
+                    out += bgv * size
+                    continue
+                x0, x1 = max(0, sp[0]), min(size, sp[1])
+                out += bgv * x0 + fgv * max(0, x1 - x0) + bgv * (size - max(x0, x1))
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as fh:
+        fh.write(out)
+    os.replace(tmp, path)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", required=True, help="output folder (created)")
+    ap.add_argument("--size", type=int, default=64, help="width = height, a multiple of 16")
+    ap.add_argument("--frames", type=int, default=17, help="frames per clip, 1 + 4k")
+    a = ap.parse_args()
+    if a.size % 16 or a.size < 32:
+        ap.error("--size must be a multiple of 16, at least 32")
+    if a.frames < 5 or (a.frames - 1) % 4:
+        ap.error("--frames must be 1 + 4k, at least 5")
+    os.makedirs(a.out, exist_ok=True)
+    n = 0
+    for shape in SHAPES:
+        for fg in COLOURS:
+            for bg in COLOURS:
+                if fg == bg:
+                    continue
+                for d in DIRECTIONS:
+                    name = "%s-%s-%s-on-%s" % (fg, shape, d, bg)
+                    write_clip(os.path.join(a.out, name + ".y4m"), shape, fg, bg, d, a.size, a.frames)
+                    with open(os.path.join(a.out, name + ".txt"), "w") as fh:
+                        fh.write("a %s %s moving %s on a %s background\n" % (fg, shape, d, bg))
+                    n += 1
+    print("wrote %d clips (%dx%d, %d frames) to %s" % (n, a.size, a.size, a.frames, a.out))
+
+
+if __name__ == "__main__":
+    main()

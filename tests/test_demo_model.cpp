@@ -1,0 +1,266 @@
+// The trained demo model (issue 23): the constructed VAE is a pooling autoencoder, and the demo draws
+// what its prompt says (background colour, shape colour, direction of motion).
+#include <gtest/gtest-spi.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "core/error.h"
+#include "models/vae.h"
+#include "ops/clamp.h"
+#include "ops/ops.h"
+#include "pipeline/demo.h"
+#include "pipeline/generate.h"
+#include "test_util.h"
+#include "video/video_writer.h"
+
+using namespace wanrt;
+
+namespace {
+
+std::shared_ptr<Backend> cpu() {
+    static auto be = make_cpu_backend(2);
+    return be;
+}
+
+std::shared_ptr<WanVae> demo_vae() {
+    const VaeConfig c = demo_config().vae;
+    return WanVae::load(demo_vae_weights(c), c, cpu());
+}
+
+// x [3, T, H, W] → what the constructed VAE should return: each frame's 8×8 blocks averaged, then
+// frame 0 kept and frames 4g−3..4g replaced by their mean (the latent frame g), held.
+std::vector<double> pool_and_hold(const std::vector<float>& x, int64_t T, int64_t H, int64_t W) {
+    std::vector<double> out(x.size());
+    auto group = [](int64_t f) { return f == 0 ? int64_t(0) : (f + 3) / 4; };
+    for (int64_t c = 0; c < 3; ++c)
+        for (int64_t f = 0; f < T; ++f) {
+            const int64_t g = group(f), f0 = g == 0 ? 0 : 4 * g - 3, f1 = g == 0 ? 1 : 4 * g + 1;
+            for (int64_t by = 0; by < H / 8; ++by)
+                for (int64_t bx = 0; bx < W / 8; ++bx) {
+                    double s = 0;
+                    for (int64_t ff = f0; ff < f1; ++ff)
+                        for (int64_t y = 0; y < 8; ++y)
+                            for (int64_t xx = 0; xx < 8; ++xx)
+                                s += x[size_t(((c * T + ff) * H + by * 8 + y) * W + bx * 8 + xx)];
+                    s /= double((f1 - f0) * 64);
+                    for (int64_t y = 0; y < 8; ++y)
+                        for (int64_t xx = 0; xx < 8; ++xx) out[size_t(((c * T + f) * H + by * 8 + y) * W + bx * 8 + xx)] = s;
+                }
+        }
+    return out;
+}
+
+// The palette of scripts/demo_data.py, in [-1, 1].
+struct Named {
+    const char* name;
+    double rgb[3];
+};
+std::vector<Named> palette() {
+    auto u = [](int r, int g, int b) { return Named{"", {r / 127.5 - 1, g / 127.5 - 1, b / 127.5 - 1}}; };
+    std::vector<Named> p{u(230, 25, 25), u(25, 200, 25), u(25, 25, 230), u(235, 225, 25), u(240, 240, 240), u(15, 15, 15)};
+    const char* names[] = {"red", "green", "blue", "yellow", "white", "black"};
+    for (size_t i = 0; i < p.size(); ++i) p[i].name = names[i];
+    return p;
+}
+std::string nearest_colour(const double* c) {
+    std::string best;
+    double bd = 1e30;
+    for (const Named& n : palette()) {
+        double d = 0;
+        for (int k = 0; k < 3; ++k) d += (c[k] - n.rgb[k]) * (c[k] - n.rgb[k]);
+        if (d < bd) bd = d, best = n.name;
+    }
+    return best;
+}
+
+// What a video [3, T, H, W] in [-1, 1] shows: the background (the mean of the four corner regions,
+// H/8 × W/4, which the shape's path through the middle never reaches), the shape (pixels farther than
+// 0.6 from the background colour), its mean colour and its centroid per frame.
+struct Seen {
+    double bg[3] = {0, 0, 0}, fg[3] = {0, 0, 0};
+    double fg_fraction = 0;                     // of all pixels
+    std::vector<double> cx, cy;                 // centroid per frame (NaN when the frame has no shape)
+};
+Seen look(const std::vector<float>& v, int64_t T, int64_t H, int64_t W) {
+    Seen s;
+    auto px = [&](int64_t c, int64_t t, int64_t y, int64_t x) { return double(v[size_t(((c * T + t) * H + y) * W + x)]); };
+    const int64_t m = H / 8;
+    double n = 0;
+    for (int64_t t = 0; t < T; ++t)
+        for (int64_t y = 0; y < H; ++y)
+            for (int64_t x = 0; x < W; ++x) {
+                if (!((y < m || y >= H - m) && (x < 2 * m || x >= W - 2 * m))) continue;
+                for (int c = 0; c < 3; ++c) s.bg[c] += px(c, t, y, x);
+                ++n;
+            }
+    for (double& c : s.bg) c /= n;
+    double nf = 0;
+    for (int64_t t = 0; t < T; ++t) {
+        double sx = 0, sy = 0, k = 0;
+        for (int64_t y = 0; y < H; ++y)
+            for (int64_t x = 0; x < W; ++x) {
+                double d = 0;
+                for (int c = 0; c < 3; ++c) d += (px(c, t, y, x) - s.bg[c]) * (px(c, t, y, x) - s.bg[c]);
+                if (std::sqrt(d) < 0.6) continue;
+                for (int c = 0; c < 3; ++c) s.fg[c] += px(c, t, y, x);
+                sx += double(x), sy += double(y), ++k;
+            }
+        nf += k;
+        s.cx.push_back(k > 0 ? sx / k : NAN);
+        s.cy.push_back(k > 0 ? sy / k : NAN);
+    }
+    for (double& c : s.fg) c /= std::max(nf, 1.0);
+    s.fg_fraction = nf / double(T * H * W);
+    return s;
+}
+
+// Checks a demo video against its caption: background and shape colours (nearest palette entry), a
+// shape of plausible size, and its centroid moving at least size/4 the right way between the first
+// and last 4 frames while moving less than half that across.
+void expect_draws(const std::vector<float>& v, int64_t T, int64_t H, int64_t W, const std::string& fg,
+                  const std::string& bg, int dx, int dy, const std::string& what) {
+    const Seen s = look(v, T, H, W);
+    EXPECT_EQ(nearest_colour(s.bg), bg) << what << ": background (" << s.bg[0] << ", " << s.bg[1] << ", " << s.bg[2] << ")";
+    EXPECT_EQ(nearest_colour(s.fg), fg) << what << ": shape (" << s.fg[0] << ", " << s.fg[1] << ", " << s.fg[2] << ")";
+    EXPECT_GT(s.fg_fraction, 0.02) << what << ": the shape covers too little";
+    EXPECT_LT(s.fg_fraction, 0.25) << what << ": the shape covers too much";
+    auto mean = [&](const std::vector<double>& a, int64_t from, int64_t to) {
+        double sum = 0, k = 0;
+        for (int64_t t = from; t < to; ++t)
+            if (std::isfinite(a[size_t(t)])) sum += a[size_t(t)], ++k;
+        return k > 0 ? sum / k : NAN;
+    };
+    const double mx = mean(s.cx, T - 4, T) - mean(s.cx, 0, 4), my = mean(s.cy, T - 4, T) - mean(s.cy, 0, 4);
+    const double along = dx != 0 ? mx * dx : my * dy, across = dx != 0 ? my : mx;
+    EXPECT_GT(along, double(W) / 4) << what << ": centroid moved (" << mx << ", " << my << ")";
+    EXPECT_LT(std::fabs(across), double(W) / 8) << what << ": centroid moved (" << mx << ", " << my << ")";
+    std::printf("  %-50s bg (%.2f %.2f %.2f) shape (%.2f %.2f %.2f) %.1f%% moved (%.1f, %.1f)\n", what.c_str(),
+                s.bg[0], s.bg[1], s.bg[2], s.fg[0], s.fg[1], s.fg[2], 100 * s.fg_fraction, mx, my);
+}
+
+struct Case {
+    const char* prompt;
+    const char* fg;
+    const char* bg;
+    int dx, dy;
+    const char* artifact;  // tests/data/demo/<artifact>.y4m: the frames committed
+};
+const Case kCases[] = {
+    {"a red circle moving left on a blue background", "red", "blue", -1, 0, "red-circle-left-on-blue"},
+    {"a yellow square moving down on a black background", "yellow", "black", 0, 1, "yellow-square-down-on-black"},
+};
+
+}  // namespace
+
+// decode(encode(x)) = pool-and-hold of x (the approximation is the heads' RMS_norm: ≤ 3e-4), and the
+// latent holds the pooled colour in channels 0..2 and 0 elsewhere; a smooth clip comes back close to
+// itself.
+TEST(DemoVae, ConstructedWeightsAreAPoolingAutoencoder) {
+    const auto vae = demo_vae();
+    const int64_t T = 17, H = 64, W = 48;
+    std::vector<float> x(size_t(3 * T * H * W));
+    for (int64_t c = 0; c < 3; ++c)
+        for (int64_t t = 0; t < T; ++t)
+            for (int64_t y = 0; y < H; ++y)
+                for (int64_t w = 0; w < W; ++w) {
+                    const double u = double(w) / W, v = double(y) / H, s = double(t) / T;
+                    const double val = c == 0 ? 0.9 * std::sin(2.0 * u + 0.8 * s)
+                                     : c == 1 ? 0.8 * std::cos(1.5 * v - 0.5 * s)
+                                              : 0.95 * (u - v) * (1.0 - 0.3 * s);
+                    x[size_t(((c * T + t) * H + y) * W + w)] = float(val);
+                }
+    const Tensor video = ops::from_host(*cpu(), DType::F32, {3, T, H, W}, x.data());
+    const Tensor z = vae->encode(video);
+    ASSERT_EQ(z.shape(), (Shape{16, 5, H / 8, W / 8}));
+    const std::vector<float> zh = ops::to_host_f32(z);
+    const int64_t per = 5 * (H / 8) * (W / 8);
+    double rest = 0;
+    for (int64_t i = 3 * per; i < 16 * per; ++i) rest = std::max(rest, double(std::fabs(zh[size_t(i)])));
+    EXPECT_LT(rest, 1e-5) << "latent channels 3..15 must be 0";
+    // Channel 0, latent frame 2, block (1, 2) = R averaged over frames 5..8 and that block.
+    double r = 0;
+    for (int64_t f = 5; f <= 8; ++f)
+        for (int64_t y = 8; y < 16; ++y)
+            for (int64_t w = 16; w < 24; ++w) r += x[size_t((f * H + y) * W + w)];
+    r /= 256.0;
+    EXPECT_NEAR(zh[size_t(2 * (H / 8) * (W / 8) + 1 * (W / 8) + 2)], r, 1e-3);
+
+    const Tensor back = vae->decode(z);
+    ASSERT_EQ(back.shape(), video.shape());
+    EXPECT_CLOSE(back, pool_and_hold(x, T, H, W), 1e-3, "decode(encode(x)) vs pool-and-hold");
+    EXPECT_CLOSE(back, std::vector<double>(x.begin(), x.end()), 0.1, "decode(encode(x)) vs x (smooth clip)");
+}
+
+// The layout needs 7 carried channels at every stage: a narrower VAE is refused with a message.
+TEST(DemoVae, TooNarrowIsRefused) {
+    VaeConfig c = demo_config().vae;
+    c.dim = 4;
+    test::expect_error([&] { demo_vae_weights(c); }, {"[demo]", "dim ≥ 8"});
+}
+
+// The demo draws its prompt: generated with the demo's defaults (64×64, 17 frames, 8 steps, no
+// guidance), seed 42, the video shows the background, the shape's colour and its motion the caption
+// names; the same holds for the frames committed in tests/data/demo (made by the same call through
+// `wanrt generate`, scripts/train_demo.sh).
+// DISABLED until assets/demo/dit.safetensors is trained and committed: the DiT trained so far (2,400
+// steps, docs/training.md "The trained demo") draws the caption's two colours as per-pixel noise, not
+// a shape on a background, and would fail every check below.
+TEST(DemoModel, DISABLED_DrawsWhatThePromptSays) {
+    ASSERT_TRUE(demo_dit_trained()) << "this build has no trained demo DiT (assets/demo/dit.safetensors)";
+    const T2VModelParts m = demo_model_parts();
+    EXPECT_NE(m.name.find("trained DiT"), std::string::npos) << m.name;
+    const GenerateDefaults d = generate_defaults(task_defaults_key(m, true, ""));
+    EXPECT_EQ(d.size, "64*64");
+    EXPECT_EQ(d.guide, std::vector<double>{1.0});
+    for (const Case& c : kCases) {
+        GenerateRequest req;
+        req.prompt = c.prompt;
+        req.seed = 42;
+        req.opt.width = req.opt.height = 64;
+        req.opt.frame_num = d.frame_num;
+        req.opt.sample_steps = d.sample_steps;
+        req.opt.guide_scale = d.guide[0];
+        const GenerateResult g = run_generate(m, cpu(), req);
+        ASSERT_EQ(g.video.shape(), (Shape{3, 17, 64, 64}));
+        expect_draws(ops::to_host_f32(ops::clamp(g.video, -1.0f, 1.0f)), 17, 64, 64, c.fg, c.bg, c.dx, c.dy,
+                     std::string("generated: ") + c.prompt);
+        const Rgb24Video a = read_y4m(std::string(WANRT_TEST_DATA) + "/demo/" + c.artifact + ".y4m");
+        ASSERT_EQ(a.frames, 17);
+        ASSERT_EQ(a.height, 64);
+        ASSERT_EQ(a.width, 64);
+        std::vector<float> v(size_t(3 * 17 * 64 * 64));
+        for (int64_t t = 0; t < 17; ++t)
+            for (int64_t p = 0; p < 64 * 64; ++p)
+                for (int64_t ch = 0; ch < 3; ++ch)
+                    v[size_t((ch * 17 + t) * 64 * 64 + p)] = float(a.rgb[size_t((t * 64 * 64 + p) * 3 + ch)]) / 127.5f - 1;
+        expect_draws(v, 17, 64, 64, c.fg, c.bg, c.dx, c.dy, std::string("committed: ") + c.artifact);
+    }
+}
+
+// The checker on what a perfect demo would draw: a red disc (radius 14) crossing a blue 64×64 frame
+// right to left as scripts/demo_data.py draws it, passed through the constructed VAE (so the 8×8
+// blocks and 4-frame holds the demo's videos have). It passes for the right caption and fails for the
+// wrong direction or background: the test can fail.
+TEST(DemoModel, CheckerOnATrainingClipThroughTheVae) {
+    const int64_t T = 17, S = 64;
+    const double red[3] = {230 / 127.5 - 1, 25 / 127.5 - 1, 25 / 127.5 - 1};
+    const double blue[3] = {25 / 127.5 - 1, 25 / 127.5 - 1, 230 / 127.5 - 1};
+    std::vector<float> x(size_t(3 * T * S * S));
+    for (int64_t t = 0; t < T; ++t) {
+        const double cx = S / 2.0 - (-1.0 + 2.0 * double(t) / double(T - 1)) * S / 4.0, cy = S / 2.0, r = 0.22 * S;
+        for (int64_t y = 0; y < S; ++y)
+            for (int64_t w = 0; w < S; ++w) {
+                const double dx = w + 0.5 - cx, dy = y + 0.5 - cy;
+                const double* c = dx * dx + dy * dy <= r * r ? red : blue;
+                for (int64_t ch = 0; ch < 3; ++ch) x[size_t(((ch * T + t) * S + y) * S + w)] = float(c[ch]);
+            }
+    }
+    const auto vae = demo_vae();
+    const Tensor back = vae->decode(vae->encode(ops::from_host(*cpu(), DType::F32, {3, T, S, S}, x.data())));
+    const std::vector<float> v = ops::to_host_f32(ops::clamp(back, -1.0f, 1.0f));
+    expect_draws(v, T, S, S, "red", "blue", -1, 0, "red circle left on blue (through the VAE)");
+    EXPECT_NONFATAL_FAILURE(expect_draws(v, T, S, S, "red", "blue", 1, 0, "wrong way"), "centroid");
+    EXPECT_NONFATAL_FAILURE(expect_draws(v, T, S, S, "red", "green", -1, 0, "wrong bg"), "background");
+}
