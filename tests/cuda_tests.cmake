@@ -11,8 +11,8 @@ foreach(src IN LISTS WANRT_GPU_TEST_SOURCES)
   get_filename_component(name ${src} NAME_WE)
   add_executable(${name} ${src})
   target_include_directories(${name} PRIVATE ${CMAKE_CURRENT_LIST_DIR})
-  # The fixture and binary paths: wanrt_test_paths (tests/CMakeLists.txt, test_paths.h).
-  target_link_libraries(${name} PRIVATE wanrt_whole wanrt_test_paths GTest::gtest GTest::gtest_main)
+  # The fixture and binary paths: wanrt_build_paths (tests/CMakeLists.txt, build_paths.h).
+  target_link_libraries(${name} PRIVATE wanrt_whole wanrt_build_paths GTest::gtest GTest::gtest_main)
   # Listed when ctest runs, not at build time: the build machine may have no GPU.
   set(label gpu)
   if(name MATCHES "_perf_gpu$")
