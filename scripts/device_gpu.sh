@@ -23,6 +23,16 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
+# The long fuzz run (docs/reliability.md, "Fuzzing"): the libFuzzer targets of build-asan with their
+# shared libraries, seeds and dictionaries, nothing else (scripts/fuzz.sh stage: .devcarry/fuzz.tar.xz):
+#   STAGE_FUZZ=1 scripts/device_gpu.sh stage
+# then on the device `FUZZ_SECONDS=520 scripts/device_gpu.sh fuzz-long` (every target at once, 2
+# workers each on 16 cores; the table in summary.txt, fuzz/corpus.tar.gz to resume from).
+if [[ "${1:-}" == "stage" && -n "${STAGE_FUZZ:-}" ]]; then
+    rm -rf .devcarry && mkdir -p .devcarry
+    BUILD=${BUILD:-build-asan} bash scripts/fuzz.sh stage || exit 1
+    du -sh .devcarry/* && exit 0
+fi
 if [[ "${1:-}" == "stage" ]]; then  # dev machine: copy binaries and host libraries into .devcarry
     BUILD=${BUILD:-build-cuda}
     rm -rf .devcarry && mkdir -p .devcarry/bin
@@ -443,6 +453,12 @@ for s in "${steps[@]}"; do
             done
             run_p $W bench ops --device cuda --tokens 32760 --only linear_fp8_gemm
             grep -E "^###|rc=|peak|total|load|denoise|decode|weights|forward|error|linear_fp8" "$P" | cut -c1-220 | tail -70 | tee -a "$OUT/summary.txt" ;;
+        fuzz-long)  # issue 21's long fuzz run (stage with STAGE_FUZZ=1): all targets in parallel for
+                    # FUZZ_SECONDS; a .devcarry/fuzz-corpus.tar.gz (an earlier run's corpus.tar.gz) is resumed
+            log "fuzz-long: ${FUZZ_SECONDS:-520} s"
+            OUT=$OUT bash scripts/fuzz.sh run-staged "${FUZZ_SECONDS:-520}" > "$OUT/fuzz-long.log" 2>&1
+            echo "rc=$?" >> "$OUT/fuzz-long.log"
+            grep -E "^\[fuzz\]|rc=" "$OUT/fuzz-long.log" | tee -a "$OUT/summary.txt" ;;
         *) log "unknown step $s" ;;
     esac
 done

@@ -16,7 +16,7 @@ PKGS=(
   ccache                       # faster rebuilds (optional at build time)
   # CI jobs beyond `test` (scripts/test.sh): sanitizers and libFuzzer (clang's runtime), the ARM64
   # cross build and its qemu-user run.
-  clang llvm libclang-rt-dev
+  clang llvm libclang-rt-dev lld   # lld links the sanitizer build's test executables
   gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user
   chromium                     # headless browser: the live page's test (tests/test_serve_page.cpp)
   python3-dev pybind11-dev python3-numpy python3-pytest   # Python bindings (python/) and their tests

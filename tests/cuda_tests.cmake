@@ -6,16 +6,13 @@ find_package(GTest REQUIRED)
 include(GoogleTest)
 # Fixtures as for the CPU tests (tests/test_util.h); on the GPU machine scripts/device_gpu.sh sets
 # WANRT_FIXTURES, since these source paths do not exist there.
-cmake_path(SET WANRT_GPU_SHARED_FIXTURES NORMALIZE "${CMAKE_CURRENT_LIST_DIR}/../../shared/fixtures")
 file(GLOB WANRT_GPU_TEST_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/*_gpu.cpp)
 foreach(src IN LISTS WANRT_GPU_TEST_SOURCES)
   get_filename_component(name ${src} NAME_WE)
   add_executable(${name} ${src})
   target_include_directories(${name} PRIVATE ${CMAKE_CURRENT_LIST_DIR})
-  target_link_libraries(${name} PRIVATE wanrt_whole GTest::gtest GTest::gtest_main)
-  target_compile_definitions(${name} PRIVATE
-    WANRT_TEST_FIXTURES="${CMAKE_CURRENT_LIST_DIR}/fixtures" WANRT_SHARED_FIXTURES="${WANRT_GPU_SHARED_FIXTURES}"
-    WANRT_BINARY="$<TARGET_FILE:wanrt>")
+  # The fixture and binary paths: wanrt_build_paths (tests/CMakeLists.txt, build_paths.h).
+  target_link_libraries(${name} PRIVATE wanrt_whole wanrt_build_paths GTest::gtest GTest::gtest_main)
   # Listed when ctest runs, not at build time: the build machine may have no GPU.
   set(label gpu)
   if(name MATCHES "_perf_gpu$")

@@ -685,3 +685,33 @@ TEST(Gguf, FuzzCrashZeroElementTensorDecodes) {
 }
 
 }  // namespace wanrt::test
+
+namespace wanrt::test {
+
+// fuzz/crashes/gguf-zero-element-read.gguf (found by fuzz_gguf in the CI fuzz job): a zero-element
+// F32 tensor read through GgufTensorSource, as a loader reads it, has no storage (data null), and
+// convert_elements memcpy'd 0 bytes from null (UBSan: nonnull argument). Every plain tensor of the
+// file must convert, the empty ones to nothing.
+TEST(Gguf, FuzzCrashZeroElementTensorConverts) {
+    const std::string path = std::string(WANRT_TEST_DATA) + "/../../fuzz/crashes/gguf-zero-element-read.gguf";
+    GgufTensorSource src(GgufFile::open(path));
+    int empty = 0;
+    for (const std::string& name : src.names()) {
+        const StoredTensor* t = src.find(name);
+        ASSERT_NE(t, nullptr) << name;
+        const int64_t n = shape_numel(t->shape);
+        // The dtypes fuzz::read_all converts (plain numbers), small ones only, as it does.
+        const DType d = t->dtype;
+        const bool plain = d == DType::F32 || d == DType::F16 || d == DType::BF16 || d == DType::F64 ||
+                           d == DType::I32 || d == DType::I64 || d == DType::U8;
+        if (!plain || n > 4096 || dtype_bytes(d, n) != t->nbytes) continue;
+        std::vector<float> f(size_t(n) + 1);
+        convert_elements(t->data, t->dtype, f.data(), DType::F32, n);
+        empty += n == 0;
+    }
+    EXPECT_GE(empty, 1) << "the crash input has a zero-element plain tensor";
+    convert_elements(nullptr, DType::F32, nullptr, DType::F32, 0);
+    convert_elements(nullptr, DType::BF16, nullptr, DType::F32, 0);
+}
+
+}  // namespace wanrt::test

@@ -30,10 +30,11 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "ops/ops.h"
+#include "build_paths.h"
 
 namespace wanrt::test {
 
-// The folders searched, in order (WANRT_TEST_FIXTURES and WANRT_SHARED_FIXTURES come from CMake).
+// The folders searched, in order (WANRT_TEST_FIXTURES and WANRT_SHARED_FIXTURES: build_paths.h).
 inline std::vector<std::string> fixture_dirs() {
     std::vector<std::string> dirs;
     if (const char* env = std::getenv("WANRT_FIXTURES"); env && *env) {

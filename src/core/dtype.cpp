@@ -165,6 +165,9 @@ void store(void* p, DType t, int64_t i, double v) {
 
 void convert_elements(const void* src, DType st, void* dst, DType dt, int64_t n) {
     WANRT_ASSERT(!dtype_is_block(dt) || st == dt);  // nothing encodes to a block type here
+    // A zero-element tensor may have no storage at all (src null): memcpy of 0 bytes from null is
+    // still undefined behaviour (fuzz/crashes/gguf-zero-element-read.gguf).
+    if (n == 0) return;
     if (dtype_is_block(st) && st != dt) {
         // Decoded exactly (gguf-py's f32 arithmetic), in chunks so the f32 copy stays small.
         const int64_t be = dtype_info(st).block_elems, bb = int64_t(dtype_info(st).block_bytes);
