@@ -722,7 +722,10 @@ void run(Opts o) {
                                         : "generate: --offload: DiT blocks beyond %s stream from pinned host memory\n",
                      be->host_visible() ? be->name().c_str()
                      : o.max_vram.empty() ? "none (no --max_vram)" : ("the --max_vram " + o.max_vram + " budget").c_str());
-    const GenerateResult r = run_generate(p.model, be, std::move(p.req), progress_printer(p));
+    // The printer reads p.req: make it before p.req is moved (argument evaluation order is unspecified;
+    // clang moved first and the causal step list came out empty).
+    auto progress = progress_printer(p);
+    const GenerateResult r = run_generate(p.model, be, std::move(p.req), std::move(progress));
 
     const auto t_w = clock::now();
     VideoWriteOptions wo;
