@@ -207,7 +207,8 @@ TEST(DiffusersNames, ConfigMaps) {
     for (const std::string& name : DitConfig::preset_names()) {
         const DitConfig c = DitConfig::preset(name);
         const json j = diffusers::dit_config_to_diffusers(c);
-        const DitConfig back = diffusers::dit_config_from_diffusers(j, name, false);
+        // The TI2V flag lives in the pipeline (expand_timesteps), not in the transformer config.
+        const DitConfig back = diffusers::dit_config_from_diffusers(j, name, c.model_type == "ti2v");
         EXPECT_EQ(back.to_json(), c.to_json()) << name;
         EXPECT_EQ(back.qk_norm, c.qk_norm);
         EXPECT_EQ(back.cross_attn_norm, c.cross_attn_norm);
