@@ -42,7 +42,9 @@ if [[ "${1:-}" == "stage" ]]; then  # dev machine: copy binaries and host librar
     case ${STAGE_FIXTURES:-default} in
         default) ;;
         i2v|flf2v) TESTS="test_clip test_pipeline_i2v test_pipeline_flf2v" ;;
-        wan22) TESTS="test_vae22 test_pipeline_ti2v test_pipeline_moe test_taehv test_lora test_step_cache test_diffusers test_diffusers_ti2v" ;;
+        # The eight binaries and six fixtures do not fit one carry: STAGE_TESTS and STAGE_FIXTURE_FILES
+        # pick a part (e.g. test_vae22 test_pipeline_ti2v with vae22, pipeline_ti2v and dit_ti2v).
+        wan22) TESTS=${STAGE_TESTS:-test_vae22 test_pipeline_ti2v test_pipeline_moe test_taehv test_lora test_step_cache test_diffusers test_diffusers_ti2v} ;;
         *) echo "stage: STAGE_FIXTURES=$STAGE_FIXTURES: use i2v, flf2v, wan22 or leave it unset" >&2; exit 1 ;;
     esac
     for b in wanrt $(printf 'tests/%s ' $TESTS); do
@@ -75,7 +77,7 @@ if [[ "${1:-}" == "stage" ]]; then  # dev machine: copy binaries and host librar
         flf2v) FIXTURES=pipeline_flf2v.safetensors ;;
         # Issue 17/18/19's new goldens; the .pth copies (taehv_weights.pth is 23 MB) stay behind:
         # run those binaries with --gtest_filter=-*Pth* there.
-        wan22) FIXTURES="vae22.safetensors pipeline_ti2v.safetensors pipeline_moe.safetensors pipeline_moe_i2v.safetensors taehv.safetensors dit_ti2v.safetensors" ;;
+        wan22) FIXTURES=${STAGE_FIXTURE_FILES:-vae22.safetensors pipeline_ti2v.safetensors pipeline_moe.safetensors pipeline_moe_i2v.safetensors taehv.safetensors dit_ti2v.safetensors} ;;
         *) FIXTURES=$(cd tests && grep -ohE '"[A-Za-z0-9_]+\.(safetensors|pth|gguf)"' $(printf '%s.cpp ' $TESTS) 2>/dev/null | tr -d '"' | sort -u \
                       | grep -vxF -f <(tr ' ' '\n' <<< "$I2V_FIXTURES")) ;;
     esac
@@ -424,6 +426,36 @@ for s in "${steps[@]}"; do
             run_p $BIN/test_backend_ops --gtest_filter='*binary*:*conv*:*upsample*:*unary*:BackendOpsCoverage.*'
             run_p $W bench vae --model wan22 --device cuda --height 704 --width 1280 --latent_frames 31 --mode decode --conv_dtype f16 --warmup 0 --repeats 1 --profile
             grep -E "^###|rc=|PASSED|FAILED|decode|peak|conv3d|copy|binary|upsample" "$P" | cut -c1-200 | tail -40 | tee -a "$OUT/summary.txt" ;;
+        session10)  # issue 17's table: streaming V2V with TAEHV and the Wan VAE (FPS, first-frame latency), whole-clip VAE;
+                    # issue 20: serve with the 1.3B streaming model (synthetic full folder) instead of the demo model
+            log "v2v TAEHV / Wan VAE, VAE 480p, serve 1.3B"
+            P="$OUT/session10.log"; W=$BIN/wanrt
+            run_p() { echo "### $*" >> "$P"; timeout ${STEP_TIMEOUT:-200} "$@" >> "$P" 2>&1; echo "rc=$?" >> "$P"; }
+            for v in tae wan; do
+                run_p $W bench causal --device cuda --cases "" --v2v --vae $v --vae_dtype f16 --chunks 20 --json $OUT/v2v_$v.json
+            done
+            run_p $W bench vae --device cuda --mode both --latent_frames 21 --height 480 --width 832 --conv_dtype f16 --warmup 1 --repeats 3
+            run_p $W synth --model t2v-1.3B --full_folder --dtype bf16 --out /tmp/t13
+            for f in jpeg raw; do
+                run_p $W bench serve --ckpt_dir /tmp/t13 --device cuda --width 832 --height 480 --steps 2 --chunks 40 --format $f --json $OUT/serve13_$f.json
+            done
+            grep -E "^###|rc=|v2v|VAE stream|DiT stream|first|encode|decode|overhead|round trip|FPS|fps|parts|peak" "$P" | cut -c1-200 | tail -80 | tee -a "$OUT/summary.txt" ;;
+        q14)  # issue 15: the 14B DiT from GGUF kept quantized on the device (goals: Q4_K_M ≤ 9 GiB, Q8_0 ≤ 15 GiB resident)
+            log "14B GGUF Q4_K_M / Q8_0 resident on cuda"
+            P="$OUT/q14.log"; W=$BIN/wanrt
+            run_p() { echo "### $*" >> "$P"; timeout ${STEP_TIMEOUT:-300} "$@" >> "$P" 2>&1; echo "rc=$?" >> "$P"; }
+            run_p $W synth --model t2v-14B --dtype bf16 --out /tmp/m14
+            for q in q4_k_m q8_0; do
+                mkdir -p /tmp/g14_$q && cp /tmp/m14/config.json /tmp/g14_$q/
+                run_p $W convert /tmp/m14 /tmp/g14_$q/dit_$q.gguf --type $q
+                ls -l /tmp/g14_$q >> "$P"
+                run_p $W bench dit --device cuda --ckpt_dir /tmp/g14_$q --frames 81 --warmup 0 --repeats 1 --no_profile
+                rm -rf /tmp/g14_$q
+            done
+            rm -rf /tmp/m14
+            # issue 16's 14B rows: the bf16 forward, then the same with FP8 block linears, one process
+            run_p $W bench dit --device cuda --model t2v-14B --layers 0 --weights_dtype bf16 --linear_dtype fp8 --frames 81 --warmup 1 --repeats 2 --no_profile
+            grep -E "^###|rc=|resident|weights|forward|peak|error|GiB" "$P" | cut -c1-200 | tail -40 | tee -a "$OUT/summary.txt" ;;
         session9a)  # issue 20: the serve pipeline on the GPU; issue 19: where the Wan2.2 VAE decode spends its time
             log "serve on cuda, Wan2.2 VAE profile"
             P="$OUT/session9a.log"; W=$BIN/wanrt

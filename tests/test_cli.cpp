@@ -1,5 +1,6 @@
 // The wanrt command line end to end: synth → bench on the written folder, --dump, --json, and
 // bad input giving one line on stderr with exit code 1.
+#include <algorithm>
 #include <fstream>
 
 #include "models/dit.h"
@@ -33,6 +34,24 @@ TEST(Cli, SynthThenBenchTheFolder) {
     EXPECT_EQ(f->find("out")->shape, (Shape{16, 1, 4, 4}));
 }
 
+// Streaming V2V with TAEHV: the FPS row and the first-output-frame latency rows (issue 17's table).
+TEST(Cli, BenchCausalV2vWithTaehv) {
+    TempDir d;
+    const std::string json = (d.path / "c.json").string();
+    CliRun r = run_cli("bench causal --device cpu --cases \"\" --v2v --vae tae --layers 1 --height 32 --width 32 --chunks 1 --json " + json);
+    ASSERT_EQ(r.code, 0) << r.out;
+    auto j = nlohmann::json::parse(std::ifstream(json));
+    std::vector<std::string> names;
+    for (const auto& row : j["rows"]) names.push_back(row["name"].get<std::string>());
+    auto has = [&](const std::string& frag) {
+        return std::any_of(names.begin(), names.end(), [&](const std::string& n) { return n.find(frag) != std::string::npos; });
+    };
+    EXPECT_TRUE(has("v2v (TAEHV f32): one 4-frame chunk")) << r.out;
+    EXPECT_TRUE(has("first output frame after the first input chunk, warm")) << r.out;
+    EXPECT_TRUE(has("process's first chunk (cold)")) << r.out;
+    for (const auto& row : j["rows"]) EXPECT_GT(row["median_ms"].get<double>(), 0.0) << row["name"];
+}
+
 TEST(Cli, BadInputIsOneLineAndExitOne) {
     TempDir d;
     struct Case {
@@ -44,6 +63,8 @@ TEST(Cli, BadInputIsOneLineAndExitOne) {
         {"bench dit --device cpu --ckpt_dir " + (d.path / "none").string(), "does not exist"},
         {"bench dit --device cpu --ckpt_dir " + d.path.string(), "no DiT weights"},
         {"bench dit --device tpu", "unknown device"},
+        {"bench causal --device cpu --v2v --vae taehv", "--vae taehv must be wan (the Wan2.1 VAE) or tae (TAEHV)"},
+        {"bench causal --device cpu --vae tae", "--vae is for --v2v; add --v2v"},
         {"synth --model t2v-2B --out " + (d.path / "x").string(), "unknown model"},
     };
     for (auto& c : cases) {

@@ -792,8 +792,13 @@ TEST(Convert, InterruptedLeavesNothing) {
     CliRun s = run_cli("synth --model t2v-1.3B --layers 1 --dtype bf16 --out " + (d / "m"));
     ASSERT_EQ(s.code, 0) << s.out;
     const std::string out = d / "m-q2_k.gguf";
-    CliRun r = run_shell("( " + wanrt_binary() + " convert " + (d / "m") + " " + out +
-                         " --type q2_k --threads 1 & p=$!; sleep 1.5; kill -INT $p; wait $p; echo rc=$? )");
+    // The signal goes once the progress line shows the conversion under way: a background job of a
+    // non-interactive shell starts with SIGINT ignored, so a signal that came before wanrt installed
+    // its handler (a slow start on a loaded runner) would be lost and the test would see rc=0.
+    const std::string log = d / "convert.log";
+    CliRun r = run_shell("( " + wanrt_binary() + " convert " + (d / "m") + " " + out + " --type q2_k --threads 1 > " + log +
+                         " 2>&1 & p=$!; for i in $(seq 600); do grep -q '%' " + log +
+                         " && break; sleep 0.05; done; kill -INT $p; wait $p; echo rc=$?; cat " + log + " )");
     EXPECT_NE(r.out.find("rc=130"), std::string::npos) << r.out;
     EXPECT_FALSE(std::filesystem::exists(out));
     for (const auto& e : std::filesystem::directory_iterator(d.path))
