@@ -426,6 +426,19 @@ for s in "${steps[@]}"; do
             run_p $BIN/test_backend_ops --gtest_filter='*binary*:*conv*:*upsample*:*unary*:BackendOpsCoverage.*'
             run_p $W bench vae --model wan22 --device cuda --height 704 --width 1280 --latent_frames 31 --mode decode --conv_dtype f16 --warmup 0 --repeats 1 --profile
             grep -E "^###|rc=|PASSED|FAILED|decode|peak|conv3d|copy|binary|upsample" "$P" | cut -c1-200 | tail -40 | tee -a "$OUT/summary.txt" ;;
+        session10a)  # issue 19's goldens on CUDA (stage: STAGE_FIXTURES=wan22 with test_vae22 test_pipeline_ti2v test_pipeline_moe
+                     # test_dit_gpu test_backend_ops), the 32-bit binary rows, TAEHV streaming V2V, the Wan2.2 VAE profile
+            log "wan22 goldens on cuda, binary rows, v2v TAEHV, Wan2.2 VAE profile"
+            P="$OUT/session10a.log"; W=$BIN/wanrt
+            run_p() { echo "### $*" >> "$P"; timeout ${STEP_TIMEOUT:-60} "$@" >> "$P" 2>&1; echo "rc=$?" >> "$P"; }
+            run_p $BIN/test_dit_gpu --gtest_filter='DitGoldenGpu.TI2V:DitGoldenGpu.T2V'
+            for t in test_vae22 test_pipeline_ti2v test_pipeline_moe; do
+                WANRT_TEST_DEVICE=cuda run_p $BIN/$t --gtest_filter='-*Pth*:*Cli*:*CommandLine*'
+            done
+            run_p $BIN/test_backend_ops --gtest_filter='*inary*'
+            run_p $W bench causal --device cuda --cases "" --v2v --vae tae --vae_dtype f16 --chunks 12 --json $OUT/v2v_tae.json
+            run_p $W bench vae --model wan22 --device cuda --height 704 --width 1280 --latent_frames 31 --mode decode --conv_dtype f16 --warmup 0 --repeats 1 --profile
+            grep -E "^###|rc=|PASSED|FAILED|rel-L2|v2v|VAE stream|DiT stream|first|decode|peak|conv3d|copy|binary" "$P" | cut -c1-220 | tail -80 | tee -a "$OUT/summary.txt" ;;
         session10)  # issue 17's table: streaming V2V with TAEHV and the Wan VAE (FPS, first-frame latency), whole-clip VAE;
                     # issue 20: serve with the 1.3B streaming model (synthetic full folder) instead of the demo model
             log "v2v TAEHV / Wan VAE, VAE 480p, serve 1.3B"

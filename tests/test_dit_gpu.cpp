@@ -1,4 +1,4 @@
-// Golden tests on the GPU (label `gpu`): the whole WanModel (dit_t2v / dit_i2v fixtures) and the
+// Golden tests on the GPU (label `gpu`): the whole WanModel (dit_t2v / dit_i2v / dit_ti2v fixtures) and the
 // attention cases of ops.safetensors run on the CUDA backend. The DiT's linears run in bf16 there
 // (docs/wan21.md §1.10), so outputs and intermediates are held to rel-L2 ≤ 1e-2 (the official bf16
 // pipeline lands at ≈4e-3); the attention cases (head dim 16: the fp32 kernel) to 1e-5.
@@ -34,21 +34,28 @@ void run_golden(const std::string& fixture, double tol) {
     DitModel model(cfg, weights, *be);
 
     std::vector<DitSample> batch;
+    // in.t: one timestep per sample [B], or per token [B, seq_len] (Wan2.2 TI2V)
     auto tv = load_f64(*f, "in.t");
+    const Shape t_shape = stored(*f, "in.t").shape;
+    const bool per_token = t_shape.size() == 2;
+    if (per_token) ASSERT_EQ(t_shape[1], seq_len);
     for (size_t i = 0;; ++i) {
         const std::string s = std::to_string(i);
         if (!f->find("in.x" + s)) break;
         DitSample smp;
         smp.x = load_f32(*be, *f, "in.x" + s);
         smp.context = load_f32(*be, *f, "in.context" + s);
-        smp.t = float(tv.at(i));
+        if (per_token)
+            smp.t_tokens.assign(tv.begin() + int64_t(i) * seq_len, tv.begin() + int64_t(i + 1) * seq_len);
+        else
+            smp.t = float(tv.at(i));
         if (cfg.is_i2v()) {
             smp.y = load_f32(*be, *f, "in.cond" + s);
             smp.clip_fea = load_f32(*be, *f, "in.clip_fea").select(0, int64_t(i));
         }
         batch.push_back(smp);
     }
-    ASSERT_EQ(batch.size(), tv.size());
+    ASSERT_EQ(int64_t(batch.size()), t_shape[0]);
 
     std::map<std::string, std::vector<double>> mids;
     auto outs =
@@ -76,6 +83,9 @@ TEST(DitGoldenGpu, T2V) {
 }
 TEST(DitGoldenGpu, I2V) {
     run_golden("dit_i2v.safetensors", 1e-2);
+}
+TEST(DitGoldenGpu, TI2V) {  // Wan2.2 TI2V-5B's per-token timesteps and modulation
+    run_golden("dit_ti2v.safetensors", 1e-2);
 }
 
 // --linear_dtype fp8 on the GPU (models/dit_fp8.h): cuBLASLt FP8 block linears against the float64
