@@ -31,7 +31,14 @@ cd "$ROOT"
 if [[ "${1:-}" == "stage" && -n "${STAGE_FUZZ:-}" ]]; then
     rm -rf .devcarry && mkdir -p .devcarry
     BUILD=${BUILD:-build-asan} bash scripts/fuzz.sh stage || exit 1
-    du -sh .devcarry/* && exit 0
+    du -sh .devcarry/*
+    # The run sends the working tree (tracked and untracked-not-ignored files) plus the carry: 64 MiB in all.
+    # tests/fixtures alone is ~24 MB; when a stage needs the room, copy the fixtures its tests read into
+    # .devcarry/fixtures and move tests/fixtures out of the tree for the call (restore it afterwards).
+    tree=$(git ls-files -co --exclude-standard -z | du -cb --files0-from=- 2>/dev/null | tail -1 | cut -f1)
+    carry=$(du -sb .devcarry | cut -f1)
+    echo "stage: tree $((tree >> 20)) MiB + carry $((carry >> 20)) MiB = $(((tree + carry) >> 20)) MiB (limit 64)"
+    exit 0
 fi
 if [[ "${1:-}" == "stage" ]]; then  # dev machine: copy binaries and host libraries into .devcarry
     BUILD=${BUILD:-build-cuda}
@@ -124,7 +131,14 @@ PY
     if [[ -n "${NO_CLI:-}" ]]; then rm -f .devcarry/bin/wanrt .devcarry/libs.tar.xz; fi
     # The run carries at most 64 MiB with the working tree: the binaries travel compressed.
     tar cJf .devcarry/bin.tar.xz -C .devcarry bin && rm -rf .devcarry/bin
-    du -sh .devcarry/* && exit 0
+    du -sh .devcarry/*
+    # The run sends the working tree (tracked and untracked-not-ignored files) plus the carry: 64 MiB in all.
+    # tests/fixtures alone is ~24 MB; when a stage needs the room, copy the fixtures its tests read into
+    # .devcarry/fixtures and move tests/fixtures out of the tree for the call (restore it afterwards).
+    tree=$(git ls-files -co --exclude-standard -z | du -cb --files0-from=- 2>/dev/null | tail -1 | cut -f1)
+    carry=$(du -sb .devcarry | cut -f1)
+    echo "stage: tree $((tree >> 20)) MiB + carry $((carry >> 20)) MiB = $(((tree + carry) >> 20)) MiB (limit 64)"
+    exit 0
 fi
 
 OUT=${OUT:-$ROOT/out}
