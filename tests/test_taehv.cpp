@@ -1,5 +1,6 @@
 // TAEHV (models/taehv.h) against taehv.safetensors: decode (and the raw decoder output before the
-// clamp), encode, streaming = whole clip in any chunking, the weights from taehv_weights.pth (as
+// clamp), encode, streaming = whole clip in any chunking, in both internal layouts (NCDHW and
+// channels last), the weights from taehv_weights.pth (as
 // taew2_1.pth ships) and from a safetensors copy, and the bad-input errors. Runs on the CPU and on
 // WANRT_TEST_DEVICE (cuda: TF32 convolutions, a looser tolerance).
 #include <gtest/gtest.h>
@@ -115,13 +116,17 @@ TEST(Taehv, EncodeGolden) {
 // Half precision: f16/bf16 weights and activations (each conv, activation and residual add rounds its
 // output once; on the CPU the arithmetic is f32, on CUDA cuDNN's half convolutions with f32
 // accumulation) against the float64 reference, with the documented bounds per dtype.
+// Both internal layouts: channels last runs its own half upsample and the conv's channels-last path.
 TEST(Taehv, HalfPrecisionWithinDocumentedError) {
     auto src = open_pth(test::fixture_path("taehv_weights.pth"));
+    for (TaehvLayout layout : {TaehvLayout::Ncdhw, TaehvLayout::Ndhwc})
     for (DType dt : {DType::F16, DType::BF16}) {
         const double bound = dt == DType::F16 ? 3e-3 : 2.5e-2;  // CPU: 8.9e-4 / 8.1e-3 at most
-        const auto m = Taehv::load(src, backend(), dt);
+        const auto m = Taehv::load(src, backend(), dt, layout);
+        ASSERT_EQ(m->config().channels_last, layout == TaehvLayout::Ndhwc);
         for (int64_t n = 0; n < batch(); ++n) {
-            const std::string tag = std::string(dtype_name(dt)) + ", sample " + std::to_string(n);
+            const std::string tag = std::string(dtype_name(dt)) + (layout == TaehvLayout::Ndhwc ? " ndhwc" : " ncdhw") +
+                                    ", sample " + std::to_string(n);
             const Tensor raw = m->decode_raw(sample_cthw("in.z", n));
             EXPECT_EQ(raw.dtype(), DType::F32);
             expect_close(raw, ref_cthw("mid.decoded_raw", n), bound, "decode raw " + tag);
@@ -133,13 +138,14 @@ TEST(Taehv, HalfPrecisionWithinDocumentedError) {
 }
 
 // taehv.py's sequential mode and any chunking give the whole-clip result (the fixture records a
-// parallel-vs-sequential difference of 0 in float64).
-TEST(Taehv, StreamingEqualsParallel) {
+// parallel-vs-sequential difference of 0 in float64). The stream's per-block memories are kept in
+// the model's internal layout, so both layouts are checked.
+void expect_streaming_equals_parallel(const std::shared_ptr<const Taehv>& model) {
     const double t = on_cpu() ? 1e-5 : 2e-3;
     const Tensor z = sample_cthw("in.z", 0);
-    const Tensor whole = model()->decode(z);
+    const Tensor whole = model->decode(z);
     for (const std::vector<int64_t>& split : {std::vector<int64_t>{1, 1, 1}, {1, 2}, {2, 1}}) {
-        TaehvStreamDecoder dec(model());
+        TaehvStreamDecoder dec(model);
         std::vector<Tensor> parts;
         int64_t at = 0;
         for (int64_t k : split) {
@@ -152,9 +158,9 @@ TEST(Taehv, StreamingEqualsParallel) {
         expect_close(all, host(whole), t, "stream decode, split " + std::to_string(split[0]) + "…");
     }
     const Tensor x = sample_cthw("in.video", 1);
-    const Tensor zw = model()->encode(x);
+    const Tensor zw = model->encode(x);
     for (const std::vector<int64_t>& split : {std::vector<int64_t>{1, 1, 1, 1, 1, 1, 1, 1, 1}, {3, 5, 1}, {4, 4, 1}}) {
-        TaehvStreamEncoder enc(model());
+        TaehvStreamEncoder enc(model);
         std::vector<Tensor> parts;
         int64_t at = 0;
         for (int64_t k : split) {
@@ -168,6 +174,54 @@ TEST(Taehv, StreamingEqualsParallel) {
         ASSERT_EQ(all.shape(), zw.shape());
         expect_close(all, host(zw), t, "stream encode, split " + std::to_string(split[0]) + "…");
     }
+}
+
+TEST(Taehv, StreamingEqualsParallel) { expect_streaming_equals_parallel(model()); }
+
+// Channels last inside the network (TaehvConfig::channels_last), forced on whatever the backend
+// prefers, and NCDHW forced likewise: both give the fixture's goldens, and each other's output. On the
+// CPU channels last runs its own model code (TGrow permute, MemBlock past frames, TPool slices along
+// dim 0, channels-last upsample) and the conv front-end's permute composition.
+TEST(Taehv, ChannelsLastMatchesGoldens) {
+    auto src = open_pth(test::fixture_path("taehv_weights.pth"));
+    const auto ncdhw = Taehv::load(src, backend(), DType::F32, TaehvLayout::Ncdhw);
+    const auto ndhwc = Taehv::load(src, backend(), DType::F32, TaehvLayout::Ndhwc);
+    ASSERT_FALSE(ncdhw->config().channels_last);
+    ASSERT_TRUE(ndhwc->config().channels_last);
+    // CPU: the same f32 kernels on the same values, so the layouts agree to rounding noise at most.
+    const double cross = on_cpu() ? 1e-6 : 1e-2;
+    for (int64_t n = 0; n < batch(); ++n) {
+        const std::string tag = ", sample " + std::to_string(n);
+        const Tensor z = sample_cthw("in.z", n), x = sample_cthw("in.video", n);
+        for (const auto& [m, name] : {std::pair{ncdhw, "ncdhw"}, {ndhwc, "ndhwc"}}) {
+            expect_close(m->decode_raw(z), ref_cthw("mid.decoded_raw", n), tol(), cat("decode raw ", name, tag));
+            const Tensor y = m->decode(z);
+            const Shape& ys = test::stored(*fixture(), "out.decoded").shape;
+            ASSERT_EQ(y.shape(), (Shape{ys[2], ys[1], ys[3], ys[4]}));
+            expect_close(y, ref_cthw("out.decoded", n), tol(), cat("decode ", name, tag));
+            expect_close(m->encode(x), ref_cthw("out.encoded", n), tol(), cat("encode ", name, tag));
+        }
+        expect_close(ndhwc->decode_raw(z), host(ncdhw->decode_raw(z)), cross, "decode raw ndhwc vs ncdhw" + tag);
+        expect_close(ndhwc->encode(x), host(ncdhw->encode(x)), cross, "encode ndhwc vs ncdhw" + tag);
+    }
+}
+
+TEST(Taehv, ChannelsLastStreamingEqualsParallel) {
+    const auto m = Taehv::load(open_pth(test::fixture_path("taehv_weights.pth")), backend(), DType::F32,
+                               TaehvLayout::Ndhwc);
+    ASSERT_TRUE(m->config().channels_last);
+    expect_streaming_equals_parallel(m);
+}
+
+// Auto picks by the backend: NCDHW on the CPU, channels last on CUDA.
+// Auto: NCDHW for f32 convs everywhere and, until the CUDA channels-last path has run on a GPU, for half
+// convs too (taehv.h); Ndhwc forces channels last on any backend.
+TEST(Taehv, AutoLayoutFollowsBackend) {
+    EXPECT_FALSE(model()->config().channels_last);
+    auto w = open_pth(test::fixture_path("taehv_weights.pth"));
+    EXPECT_FALSE(Taehv::load(w, backend(), DType::F16)->config().channels_last);
+    EXPECT_TRUE(Taehv::load(w, backend(), DType::F16, TaehvLayout::Ndhwc)->config().channels_last);
+    EXPECT_FALSE(Taehv::load(w, backend(), DType::F32, TaehvLayout::Ncdhw)->config().channels_last);
 }
 
 // The same weights from a safetensors file (the official names) decode identically.

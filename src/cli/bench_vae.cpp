@@ -25,7 +25,8 @@ namespace wanrt::cli {
 namespace {
 
 struct Opts {
-    std::string checkpoint, config_json, mode = "both", conv_dtype = "f32", tile = "off", model = "wan21", vae = "wan";
+    std::string checkpoint, config_json, mode = "both", conv_dtype = "f32", tile = "off", model = "wan21", vae = "wan",
+                tae_layout = "auto";
     int height = 128, width = 128, latent_frames = 2;
     int64_t dim = 96, num_res_blocks = 2;
     bool profile = false, tile_compare = false, whole_chunks = false, dim_given = false;
@@ -158,7 +159,10 @@ void run_tae(const Opts& o) {
         weights = p.size() > 4 && p.compare(p.size() - 4, 4, ".pth") == 0 ? open_pth(p) : open_safetensors(p);
     }
     const auto t0 = std::chrono::steady_clock::now();
-    std::shared_ptr<const Taehv> tae = Taehv::load(weights, be, conv);
+    const TaehvLayout layout = o.tae_layout == "ncdhw"   ? TaehvLayout::Ncdhw
+                               : o.tae_layout == "ndhwc" ? TaehvLayout::Ndhwc
+                                                         : TaehvLayout::Auto;
+    std::shared_ptr<const Taehv> tae = Taehv::load(weights, be, conv, layout);
     const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     const TaehvConfig& cfg = tae->config();
     const int64_t f = cfg.space_scale(), T = 4 * o.latent_frames - 3;
@@ -170,7 +174,8 @@ void run_tae(const Opts& o) {
     rep.config = {{"model", "TAEHV"},
                   {"weights", o.checkpoint.empty() ? "random (seed 1234)" : o.checkpoint},
                   {"config", cat("latent channels ", cfg.latent_channels, ", patch ", cfg.patch_size, ", ",
-                                 dtype_name(conv), " convs")},
+                                 dtype_name(conv), " convs, ", cfg.channels_last ? "channels last" : "NCDHW",
+                                 " inside")},
                   {"video", shape_str(vshape)},
                   {"latent", shape_str(zshape)},
                   {"load_ms", cat(load_ms)},
@@ -217,6 +222,9 @@ void run(const Opts& o) {
     o.run.validate();
     if (o.latent_frames < 1) fail("bench", "--latent_frames must be ≥ 1");
     if (o.vae != "wan" && o.vae != "tae") fail("bench", "--vae ", o.vae, " must be wan or tae");
+    if (o.tae_layout != "auto" && o.tae_layout != "ncdhw" && o.tae_layout != "ndhwc")
+        fail("bench", "--tae_layout ", o.tae_layout, " must be auto, ncdhw or ndhwc");
+    if (o.vae != "tae" && o.tae_layout != "auto") fail("bench", "--tae_layout is for --vae tae");
     if (o.vae == "tae") return run_tae(o);
     if (o.model == "wan22") return run_wan22(o);
     if (o.model != "wan21")
@@ -332,6 +340,10 @@ void setup(CLI::App& bench) {
         ->capture_default_str();
     c->add_flag("--profile", o->profile, "Add a per-op breakdown of one more call");
     c->add_option("--vae", o->vae, "wan (the Wan2.1 VAE) or tae (TAEHV)")->capture_default_str();
+    c->add_option("--tae_layout", o->tae_layout,
+                  "TAEHV's layout inside the network: auto (the backend's choice: channels last on CUDA), ncdhw or "
+                  "ndhwc (channels last)")
+        ->capture_default_str();
     c->add_option("--model", o->model, "wan21 (Wan2.1 VAE) or wan22 (Wan2.2 VAE of TI2V-5B: dim 160, dec_dim 256, z 48, 16x spatial)")
         ->capture_default_str();
     c->add_option("--dim", o->dim, "Base width of random-weight models (wan22: the encoder's; default 160)")

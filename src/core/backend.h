@@ -91,6 +91,11 @@ public:
     // them elsewhere with a one-line error, so a quantized weight never reaches a backend that would
     // misread its bytes. Block tensors move between host and device as raw bytes (upload/download).
     virtual bool holds_block_types() const { return false; }
+    // Whether conv3d runs faster on channels-last tensors ([T, H, W, C], Conv3dParams::channels_last)
+    // than on [C, T, H, W] here, natively: CUDA (cuDNN's NDHWC half convs ≈ 2× the NCDHW ones); a model
+    // that can keep either layout (TAEHV) picks by it. False: channels-last convs still work, through
+    // the front-end's permute around the NCDHW kernel (the CPU).
+    virtual bool prefers_channels_last_conv() const { return false; }
 
     // --- instrumentation ---
     // An attached profiler receives every op's time (core/op_registry.h); null detaches.

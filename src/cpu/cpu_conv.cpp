@@ -447,6 +447,26 @@ static void upsample2x_half_cpu(CpuBackend& be, const Tensor& x, const Tensor& y
     });
 }
 
+// Channels last, any element size: x [T, H, W, C] → y [T, 2H, 2W, C]. Each input pixel's C values
+// are copied twice into the even output row, which is then copied whole into the odd one.
+static void upsample2x_last_cpu(CpuBackend& be, const Tensor& x, const Tensor& y) {
+    const int64_t rows = x.size(0) * x.size(1), W = x.size(2);
+    const size_t px = dtype_size(x.dtype()) * size_t(x.size(3));  // bytes per pixel
+    const char* xd = static_cast<const char*>(x.raw());
+    char* yd = static_cast<char*>(y.raw());
+    be.pool().parallel_for(rows, 4, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+            const char* src = xd + size_t(r * W) * px;
+            char* d0 = yd + size_t(r * 4 * W) * px;
+            for (int64_t i = 0; i < W; ++i) {
+                std::memcpy(d0 + size_t(2 * i) * px, src + size_t(i) * px, px);
+                std::memcpy(d0 + size_t(2 * i + 1) * px, src + size_t(i) * px, px);
+            }
+            std::memcpy(d0 + size_t(2 * W) * px, d0, size_t(2 * W) * px);
+        }
+    });
+}
+
 namespace {
 // The CPU computes every precision in f32: a prefix is concatenated and a half weight widened
 // first (the op's unfused composition, which is also what CUDA's fused half path is tested against).
@@ -464,6 +484,8 @@ void conv3d_half_io(CpuBackend& be, const Conv3dArgs& a) {
 }
 
 void conv3d_entry(CpuBackend& be, const Conv3dArgs& a) {
+    // A bug, not bad input: this backend does not prefer channels last, so ops::conv3d permutes for it.
+    WANRT_CHECK(!a.p.channels_last, "cpu", "conv3d kernel received channels-last tensors ", a.x.describe());
     Tensor x = a.x, w = a.w;
     if (a.prefix.defined()) {
         const int64_t C = x.size(0), Tp = a.prefix.size(1), T = x.size(1), HW = x.size(2) * x.size(3);
@@ -495,6 +517,7 @@ const RegisterKernel<ChannelRmsNormArgs, CpuBackend> reg_channel_rms_norm(
     {{DType::F32}}, [](CpuBackend& be, const ChannelRmsNormArgs& a) { channel_rms_norm_cpu(be, a.x, a.gamma, a.act, a.y); });
 const RegisterKernel<Upsample2xArgs, CpuBackend> reg_upsample2x({{DType::F32}, {DType::F16}, {DType::BF16}},
                                                                 [](CpuBackend& be, const Upsample2xArgs& a) {
+                                                                    if (a.channels_last) return upsample2x_last_cpu(be, a.x, a.y);
                                                                     if (a.x.dtype() == DType::F32) return upsample2x_cpu(be, a.x, a.y);
                                                                     upsample2x_half_cpu(be, a.x, a.y);
                                                                 });

@@ -70,6 +70,7 @@ public:
     // GGUF's Q8_0 … Q6_K) stay as their bytes: linear decodes them per call (cuda_linear_quant.cpp).
     DType matrix_dtype(DType stored) const override { return dtype_is_block(stored) ? stored : DType::BF16; }
     bool holds_block_types() const override { return true; }
+    bool prefers_channels_last_conv() const override { return true; }  // NDHWC half convs ≈ 2× (docs/perf.md)
 
     // Weight streaming (core/backend.h): the Copy queue is a second stream (made on first use),
     // events are cudaEvents without timing, pinned memory comes from cudaHostAlloc. synchronize()

@@ -1,5 +1,5 @@
 // Conv3d through the cuDNN 9 backend graph API: one CONVOLUTION_FORWARD operation on 5-D NCDHW
-// tensors (N = 1) with explicit pre/post paddings, so the causal (front-only) time padding of the
+// tensors (N = 1; or NDHWC, channels last, when the caller keeps that layout) with explicit pre/post paddings, so the causal (front-only) time padding of the
 // Wan VAE needs no padded copy. Plans are cached per shape; the VAE decodes frame by frame, so a
 // handful of shapes repeat for the whole clip. The plan of a new shape is chosen by timing the
 // heuristic's first plan_candidates() on the call's own tensors (once per shape, like cudnn.benchmark).
@@ -178,7 +178,69 @@ void conv3d_half_io(CudaBackend& be, const Conv3dArgs& a, Conv3dShape s, const T
     be.wrote(a.y);
 }
 
+void conv3d_cuda(CudaBackend& be, const Conv3dArgs& a);
+
+// Channels last through the NCDHW path on permuted copies: a mixed {f32, half} signature, and any
+// shape cuDNN has no NDHWC engine for. Correct, and no faster than NCDHW. Copies and the conv run
+// here directly (no nested dispatch, which the profiler would count twice).
+void conv3d_last_composed(CudaBackend& be, const Conv3dArgs& a) {
+    Conv3dArgs n = a;
+    n.p.channels_last = false;
+    n.x = be.contiguous_copy(a.x.permute({3, 0, 1, 2}));  // [T, H, W, C] → [C, T, H, W]
+    if (a.prefix.defined()) n.prefix = be.contiguous_copy(a.prefix.permute({3, 0, 1, 2}));
+    n.y = be.empty(a.y.dtype(), {a.y.size(3), a.y.size(0), a.y.size(1), a.y.size(2)});  // [O, T', H', W']
+    conv3d_cuda(be, n);
+    be.copy_tensor(n.y.permute({1, 2, 3, 0}), a.y);  // → [T', H', W', O]
+    be.wrote(a.y);
+}
+
+// x, prefix and y channels last, all of the weight's dtype: cuDNN's NDHWC convolution with its
+// KTRSC filter ([O, kt, kh, kw, C] in memory: a weight stored so is used in place, any other is
+// rearranged per call), the prefix joined in front by two contiguous copies (T is outermost), and
+// the f32 bias added over y's last dim in place.
+void conv3d_last(CudaBackend& be, const Conv3dArgs& a) {
+    if (a.x.dtype() != a.w.dtype()) return conv3d_last_composed(be, a);
+    be.check_here(a.x, "conv3d");
+    be.check_here(a.w, "conv3d");
+    const Tensor wk = a.w.permute({0, 2, 3, 4, 1});  // [O, C, kt, kh, kw] → [O, kt, kh, kw, C]
+    const Tensor w =
+        wk.is_contiguous() && reinterpret_cast<uintptr_t>(wk.raw()) % 16 == 0 ? wk : be.contiguous_copy(wk);
+    const Conv3dParams& p = a.p;
+    const int64_t Tp = a.prefix.defined() ? a.prefix.size(0) : 0;
+    Conv3dShape s{};
+    s.T = a.x.size(0) + Tp, s.H = a.x.size(1), s.W = a.x.size(2), s.C = a.x.size(3);
+    s.O = a.w.size(0), s.kt = a.w.size(2), s.kh = a.w.size(3), s.kw = a.w.size(4);
+    s.To = a.y.size(0), s.Ho = a.y.size(1), s.Wo = a.y.size(2);
+    const int64_t pads[6] = {p.pad_t0, p.pad_t1, p.pad_h0, p.pad_h1, p.pad_w0, p.pad_w1};
+    for (int i = 0; i < 6; ++i) s.pad[i] = pads[i];
+    s.stride[0] = p.stride_t, s.stride[1] = p.stride_h, s.stride[2] = p.stride_w;
+    s.dt = a.x.dtype() == DType::F16 ? DevType::F16 : a.x.dtype() == DType::BF16 ? DevType::BF16 : DevType::F32;
+    s.channels_last = true;
+    Tensor x = a.x;
+    if (Tp > 0) {  // [Tp + T, H, W, C]: the prefix frames, then x's
+        Tensor cat = be.empty(x.dtype(), {s.T, s.H, s.W, s.C});
+        be.copy_tensor(a.prefix, cat.slice(0, 0, Tp));
+        be.copy_tensor(a.x, cat.slice(0, Tp, s.T));
+        x = cat;
+    } else if (reinterpret_cast<uintptr_t>(x.raw()) % 16 != 0) {
+        x = be.contiguous_copy(x);
+    }
+    WANRT_CHECK(reinterpret_cast<uintptr_t>(a.y.raw()) % 16 == 0, "conv3d", "output ", a.y.describe(),
+                " is not 16-byte aligned");
+    if (!be.conv().run(s, x.raw(), w.raw(), a.y.raw())) {
+        if (be.first_warning(cat("conv3d channels last ", x.describe(), " ", a.w.describe())))
+            std::fprintf(stderr, "[%s] cuDNN has no channels-last engine for %s * %s (%s); permuting around the NCDHW conv\n",
+                         be.name().c_str(), x.describe().c_str(), a.w.describe().c_str(), be.conv().last_error().c_str());
+        return conv3d_last_composed(be, a);
+    }
+    if (a.bias)
+        launch_bias_last_inplace(a.y.raw(), s.dt, a.bias->data<float>(), a.y.numel() / std::max<int64_t>(s.O, 1), s.O,
+                                 be.stream());
+    be.wrote(a.y);
+}
+
 void conv3d_cuda(CudaBackend& be, const Conv3dArgs& a) {
+    if (a.p.channels_last) return conv3d_last(be, a);
     const Tensor& y = a.y;
     const Conv3dParams& p = a.p;
     if (a.x.dtype() == DType::F32)
@@ -237,6 +299,11 @@ void channel_rms_norm_cuda(CudaBackend& be, const ChannelRmsNormArgs& a) {
 void upsample2x_cuda(CudaBackend& be, const Upsample2xArgs& a) {
     const Tensor& x = a.x;
     be.need_f32(x, "upsample2x");
+    if (a.channels_last) {
+        launch_upsample2x_last(x.raw(), a.y.raw(), 4, x.size(0), x.size(1), x.size(2), x.size(3), be.stream());
+        be.wrote(a.y);
+        return;
+    }
     launch_upsample2x(x.data<float>(), a.y.data<float>(), x.size(0) * x.size(1), x.size(2), x.size(3), be.stream());
     be.wrote(a.y);
 }

@@ -21,10 +21,15 @@ int blocks_for(int64_t n) {
     return int(std::max<int64_t>(1, std::min<int64_t>((n + kThreads - 1) / kThreads, 65536 * 8)));
 }
 
+__device__ __forceinline__ float widen(float v) { return v; }
 __device__ __forceinline__ float widen(__half v) { return __half2float(v); }
 __device__ __forceinline__ float widen(__nv_bfloat16 v) { return __bfloat162float(v); }
 template <class H>
 __device__ __forceinline__ H narrow(float v);
+template <>
+__device__ __forceinline__ float narrow<float>(float v) {
+    return v;
+}
 template <>
 __device__ __forceinline__ __half narrow<__half>(float v) {
     return __float2half_rn(v);
@@ -87,6 +92,25 @@ __global__ void half_bias_inplace_kernel(H* __restrict__ y, const float* __restr
     }
 }
 
+// Channels last: the bias index is the innermost one. O is small (3 … 256 in the VAEs), so 32-bit
+// index math when the tensor allows it.
+template <class H, class I>
+__global__ void bias_last_kernel(H* __restrict__ y, const float* __restrict__ bias, I O, I n) {
+    for (I i = blockIdx.x * I(blockDim.x) + threadIdx.x; i < n; i += I(gridDim.x) * blockDim.x)
+        y[i] = narrow<H>(widen(y[i]) + bias[i % O]);
+}
+
+// One thread per output element of y [T, 2H, 2W, C], E the element's bit pattern.
+template <class E, class I>
+__global__ void upsample2x_last_kernel(const E* __restrict__ x, E* __restrict__ y, I H, I W, I C, I n) {
+    for (I i = blockIdx.x * I(blockDim.x) + threadIdx.x; i < n; i += I(gridDim.x) * blockDim.x) {
+        const I c = i % C, px = i / C;
+        const I ox = px % (2 * W), r = px / (2 * W);  // r = t·2H + oy
+        const I oy = r % (2 * H), t = r / (2 * H);
+        y[i] = x[((t * H + oy / 2) * W + ox / 2) * C + c];
+    }
+}
+
 bool is_f16(DType t) { return t == DType::F16; }
 
 void unary_half_cuda(CudaBackend& be, const UnaryArgs& a) {
@@ -136,6 +160,12 @@ void binary_half_cuda(CudaBackend& be, const BinaryArgs& a) {
 
 void upsample2x_half_cuda(CudaBackend& be, const Upsample2xArgs& a) {
     be.check_here(a.x, "upsample2x");
+    if (a.channels_last) {
+        launch_upsample2x_last(a.x.raw(), a.y.raw(), 2, a.x.size(0), a.x.size(1), a.x.size(2), a.x.size(3),
+                               be.stream());
+        be.wrote(a.y);
+        return;
+    }
     const int64_t n = a.x.numel();  // input pixels
     if (n > 0) {
         upsample2x_u16_kernel<<<blocks_for(n), kThreads, 0, be.stream()>>>(a.x.data<uint16_t>(), a.y.data<uint16_t>(),
@@ -161,6 +191,54 @@ void launch_half_bias_inplace(void* y, DevType dt, const float* bias, int64_t O,
     else
         half_bias_inplace_kernel<<<grid, kThreads, 0, stream>>>(static_cast<__nv_bfloat16*>(y), bias, O, S);
     CUDA_CHECK_LAUNCH();
+}
+
+namespace {
+
+template <class H>
+void bias_last(H* y, const float* bias, int64_t S, int64_t O, cudaStream_t stream) {
+    const int64_t n = S * O;
+    if (n <= int64_t(INT32_MAX) - int64_t(kThreads) * 65536 * 8)  // i + stride stays below 2³¹
+        bias_last_kernel<<<blocks_for(n), kThreads, 0, stream>>>(y, bias, uint32_t(O), uint32_t(n));
+    else
+        bias_last_kernel<<<blocks_for(n), kThreads, 0, stream>>>(y, bias, int64_t(O), n);
+    CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+void launch_bias_last_inplace(void* y, DevType dt, const float* bias, int64_t S, int64_t O, cudaStream_t stream) {
+    if (O == 0 || S == 0) return;
+    if (dt == DevType::F16)
+        bias_last(static_cast<__half*>(y), bias, S, O, stream);
+    else if (dt == DevType::BF16)
+        bias_last(static_cast<__nv_bfloat16*>(y), bias, S, O, stream);
+    else
+        bias_last(static_cast<float*>(y), bias, S, O, stream);
+}
+
+namespace {
+
+template <class E>
+void upsample2x_last(const E* x, E* y, int64_t T, int64_t H, int64_t W, int64_t C, cudaStream_t stream) {
+    const int64_t n = T * 4 * H * W * C;
+    if (n <= int64_t(INT32_MAX) - int64_t(kThreads) * 65536 * 8)
+        upsample2x_last_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, y, uint32_t(H), uint32_t(W), uint32_t(C),
+                                                                       uint32_t(n));
+    else
+        upsample2x_last_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, y, H, W, C, n);
+    CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+void launch_upsample2x_last(const void* x, void* y, int elem_bytes, int64_t T, int64_t H, int64_t W, int64_t C,
+                            cudaStream_t stream) {
+    if (T * H * W * C == 0) return;
+    if (elem_bytes == 2)
+        upsample2x_last(static_cast<const uint16_t*>(x), static_cast<uint16_t*>(y), T, H, W, C, stream);
+    else
+        upsample2x_last(static_cast<const uint32_t*>(x), static_cast<uint32_t*>(y), T, H, W, C, stream);
 }
 
 }  // namespace wanrt::cuda

@@ -12,5 +12,10 @@ namespace wanrt::cuda {
 
 // y [O, S] (f16 or bf16, as dt) += bias[o] (f32), in place; one rounding.
 void launch_half_bias_inplace(void* y, DevType dt, const float* bias, int64_t O, int64_t S, cudaStream_t stream);
+// Channels last: y [S, O] (f32, f16 or bf16, as dt) += bias[o] (f32), in place; one rounding.
+void launch_bias_last_inplace(void* y, DevType dt, const float* bias, int64_t S, int64_t O, cudaStream_t stream);
+// Channels last nearest upsampling: x [T, H, W, C] → y [T, 2H, 2W, C], elem_bytes 2 or 4 (values only move).
+void launch_upsample2x_last(const void* x, void* y, int elem_bytes, int64_t T, int64_t H, int64_t W, int64_t C,
+                            cudaStream_t stream);
 
 }  // namespace wanrt::cuda

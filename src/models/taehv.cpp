@@ -72,7 +72,8 @@ namespace {
 // and stored shapes synthetic weights are made of).
 class Builder {
 public:
-    Builder(WeightLoader* wl, DType conv_dtype) : wl_(wl), conv_dtype_(conv_dtype) {}
+    Builder(WeightLoader* wl, DType conv_dtype, bool channels_last = false)
+        : wl_(wl), conv_dtype_(conv_dtype), channels_last_(channels_last) {}
     std::vector<std::pair<std::string, Shape>> manifest;
 
     // nn.Conv2d(in, out, k, padding=k/2, stride) stored [out, in, k, k], used as a kt = 1 conv3d.
@@ -134,7 +135,7 @@ public:
         }
         Tensor w = get(name, stored, {stored[0], C, 1, 1, 1});
         if (w.defined() && stored[0] > s * C) w = ops::contiguous(w.slice(0, stored[0] - s * C, stored[0]));
-        l.conv.w = to_conv_dtype(w);
+        l.conv.w = conv_weight(w);
         l.conv.pad = 0;
         return l;
     }
@@ -159,11 +160,15 @@ private:
         }
         return wl_->param_as(name, stored, use);
     }
-    Tensor to_conv_dtype(const Tensor& w) const {
-        return w.defined() && w.dtype() != conv_dtype_ ? ops::to_dtype(w, conv_dtype_) : w;
+    // A conv weight in the conv dtype and, channels last, stored [O, kt, kh, kw, C] (cuDNN's NDHWC
+    // filter layout, so no conv rearranges it per call).
+    Tensor conv_weight(const Tensor& w) const {
+        if (!w.defined()) return w;
+        const Tensor c = w.dtype() != conv_dtype_ ? ops::to_dtype(w, conv_dtype_) : w;
+        return channels_last_ ? ops::conv_weight_channels_last(c) : c;
     }
     Tensor weight(const std::string& name, const Shape& stored, const Shape& use) {
-        return to_conv_dtype(get(name, stored, use));
+        return conv_weight(get(name, stored, use));
     }
     // A weight rearranged on the host once (small tensors), then uploaded.
     template <class F>
@@ -171,11 +176,12 @@ private:
         Tensor w = get(name, stored, stored);
         if (!w.defined()) return {};
         const std::vector<float> r = f(ops::to_host_f32(w));
-        return to_conv_dtype(ops::from_host(wl_->backend(), DType::F32, use, r.data()));
+        return conv_weight(ops::from_host(wl_->backend(), DType::F32, use, r.data()));
     }
 
     WeightLoader* wl_;
     DType conv_dtype_;
+    bool channels_last_;
 };
 
 // The encoder and decoder of TAEHV.__init__, index for index.
@@ -210,8 +216,10 @@ TaehvNet build(Builder& B, const TaehvConfig& c) {
     return net;
 }
 
-Tensor conv(const Conv& c, const Tensor& x, const Tensor* prefix = nullptr, int pad_t0 = 0) {
+// x [C, T, H, W], or [T, H, W, C] with cl (channels last); the output in the same layout.
+Tensor conv(const Conv& c, bool cl, const Tensor& x, const Tensor* prefix = nullptr, int pad_t0 = 0) {
     Conv3dParams p;
+    p.channels_last = cl;
     p.pad_h0 = p.pad_h1 = p.pad_w0 = p.pad_w1 = c.pad;
     p.stride_h = p.stride_w = c.stride;
     p.stride_t = c.stride_t;
@@ -222,10 +230,10 @@ Tensor conv(const Conv& c, const Tensor& x, const Tensor* prefix = nullptr, int 
 // MemBlock.forward(x, past) = ReLU(conv(ReLU(conv(ReLU(conv(cat[x, past]))))) + x): past is the
 // block's input one frame earlier, zero before frame 0 (pad_t0 = 1) or the previous chunk's last
 // input frame (the conv's prefix).
-Tensor memblock(const Layer& l, const Tensor& x, const Tensor& past) {
-    Tensor h = past.defined() ? conv(l.conv, x, &past) : conv(l.conv, x, nullptr, 1);  // [C, T, H, W]
-    h = conv(l.conv1, ops::relu(h));
-    h = conv(l.conv2, ops::relu(h));
+Tensor memblock(const Layer& l, bool cl, const Tensor& x, const Tensor& past) {
+    Tensor h = past.defined() ? conv(l.conv, cl, x, &past) : conv(l.conv, cl, x, nullptr, 1);  // x's shape
+    h = conv(l.conv1, cl, ops::relu(h));
+    h = conv(l.conv2, cl, ops::relu(h));
     return ops::relu(ops::add(h, x));  // skip: identity (n_in == n_out everywhere in TAEHV)
 }
 
@@ -242,45 +250,71 @@ Tensor soft_clamp(const Tensor& x_in) {
     return y;
 }
 
-// Runs a module list over x [C, T, H, W] with the per-layer state mem (a fresh, empty list of
-// the right size for a whole clip). Returns an undefined tensor when a TPool waits for frames.
-Tensor run(const std::vector<Layer>& layers, Tensor x, std::vector<Tensor>& mem) {
+// A copy with its own buffer. Channels last, a slice along T (dim 0) is contiguous and
+// ops::contiguous would return the view itself: kept as a block's memory, it would hold the whole
+// activation it was cut from alive (hundreds of MB per block at 480p).
+Tensor owned_copy(const Tensor& v) {
+    Tensor c = v.backend()->empty(v.dtype(), v.shape());
+    ops::copy(v, c);
+    return c;
+}
+
+// Runs a module list over x [C, T, H, W] (or [T, H, W, C] with cl) with the per-layer state mem (a
+// fresh, empty list of the right size for a whole clip). Returns an undefined tensor when a TPool
+// waits for frames.
+Tensor run(const std::vector<Layer>& layers, bool cl, Tensor x, std::vector<Tensor>& mem) {
     if (mem.size() != layers.size()) mem.assign(layers.size(), Tensor());
+    const int td = cl ? 0 : 1;  // the time dim
     for (size_t i = 0; i < layers.size(); ++i) {
         const Layer& l = layers[i];
         switch (l.op) {
-            case Op::Conv: x = conv(l.conv, x); break;
+            case Op::Conv: x = conv(l.conv, cl, x); break;
             case Op::Relu: x = ops::relu(x); break;
             case Op::Clamp: x = soft_clamp(x); break;
             case Op::MemBlock: {
                 const Tensor past = mem[i];
-                const int64_t T = x.size(1);
-                mem[i] = ops::contiguous(x.slice(1, T - 1, T));  // [C, 1, H, W]: the next chunk's past
-                x = memblock(l, x, past);
+                const int64_t T = x.size(td);
+                mem[i] = owned_copy(x.slice(td, T - 1, T));  // [C, 1, H, W] / [1, H, W, C]: the next chunk's past
+                x = memblock(l, cl, x, past);
                 break;
             }
             case Op::TPool: {
-                if (mem[i].defined()) x = ops::concat({mem[i], x}, 1);  // frames still waiting in front
-                const int64_t T = x.size(1), n = T / l.stride * l.stride;
-                mem[i] = n < T ? ops::contiguous(x.slice(1, n, T)) : Tensor();
+                if (mem[i].defined()) x = ops::concat({mem[i], x}, td);  // frames still waiting in front
+                const int64_t T = x.size(td), n = T / l.stride * l.stride;
+                mem[i] = n < T ? owned_copy(x.slice(td, n, T)) : Tensor();
                 if (n == 0) return {};
-                x = conv(l.conv, n < T ? ops::contiguous(x.slice(1, 0, n)) : x);  // [C, n/s, H, W]
+                x = conv(l.conv, cl, n < T ? ops::contiguous(x.slice(td, 0, n)) : x);  // n/s frames
                 break;
             }
             case Op::TGrow: {
-                const int64_t C = x.size(0), T = x.size(1), H = x.size(2), W = x.size(3);
-                x = conv(l.conv, x);  // [s·C, T, H, W]
-                if (l.stride > 1)     // [s, C, T, H, W] → [C, T, s, H, W] → [C, T·s, H, W]
-                    x = ops::contiguous(x.reshape({l.stride, C, T, H, W}).permute({1, 2, 0, 3, 4}))
-                            .reshape({C, T * l.stride, H, W});
+                x = conv(l.conv, cl, x);  // [s·C, T, H, W] / [T, H, W, s·C]
+                if (l.stride == 1) break;
+                const int64_t s = l.stride;
+                if (cl) {  // [T, H, W, s·C] → [T, H, W, s, C] → [T, s, H, W, C] → [T·s, H, W, C]
+                    const int64_t T = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3) / s;
+                    x = ops::contiguous(x.reshape({T, H, W, s, C}).permute({0, 3, 1, 2, 4})).reshape({T * s, H, W, C});
+                } else {  // [s·C, T, H, W] → [s, C, T, H, W] → [C, T, s, H, W] → [C, T·s, H, W]
+                    const int64_t C = x.size(0) / s, T = x.size(1), H = x.size(2), W = x.size(3);
+                    x = ops::contiguous(x.reshape({s, C, T, H, W}).permute({1, 2, 0, 3, 4})).reshape({C, T * s, H, W});
+                }
                 break;
             }
             case Op::Upsample:
-                if (l.stride == 2) x = ops::upsample2x(x);  // nearest
+                if (l.stride == 2) x = ops::upsample2x(x, cl);  // nearest, on H and W
                 break;
         }
     }
     return x;
+}
+
+// Into the network: x [C, T, H, W] (any dtype) → the conv dtype, and [T, H, W, C] with cl; one copy.
+Tensor to_net(const Tensor& x, const TaehvConfig& c) {
+    return ops::to_dtype(c.channels_last ? x.permute({1, 2, 3, 0}) : x, c.conv_dtype);
+}
+
+// Out of the network: [C, T, H, W] or, with cl, [T, H, W, C] → f32 [C, T, H, W]; one copy.
+Tensor from_net(const Tensor& y, const TaehvConfig& c) {
+    return ops::to_dtype(c.channels_last ? y.permute({3, 0, 1, 2}) : y, DType::F32);
 }
 
 // F.pixel_unshuffle(x, p) per frame: [3, T, H, W] → [3·p², T, H/p, W/p], channel c·p² + i·p + j.
@@ -302,15 +336,20 @@ Tensor pixel_shuffle(const Tensor& x, int64_t p) {
 
 }  // namespace
 
-std::shared_ptr<Taehv> Taehv::load(std::shared_ptr<TensorSource> src, std::shared_ptr<Backend> be, DType conv_dtype) {
+std::shared_ptr<Taehv> Taehv::load(std::shared_ptr<TensorSource> src, std::shared_ptr<Backend> be, DType conv_dtype,
+                                   TaehvLayout layout) {
     if (conv_dtype != DType::F32 && conv_dtype != DType::F16 && conv_dtype != DType::BF16)
         fail("taehv", "conv precision ", dtype_name(conv_dtype), " is not one of f32, f16, bf16");
     std::shared_ptr<Taehv> m(new Taehv());
     m->cfg_ = TaehvConfig::from_weights(*src);
     m->cfg_.conv_dtype = conv_dtype;
+    // Off by default until the CUDA channels-last path has run on a GPU (written without one).
+    constexpr bool kTaehvChannelsLastByDefault = false;
+    const bool auto_cl = kTaehvChannelsLastByDefault && be->prefers_channels_last_conv() && conv_dtype != DType::F32;
+    m->cfg_.channels_last = layout == TaehvLayout::Auto ? auto_cl : layout == TaehvLayout::Ndhwc;
     m->be_ = std::move(be);
     WeightLoader wl(src, *m->be_);
-    Builder B(&wl, conv_dtype);
+    Builder B(&wl, conv_dtype, m->cfg_.channels_last);
     m->net_ = std::make_unique<TaehvNet>(build(B, m->cfg_));
     wl.finish();
     return m;
@@ -343,7 +382,7 @@ Tensor Taehv::encode(const Tensor& video) const {
 Tensor Taehv::decode_raw(const Tensor& z) const {
     check_latent(z.shape());
     std::vector<Tensor> mem;
-    return ops::to_dtype(run(net_->decoder, ops::to_dtype(z, cfg_.conv_dtype), mem), DType::F32);
+    return from_net(run(net_->decoder, cfg_.channels_last, to_net(z, cfg_), mem), cfg_);
 }
 
 Tensor Taehv::decode(const Tensor& z) const {
@@ -373,8 +412,9 @@ Tensor TaehvStreamEncoder::push(const Tensor& frames) {
     last_frame_ = ops::contiguous(x.slice(1, n - 1, n));
     frames_ += n;
     // The network runs in its conv dtype (activations stay half between half convs); latents come out f32.
-    const Tensor z = run(tae_->net_->encoder, ops::to_dtype(pixel_unshuffle(x, tae_->cfg_.patch_size), tae_->cfg_.conv_dtype), mem_);
-    return z.defined() ? ops::to_dtype(z, DType::F32) : z;
+    const TaehvConfig& c = tae_->cfg_;
+    const Tensor z = run(tae_->net_->encoder, c.channels_last, to_net(pixel_unshuffle(x, c.patch_size), c), mem_);
+    return z.defined() ? from_net(z, c) : z;  // [C, k, h, w] f32
 }
 
 Tensor TaehvStreamEncoder::flush() {
@@ -401,11 +441,12 @@ Tensor TaehvStreamDecoder::push(const Tensor& latents) {
              "; reset() before a new clip");
     h_ = latents.size(2), w_ = latents.size(3);
     frames_ += latents.size(1);
-    Tensor raw = run(tae_->net_->decoder, ops::to_dtype(latents, tae_->cfg_.conv_dtype), mem_);  // [3p², 4n, h', w']
-    const int64_t n = raw.size(1), trim = std::max<int64_t>(0, tae_->cfg_.frames_to_trim() - raw_out_);
+    const TaehvConfig& c = tae_->cfg_;
+    const Tensor raw = run(tae_->net_->decoder, c.channels_last, to_net(latents, c), mem_);  // 4n frames of 3p² channels
+    const int64_t n = raw.size(c.channels_last ? 0 : 1), trim = std::max<int64_t>(0, c.frames_to_trim() - raw_out_);
     raw_out_ += n;
     if (trim >= n) return {};
-    Tensor y = ops::clamp(ops::to_dtype(pixel_shuffle(raw, tae_->cfg_.patch_size), DType::F32), 0.0f, 1.0f);  // [3, 4n, H, W]
+    Tensor y = ops::clamp(pixel_shuffle(from_net(raw, c), c.patch_size), 0.0f, 1.0f);  // [3, 4n, H, W] f32
     return trim > 0 ? ops::contiguous(y.slice(1, trim, n)) : y;
 }
 

@@ -22,6 +22,18 @@
 // TGrow(s): 1×1 conv C → s·C, channels [k·C, (k+1)·C) become frame k ([s·C, T] → [C, T·s]). A
 // checkpoint whose TGrow has more rows than C·s keeps its LAST C·s rows (taehv.py patch_tgrow_layers).
 //
+// Layout inside the network (TaehvConfig::channels_last): [C, T, H, W] like the public tensors, or
+// [T, H, W, C] (channels last), which cuDNN runs ≈ 2× faster in half precision. Chosen at load time:
+// TaehvLayout::Auto asks the backend (Backend::prefers_channels_last_conv(): CUDA yes, CPU no) and
+// takes channels last only for half-precision convs (the measured 2×; TF32 NDHWC is unmeasured) once
+// kTaehvChannelsLastByDefault is set: it stays off until a GPU run has passed the channels-last CUDA
+// rows and measured the speed (docs/perf.md, "TAEHV channels-last"); Ndhwc forces it. The
+// public layouts above are the same either way: encode/decode permute once on entry and exit (riding
+// on the f32 ↔ conv-dtype copies). In channels last, the blocks above become: MemBlock's past is
+// [1, H, W, C], TPool the same kt = s conv on [T, H, W, C], TGrow's frame split
+// [T, H, W, s·C] → [T, H, W, s, C] → [T, s, H, W, C] (one permute copy), and the conv weights are
+// stored [O, kt, kh, kw, C] once at load (ops::conv_weight_channels_last).
+//
 // Streaming (taehv.py's sequential mode, any chunking): TaehvStreamEncoder / TaehvStreamDecoder keep
 // per block the last input frame (MemBlock) and the frames a TPool still waits for; feeding a clip in
 // any split gives the whole-clip result (tests/test_taehv.cpp).
@@ -40,6 +52,8 @@
 
 namespace wanrt {
 
+enum class TaehvLayout { Auto, Ncdhw, Ndhwc };  // Ndhwc: channels last inside the network
+
 struct TaehvConfig {
     int64_t latent_channels = 16;  // taew2_1: 16; read from decoder.1.weight
     int64_t patch_size = 1;        // pixel (un)shuffle around the model; read from encoder.0.weight
@@ -51,6 +65,8 @@ struct TaehvConfig {
     // f32 exact on the CPU, TF32 on CUDA; f16/bf16 run half-precision convolutions, and the
     // activations between them stay in that dtype too (inputs and outputs of encode/decode are f32).
     DType conv_dtype = DType::F32;
+    // Not a checkpoint property either: activations inside the network are [T, H, W, C] (see above).
+    bool channels_last = false;
 
     int64_t t_downscale() const;                                    // 4
     int64_t t_upscale() const;                                      // 4
@@ -66,8 +82,9 @@ class Taehv {
 public:
     // Loads every weight by its state-dict name with strict shape checks (taew2_1.pth as shipped, or a
     // .safetensors with the same keys); tensors the model does not use are an error.
+    // layout: the network's internal layout; Auto = the backend's preference for half convs (see above).
     static std::shared_ptr<Taehv> load(std::shared_ptr<TensorSource> src, std::shared_ptr<Backend> be,
-                                       DType conv_dtype = DType::F32);
+                                       DType conv_dtype = DType::F32, TaehvLayout layout = TaehvLayout::Auto);
     ~Taehv();
 
     const TaehvConfig& config() const { return cfg_; }
@@ -106,7 +123,7 @@ public:
 
 private:
     std::shared_ptr<const Taehv> tae_;
-    std::vector<Tensor> mem_;
+    std::vector<Tensor> mem_;  // per layer, in the network's layout
     Tensor last_frame_;  // [3, 1, H, W]
     int64_t frames_ = 0, H_ = 0, W_ = 0;
 };
@@ -123,7 +140,7 @@ public:
 
 private:
     std::shared_ptr<const Taehv> tae_;
-    std::vector<Tensor> mem_;
+    std::vector<Tensor> mem_;  // per layer, in the network's layout
     int64_t frames_ = 0, raw_out_ = 0, h_ = 0, w_ = 0;
 };
 

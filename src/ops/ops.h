@@ -36,6 +36,10 @@ struct AttentionParams {
 struct Conv3dParams {
     int pad_t0 = 0, pad_t1 = 0, pad_h0 = 0, pad_h1 = 0, pad_w0 = 0, pad_w1 = 0;
     int stride_t = 1, stride_h = 1, stride_w = 1;
+    // x [T, H, W, C], prefix [Tp, H, W, C] and y [T', H', W', O] instead of [C, T, H, W] (one sample,
+    // channels fastest: cuDNN's NDHWC, which runs half convs ≈ 2× faster on the GPU). The weight's
+    // logical shape stays [O, C, kt, kh, kw]; see ops::conv3d for how it may be stored.
+    bool channels_last = false;
 };
 
 // Per-sample latent grid for RoPE: tokens [0, f·h·w) of sample b are rotated, the rest pass through.
@@ -150,6 +154,9 @@ struct EmbeddingArgs {  // {F32, table dtype}; ids i32
 struct Conv3dArgs {  // {x dtype, w dtype}: {F32, F32}; {F32, half}: x and y rounded to w's dtype inside, y f32;
                      // {half, half}: x, prefix and y in w's dtype (the bias stays f32)
     static constexpr const char* kName = "conv3d";
+    // x, prefix, y contiguous. w contiguous, except with p.channels_last: then w is passed as given
+    // (possibly a permuted view of [O, kt, kh, kw, C] storage), and the kernel makes what it needs.
+    // Only backends answering prefers_channels_last_conv() receive p.channels_last.
     Tensor x, w;
     Tensor prefix;  // undefined, or [C, Tp, H, W] frames in front of x (a causal conv's cache)
     const Tensor* bias = nullptr;
@@ -165,6 +172,7 @@ struct ChannelRmsNormArgs {  // {F32}
 struct Upsample2xArgs {  // {F32}, {F16}, {BF16}: y in x's dtype
     static constexpr const char* kName = "upsample2x";
     Tensor x, y;
+    bool channels_last = false;  // x [T, H, W, C] → y [T, 2H, 2W, C]
 };
 struct LinCombArgs {  // {in[0] dtype, out dtype}: {F32}, or {BF16, BF16} / {F16, F16} with in[1..] f32; 1 ≤ n ≤ 4, out may alias one
     static constexpr const char* kName = "lincomb";
@@ -257,13 +265,21 @@ Tensor embedding(const Tensor& table, const Tensor& ids);
 // The weight's dtype sets the precision: f32 is exact on the CPU and TF32 on CUDA (as PyTorch
 // runs it); an f16 or bf16 weight allows the backend to round x and y to that dtype too (CUDA's
 // half-precision tensor-core convolutions; the CPU widens the weight and stays f32).
+// p.channels_last: x [T, H, W, C], prefix [Tp, H, W, C] → [T', H', W', O], the same values transposed.
+// The weight is any view of logical shape [O, C, kt, kh, kw]; stored channels-last (contiguous
+// [O, kt, kh, kw, C] seen through permute({0, 4, 1, 2, 3}): ops::conv_weight_channels_last) it is
+// used in place by cuDNN, otherwise converted per call. A backend that does not prefer channels-last
+// (the CPU) runs it as permute → its NCDHW conv → permute back: correct, not fast.
 Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv3dParams& p,
               const Tensor* prefix = nullptr);
 // x [C, T, H, W], gamma [C] → x / max(‖x‖₂ over C, 1e-12) · √C · gamma (the VAE's RMS_norm).
 // act: Silu fuses the VAE's norm → SiLU into one pass (exactly silu(channel_rms_norm(x)) on the CPU).
 Tensor channel_rms_norm(const Tensor& x, const Tensor& gamma, Activation act = Activation::None);
-// x [C, T, H, W] → [C, T, 2H, 2W], nearest neighbour.
-Tensor upsample2x(const Tensor& x);
+// x [C, T, H, W] → [C, T, 2H, 2W], nearest neighbour; channels_last: x [T, H, W, C] → [T, 2H, 2W, C].
+Tensor upsample2x(const Tensor& x, bool channels_last = false);
+// A conv weight [O, C, kt, kh, kw] as channels-last storage: a contiguous [O, kt, kh, kw, C] copy seen
+// through permute({0, 4, 1, 2, 3}), so its logical shape is unchanged (done once at load time).
+Tensor conv_weight_channels_last(const Tensor& w);
 
 // Writes one new frame (k_new, v_new [S, N, hd] f32) into a KV-cache row (k_cache, v_cache
 // [K·S, N, hd], contiguous, f32 or the backend's bf16) at the slot chosen by the adaptive-sink rule

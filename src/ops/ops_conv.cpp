@@ -29,21 +29,26 @@ Tensor conv3d(const Tensor& x_in, const Tensor& w_in, const Tensor* bias_in, con
     WANRT_CHECK(x_in.defined(), "conv3d", "input is undefined; pass a tensor");
     WANRT_CHECK(x_in.dtype() == DType::F32 || (x_in.dtype() == w_in.dtype()), "conv3d", "input ", x_in.describe(),
                 " must be f32 or the weight's dtype (", dtype_name(w_in.dtype()), "); convert it with ops::to_dtype");
-    WANRT_CHECK(x_in.ndim() == 4, "conv3d", "input must be [C, T, H, W], got ", x_in.describe(), "; add or fold dims");
+    const bool cl = p.channels_last;
+    const char* layout = cl ? "[T, H, W, C] (channels last)" : "[C, T, H, W]";
+    WANRT_CHECK(x_in.ndim() == 4, "conv3d", "input must be ", layout, ", got ", x_in.describe(), "; add or fold dims");
     WANRT_CHECK(w_in.ndim() == 5, "conv3d", "weight must be [O, C, kt, kh, kw], got ", w_in.describe(),
                 "; a Conv2d weight [O, C, kh, kw] needs unsqueeze(2)");
     check_backend("conv3d", "weight", w_in, x_in);
-    const int64_t C = x_in.size(0), H = x_in.size(2), W = x_in.size(3);
-    int64_t T = x_in.size(1);
+    // The dims of x by meaning: [C, T, H, W] or, channels last, [T, H, W, C].
+    const int dc = cl ? 3 : 0, dt = cl ? 0 : 1, dh = cl ? 1 : 2, dw = cl ? 2 : 3;
+    const int64_t C = x_in.size(dc), H = x_in.size(dh), W = x_in.size(dw);
+    int64_t T = x_in.size(dt);
     if (prefix_in) {
         WANRT_CHECK(prefix_in->defined() && prefix_in->dtype() == x_in.dtype(), "conv3d", "prefix ",
                     prefix_in->describe(), " must have the input's dtype (", dtype_name(x_in.dtype()), ")");
         check_backend("conv3d", "prefix", *prefix_in, x_in);
-        WANRT_CHECK(prefix_in->ndim() == 4 && prefix_in->size(0) == C && prefix_in->size(2) == H &&
-                        prefix_in->size(3) == W,
-                    "conv3d", "prefix ", prefix_in->describe(), " must be [", C, ", Tp, ", H, ", ", W,
-                    "] like the input ", x_in.describe());
-        T += prefix_in->size(1);
+        WANRT_CHECK(prefix_in->ndim() == 4 && prefix_in->size(dc) == C && prefix_in->size(dh) == H &&
+                        prefix_in->size(dw) == W,
+                    "conv3d", "prefix ", prefix_in->describe(), " must be ",
+                    cl ? cat("[Tp, ", H, ", ", W, ", ", C, "]") : cat("[", C, ", Tp, ", H, ", ", W, "]"),
+                    " like the input ", x_in.describe());
+        T += prefix_in->size(dt);
     }
     const int64_t O = w_in.size(0), kt = w_in.size(2), kh = w_in.size(3), kw = w_in.size(4);
     WANRT_CHECK(w_in.size(1) == C, "conv3d", "weight ", w_in.describe(), " expects ", w_in.size(1),
@@ -63,15 +68,35 @@ Tensor conv3d(const Tensor& x_in, const Tensor& w_in, const Tensor* bias_in, con
         WANRT_CHECK(bias_in->ndim() == 1 && bias_in->size(0) == O, "conv3d", "bias must be [", O, "], got ",
                     bias_in->describe());
     }
-    const Shape out{O, (Tp - kt) / p.stride_t + 1, (Hp - kh) / p.stride_h + 1, (Wp - kw) / p.stride_w + 1};
-    const Tensor x = contiguous(x_in), w = contiguous(w_in);
+    const int64_t To = (Tp - kt) / p.stride_t + 1, Ho = (Hp - kh) / p.stride_h + 1, Wo = (Wp - kw) / p.stride_w + 1;
+    if (cl && !x_in.backend()->prefers_channels_last_conv()) {
+        // The unfused composition (and the oracle of the native path): [T, H, W, C] → [C, T, H, W],
+        // the NCDHW conv, and back to [T', H', W', O].
+        Conv3dParams q = p;
+        q.channels_last = false;
+        const Tensor xn = contiguous(x_in.permute({3, 0, 1, 2}));
+        Tensor pn;
+        if (prefix_in) pn = contiguous(prefix_in->permute({3, 0, 1, 2}));
+        const Tensor yn = conv3d(xn, w_in, bias_in, q, prefix_in ? &pn : nullptr);  // [O, T', H', W']
+        return contiguous(yn.permute({1, 2, 3, 0}));
+    }
+    const Shape out = cl ? Shape{To, Ho, Wo, O} : Shape{O, To, Ho, Wo};
+    // Channels last hands the weight over as given: a backend that prefers it wants [O, kt, kh, kw, C]
+    // storage, which a contiguous copy of the logical [O, C, kt, kh, kw] would undo.
+    const Tensor x = contiguous(x_in), w = cl ? w_in : contiguous(w_in);
     Tensor b, prefix;
     if (bias_in) b = contiguous(*bias_in);
-    if (prefix_in && prefix_in->size(1) > 0) prefix = contiguous(*prefix_in);
+    if (prefix_in && prefix_in->size(dt) > 0) prefix = contiguous(*prefix_in);
     Tensor y = x.backend()->empty(x.dtype(), out);
     dispatch(*x.backend(), Conv3dArgs{x, w, prefix, bias_in ? &b : nullptr, p, y}, {x.dtype(), w.dtype()},
              2.0 * double(y.numel()) * double(w.numel() / w.size(0)));
     return y;
+}
+
+Tensor conv_weight_channels_last(const Tensor& w) {
+    WANRT_CHECK(w.defined() && w.ndim() == 5, "conv3d", "weight must be [O, C, kt, kh, kw], got ",
+                w.defined() ? w.describe() : "undefined");
+    return contiguous(w.permute({0, 2, 3, 4, 1})).permute({0, 4, 1, 2, 3});  // [O, kt, kh, kw, C] storage
 }
 
 Tensor channel_rms_norm(const Tensor& x_in, const Tensor& gamma_in, Activation act) {
@@ -90,14 +115,17 @@ Tensor channel_rms_norm(const Tensor& x_in, const Tensor& gamma_in, Activation a
     return y;
 }
 
-Tensor upsample2x(const Tensor& x_in) {
+Tensor upsample2x(const Tensor& x_in, bool channels_last) {
     WANRT_CHECK(x_in.defined(), "upsample2x", "input is undefined; pass a tensor");
     WANRT_CHECK(x_in.dtype() == DType::F32 || x_in.dtype() == DType::F16 || x_in.dtype() == DType::BF16, "upsample2x",
                 "input must be f32, f16 or bf16, got ", x_in.describe());
-    WANRT_CHECK(x_in.ndim() == 4, "upsample2x", "input must be [C, T, H, W], got ", x_in.describe());
+    WANRT_CHECK(x_in.ndim() == 4, "upsample2x", "input must be ", channels_last ? "[T, H, W, C]" : "[C, T, H, W]",
+                ", got ", x_in.describe());
     const Tensor x = contiguous(x_in);
-    Tensor y = x.backend()->empty(x.dtype(), {x.size(0), x.size(1), 2 * x.size(2), 2 * x.size(3)});
-    dispatch(*x.backend(), Upsample2xArgs{x, y}, {x.dtype()});
+    const Shape& s = x.shape();
+    const Shape out = channels_last ? Shape{s[0], 2 * s[1], 2 * s[2], s[3]} : Shape{s[0], s[1], 2 * s[2], 2 * s[3]};
+    Tensor y = x.backend()->empty(x.dtype(), out);
+    dispatch(*x.backend(), Upsample2xArgs{x, y, channels_last}, {x.dtype()});
     return y;
 }
 

@@ -498,6 +498,58 @@ OpCase conv3d(std::string name, Shape xs, Shape ws, Conv3dParams p, bool bias, L
             }};
 }
 
+// v, row-major over shape s, permuted like Tensor::permute(perm): out dim d is in dim perm[d].
+Vec permuted(const Vec& v, const Shape& s, const std::vector<int>& perm) {
+    const size_t nd = s.size();
+    const Shape st = contiguous_strides(s);
+    Shape os(nd);
+    for (size_t d = 0; d < nd; ++d) os[d] = s[size_t(perm[d])];
+    Vec out(v.size());
+    std::vector<int64_t> idx(nd, 0);
+    for (size_t i = 0; i < out.size(); ++i) {
+        int64_t off = 0;
+        for (size_t d = 0; d < nd; ++d) off += idx[d] * st[size_t(perm[d])];
+        out[i] = v[size_t(off)];
+        for (size_t d = nd; d-- > 0;) {  // next out index, last dim fastest
+            if (++idx[d] < os[d]) break;
+            idx[d] = 0;
+        }
+    }
+    return out;
+}
+
+// Channels last (Conv3dParams::channels_last): xs and ws as in conv3d() ([C, T, H, W] counts, weight
+// [O, C, kt, kh, kw]), but x goes in as [T − pt, H, W, C], its prefix as [pt, H, W, C], and y comes out
+// [T', H', W', O]; the reference is the NCDHW float64 conv of the transposed values, transposed back.
+// cl_weight: the weight stored [O, kt, kh, kw, C] (ops::conv_weight_channels_last, as TAEHV loads it)
+// rather than contiguous [O, C, kt, kh, kw] (which a backend must rearrange per call).
+OpCase conv3d_cl(std::string name, Shape xs, Shape ws, Conv3dParams p, bool bias, int64_t prefix_t, bool cl_weight,
+                 Layout layout = L::Contig) {
+    p.channels_last = true;
+    return {"conv3d", std::move(name), kConvHalfSigs, false, Check::Close, [=](CaseCtx& c) {
+                const int64_t C = xs[0], T = xs[1], H = xs[2], W = xs[3], pt = prefix_t;
+                Input x = c.rand(c.sig.in, {T - pt, H, W, C}, 1.f, layout), wv = c.rand(c.sig.w, ws, 0.2f),
+                      b = c.rand(F32, {ws[0]});
+                Input pre = pt > 0 ? c.rand(c.sig.in, {pt, H, W, C}) : Input{};
+                const Tensor w = cl_weight ? ops::conv_weight_channels_last(wv.t) : wv.t;
+                Out y = std::make_shared<Tensor>();
+                Prepared pr;
+                pr.run = [=] { *y = ops::conv3d(x.t, w, bias ? &b.t : nullptr, p, pt > 0 ? &pre.t : nullptr); };
+                pr.result = read(y);
+                Vec thwc = pre.v;  // concat along T, the outermost dim: prefix frames, then x's
+                thwc.insert(thwc.end(), x.v.begin(), x.v.end());
+                Conv3dParams q = p;
+                q.channels_last = false;
+                Shape ys;
+                const Vec ref = ref64::conv3d(permuted(thwc, {T, H, W, C}, {3, 0, 1, 2}), xs, wv.v, ws,
+                                              bias ? &b.v : nullptr, q, &ys);  // [O, T', H', W']
+                pr.ref = permuted(ref, ys, {1, 2, 3, 0});                      // → [T', H', W', O]
+                pr.flop = 2.0 * double(shape_numel(ys)) * double(shape_numel(ws) / ws[0]);
+                pr.shape = cat("[", T, ", ", H, ", ", W, ", ", C, "] k", ws[2], ws[3], ws[4], " o", ws[0]);
+                return pr;
+            }};
+}
+
 OpCase channel_rms_norm(std::string name, Shape xs, Act act, bool zero_column = false, bool sized = false) {
     return {"channel_rms_norm", std::move(name), kF32, sized, Check::Close, [=](CaseCtx& c) {
                 Shape s = xs;
@@ -523,8 +575,9 @@ OpCase channel_rms_norm(std::string name, Shape xs, Act act, bool zero_column = 
             }};
 }
 
+// channels_last: xs is [T, H, W, C] (the reference upsamples the [C, T, H, W] transpose, transposed back).
 OpCase upsample2x(std::string name, Shape xs, Layout layout = L::Contig, bool sized = false,
-                  std::vector<OpSig> sigs = kF32) {
+                  std::vector<OpSig> sigs = kF32, bool channels_last = false) {
     return {"upsample2x", std::move(name), std::move(sigs), sized, Check::Exact, [=](CaseCtx& c) {
                 Shape s = xs;
                 if (sized) {
@@ -534,9 +587,13 @@ OpCase upsample2x(std::string name, Shape xs, Layout layout = L::Contig, bool si
                 Input x = c.rand(c.sig.in, s, 1.f, layout);
                 Out y = std::make_shared<Tensor>();
                 Prepared p;
-                p.run = [=] { *y = ops::upsample2x(x.t); };
+                p.run = [=] { *y = ops::upsample2x(x.t, channels_last); };
                 p.result = read(y);
-                if (!c.perf) p.ref = ref64::upsample2x(x.v, s[0], s[1], s[2], s[3]);
+                if (!c.perf && channels_last)
+                    p.ref = permuted(ref64::upsample2x(permuted(x.v, s, {3, 0, 1, 2}), s[3], s[0], s[1], s[2]),
+                                     {s[3], s[0], 2 * s[1], 2 * s[2]}, {1, 2, 3, 0});
+                else if (!c.perf)
+                    p.ref = ref64::upsample2x(x.v, s[0], s[1], s[2], s[3]);
                 p.bytes = 5 * nbytes({x.t});
                 p.shape = shape_str(s);
                 return p;
@@ -898,6 +955,23 @@ std::vector<OpCase> make_table() {
         conv3d("conv_half_down_s2", {5, 2, 9, 8}, {5, 5, 1, 3, 3}, pads(0, 0, 0, 1, 0, 1, 1, 2, 2), true, L::Contig,
                false, 0, kConvSigs),
         conv3d("conv3d", {}, {}, {}, true, L::Contig, true, 0, kConvHalfSigs),
+        // channels last ([T, H, W, C]), TAEHV's conv kinds at awkward sizes: {C, T, H, W}, w, pads, bias,
+        // prefix frames, weight stored [O, kt, kh, kw, C]
+        conv3d_cl("conv_cl_frame_3x3", {8, 3, 9, 7}, {16, 8, 1, 3, 3}, pads(0, 0, 1, 1, 1, 1), true, 0, true),
+        conv3d_cl("conv_cl_frame_3x3_plain_weight", {5, 2, 7, 9}, {7, 5, 1, 3, 3}, pads(0, 0, 1, 1, 1, 1), true, 0,
+                  false),
+        conv3d_cl("conv_cl_past_frame_prefix", {16, 5, 10, 14}, {16, 16, 2, 3, 3}, pads(0, 0, 1, 1, 1, 1), true, 1,
+                  true),
+        conv3d_cl("conv_cl_past_frame_zero_pad", {5, 4, 9, 11}, {7, 5, 2, 3, 3}, pads(1, 0, 1, 1, 1, 1), true, 0, true),
+        conv3d_cl("conv_cl_prefix_2_of_6", {6, 6, 5, 7}, {6, 6, 3, 3, 3}, pads(0, 0, 1, 1, 1, 1), false, 2, false),
+        conv3d_cl("conv_cl_tpool_s2", {6, 6, 5, 7}, {6, 6, 2, 1, 1}, pads(0, 0, 0, 0, 0, 0, 2), false, 0, true),
+        conv3d_cl("conv_cl_tpool_s3_drops_tail", {4, 7, 3, 5}, {4, 4, 3, 1, 1}, pads(0, 0, 0, 0, 0, 0, 3), false, 0,
+                  true),
+        conv3d_cl("conv_cl_down_s2", {5, 2, 9, 8}, {5, 5, 1, 3, 3}, pads(0, 0, 1, 1, 1, 1, 1, 2, 2), false, 0, true),
+        conv3d_cl("conv_cl_tgrow_pointwise", {9, 3, 5, 7}, {18, 9, 1, 1, 1}, {}, false, 0, true),
+        conv3d_cl("conv_cl_rgb_in", {3, 2, 8, 12}, {10, 3, 1, 3, 3}, pads(0, 0, 1, 1, 1, 1), true, 0, true),
+        conv3d_cl("conv_cl_rgb_out", {10, 2, 8, 12}, {3, 10, 1, 3, 3}, pads(0, 0, 1, 1, 1, 1), true, 0, true),
+        conv3d_cl("conv_cl_strided_x", {6, 3, 5, 7}, {4, 6, 1, 3, 3}, pads(0, 0, 1, 1, 1, 1), true, 0, true, L::Padded),
         channel_rms_norm("channel_rms_norm_5x3x7x9", {5, 3, 7, 9}, Act::None, true),
         channel_rms_norm("channel_rms_norm_C384", {384, 1, 3, 5}, Act::None, true),
         channel_rms_norm("channel_rms_norm_silu_3x2x33x31", {3, 2, 33, 31}, Act::Silu, true),
@@ -905,6 +979,8 @@ std::vector<OpCase> make_table() {
         channel_rms_norm("channel_rms_norm", {}, Act::Silu, false, true),
         upsample2x("upsample2x_3x2x5x7", {3, 2, 5, 7}, L::Contig, false, kActSigs),
         upsample2x("upsample2x_strided", {6, 2, 3, 5}, L::Padded, false, kActSigs),
+        upsample2x("upsample2x_cl_2x3x5x7", {2, 3, 5, 7}, L::Contig, false, kActSigs, true),
+        upsample2x("upsample2x_cl_one_channel_strided", {3, 4, 3, 1}, L::Padded, false, kActSigs, true),
         upsample2x("upsample2x", {}, L::Contig, true),
 
         // data movement: every dtype pair; strided sources and destinations
