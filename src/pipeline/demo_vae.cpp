@@ -67,7 +67,7 @@ std::shared_ptr<TensorSource> demo_vae_weights(const VaeConfig& cfg) {
         for (int64_t i = 0; i < n; ++i) d[i] = 0.0f;
         const bool enc = starts_with(name, "encoder."), dec = starts_with(name, "decoder.");
         // Every conv that carries the layout needs ≥ 7 channels on both sides.
-        auto need = [&](int64_t c) {
+        auto need = [&, &name = name](int64_t c) {  // clang 14 cannot capture a structured binding implicitly
             WANRT_CHECK(c >= kCarried, "demo", "the constructed VAE carries ", kCarried, " channels but ", name,
                         " has ", c, "; use dim ≥ 8");
         };
