@@ -135,9 +135,7 @@ void StreamPipeline::push_frame(std::vector<uint8_t> bytes, StreamClock::time_po
                        .submit([b = std::move(bytes), w, h]() mutable {
                            const auto t = StreamClock::now();
                            Decoded d;
-                           const std::vector<uint8_t> rgb = stream_frame_rgb(std::move(b), w, h);
-                           d.planes.resize(size_t(3 * w * h));
-                           rgb24_frame_to_planes(rgb.data(), h, w, d.planes.data(), size_t(w * h));
+                           d.rgb = stream_frame_rgb(std::move(b), w, h);  // bytes only: converted on the device
                            d.ms = ms_since(t);
                            return d;
                        })
@@ -211,22 +209,20 @@ void StreamPipeline::run_frame(Item& it) {
         ChunkTimes& g = session_.gathering();
         g.wait += waited;
         g.decode += d.ms;
-        const StreamSession::RestyledHost r = session_.push_planes(std::move(d.planes));
+        const StreamSession::RestyledHost r = session_.push_rgb8(std::move(d.rgb));
         ++gathered_;
         if (!r.ran) return;  // still gathering the chunk's frames
-        // The chunk ran: convert (and encode) its frames in parallel on the pool, go on to the next chunk.
+        // The chunk ran: encode (raw: slice out) its frames in parallel on the pool, go on to the next chunk.
         const StreamStats& st = session_.stats();
         const StreamConfig& c = session_.config();
         p.out.frames_done = gathered_;
         gathered_ = 0;
         p.encode_start = StreamClock::now();
-        const size_t plane = size_t(r.height * r.width), channel_stride = size_t(r.frames) * plane;
         for (int64_t f = 0; f < r.frames; ++f)
-            p.frames.push_back(pool_.submit([planes = r.planes, f, plane, channel_stride, h = r.height, w = r.width,
+            p.frames.push_back(pool_.submit([rgb = r.rgb, bytes = r.frame_bytes(), f, h = r.height, w = r.width,
                                              jpeg = c.format == "jpeg", q = c.quality] {
-                std::vector<uint8_t> rgb(plane * 3);
-                planes_to_rgb24_frame(planes->data() + size_t(f) * plane, channel_stride, h, w, rgb.data());
-                return jpeg ? encode_jpeg(rgb.data(), w, h, 3, q) : rgb;
+                const uint8_t* frame = rgb->data() + size_t(f) * bytes;  // [H, W, 3] of the chunk's [m, H, W, 3]
+                return jpeg ? encode_jpeg(frame, w, h, 3, q) : std::vector<uint8_t>(frame, frame + bytes);
             }));
         p.out.message = json{{"type", "chunk"},           {"frames", p.frames.size()},
                              {"frames_in", st.frames_in}, {"frames_out", st.frames_out},
@@ -257,7 +253,7 @@ void StreamPipeline::emit_loop() {
         }
         try {
             for (auto& f : p.frames) p.out.frames.push_back(f.get());
-            if (!p.frames.empty() && p.out.message.contains("parts"))  // the parallel conversion (+ JPEG) wall time
+            if (!p.frames.empty() && p.out.message.contains("parts"))  // the parallel encodes' (raw: copies') wall time
                 p.out.message["parts"]["encode_ms"] = ms_since(p.encode_start);
         } catch (const Error& e) {
             p.out.frames.clear();
