@@ -129,8 +129,8 @@ std::string pipelined_part_note(const std::string& k) {
         {"wait", " (for the last decode)"},
         {"copy", " (decoded u8 frames moved in)"},
         {"upload", " (u8 frames + rgb8_to_video)"},
-        {"download", " (video_to_rgb8 + u8)"},
-        {"encode", " (pool, wall; raw: slices)"}};
+        {"download", " (video_to_rgb8 + u8 per frame)"},
+        {"encode", " (pool, wall; raw: none)"}};
     const auto it = notes.find(k);
     return it == notes.end() ? "" : it->second;
 }

@@ -681,11 +681,12 @@ StreamSession::RestyledHost StreamSession::push_rgb8(std::vector<uint8_t> rgb) {
     if (!restyled.defined()) return out;
     const auto t2 = clock::now();
     const Tensor back = ops::video_to_rgb8(restyled);  // [m, H, W, 3], clamped as cache_video
-    auto down = std::make_shared<std::vector<uint8_t>>(size_t(back.numel()));
-    back.backend()->download(back, down->data());
+    // Frame by frame into the buffers that are sent (raw) or encoded (JPEG): no slicing copy after.
+    for (int64_t f = 0; f < back.size(0); ++f) {
+        out.frames.emplace_back(frame_bytes);
+        back.backend()->download(back.slice(0, f, f + 1), out.frames.back().data());
+    }
     back.backend()->synchronize();
-    out.rgb = std::move(down);
-    out.frames = back.size(0);
     out.height = back.size(1);
     out.width = back.size(2);
     times_.download = ms_since(t2);

@@ -192,9 +192,9 @@ struct ChunkTimes {
                           // pipelined: the u8 frames copied into a device [n, H, W, 3] + rgb8_to_video
     double model = 0;     // StreamV2V::push + synchronize (what bench causal --v2v times)
     double download = 0;  // serial: the f32 [3, m, H, W] download + f32 → u8 on the host (video_to_rgb24);
-                          // pipelined: video_to_rgb8 on the device + the u8 [m, H, W, 3] download
+                          // pipelined: video_to_rgb8 on the device + the u8 download, frame by frame
     double encode = 0;    // RGB → JPEG of the outgoing frames (0 for raw; pipelined: wall time of the
-                          // parallel encodes, or of the raw frames' slice copies)
+                          // parallel encodes)
     double send = 0;      // WebSocket writes of the outgoing frames
     nlohmann::json to_json() const;
 };
@@ -220,13 +220,13 @@ public:
     // RGB bytes (stream_frame_rgb, run by the caller's threads), kept as it came (moved, not copied).
     // When the chunk is complete its frames are copied into a u8 [n, H, W, 3] on the device, converted
     // there (ops::rgb8_to_video), run, and the restyled [3, m, H, W] converted there too
-    // (ops::video_to_rgb8) and downloaded as u8 [m, H, W, 3] (m = 0 while the batch fills), for the
-    // caller's threads to encode. The bytes equal push_rgb's (the ops' formulas are the host ones).
+    // (ops::video_to_rgb8) and downloaded as u8, each frame into its own buffer (m = 0 while the batch
+    // fills): raw frames go out as they are, JPEG ones are encoded by the caller's threads. The bytes
+    // equal push_rgb's (the ops' formulas are the host ones).
     struct RestyledHost {
-        bool ran = false;  // the chunk was complete and ran
-        std::shared_ptr<const std::vector<uint8_t>> rgb;  // [m, H, W, 3]
-        int64_t frames = 0, height = 0, width = 0;
-        size_t frame_bytes() const { return size_t(height * width * 3); }
+        bool ran = false;                          // the chunk was complete and ran
+        std::vector<std::vector<uint8_t>> frames;  // m × [H, W, 3]
+        int64_t height = 0, width = 0;
     };
     RestyledHost push_rgb8(std::vector<uint8_t> rgb);
     int64_t gathered_frames() const { return pending_frames_; }  // frames of the chunk being gathered

@@ -209,22 +209,27 @@ void StreamPipeline::run_frame(Item& it) {
         ChunkTimes& g = session_.gathering();
         g.wait += waited;
         g.decode += d.ms;
-        const StreamSession::RestyledHost r = session_.push_rgb8(std::move(d.rgb));
+        StreamSession::RestyledHost r = session_.push_rgb8(std::move(d.rgb));
         ++gathered_;
         if (!r.ran) return;  // still gathering the chunk's frames
-        // The chunk ran: encode (raw: slice out) its frames in parallel on the pool, go on to the next chunk.
+        // The chunk ran: raw frames go out as downloaded; JPEG ones are encoded in parallel on the pool.
+        // Either way the stream thread goes on to the next chunk.
         const StreamStats& st = session_.stats();
         const StreamConfig& c = session_.config();
         p.out.frames_done = gathered_;
         gathered_ = 0;
         p.encode_start = StreamClock::now();
-        for (int64_t f = 0; f < r.frames; ++f)
-            p.frames.push_back(pool_.submit([rgb = r.rgb, bytes = r.frame_bytes(), f, h = r.height, w = r.width,
-                                             jpeg = c.format == "jpeg", q = c.quality] {
-                const uint8_t* frame = rgb->data() + size_t(f) * bytes;  // [H, W, 3] of the chunk's [m, H, W, 3]
-                return jpeg ? encode_jpeg(frame, w, h, 3, q) : std::vector<uint8_t>(frame, frame + bytes);
-            }));
-        p.out.message = json{{"type", "chunk"},           {"frames", p.frames.size()},
+        const int64_t frames_back = int64_t(r.frames.size());
+        if (c.format == "jpeg") {
+            auto rgb = std::make_shared<const std::vector<std::vector<uint8_t>>>(std::move(r.frames));
+            for (size_t f = 0; f < rgb->size(); ++f)
+                p.frames.push_back(pool_.submit([rgb, f, h = r.height, w = r.width, q = c.quality] {
+                    return encode_jpeg((*rgb)[f].data(), w, h, 3, q);
+                }));
+        } else {
+            p.out.frames = std::move(r.frames);
+        }
+        p.out.message = json{{"type", "chunk"},           {"frames", frames_back},
                              {"frames_in", st.frames_in}, {"frames_out", st.frames_out},
                              {"chunks", st.chunks_in},    {"chunk_ms", session_.last_chunk_seconds() * 1e3},
                              {"format", c.format},        {"noise_scale", st.last_noise_scale}};
@@ -233,6 +238,7 @@ void StreamPipeline::run_frame(Item& it) {
         // A bad frame settles itself; a failed chunk (its frames taken, then the model threw) settles
         // all the frames gathered for it.
         p.frames.clear();
+        p.out.frames.clear();
         const int64_t kept = session_.gathered_frames();
         p.out.frames_done = gathered_ + 1 - kept;
         gathered_ = kept;
@@ -253,7 +259,7 @@ void StreamPipeline::emit_loop() {
         }
         try {
             for (auto& f : p.frames) p.out.frames.push_back(f.get());
-            if (!p.frames.empty() && p.out.message.contains("parts"))  // the parallel encodes' (raw: copies') wall time
+            if (!p.frames.empty() && p.out.message.contains("parts"))  // the parallel encodes' wall time (JPEG)
                 p.out.message["parts"]["encode_ms"] = ms_since(p.encode_start);
         } catch (const Error& e) {
             p.out.frames.clear();

@@ -4,8 +4,8 @@
 //   caller thread  push_frame / push_text: never block. A frame's decode (JPEG → RGB, or RGBA → RGB)
 //                  goes to the codec pool at once, against the size of the last config pushed.
 //   codec pool     codec_threads workers: decode incoming frames to RGB bytes as they arrive, and encode a
-//                  chunk's outgoing RGB frames in parallel (one TurboJPEG handle per call; raw frames are
-//                  sliced out). No pixel conversion runs here: u8 ↔ f32 is done on the model's device
+//                  chunk's outgoing RGB frames in parallel (one TurboJPEG handle per call; raw frames go
+//                  out as the stream thread downloaded them). No pixel conversion runs here: u8 ↔ f32 is done on the model's device
 //                  (ops/rgb8.h), so 1 byte per value crosses the host–device link instead of 4. The stream
 //                  thread only takes the decoded buffers (moved), uploads, runs and downloads.
 //   stream thread  takes the items in arrival order: a config is applied between chunks (StreamSession);
