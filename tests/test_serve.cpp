@@ -484,6 +484,70 @@ TEST(Serve, StreamPipelineMatchesSerialSession) {
     for (size_t i = 0; i < piped.size(); ++i) EXPECT_EQ(piped[i], serial[i]) << "frame " << i;
 }
 
+TEST(Serve, StreamPipelineRawInJpegOutMatchesSerialSession) {
+    // The other formats both ways: raw RGB and RGBA frames in (no decoder: the bytes go to the device as
+    // they came, RGBA less its alpha), JPEG frames out encoded from the device's u8 download. Each must
+    // be the serial path's frame (host conversions, f32 across the link) encoded at the same quality.
+    const int W = 48, H = 32, n = 13, quality = 85;
+    serve::StreamConfig cfg;
+    cfg.width = W;
+    cfg.height = H;
+    cfg.steps = 2;
+    cfg.format = "raw";
+    std::vector<std::vector<uint8_t>> in;
+    for (int f = 0; f < n; ++f) {
+        std::vector<uint8_t> rgb = gradient_frame(W, H, 3 * f + 1);
+        if (f % 2 == 1) {  // RGBA, alpha varying (it must be dropped, not blended)
+            std::vector<uint8_t> rgba(size_t(W * H * 4));
+            for (int i = 0; i < W * H; ++i) {
+                for (int ch = 0; ch < 3; ++ch) rgba[size_t(i) * 4 + size_t(ch)] = rgb[size_t(i) * 3 + size_t(ch)];
+                rgba[size_t(i) * 4 + 3] = uint8_t(i * 7);
+            }
+            rgb = std::move(rgba);
+        }
+        in.push_back(std::move(rgb));
+    }
+    std::vector<std::vector<uint8_t>> serial;
+    {
+        serve::StreamSession s(demo_model());
+        s.configure(cfg);
+        for (int f = 0; f < n; ++f)
+            for (auto& o : s.push_frame(in[size_t(f)].data(), in[size_t(f)].size())) serial.push_back(o);
+    }
+    ASSERT_EQ(serial.size(), size_t(5 + 4));  // 3 chunks in, one held by the 2-step stream
+
+    std::mutex mu;
+    std::vector<serve::StreamOutput> outs;
+    {
+        serve::StreamPipeline p(demo_model(), 2, [&](serve::StreamOutput o) {
+            std::lock_guard<std::mutex> lk(mu);
+            outs.push_back(std::move(o));
+        });
+        const auto now = serve::StreamClock::now();
+        json c{{"type", "config"}, {"prompt", cfg.prompt}, {"width", W},     {"height", H},
+               {"steps", 2},       {"format", "jpeg"},    {"quality", quality}};
+        p.push_text(c.dump(), now);
+        for (int f = 0; f < n; ++f) p.push_frame(in[size_t(f)], now);
+        for (int i = 0; i < 3000; ++i) {
+            {
+                std::lock_guard<std::mutex> lk(mu);
+                int chunks = 0;
+                for (const auto& o : outs) chunks += o.message.value("type", "") == "chunk";
+                if (chunks == 3) break;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+    }
+    std::vector<std::vector<uint8_t>> piped;
+    for (const auto& o : outs) {
+        EXPECT_NE(o.message.value("type", ""), "error") << o.message.dump();
+        for (const auto& f : o.frames) piped.push_back(f);
+    }
+    ASSERT_EQ(piped.size(), serial.size());
+    for (size_t i = 0; i < piped.size(); ++i)
+        EXPECT_EQ(piped[i], serve::encode_jpeg(serial[i].data(), W, H, 3, quality)) << "frame " << i;
+}
+
 TEST(Serve, StreamBackPressureBoundsFramesInFlight) {
     // A client that sends 33 frames before reading anything: the server reads at most
     // max_stream_frames_in_flight frames ahead of its answers (reported as "in_flight" with each

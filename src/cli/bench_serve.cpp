@@ -4,7 +4,9 @@
 //   latency  the server in-process on an ephemeral loopback port and a WebSocket client (Boost.Beast,
 //            as a browser would) that sends one chunk's frames (5, then 4) and waits for its answer:
 //            per chunk the round trip (last frame sent → stats message read) and the server's parts
-//            ("parts" of the stats message: decode, copy, upload, model, download, encode, send);
+//            ("parts" of the stats message: decode, wait, copy, upload, model, download, encode, send;
+//            server/engine.h ChunkTimes says what each covers: the pipeline moves u8 frames to and from
+//            the device and converts them there, the serial path moves f32 and converts on the host);
 //   stream   the same client sending without waiting, at most `in flight` frames ahead (as the live
 //            page does): the time per chunk in the steady state.
 // Beside them, the serial reference path (StreamSession::push_frame and one-by-one encodes, what the
@@ -120,6 +122,25 @@ std::map<std::string, BenchRow> serial_parts(serve::ServeModel& m, const serve::
     return parts;
 }
 
+// What each part's time covers (ChunkTimes, server/engine.h), beside its name in the table.
+std::string pipelined_part_note(const std::string& k) {
+    static const std::map<std::string, std::string> notes = {
+        {"decode", " (JPEG → RGB on the pool, sum)"},
+        {"wait", " (for the last decode)"},
+        {"copy", " (decoded u8 frames moved in)"},
+        {"upload", " (u8 frames + rgb8_to_video)"},
+        {"download", " (video_to_rgb8 + u8 per frame)"},
+        {"encode", " (pool, wall; raw: none)"}};
+    const auto it = notes.find(k);
+    return it == notes.end() ? "" : it->second;
+}
+std::string serial_part_note(const std::string& k) {
+    static const std::map<std::string, std::string> notes = {
+        {"copy", " (u8 appended)"}, {"upload", " (u8 → f32 on the host + f32)"}, {"download", " (f32 + f32 → u8 on the host)"}};
+    const auto it = notes.find(k);
+    return it == notes.end() ? "" : it->second;
+}
+
 struct Client {
     net::io_context ioc;
     websocket::stream<tcp::socket> ws{ioc};
@@ -164,6 +185,9 @@ void run(const Opts& o) {
     WANRT_CHECK(o.format == "jpeg" || o.format == "raw", "bench", "--format ", o.format, " is not jpeg or raw");
     auto be = make_backend(o.run.device, o.run.threads);
     auto model = serve::ServeModel::load(o.ckpt_dir, be);
+    // The bare loop builds its StreamV2V directly (no StreamSession::configure, which would say this).
+    WANRT_CHECK(model->causal != nullptr, "bench", o.ckpt_dir, " holds ", model->parts.kind,
+                ", which has no live stream; bench serve needs a Wan2.1 text-to-video folder (e.g. Wan2.1-T2V-1.3B)");
     serve::StreamConfig cfg;
     cfg.width = o.width;
     cfg.height = o.height;
@@ -280,7 +304,7 @@ void run(const Opts& o) {
     r.rows = {bare, model_row, server_row, client_row, overhead};
     for (const char* k : part_names) {
         BenchRow row = parts[k];
-        row.name = std::string("  server part: ") + k;
+        row.name = std::string("  server part: ") + k + pipelined_part_note(k);
         r.rows.push_back(row);
     }
     BenchRow critical{"  server critical path (wait+copy+upload+download+encode+send)", {}, 0};
@@ -292,7 +316,7 @@ void run(const Opts& o) {
     r.rows.push_back(critical);
     for (const char* k : {"decode", "copy", "upload", "download", "encode", "total"}) {
         BenchRow row = serial[k];
-        row.name = std::string("  serial reference path: ") + k;
+        row.name = std::string("  serial reference path: ") + k + serial_part_note(k);
         r.rows.push_back(row);
     }
     r.rows.push_back(stream_row);

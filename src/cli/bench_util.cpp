@@ -81,20 +81,31 @@ std::vector<double> time_repeats(Backend& be, int warmup, int repeats, const std
 }
 
 void BenchReport::print() const {
+    // The name column fits the longest name (bench serve's part rows say what they cover), counted in
+    // characters, not bytes ("→" is three).
+    auto chars = [](const std::string& s) {
+        size_t n = 0;
+        for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+        return n;
+    };
+    size_t width = 28;
+    for (const BenchRow& r : rows) width = std::max(width, chars(r.name));
+    auto name = [&](const std::string& s) { std::printf("%s%*s", s.c_str(), int(width - chars(s)), ""); };
     std::printf("bench %s on %s\n", bench.c_str(), device.c_str());
     for (auto& [k, v] : config) std::printf("  %-14s %s\n", k.c_str(), v.c_str());
-    std::printf("%-28s %10s %10s %10s %12s\n", "stage", "median ms", "min ms", "max ms", "GFLOP/s");
+    name("stage");
+    std::printf(" %10s %10s %10s %12s\n", "median ms", "min ms", "max ms", "GFLOP/s");
     for (const BenchRow& r : rows) {
         double med = median(r.ms);
         double lo = r.ms.empty() ? 0 : *std::min_element(r.ms.begin(), r.ms.end());
         double hi = r.ms.empty() ? 0 : *std::max_element(r.ms.begin(), r.ms.end());
         // Sub-millisecond rows (single ops) need three decimals to be readable.
         const int prec = med < 1 ? 3 : 1;
+        name(r.name);
         if (r.flop > 0 && med > 0)
-            std::printf("%-28s %10.*f %10.*f %10.*f %12.1f\n", r.name.c_str(), prec, med, prec, lo, prec, hi,
-                        r.flop / med * 1e-6);
+            std::printf(" %10.*f %10.*f %10.*f %12.1f\n", prec, med, prec, lo, prec, hi, r.flop / med * 1e-6);
         else
-            std::printf("%-28s %10.*f %10.*f %10.*f %12s\n", r.name.c_str(), prec, med, prec, lo, prec, hi, "-");
+            std::printf(" %10.*f %10.*f %10.*f %12s\n", prec, med, prec, lo, prec, hi, "-");
     }
     std::fflush(stdout);
 }

@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "ops/ops.h"
+#include "ops/rgb8.h"
 #include "pipeline/demo.h"
 #include "pipeline/i2v.h"
 #include "pipeline/ti2v.h"
@@ -572,7 +573,7 @@ bool StreamSession::configure(const StreamConfig& c) {
         const Tensor context = model_.encode(c.prompt);  // once per prompt
         stream_ = std::make_unique<StreamV2V>(model_.causal, model_.vae, context, o, seeded_noise(c.seed));
         pending_.clear();
-        pending_planes_.clear();
+        pending_frames_rgb_.clear();
         pending_frames_ = 0;
         gathering_ = ChunkTimes{};
     } else if (new_prompt) {
@@ -643,33 +644,31 @@ std::vector<std::vector<uint8_t>> StreamSession::push_rgb(std::vector<uint8_t> r
     return out;
 }
 
-StreamSession::RestyledHost StreamSession::push_planes(std::vector<float> planes) {
+StreamSession::RestyledHost StreamSession::push_rgb8(std::vector<uint8_t> rgb) {
     using clock = std::chrono::steady_clock;
     auto ms_since = [](clock::time_point t) { return std::chrono::duration<double, std::milli>(clock::now() - t).count(); };
     WANRT_CHECK(stream_, "serve", "send a {\"type\": \"config\", ...} message before the first frame");
     const int64_t H = cfg_.height, W = cfg_.width;
-    const size_t plane = size_t(H * W);
-    WANRT_CHECK(planes.size() == 3 * plane, "serve", "a frame of ", planes.size(), " values does not match ", W, "x", H,
-                " (", 3 * plane, ")");
-    pending_planes_.push_back(std::move(planes));
+    const size_t frame_bytes = size_t(H * W * 3);
+    WANRT_CHECK(rgb.size() == frame_bytes, "serve", "a frame of ", rgb.size(), " RGB bytes does not match ", W, "x", H,
+                " (", frame_bytes, ")");
+    auto t = clock::now();
+    pending_frames_rgb_.push_back(std::move(rgb));  // the decoder's buffer itself: no gather copy
     ++pending_frames_;
+    gathering_.copy += ms_since(t);
     RestyledHost out;
     if (pending_frames_ < stream_->next_chunk_frames()) return out;
 
     const int64_t n = pending_frames_;
-    auto t = clock::now();
-    std::vector<float> host(size_t(3 * n) * plane);  // [3, n, H, W]
-    for (int64_t f = 0; f < n; ++f)
-        for (int64_t c = 0; c < 3; ++c)
-            std::memcpy(host.data() + size_t(c * n + f) * plane, pending_planes_[size_t(f)].data() + size_t(c) * plane,
-                        plane * sizeof(float));
-    pending_planes_.clear();
+    std::vector<std::vector<uint8_t>> chunk;
+    chunk.swap(pending_frames_rgb_);
     pending_frames_ = 0;
-    gathering_.copy += ms_since(t);
     std::lock_guard<std::mutex> compute(model_.compute);
     const auto t0 = clock::now();
-    Tensor frames = model_.be->empty(DType::F32, {3, n, H, W});
-    model_.be->upload(frames, host.data());
+    // Each frame straight from its buffer into its slice of the device chunk (a contiguous [1, H, W, 3]).
+    const Tensor bytes = model_.be->empty(DType::U8, {n, H, W, 3});
+    for (int64_t f = 0; f < n; ++f) model_.be->upload(bytes.slice(0, f, f + 1), chunk[size_t(f)].data());
+    const Tensor frames = ops::rgb8_to_video(bytes);  // [3, n, H, W] in [−1, 1]
     gathering_.upload = ms_since(t0);
     const auto t1 = clock::now();
     const Tensor restyled = stream_->push(frames);  // [3, m, H, W] or undefined while the batch fills
@@ -681,14 +680,15 @@ StreamSession::RestyledHost StreamSession::push_planes(std::vector<float> planes
     out.ran = true;
     if (!restyled.defined()) return out;
     const auto t2 = clock::now();
-    const Tensor c = ops::contiguous(restyled);
-    auto down = std::make_shared<std::vector<float>>(size_t(c.numel()));
-    c.backend()->download(c, down->data());
-    c.backend()->synchronize();
-    out.planes = std::move(down);
-    out.frames = c.size(1);
-    out.height = c.size(2);
-    out.width = c.size(3);
+    const Tensor back = ops::video_to_rgb8(restyled);  // [m, H, W, 3], clamped as cache_video
+    // Frame by frame into the buffers that are sent (raw) or encoded (JPEG): no slicing copy after.
+    for (int64_t f = 0; f < back.size(0); ++f) {
+        out.frames.emplace_back(frame_bytes);
+        back.backend()->download(back.slice(0, f, f + 1), out.frames.back().data());
+    }
+    back.backend()->synchronize();
+    out.height = back.size(1);
+    out.width = back.size(2);
     times_.download = ms_since(t2);
     return out;
 }

@@ -180,14 +180,21 @@ StreamOptions stream_options(const StreamConfig& c);
 
 // Where one chunk's time went on the server, ms (the "parts" of the chunk stats message; bench serve
 // prints their medians). decode and copy are summed over the chunk's frames, whichever thread ran them.
+// The two paths move different things, so upload and download mean different work:
+//   serial (push_frame / push_rgb)   f32 between host and device, converted on the host;
+//   pipelined (push_rgb8)            u8 between host and device, converted on the device (ops/rgb8.h).
 struct ChunkTimes {
-    double decode = 0;    // JPEG → RGB of the incoming frames (pipelined: on the codec pool)
+    double decode = 0;    // JPEG → RGB (RGBA → RGB) of the incoming frames (pipelined: on the codec pool)
     double wait = 0;      // the stream thread waiting for those decodes (pipelined; on the critical path)
-    double copy = 0;      // RGB(A) frames → the chunk's RGB buffer
-    double upload = 0;    // RGB → [3, n, H, W] f32 on the device (rgb24_to_video)
+    double copy = 0;      // the frames into the chunk: serial, appended to its RGB buffer; pipelined, the
+                          // decoded buffers moved in (no bytes copied)
+    double upload = 0;    // serial: u8 → f32 on the host + the f32 [3, n, H, W] upload (rgb24_to_video);
+                          // pipelined: the u8 frames copied into a device [n, H, W, 3] + rgb8_to_video
     double model = 0;     // StreamV2V::push + synchronize (what bench causal --v2v times)
-    double download = 0;  // restyled [3, m, H, W] → RGB rows (video_to_rgb24)
-    double encode = 0;    // RGB → JPEG of the outgoing frames (0 for raw; pipelined: wall time of the parallel encodes)
+    double download = 0;  // serial: the f32 [3, m, H, W] download + f32 → u8 on the host (video_to_rgb24);
+                          // pipelined: video_to_rgb8 on the device + the u8 download, frame by frame
+    double encode = 0;    // RGB → JPEG of the outgoing frames (0 for raw; pipelined: wall time of the
+                          // parallel encodes)
     double send = 0;      // WebSocket writes of the outgoing frames
     nlohmann::json to_json() const;
 };
@@ -209,16 +216,19 @@ public:
     // One decoded frame, width·height·3 RGB bytes (stream_frame_rgb): gathered, and when the chunk is
     // complete run through the model (holding model.compute); returns the restyled frames.
     std::vector<std::vector<uint8_t>> push_rgb(std::vector<uint8_t> rgb);
-    // The pipelined path (StreamPipeline; one session uses one path): a frame as f32 planes [3, H, W] in
-    // [−1, 1] (rgb24_frame_to_planes, run by the caller's threads). When the chunk is complete: gathered
-    // into [3, n, H, W], uploaded, run, and the restyled [3, m, H, W] downloaded as f32 (m = 0 while the
-    // batch fills), for the caller's threads to turn into RGB (planes_to_rgb24_frame).
+    // The pipelined path (StreamPipeline; one session uses one path): a decoded frame, width·height·3
+    // RGB bytes (stream_frame_rgb, run by the caller's threads), kept as it came (moved, not copied).
+    // When the chunk is complete its frames are copied into a u8 [n, H, W, 3] on the device, converted
+    // there (ops::rgb8_to_video), run, and the restyled [3, m, H, W] converted there too
+    // (ops::video_to_rgb8) and downloaded as u8, each frame into its own buffer (m = 0 while the batch
+    // fills): raw frames go out as they are, JPEG ones are encoded by the caller's threads. The bytes
+    // equal push_rgb's (the ops' formulas are the host ones).
     struct RestyledHost {
-        bool ran = false;  // the chunk was complete and ran
-        std::shared_ptr<const std::vector<float>> planes;
-        int64_t frames = 0, height = 0, width = 0;
+        bool ran = false;                          // the chunk was complete and ran
+        std::vector<std::vector<uint8_t>> frames;  // m × [H, W, 3]
+        int64_t height = 0, width = 0;
     };
-    RestyledHost push_planes(std::vector<float> planes);
+    RestyledHost push_rgb8(std::vector<uint8_t> rgb);
     int64_t gathered_frames() const { return pending_frames_; }  // frames of the chunk being gathered
     const StreamStats& stats() const;
     double last_chunk_seconds() const { return last_chunk_s_; }
@@ -230,7 +240,7 @@ private:
     StreamConfig cfg_;
     std::unique_ptr<StreamV2V> stream_;
     std::vector<uint8_t> pending_;  // [n, H, W, 3] RGB of the chunk being gathered (push_rgb)
-    std::vector<std::vector<float>> pending_planes_;  // n × [3, H, W] (push_planes)
+    std::vector<std::vector<uint8_t>> pending_frames_rgb_;  // n × [H, W, 3] (push_rgb8)
     int64_t pending_frames_ = 0;
     double last_chunk_s_ = 0;
     ChunkTimes times_, gathering_;

@@ -135,9 +135,7 @@ void StreamPipeline::push_frame(std::vector<uint8_t> bytes, StreamClock::time_po
                        .submit([b = std::move(bytes), w, h]() mutable {
                            const auto t = StreamClock::now();
                            Decoded d;
-                           const std::vector<uint8_t> rgb = stream_frame_rgb(std::move(b), w, h);
-                           d.planes.resize(size_t(3 * w * h));
-                           rgb24_frame_to_planes(rgb.data(), h, w, d.planes.data(), size_t(w * h));
+                           d.rgb = stream_frame_rgb(std::move(b), w, h);  // bytes only: converted on the device
                            d.ms = ms_since(t);
                            return d;
                        })
@@ -211,24 +209,27 @@ void StreamPipeline::run_frame(Item& it) {
         ChunkTimes& g = session_.gathering();
         g.wait += waited;
         g.decode += d.ms;
-        const StreamSession::RestyledHost r = session_.push_planes(std::move(d.planes));
+        StreamSession::RestyledHost r = session_.push_rgb8(std::move(d.rgb));
         ++gathered_;
         if (!r.ran) return;  // still gathering the chunk's frames
-        // The chunk ran: convert (and encode) its frames in parallel on the pool, go on to the next chunk.
+        // The chunk ran: raw frames go out as downloaded; JPEG ones are encoded in parallel on the pool.
+        // Either way the stream thread goes on to the next chunk.
         const StreamStats& st = session_.stats();
         const StreamConfig& c = session_.config();
         p.out.frames_done = gathered_;
         gathered_ = 0;
         p.encode_start = StreamClock::now();
-        const size_t plane = size_t(r.height * r.width), channel_stride = size_t(r.frames) * plane;
-        for (int64_t f = 0; f < r.frames; ++f)
-            p.frames.push_back(pool_.submit([planes = r.planes, f, plane, channel_stride, h = r.height, w = r.width,
-                                             jpeg = c.format == "jpeg", q = c.quality] {
-                std::vector<uint8_t> rgb(plane * 3);
-                planes_to_rgb24_frame(planes->data() + size_t(f) * plane, channel_stride, h, w, rgb.data());
-                return jpeg ? encode_jpeg(rgb.data(), w, h, 3, q) : rgb;
-            }));
-        p.out.message = json{{"type", "chunk"},           {"frames", p.frames.size()},
+        const int64_t frames_back = int64_t(r.frames.size());
+        if (c.format == "jpeg") {
+            auto rgb = std::make_shared<const std::vector<std::vector<uint8_t>>>(std::move(r.frames));
+            for (size_t f = 0; f < rgb->size(); ++f)
+                p.frames.push_back(pool_.submit([rgb, f, h = r.height, w = r.width, q = c.quality] {
+                    return encode_jpeg((*rgb)[f].data(), w, h, 3, q);
+                }));
+        } else {
+            p.out.frames = std::move(r.frames);
+        }
+        p.out.message = json{{"type", "chunk"},           {"frames", frames_back},
                              {"frames_in", st.frames_in}, {"frames_out", st.frames_out},
                              {"chunks", st.chunks_in},    {"chunk_ms", session_.last_chunk_seconds() * 1e3},
                              {"format", c.format},        {"noise_scale", st.last_noise_scale}};
@@ -237,6 +238,7 @@ void StreamPipeline::run_frame(Item& it) {
         // A bad frame settles itself; a failed chunk (its frames taken, then the model threw) settles
         // all the frames gathered for it.
         p.frames.clear();
+        p.out.frames.clear();
         const int64_t kept = session_.gathered_frames();
         p.out.frames_done = gathered_ + 1 - kept;
         gathered_ = kept;
@@ -257,7 +259,7 @@ void StreamPipeline::emit_loop() {
         }
         try {
             for (auto& f : p.frames) p.out.frames.push_back(f.get());
-            if (!p.frames.empty() && p.out.message.contains("parts"))  // the parallel conversion (+ JPEG) wall time
+            if (!p.frames.empty() && p.out.message.contains("parts"))  // the parallel encodes' wall time (JPEG)
                 p.out.message["parts"]["encode_ms"] = ms_since(p.encode_start);
         } catch (const Error& e) {
             p.out.frames.clear();

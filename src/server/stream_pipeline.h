@@ -3,9 +3,11 @@
 //
 //   caller thread  push_frame / push_text: never block. A frame's decode (JPEG → RGB, or RGBA → RGB)
 //                  goes to the codec pool at once, against the size of the last config pushed.
-//   codec pool     codec_threads workers: decode incoming frames as they arrive (and convert them to the
-//                  model's f32 planes), and convert and encode a chunk's outgoing frames in parallel (one
-//                  TurboJPEG handle per call). The stream thread only gathers, uploads, runs and downloads.
+//   codec pool     codec_threads workers: decode incoming frames to RGB bytes as they arrive, and encode a
+//                  chunk's outgoing RGB frames in parallel (one TurboJPEG handle per call; raw frames go
+//                  out as the stream thread downloaded them). No pixel conversion runs here: u8 ↔ f32 is done on the model's device
+//                  (ops/rgb8.h), so 1 byte per value crosses the host–device link instead of 4. The stream
+//                  thread only takes the decoded buffers (moved), uploads, runs and downloads.
 //   stream thread  takes the items in arrival order: a config is applied between chunks (StreamSession);
 //                  a frame waits for its own decode only (the others keep decoding); a complete chunk
 //                  runs the model, hands its frames to the pool for encoding and goes on to the next chunk.
@@ -86,8 +88,8 @@ public:
 
 private:
     struct Decoded {
-        std::vector<float> planes;  // [3, H, W] in [−1, 1]
-        double ms = 0;              // decode + conversion time on the pool
+        std::vector<uint8_t> rgb;  // [H, W, 3] (stream_frame_rgb)
+        double ms = 0;             // decode time on the pool
     };
     struct Item {
         enum Kind { Frame, Config, Error } kind = Frame;

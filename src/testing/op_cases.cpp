@@ -6,6 +6,7 @@
 // the GEMM attention path, Winograd convolutions) are kept from the old per-backend tests.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <memory>
 
 #include "core/error.h"
@@ -13,6 +14,7 @@
 #include "cpu/qmatmul.h"
 #include "io/gguf_quants.h"
 #include "ops/clamp.h"
+#include "ops/rgb8.h"
 #include "testing/op_table.h"
 #include "testing/ref64.h"
 #include "testing/ref_quantize.h"
@@ -328,6 +330,73 @@ OpCase clamp(std::string name, Shape shape, float lo, float hi, Layout layout = 
                     for (double& v : p.ref) v = std::min(std::max(v, double(lo)), double(hi));
                 }
                 p.bytes = 2 * nbytes({x.t});
+                p.shape = shape_str(s);
+                return p;
+            }};
+}
+
+// rgb8_to_video / video_to_rgb8 (ops/rgb8.h): exact formulas, so the reference is the f32 arithmetic
+// itself written out step by step (no float64: a float64 chain would round differently) and the check
+// is Exact. Every byte value 0..255 appears; the video input holds NaN, ±inf, ±1, values just inside
+// and outside [−1, 1] and each byte's own value (the round trip's edge). Sized: a stream chunk, 4 × 832×480.
+float ref_byte_to_unit(uint8_t v) {
+    float x = float(v);
+    x = x / 255.0f;
+    x = x * 2.0f;
+    return x - 1.0f;
+}
+uint8_t ref_unit_to_byte(float x) {
+    x = std::isnan(x) ? -1.0f : (x < -1.0f ? -1.0f : (x > 1.0f ? 1.0f : x));
+    x = x + 1.0f;
+    x = x / 2.0f;
+    x = x * 255.0f;
+    return uint8_t(x);
+}
+OpCase rgb8_to_video(std::string name, Shape shape, Layout layout = L::Contig, bool sized = false) {  // shape [n, H, W, 3]
+    return {"rgb8_to_video", std::move(name), {{DType::U8, F32}}, sized, Check::Exact, [=](CaseCtx& c) {
+                const Shape s = sized ? (c.perf ? Shape{4, 480, 832, 3} : Shape{4, 9, 13, 3}) : shape;
+                const int64_t px = s[0] * s[1] * s[2];
+                Vec v = c.ints(shape_numel(s), 0, 255);
+                for (int64_t i = 0; i < std::min<int64_t>(256, int64_t(v.size())); ++i) v[size_t(i)] = double(i);
+                Input x = c.from(DType::U8, s, v, layout);
+                Out y = std::make_shared<Tensor>();
+                Prepared p;
+                p.run = [=] { *y = ops::rgb8_to_video(x.t); };
+                p.result = read(y);
+                if (!c.perf) {
+                    p.ref.resize(size_t(3 * px));  // [3, n, H, W]: pixel i's channel ch at ch·px + i
+                    for (int64_t i = 0; i < px; ++i)
+                        for (int64_t ch = 0; ch < 3; ++ch)
+                            p.ref[size_t(ch * px + i)] = double(ref_byte_to_unit(uint8_t(x.v[size_t(3 * i + ch)])));
+                }
+                p.bytes = double(px) * 3 * (1 + 4);
+                p.shape = shape_str(s);
+                return p;
+            }};
+}
+OpCase video_to_rgb8(std::string name, Shape shape, Layout layout = L::Contig, bool sized = false) {  // shape [3, n, H, W]
+    return {"video_to_rgb8", std::move(name), {{F32, DType::U8}}, sized, Check::Exact, [=](CaseCtx& c) {
+                const Shape s = sized ? (c.perf ? Shape{3, 4, 480, 832} : Shape{3, 4, 9, 13}) : shape;
+                const int64_t px = s[1] * s[2] * s[3];
+                Input r = c.rand(F32, s, 0.8f);
+                Vec v = r.v;
+                const double inf = std::numeric_limits<double>::infinity();
+                Vec special = {std::nan(""), inf, -inf, -1.0, 1.0, 0.0, -0.0, 1.0000001, -1.0000001, 0.99999994,
+                               -0.99999994, 3.5, -7.25, 1e-30, -1e-30};
+                for (int b = 0; b < 256; ++b) special.push_back(double(ref_byte_to_unit(uint8_t(b))));
+                for (size_t i = 0; i < special.size() && i < v.size(); ++i) v[(i * 7919) % v.size()] = special[i];
+                Input x = c.from(F32, s, v, layout);
+                Out y = std::make_shared<Tensor>();
+                Prepared p;
+                p.run = [=] { *y = ops::video_to_rgb8(x.t); };
+                p.result = read(y);
+                if (!c.perf) {
+                    p.ref.resize(size_t(3 * px));  // [n, H, W, 3]
+                    for (int64_t i = 0; i < px; ++i)
+                        for (int64_t ch = 0; ch < 3; ++ch)
+                            p.ref[size_t(3 * i + ch)] = double(ref_unit_to_byte(float(x.v[size_t(ch * px + i)])));
+                }
+                p.bytes = double(px) * 3 * (4 + 1);
                 p.shape = shape_str(s);
                 return p;
             }};
@@ -894,6 +963,16 @@ std::vector<OpCase> make_table() {
         clamp("clamp_7x11x13_transposed", {7, 11, 13}, 0.f, 1.f, L::Transposed),
         clamp("clamp_1_empty_range", {1}, 0.25f, 0.25f),
         clamp("clamp", {}, -1.f, 1.f, L::Contig, true),
+        rgb8_to_video("rgb8_to_video_1x1x1", {1, 1, 1, 3}),
+        rgb8_to_video("rgb8_to_video_n5_odd", {5, 7, 9, 3}),
+        rgb8_to_video("rgb8_to_video_n1_odd_padded", {1, 13, 11, 3}, L::Padded),
+        rgb8_to_video("rgb8_to_video_n2_offset", {2, 5, 33, 3}, L::Offset),
+        rgb8_to_video("rgb8_to_video", {}, L::Contig, true),
+        video_to_rgb8("video_to_rgb8_1x1x1", {3, 1, 1, 1}),
+        video_to_rgb8("video_to_rgb8_n5_odd", {3, 5, 7, 9}),
+        video_to_rgb8("video_to_rgb8_n1_odd_transposed", {3, 1, 13, 11}, L::Transposed),
+        video_to_rgb8("video_to_rgb8_n2_offset", {3, 2, 5, 33}, L::Offset),
+        video_to_rgb8("video_to_rgb8", {}, L::Contig, true),
         binary("add_broadcast_both", BinaryOp::Add, {1, 6, 5}, {3, 1, 5}, L::Contig, false, kActSigs),
         binary("add_same_shape_257", BinaryOp::Add, {3, 257}, {3, 257}, L::Contig, false, kActSigs),
         binary("mul_same_shape_odd", BinaryOp::Mul, {5, 7, 9}, {5, 7, 9}, L::Contig, false, kActSigs),
