@@ -454,14 +454,19 @@ for s in "${steps[@]}"; do
             run_p $W bench vae --model wan22 --device cuda --height 704 --width 1280 --latent_frames 31 --mode decode --conv_dtype f16 --warmup 0 --repeats 1 --profile
             grep -E "^###|rc=|PASSED|FAILED|rel-L2|v2v|VAE stream|DiT stream|first|decode|peak|conv3d|copy|binary" "$P" | cut -c1-220 | tail -80 | tee -a "$OUT/summary.txt" ;;
         session11)  # what session 10 built without a GPU: channels-last TAEHV (17), u8 serve frames (20), VAE half
-                    # activations (17, 19); stage STAGE_TESTS="test_backend_ops test_taehv test_vae test_vae22" (with
-                    # STAGE_FIXTURES=wan22 and STAGE_FIXTURE_FILES="vae22.safetensors taehv.safetensors vae.safetensors")
+                    # activations (17, 19); stage STAGE_TESTS="test_backend_ops test_taehv test_vae test_vae22 test_serve" (with
+                    # STAGE_FIXTURES=wan22 and STAGE_FIXTURE_FILES="vae22.safetensors taehv.safetensors vae.safetensors"; add
+                    # test_serve), then run `session10` for the serve and V2V rows with the 1.3B model
             log "channels-last TAEHV, u8 serve ops, VAE half activations"
             P="$OUT/session11.log"; W=$BIN/wanrt
             run_p() { echo "### $*" >> "$P"; timeout ${STEP_TIMEOUT:-120} "$@" >> "$P" 2>&1; echo "rc=$?" >> "$P"; }
             run_p $BIN/test_backend_ops --gtest_filter='*conv*:*upsample*:*rgb8*:*norm*:*inary*:*nary*'
             for t in test_taehv test_vae test_vae22; do
                 WANRT_TEST_DEVICE=cuda run_p $BIN/$t --gtest_filter='-*Pth*:*Cli*:*CommandLine*'
+            done
+            WANRT_TEST_DEVICE=cuda run_p $BIN/test_serve --gtest_filter='*StreamPipeline*'
+            for f in jpeg raw; do
+                run_p $W bench serve --device cuda --width 832 --height 480 --steps 2 --chunks 40 --format $f --json $OUT/serve_u8_$f.json
             done
             for l in ncdhw ndhwc; do
                 for m in decode encode stream; do
@@ -471,7 +476,7 @@ for s in "${steps[@]}"; do
             done
             run_p $W bench vae --device cuda --mode both --latent_frames 21 --height 480 --width 832 --conv_dtype f16 --profile
             run_p $W bench vae --model wan22 --device cuda --height 704 --width 1280 --latent_frames 31 --mode decode --conv_dtype f16 --warmup 0 --repeats 1 --profile
-            grep -E "^###|rc=|PASSED|FAILED|decode|encode|stream|peak|conv3d|copy|binary|norm|unary" "$P" | cut -c1-200 | tail -120 | tee -a "$OUT/summary.txt" ;;
+            grep -E "^###|rc=|PASSED|FAILED|decode|encode|stream|peak|conv3d|copy|binary|norm|unary|overhead|round trip|FPS|parts" "$P" | cut -c1-200 | tail -140 | tee -a "$OUT/summary.txt" ;;
         session10)  # issue 17's table: streaming V2V with TAEHV and the Wan VAE (FPS, first-frame latency), whole-clip VAE;
                     # issue 20: serve with the 1.3B streaming model (synthetic full folder) instead of the demo model
             log "v2v TAEHV / Wan VAE, VAE 480p, serve 1.3B"
