@@ -130,8 +130,12 @@ __global__ void channel_rms_norm_half_kernel(const H* __restrict__ x, const floa
     }
 }
 
-__device__ __forceinline__ float2 widen2(__half2 v) { return __half22float2(v); }
-__device__ __forceinline__ float2 widen2(__nv_bfloat162 v) { return __bfloat1622float2(v); }
+__device__ __forceinline__ float2 widen2(__half2 v) {
+    return __half22float2(v);
+}
+__device__ __forceinline__ float2 widen2(__nv_bfloat162 v) {
+    return __bfloat1622float2(v);
+}
 template <class H2>
 __device__ __forceinline__ H2 narrow2(float a, float b);
 template <>
