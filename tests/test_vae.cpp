@@ -103,12 +103,16 @@ Shape drop_batch(Shape s) {
     return s;
 }
 
-void golden(const std::shared_ptr<TensorSource>& weights, const char* label, DType conv_dtype = DType::F32,
-            double tol = golden_tol(), int64_t split_min_pixels = VaeConfig().split_min_pixels) {
+// Returns the rel-L2 errors {encode mu, decode}.
+std::pair<double, double> golden(const std::shared_ptr<TensorSource>& weights, const char* label,
+                                 DType conv_dtype = DType::F32, double tol = golden_tol(),
+                                 int64_t split_min_pixels = VaeConfig().split_min_pixels,
+                                 bool half_activations = true) {
     auto fx = test::open_fixture("vae.safetensors");
     VaeConfig cfg = VaeConfig::from_json(fx->metadata().at("config"));
     cfg.conv_dtype = conv_dtype;
     cfg.split_min_pixels = split_min_pixels;
+    cfg.half_activations = half_activations;
     auto be = golden_backend();
     auto vae = WanVae::load(weights, cfg, be);
 
@@ -129,11 +133,16 @@ void golden(const std::shared_ptr<TensorSource>& weights, const char* label, DTy
     std::printf("[golden %s] decode %s: rel-L2 %.3g, max abs %.3g\n", label, dec.describe().c_str(), e2.rel,
                 e2.max_abs);
     EXPECT_LT(e2.rel, tol);
+    EXPECT_EQ(mu.dtype(), DType::F32) << "encode returns f32 whatever the activations";
+    EXPECT_EQ(dec.dtype(), DType::F32) << "decode returns f32 whatever the activations";
+    return {e1.rel, e2.rel};
 }
 
-std::shared_ptr<WanVae> fixture_vae() {
+std::shared_ptr<WanVae> fixture_vae(DType conv_dtype = DType::F32) {
     auto fx = test::open_fixture("vae.safetensors");
-    return WanVae::load(weights_only(fx), VaeConfig::from_json(fx->metadata().at("config")), cpu());
+    VaeConfig cfg = VaeConfig::from_json(fx->metadata().at("config"));
+    cfg.conv_dtype = conv_dtype;
+    return WanVae::load(weights_only(fx), cfg, cpu());
 }
 
 Tensor random_tensor(const Shape& s, uint32_t seed, float scale = 1.0f) {
@@ -176,12 +185,32 @@ TEST(VaeGolden, WeightsFromPth) {
 TEST(VaeGolden, SplitFrames) {
     golden(weights_only(open_safetensors(fixture("vae.safetensors"))), "split frames", DType::F32, golden_tol(), 0);
 }
-// Half-precision convs (VaeConfig::conv_dtype): on the CPU only the weights are rounded; CUDA also
-// rounds each conv's input and output. The printed errors are the figures docs/perf.md quotes.
+// Half-precision convs with f32 activations (half_activations off, the path before session 10): on
+// the CPU only the weights are rounded; CUDA also rounds each conv's input and output.
 TEST(VaeGolden, HalfPrecisionConvs) {
     auto w = weights_only(open_safetensors(fixture("vae.safetensors")));
-    golden(w, "f16 convs", DType::F16, 5e-3);
-    golden(w, "bf16 convs", DType::BF16, 3e-2);
+    golden(w, "f16 convs, f32 activations", DType::F16, 5e-3, VaeConfig().split_min_pixels, false);
+    golden(w, "bf16 convs, f32 activations", DType::BF16, 3e-2, VaeConfig().split_min_pixels, false);
+}
+
+// Half convs with half activations (the default for half convs): every norm, SiLU, add, resample
+// and cache is rounded to the conv dtype too. Measured on the CPU (rel-L2 vs float64, encode mu /
+// decode): f16 5.3e-4 / 2.0e-3 (split frames 5.4e-4 / 2.0e-3), bf16 4.3e-3 / 1.6e-2 (f32 activations:
+// f16 3.0e-4 / 1.0e-3, bf16 2.5e-3 / 7.8e-3); the bounds (2.5e-3, 2e-2) sit just above the decode's. The errors must
+// differ from the f32-activation path's: equal errors would mean the half path silently ran in f32.
+TEST(VaeGolden, HalfActivations) {
+    auto w = weights_only(open_safetensors(fixture("vae.safetensors")));
+    const int64_t never = VaeConfig().split_min_pixels;
+    const auto f16 = golden(w, "f16 convs, f16 activations", DType::F16, 2.5e-3, never, true);
+    const auto f16_f32act = golden(w, "f16 convs, f32 activations", DType::F16, 5e-3, never, false);
+    EXPECT_NE(f16.first, f16_f32act.first);
+    EXPECT_NE(f16.second, f16_f32act.second);
+    const auto bf16 = golden(w, "bf16 convs, bf16 activations", DType::BF16, 2e-2, never, true);
+    const auto bf16_f32act = golden(w, "bf16 convs, f32 activations", DType::BF16, 3e-2, never, false);
+    EXPECT_NE(bf16.first, bf16_f32act.first);
+    EXPECT_NE(bf16.second, bf16_f32act.second);
+    // Frame by frame (split frames: per_frame joins half frames) holds the same bound.
+    golden(w, "f16 activations, split frames", DType::F16, 2.5e-3, 0, true);
 }
 
 // The pipeline fixture's VAE has another config (num_res_blocks 1, 32×48 frames): decoding its final
@@ -205,8 +234,7 @@ TEST(VaeGolden, PipelineVaeDecode) {
 
 // Feeding the stream objects chunk by chunk equals whole-clip encode/decode bit for bit, results
 // are causal (a prefix of the clip gives a prefix of the output), and reset() starts a new clip.
-TEST(VaeStream, ChunkedEqualsWholeAndIsCausal) {
-    auto vae = fixture_vae();
+static void stream_equals_whole(const std::shared_ptr<WanVae>& vae) {
     const int64_t z = vae->config().z_dim;
     Tensor video = random_tensor({3, 9, 16, 24}, 1);
     Tensor whole = vae->encode(video);
@@ -238,6 +266,14 @@ TEST(VaeStream, ChunkedEqualsWholeAndIsCausal) {
     expect_bitwise(vae->decode(lat.slice(1, 0, 2)), dec.slice(1, 0, 5), "decode prefix");
     d1.reset();
     expect_bitwise(d1.push(lat.slice(1, 0, 1)), dec.slice(1, 0, 1), "decode after reset");
+}
+
+TEST(VaeStream, ChunkedEqualsWholeAndIsCausal) {
+    stream_equals_whole(fixture_vae());
+}
+// With half activations the caches hold f16 frames: chunked is still whole-clip bit for bit.
+TEST(VaeStream, HalfActivationsChunkedEqualsWhole) {
+    stream_equals_whole(fixture_vae(DType::F16));
 }
 
 TEST(VaeBadInput, Table) {
@@ -451,19 +487,35 @@ TEST(VaeBlocks, ResampleModesChunkedMatchFloat64) {
         HostVideo xh = make_video(c.C, T, c.H, c.W);
         std::copy(xv.begin(), xv.end(), xh.v.begin());
         const Tensor x = ops::from_host(*cpu(), DType::F32, {c.C, T, c.H, c.W}, xv.data());
-        VaeFeatCache fc;
-        std::vector<Tensor> outs;
-        int64_t t = 0;
-        for (int64_t n : c.chunks) {
-            fc.idx = 0;
-            outs.push_back(vae::resample_forward(k.rs, x.slice(1, t, t + n), fc));
-            t += n;
-        }
-        const Tensor y = ops::concat(outs, 1);
+        auto chunked = [&](const vae::Resample& rs, const Tensor& xin) {
+            VaeFeatCache fc;
+            std::vector<Tensor> outs;
+            int64_t t = 0;
+            for (int64_t n : c.chunks) {
+                fc.idx = 0;
+                outs.push_back(vae::resample_forward(rs, xin.slice(1, t, t + n), fc));
+                t += n;
+            }
+            return ops::concat(outs, 1);
+        };
+        const Tensor y = chunked(k.rs, x);
         const HostVideo ref = resample_ref(k, xh);
         ASSERT_EQ(y.shape(), (Shape{ref.C, ref.T, ref.H, ref.W})) << c.name;
         const Err e = compare(y, ref.v);
         std::printf("[resample] %-38s %s: rel-L2 %.2e, max abs %.2e\n", c.name, y.describe().c_str(), e.rel, e.max_abs);
         EXPECT_LT(e.rel, 1e-5) << c.name;
+        // Half activations: f16 weights and input keep every intermediate (caches, Up3d's zero
+        // history, the time conv's frame interleave) in f16; only roundings separate it from float64
+        // (measured 2.9e-4 … 5.1e-4 rel-L2 on the CPU, weights rounded too).
+        vae::Resample h = k.rs;
+        h.conv.w = ops::to_dtype(k.rs.conv.w, DType::F16);
+        if (h.time_conv.w.defined()) h.time_conv.w = ops::to_dtype(k.rs.time_conv.w, DType::F16);
+        const Tensor yh = chunked(h, ops::to_dtype(x, DType::F16));
+        EXPECT_EQ(yh.dtype(), DType::F16) << c.name;
+        const Err eh = compare(yh, ref.v);
+        std::printf("[resample] %-38s %s: rel-L2 %.2e, max abs %.2e\n", c.name, yh.describe().c_str(), eh.rel,
+                    eh.max_abs);
+        EXPECT_LT(eh.rel, 1e-3) << c.name << " in f16";
+        EXPECT_GT(eh.rel, e.rel) << c.name << ": the f16 path rounds";
     }
 }

@@ -73,9 +73,11 @@ Vae22Config fixture_config(const SafeTensorsFile& fx) {
     return Vae22Config::from_json(test::meta(fx, "config"));
 }
 
-std::shared_ptr<Vae22Model> fixture_vae(std::shared_ptr<Backend> be = cpu()) {
+std::shared_ptr<Vae22Model> fixture_vae(std::shared_ptr<Backend> be = cpu(), DType conv_dtype = DType::F32) {
     auto fx = test::open_fixture("vae22.safetensors");
-    return Vae22Model::load(std::make_shared<WeightsOnly>(fx), fixture_config(*fx), be);
+    Vae22Config cfg = fixture_config(*fx);
+    cfg.conv_dtype = conv_dtype;
+    return Vae22Model::load(std::make_shared<WeightsOnly>(fx), cfg, be);
 }
 
 void golden(std::shared_ptr<TensorSource> weights, const std::string& label) {
@@ -108,19 +110,36 @@ TEST(Vae22Golden, WeightsFromPth) {
     golden(open_pth(test::fixture_path("vae22_weights.pth")), "vae22_weights.pth");
 }
 
-// Half-precision conv weights (Vae22Config::conv_dtype) load and stay close: the CPU widens them.
+// Half-precision conv weights (Vae22Config::conv_dtype), with f32 activations (half_activations off:
+// the CPU widens the weights only) and with half activations (the default: every activation and
+// cache rounded to the conv dtype). Measured on the CPU (rel-L2 vs float64, encode / decode):
+// f32 activations f16 5.3e-4 / 7.9e-4, bf16 4.5e-3 / 5.4e-3; half activations f16 1.1e-3 / 1.4e-3,
+// bf16 7.8e-3 / 1.1e-2; the half bounds (2e-3, 1.5e-2) sit just above. The two paths' errors must
+// differ: equal errors would mean the half path silently ran in f32.
 TEST(Vae22Golden, HalfPrecisionConvs) {
     auto fx = test::open_fixture("vae22.safetensors");
     auto be = golden_backend();
+    const auto mu_ref = test::load_f64(*fx, "out.mu"), dec_ref = test::load_f64(*fx, "out.decoded_raw");
     for (DType dt : {DType::F16, DType::BF16}) {
-        Vae22Config cfg = fixture_config(*fx);
-        cfg.conv_dtype = dt;
-        auto vae = Vae22Model::load(std::make_shared<WeightsOnly>(fx), cfg, be);
-        const double tol = dt == DType::F16 ? 5e-3 : 3e-2;
-        EXPECT_CLOSE(vae->encode(input(*be, *fx, "in.video")), test::load_f64(*fx, "out.mu"), tol,
-                     cat(dtype_name(dt), " convs: encode"));
-        EXPECT_CLOSE(vae->decode(input(*be, *fx, "in.z")), test::load_f64(*fx, "out.decoded_raw"), tol,
-                     cat(dtype_name(dt), " convs: decode"));
+        double err[2][2] = {};  // [half activations][encode, decode]
+        for (bool half_act : {false, true}) {
+            Vae22Config cfg = fixture_config(*fx);
+            cfg.conv_dtype = dt;
+            cfg.half_activations = half_act;
+            auto vae = Vae22Model::load(std::make_shared<WeightsOnly>(fx), cfg, be);
+            const double tol = dt == DType::F16 ? (half_act ? 2e-3 : 5e-3) : (half_act ? 1.5e-2 : 3e-2);
+            const std::string what =
+                cat(dtype_name(dt), " convs, ", half_act ? dtype_name(dt) : "f32", " activations: ");
+            Tensor mu = vae->encode(input(*be, *fx, "in.video")), dec = vae->decode(input(*be, *fx, "in.z"));
+            EXPECT_EQ(mu.dtype(), DType::F32) << what;
+            EXPECT_EQ(dec.dtype(), DType::F32) << what;
+            EXPECT_CLOSE(mu, mu_ref, tol, what + "encode");
+            EXPECT_CLOSE(dec, dec_ref, tol, what + "decode");
+            err[half_act][0] = test::compare(mu, mu_ref).rel_l2;
+            err[half_act][1] = test::compare(dec, dec_ref).rel_l2;
+        }
+        EXPECT_NE(err[1][0], err[0][0]) << dtype_name(dt) << ": half-activation encode ran as f32";
+        EXPECT_NE(err[1][1], err[0][1]) << dtype_name(dt) << ": half-activation decode ran as f32";
     }
 }
 
@@ -209,8 +228,7 @@ TEST(Vae22Blocks, ShortcutsMatchLoops) {
 
 // The stream objects chunk by chunk equal whole-clip encode/decode bit for bit; prefixes give
 // prefixes (causal), reset() starts a new clip.
-TEST(Vae22Stream, ChunkedEqualsWholeAndIsCausal) {
-    auto vae = fixture_vae();
+static void stream_equals_whole(const std::shared_ptr<Vae22Model>& vae) {
     auto be = cpu();
     Tensor video = test::randn_tensor(*be, {3, 9, 32, 16}, 1, 0.5f);
     Tensor whole = vae->encode(video);
@@ -237,6 +255,15 @@ TEST(Vae22Stream, ChunkedEqualsWholeAndIsCausal) {
     EXPECT_CLOSE(vae->decode(lat.slice(1, 0, 2)), test::to_f64(dec.slice(1, 0, 5)), 0, "decode prefix");
     d.reset();
     EXPECT_CLOSE(d.push(lat.slice(1, 0, 1)), test::to_f64(dec.slice(1, 0, 1)), 0, "decode after reset");
+}
+
+TEST(Vae22Stream, ChunkedEqualsWholeAndIsCausal) {
+    stream_equals_whole(fixture_vae());
+}
+// With half activations the caches and the DupUp3D/AvgDown3D shortcuts run in f16: chunked is still
+// whole-clip bit for bit.
+TEST(Vae22Stream, HalfActivationsChunkedEqualsWhole) {
+    stream_equals_whole(fixture_vae(cpu(), DType::F16));
 }
 
 // The config read back from the tensors alone (Wan2.2_VAE.pth carries none) is the fixture's.
@@ -271,6 +298,15 @@ TEST(Vae22Stream, SplitFramesEqualsWholeChunks) {
     const double tol = be->host_visible() ? 2e-6 : 1e-3;
     EXPECT_CLOSE(split->encode(video), test::to_f64(whole->encode(video)), tol, "encode split vs whole");
     EXPECT_CLOSE(split->decode(z), test::to_f64(whole->decode(z)), tol, "decode split vs whole");
+    // With half activations each conv's output is rounded to f16 once, so the summation-order
+    // differences can flip a rounding: measured on the CPU encode 0 (bit for bit), decode 5.4e-5.
+    cfg.conv_dtype = DType::F16;
+    auto whole16 = Vae22Model::load(std::make_shared<WeightsOnly>(fx), cfg, be);
+    cfg.split_frames = true;
+    auto split16 = Vae22Model::load(std::make_shared<WeightsOnly>(fx), cfg, be);
+    const double tol16 = be->host_visible() ? 1e-4 : 3e-3;  // CUDA: cuDNN picks per-shape half kernels
+    EXPECT_CLOSE(split16->encode(video), test::to_f64(whole16->encode(video)), tol16, "f16: encode split vs whole");
+    EXPECT_CLOSE(split16->decode(z), test::to_f64(whole16->decode(z)), tol16, "f16: decode split vs whole");
 }
 
 TEST(Vae22BadInput, Table) {

@@ -46,17 +46,19 @@ struct WeightsOnly final : TensorSource {
 };
 
 // The vae.safetensors model.
-std::shared_ptr<WanVae> fixture_vae() {
+std::shared_ptr<WanVae> fixture_vae(DType conv_dtype = DType::F32) {
     auto fx = test::open_fixture("vae.safetensors");
-    return WanVae::load(std::make_shared<WeightsOnly>(fx), VaeConfig::from_json(fx->metadata().at("config")),
-                        backend());
+    VaeConfig cfg = VaeConfig::from_json(fx->metadata().at("config"));
+    cfg.conv_dtype = conv_dtype;  // f16: half activations inside each tile, the blend in f32
+    return WanVae::load(std::make_shared<WeightsOnly>(fx), cfg, backend());
 }
 
 // The vae22.safetensors model (Wan2.2: 16× spatial, 2×2 patchify).
-std::shared_ptr<Vae22Model> fixture_vae22() {
+std::shared_ptr<Vae22Model> fixture_vae22(DType conv_dtype = DType::F32) {
     auto fx = test::open_fixture("vae22.safetensors");
-    return Vae22Model::load(std::make_shared<WeightsOnly>(fx), Vae22Config::from_json(test::meta(*fx, "config")),
-                            backend());
+    Vae22Config cfg = Vae22Config::from_json(test::meta(*fx, "config"));
+    cfg.conv_dtype = conv_dtype;
+    return Vae22Model::load(std::make_shared<WeightsOnly>(fx), cfg, backend());
 }
 
 // A host [C, T, H, W] float64 array.
@@ -153,33 +155,43 @@ test::Err compare(const Tensor& out, const Arr& ref) {
 // 96 × 80 pixels in tiles of 48 with stride 32 (diffusers' 256/192 proportions): 3 × 3 tiles, the
 // last ones clipped, so every blend case (above, left, both, short edge tiles) occurs.
 TEST(VaeTiled, DecodeMatchesDiffusersBlend) {
-    auto vae = fixture_vae();
-    Tensor z = random_input({16, 2, 12, 10}, 1);
-    const Arr ref = diffusers_tiled(z, 6, 4, 48, 32, 96, 80, [&](const Tensor& t) { return vae->decode(t); });
-    const Tensor whole = vae->decode(z);
-    vae->set_tiling(VaeTiling::parse("48:32"));
-    const Tensor tiled = vae->decode(z);
-    const test::Err e = compare(tiled, ref);
-    std::printf("  tiled decode vs diffusers' blend: rel-L2 %.3e, max abs %.3e\n", e.rel_l2, e.max_abs);
-    EXPECT_LE(e.rel_l2, 1e-6);
-    const test::Err u = test::compare(test::to_f64(tiled), test::to_f64(whole));
-    std::printf("  tiled decode vs untiled (random weights): rel-L2 %.3e, max abs %.3e\n", u.rel_l2, u.max_abs);
-    EXPECT_GT(u.rel_l2, 0.0);  // the tiled path really ran
+    // f16: the half-activation path inside each tile; the blend of the f32 tile outputs is as exact.
+    for (DType dt : {DType::F32, DType::F16}) {
+        auto vae = fixture_vae(dt);
+        Tensor z = random_input({16, 2, 12, 10}, 1);
+        const Arr ref = diffusers_tiled(z, 6, 4, 48, 32, 96, 80, [&](const Tensor& t) { return vae->decode(t); });
+        const Tensor whole = vae->decode(z);
+        vae->set_tiling(VaeTiling::parse("48:32"));
+        const Tensor tiled = vae->decode(z);
+        const test::Err e = compare(tiled, ref);
+        std::printf("  %s: tiled decode vs diffusers' blend: rel-L2 %.3e, max abs %.3e\n", dtype_name(dt), e.rel_l2,
+                    e.max_abs);
+        EXPECT_LE(e.rel_l2, 1e-6);
+        const test::Err u = test::compare(test::to_f64(tiled), test::to_f64(whole));
+        std::printf("  %s: tiled decode vs untiled (random weights): rel-L2 %.3e, max abs %.3e\n", dtype_name(dt),
+                    u.rel_l2, u.max_abs);
+        EXPECT_GT(u.rel_l2, 0.0);  // the tiled path really ran
+    }
 }
 
 TEST(VaeTiled, EncodeMatchesDiffusersBlend) {
-    auto vae = fixture_vae();
-    Tensor v = random_input({3, 5, 96, 80}, 2);
-    const Arr ref = diffusers_tiled(v, 48, 32, 6, 4, 12, 10, [&](const Tensor& t) { return vae->encode(t); });
-    const Tensor whole = vae->encode(v);
-    vae->set_tiling(VaeTiling::parse("48:32"));
-    const Tensor tiled = vae->encode(v);
-    const test::Err e = compare(tiled, ref);
-    std::printf("  tiled encode vs diffusers' blend: rel-L2 %.3e, max abs %.3e\n", e.rel_l2, e.max_abs);
-    EXPECT_LE(e.rel_l2, 1e-6);
-    const test::Err u = test::compare(test::to_f64(tiled), test::to_f64(whole));
-    std::printf("  tiled encode vs untiled (random weights): rel-L2 %.3e, max abs %.3e\n", u.rel_l2, u.max_abs);
-    EXPECT_GT(u.rel_l2, 0.0);
+    // f16: the half-activation path inside each tile; the blend of the f32 tile outputs is as exact.
+    for (DType dt : {DType::F32, DType::F16}) {
+        auto vae = fixture_vae(dt);
+        Tensor v = random_input({3, 5, 96, 80}, 2);
+        const Arr ref = diffusers_tiled(v, 48, 32, 6, 4, 12, 10, [&](const Tensor& t) { return vae->encode(t); });
+        const Tensor whole = vae->encode(v);
+        vae->set_tiling(VaeTiling::parse("48:32"));
+        const Tensor tiled = vae->encode(v);
+        const test::Err e = compare(tiled, ref);
+        std::printf("  %s: tiled encode vs diffusers' blend: rel-L2 %.3e, max abs %.3e\n", dtype_name(dt), e.rel_l2,
+                    e.max_abs);
+        EXPECT_LE(e.rel_l2, 1e-6);
+        const test::Err u = test::compare(test::to_f64(tiled), test::to_f64(whole));
+        std::printf("  %s: tiled encode vs untiled (random weights): rel-L2 %.3e, max abs %.3e\n", dtype_name(dt),
+                    u.rel_l2, u.max_abs);
+        EXPECT_GT(u.rel_l2, 0.0);
+    }
 }
 
 // A frame that fits one tile is not tiled: the fixture's golden decode, bit for bit.
@@ -218,38 +230,48 @@ TEST(VaeTiled, BadFlagValues) {
 // columns, as diffusers' tiled_decode does for patch_size 2 (a blend of the unpatchified pixels, over
 // 16 rows, would differ), then unpatchified.
 TEST(Vae22Tiled, DecodeMatchesDiffusersBlend) {
-    auto vae = fixture_vae22();
-    Tensor z = random_input({48, 2, 6, 5}, 1);
-    const Arr ref = unpatchify2(diffusers_tiled(z, 3, 2, 24, 16, 48, 40, [&](const Tensor& t) {
-        return vae22::patchify2(vae->decode(t));  // patchify inverts unpatchify exactly
-    }));
-    const Tensor whole = vae->decode(z);
-    vae->set_tiling(VaeTiling::parse("48:32"));
-    const Tensor tiled = vae->decode(z);
-    EXPECT_EQ(tiled.shape(), whole.shape());
-    const test::Err e = compare(tiled, ref);
-    std::printf("  Wan2.2 tiled decode vs diffusers' blend: rel-L2 %.3e, max abs %.3e\n", e.rel_l2, e.max_abs);
-    EXPECT_LE(e.rel_l2, 1e-6);
-    const test::Err u = test::compare(test::to_f64(tiled), test::to_f64(whole));
-    std::printf("  Wan2.2 tiled decode vs untiled (fixture weights): rel-L2 %.3e, max abs %.3e\n", u.rel_l2, u.max_abs);
-    EXPECT_GT(u.rel_l2, 0.0);  // the tiled path really ran
+    // f16: the half-activation path inside each tile; the blend of the f32 tile outputs is as exact.
+    for (DType dt : {DType::F32, DType::F16}) {
+        auto vae = fixture_vae22(dt);
+        Tensor z = random_input({48, 2, 6, 5}, 1);
+        const Arr ref = unpatchify2(diffusers_tiled(z, 3, 2, 24, 16, 48, 40, [&](const Tensor& t) {
+            return vae22::patchify2(vae->decode(t));  // patchify inverts unpatchify exactly
+        }));
+        const Tensor whole = vae->decode(z);
+        vae->set_tiling(VaeTiling::parse("48:32"));
+        const Tensor tiled = vae->decode(z);
+        EXPECT_EQ(tiled.shape(), whole.shape());
+        const test::Err e = compare(tiled, ref);
+        std::printf("  %s: Wan2.2 tiled decode vs diffusers' blend: rel-L2 %.3e, max abs %.3e\n", dtype_name(dt),
+                    e.rel_l2, e.max_abs);
+        EXPECT_LE(e.rel_l2, 1e-6);
+        const test::Err u = test::compare(test::to_f64(tiled), test::to_f64(whole));
+        std::printf("  %s: Wan2.2 tiled decode vs untiled (fixture weights): rel-L2 %.3e, max abs %.3e\n",
+                    dtype_name(dt), u.rel_l2, u.max_abs);
+        EXPECT_GT(u.rel_l2, 0.0);  // the tiled path really ran
+    }
 }
 
 // Encode tiles the pixels (tile and stride multiples of 16 keep each tile's 2×2 patchify the crop of
 // the whole video's) and blends the latents over (64 − 32)/16 = 2 rows / columns.
 TEST(Vae22Tiled, EncodeMatchesDiffusersBlend) {
-    auto vae = fixture_vae22();
-    Tensor v = random_input({3, 5, 96, 80}, 2);
-    const Arr ref = diffusers_tiled(v, 64, 32, 4, 2, 6, 5, [&](const Tensor& t) { return vae->encode(t); });
-    const Tensor whole = vae->encode(v);
-    vae->set_tiling(VaeTiling::parse("64:32"));
-    const Tensor tiled = vae->encode(v);
-    const test::Err e = compare(tiled, ref);
-    std::printf("  Wan2.2 tiled encode vs diffusers' blend: rel-L2 %.3e, max abs %.3e\n", e.rel_l2, e.max_abs);
-    EXPECT_LE(e.rel_l2, 1e-6);
-    const test::Err u = test::compare(test::to_f64(tiled), test::to_f64(whole));
-    std::printf("  Wan2.2 tiled encode vs untiled (fixture weights): rel-L2 %.3e, max abs %.3e\n", u.rel_l2, u.max_abs);
-    EXPECT_GT(u.rel_l2, 0.0);
+    // f16: the half-activation path inside each tile; the blend of the f32 tile outputs is as exact.
+    for (DType dt : {DType::F32, DType::F16}) {
+        auto vae = fixture_vae22(dt);
+        Tensor v = random_input({3, 5, 96, 80}, 2);
+        const Arr ref = diffusers_tiled(v, 64, 32, 4, 2, 6, 5, [&](const Tensor& t) { return vae->encode(t); });
+        const Tensor whole = vae->encode(v);
+        vae->set_tiling(VaeTiling::parse("64:32"));
+        const Tensor tiled = vae->encode(v);
+        const test::Err e = compare(tiled, ref);
+        std::printf("  %s: Wan2.2 tiled encode vs diffusers' blend: rel-L2 %.3e, max abs %.3e\n", dtype_name(dt),
+                    e.rel_l2, e.max_abs);
+        EXPECT_LE(e.rel_l2, 1e-6);
+        const test::Err u = test::compare(test::to_f64(tiled), test::to_f64(whole));
+        std::printf("  %s: Wan2.2 tiled encode vs untiled (fixture weights): rel-L2 %.3e, max abs %.3e\n",
+                    dtype_name(dt), u.rel_l2, u.max_abs);
+        EXPECT_GT(u.rel_l2, 0.0);
+    }
 }
 
 // A frame that fits one tile is the golden decode bit for bit; sizes must be multiples of 16, and the

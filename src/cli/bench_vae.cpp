@@ -29,7 +29,7 @@ struct Opts {
                 tae_layout = "auto";
     int height = 128, width = 128, latent_frames = 2;
     int64_t dim = 96, num_res_blocks = 2;
-    bool profile = false, tile_compare = false, whole_chunks = false, dim_given = false;
+    bool profile = false, tile_compare = false, whole_chunks = false, dim_given = false, f32_activations = false;
     int64_t split_min_pixels = VaeConfig().split_min_pixels;
     RunOpts run{"cpu", "", 1, 3, 0};
 };
@@ -40,6 +40,12 @@ Tensor random_input(Backend& be, const Shape& s, uint32_t seed) {
     std::vector<float> v(static_cast<size_t>(shape_numel(s)));
     for (auto& x : v) x = u(g);
     return ops::from_host(be, DType::F32, s, v.data());
+}
+
+// ", f16 activations" / ", f32 activations" after the conv precision (nothing for f32 convs).
+std::string acts(DType conv, bool half_activations) {
+    if (conv == DType::F32) return "";
+    return cat(", ", dtype_name(half_activations ? conv : DType::F32), " activations");
 }
 
 // --tile_compare: "rel-L2 …, max abs …" of a tiled result against the untiled one.
@@ -61,6 +67,7 @@ void run_wan22(const Opts& o) {
     if (o.dim_given) cfg.dim = o.dim;
     if (o.config_json.empty()) cfg.num_res_blocks = o.num_res_blocks;
     cfg.conv_dtype = parse_float_dtype("--conv_dtype", o.conv_dtype);
+    cfg.half_activations = !o.f32_activations;
     cfg.split_frames = !o.whole_chunks;
     cfg.validate();
     const int64_t f = cfg.spatial_factor(), T = 1 + cfg.temporal_factor() * (o.latent_frames - 1);
@@ -85,9 +92,9 @@ void run_wan22(const Opts& o) {
     rep.device = base->description();
     rep.config = {
         {"weights", p.empty() ? "random (seed 1234)" : p},
-        {"config",
-         cat("Wan2.2, dim ", cfg.dim, ", dec_dim ", cfg.dec_dim, ", z_dim ", cfg.z_dim, ", num_res_blocks ",
-             cfg.num_res_blocks, ", ", dtype_name(cfg.conv_dtype), " convs", cfg.split_frames ? "" : ", whole chunks")},
+        {"config", cat("Wan2.2, dim ", cfg.dim, ", dec_dim ", cfg.dec_dim, ", z_dim ", cfg.z_dim, ", num_res_blocks ",
+                       cfg.num_res_blocks, ", ", dtype_name(cfg.conv_dtype), " convs",
+                       acts(cfg.conv_dtype, cfg.half_activations), cfg.split_frames ? "" : ", whole chunks")},
         {"video", shape_str(vshape)},
         {"latent", shape_str(zshape)},
         {"load_ms", cat(load_ms)},
@@ -237,6 +244,7 @@ void run(const Opts& o) {
         cfg.num_res_blocks = o.num_res_blocks;
     }
     cfg.conv_dtype = parse_float_dtype("--conv_dtype", o.conv_dtype);
+    cfg.half_activations = !o.f32_activations;
     cfg.split_min_pixels = o.split_min_pixels;
     cfg.validate();
     auto base = make_backend(o.run.device, o.run.threads);
@@ -262,14 +270,16 @@ void run(const Opts& o) {
     BenchReport rep;
     rep.bench = "vae";
     rep.device = base->description();
-    rep.config = {{"weights", o.checkpoint.empty() ? "random (seed 1234)" : o.checkpoint},
-                  {"config", cat("dim ", cfg.dim, ", z_dim ", cfg.z_dim, ", num_res_blocks ", cfg.num_res_blocks, ", ",
-                                 dtype_name(cfg.conv_dtype), " convs", o.height * o.width >= cfg.split_min_pixels ? ", split frames" : "")},
-                  {"video", shape_str(vshape)},
-                  {"latent", shape_str(zshape)},
-                  {"load_ms", cat(load_ms)},
-                  {"tiling", tiling.enabled() ? cat(tiling.tile, " px tiles every ", tiling.stride_px(), " px") : "off"},
-                  {"warmup+repeats", cat(o.run.warmup, "+", o.run.repeats)}};
+    rep.config = {
+        {"weights", o.checkpoint.empty() ? "random (seed 1234)" : o.checkpoint},
+        {"config", cat("dim ", cfg.dim, ", z_dim ", cfg.z_dim, ", num_res_blocks ", cfg.num_res_blocks, ", ",
+                       dtype_name(cfg.conv_dtype), " convs", acts(cfg.conv_dtype, cfg.half_activations),
+                       o.height * o.width >= cfg.split_min_pixels ? ", split frames" : "")},
+        {"video", shape_str(vshape)},
+        {"latent", shape_str(zshape)},
+        {"load_ms", cat(load_ms)},
+        {"tiling", tiling.enabled() ? cat(tiling.tile, " px tiles every ", tiling.stride_px(), " px") : "off"},
+        {"warmup+repeats", cat(o.run.warmup, "+", o.run.repeats)}};
     // Per-op breakdown of one more call (synchronised after each op), after the timed ones.
     auto profile_rows = [&](const std::string& what, const std::function<void()>& fn) {
         if (!o.profile) return;
@@ -355,6 +365,9 @@ void setup(CLI::App& bench) {
     c->add_option("--checkpoint", o->checkpoint, "Wan2.1_VAE.pth / Wan2.2_VAE.pth or a .safetensors of the same names");
     c->add_option("--conv_dtype", o->conv_dtype, "Conv precision: f32 (TF32 on CUDA), f16 or bf16")
         ->capture_default_str();
+    c->add_flag("--f32_activations", o->f32_activations,
+                "With --conv_dtype f16/bf16 (wan21/wan22): widen every conv output to f32 instead of keeping the "
+                "activations in half (the earlier path, to compare)");
     c->add_option("--tile", o->tile,
                   "Spatial tiling: off, N or N:S (tile and stride in pixels, e.g. 256:192; multiples of 16 for wan22)")
         ->capture_default_str();

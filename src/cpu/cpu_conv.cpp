@@ -515,6 +515,14 @@ const RegisterKernel<Conv3dArgs, CpuBackend> reg_conv3d_half_io({{DType::F16, DT
                                                                 &conv3d_half_io);
 const RegisterKernel<ChannelRmsNormArgs, CpuBackend> reg_channel_rms_norm(
     {{DType::F32}}, [](CpuBackend& be, const ChannelRmsNormArgs& a) { channel_rms_norm_cpu(be, a.x, a.gamma, a.act, a.y); });
+// Half x and y: the f32 kernel on a widened copy, rounded once (the oracle of CUDA's half kernel,
+// which widens in registers; the same values).
+const RegisterKernel<ChannelRmsNormArgs, CpuBackend> reg_channel_rms_norm_half(
+    {{DType::F16}, {DType::BF16}}, [](CpuBackend& be, const ChannelRmsNormArgs& a) {
+        const Tensor y = be.empty(DType::F32, a.y.shape());
+        channel_rms_norm_cpu(be, ops::to_dtype(a.x, DType::F32), a.gamma, a.act, y);
+        ops::copy(y, a.y);
+    });
 const RegisterKernel<Upsample2xArgs, CpuBackend> reg_upsample2x({{DType::F32}, {DType::F16}, {DType::BF16}},
                                                                 [](CpuBackend& be, const Upsample2xArgs& a) {
                                                                     if (a.channels_last) return upsample2x_last_cpu(be, a.x, a.y);

@@ -20,7 +20,8 @@
 //    as their bytes (holds_block_types); linear decodes W to a bf16 scratch each call and runs the
 //    bf16 GEMM on it (cuda_linear_quant.cpp says why not a fused kernel).
 //  - conv3d runs through cuDNN (fp32 tensors, TF32 tensor cores allowed, as PyTorch's default),
-//    with a direct fp32 kernel as fallback; channel_rms_norm and upsample2x are fp32 kernels.
+//    with a direct fp32 kernel as fallback; channel_rms_norm and upsample2x run on f32 or, for the
+//    VAEs' half activations, f16/bf16 tensors (cuda_half_act.cu).
 #pragma once
 
 #include <cstddef>

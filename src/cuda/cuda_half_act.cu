@@ -1,4 +1,4 @@
-// Half-precision activations (cuda_half_act.h): unary, binary and upsample2x on f16/bf16 tensors,
+// Half-precision activations (cuda_half_act.h): unary, binary, upsample2x and channel_rms_norm on f16/bf16 tensors,
 // and the in-place bias of a half conv output. Values are widened to f32 in registers, computed as
 // the f32 kernels do, and rounded once; the CPU backend's half kernels (f32 on widened copies,
 // rounded once) are their oracle in the op table.
@@ -45,17 +45,20 @@ __global__ void unary_half_kernel(int act, const H* __restrict__ x, H* __restric
         y[i] = narrow<H>(activate(act, widen(x[i])));
 }
 
-template <class H>
+// Index math in I: 32-bit where every offset fits, as the f32 binary kernel (the Wan2.2 decoder's
+// DupUp3D shortcut adds over 6-D broadcast views run here with half activations).
+template <class H, class I>
 __global__ void binary_half_kernel(int op, const H* __restrict__ a, Strided sa, const H* __restrict__ b, Strided sb,
-                                   H* __restrict__ y, Strided sy, int64_t n) {
-    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-        int64_t idx = i, oa = 0, ob = 0, oy = 0;  // one decomposition over y's shape; a, b broadcast
+                                   H* __restrict__ y, Strided sy, I n) {
+    for (I i = I(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += I(gridDim.x) * blockDim.x) {
+        I idx = i, oa = 0, ob = 0, oy = 0;  // one decomposition over y's shape; a, b broadcast
         for (int d = sy.ndim - 1; d >= 0; --d) {
-            const int64_t c = idx % sy.shape[d];
-            idx /= sy.shape[d];
-            oa += c * sa.stride[d];
-            ob += c * sb.stride[d];
-            oy += c * sy.stride[d];
+            const I sz = I(sy.shape[d]);
+            const I c = idx % sz;
+            idx /= sz;
+            oa += c * I(sa.stride[d]);
+            ob += c * I(sb.stride[d]);
+            oy += c * I(sy.stride[d]);
         }
         const float va = widen(a[oa]), vb = widen(b[ob]);
         y[oy] = narrow<H>(op == 0 ? va + vb : va * vb);
@@ -111,7 +114,90 @@ __global__ void upsample2x_last_kernel(const E* __restrict__ x, E* __restrict__ 
     }
 }
 
+// channel_rms_norm on half x/y (gamma f32): as the f32 kernel, one thread per position s running
+// over the C channels (stride S), the sum of squares and the output in f32, y rounded once.
+template <class H>
+__global__ void channel_rms_norm_half_kernel(const H* __restrict__ x, const float* __restrict__ g, int act,
+                                             H* __restrict__ y, int64_t C, int64_t S) {
+    for (int64_t s = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; s < S; s += int64_t(gridDim.x) * blockDim.x) {
+        float ss = 0.f;
+        for (int64_t c = 0; c < C; ++c) {
+            const float v = widen(x[c * S + s]);
+            ss += v * v;
+        }
+        const float k = sqrtf(float(C)) / fmaxf(sqrtf(ss), 1e-12f);
+        for (int64_t c = 0; c < C; ++c) y[c * S + s] = narrow<H>(activate(act, widen(x[c * S + s]) * k * g[c]));
+    }
+}
+
+__device__ __forceinline__ float2 widen2(__half2 v) {
+    return __half22float2(v);
+}
+__device__ __forceinline__ float2 widen2(__nv_bfloat162 v) {
+    return __bfloat1622float2(v);
+}
+template <class H2>
+__device__ __forceinline__ H2 narrow2(float a, float b);
+template <>
+__device__ __forceinline__ __half2 narrow2<__half2>(float a, float b) {
+    return __floats2half2_rn(a, b);
+}
+template <>
+__device__ __forceinline__ __nv_bfloat162 narrow2<__nv_bfloat162>(float a, float b) {
+    return __floats2bfloat162_rn(a, b);
+}
+
+// The same with two adjacent positions per thread (S even, rows 4-byte aligned): one 4-byte load
+// per channel instead of two 2-byte ones, so a warp reads 128 contiguous bytes per channel row as
+// the f32 kernel does. Same arithmetic per position, so the same values as the scalar kernel.
+template <class H2>
+__global__ void channel_rms_norm_half2_kernel(const H2* __restrict__ x, const float* __restrict__ g, int act,
+                                              H2* __restrict__ y, int64_t C, int64_t S2) {
+    for (int64_t s = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; s < S2; s += int64_t(gridDim.x) * blockDim.x) {
+        float s0 = 0.f, s1 = 0.f;
+        for (int64_t c = 0; c < C; ++c) {
+            const float2 v = widen2(x[c * S2 + s]);
+            s0 += v.x * v.x;
+            s1 += v.y * v.y;
+        }
+        const float n = sqrtf(float(C));
+        const float k0 = n / fmaxf(sqrtf(s0), 1e-12f), k1 = n / fmaxf(sqrtf(s1), 1e-12f);
+        for (int64_t c = 0; c < C; ++c) {
+            const float2 v = widen2(x[c * S2 + s]);
+            y[c * S2 + s] = narrow2<H2>(activate(act, v.x * k0 * g[c]), activate(act, v.y * k1 * g[c]));
+        }
+    }
+}
+
 bool is_f16(DType t) { return t == DType::F16; }
+
+template <class H, class H2>
+void channel_rms_norm_half(const ChannelRmsNormArgs& a, int64_t C, int64_t S, cudaStream_t stream) {
+    const void* x = a.x.raw();
+    void* y = a.y.raw();
+    // x and y are contiguous and 16-byte aligned (ops::contiguous, fresh output), so with S even
+    // every channel row starts on a 4-byte boundary.
+    if (S % 2 == 0 && reinterpret_cast<uintptr_t>(x) % 4 == 0 && reinterpret_cast<uintptr_t>(y) % 4 == 0)
+        channel_rms_norm_half2_kernel<<<blocks_for(S / 2), kThreads, 0, stream>>>(
+            static_cast<const H2*>(x), a.gamma.data<float>(), int(a.act), static_cast<H2*>(y), C, S / 2);
+    else
+        channel_rms_norm_half_kernel<<<blocks_for(S), kThreads, 0, stream>>>(
+            static_cast<const H*>(x), a.gamma.data<float>(), int(a.act), static_cast<H*>(y), C, S);
+    CUDA_CHECK_LAUNCH();
+}
+
+void channel_rms_norm_half_cuda(CudaBackend& be, const ChannelRmsNormArgs& a) {
+    be.check_here(a.x, "channel_rms_norm");
+    be.check_here(a.gamma, "channel_rms_norm");
+    const int64_t C = a.x.size(0), S = C > 0 ? a.x.numel() / C : 0;
+    if (S > 0 && C > 0) {
+        if (is_f16(a.x.dtype()))
+            channel_rms_norm_half<__half, __half2>(a, C, S, be.stream());
+        else
+            channel_rms_norm_half<__nv_bfloat16, __nv_bfloat162>(a, C, S, be.stream());
+    }
+    be.wrote(a.y);
+}
 
 void unary_half_cuda(CudaBackend& be, const UnaryArgs& a) {
     be.check_here(a.x, "unary");
@@ -126,6 +212,25 @@ void unary_half_cuda(CudaBackend& be, const UnaryArgs& a) {
         CUDA_CHECK_LAUNCH();
     }
     be.wrote(a.y);
+}
+
+// 32-bit indices when n and every operand's largest offset fit below 2^31 (grid-stride steps
+// included: blocks_for caps the grid), else 64-bit.
+template <class H>
+void binary_half(int op, const H* a, const Strided& sa, const H* b, const Strided& sb, H* y, const Strided& sy,
+                 int64_t n, cudaStream_t stream) {
+    auto span = [](const Strided& s) {
+        int64_t m = 0;
+        for (int d = 0; d < s.ndim; ++d) m += (s.shape[d] - 1) * (s.stride[d] < 0 ? -s.stride[d] : s.stride[d]);
+        return m;
+    };
+    const int64_t lim = (int64_t(1) << 31) - int64_t(kThreads) * 65536 * 8;
+    bool narrow = n < lim && span(sa) < lim && span(sb) < lim && span(sy) < lim;
+    for (int d = 0; d < sy.ndim; ++d) narrow = narrow && sa.stride[d] >= 0 && sb.stride[d] >= 0 && sy.stride[d] >= 0;
+    if (narrow)
+        binary_half_kernel<<<blocks_for(n), kThreads, 0, stream>>>(op, a, sa, b, sb, y, sy, uint32_t(n));
+    else
+        binary_half_kernel<<<blocks_for(n), kThreads, 0, stream>>>(op, a, sa, b, sb, y, sy, n);
 }
 
 void binary_half_cuda(CudaBackend& be, const BinaryArgs& a) {
@@ -146,12 +251,11 @@ void binary_half_cuda(CudaBackend& be, const BinaryArgs& a) {
             const Shape& shape = a.y.shape();
             const Strided sa = broadcast_of(a.a, shape), sb = broadcast_of(a.b, shape), sy = broadcast_of(a.y, shape);
             if (f16)
-                binary_half_kernel<<<blocks_for(n), kThreads, 0, be.stream()>>>(
-                    int(a.op), a.a.data<__half>(), sa, a.b.data<__half>(), sb, a.y.data<__half>(), sy, n);
+                binary_half(int(a.op), a.a.data<__half>(), sa, a.b.data<__half>(), sb, a.y.data<__half>(), sy, n,
+                            be.stream());
             else
-                binary_half_kernel<<<blocks_for(n), kThreads, 0, be.stream()>>>(int(a.op), a.a.data<__nv_bfloat16>(), sa,
-                                                                                 a.b.data<__nv_bfloat16>(), sb,
-                                                                                 a.y.data<__nv_bfloat16>(), sy, n);
+                binary_half(int(a.op), a.a.data<__nv_bfloat16>(), sa, a.b.data<__nv_bfloat16>(), sb,
+                            a.y.data<__nv_bfloat16>(), sy, n, be.stream());
         }
         CUDA_CHECK_LAUNCH();
     }
@@ -178,6 +282,8 @@ void upsample2x_half_cuda(CudaBackend& be, const Upsample2xArgs& a) {
 const RegisterKernel<UnaryArgs, CudaBackend> reg_unary({{DType::F16}, {DType::BF16}}, &unary_half_cuda);
 const RegisterKernel<BinaryArgs, CudaBackend> reg_binary({{DType::F16}, {DType::BF16}}, &binary_half_cuda);
 const RegisterKernel<Upsample2xArgs, CudaBackend> reg_upsample2x({{DType::F16}, {DType::BF16}}, &upsample2x_half_cuda);
+const RegisterKernel<ChannelRmsNormArgs, CudaBackend> reg_channel_rms_norm({{DType::F16}, {DType::BF16}},
+                                                                           &channel_rms_norm_half_cuda);
 
 }  // namespace
 

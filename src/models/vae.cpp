@@ -433,12 +433,13 @@ Tensor VaeStreamEncoder::push(const Tensor& frames) {
                     s[2], "x", s[3], "; call reset() to start a new clip");
     WANRT_CHECK(frames.backend() == v.be_.get(), "vae",
                 "frames live on another backend than the VAE; upload them first");
-    const Tensor x = ops::to_dtype(frames, DType::F32);
+    // The frames go straight to the activation dtype (rounded once, before the first conv).
+    const Tensor x = ops::to_dtype(frames, activation_dtype(v.cfg_.conv_dtype, v.cfg_.half_activations));
     const bool split = x.size(2) * x.size(3) >= v.cfg_.split_min_pixels;
     Tensor out = coder_forward(v.net_->encoder, x, *cache_, split);  // [2z, t, h, w]
     out = pointwise(v.net_->conv1, out);
     const int64_t z = v.cfg_.z_dim;
-    Tensor mu = out.slice(0, 0, z);  // log-var (channels z..2z) is discarded
+    Tensor mu = as_dtype(out.slice(0, 0, z), DType::F32);  // log-var (channels z..2z) is discarded
     frames_ += s[1];
     H_ = s[2], W_ = s[3];
     return ops::mul(ops::add(mu, v.neg_mean_), v.inv_std_);  // (mu − mean) · (1/std)
@@ -465,10 +466,10 @@ Tensor VaeStreamDecoder::push(const Tensor& latent) {
                 "latent lives on another backend than the VAE; upload it first");
     Tensor x = ops::to_dtype(latent, DType::F32);
     x = ops::add(ops::mul(x, v.std_), v.mean_);  // z / (1/std) + mean
-    x = pointwise(v.net_->conv2, x);
+    x = pointwise(v.net_->conv2, as_dtype(x, activation_dtype(v.cfg_.conv_dtype, v.cfg_.half_activations)));
     const int64_t f = v.cfg_.spatial_factor();
     const bool split = f * f * x.size(2) * x.size(3) >= v.cfg_.split_min_pixels;
-    Tensor y = coder_forward(v.net_->decoder, x, *cache_, split);
+    Tensor y = as_dtype(coder_forward(v.net_->decoder, x, *cache_, split), DType::F32);  // the clip stays f32
     ++frames_;
     h_ = latent.size(2), w_ = latent.size(3);
     return y;

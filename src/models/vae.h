@@ -45,6 +45,11 @@ struct VaeConfig {
     // precision (ops::conv3d). f32 = the official error (TF32 on CUDA); f16/bf16 run CUDA's
     // half-precision tensor-core convolutions, with the error docs/perf.md reports.
     DType conv_dtype = DType::F32;
+    // Not a checkpoint property: with f16/bf16 convs, keep the activations and causal caches in that
+    // dtype from the first conv to the last (half the bytes of every norm, add, copy and cache; the
+    // error docs/perf.md reports); encode/decode inputs and outputs stay f32. false = widen every
+    // conv output to f32 (the path before session 10, kept to compare). No effect with f32 convs.
+    bool half_activations = true;
     // Not a checkpoint property: frames of at least this many pixels run the highest-resolution
     // layers one frame at a time (exact; the memory peak falls by the chunk length, for more cache
     // copies). 0 = always, INT64_MAX = never. Default never: measured on an H100 (720p decode, 21

@@ -123,7 +123,7 @@ Tensor avg_down3d(const Tensor& x_in, int64_t out, int ft, int fs) {
     const int64_t C = x.size(0), H = x.size(2), W = x.size(3);
     if (ft == 1 && fs == 1 && C == out) return x;
     const int64_t pad = (ft - x.size(1) % ft) % ft;
-    if (pad > 0) x = ops::concat({ops::zeros(*x.backend(), {C, pad, H, W}), x}, 1);  // zeros in front
+    if (pad > 0) x = ops::concat({ops::full(*x.backend(), x.dtype(), {C, pad, H, W}, 0.0f), x}, 1);  // zeros in front
     const int64_t T = x.size(1), Tq = T / ft, Hq = H / fs, Wq = W / fs;
     // Fold (ft, fs, fs) into channels in two ≤ 6-dim steps (every backend's strided copy):
     // [C·T, Hq, fs, Wq, fs] → [C·T, fs, fs, Hq, Wq], then
@@ -137,7 +137,7 @@ Tensor avg_down3d(const Tensor& x_in, int64_t out, int ft, int fs) {
     if (g == 1) return y.reshape({out, Tq, Hq, Wq});
     Tensor s = ops::add(y.select(1, 0), y.select(1, 1));
     for (int64_t j = 2; j < g; ++j) s = ops::add(s, y.select(1, j));
-    s = ops::mul(s, ops::full(*x.backend(), DType::F32, {1, 1}, float(1.0 / double(g))));
+    s = ops::mul(s, ops::full(*x.backend(), x.dtype(), {1, 1}, float(1.0 / double(g))));
     return s.reshape({out, Tq, Hq, Wq});
 }
 
@@ -148,7 +148,7 @@ Tensor dup_up3d(const Tensor& x_in, int64_t out, int ft, int fs, bool first_chun
     WANRT_ASSERT(rep * C == out * ft * fs * fs);
     // repeat_interleave along channels: [C, 1, n] + 0·[1, rep, 1] → [C, rep, n], channel c·rep + j.
     Tensor y = x.reshape({C, 1, T * H * W});
-    if (rep > 1) y = ops::add(y, ops::zeros(*x.backend(), {1, rep, 1}));
+    if (rep > 1) y = ops::add(y, ops::full(*x.backend(), x.dtype(), {1, rep, 1}, 0.0f));
     // Unfold in two ≤ 6-dim steps: [out·ft, fs, fs, T, H, W] → [out·ft, T, H, fs, W, fs], then
     // [out, ft, T, S] → [out, T, ft, S].
     y = ops::contiguous(y.reshape({out * ft, fs, fs, T, H, W}).permute({0, 3, 4, 1, 5, 2}));
@@ -599,10 +599,12 @@ Tensor Vae22StreamEncoder::push(const Tensor& frames) {
                     s[2], "x", s[3], "; call reset() to start a new clip");
     WANRT_CHECK(frames.backend() == v.be_.get(), "vae22",
                 "frames live on another backend than the VAE; upload them first");
-    const Tensor x = vae22::patchify2(ops::to_dtype(frames, DType::F32));  // [12, n, H/2, W/2]
+    // The frames go straight to the activation dtype (rounded once, before the first conv).
+    const DType act = activation_dtype(v.cfg_.conv_dtype, v.cfg_.half_activations);
+    const Tensor x = vae22::patchify2(ops::to_dtype(frames, act));                                // [12, n, H/2, W/2]
     Tensor out = coder_forward(v.net_->encoder, x, *cache_, false, false, v.cfg_.split_frames);   // [2z, t, h, w]
     out = pointwise(v.net_->conv1, out);
-    Tensor mu = out.slice(0, 0, v.cfg_.z_dim);  // log-var (channels z..2z) is discarded
+    Tensor mu = as_dtype(out.slice(0, 0, v.cfg_.z_dim), DType::F32);  // log-var (channels z..2z) is discarded
     frames_ += s[1];
     H_ = s[2], W_ = s[3];
     return ops::mul(ops::add(mu, v.neg_mean_), v.inv_std_);  // (mu − mean) · (1/std)
@@ -633,8 +635,9 @@ Tensor Vae22StreamDecoder::push_patched(const Tensor& latent) {
                 "latent lives on another backend than the VAE; upload it first");
     Tensor x = ops::to_dtype(latent, DType::F32);
     x = ops::add(ops::mul(x, v.std_), v.mean_);  // z / (1/std) + mean
-    x = pointwise(v.net_->conv2, x);
+    x = pointwise(v.net_->conv2, as_dtype(x, activation_dtype(v.cfg_.conv_dtype, v.cfg_.half_activations)));
     Tensor y = coder_forward(v.net_->decoder, x, *cache_, true, frames_ == 0, v.cfg_.split_frames);  // [12, n, h·8, w·8]
+    y = as_dtype(y, DType::F32);  // the clip, the blend of tiles and unpatchify2 stay f32
     ++frames_;
     h_ = latent.size(2), w_ = latent.size(3);
     return y;

@@ -52,6 +52,8 @@ struct Vae22Config {
     std::vector<bool> temperal_downsample{false, true, true};
     // The conv weights' dtype (precision of ops::conv3d), as VaeConfig::conv_dtype.
     DType conv_dtype = DType::F32;
+    // With f16/bf16 convs, activations and caches in that dtype, as VaeConfig::half_activations.
+    bool half_activations = true;
     // Run the layers at the highest resolutions (the encoder's before its first temporal
     // downsample, the decoder's from the spatial half of its last temporal upsample on) one frame
     // at a time, as VaeConfig::split_frames: exact, the memory peak falls by the chunk length.

@@ -78,6 +78,18 @@ Resample Loader::resample(const std::string& n, int64_t dim, ResampleMode mode, 
 // ------------------------------------------------------------------------------------------
 // Blocks
 
+Tensor as_dtype(const Tensor& x, DType dt) {
+    return x.dtype() == dt ? x : ops::to_dtype(x, dt);
+}
+
+// A contiguous copy of view in dtype dt (one pass for a permute and a dtype change).
+static Tensor contiguous_as(const Tensor& view, DType dt) {
+    if (view.dtype() == dt) return ops::contiguous(view);
+    Tensor y = view.backend()->empty(dt, view.shape());
+    ops::copy(view, y);
+    return y;
+}
+
 Tensor per_frame(const Tensor& x, VaeFeatCache& fc, const std::function<Tensor(const Tensor&)>& fn) {
     return per_frame_at(x, fc, [&fn](const Tensor& f, int64_t) { return fn(f); });
 }
@@ -90,7 +102,7 @@ Tensor per_frame_at(const Tensor& x, VaeFeatCache& fc, const std::function<Tenso
     for (int64_t t = 0; t < T; ++t) {
         fc.idx = idx0;
         Tensor y = fn(x.slice(1, t, t + 1), t);  // [C', n, H', W']
-        if (!out.defined()) out = x.backend()->empty(DType::F32, {y.size(0), T * y.size(1), y.size(2), y.size(3)});
+        if (!out.defined()) out = x.backend()->empty(y.dtype(), {y.size(0), T * y.size(1), y.size(2), y.size(3)});
         ops::copy(y, out.slice(1, t * y.size(1), (t + 1) * y.size(1)));
     }
     return out;
@@ -161,14 +173,15 @@ Tensor attn_forward(const AttnBlock& a, const Tensor& x) {
     const int64_t C = x.size(0), T = x.size(1), H = x.size(2), W = x.size(3);
     Tensor y = ops::channel_rms_norm(x, a.gamma);   // per frame over channels = over dim 0
     Tensor qkv = frame_conv(a.to_qkv, y, 0, 0, 1);  // [3C, T, H, W]
-    // [3C, T, H, W] → [3, C, T, H·W] → per frame tokens [T, H·W, 1 head, C] for q, k, v.
+    // [3C, T, H, W] → [3, C, T, H·W] → per frame tokens [T, H·W, 1 head, C] for q, k, v, in f32
+    // (the attention op's q dtype; with half activations the permute widens them in the same pass).
     Tensor qkv4 = qkv.reshape({3, C, T, H * W});
     auto tokens = [&](int i) {
-        return ops::contiguous(qkv4.select(0, i).permute({1, 2, 0})).reshape({T, H * W, 1, C});
+        return contiguous_as(qkv4.select(0, i).permute({1, 2, 0}), DType::F32).reshape({T, H * W, 1, C});
     };
     Tensor o = ops::attention(tokens(0), tokens(1), tokens(2));  // scale 1/√C, [T, H·W, 1, C]
-    // [T, H·W, 1, C] → [C, T, H, W]
-    o = ops::contiguous(o.reshape({T, H * W, C}).permute({2, 0, 1})).reshape({C, T, H, W});
+    // [T, H·W, 1, C] → [C, T, H, W], back in x's dtype
+    o = contiguous_as(o.reshape({T, H * W, C}).permute({2, 0, 1}), x.dtype()).reshape({C, T, H, W});
     o = frame_conv(a.proj, o, 0, 0, 1);
     return ops::add(o, x);
 }
@@ -186,7 +199,8 @@ Tensor upsample_time(const Resample& r, Tensor x, VaeFeatCache& fc) {
             Tensor y = causal_conv(r.time_conv, x, slot.rep ? nullptr : &slot.frames);  // [2C, T, H, W]
             Tensor hist = x;
             if (x.size(1) < kCacheT)
-                hist = ops::concat({slot.rep ? ops::zeros(*x.backend(), {C, kCacheT - T, H, W}) : slot.frames, x}, 1);
+                hist = ops::concat(
+                    {slot.rep ? ops::full(*x.backend(), x.dtype(), {C, kCacheT - T, H, W}, 0.0f) : slot.frames, x}, 1);
             slot.frames = last_frames(hist, kCacheT);
             slot.rep = false;
             // [2C, T, H, W] → [2, C, T, H·W] → [C, T, 2, H·W] → [C, 2T, H, W]: channel block j → frame 2τ + j.

@@ -1,6 +1,7 @@
 // Building blocks of the Wan VAE (`wan/modules/vae.py`), shared by the model (vae.cpp) and the
-// block-level tests. Tensors are one sample, [C, T, H, W] f32; weights are plain structs filled by
-// the loader in vae.cpp.
+// block-level tests. Tensors are one sample, [C, T, H, W], f32 or — with half activations — the
+// half conv weights' dtype (every block keeps its input's dtype; attention computes in f32 inside);
+// weights are plain structs filled by the loader in vae.cpp.
 //
 // Feature cache (docs/wan21.md §3.4): each cached conv owns one slot of a VaeFeatCache, taken in call order
 // (the reference's feat_cache list and feat_idx cursor); the cursor is reset at every chunk.
@@ -94,6 +95,15 @@ private:
     WeightLoader* wl_;
     DType conv_dtype_;
 };
+
+// The dtype of the activations between the first conv and the last: the conv dtype when the convs
+// run in half and half_activations is on (norms, adds, caches then move 2-byte elements, as TAEHV's
+// do), else f32.
+inline DType activation_dtype(DType conv_dtype, bool half_activations) {
+    return half_activations ? conv_dtype : DType::F32;
+}
+// x in dtype dt: x itself when it already is (the f32 path gains no copy), else a converted copy.
+Tensor as_dtype(const Tensor& x, DType dt);
 
 // Runs fn on x one frame at a time, the cache cursor restarted for each, and joins the results in
 // time. Exact: the layers it wraps are causal convs with per-frame caches or per-frame (spatial)

@@ -163,7 +163,7 @@ struct Conv3dArgs {  // {x dtype, w dtype}: {F32, F32}; {F32, half}: x and y rou
     Conv3dParams p;
     Tensor y;
 };
-struct ChannelRmsNormArgs {  // {F32}
+struct ChannelRmsNormArgs {  // {F32}, {F16}, {BF16}: y in x's dtype, computed in f32; gamma f32
     static constexpr const char* kName = "channel_rms_norm";
     Tensor x, gamma;
     Activation act = Activation::None;
@@ -274,6 +274,7 @@ Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv3d
               const Tensor* prefix = nullptr);
 // x [C, T, H, W], gamma [C] → x / max(‖x‖₂ over C, 1e-12) · √C · gamma (the VAE's RMS_norm).
 // act: Silu fuses the VAE's norm → SiLU into one pass (exactly silu(channel_rms_norm(x)) on the CPU).
+// x f32, f16 or bf16 (gamma f32): y in x's dtype, the math in f32 and y rounded once.
 Tensor channel_rms_norm(const Tensor& x, const Tensor& gamma, Activation act = Activation::None);
 // x [C, T, H, W] → [C, T, 2H, 2W], nearest neighbour; channels_last: x [T, H, W, C] → [T, 2H, 2W, C].
 Tensor upsample2x(const Tensor& x, bool channels_last = false);

@@ -102,7 +102,9 @@ Tensor conv_weight_channels_last(const Tensor& w) {
 Tensor channel_rms_norm(const Tensor& x_in, const Tensor& gamma_in, Activation act) {
     WANRT_CHECK(act == Activation::None || act == Activation::Silu, "channel_rms_norm",
                 "the fused activation must be none or silu");
-    check_f32("channel_rms_norm", "input", x_in);
+    WANRT_CHECK(
+        x_in.defined() && (x_in.dtype() == DType::F32 || x_in.dtype() == DType::F16 || x_in.dtype() == DType::BF16),
+        "channel_rms_norm", "input must be f32, f16 or bf16, got ", x_in.defined() ? x_in.describe() : "undefined");
     check_f32("channel_rms_norm", "gamma", gamma_in);
     check_backend("channel_rms_norm", "gamma", gamma_in, x_in);
     WANRT_CHECK(x_in.ndim() >= 1, "channel_rms_norm", "input must be [C, ...], got ", x_in.describe());
@@ -110,8 +112,8 @@ Tensor channel_rms_norm(const Tensor& x_in, const Tensor& gamma_in, Activation a
                 x_in.size(0), "] for input ", x_in.describe(), ", got ", gamma_in.describe(),
                 "; reshape a [C, 1, 1, 1] weight to [C]");
     const Tensor x = contiguous(x_in), g = contiguous(gamma_in);
-    Tensor y = x.backend()->empty(DType::F32, x.shape());
-    dispatch(*x.backend(), ChannelRmsNormArgs{x, g, act, y});
+    Tensor y = x.backend()->empty(x.dtype(), x.shape());  // half in, half out: the VAEs' half activations
+    dispatch(*x.backend(), ChannelRmsNormArgs{x, g, act, y}, {x.dtype()});
     return y;
 }
 

@@ -619,18 +619,21 @@ OpCase conv3d_cl(std::string name, Shape xs, Shape ws, Conv3dParams p, bool bias
             }};
 }
 
-OpCase channel_rms_norm(std::string name, Shape xs, Act act, bool zero_column = false, bool sized = false) {
-    return {"channel_rms_norm", std::move(name), kF32, sized, Check::Close, [=](CaseCtx& c) {
+// Half signatures: x and y in f16/bf16 (gamma f32), the VAEs' half activations.
+OpCase channel_rms_norm(std::string name, Shape xs, Act act, bool zero_column = false, bool sized = false,
+                        std::vector<OpSig> sigs = kF32, Layout layout = L::Contig) {
+    return {"channel_rms_norm", std::move(name), std::move(sigs), sized, Check::Close, [=](CaseCtx& c) {
                 Shape s = xs;
                 if (sized) {
                     const RopeGrid g = grid_for(c.sizes.tokens);
                     s = {c.sizes.dim / 4, 1, g.h, g.w};
                 }
-                Input x = c.rand(F32, s);
+                const DType t = c.sig.in;
+                Input x = c.rand(t, s, 1.f, layout);
                 if (zero_column) {  // an all-zero position: the 1e-12 floor, output 0
                     Vec v = x.v;
                     for (int64_t ch = 0; ch < s[0]; ++ch) v[size_t(ch * (shape_numel(s) / s[0]))] = 0;
-                    x = c.from(F32, s, v);
+                    x = c.from(t, s, v, layout);
                 }
                 Input g = c.rand(F32, {s[0]});
                 Out y = std::make_shared<Tensor>();
@@ -1051,11 +1054,15 @@ std::vector<OpCase> make_table() {
         conv3d_cl("conv_cl_rgb_in", {3, 2, 8, 12}, {10, 3, 1, 3, 3}, pads(0, 0, 1, 1, 1, 1), true, 0, true),
         conv3d_cl("conv_cl_rgb_out", {10, 2, 8, 12}, {3, 10, 1, 3, 3}, pads(0, 0, 1, 1, 1, 1), true, 0, true),
         conv3d_cl("conv_cl_strided_x", {6, 3, 5, 7}, {4, 6, 1, 3, 3}, pads(0, 0, 1, 1, 1, 1), true, 0, true, L::Padded),
-        channel_rms_norm("channel_rms_norm_5x3x7x9", {5, 3, 7, 9}, Act::None, true),
-        channel_rms_norm("channel_rms_norm_C384", {384, 1, 3, 5}, Act::None, true),
-        channel_rms_norm("channel_rms_norm_silu_3x2x33x31", {3, 2, 33, 31}, Act::Silu, true),
-        channel_rms_norm("channel_rms_norm_silu_C1", {1, 2, 3, 5}, Act::Silu),
-        channel_rms_norm("channel_rms_norm", {}, Act::Silu, false, true),
+        // Odd T·H·W takes CUDA's one-position-per-thread half kernel, even the paired one.
+        channel_rms_norm("channel_rms_norm_5x3x7x9", {5, 3, 7, 9}, Act::None, true, false, kActSigs),
+        channel_rms_norm("channel_rms_norm_C384", {384, 1, 3, 5}, Act::None, true, false, kActSigs),
+        channel_rms_norm("channel_rms_norm_silu_3x2x33x31", {3, 2, 33, 31}, Act::Silu, true, false, kActSigs),
+        channel_rms_norm("channel_rms_norm_silu_C1", {1, 2, 3, 5}, Act::Silu, false, false, kActSigs),
+        channel_rms_norm("channel_rms_norm_silu_6x2x8x10", {6, 2, 8, 10}, Act::Silu, true, false, kActSigs),
+        channel_rms_norm("channel_rms_norm_C96_even", {96, 1, 4, 6}, Act::None, false, false, kActSigs),
+        channel_rms_norm("channel_rms_norm_silu_strided", {4, 2, 3, 6}, Act::Silu, false, false, kActSigs, L::Padded),
+        channel_rms_norm("channel_rms_norm", {}, Act::Silu, false, true, kActSigs),
         upsample2x("upsample2x_3x2x5x7", {3, 2, 5, 7}, L::Contig, false, kActSigs),
         upsample2x("upsample2x_strided", {6, 2, 3, 5}, L::Padded, false, kActSigs),
         upsample2x("upsample2x_cl_2x3x5x7", {2, 3, 5, 7}, L::Contig, false, kActSigs, true),

@@ -150,7 +150,8 @@ double tolerance(const Backend& be, const OpCase& c, OpSig sig) {
         if (c.op == "conv3d") p = sig.w == DType::BF16 ? PB16 : sig.w == DType::F16 ? P16 : TF32;
     }
     // Half activations out (the VAEs' half path): one rounding of the output, on every backend.
-    if ((c.op == "unary" || c.op == "binary" || c.op == "conv3d") && (sig.in == DType::F16 || sig.in == DType::BF16))
+    if ((c.op == "unary" || c.op == "binary" || c.op == "conv3d" || c.op == "channel_rms_norm") &&
+        (sig.in == DType::F16 || sig.in == DType::BF16))
         p = sig.in == DType::BF16 ? PB16 : P16;
     switch (p) {
         case PB16:
