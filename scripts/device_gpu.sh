@@ -474,8 +474,10 @@ for s in "${steps[@]}"; do
                 done
                 run_p $W bench vae --vae tae --device cuda --height 480 --width 832 --latent_frames 21 --mode decode --conv_dtype f32 --tae_layout $l
             done
-            run_p $W bench vae --device cuda --mode both --latent_frames 21 --height 480 --width 832 --conv_dtype f16 --profile
-            run_p $W bench vae --model wan22 --device cuda --height 704 --width 1280 --latent_frames 31 --mode decode --conv_dtype f16 --warmup 0 --repeats 1 --profile
+            for a in "" --f32_activations; do  # half activations (vaehalf) against the f32 ones, same machine
+                run_p $W bench vae --device cuda --mode both --latent_frames 21 --height 480 --width 832 --conv_dtype f16 --profile $a
+                run_p $W bench vae --model wan22 --device cuda --height 704 --width 1280 --latent_frames 31 --mode decode --conv_dtype f16 --warmup 0 --repeats 1 --profile $a
+            done
             grep -E "^###|rc=|PASSED|FAILED|decode|encode|stream|peak|conv3d|copy|binary|norm|unary|overhead|round trip|FPS|parts" "$P" | cut -c1-200 | tail -140 | tee -a "$OUT/summary.txt" ;;
         session10)  # issue 17's table: streaming V2V with TAEHV and the Wan VAE (FPS, first-frame latency), whole-clip VAE;
                     # issue 20: serve with the 1.3B streaming model (synthetic full folder) instead of the demo model
