@@ -49,6 +49,11 @@ const char* const kDemoSentences[] = {
     "A train crosses a bridge over a river in the mountains.",
     "Children play football in the yard, the camera follows the ball.",
     "A candle flickers in a dark room, smoke curling upwards.",
+    // The trained demo's captions (scripts/demo_data.py), so each of their words is one piece and the
+    // text encoder's neighbour heads (demo_t5_weights) pair a colour with the word after it.
+    "a red circle moving left on a blue background", "a green square moving right on a yellow background",
+    "a blue circle moving up on a white background", "a yellow square moving down on a black background",
+    "a white circle moving left on a red background", "a black square moving up on a green background",
     "一只可爱的小猫在草地上奔跑，阳光明媚，高清画质。",
     "城市夜景，车流穿梭，霓虹灯闪烁，电影质感。",
     "一个朴素端庄的美人",
@@ -56,6 +61,12 @@ const char* const kDemoSentences[] = {
     "JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，"
     "手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走",
 };
+
+// The caption words as whole pieces (with their word-start mark), whatever the merge counts: the
+// neighbour heads need one token per word.
+const char* const kDemoCaptionWords =
+    "\u2581red,\u2581green,\u2581blue,\u2581yellow,\u2581white,\u2581black,\u2581circle,\u2581square,"
+    "\u2581moving,\u2581left,\u2581right,\u2581up,\u2581down,\u2581background";
 
 class SentenceList : public sentencepiece::SentenceIterator {
 public:
@@ -154,6 +165,7 @@ const std::string& demo_tokenizer_model() {
              {"eos_id", "1"},
              {"unk_id", "2"},
              {"bos_id", "-1"},
+             {"user_defined_symbols", kDemoCaptionWords},
              {"num_threads", "1"},
              {"minloglevel", "2"}},
             &it, &proto);
@@ -174,6 +186,30 @@ std::shared_ptr<TensorSource> synthetic_t5_weights(const T5Config& c, uint64_t s
     for (const T5SynthItem& it : t5_synthetic_items(c)) {
         auto* d = static_cast<uint16_t*>(src->add_uninitialized(it.name, DType::BF16, it.shape));
         fill_t5_bf16(it, seed, d, 0, shape_numel(it.shape));
+    }
+    return src;
+}
+
+std::shared_ptr<TensorSource> demo_t5_weights(const T5Config& c, uint64_t seed) {
+    // Random, except the first block's relative position bias: −30 everywhere but one offset, so half
+    // the heads see only the token before and half only the token after. A random umT5 turns "a red
+    // circle … on a blue background" and "a blue circle … on a red background" into nearly the same bag
+    // of token vectors, and the DiT's cross-attention has no positions to tell them apart; with these
+    // heads "circle" carries "red" and "background" carries "blue". (Token 0 has no predecessor: its
+    // first heads attend evenly.)
+    auto src = std::make_shared<MemoryTensorSource>(cat("demo umT5 (dim ", c.dim, ", seed ", seed, ")"));
+    const std::string neighbours = "blocks.0.pos_embedding.embedding.weight";
+    for (const T5SynthItem& it : t5_synthetic_items(c)) {
+        auto* d = static_cast<uint16_t*>(src->add_uninitialized(it.name, DType::BF16, it.shape));
+        if (it.name != neighbours) {
+            fill_t5_bf16(it, seed, d, 0, shape_numel(it.shape));
+            continue;
+        }
+        const int64_t before = t5_relative_bucket(-1, c.num_buckets, c.max_distance);
+        const int64_t after = t5_relative_bucket(1, c.num_buckets, c.max_distance);
+        for (int64_t b = 0; b < c.num_buckets; ++b)  // [num_buckets, heads]
+            for (int64_t h = 0; h < c.num_heads; ++h)
+                d[b * c.num_heads + h] = f32_to_bf16(b == (2 * h < c.num_heads ? before : after) ? 0.0f : -30.0f);
     }
     return src;
 }
@@ -214,7 +250,7 @@ T2VModelParts demo_parts(const DemoConfig& c, const char* name) {
     m.vae_config = c.vae;
     constexpr uint64_t kSeed = 2025;
     m.dit_weights = [c] { return synth_dit_memory(c.dit, DType::F32, kSeed); };
-    m.t5_weights = [c] { return synthetic_t5_weights(c.t5, kSeed); };
+    m.t5_weights = [c] { return demo_t5_weights(c.t5, kSeed); };
     m.vae_weights = [c] { return synthetic_vae_weights(c.vae, uint32_t(kSeed)); };
     if (c.dit.model_type == "ti2v") {  // the Wan2.2 VAE in the Wan2.1 one's place (T2VModelParts::ti2v)
         m.vae22_config = c.vae22;

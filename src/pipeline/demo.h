@@ -110,6 +110,10 @@ std::shared_ptr<TensorSource> demo_vae_weights(const VaeConfig& cfg);
 
 // Random weights in the official key layout (deterministic per seed).
 std::shared_ptr<TensorSource> synthetic_t5_weights(const T5Config& c, uint64_t seed);
+// The demo models' text encoder: synthetic_t5_weights except the first block's position bias, which
+// makes half the heads attend to the previous token and half to the next, so word order reaches the
+// DiT (a colour word and the noun after it: "red circle", "blue background").
+std::shared_ptr<TensorSource> demo_t5_weights(const T5Config& c, uint64_t seed);
 
 // Writes a complete official-layout folder (see above). matrix_dtype: the DiT's linear weights
 // (f32 as released); the T5 is bf16 and the VAE f32, as released. progress(what) per file.
