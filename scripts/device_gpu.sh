@@ -479,6 +479,60 @@ for s in "${steps[@]}"; do
                 run_p $W bench vae --model wan22 --device cuda --height 704 --width 1280 --latent_frames 31 --mode decode --conv_dtype f16 --warmup 0 --repeats 1 --profile $a
             done
             grep -E "^###|rc=|PASSED|FAILED|decode|encode|stream|peak|conv3d|copy|binary|norm|unary|overhead|round trip|FPS|parts" "$P" | cut -c1-200 | tail -140 | tee -a "$OUT/summary.txt" ;;
+        train-demo)  # issue 23: the demo DiT trained on the device's CPU cores (the backward ops are CPU-only),
+                     # as scripts/train_demo.sh does; STEPS (default 3000), TRAIN_SECONDS bound the call. Brings
+                     # back the f32 DiT, loss.csv and the last checkpoint in ≤ 15 MB parts (ckpt.part-*;
+                     # `cat ckpt.part-* > c.safetensors` to resume from it here).
+            log "train the demo DiT on ${THREADS:-16} CPU threads"
+            P="$OUT/train.log"; W=$BIN/wanrt; WORK=/tmp/wanrt-demo
+            python3 scripts/demo_data.py --out $WORK/clips --size 64 --frames 17 >> "$P" 2>&1
+            resume=(); [[ -f .devcarry/resume.safetensors ]] && resume=(--resume .devcarry/resume.safetensors)
+            timeout ${TRAIN_SECONDS:-500} $W train --data $WORK/clips --out $WORK/run --full --demo_dit random \
+                --steps ${STEPS:-3000} --batch 4 --lr 1e-3 --schedule cosine --warmup 100 --grad_clip 1.0 \
+                --weight_decay 0.01 --seed 0 --save_every ${SAVE_EVERY:-250} --threads ${THREADS:-16} "${resume[@]}" >> "$P" 2>&1
+            echo "rc=$?" >> "$P"
+            cp $WORK/run/loss.csv $OUT/ 2>/dev/null
+            last=$(ls $WORK/run/checkpoint-step-*.safetensors 2>/dev/null | sort | tail -1)
+            if [[ -n "$last" ]]; then
+                echo "last checkpoint: $last" >> "$P"
+                split -b 15M -d "$last" $OUT/ckpt.part-
+                # the DiT of that checkpoint, as `convert` writes it from the masters
+                [[ -f $WORK/run/diffusion_pytorch_model.safetensors ]] && cp $WORK/run/diffusion_pytorch_model.safetensors $OUT/dit_final.safetensors
+            fi
+            tail -c 3000 "$P" | tr '\r' '\n' | tail -25 | tee -a "$OUT/summary.txt" ;;
+        session12)  # when device time is short: train-demo on cores 4-15 (12 threads) in the background while
+                    # session11 and session10 run on cores 0-3 (stage as for session11). Comes back as summary.txt,
+                    # logs.tar.gz (every log, loss.csv, the JSON tables), dit_masters.safetensors (the last
+                    # checkpoint's f32 DiT, for `wanrt convert`) and ckpt.part-* (the checkpoint, to resume).
+            log "train-demo (cores 4-15) beside session11 + session10 (cores 0-3)"
+            ( OUT=$OUT/train THREADS=12 SAVE_EVERY=${SAVE_EVERY:-100} TRAIN_SECONDS=${TRAIN_SECONDS:-500} \
+                taskset -c 4-15 bash scripts/device_gpu.sh train-demo ) > /dev/null 2>&1 & trainer=$!
+            OUT=$OUT/gpu STEP_TIMEOUT=${STEP_TIMEOUT:-80} timeout ${GPU_SECONDS:-430} taskset -c 0-3 \
+                bash scripts/device_gpu.sh session11 session10 > /dev/null 2>&1
+            wait $trainer
+            if ls $OUT/train/ckpt.part-* > /dev/null 2>&1; then
+                cat $OUT/train/ckpt.part-* > /tmp/ckpt.safetensors && mv $OUT/train/ckpt.part-* $OUT/
+                python3 - /tmp/ckpt.safetensors $OUT/dit_masters.safetensors <<'PY'
+import json, struct, sys
+src, dst = sys.argv[1:3]
+with open(src, "rb") as fh:
+    n = struct.unpack("<Q", fh.read(8))[0]; head = json.loads(fh.read(n)); base = 8 + n
+    out, chunks, at = {}, [], 0
+    for k in sorted(k for k in head if k.startswith("param.")):
+        t = dict(head[k]); b, e = t["data_offsets"]; fh.seek(base + b); data = fh.read(e - b)
+        t["data_offsets"] = [at, at + len(data)]; at += len(data)
+        if k == "param.patch_embedding.weight" and len(t["shape"]) == 2:  # the trainer keeps it as [dim, C·1·2·2]
+            t["shape"] = [t["shape"][0], t["shape"][1] // 4, 1, 2, 2]
+        out[k[len("param."):]] = t; chunks.append(data)
+hj = json.dumps(out, separators=(",", ":")).encode(); hj += b" " * (-len(hj) % 8)
+with open(dst, "wb") as fh:
+    fh.write(struct.pack("<Q", len(hj))); fh.write(hj)
+    for c in chunks: fh.write(c)
+PY
+            fi
+            cat $OUT/gpu/summary.txt $OUT/train/summary.txt >> $OUT/summary.txt 2>/dev/null
+            rm -f $OUT/train/dit_final.safetensors
+            tar czf $OUT/logs.tar.gz -C $OUT gpu train && rm -rf $OUT/gpu $OUT/train ;;
         session10)  # issue 17's table: streaming V2V with TAEHV and the Wan VAE (FPS, first-frame latency), whole-clip VAE;
                     # issue 20: serve with the 1.3B streaming model (synthetic full folder) instead of the demo model
             log "v2v TAEHV / Wan VAE, VAE 480p, serve 1.3B"
