@@ -3,7 +3,9 @@
 #include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -209,7 +211,7 @@ TEST(DemoModel, TextEncoderCarriesWordOrder) {
     std::string ids;
     for (size_t i = 0; i < a.size(); ++i) {
         differing += a[i] != b[i];
-        ids += " " + std::to_string(a[i]) + "/" + std::to_string(b[i]);
+        ids += cat(" ", a[i], "/", b[i]);
     }
     ASSERT_EQ(differing, 2) << "the two captions should differ in their colour pieces only; ids:" << ids;
     // The largest rel-L2 change of a token that is the same in both captions.
@@ -239,8 +241,8 @@ TEST(DemoModel, TextEncoderCarriesWordOrder) {
 // The test that the demo draws its prompt (generate each case, seed 42, and check background, shape
 // colour and motion with expect_draws; the same on the frames committed in tests/data/demo) comes
 // with the trained DiT (assets/demo/dit.safetensors, scripts/train_demo.sh): the DiT trained so far
-// mixes the caption's two colours per pixel (docs/training.md "The trained demo"), so there is no
-// such test yet rather than a disabled one.
+// draws the caption's background and a still blob of the shape's colour (docs/training.md "The
+// trained demo"), so the test waits on branch demo-draws rather than sitting here disabled.
 
 // The checker on what a perfect demo would draw: a red disc (radius 14) crossing a blue 64×64 frame
 // right to left as scripts/demo_data.py draws it, passed through the constructed VAE (so the 8×8
