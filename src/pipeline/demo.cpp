@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <mutex>
 
 #include "core/error.h"
@@ -94,6 +95,18 @@ void fill_t5_bf16(const T5SynthItem& it, uint64_t seed, uint16_t* out, int64_t f
         const float u = float(splitmix64(st) >> 40) * (2.0f / 16777216.0f) - 1.0f;  // [-1, 1)
         out[k] = f32_to_bf16(it.center + it.scale * u);
     }
+}
+
+// Random umT5 weights in the official layout; edit (when set) may rewrite a tensor after its fill.
+std::shared_ptr<TensorSource> random_t5(const T5Config& c, uint64_t seed, const char* what,
+                                        const std::function<void(const T5SynthItem&, uint16_t*)>& edit = {}) {
+    auto src = std::make_shared<MemoryTensorSource>(cat(what, " (dim ", c.dim, ", seed ", seed, ")"));
+    for (const T5SynthItem& it : t5_synthetic_items(c)) {
+        auto* d = static_cast<uint16_t*>(src->add_uninitialized(it.name, DType::BF16, it.shape));
+        fill_t5_bf16(it, seed, d, 0, shape_numel(it.shape));
+        if (edit) edit(it, d);
+    }
+    return src;
 }
 
 // Removes the demo's temporary tokenizer folder when the last parts object goes.
@@ -182,12 +195,7 @@ void write_demo_tokenizer(const std::string& dir) {
 }
 
 std::shared_ptr<TensorSource> synthetic_t5_weights(const T5Config& c, uint64_t seed) {
-    auto src = std::make_shared<MemoryTensorSource>(cat("synthetic umT5 (dim ", c.dim, ", seed ", seed, ")"));
-    for (const T5SynthItem& it : t5_synthetic_items(c)) {
-        auto* d = static_cast<uint16_t*>(src->add_uninitialized(it.name, DType::BF16, it.shape));
-        fill_t5_bf16(it, seed, d, 0, shape_numel(it.shape));
-    }
-    return src;
+    return random_t5(c, seed, "synthetic umT5");
 }
 
 std::shared_ptr<TensorSource> demo_t5_weights(const T5Config& c, uint64_t seed) {
@@ -197,21 +205,14 @@ std::shared_ptr<TensorSource> demo_t5_weights(const T5Config& c, uint64_t seed) 
     // of token vectors, and the DiT's cross-attention has no positions to tell them apart; with these
     // heads "circle" carries "red" and "background" carries "blue". (Token 0 has no predecessor: its
     // first heads attend evenly.)
-    auto src = std::make_shared<MemoryTensorSource>(cat("demo umT5 (dim ", c.dim, ", seed ", seed, ")"));
-    const std::string neighbours = "blocks.0.pos_embedding.embedding.weight";
-    for (const T5SynthItem& it : t5_synthetic_items(c)) {
-        auto* d = static_cast<uint16_t*>(src->add_uninitialized(it.name, DType::BF16, it.shape));
-        if (it.name != neighbours) {
-            fill_t5_bf16(it, seed, d, 0, shape_numel(it.shape));
-            continue;
-        }
-        const int64_t before = t5_relative_bucket(-1, c.num_buckets, c.max_distance);
-        const int64_t after = t5_relative_bucket(1, c.num_buckets, c.max_distance);
+    const int64_t before = t5_relative_bucket(-1, c.num_buckets, c.max_distance);
+    const int64_t after = t5_relative_bucket(1, c.num_buckets, c.max_distance);
+    return random_t5(c, seed, "demo umT5", [&](const T5SynthItem& it, uint16_t* d) {
+        if (it.name != "blocks.0.pos_embedding.embedding.weight") return;
         for (int64_t b = 0; b < c.num_buckets; ++b)  // [num_buckets, heads]
             for (int64_t h = 0; h < c.num_heads; ++h)
                 d[b * c.num_heads + h] = f32_to_bf16(b == (2 * h < c.num_heads ? before : after) ? 0.0f : -30.0f);
-    }
-    return src;
+    });
 }
 
 DemoConfig demo_flf2v_config() {
