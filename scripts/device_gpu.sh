@@ -146,6 +146,29 @@ mkdir -p "$OUT"
 steps=("$@")
 [[ ${#steps[@]} -eq 0 ]] && steps=(ops perf)
 log() { echo "== $*" | tee -a "$OUT/summary.txt"; }
+# A training checkpoint's DiT (its f32 "param." tensors, patch_embedding back to 5-D) as a DiT file for
+# `wanrt convert`, and the checkpoint itself in ≤ 15 MB parts (`cat ckpt.part-* > c.safetensors` to
+# resume from it on the dev machine): checkpoint_out CHECKPOINT DIR.
+checkpoint_out() {
+    split -b 15M -d "$1" "$2/ckpt.part-"
+    python3 - "$1" "$2/dit_masters.safetensors" <<'PY'
+import json, struct, sys
+src, dst = sys.argv[1:3]
+with open(src, "rb") as fh:
+    n = struct.unpack("<Q", fh.read(8))[0]; head = json.loads(fh.read(n)); base = 8 + n
+    out, chunks, at = {}, [], 0
+    for k in sorted(k for k in head if k.startswith("param.")):
+        t = dict(head[k]); b, e = t["data_offsets"]; fh.seek(base + b); data = fh.read(e - b)
+        t["data_offsets"] = [at, at + len(data)]; at += len(data)
+        if k == "param.patch_embedding.weight" and len(t["shape"]) == 2:  # the trainer keeps it as [dim, C·1·2·2]
+            t["shape"] = [t["shape"][0], t["shape"][1] // 4, 1, 2, 2]
+        out[k[len("param."):]] = t; chunks.append(data)
+hj = json.dumps(out, separators=(",", ":")).encode(); hj += b" " * (-len(hj) % 8)
+with open(dst, "wb") as fh:
+    fh.write(struct.pack("<Q", len(hj))); fh.write(hj)
+    for c in chunks: fh.write(c)
+PY
+}
 
 {
     date -u; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
@@ -511,28 +534,39 @@ for s in "${steps[@]}"; do
                 bash scripts/device_gpu.sh session11 session10 > /dev/null 2>&1
             wait $trainer
             if ls $OUT/train/ckpt.part-* > /dev/null 2>&1; then
-                cat $OUT/train/ckpt.part-* > /tmp/ckpt.safetensors && mv $OUT/train/ckpt.part-* $OUT/
-                python3 - /tmp/ckpt.safetensors $OUT/dit_masters.safetensors <<'PY'
-import json, struct, sys
-src, dst = sys.argv[1:3]
-with open(src, "rb") as fh:
-    n = struct.unpack("<Q", fh.read(8))[0]; head = json.loads(fh.read(n)); base = 8 + n
-    out, chunks, at = {}, [], 0
-    for k in sorted(k for k in head if k.startswith("param.")):
-        t = dict(head[k]); b, e = t["data_offsets"]; fh.seek(base + b); data = fh.read(e - b)
-        t["data_offsets"] = [at, at + len(data)]; at += len(data)
-        if k == "param.patch_embedding.weight" and len(t["shape"]) == 2:  # the trainer keeps it as [dim, C·1·2·2]
-            t["shape"] = [t["shape"][0], t["shape"][1] // 4, 1, 2, 2]
-        out[k[len("param."):]] = t; chunks.append(data)
-hj = json.dumps(out, separators=(",", ":")).encode(); hj += b" " * (-len(hj) % 8)
-with open(dst, "wb") as fh:
-    fh.write(struct.pack("<Q", len(hj))); fh.write(hj)
-    for c in chunks: fh.write(c)
-PY
+                cat $OUT/train/ckpt.part-* > /tmp/ckpt.safetensors && rm $OUT/train/ckpt.part-*
+                checkpoint_out /tmp/ckpt.safetensors $OUT
             fi
             cat $OUT/gpu/summary.txt $OUT/train/summary.txt >> $OUT/summary.txt 2>/dev/null
             rm -f $OUT/train/dit_final.safetensors
             tar czf $OUT/logs.tar.gz -C $OUT gpu train && rm -rf $OUT/gpu $OUT/train ;;
+        session13)  # issue 23 on the GPU: the CUDA backward ops and AdamW against float64 (op table), the DiT
+                    # backward against torch autograd and a loss-falls training step (test_train_gpu), the demo
+                    # DiT trained with --device cuda for TRAIN_SECONDS (200; it/s from loss.csv), then session11
+                    # and session10 in GPU_SECONDS (300). Stage with test_train_gpu in STAGE_TESTS. Comes back
+                    # as summary.txt, logs.tar.gz, loss.csv, dit_masters.safetensors and ckpt.part-*.
+            log "CUDA training: op table rows, test_train_gpu, the demo DiT trained on the GPU"
+            P="$OUT/session13.log"; W=$BIN/wanrt; WORK=/tmp/wanrt-demo
+            run_p() { echo "### $*" >> "$P"; timeout ${STEP_TIMEOUT:-120} "$@" >> "$P" 2>&1; echo "rc=$?" >> "$P"; }
+            run_p $BIN/test_backend_ops \
+                --gtest_filter='*cuda_*backward*:*cuda_attention_lse*:*cuda_adamw*:*cuda_sum_rows*:BackendOpsCoverage*'
+            run_p $BIN/test_train_gpu
+            python3 scripts/demo_data.py --out $WORK/clips --size 64 --frames 17 >> "$P" 2>&1
+            echo "### train --device cuda" >> "$P"
+            timeout ${TRAIN_SECONDS:-200} $W train --device cuda --data $WORK/clips --out $WORK/run --full \
+                --demo_dit random --steps ${STEPS:-20000} --batch 4 --lr 1e-3 --schedule cosine --warmup 100 \
+                --grad_clip 1.0 --weight_decay 0.01 --seed 0 --save_every ${SAVE_EVERY:-500} >> "$P" 2>&1
+            echo "rc=$?" >> "$P"
+            cp $WORK/run/loss.csv $OUT/ 2>/dev/null
+            last=$(ls $WORK/run/checkpoint-step-*.safetensors 2>/dev/null | sort | tail -1)
+            [[ -n "$last" ]] && { echo "last checkpoint: $last" >> "$P"; checkpoint_out "$last" $OUT; }
+            tail -n 1 $OUT/loss.csv 2>/dev/null | sed 's/^/loss.csv last row (step,loss,lr,grad,seconds): /' >> "$P"
+            grep -E "^###|rc=|PASSED|FAILED|Failure|worst|step |train:|last" "$P" | tr '\r' '\n' | cut -c1-220 | tail -60 \
+                | tee -a "$OUT/summary.txt"
+            OUT=$OUT/gpu STEP_TIMEOUT=${STEP_TIMEOUT:-80} timeout ${GPU_SECONDS:-300} bash scripts/device_gpu.sh session11 session10 \
+                > /dev/null 2>&1
+            cat $OUT/gpu/summary.txt >> $OUT/summary.txt 2>/dev/null
+            tar czf $OUT/logs.tar.gz -C $OUT gpu session13.log && rm -rf $OUT/gpu $OUT/session13.log ;;
         session10)  # issue 17's table: streaming V2V with TAEHV and the Wan VAE (FPS, first-frame latency), whole-clip VAE;
                     # issue 20: serve with the 1.3B streaming model (synthetic full folder) instead of the demo model
             log "v2v TAEHV / Wan VAE, VAE 480p, serve 1.3B"

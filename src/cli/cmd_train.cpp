@@ -96,7 +96,9 @@ void setup(CLI::App& app) {
         ->check(int_in(0, int64_t(1) << 40))
         ->capture_default_str();
     c->add_option("--resume", t.resume, "Continue from a checkpoint-step-*.safetensors (bit for bit on the CPU)");
-    c->add_option("--device", o->device, "cpu (the backward ops run on the CPU only for now)")->capture_default_str();
+    c->add_option("--device", o->device,
+                  "cpu or cuda (on cuda the DiT's Linear weights are bf16, their f32 masters the optimizer's)")
+        ->capture_default_str();
     c->add_option("--threads", o->threads, "CPU threads (0 = all cores)")
         ->check(threads_in_range())
         ->capture_default_str();

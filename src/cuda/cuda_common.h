@@ -254,6 +254,8 @@ double time_on_stream(cudaStream_t stream, F&& fn) {
 // dominated by building plans, not by timing them).
 int plan_candidates();
 
+struct GemmF32;  // cuda_backward.h
+
 class GemmEngine {
 public:
     GemmEngine(cudaStream_t stream, void* workspace, size_t workspace_bytes);
@@ -273,6 +275,9 @@ public:
     bool run_fp8(const uint8_t* x8, const float* x_scale, const uint8_t* w8, const float* w_scale,
                  const __nv_bfloat16* bias, int act, void* y, int64_t M, int64_t N, int64_t K, bool y_bf16,
                  bool fast_accum, std::string* why);
+
+    // Row-major strided-batched f32 GEMM (the backward ops; cuda_backward.h), fp32 compute.
+    void run_f32(const GemmF32& g);
 
 private:
     struct Plan {

@@ -31,13 +31,13 @@ void check_shape(const Tensor& x, const Shape& s, const char* op, const char* wh
     if (x.shape() != s) fail(op, what, " must be ", shape_str(s), ", got ", x.describe());
 }
 
-// The backward kernels exist on the CPU only so far: say so in one line instead of the registry's
-// generic message.
+// The backward kernels exist on the CPU and CUDA: elsewhere say so in one line instead of the
+// registry's generic message.
 template <class Args>
 void run(Backend& be, DType dt, const Args& a, double flop = 0) {
     if (!be.supports(Args::kName, dt, dt))
         fail(Args::kName, "not implemented on ", be.name(), " for ", dtype_name(dt),
-             " (training runs on the CPU for now: use --device cpu)");
+             " (training runs on cpu and cuda)");
     dispatch(be, a, {dt, dt}, flop);
 }
 

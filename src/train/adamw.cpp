@@ -20,7 +20,7 @@ void adamw_step(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor&
     if (step < 1) fail(op, "step ", step, " must count from 1");
     Backend& be = *p.backend();
     if (!be.supports(op, DType::F32, DType::F32))
-        fail(op, "not implemented on ", be.name(), " (training runs on the CPU for now: use --device cpu)");
+        fail(op, "not implemented on ", be.name(), " (training runs on cpu and cuda)");
     AdamWStepArgs a{p, g, m, v, h, step};
     dispatch(be, a, {}, 10.0 * double(p.numel()));
 }

@@ -13,7 +13,7 @@
 //
 // Scope: T2V (and TI2V-style per-token timesteps) models without the I2V CLIP branch; the
 // gradient of every parameter, of each sample's latent x and of each sample's (trimmed) context.
-// Timesteps get no gradient. CPU only so far (the backward ops are not on CUDA yet).
+// Timesteps get no gradient. Runs on any backend with the backward ops (CPU, CUDA).
 #pragma once
 
 #include <memory>
