@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Procedural training clips for the built-in demo model (issue 23; docs/training.md, "The trained demo").
 
-Writes one clip per caption "a <colour> <shape> moving <direction> on a <colour> background" for every
-shape (circle, square), shape colour, background colour (≠ the shape's) and direction (left, right, up,
-down): <name>.y4m (YUV4MPEG2 4:4:4, BT.601 limited range, the layout wanrt's reader and writer use) and
-<name>.txt (the caption). The shape crosses the middle of the frame at constant speed along its
-direction, centred on the other axis, so each caption has exactly one clip: the demo DiT has to learn
-colour, shape and motion from the words alone.
+Writes --variants clips per caption "a <colour> <shape> moving <direction> on a <colour> background" for
+every shape (circle, square), shape colour, background colour (≠ the shape's) and direction (left,
+right, up, down): <name>-<i>.y4m (YUV4MPEG2 4:4:4, BT.601 limited range, the layout wanrt's reader and
+writer use) and <name>-<i>.txt (the caption). The shape moves 7/16 of the frame at constant speed
+along its direction; where its path lies varies from clip to clip (a fixed pseudo-random draw per
+clip name), so the caption says what moves and which way, never where. The Wan DiT has only relative
+(RoPE) positions: with one fixed path per caption it has to infer absolute position from the frame's
+edges, which the 2-block demo DiT did not learn in 8,000 steps (docs/training.md); "the shape one
+frame later sits further left" is a relative fact it can learn.
 
 Pure Python (no numpy): the frames are flat colours, so each row is background, one span of the shape's
 colour, background.
@@ -15,6 +18,7 @@ colour, background.
 """
 import argparse
 import os
+import random
 
 COLOURS = {
     "red": (230, 25, 25),
@@ -37,12 +41,19 @@ def ycbcr(rgb):
     return tuple(int(v + 0.5) for v in (y, cb, cr))
 
 
-def centre(direction, size, frames, f):
-    """Centre (x, y) of the shape in frame f: from size/4 before the middle to size/4 past it."""
+def centre(direction, size, frames, f, mid, travel):
+    """Centre (x, y) of the shape in frame f: from travel/2 before mid to travel/2 past it."""
     dx, dy = DIRECTIONS[direction]
     s = -1.0 + 2.0 * f / (frames - 1)  # −1 … 1
-    half = size / 2.0
-    return half + dx * s * size / 4.0, half + dy * s * size / 4.0
+    return mid[0] + dx * s * travel / 2.0, mid[1] + dy * s * travel / 2.0
+
+
+def path_middle(name, direction, size, r, travel):
+    """The middle of a clip's path: uniform where the whole path and shape stay 1 px inside the frame."""
+    rng = random.Random(name)  # seeding from a str is the same on every run and platform
+    along = rng.uniform(r + 1 + travel / 2, size - r - 1 - travel / 2)
+    across = rng.uniform(r + 1, size - r - 1)
+    return (along, across) if DIRECTIONS[direction][0] else (across, along)
 
 
 def span(shape, cx, cy, r, row):
@@ -62,12 +73,14 @@ def span(shape, cx, cy, r, row):
     return (x0, x1) if x1 > x0 else None
 
 
-def write_clip(path, shape, fg, bg, direction, size, frames):
+def write_clip(path, name, shape, fg, bg, direction, size, frames):
     fg_ycc, bg_ycc = ycbcr(COLOURS[fg]), ycbcr(COLOURS[bg])
-    r = size * (0.22 if shape == "circle" else 0.195)  # about equal areas, large: the shape must weigh in the loss
+    r = size * (0.16 if shape == "circle" else 0.142)  # equal areas; small enough to leave the path room
+    travel = size * 7 / 16  # the test's checker asks for a centroid shift of size/4 through the 4-frame holds
+    mid = path_middle(name, direction, size, r, travel)
     out = bytearray(b"YUV4MPEG2 W%d H%d F16:1 Ip A1:1 C444 XCOLORRANGE=LIMITED\n" % (size, size))
     for f in range(frames):
-        cx, cy = centre(direction, size, frames, f)
+        cx, cy = centre(direction, size, frames, f, mid, travel)
         out += b"FRAME\n"
         for p in range(3):
             bgv, fgv = bytes([bg_ycc[p]]), bytes([fg_ycc[p]])
@@ -89,11 +102,14 @@ def main():
     ap.add_argument("--out", required=True, help="output folder (created)")
     ap.add_argument("--size", type=int, default=64, help="width = height, a multiple of 16")
     ap.add_argument("--frames", type=int, default=17, help="frames per clip, 1 + 4k")
+    ap.add_argument("--variants", type=int, default=6, help="clips per caption, each on its own path")
     a = ap.parse_args()
     if a.size % 16 or a.size < 32:
         ap.error("--size must be a multiple of 16, at least 32")
     if a.frames < 5 or (a.frames - 1) % 4:
         ap.error("--frames must be 1 + 4k, at least 5")
+    if a.variants < 1:
+        ap.error("--variants must be at least 1")
     os.makedirs(a.out, exist_ok=True)
     n = 0
     for shape in SHAPES:
@@ -102,11 +118,12 @@ def main():
                 if fg == bg:
                     continue
                 for d in DIRECTIONS:
-                    name = "%s-%s-%s-on-%s" % (fg, shape, d, bg)
-                    write_clip(os.path.join(a.out, name + ".y4m"), shape, fg, bg, d, a.size, a.frames)
-                    with open(os.path.join(a.out, name + ".txt"), "w") as fh:
-                        fh.write("a %s %s moving %s on a %s background\n" % (fg, shape, d, bg))
-                    n += 1
+                    for i in range(a.variants):
+                        name = "%s-%s-%s-on-%s-%d" % (fg, shape, d, bg, i)
+                        write_clip(os.path.join(a.out, name + ".y4m"), name, shape, fg, bg, d, a.size, a.frames)
+                        with open(os.path.join(a.out, name + ".txt"), "w") as fh:
+                            fh.write("a %s %s moving %s on a %s background\n" % (fg, shape, d, bg))
+                        n += 1
     print("wrote %d clips (%dx%d, %d frames) to %s" % (n, a.size, a.size, a.frames, a.out))
 
 
