@@ -563,8 +563,10 @@ for s in "${steps[@]}"; do
             tr '\r' '\n' < "$P" | grep -E "^###|rc=|step |train:|last|wanrt:" | tail -30 | tee -a "$OUT/summary.txt" ;;
         session13)  # issue 23 on the GPU: the CUDA backward ops and AdamW against float64 (op table), the DiT
                     # backward against torch autograd and a loss-falls training step (test_train_gpu),
-                    # train-demo-gpu for TRAIN_SECONDS, then session11 and session10 in GPU_SECONDS (300). Stage with test_train_gpu in STAGE_TESTS. Comes back
-                    # as summary.txt, logs.tar.gz, loss.csv, dit_masters.safetensors and ckpt.part-*.
+                    # train-demo-gpu for TRAIN_SECONDS, then session11 and session10 in GPU_SECONDS (300).
+                    # Stage with test_train_gpu in STAGE_TESTS (and taehv_weights.pth in STAGE_FIXTURE_FILES
+                    # for test_taehv). Comes back as summary.txt, logs.tar.gz, loss.csv, dit_masters.safetensors
+                    # and ckpt.part-*.
             log "CUDA training: op table rows, test_train_gpu, the demo DiT trained on the GPU"
             P="$OUT/session13.log"; W=$BIN/wanrt; WORK=/tmp/wanrt-demo
             run_p() { echo "### $*" >> "$P"; timeout ${STEP_TIMEOUT:-120} "$@" >> "$P" 2>&1; echo "rc=$?" >> "$P"; }
