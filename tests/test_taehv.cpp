@@ -123,7 +123,8 @@ TEST(Taehv, HalfPrecisionWithinDocumentedError) {
     for (DType dt : {DType::F16, DType::BF16}) {
         const double bound = dt == DType::F16 ? 3e-3 : 2.5e-2;  // CPU: 8.9e-4 / 8.1e-3 at most
         const auto m = Taehv::load(src, backend(), dt, layout);
-        ASSERT_EQ(m->config().channels_last, layout == TaehvLayout::Ndhwc);
+        ASSERT_EQ(m->config().encoder_channels_last, layout == TaehvLayout::Ndhwc);
+        ASSERT_EQ(m->config().decoder_channels_last, layout == TaehvLayout::Ndhwc);
         for (int64_t n = 0; n < batch(); ++n) {
             const std::string tag = std::string(dtype_name(dt)) + (layout == TaehvLayout::Ndhwc ? " ndhwc" : " ncdhw") +
                                     ", sample " + std::to_string(n);
@@ -178,7 +179,7 @@ void expect_streaming_equals_parallel(const std::shared_ptr<const Taehv>& model)
 
 TEST(Taehv, StreamingEqualsParallel) { expect_streaming_equals_parallel(model()); }
 
-// Channels last inside the network (TaehvConfig::channels_last), forced on whatever the backend
+// Channels last inside both coders (TaehvConfig::encoder_/decoder_channels_last), forced on whatever the backend
 // prefers, and NCDHW forced likewise: both give the fixture's goldens, and each other's output. On the
 // CPU channels last runs its own model code (TGrow permute, MemBlock past frames, TPool slices along
 // dim 0, channels-last upsample) and the conv front-end's permute composition.
@@ -186,8 +187,8 @@ TEST(Taehv, ChannelsLastMatchesGoldens) {
     auto src = open_pth(test::fixture_path("taehv_weights.pth"));
     const auto ncdhw = Taehv::load(src, backend(), DType::F32, TaehvLayout::Ncdhw);
     const auto ndhwc = Taehv::load(src, backend(), DType::F32, TaehvLayout::Ndhwc);
-    ASSERT_FALSE(ncdhw->config().channels_last);
-    ASSERT_TRUE(ndhwc->config().channels_last);
+    ASSERT_FALSE(ncdhw->config().encoder_channels_last || ncdhw->config().decoder_channels_last);
+    ASSERT_TRUE(ndhwc->config().encoder_channels_last && ndhwc->config().decoder_channels_last);
     // CPU: the same f32 kernels on the same values, so the layouts agree to rounding noise at most.
     const double cross = on_cpu() ? 1e-6 : 1e-2;
     for (int64_t n = 0; n < batch(); ++n) {
@@ -209,19 +210,23 @@ TEST(Taehv, ChannelsLastMatchesGoldens) {
 TEST(Taehv, ChannelsLastStreamingEqualsParallel) {
     const auto m = Taehv::load(open_pth(test::fixture_path("taehv_weights.pth")), backend(), DType::F32,
                                TaehvLayout::Ndhwc);
-    ASSERT_TRUE(m->config().channels_last);
+    ASSERT_TRUE(m->config().encoder_channels_last && m->config().decoder_channels_last);
     expect_streaming_equals_parallel(m);
 }
 
-// Auto picks by the backend: NCDHW on the CPU, channels last on CUDA.
-// Auto: NCDHW for f32 convs everywhere and, until the CUDA channels-last path has run on a GPU, for half
-// convs too (taehv.h); Ndhwc forces channels last on any backend.
+// Auto (taehv.h): NCDHW for f32 convs everywhere; for half convs the encoder goes channels last where
+// the backend prefers it (CUDA, not the CPU) and the decoder stays NCDHW. Ndhwc forces both coders into
+// channels last on any backend, Ncdhw neither.
 TEST(Taehv, AutoLayoutFollowsBackend) {
-    EXPECT_FALSE(model()->config().channels_last);
+    auto layout = [](const std::shared_ptr<Taehv>& m) {
+        return std::pair{m->config().encoder_channels_last, m->config().decoder_channels_last};
+    };
     auto w = open_pth(test::fixture_path("taehv_weights.pth"));
-    EXPECT_FALSE(Taehv::load(w, backend(), DType::F16)->config().channels_last);
-    EXPECT_TRUE(Taehv::load(w, backend(), DType::F16, TaehvLayout::Ndhwc)->config().channels_last);
-    EXPECT_FALSE(Taehv::load(w, backend(), DType::F32, TaehvLayout::Ncdhw)->config().channels_last);
+    const bool prefers = backend()->prefers_channels_last_conv();
+    EXPECT_EQ(layout(Taehv::load(w, backend(), DType::F32)), std::pair(false, false));
+    EXPECT_EQ(layout(Taehv::load(w, backend(), DType::F16)), std::pair(prefers, false));
+    EXPECT_EQ(layout(Taehv::load(w, backend(), DType::F16, TaehvLayout::Ndhwc)), std::pair(true, true));
+    EXPECT_EQ(layout(Taehv::load(w, backend(), DType::F16, TaehvLayout::Ncdhw)), std::pair(false, false));
 }
 
 // The same weights from a safetensors file (the official names) decode identically.

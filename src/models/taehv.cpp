@@ -72,8 +72,9 @@ namespace {
 // and stored shapes synthetic weights are made of).
 class Builder {
 public:
-    Builder(WeightLoader* wl, DType conv_dtype, bool channels_last = false)
-        : wl_(wl), conv_dtype_(conv_dtype), channels_last_(channels_last) {}
+    Builder(WeightLoader* wl, DType conv_dtype) : wl_(wl), conv_dtype_(conv_dtype) {}
+    // The layout the convs built from here on store their weights for (one per coder).
+    void set_channels_last(bool cl) { channels_last_ = cl; }
     std::vector<std::pair<std::string, Shape>> manifest;
 
     // nn.Conv2d(in, out, k, padding=k/2, stride) stored [out, in, k, k], used as a kt = 1 conv3d.
@@ -181,7 +182,7 @@ private:
 
     WeightLoader* wl_;
     DType conv_dtype_;
-    bool channels_last_;
+    bool channels_last_ = false;
 };
 
 // The encoder and decoder of TAEHV.__init__, index for index.
@@ -190,6 +191,7 @@ TaehvNet build(Builder& B, const TaehvConfig& c) {
     const int64_t p2 = 3 * c.patch_size * c.patch_size;
     auto& E = net.encoder;
     auto e = [](size_t i) { return "encoder." + std::to_string(i); };
+    B.set_channels_last(c.encoder_channels_last);
     E.push_back(Builder::conv_layer(B.conv2d(e(0), p2, kEncWidth, 3, true)));
     E.push_back(Builder::plain(Op::Relu));
     for (int stage = 0; stage < 3; ++stage) {
@@ -201,6 +203,7 @@ TaehvNet build(Builder& B, const TaehvConfig& c) {
 
     auto& D = net.decoder;
     auto d = [](size_t i) { return "decoder." + std::to_string(i); };
+    B.set_channels_last(c.decoder_channels_last);
     D.push_back(Builder::plain(Op::Clamp));
     D.push_back(Builder::conv_layer(B.conv2d(d(1), c.latent_channels, kDecWidths[0], 3, true)));
     D.push_back(Builder::plain(Op::Relu));
@@ -308,13 +311,13 @@ Tensor run(const std::vector<Layer>& layers, bool cl, Tensor x, std::vector<Tens
 }
 
 // Into the network: x [C, T, H, W] (any dtype) → the conv dtype, and [T, H, W, C] with cl; one copy.
-Tensor to_net(const Tensor& x, const TaehvConfig& c) {
-    return ops::to_dtype(c.channels_last ? x.permute({1, 2, 3, 0}) : x, c.conv_dtype);
+Tensor to_net(const Tensor& x, bool cl, const TaehvConfig& c) {
+    return ops::to_dtype(cl ? x.permute({1, 2, 3, 0}) : x, c.conv_dtype);
 }
 
 // Out of the network: [C, T, H, W] or, with cl, [T, H, W, C] → f32 [C, T, H, W]; one copy.
-Tensor from_net(const Tensor& y, const TaehvConfig& c) {
-    return ops::to_dtype(c.channels_last ? y.permute({3, 0, 1, 2}) : y, DType::F32);
+Tensor from_net(const Tensor& y, bool cl) {
+    return ops::to_dtype(cl ? y.permute({3, 0, 1, 2}) : y, DType::F32);
 }
 
 // F.pixel_unshuffle(x, p) per frame: [3, T, H, W] → [3·p², T, H/p, W/p], channel c·p² + i·p + j.
@@ -343,13 +346,15 @@ std::shared_ptr<Taehv> Taehv::load(std::shared_ptr<TensorSource> src, std::share
     std::shared_ptr<Taehv> m(new Taehv());
     m->cfg_ = TaehvConfig::from_weights(*src);
     m->cfg_.conv_dtype = conv_dtype;
-    // Off by default until the CUDA channels-last path has run on a GPU (written without one).
-    constexpr bool kTaehvChannelsLastByDefault = false;
-    const bool auto_cl = kTaehvChannelsLastByDefault && be->prefers_channels_last_conv() && conv_dtype != DType::F32;
-    m->cfg_.channels_last = layout == TaehvLayout::Auto ? auto_cl : layout == TaehvLayout::Ndhwc;
+    // Auto, measured on the H200 (docs/perf.md, session 13): channels last makes the f16 encoder 36 %
+    // faster and the decoder 17 % slower (its TGrow permutes cost more than its NDHWC convs save), and
+    // TF32 NDHWC is no faster: the encoder alone, half convs, on a backend that prefers it.
+    const bool auto_enc = be->prefers_channels_last_conv() && conv_dtype != DType::F32;
+    m->cfg_.encoder_channels_last = layout == TaehvLayout::Auto ? auto_enc : layout == TaehvLayout::Ndhwc;
+    m->cfg_.decoder_channels_last = layout == TaehvLayout::Ndhwc;
     m->be_ = std::move(be);
     WeightLoader wl(src, *m->be_);
-    Builder B(&wl, conv_dtype, m->cfg_.channels_last);
+    Builder B(&wl, conv_dtype);
     m->net_ = std::make_unique<TaehvNet>(build(B, m->cfg_));
     wl.finish();
     return m;
@@ -382,7 +387,8 @@ Tensor Taehv::encode(const Tensor& video) const {
 Tensor Taehv::decode_raw(const Tensor& z) const {
     check_latent(z.shape());
     std::vector<Tensor> mem;
-    return from_net(run(net_->decoder, cfg_.channels_last, to_net(z, cfg_), mem), cfg_);
+    const bool cl = cfg_.decoder_channels_last;
+    return from_net(run(net_->decoder, cl, to_net(z, cl, cfg_), mem), cl);
 }
 
 Tensor Taehv::decode(const Tensor& z) const {
@@ -413,8 +419,9 @@ Tensor TaehvStreamEncoder::push(const Tensor& frames) {
     frames_ += n;
     // The network runs in its conv dtype (activations stay half between half convs); latents come out f32.
     const TaehvConfig& c = tae_->cfg_;
-    const Tensor z = run(tae_->net_->encoder, c.channels_last, to_net(pixel_unshuffle(x, c.patch_size), c), mem_);
-    return z.defined() ? from_net(z, c) : z;  // [C, k, h, w] f32
+    const bool cl = c.encoder_channels_last;
+    const Tensor z = run(tae_->net_->encoder, cl, to_net(pixel_unshuffle(x, c.patch_size), cl, c), mem_);
+    return z.defined() ? from_net(z, cl) : z;  // [C, k, h, w] f32
 }
 
 Tensor TaehvStreamEncoder::flush() {
@@ -442,11 +449,12 @@ Tensor TaehvStreamDecoder::push(const Tensor& latents) {
     h_ = latents.size(2), w_ = latents.size(3);
     frames_ += latents.size(1);
     const TaehvConfig& c = tae_->cfg_;
-    const Tensor raw = run(tae_->net_->decoder, c.channels_last, to_net(latents, c), mem_);  // 4n frames of 3p² channels
-    const int64_t n = raw.size(c.channels_last ? 0 : 1), trim = std::max<int64_t>(0, c.frames_to_trim() - raw_out_);
+    const bool cl = c.decoder_channels_last;
+    const Tensor raw = run(tae_->net_->decoder, cl, to_net(latents, cl, c), mem_);  // 4n frames of 3p² channels
+    const int64_t n = raw.size(cl ? 0 : 1), trim = std::max<int64_t>(0, c.frames_to_trim() - raw_out_);
     raw_out_ += n;
     if (trim >= n) return {};
-    Tensor y = ops::clamp(pixel_shuffle(from_net(raw, c), c.patch_size), 0.0f, 1.0f);  // [3, 4n, H, W] f32
+    Tensor y = ops::clamp(pixel_shuffle(from_net(raw, cl), c.patch_size), 0.0f, 1.0f);  // [3, 4n, H, W] f32
     return trim > 0 ? ops::contiguous(y.slice(1, trim, n)) : y;
 }
 

@@ -22,13 +22,13 @@
 // TGrow(s): 1×1 conv C → s·C, channels [k·C, (k+1)·C) become frame k ([s·C, T] → [C, T·s]). A
 // checkpoint whose TGrow has more rows than C·s keeps its LAST C·s rows (taehv.py patch_tgrow_layers).
 //
-// Layout inside the network (TaehvConfig::channels_last): [C, T, H, W] like the public tensors, or
-// [T, H, W, C] (channels last), which cuDNN runs ≈ 2× faster in half precision. Chosen at load time:
-// TaehvLayout::Auto asks the backend (Backend::prefers_channels_last_conv(): CUDA yes, CPU no) and
-// takes channels last only for half-precision convs (the measured 2×; TF32 NDHWC is unmeasured) once
-// kTaehvChannelsLastByDefault is set: it stays off until a GPU run has passed the channels-last CUDA
-// rows and measured the speed (docs/perf.md, "TAEHV channels-last"); Ndhwc forces it. The
-// public layouts above are the same either way: encode/decode permute once on entry and exit (riding
+// Layout inside each coder (TaehvConfig::encoder_channels_last / decoder_channels_last): [C, T, H, W]
+// like the public tensors, or [T, H, W, C] (channels last), whose convs cuDNN runs ≈ 2× faster in half
+// precision. Chosen at load time: TaehvLayout::Auto asks the backend
+// (Backend::prefers_channels_last_conv(): CUDA yes, CPU no) and puts the encoder alone in channels
+// last, for half-precision convs only: on the H200 that made the f16 encoder 36 % faster and the
+// decoder 17 % slower, its TGrow permutes costing more than the convs gain (docs/perf.md, session 13).
+// Ndhwc forces both coders into channels last, Ncdhw neither. The public layouts above are the same either way: encode/decode permute once on entry and exit (riding
 // on the f32 ↔ conv-dtype copies). In channels last, the blocks above become: MemBlock's past is
 // [1, H, W, C], TPool the same kt = s conv on [T, H, W, C], TGrow's frame split
 // [T, H, W, s·C] → [T, H, W, s, C] → [T, s, H, W, C] (one permute copy), and the conv weights are
@@ -65,8 +65,8 @@ struct TaehvConfig {
     // f32 exact on the CPU, TF32 on CUDA; f16/bf16 run half-precision convolutions, and the
     // activations between them stay in that dtype too (inputs and outputs of encode/decode are f32).
     DType conv_dtype = DType::F32;
-    // Not a checkpoint property either: activations inside the network are [T, H, W, C] (see above).
-    bool channels_last = false;
+    // Not checkpoint properties either: activations inside each coder are [T, H, W, C] (see above).
+    bool encoder_channels_last = false, decoder_channels_last = false;
 
     int64_t t_downscale() const;                                    // 4
     int64_t t_upscale() const;                                      // 4
