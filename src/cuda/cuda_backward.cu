@@ -337,9 +337,16 @@ void launch_unary_backward(int act, const float* x, const float* dy, float* dx, 
 void launch_group_col_sums(const float* a, const float* b, const float* mean, const float* scale, int64_t G, int64_t S,
                            int64_t D, float* sum_a, float* sum_ab, bool accumulate, cudaStream_t stream) {
     if (G == 0 || D == 0) return;
-    dim3 grid(unsigned((D + 31) / 32), unsigned(G));
-    group_col_sums_kernel<<<grid, dim3(32, 8), 0, stream>>>(a, b, mean, scale, S, D, sum_a, sum_ab, accumulate);
-    CUDA_CHECK_LAUNCH();
+    // Groups in launches of at most 65,535 (the grid's y limit; TI2V's per-token groups can exceed it).
+    constexpr int64_t kMaxY = 65535;
+    for (int64_t g0 = 0; g0 < G; g0 += kMaxY) {
+        const int64_t n = std::min(kMaxY, G - g0), rows = g0 * S, outs = g0 * D;
+        dim3 grid(unsigned((D + 31) / 32), unsigned(n));
+        group_col_sums_kernel<<<grid, dim3(32, 8), 0, stream>>>(
+            a + rows * D, b ? b + rows * D : nullptr, mean ? mean + rows : nullptr, scale ? scale + rows : nullptr, S,
+            D, sum_a ? sum_a + outs : nullptr, sum_ab ? sum_ab + outs : nullptr, accumulate);
+        CUDA_CHECK_LAUNCH();
+    }
 }
 
 void launch_rms_norm_backward(const float* x, const float* w, const float* dy, float eps, float* dx, float* rs,
