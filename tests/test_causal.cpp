@@ -9,7 +9,6 @@
 // WANRT_TEST_DEVICE=cuda (a CUDA build, on a GPU machine) runs the same tests on that backend, with
 // the bf16-linear tolerance of the GPU DiT golden (1e-2) instead of float32's.
 #include <chrono>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <random>
@@ -24,16 +23,6 @@
 #include "models/synth.h"
 #include "test_util.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define WANRT_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define WANRT_TEST_ASAN 1
-#endif
-#endif
-#if WANRT_TEST_ASAN
-#include <sanitizer/allocator_interface.h>
-#endif
 
 namespace wanrt::test {
 
@@ -506,20 +495,6 @@ TEST(CausalPolicy, PositionWrap) {
 // Soak: a long stream with a rolling cache (two stream-batch rows, positions wrapping) runs in
 // constant memory: the cache tensors never change, and the process RSS stays flat.
 
-// Memory the process holds. Under AddressSanitizer, freed blocks wait in its quarantine (256 MB by
-// default) before they are reused, so RSS grows with every free for the whole soak and says nothing
-// about leaks; there the allocator's count of live heap bytes is the measure (same limit).
-int64_t rss_kb() {
-#if WANRT_TEST_ASAN
-    return int64_t(__sanitizer_get_current_allocated_bytes() / 1024);
-#else
-    std::ifstream s("/proc/self/statm");
-    int64_t size = 0, res = 0;
-    s >> size >> res;
-    return res * 4;  // pages of 4 KiB
-#endif
-}
-
 TEST(CausalSoak, RollingCacheConstantMemory) {
     Fixture fx = open_causal();
     const DitConfig& c = fx.dit->config();
@@ -536,10 +511,10 @@ TEST(CausalSoak, RollingCacheConstantMemory) {
         x = add_noise(flow_to_x0(v[0], x, 0.7f), x, 0.1f);  // keep the values moving but bounded
     };
     for (int64_t i = 0; i < 200; ++i) step(i);  // warm-up: allocator pools reach steady state
-    const int64_t rss0 = rss_kb();
+    const int64_t rss0 = held_memory_kb();
     const int64_t n = 4000;
     for (int64_t i = 200; i < n; ++i) step(i);
-    const int64_t rss1 = rss_kb();
+    const int64_t rss1 = held_memory_kb();
     std::printf("  soak: %ld chunks, cache %ld bytes, RSS %ld → %ld KiB\n", long(n), long(bytes), long(rss0), long(rss1));
     EXPECT_EQ(cache.bytes(), bytes);
     for (size_t l = 0; l < cache.k.size(); ++l) EXPECT_EQ(cache.k[l].raw(), ptrs[l]);

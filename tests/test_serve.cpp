@@ -15,7 +15,6 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <fstream>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -245,21 +244,12 @@ TEST(Serve, CancelQueuedAndRunning) {
     expect_error(request(ts.port, http::verb::get, "/v1/jobs/" + a + "/result"), 409, "no result");
 }
 
-// Resident memory now (VmRSS of /proc/self/status), bytes.
-size_t rss_bytes() {
-    std::ifstream f("/proc/self/status");
-    std::string line;
-    while (std::getline(f, line))
-        if (line.rfind("VmRSS:", 0) == 0) return size_t(std::stoull(line.substr(6))) * 1024;
-    return 0;
-}
-
 TEST(Serve, LoadTestConcurrentClientsServedOrRefused) {
     serve::ServerOptions o;
     o.max_queue = 4;
     TestServer ts(o);
     constexpr int kClients = 32, kRounds = 4;
-    size_t rss_after_first = 0;
+    int64_t held_after_first = 0;  // KiB (held_memory_kb: live heap bytes under ASan)
     for (int round = 0; round < kRounds; ++round) {
         std::vector<std::future<Reply>> replies;
         for (int i = 0; i < kClients; ++i)
@@ -295,11 +285,11 @@ TEST(Serve, LoadTestConcurrentClientsServedOrRefused) {
             wait_done(ts.port, id, 60);
         }
         EXPECT_EQ(request(ts.port, http::verb::get, "/v1/health").status, 200u);
-        if (round == 0) rss_after_first = rss_bytes();
+        if (round == 0) held_after_first = test::held_memory_kb();
     }
     // Memory stays flat across rounds (sessions, jobs and their buffers are released).
-    const double grew_mb = (double(rss_bytes()) - double(rss_after_first)) / 1048576.0;
-    std::printf("RSS after round 1: %.1f MB, grew %.1f MB over %d more rounds\n", double(rss_after_first) / 1048576.0,
+    const double grew_mb = double(test::held_memory_kb() - held_after_first) / 1024.0;
+    std::printf("memory after round 1: %.1f MB, grew %.1f MB over %d more rounds\n", double(held_after_first) / 1024.0,
                 grew_mb, kRounds - 1);
     EXPECT_LT(grew_mb, 32.0);
 }

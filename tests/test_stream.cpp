@@ -15,16 +15,6 @@
 #include "pipeline/stream.h"
 #include "test_util.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define WANRT_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define WANRT_TEST_ASAN 1
-#endif
-#endif
-#if WANRT_TEST_ASAN
-#include <sanitizer/allocator_interface.h>
-#endif
 #include "video/video_writer.h"
 
 namespace wanrt::test {
@@ -74,20 +64,6 @@ Tensor test_video(Backend& be, int64_t T, int64_t H, int64_t W, double speed = 0
                     v[size_t(((c * T + t) * H + y) * W + x)] =
                         float(0.8 * std::sin(0.4 * double(x) + 0.3 * double(y) + speed * double(t) + double(c)));
     return ops::from_host(be, DType::F32, {3, T, H, W}, v.data());
-}
-
-// Memory the process holds. Under AddressSanitizer, freed blocks wait in its quarantine (256 MB by
-// default) before they are reused, so RSS grows with every free for the whole soak and says nothing
-// about leaks; there the allocator's count of live heap bytes is the measure (same limit).
-int64_t rss_kb() {
-#if WANRT_TEST_ASAN
-    return int64_t(__sanitizer_get_current_allocated_bytes() / 1024);
-#else
-    std::ifstream s("/proc/self/statm");
-    int64_t size = 0, res = 0;
-    s >> size >> res;
-    return res * 4;  // pages of 4 KiB
-#endif
 }
 
 
@@ -256,10 +232,10 @@ TEST(Stream, SoakConstantMemory) {
     const int64_t bytes = s.cache().bytes();
     const void* k0 = s.cache().k[0].raw();
     for (int i = 0; i < 100; ++i) s.push(chunk);  // warm-up: allocator pools reach steady state
-    const int64_t rss0 = rss_kb();
+    const int64_t rss0 = held_memory_kb();
     const int64_t chunks = 400;
     for (int64_t i = 0; i < chunks; ++i) ASSERT_EQ(s.push(chunk).size(1), 4);
-    const int64_t rss1 = rss_kb();
+    const int64_t rss1 = held_memory_kb();
     std::printf("  soak: %ld frames streamed, cache %ld bytes, RSS %ld → %ld KiB, dit %.2f s, vae %.2f s\n",
                 long(s.stats().frames_in), long(bytes), long(rss0), long(rss1), s.stats().dit_s,
                 s.stats().encode_s + s.stats().decode_s);

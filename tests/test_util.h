@@ -25,6 +25,17 @@
 
 #include <nlohmann/json.hpp>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define WANRT_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define WANRT_TEST_ASAN 1
+#endif
+#endif
+#if WANRT_TEST_ASAN
+#include <sanitizer/allocator_interface.h>
+#endif
+
 #include "core/backend.h"
 #include "runtime/device.h"
 #include "core/error.h"
@@ -139,6 +150,21 @@ inline Err compare(const Tensor& out, const std::vector<double>& ref) { return c
         EXPECT_LE(e_.rel_l2, tol) << what << ": rel-L2 " << e_.rel_l2 << ", max abs " << e_.max_abs; \
         std::printf("  %-40s rel-L2 %.3e  max abs %.3e\n", std::string(what).c_str(), e_.rel_l2, e_.max_abs); \
     } while (0)
+
+// Memory the process holds, for "memory stays flat" checks, KiB: resident pages. Under AddressSanitizer
+// freed blocks wait in its quarantine (256 MB by default) before they are reused, so RSS grows with
+// every free for a whole soak and says nothing about leaks; there the allocator's count of live heap
+// bytes is the measure (same limits).
+inline int64_t held_memory_kb() {
+#if WANRT_TEST_ASAN
+    return int64_t(__sanitizer_get_current_allocated_bytes() / 1024);
+#else
+    std::ifstream s("/proc/self/statm");
+    int64_t size = 0, res = 0;
+    s >> size >> res;
+    return res * (sysconf(_SC_PAGESIZE) / 1024);
+#endif
+}
 
 inline std::vector<float> randn(size_t n, uint64_t seed, float scale = 1.0f) {
     std::mt19937_64 rng(seed);
