@@ -8,6 +8,7 @@
 
 #include "models/dit.h"
 #include "ops/ops.h"
+#include "dit_grad_fixture.h"
 #include "test_util.h"
 #include "train/adamw.h"
 #include "train/dit_backward.h"
@@ -29,43 +30,9 @@ bool grad_close(const Tensor& t, const std::vector<double>& ref, double tol, std
     return zero ? e.max_abs <= 1e-5 : e.rel_l2 <= tol;
 }
 
-bool is_data(const std::string& n) {
-    for (const char* p : {"in.", "out.", "mid.", "grad."})
-        if (n.rfind(p, 0) == 0) return true;
-    return false;
-}
-
-struct GradFixture {
-    std::shared_ptr<SafeTensorsFile> f;
-    std::shared_ptr<Backend> be = make_cpu_backend(2);
-    DitConfig cfg;
-    int64_t seq_len = 0;
-    std::unique_ptr<DitModel> model;
-    std::vector<DitSample> batch;
-    std::vector<Tensor> dy;
-
-    explicit GradFixture(const std::string& name) {
-        f = open_fixture(name + ".safetensors");
-        cfg = DitConfig::from_json(f->metadata().at("config"), f->origin());
-        seq_len = std::stoll(f->metadata().at("seq_len"));
-        auto weights = std::make_shared<MemoryTensorSource>(f->origin());
-        for (const std::string& n : f->names()) {
-            if (is_data(n)) continue;
-            const StoredTensor& t = *f->find(n);
-            weights->add(n, t.dtype, t.shape, t.data);
-        }
-        model = std::make_unique<DitModel>(cfg, weights, *be);
-        const std::vector<double> tv = load_f64(*f, "in.t");
-        for (size_t i = 0; f->find("in.x" + std::to_string(i)); ++i) {
-            const std::string s = std::to_string(i);
-            DitSample smp;
-            smp.x = load_f32(*be, *f, "in.x" + s);
-            smp.context = load_f32(*be, *f, "in.context" + s);
-            smp.t = float(tv.at(i));
-            batch.push_back(smp);
-            dy.push_back(load_f32(*be, *f, "in.dy" + s));
-        }
-    }
+// dit_grad's model and batch on the CPU.
+struct GradFixture : DitGradFixture {
+    explicit GradFixture(const std::string& name) : DitGradFixture(name, make_cpu_backend(2)) {}
 };
 
 class DitBackward : public ::testing::TestWithParam<std::string> {};
@@ -174,7 +141,7 @@ TEST(DitBackwardTi2v, PerTokenTimesteps) {
     const int64_t seq_len = std::stoll(f->metadata().at("seq_len"));
     auto weights = std::make_shared<MemoryTensorSource>(f->origin());
     for (const std::string& n : f->names()) {
-        if (is_data(n)) continue;
+        if (is_grad_fixture_data(n)) continue;
         const StoredTensor& t = *f->find(n);
         weights->add(n, t.dtype, t.shape, t.data);
     }

@@ -9,6 +9,7 @@
 #include "models/synth.h"
 #include "ops/backward.h"
 #include "ops/ops.h"
+#include "dit_grad_fixture.h"
 #include "test_util.h"
 #include "train/adamw.h"
 #include "train/dit_backward.h"
@@ -139,55 +140,8 @@ TEST(ClipGradNorm, ScalesAboveTheBoundOnly) {
 // Forward, flow-matching loss, backward with checkpointing, AdamW: on a fixed batch the loss goes
 // down at every step (the whole training step's gradients point downhill).
 TEST(TrainStep, LossFallsOnAFixedBatch) {
-    auto be = make_cpu_backend(2);
-    auto f = open_fixture("dit_grad.safetensors");
-    const DitConfig cfg = DitConfig::from_json(f->metadata().at("config"), f->origin());
-    const int64_t seq_len = std::stoll(f->metadata().at("seq_len"));
-    auto weights = std::make_shared<MemoryTensorSource>(f->origin());
-    for (const std::string& n : f->names()) {
-        if (n.rfind("in.", 0) == 0 || n.rfind("out.", 0) == 0 || n.rfind("grad.", 0) == 0) continue;
-        const StoredTensor& t = *f->find(n);
-        weights->add(n, t.dtype, t.shape, t.data);
-    }
-    DitModel model(cfg, weights, *be);
-    const FlowMatchTrainTable tab = flow_match_table();
-    std::vector<DitSample> batch;
-    std::vector<FlowMatchPair> pairs;
-    for (int i = 0; i < 2; ++i) {
-        const std::string s = std::to_string(i);
-        Tensor x0 = load_f32(*be, *f, "in.x" + s);
-        Tensor noise = randn_tensor(*be, x0.shape(), 100 + uint64_t(i));
-        pairs.push_back(flow_match_pair(tab, 400 + 50 * i, x0, noise));
-        DitSample smp;
-        smp.x = pairs.back().x_t;
-        smp.context = load_f32(*be, *f, "in.context" + s);
-        smp.t = float(pairs.back().timestep);
-        batch.push_back(smp);
-    }
-    std::vector<Tensor> params;
-    for (const auto& [name, t] : dit_named_params(cfg, model.mutable_weights())) params.push_back(t);
-    AdamWHyper h;
-    h.lr = 2e-3, h.weight_decay = 0.0;
-    AdamW opt(params, h);
-    std::vector<double> losses;
-    for (int step = 0; step < 8; ++step) {
-        DitTape tape;
-        const std::vector<Tensor> ys = dit_train_forward(model, batch, seq_len, &tape);
-        double loss = 0;
-        std::vector<Tensor> dys;
-        for (size_t i = 0; i < ys.size(); ++i) {
-            Tensor d;
-            loss += flow_match_loss(ys[i], pairs[i].target, pairs[i].weight, &d) / double(ys.size());
-            dys.push_back(ops::mul(d, ops::full(*be, DType::F32, {1}, 1.0f / float(ys.size()))));
-        }
-        losses.push_back(loss);
-        DitGrads g = dit_grads_zeros(model);
-        dit_backward(model, tape, dys, &g);
-        std::vector<Tensor> grads;
-        for (const auto& [name, t] : dit_named_params(cfg, g.w)) grads.push_back(t);
-        opt.step(grads);
-        std::printf("  step %d loss %.6f\n", step, loss);
-    }
+    DitGradFixture g("dit_grad", make_cpu_backend(2));
+    const std::vector<double> losses = fixed_batch_losses(g, 8);
     for (size_t i = 1; i < losses.size(); ++i) EXPECT_LT(losses[i], losses[i - 1]) << "step " << i;
     EXPECT_LT(losses.back(), 0.9 * losses.front());
 }

@@ -11,6 +11,7 @@
 #include "cuda/cuda_backend.h"
 #include "models/dit.h"
 #include "ops/ops.h"
+#include "dit_grad_fixture.h"
 #include "test_util.h"
 #include "train/adamw.h"
 #include "train/dit_backward.h"
@@ -25,43 +26,8 @@ std::shared_ptr<Backend> gpu() {
     return make_cuda_backend(0);
 }
 
-bool is_data(const std::string& n) {
-    for (const char* p : {"in.", "out.", "mid.", "grad."})
-        if (n.rfind(p, 0) == 0) return true;
-    return false;
-}
-
-struct GpuGradFixture {
-    std::shared_ptr<SafeTensorsFile> f;
-    std::shared_ptr<Backend> be = gpu();
-    DitConfig cfg;
-    int64_t seq_len = 0;
-    std::unique_ptr<DitModel> model;
-    std::vector<DitSample> batch;
-    std::vector<Tensor> dy;
-
-    explicit GpuGradFixture(const std::string& name) {
-        f = open_fixture(name + ".safetensors");
-        cfg = DitConfig::from_json(f->metadata().at("config"), f->origin());
-        seq_len = std::stoll(f->metadata().at("seq_len"));
-        auto weights = std::make_shared<MemoryTensorSource>(f->origin());
-        for (const std::string& n : f->names()) {
-            if (is_data(n)) continue;
-            const StoredTensor& t = *f->find(n);
-            weights->add(n, t.dtype, t.shape, t.data);
-        }
-        model = std::make_unique<DitModel>(cfg, weights, *be);
-        const std::vector<double> tv = load_f64(*f, "in.t");
-        for (size_t i = 0; f->find("in.x" + std::to_string(i)); ++i) {
-            const std::string s = std::to_string(i);
-            DitSample smp;
-            smp.x = load_f32(*be, *f, "in.x" + s);
-            smp.context = load_f32(*be, *f, "in.context" + s);
-            smp.t = float(tv.at(i));
-            batch.push_back(smp);
-            dy.push_back(load_f32(*be, *f, "in.dy" + s));
-        }
-    }
+struct GpuGradFixture : DitGradFixture {
+    explicit GpuGradFixture(const std::string& name) : DitGradFixture(name, gpu()) {}
 };
 
 class DitBackwardGpu : public ::testing::TestWithParam<std::string> {};
@@ -109,41 +75,7 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, DitBackwardGpu, ::testing::Values("dit_grad",
 // As TrainStep.LossFallsOnAFixedBatch (test_train.cpp) on the GPU: every step lowers the loss.
 TEST(TrainStepGpu, LossFallsOnAFixedBatch) {
     GpuGradFixture g("dit_grad");
-    const FlowMatchTrainTable tab = flow_match_table();
-    std::vector<DitSample> batch;
-    std::vector<FlowMatchPair> pairs;
-    for (size_t i = 0; i < g.batch.size(); ++i) {
-        Tensor noise = randn_tensor(*g.be, g.batch[i].x.shape(), 100 + uint64_t(i));
-        pairs.push_back(flow_match_pair(tab, 400 + 50 * int(i), g.batch[i].x, noise));
-        DitSample smp = g.batch[i];
-        smp.x = pairs.back().x_t;
-        smp.t = float(pairs.back().timestep);
-        batch.push_back(smp);
-    }
-    std::vector<Tensor> params;
-    for (const auto& [name, t] : dit_named_params(g.cfg, g.model->mutable_weights())) params.push_back(t);
-    AdamWHyper h;
-    h.lr = 2e-3, h.weight_decay = 0.0;
-    AdamW opt(params, h);
-    std::vector<double> losses;
-    for (int step = 0; step < 8; ++step) {
-        DitTape tape;
-        const std::vector<Tensor> ys = dit_train_forward(*g.model, batch, g.seq_len, &tape);
-        double loss = 0;
-        std::vector<Tensor> dys;
-        for (size_t i = 0; i < ys.size(); ++i) {
-            Tensor d;
-            loss += flow_match_loss(ys[i], pairs[i].target, pairs[i].weight, &d) / double(ys.size());
-            dys.push_back(ops::mul(d, ops::full(*g.be, DType::F32, {1}, 1.0f / float(ys.size()))));
-        }
-        losses.push_back(loss);
-        DitGrads gr = dit_grads_zeros(*g.model);
-        dit_backward(*g.model, tape, dys, &gr);
-        std::vector<Tensor> grads;
-        for (const auto& [name, t] : dit_named_params(g.cfg, gr.w)) grads.push_back(t);
-        opt.step(grads);
-        std::printf("  step %d loss %.6f\n", step, loss);
-    }
+    const std::vector<double> losses = fixed_batch_losses(g, 8);
     for (size_t i = 1; i < losses.size(); ++i) EXPECT_LT(losses[i], losses[i - 1]) << "step " << i;
     EXPECT_LT(losses.back(), 0.9 * losses.front());
 }

@@ -27,6 +27,8 @@
 
 namespace wanrt {
 
+struct RopeGrid;  // ops/ops.h
+
 namespace cuda {
 
 class DeviceAllocator;  // cuda_backend.cpp
@@ -38,6 +40,9 @@ inline DevType dev_type(DType t) {
 Strided strided_of(const Tensor& t);
 // Shape/strides of t right-aligned to `shape` with broadcast dims given stride 0.
 Strided broadcast_of(const Tensor& t, const Shape& shape);
+// The per-sample RoPE grids for launch_rope, each checked against the table's positions
+// (cuda_rope_ops.cpp; rope, rms_norm_rope and rope_backward).
+std::vector<RopeGridDev> rope_grids(const std::vector<RopeGrid>& grids, const Tensor& table);
 
 }  // namespace cuda
 

@@ -135,8 +135,7 @@ void gated_residual_backward_cuda(CudaBackend& be, const GatedResidualBackwardAr
 void rope_backward_cuda(CudaBackend& be, const RopeBackwardArgs& a) {
     const Tensor neg = be.empty(DType::F32, a.table.shape());
     launch_negate_sin(a.table.data<float>(), neg.data<float>(), a.table.numel() / 2, be.stream());
-    std::vector<RopeGridDev> g;
-    for (const RopeGrid& s : *a.grids) g.push_back({s.f, s.h, s.w, s.frame_offset});
+    const std::vector<RopeGridDev> g = rope_grids(*a.grids, a.table);
     launch_rope(a.dy.data<float>(), g.data(), neg.data<float>(), a.table.size(0), a.dx.data<float>(), a.dy.size(0),
                 a.dy.size(1), a.dy.size(2), a.dy.size(3), be.stream());
     be.wrote(a.dx);

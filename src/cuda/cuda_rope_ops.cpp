@@ -10,13 +10,9 @@
 
 namespace wanrt {
 
-namespace {
-
-using namespace cuda;
-
-std::vector<RopeGridDev> rope_grids(const std::vector<RopeGrid>& grids, const Tensor& table) {
+std::vector<cuda::RopeGridDev> cuda::rope_grids(const std::vector<RopeGrid>& grids, const Tensor& table) {
     const int64_t P = table.size(0);
-    std::vector<RopeGridDev> g(grids.size());
+    std::vector<cuda::RopeGridDev> g(grids.size());
     for (size_t b = 0; b < grids.size(); ++b) {
         const RopeGrid& s = grids[b];
         WANRT_CHECK(s.f + s.frame_offset <= P && s.h <= P && s.w <= P && s.frame_offset >= 0, "cuda", "rope grid (",
@@ -26,6 +22,10 @@ std::vector<RopeGridDev> rope_grids(const std::vector<RopeGrid>& grids, const Te
     }
     return g;
 }
+
+namespace {
+
+using namespace cuda;
 
 void rope_cuda(CudaBackend& be, const RopeArgs& a) {
     const Tensor& x = a.x;
