@@ -149,12 +149,10 @@ mkdir -p "$OUT"
 steps=("$@")
 [[ ${#steps[@]} -eq 0 ]] && steps=(ops perf)
 log() { echo "== $*" | tee -a "$OUT/summary.txt"; }
-# A training checkpoint's DiT (its f32 "param." tensors, patch_embedding back to 5-D) as a DiT file for
-# `wanrt convert`, and the checkpoint itself in ≤ 15 MB parts (`cat ckpt.part-* > c.safetensors` to
-# resume from it on the dev machine): checkpoint_out CHECKPOINT DIR.
-checkpoint_out() {
-    split -b 15M -d "$1" "$2/ckpt.part-"
-    python3 - "$1" "$2/dit_masters.safetensors" <<'PY'
+# A training checkpoint's DiT (its f32 "param." tensors, patch_embedding back to 5-D) as a DiT file of
+# official names for `wanrt convert`: masters_out CHECKPOINT FILE.
+masters_out() {
+    python3 - "$1" "$2" <<'PY'
 import json, struct, sys
 src, dst = sys.argv[1:3]
 with open(src, "rb") as fh:
@@ -171,6 +169,12 @@ with open(dst, "wb") as fh:
     fh.write(struct.pack("<Q", len(hj))); fh.write(hj)
     for c in chunks: fh.write(c)
 PY
+}
+# That DiT file and the checkpoint itself in ≤ 15 MB parts (`cat ckpt.part-* > c.safetensors` to resume
+# from it on the dev machine): checkpoint_out CHECKPOINT DIR.
+checkpoint_out() {
+    split -b 15M -d "$1" "$2/ckpt.part-"
+    masters_out "$1" "$2/dit_masters.safetensors"
 }
 
 {
@@ -545,22 +549,38 @@ for s in "${steps[@]}"; do
             tar czf $OUT/logs.tar.gz -C $OUT gpu train && rm -rf $OUT/gpu $OUT/train ;;
         train-demo-gpu)  # issue 23: the demo DiT trained with --device cuda from its random start on the clips of
                          # scripts/demo_data.py, for TRAIN_SECONDS (500); STEPS (20000), BATCH (4), LR (1e-3) set the
-                         # schedule. Comes back as summary.txt, train.log, loss.csv (its last column: seconds, so
-                         # it/s), dit_masters.safetensors and ckpt.part-* of the last checkpoint.
+                         # schedule, TRAIN_ARGS adds flags. VARIANTS="a:FLAGS|b:FLAGS" trains several at once (the
+                         # demo leaves the GPU mostly idle), each in run-<name> with its FLAGS. Comes back as
+                         # summary.txt, train.log, loss[-<name>].csv (its last column: seconds, so it/s) and
+                         # dit[-<name>].safetensors, the last checkpoint's masters as f16 (wanrt convert).
             log "train the demo DiT on the GPU"
             P="$OUT/train.log"; W=$BIN/wanrt; WORK=/tmp/wanrt-demo
             python3 scripts/demo_data.py --out $WORK/clips --size 64 --frames 17 >> "$P" 2>&1
-            echo "### train --device cuda" >> "$P"
-            timeout ${TRAIN_SECONDS:-500} $W train --device cuda --data $WORK/clips --out $WORK/run --full \
-                --demo_dit random --steps ${STEPS:-20000} --batch ${BATCH:-4} --lr ${LR:-1e-3} --schedule cosine \
-                --warmup ${WARMUP:-100} --grad_clip 1.0 --weight_decay 0.01 --seed 0 --save_every ${SAVE_EVERY:-500} \
-                >> "$P" 2>&1
-            echo "rc=$?" >> "$P"
-            cp $WORK/run/loss.csv $OUT/ 2>/dev/null
-            last=$(ls $WORK/run/checkpoint-step-*.safetensors 2>/dev/null | sort | tail -1)
-            [[ -n "$last" ]] && { echo "last checkpoint: $last" >> "$P"; checkpoint_out "$last" $OUT; }
-            tail -n 1 $OUT/loss.csv 2>/dev/null | sed 's/^/loss.csv last row (step,loss,lr,grad,seconds): /' >> "$P"
-            tr '\r' '\n' < "$P" | grep -E "^###|rc=|step |train:|last|wanrt:" | tail -30 | tee -a "$OUT/summary.txt" ;;
+            $W train --device cuda --data $WORK/clips --out $WORK/cache-warm --full --demo_dit random --steps 1 \
+                --batch 1 >> "$P" 2>&1  # fills the latent/text cache once, before runs share it
+            IFS='|' read -ra vs <<< "${VARIANTS:-:}"
+            for v in "${vs[@]}"; do
+                n=${v%%:*}; a=${v#*:}; sfx=${n:+-$n}
+                echo "### train --device cuda $sfx: ${TRAIN_ARGS:-} $a" >> "$P"
+                ( timeout ${TRAIN_SECONDS:-500} $W train --device cuda --data $WORK/clips --out $WORK/run$sfx --full \
+                    --demo_dit random --steps ${STEPS:-20000} --batch ${BATCH:-4} --lr ${LR:-1e-3} --schedule cosine \
+                    --warmup ${WARMUP:-100} --grad_clip 1.0 --weight_decay 0.01 --seed 0 --save_every ${SAVE_EVERY:-500} \
+                    ${TRAIN_ARGS:-} $a > $WORK/train$sfx.log 2>&1; echo "rc$sfx=$?" >> $WORK/train$sfx.log ) &
+            done
+            wait
+            for v in "${vs[@]}"; do
+                n=${v%%:*}; sfx=${n:+-$n}
+                cat $WORK/train$sfx.log >> "$P"
+                cp $WORK/run$sfx/loss.csv $OUT/loss$sfx.csv 2>/dev/null
+                last=$(ls $WORK/run$sfx/checkpoint-step-*.safetensors 2>/dev/null | sort | tail -1)
+                if [[ -n "$last" ]]; then
+                    echo "last checkpoint$sfx: $last" >> "$P"
+                    masters_out "$last" /tmp/masters$sfx.safetensors
+                    $W convert /tmp/masters$sfx.safetensors $OUT/dit$sfx.safetensors --type f16 >> "$P" 2>&1
+                fi
+                tail -n 1 $OUT/loss$sfx.csv 2>/dev/null | sed "s/^/loss$sfx.csv last row (step,loss,lr,grad,seconds): /" >> "$P"
+            done
+            tr '\r' '\n' < "$P" | grep -E "^###|rc|step |train:|last|wanrt:" | tail -40 | tee -a "$OUT/summary.txt" ;;
         session13)  # issue 23 on the GPU: the CUDA backward ops and AdamW against float64 (op table), the DiT
                     # backward against torch autograd and a loss-falls training step (test_train_gpu),
                     # train-demo-gpu for TRAIN_SECONDS, then session11 and session10 in GPU_SECONDS (300).

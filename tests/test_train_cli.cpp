@@ -92,7 +92,7 @@ TEST(TrainCli, ResumeIsBitForBitAndSeedDeterministic) {
     ASSERT_EQ(e.code, 0) << e.out;
     EXPECT_FALSE(read_file(out / "E/lora.safetensors") == la) << "another seed, same bytes";
 
-    // The LoRA loads through the loader for the demo DiT: 2 blocks × 10 Linears.
+    // The LoRA loads through the loader for the demo DiT: 10 Linears per block.
     const DitConfig cfg = demo_config().dit;
     const std::vector<LoraDelta> deltas = load_lora_file({out / "A/lora.safetensors", 1.0f}, cfg);
     EXPECT_EQ(deltas.size(), size_t(10 * cfg.num_layers));
@@ -153,6 +153,34 @@ TEST(TrainCli, BadInputIsOneLineAndExit1) {
                 out / "o6");
     expect_fail("--data " + d.dir.path.string() + " --out " + out / "o7" + " --resume " + out / "none.safetensors",
                 "cannot read the checkpoint", out / "o7");
+    expect_fail("--data " + d.dir.path.string() + " --out " + out / "o8" + " --caption_dropout 1.5",
+                "--caption_dropout 1.5 must be in [0, 1]", out / "o8");
+    expect_fail("--data " + d.dir.path.string() + " --out " + out / "o9" + " --shift 0", "--shift 0 must be",
+                out / "o9");
+}
+
+// --caption_dropout 1 trains every sample on the empty prompt: the captions no longer matter, so two
+// data folders that differ only in their captions train to the same bytes; with 0 they do not.
+TEST(TrainCli, CaptionDropoutTrainsOnTheEmptyPrompt) {
+    Data d;
+    TempDir other;
+    write_clip(other / "a.y4m", 32, 32, 5, 255, 0);
+    write_text(other / "a.txt", "a white circle moving up on a black background");
+    write_clip(other / "b.y4m", 48, 32, 9, 0, 200);
+    write_text(other / "b.txt", "a yellow circle moving down on a red background");
+    TempDir out;
+    auto lora = [&](const std::string& data, const std::string& run, const char* p) {
+        CliRun r = run_cli("train --steps 2 --seed 1 --caption_dropout " + std::string(p) + " --data " + data +
+                           " --out " + out / run + kArgs);
+        EXPECT_EQ(r.code, 0) << r.out;
+        return read_file(out / (run + "/lora.safetensors"));
+    };
+    const std::string a1 = lora(d.dir.path.string(), "a1", "1"), b1 = lora(other.path.string(), "b1", "1");
+    ASSERT_FALSE(a1.empty());
+    EXPECT_TRUE(a1 == b1) << "with every caption dropped the captions still changed the result";
+    const std::string a0 = lora(d.dir.path.string(), "a0", "0"), b0 = lora(other.path.string(), "b0", "0");
+    EXPECT_FALSE(a0 == b0) << "the test cannot tell: other captions train to the same bytes";
+    EXPECT_FALSE(a0 == a1);
 }
 
 TEST(TrainSchedule, WarmupConstantCosine) {

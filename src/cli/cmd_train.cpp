@@ -92,6 +92,11 @@ void setup(CLI::App& app) {
         ->capture_default_str();
     c->add_option("--grad_clip", t.grad_clip, "Clip the gradient's global norm to this (0 = off)")
         ->capture_default_str();
+    c->add_option("--caption_dropout", t.caption_dropout,
+                  "Probability that a clip trains on the empty prompt instead of its caption (for guidance)")
+        ->capture_default_str();
+    c->add_option("--shift", t.shift, "Shift of the training timestep table (sigma' = s*sigma/(1+(s-1)*sigma))")
+        ->capture_default_str();
     c->add_option("--save_every", t.save_every, "Write a checkpoint (and LoRA) every N steps (0 = at the end only)")
         ->check(int_in(0, int64_t(1) << 40))
         ->capture_default_str();

@@ -42,7 +42,7 @@ Stream stream(uint64_t seed, uint64_t a, uint64_t b, uint64_t c) {
     }
     return {h};
 }
-enum : uint64_t { kOrder = 1, kTimestep = 2, kNoise = 3 };
+enum : uint64_t { kOrder = 1, kTimestep = 2, kNoise = 3, kCaptionDrop = 4 };
 
 // Standard normal values by Box–Muller (two per pair of uniforms), in float.
 Tensor gaussian(Backend& be, const Shape& shape, Stream st) {
@@ -82,6 +82,9 @@ void check_options(const TrainOptions& o) {
                 "; pass constant or cosine");
     WANRT_CHECK(std::isfinite(o.grad_clip), "train", "--grad_clip ", o.grad_clip, " must be a number (≤ 0: off)");
     WANRT_CHECK(o.weight_decay >= 0 && std::isfinite(o.weight_decay), "train", "--weight_decay must be ≥ 0");
+    WANRT_CHECK(o.caption_dropout >= 0 && o.caption_dropout <= 1, "train", "--caption_dropout ", o.caption_dropout,
+                " must be in [0, 1]");
+    WANRT_CHECK(o.shift > 0 && std::isfinite(o.shift), "train", "--shift ", o.shift, " must be a positive number");
     WANRT_CHECK(!o.out.empty(), "train",
                 "no --out folder given; pass --out DIR for the LoRA, checkpoints and loss.csv");
 }
@@ -313,6 +316,7 @@ TrainResult run_training(const T2VModelParts& m, const std::shared_ptr<Backend>&
         j["generator"] = "splitmix64 streams seeded by (seed, step, sample): the state is (seed, step)";
         j["lr"] = o.lr, j["schedule"] = o.schedule, j["warmup"] = o.warmup, j["steps"] = o.steps;
         j["weight_decay"] = o.weight_decay, j["grad_clip"] = o.grad_clip;
+        j["shift"] = o.shift, j["caption_dropout"] = o.caption_dropout;
         const std::string ckp = (out / step_name("checkpoint", step, ".safetensors")).string();
         write_safetensors(ckp, ts, {{"wanrt_train", j.dump()}});
         r.files.push_back(ckp);
@@ -326,6 +330,11 @@ TrainResult run_training(const T2VModelParts& m, const std::shared_ptr<Backend>&
     };
 
     const FlowMatchTrainTable tab = flow_match_table(o.shift, 1000);
+    Tensor empty_context;  // of the prompt "", for the dropped captions
+    if (o.caption_dropout > 0) {
+        TextStageTimes tm;
+        empty_context = run_text_stage(m, *be, {""}, tm)[0];
+    }
     const size_t n = items.size();
     int64_t epoch = -1;
     std::vector<size_t> order;
@@ -348,7 +357,8 @@ TrainResult run_training(const T2VModelParts& m, const std::shared_ptr<Backend>&
             pairs.push_back(flow_match_pair(tab, k, it.latent, noise));
             DitSample s;
             s.x = pairs.back().x_t;
-            s.context = it.context;
+            Stream ds = stream(o.seed, kCaptionDrop, uint64_t(step), uint64_t(j));
+            s.context = ds.uniform() < o.caption_dropout ? empty_context : it.context;
             s.t = float(pairs.back().timestep);
             batch.push_back(s);
             seq_len = std::max(seq_len, model.tokens_for(it.latent.shape()));

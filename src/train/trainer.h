@@ -3,7 +3,7 @@
 // AdamW (adamw.h), a learning-rate schedule, gradient clipping, checkpoints that resume exactly.
 //
 // One step: B samples (the data in a per-epoch shuffled order), for each a table entry k uniform in
-// [0, 1000) and Gaussian noise, x_t and target from flow_match_pair; the DiT runs the B samples as
+// [0, 1000), Gaussian noise and (with caption_dropout) whether its context is the empty prompt's, x_t and target from flow_match_pair; the DiT runs the B samples as
 // one batch (padded to the longest); loss = (1/B)·Σ w_k·mse; backward; clip_grad_norm; AdamW at the
 // step's learning rate. Schedules: constant, or cosine decay to 0 at --steps; --warmup steps of linear
 // rise (lr·(s + 1)/warmup) come first in both.
@@ -47,6 +47,10 @@ struct TrainOptions {
     std::string schedule = "constant";                       // constant | cosine
     uint64_t seed = 0;
     double shift = 5.0;  // of the flow-matching table (DiffSynth's Wan training)
+    // Probability that a sample trains on the empty prompt's context instead of its caption's
+    // (ai-toolkit's caption_dropout_rate): the model then has an unconditional prediction, which
+    // classifier-free guidance at generation (--sample_guide_scale > 1, --neg_prompt "") needs.
+    double caption_dropout = 0;
 };
 
 // The learning rate of step s (counted from 0).
