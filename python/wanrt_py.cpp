@@ -146,7 +146,6 @@ public:
         WANRT_CHECK(!task.image || picture.frames > 0, "generate", name, " holds an image-to-video model (", parts_.kind,
                     "): pass image= (a uint8 array [H, W, 3] or a PNG, JPEG or WebP path)");
         // Defaults and size checks as `wanrt generate` and serve (pipeline/generate.h).
-        const bool i2v = task.image, flf2v = task.flf2v;
         const TaskDefaultsKey key = task_defaults_key(parts_, demo_, ckpt_dir_);
         const GenerateDefaults dflt = generate_defaults(key);
         const MoeDefaults md = moe_defaults(task.image);
@@ -185,10 +184,7 @@ public:
         image_video_size(task, picture, last, opt, parts_.dit_config, parts_.vae_config, parts_.vae22_config);
         if (save_file) check_output_path(*save_file);
         req.prompt = prompt;
-        // The FLF2V config's sample_neg_prompt is "镜头切换，" ("shot change, ") + the default.
-        req.neg_prompt = neg_prompt && !neg_prompt->empty() ? *neg_prompt
-                         : flf2v ? std::string("镜头切换，") + kWanDefaultNegPrompt
-                                 : std::string(kWanDefaultNegPrompt);
+        req.neg_prompt = neg_prompt && !neg_prompt->empty() ? *neg_prompt : dflt.neg_prompt;
         if (seed && *seed >= 0) {
             req.seed = uint64_t(*seed);
         } else {  // generate.py: random.randint(0, sys.maxsize)

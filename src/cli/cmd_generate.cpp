@@ -411,6 +411,7 @@ T2VOptions resolve_options(Opts& o, Plan& p) {
     WANRT_CHECK(guide.size() == 1 || p.moe, "generate", "--sample_guide_scale ", o.guide,
                 " is a pair (low,high), which only the A14B tasks take; pass one number");
     opt.guide_scale = guide[0];
+    p.req.neg_prompt = dflt.neg_prompt;  // --neg_prompt, when given and not empty, replaces it below
     p.req.moe.guide_scale_high = guide.back();
     p.req.moe.boundary = md.boundary;
     p.req.moe.offload = o.offload;
@@ -493,10 +494,7 @@ Plan make_plan(Opts& o) {
                    : p.image_task                    ? kExampleI2VPrompt
                                                      : kExamplePrompt;
     p.req.prompt = o.prompt;
-    // The FLF2V config's sample_neg_prompt is "镜头切换，" ("shot change, ") + the default.
-    const std::string default_neg =
-        p.flf2v ? std::string("镜头切换，") + kWanDefaultNegPrompt : std::string(kWanDefaultNegPrompt);
-    p.req.neg_prompt = o.o_neg->count() && !o.neg_prompt.empty() ? o.neg_prompt : default_neg;
+    if (o.o_neg->count() && !o.neg_prompt.empty()) p.req.neg_prompt = o.neg_prompt;  // "" = the default, as generate.py
     if (o.save_file.empty()) o.save_file = default_save_file(p.task.name, o.size, o.prompt, t2i);
     check_output_path(o.save_file);
     p.vae_tiling = VaeTiling::parse(o.vae_tile);

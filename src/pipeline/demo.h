@@ -35,6 +35,7 @@
 #include "models/vae.h"
 #include "models/vae22.h"
 #include "pipeline/model_folder.h"
+#include "pipeline/t2v.h"
 
 namespace wanrt {
 
@@ -69,6 +70,7 @@ struct DemoDefaults {
     int sample_steps = 8;
     int64_t t2v_width = 64, t2v_height = 64;
     double t2v_guide = 1.0;
+    std::string t2v_neg_prompt = kWanDefaultNegPrompt;
 };
 
 // The serialized SentencePiece model of the demo tokenizer (deterministic bytes).

@@ -165,6 +165,10 @@ GenerateDefaults generate_defaults(const TaskDefaultsKey& k) {
     d.frame_num = k.t2i ? 1 : k.demo ? dd.frame_num : k.ti2v ? 121 : 81;
     d.sample_steps = k.demo ? dd.sample_steps : k.moe ? md.steps : k.image && !k.flf2v ? 40 : 50;
     d.guide = k.moe ? std::vector<double>{md.guide_low, md.guide_high} : std::vector<double>{t2v_demo ? dd.t2v_guide : 5.0};
+    // The FLF2V config's sample_neg_prompt is "镜头切换，" ("shot change, ") + the default.
+    d.neg_prompt = t2v_demo ? dd.t2v_neg_prompt
+                   : k.flf2v ? std::string("镜头切换，") + kWanDefaultNegPrompt
+                             : std::string(kWanDefaultNegPrompt);
     return d;
 }
 

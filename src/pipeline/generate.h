@@ -84,6 +84,7 @@ struct GenerateDefaults {
     int64_t frame_num = 81;     // causal: before rounding to whole blocks (the caller's)
     int sample_steps = 50;
     std::vector<double> guide;  // {g}, or {low, high} for the A14B experts
+    std::string neg_prompt;     // the config's sample_neg_prompt (the trained demo's: DemoDefaults)
 };
 GenerateDefaults generate_defaults(const TaskDefaultsKey& k);
 // generate.py's shift for the size asked: causal 8, A14B the config's, flf2v 16, i2v 3.0 at 832*480 and

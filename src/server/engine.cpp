@@ -137,7 +137,7 @@ JobRequest parse_job_request(const json& body, const ServeModel& m, const Reques
     r.opt.frame_num = dflt.frame_num;
     r.opt.sample_steps = dflt.sample_steps;
     r.opt.guide_scale = dflt.guide[0];
-    r.neg_prompt = kWanDefaultNegPrompt;
+    r.neg_prompt = dflt.neg_prompt;
     bool has_prompt = false, has_shift = false;
     {
         std::random_device rd;
