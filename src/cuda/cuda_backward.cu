@@ -279,27 +279,22 @@ constexpr int kRowsPerBlock = 8;  // warps per block of the row kernels
 // Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: cuBLASLt gets B as its first
 // operand and A as its second, each with its own transpose flag (a row-major [r, c] matrix read
 // column-major is its transpose, [c, r] with the same leading dimension).
-void GemmEngine::run_f32(const GemmF32& g) {
-    if (g.M == 0 || g.N == 0 || g.batch == 0) return;
-    if (g.K == 0) {  // C = beta·C: no cuBLASLt call for an empty sum
-        dim3 grid(unsigned((g.N + kT - 1) / kT), unsigned((g.M + kT - 1) / kT), unsigned(g.batch));
-        gemm_f32_fallback_kernel<<<grid, dim3(32, 8), 0, stream_>>>(g);
-        CUDA_CHECK_LAUNCH();
-        return;
-    }
+GemmEngine::Plan& GemmEngine::plan_f32(const GemmF32& g) {
+    const F32Key key{g.ta, g.tb, g.M, g.N, g.K, g.lda, g.ldb, g.ldc, g.batch, g.sa, g.sb, g.sc};
+    auto it = f32_plans_.find(key);
+    if (it != f32_plans_.end()) return it->second;
+    Plan& p = f32_plans_[key];
     const cublasOperation_t opA = g.tb ? CUBLAS_OP_T : CUBLAS_OP_N, opB = g.ta ? CUBLAS_OP_T : CUBLAS_OP_N;
     const uint64_t m = uint64_t(g.N), n = uint64_t(g.M), k = uint64_t(g.K);
-    cublasLtMatmulDesc_t desc = nullptr;
-    cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;
-    CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof opA));
-    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof opB));
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&la, CUDA_R_32F, g.tb ? k : m, g.tb ? m : k, int64_t(g.ldb)));
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lb, CUDA_R_32F, g.ta ? n : k, g.ta ? k : n, int64_t(g.lda)));
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, m, n, int64_t(g.ldc)));
+    CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof opA));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof opB));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_32F, g.tb ? k : m, g.tb ? m : k, int64_t(g.ldb)));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_32F, g.ta ? n : k, g.ta ? k : n, int64_t(g.lda)));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.c, CUDA_R_32F, m, n, int64_t(g.ldc)));
     const int32_t batch = g.batch;
     const int64_t strides[3] = {g.sb, g.sa, g.sc};
-    cublasLtMatrixLayout_t layouts[3] = {la, lb, lc};
+    cublasLtMatrixLayout_t layouts[3] = {p.a, p.b, p.c};
     for (int i = 0; i < 3; ++i) {
         CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(layouts[i], CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &batch, sizeof batch));
         CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(layouts[i], CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
@@ -311,20 +306,24 @@ void GemmEngine::run_f32(const GemmF32& g) {
                                                       sizeof ws_bytes_));
     cublasLtMatmulHeuristicResult_t heur{};
     int found = 0;
-    const cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(lt_, desc, la, lb, lc, lc, pref, 1, &heur, &found);
-    if (hs == CUBLAS_STATUS_SUCCESS && found > 0) {
-        CUBLAS_CHECK(cublasLtMatmul(lt_, desc, &g.alpha, g.B, la, g.A, lb, &g.beta, g.C, lc, g.C, lc, &heur.algo, ws_,
-                                    ws_bytes_, stream_));
+    const cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(lt_, p.desc, p.a, p.b, p.c, p.c, pref, 1, &heur, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    p.ok = hs == CUBLAS_STATUS_SUCCESS && found > 0;
+    if (p.ok) p.algo = heur.algo;
+    return p;
+}
+
+void GemmEngine::run_f32(const GemmF32& g) {
+    if (g.M == 0 || g.N == 0 || g.batch == 0) return;
+    const Plan* p = g.K == 0 ? nullptr : &plan_f32(g);  // K = 0: C = beta·C, no cuBLASLt call for an empty sum
+    if (p && p->ok) {
+        CUBLAS_CHECK(cublasLtMatmul(lt_, p->desc, &g.alpha, g.B, p->a, g.A, p->b, &g.beta, g.C, p->c, g.C, p->c,
+                                    &p->algo, ws_, ws_bytes_, stream_));
     } else {
         dim3 grid(unsigned((g.N + kT - 1) / kT), unsigned((g.M + kT - 1) / kT), unsigned(g.batch));
         gemm_f32_fallback_kernel<<<grid, dim3(32, 8), 0, stream_>>>(g);
         CUDA_CHECK_LAUNCH();
     }
-    cublasLtMatmulPreferenceDestroy(pref);
-    cublasLtMatrixLayoutDestroy(lc);
-    cublasLtMatrixLayoutDestroy(lb);
-    cublasLtMatrixLayoutDestroy(la);
-    cublasLtMatmulDescDestroy(desc);
 }
 
 // ---- launchers ------------------------------------------------------------------------------------

@@ -295,6 +295,13 @@ private:
     Plan& plan(int64_t M, int64_t N, int64_t K, int epilogue, int align);
     Plan& plan_fp8(int64_t M, int64_t N, int64_t K, int flags, const void* bias, const float* a_scale,
                    const float* b_scale);
+    // run_f32's plans: a training step repeats its shapes, and building descriptors and asking the
+    // heuristic costs more host time than many of its small GEMMs take on the device.
+    // (ta, tb, M, N, K, lda, ldb, ldc, batch, sa, sb, sc); !ok: the heuristic found nothing.
+    using F32Key = std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int64_t, int64_t,
+                              int64_t>;
+    Plan& plan_f32(const GemmF32& g);
+    std::map<F32Key, Plan> f32_plans_;
 
     cudaStream_t stream_;
     cublasLtHandle_t lt_ = nullptr;

@@ -93,13 +93,15 @@ GemmEngine::GemmEngine(cudaStream_t stream, void* workspace, size_t workspace_by
 }
 
 GemmEngine::~GemmEngine() {
-    for (auto& [key, p] : plans_) {
+    auto destroy = [](Plan& p) {
         if (p.desc) cublasLtMatmulDescDestroy(p.desc);
         if (p.a) cublasLtMatrixLayoutDestroy(p.a);
         if (p.b) cublasLtMatrixLayoutDestroy(p.b);
         if (p.c) cublasLtMatrixLayoutDestroy(p.c);
         if (p.d) cublasLtMatrixLayoutDestroy(p.d);
-    }
+    };
+    for (auto& [key, p] : plans_) destroy(p);
+    for (auto& [key, p] : f32_plans_) destroy(p);
     if (lt_) cublasLtDestroy(lt_);
 }
 
