@@ -581,6 +581,19 @@ for s in "${steps[@]}"; do
                 tail -n 1 $OUT/loss$sfx.csv 2>/dev/null | sed "s/^/loss$sfx.csv last row (step,loss,lr,grad,seconds): /" >> "$P"
             done
             tr '\r' '\n' < "$P" | grep -E "^###|rc|step |train:|last|wanrt:" | tail -40 | tee -a "$OUT/summary.txt" ;;
+        session14)  # issue 23: the CUDA backward rows of the op table and test_train_gpu (the f32 GEMM plans are
+                    # now cached), then train-demo-gpu (its variables). Stage with test_backend_ops and
+                    # test_train_gpu in STAGE_TESTS. Comes back as train-demo-gpu's files plus checks.log.
+            log "CUDA backward checks, then the demo DiT trained on the GPU"
+            P="$OUT/checks.log"
+            run_p() { echo "### $*" >> "$P"; timeout ${STEP_TIMEOUT:-120} "$@" >> "$P" 2>&1; echo "rc=$?" >> "$P"; }
+            run_p $BIN/test_backend_ops \
+                --gtest_filter='*cuda_*backward*:*cuda_attention_lse*:*cuda_adamw*:*cuda_sum_rows*:BackendOpsCoverage*'
+            run_p $BIN/test_train_gpu
+            grep -E "^###|rc=|PASSED|FAILED|Failure|worst" "$P" | cut -c1-220 | tail -30 | tee -a "$OUT/summary.txt"
+            OUT=$OUT/train bash scripts/device_gpu.sh train-demo-gpu > /dev/null 2>&1
+            cat $OUT/train/summary.txt >> $OUT/summary.txt; rm $OUT/train/summary.txt
+            mv $OUT/train/* $OUT/ && rmdir $OUT/train ;;
         session13)  # issue 23 on the GPU: the CUDA backward ops and AdamW against float64 (op table), the DiT
                     # backward against torch autograd and a loss-falls training step (test_train_gpu),
                     # train-demo-gpu for TRAIN_SECONDS, then session11 and session10 in GPU_SECONDS (300).
