@@ -113,7 +113,7 @@ TEST_F(Generate, SafetensorsVariantsOfVaeAndT5GiveTheSameVideo) {
 TEST_F(Generate, InfoDescribesTheFolder) {
     CliRun r = wanrt("info " + folder_);
     ASSERT_EQ(r.code, 0) << r.out;
-    for (const char* s : {"custom t2v (dim 256, 2 blocks)", "Wan2.1_VAE.pth", "bf16 x22", "dim 8, z_dim 16", "complete"})
+    for (const char* s : {"custom t2v (dim 256, 4 blocks)", "Wan2.1_VAE.pth", "bf16 x22", "dim 8, z_dim 16", "complete"})
         EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
     EXPECT_EQ(r.out.find("MISSING"), std::string::npos) << r.out;
 
@@ -151,7 +151,7 @@ TEST_F(Generate, GgufDitFolder) {
 
     CliRun info = wanrt("info " + q.string());
     ASSERT_EQ(info.code, 0) << info.out;
-    for (const char* s : {"custom t2v (dim 256, 2 blocks)", "inferred from the GGUF", "wan-demo-Q4_K_M.gguf", "GGUF v3",
+    for (const char* s : {"custom t2v (dim 256, 4 blocks)", "inferred from the GGUF", "wan-demo-Q4_K_M.gguf", "GGUF v3",
                           "Q4_K x", "Q6_K x", "bits/weight", "complete"})
         EXPECT_NE(info.out.find(s), std::string::npos) << s << "\n" << info.out;
     EXPECT_EQ(info.out.find("MISSING"), std::string::npos) << info.out;

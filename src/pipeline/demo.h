@@ -4,7 +4,7 @@
 // i2v demo with the flf2v DiT's img_emb.emb_pos; and the i2v demo, for image tasks: the
 // same networks with an i2v DiT (36 input channels, the img_emb / k_img / v_img weights) and a CLIP
 // image encoder of the real width 1280 and 224² input with 2 blocks (1 runs) and a 64-wide MLP). All three networks are the real Wan2.1
-// architectures at small widths (T5: 2 blocks of attention width 128 on the real 4096-wide stream; DiT: 2 blocks of width 256, head dim
+// architectures at small widths (T5: 2 blocks of attention width 128 on the real 4096-wide stream; DiT: 4 blocks of width 256, head dim
 // 128; VAE: dim 8, one residual block per stage, the real 16-channel latent with the Wan2.1 latent
 // statistics) with deterministic random weights made on the fly, so every stage of the pipeline
 // runs for real in seconds. Its videos are structured noise; the T2V demo's VAE is constructed and its
