@@ -222,6 +222,9 @@ TrainResult run_training(const T2VModelParts& m, const std::shared_ptr<Backend>&
         if (j.value("seed", uint64_t(0)) != o.seed || j.value("batch", int64_t(0)) != o.batch)
             note(cat("resume: --seed/--batch differ from the checkpoint's (", j.value("seed", uint64_t(0)), ", ",
                      j.value("batch", int64_t(0)), "): the continuation draws other samples than that run would"));
+        if (j.value("shift", 5.0) != o.shift || j.value("caption_dropout", 0.0) != o.caption_dropout)
+            note(cat("resume: --shift/--caption_dropout differ from the checkpoint's (", j.value("shift", 5.0), ", ",
+                     j.value("caption_dropout", 0.0), "): the continuation trains on another objective than that run"));
     }
 
     std::error_code ec;

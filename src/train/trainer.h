@@ -3,10 +3,11 @@
 // AdamW (adamw.h), a learning-rate schedule, gradient clipping, checkpoints that resume exactly.
 //
 // One step: B samples (the data in a per-epoch shuffled order), for each a table entry k uniform in
-// [0, 1000), Gaussian noise and (with caption_dropout) whether its context is the empty prompt's, x_t and target from flow_match_pair; the DiT runs the B samples as
-// one batch (padded to the longest); loss = (1/B)·Σ w_k·mse; backward; clip_grad_norm; AdamW at the
-// step's learning rate. Schedules: constant, or cosine decay to 0 at --steps; --warmup steps of linear
-// rise (lr·(s + 1)/warmup) come first in both.
+// [0, 1000), Gaussian noise and (with caption_dropout) whether its context is the empty prompt's;
+// x_t and target from flow_match_pair; the DiT runs the B samples as one batch (padded to the
+// longest); loss = (1/B)·Σ w_k·mse; backward; clip_grad_norm; AdamW at the step's learning rate.
+// Schedules: constant, or cosine decay to 0 at --steps; --warmup steps of linear rise
+// (lr·(s + 1)/warmup) come first in both.
 //
 // Randomness is counter-based: the data order, k and the noise of step s, sample j are drawn from
 // splitmix64 streams seeded by (seed, s, j), so the generator's state is (seed, step) and a resumed
@@ -49,7 +50,7 @@ struct TrainOptions {
     double shift = 5.0;  // of the flow-matching table (DiffSynth's Wan training)
     // Probability that a sample trains on the empty prompt's context instead of its caption's
     // (ai-toolkit's caption_dropout_rate): the model then has an unconditional prediction, which
-    // classifier-free guidance at generation (--sample_guide_scale > 1, --neg_prompt "") needs.
+    // classifier-free guidance at generation (--sample_guide_scale > 1, an empty negative prompt) needs.
     double caption_dropout = 0;
 };
 
