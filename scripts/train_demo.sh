@@ -17,7 +17,7 @@ BATCH=${BATCH:-4}
 python3 scripts/demo_data.py --out "$WORK/clips" --size 64 --frames 17
 "$WANRT" train --data "$WORK/clips" --out "$WORK/run" --full --demo_dit random --steps "$STEPS" \
     --device "$DEVICE" --batch "$BATCH" --lr 1e-3 --schedule cosine --warmup 100 --grad_clip 1.0 \
-    --weight_decay 0.01 --seed 0 --save_every 500 --threads "$THREADS"
+    --weight_decay 0.01 --caption_dropout 0.1 --seed 0 --save_every 500 --threads "$THREADS"
 mkdir -p assets/demo
 "$WANRT" convert "$WORK/run/diffusion_pytorch_model.safetensors" assets/demo/dit.safetensors --type f16
 # The embedded file is found at configure time: configure again, then rebuild with it.
