@@ -149,32 +149,12 @@ mkdir -p "$OUT"
 steps=("$@")
 [[ ${#steps[@]} -eq 0 ]] && steps=(ops perf)
 log() { echo "== $*" | tee -a "$OUT/summary.txt"; }
-# A training checkpoint's DiT (its f32 "param." tensors, patch_embedding back to 5-D) as a DiT file of
-# official names for `wanrt convert`: masters_out CHECKPOINT FILE.
-masters_out() {
-    python3 - "$1" "$2" <<'PY'
-import json, struct, sys
-src, dst = sys.argv[1:3]
-with open(src, "rb") as fh:
-    n = struct.unpack("<Q", fh.read(8))[0]; head = json.loads(fh.read(n)); base = 8 + n
-    out, chunks, at = {}, [], 0
-    for k in sorted(k for k in head if k.startswith("param.")):
-        t = dict(head[k]); b, e = t["data_offsets"]; fh.seek(base + b); data = fh.read(e - b)
-        t["data_offsets"] = [at, at + len(data)]; at += len(data)
-        if k == "param.patch_embedding.weight" and len(t["shape"]) == 2:  # the trainer keeps it as [dim, C·1·2·2]
-            t["shape"] = [t["shape"][0], t["shape"][1] // 4, 1, 2, 2]
-        out[k[len("param."):]] = t; chunks.append(data)
-hj = json.dumps(out, separators=(",", ":")).encode(); hj += b" " * (-len(hj) % 8)
-with open(dst, "wb") as fh:
-    fh.write(struct.pack("<Q", len(hj))); fh.write(hj)
-    for c in chunks: fh.write(c)
-PY
-}
-# That DiT file and the checkpoint itself in ≤ 15 MB parts (`cat ckpt.part-* > c.safetensors` to resume
-# from it on the dev machine): checkpoint_out CHECKPOINT DIR.
+# A training checkpoint's DiT (its f32 masters; `wanrt convert` reads trainer checkpoints) as a DiT
+# file, and the checkpoint itself in ≤ 15 MB parts (`cat ckpt.part-* > c.safetensors` to resume from it
+# on the dev machine): checkpoint_out CHECKPOINT DIR.
 checkpoint_out() {
     split -b 15M -d "$1" "$2/ckpt.part-"
-    masters_out "$1" "$2/dit_masters.safetensors"
+    $BIN/wanrt convert "$1" "$2/dit_masters.safetensors" --type f32 > /dev/null 2>&1
 }
 
 {
@@ -552,7 +532,7 @@ for s in "${steps[@]}"; do
                          # schedule, TRAIN_ARGS adds flags. VARIANTS="a:FLAGS|b:FLAGS" trains several at once (the
                          # demo leaves the GPU mostly idle), each in run-<name> with its FLAGS. Comes back as
                          # summary.txt, train.log, loss[-<name>].csv (its last column: seconds, so it/s) and
-                         # dit[-<name>].safetensors, the last checkpoint's masters as f16 (wanrt convert).
+                         # dit[-<name>].safetensors, the last checkpoint's DiT as f16 (wanrt convert).
             log "train the demo DiT on the GPU"
             P="$OUT/train.log"; W=$BIN/wanrt; WORK=/tmp/wanrt-demo
             python3 scripts/demo_data.py --out $WORK/clips --size 64 --frames 17 >> "$P" 2>&1
@@ -575,8 +555,7 @@ for s in "${steps[@]}"; do
                 last=$(ls $WORK/run$sfx/checkpoint-step-*.safetensors 2>/dev/null | sort | tail -1)
                 if [[ -n "$last" ]]; then
                     echo "last checkpoint$sfx: $last" >> "$P"
-                    masters_out "$last" /tmp/masters$sfx.safetensors
-                    $W convert /tmp/masters$sfx.safetensors $OUT/dit$sfx.safetensors --type f16 >> "$P" 2>&1
+                    $W convert "$last" $OUT/dit$sfx.safetensors --type f16 >> "$P" 2>&1
                 fi
                 tail -n 1 $OUT/loss$sfx.csv 2>/dev/null | sed "s/^/loss$sfx.csv last row (step,loss,lr,grad,seconds): /" >> "$P"
             done

@@ -2,6 +2,7 @@
 // deterministic per seed, N steps straight equal K steps + resume + N − K steps bit for bit, the
 // LoRA it writes loads through the LoRA loader, --full writes a DiT folder that loads, bad input is
 // one line with exit 1 and nothing written; the learning-rate schedules.
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -92,6 +93,13 @@ TEST(TrainCli, ResumeIsBitForBitAndSeedDeterministic) {
     ASSERT_EQ(e.code, 0) << e.out;
     EXPECT_FALSE(read_file(out / "E/lora.safetensors") == la) << "another seed, same bytes";
 
+    // A LoRA run's checkpoint is no DiT: convert refuses it in one line and points at the LoRA file.
+    CliRun cv = run_cli("convert " + out / "A/checkpoint-step-000005.safetensors" + " " + out / "x.safetensors" +
+                        " --type f16");
+    EXPECT_EQ(cv.code, 1) << cv.out;
+    EXPECT_NE(cv.out.find("is a LoRA training checkpoint"), std::string::npos) << cv.out;
+    EXPECT_FALSE(fs::exists(out / "x.safetensors"));
+
     // The LoRA loads through the loader for the demo DiT: 10 Linears per block.
     const DitConfig cfg = demo_config().dit;
     const std::vector<LoraDelta> deltas = load_lora_file({out / "A/lora.safetensors", 1.0f}, cfg);
@@ -121,6 +129,20 @@ TEST(TrainCli, FullFineTuningWritesALoadableDit) {
     const Err diff = compare(to_f64(m.weights().blocks[0].sa_q.w), to_f64(base.weights().blocks[0].sa_q.w));
     EXPECT_GT(diff.rel_l2, 0.0) << "the weights did not change";
     EXPECT_LT(diff.rel_l2, 1e-2);
+
+    // `wanrt convert` reads the checkpoint as the DiT it holds: the trainer's own file, tensor for tensor.
+    CliRun c = run_cli("convert " + out / "F/checkpoint-step-000002.safetensors" + " " + out / "c.safetensors" +
+                       " --type f32");
+    ASSERT_EQ(c.code, 0) << c.out;
+    EXPECT_NE(c.out.find("wanrt train checkpoint"), std::string::npos) << c.out;
+    auto conv = SafeTensorsFile::open(out / "c.safetensors");
+    auto mine = SafeTensorsFile::open(out / "F/diffusion_pytorch_model.safetensors");
+    ASSERT_EQ(conv->names(), mine->names());
+    for (const std::string& n : mine->names()) {
+        const StoredTensor *a = conv->find(n), *b = mine->find(n);
+        ASSERT_EQ(a->shape, b->shape) << n;
+        EXPECT_EQ(std::memcmp(a->data, b->data, size_t(b->nbytes)), 0) << n;
+    }
 }
 
 TEST(TrainCli, BadInputIsOneLineAndExit1) {

@@ -10,6 +10,8 @@
 #include <memory>
 #include <optional>
 
+#include <nlohmann/json.hpp>
+
 #include "core/error.h"
 #include "core/fp8.h"
 #include "core/threadpool.h"
@@ -124,6 +126,41 @@ void add_gguf_tensors(Input& in, const std::string& path) {
     in.kind = "gguf";
 }
 
+// A `wanrt train --full` checkpoint (train/trainer.h): its "param." tensors are the f32 masters of
+// the DiT under official names, in the trainer's shapes (patch_embedding.weight as a matrix
+// [dim, C·pt·ph·pw]); the official shapes come from the DiT config in its "wanrt_train" metadata.
+// The AdamW moments ("adamw.m.", "adamw.v.") are left out.
+void add_train_checkpoint_tensors(Input& in, const SafeTensorsFile& f, const std::string& path) {
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(f.metadata().at("wanrt_train"));
+    } catch (const std::exception&) {
+        fail("convert", path, ": its wanrt_train metadata is not JSON; pass a checkpoint written by wanrt train");
+    }
+    const nlohmann::json run = j.value("run", nlohmann::json::object());
+    if (!run.is_object() || run.value("mode", "") != "full")
+        fail("convert", path, " is a LoRA training checkpoint; its LoRA is the lora-step-*.safetensors beside it "
+             "(or lora.safetensors at the end)");
+    if (!run.contains("dit_config") || !run["dit_config"].is_string())
+        fail("convert", path, ": its wanrt_train metadata has no DiT config; pass a checkpoint written by wanrt train");
+    std::map<std::string, Shape> official;
+    for (const ParamSpec& p : dit_param_table(DitConfig::from_json(run["dit_config"].get<std::string>(), path)))
+        official[p.name] = p.shape;
+    const std::string prefix = "param.";
+    for (const std::string& n : f.names()) {
+        if (!starts_with(n, prefix)) continue;
+        const StoredTensor* t = f.find(n);
+        const std::string name = n.substr(prefix.size());
+        Shape shape = t->shape;
+        auto it = official.find(name);
+        if (it != official.end() && shape_numel(it->second) == shape_numel(shape)) shape = it->second;
+        if (t->dtype != DType::F32)
+            fail("convert", path, ": tensor '", n, "' is ", dtype_name(t->dtype), ", not the f32 master wanrt train writes");
+        in.tensors.push_back({name, shape, t, nullptr, t->nbytes, false});
+    }
+    in.kind = "wanrt train checkpoint";
+}
+
 // The common "model." / "module." wrapper level of a torch checkpoint (ComfyUI-GGUF's convert.py looks
 // for the same keys), removed when every name has it.
 std::string wrapper_prefix(const TensorSource& src) {
@@ -177,9 +214,15 @@ Input open_input(const std::string& path) {
     } else if (ends_with(path, ".gguf")) {
         add_gguf_tensors(in, path);
     } else if (ends_with(path, ".safetensors") || ends_with(path, ".safetensors.index.json")) {
-        in.src = comfy_input(open_safetensors(path));
-        in.kind = "safetensors";
-        add_source_tensors(in, "");
+        in.src = open_safetensors(path);
+        const auto* st = dynamic_cast<const SafeTensorsFile*>(in.src.get());
+        if (st && st->metadata().count("wanrt_train")) {
+            add_train_checkpoint_tensors(in, *st, path);
+        } else {
+            in.src = comfy_input(in.src);
+            in.kind = "safetensors";
+            add_source_tensors(in, "");
+        }
     } else if (ends_with(path, ".pth") || ends_with(path, ".pt") || ends_with(path, ".ckpt")) {
         in.src = open_pth(path);
         in.kind = "torch checkpoint";

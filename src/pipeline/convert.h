@@ -12,7 +12,10 @@
 //     weight read as stored and multiplied by its scale in f32 (the values the loader gets), one tensor
 //     at a time; markers and input scales are dropped (they describe ComfyUI's matmul). An unscaled fp8
 //     weight in an fp8 output of its own type is copied as it is;
-//   - a model folder whose DiT is a .gguf (pipeline/model_folder.h) reads as that GGUF.
+//   - a model folder whose DiT is a .gguf (pipeline/model_folder.h) reads as that GGUF;
+//   - a `wanrt train --full` checkpoint (checkpoint-step-N.safetensors, train/trainer.h): the DiT's f32
+//     masters in official names and shapes, the optimizer state left out (a LoRA run's is refused:
+//     its LoRA file is written beside it).
 // Outputs (OUT, by extension): .gguf for every GGUF type (io/convert_rules.h says which tensor gets
 // which type), .safetensors for f32 / f16 / bf16 and fp8_e4m3 / fp8_e5m2 (fp8: the block linear weights,
 // saturated to ±448 (e4m3) / ±57344 (e5m2) before the cast as ComfyUI does; with fp8_scaled each gets a
