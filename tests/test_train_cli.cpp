@@ -99,6 +99,17 @@ TEST(TrainCli, ResumeIsBitForBitAndSeedDeterministic) {
     EXPECT_EQ(cv.code, 1) << cv.out;
     EXPECT_NE(cv.out.find("is a LoRA training checkpoint"), std::string::npos) << cv.out;
     EXPECT_FALSE(fs::exists(out / "x.safetensors"));
+    // Hand-edited metadata of the wrong types: the same one line, never a JSON exception.
+    for (const char* meta : {"{\"run\": {\"mode\": 3}}", "[1]", "not json",
+                             "{\"run\": {\"mode\": \"full\", \"dit_config\": 7}}"}) {
+        const float x = 0;
+        write_safetensors(out / "bad.safetensors", {{"param.head.head.bias", DType::F32, {1}, &x}},
+                          {{"wanrt_train", meta}});
+        CliRun b = run_cli("convert " + out / "bad.safetensors" + " " + out / "y.safetensors" + " --type f16");
+        EXPECT_EQ(b.code, 1) << meta << ": " << b.out;
+        EXPECT_NE(b.out.find("pass a checkpoint written by wanrt train"), std::string::npos) << meta << ": " << b.out;
+        EXPECT_FALSE(fs::exists(out / "y.safetensors"));
+    }
 
     // The LoRA loads through the loader for the demo DiT: 10 Linears per block.
     const DitConfig cfg = demo_config().dit;

@@ -75,9 +75,9 @@ void run(Opts& o) {
     else
         std::snprintf(params, sizeof params, "%.2f M", double(r.params) * 1e-6);
     std::fprintf(stderr, "convert: %s %s (%s, %s, %s params) → %s %s%s, %.2f bits/weight, %d fallback%s, %.1f s\n",
-                 o.info ? "would convert" : "converted", o.c.in.c_str(), r.input_kind.c_str(), gb(r.in_bytes).c_str(), params,
-                 o.c.out.c_str(), gb(r.out_bytes).c_str(), o.info ? " (planned)" : "", r.bits_per_weight(), r.fallbacks,
-                 r.fallbacks == 1 ? "" : "s", secs);
+                 o.info ? "would convert" : "converted", o.c.in.c_str(), r.input_kind.c_str(), gb(r.in_bytes).c_str(),
+                 params, o.c.out.c_str(), gb(r.out_bytes).c_str(), o.info ? " (planned)" : "", r.bits_per_weight(),
+                 r.fallbacks, r.fallbacks == 1 ? "" : "s", secs);
 }
 
 void setup(CLI::App& app) {

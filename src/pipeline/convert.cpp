@@ -137,14 +137,19 @@ void add_train_checkpoint_tensors(Input& in, const SafeTensorsFile& f, const std
     } catch (const std::exception&) {
         fail("convert", path, ": its wanrt_train metadata is not JSON; pass a checkpoint written by wanrt train");
     }
-    const nlohmann::json run = j.value("run", nlohmann::json::object());
-    if (!run.is_object() || run.value("mode", "") != "full")
+    // Every type is checked before use: a hand-edited file must fail in one line, not on a json throw.
+    const nlohmann::json* run = j.is_object() && j.contains("run") && j["run"].is_object() ? &j["run"] : nullptr;
+    auto str = [&](const char* key) {
+        return run && run->contains(key) && (*run)[key].is_string() ? (*run)[key].get<std::string>() : std::string();
+    };
+    if (str("mode") == "lora")
         fail("convert", path, " is a LoRA training checkpoint; its LoRA is the lora-step-*.safetensors beside it "
              "(or lora.safetensors at the end)");
-    if (!run.contains("dit_config") || !run["dit_config"].is_string())
-        fail("convert", path, ": its wanrt_train metadata has no DiT config; pass a checkpoint written by wanrt train");
+    if (str("mode") != "full" || str("dit_config").empty())
+        fail("convert", path, ": its wanrt_train metadata names no full-training run and DiT config; pass a "
+             "checkpoint written by wanrt train --full");
     std::map<std::string, Shape> official;
-    for (const ParamSpec& p : dit_param_table(DitConfig::from_json(run["dit_config"].get<std::string>(), path)))
+    for (const ParamSpec& p : dit_param_table(DitConfig::from_json(str("dit_config"), path)))
         official[p.name] = p.shape;
     const std::string prefix = "param.";
     for (const std::string& n : f.names()) {
