@@ -529,7 +529,8 @@ for s in "${steps[@]}"; do
             tar czf $OUT/logs.tar.gz -C $OUT gpu train && rm -rf $OUT/gpu $OUT/train ;;
         train-demo-gpu)  # issue 23: the demo DiT trained with --device cuda from its random start on the clips of
                          # scripts/demo_data.py, for TRAIN_SECONDS (500); STEPS (20000), BATCH (4), LR (1e-3) set the
-                         # schedule, TRAIN_ARGS adds flags. VARIANTS="a:FLAGS|b:FLAGS" trains several at once (the
+                         # schedule, TRAIN_ARGS adds flags; DEMO_DIT=trained starts from the DiT this build embeds
+                         # (assets/demo/dit.safetensors) instead of the random one, to continue an earlier run. VARIANTS="a:FLAGS|b:FLAGS" trains several at once (the
                          # demo leaves the GPU mostly idle), each in run-<name> with its FLAGS. Comes back as
                          # summary.txt, train.log, loss[-<name>].csv (its last column: seconds, so it/s) and
                          # dit[-<name>].safetensors, the last checkpoint's DiT as f16 (wanrt convert).
@@ -543,7 +544,7 @@ for s in "${steps[@]}"; do
                 n=${v%%:*}; a=${v#*:}; sfx=${n:+-$n}
                 echo "### train --device cuda $sfx: ${TRAIN_ARGS:-} $a" >> "$P"
                 ( timeout ${TRAIN_SECONDS:-500} $W train --device cuda --data $WORK/clips --out $WORK/run$sfx --full \
-                    --demo_dit random --steps ${STEPS:-20000} --batch ${BATCH:-4} --lr ${LR:-1e-3} --schedule cosine \
+                    --demo_dit ${DEMO_DIT:-random} --steps ${STEPS:-20000} --batch ${BATCH:-4} --lr ${LR:-1e-3} --schedule cosine \
                     --warmup ${WARMUP:-100} --grad_clip 1.0 --weight_decay 0.01 --seed 0 --save_every ${SAVE_EVERY:-500} \
                     ${TRAIN_ARGS:-} $a > $WORK/train$sfx.log 2>&1; echo "rc$sfx=$?" >> $WORK/train$sfx.log ) &
             done
@@ -573,6 +574,33 @@ for s in "${steps[@]}"; do
             OUT=$OUT/train bash scripts/device_gpu.sh train-demo-gpu > /dev/null 2>&1
             cat $OUT/train/summary.txt >> $OUT/summary.txt; rm $OUT/train/summary.txt
             mv $OUT/train/* $OUT/ && rmdir $OUT/train ;;
+        session15)  # issue 23: train-demo-gpu (its variables; DEMO_DIT=trained continues the embedded DiT), then
+                    # checks15 in GPU_SECONDS (240). Stage STAGE_FIXTURES=wan22 STAGE_TESTS="test_taehv test_vae22
+                    # test_serve" STAGE_FIXTURE_FILES="taehv.safetensors vae22.safetensors" where they fit (a build
+                    # that embeds a trained demo DiT puts it in every binary: then stage none). Comes back as
+                    # train-demo-gpu's files plus checks15's.
+            OUT=$OUT/train bash scripts/device_gpu.sh train-demo-gpu > /dev/null 2>&1
+            cat $OUT/train/summary.txt >> $OUT/summary.txt; rm $OUT/train/summary.txt
+            mv $OUT/train/* $OUT/ && rmdir $OUT/train
+            OUT=$OUT/gpu timeout ${GPU_SECONDS:-240} bash scripts/device_gpu.sh checks15 > /dev/null 2>&1
+            grep -E "^###|rc=|PASSED|FAILED|Failure|worst|v2v|VAE stream|DiT stream|first|overhead|round trip|FPS|fps|peak" \
+                $OUT/gpu/gpu.log | cut -c1-200 | tail -60 | tee -a "$OUT/summary.txt"
+            mv $OUT/gpu/gpu.log $OUT/gpu/*.json $OUT/ 2>/dev/null; rm -rf $OUT/gpu ;;
+        checks15)  # the GPU checks still owed to issues 17 and 20: TAEHV and the Wan2.2 VAE on CUDA (not the .pth
+                   # tests) and serve's stream pipeline on CUDA where those tests are staged, V2V with TAEHV, serve
+                   # with the 1.3B model (JPEG).
+            log "TAEHV, Wan2.2 VAE and serve on CUDA; V2V with TAEHV; serve with the 1.3B model"
+            P="$OUT/gpu.log"; W=$BIN/wanrt
+            run_p() { echo "### $*" >> "$P"; timeout ${STEP_TIMEOUT:-80} "$@" >> "$P" 2>&1; echo "rc=$?" >> "$P"; }
+            for t in test_taehv test_vae22 test_serve; do  # those staged
+                [[ -x $BIN/$t ]] || continue
+                f='-*Pth*:*Cli*:*CommandLine*'; [[ $t == test_serve ]] && f='*StreamPipeline*'
+                WANRT_TEST_DEVICE=cuda run_p $BIN/$t --gtest_filter="$f"
+            done
+            run_p $W bench causal --device cuda --cases "" --v2v --vae tae --vae_dtype f16 --chunks 20 --json $OUT/v2v_tae.json
+            run_p $W synth --model t2v-1.3B --full_folder --dtype bf16 --out /tmp/t13
+            run_p $W bench serve --ckpt_dir /tmp/t13 --device cuda --width 832 --height 480 --steps 2 --chunks 40 \
+                --format jpeg --json $OUT/serve13_jpeg.json ;;
         session13)  # issue 23 on the GPU: session14 (the CUDA backward op-table rows, test_train_gpu, then
                     # train-demo-gpu for TRAIN_SECONDS), then session11 and session10 in GPU_SECONDS (300).
                     # Stage as for session14 (and taehv_weights.pth in STAGE_FIXTURE_FILES for test_taehv).
