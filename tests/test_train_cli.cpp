@@ -2,6 +2,7 @@
 // deterministic per seed, N steps straight equal K steps + resume + N − K steps bit for bit, the
 // LoRA it writes loads through the LoRA loader, --full writes a DiT folder that loads, bad input is
 // one line with exit 1 and nothing written; the learning-rate schedules.
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +12,7 @@
 #include "models/lora.h"
 #include "pipeline/demo.h"
 #include "test_util.h"
+#include "train/flow_match.h"
 #include "train/trainer.h"
 #include "video/video_writer.h"
 
@@ -190,6 +192,11 @@ TEST(TrainCli, BadInputIsOneLineAndExit1) {
                 "--caption_dropout 1.5 must be in [0, 1]", out / "o8");
     expect_fail("--data " + d.dir.path.string() + " --out " + out / "o9" + " --shift 0", "--shift 0 must be",
                 out / "o9");
+    expect_fail("--data " + d.dir.path.string() + " --out " + out / "o10" +
+                    " --min_timestep_boundary 0.5 --max_timestep_boundary 0.5",
+                "must satisfy 0 ≤ min < max ≤ 1", out / "o10");
+    expect_fail("--data " + d.dir.path.string() + " --out " + out / "o11" + " --max_timestep_boundary 1.2",
+                "--max_timestep_boundary 1.2 must satisfy", out / "o11");
 }
 
 // --caption_dropout 1 trains every sample on the empty prompt: the captions no longer matter, so two
@@ -214,6 +221,32 @@ TEST(TrainCli, CaptionDropoutTrainsOnTheEmptyPrompt) {
     const std::string a0 = lora(d.dir.path.string(), "a0", "0"), b0 = lora(other.path.string(), "b0", "0");
     EXPECT_FALSE(a0 == b0) << "the test cannot tell: other captions train to the same bytes";
     EXPECT_FALSE(a0 == a1);
+}
+
+// The timestep rows a step may draw: every row by default (the draw mod 1,000, as before the
+// boundaries existed), DiffSynth's A14B split [0, 358) and [358, 1000) otherwise.
+TEST(TrainSchedule, TimestepBoundaries) {
+    TrainOptions o;
+    for (uint64_t d : {uint64_t(0), uint64_t(999), uint64_t(1000), uint64_t(123456789), ~uint64_t(0)})
+        EXPECT_EQ(train_timestep_row(o, d, 1000), int64_t(d % 1000));
+    o.max_timestep_boundary = 0.358;  // high-noise expert: t ≥ 900 at shift 5
+    int64_t lo = 1000, hi = -1;
+    for (uint64_t d = 0; d < 5000; ++d) {
+        const int64_t k = train_timestep_row(o, d * 0x9E3779B97F4A7C15ull, 1000);
+        lo = std::min(lo, k), hi = std::max(hi, k);
+    }
+    EXPECT_EQ(lo, 0);
+    EXPECT_EQ(hi, 357);
+    EXPECT_GE(flow_match_table(5.0, 1000).timesteps[357], 900.0);
+    EXPECT_LT(flow_match_table(5.0, 1000).timesteps[358], 900.0 + 1e-9);
+    o.min_timestep_boundary = 0.358, o.max_timestep_boundary = 1;  // low-noise expert
+    lo = 1000, hi = -1;
+    for (uint64_t d = 0; d < 5000; ++d) {
+        const int64_t k = train_timestep_row(o, d * 0x9E3779B97F4A7C15ull, 1000);
+        lo = std::min(lo, k), hi = std::max(hi, k);
+    }
+    EXPECT_EQ(lo, 358);
+    EXPECT_EQ(hi, 999);
 }
 
 TEST(TrainSchedule, WarmupConstantCosine) {

@@ -97,6 +97,12 @@ void setup(CLI::App& app) {
         ->capture_default_str();
     c->add_option("--shift", t.shift, "Shift of the training timestep table (sigma' = s*sigma/(1+(s-1)*sigma))")
         ->capture_default_str();
+    c->add_option("--min_timestep_boundary", t.min_timestep_boundary,
+                  "Draw timesteps from this fraction of the 1,000-step table on (0 = from sigma 1; DiffSynth's)")
+        ->capture_default_str();
+    c->add_option("--max_timestep_boundary", t.max_timestep_boundary,
+                  "... up to this fraction (Wan2.2 A14B: high-noise expert 0 to 0.358, low-noise 0.358 to 1)")
+        ->capture_default_str();
     c->add_option("--save_every", t.save_every, "Write a checkpoint (and LoRA) every N steps (0 = at the end only)")
         ->check(int_in(0, int64_t(1) << 40))
         ->capture_default_str();

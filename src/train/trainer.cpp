@@ -85,6 +85,10 @@ void check_options(const TrainOptions& o) {
     WANRT_CHECK(o.caption_dropout >= 0 && o.caption_dropout <= 1, "train", "--caption_dropout ", o.caption_dropout,
                 " must be in [0, 1]");
     WANRT_CHECK(o.shift > 0 && std::isfinite(o.shift), "train", "--shift ", o.shift, " must be a positive number");
+    WANRT_CHECK(o.min_timestep_boundary >= 0 && o.max_timestep_boundary <= 1 &&
+                    int64_t(o.min_timestep_boundary * 1000) < int64_t(o.max_timestep_boundary * 1000),
+                "train", "--min_timestep_boundary ", o.min_timestep_boundary, " and --max_timestep_boundary ",
+                o.max_timestep_boundary, " must satisfy 0 ≤ min < max ≤ 1 with at least one of the 1,000 timesteps between");
     WANRT_CHECK(!o.out.empty(), "train",
                 "no --out folder given; pass --out DIR for the LoRA, checkpoints and loss.csv");
 }
@@ -184,6 +188,12 @@ double train_lr_at(const TrainOptions& o, int64_t step) {
     return o.lr;
 }
 
+int64_t train_timestep_row(const TrainOptions& o, uint64_t draw, int64_t n) {
+    // int(b · n) as DiffSynth's _sample_training_timestep computes it, then its randint(lo, hi).
+    const int64_t lo = int64_t(o.min_timestep_boundary * double(n)), hi = int64_t(o.max_timestep_boundary * double(n));
+    return lo + int64_t(draw % uint64_t(hi - lo));
+}
+
 TrainResult run_training(const T2VModelParts& m, const std::shared_ptr<Backend>& be, const TrainOptions& o,
                          const std::function<void(const std::string&)>& say,
                          const std::function<void(const TrainProgress&)>& progress) {
@@ -222,9 +232,13 @@ TrainResult run_training(const T2VModelParts& m, const std::shared_ptr<Backend>&
         if (j.value("seed", uint64_t(0)) != o.seed || j.value("batch", int64_t(0)) != o.batch)
             note(cat("resume: --seed/--batch differ from the checkpoint's (", j.value("seed", uint64_t(0)), ", ",
                      j.value("batch", int64_t(0)), "): the continuation draws other samples than that run would"));
-        if (j.value("shift", 5.0) != o.shift || j.value("caption_dropout", 0.0) != o.caption_dropout)
-            note(cat("resume: --shift/--caption_dropout differ from the checkpoint's (", j.value("shift", 5.0), ", ",
-                     j.value("caption_dropout", 0.0), "): the continuation trains on another objective than that run"));
+        if (j.value("shift", 5.0) != o.shift || j.value("caption_dropout", 0.0) != o.caption_dropout ||
+            j.value("min_timestep_boundary", 0.0) != o.min_timestep_boundary ||
+            j.value("max_timestep_boundary", 1.0) != o.max_timestep_boundary)
+            note(cat("resume: --shift/--caption_dropout/--min_timestep_boundary/--max_timestep_boundary differ from the "
+                     "checkpoint's (", j.value("shift", 5.0), ", ", j.value("caption_dropout", 0.0), ", ",
+                     j.value("min_timestep_boundary", 0.0), ", ", j.value("max_timestep_boundary", 1.0),
+                     "): the continuation trains on another objective than that run"));
     }
 
     std::error_code ec;
@@ -320,6 +334,7 @@ TrainResult run_training(const T2VModelParts& m, const std::shared_ptr<Backend>&
         j["lr"] = o.lr, j["schedule"] = o.schedule, j["warmup"] = o.warmup, j["steps"] = o.steps;
         j["weight_decay"] = o.weight_decay, j["grad_clip"] = o.grad_clip;
         j["shift"] = o.shift, j["caption_dropout"] = o.caption_dropout;
+        j["min_timestep_boundary"] = o.min_timestep_boundary, j["max_timestep_boundary"] = o.max_timestep_boundary;
         const std::string ckp = (out / step_name("checkpoint", step, ".safetensors")).string();
         write_safetensors(ckp, ts, {{"wanrt_train", j.dump()}});
         r.files.push_back(ckp);
@@ -355,7 +370,7 @@ TrainResult run_training(const T2VModelParts& m, const std::shared_ptr<Backend>&
             if (g / int64_t(n) != epoch) epoch = g / int64_t(n), order = epoch_order(o.seed, epoch, n);
             const TrainItem& it = items[order[size_t(g % int64_t(n))]];
             Stream ks = stream(o.seed, kTimestep, uint64_t(step), uint64_t(j));
-            const int64_t k = int64_t(ks.next() % uint64_t(tab.sigmas.size()));
+            const int64_t k = train_timestep_row(o, ks.next(), int64_t(tab.sigmas.size()));
             const Tensor noise = gaussian(*be, it.latent.shape(), stream(o.seed, kNoise, uint64_t(step), uint64_t(j)));
             pairs.push_back(flow_match_pair(tab, k, it.latent, noise));
             DitSample s;

@@ -52,10 +52,18 @@ struct TrainOptions {
     // (ai-toolkit's caption_dropout_rate): the model then has an unconditional prediction, which
     // classifier-free guidance at generation (--sample_guide_scale > 1, an empty negative prompt) needs.
     double caption_dropout = 0;
+    // The part of the timestep table a step draws from, as fractions of its 1,000 rows counted from
+    // σ = 1 (DiffSynth's --min/--max_timestep_boundary): rows [⌊min·1000⌋, ⌊max·1000⌋). Wan2.2 A14B
+    // trains its high-noise expert on [0, 0.358) (t ≥ 900 at shift 5) and its low-noise one on the rest.
+    double min_timestep_boundary = 0, max_timestep_boundary = 1;
 };
 
 // The learning rate of step s (counted from 0).
 double train_lr_at(const TrainOptions& o, int64_t step);
+
+// The timestep-table row of a draw (a 64-bit stream value) for a table of n rows, within the
+// options' boundaries; with the defaults it is draw mod n.
+int64_t train_timestep_row(const TrainOptions& o, uint64_t draw, int64_t n);
 
 // One progress report per step.
 struct TrainProgress {
