@@ -1,7 +1,7 @@
 // libFuzzer target: the body of POST /v1/generate and the pictures it carries (server/upload.h),
 // everything a client of `wanrt serve` sends before a job is queued, and the JPEG frames of the
 // live stream. Byte 0 picks the form:
-//   % 4 == 0  a JSON body (the "image" member as base64 or a data: URL)
+//   % 4 == 0  a JSON body (the "image" and "last_image" members as base64 or a data: URL)
 //   % 4 == 1  a multipart/form-data body with the boundary "XyZ" (GMime)
 //   % 4 == 2  "Content-Type value\n" then the body: the media type and boundary parsing too
 //   % 4 == 3  a picture (PNG or JPEG by its first bytes; libpng, libjpeg-turbo), as a stream frame
@@ -34,6 +34,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         const serve::GenerateBody b = serve::parse_generate_body(type, rest, 1 << 20);
         if (!b.options.is_object() && !b.options.is_discarded()) return;  // parse_job_request refuses it
         if (b.has_image) serve::decode_image(b.image, kMaxPixels);
+        if (b.has_last_image) serve::decode_image(b.last_image, kMaxPixels);
     });
     return 0;
 }

@@ -96,18 +96,18 @@ GenerateBody parse_multipart(std::string_view content_type, std::string_view bod
             GByteArray* a = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem.get()));
             value.assign(reinterpret_cast<const char*>(a->data), a->len);
         }
-        if (name == "image") {
-            WANRT_CHECK(value.size() <= max_image_bytes, "serve", "the image is ", value.size(),
-                        " bytes; this server takes at most ", max_image_bytes);
-            out.image = std::move(value);
-            out.has_image = true;
+        if (name == "image" || name == "last_image") {
+            WANRT_CHECK(value.size() <= max_image_bytes, "serve", "the ", name == "image" ? "image" : "last_image",
+                        " is ", value.size(), " bytes; this server takes at most ", max_image_bytes);
+            (name == "image" ? out.image : out.last_image) = std::move(value);
+            (name == "image" ? out.has_image : out.has_last_image) = true;
         } else if (name == "options") {
             const json o = json::parse(value, nullptr, false);
             WANRT_CHECK(!o.is_discarded() && o.is_object(), "serve",
                         "the form field \"options\" must hold a JSON object such as {\"frame_num\": 17}");
             for (auto it = o.begin(); it != o.end(); ++it) {
-                WANRT_CHECK(!out.options.contains(it.key()) && it.key() != "image", "serve", "option \"",
-                            it.key().substr(0, 64), "\" is given twice (a form field and in \"options\")");
+                WANRT_CHECK(!out.options.contains(it.key()) && it.key() != "image" && it.key() != "last_image", "serve",
+                            "option \"", it.key().substr(0, 64), "\" is given twice (a form field and in \"options\")");
                 out.options[it.key()] = it.value();
             }
         } else {
@@ -118,6 +118,29 @@ GenerateBody parse_multipart(std::string_view content_type, std::string_view bod
         }
     }
     return out;
+}
+
+// A picture of a JSON body: the key's base64 (or data: URL) decoded into `out` and the key removed,
+// so that the rest are the options. false when the key is absent.
+bool take_picture(json& j, const char* key, size_t max_image_bytes, std::string& out) {
+    if (!j.contains(key)) return false;
+    const json& v = j[key];
+    WANRT_CHECK(v.is_string(), "serve", "\"", key,
+                "\" must be a string: the PNG or JPEG file as base64 (or a data: URL)");
+    std::string_view s = v.get_ref<const std::string&>();
+    if (s.rfind("data:", 0) == 0) {  // data:image/png;base64,....
+        const size_t comma = s.find(',');
+        WANRT_CHECK(comma != std::string_view::npos && s.substr(0, comma).find(";base64") != std::string_view::npos,
+                    "serve", "\"", key, "\" is a data: URL but not a base64 one; send data:image/png;base64,...");
+        s = s.substr(comma + 1);
+    }
+    WANRT_CHECK(s.size() / 4 * 3 <= max_image_bytes + 3, "serve", "the ", key, " is about ", s.size() / 4 * 3,
+                " bytes; this server takes at most ", max_image_bytes);
+    const std::string what = std::string("\"") + key + "\"";
+    out = base64_decode(s, what.c_str());
+    WANRT_CHECK(!out.empty(), "serve", "\"", key, "\" is empty; send the PNG or JPEG file as base64");
+    j.erase(key);
+    return true;
 }
 
 }  // namespace
@@ -173,22 +196,9 @@ GenerateBody parse_generate_body(std::string_view content_type, std::string_view
     GenerateBody out;
     json j = json::parse(body, nullptr, false);
     WANRT_CHECK(!j.is_discarded(), "serve", "the body is not valid JSON; send e.g. {\"prompt\": \"a cat\"}");
-    if (j.is_object() && j.contains("image")) {
-        const json& v = j["image"];
-        WANRT_CHECK(v.is_string(), "serve", "\"image\" must be a string: the PNG or JPEG file as base64 (or a data: URL)");
-        std::string_view s = v.get_ref<const std::string&>();
-        if (s.rfind("data:", 0) == 0) {  // data:image/png;base64,....
-            const size_t comma = s.find(',');
-            WANRT_CHECK(comma != std::string_view::npos && s.substr(0, comma).find(";base64") != std::string_view::npos,
-                        "serve", "\"image\" is a data: URL but not a base64 one; send data:image/png;base64,...");
-            s = s.substr(comma + 1);
-        }
-        WANRT_CHECK(s.size() / 4 * 3 <= max_image_bytes + 3, "serve", "the image is about ", s.size() / 4 * 3,
-                    " bytes; this server takes at most ", max_image_bytes);
-        out.image = base64_decode(s, "\"image\"");
-        WANRT_CHECK(!out.image.empty(), "serve", "\"image\" is empty; send the PNG or JPEG file as base64");
-        out.has_image = true;
-        j.erase("image");
+    if (j.is_object()) {
+        out.has_image = take_picture(j, "image", max_image_bytes, out.image);
+        out.has_last_image = take_picture(j, "last_image", max_image_bytes, out.last_image);
     }
     out.options = std::move(j);
     return out;

@@ -3,15 +3,16 @@
 //
 //   application/json       {"prompt": "...", ..., "image": "<base64>"}: the image as standard base64,
 //                          or a data URL ("data:image/png;base64,..."); whitespace inside is skipped.
+//                          A first-last-frame job carries a second picture, "last_image", the same way.
 //   multipart/form-data    curl -F image=@cat.jpg -F prompt="a cat" -F frame_num=17 (RFC 7578):
-//                          the file part "image", and the options either as fields of their own
+//                          the file parts "image" (and "last_image"), and the options either as fields of their own
 //                          (text; the numeric ones are read as JSON numbers) or as one field
 //                          "options" holding the JSON object. Parsed by GMime (Debian's
 //                          libgmime-3.0), the MIME library of GNOME's mail tools: no hand-written
 //                          multipart parser.
 //
-// Limits: the body is bounded before it is read (the HTTP layer's --max_upload_mib); an image's
-// decoded size is bounded by its header before any pixel is decoded (max_pixels).
+// Limits: the body is bounded before it is read (the HTTP layer's --max_upload_mib); each picture's
+// bytes by max_image_bytes; an image's decoded size is bounded by its header before any pixel is decoded (max_pixels).
 //
 // Pictures (decode_image): PNG (libpng's simplified API: palette and grayscale expanded to RGB,
 // 16-bit reduced to 8, alpha dropped, not blended, as PIL's convert("RGB") in the official
@@ -32,9 +33,11 @@
 namespace wanrt::serve {
 
 struct GenerateBody {
-    nlohmann::json options = nlohmann::json::object();  // every key but the image
+    nlohmann::json options = nlohmann::json::object();  // every key but the pictures
     bool has_image = false;
     std::string image;  // the picture's bytes (PNG or JPEG), not yet decoded
+    bool has_last_image = false;
+    std::string last_image;  // first-last-frame-to-video: the last frame's bytes, not yet decoded
 };
 
 // content_type: the request's Content-Type ("" = JSON). max_image_bytes bounds the picture's bytes.
