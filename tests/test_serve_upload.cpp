@@ -9,7 +9,15 @@
 //     CLI pipeline, run_i2v_staged, on the same picture and options); the video size follows the
 //     picture's aspect as the official i2v arithmetic; no picture → 422; a bad picture → 400; an
 //     upload over --max_upload → 413; the live stream refused (422);
-//   - the text-to-video demo: a picture → 422 "has no i2v", in JSON and in multipart.
+//   - the text-to-video demo: a picture → 422 "has no i2v", in JSON and in multipart; a "last_image"
+//     → 422 "is not first-last-frame" (also on the i2v demo);
+//   - the flf2v demo (--task flf2v-14B): two pictures as JSON and as multipart give the same y4m, and
+//     that is run_flf2v_staged's (`wanrt generate --first_frame --last_frame`); the negative prompt is
+//     the FLF2V config's ("镜头切换，" + the default); a missing picture → 422 naming both fields, a bad
+//     or mismatched last_image → 400; the live stream refused;
+//   - the Wan2.2 A14B demos (--task t2v-A14B / i2v-A14B): both experts resident, a job equals
+//     run_moe_staged (`wanrt generate --task t2v-A14B`) with the same guide pair, steps that use
+//     both experts; the pair as [low, high] and as the CLI's "low,high"; no live stream.
 #include <gtest/gtest.h>
 #include <png.h>
 
@@ -21,8 +29,11 @@
 #include "core/error.h"
 #include "ops/ops.h"
 #include "pipeline/demo.h"
+#include "pipeline/flf2v.h"
 #include "pipeline/i2v.h"
+#include "pipeline/moe.h"
 #include "runtime/device.h"
+#include "sched/scheduler.h"
 #include "server/beast.h"
 #include "server/server.h"
 #include "server/upload.h"
@@ -53,6 +64,11 @@ ServeModel& i2v_model() {
 }
 ServeModel& t2v_model() {
     static std::unique_ptr<ServeModel> m = ServeModel::load("", backend());
+    return *m;
+}
+
+ServeModel& flf2v_model() {
+    static std::unique_ptr<ServeModel> m = ServeModel::load("", backend(), {}, "flf2v-14B");
     return *m;
 }
 
@@ -172,6 +188,26 @@ void expect_error(const Reply& r, unsigned status, const std::string& needle) {
     const std::string e = j["error"];
     EXPECT_EQ(e.find('\n'), std::string::npos) << e;
     EXPECT_NE(e.find(needle), std::string::npos) << e;
+}
+
+// The y4m `wanrt generate` would write for a video (write_video's defaults: 16 fps).
+std::string y4m_of(const Tensor& video) {
+    const fs::path tmp = fs::temp_directory_path() / ("wanrt-cli-" + random_id(6) + ".y4m");
+    write_video(tmp.string(), video);
+    std::ifstream f(tmp, std::ios::binary);
+    const std::string y((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    fs::remove(tmp);
+    return y;
+}
+
+// A picture as the CLI's pipelines take it: f32 [3, h, w] in [−1, 1].
+Tensor cli_picture(const std::vector<uint8_t>& rgb, int w, int h) {
+    Rgb24Video v;
+    v.frames = 1;
+    v.width = w;
+    v.height = h;
+    v.rgb = rgb;
+    return ops::contiguous(rgb24_to_video(v, *backend()).select(1, 0));
 }
 
 json wait_done(int port, const std::string& id) {
@@ -369,7 +405,7 @@ TEST(ServeUpload, ImageToVideoJobsJsonAndMultipartMatchTheCli) {
     expect_error(request(port, http::verb::post, "/v1/generate", bad.dump()), 413, "over this server's limit");
     expect_error(request(port, http::verb::post, "/v1/generate", "abc", "multipart/form-data; boundary=q"), 400,
                  "multipart");
-    expect_error(request(port, http::verb::get, "/v1/stream"), 422, "is image-to-video");
+    expect_error(request(port, http::verb::get, "/v1/stream"), 422, "is image-to-video (i2v)");
 }
 
 TEST(ServeUpload, TextToVideoModelRefusesPictures) {
@@ -385,6 +421,14 @@ TEST(ServeUpload, TextToVideoModelRefusesPictures) {
                          multipart({{"prompt", "", "", "x"}, {"image", "a.png", "image/png", png}}, "b0undary"),
                          "multipart/form-data; boundary=b0undary"),
                  422, "has no i2v");
+    // A last frame is for first-last-frame models only.
+    expect_error(request(server.port(), http::verb::post, "/v1/generate",
+                         json{{"prompt", "x"}, {"last_image", b64(png)}}.dump()),
+                 422, "is not first-last-frame: leave out \"last_image\"");
+    expect_error(request(server.port(), http::verb::post, "/v1/generate",
+                         multipart({{"prompt", "", "", "x"}, {"last_image", "b.png", "image/png", png}}, "b0undary"),
+                         "multipart/form-data; boundary=b0undary"),
+                 422, "is not first-last-frame");
     // Text fields alone in a form are a text-to-video job.
     const Reply r = request(server.port(), http::verb::post, "/v1/generate",
                             multipart({{"prompt", "", "", "x"},
@@ -395,6 +439,208 @@ TEST(ServeUpload, TextToVideoModelRefusesPictures) {
                             "multipart/form-data; boundary=b0undary");
     ASSERT_EQ(r.status, 202u) << r.body;
     EXPECT_EQ(wait_done(server.port(), r.j()["id"]).value("status", ""), "done");
+}
+
+TEST(ServeUpload, FirstLastFrameJobsJsonAndMultipartMatchTheCli) {
+    ServerOptions o;
+    o.port = 0;
+    o.max_upload = 64 << 10;
+    Server server(o, flf2v_model());
+    server.start();
+    const int port = server.port();
+    EXPECT_EQ(request(port, http::verb::get, "/v1/health").j().value("task", ""), "flf2v");
+
+    // Two 80×60 pictures with max_area 64*48: a 64×48 video from the first frame's aspect.
+    const int W = 80, H = 60;
+    const std::vector<uint8_t> first = picture(W, H);
+    std::vector<uint8_t> last = first;
+    std::reverse(last.begin(), last.end());  // another picture of the same size
+    const std::string png1 = png_bytes(first, W, H, PNG_FORMAT_RGB), png2 = png_bytes(last, W, H, PNG_FORMAT_RGB);
+    const json opts = {
+        {"prompt", "a door opens"}, {"size", "64*48"}, {"frame_num", 9}, {"sample_steps", 2}, {"seed", 5}};
+    json with_images = opts;
+    with_images["image"] = b64(png1);
+    with_images["last_image"] = "data:image/png;base64," + b64(png2);
+    const Reply a = request(port, http::verb::post, "/v1/generate", with_images.dump());
+    ASSERT_EQ(a.status, 202u) << a.body;
+    const std::string body = multipart({{"options", "", "application/json", opts.dump()},
+                                        {"last_image", "last.png", "image/png", png2},
+                                        {"image", "first.png", "image/png", png1}},
+                                       "flf2v-boundary");
+    const Reply b =
+        request(port, http::verb::post, "/v1/generate", body, "multipart/form-data; boundary=flf2v-boundary");
+    ASSERT_EQ(b.status, 202u) << b.body;
+    const std::string ida = a.j()["id"], idb = b.j()["id"];
+    const json ja = wait_done(port, ida), jb = wait_done(port, idb);
+    ASSERT_EQ(ja.value("status", ""), "done") << ja.dump();
+    ASSERT_EQ(jb.value("status", ""), "done") << jb.dump();
+    EXPECT_EQ(ja["request"].value("task", ""), "flf2v");
+    EXPECT_EQ(ja["request"].value("size", ""), "64*48");
+    EXPECT_EQ(ja["request"].value("image_size", ""), "80*60");
+    EXPECT_EQ(ja["request"].value("last_image_size", ""), "80*60");
+    const std::string ya = request(port, http::verb::get, "/v1/jobs/" + ida + "/result").body;
+    const std::string yb = request(port, http::verb::get, "/v1/jobs/" + idb + "/result").body;
+    EXPECT_EQ(ya.substr(0, ya.find('\n')), "YUV4MPEG2 W64 H48 F16:1 Ip A1:1 C444 XCOLORRANGE=LIMITED");
+    EXPECT_EQ(ya.size(), ya.find('\n') + 1 + 9 * (6 + 64 * 48 * 3));
+    EXPECT_TRUE(ya == yb) << "the JSON and multipart forms of one job differ";
+
+    // The defaults are `wanrt generate --task flf2v-14B`'s: the FLF2V config's negative prompt.
+    const auto pic = [](const std::vector<uint8_t>& rgb) {
+        return std::make_shared<const RgbImage>(RgbImage{80, 60, rgb});
+    };
+    const JobRequest r = parse_job_request(opts, flf2v_model(), {}, pic(first), pic(last));
+    EXPECT_EQ(r.neg_prompt, std::string("镜头切换，") + kWanDefaultNegPrompt);
+    // The same job through the CLI's staged pipeline: the same bytes. With the pictures swapped the
+    // video differs (the last frame is used, and used as the last).
+    const I2VStagedResult cli = run_flf2v_staged(demo_flf2v_model_parts(), backend(), r.prompt, r.neg_prompt,
+                                                 cli_picture(first, W, H), cli_picture(last, W, H), 5, r.opt);
+    EXPECT_TRUE(y4m_of(cli.video) == ya) << "the server's flf2v job differs from run_flf2v_staged";
+    const I2VStagedResult swapped = run_flf2v_staged(demo_flf2v_model_parts(), backend(), r.prompt, r.neg_prompt,
+                                                     cli_picture(last, W, H), cli_picture(first, W, H), 5, r.opt);
+    EXPECT_FALSE(y4m_of(swapped.video) == ya) << "swapping the pictures changed nothing";
+
+    // Bad requests: a picture missing (422 naming both fields), a bad last_image (400).
+    json bad = opts;
+    bad["image"] = b64(png1);
+    expect_error(request(port, http::verb::post, "/v1/generate", bad.dump()), 422,
+                 "send the first frame as \"image\" and the last as \"last_image\"");
+    bad = opts;
+    bad["last_image"] = b64(png2);
+    expect_error(request(port, http::verb::post, "/v1/generate", bad.dump()), 422, "is first-last-frame-to-video");
+    expect_error(request(port, http::verb::post, "/v1/generate", opts.dump()), 422, "is first-last-frame-to-video");
+    bad = with_images;
+    bad["last_image"] = "@@@";
+    expect_error(request(port, http::verb::post, "/v1/generate", bad.dump()), 400, "\"last_image\" is not base64");
+    bad["last_image"] = 7;
+    expect_error(request(port, http::verb::post, "/v1/generate", bad.dump()), 400, "\"last_image\" must be a string");
+    bad["last_image"] = b64("GIF89a not a png");
+    expect_error(request(port, http::verb::post, "/v1/generate", bad.dump()), 400, "the uploaded last_image (");
+    bad["last_image"] = b64(png_bytes(picture(64, 48), 64, 48, PNG_FORMAT_RGB));
+    expect_error(request(port, http::verb::post, "/v1/generate", bad.dump()), 400, "[flf2v]");
+    bad = with_images;
+    bad["last_image"] = b64(std::string(100 << 10, 'x'));  // the body fits max_body (1 MiB), the picture not
+    expect_error(request(port, http::verb::post, "/v1/generate", bad.dump()), 400,
+                 "the last_image is about 102402 bytes; this server takes at most 65536");
+    expect_error(request(port, http::verb::post, "/v1/generate",
+                         multipart({{"prompt", "", "", "x"},
+                                    {"image", "a.png", "image/png", png1},
+                                    {"last_image", "b.png", "image/png", png2},
+                                    {"last_image", "c.png", "image/png", png2}},
+                                   "b0undary"),
+                         "multipart/form-data; boundary=b0undary"),
+                 400, "given twice");
+    expect_error(request(port, http::verb::get, "/v1/stream"), 422, "is image-to-video (flf2v)");
+    // An i2v model takes one picture only.
+    {
+        Server i2v_server(o, i2v_model());
+        i2v_server.start();
+        expect_error(request(i2v_server.port(), http::verb::post, "/v1/generate", with_images.dump()), 422,
+                     "is not first-last-frame");
+    }
+}
+
+// Wan2.2 A14B: both experts resident; a job is run_moe_staged's video (the CLI's chain) for the same
+// options. 4 steps at shift 12 and boundary 0.875 run the high-noise expert 3 times, then the low one.
+TEST(ServeUpload, MoeJobsMatchTheCli) {
+    for (const bool i2v : {false, true}) {
+        SCOPED_TRACE(i2v ? "i2v-A14B" : "t2v-A14B");
+        auto model = ServeModel::load("", backend(), {}, i2v ? "i2v-A14B" : "t2v-A14B");
+        ASSERT_TRUE(model->moe() && model->dit_high && model->dit);
+        EXPECT_EQ(model->i2v(), i2v);
+        EXPECT_EQ(model->causal, nullptr);
+        const T2VModelParts parts = demo_moe_model_parts(i2v);
+        MoeOptions moe;
+        moe.boundary = moe_defaults(i2v).boundary;
+        const T2VOptions probe = [&] {
+            T2VOptions t;
+            t.sample_steps = 4;
+            t.sample_shift = moe_defaults(i2v).shift;
+            return t;
+        }();
+        int high_steps = 0;
+        const auto sched = make_scheduler(probe.solver, probe.sample_steps, probe.sample_shift);
+        for (int64_t t : sched->timesteps()) high_steps += moe_high_noise(t, moe.boundary);
+        ASSERT_GT(high_steps, 0);
+        ASSERT_LT(high_steps, 4);  // both experts run
+
+        ServerOptions o;
+        o.port = 0;
+        o.max_upload = 64 << 10;
+        Server server(o, *model);
+        server.start();
+        const int port = server.port();
+        EXPECT_EQ(request(port, http::verb::get, "/v1/health").j().value("task", ""), i2v ? "i2v-A14B" : "t2v-A14B");
+        const int W = 80, H = 60;
+        const std::vector<uint8_t> rgb = picture(W, H);
+        json opts = {{"prompt", "a boat on a lake"},
+                     {"size", "64*48"},
+                     {"frame_num", 5},
+                     {"sample_steps", 4},
+                     {"sample_guide_scale", json::array({2.0, 6.0})},
+                     {"seed", 21}};
+        if (i2v) opts["image"] = b64(png_bytes(rgb, W, H, PNG_FORMAT_RGB));
+        const Reply a = request(port, http::verb::post, "/v1/generate", opts.dump());
+        ASSERT_EQ(a.status, 202u) << a.body;
+        const json ja = wait_done(port, a.j()["id"]);
+        ASSERT_EQ(ja.value("status", ""), "done") << ja.dump();
+        EXPECT_EQ(ja["request"].value("task", ""), i2v ? "i2v-A14B" : "t2v-A14B");
+        const std::string ya = request(port, http::verb::get, "/v1/jobs/" + ja.value("id", "") + "/result").body;
+        EXPECT_EQ(ya.substr(0, ya.find('\n')), "YUV4MPEG2 W64 H48 F16:1 Ip A1:1 C444 XCOLORRANGE=LIMITED");
+        EXPECT_EQ(ya.size(), ya.find('\n') + 1 + 5 * (6 + 64 * 48 * 3));
+
+        json body = opts;
+        body.erase("image");
+        std::shared_ptr<const RgbImage> image = i2v ? std::make_shared<const RgbImage>(RgbImage{W, H, rgb}) : nullptr;
+        const JobRequest r = parse_job_request(body, *model, {}, image);
+        EXPECT_EQ(r.opt.guide_scale, 2.0);
+        EXPECT_EQ(r.guide_high, 6.0);
+        EXPECT_EQ(r.opt.sample_shift, moe_defaults(i2v).shift);
+        moe.guide_scale_high = 6.0;
+        const Tensor pic = i2v ? cli_picture(rgb, W, H) : Tensor();
+        const I2VStagedResult cli = run_moe_staged(parts, backend(), r.prompt, r.neg_prompt, pic, 21, r.opt, moe);
+        EXPECT_TRUE(y4m_of(cli.video) == ya) << "the server's A14B job differs from run_moe_staged";
+        moe.guide_scale_high = 2.0;  // the high expert's scale matters: (2, 2) is another video
+        const I2VStagedResult low_only = run_moe_staged(parts, backend(), r.prompt, r.neg_prompt, pic, 21, r.opt, moe);
+        EXPECT_FALSE(y4m_of(low_only.video) == ya) << "the high-noise guide scale changed nothing";
+
+        // The pair as the CLI writes it (a multipart field), a single g, and refusals.
+        body["sample_guide_scale"] = "2.0,6.0";
+        EXPECT_EQ(parse_job_request(body, *model, {}, image).guide_high, 6.0);
+        body["sample_guide_scale"] = 4.5;
+        const JobRequest one = parse_job_request(body, *model, {}, image);
+        EXPECT_EQ(one.opt.guide_scale, 4.5);
+        EXPECT_EQ(one.guide_high, 4.5);
+        body["sample_guide_scale"] = json::array({1.0, 2.0, 3.0});
+        EXPECT_NE(expect_fail([&] { parse_job_request(body, *model, {}, image); }).find("[low, high]"),
+                  std::string::npos);
+        if (i2v) {
+            opts.erase("image");
+            expect_error(request(port, http::verb::post, "/v1/generate", opts.dump()), 422,
+                         "send a picture as \"image\"");
+            expect_error(request(port, http::verb::get, "/v1/stream"), 422, "is image-to-video (i2v-A14B)");
+        } else {  // t2v-A14B: no causal DiT; the stream says so at its first config, as for TI2V-5B
+            namespace websocket = beast::websocket;
+            net::io_context ioc;
+            websocket::stream<tcp::socket> ws(ioc);
+            ws.next_layer().connect(
+                tcp::endpoint(net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
+            ws.handshake("127.0.0.1", "/v1/stream");
+            ws.text(true);
+            ws.write(net::buffer(json{{"type", "config"}, {"width", 64}, {"height", 48}}.dump()));
+            beast::flat_buffer fb;
+            ws.read(fb);
+            const json err = json::parse(beast::buffers_to_string(fb.data()));
+            EXPECT_EQ(err.value("type", ""), "error");
+            EXPECT_NE(err.value("error", "").find("has no live stream"), std::string::npos) << err.dump();
+            ws.close(websocket::close_code::normal);
+        }
+    }
+    // One DiT takes one g.
+    EXPECT_NE(
+        expect_fail([] {
+            parse_job_request(json{{"prompt", "x"}, {"sample_guide_scale", json::array({3.0, 4.0})}}, t2v_model(), {});
+        }).find("A14B"),
+        std::string::npos);
 }
 
 // The live stream with JPEG frames both ways (what the page sends by default), then switched to raw

@@ -50,8 +50,12 @@ void setup(CLI::App& app) {
         "serve", "HTTP job API + live WebSocket stream + live page over one loaded model (docs/serve.md)");
     c->add_option("--host", o->server.host, "Address to bind; a non-loopback one needs --token")->capture_default_str();
     c->add_option("--port", o->server.port, "TCP port (0 = any free port, printed)")->capture_default_str();
-    c->add_option("--ckpt_dir", o->ckpt_dir, "Wan2.1 T2V or I2V, or Wan2.2 TI2V-5B model folder (default: the built-in demo model)");
-    c->add_option("--task", o->task, "i2v-14B or ti2v-5B serves that demo model (default: the folder's task, or t2v)");
+    c->add_option("--ckpt_dir", o->ckpt_dir,
+                  "Wan2.1 T2V, I2V or FLF2V, or Wan2.2 A14B (T2V, I2V) or TI2V-5B model folder (default: the built-in "
+                  "demo model)");
+    c->add_option("--task", o->task,
+                  "i2v-14B, flf2v-14B, t2v-A14B, i2v-A14B or ti2v-5B serves that demo model (default: the folder's "
+                  "task, or t2v)");
     c->add_option("--token", o->server.token, "Bearer token every request must carry (required off loopback)");
     c->add_option("--max_queue", o->server.max_queue, "Jobs waiting at most (more: 429)")->capture_default_str();
     c->add_option("--max_body_kib", o->max_body_kib, "Request body limit in KiB (more: 413)")->capture_default_str();

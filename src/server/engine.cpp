@@ -15,7 +15,9 @@
 #include "ops/ops.h"
 #include "ops/rgb8.h"
 #include "pipeline/demo.h"
+#include "pipeline/flf2v.h"
 #include "pipeline/i2v.h"
+#include "pipeline/moe.h"
 #include "pipeline/ti2v.h"
 #include "text/tokenizer.h"
 #include "video/video_writer.h"
@@ -32,23 +34,29 @@ std::unique_ptr<ServeModel> ServeModel::load(const std::string& ckpt_dir, std::s
     auto m = std::make_unique<ServeModel>();
     m->demo = ckpt_dir.empty();
     m->ckpt_dir = ckpt_dir;
-    WANRT_CHECK(task.empty() || task == "t2v-1.3B" || task == "t2v-14B" || task == "i2v-14B" || task == "ti2v-5B",
+    WANRT_CHECK(task.empty() || task == "t2v-1.3B" || task == "t2v-14B" || task == "i2v-14B" || task == "flf2v-14B" ||
+                    task == "t2v-A14B" || task == "i2v-A14B" || task == "ti2v-5B",
                 "serve", "--task ", task,
-                " is not served; use t2v-1.3B, t2v-14B, i2v-14B or ti2v-5B (or leave it out to serve the folder's model)");
-    const bool want_i2v = task == "i2v-14B", want_ti2v = task == "ti2v-5B";
-    m->parts = !m->demo   ? open_model_folder(ckpt_dir)
-               : want_i2v  ? demo_i2v_model_parts()
-               : want_ti2v ? demo_ti2v_model_parts()
-                           : demo_model_parts();
+                " is not served; use t2v-1.3B, t2v-14B, i2v-14B, flf2v-14B, t2v-A14B, i2v-A14B or ti2v-5B (or leave it "
+                "out to serve the folder's model)");
+    const bool want_moe = task == "t2v-A14B" || task == "i2v-A14B", want_flf2v = task == "flf2v-14B";
+    const bool want_i2v = task == "i2v-14B" || task == "i2v-A14B" || want_flf2v, want_ti2v = task == "ti2v-5B";
+    m->parts = !m->demo     ? open_model_folder(ckpt_dir)
+               : want_moe   ? demo_moe_model_parts(want_i2v)
+               : want_flf2v ? demo_flf2v_model_parts()
+               : want_i2v   ? demo_i2v_model_parts()
+               : want_ti2v  ? demo_ti2v_model_parts()
+                            : demo_model_parts();
     const DitConfig& dc = m->parts.dit_config;
-    WANRT_CHECK(!m->parts.moe() && !dc.is_flf2v(), "serve", ckpt_dir, " holds ", m->parts.kind,
-                "; serve runs the Wan2.1 text-to-video and image-to-video models and Wan2.2 TI2V-5B: pass a T2V, I2V "
-                "or TI2V folder (e.g. Wan2.1-T2V-1.3B, Wan2.1-I2V-14B-480P, Wan2.2-TI2V-5B)");
-    WANRT_CHECK(m->demo || task.empty() || (want_i2v == dc.is_i2v() && want_ti2v == m->parts.ti2v()), "serve", "--task ",
-                task, " does not match ", ckpt_dir, ", which holds ", m->parts.kind,
+    WANRT_CHECK(m->demo || task.empty() ||
+                    (want_i2v == dc.is_i2v() && want_flf2v == dc.is_flf2v() && want_moe == m->parts.moe() &&
+                     want_ti2v == m->parts.ti2v()),
+                "serve", "--task ", task, " does not match ", ckpt_dir, ", which holds ", m->parts.kind,
                 "; leave out --task to serve the folder's model");
-    WANRT_CHECK(!dc.is_i2v() || dc.has_clip(), "serve", ckpt_dir, " holds an image-to-video model without the CLIP "
-                "branch (", m->parts.kind, "); serve runs the Wan2.1 I2V models");
+    // Wan2.1 I2V / FLF2V condition on CLIP features; Wan2.2's i2v-A14B experts have no CLIP branch.
+    WANRT_CHECK(!dc.is_i2v() || dc.has_clip() || m->parts.moe(), "serve", ckpt_dir,
+                " holds an image-to-video model without the CLIP branch (", m->parts.kind,
+                "); serve runs the Wan2.1 I2V and FLF2V models and the Wan2.2 I2V-A14B experts");
     m->be = std::move(be);
     auto stage = [&](const char* s) {
         if (on_stage) on_stage(s);
@@ -59,12 +67,19 @@ std::unique_ptr<ServeModel> ServeModel::load(const std::string& ckpt_dir, std::s
     m->t5 = T5Encoder::load(m->parts.t5_weights(), *m->be);
     WANRT_CHECK(m->t5.config.dim == dc.text_dim, "serve", "the text encoder's width ", m->t5.config.dim,
                 " differs from the DiT's text_dim ", dc.text_dim, " (", m->parts.name, ")");
-    stage("load DiT");
+    if (m->parts.moe()) {  // both experts resident: one config (moe.h); dit_weights is the low-noise one
+        stage("load DiT (high-noise expert)");
+        m->dit_high = std::make_shared<DitModel>(dc, m->parts.high_noise_weights(), *m->be);
+        stage("load DiT (low-noise expert)");
+    } else {
+        stage("load DiT");
+    }
     m->dit = std::make_shared<DitModel>(dc, m->parts.dit_weights(), *m->be);
-    // The live stream's causal DiT takes Wan2.1 text-to-video inputs; an i2v DiT (36 input channels)
-    // and TI2V (48 latent channels, the Wan2.2 VAE) have none.
-    if (!dc.is_i2v() && !m->parts.ti2v()) m->causal = std::make_shared<CausalDitModel>(m->dit);
-    if (dc.is_i2v()) {
+    // The live stream's causal DiT takes Wan2.1 text-to-video inputs; an i2v or flf2v DiT (36 input
+    // channels), TI2V (48 latent channels, the Wan2.2 VAE) and the A14B experts (two models, a
+    // per-step switch the stream does not have) have none.
+    if (!dc.is_i2v() && !m->parts.ti2v() && !m->parts.moe()) m->causal = std::make_shared<CausalDitModel>(m->dit);
+    if (dc.has_clip()) {
         stage("load CLIP");
         m->clip = std::make_unique<ClipVisionEncoder>(m->parts.clip_config, m->parts.clip_weights(), *m->be);
     }
@@ -80,6 +95,16 @@ ServeModel::~ServeModel() = default;
 
 TaskDefaultsKey ServeModel::defaults_key() const {
     return task_defaults_key(parts, demo, ckpt_dir);
+}
+
+std::string ServeModel::task() const {
+    if (moe()) return i2v() ? "i2v-A14B" : "t2v-A14B";
+    return ti2v() ? "ti2v" : flf2v() ? "flf2v" : i2v() ? "i2v" : "t2v";
+}
+
+std::string ServeModel::job_task(bool has_image) const {
+    if (ti2v()) return has_image ? "i2v" : "t2v";  // TI2V-5B: a picture makes it image-to-video
+    return task();
 }
 
 Tensor ServeModel::encode(const std::string& prompt) const {
@@ -110,33 +135,71 @@ std::string get_str(const json& v, const char* key, size_t max_bytes) {
 
 }  // namespace
 
-std::string task_mismatch(const ServeModel& m, bool has_image) {
+std::string task_mismatch(const ServeModel& m, bool has_image, bool has_last_image) {
+    const std::string model = "[serve] model " + m.parts.name + " (" + m.parts.kind + ")";
+    if (has_last_image && !m.flf2v())
+        return model +
+               " is not first-last-frame: leave out \"last_image\", or start wanrt serve with an FLF2V "
+               "model (--ckpt_dir Wan2.1-FLF2V-14B-720P, or --task flf2v-14B for the demo)";
+    if (m.flf2v() && !(has_image && has_last_image))
+        return model +
+               " is first-last-frame-to-video: send the first frame as \"image\" and the last as "
+               "\"last_image\" (base64 in JSON, or multipart: curl -F image=@first.png -F last_image=@last.png "
+               "-F prompt=...)";
     if (m.ti2v()) return {};  // TI2V-5B: a picture makes it image-to-video, none text-to-video
     if (has_image && !m.i2v())
-        return "[serve] model " + m.parts.name + " (" + m.parts.kind +
-               ") has no i2v: it makes video from text only; leave out \"image\", or start wanrt serve with an "
-               "image-to-video model (--ckpt_dir Wan2.1-I2V-14B-480P, or --task i2v-14B for the demo)";
+        return model +
+               " has no i2v: it makes video from text only; leave out \"image\", or start wanrt serve with "
+               "an image-to-video model (--ckpt_dir Wan2.1-I2V-14B-480P, or --task i2v-14B for the demo)";
     if (!has_image && m.i2v())
-        return "[serve] model " + m.parts.name + " (" + m.parts.kind +
-               ") is image-to-video: send a picture as \"image\" (base64 in JSON, or multipart: curl -F "
+        return model +
+               " is image-to-video: send a picture as \"image\" (base64 in JSON, or multipart: curl -F "
                "image=@in.png -F prompt=...)";
     return {};
 }
 
+namespace {
+
+// "sample_guide_scale": g for one model; an A14B model also takes the CLI's pair, [low, high] or
+// "low,high" (g alone means (g, g), as `wanrt generate`).
+std::pair<double, double> get_guide(const json& v, bool moe) {
+    const char* what = moe ? "\"sample_guide_scale\" must be a finite number, or [low, high] for the two experts "
+                             "(e.g. [3.0, 4.0])"
+                           : "\"sample_guide_scale\" must be a finite number (one DiT: the low,high pair is for "
+                             "the Wan2.2 A14B experts)";
+    if (v.is_number()) {
+        const double g = get_num(v, "sample_guide_scale");
+        return {g, g};
+    }
+    json pair = v;
+    if (moe && v.is_string()) {  // a multipart field: "3.0,4.0"
+        const std::string s = v.get<std::string>();
+        pair = json::parse("[" + s.substr(0, 64) + "]", nullptr, false);
+    }
+    WANRT_CHECK(moe && pair.is_array() && pair.size() == 2 && pair[0].is_number() && pair[1].is_number(), "serve",
+                what);
+    return {get_num(pair[0], "sample_guide_scale"), get_num(pair[1], "sample_guide_scale")};
+}
+
+}  // namespace
+
 JobRequest parse_job_request(const json& body, const ServeModel& m, const RequestLimits& lim,
-                             std::shared_ptr<const RgbImage> image) {
+                             std::shared_ptr<const RgbImage> image, std::shared_ptr<const RgbImage> last_image) {
     WANRT_CHECK(body.is_object(), "serve", "the request body must be a JSON object such as {\"prompt\": \"a cat\"}");
-    const std::string mismatch = task_mismatch(m, image != nullptr);
+    const std::string mismatch = task_mismatch(m, image != nullptr, last_image != nullptr);
     if (!mismatch.empty()) throw Error(mismatch);
     JobRequest r;
+    r.task = m.job_task(image != nullptr);
     r.image = std::move(image);
+    r.last_image = std::move(last_image);
     const bool i2v = m.i2v();
     const TaskDefaultsKey key = m.defaults_key();
     const GenerateDefaults dflt = generate_defaults(key);  // `wanrt generate`'s
     parse_request_size(dflt.size, &r.opt.width, &r.opt.height);
     r.opt.frame_num = dflt.frame_num;
     r.opt.sample_steps = dflt.sample_steps;
-    r.opt.guide_scale = dflt.guide[0];
+    r.opt.guide_scale = dflt.guide.front();  // A14B: {low, high}, the config's pair
+    r.guide_high = dflt.guide.back();
     r.neg_prompt = dflt.neg_prompt;
     bool has_prompt = false, has_shift = false;
     {
@@ -166,7 +229,7 @@ JobRequest parse_job_request(const json& body, const ServeModel& m, const Reques
             has_shift = true;
             WANRT_CHECK(r.opt.sample_shift > 0, "serve", "\"sample_shift\" must be positive (official: 5)");
         } else if (k == "sample_guide_scale") {
-            r.opt.guide_scale = get_num(v, "sample_guide_scale");
+            std::tie(r.opt.guide_scale, r.guide_high) = get_guide(v, m.moe());
         } else if (k == "sample_solver") {
             r.opt.solver = get_str(v, "sample_solver", 16);
             WANRT_CHECK(r.opt.solver == "unipc" || r.opt.solver == "dpm++" || r.opt.solver == "euler", "serve",
@@ -202,6 +265,13 @@ JobRequest parse_job_request(const json& body, const ServeModel& m, const Reques
         const TI2VLatentShape s = ti2v_shape(img, r.opt, m.parts.dit_config, m.parts.vae22_config);  // ([ti2v] ...)
         r.video_w = s.i2v ? s.image.out_w : r.opt.width;
         r.video_h = s.i2v ? s.image.out_h : r.opt.height;
+    } else if (m.flf2v()) {  // the size from the first frame; the last must match it ([flf2v] ...)
+        const I2VSize s =
+            flf2v_latent_shape({3, r.image->height, r.image->width}, {3, r.last_image->height, r.last_image->width},
+                               r.opt, m.parts.dit_config, m.parts.vae_config)
+                .size;
+        r.video_w = s.w;
+        r.video_h = s.h;
     } else if (i2v) {
         const I2VSize s = i2v_latent_shape(r.image->height, r.image->width, r.opt, m.parts.dit_config,
                                            m.parts.vae_config)
@@ -321,11 +391,14 @@ json JobQueue::to_json(const Job& j) const {
                     {"frame_num", r.opt.frame_num},
                     {"sample_steps", r.opt.sample_steps},
                     {"seed", r.seed}};
+    o["request"]["task"] = r.task;
     if (r.image) {
-        o["request"]["task"] = "i2v";
         o["request"]["image_size"] = std::to_string(r.image->width) + "*" + std::to_string(r.image->height);
         o["request"]["max_area"] = std::to_string(r.opt.width) + "*" + std::to_string(r.opt.height);
     }
+    if (r.last_image)
+        o["request"]["last_image_size"] =
+            std::to_string(r.last_image->width) + "*" + std::to_string(r.last_image->height);
     if (j.started > 0) o["queued_seconds"] = j.started - j.created;
     if (j.finished > 0 && j.started > 0) o["run_seconds"] = j.finished - j.started;
     return o;
@@ -421,6 +494,59 @@ void JobQueue::worker() {
     }
 }
 
+namespace {
+
+// A picture as the pipelines take it: f32 [3, h0, w0] in [−1, 1] on be (`wanrt generate`'s conversion).
+Tensor picture_tensor(const RgbImage& pic, Backend& be) {
+    Rgb24Video v;
+    v.frames = 1;
+    v.height = pic.height;
+    v.width = pic.width;
+    v.rgb = pic.rgb;
+    return ops::contiguous(rgb24_to_video(v, be).select(1, 0));  // [3, 1, h0, w0] → [3, h0, w0]
+}
+
+}  // namespace
+
+// The A14B chain of generate_moe_t2v / generate_moe_i2v in stages (so the job reports them), with the
+// boundary of the task's config (the CLI has no flag for it either) and the request's guide pair.
+Tensor JobQueue::run_moe(const JobRequest& r, const std::function<void(const char*)>& set_stage,
+                         const T2VStepCallback& on_step) {
+    const ServeModel& m = model_;
+    MoeOptions moe;
+    moe.boundary = moe_defaults(m.i2v()).boundary;
+    moe.guide_scale_high = r.guide_high;
+    moe.offload = false;  // both experts are resident for the server's life
+    moe_check(moe, m.dit_high->config(), m.dit->config());
+    Shape latent_shape;
+    int64_t seq_len = 0;
+    Tensor image;
+    I2VSize size;
+    if (m.i2v()) {
+        const I2VLatentShape s =
+            i2v_latent_shape(r.image->height, r.image->width, r.opt, m.parts.dit_config, m.parts.vae_config);
+        latent_shape = s.latent;
+        seq_len = s.seq_len;
+        size = s.size;
+    } else {
+        const T2VLatentShape s = t2v_latent_shape(r.opt, m.parts.dit_config, m.parts.vae_config);
+        latent_shape = s.latent;
+        seq_len = s.seq_len;
+    }
+    set_stage("encode text");
+    const Tensor context = m.encode(r.prompt), context_null = m.encode(r.neg_prompt);
+    Tensor y;  // i2v-A14B: the Wan2.1 I2V conditioning, without CLIP features
+    if (m.i2v()) {
+        set_stage("encode image");
+        y = i2v_condition(*m.vae, picture_tensor(*r.image, *m.be), r.opt.frame_num, size);
+    }
+    set_stage("denoise");
+    const Tensor noise = t2v_noise(*m.be, latent_shape, r.seed);
+    const ExpertFn expert = [&m](bool high) -> const DitModel& { return high ? *m.dit_high : *m.dit; };
+    return cfg_denoise(moe_step_selector(moe, r.opt, expert), DitSample{{}, y, context, {}, 0},
+                       DitSample{{}, y, context_null, {}, 0}, noise, r.opt, seq_len, on_step);
+}
+
 void JobQueue::run_job(const std::shared_ptr<Job>& j) {
     auto set_stage = [&](const char* s) {
         if (j->cancel) throw JobCancelled{};
@@ -451,6 +577,22 @@ void JobQueue::run_job(const std::shared_ptr<Job>& j) {
             const std::vector<int32_t> neg = model_.tokenizer->tokenize(r.neg_prompt).real_ids();
             const Tensor noise = t2v_noise(*model_.be, shape.latent, r.seed);
             video = generate_ti2v(model_.t5, *model_.dit, *model_.vae22, ids, neg, img, noise, r.opt, on_step).video;
+        } else if (model_.moe()) {  // Wan2.2 A14B: pipeline/moe.h's chain with both experts resident
+            latent = run_moe(r, set_stage, on_step);
+        } else if (model_.flf2v()) {  // first-last-frame: pipeline/flf2v.h's stages with the resident models
+            const RgbImage &first_pic = *r.image, &last_pic = *r.last_image;
+            const I2VLatentShape shape =
+                flf2v_latent_shape({3, first_pic.height, first_pic.width}, {3, last_pic.height, last_pic.width}, r.opt,
+                                   model_.parts.dit_config, model_.parts.vae_config);
+            set_stage("encode text");
+            const Tensor context = model_.encode(r.prompt), context_null = model_.encode(r.neg_prompt);
+            set_stage("encode image");
+            const Tensor first = picture_tensor(first_pic, *model_.be), last = picture_tensor(last_pic, *model_.be);
+            const Tensor clip_fea = flf2v_clip_features(*model_.clip, first, last);  // [2·tokens, 1280]
+            const Tensor y = flf2v_condition(*model_.vae, first, last, r.opt.frame_num, shape.size);
+            set_stage("denoise");
+            const Tensor noise = t2v_noise(*model_.be, shape.latent, r.seed);
+            latent = i2v_denoise(*model_.dit, context, context_null, clip_fea, y, noise, r.opt, shape.seq_len, on_step);
         } else if (r.image) {  // image-to-video: pipeline/i2v.h's stages with the resident models
             const RgbImage& pic = *r.image;
             const I2VLatentShape shape =
@@ -458,12 +600,7 @@ void JobQueue::run_job(const std::shared_ptr<Job>& j) {
             set_stage("encode text");
             const Tensor context = model_.encode(r.prompt), context_null = model_.encode(r.neg_prompt);
             set_stage("encode image");
-            Rgb24Video v;
-            v.frames = 1;
-            v.height = pic.height;
-            v.width = pic.width;
-            v.rgb = pic.rgb;
-            const Tensor image = ops::contiguous(rgb24_to_video(v, *model_.be).select(1, 0));  // [3, h0, w0]
+            const Tensor image = picture_tensor(pic, *model_.be);  // [3, h0, w0]
             const Tensor clip_fea = i2v_clip_features(*model_.clip, image);
             const Tensor y = i2v_condition(*model_.vae, image, r.opt.frame_num, shape.size);
             set_stage("denoise");

@@ -5,10 +5,14 @@
 //               stream; an image-to-video model (Wan2.1 I2V, or the i2v demo) adds its CLIP image
 //               encoder, runs jobs with an uploaded picture, and has no live stream; a Wan2.2 TI2V-5B
 //               model (or the ti2v demo) has the Wan2.2 VAE, takes a picture or none, writes its
-//               videos at its sample_fps (24) and has no live stream.
+//               videos at its sample_fps (24) and has no live stream. A first-last-frame model (Wan2.1
+//               FLF2V, or the flf2v demo) is an image-to-video one that takes two pictures. A Wan2.2
+//               A14B model (t2v or i2v, or their demos) keeps BOTH experts resident (`dit` the
+//               low-noise one, `dit_high` the high-noise one: switching per job would reload ~28 GB)
+//               and has no CLIP and no live stream.
 //               Every forward takes `compute` first, so queued jobs and a live stream take turns
 //               on the one device instead of racing for it.
-//   JobQueue    a bounded FIFO of text-to-video jobs and ONE worker thread that runs them through
+//   JobQueue    a bounded FIFO of jobs and ONE worker thread that runs them through
 //               ServeModel. Ids are 128 random bits (hex); results go to a private temporary folder
 //               (mkdtemp, mode 0700) named by the id only, so no client string ever becomes a path.
 //               Cancel is cooperative: queued jobs are dropped at once; a running job stops at the
@@ -25,6 +29,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -56,21 +61,29 @@ struct ServeModel {
     std::shared_ptr<Backend> be;
     std::unique_ptr<text::T5Tokenizer> tokenizer;
     T5Encoder t5;
-    std::shared_ptr<const DitModel> dit;
+    std::shared_ptr<const DitModel> dit;       // Wan2.2 A14B: the low-noise expert
+    std::shared_ptr<const DitModel> dit_high;  // Wan2.2 A14B: the high-noise expert
     std::shared_ptr<const CausalDitModel> causal;
     std::shared_ptr<WanVae> vae;               // Wan2.1 models
     std::shared_ptr<Vae22Model> vae22;         // TI2V-5B
     std::unique_ptr<ClipVisionEncoder> clip;  // image-to-video models only
     bool demo = false;
     std::string ckpt_dir;
-    bool i2v() const { return clip != nullptr; }
+    bool i2v() const { return parts.dit_config.is_i2v(); }      // a picture is required (i2v, flf2v, i2v-A14B)
+    bool flf2v() const { return parts.dit_config.is_flf2v(); }  // ... and a last picture too
+    bool moe() const { return parts.moe(); }
     bool ti2v() const { return parts.ti2v(); }
+    // What the model does: t2v, i2v, flf2v, ti2v, t2v-A14B or i2v-A14B (GET /v1/health's "task").
+    std::string task() const;
+    // What a job runs (its status's request.task): task(), except TI2V-5B: i2v with a picture, else t2v.
+    std::string job_task(bool has_image) const;
     TaskDefaultsKey defaults_key() const;  // the CLI's defaults for this model (pipeline/generate.h)
     std::mutex compute;  // held for every forward (jobs and stream chunks take turns)
 
     // ckpt_dir "" = the built-in demo model: the text-to-video one, with task "i2v-14B" the
-    // image-to-video one, with "ti2v-5B" the TI2V one. A folder: Wan2.1 T2V or I2V, or Wan2.2 TI2V-5B
-    // (its task is its own; `task`, when given, must match). FLF2V and Wan2.2 A14B folders are refused.
+    // image-to-video one, "flf2v-14B" the first-last-frame one, "t2v-A14B" / "i2v-A14B" the two-expert
+    // ones, "ti2v-5B" the TI2V one. A folder: Wan2.1 T2V, I2V or FLF2V, Wan2.2 A14B (T2V or I2V) or
+    // TI2V-5B (its task is its own; `task`, when given, must match).
     static std::unique_ptr<ServeModel> load(const std::string& ckpt_dir, std::shared_ptr<Backend> be,
                                             const StageFn& on_stage = {}, const std::string& task = "");
     ~ServeModel();
@@ -84,7 +97,10 @@ struct JobRequest {
     T2VOptions opt;  // image-to-video: width·height is the max_area, as `wanrt generate --size`
     uint64_t seed = 0;
     std::string format = "y4m";  // y4m | mp4 (mp4 needs the FFmpeg build)
-    std::shared_ptr<const RgbImage> image;  // image-to-video: the uploaded picture
+    std::shared_ptr<const RgbImage> image;       // image-to-video: the uploaded picture (flf2v: the first frame)
+    std::shared_ptr<const RgbImage> last_image;  // first-last-frame-to-video: the last frame
+    double guide_high = 0;                       // Wan2.2 A14B: the high-noise expert's g (opt.guide_scale: the low's)
+    std::string task;                            // what runs (ServeModel::job_task), for the job's status
     int64_t video_w = 0, video_h = 0;       // the video's size (i2v: from the picture's aspect)
 };
 struct RequestLimits {
@@ -96,12 +112,16 @@ struct RequestLimits {
 // Throws wanrt::Error "[serve] ..." naming the key and what is accepted. Defaults: `wanrt generate`'s
 // (generate_defaults in pipeline/generate.h: the demo's small ones, else the task's official ones), and
 // the same size checks (check_supported_size: TI2V-5B refuses sizes off its list with the CLI's and
-// Python's line). image: the decoded picture of an i2v or ti2v job.
+// Python's line). image: the decoded picture of an i2v, flf2v, i2v-A14B or ti2v job; last_image: the
+// last frame of an flf2v job (flf2v_latent_shape: the same size as the first). "sample_guide_scale"
+// of an A14B model is g, [low, high] or "low,high" (the CLI's spelling; g alone means (g, g)).
 JobRequest parse_job_request(const nlohmann::json& body, const ServeModel& m, const RequestLimits& lim,
-                             std::shared_ptr<const RgbImage> image = nullptr);
-// "" when the model takes what was sent, else the one-line reason (the HTTP layer answers 422): an
-// image sent to a text-to-video model, or none sent to an image-to-video model.
-std::string task_mismatch(const ServeModel& m, bool has_image);
+                             std::shared_ptr<const RgbImage> image = nullptr,
+                             std::shared_ptr<const RgbImage> last_image = nullptr);
+// "" when the model takes what was sent, else the one-line reason naming what to send (the HTTP layer
+// answers 422): an image sent to a text-to-video model, none sent to an image-to-video model, a
+// "last_image" sent to a model that is not first-last-frame, or none to one that is.
+std::string task_mismatch(const ServeModel& m, bool has_image, bool has_last_image = false);
 
 enum class JobStatus { Queued, Running, Done, Failed, Cancelled };
 const char* to_string(JobStatus s);
@@ -142,6 +162,9 @@ public:
 private:
     void worker();
     void run_job(const std::shared_ptr<Job>& job);
+    // A Wan2.2 A14B job's denoising (stages reported through set_stage); returns the final latent.
+    Tensor run_moe(const JobRequest& r, const std::function<void(const char*)>& set_stage,
+                   const T2VStepCallback& on_step);
     void touch(Job& j);     // version++ and notify (mu_ held)
     void evict_finished();  // mu_ held
     nlohmann::json to_json(const Job& j) const;

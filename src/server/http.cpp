@@ -261,7 +261,7 @@ private:
                                       json{{"status", "ok"},
                                            {"model", srv_.model.parts.name},
                                            {"kind", srv_.model.parts.kind},
-                                           {"task", srv_.model.i2v() ? "i2v" : "t2v"},
+                                           {"task", srv_.model.task()},
                                            {"device", srv_.model.be->description()},
                                            {"queued", srv_.jobs->queued()},
                                            {"max_queue", srv_.opt.max_queue}},
@@ -273,11 +273,14 @@ private:
         }
         if (path == "/v1/stream") {
             if (m != http::verb::get) return method_not_allowed("GET");
+            // Picture-taking models (i2v, flf2v, i2v-A14B) are refused before the upgrade; the other
+            // models without a causal DiT (ti2v-5B, t2v-A14B) at the first config (StreamSession::configure).
             if (srv_.model.i2v())
                 return send(error_response(http::status::unprocessable_entity,
-                                           "[serve] model " + srv_.model.parts.name +
-                                               " is image-to-video; the live stream runs a text-to-video model: "
-                                               "start wanrt serve with one (or without --task i2v-14B)",
+                                           "[serve] model " + srv_.model.parts.name + " (" + srv_.model.parts.kind +
+                                               ") is image-to-video (" + srv_.model.task() +
+                                               "); the live stream runs a Wan2.1 text-to-video model: start wanrt "
+                                               "serve with one (a T2V folder, or the demo without --task)",
                                            &req));
             if (!websocket::is_upgrade(req))
                 return send(error_response(
@@ -326,21 +329,25 @@ private:
                             &req_));
     }
 
-    // The body: JSON (a picture as base64) or multipart/form-data (server/upload.h). A picture sent to
-    // a text-to-video model, or none to an image-to-video one, is 422; every other bad input 400.
+    // The body: JSON (pictures as base64) or multipart/form-data (server/upload.h). A picture sent to
+    // a text-to-video model, or none to an image-to-video one (likewise "last_image" and first-last-frame
+    // models), is 422; every other bad input 400.
     void generate() {
         JobRequest r;
         try {
             const beast::string_view ct = req_[http::field::content_type];
             const GenerateBody body =
                 parse_generate_body(std::string_view(ct.data(), ct.size()), req_.body(), srv_.opt.max_upload);
-            const std::string mismatch = task_mismatch(srv_.model, body.has_image);
+            const std::string mismatch = task_mismatch(srv_.model, body.has_image, body.has_last_image);
             if (!mismatch.empty()) return send(error_response(http::status::unprocessable_entity, mismatch, &req_));
-            std::shared_ptr<const RgbImage> image;
+            std::shared_ptr<const RgbImage> image, last_image;
             if (body.has_image)
                 image = std::make_shared<const RgbImage>(
                     decode_image(body.image, srv_.opt.limits.max_image_pixels, "the uploaded image"));
-            r = parse_job_request(body.options, srv_.model, srv_.opt.limits, std::move(image));
+            if (body.has_last_image)
+                last_image = std::make_shared<const RgbImage>(
+                    decode_image(body.last_image, srv_.opt.limits.max_image_pixels, "the uploaded last_image"));
+            r = parse_job_request(body.options, srv_.model, srv_.opt.limits, std::move(image), std::move(last_image));
         } catch (const Error& e) {
             return send(error_response(http::status::bad_request, e.what(), &req_));
         } catch (const std::bad_alloc&) {
