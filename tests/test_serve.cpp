@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "io/safetensors.h"
 #include "runtime/device.h"
 #include "server/beast.h"
 #include "server/server.h"
@@ -609,4 +610,88 @@ TEST(Serve, Ti2vJobWritesItsSampleFps) {
     EXPECT_NE(err.value("error", "").find("has no live stream"), std::string::npos) << err.dump();
     ws.close(websocket::close_code::normal);
     server.stop();
+}
+
+namespace {
+
+// The serial stream's output frames (raw RGB) for 13 gradient frames at 64×48, 2 steps (2 chunks out).
+std::vector<std::vector<uint8_t>> serial_stream(serve::ServeModel& m) {
+    const int W = 64, H = 48;
+    serve::StreamConfig cfg;
+    cfg.width = W;
+    cfg.height = H;
+    cfg.steps = 2;
+    cfg.format = "raw";
+    serve::StreamSession s(m);
+    s.configure(cfg);
+    std::vector<std::vector<uint8_t>> out;
+    for (int f = 0; f < 13; ++f) {
+        const std::vector<uint8_t> jpeg = serve::encode_jpeg(gradient_frame(W, H, f).data(), W, H, 3, 90);
+        for (auto& o : s.push_frame(jpeg.data(), jpeg.size())) out.push_back(o);
+    }
+    return out;
+}
+
+// The demo DiT's tensors under `prefix` as a safetensors file; negate: head.head.weight's sign flipped.
+void write_generator(const std::string& path, const TensorSource& dit, const std::string& prefix, bool negate) {
+    std::vector<std::vector<uint8_t>> keep;
+    std::vector<TensorToWrite> tw;
+    for (const std::string& n : dit.names()) {
+        const StoredTensor* t = dit.find(n);
+        const void* data = t->data;
+        if (negate && n == "head.head.weight") {
+            const size_t es = dtype_size(t->dtype), bytes = t->nbytes;
+            keep.emplace_back(static_cast<const uint8_t*>(t->data), static_cast<const uint8_t*>(t->data) + bytes);
+            for (size_t i = es - 1; i < bytes; i += es) keep.back()[i] ^= 0x80;  // little-endian sign bit
+            data = keep.back().data();
+        }
+        tw.push_back({prefix + n, t->dtype, t->shape, data});
+    }
+    write_safetensors(path, tw);
+}
+
+}  // namespace
+
+TEST(Serve, GeneratorGivesTheLiveStreamItsOwnDit) {
+    // --generator: the stream runs the file's DiT (found under its CausVid / StreamDiffusionV2 prefix),
+    // jobs keep the folder's. The demo's own DiT as a generator streams the same frames; a changed one
+    // streams others.
+    test::TempDir dir;
+    serve::ServeModel& base = demo_model();
+    const auto dit = base.parts.dit_weights();
+    const std::string same = dir / "same.safetensors", changed = dir / "changed.safetensors";
+    write_generator(same, *dit, "generator.model.", false);
+    write_generator(changed, *dit, "generator_ema.model.", true);
+    const std::vector<std::vector<uint8_t>> want = serial_stream(base);
+    ASSERT_EQ(want.size(), size_t(5 + 4));
+    EXPECT_EQ(base.generator, "");
+
+    auto m1 = serve::ServeModel::load("", base.be, {}, "", same);
+    EXPECT_EQ(m1->generator, same);
+    ASSERT_TRUE(m1->causal);
+    EXPECT_NE(&m1->causal->base(), m1->dit.get()) << "the stream must run its own DiT";
+    EXPECT_EQ(serial_stream(*m1), want);
+
+    auto m2 = serve::ServeModel::load("", base.be, {}, "", changed);
+    EXPECT_NE(serial_stream(*m2), want) << "the generator's weights were not used";
+
+    // Bad generators and models without a stream: one line, before any weights load.
+    auto load_error = [&](const std::string& task, const std::string& gen) -> std::string {
+        try {
+            serve::ServeModel::load("", base.be, {}, task, gen);
+        } catch (const Error& e) {
+            const std::string m = e.what();
+            EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+            return m;
+        }
+        ADD_FAILURE() << "no error for --generator " << gen;
+        return {};
+    };
+    EXPECT_NE(load_error("", dir / "none.pt").find("[serve] --generator " + dir / "none.pt" + " is not a file"),
+              std::string::npos);
+    const std::string nodit = dir / "nodit.safetensors";
+    const float x = 1;
+    write_safetensors(nodit, {{"something.weight", DType::F32, Shape{1}, &x}});
+    EXPECT_NE(load_error("", nodit).find("holds no DiT"), std::string::npos);
+    EXPECT_NE(load_error("i2v-14B", same).find("has no live stream"), std::string::npos);
 }

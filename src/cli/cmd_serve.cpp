@@ -14,7 +14,7 @@ namespace {
 
 struct Opts {
     serve::ServerOptions server;
-    std::string ckpt_dir, device = "auto", task;
+    std::string ckpt_dir, device = "auto", task, generator;
     int threads = 0;
     int64_t max_body_kib = 1024, max_upload_mib = 16;
 };
@@ -34,7 +34,7 @@ void run(Opts o) {
     std::fprintf(stderr, "serve: loading %s on %s\n",
                  o.ckpt_dir.empty() ? "the built-in demo model" : o.ckpt_dir.c_str(), be->description().c_str());
     auto model = serve::ServeModel::load(
-        o.ckpt_dir, be, [](const std::string& s) { std::fprintf(stderr, "  %s...\n", s.c_str()); }, o.task);
+        o.ckpt_dir, be, [](const std::string& s) { std::fprintf(stderr, "  %s...\n", s.c_str()); }, o.task, o.generator);
     serve::Server server(so, *model);
     std::fprintf(stderr, "serve: %s (%s) at http://%s:%d/ (job API under /v1, live page at /)%s; Ctrl-C stops\n",
                  model->parts.name.c_str(), model->parts.kind.c_str(), so.host.c_str(), server.port(),
@@ -56,6 +56,9 @@ void setup(CLI::App& app) {
     c->add_option("--task", o->task,
                   "i2v-14B, flf2v-14B, t2v-A14B, i2v-A14B or ti2v-5B serves that demo model (default: the folder's "
                   "task, or t2v)");
+    c->add_option("--generator", o->generator,
+                  "Causal DiT weights for the live stream (CausVid / Self-Forcing / StreamDiffusionV2 model file; "
+                  "jobs keep the folder's DiT)");
     c->add_option("--token", o->server.token, "Bearer token every request must carry (required off loopback)");
     c->add_option("--max_queue", o->server.max_queue, "Jobs waiting at most (more: 429)")->capture_default_str();
     c->add_option("--max_body_kib", o->max_body_kib, "Request body limit in KiB (more: 413)")->capture_default_str();

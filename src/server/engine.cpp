@@ -14,6 +14,8 @@
 #include "core/error.h"
 #include "ops/ops.h"
 #include "ops/rgb8.h"
+#include "models/lora.h"
+#include "pipeline/causal_staged.h"
 #include "pipeline/demo.h"
 #include "pipeline/flf2v.h"
 #include "pipeline/i2v.h"
@@ -30,7 +32,8 @@ using json = nlohmann::json;
 // ---------------------------------------------------------------- model
 
 std::unique_ptr<ServeModel> ServeModel::load(const std::string& ckpt_dir, std::shared_ptr<Backend> be,
-                                             const StageFn& on_stage, const std::string& task) {
+                                             const StageFn& on_stage, const std::string& task,
+                                             const std::string& generator) {
     auto m = std::make_unique<ServeModel>();
     m->demo = ckpt_dir.empty();
     m->ckpt_dir = ckpt_dir;
@@ -57,6 +60,21 @@ std::unique_ptr<ServeModel> ServeModel::load(const std::string& ckpt_dir, std::s
     WANRT_CHECK(!dc.is_i2v() || dc.has_clip() || m->parts.moe(), "serve", ckpt_dir,
                 " holds an image-to-video model without the CLIP branch (", m->parts.kind,
                 "); serve runs the Wan2.1 I2V and FLF2V models and the Wan2.2 I2V-A14B experts");
+    // The live stream's causal DiT takes Wan2.1 text-to-video inputs; an i2v or flf2v DiT (36 input
+    // channels), TI2V (48 latent channels, the Wan2.2 VAE) and the A14B experts (two models, a
+    // per-step switch the stream does not have) have none.
+    const bool streams = !dc.is_i2v() && !m->parts.ti2v() && !m->parts.moe();
+    // The generator file is opened (its header and key names, no weights) before anything loads.
+    CausalDitSource gen;
+    if (!generator.empty()) {
+        WANRT_CHECK(streams, "serve", "--generator replaces the live stream's DiT, and ", m->parts.name, " (",
+                    m->parts.kind, ") has no live stream; serve a Wan2.1 text-to-video model with it");
+        std::error_code ec;
+        WANRT_CHECK(fs::is_regular_file(generator, ec), "serve", "--generator ", generator,
+                    " is not a file; pass a CausVid / StreamDiffusionV2 checkpoint (.pt, .pth or .safetensors)");
+        gen = open_generator(generator);  // "[causal] ... holds no DiT" when it has none
+        m->generator = generator;
+    }
     m->be = std::move(be);
     auto stage = [&](const char* s) {
         if (on_stage) on_stage(s);
@@ -75,10 +93,12 @@ std::unique_ptr<ServeModel> ServeModel::load(const std::string& ckpt_dir, std::s
         stage("load DiT");
     }
     m->dit = std::make_shared<DitModel>(dc, m->parts.dit_weights(), *m->be);
-    // The live stream's causal DiT takes Wan2.1 text-to-video inputs; an i2v or flf2v DiT (36 input
-    // channels), TI2V (48 latent channels, the Wan2.2 VAE) and the A14B experts (two models, a
-    // per-step switch the stream does not have) have none.
-    if (!dc.is_i2v() && !m->parts.ti2v() && !m->parts.moe()) m->causal = std::make_shared<CausalDitModel>(m->dit);
+    if (gen.src) {  // a second DiT, the stream's alone (the shape checks name the file on a mismatch)
+        stage("load the live stream's DiT (--generator)");
+        m->causal = std::make_shared<CausalDitModel>(load_dit_with_lora(dc, gen.src, *m->be, gen.prefix, {}));
+    } else if (streams) {
+        m->causal = std::make_shared<CausalDitModel>(m->dit);
+    }
     if (dc.has_clip()) {
         stage("load CLIP");
         m->clip = std::make_unique<ClipVisionEncoder>(m->parts.clip_config, m->parts.clip_weights(), *m->be);

@@ -63,7 +63,8 @@ struct ServeModel {
     T5Encoder t5;
     std::shared_ptr<const DitModel> dit;       // Wan2.2 A14B: the low-noise expert
     std::shared_ptr<const DitModel> dit_high;  // Wan2.2 A14B: the high-noise expert
-    std::shared_ptr<const CausalDitModel> causal;
+    std::shared_ptr<const CausalDitModel> causal;  // the live stream's: `dit`, or the --generator file's DiT
+    std::string generator;                         // that file, or "" (the stream runs `dit`)
     std::shared_ptr<WanVae> vae;               // Wan2.1 models
     std::shared_ptr<Vae22Model> vae22;         // TI2V-5B
     std::unique_ptr<ClipVisionEncoder> clip;  // image-to-video models only
@@ -84,8 +85,11 @@ struct ServeModel {
     // image-to-video one, "flf2v-14B" the first-last-frame one, "t2v-A14B" / "i2v-A14B" the two-expert
     // ones, "ti2v-5B" the TI2V one. A folder: Wan2.1 T2V, I2V or FLF2V, Wan2.2 A14B (T2V or I2V) or
     // TI2V-5B (its task is its own; `task`, when given, must match).
+    // generator: a CausVid / Self-Forcing / StreamDiffusionV2 checkpoint whose DiT (same config as the
+    // folder's) the live stream runs instead of `dit`; jobs keep `dit`. Only for models with a stream.
     static std::unique_ptr<ServeModel> load(const std::string& ckpt_dir, std::shared_ptr<Backend> be,
-                                            const StageFn& on_stage = {}, const std::string& task = "");
+                                            const StageFn& on_stage = {}, const std::string& task = "",
+                                            const std::string& generator = "");
     ~ServeModel();
     // The prompt's context [len, text_dim] (caller holds `compute`).
     Tensor encode(const std::string& prompt) const;

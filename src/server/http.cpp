@@ -262,6 +262,10 @@ private:
                                            {"model", srv_.model.parts.name},
                                            {"kind", srv_.model.parts.kind},
                                            {"task", srv_.model.task()},
+                                           // the live stream's DiT: the model's, a --generator file's, or none
+                                           {"stream", !srv_.model.causal ? "none"
+                                                      : srv_.model.generator.empty() ? "dit"
+                                                                                     : "generator"},
                                            {"device", srv_.model.be->description()},
                                            {"queued", srv_.jobs->queued()},
                                            {"max_queue", srv_.opt.max_queue}},
