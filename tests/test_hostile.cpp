@@ -514,6 +514,22 @@ TEST(HostileSafetensors, IndexShardsStayInTheModelFolder) {
     }
 }
 
+// fuzz/crashes/safetensors-index-long-shard-name.json (found by fuzz_safetensors_index, 4.7 M execs
+// into its long run): a shard name longer than a file name may be (NAME_MAX) made the lookup throw
+// an uncaught std::filesystem_error (abort) instead of the one-line error.
+TEST(HostileSafetensors, IndexShardNameTooLongIsOneLine) {
+    const std::string d = tmp_dir("index_long");
+    std::ifstream in(std::string(WANRT_TEST_DATA) + "/../../fuzz/crashes/safetensors-index-long-shard-name.json",
+                     std::ios::binary);
+    ASSERT_TRUE(in) << "fuzz/crashes/safetensors-index-long-shard-name.json is missing";
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string idx = write_file(d + "/m.safetensors.index.json", bytes);
+    expect_error([&] { open_safetensors(idx); }, "safetensors", {"m.safetensors.index.json", "cannot be looked up"});
+    const std::string idx2 = write_file(d + "/n.safetensors.index.json",
+                                        R"({"weight_map":{"w":")" + std::string(300, 'x') + R"("}})");
+    expect_error([&] { open_safetensors(idx2); }, "safetensors", {"File name too long", "re-download it"});
+}
+
 TEST(HostileVideo, Y4mBadDimensionsAreNamed) {
     const std::string d = tmp_dir("y4m");
     struct Case {

@@ -233,7 +233,15 @@ std::shared_ptr<TensorSource> open_safetensors(const std::string& path) {
     std::vector<std::shared_ptr<TensorSource>> parts;
     for (auto& [file, names] : by_file) {
         fs::path p = dir / file;
-        if (!fs::exists(p))
+        // The error_code form: a name the file system cannot take (longer than NAME_MAX, found by
+        // fuzz_safetensors_index) must be this one line, not an uncaught filesystem_error.
+        std::error_code ec;
+        const bool present = fs::exists(p, ec);
+        if (ec)
+            fail("safetensors", path, " names shard \"", file.substr(0, 64), file.size() > 64 ? "…" : "",
+                 "\", which cannot be looked up in ", dir.string(), " (", ec.message(),
+                 "); the index is corrupt or hostile, re-download it");
+        if (!present)
             fail("safetensors", path, " names shard ", file, " which is missing from ", dir.string(),
                  "; download all ", by_file.size(), " shards");
         auto part = SafeTensorsFile::open(p.string());
