@@ -257,6 +257,8 @@ TEST(HostileCli, FlagBoundsAreOneLineExitOne) {
     expect_one_line("generate --frame_num 0" + out, "--frame_num: must be an integer in [1, 1048576]");
     expect_one_line("generate --sample_steps 100000" + out, "--sample_steps: must be an integer in [1, 1000]");
     expect_one_line("stream --input a.y4m --output b.y4m --prompt p --cache_frames 5000", "--cache_frames: must be");
+    // A path longer than a file name may be aborted `info` (an uncaught std::filesystem_error).
+    expect_one_line("info " + std::string(300, 'x'), "File name too long; check the path");
     // CLI11's own parse errors exited 104-109 with two lines.
     expect_one_line("generate --bogus", "[cli] The following argument was not expected: --bogus");
     expect_one_line("info", "[cli] dir is required");

@@ -1,6 +1,7 @@
 // wanrt: a native runtime for Wan2.1 video diffusion models.
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 #include "cli/commands.h"
@@ -47,6 +48,15 @@ int main(int argc, char** argv) {
         return 1;
     } catch (const std::bad_alloc&) {
         std::fprintf(stderr, "wanrt: out of memory; use a smaller size, fewer frames, or bf16 weights\n");
+        return 1;
+    } catch (const std::filesystem::filesystem_error& e) {
+        // A path the file system refuses (longer than NAME_MAX, a loop of links) reached a check that
+        // does not name it: one line and exit 1 all the same, never an abort.
+        std::string p = e.path1().string();
+        if (p.size() > 120) p = p.substr(0, 120) + "...";
+        for (char& ch : p)
+            if (ch == '\n' || ch == '\r') ch = ' ';
+        std::fprintf(stderr, "wanrt: [file] %s: %s; check the path\n", p.c_str(), e.code().message().c_str());
         return 1;
     }
     return 0;
