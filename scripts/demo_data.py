@@ -14,7 +14,7 @@ frame later sits further left" is a relative fact it can learn.
 Pure Python (no numpy): the frames are flat colours, so each row is background, one span of the shape's
 colour, background.
 
-    python3 scripts/demo_data.py --out clips/ [--size 64 --frames 17]
+    python3 scripts/demo_data.py --out clips/ [--size 64 --frames 17 --shape_scale 1 --travel 0.4375]
 """
 import argparse
 import os
@@ -73,10 +73,17 @@ def span(shape, cx, cy, r, row):
     return (x0, x1) if x1 > x0 else None
 
 
-def write_clip(path, name, shape, fg, bg, direction, size, frames):
+def geometry(shape, size, shape_scale, travel):
+    """(radius, path length) in pixels."""
+    r = size * (0.16 if shape == "circle" else 0.142) * shape_scale  # equal areas at any scale
+    return r, size * travel
+
+
+def write_clip(path, name, shape, fg, bg, direction, size, frames, shape_scale=1.0, travel_frac=7 / 16):
     fg_ycc, bg_ycc = ycbcr(COLOURS[fg]), ycbcr(COLOURS[bg])
-    r = size * (0.16 if shape == "circle" else 0.142)  # equal areas; small enough to leave the path room
-    travel = size * 7 / 16  # the test's checker asks for a centroid shift of size/4 through the 4-frame holds
+    # Defaults: small enough to leave the path room; the test's checker asks for a centroid shift of
+    # size/4 through the 4-frame holds.
+    r, travel = geometry(shape, size, shape_scale, travel_frac)
     mid = path_middle(name, direction, size, r, travel)
     out = bytearray(b"YUV4MPEG2 W%d H%d F16:1 Ip A1:1 C444 XCOLORRANGE=LIMITED\n" % (size, size))
     for f in range(frames):
@@ -103,6 +110,10 @@ def main():
     ap.add_argument("--size", type=int, default=64, help="width = height, a multiple of 16")
     ap.add_argument("--frames", type=int, default=17, help="frames per clip, 1 + 4k")
     ap.add_argument("--variants", type=int, default=6, help="clips per caption, each on its own path")
+    # The motion per latent frame against the DiT's 16-px tokens (docs/training.md, session 16): the
+    # defaults move the shape 0.44 of a token per latent frame at 64².
+    ap.add_argument("--shape_scale", type=float, default=1.0, help="shape radius relative to the default")
+    ap.add_argument("--travel", type=float, default=7 / 16, help="path length as a fraction of the size")
     a = ap.parse_args()
     if a.size % 16 or a.size < 32:
         ap.error("--size must be a multiple of 16, at least 32")
@@ -110,6 +121,15 @@ def main():
         ap.error("--frames must be 1 + 4k, at least 5")
     if a.variants < 1:
         ap.error("--variants must be at least 1")
+    for shape in SHAPES:
+        r, travel = geometry(shape, a.size, a.shape_scale, a.travel)
+        area = (3.14159 * r * r if shape == "circle" else 4 * r * r) / (a.size * a.size)
+        if not 0.02 <= area <= 0.25:
+            ap.error("--shape_scale %g makes the %s %.1f %% of the frame; the test's checker wants 2-25 %%"
+                     % (a.shape_scale, shape, 100 * area))
+        if a.travel < 0.25 or travel + 2 * r + 2 > a.size:
+            ap.error("--travel %g: the path must be at least a quarter of the frame and fit it with the %s "
+                     "(at most %.3f here)" % (a.travel, shape, (a.size - 2 * r - 2) / a.size))
     os.makedirs(a.out, exist_ok=True)
     n = 0
     for shape in SHAPES:
@@ -120,7 +140,8 @@ def main():
                 for d in DIRECTIONS:
                     for i in range(a.variants):
                         name = "%s-%s-%s-on-%s-%d" % (fg, shape, d, bg, i)
-                        write_clip(os.path.join(a.out, name + ".y4m"), name, shape, fg, bg, d, a.size, a.frames)
+                        write_clip(os.path.join(a.out, name + ".y4m"), name, shape, fg, bg, d, a.size, a.frames,
+                                   a.shape_scale, a.travel)
                         with open(os.path.join(a.out, name + ".txt"), "w") as fh:
                             fh.write("a %s %s moving %s on a %s background\n" % (fg, shape, d, bg))
                         n += 1

@@ -393,7 +393,8 @@ for s in "${steps[@]}"; do
             log "TeaCache threshold ladder (5 frames), then 81 frames: none vs teacache"
             P="$OUT/teacache8.log"; W=$BIN/wanrt
             run_p() { echo "### $*" >> "$P"; timeout ${STEP_TIMEOUT:-200} "$@" >> "$P" 2>&1; echo "rc=$?" >> "$P"; }
-            run_p $W synth --model t2v-1.3B --full_folder --dtype bf16 --out /tmp/t13
+            # The folder's synthetic umT5-XXL is 11 GB: its own limit (45 s was too short in session 16).
+            STEP_TIMEOUT=${SYNTH_TIMEOUT:-150} run_p $W synth --model t2v-1.3B --full_folder --dtype bf16 --out /tmp/t13
             G="$W generate --ckpt_dir /tmp/t13 --device cuda --size 832*480 --sample_steps 50 --save_file /tmp/tc.y4m"
             pick=""
             for t in ${TC_LADDER:-0.08 0.3 1 3 10 30}; do
@@ -495,7 +496,7 @@ for s in "${steps[@]}"; do
                      # `cat ckpt.part-* > c.safetensors` to resume from it here).
             log "train the demo DiT on ${THREADS:-16} CPU threads"
             P="$OUT/train.log"; W=$BIN/wanrt; WORK=/tmp/wanrt-demo
-            python3 scripts/demo_data.py --out $WORK/clips --size 64 --frames 17 >> "$P" 2>&1
+            python3 scripts/demo_data.py --out $WORK/clips --size 64 --frames 17 ${DATA_ARGS:-} >> "$P" 2>&1
             resume=(); [[ -f .devcarry/resume.safetensors ]] && resume=(--resume .devcarry/resume.safetensors)
             timeout ${TRAIN_SECONDS:-500} $W train --data $WORK/clips --out $WORK/run --full --demo_dit random \
                 --steps ${STEPS:-3000} --batch 4 --lr 1e-3 --schedule cosine --warmup 100 --grad_clip 1.0 \
@@ -530,13 +531,14 @@ for s in "${steps[@]}"; do
         train-demo-gpu)  # issue 23: the demo DiT trained with --device cuda from its random start on the clips of
                          # scripts/demo_data.py, for TRAIN_SECONDS (500); STEPS (20000), BATCH (4), LR (1e-3) set the
                          # schedule, TRAIN_ARGS adds flags; DEMO_DIT=trained starts from the DiT this build embeds
-                         # (assets/demo/dit.safetensors) instead of the random one, to continue an earlier run. VARIANTS="a:FLAGS|b:FLAGS" trains several at once (the
+                         # (assets/demo/dit.safetensors) instead of the random one, to continue an earlier run;
+                         # DATA_ARGS goes to scripts/demo_data.py (e.g. "--shape_scale 0.7 --travel 0.74"). VARIANTS="a:FLAGS|b:FLAGS" trains several at once (the
                          # demo leaves the GPU mostly idle), each in run-<name> with its FLAGS. Comes back as
                          # summary.txt, train.log, loss[-<name>].csv (its last column: seconds, so it/s) and
                          # dit[-<name>].safetensors, the last checkpoint's DiT as f16 (wanrt convert).
             log "train the demo DiT on the GPU"
             P="$OUT/train.log"; W=$BIN/wanrt; WORK=/tmp/wanrt-demo
-            python3 scripts/demo_data.py --out $WORK/clips --size 64 --frames 17 >> "$P" 2>&1
+            python3 scripts/demo_data.py --out $WORK/clips --size 64 --frames 17 ${DATA_ARGS:-} >> "$P" 2>&1
             $W train --device cuda --data $WORK/clips --out $WORK/cache-warm --full --demo_dit random --steps 1 \
                 --batch 1 >> "$P" 2>&1  # fills the latent/text cache once, before runs share it
             IFS='|' read -ra vs <<< "${VARIANTS:-:}"
@@ -598,7 +600,8 @@ for s in "${steps[@]}"; do
                 WANRT_TEST_DEVICE=cuda run_p $BIN/$t --gtest_filter="$f"
             done
             run_p $W bench causal --device cuda --cases "" --v2v --vae tae --vae_dtype f16 --chunks 20 --json $OUT/v2v_tae.json
-            run_p $W synth --model t2v-1.3B --full_folder --dtype bf16 --out /tmp/t13
+            # The folder's synthetic umT5-XXL is 11 GB: its own limit (45 s was too short in session 16).
+            STEP_TIMEOUT=${SYNTH_TIMEOUT:-150} run_p $W synth --model t2v-1.3B --full_folder --dtype bf16 --out /tmp/t13
             run_p $W bench serve --ckpt_dir /tmp/t13 --device cuda --width 832 --height 480 --steps 2 --chunks 40 \
                 --format jpeg --json $OUT/serve13_jpeg.json ;;
         session13)  # issue 23 on the GPU: session14 (the CUDA backward op-table rows, test_train_gpu, then
@@ -621,7 +624,8 @@ for s in "${steps[@]}"; do
                 run_p $W bench causal --device cuda --cases "" --v2v --vae $v --vae_dtype f16 --chunks 20 --json $OUT/v2v_$v.json
             done
             run_p $W bench vae --device cuda --mode both --latent_frames 21 --height 480 --width 832 --conv_dtype f16 --warmup 1 --repeats 3
-            run_p $W synth --model t2v-1.3B --full_folder --dtype bf16 --out /tmp/t13
+            # The folder's synthetic umT5-XXL is 11 GB: its own limit (45 s was too short in session 16).
+            STEP_TIMEOUT=${SYNTH_TIMEOUT:-150} run_p $W synth --model t2v-1.3B --full_folder --dtype bf16 --out /tmp/t13
             for f in jpeg raw; do
                 run_p $W bench serve --ckpt_dir /tmp/t13 --device cuda --width 832 --height 480 --steps 2 --chunks 40 --format $f --json $OUT/serve13_$f.json
             done
