@@ -163,8 +163,13 @@ checkpoint_out() {
 } > "$OUT/summary.txt" 2>&1
 head -3 "$OUT/summary.txt"
 
-[[ -f .devcarry/bin.tar.xz ]] && python3 -c "import tarfile; tarfile.open('.devcarry/bin.tar.xz').extractall('.devcarry')"
-[[ -f .devcarry/libs.tar.xz ]] && mkdir -p /tmp/wanrt_libs && python3 -c "import tarfile; tarfile.open('.devcarry/libs.tar.xz').extractall('/tmp/wanrt_libs')"
+# Once per call: a nested call (session17's trainer beside the parent's steps) must not rewrite
+# libraries and binaries that running processes have mapped.
+if [[ -z "${WANRT_UNPACKED:-}" ]]; then
+    [[ -f .devcarry/bin.tar.xz ]] && python3 -c "import tarfile; tarfile.open('.devcarry/bin.tar.xz').extractall('.devcarry')"
+    [[ -f .devcarry/libs.tar.xz ]] && mkdir -p /tmp/wanrt_libs && python3 -c "import tarfile; tarfile.open('.devcarry/libs.tar.xz').extractall('/tmp/wanrt_libs')"
+    export WANRT_UNPACKED=1
+fi
 export LD_LIBRARY_PATH=/tmp/wanrt_libs/libs:/usr/local/cuda/lib64:/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
 BIN=.devcarry/bin
 chmod +x $BIN/* 2>/dev/null
@@ -533,21 +538,32 @@ for s in "${steps[@]}"; do
                          # schedule, TRAIN_ARGS adds flags; DEMO_DIT=trained starts from the DiT this build embeds
                          # (assets/demo/dit.safetensors) instead of the random one, to continue an earlier run;
                          # DATA_ARGS goes to scripts/demo_data.py (e.g. "--shape_scale 0.7 --travel 0.74"). VARIANTS="a:FLAGS|b:FLAGS" trains several at once (the
-                         # demo leaves the GPU mostly idle), each in run-<name> with its FLAGS. Comes back as
-                         # summary.txt, train.log, loss[-<name>].csv (its last column: seconds, so it/s) and
-                         # dit[-<name>].safetensors, the last checkpoint's DiT as f16 (wanrt convert).
+                         # demo leaves the GPU mostly idle), each in run-<name> with its FLAGS and its clips made
+                         # with DATA_ARGS_<name> where that is set. EVAL_ARGS (default: 16 clips, the direction
+                         # words swapped) scores each run at the start and every save (eval[-<name>].csv). Comes
+                         # back as summary.txt, train.log, loss[-<name>].csv (its last column: seconds, so it/s),
+                         # eval[-<name>].csv and dit[-<name>].safetensors, the last checkpoint's DiT as f16.
             log "train the demo DiT on the GPU"
             P="$OUT/train.log"; W=$BIN/wanrt; WORK=/tmp/wanrt-demo
-            python3 scripts/demo_data.py --out $WORK/clips --size 64 --frames 17 ${DATA_ARGS:-} >> "$P" 2>&1
-            $W train --device cuda --data $WORK/clips --out $WORK/cache-warm --full --demo_dit random --steps 1 \
-                --batch 1 >> "$P" 2>&1  # fills the latent/text cache once, before runs share it
+            clips() {  # the clip folder for demo_data.py arguments $1, made (and its cache filled) once
+                local d=$WORK/clips-$(echo "$1" | md5sum | cut -c1-8)
+                if [[ ! -d $d ]]; then
+                    echo "### demo_data.py $1 -> $d" >> "$P"
+                    python3 scripts/demo_data.py --out $d --size 64 --frames 17 $1 >> "$P" 2>&1
+                    $W train --device cuda --data $d --out $WORK/cache-warm --full --demo_dit random --steps 1 \
+                        --batch 1 >> "$P" 2>&1  # fills the latent/text cache once, before runs share it
+                fi
+                echo $d
+            }
             IFS='|' read -ra vs <<< "${VARIANTS:-:}"
             for v in "${vs[@]}"; do
                 n=${v%%:*}; a=${v#*:}; sfx=${n:+-$n}
-                echo "### train --device cuda $sfx: ${TRAIN_ARGS:-} $a" >> "$P"
-                ( timeout ${TRAIN_SECONDS:-500} $W train --device cuda --data $WORK/clips --out $WORK/run$sfx --full \
+                dv=DATA_ARGS_$n; data=$(clips "${!dv-${DATA_ARGS:-}}")
+                echo "### train --device cuda $sfx: ${TRAIN_ARGS:-} $a (data ${!dv-${DATA_ARGS:-}})" >> "$P"
+                ( timeout ${TRAIN_SECONDS:-500} $W train --device cuda --data $data --out $WORK/run$sfx --full \
                     --demo_dit ${DEMO_DIT:-random} --steps ${STEPS:-20000} --batch ${BATCH:-4} --lr ${LR:-1e-3} --schedule cosine \
                     --warmup ${WARMUP:-100} --grad_clip 1.0 --weight_decay 0.01 --seed 0 --save_every ${SAVE_EVERY:-500} \
+                    ${EVAL_ARGS---eval_clips 16 --eval_swap left:right,right:left,up:down,down:up} \
                     ${TRAIN_ARGS:-} $a > $WORK/train$sfx.log 2>&1; echo "rc$sfx=$?" >> $WORK/train$sfx.log ) &
             done
             wait
@@ -555,6 +571,7 @@ for s in "${steps[@]}"; do
                 n=${v%%:*}; sfx=${n:+-$n}
                 cat $WORK/train$sfx.log >> "$P"
                 cp $WORK/run$sfx/loss.csv $OUT/loss$sfx.csv 2>/dev/null
+                cp $WORK/run$sfx/eval.csv $OUT/eval$sfx.csv 2>/dev/null
                 last=$(ls $WORK/run$sfx/checkpoint-step-*.safetensors 2>/dev/null | sort | tail -1)
                 if [[ -n "$last" ]]; then
                     echo "last checkpoint$sfx: $last" >> "$P"
@@ -562,7 +579,7 @@ for s in "${steps[@]}"; do
                 fi
                 tail -n 1 $OUT/loss$sfx.csv 2>/dev/null | sed "s/^/loss$sfx.csv last row (step,loss,lr,grad,seconds): /" >> "$P"
             done
-            tr '\r' '\n' < "$P" | grep -E "^###|rc|step |train:|last|wanrt:" | tail -40 | tee -a "$OUT/summary.txt" ;;
+            tr '\r' '\n' < "$P" | grep -E "^###|rc|step |train:|last|wanrt:" | tail -70 | tee -a "$OUT/summary.txt" ;;
         session14)  # issue 23: the CUDA backward rows of the op table and test_train_gpu (the f32 GEMM plans are
                     # now cached), then train-demo-gpu (its variables). Stage with test_backend_ops and
                     # test_train_gpu in STAGE_TESTS. Comes back as train-demo-gpu's files plus checks.log.
@@ -576,6 +593,22 @@ for s in "${steps[@]}"; do
             OUT=$OUT/train bash scripts/device_gpu.sh train-demo-gpu > /dev/null 2>&1
             cat $OUT/train/summary.txt >> $OUT/summary.txt; rm $OUT/train/summary.txt
             mv $OUT/train/* $OUT/ && rmdir $OUT/train ;;
+        session17)  # issue 23's demo training (train-demo-gpu, its variables, cores 0-7) while the 1.3B folder for
+                    # issue 20's serve bench is synthesised (cores 8-15: CPU and disk only); then, with the GPU
+                    # to itself, V2V with TAEHV and `bench serve` with the 1.3B model (JPEG). Comes back as
+                    # train-demo-gpu's files plus gpu.log and the benches' JSON.
+            P="$OUT/gpu.log"; W=$BIN/wanrt
+            run_p() { echo "### $*" >> "$P"; timeout ${STEP_TIMEOUT:-80} "$@" >> "$P" 2>&1; echo "rc=$?" >> "$P"; }
+            ( OUT=$OUT/train taskset -c 0-7 bash scripts/device_gpu.sh train-demo-gpu > /dev/null 2>&1 ) & trainer=$!
+            STEP_TIMEOUT=${SYNTH_TIMEOUT:-300} run_p taskset -c 8-15 $W synth --model t2v-1.3B --full_folder --dtype bf16 --out /tmp/t13
+            wait $trainer
+            cat $OUT/train/summary.txt >> $OUT/summary.txt; rm $OUT/train/summary.txt
+            mv $OUT/train/* $OUT/ && rmdir $OUT/train
+            run_p $W bench causal --device cuda --cases "" --v2v --vae tae --vae_dtype f16 --chunks 20 --json $OUT/v2v_tae.json
+            STEP_TIMEOUT=120 run_p $W bench serve --ckpt_dir /tmp/t13 --device cuda --width 832 --height 480 --steps 2 \
+                --chunks 40 --format jpeg --json $OUT/serve13_jpeg.json
+            grep -E "^###|rc=|v2v|VAE stream|DiT stream|first|overhead|round trip|FPS|fps|parts|peak" "$P" | cut -c1-200 | \
+                tail -50 | tee -a "$OUT/summary.txt" ;;
         session15)  # issue 23: train-demo-gpu (its variables; DEMO_DIT=trained continues the embedded DiT), then
                     # checks15 in GPU_SECONDS (240). Stage STAGE_FIXTURES=wan22 STAGE_TESTS="test_taehv test_vae22
                     # test_serve" STAGE_FIXTURE_FILES="taehv.safetensors vae22.safetensors" where they fit (a build

@@ -197,6 +197,65 @@ TEST(TrainCli, BadInputIsOneLineAndExit1) {
                 "must satisfy 0 ≤ min < max ≤ 1", out / "o10");
     expect_fail("--data " + d.dir.path.string() + " --out " + out / "o11" + " --max_timestep_boundary 1.2",
                 "--max_timestep_boundary 1.2 must satisfy", out / "o11");
+    expect_fail("--data " + d.dir.path.string() + " --out " + out / "o12" + " --eval_clips 1 --eval_swap left",
+                "--eval_swap entry \"left\" is not WORD:WORD", out / "o12");
+    expect_fail("--data " + d.dir.path.string() + " --out " + out / "o13" + " --eval_clips 1 --eval_sigmas 0.5,0",
+                "--eval_sigmas value 0 must be in (0, 1]", out / "o13");
+}
+
+TEST(TrainEval, CaptionSwapIsWholeWordsOnce) {
+    const auto sw = parse_caption_swap("left:right,right:left,up:down");
+    ASSERT_EQ(sw.size(), 3u);
+    EXPECT_EQ(train_caption_swap("a red circle moving left on a blue background", sw),
+              "a red circle moving right on a blue background");
+    EXPECT_EQ(train_caption_swap("right right  leftover up", sw), "left left  leftover down");
+    EXPECT_EQ(train_caption_swap("", sw), "");
+    EXPECT_TRUE(parse_caption_swap("").empty());
+}
+
+// --eval_clips scores fixed clips at the start, every save and the end (eval.csv, the log), with the
+// direction word swapped where asked; it draws from its own stream, so the training itself is the
+// same bytes with and without it, and a resumed run's eval.csv equals the straight run's.
+TEST(TrainEval, ScoresFixedClipsWithoutChangingTheRun) {
+    Data d;
+    TempDir out;
+    const std::string common = " --save_every 2 --seed 5 --data " + d.dir.path.string() + kArgs;
+    const std::string ev = " --eval_clips 2 --eval_sigmas 0.9,0.5 --eval_swap right:left,left:right";
+    CliRun a = run_cli("train --steps 4 --out " + out / "A" + common + ev);
+    ASSERT_EQ(a.code, 0) << a.out;
+    CliRun b = run_cli("train --steps 4 --out " + out / "B" + common);
+    ASSERT_EQ(b.code, 0) << b.out;
+    EXPECT_NE(a.out.find("eval: 2 clips (2 with a swapped caption) at 2 noise levels"), std::string::npos) << a.out;
+    EXPECT_NE(a.out.find("eval step 0: σ 0.9 loss "), std::string::npos) << a.out;
+    EXPECT_NE(a.out.find("(swapped ×"), std::string::npos) << a.out;
+    EXPECT_TRUE(read_file(out / "A/lora.safetensors") == read_file(out / "B/lora.safetensors"))
+        << "the evaluation changed the training";
+    EXPECT_FALSE(fs::exists(out / "B/eval.csv"));
+    std::ifstream in(out / "A/eval.csv");
+    std::string line;
+    std::getline(in, line);
+    EXPECT_EQ(line, "step,sigma,loss,swap_ratio");
+    std::vector<std::string> rows;
+    while (std::getline(in, line)) rows.push_back(line);
+    ASSERT_EQ(rows.size(), 6u) << "steps 0, 2, 4 at two noise levels";
+    for (size_t i = 0; i < rows.size(); ++i) {
+        EXPECT_EQ(std::atoll(rows[i].c_str()), int64_t(2 * (i / 2))) << rows[i];
+        double step, sigma, loss, ratio;
+        ASSERT_EQ(std::sscanf(rows[i].c_str(), "%lf,%lf,%lf,%lf", &step, &sigma, &loss, &ratio), 4) << rows[i];
+        EXPECT_EQ(sigma, i % 2 ? 0.5 : 0.9);
+        EXPECT_GT(loss, 0.0);
+        EXPECT_GT(ratio, 0.5);
+        EXPECT_NE(ratio, 1.0) << "the swapped caption was not used";
+        EXPECT_LT(ratio, 2.0);
+    }
+    // The loss at the end differs from the start: the model being trained is the one scored.
+    EXPECT_NE(rows[0].substr(rows[0].find(',', 2)), rows[4].substr(rows[4].find(',', 2)));
+    CliRun c1 = run_cli("train --steps 2 --out " + out / "C" + common + ev);
+    ASSERT_EQ(c1.code, 0) << c1.out;
+    CliRun c2 = run_cli("train --steps 4 --out " + out / "C" + common + ev + " --resume " +
+                        out / "C/checkpoint-step-000002.safetensors");
+    ASSERT_EQ(c2.code, 0) << c2.out;
+    EXPECT_EQ(read_file(out / "C/eval.csv"), read_file(out / "A/eval.csv"));
 }
 
 // --caption_dropout 1 trains every sample on the empty prompt: the captions no longer matter, so two

@@ -21,7 +21,7 @@ namespace {
 
 struct Opts {
     TrainOptions t;
-    std::string ckpt_dir, device = "cpu", demo_dit = "trained";
+    std::string ckpt_dir, device = "cpu", demo_dit = "trained", eval_swap;
     int threads = 0;
 };
 
@@ -32,7 +32,8 @@ std::string hms(double s) {
     return b;
 }
 
-void run(const Opts& o) {
+void run(Opts o) {
+    o.t.eval_swap = parse_caption_swap(o.eval_swap);
     const T2VModelParts m = !o.ckpt_dir.empty()        ? open_model_folder(o.ckpt_dir)
                             : o.demo_dit == "random" ? demo_model_parts(DemoDit::Random)
                                                      : demo_model_parts();
@@ -103,6 +104,16 @@ void setup(CLI::App& app) {
     c->add_option("--max_timestep_boundary", t.max_timestep_boundary,
                   "... up to this fraction (Wan2.2 A14B: high-noise expert 0 to 0.358, low-noise 0.358 to 1)")
         ->capture_default_str();
+    c->add_option("--eval_clips", t.eval_clips,
+                  "Score this many clips (spread over the data, fixed noise) at the start, each save and the end: eval.csv")
+        ->check(int_in(0, 1 << 20))
+        ->capture_default_str();
+    c->add_option("--eval_sigmas", t.eval_sigmas, "Noise levels of the evaluation")
+        ->delimiter(',')
+        ->capture_default_str();
+    c->add_option("--eval_swap", o->eval_swap,
+                  "Also score each evaluated clip with these caption words swapped (WORD:WORD,...; e.g. "
+                  "left:right,right:left): the loss ratio says how much the model uses them");
     c->add_option("--save_every", t.save_every, "Write a checkpoint (and LoRA) every N steps (0 = at the end only)")
         ->check(int_in(0, int64_t(1) << 40))
         ->capture_default_str();

@@ -42,7 +42,7 @@ Stream stream(uint64_t seed, uint64_t a, uint64_t b, uint64_t c) {
     }
     return {h};
 }
-enum : uint64_t { kOrder = 1, kTimestep = 2, kNoise = 3, kCaptionDrop = 4 };
+enum : uint64_t { kOrder = 1, kTimestep = 2, kNoise = 3, kCaptionDrop = 4, kEval = 5 };
 
 // Standard normal values by Box–Muller (two per pair of uniforms), in float.
 Tensor gaussian(Backend& be, const Shape& shape, Stream st) {
@@ -89,6 +89,10 @@ void check_options(const TrainOptions& o) {
                     int64_t(o.min_timestep_boundary * 1000) < int64_t(o.max_timestep_boundary * 1000),
                 "train", "--min_timestep_boundary ", o.min_timestep_boundary, " and --max_timestep_boundary ",
                 o.max_timestep_boundary, " must satisfy 0 ≤ min < max ≤ 1 with at least one of the 1,000 timesteps between");
+    WANRT_CHECK(o.eval_clips >= 0, "train", "--eval_clips ", o.eval_clips, " must be ≥ 0 (0 = no evaluation)");
+    WANRT_CHECK(o.eval_clips == 0 || !o.eval_sigmas.empty(), "train", "--eval_clips needs at least one --eval_sigmas value");
+    for (double s : o.eval_sigmas)
+        WANRT_CHECK(s > 0 && s <= 1, "train", "--eval_sigmas value ", s, " must be in (0, 1]");
     WANRT_CHECK(!o.out.empty(), "train",
                 "no --out folder given; pass --out DIR for the LoRA, checkpoints and loss.csv");
 }
@@ -109,6 +113,7 @@ nlohmann::json run_json(const TrainOptions& o, const DitConfig& c, const std::st
 }
 
 struct CsvLog {
+    std::string header = "step,loss,lr,grad_norm,seconds";
     std::vector<std::string> rows;  // without the header
     std::vector<double> losses;     // per row
     void load_until(const std::string& path, int64_t step) {
@@ -124,7 +129,7 @@ struct CsvLog {
         }
     }
     void write(const std::string& path) const {
-        std::string s = "step,loss,lr,grad_norm,seconds\n";
+        std::string s = header + "\n";
         for (const std::string& r : rows) s += r + "\n";
         write_file_atomic(path, s, "train");
     }
@@ -177,7 +182,113 @@ Rgb24Video loss_chart(const std::vector<double>& losses) {
     return v;
 }
 
+// The evaluation set of TrainOptions::eval_clips: per clip its item, fixed noise and (where a
+// swap changes its caption) the swapped caption's context.
+struct EvalSet {
+    std::vector<size_t> items;
+    std::vector<Tensor> noise, swapped;  // swapped[i] undefined: the swap leaves the caption alone
+};
+
+EvalSet make_eval_set(const TrainOptions& o, const std::vector<TrainItem>& items, const T2VModelParts& m, Backend& be) {
+    EvalSet es;
+    const size_t n = items.size(), k = size_t(std::min<int64_t>(o.eval_clips, int64_t(n)));
+    std::vector<std::string> prompts;
+    std::vector<size_t> who;
+    for (size_t i = 0; i < k; ++i) {
+        const size_t it = i * n / k;
+        es.items.push_back(it);
+        es.noise.push_back(gaussian(be, items[it].latent.shape(), stream(o.seed, kEval, uint64_t(i), 0)));
+        es.swapped.emplace_back();
+        const std::string c = train_caption_swap(items[it].caption, o.eval_swap);
+        if (c != items[it].caption) prompts.push_back(c), who.push_back(i);
+    }
+    if (!prompts.empty()) {
+        TextStageTimes tm;
+        std::vector<Tensor> ctx = run_text_stage(m, be, prompts, tm);
+        for (size_t j = 0; j < who.size(); ++j) es.swapped[who[j]] = ctx[j];
+    }
+    return es;
+}
+
+// Mean unweighted MSE per σ with the own captions, and swapped / own over the swapped clips.
+TrainResult::Eval run_eval(const TrainOptions& o, const EvalSet& es, const std::vector<TrainItem>& items,
+                           const DitModel& model, int64_t step) {
+    TrainResult::Eval ev;
+    ev.step = step;
+    for (double sigma : o.eval_sigmas) {
+        FlowMatchTrainTable tab;
+        tab.sigmas = {sigma}, tab.timesteps = {1000 * sigma}, tab.weights = {1};
+        std::vector<DitSample> samples;  // own captions, then the swapped ones
+        std::vector<Tensor> targets;
+        std::vector<size_t> clip;  // per sample: its index in es
+        for (int pass = 0; pass < 2; ++pass)
+            for (size_t i = 0; i < es.items.size(); ++i) {
+                if (pass == 1 && !es.swapped[i].defined()) continue;
+                const TrainItem& it = items[es.items[i]];
+                FlowMatchPair p = flow_match_pair(tab, 0, it.latent, es.noise[i]);
+                DitSample s;
+                s.x = p.x_t, s.t = float(p.timestep);
+                s.context = pass == 0 ? it.context : es.swapped[i];
+                samples.push_back(s), targets.push_back(p.target), clip.push_back(i);
+            }
+        std::vector<double> mse(samples.size());
+        for (size_t b = 0; b < samples.size(); b += size_t(o.batch)) {  // in batches of --batch: what fits
+            const size_t e = std::min(samples.size(), b + size_t(o.batch));
+            const std::vector<DitSample> part(samples.begin() + long(b), samples.begin() + long(e));
+            int64_t seq_len = 0;
+            for (const DitSample& s : part) seq_len = std::max(seq_len, model.tokens_for(s.x.shape()));
+            const std::vector<Tensor> ys = dit_train_forward(model, part, seq_len, nullptr);
+            for (size_t j = 0; j < ys.size(); ++j) mse[b + j] = flow_match_loss(ys[j], targets[b + j], 1, nullptr);
+        }
+        const size_t own = es.items.size();
+        double all = 0, own_sw = 0, sw = 0;
+        for (size_t j = 0; j < own; ++j) all += mse[j];
+        for (size_t j = own; j < mse.size(); ++j) sw += mse[j], own_sw += mse[clip[j]];
+        ev.loss.push_back(all / double(own));
+        ev.swap_ratio.push_back(mse.size() > own ? sw / own_sw : std::nan(""));
+    }
+    return ev;
+}
+
 }  // namespace
+
+std::string train_caption_swap(const std::string& caption,
+                               const std::vector<std::pair<std::string, std::string>>& swap) {
+    std::string out, word;
+    auto flush = [&] {
+        for (const auto& [a, b] : swap)
+            if (word == a) {
+                word = b;
+                break;
+            }
+        out += word, word.clear();
+    };
+    for (char ch : caption) {
+        if (ch == ' ') {
+            flush();
+            out += ch;
+        } else {
+            word += ch;
+        }
+    }
+    flush();
+    return out;
+}
+
+std::vector<std::pair<std::string, std::string>> parse_caption_swap(const std::string& s) {
+    std::vector<std::pair<std::string, std::string>> v;
+    if (s.empty()) return v;
+    std::stringstream ss(s);
+    std::string pair;
+    while (std::getline(ss, pair, ',')) {
+        const size_t c = pair.find(':');
+        WANRT_CHECK(c != std::string::npos && c > 0 && c + 1 < pair.size() &&
+                        pair.find(':', c + 1) == std::string::npos && pair.find(' ') == std::string::npos,
+                    "train", "--eval_swap entry \"", pair, "\" is not WORD:WORD; pass e.g. left:right,right:left");
+        v.emplace_back(pair.substr(0, c), pair.substr(c + 1));
+    }
+    return v;
+}
 
 double train_lr_at(const TrainOptions& o, int64_t step) {
     if (step < o.warmup) return o.lr * double(step + 1) / double(o.warmup);
@@ -347,6 +458,37 @@ TrainResult run_training(const T2VModelParts& m, const std::shared_ptr<Backend>&
         write_chart();
     };
 
+    // The evaluation: its set once, then at the start, at each save and at the end (eval.csv).
+    EvalSet es;
+    CsvLog ecsv;
+    ecsv.header = "step,sigma,loss,swap_ratio";
+    auto evaluate = [&](int64_t step, TrainResult& r) {
+        if (o.eval_clips == 0) return;
+        const TrainResult::Eval ev = run_eval(o, es, items, model, step);
+        std::string line = cat("eval step ", step, ":");
+        for (size_t i = 0; i < ev.loss.size(); ++i) {
+            char row[160];
+            std::snprintf(row, sizeof row, "%lld,%.4g,%.8g,%.6g", static_cast<long long>(step), o.eval_sigmas[i],
+                          ev.loss[i], ev.swap_ratio[i]);
+            ecsv.rows.push_back(row);
+            std::snprintf(row, sizeof row, " σ %.3g loss %.5f", o.eval_sigmas[i], ev.loss[i]);
+            line += row;
+            if (std::isfinite(ev.swap_ratio[i])) std::snprintf(row, sizeof row, " (swapped ×%.4f)", ev.swap_ratio[i]), line += row;
+            line += i + 1 < ev.loss.size() ? ";" : "";
+        }
+        note(line);
+        ecsv.write((out / "eval.csv").string());
+        r.evals.push_back(ev);
+    };
+    if (o.eval_clips > 0) {
+        es = make_eval_set(o, items, m, *be);
+        size_t swapped = 0;
+        for (const Tensor& t : es.swapped) swapped += t.defined();
+        note(cat("eval: ", es.items.size(), " clips (", swapped, " with a swapped caption) at ", o.eval_sigmas.size(),
+                 " noise levels"));
+        if (ck) ecsv.load_until((out / "eval.csv").string(), start - 1);
+    }
+
     const FlowMatchTrainTable tab = flow_match_table(o.shift, 1000);
     Tensor empty_context;  // of the prompt "", for the dropped captions
     if (o.caption_dropout > 0) {
@@ -358,6 +500,7 @@ TrainResult run_training(const T2VModelParts& m, const std::shared_ptr<Backend>&
     std::vector<size_t> order;
     TrainResult res;
     res.first_step = res.last_step = start;
+    evaluate(start, res);
     const auto t0 = std::chrono::steady_clock::now();
     for (int64_t step = start; step < o.steps; ++step) {
         const double lr = train_lr_at(o, step);
@@ -419,9 +562,13 @@ TrainResult run_training(const T2VModelParts& m, const std::shared_ptr<Backend>&
             p.eta = double(o.steps - step - 1) / std::max(p.its, 1e-12);
             progress(p);
         }
-        if (o.save_every > 0 && (step + 1) % o.save_every == 0 && step + 1 < o.steps) save(step + 1, res);
+        if (o.save_every > 0 && (step + 1) % o.save_every == 0 && step + 1 < o.steps) {
+            save(step + 1, res);
+            evaluate(step + 1, res);
+        }
     }
     save(o.steps, res);
+    evaluate(o.steps, res);
     if (o.full) {
         std::map<std::string, Shape> official;  // e.g. patch_embedding.weight [D, C, pt, ph, pw]
         for (const ParamSpec& p : dit_param_table(cfg)) official[p.name] = p.shape;
@@ -445,6 +592,7 @@ TrainResult run_training(const T2VModelParts& m, const std::shared_ptr<Backend>&
         res.files.push_back(lp);
     }
     res.files.push_back((out / "loss.csv").string());
+    if (o.eval_clips > 0) res.files.push_back((out / "eval.csv").string());
     if (png) res.files.push_back((out / "loss.png").string());
     return res;
 }

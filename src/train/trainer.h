@@ -23,6 +23,7 @@
 //                                       "wanrt_train" (JSON: step, seed, generator, mode, LoRA shape,
 //                                       the DiT config, hyper-parameters)
 //   loss.csv                            step,loss,lr,grad_norm,seconds (rewritten at each save)
+//   eval.csv                            step,sigma,loss,swap_ratio (with --eval_clips; at each save)
 #pragma once
 
 #include <cstdint>
@@ -56,7 +57,24 @@ struct TrainOptions {
     // σ = 1 (DiffSynth's --min/--max_timestep_boundary): rows [⌊min·1000⌋, ⌊max·1000⌋). Wan2.2 A14B
     // trains its high-noise expert on [0, 0.358) (t ≥ 900 at shift 5) and its low-noise one on the rest.
     double min_timestep_boundary = 0, max_timestep_boundary = 1;
+    // A fixed evaluation (at the start, at each --save_every and at the end; eval.csv): eval_clips
+    // training items spread evenly over the data (item ⌊i·n/N⌋), each with fixed noise, scored by the
+    // unweighted v-prediction MSE at each σ of eval_sigmas (x_t = (1 − σ)·x0 + σ·noise, t = 1000·σ).
+    // With eval_swap (word pairs "a:b"), each clip whose caption a swap changes is scored again with
+    // the swapped caption: the ratio swapped / own says how much the model uses those words (≈ 1:
+    // not at all; the demo's "left:right,right:left,up:down,down:up" asks whether motion is learned).
+    int64_t eval_clips = 0;
+    std::vector<double> eval_sigmas = {0.95, 0.85, 0.7, 0.5};
+    std::vector<std::pair<std::string, std::string>> eval_swap;
 };
+
+// The caption with each whole word (split at spaces) that is the first of a swap pair replaced by
+// the second; each word is replaced at most once ("left:right,right:left" exchanges them).
+std::string train_caption_swap(const std::string& caption,
+                               const std::vector<std::pair<std::string, std::string>>& swap);
+
+// "a:b,c:d" → {{a, b}, {c, d}}; a malformed pair is the one-line [train] error naming it.
+std::vector<std::pair<std::string, std::string>> parse_caption_swap(const std::string& s);
 
 // The learning rate of step s (counted from 0).
 double train_lr_at(const TrainOptions& o, int64_t step);
@@ -75,6 +93,12 @@ struct TrainResult {
     int64_t first_step = 0, last_step = 0;  // steps run this call: (first_step, last_step]
     std::vector<double> losses;             // of those steps
     std::vector<std::string> files;         // written
+    // The evaluations of this call (TrainOptions::eval_clips), in order: per σ of eval_sigmas.
+    struct Eval {
+        int64_t step = 0;
+        std::vector<double> loss, swap_ratio;  // swap_ratio: NaN without a swapped clip
+    };
+    std::vector<Eval> evals;
 };
 
 // Checks the options, scans and caches the data, loads the DiT, trains, writes the outputs. say()
