@@ -609,6 +609,20 @@ for s in "${steps[@]}"; do
                 --chunks 40 --format jpeg --json $OUT/serve13_jpeg.json
             grep -E "^###|rc=|v2v|VAE stream|DiT stream|first|overhead|round trip|FPS|fps|parts|peak" "$P" | cut -c1-200 | \
                 tail -50 | tee -a "$OUT/summary.txt" ;;
+        train-bench)  # issue 23's speed row: one LoRA rank-32 training step of the 1.3B DiT at 480p, 81 frames
+                      # (wanrt bench train at --matmul_precision medium, then high) beside PyTorch's (scripts/bench_torch_train.py:
+                      # the official modules, peft-style LoRA, bf16 autocast, checkpointing per block). Needs the
+                      # official sources and refbench's wanref.py carried in .ref/ (wan/, refbench/).
+            log "training step 1.3B 480p 81 f: wanrt (medium, high) and PyTorch"
+            P="$OUT/train_bench.log"; W=$BIN/wanrt
+            run_p() { echo "### $*" >> "$P"; timeout ${STEP_TIMEOUT:-200} "$@" >> "$P" 2>&1; echo "rc=$?" >> "$P"; }
+            [[ -x $BIN/test_train_gpu ]] && run_p $BIN/test_train_gpu  # the gradients with and without TF32
+            run_p $W bench train --device cuda --warmup 1 --repeats 2 --json $OUT/train_lora_medium.json
+            WAN_REF=$ROOT/.ref/wan REFBENCH=$ROOT/.ref/refbench run_p python3 scripts/bench_torch_train.py \
+                --warmup 1 --reps 3 --json $OUT/torch_train_lora.json
+            run_p $W bench train --device cuda --matmul_precision high --warmup 0 --repeats 1 --no_profile \
+                --json $OUT/train_lora_high.json
+            grep -E "^###|rc=|step|peak|median_ms|Error|error|attention|linear|worst|vs f32|PASSED|FAILED|precision" "$P" | cut -c1-200 | tail -60 | tee -a "$OUT/summary.txt" ;;
         session15)  # issue 23: train-demo-gpu (its variables; DEMO_DIT=trained continues the embedded DiT), then
                     # checks15 in GPU_SECONDS (240). Stage STAGE_FIXTURES=wan22 STAGE_TESTS="test_taehv test_vae22
                     # test_serve" STAGE_FIXTURE_FILES="taehv.safetensors vae22.safetensors" where they fit (a build

@@ -21,7 +21,7 @@ namespace {
 
 struct Opts {
     TrainOptions t;
-    std::string ckpt_dir, device = "cpu", demo_dit = "trained", eval_swap;
+    std::string ckpt_dir, device = "cpu", demo_dit = "trained", eval_swap, matmul_precision = "medium";
     int threads = 0;
 };
 
@@ -38,7 +38,9 @@ void run(Opts o) {
                             : o.demo_dit == "random" ? demo_model_parts(DemoDit::Random)
                                                      : demo_model_parts();
     auto be = make_backend(o.device, o.threads);
-    std::fprintf(stderr, "train: %s (%s) on %s\n", m.name.c_str(), m.kind.c_str(), be->description().c_str());
+    be->set_matmul_precision(parse_matmul_precision(o.matmul_precision, "--matmul_precision"));
+    std::fprintf(stderr, "train: %s (%s) on %s, --matmul_precision %s\n", m.name.c_str(), m.kind.c_str(),
+                 be->description().c_str(), matmul_precision_name(be->matmul_precision()));
     const bool tty = isatty(fileno(stderr));
     const int64_t every = std::max<int64_t>(1, o.t.steps / 20);
     const TrainResult r = run_training(
@@ -120,6 +122,11 @@ void setup(CLI::App& app) {
     c->add_option("--resume", t.resume, "Continue from a checkpoint-step-*.safetensors (bit for bit on the CPU)");
     c->add_option("--device", o->device,
                   "cpu or cuda (on cuda the DiT's Linear weights are bf16, their f32 masters the optimizer's)")
+        ->capture_default_str();
+    c->add_option("--matmul_precision", o->matmul_precision,
+                  "Matrix products of the training ops (PyTorch's set_float32_matmul_precision names): medium = bf16 "
+                  "attention and TF32 GEMMs, high = TF32, highest = f32; CUDA only (the CPU is always f32)")
+        ->check(CLI::IsMember({"medium", "high", "highest"}))
         ->capture_default_str();
     c->add_option("--threads", o->threads, "CPU threads (0 = all cores)")
         ->check(threads_in_range())

@@ -17,4 +17,19 @@ std::shared_ptr<Buffer> Backend::alloc_pinned(size_t bytes) {
     return std::make_shared<ForeignBuffer>(this, v->data(), bytes, v);
 }
 
+Backend::MatmulPrecision parse_matmul_precision(const std::string& s, const char* flag) {
+    using P = Backend::MatmulPrecision;
+    for (P p : {P::Highest, P::High, P::Medium})
+        if (s == matmul_precision_name(p)) return p;
+    fail("cli", flag, " ", s, " is not a matmul precision; pass highest (f32), high (TF32) or medium (bf16 where a kernel has it)");
+}
+
+const char* matmul_precision_name(Backend::MatmulPrecision p) {
+    switch (p) {
+        case Backend::MatmulPrecision::High: return "high";
+        case Backend::MatmulPrecision::Medium: return "medium";
+        default: return "highest";
+    }
+}
+
 }  // namespace wanrt

@@ -56,6 +56,18 @@ public:
     // otherwise stay reserved beside the next stage's, and the process would hold the sum of the stages.
     virtual void release_cached_memory() {}
 
+    // --- precision ---
+    // How the training ops (attention_lse, the backward ops) may multiply f32 matrices, in PyTorch's
+    // set_float32_matmul_precision terms: Highest = f32 (the default; the op tables hold those ops
+    // to f32 accuracy); High = TF32 inputs with f32 accumulation (10-bit mantissa, as
+    // torch.backends.cuda.matmul.allow_tf32; ~7× the f32 rate on Hopper); Medium = also bf16 where
+    // a kernel has it (attention_lse on CUDA: the fused bf16 attention with f32 softmax statistics,
+    // the precision of PyTorch's bf16 autocast). Backends without such units stay at Highest and
+    // report it.
+    enum class MatmulPrecision { Highest, High, Medium };
+    virtual void set_matmul_precision(MatmulPrecision) {}
+    virtual MatmulPrecision matmul_precision() const { return MatmulPrecision::Highest; }
+
     // --- streaming weights (models/dit_offload.h, --offload) ---
     // Two queues of work: Compute, where ops run in order, and Copy, host→device copies that overlap
     // them. An Event marks a point in one queue: record(q, e) after the work queued on q so far;
@@ -113,6 +125,10 @@ public:
 private:
     OpProfiler* profiler_ = nullptr;
 };
+
+// "highest" | "high" | "medium" (PyTorch's names) and back; another name fails in one line naming flag.
+Backend::MatmulPrecision parse_matmul_precision(const std::string& s, const char* flag);
+const char* matmul_precision_name(Backend::MatmulPrecision p);
 
 // The CPU backend (always available). threads = 0 → one per core.
 std::shared_ptr<Backend> make_cpu_backend(int threads = 0);

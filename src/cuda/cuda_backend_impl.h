@@ -65,6 +65,11 @@ public:
     MemoryStats memory_stats() const override;
     void reset_peak_memory() override;
     void release_cached_memory() override;
+    void set_matmul_precision(MatmulPrecision p) override {
+        precision_ = p;
+        gemm_->set_tf32(p != MatmulPrecision::Highest);
+    }
+    MatmulPrecision matmul_precision() const override { return precision_; }
     // Test mode: buffers NaN-filled (all-ones bytes) between guard bytes that are read back and
     // checked when the buffer is freed (a stream synchronisation per free: tests only).
     void set_alloc_check(bool on) override { alloc_check_ = on; }
@@ -166,6 +171,7 @@ private:
     cudaStream_t copy_stream();
     std::shared_ptr<cuda::DeviceAllocator> alloc_;
     bool alloc_check_ = false;
+    MatmulPrecision precision_ = MatmulPrecision::Highest;
     std::shared_ptr<std::atomic<int64_t>> guard_failures_ = std::make_shared<std::atomic<int64_t>>(0);
     std::shared_ptr<Buffer> workspace_;
     std::unique_ptr<cuda::GemmEngine> gemm_;

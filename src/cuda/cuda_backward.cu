@@ -280,13 +280,14 @@ constexpr int kRowsPerBlock = 8;  // warps per block of the row kernels
 // operand and A as its second, each with its own transpose flag (a row-major [r, c] matrix read
 // column-major is its transpose, [c, r] with the same leading dimension).
 GemmEngine::Plan& GemmEngine::plan_f32(const GemmF32& g) {
-    const F32Key key{g.ta, g.tb, g.M, g.N, g.K, g.lda, g.ldb, g.ldc, g.batch, g.sa, g.sb, g.sc};
+    const F32Key key{g.ta, g.tb, g.M, g.N, g.K, g.lda, g.ldb, g.ldc, g.batch, g.sa, g.sb, g.sc, tf32_};
     auto it = f32_plans_.find(key);
     if (it != f32_plans_.end()) return it->second;
     Plan& p = f32_plans_[key];
     const cublasOperation_t opA = g.tb ? CUBLAS_OP_T : CUBLAS_OP_N, opB = g.ta ? CUBLAS_OP_T : CUBLAS_OP_N;
     const uint64_t m = uint64_t(g.N), n = uint64_t(g.M), k = uint64_t(g.K);
-    CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    CUBLAS_CHECK(
+        cublasLtMatmulDescCreate(&p.desc, tf32_ ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUDA_R_32F));
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof opA));
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof opB));
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_32F, g.tb ? k : m, g.tb ? m : k, int64_t(g.ldb)));

@@ -194,9 +194,36 @@ void scores(CudaBackend& be, const Geom& g, const float* q, const float* k, int6
     be.gemm().run_f32(m);
 }
 
+// --matmul_precision medium: the fused bf16 attention (cuDNN's flash engine, as the forward runs
+// it) with its f32 softmax statistics as the lse, where the attention is unmasked and cuDNN has an
+// engine for the shape. Returns false, having run nothing, otherwise.
+bool attention_lse_bf16(CudaBackend& be, const AttentionLseArgs& a, const Geom& g) {
+    const AttentionParams& p = *a.p;
+    if (be.matmul_precision() != Backend::MatmulPrecision::Medium || g.D != g.Dv || g.D % 8 || g.D < 64 ||
+        g.D > 128 || p.causal || p.window_left >= 0 || p.window_right >= 0 || p.rel_bias.defined() || g.Lk == 0)
+        return false;
+    for (int32_t kl : p.k_lens)
+        if (kl != g.Lk) return false;
+    auto qb = be.alloc(size_t(a.q.numel()) * 2), kb = be.alloc(size_t(a.k.numel()) * 2),
+         vb = be.alloc(size_t(a.v.numel()) * 2), ob = be.alloc(size_t(a.out.numel()) * 2);
+    auto bf = [](const std::shared_ptr<Buffer>& b) { return static_cast<__nv_bfloat16*>(b->ptr()); };
+    launch_f32_to_bf16(a.q.data<float>(), bf(qb), a.q.numel(), p.q_scale, be.stream());  // q_scale first, as the reference
+    launch_f32_to_bf16(a.k.data<float>(), bf(kb), a.k.numel(), 1.f, be.stream());
+    launch_f32_to_bf16(a.v.data<float>(), bf(vb), a.v.numel(), 1.f, be.stream());
+    const float scale = float(p.softmax_scale > 0 ? double(p.softmax_scale) : 1.0 / std::sqrt(double(g.D)));
+    if (!be.sdpa().run(int(g.B), int(g.H), int(g.Hk), int(g.Lq), int(g.Lk), int(g.D), scale, bf(qb), bf(kb), bf(vb),
+                       bf(ob), a.lse.data<float>()))
+        return false;
+    launch_bf16_to_f32(bf(ob), a.out.data<float>(), a.out.numel(), be.stream());
+    be.wrote(a.out);
+    be.wrote(a.lse);
+    return true;
+}
+
 void attention_lse_cuda(CudaBackend& be, const AttentionLseArgs& a) {
     const AttentionParams& p = *a.p;
     const Geom g = geom(a.q, a.k, a.v, p);
+    if (attention_lse_bf16(be, a, g)) return;
     const int64_t qt = query_tile(g);
     const Tensor S = scratch(be, g.Hk * qt * g.Lk);
     const float *q = a.q.data<float>(), *k = a.k.data<float>(), *v = a.v.data<float>();

@@ -290,6 +290,34 @@ std::vector<std::pair<std::string, std::string>> parse_caption_swap(const std::s
     return v;
 }
 
+TrainStepOut train_step(const DitModel& model, const std::vector<DitSample>& batch,
+                        const std::vector<FlowMatchPair>& pairs, int64_t seq_len, bool full,
+                        const std::vector<LoraParam>& lora, double grad_clip, AdamW& opt) {
+    DitTape tape;
+    const std::vector<Tensor> ys = dit_train_forward(model, batch, seq_len, &tape);
+    TrainStepOut r;
+    std::vector<Tensor> dys;
+    for (size_t j = 0; j < ys.size(); ++j) {
+        Tensor d;
+        r.loss += flow_match_loss(ys[j], pairs[j].target, pairs[j].weight / double(batch.size()), &d);
+        dys.push_back(d);
+    }
+    // A non-finite loss stops before the update: the weights stay as they were.
+    WANRT_CHECK(std::isfinite(r.loss), "train", "the loss is ", r.loss, " at step ", opt.steps() + 1,
+                "; lower --lr or set --grad_clip");
+    DitGrads gr = dit_grads_zeros(model, full);
+    dit_backward(model, tape, dys, &gr);
+    std::vector<Tensor> grads;
+    if (full) {
+        for (auto& [nm, t] : dit_named_params(model.config(), gr.w)) grads.push_back(t);
+    } else {
+        grads = lora_grad_list(gr, model.config(), lora);
+    }
+    r.grad_norm = clip_grad_norm(grads, grad_clip > 0 ? grad_clip : std::numeric_limits<double>::infinity());
+    opt.step(grads);
+    return r;
+}
+
 double train_lr_at(const TrainOptions& o, int64_t step) {
     if (step < o.warmup) return o.lr * double(step + 1) / double(o.warmup);
     if (o.schedule == "cosine") {
@@ -524,28 +552,8 @@ TrainResult run_training(const T2VModelParts& m, const std::shared_ptr<Backend>&
             batch.push_back(s);
             seq_len = std::max(seq_len, model.tokens_for(it.latent.shape()));
         }
-        DitTape tape;
-        const std::vector<Tensor> ys = dit_train_forward(model, batch, seq_len, &tape);
-        double loss = 0;
-        std::vector<Tensor> dys;
-        for (size_t j = 0; j < ys.size(); ++j) {
-            Tensor d;
-            loss += flow_match_loss(ys[j], pairs[j].target, pairs[j].weight / double(o.batch), &d);
-            dys.push_back(d);
-        }
-        WANRT_CHECK(std::isfinite(loss), "train", "the loss is ", loss, " at step ", step + 1,
-                    "; lower --lr or set --grad_clip");
-        DitGrads gr = dit_grads_zeros(model, o.full);
-        dit_backward(model, tape, dys, &gr);
-        std::vector<Tensor> grads;
-        if (o.full) {
-            for (auto& [nm, t] : dit_named_params(cfg, gr.w)) grads.push_back(t);
-        } else {
-            grads = lora_grad_list(gr, cfg, lora);
-        }
-        const double gnorm =
-            clip_grad_norm(grads, o.grad_clip > 0 ? o.grad_clip : std::numeric_limits<double>::infinity());
-        opt.step(grads);
+        const TrainStepOut so = train_step(model, batch, pairs, seq_len, o.full, lora, o.grad_clip, opt);
+        const double loss = so.loss, gnorm = so.grad_norm;
 
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         char row[160];

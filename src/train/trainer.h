@@ -33,6 +33,8 @@
 
 #include "core/backend.h"
 #include "pipeline/model_folder.h"
+#include "train/adamw.h"
+#include "train/flow_match.h"
 #include "train/lora_train.h"
 #include "train/train_data.h"
 
@@ -82,6 +84,17 @@ double train_lr_at(const TrainOptions& o, int64_t step);
 // The timestep-table row of a draw (a 64-bit stream value) for a table of n rows, within the
 // options' boundaries; with the defaults it is draw mod n.
 int64_t train_timestep_row(const TrainOptions& o, uint64_t draw, int64_t n);
+
+// One optimizer step on a prepared batch (the trainer's loop and `wanrt bench train`): the DiT on
+// the batch (padded to seq_len) with its tape, loss = Σ_j weight_j·mse_j / B, the backward, the
+// gradient's global norm clipped to grad_clip (≤ 0: off; the norm is returned either way), one AdamW
+// step on the full model's weights (full) or on the LoRA pairs (lora) at opt's current rate.
+struct TrainStepOut {
+    double loss = 0, grad_norm = 0;
+};
+TrainStepOut train_step(const DitModel& model, const std::vector<DitSample>& batch,
+                        const std::vector<FlowMatchPair>& pairs, int64_t seq_len, bool full,
+                        const std::vector<LoraParam>& lora, double grad_clip, AdamW& opt);
 
 // One progress report per step.
 struct TrainProgress {
