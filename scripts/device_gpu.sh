@@ -617,11 +617,15 @@ for s in "${steps[@]}"; do
             P="$OUT/train_bench.log"; W=$BIN/wanrt
             run_p() { echo "### $*" >> "$P"; timeout ${STEP_TIMEOUT:-200} "$@" >> "$P" 2>&1; echo "rc=$?" >> "$P"; }
             [[ -x $BIN/test_train_gpu ]] && run_p $BIN/test_train_gpu  # the gradients with and without TF32
-            run_p $W bench train --device cuda --warmup 1 --repeats 2 --json $OUT/train_lora_medium.json
-            WAN_REF=$ROOT/.ref/wan REFBENCH=$ROOT/.ref/refbench run_p python3 scripts/bench_torch_train.py \
-                --warmup 1 --reps 3 --json $OUT/torch_train_lora.json
-            run_p $W bench train --device cuda --matmul_precision high --warmup 0 --repeats 1 --no_profile \
-                --json $OUT/train_lora_high.json
+            # TRAIN_BENCH_QUICK=1: one timed step at medium, no peer, no high (a short device budget)
+            reps=2; [[ -n "${TRAIN_BENCH_QUICK:-}" ]] && reps=1
+            run_p $W bench train --device cuda --warmup 1 --repeats $reps --json $OUT/train_lora_medium.json
+            if [[ -z "${TRAIN_BENCH_QUICK:-}" ]]; then
+                WAN_REF=$ROOT/.ref/wan REFBENCH=$ROOT/.ref/refbench run_p python3 scripts/bench_torch_train.py \
+                    --warmup 1 --reps 3 --json $OUT/torch_train_lora.json
+                run_p $W bench train --device cuda --matmul_precision high --warmup 0 --repeats 1 --no_profile \
+                    --json $OUT/train_lora_high.json
+            fi
             grep -E "^###|rc=|step|peak|median_ms|Error|error|attention|linear|worst|vs f32|PASSED|FAILED|precision" "$P" | cut -c1-200 | tail -60 | tee -a "$OUT/summary.txt" ;;
         session15)  # issue 23: train-demo-gpu (its variables; DEMO_DIT=trained continues the embedded DiT), then
                     # checks15 in GPU_SECONDS (240). Stage STAGE_FIXTURES=wan22 STAGE_TESTS="test_taehv test_vae22
