@@ -619,7 +619,8 @@ for s in "${steps[@]}"; do
             [[ -x $BIN/test_train_gpu ]] && run_p $BIN/test_train_gpu  # the gradients with and without TF32
             # TRAIN_BENCH_QUICK=1: one timed step at medium, no peer, no high (a short device budget)
             reps=2; [[ -n "${TRAIN_BENCH_QUICK:-}" ]] && reps=1
-            run_p $W bench train --device cuda --warmup 1 --repeats $reps --json $OUT/train_lora_medium.json
+            run_p $W bench train --device cuda --matmul_precision medium --warmup 1 --repeats $reps \
+                --json $OUT/train_lora_medium.json
             if [[ -z "${TRAIN_BENCH_QUICK:-}" ]]; then
                 WAN_REF=$ROOT/.ref/wan REFBENCH=$ROOT/.ref/refbench run_p python3 scripts/bench_torch_train.py \
                     --warmup 1 --reps 3 --json $OUT/torch_train_lora.json

@@ -52,6 +52,28 @@ TEST(Cli, BenchCausalV2vWithTaehv) {
     for (const auto& row : j["rows"]) EXPECT_GT(row["median_ms"].get<double>(), 0.0) << row["name"];
 }
 
+// One training step per repeat (issue 23's speed row, docs/cli.md): LoRA and full fine-tuning, the
+// trainable count of the chosen targets, the per-op rows and the loss in the JSON.
+TEST(Cli, BenchTrainLoraAndFull) {
+    TempDir d;
+    for (const char* mode : {"--lora_rank 2 --lora_targets q,ffn", "--lora_rank 0"}) {
+        const std::string json = (d.path / "t.json").string();
+        CliRun r = run_cli(std::string("bench train --device cpu --layers 1 --frames 5 --height 32 --width 32 ") + mode +
+                           " --warmup 0 --repeats 1 --json " + json);
+        ASSERT_EQ(r.code, 0) << r.out;
+        auto j = nlohmann::json::parse(std::ifstream(json));
+        EXPECT_EQ(j["bench"], "train");
+        const bool lora = std::string(mode).find("rank 2") != std::string::npos;
+        EXPECT_EQ(j["rows"][0]["name"], lora ? "LoRA training step (1 blocks)" : "full training step (1 blocks)");
+        EXPECT_GT(j["rows"][0]["median_ms"].get<double>(), 0.0);
+        bool backward_row = false;
+        for (const auto& row : j["rows"]) backward_row |= row["name"].get<std::string>().find("linear_backward") != std::string::npos;
+        EXPECT_TRUE(backward_row) << r.out;
+        // rank 2 on self_attn.q, cross_attn.q (1536 → 1536) and ffn.0, ffn.2 (1536 ↔ 8960): r·(in + out) each
+        if (lora) EXPECT_NE(r.out.find(std::to_string(2 * (2 * 3072 + 2 * 10496)) + " parameters"), std::string::npos) << r.out;
+    }
+}
+
 TEST(Cli, BadInputIsOneLineAndExitOne) {
     TempDir d;
     struct Case {
@@ -65,6 +87,9 @@ TEST(Cli, BadInputIsOneLineAndExitOne) {
         {"bench dit --device tpu", "unknown device"},
         {"bench causal --device cpu --v2v --vae taehv", "--vae taehv must be wan (the Wan2.1 VAE) or tae (TAEHV)"},
         {"bench causal --device cpu --vae tae", "--vae is for --v2v; add --v2v"},
+        {"bench train --device cpu --frames 4", "4n+1"},
+        {"bench train --device cpu --model i2v-14B", "is not text-to-video"},
+        {"bench train --device cpu --lora_rank -1", "must be ≥ 0"},
         {"synth --model t2v-2B --out " + (d.path / "x").string(), "unknown model"},
     };
     for (auto& c : cases) {

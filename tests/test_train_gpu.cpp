@@ -31,8 +31,9 @@ struct GpuGradFixture : DitGradFixture {
     explicit GpuGradFixture(const std::string& name) : DitGradFixture(name, gpu()) {}
 };
 
-// (fixture, matmul precision): wanrt train's default on CUDA is Medium (bf16 attention where cuDNN has
-// it, TF32 GEMMs: Backend::set_matmul_precision); its gradients are held to the same bf16 bound.
+// (fixture, matmul precision): wanrt train runs High (TF32 GEMMs) by default on CUDA, Medium adds bf16
+// attention where cuDNN has it (Backend::set_matmul_precision); the gradients are held to the same
+// bf16 bound at each.
 using Precision = Backend::MatmulPrecision;
 class DitBackwardGpu : public ::testing::TestWithParam<std::tuple<std::string, Precision>> {};
 

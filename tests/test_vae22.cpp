@@ -299,12 +299,15 @@ TEST(Vae22Stream, SplitFramesEqualsWholeChunks) {
     EXPECT_CLOSE(split->encode(video), test::to_f64(whole->encode(video)), tol, "encode split vs whole");
     EXPECT_CLOSE(split->decode(z), test::to_f64(whole->decode(z)), tol, "decode split vs whole");
     // With half activations each conv's output is rounded to f16 once, so the summation-order
-    // differences can flip a rounding: measured on the CPU encode 0 (bit for bit), decode 5.4e-5.
+    // differences can flip a rounding, and a flip propagates: measured on the CPU with OpenBLAS's
+    // Haswell kernels encode 0 (bit for bit), decode 5.4e-5; with its AVX-512 (Sapphire Rapids)
+    // kernels, whose blocking depends on the frame count, 7.3e-4 / 1.0e-4. The bound is the f16
+    // golden's (2e-3); a wrong split is ~1e-1 off.
     cfg.conv_dtype = DType::F16;
     auto whole16 = Vae22Model::load(std::make_shared<WeightsOnly>(fx), cfg, be);
     cfg.split_frames = true;
     auto split16 = Vae22Model::load(std::make_shared<WeightsOnly>(fx), cfg, be);
-    const double tol16 = be->host_visible() ? 1e-4 : 3e-3;  // CUDA: cuDNN picks per-shape half kernels
+    const double tol16 = be->host_visible() ? 2e-3 : 3e-3;  // CUDA: cuDNN picks per-shape half kernels
     EXPECT_CLOSE(split16->encode(video), test::to_f64(whole16->encode(video)), tol16, "f16: encode split vs whole");
     EXPECT_CLOSE(split16->decode(z), test::to_f64(whole16->decode(z)), tol16, "f16: decode split vs whole");
 }

@@ -19,7 +19,7 @@ namespace wanrt::cli {
 namespace {
 
 struct Opts {
-    std::string model = "t2v-1.3B", targets = "q,k,v,o,ffn", matmul_precision = "medium";
+    std::string model = "t2v-1.3B", targets = "q,k,v,o,ffn", matmul_precision = "high";
     int layers = 0, frames = 81, height = 480, width = 832, text_tokens = 120, lora_rank = 32, batch = 1;
     bool profile = true;
     RunOpts run{"auto", "", 1, 3, 0};

@@ -21,7 +21,7 @@ namespace {
 
 struct Opts {
     TrainOptions t;
-    std::string ckpt_dir, device = "cpu", demo_dit = "trained", eval_swap, matmul_precision = "medium";
+    std::string ckpt_dir, device = "cpu", demo_dit = "trained", eval_swap, matmul_precision = "high";
     int threads = 0;
 };
 
@@ -124,8 +124,9 @@ void setup(CLI::App& app) {
                   "cpu or cuda (on cuda the DiT's Linear weights are bf16, their f32 masters the optimizer's)")
         ->capture_default_str();
     c->add_option("--matmul_precision", o->matmul_precision,
-                  "Matrix products of the training ops (PyTorch's set_float32_matmul_precision names): medium = bf16 "
-                  "attention and TF32 GEMMs, high = TF32, highest = f32; CUDA only (the CPU is always f32)")
+                  "Matrix products of the training ops (PyTorch's set_float32_matmul_precision names): high = TF32 "
+                  "GEMMs, medium = also bf16 attention (not yet measured on a GPU), highest = f32; CUDA only (the CPU "
+                  "is always f32)")
         ->check(CLI::IsMember({"medium", "high", "highest"}))
         ->capture_default_str();
     c->add_option("--threads", o->threads, "CPU threads (0 = all cores)")

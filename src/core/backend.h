@@ -62,8 +62,8 @@ public:
     // to f32 accuracy); High = TF32 inputs with f32 accumulation (10-bit mantissa, as
     // torch.backends.cuda.matmul.allow_tf32; ~7× the f32 rate on Hopper); Medium = also bf16 where
     // a kernel has it (attention_lse on CUDA: the fused bf16 attention with f32 softmax statistics,
-    // the precision of PyTorch's bf16 autocast). Backends without such units stay at Highest and
-    // report it.
+    // the precision of PyTorch's bf16 autocast; not yet run on a GPU: wanrt train defaults to High).
+    // Backends without such units stay at Highest and report it.
     enum class MatmulPrecision { Highest, High, Medium };
     virtual void set_matmul_precision(MatmulPrecision) {}
     virtual MatmulPrecision matmul_precision() const { return MatmulPrecision::Highest; }
