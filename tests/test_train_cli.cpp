@@ -201,6 +201,8 @@ TEST(TrainCli, BadInputIsOneLineAndExit1) {
                 "--eval_swap entry \"left\" is not WORD:WORD", out / "o12");
     expect_fail("--data " + d.dir.path.string() + " --out " + out / "o13" + " --eval_clips 1 --eval_sigmas 0.5,0",
                 "--eval_sigmas value 0 must be in (0, 1]", out / "o13");
+    expect_fail("--data " + d.dir.path.string() + " --out " + out / "o14" + " --eval_swap left:right",
+                "--eval_swap scores the evaluation's clips; add --eval_clips N", out / "o14");
 }
 
 TEST(TrainEval, CaptionSwapIsWholeWordsOnce) {

@@ -8,6 +8,7 @@
 // kScoreFloats; with GQA the query heads sharing a key head are walked one group member at a time.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <vector>
 
 #include "core/error.h"
@@ -196,7 +197,8 @@ void scores(CudaBackend& be, const Geom& g, const float* q, const float* k, int6
 
 // --matmul_precision medium: the fused bf16 attention (cuDNN's flash engine, as the forward runs
 // it) with its f32 softmax statistics as the lse, where the attention is unmasked and cuDNN has an
-// engine for the shape. Returns false, having run nothing, otherwise.
+// engine for the shape. Returns false, out and lse untouched, otherwise (a refusal by cuDNN is said
+// once per process: the f32 path then runs at its own speed).
 bool attention_lse_bf16(CudaBackend& be, const AttentionLseArgs& a, const Geom& g) {
     const AttentionParams& p = *a.p;
     if (be.matmul_precision() != Backend::MatmulPrecision::Medium || g.D != g.Dv || g.D % 8 || g.D < 64 ||
@@ -212,8 +214,12 @@ bool attention_lse_bf16(CudaBackend& be, const AttentionLseArgs& a, const Geom& 
     launch_f32_to_bf16(a.v.data<float>(), bf(vb), a.v.numel(), 1.f, be.stream());
     const float scale = float(p.softmax_scale > 0 ? double(p.softmax_scale) : 1.0 / std::sqrt(double(g.D)));
     if (!be.sdpa().run(int(g.B), int(g.H), int(g.Hk), int(g.Lq), int(g.Lk), int(g.D), scale, bf(qb), bf(kb), bf(vb),
-                       bf(ob), a.lse.data<float>()))
+                       bf(ob), a.lse.data<float>())) {
+        if (be.first_warning("sdpa_lse"))
+            std::fprintf(stderr, "[%s] cuDNN attention with statistics unavailable (%s); attention_lse runs in f32/TF32\n",
+                         be.name().c_str(), be.sdpa().last_error().c_str());
         return false;
+    }
     launch_bf16_to_f32(bf(ob), a.out.data<float>(), a.out.numel(), be.stream());
     be.wrote(a.out);
     be.wrote(a.lse);

@@ -91,6 +91,8 @@ void check_options(const TrainOptions& o) {
                 o.max_timestep_boundary, " must satisfy 0 ≤ min < max ≤ 1 with at least one of the 1,000 timesteps between");
     WANRT_CHECK(o.eval_clips >= 0, "train", "--eval_clips ", o.eval_clips, " must be ≥ 0 (0 = no evaluation)");
     WANRT_CHECK(o.eval_clips == 0 || !o.eval_sigmas.empty(), "train", "--eval_clips needs at least one --eval_sigmas value");
+    WANRT_CHECK(o.eval_swap.empty() || o.eval_clips > 0, "train",
+                "--eval_swap scores the evaluation's clips; add --eval_clips N (e.g. 16)");
     for (double s : o.eval_sigmas)
         WANRT_CHECK(s > 0 && s <= 1, "train", "--eval_sigmas value ", s, " must be in (0, 1]");
     WANRT_CHECK(!o.out.empty(), "train",
