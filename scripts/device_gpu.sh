@@ -612,7 +612,9 @@ for s in "${steps[@]}"; do
         train-bench)  # issue 23's speed row: one LoRA rank-32 training step of the 1.3B DiT at 480p, 81 frames
                       # (wanrt bench train at --matmul_precision medium, then high) beside PyTorch's (scripts/bench_torch_train.py:
                       # the official modules, peft-style LoRA, bf16 autocast, checkpointing per block). Needs the
-                      # official sources and refbench's wanref.py carried in .ref/ (wan/, refbench/).
+                      # official sources and refbench's wanref.py in .ref/ (git-ignored; the call's carry names it):
+                      # `fetch github:Wan-Video/Wan2.1`, `git --git-dir=<its mirror> archive HEAD wan | tar x -C .ref`,
+                      # `mkdir -p .ref/refbench && cp ../shared/refbench/wanref.py .ref/refbench/`.
             log "training step 1.3B 480p 81 f: wanrt (medium, high) and PyTorch"
             P="$OUT/train_bench.log"; W=$BIN/wanrt
             run_p() { echo "### $*" >> "$P"; timeout ${STEP_TIMEOUT:-200} "$@" >> "$P" 2>&1; echo "rc=$?" >> "$P"; }
