@@ -220,19 +220,22 @@ TrainResult::Eval run_eval(const TrainOptions& o, const EvalSet& es, const std::
     for (double sigma : o.eval_sigmas) {
         FlowMatchTrainTable tab;
         tab.sigmas = {sigma}, tab.timesteps = {1000 * sigma}, tab.weights = {1};
-        std::vector<DitSample> samples;  // own captions, then the swapped ones
+        std::vector<DitSample> samples;  // own captions, then the swapped ones (same x_t, same target)
         std::vector<Tensor> targets;
         std::vector<size_t> clip;  // per sample: its index in es
-        for (int pass = 0; pass < 2; ++pass)
-            for (size_t i = 0; i < es.items.size(); ++i) {
-                if (pass == 1 && !es.swapped[i].defined()) continue;
-                const TrainItem& it = items[es.items[i]];
-                FlowMatchPair p = flow_match_pair(tab, 0, it.latent, es.noise[i]);
-                DitSample s;
-                s.x = p.x_t, s.t = float(p.timestep);
-                s.context = pass == 0 ? it.context : es.swapped[i];
-                samples.push_back(s), targets.push_back(p.target), clip.push_back(i);
-            }
+        for (size_t i = 0; i < es.items.size(); ++i) {
+            const TrainItem& it = items[es.items[i]];
+            const FlowMatchPair p = flow_match_pair(tab, 0, it.latent, es.noise[i]);
+            DitSample s;
+            s.x = p.x_t, s.t = float(p.timestep), s.context = it.context;
+            samples.push_back(s), targets.push_back(p.target), clip.push_back(i);
+        }
+        for (size_t i = 0; i < es.items.size(); ++i) {
+            if (!es.swapped[i].defined()) continue;
+            DitSample s = samples[i];
+            s.context = es.swapped[i];
+            samples.push_back(s), targets.push_back(targets[i]), clip.push_back(i);
+        }
         std::vector<double> mse(samples.size());
         for (size_t b = 0; b < samples.size(); b += size_t(o.batch)) {  // in batches of --batch: what fits
             const size_t e = std::min(samples.size(), b + size_t(o.batch));
