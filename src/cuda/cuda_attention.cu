@@ -8,19 +8,12 @@
 #include <cfloat>
 
 #include "cuda/cuda_common.h"
+#include "cuda/cuda_mma.cuh"
 
 namespace wanrt::cuda {
 
 namespace {
 
-__device__ __forceinline__ bool key_visible(int i, int j, int kl, int Lq, bool causal, int wl, int wr) {
-    if (j >= kl) return false;
-    const int c = i + kl - Lq;
-    if (causal && j > c) return false;
-    if (wl >= 0 && j < c - wl) return false;
-    if (wr >= 0 && j > c + wr) return false;
-    return true;
-}
 
 // ------------------------------------------------------------------------------------------------
 // Generic fp32 kernel: one block of 128 threads per (query row, head, sample). Scores of a chunk
@@ -107,63 +100,6 @@ __global__ void attention_generic_kernel(AttnArgs a, const float* __restrict__ q
 // by (row & 7) so that ldmatrix reads of 8 rows hit 8 different bank groups.
 constexpr int kBr = 128, kBc = 64, kWarps = 8;
 
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, int src_bytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_commit() {
-    asm volatile("cp.async.commit_group;\n" ::);
-}
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-__device__ __forceinline__ void ldmatrix_x4(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3, uint32_t addr) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
-                 : "r"(addr));
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3,
-                                                  uint32_t addr) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
-                 : "r"(addr));
-}
-// D = A·B + D, m16n8k16, bf16 inputs, f32 accumulators.
-__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-        "{%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // .x = lo (lower address)
-    return *reinterpret_cast<uint32_t*>(&v);
-}
-
-// Element offset of (row, 8-wide chunk) in a swizzled tile with D columns.
-template <int D>
-__device__ __forceinline__ int swz(int row, int chunk) {
-    return row * D + ((chunk ^ (row & 7)) << 3);
-}
-
-// Copies rows [row0, row0 + R) of a [*, stride]-strided bf16 matrix into a swizzled tile;
-// rows ≥ limit are zero-filled.
-template <int D, int R>
-__device__ __forceinline__ void load_tile(__nv_bfloat16* tile, const __nv_bfloat16* base, int64_t row_stride, int row0,
-                                          int limit) {
-    constexpr int kChunks = D / 8;
-    for (int idx = threadIdx.x; idx < R * kChunks; idx += kWarps * 32) {
-        const int r = idx / kChunks, c = idx % kChunks;
-        const bool ok = row0 + r < limit;
-        const __nv_bfloat16* src = ok ? base + int64_t(row0 + r) * row_stride + c * 8 : base;
-        cp_async16(smem_u32(tile + swz<D>(r, c)), src, ok ? 16 : 0);
-    }
-}
-
 template <int D>
 __global__ void __launch_bounds__(kWarps * 32, 1)
     flash_fwd_kernel(AttnArgs a, const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ k,
@@ -196,11 +132,11 @@ __global__ void __launch_bounds__(kWarps * 32, 1)
     const __nv_bfloat16* kbase = k + (int64_t(b) * a.Lk * a.Hk + hk) * D;
     const __nv_bfloat16* vbase = v + (int64_t(b) * a.Lk * a.Hk + hk) * D;
 
-    load_tile<D, kBr>(sQ, qbase, q_rs, q0, a.Lq);
+    load_tile<D, kBr, kWarps * 32>(sQ, qbase, q_rs, q0, a.Lq);
     cp_async_commit();
     if (ntiles > 0) {
-        load_tile<D, kBc>(sK, kbase, kv_rs, kbeg, a.Lk);
-        load_tile<D, kBc>(sV, vbase, kv_rs, kbeg, a.Lk);
+        load_tile<D, kBc, kWarps * 32>(sK, kbase, kv_rs, kbeg, a.Lk);
+        load_tile<D, kBc, kWarps * 32>(sV, vbase, kv_rs, kbeg, a.Lk);
     }
     cp_async_commit();
     cp_async_wait<1>();
@@ -226,8 +162,8 @@ __global__ void __launch_bounds__(kWarps * 32, 1)
         const int stage = t & 1;
         const int k0 = kbeg + t * kBc;
         if (t + 1 < ntiles) {
-            load_tile<D, kBc>(sK + (stage ^ 1) * kBc * D, kbase, kv_rs, k0 + kBc, a.Lk);
-            load_tile<D, kBc>(sV + (stage ^ 1) * kBc * D, vbase, kv_rs, k0 + kBc, a.Lk);
+            load_tile<D, kBc, kWarps * 32>(sK + (stage ^ 1) * kBc * D, kbase, kv_rs, k0 + kBc, a.Lk);
+            load_tile<D, kBc, kWarps * 32>(sV + (stage ^ 1) * kBc * D, vbase, kv_rs, k0 + kBc, a.Lk);
             cp_async_commit();
             cp_async_wait<1>();
         } else {
@@ -330,6 +266,11 @@ __global__ void __launch_bounds__(kWarps * 32, 1)
     l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
     const float inv0 = l0 > 0.f ? 1.f / l0 : 0.f, inv1 = l1 > 0.f ? 1.f / l1 : 0.f;
+    if (a.lse && t4 == 0) {  // ln Σ exp(scale·s) = m·ln 2 + ln l (m is in the log2 domain)
+        float* lrow = a.lse + (int64_t(b) * a.H + h) * a.Lq;
+        if (row0 < a.Lq) lrow[row0] = l0 > 0.f ? m0 * 0.6931471805599453f + logf(l0) : -INFINITY;
+        if (row1 < a.Lq) lrow[row1] = l1 > 0.f ? m1 * 0.6931471805599453f + logf(l1) : -INFINITY;
+    }
     const int64_t o_rs = int64_t(a.H) * D;
     float* obase = out + (int64_t(b) * a.Lq * a.H + h) * D;
 #pragma unroll

@@ -6,6 +6,8 @@
 // S = scale·Q·Kᵀ for all key heads in one batched GEMM, the row kernels, then batched GEMMs for O
 // (forward) or dV, dQ, dK (backward). A query tile is sized so that a score buffer stays under
 // kScoreFloats; with GQA the query heads sharing a key head are walked one group member at a time.
+// That f32 path (TF32 GEMMs at --matmul_precision high) is the oracle of medium's bf16 kernels:
+// cuDNN's or our flash forward with its lse, and the flash backward of cuda_attention_bwd.cu.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -195,32 +197,61 @@ void scores(CudaBackend& be, const Geom& g, const float* q, const float* k, int6
     be.gemm().run_f32(m);
 }
 
-// --matmul_precision medium: the fused bf16 attention (cuDNN's flash engine, as the forward runs
-// it) with its f32 softmax statistics as the lse, where the attention is unmasked and cuDNN has an
-// engine for the shape. Returns false, out and lse untouched, otherwise (a refusal by cuDNN is said
-// once per process: the f32 path then runs at its own speed).
+// --matmul_precision medium: the attention in bf16 on tensor cores, f32 accumulation. Unmasked
+// attention takes cuDNN's fused engine (as the forward runs it) with its f32 softmax statistics as
+// the lse; masks, and shapes cuDNN refuses (said once per process), our flash kernel, which writes
+// the lse itself. Returns false, out and lse untouched, where neither applies (other head dims): the
+// f32 path then runs.
+AttnArgs attn_args(CudaBackend& be, const Geom& g, const AttentionParams& p) {
+    AttnArgs a{};
+    a.B = int(g.B), a.Lq = int(g.Lq), a.Lk = int(g.Lk), a.H = int(g.H), a.Hk = int(g.Hk), a.d = int(g.D),
+    a.dv = int(g.Dv);
+    a.k_lens = be.device_klens(p.k_lens, a.B);
+    a.softmax_scale = g.scale;  // with q_scale: the kernels read q unscaled
+    a.causal = p.causal, a.window_left = p.window_left, a.window_right = p.window_right;
+    return a;
+}
+
+std::shared_ptr<Buffer> to_bf16(CudaBackend& be, const Tensor& t, float scale = 1.f) {
+    auto b = be.alloc(size_t(t.numel()) * 2);
+    launch_f32_to_bf16(t.data<float>(), static_cast<__nv_bfloat16*>(b->ptr()), t.numel(), scale, be.stream());
+    return b;
+}
+
+const __nv_bfloat16* bf(const std::shared_ptr<Buffer>& b) {
+    return static_cast<const __nv_bfloat16*>(b->ptr());
+}
+
 bool attention_lse_bf16(CudaBackend& be, const AttentionLseArgs& a, const Geom& g) {
     const AttentionParams& p = *a.p;
-    if (be.matmul_precision() != Backend::MatmulPrecision::Medium || g.D != g.Dv || g.D % 8 || g.D < 64 ||
-        g.D > 128 || p.causal || p.window_left >= 0 || p.window_right >= 0 || p.rel_bias.defined() || g.Lk == 0)
-        return false;
-    for (int32_t kl : p.k_lens)
-        if (kl != g.Lk) return false;
-    auto qb = be.alloc(size_t(a.q.numel()) * 2), kb = be.alloc(size_t(a.k.numel()) * 2),
-         vb = be.alloc(size_t(a.v.numel()) * 2), ob = be.alloc(size_t(a.out.numel()) * 2);
-    auto bf = [](const std::shared_ptr<Buffer>& b) { return static_cast<__nv_bfloat16*>(b->ptr()); };
-    launch_f32_to_bf16(a.q.data<float>(), bf(qb), a.q.numel(), p.q_scale, be.stream());  // q_scale first, as the reference
-    launch_f32_to_bf16(a.k.data<float>(), bf(kb), a.k.numel(), 1.f, be.stream());
-    launch_f32_to_bf16(a.v.data<float>(), bf(vb), a.v.numel(), 1.f, be.stream());
-    const float scale = float(p.softmax_scale > 0 ? double(p.softmax_scale) : 1.0 / std::sqrt(double(g.D)));
-    if (!be.sdpa().run(int(g.B), int(g.H), int(g.Hk), int(g.Lq), int(g.Lk), int(g.D), scale, bf(qb), bf(kb), bf(vb),
-                       bf(ob), a.lse.data<float>())) {
+    if (be.matmul_precision() != Backend::MatmulPrecision::Medium || p.rel_bias.defined()) return false;
+    bool unmasked = !(p.causal || p.window_left >= 0 || p.window_right >= 0) && g.Lk > 0;
+    for (int32_t kl : p.k_lens) unmasked = unmasked && kl == g.Lk;
+    const bool cudnn = unmasked && g.D == g.Dv && g.D % 8 == 0 && g.D >= 64 && g.D <= 128;
+    const bool flash = flash_attention_supported(int(g.D), int(g.Dv));
+    if (!cudnn && !flash) return false;
+    if (cudnn) {
+        auto qb = to_bf16(be, a.q, p.q_scale), kb = to_bf16(be, a.k), vb = to_bf16(be, a.v);
+        auto ob = be.alloc(size_t(a.out.numel()) * 2);
+        const float scale = float(p.softmax_scale > 0 ? double(p.softmax_scale) : 1.0 / std::sqrt(double(g.D)));
+        auto* op = static_cast<__nv_bfloat16*>(ob->ptr());
+        if (be.sdpa().run(int(g.B), int(g.H), int(g.Hk), int(g.Lq), int(g.Lk), int(g.D), scale, bf(qb), bf(kb), bf(vb),
+                          op, a.lse.data<float>())) {
+            launch_bf16_to_f32(op, a.out.data<float>(), a.out.numel(), be.stream());
+            be.wrote(a.out);
+            be.wrote(a.lse);
+            return true;
+        }
         if (be.first_warning("sdpa_lse"))
-            std::fprintf(stderr, "[%s] cuDNN attention with statistics unavailable (%s); attention_lse runs in f32/TF32\n",
-                         be.name().c_str(), be.sdpa().last_error().c_str());
-        return false;
+            std::fprintf(stderr, "[%s] cuDNN attention with statistics unavailable (%s); attention_lse runs %s\n",
+                         be.name().c_str(), be.sdpa().last_error().c_str(),
+                         flash ? "on the built-in flash kernel" : "in f32/TF32");
+        if (!flash) return false;
     }
-    launch_bf16_to_f32(bf(ob), a.out.data<float>(), a.out.numel(), be.stream());
+    AttnArgs aa = attn_args(be, g, p);
+    aa.lse = a.lse.data<float>();
+    auto qb = to_bf16(be, a.q), kb = to_bf16(be, a.k), vb = to_bf16(be, a.v);
+    launch_flash_attention(aa, bf(qb), bf(kb), bf(vb), a.out.data<float>(), be.stream());
     be.wrote(a.out);
     be.wrote(a.lse);
     return true;
@@ -253,9 +284,28 @@ void attention_lse_cuda(CudaBackend& be, const AttentionLseArgs& a) {
 
 // FlashAttention-2's backward per tile (the CPU kernel's comment): P = exp(S − lse), dP = dO·Vᵀ,
 // dS = P∘(dP − D), dV += Pᵀ·dO, dQ = scale·dS·K, dK += scale·dSᵀ·Q.
+// --matmul_precision medium: the bf16 flash backward (cuda_attention_bwd.cu) where it has the shape
+// (head dim 64 or 128, no GQA); false otherwise.
+bool attention_backward_bf16(CudaBackend& be, const AttentionBackwardArgs& a, const Geom& g) {
+    const AttentionParams& p = *a.p;
+    if (be.matmul_precision() != Backend::MatmulPrecision::Medium || p.rel_bias.defined()) return false;
+    const AttnArgs aa = attn_args(be, g, p);
+    if (!flash_attention_backward_supported(aa)) return false;
+    auto qb = to_bf16(be, a.q), kb = to_bf16(be, a.k), vb = to_bf16(be, a.v), db = to_bf16(be, a.dout);
+    const Tensor work = scratch(be, 2 * g.B * g.H * g.Lq);
+    launch_flash_attention_backward(aa, bf(qb), bf(kb), bf(vb), bf(db), a.out.data<float>(), a.dout.data<float>(),
+                                    a.lse.data<float>(), work.data<float>(), a.dq.data<float>(), a.dk.data<float>(),
+                                    a.dv.data<float>(), be.stream());
+    be.wrote(a.dq);
+    be.wrote(a.dk);
+    be.wrote(a.dv);
+    return true;
+}
+
 void attention_backward_cuda(CudaBackend& be, const AttentionBackwardArgs& a) {
     const AttentionParams& p = *a.p;
     const Geom g = geom(a.q, a.k, a.v, p);
+    if (attention_backward_bf16(be, a, g)) return;
     const int64_t qt = query_tile(g);
     const Tensor S = scratch(be, g.Hk * qt * g.Lk), dP = scratch(be, g.Hk * qt * g.Lk);
     zero(be, a.dk);

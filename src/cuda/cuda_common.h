@@ -201,12 +201,22 @@ struct AttnArgs {
     bool causal;
     int window_left, window_right;    // −1 = unlimited
     const float* rel_bias = nullptr;  // device [H, Lq + Lk − 1] or null (flash and GEMM paths)
+    float* lse = nullptr;             // flash kernel: device [B, H, Lq] gets ln Σ_j exp(scale·q·k_j), or null
 };
 // Flash attention on bf16 q [B, Lq, H, d], k [B, Lk, Hk, d], v [B, Lk, Hk, dv] (contiguous),
 // f32 out [B, Lq, H, dv]. Supported when d == dv and d ∈ {64, 128}.
 bool flash_attention_supported(int d, int dv);
 void launch_flash_attention(const AttnArgs& a, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
                             float* out, cudaStream_t stream);
+// The attention backward in bf16 (cuda_attention_bwd.cu): q, k, v, dout bf16 [B, L, H, d] (q not
+// scaled: a.softmax_scale is the whole scale), out/dout f32 for Δ = rowsum(dO∘O), lse [B, H, Lq] of
+// the forward; work holds 2·B·H·Lq floats; dq, dk, dv f32 are overwritten. Supported where the flash
+// forward is, with H == Hk and no rel_bias; a.lse is unused.
+bool flash_attention_backward_supported(const AttnArgs& a);
+void launch_flash_attention_backward(const AttnArgs& a, const __nv_bfloat16* q, const __nv_bfloat16* k,
+                                     const __nv_bfloat16* v, const __nv_bfloat16* dout, const float* out_f32,
+                                     const float* dout_f32, const float* lse, float* work, float* dq, float* dk,
+                                     float* dv, cudaStream_t stream);
 // Row softmax of one (sample b, head h) score block for the GEMM-based attention path (large head
 // dims): S f32 [rows, Lk] holds q·k for queries row0 … row0+rows−1; P bf16 gets softmax(S·scale +
 // bias) with the masks of a (a.softmax_scale is the scale); rows seeing no key become zeros.
