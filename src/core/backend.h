@@ -60,9 +60,9 @@ public:
     // How the training ops (attention_lse, the backward ops) may multiply f32 matrices, in PyTorch's
     // set_float32_matmul_precision terms: Highest = f32 (the default; the op tables hold those ops
     // to f32 accuracy); High = TF32 inputs with f32 accumulation (10-bit mantissa, as
-    // torch.backends.cuda.matmul.allow_tf32; ~7× the f32 rate on Hopper); Medium = also bf16 where
-    // a kernel has it (attention_lse on CUDA: the fused bf16 attention with f32 softmax statistics,
-    // the precision of PyTorch's bf16 autocast; not yet run on a GPU: wanrt train defaults to High).
+    // torch.backends.cuda.matmul.allow_tf32; ~7× the f32 rate on Hopper); Medium = bf16 inputs with
+    // f32 accumulation, the precision of PyTorch's bf16 autocast (on CUDA: the GEMMs, and the training
+    // attention forward and backward as fused bf16 kernels).
     // Backends without such units stay at Highest and report it.
     enum class MatmulPrecision { Highest, High, Medium };
     virtual void set_matmul_precision(MatmulPrecision) {}

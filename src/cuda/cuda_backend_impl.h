@@ -67,7 +67,9 @@ public:
     void release_cached_memory() override;
     void set_matmul_precision(MatmulPrecision p) override {
         precision_ = p;
-        gemm_->set_tf32(p != MatmulPrecision::Highest);
+        gemm_->set_f32_math(p == MatmulPrecision::Highest ? cuda::GemmEngine::F32Math::Exact
+                            : p == MatmulPrecision::High  ? cuda::GemmEngine::F32Math::Tf32
+                                                          : cuda::GemmEngine::F32Math::Bf16);
     }
     MatmulPrecision matmul_precision() const override { return precision_; }
     // Test mode: buffers NaN-filled (all-ones bytes) between guard bytes that are read back and

@@ -279,15 +279,17 @@ constexpr int kRowsPerBlock = 8;  // warps per block of the row kernels
 // Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: cuBLASLt gets B as its first
 // operand and A as its second, each with its own transpose flag (a row-major [r, c] matrix read
 // column-major is its transpose, [c, r] with the same leading dimension).
-GemmEngine::Plan& GemmEngine::plan_f32(const GemmF32& g) {
-    const F32Key key{g.ta, g.tb, g.M, g.N, g.K, g.lda, g.ldb, g.ldc, g.batch, g.sa, g.sb, g.sc, tf32_};
+GemmEngine::Plan& GemmEngine::plan_f32(const GemmF32& g, F32Math math) {
+    const F32Key key{g.ta, g.tb, g.M, g.N, g.K, g.lda, g.ldb, g.ldc, g.batch, g.sa, g.sb, g.sc, int(math)};
     auto it = f32_plans_.find(key);
     if (it != f32_plans_.end()) return it->second;
     Plan& p = f32_plans_[key];
     const cublasOperation_t opA = g.tb ? CUBLAS_OP_T : CUBLAS_OP_N, opB = g.ta ? CUBLAS_OP_T : CUBLAS_OP_N;
     const uint64_t m = uint64_t(g.N), n = uint64_t(g.M), k = uint64_t(g.K);
-    CUBLAS_CHECK(
-        cublasLtMatmulDescCreate(&p.desc, tf32_ ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    const cublasComputeType_t compute = math == F32Math::Bf16   ? CUBLAS_COMPUTE_32F_FAST_16BF
+                                        : math == F32Math::Tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                                : CUBLAS_COMPUTE_32F;
+    CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.desc, compute, CUDA_R_32F));
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof opA));
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof opB));
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_32F, g.tb ? k : m, g.tb ? m : k, int64_t(g.ldb)));
@@ -316,7 +318,8 @@ GemmEngine::Plan& GemmEngine::plan_f32(const GemmF32& g) {
 
 void GemmEngine::run_f32(const GemmF32& g) {
     if (g.M == 0 || g.N == 0 || g.batch == 0) return;
-    const Plan* p = g.K == 0 ? nullptr : &plan_f32(g);  // K = 0: C = beta·C, no cuBLASLt call for an empty sum
+    const Plan* p = g.K == 0 ? nullptr : &plan_f32(g, f32_math_);  // K = 0: C = beta·C, no cuBLASLt call
+    if (p && !p->ok && f32_math_ == F32Math::Bf16) p = &plan_f32(g, F32Math::Tf32);
     if (p && p->ok) {
         CUBLAS_CHECK(cublasLtMatmul(lt_, p->desc, &g.alpha, g.B, p->a, g.A, p->b, &g.beta, g.C, p->c, g.C, p->c,
                                     &p->algo, ws_, ws_bytes_, stream_));

@@ -286,11 +286,13 @@ public:
                  const __nv_bfloat16* bias, int act, void* y, int64_t M, int64_t N, int64_t K, bool y_bf16,
                  bool fast_accum, std::string* why);
 
-    // Row-major strided-batched f32 GEMM (the backward ops; cuda_backward.h), fp32 compute, or TF32
-    // inputs with fp32 accumulation after set_tf32(true) (Backend::set_matmul_precision High or Medium).
+    // Row-major strided-batched f32 GEMM (the backward ops; cuda_backward.h), fp32 compute, or inputs
+    // rounded to TF32 or bf16 with fp32 accumulation (Backend::set_matmul_precision High, Medium: PyTorch's
+    // meanings; a shape cuBLASLt has no bf16 algorithm for runs in TF32).
+    enum class F32Math { Exact, Tf32, Bf16 };
     void run_f32(const GemmF32& g);
-    void set_tf32(bool on) { tf32_ = on; }
-    bool tf32() const { return tf32_; }
+    void set_f32_math(F32Math m) { f32_math_ = m; }
+    F32Math f32_math() const { return f32_math_; }
 
 private:
     struct Plan {
@@ -310,12 +312,12 @@ private:
                    const float* b_scale);
     // run_f32's plans: a training step repeats its shapes, and building descriptors and asking the
     // heuristic costs more host time than many of its small GEMMs take on the device.
-    // (ta, tb, M, N, K, lda, ldb, ldc, batch, sa, sb, sc, tf32); !ok: the heuristic found nothing.
+    // (ta, tb, M, N, K, lda, ldb, ldc, batch, sa, sb, sc, math); !ok: the heuristic found nothing.
     using F32Key = std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int64_t, int64_t,
-                              int64_t, bool>;
-    Plan& plan_f32(const GemmF32& g);
+                              int64_t, int>;
+    Plan& plan_f32(const GemmF32& g, F32Math math);
     std::map<F32Key, Plan> f32_plans_;
-    bool tf32_ = false;
+    F32Math f32_math_ = F32Math::Exact;
 
     cudaStream_t stream_;
     cublasLtHandle_t lt_ = nullptr;

@@ -38,7 +38,8 @@ struct DitTape {
     // text embedding: ctx_in [B, text_len, text_dim] → u = text0(ctx_in), gu = gelu_tanh(u),
     // context = text2(gu) [B, text_len, D]
     Tensor ctx_in, u, gu, context;
-    std::vector<Tensor> block_in;  // num_layers + 1: each block's input, then the last block's output
+    std::vector<Tensor> block_in;  // num_layers + 1: each block's input (bf16 at Medium precision), then the
+                                   // last block's output (f32)
 };
 
 // Runs the model (outputs [out_dim, F, H, W] per sample, as DitModel::forward) and fills tape.
