@@ -619,13 +619,16 @@ for s in "${steps[@]}"; do
             P="$OUT/train_bench.log"; W=$BIN/wanrt
             run_p() { echo "### $*" >> "$P"; timeout ${STEP_TIMEOUT:-200} "$@" >> "$P" 2>&1; echo "rc=$?" >> "$P"; }
             [[ -x $BIN/test_train_gpu ]] && run_p $BIN/test_train_gpu  # the gradients with and without TF32
-            # TRAIN_BENCH_QUICK=1: one timed step at medium, no peer, no high (a short device budget)
+            # TRAIN_BENCH_QUICK=1: one timed step at medium, no peer (a short device budget);
+            # TRAIN_BENCH_HIGH=1 adds one step at high (TF32, f32 attention: ≈ 45 s on an H100).
             reps=2; [[ -n "${TRAIN_BENCH_QUICK:-}" ]] && reps=1
             run_p $W bench train --device cuda --matmul_precision medium --warmup 1 --repeats $reps \
                 --json $OUT/train_lora_medium.json
             if [[ -z "${TRAIN_BENCH_QUICK:-}" ]]; then
                 WAN_REF=$ROOT/.ref/wan REFBENCH=$ROOT/.ref/refbench run_p python3 scripts/bench_torch_train.py \
                     --warmup 1 --reps 3 --json $OUT/torch_train_lora.json
+            fi
+            if [[ -n "${TRAIN_BENCH_HIGH:-}" ]]; then
                 run_p $W bench train --device cuda --matmul_precision high --warmup 0 --repeats 1 --no_profile \
                     --json $OUT/train_lora_high.json
             fi
