@@ -121,7 +121,8 @@ void setup(CLI::App& bench) {
     c->add_option("--lora_rank", o->lora_rank, "LoRA rank (alpha = rank); 0 = full fine-tuning")->capture_default_str();
     c->add_option("--lora_targets", o->targets, "LoRA targets (wanrt train's --lora_targets)")->capture_default_str();
     c->add_option("--batch", o->batch, "Clips per step")->capture_default_str();
-    c->add_option("--matmul_precision", o->matmul_precision, "medium = bf16 attention + TF32, high = TF32, highest = f32 (CUDA; as wanrt train)")
+    c->add_option("--matmul_precision", o->matmul_precision,
+                  "medium = bf16 GEMMs, attention and checkpoints, high = TF32, highest = f32 (CUDA; as wanrt train)")
         ->check(CLI::IsMember({"medium", "high", "highest"}))
         ->capture_default_str();
     c->add_flag("!--no_profile", o->profile, "Skip the per-op breakdown rows");

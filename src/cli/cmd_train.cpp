@@ -125,7 +125,7 @@ void setup(CLI::App& app) {
         ->capture_default_str();
     c->add_option("--matmul_precision", o->matmul_precision,
                   "Matrix products of the training ops (PyTorch's set_float32_matmul_precision names): high = TF32 "
-                  "GEMMs, medium = also bf16 attention (not yet measured on a GPU), highest = f32; CUDA only (the CPU "
+                  "GEMMs, medium = bf16 GEMMs, attention and checkpoints (not yet run on a GPU), highest = f32; CUDA only (the CPU "
                   "is always f32)")
         ->check(CLI::IsMember({"medium", "high", "highest"}))
         ->capture_default_str();
