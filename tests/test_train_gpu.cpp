@@ -31,9 +31,9 @@ struct GpuGradFixture : DitGradFixture {
     explicit GpuGradFixture(const std::string& name) : DitGradFixture(name, gpu()) {}
 };
 
-// (fixture, matmul precision): wanrt train runs High (TF32 GEMMs) by default on CUDA, Medium adds bf16
-// attention where cuDNN has it (Backend::set_matmul_precision); the gradients are held to the same
-// bf16 bound at each.
+// (fixture, matmul precision): wanrt train runs High (TF32 GEMMs) by default on CUDA, Medium has bf16
+// GEMMs, attention and checkpoints (Backend::set_matmul_precision); the gradients are held to the
+// same bf16 bound at each.
 using Precision = Backend::MatmulPrecision;
 class DitBackwardGpu : public ::testing::TestWithParam<std::tuple<std::string, Precision>> {};
 
@@ -83,7 +83,7 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, DitBackwardGpu,
 
 // The reduced precisions take effect and stay bounded, on a head dim cuDNN's fused attention takes
 // (64): attention_lse's output and lse and attention_backward's gradients at High (TF32 GEMMs) and
-// Medium (the forward in bf16 through cuDNN, its softmax statistics as the lse) differ from the f32
+// Medium (the forward in bf16 through cuDNN, its softmax statistics as the lse; the flash backward) differ from the f32
 // result by more than f32 rounding and less than TF32's / bf16's (1e-2 / 3e-2 rel-L2); the lse,
 // which the backward's P = exp(S − lse) needs in the same units, to 1e-2 of its f32 value. Highest
 // again gives the f32 result back bit for bit (the plans are kept per mode).

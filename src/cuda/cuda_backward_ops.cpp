@@ -282,8 +282,6 @@ void attention_lse_cuda(CudaBackend& be, const AttentionLseArgs& a) {
     be.wrote(a.lse);
 }
 
-// FlashAttention-2's backward per tile (the CPU kernel's comment): P = exp(S − lse), dP = dO·Vᵀ,
-// dS = P∘(dP − D), dV += Pᵀ·dO, dQ = scale·dS·K, dK += scale·dSᵀ·Q.
 // --matmul_precision medium: the bf16 flash backward (cuda_attention_bwd.cu) where it has the shape
 // (head dim 64 or 128, no GQA); false otherwise.
 bool attention_backward_bf16(CudaBackend& be, const AttentionBackwardArgs& a, const Geom& g) {
@@ -302,6 +300,8 @@ bool attention_backward_bf16(CudaBackend& be, const AttentionBackwardArgs& a, co
     return true;
 }
 
+// FlashAttention-2's backward per tile (the CPU kernel's comment): P = exp(S − lse), dP = dO·Vᵀ,
+// dS = P∘(dP − D), dV += Pᵀ·dO, dQ = scale·dS·K, dK += scale·dSᵀ·Q.
 void attention_backward_cuda(CudaBackend& be, const AttentionBackwardArgs& a) {
     const AttentionParams& p = *a.p;
     const Geom g = geom(a.q, a.k, a.v, p);
