@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "build_paths.h"
 #include "test_util.h"
 #include "text/clean.h"
 #include "text/tokenizer.h"
@@ -166,6 +167,10 @@ TEST(Tokenizer, BadInput) {
     fs::create_directories(w / "garbage");
     std::ofstream(w / "garbage" / "spiece.model") << "not a model";
     test::expect_error([&] { T5Tokenizer t((w / "garbage").string()); }, {"[tokenizer]", "not a readable SentencePiece model"});
+    // fuzz_tokenizer's crash (session 18, after 7.16 M execs): a piece with an empty string makes
+    // SentencePiece's trie builder throw instead of returning a status; that escaped as a raw exception.
+    test::expect_error([&] { T5Tokenizer t((fs::path(WANRT_TEST_DATA) / "spiece_empty_piece.model").string()); },
+                       {"[tokenizer]", "not a readable SentencePiece model", "zero-length key"});
     // A SentencePiece model with the library's default ids (unk 0, BOS 1, EOS 2) is not a T5 vocabulary.
     const fs::path other = train_model("default_ids", "");
     test::expect_error([&] { T5Tokenizer t(other.string()); }, {"[tokenizer]", "EOS id 2"});

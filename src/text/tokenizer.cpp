@@ -36,7 +36,15 @@ T5Tokenizer::T5Tokenizer(const std::string& path, int64_t seq_len)
     : sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()), seq_len_(seq_len) {
     WANRT_CHECK(seq_len >= 1, "tokenizer", "sequence length ", seq_len, " must be at least 1 (Wan: 512)");
     model_path_ = find_model(path);
-    const auto st = sp_->Load(model_path_);
+    // SentencePiece reports most bad files in its status, but some (a piece with an empty string:
+    // its trie builder's "zero-length key", found by fuzz_tokenizer) as an exception.
+    sentencepiece::util::Status st;
+    try {
+        st = sp_->Load(model_path_);
+    } catch (const std::exception& e) {
+        fail("tokenizer", model_path_, " is not a readable SentencePiece model (", e.what(),
+             "); use spiece.model of google/umt5-xxl");
+    }
     WANRT_CHECK(st.ok(), "tokenizer", model_path_, " is not a readable SentencePiece model (", st.ToString(),
                 "); use spiece.model of google/umt5-xxl");
     WANRT_CHECK(sp_->eos_id() == kEosId && sp_->pad_id() == kPadId, "tokenizer", model_path_, " has EOS id ",
