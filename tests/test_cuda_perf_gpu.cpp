@@ -155,6 +155,84 @@ TEST(CudaPerf, GemmAndAttentionAtDitSizes) {
     cudaStreamDestroy(s);
 }
 
+// The training attention's backward (issue 23): cuDNN's fused backward against our flash backward on
+// the same bf16 inputs, the forward's lse from the flash kernel. An awkward small shape for agreement,
+// then the 1.3B self-attention at 480p 81 frames for speed (10·B·H·Lq·Lk·d FLOP per backward).
+TEST(CudaPerf, AttentionBackwardCudnnVsFlash) {
+    ASSERT_GT(cuda_device_count(), 0);
+    cudaStream_t s;
+    CUDA_CHECK(cudaStreamCreate(&s));
+    struct A {
+        int B, Lq, Lk, H, d;
+        const char* what;
+    };
+    const A as[] = {{2, 200, 333, 3, 64, "awkward d64"}, {1, 1000, 1000, 2, 128, "d128"},
+                    {1, 32760, 32760, 12, 128, "self-attn 480p 81f"}};
+    for (const A& c : as) {
+        const size_t nq = size_t(c.B) * c.Lq * c.H * c.d, nk = size_t(c.B) * c.Lk * c.H * c.d,
+                     rows = size_t(c.B) * c.H * c.Lq;
+        auto* q = random_bf16(nq, 21, 1.f);
+        auto* k = random_bf16(nk, 22, 1.f);
+        auto* v = random_bf16(nk, 23, 1.f);
+        auto* dob = random_bf16(nq, 24, 1.f);
+        float *o, *dof, *lse, *work, *g[3], *gc[3], *acc, *sum;
+        __nv_bfloat16 *ob, *gb[3];
+        CUDA_CHECK(cudaMalloc(&o, nq * 4));
+        CUDA_CHECK(cudaMalloc(&dof, nq * 4));
+        CUDA_CHECK(cudaMalloc(&lse, rows * 4));
+        CUDA_CHECK(cudaMalloc(&work, 2 * rows * 4));
+        CUDA_CHECK(cudaMalloc(&acc, nq * 4));
+        CUDA_CHECK(cudaMalloc(&sum, rows * 4));
+        CUDA_CHECK(cudaMalloc(&ob, nq * 2));
+        const size_t n[3] = {nq, nk, nk};
+        for (int i = 0; i < 3; ++i) {
+            CUDA_CHECK(cudaMalloc(&g[i], n[i] * 4));
+            CUDA_CHECK(cudaMalloc(&gc[i], n[i] * 4));
+            CUDA_CHECK(cudaMalloc(&gb[i], n[i] * 2));
+        }
+        AttnArgs a{};
+        a.B = c.B, a.Lq = c.Lq, a.Lk = c.Lk, a.H = c.H, a.Hk = c.H, a.d = c.d, a.dv = c.d;
+        a.softmax_scale = 1.f / std::sqrt(float(c.d));
+        a.window_left = a.window_right = -1;
+        a.lse = lse;
+        launch_flash_attention(a, q, k, v, o, s);
+        launch_f32_to_bf16(o, ob, int64_t(nq), 1.f, s);
+        launch_bf16_to_f32(dob, dof, int64_t(nq), s);
+        const double flop = 10.0 * c.B * c.H * double(c.Lq) * c.Lk * c.d;
+        auto flash = [&] { launch_flash_attention_backward(a, q, k, v, dob, o, dof, lse, work, g[0], g[1], g[2], s); };
+        const double ms_flash = median_ms(s, flash, 1, 5);
+        CudnnSdpa sdpa(s);
+        const CudnnSdpa::Backward cb{c.B, c.H, c.Lq, c.Lk, c.d, a.softmax_scale, q, k, v, ob, dob, lse,
+                                     gb[0], gb[1], gb[2], sum, acc};
+        const bool ok = sdpa.backward(cb);
+        EXPECT_TRUE(ok) << c.what << ": cuDNN backward unavailable: " << sdpa.last_error();
+        if (ok) {
+            const double ms_cudnn = median_ms(s, [&] { sdpa.backward(cb); }, 1, 5);
+            for (int i = 0; i < 3; ++i) launch_bf16_to_f32(gb[i], gc[i], int64_t(n[i]), s);
+            CUDA_CHECK(cudaStreamSynchronize(s));
+            const char* names[3] = {"dq", "dk", "dv"};
+            std::printf("attention backward %-20s B%d Lq %5d Lk %5d H %2d d %3d: flash %8.3f ms %6.1f TFLOP/s, "
+                        "cudnn %8.3f ms %6.1f TFLOP/s\n", c.what, c.B, c.Lq, c.Lk, c.H, c.d, ms_flash,
+                        flop / (ms_flash * 1e-3) / 1e12, ms_cudnn, flop / (ms_cudnn * 1e-3) / 1e12);
+            for (int i = 0; i < 3; ++i) {
+                std::vector<float> h1(n[i]), h2(n[i]);
+                CUDA_CHECK(cudaMemcpy(h1.data(), g[i], n[i] * 4, cudaMemcpyDeviceToHost));
+                CUDA_CHECK(cudaMemcpy(h2.data(), gc[i], n[i] * 4, cudaMemcpyDeviceToHost));
+                double num = 0, den = 0;
+                for (size_t j = 0; j < n[i]; ++j)
+                    num += double(h1[j] - h2[j]) * (h1[j] - h2[j]), den += double(h1[j]) * h1[j];
+                const double rel = std::sqrt(num / std::max(den, 1e-300));
+                std::printf("  %s cudnn vs flash rel-L2 %.3e\n", names[i], rel);
+                EXPECT_LT(rel, 2e-2) << c.what << " " << names[i];
+                EXPECT_GT(den, 0) << c.what << " " << names[i] << " is all zeros";
+            }
+        }
+        for (void* p : std::initializer_list<void*>{q, k, v, dob, o, dof, lse, work, acc, sum, ob}) cudaFree(p);
+        for (int i = 0; i < 3; ++i) cudaFree(g[i]), cudaFree(gc[i]), cudaFree(gb[i]);
+    }
+    cudaStreamDestroy(s);
+}
+
 // The issue's DiT case: Wan2.1-T2V-1.3B widths, all 30 blocks, 480p 81 frames (32,760 tokens),
 // random bf16 weights, one sample with 120 text tokens. Times whole forwards (median of 5 after 2
 // warm-ups, synchronised) and reports the allocator's peak while one forward runs.

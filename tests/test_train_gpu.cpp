@@ -187,7 +187,9 @@ TEST_P(FlashBackwardGpu, MatchesTheF32Path) {
 
 INSTANTIATE_TEST_SUITE_P(
     Shapes, FlashBackwardGpu,
+    // Unmasked MHA runs cuDNN's fused forward and backward; masks and GQA our flash kernels.
     ::testing::Values(FlashCase{"d128_unmasked", 1, 200, 200, 2, 2, 128, {}},
+                      FlashCase{"d64_full_klens_qscale", 2, 96, 130, 3, 3, 64, {130, 130}, false, -1, -1, 0.7f, 0.2f},
                       FlashCase{"d64_klens_empty", 2, 77, 130, 3, 3, 64, {130, 0}},
                       FlashCase{"d64_klens", 2, 64, 70, 2, 2, 64, {45, 70}},
                       FlashCase{"d128_causal_window", 1, 150, 150, 2, 2, 128, {}, true, 40, -1, 0.7f, 0.2f},

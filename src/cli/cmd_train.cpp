@@ -21,7 +21,7 @@ namespace {
 
 struct Opts {
     TrainOptions t;
-    std::string ckpt_dir, device = "cpu", demo_dit = "trained", eval_swap, matmul_precision = "high";
+    std::string ckpt_dir, device = "cpu", demo_dit = "trained", eval_swap, matmul_precision = "medium";
     int threads = 0;
 };
 
@@ -125,8 +125,8 @@ void setup(CLI::App& app) {
         ->capture_default_str();
     c->add_option("--matmul_precision", o->matmul_precision,
                   "Matrix products of the training ops (PyTorch's set_float32_matmul_precision names): high = TF32 "
-                  "GEMMs, medium = bf16 GEMMs, attention and checkpoints (not yet run on a GPU), highest = f32; CUDA only (the CPU "
-                  "is always f32)")
+                  "GEMMs, medium = bf16 GEMMs, attention and checkpoints (PyTorch's bf16 autocast), highest = f32; CUDA only "
+                  "(the CPU is always f32)")
         ->check(CLI::IsMember({"medium", "high", "highest"}))
         ->capture_default_str();
     c->add_option("--threads", o->threads, "CPU threads (0 = all cores)")

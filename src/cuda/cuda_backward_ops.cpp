@@ -222,12 +222,18 @@ const __nv_bfloat16* bf(const std::shared_ptr<Buffer>& b) {
     return static_cast<const __nv_bfloat16*>(b->ptr());
 }
 
+// Whether cuDNN's fused attention (forward with statistics, backward) has the case: no mask (k_lens
+// all full), head dims equal, a multiple of 8 in [64, 128]. cuDNN may still refuse a shape at build.
+bool cudnn_attention_case(const Geom& g, const AttentionParams& p) {
+    bool unmasked = !(p.causal || p.window_left >= 0 || p.window_right >= 0) && g.Lk > 0;
+    for (int32_t kl : p.k_lens) unmasked = unmasked && kl == g.Lk;
+    return unmasked && g.D == g.Dv && g.D % 8 == 0 && g.D >= 64 && g.D <= 128;
+}
+
 bool attention_lse_bf16(CudaBackend& be, const AttentionLseArgs& a, const Geom& g) {
     const AttentionParams& p = *a.p;
     if (be.matmul_precision() != Backend::MatmulPrecision::Medium || p.rel_bias.defined()) return false;
-    bool unmasked = !(p.causal || p.window_left >= 0 || p.window_right >= 0) && g.Lk > 0;
-    for (int32_t kl : p.k_lens) unmasked = unmasked && kl == g.Lk;
-    const bool cudnn = unmasked && g.D == g.Dv && g.D % 8 == 0 && g.D >= 64 && g.D <= 128;
+    const bool cudnn = cudnn_attention_case(g, p);
     const bool flash = flash_attention_supported(int(g.D), int(g.Dv));
     if (!cudnn && !flash) return false;
     if (cudnn) {
@@ -282,11 +288,41 @@ void attention_lse_cuda(CudaBackend& be, const AttentionLseArgs& a) {
     be.wrote(a.lse);
 }
 
-// --matmul_precision medium: the bf16 flash backward (cuda_attention_bwd.cu) where it has the shape
-// (head dim 64 or 128, no GQA); false otherwise.
+// cuDNN's fused attention backward where cudnn_attention_case holds and K, V have H heads: raw q with
+// the scale that includes q_scale (the same S as the forward's), bf16 gradients widened to f32.
+// False, nothing written, where cuDNN has no engine (said once per process).
+bool attention_backward_cudnn(CudaBackend& be, const AttentionBackwardArgs& a, const Geom& g) {
+    if (!cudnn_attention_case(g, *a.p) || g.H != g.Hk) return false;
+    auto qb = to_bf16(be, a.q), kb = to_bf16(be, a.k), vb = to_bf16(be, a.v), ob = to_bf16(be, a.out),
+         db = to_bf16(be, a.dout);
+    auto dqb = be.alloc(size_t(a.dq.numel()) * 2), dkb = be.alloc(size_t(a.dk.numel()) * 2),
+         dvb = be.alloc(size_t(a.dv.numel()) * 2);
+    const Tensor sum = scratch(be, g.B * g.H * g.Lq), acc = scratch(be, g.B * g.H * g.Lq * g.D);
+    auto out = [](const std::shared_ptr<Buffer>& b) { return static_cast<__nv_bfloat16*>(b->ptr()); };
+    CudnnSdpa::Backward c{int(g.B), int(g.H), int(g.Lq), int(g.Lk), int(g.D), g.scale,
+                          bf(qb), bf(kb), bf(vb), bf(ob), bf(db), a.lse.data<float>(),
+                          out(dqb), out(dkb), out(dvb), sum.data<float>(), acc.data<float>()};
+    if (!be.sdpa().backward(c)) {
+        if (be.first_warning("sdpa_bwd"))
+            std::fprintf(stderr, "[%s] cuDNN attention backward unavailable (%s); it runs on the built-in flash kernels\n",
+                         be.name().c_str(), be.sdpa().last_error().c_str());
+        return false;
+    }
+    launch_bf16_to_f32(bf(dqb), a.dq.data<float>(), a.dq.numel(), be.stream());
+    launch_bf16_to_f32(bf(dkb), a.dk.data<float>(), a.dk.numel(), be.stream());
+    launch_bf16_to_f32(bf(dvb), a.dv.data<float>(), a.dv.numel(), be.stream());
+    be.wrote(a.dq);
+    be.wrote(a.dk);
+    be.wrote(a.dv);
+    return true;
+}
+
+// --matmul_precision medium: cuDNN's fused backward for unmasked MHA, else the bf16 flash backward
+// (cuda_attention_bwd.cu) where it has the shape (head dim 64 or 128, no GQA); false otherwise.
 bool attention_backward_bf16(CudaBackend& be, const AttentionBackwardArgs& a, const Geom& g) {
     const AttentionParams& p = *a.p;
     if (be.matmul_precision() != Backend::MatmulPrecision::Medium || p.rel_bias.defined()) return false;
+    if (attention_backward_cudnn(be, a, g)) return true;
     const AttnArgs aa = attn_args(be, g, p);
     if (!flash_attention_backward_supported(aa)) return false;
     auto qb = to_bf16(be, a.q), kb = to_bf16(be, a.k), vb = to_bf16(be, a.v), db = to_bf16(be, a.dout);

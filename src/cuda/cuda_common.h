@@ -343,6 +343,7 @@ public:
     CudnnSession(const CudnnSession&) = delete;
     CudnnSession& operator=(const CudnnSession&) = delete;
     cudnnHandle_t handle() const { return handle_; }
+    cudaStream_t stream() const { return stream_; }
     // Executes plan with the tensors (uids[i] → ptrs[i]); false with *error set if cuDNN refuses.
     bool execute(cudnnBackendDescriptor_t plan, int64_t workspace, const int64_t* uids, void* const* ptrs, int64_t n,
                  std::string* error);
@@ -357,9 +358,10 @@ private:
 
 // ---- cuda_sdpa.cpp ----
 // cuDNN's fused flash attention, built through the backend graph API (no frontend library):
-// S = Q·Kᵀ · scale, softmax in fp32, O = P·V, bf16 in and out, no mask. One execution plan per
-// shape, cached; a shape cuDNN has no engine for is remembered and run() returns false, so the
-// caller falls back to launch_flash_attention. Layout as everywhere: [B, L, heads, d].
+// S = Q·Kᵀ · scale, softmax in fp32, O = P·V, bf16 in and out, no mask; and its backward. One
+// execution plan per shape, cached; a shape cuDNN has no engine for is remembered and run() /
+// backward() return false, so the caller falls back to our flash kernels. Layout as everywhere:
+// [B, L, heads, d].
 class CudnnSdpa {
 public:
     explicit CudnnSdpa(cudaStream_t stream);
@@ -368,14 +370,27 @@ public:
     CudnnSdpa& operator=(const CudnnSdpa&) = delete;
 
     // stats (optional, f32 [B, H, Lq]): each row's logsumexp of the scaled scores, for combining
-    // partial results over key ranges (split-KV).
+    // partial results over key ranges (split-KV) and for the backward.
     bool run(int B, int H, int Hk, int Lq, int Lk, int d, float scale, const __nv_bfloat16* q, const __nv_bfloat16* k,
              const __nv_bfloat16* v, __nv_bfloat16* o, float* stats = nullptr);
+
+    // dQ, dK, dV of run() given dO and run()'s stats; no GQA (K and V have H heads), head dims equal.
+    struct Backward {
+        int B, H, Lq, Lk, d;
+        float scale;
+        const __nv_bfloat16 *q, *k, *v, *o, *dout;
+        const float* stats;                 // [B, H, Lq]
+        __nv_bfloat16 *dq, *dk, *dv;
+        float* softmax_sum;                 // scratch [B, H, Lq]: Δ = rowsum(dO∘O)
+        float* dq_accum;                    // scratch [B, H, Lq, d]
+    };
+    bool backward(const Backward& a);
     std::string last_error() const { return error_; }
 
 private:
     struct Plan;
-    using Key = std::tuple<int, int, int, int, int, int, bool>;  // (B, H, Hk, Lq, Lk, d, with stats)
+    enum Mode { kForward, kWithStats, kBackward };
+    using Key = std::tuple<int, int, int, int, int, int, int>;  // (B, H, Hk, Lq, Lk, d, Mode)
     Plan* plan(const Key& key);
 
     CudnnSession cudnn_;
