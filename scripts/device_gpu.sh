@@ -621,6 +621,8 @@ for s in "${steps[@]}"; do
             [[ -x $BIN/test_train_gpu ]] && run_p $BIN/test_train_gpu  # the gradients with and without TF32
             # cuDNN's attention backward against our flash backward, agreement and speed at the 1.3B shape
             [[ -x $BIN/test_cuda_perf_gpu ]] && run_p $BIN/test_cuda_perf_gpu --gtest_filter='*AttentionBackward*'
+            # the training ops' table on cuda against float64 (awkward shapes, guard regions)
+            [[ -x $BIN/test_backend_ops ]] && run_p $BIN/test_backend_ops --gtest_filter='*cuda_*backward*:*cuda_sum_rows*'
             # TRAIN_BENCH_QUICK=1: one timed step at medium, no peer (a short device budget);
             # TRAIN_BENCH_HIGH=1 adds one step at high (TF32, f32 attention: ≈ 45 s on an H100).
             reps=2; [[ -n "${TRAIN_BENCH_QUICK:-}" ]] && reps=1

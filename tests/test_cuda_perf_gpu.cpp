@@ -166,7 +166,8 @@ TEST(CudaPerf, AttentionBackwardCudnnVsFlash) {
         int B, Lq, Lk, H, d;
         const char* what;
     };
-    const A as[] = {{2, 200, 333, 3, 64, "awkward d64"}, {1, 1000, 1000, 2, 128, "d128"},
+    const A as[] = {{2, 200, 333, 3, 64, "awkward d64"},
+                    {1, 1000, 1000, 2, 128, "d128"},
                     {1, 32760, 32760, 12, 128, "self-attn 480p 81f"}};
     for (const A& c : as) {
         const size_t nq = size_t(c.B) * c.Lq * c.H * c.d, nk = size_t(c.B) * c.Lk * c.H * c.d,
@@ -202,18 +203,21 @@ TEST(CudaPerf, AttentionBackwardCudnnVsFlash) {
         auto flash = [&] { launch_flash_attention_backward(a, q, k, v, dob, o, dof, lse, work, g[0], g[1], g[2], s); };
         const double ms_flash = median_ms(s, flash, 1, 5);
         CudnnSdpa sdpa(s);
-        const CudnnSdpa::Backward cb{c.B, c.H, c.Lq, c.Lk, c.d, a.softmax_scale, q, k, v, ob, dob, lse,
-                                     gb[0], gb[1], gb[2], sum, acc};
+        const CudnnSdpa::Backward cb{c.B, c.H, c.Lq, c.Lk,  c.d,   a.softmax_scale, q,   k,  v,
+                                     ob,  dob, lse,  gb[0], gb[1], gb[2],           sum, acc};
         const bool ok = sdpa.backward(cb);
         EXPECT_TRUE(ok) << c.what << ": cuDNN backward unavailable: " << sdpa.last_error();
         if (ok) {
-            const double ms_cudnn = median_ms(s, [&] { sdpa.backward(cb); }, 1, 5);
+            const double ms_cudnn = median_ms(
+                s, [&] { sdpa.backward(cb); }, 1, 5);
             for (int i = 0; i < 3; ++i) launch_bf16_to_f32(gb[i], gc[i], int64_t(n[i]), s);
             CUDA_CHECK(cudaStreamSynchronize(s));
             const char* names[3] = {"dq", "dk", "dv"};
-            std::printf("attention backward %-20s B%d Lq %5d Lk %5d H %2d d %3d: flash %8.3f ms %6.1f TFLOP/s, "
-                        "cudnn %8.3f ms %6.1f TFLOP/s\n", c.what, c.B, c.Lq, c.Lk, c.H, c.d, ms_flash,
-                        flop / (ms_flash * 1e-3) / 1e12, ms_cudnn, flop / (ms_cudnn * 1e-3) / 1e12);
+            std::printf(
+                "attention backward %-20s B%d Lq %5d Lk %5d H %2d d %3d: flash %8.3f ms %6.1f TFLOP/s, "
+                "cudnn %8.3f ms %6.1f TFLOP/s\n",
+                c.what, c.B, c.Lq, c.Lk, c.H, c.d, ms_flash, flop / (ms_flash * 1e-3) / 1e12, ms_cudnn,
+                flop / (ms_cudnn * 1e-3) / 1e12);
             for (int i = 0; i < 3; ++i) {
                 std::vector<float> h1(n[i]), h2(n[i]);
                 CUDA_CHECK(cudaMemcpy(h1.data(), g[i], n[i] * 4, cudaMemcpyDeviceToHost));

@@ -139,30 +139,54 @@ __global__ void adamw_kernel(float* __restrict__ p, const float* __restrict__ g,
 }
 
 // ---- sums over rows -----------------------------------------------------------------------------
-// Block (32 columns × 8 row slices) per group and column tile; double partial sums, reduced over
-// the slices in shared memory in a fixed order.
+// Block (32 columns × 8 row slices) per group, column tile and row chunk; double partial sums, reduced
+// over the slices in shared memory in a fixed order. With one chunk per group the block writes the
+// result; with R > 1 (few groups: one group alone would fill a third of an H100 with 48 blocks for
+// D = 1536) it writes its chunk's partials to part [G, R, 2, D] and col_sums_finish_kernel adds them
+// in chunk order, so the result does not depend on scheduling.
 __global__ void group_col_sums_kernel(const float* __restrict__ a, const float* __restrict__ b,
                                       const float* __restrict__ mean, const float* __restrict__ scale, int64_t S,
-                                      int64_t D, float* __restrict__ sum_a, float* __restrict__ sum_ab,
-                                      bool accumulate) {
+                                      int64_t D, int R, int64_t chunk, float* __restrict__ sum_a,
+                                      float* __restrict__ sum_ab, double* __restrict__ part, bool accumulate) {
     __shared__ double sa[8][32], sab[8][32];
     const int tx = threadIdx.x, ty = threadIdx.y;
-    const int64_t g = blockIdx.y, c = int64_t(blockIdx.x) * 32 + tx;
+    const int64_t g = blockIdx.y / R, ch = blockIdx.y % R, c = int64_t(blockIdx.x) * 32 + tx;
+    const int64_t r0 = g * S + ch * chunk, r1 = min(r0 + chunk, (g + 1) * S);
+    const bool ab = sum_ab != nullptr;
     double acc_a = 0, acc_ab = 0;
     if (c < D)
-        for (int64_t r = g * S + ty; r < (g + 1) * S; r += 8) {
+        for (int64_t r = r0 + ty; r < r1; r += 8) {
             const double av = a[r * D + c];
             acc_a += av;
-            if (sum_ab) acc_ab += av * (double(b[r * D + c]) - (mean ? mean[r] : 0.f)) * (scale ? scale[r] : 1.f);
+            if (ab) acc_ab += av * (double(b[r * D + c]) - (mean ? mean[r] : 0.f)) * (scale ? scale[r] : 1.f);
         }
     sa[ty][tx] = acc_a, sab[ty][tx] = acc_ab;
     __syncthreads();
     if (ty == 0 && c < D) {
         double ta = 0, tab = 0;
         for (int i = 0; i < 8; ++i) ta += sa[i][tx], tab += sab[i][tx];
+        if (part) {
+            double* p = part + ((g * R + ch) * 2) * D;
+            p[c] = ta, p[D + c] = tab;
+            return;
+        }
         if (sum_a) sum_a[g * D + c] = float(ta) + (accumulate ? sum_a[g * D + c] : 0.f);
-        if (sum_ab) sum_ab[g * D + c] = float(tab) + (accumulate ? sum_ab[g * D + c] : 0.f);
+        if (ab) sum_ab[g * D + c] = float(tab) + (accumulate ? sum_ab[g * D + c] : 0.f);
     }
+}
+
+__global__ void col_sums_finish_kernel(const double* __restrict__ part, int64_t G, int R, int64_t D,
+                                       float* __restrict__ sum_a, float* __restrict__ sum_ab, bool accumulate) {
+    const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+    if (i >= G * D) return;
+    const int64_t g = i / D, c = i % D;
+    double ta = 0, tab = 0;
+    for (int r = 0; r < R; ++r) {
+        const double* p = part + ((g * R + r) * 2) * D;
+        ta += p[c], tab += p[D + c];
+    }
+    if (sum_a) sum_a[i] = float(ta) + (accumulate ? sum_a[i] : 0.f);
+    if (sum_ab) sum_ab[i] = float(tab) + (accumulate ? sum_ab[i] : 0.f);
 }
 
 // ---- row norms (one warp per row) -------------------------------------------------------------
@@ -299,7 +323,8 @@ GemmEngine::Plan& GemmEngine::plan_f32(const GemmF32& g, F32Math math) {
     const int64_t strides[3] = {g.sb, g.sa, g.sc};
     cublasLtMatrixLayout_t layouts[3] = {p.a, p.b, p.c};
     for (int i = 0; i < 3; ++i) {
-        CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(layouts[i], CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &batch, sizeof batch));
+        CUBLAS_CHECK(
+            cublasLtMatrixLayoutSetAttribute(layouts[i], CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &batch, sizeof batch));
         CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(layouts[i], CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
                                                       &strides[i], sizeof strides[i]));
     }
@@ -337,9 +362,34 @@ void launch_unary_backward(int act, const float* x, const float* dy, float* dx, 
     CUDA_CHECK_LAUNCH();
 }
 
+namespace {
+int group_col_sums_chunks(int64_t G, int64_t S, int64_t D) {
+    // ≈ 4 blocks per SM of an H100 (132), each chunk at least 256 rows (32 per row slice).
+    const int64_t tiles = (D + 31) / 32 * G;
+    if (tiles >= 528) return 1;
+    return int(std::clamp<int64_t>((528 + tiles - 1) / tiles, 1, std::max<int64_t>(S / 256, 1)));
+}
+}  // namespace
+
+int64_t group_col_sums_work(int64_t G, int64_t S, int64_t D) {
+    const int R = group_col_sums_chunks(G, S, D);
+    return R > 1 ? G * R * 2 * D : 0;
+}
+
 void launch_group_col_sums(const float* a, const float* b, const float* mean, const float* scale, int64_t G, int64_t S,
-                           int64_t D, float* sum_a, float* sum_ab, bool accumulate, cudaStream_t stream) {
+                           int64_t D, float* sum_a, float* sum_ab, bool accumulate, double* work, cudaStream_t stream) {
     if (G == 0 || D == 0) return;
+    const int R = work ? group_col_sums_chunks(G, S, D) : 1;
+    if (R > 1) {  // G·R ≤ 528 rows of the grid
+        const int64_t chunk = (S + R - 1) / R;
+        dim3 grid(unsigned((D + 31) / 32), unsigned(G * R));
+        group_col_sums_kernel<<<grid, dim3(32, 8), 0, stream>>>(a, b, mean, scale, S, D, R, chunk, nullptr, sum_ab,
+                                                                work, accumulate);
+        CUDA_CHECK_LAUNCH();
+        col_sums_finish_kernel<<<blocks_for(G * D, 256), 256, 0, stream>>>(work, G, R, D, sum_a, sum_ab, accumulate);
+        CUDA_CHECK_LAUNCH();
+        return;
+    }
     // Groups in launches of at most 65,535 (the grid's y limit; TI2V's per-token groups can exceed it).
     constexpr int64_t kMaxY = 65535;
     for (int64_t g0 = 0; g0 < G; g0 += kMaxY) {
@@ -347,7 +397,7 @@ void launch_group_col_sums(const float* a, const float* b, const float* mean, co
         dim3 grid(unsigned((D + 31) / 32), unsigned(n));
         group_col_sums_kernel<<<grid, dim3(32, 8), 0, stream>>>(
             a + rows * D, b ? b + rows * D : nullptr, mean ? mean + rows : nullptr, scale ? scale + rows : nullptr, S,
-            D, sum_a ? sum_a + outs : nullptr, sum_ab ? sum_ab + outs : nullptr, accumulate);
+            D, 1, S, sum_a ? sum_a + outs : nullptr, sum_ab ? sum_ab + outs : nullptr, nullptr, accumulate);
         CUDA_CHECK_LAUNCH();
     }
 }
@@ -374,7 +424,7 @@ void launch_gate_rows(const float* dout, const float* gate, int64_t gate_stride,
                       int64_t D, cudaStream_t stream) {
     if (rows * D == 0) return;
     gate_rows_kernel<<<blocks_for(rows * D, 256), 256, 0, stream>>>(dout, gate, gate_stride, std::max<int64_t>(S, 1),
-                                                                   dy, rows, D);
+                                                                    dy, rows, D);
     CUDA_CHECK_LAUNCH();
 }
 

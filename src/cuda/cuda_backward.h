@@ -34,9 +34,12 @@ void launch_unary_backward(int act, const float* x, const float* dy, float* dx, 
 // Over G groups of S rows of width D, per group g and column c:
 //   sum_a[g, c] (+)= Σ_r a[r, c]
 //   sum_ab[g, c] (+)= Σ_r a[r, c]·(b[r, c] − mean[r])·scale[r]
-// mean and scale are optional (null: 0 and 1); either output may be null (not computed).
+// mean and scale are optional (null: 0 and 1); either output may be null (not computed). Few long
+// groups are split over more blocks when work (group_col_sums_work doubles) is given; the partial
+// sums are then added in a fixed order, so the result is the same from run to run either way.
+int64_t group_col_sums_work(int64_t G, int64_t S, int64_t D);
 void launch_group_col_sums(const float* a, const float* b, const float* mean, const float* scale, int64_t G, int64_t S,
-                           int64_t D, float* sum_a, float* sum_ab, bool accumulate, cudaStream_t stream);
+                           int64_t D, float* sum_a, float* sum_ab, bool accumulate, double* work, cudaStream_t stream);
 
 // RMSNorm rows: r = rsqrt(mean(x²) + eps), dx = r·dy·w − x·r³·mean(dy·w·x); rs[row] = r.
 void launch_rms_norm_backward(const float* x, const float* w, const float* dy, float eps, float* dx, float* rs,

@@ -37,6 +37,15 @@ void zero(CudaBackend& be, const Tensor& t) {
 }
 
 // ---- linear, activations, sums ------------------------------------------------------------------
+// launch_group_col_sums with its split scratch from the backend's allocator.
+void col_sums(CudaBackend& be, const float* a, const float* b, const float* mean, const float* scale, int64_t G,
+              int64_t S, int64_t D, float* sum_a, float* sum_ab, bool accumulate) {
+    const int64_t n = group_col_sums_work(G, S, D);
+    const Tensor work = n ? scratch(be, 2 * n) : Tensor();  // n doubles
+    launch_group_col_sums(a, b, mean, scale, G, S, D, sum_a, sum_ab, accumulate,
+                          n ? reinterpret_cast<double*>(work.data<float>()) : nullptr, be.stream());
+}
+
 void linear_backward_cuda(CudaBackend& be, const LinearBackwardArgs& a) {
     const int64_t M = a.x.size(0), K = a.x.size(1), N = a.dy.size(1);
     if (a.dx.defined()) {  // dx [M, K] = dy [M, N] · w [N, K]
@@ -61,8 +70,7 @@ void linear_backward_cuda(CudaBackend& be, const LinearBackwardArgs& a) {
         be.wrote(a.dw);
     }
     if (a.db.defined()) {
-        launch_group_col_sums(a.dy.data<float>(), nullptr, nullptr, nullptr, 1, M, N, a.db.data<float>(), nullptr,
-                              a.acc_db, be.stream());
+        col_sums(be, a.dy.data<float>(), nullptr, nullptr, nullptr, 1, M, N, a.db.data<float>(), nullptr, a.acc_db);
         be.wrote(a.db);
     }
 }
@@ -74,8 +82,8 @@ void unary_backward_cuda(CudaBackend& be, const UnaryBackwardArgs& a) {
 }
 
 void sum_rows_cuda(CudaBackend& be, const SumRowsArgs& a) {
-    launch_group_col_sums(a.x.data<float>(), nullptr, nullptr, nullptr, 1, a.x.size(0), a.x.size(1),
-                          a.y.data<float>(), nullptr, a.accumulate, be.stream());
+    col_sums(be, a.x.data<float>(), nullptr, nullptr, nullptr, 1, a.x.size(0), a.x.size(1), a.y.data<float>(), nullptr,
+             a.accumulate);
     be.wrote(a.y);
 }
 
@@ -87,8 +95,8 @@ void rms_norm_backward_cuda(CudaBackend& be, const RmsNormBackwardArgs& a) {
                              rs.data<float>(), rows, D, be.stream());
     be.wrote(a.dx);
     if (a.dw.defined()) {  // dw = Σ_rows dy·x·r
-        launch_group_col_sums(a.dy.data<float>(), a.x.data<float>(), nullptr, rs.data<float>(), 1, rows, D, nullptr,
-                              a.dw.data<float>(), false, be.stream());
+        col_sums(be, a.dy.data<float>(), a.x.data<float>(), nullptr, rs.data<float>(), 1, rows, D, nullptr,
+                 a.dw.data<float>(), false);
         be.wrote(a.dw);
     }
 }
@@ -96,14 +104,12 @@ void rms_norm_backward_cuda(CudaBackend& be, const RmsNormBackwardArgs& a) {
 void layer_norm_backward_cuda(CudaBackend& be, const LayerNormBackwardArgs& a) {
     const int64_t rows = a.x.size(0), D = a.x.size(1);
     const Tensor mean = scratch(be, rows), rstd = scratch(be, rows);
-    launch_layer_norm_backward(a.x.data<float>(), a.dy.data<float>(), a.w ? a.w->data<float>() : nullptr, nullptr, 0,
-                               1, a.eps, a.dx.data<float>(), mean.data<float>(), rstd.data<float>(), rows, D,
-                               be.stream());
+    launch_layer_norm_backward(a.x.data<float>(), a.dy.data<float>(), a.w ? a.w->data<float>() : nullptr, nullptr, 0, 1,
+                               a.eps, a.dx.data<float>(), mean.data<float>(), rstd.data<float>(), rows, D, be.stream());
     be.wrote(a.dx);
     if (a.dw.defined() || a.db.defined()) {  // dw = Σ dy·x̂, db = Σ dy
-        launch_group_col_sums(a.dy.data<float>(), a.x.data<float>(), mean.data<float>(), rstd.data<float>(), 1, rows,
-                              D, a.db.defined() ? a.db.data<float>() : nullptr,
-                              a.dw.defined() ? a.dw.data<float>() : nullptr, false, be.stream());
+        col_sums(be, a.dy.data<float>(), a.x.data<float>(), mean.data<float>(), rstd.data<float>(), 1, rows, D,
+                 a.db.defined() ? a.db.data<float>() : nullptr, a.dw.defined() ? a.dw.data<float>() : nullptr, false);
         if (a.dw.defined()) be.wrote(a.dw);
         if (a.db.defined()) be.wrote(a.db);
     }
@@ -112,12 +118,12 @@ void layer_norm_backward_cuda(CudaBackend& be, const LayerNormBackwardArgs& a) {
 void norm_modulate_backward_cuda(CudaBackend& be, const NormModulateBackwardArgs& a) {
     const int64_t G = a.x.size(0), S = a.x.size(1), D = a.x.size(2), rows = G * S;
     const Tensor mean = scratch(be, rows), rstd = scratch(be, rows);
-    launch_layer_norm_backward(a.x.data<float>(), a.dy.data<float>(), nullptr, a.scale.data<float>(),
-                               a.scale.stride(0), S, a.eps, a.dx.data<float>(), mean.data<float>(), rstd.data<float>(),
-                               rows, D, be.stream());
+    launch_layer_norm_backward(a.x.data<float>(), a.dy.data<float>(), nullptr, a.scale.data<float>(), a.scale.stride(0),
+                               S, a.eps, a.dx.data<float>(), mean.data<float>(), rstd.data<float>(), rows, D,
+                               be.stream());
     // per group: dshift = Σ dy, dscale = Σ dy·x̂
-    launch_group_col_sums(a.dy.data<float>(), a.x.data<float>(), mean.data<float>(), rstd.data<float>(), G, S, D,
-                          a.dshift.data<float>(), a.dscale.data<float>(), false, be.stream());
+    col_sums(be, a.dy.data<float>(), a.x.data<float>(), mean.data<float>(), rstd.data<float>(), G, S, D,
+             a.dshift.data<float>(), a.dscale.data<float>(), false);
     be.wrote(a.dx);
     be.wrote(a.dshift);
     be.wrote(a.dscale);
@@ -128,8 +134,8 @@ void gated_residual_backward_cuda(CudaBackend& be, const GatedResidualBackwardAr
     launch_gate_rows(a.dout.data<float>(), a.gate.data<float>(), a.gate.stride(0), S, a.dy.data<float>(), G * S, D,
                      be.stream());
     // dgate = Σ dout·y per group
-    launch_group_col_sums(a.dout.data<float>(), a.y.data<float>(), nullptr, nullptr, G, S, D, nullptr,
-                          a.dgate.data<float>(), false, be.stream());
+    col_sums(be, a.dout.data<float>(), a.y.data<float>(), nullptr, nullptr, G, S, D, nullptr, a.dgate.data<float>(),
+             false);
     be.wrote(a.dy);
     be.wrote(a.dgate);
 }
@@ -275,12 +281,14 @@ void attention_lse_cuda(CudaBackend& be, const AttentionLseArgs& a) {
             for (int64_t q0 = 0; q0 < g.Lq; q0 += qt) {
                 const int64_t qn = std::min(qt, g.Lq - q0);
                 scores(be, g, q, k, b, gi, q0, qn, S.data<float>());
-                launch_attn_softmax_lse(S.data<float>(), tile_of(g, p, b, gi, q0, qn, a.lse.data<float>()), be.stream());
+                launch_attn_softmax_lse(S.data<float>(), tile_of(g, p, b, gi, q0, qn, a.lse.data<float>()),
+                                        be.stream());
                 GemmF32 m;  // O_tile [qn, Dv] = P · V
                 m.M = qn, m.N = g.Dv, m.K = g.Lk;
                 m.A = S.data<float>(), m.lda = g.Lk, m.sa = qn * g.Lk;
                 m.B = v + b * g.Lk * g.Hk * g.Dv, m.ldb = g.Hk * g.Dv, m.sb = g.Dv;
-                m.C = a.out.data<float>() + ((b * g.Lq + q0) * g.H + gi) * g.Dv, m.ldc = g.H * g.Dv, m.sc = g.group * g.Dv;
+                m.C = a.out.data<float>() + ((b * g.Lq + q0) * g.H + gi) * g.Dv, m.ldc = g.H * g.Dv,
+                m.sc = g.group * g.Dv;
                 m.batch = int(g.Hk);
                 be.gemm().run_f32(m);
             }
@@ -299,12 +307,14 @@ bool attention_backward_cudnn(CudaBackend& be, const AttentionBackwardArgs& a, c
          dvb = be.alloc(size_t(a.dv.numel()) * 2);
     const Tensor sum = scratch(be, g.B * g.H * g.Lq), acc = scratch(be, g.B * g.H * g.Lq * g.D);
     auto out = [](const std::shared_ptr<Buffer>& b) { return static_cast<__nv_bfloat16*>(b->ptr()); };
-    CudnnSdpa::Backward c{int(g.B), int(g.H), int(g.Lq), int(g.Lk), int(g.D), g.scale,
-                          bf(qb), bf(kb), bf(vb), bf(ob), bf(db), a.lse.data<float>(),
-                          out(dqb), out(dkb), out(dvb), sum.data<float>(), acc.data<float>()};
+    CudnnSdpa::Backward c{
+        int(g.B),         int(g.H), int(g.Lq), int(g.Lk),           int(g.D), g.scale,  bf(qb),   bf(kb),
+        bf(vb),           bf(ob),   bf(db),    a.lse.data<float>(), out(dqb), out(dkb), out(dvb), sum.data<float>(),
+        acc.data<float>()};
     if (!be.sdpa().backward(c)) {
         if (be.first_warning("sdpa_bwd"))
-            std::fprintf(stderr, "[%s] cuDNN attention backward unavailable (%s); it runs on the built-in flash kernels\n",
+            std::fprintf(stderr,
+                         "[%s] cuDNN attention backward unavailable (%s); it runs on the built-in flash kernels\n",
                          be.name().c_str(), be.sdpa().last_error().c_str());
         return false;
     }
@@ -416,9 +426,9 @@ const RegisterKernel<AttentionBackwardArgs, CudaBackend> reg_attention_backward(
 const RegisterKernel<RmsNormBackwardArgs, CudaBackend> reg_rms_norm_backward({kF32}, &rms_norm_backward_cuda);
 const RegisterKernel<LayerNormBackwardArgs, CudaBackend> reg_layer_norm_backward({kF32}, &layer_norm_backward_cuda);
 const RegisterKernel<NormModulateBackwardArgs, CudaBackend> reg_norm_modulate_backward({kF32},
-                                                                                      &norm_modulate_backward_cuda);
+                                                                                       &norm_modulate_backward_cuda);
 const RegisterKernel<GatedResidualBackwardArgs, CudaBackend> reg_gated_residual_backward({kF32},
-                                                                                        &gated_residual_backward_cuda);
+                                                                                         &gated_residual_backward_cuda);
 const RegisterKernel<RopeBackwardArgs, CudaBackend> reg_rope_backward({kF32}, &rope_backward_cuda);
 const RegisterKernel<PatchifyBackwardArgs, CudaBackend> reg_patchify_backward({kF32}, &patchify_backward_cuda);
 const RegisterKernel<UnpatchifyBackwardArgs, CudaBackend> reg_unpatchify_backward({kF32}, &unpatchify_backward_cuda);

@@ -20,8 +20,19 @@ namespace {
 
 // The non-virtual tensors' uids (variant-pack keys).
 enum Uid : int64_t {
-    kQ = 1, kK, kV, kO, kScale, kStats,     // forward; the backward reads Q, K, V, O, scale and stats too
-    kDO, kDQ, kDK, kDV, kOne, kSoftmaxSum, kDQAccum
+    kQ = 1,
+    kK,
+    kV,
+    kO,
+    kScale,
+    kStats,  // forward; the backward reads Q, K, V, O, scale and stats too
+    kDO,
+    kDQ,
+    kDK,
+    kDV,
+    kOne,
+    kSoftmaxSum,
+    kDQAccum
 };
 
 // Builds one operation graph: its tensors and operations, kept alive in keep for the plan.
@@ -219,8 +230,8 @@ bool CudnnSdpa::run(int B, int H, int Hk, int Lq, int Lk, int d, float scale, co
     Plan* p = plan(key);
     if (!p) return false;
     const int64_t uids[] = {kQ, kK, kV, kO, kScale, kStats};
-    void* const ptrs[] = {const_cast<__nv_bfloat16*>(q), const_cast<__nv_bfloat16*>(k), const_cast<__nv_bfloat16*>(v),
-                          o, &scale, stats};
+    void* const ptrs[] = {
+        const_cast<__nv_bfloat16*>(q), const_cast<__nv_bfloat16*>(k), const_cast<__nv_bfloat16*>(v), o, &scale, stats};
     if (cudnn_.execute(p->plan, p->workspace, uids, ptrs, stats ? 6 : 5, &error_)) return true;
     plans_[key] = nullptr;  // refused at execution: never again for this shape
     return false;
@@ -236,8 +247,8 @@ bool CudnnSdpa::backward(const Backward& a) {
     float scale = a.scale, one = 1.f;
     const int64_t uids[] = {kQ, kK, kV, kO, kScale, kStats, kDO, kDQ, kDK, kDV, kOne, kSoftmaxSum, kDQAccum};
     auto c = [](const void* x) { return const_cast<void*>(x); };
-    void* const ptrs[] = {c(a.q), c(a.k), c(a.v), c(a.o), &scale, c(a.stats), c(a.dout),
-                          a.dq, a.dk, a.dv, &one, a.softmax_sum, a.dq_accum};
+    void* const ptrs[] = {c(a.q), c(a.k), c(a.v), c(a.o), &scale,        c(a.stats), c(a.dout),
+                          a.dq,   a.dk,   a.dv,   &one,   a.softmax_sum, a.dq_accum};
     if (cudnn_.execute(p->plan, p->workspace, uids, ptrs, 13, &error_)) return true;
     plans_[key] = nullptr;
     return false;

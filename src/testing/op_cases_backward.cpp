@@ -468,6 +468,9 @@ std::vector<OpCase> backward_op_cases() {
         norm_modulate_bw("norm_modulate_backward_G3_S1_D70", 3, 1, 70),
         gated_residual_bw("gated_residual_backward_G2_S5_D33", 2, 5, 33),
         gated_residual_bw("gated_residual_backward_G1_S7_D65", 1, 7, 65),
+        // Enough rows that CUDA splits the column sums over row chunks (≥ 512 rows, few columns)
+        gated_residual_bw("gated_residual_backward_split_G1_S520_D9", 1, 520, 9),
+        norm_modulate_bw("norm_modulate_backward_split_G1_S600_D5", 1, 600, 5),
         rope_bw("rope_backward_pad_offset", 2, 14, 2, 12, {{2, 2, 3, 0}, {1, 3, 3, 2}}),
         rope_bw("rope_backward_d16", 1, 12, 3, 16, {{3, 2, 2, 0}}),
         patchify_bw("patchify_backward_3x2x6x4_p122", 3, 2, 6, 4, 1, 2, 2),
@@ -476,6 +479,8 @@ std::vector<OpCase> backward_op_cases() {
         unpatchify_bw("unpatchify_backward_p213", 2, 4, 2, 2, 1, 2, 1, 3),
         sum_rows_row("sum_rows_37x70", 37, 70, false),
         sum_rows_row("sum_rows_accumulate_1x5", 1, 5, true),
+        sum_rows_row("sum_rows_split_1300x70", 1300, 70, false),
+        sum_rows_row("sum_rows_split_accumulate_777x33", 777, 33, true),
         adamw_row("adamw_step_1", {7, 33}, 1),
         adamw_row("adamw_step_5_70000", {70000}, 5),
     };

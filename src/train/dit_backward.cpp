@@ -60,12 +60,12 @@ void lora_branches_bw(const Linear& l, Linear& g, const Tensor& x, const Tensor&
         Tensor hs = ops::linear(x, br.down);  // [..., r], then scaled in place
         const Tensor* in[1] = {&hs};
         ops::lincomb(in, &br.scale, 1, hs);
-        Tensor dh, dxb;
+        Tensor dh;
         ops::linear_backward(hs, br.up, dy, &dh, gb ? &gb->up : nullptr, nullptr, true);
         const Tensor* in_dh[1] = {&dh};
         ops::lincomb(in_dh, &br.scale, 1, dh);
-        ops::linear_backward(x, br.down, dh, dx ? &dxb : nullptr, gb ? &gb->down : nullptr, nullptr, true);
-        if (dx) acc(*dx, dxb);
+        // dx (the base's, defined) takes dh·down in the GEMM's epilogue: no [M, in] temporary and sum
+        ops::linear_backward(x, br.down, dh, dx, gb ? &gb->down : nullptr, nullptr, true);
     }
 }
 
@@ -145,8 +145,8 @@ void drop(std::initializer_list<Tensor*> ts) {
 
 // Backward of block_forward: dx3 [B, L, D] → dx; adds into the block's weight grads gb, the
 // context-embedding grad dctx [B, Lt, D] and the modulation grad de0 [G, 6, D]. Consumes t.
-Tensor block_backward(const BlockCtx& k, const DitBlockWeights& b, DitBlockWeights& gb, BlockActs& t,
-                      const Tensor& dx3, const Tensor& dctx, const Tensor& de0) {
+Tensor block_backward(const BlockCtx& k, const DitBlockWeights& b, DitBlockWeights& gb, BlockActs& t, const Tensor& dx3,
+                      const Tensor& dctx, const Tensor& de0) {
     const DitConfig& c = k.c;
     const int64_t B = dx3.size(0), L = dx3.size(1), D = c.dim, G = B * L / k.S, Lt = k.context.size(1);
     Backend& be = *dx3.backend();
@@ -257,8 +257,9 @@ void check_supported(const DitConfig& c, const DitWeights& w, const char* where)
              {&b.sa_q, &b.sa_k, &b.sa_v, &b.sa_o, &b.ca_q, &b.ca_k, &b.ca_v, &b.ca_o, &b.ffn0, &b.ffn2})
             for (const LoraBranch& br : l->lora)
                 if (!br.up.defined())
-                    fail(where, "a full-difference LoRA branch is attached to a block; it has no backward: merge it "
-                                "into the weights first (--lora_mode merge)");
+                    fail(where,
+                         "a full-difference LoRA branch is attached to a block; it has no backward: merge it "
+                         "into the weights first (--lora_mode merge)");
     if (c.has_clip())
         fail(where, "the I2V CLIP image branch has no backward yet; train a model without it (t2v, ti2v)");
     if (c.is_i2v()) fail(where, "i2v conditioning (y) has no backward yet; train a t2v model");
@@ -272,7 +273,8 @@ std::vector<Tensor> dit_train_forward(const DitModel& model, const std::vector<D
     const DitWeights& w = model.weights();
     Backend& be = model.backend();
     check_supported(c, w, "dit_train_forward");
-    WANRT_CHECK(!model.offloaded(), "dit_train_forward", "the model streams its blocks (--offload: they live in host "
+    WANRT_CHECK(!model.offloaded(), "dit_train_forward",
+                "the model streams its blocks (--offload: they live in host "
                 "memory between forwards); training reads them directly: load it without offload");
     const int64_t B = int64_t(batch.size()), D = c.dim;
     if (B == 0) fail("dit_train_forward", "empty batch");
