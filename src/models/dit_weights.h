@@ -23,6 +23,10 @@ struct Linear;
 // pass over than the activations) or the low-rank side path (two thin GEMMs and a sum).
 enum class LoraApply { Auto, Patch, Side };
 Tensor linear_with_lora(const Linear& l, const Tensor& x, Activation act, DType out, LoraApply how = LoraApply::Auto);
+// The weight Auto would patch for x's rows (W + Σ s·up·down in W's dtype), or an undefined tensor
+// where it would take the side path (few rows, no branches, a block-quantized W). The training
+// backward takes dx = dy·W' from it in one GEMM, as the forward took y.
+Tensor lora_patched_weight(const Linear& l, const Tensor& x);
 
 struct Linear {
     Tensor w, b;  // w [out, in], b [out]

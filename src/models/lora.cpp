@@ -501,6 +501,10 @@ Tensor patched_weight(const Linear& l) {
 
 }  // namespace
 
+Tensor lora_patched_weight(const Linear& l, const Tensor& x) {
+    return !l.lora.empty() && patch_weight(l, x) ? patched_weight(l) : Tensor();
+}
+
 Tensor linear_with_lora(const Linear& l, const Tensor& x, Activation act, DType out, LoraApply how) {
     // Many tokens: one GEMM on the patched weight keeps the fused bias/activation/cast epilogue.
     if (how == LoraApply::Patch || (how == LoraApply::Auto && patch_weight(l, x)))

@@ -32,18 +32,24 @@ Tensor copy_of(const Tensor& x) {
 
 // linear(x, l) without activation, and its backward into grads g (accumulated); returns dx
 // (or nothing when want_dx is false). A frozen Linear (g.w / g.b undefined) gets no weight gradient.
-Tensor lin(const Linear& l, const Tensor& x) {
+Tensor lin(const Linear& l, const Tensor& x, Activation act = Activation::None) {
     // The branches as generation applies them (the weight patched for the call when that is cheaper
     // than the side path): the same function, one GEMM.
-    if (!l.lora.empty()) return linear_with_lora(l, x, Activation::None, DType::F32, LoraApply::Auto);
-    return ops::linear(x, l.w, &l.b);
+    if (!l.lora.empty()) return linear_with_lora(l, x, act, DType::F32, LoraApply::Auto);
+    return ops::linear(x, l.w, &l.b, act);
 }
 void lora_branches_bw(const Linear& l, Linear& g, const Tensor& x, const Tensor& dy, Tensor* dx);
-Tensor lin_bw(const Linear& l, Linear& g, const Tensor& x, const Tensor& dy, bool want_dx = true) {
-    Tensor dx;
-    ops::linear_backward(x, l.w, dy, want_dx ? &dx : nullptr, g.w.defined() ? &g.w : nullptr,
+// With into, dx is added to *into (defined, contiguous, x's shape) in the GEMMs' epilogues and the
+// returned tensor is *into.
+Tensor lin_bw(const Linear& l, Linear& g, const Tensor& x, const Tensor& dy, Tensor* into = nullptr,
+              bool want_dx = true) {
+    Tensor dx = into ? *into : Tensor();
+    // Where the forward patched the weight (many rows), dx = dy·(W + Σ s·up·down) in one GEMM too: the
+    // branches then give only their own gradients, not an [M, in] share of dx each.
+    const Tensor wp = want_dx ? lora_patched_weight(l, x) : Tensor();
+    ops::linear_backward(x, wp.defined() ? wp : l.w, dy, want_dx ? &dx : nullptr, g.w.defined() ? &g.w : nullptr,
                          g.b.defined() ? &g.b : nullptr, true);
-    if (!l.lora.empty()) lora_branches_bw(l, g, x, dy, want_dx ? &dx : nullptr);
+    if (!l.lora.empty()) lora_branches_bw(l, g, x, dy, want_dx && !wp.defined() ? &dx : nullptr);
     return dx;
 }
 
@@ -128,8 +134,12 @@ Tensor block_forward(const BlockCtx& k, const DitBlockWeights& b, const Tensor& 
     t.x2 = ops::add(t.x1, t.co);
     // x = x + ffn(norm2(x)·(1 + scale2) + shift2)·gate2
     t.h2 = ops::norm_modulate(t.x2.reshape({G, k.S, D}), mod(3), mod(4), c.eps);  // [G, S, D]
-    t.f0 = lin(b.ffn0, t.h2);
-    t.f1 = ops::gelu_tanh(t.f0);
+    if (s) {                                                                      // the backward reads GELU's input
+        t.f0 = lin(b.ffn0, t.h2);
+        t.f1 = ops::gelu_tanh(t.f0);
+    } else {  // the forward pass keeps only checkpoints: GELU in the GEMM's epilogue
+        t.f1 = lin(b.ffn0, t.h2, Activation::GeluTanh);
+    }
     t.f2 = lin(b.ffn2, t.f1);
     Tensor x3 = copy_of(t.x2);
     ops::gated_residual(x3.reshape({G, k.S, D}), t.f2, mod(5));
@@ -183,8 +193,9 @@ Tensor block_backward(const BlockCtx& k, const DitBlockWeights& b, DitBlockWeigh
         dcq0 = ops::rms_norm_backward(t.cq0, b.ca_norm_q, c.eps, dcq0, &dw);
         acc(gb.ca_norm_q, dw);
     }
-    acc(dctx, lin_bw(b.ca_k, gb.ca_k, k.context, dck0));
-    acc(dctx, lin_bw(b.ca_v, gb.ca_v, k.context, ga.dv.reshape({B, Lt, D})));
+    Tensor dc = dctx;  // a handle on the caller's sum
+    lin_bw(b.ca_k, gb.ca_k, k.context, dck0, &dc);
+    lin_bw(b.ca_v, gb.ca_v, k.context, ga.dv.reshape({B, Lt, D}), &dc);
     Tensor dhn = lin_bw(b.ca_q, gb.ca_q, t.hn, dcq0);
     drop({&t.hn, &dcq0, &ga.dq});
     Tensor dx1 = dx2;  // the residual path
@@ -214,8 +225,8 @@ Tensor block_backward(const BlockCtx& k, const DitBlockWeights& b, DitBlockWeigh
         acc(gb.sa_norm_k, dw);
     }
     Tensor dh1 = lin_bw(b.sa_q, gb.sa_q, t.h1, dq0);
-    acc(dh1, lin_bw(b.sa_k, gb.sa_k, t.h1, dk0));
-    acc(dh1, lin_bw(b.sa_v, gb.sa_v, t.h1, gs.dv.reshape({B, L, D})));
+    lin_bw(b.sa_k, gb.sa_k, t.h1, dk0, &dh1);  // dh1 += …: in the GEMMs' epilogues
+    lin_bw(b.sa_v, gb.sa_v, t.h1, gs.dv.reshape({B, L, D}), &dh1);
     Tensor dx = ops::norm_modulate_backward(t.x.reshape({G, k.S, D}), mod(1), c.eps, dh1.reshape({G, k.S, D}), &dshift1,
                                             &dscale1)
                     .reshape({B, L, D});
@@ -457,7 +468,7 @@ void dit_backward(const DitModel& model, const DitTape& t, const std::vector<Ten
     Tensor dse = lin_bw(w.time_proj, g.time_proj, t.se, de0.reshape({G, 6 * D}));
     acc(de, ops::unary_backward(Activation::Silu, t.e, dse));
     Tensor da0 = lin_bw(w.time2, g.time2, t.a0, de);
-    lin_bw(w.time0, g.time0, t.sinus, ops::unary_backward(Activation::Silu, t.z0, da0), false);
+    lin_bw(w.time0, g.time0, t.sinus, ops::unary_backward(Activation::Silu, t.z0, da0), nullptr, false);
 
     // text embedding: context = text2(gelu(text0(ctx_in)))
     Tensor dgu = lin_bw(w.text2, g.text2, t.gu, dctx);
