@@ -100,6 +100,30 @@ TEST_P(DitBackward, GradientsAccumulateOverCalls) {
     }
 }
 
+// --offload_checkpoints: the blocks' inputs go to host memory and come back for the backward; the
+// gradients are the resident run's, bit for bit, and the tape holds no device checkpoint.
+TEST_P(DitBackward, OffloadedCheckpointsGiveTheSameGradients) {
+    GradFixture g(GetParam());
+    auto grads_of = [&](bool offload) {
+        DitTape tape;
+        tape.offload_checkpoints = offload;
+        dit_train_forward(*g.model, g.batch, g.seq_len, &tape);
+        if (offload) {
+            EXPECT_EQ(tape.block_host.size(), size_t(g.cfg.num_layers));
+            for (int64_t i = 0; i < g.cfg.num_layers; ++i) EXPECT_FALSE(tape.block_in[size_t(i)].defined()) << i;
+        }
+        DitGrads grads = dit_grads_zeros(*g.model);
+        dit_backward(*g.model, tape, g.dy, &grads);
+        std::vector<std::vector<double>> r;
+        for (const auto& [name, t] : dit_named_params(g.cfg, grads.w)) r.push_back(to_f64(t));
+        for (const Tensor& t : grads.dx) r.push_back(to_f64(t));
+        return r;
+    };
+    const auto resident = grads_of(false), offloaded = grads_of(true);
+    ASSERT_EQ(resident.size(), offloaded.size());
+    for (size_t i = 0; i < resident.size(); ++i) EXPECT_EQ(resident[i], offloaded[i]) << "gradient " << i;
+}
+
 // Two AdamW steps on the fixture's parameters with torch's float64 gradients (rounded to f32) against
 // torch.optim.AdamW run in float64 (dit_grad_adamw.safetensors): equal within 1e-6.
 TEST_P(DitBackward, AdamWMatchesTorch) {

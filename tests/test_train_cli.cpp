@@ -94,6 +94,10 @@ TEST(TrainCli, ResumeIsBitForBitAndSeedDeterministic) {
     CliRun e = run_cli("train --steps 5 --seed 4 --out " + out / "E" + common);
     ASSERT_EQ(e.code, 0) << e.out;
     EXPECT_FALSE(read_file(out / "E/lora.safetensors") == la) << "another seed, same bytes";
+    // Checkpoints in host memory: the same run, byte for byte.
+    CliRun h = run_cli("train --steps 5 --seed 3 --offload_checkpoints --out " + out / "H" + common);
+    ASSERT_EQ(h.code, 0) << h.out;
+    EXPECT_TRUE(read_file(out / "H/lora.safetensors") == la) << "--offload_checkpoints changed the run";
 
     // A LoRA run's checkpoint is no DiT: convert refuses it in one line and points at the LoRA file.
     CliRun cv = run_cli("convert " + out / "A/checkpoint-step-000005.safetensors" + " " + out / "x.safetensors" +

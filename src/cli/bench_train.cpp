@@ -21,7 +21,7 @@ namespace {
 struct Opts {
     std::string model = "t2v-1.3B", targets = "q,k,v,o,ffn", matmul_precision = "medium";
     int layers = 0, frames = 81, height = 480, width = 832, text_tokens = 120, lora_rank = 32, batch = 1;
-    bool profile = true;
+    bool profile = true, offload_checkpoints = false;
     RunOpts run{"auto", "", 1, 3, 0};
 };
 
@@ -67,7 +67,8 @@ void run(const Opts& o) {
         pairs.push_back(flow_match_pair(tab, 500, x0, noise));
         DitSample s;
         s.x = pairs.back().x_t, s.t = float(pairs.back().timestep);
-        s.context = random_normal(*be, {std::min<int64_t>(o.text_tokens, cfg.text_len), cfg.text_dim}, 200 + uint64_t(j));
+        s.context =
+            random_normal(*be, {std::min<int64_t>(o.text_tokens, cfg.text_len), cfg.text_dim}, 200 + uint64_t(j));
         batch.push_back(s);
     }
     const int64_t seq_len = model.tokens_for(batch[0].x.shape());
@@ -85,10 +86,13 @@ void run(const Opts& o) {
                                  "x", o.height, "), batch ", o.batch)},
                   {"tokens", std::to_string(seq_len)},
                   {"matmul precision", matmul_precision_name(be->matmul_precision())},
+                  {"checkpoints", o.offload_checkpoints ? "in host memory (--offload_checkpoints)" : "on the device"},
                   {"text_tokens", std::to_string(batch[0].context.size(0))},
                   {"warmup+repeats", cat(o.run.warmup, "+", o.run.repeats)}};
     double loss = 0;
-    auto step = [&] { loss = train_step(model, batch, pairs, seq_len, full, lora, 1.0, opt).loss; };
+    auto step = [&] {
+        loss = train_step(model, batch, pairs, seq_len, full, lora, 1.0, opt, o.offload_checkpoints).loss;
+    };
     std::vector<BenchRow> per_op;
     const std::vector<double> ms = time_repeats(*be, o.run.warmup, o.run.repeats, step);
     // Profiled after the timed steps, so that its rows hold no one-time costs (cuDNN's runtime-compiled
@@ -111,8 +115,9 @@ void run(const Opts& o) {
 
 void setup(CLI::App& bench) {
     auto o = std::make_shared<Opts>();
-    CLI::App* c = bench.add_subcommand("train", "Time one training step (default: LoRA rank 32 of the 1.3B DiT at "
-                                                "480p, 81 frames = 32,760 tokens; --lora_rank 0: full fine-tuning)");
+    CLI::App* c = bench.add_subcommand("train",
+                                       "Time one training step (default: LoRA rank 32 of the 1.3B DiT at "
+                                       "480p, 81 frames = 32,760 tokens; --lora_rank 0: full fine-tuning)");
     c->add_option("--model", o->model, "Synthetic model widths: t2v-1.3B or t2v-14B")->capture_default_str();
     c->add_option("--layers", o->layers, "Blocks (0 = all of the preset)")->capture_default_str();
     c->add_option("--frames", o->frames, "Pixel frames (4n+1)")->capture_default_str();
@@ -127,6 +132,7 @@ void setup(CLI::App& bench) {
         ->check(CLI::IsMember({"medium", "high", "highest"}))
         ->capture_default_str();
     c->add_flag("!--no_profile", o->profile, "Skip the per-op breakdown rows");
+    c->add_flag("--offload_checkpoints", o->offload_checkpoints, "As wanrt train's: checkpoints in host memory");
     add_run_options(c, o->run);
     c->callback([o] { run(*o); });
 }

@@ -89,6 +89,11 @@ public:
     // Copies dst.nbytes() bytes from host src (alloc_pinned memory) into the contiguous dst on the
     // Copy queue; src must stay unchanged until an event recorded after it is done. Default: upload().
     virtual void upload_async(const Tensor& dst, const void* src) { upload(dst, src); }
+    // Copies the contiguous src into host dst (alloc_pinned memory) on the Copy queue (training's
+    // checkpoints to host memory). The Copy queue must first wait for the work that writes src; src must
+    // stay alive and unchanged, and dst unread, until an event recorded after it is done. Default:
+    // download().
+    virtual void download_async(const Tensor& src, void* dst) { download(src, dst); }
 
     // Whether a kernel for op (its args struct's kName) is registered on this kind of backend for
     // these dtypes (see each args struct for what `in` and `w` are).

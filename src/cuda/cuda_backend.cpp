@@ -344,6 +344,13 @@ void CudaBackend::upload_async(const Tensor& dst, const void* src) {
     wrote(dst);
 }
 
+void CudaBackend::download_async(const Tensor& src, void* dst) {
+    NvtxRange r("wanrt::download_async");
+    check_here(src, "download_async");
+    WANRT_CHECK(src.is_contiguous(), "cuda", "download_async from non-contiguous ", src.describe());
+    CUDA_CHECK(cudaMemcpyAsync(dst, src.raw(), src.nbytes(), cudaMemcpyDeviceToHost, copy_stream()));
+}
+
 MemoryStats CudaBackend::memory_stats() const { return alloc_->stats(); }
 void CudaBackend::reset_peak_memory() { alloc_->reset_peak(); }
 void CudaBackend::release_cached_memory() { alloc_->release_cached(); }

@@ -91,6 +91,7 @@ public:
     void record(Queue q, Event& e) override;
     void wait(Queue q, Event& e) override;
     std::shared_ptr<Buffer> alloc_pinned(size_t bytes) override;
+    void download_async(const Tensor& src, void* dst) override;
     void upload_async(const Tensor& dst, const void* src) override;
 
     // NVTX range "wanrt::<op>" around each dispatched op (Nsight Systems).

@@ -276,6 +276,16 @@ void check_supported(const DitConfig& c, const DitWeights& w, const char* where)
     if (c.is_i2v()) fail(where, "i2v conditioning (y) has no backward yet; train a t2v model");
 }
 
+// Page-locked host memory for one checkpoint of --offload_checkpoints, or a one-line error.
+std::shared_ptr<Buffer> pin_checkpoint(Backend& be, size_t bytes, int64_t block) {
+    try {
+        return be.alloc_pinned(bytes);
+    } catch (const OutOfMemory&) {
+        throw OutOfMemory(cat("[train] --offload_checkpoints: cannot pin ", bytes, " bytes of host memory for block ",
+                              block, "'s checkpoint; free host memory or train without --offload_checkpoints"));
+    }
+}
+
 }  // namespace
 
 std::vector<Tensor> dit_train_forward(const DitModel& model, const std::vector<DitSample>& batch, int64_t seq_len,
@@ -290,6 +300,7 @@ std::vector<Tensor> dit_train_forward(const DitModel& model, const std::vector<D
     const int64_t B = int64_t(batch.size()), D = c.dim;
     if (B == 0) fail("dit_train_forward", "empty batch");
     DitTape t;
+    t.offload_checkpoints = tape && tape->offload_checkpoints;
     t.batch = batch;
     t.seq_len = seq_len;
     for (int64_t i = 0; i < B; ++i) {
@@ -355,9 +366,25 @@ std::vector<Tensor> dit_train_forward(const DitModel& model, const std::vector<D
     // the 1.3B model at 480p, 81 frames), as the activations of PyTorch's bf16 autocast are: the
     // backward recomputes each block from the rounded input. The last one, the head's input, stays f32.
     const bool bf16_checkpoints = be.matmul_precision() == Backend::MatmulPrecision::Medium;
+    const auto written = be.new_event(), copied = be.new_event();
     for (int64_t li = 0; li < c.num_layers; ++li) {
-        t.block_in.push_back(bf16_checkpoints ? ops::to_dtype(x, DType::BF16) : x);
+        const Tensor ck = bf16_checkpoints ? ops::to_dtype(x, DType::BF16) : x;
+        if (!t.offload_checkpoints) {
+            t.block_in.push_back(ck);
+            x = block_forward(k, w.blocks[size_t(li)], x, t.e0, nullptr);
+            continue;
+        }
+        // The copy out waits for the checkpoint's writer and runs beside this block; the compute queue
+        // waits for it before the next block, after which ck's memory may be reused.
+        t.block_host.push_back(pin_checkpoint(be, ck.nbytes(), li));
+        t.block_host_dtype = ck.dtype();
+        t.block_in.emplace_back();
+        be.record(Backend::Queue::Compute, *written);
+        be.wait(Backend::Queue::Copy, *written);
+        be.download_async(ck, t.block_host.back()->ptr());
+        be.record(Backend::Queue::Copy, *copied);
         x = block_forward(k, w.blocks[size_t(li)], x, t.e0, nullptr);
+        be.wait(Backend::Queue::Compute, *copied);
     }
     t.block_in.push_back(x);
 
@@ -456,9 +483,26 @@ void dit_backward(const DitModel& model, const DitTape& t, const std::vector<Ten
     const BlockCtx k{c, t.grids, model.rope_table(), self_p, t.context, S};
     Tensor dctx = ops::zeros(be, t.context.shape());
     Tensor de0 = ops::zeros(be, {G, 6, D});
+    // Offloaded checkpoints come back one block ahead on the Copy queue, into memory the compute queue
+    // may have used until now (hence the wait before the copy).
+    const auto before = be.new_event(), fetched = be.new_event();
+    auto fetch = [&](int64_t li) {
+        Tensor d = be.empty(t.block_host_dtype, t.block_in.back().shape());
+        be.record(Backend::Queue::Compute, *before);
+        be.wait(Backend::Queue::Copy, *before);
+        be.upload_async(d, t.block_host[size_t(li)]->ptr());
+        be.record(Backend::Queue::Copy, *fetched);
+        return d;
+    };
+    Tensor next = t.offload_checkpoints && c.num_layers > 0 ? fetch(c.num_layers - 1) : Tensor();
     for (int64_t li = c.num_layers - 1; li >= 0; --li) {
         BlockActs acts;
-        const Tensor& ck = t.block_in[size_t(li)];
+        Tensor ck = t.block_in[size_t(li)];
+        if (t.offload_checkpoints) {
+            be.wait(Backend::Queue::Compute, *fetched);
+            ck = std::move(next);
+            if (li > 0) next = fetch(li - 1);
+        }
         block_forward(k, w.blocks[size_t(li)], ck.dtype() == DType::F32 ? ck : ops::to_dtype(ck, DType::F32), t.e0,
                       &acts);
         dx = block_backward(k, w.blocks[size_t(li)], g.blocks[size_t(li)], acts, dx, dctx, de0);

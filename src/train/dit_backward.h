@@ -40,9 +40,17 @@ struct DitTape {
     Tensor ctx_in, u, gu, context;
     std::vector<Tensor> block_in;  // num_layers + 1: each block's input (bf16 at Medium precision), then the
                                    // last block's output (f32)
+    // Input: set before dit_train_forward to keep the blocks' inputs in page-locked host memory
+    // (block_host[i], block_in[i] then undefined; the last output stays on the device). The copies run
+    // on the backend's Copy queue beside the blocks' compute, out and back (the backward fetches each
+    // checkpoint one block ahead); the gradients are those of the resident checkpoints, bit for bit.
+    bool offload_checkpoints = false;
+    std::vector<std::shared_ptr<Buffer>> block_host;
+    DType block_host_dtype = DType::F32;  // theirs (bf16 at Medium precision)
 };
 
-// Runs the model (outputs [out_dim, F, H, W] per sample, as DitModel::forward) and fills tape.
+// Runs the model (outputs [out_dim, F, H, W] per sample, as DitModel::forward) and fills tape (its
+// offload_checkpoints read first).
 std::vector<Tensor> dit_train_forward(const DitModel& model, const std::vector<DitSample>& batch, int64_t seq_len,
                                       DitTape* tape);
 

@@ -68,6 +68,9 @@ struct TrainOptions {
     int64_t eval_clips = 0;
     std::vector<double> eval_sigmas = {0.95, 0.85, 0.7, 0.5};
     std::vector<std::pair<std::string, std::string>> eval_swap;
+    // Keep the blocks' checkpoints in page-locked host memory between the forward and the backward
+    // (dit_backward.h): 3.1 GB less device memory for the 1.3B model at 480p, 81 frames, medium.
+    bool offload_checkpoints = false;
 };
 
 // The caption with each whole word (split at spaces) that is the first of a swap pair replaced by
@@ -88,13 +91,15 @@ int64_t train_timestep_row(const TrainOptions& o, uint64_t draw, int64_t n);
 // One optimizer step on a prepared batch (the trainer's loop and `wanrt bench train`): the DiT on
 // the batch (padded to seq_len) with its tape, loss = Σ_j weight_j·mse_j / B, the backward, the
 // gradient's global norm clipped to grad_clip (≤ 0: off; the norm is returned either way), one AdamW
-// step on the full model's weights (full) or on the LoRA pairs (lora) at opt's current rate.
+// step on the full model's weights (full) or on the LoRA pairs (lora) at opt's current rate;
+// offload_checkpoints as TrainOptions'.
 struct TrainStepOut {
     double loss = 0, grad_norm = 0;
 };
 TrainStepOut train_step(const DitModel& model, const std::vector<DitSample>& batch,
                         const std::vector<FlowMatchPair>& pairs, int64_t seq_len, bool full,
-                        const std::vector<LoraParam>& lora, double grad_clip, AdamW& opt);
+                        const std::vector<LoraParam>& lora, double grad_clip, AdamW& opt,
+                        bool offload_checkpoints = false);
 
 // One progress report per step.
 struct TrainProgress {
