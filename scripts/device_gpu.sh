@@ -628,6 +628,9 @@ for s in "${steps[@]}"; do
             reps=2; [[ -n "${TRAIN_BENCH_QUICK:-}" ]] && reps=1
             run_p $W bench train --device cuda --matmul_precision medium --warmup 1 --repeats $reps \
                 --json $OUT/train_lora_medium.json
+            # the same step with its checkpoints in host memory (peak and time against the row above)
+            run_p $W bench train --device cuda --offload_checkpoints --warmup 1 --repeats $reps --no_profile \
+                --json $OUT/train_lora_offload.json
             if [[ -z "${TRAIN_BENCH_QUICK:-}" ]]; then
                 WAN_REF=$ROOT/.ref/wan REFBENCH=$ROOT/.ref/refbench run_p python3 scripts/bench_torch_train.py \
                     --warmup 1 --reps 3 --json $OUT/torch_train_lora.json
