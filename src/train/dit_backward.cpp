@@ -134,7 +134,7 @@ Tensor block_forward(const BlockCtx& k, const DitBlockWeights& b, const Tensor& 
     t.x2 = ops::add(t.x1, t.co);
     // x = x + ffn(norm2(x)·(1 + scale2) + shift2)·gate2
     t.h2 = ops::norm_modulate(t.x2.reshape({G, k.S, D}), mod(3), mod(4), c.eps);  // [G, S, D]
-    if (s) {                                                                      // the backward reads GELU's input
+    if (s) {  // the backward reads GELU's input
         t.f0 = lin(b.ffn0, t.h2);
         t.f1 = ops::gelu_tanh(t.f0);
     } else {  // the forward pass keeps only checkpoints: GELU in the GEMM's epilogue
