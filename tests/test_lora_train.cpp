@@ -121,6 +121,59 @@ TEST(LoraGrad, ChainRuleThroughTheBaseWeight) {
     std::printf("  %zu branches: worst rel-L2 of d(up), d(down) vs s·dW·downᵀ, s·upᵀ·dW: %.3e\n", ps.size(), worst);
 }
 
+// With many rows the forward patches each branched Linear's weight (W' = W + s·up·down, one GEMM) and
+// the backward takes dx = dy·W' from it (the FFN's second linear with its input recomputed and gone
+// before dx: ffn2_bw). The input gradients must then be those of a model whose weights are W', merged.
+// Latents of 32 tokens per sample make every block Linear take that path (the fixture's 14 do not).
+TEST(LoraGrad, PatchedWeightsCarryTheInputGradients) {
+    auto be = make_cpu_backend(2);
+    Fixture x = open_dit_grad();
+    const DitConfig& c = x.cfg;
+    DitModel model(c, x.weights, *be), merged(c, x.weights, *be);
+    LoraTrainConfig lc;
+    lc.rank = 2, lc.alpha = 3;
+    const std::vector<LoraParam> ps = attach_trainable_lora(model, lc, 5);
+    randomise_ups(*be, ps, 400);
+    std::vector<DitSample> batch = fixture_batch(*be, x);
+    const int64_t F = 2 * c.patch_t, H = 4 * c.patch_h, W = 4 * c.patch_w, L = 32;
+    std::vector<Tensor> dys;
+    for (int i = 0; i < 2; ++i) {
+        batch[size_t(i)].x = randn_tensor(*be, {c.in_dim, F, H, W}, 41 + i);
+        dys.push_back(randn_tensor(*be, {c.out_dim, F, H, W}, 51 + i));
+    }
+    const Linear& ffn2 = model.weights().blocks[0].ffn2;
+    ASSERT_TRUE(lora_patched_weight(ffn2, ops::zeros(*be, {2 * L, c.ffn_dim})).defined()) << "the test needs more rows";
+    // merged: W' of every branched Linear, in double
+    auto lins = dit_linears(merged.mutable_weights(), c);
+    const double sc = lc.alpha / double(lc.rank);
+    for (const LoraParam& p : ps) {
+        const int64_t r = p.down.size(0), in = p.down.size(1), out = p.up.size(0);
+        Linear& l = *lins.at(p.module);
+        const std::vector<double> w0 = to_f64(l.w), dn = to_f64(p.down), up = to_f64(p.up);
+        std::vector<float> w1(size_t(out * in));
+        for (int64_t o = 0; o < out; ++o)
+            for (int64_t i = 0; i < in; ++i) {
+                double v = w0[size_t(o * in + i)];
+                for (int64_t k = 0; k < r; ++k) v += sc * up[size_t(o * r + k)] * dn[size_t(k * in + i)];
+                w1[size_t(o * in + i)] = float(v);
+            }
+        l.w = ops::from_host(*be, DType::F32, {out, in}, w1.data());
+    }
+    auto grads = [&](DitModel& m, bool base) {
+        DitTape tape;
+        dit_train_forward(m, batch, L, &tape);
+        DitGrads g = dit_grads_zeros(m, base);
+        dit_backward(m, tape, dys, &g);
+        return g;
+    };
+    const DitGrads ga = grads(model, false), gm = grads(merged, true);
+    for (int i = 0; i < 2; ++i) {
+        EXPECT_CLOSE(ga.dx[size_t(i)], to_f64(gm.dx[size_t(i)]), 2e-5, "dL/dx" + std::to_string(i) + " LoRA vs merged");
+        EXPECT_CLOSE(ga.dcontext[size_t(i)], to_f64(gm.dcontext[size_t(i)]), 2e-5,
+                     "dL/dcontext" + std::to_string(i) + " LoRA vs merged");
+    }
+}
+
 // Directional derivatives of L along random directions of one down and one up at a time, by central
 // differences of the f32 forward (step sized to f32: the forward's rounding bounds the agreement).
 TEST(LoraGrad, FiniteDifferences) {

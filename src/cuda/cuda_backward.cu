@@ -62,8 +62,8 @@ __global__ void gemm_f32_fallback_kernel(GemmF32 g) {
 }
 
 // ---- elementwise --------------------------------------------------------------------------------
-__global__ void unary_backward_kernel(int act, const float* __restrict__ x, const float* __restrict__ dy,
-                                      float* __restrict__ dx, int64_t n) {
+// dx may be dy (ops::unary_backward's overwrite_dy): no __restrict__ on those two.
+__global__ void unary_backward_kernel(int act, const float* __restrict__ x, const float* dy, float* dx, int64_t n) {
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
         const float v = x[i];
         float d = 0.f;

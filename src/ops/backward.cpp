@@ -95,7 +95,7 @@ void linear_backward(const Tensor& x_in, const Tensor& w_in, const Tensor& dy_in
     run(be, dt, a, 2.0 * double(M) * double(N) * double(K) * ((dx ? 1 : 0) + (dw ? 1 : 0)));
 }
 
-Tensor unary_backward(Activation act, const Tensor& x, const Tensor& dy) {
+Tensor unary_backward(Activation act, const Tensor& x, const Tensor& dy, bool overwrite_dy) {
     const char* op = "unary_backward";
     Backend& be = be_of(x, op);
     const DType dt = float_dt(x, op, "x");
@@ -107,7 +107,8 @@ Tensor unary_backward(Activation act, const Tensor& x, const Tensor& dy) {
     a.act = act;
     a.x = contiguous(x);
     a.dy = contiguous(dy);
-    a.dx = out_like(be, dt, x.shape());
+    // Each element is read before it is written, by the same thread: the kernels allow dx == dy.
+    a.dx = overwrite_dy ? a.dy : out_like(be, dt, x.shape());
     run(be, dt, a);
     return a.dx;
 }

@@ -107,8 +107,9 @@ namespace wanrt::ops {
 // of them without accumulate, are (re)allocated and set.
 void linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor* dx, Tensor* dw, Tensor* db,
                      bool accumulate = false);
-// dy·act'(x) for GeluTanh, GeluErf, Silu.
-Tensor unary_backward(Activation act, const Tensor& x, const Tensor& dy);
+// dy·act'(x) for GeluTanh, GeluErf, Silu. With overwrite_dy (dy contiguous), the result is written
+// over dy and returned: no second buffer of x's size (the FFN's [L, 4·D] gradient in training).
+Tensor unary_backward(Activation act, const Tensor& x, const Tensor& dy, bool overwrite_dy = false);
 
 // attention(q, k, v, p) and lse [B, H, Lq] (natural log of Σ exp(scaled score) per query row).
 // rel_bias is not supported (no op that trains uses it).

@@ -110,12 +110,22 @@ OpCase linear_bw(std::string name, int64_t M, int64_t N, int64_t K, bool accumul
             }};
 }
 
-OpCase unary_bw(std::string name, Act act, Shape shape) {
+// overwrite: the result written over a copy of dy (the case fails unless it is that copy).
+OpCase unary_bw(std::string name, Act act, Shape shape, bool overwrite = false) {
     return {"unary_backward", std::move(name), kBoth, false, Check::Close, [=](CaseCtx& c) {
                 Input x = c.rand(c.sig.in, shape, 3.f), dy = c.rand(c.sig.in, shape);
                 Outs o = std::make_shared<std::vector<Tensor>>();
                 Prepared p;
-                p.run = [=] { *o = {ops::unary_backward(act, x.t, dy.t)}; };
+                p.run = [=] {
+                    if (!overwrite) {
+                        *o = {ops::unary_backward(act, x.t, dy.t)};
+                        return;
+                    }
+                    const Tensor d = dy.t.backend()->empty(dy.t.dtype(), dy.t.shape());  // run may repeat
+                    ops::copy(dy.t, d);
+                    *o = {ops::unary_backward(act, x.t, d, true)};
+                    if (o->front().raw() != d.raw()) fail("unary_backward", "overwrite_dy wrote to a new buffer");
+                };
                 p.result = read_all(o);
                 // Elementwise: one perturbation of every element at once gives every derivative.
                 const double h = 1e-5;
@@ -439,6 +449,7 @@ std::vector<OpCase> backward_op_cases() {
         unary_bw("unary_backward_gelu_tanh", Act::GeluTanh, {7, 33}),
         unary_bw("unary_backward_gelu_erf", Act::GeluErf, {5, 31}),
         unary_bw("unary_backward_silu", Act::Silu, {3, 65}),
+        unary_bw("unary_backward_gelu_tanh_overwrite", Act::GeluTanh, {9, 37}, true),
         attention_lse_row("attention_lse_klens_gqa",
                           {.B = 2, .Lq = 9, .Lk = 11, .H = 4, .Hk = 2, .d = 8, .dv = 6, .k_lens = {11, 5}}),
         attention_lse_row("attention_lse_causal_window",

@@ -75,6 +75,22 @@ void lora_branches_bw(const Linear& l, Linear& g, const Tensor& x, const Tensor&
     }
 }
 
+// lin_bw for the FFN's second linear, whose input f1 = gelu(f0) [B, L, F] is the widest activation:
+// f1 is recomputed here and gone after the parameters' gradients, before dx [B, L, F] takes its place
+// (f1 and dx never both exist: 1.1 GiB less at 480p, 81 frames). Returns dx.
+Tensor ffn2_bw(const Linear& l, Linear& g, const Tensor& f0, const Tensor& dy) {
+    Tensor f1 = ops::gelu_tanh(f0);
+    const Tensor wp = lora_patched_weight(l, f1);
+    // The side path (few rows) reads f1 for the branches' shares of dx: lin_bw as is.
+    if (!l.lora.empty() && !wp.defined()) return lin_bw(l, g, f1, dy);
+    lin_bw(l, g, f1, dy, nullptr, /*want_dx=*/false);
+    f1 = Tensor();
+    // dx alone: linear_backward reads x's shape here, not its values — f0 has f1's.
+    Tensor dx;
+    ops::linear_backward(f0, wp.defined() ? wp : l.w, dy, &dx, nullptr, nullptr);
+    return dx;
+}
+
 // Tokens per modulation row, as DitModel::forward groups them (dit.cpp).
 int64_t group_tokens(const std::vector<DitSample>& batch, int64_t seq_len) {
     int64_t S = seq_len;
@@ -85,11 +101,15 @@ int64_t group_tokens(const std::vector<DitSample>& batch, int64_t seq_len) {
 }
 
 // One block's activations (the forward of dit_block, dit_block.h, unfused), all [B, L, D] unless
-// said: m [G, 6, D]; q0/k0 projections before the q/k norm, qr/kr [B, L, N, hd] after norm and
-// rope; lse [B, N, L]; cross-attention: cq0 before its norm, ck0/cv [B, Lt, D] from the context;
-// ffn: f0 = ffn0(h2) [B, L, F] before GELU, f1 after, f2 = ffn2(f1).
+// said: m [G, 6, D]; q0/k0 projections before the q/k norm, v [B, L, N, hd]; lse [B, N, L]; o = sa_o(a);
+// cross-attention: cq0 before its norm, ck/cv [B, Lt, N, hd] from the context (ck0 before its norm);
+// ffn: f0 = ffn0(h2) [B, L, F] before GELU, f2 = ffn2(gelu(f0)).
+// Not kept, recomputed by the backward where it needs them (one elementwise pass each, the same
+// ops on the same inputs, so the same values): h1 = norm1-modulated x, qr/kr after the q/k norm and
+// rope, hn = norm3(x1), cq after its norm, f1 = gelu(f0). Six fewer tensors at the block's peak — the
+// FFN backward, where f1 alone is [B, L, F].
 struct BlockActs {
-    Tensor x, m, h1, q0, k0, qr, kr, v, a, lse, o, x1, hn, cq0, cq, ck0, ck, cv, ca, lse2, co, x2, h2, f0, f1, f2;
+    Tensor x, m, q0, k0, v, a, lse, o, x1, cq0, ck0, ck, cv, ca, lse2, x2, h2, f0, f2;
 };
 
 struct BlockCtx {
@@ -101,6 +121,28 @@ struct BlockCtx {
     int64_t S;
 };
 
+// The recomputable pieces of block_forward, shared with the backward.
+// h1 = norm1(x)·(1 + scale1) + shift1 [B, L, D]; m [G, 6, D]
+Tensor self_h1(const BlockCtx& k, const Tensor& x, const Tensor& m) {
+    const int64_t B = x.size(0), L = x.size(1), D = k.c.dim, G = B * L / k.S;
+    return ops::norm_modulate(x.reshape({G, k.S, D}), m.select(1, 0), m.select(1, 1), k.c.eps).reshape({B, L, D});
+}
+// rope(norm(p0)) [B, L, N, hd] for p0 = q0 or k0 [B, L, D]
+Tensor self_qk(const BlockCtx& k, const Tensor& p0, const Tensor& norm_w) {
+    const DitConfig& c = k.c;
+    const Tensor pn = c.qk_norm ? ops::rms_norm(p0, norm_w, c.eps) : p0;
+    return ops::rope(pn.reshape({p0.size(0), p0.size(1), c.num_heads, c.head_dim()}), k.grids, k.rope);
+}
+Tensor cross_hn(const BlockCtx& k, const DitBlockWeights& b, const Tensor& x1) {
+    return k.c.cross_attn_norm ? ops::layer_norm(x1, &b.norm3_w, &b.norm3_b, k.c.eps) : x1;
+}
+// norm_q(cq0) [B, L, N, hd]
+Tensor cross_q(const BlockCtx& k, const DitBlockWeights& b, const Tensor& cq0) {
+    const DitConfig& c = k.c;
+    return (c.qk_norm ? ops::rms_norm(cq0, b.ca_norm_q, c.eps) : cq0)
+        .reshape({cq0.size(0), cq0.size(1), c.num_heads, c.head_dim()});
+}
+
 Tensor block_forward(const BlockCtx& k, const DitBlockWeights& b, const Tensor& x, const Tensor& e0, BlockActs* s) {
     const DitConfig& c = k.c;
     const int64_t B = x.size(0), L = x.size(1), D = c.dim, N = c.num_heads, hd = c.head_dim(), G = B * L / k.S;
@@ -110,37 +152,36 @@ Tensor block_forward(const BlockCtx& k, const DitBlockWeights& b, const Tensor& 
     t.m = ops::add(b.modulation, e0);  // [G, 6, D]: shift1, scale1, gate1, shift2, scale2, gate2
     auto mod = [&](int i) { return t.m.select(1, i); };
     // x = x + self_attn(norm1(x)·(1 + scale1) + shift1)·gate1
-    t.h1 = ops::norm_modulate(x.reshape({G, k.S, D}), mod(0), mod(1), c.eps).reshape({B, L, D});
-    t.q0 = lin(b.sa_q, t.h1);
-    t.k0 = lin(b.sa_k, t.h1);
-    t.v = lin(b.sa_v, t.h1).reshape({B, L, N, hd});
-    Tensor qn = c.qk_norm ? ops::rms_norm(t.q0, b.sa_norm_q, c.eps) : t.q0;
-    Tensor kn = c.qk_norm ? ops::rms_norm(t.k0, b.sa_norm_k, c.eps) : t.k0;
-    t.qr = ops::rope(qn.reshape({B, L, N, hd}), k.grids, k.rope);
-    t.kr = ops::rope(kn.reshape({B, L, N, hd}), k.grids, k.rope);
-    t.a = ops::attention_lse(t.qr, t.kr, t.v, k.self_p, &t.lse);  // [B, L, N, hd]
+    Tensor h1 = self_h1(k, x, t.m);
+    t.q0 = lin(b.sa_q, h1);
+    t.k0 = lin(b.sa_k, h1);
+    t.v = lin(b.sa_v, h1).reshape({B, L, N, hd});
+    h1 = Tensor();
+    Tensor qr = self_qk(k, t.q0, b.sa_norm_q), kr = self_qk(k, t.k0, b.sa_norm_k);
+    t.a = ops::attention_lse(qr, kr, t.v, k.self_p, &t.lse);  // [B, L, N, hd]
+    qr = kr = Tensor();
     t.o = lin(b.sa_o, t.a.reshape({B, L, D}));
     t.x1 = copy_of(x);
     ops::gated_residual(t.x1.reshape({G, k.S, D}), t.o.reshape({G, k.S, D}), mod(2));
     // x = x + cross_attn(norm3(x), context)
-    t.hn = c.cross_attn_norm ? ops::layer_norm(t.x1, &b.norm3_w, &b.norm3_b, c.eps) : t.x1;
-    t.cq0 = lin(b.ca_q, t.hn);
-    t.cq = (c.qk_norm ? ops::rms_norm(t.cq0, b.ca_norm_q, c.eps) : t.cq0).reshape({B, L, N, hd});
+    t.cq0 = lin(b.ca_q, cross_hn(k, b, t.x1));
     t.ck0 = lin(b.ca_k, k.context);
     t.ck = (c.qk_norm ? ops::rms_norm(t.ck0, b.ca_norm_k, c.eps) : t.ck0).reshape({B, Lt, N, hd});
     t.cv = lin(b.ca_v, k.context).reshape({B, Lt, N, hd});
-    t.ca = ops::attention_lse(t.cq, t.ck, t.cv, AttentionParams{}, &t.lse2);  // every text_len key (context_lens None)
-    t.co = lin(b.ca_o, t.ca.reshape({B, L, D}));
-    t.x2 = ops::add(t.x1, t.co);
+    // every text_len key (context_lens None)
+    t.ca = ops::attention_lse(cross_q(k, b, t.cq0), t.ck, t.cv, AttentionParams{}, &t.lse2);
+    t.x2 = ops::add(t.x1, lin(b.ca_o, t.ca.reshape({B, L, D})));
     // x = x + ffn(norm2(x)·(1 + scale2) + shift2)·gate2
     t.h2 = ops::norm_modulate(t.x2.reshape({G, k.S, D}), mod(3), mod(4), c.eps);  // [G, S, D]
+    Tensor f1;
     if (s) {  // the backward reads GELU's input
         t.f0 = lin(b.ffn0, t.h2);
-        t.f1 = ops::gelu_tanh(t.f0);
+        f1 = ops::gelu_tanh(t.f0);
     } else {  // the forward pass keeps only checkpoints: GELU in the GEMM's epilogue
-        t.f1 = lin(b.ffn0, t.h2, Activation::GeluTanh);
+        f1 = lin(b.ffn0, t.h2, Activation::GeluTanh);
     }
-    t.f2 = lin(b.ffn2, t.f1);
+    t.f2 = lin(b.ffn2, f1);
+    f1 = Tensor();
     Tensor x3 = copy_of(t.x2);
     ops::gated_residual(x3.reshape({G, k.S, D}), t.f2, mod(5));
     if (s) *s = std::move(t);
@@ -166,12 +207,11 @@ Tensor block_backward(const BlockCtx& k, const DitBlockWeights& b, DitBlockWeigh
 
     // x3 = x2 + f2·gate2, f2 = ffn2(gelu(ffn0(h2))), h2 = norm2(x2)·(1 + scale2) + shift2
     Tensor dgate2, dshift2, dscale2;
-    drop({&t.co});  // x2 = x1 + co: the backward never reads co
     Tensor df2 = ops::gated_residual_backward(t.f2, mod(5), dx3.reshape({G, k.S, D}), &dgate2);
     drop({&t.f2});
-    Tensor df1 = lin_bw(b.ffn2, gb.ffn2, t.f1, df2);
-    drop({&t.f1, &df2});
-    Tensor df0 = ops::unary_backward(Activation::GeluTanh, t.f0, df1);
+    Tensor df1 = ffn2_bw(b.ffn2, gb.ffn2, t.f0, df2);
+    drop({&df2});
+    Tensor df0 = ops::unary_backward(Activation::GeluTanh, t.f0, df1, true);  // over df1
     drop({&t.f0, &df1});
     Tensor dh2 = lin_bw(b.ffn0, gb.ffn0, t.h2, df0);
     drop({&t.h2, &df0});
@@ -183,8 +223,9 @@ Tensor block_backward(const BlockCtx& k, const DitBlockWeights& b, DitBlockWeigh
 
     // x2 = x1 + ca_o(attn(cq, ck, cv)); cq = norm_q(ca_q(norm3(x1))), ck = norm_k(ca_k(ctx)), cv = ca_v(ctx)
     Tensor dca = lin_bw(b.ca_o, gb.ca_o, t.ca.reshape({B, L, D}), dx2);
-    ops::AttentionGrads ga = ops::attention_backward(t.cq, t.ck, t.cv, t.ca, dca.reshape(t.ca.shape()), t.lse2);
-    drop({&t.cq, &t.ck, &t.cv, &t.ca, &t.lse2, &dca});
+    ops::AttentionGrads ga =
+        ops::attention_backward(cross_q(k, b, t.cq0), t.ck, t.cv, t.ca, dca.reshape(t.ca.shape()), t.lse2);
+    drop({&t.ck, &t.cv, &t.ca, &t.lse2, &dca});
     Tensor dck0 = ga.dk.reshape({B, Lt, D}), dcq0 = ga.dq.reshape({B, L, D});
     if (c.qk_norm) {
         Tensor dw;
@@ -196,8 +237,8 @@ Tensor block_backward(const BlockCtx& k, const DitBlockWeights& b, DitBlockWeigh
     Tensor dc = dctx;  // a handle on the caller's sum
     lin_bw(b.ca_k, gb.ca_k, k.context, dck0, &dc);
     lin_bw(b.ca_v, gb.ca_v, k.context, ga.dv.reshape({B, Lt, D}), &dc);
-    Tensor dhn = lin_bw(b.ca_q, gb.ca_q, t.hn, dcq0);
-    drop({&t.hn, &dcq0, &ga.dq});
+    Tensor dhn = lin_bw(b.ca_q, gb.ca_q, cross_hn(k, b, t.x1), dcq0);
+    drop({&dcq0, &ga.dq});
     Tensor dx1 = dx2;  // the residual path
     if (c.cross_attn_norm) {
         Tensor dw, db;
@@ -213,8 +254,9 @@ Tensor block_backward(const BlockCtx& k, const DitBlockWeights& b, DitBlockWeigh
     Tensor dout = ops::gated_residual_backward(t.o.reshape({G, k.S, D}), mod(2), dx1.reshape({G, k.S, D}), &dgate1);
     Tensor da = lin_bw(b.sa_o, gb.sa_o, t.a.reshape({B, L, D}), dout.reshape({B, L, D}));
     drop({&t.o, &t.x1});
-    ops::AttentionGrads gs = ops::attention_backward(t.qr, t.kr, t.v, t.a, da.reshape(t.a.shape()), t.lse, k.self_p);
-    drop({&t.qr, &t.kr, &t.v, &t.a, &t.lse, &da, &dout});
+    ops::AttentionGrads gs = ops::attention_backward(self_qk(k, t.q0, b.sa_norm_q), self_qk(k, t.k0, b.sa_norm_k), t.v,
+                                                     t.a, da.reshape(t.a.shape()), t.lse, k.self_p);
+    drop({&t.v, &t.a, &t.lse, &da, &dout});
     Tensor dq0 = ops::rope_backward(gs.dq, k.grids, k.rope).reshape({B, L, D});
     Tensor dk0 = ops::rope_backward(gs.dk, k.grids, k.rope).reshape({B, L, D});
     if (c.qk_norm) {
@@ -224,9 +266,10 @@ Tensor block_backward(const BlockCtx& k, const DitBlockWeights& b, DitBlockWeigh
         dk0 = ops::rms_norm_backward(t.k0, b.sa_norm_k, c.eps, dk0, &dw);
         acc(gb.sa_norm_k, dw);
     }
-    Tensor dh1 = lin_bw(b.sa_q, gb.sa_q, t.h1, dq0);
-    lin_bw(b.sa_k, gb.sa_k, t.h1, dk0, &dh1);  // dh1 += …: in the GEMMs' epilogues
-    lin_bw(b.sa_v, gb.sa_v, t.h1, gs.dv.reshape({B, L, D}), &dh1);
+    const Tensor h1 = self_h1(k, t.x, t.m);
+    Tensor dh1 = lin_bw(b.sa_q, gb.sa_q, h1, dq0);
+    lin_bw(b.sa_k, gb.sa_k, h1, dk0, &dh1);  // dh1 += …: in the GEMMs' epilogues
+    lin_bw(b.sa_v, gb.sa_v, h1, gs.dv.reshape({B, L, D}), &dh1);
     Tensor dx = ops::norm_modulate_backward(t.x.reshape({G, k.S, D}), mod(1), c.eps, dh1.reshape({G, k.S, D}), &dshift1,
                                             &dscale1)
                     .reshape({B, L, D});
