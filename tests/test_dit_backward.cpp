@@ -106,10 +106,11 @@ TEST_P(DitBackward, OffloadedCheckpointsGiveTheSameGradients) {
     GradFixture g(GetParam());
     auto grads_of = [&](bool offload) {
         DitTape tape;
-        tape.offload_checkpoints = offload;
+        HostCheckpoints host;
+        tape.offload = offload ? &host : nullptr;
         dit_train_forward(*g.model, g.batch, g.seq_len, &tape);
         if (offload) {
-            EXPECT_EQ(tape.block_host.size(), size_t(g.cfg.num_layers));
+            EXPECT_EQ(host.blocks.size(), size_t(g.cfg.num_layers));
             for (int64_t i = 0; i < g.cfg.num_layers; ++i) EXPECT_FALSE(tape.block_in[size_t(i)].defined()) << i;
         }
         DitGrads grads = dit_grads_zeros(*g.model);

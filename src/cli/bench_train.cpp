@@ -90,8 +90,10 @@ void run(const Opts& o) {
                   {"text_tokens", std::to_string(batch[0].context.size(0))},
                   {"warmup+repeats", cat(o.run.warmup, "+", o.run.repeats)}};
     double loss = 0;
+    HostCheckpoints host;
     auto step = [&] {
-        loss = train_step(model, batch, pairs, seq_len, full, lora, 1.0, opt, o.offload_checkpoints).loss;
+        loss = train_step(model, batch, pairs, seq_len, full, lora, 1.0, opt, o.offload_checkpoints ? &host : nullptr)
+                   .loss;
     };
     std::vector<BenchRow> per_op;
     const std::vector<double> ms = time_repeats(*be, o.run.warmup, o.run.repeats, step);

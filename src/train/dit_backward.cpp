@@ -143,7 +143,15 @@ Tensor cross_q(const BlockCtx& k, const DitBlockWeights& b, const Tensor& cq0) {
         .reshape({cq0.size(0), cq0.size(1), c.num_heads, c.head_dim()});
 }
 
-Tensor block_forward(const BlockCtx& k, const DitBlockWeights& b, const Tensor& x, const Tensor& e0, BlockActs* s) {
+// A block's self-attention output [B, L, N, hd] and its lse [B, N, L] (offloaded checkpoints keep them).
+struct SelfAttn {
+    Tensor a, lse;
+};
+
+// saved: the self-attention's output from an earlier run of this block on the same x, taken instead
+// of running it again; kept: where this run's goes.
+Tensor block_forward(const BlockCtx& k, const DitBlockWeights& b, const Tensor& x, const Tensor& e0, BlockActs* s,
+                     const SelfAttn* saved = nullptr, SelfAttn* kept = nullptr) {
     const DitConfig& c = k.c;
     const int64_t B = x.size(0), L = x.size(1), D = c.dim, N = c.num_heads, hd = c.head_dim(), G = B * L / k.S;
     const int64_t Lt = k.context.size(1);
@@ -157,9 +165,13 @@ Tensor block_forward(const BlockCtx& k, const DitBlockWeights& b, const Tensor& 
     t.k0 = lin(b.sa_k, h1);
     t.v = lin(b.sa_v, h1).reshape({B, L, N, hd});
     h1 = Tensor();
-    Tensor qr = self_qk(k, t.q0, b.sa_norm_q), kr = self_qk(k, t.k0, b.sa_norm_k);
-    t.a = ops::attention_lse(qr, kr, t.v, k.self_p, &t.lse);  // [B, L, N, hd]
-    qr = kr = Tensor();
+    if (saved) {
+        t.a = saved->a, t.lse = saved->lse;
+    } else {
+        t.a = ops::attention_lse(self_qk(k, t.q0, b.sa_norm_q), self_qk(k, t.k0, b.sa_norm_k), t.v, k.self_p,
+                                 &t.lse);  // [B, L, N, hd]
+    }
+    if (kept) *kept = {t.a, t.lse};
     t.o = lin(b.sa_o, t.a.reshape({B, L, D}));
     t.x1 = copy_of(x);
     ops::gated_residual(t.x1.reshape({G, k.S, D}), t.o.reshape({G, k.S, D}), mod(2));
@@ -319,14 +331,37 @@ void check_supported(const DitConfig& c, const DitWeights& w, const char* where)
     if (c.is_i2v()) fail(where, "i2v conditioning (y) has no backward yet; train a t2v model");
 }
 
-// Page-locked host memory for one checkpoint of --offload_checkpoints, or a one-line error.
-std::shared_ptr<Buffer> pin_checkpoint(Backend& be, size_t bytes, int64_t block) {
-    try {
-        return be.alloc_pinned(bytes);
-    } catch (const OutOfMemory&) {
-        throw OutOfMemory(cat("[train] --offload_checkpoints: cannot pin ", bytes, " bytes of host memory for block ",
-                              block, "'s checkpoint; free host memory or train without --offload_checkpoints"));
+// A block's buffer in offload's host memory: its checkpoint, its self-attention output a and that
+// output's lse, at these byte offsets (256-aligned).
+struct HostLayout {
+    size_t a = 0, lse = 0, bytes = 0;
+};
+HostLayout host_layout(const Shape& x, DType ck, int64_t heads) {
+    auto up = [](size_t n) { return (n + 255) / 256 * 256; };
+    const size_t n = size_t(shape_numel(x)), lse = size_t(x[0] * heads * x[1]) * sizeof(float);
+    HostLayout h;
+    h.a = up(n * dtype_size(ck));
+    h.lse = h.a + up(n * sizeof(float));
+    h.bytes = h.lse + lse;
+    return h;
+}
+
+// Block li's host buffer, grown to bytes where it is smaller (never shrunk: pinning is slow), or a
+// one-line error.
+void* host_block(Backend& be, HostCheckpoints& h, int64_t li, size_t bytes) {
+    if (h.blocks.size() <= size_t(li)) h.blocks.resize(size_t(li) + 1);
+    std::shared_ptr<Buffer>& b = h.blocks[size_t(li)];
+    if (!b || b->bytes() < bytes) {
+        b.reset();
+        try {
+            b = be.alloc_pinned(bytes);
+        } catch (const OutOfMemory&) {
+            throw OutOfMemory(cat("[train] --offload_checkpoints: cannot pin ", bytes,
+                                  " bytes of host memory for block ", li,
+                                  "'s checkpoint; free host memory or train without --offload_checkpoints"));
+        }
     }
+    return b->ptr();
 }
 
 }  // namespace
@@ -343,7 +378,7 @@ std::vector<Tensor> dit_train_forward(const DitModel& model, const std::vector<D
     const int64_t B = int64_t(batch.size()), D = c.dim;
     if (B == 0) fail("dit_train_forward", "empty batch");
     DitTape t;
-    t.offload_checkpoints = tape && tape->offload_checkpoints;
+    t.offload = tape ? tape->offload : nullptr;
     t.batch = batch;
     t.seq_len = seq_len;
     for (int64_t i = 0; i < B; ++i) {
@@ -409,26 +444,41 @@ std::vector<Tensor> dit_train_forward(const DitModel& model, const std::vector<D
     // the 1.3B model at 480p, 81 frames), as the activations of PyTorch's bf16 autocast are: the
     // backward recomputes each block from the rounded input. The last one, the head's input, stays f32.
     const bool bf16_checkpoints = be.matmul_precision() == Backend::MatmulPrecision::Medium;
-    const auto written = be.new_event(), copied = be.new_event();
+    const auto written = be.new_event(), copied = be.new_event(), attn_copied = be.new_event();
+    SelfAttn held;  // the last block's a and lse, alive until the compute queue has waited for their copy
     for (int64_t li = 0; li < c.num_layers; ++li) {
         const Tensor ck = bf16_checkpoints ? ops::to_dtype(x, DType::BF16) : x;
-        if (!t.offload_checkpoints) {
+        // The block runs on what the backward will recompute it from (at Medium: rounded to bf16), so
+        // that the loss is the one differentiated and offload's saved attention is the recomputed one.
+        if (bf16_checkpoints) x = ops::to_dtype(ck, DType::F32);
+        if (!t.offload) {
             t.block_in.push_back(ck);
             x = block_forward(k, w.blocks[size_t(li)], x, t.e0, nullptr);
             continue;
         }
-        // The copy out waits for the checkpoint's writer and runs beside this block; the compute queue
-        // waits for it before the next block, after which ck's memory may be reused.
-        t.block_host.push_back(pin_checkpoint(be, ck.nbytes(), li));
+        // The checkpoint's copy out waits for its writer and runs beside this block; a and lse follow
+        // it after the block, beside the next one. The compute queue waits for each copy one block
+        // later, before the memory read may be reused.
+        const HostLayout hl = host_layout(x.shape(), ck.dtype(), c.num_heads);
+        char* host = static_cast<char*>(host_block(be, *t.offload, li, hl.bytes));
         t.block_host_dtype = ck.dtype();
         t.block_in.emplace_back();
         be.record(Backend::Queue::Compute, *written);
         be.wait(Backend::Queue::Copy, *written);
-        be.download_async(ck, t.block_host.back()->ptr());
+        be.download_async(ck, host);
         be.record(Backend::Queue::Copy, *copied);
-        x = block_forward(k, w.blocks[size_t(li)], x, t.e0, nullptr);
+        SelfAttn sa;
+        x = block_forward(k, w.blocks[size_t(li)], x, t.e0, nullptr, nullptr, &sa);
         be.wait(Backend::Queue::Compute, *copied);
+        if (held.a.defined()) be.wait(Backend::Queue::Compute, *attn_copied);
+        held = sa;
+        be.record(Backend::Queue::Compute, *written);
+        be.wait(Backend::Queue::Copy, *written);
+        be.download_async(sa.a, host + hl.a);
+        be.download_async(sa.lse, host + hl.lse);
+        be.record(Backend::Queue::Copy, *attn_copied);
     }
+    if (held.a.defined()) be.wait(Backend::Queue::Compute, *attn_copied);
     t.block_in.push_back(x);
 
     Tensor out = dit_head(c, w, x, t.e, t.S);  // [B, seq_len, out_dim·pt·ph·pw]
@@ -526,28 +576,42 @@ void dit_backward(const DitModel& model, const DitTape& t, const std::vector<Ten
     const BlockCtx k{c, t.grids, model.rope_table(), self_p, t.context, S};
     Tensor dctx = ops::zeros(be, t.context.shape());
     Tensor de0 = ops::zeros(be, {G, 6, D});
-    // Offloaded checkpoints come back one block ahead on the Copy queue, into memory the compute queue
-    // may have used until now (hence the wait before the copy).
+    // Offloaded blocks come back one block ahead on the Copy queue (the checkpoint, a and lse), into
+    // memory the compute queue may have used until now (hence the wait before the copy).
     const auto before = be.new_event(), fetched = be.new_event();
+    struct Fetched {
+        Tensor ck;
+        SelfAttn sa;
+    };
     auto fetch = [&](int64_t li) {
-        Tensor d = be.empty(t.block_host_dtype, t.block_in.back().shape());
+        const Shape& xs = t.block_in.back().shape();
+        const HostLayout hl = host_layout(xs, t.block_host_dtype, c.num_heads);
+        const char* host = static_cast<const char*>(t.offload->blocks[size_t(li)]->ptr());
+        Fetched f{be.empty(t.block_host_dtype, xs),
+                  {be.empty(DType::F32, {xs[0], xs[1], c.num_heads, c.head_dim()}),
+                   be.empty(DType::F32, {xs[0], c.num_heads, xs[1]})}};
         be.record(Backend::Queue::Compute, *before);
         be.wait(Backend::Queue::Copy, *before);
-        be.upload_async(d, t.block_host[size_t(li)]->ptr());
+        be.upload_async(f.ck, host);
+        be.upload_async(f.sa.a, host + hl.a);
+        be.upload_async(f.sa.lse, host + hl.lse);
         be.record(Backend::Queue::Copy, *fetched);
-        return d;
+        return f;
     };
-    Tensor next = t.offload_checkpoints && c.num_layers > 0 ? fetch(c.num_layers - 1) : Tensor();
+    Fetched next = t.offload && c.num_layers > 0 ? fetch(c.num_layers - 1) : Fetched{};
     for (int64_t li = c.num_layers - 1; li >= 0; --li) {
         BlockActs acts;
         Tensor ck = t.block_in[size_t(li)];
-        if (t.offload_checkpoints) {
+        SelfAttn sa;
+        if (t.offload) {
             be.wait(Backend::Queue::Compute, *fetched);
-            ck = std::move(next);
+            ck = std::move(next.ck);
+            sa = std::move(next.sa);
             if (li > 0) next = fetch(li - 1);
         }
         block_forward(k, w.blocks[size_t(li)], ck.dtype() == DType::F32 ? ck : ops::to_dtype(ck, DType::F32), t.e0,
-                      &acts);
+                      &acts, t.offload ? &sa : nullptr);
+        sa = SelfAttn();
         dx = block_backward(k, w.blocks[size_t(li)], g.blocks[size_t(li)], acts, dx, dctx, de0);
     }
 

@@ -25,6 +25,13 @@
 
 namespace wanrt {
 
+// Page-locked host memory for checkpoints kept off the device (DitTape::offload), one buffer per
+// block holding its input, then its self-attention output and that output's lse. Owned by the
+// caller and reused step after step: pinning gigabytes is slow, so buffers are only ever grown.
+struct HostCheckpoints {
+    std::vector<std::shared_ptr<Buffer>> blocks;
+};
+
 // What the forward keeps for the backward. Shapes: G modulation groups of S tokens (dit_block.h).
 struct DitTape {
     std::vector<DitSample> batch;   // the inputs (tensor handles, not copies)
@@ -40,17 +47,19 @@ struct DitTape {
     Tensor ctx_in, u, gu, context;
     std::vector<Tensor> block_in;  // num_layers + 1: each block's input (bf16 at Medium precision), then the
                                    // last block's output (f32)
-    // Input: set before dit_train_forward to keep the blocks' inputs in page-locked host memory
-    // (block_host[i], block_in[i] then undefined; the last output stays on the device). The copies run
-    // on the backend's Copy queue beside the blocks' compute, out and back (the backward fetches each
-    // checkpoint one block ahead); the gradients are those of the resident checkpoints, bit for bit.
-    bool offload_checkpoints = false;
-    std::vector<std::shared_ptr<Buffer>> block_host;
-    DType block_host_dtype = DType::F32;  // theirs (bf16 at Medium precision)
+    // Input: set before dit_train_forward to keep the blocks' inputs in offload's host memory
+    // (block_in[i] then undefined; the last output stays on the device), together with each block's
+    // self-attention output and lse (f32), which the backward then takes instead of recomputing the
+    // attention (the largest part of a block's recomputation at long sequences). The copies run on
+    // the backend's Copy queue beside the blocks' compute, out and back (one block ahead); the
+    // gradients are those of the resident checkpoints, bit for bit.
+    HostCheckpoints* offload = nullptr;
+    DType block_host_dtype = DType::F32;  // the checkpoints' (bf16 at Medium precision)
 };
 
 // Runs the model (outputs [out_dim, F, H, W] per sample, as DitModel::forward) and fills tape (its
-// offload_checkpoints read first).
+// offload read first). At Medium precision each block runs on its input rounded to bf16, as the
+// backward recomputes it from its bf16 checkpoint: the gradients are those of the loss computed.
 std::vector<Tensor> dit_train_forward(const DitModel& model, const std::vector<DitSample>& batch, int64_t seq_len,
                                       DitTape* tape);
 

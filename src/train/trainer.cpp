@@ -298,9 +298,9 @@ std::vector<std::pair<std::string, std::string>> parse_caption_swap(const std::s
 TrainStepOut train_step(const DitModel& model, const std::vector<DitSample>& batch,
                         const std::vector<FlowMatchPair>& pairs, int64_t seq_len, bool full,
                         const std::vector<LoraParam>& lora, double grad_clip, AdamW& opt,
-                        bool offload_checkpoints) {
+                        HostCheckpoints* offload) {
     DitTape tape;
-    tape.offload_checkpoints = offload_checkpoints;
+    tape.offload = offload;
     const std::vector<Tensor> ys = dit_train_forward(model, batch, seq_len, &tape);
     TrainStepOut r;
     std::vector<Tensor> dys;
@@ -536,6 +536,7 @@ TrainResult run_training(const T2VModelParts& m, const std::shared_ptr<Backend>&
     TrainResult res;
     res.first_step = res.last_step = start;
     evaluate(start, res);
+    HostCheckpoints host_checkpoints;  // --offload_checkpoints: pinned once, reused every step
     const auto t0 = std::chrono::steady_clock::now();
     for (int64_t step = start; step < o.steps; ++step) {
         const double lr = train_lr_at(o, step);
@@ -560,7 +561,8 @@ TrainResult run_training(const T2VModelParts& m, const std::shared_ptr<Backend>&
             seq_len = std::max(seq_len, model.tokens_for(it.latent.shape()));
         }
         const TrainStepOut so =
-            train_step(model, batch, pairs, seq_len, o.full, lora, o.grad_clip, opt, o.offload_checkpoints);
+            train_step(model, batch, pairs, seq_len, o.full, lora, o.grad_clip, opt,
+                       o.offload_checkpoints ? &host_checkpoints : nullptr);
         const double loss = so.loss, gnorm = so.grad_norm;
 
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -92,14 +92,14 @@ int64_t train_timestep_row(const TrainOptions& o, uint64_t draw, int64_t n);
 // the batch (padded to seq_len) with its tape, loss = Σ_j weight_j·mse_j / B, the backward, the
 // gradient's global norm clipped to grad_clip (≤ 0: off; the norm is returned either way), one AdamW
 // step on the full model's weights (full) or on the LoRA pairs (lora) at opt's current rate;
-// offload_checkpoints as TrainOptions'.
+// offload: the checkpoints in this host memory (TrainOptions::offload_checkpoints), null: on the device.
 struct TrainStepOut {
     double loss = 0, grad_norm = 0;
 };
 TrainStepOut train_step(const DitModel& model, const std::vector<DitSample>& batch,
                         const std::vector<FlowMatchPair>& pairs, int64_t seq_len, bool full,
                         const std::vector<LoraParam>& lora, double grad_clip, AdamW& opt,
-                        bool offload_checkpoints = false);
+                        HostCheckpoints* offload = nullptr);
 
 // One progress report per step.
 struct TrainProgress {
