@@ -86,7 +86,8 @@ void run(const Opts& o) {
                                  "x", o.height, "), batch ", o.batch)},
                   {"tokens", std::to_string(seq_len)},
                   {"matmul precision", matmul_precision_name(be->matmul_precision())},
-                  {"checkpoints", o.offload_checkpoints ? "in host memory (--offload_checkpoints)" : "on the device"},
+                  {"checkpoints", o.offload_checkpoints ? "in host memory with the self-attention outputs (--offload_checkpoints)"
+                                                        : "on the device"},
                   {"text_tokens", std::to_string(batch[0].context.size(0))},
                   {"warmup+repeats", cat(o.run.warmup, "+", o.run.repeats)}};
     double loss = 0;

@@ -96,8 +96,8 @@ void setup(CLI::App& app) {
     c->add_option("--grad_clip", t.grad_clip, "Clip the gradient's global norm to this (0 = off)")
         ->capture_default_str();
     c->add_flag("--offload_checkpoints", t.offload_checkpoints,
-                "Keep the blocks' checkpoints in host memory between forward and backward (less device memory; "
-                "copied beside the compute)");
+                "Keep the blocks' checkpoints and self-attention outputs in host memory between forward and "
+                "backward (less device memory, no attention recomputed; copied beside the compute)");
     c->add_option("--caption_dropout", t.caption_dropout,
                   "Probability that a clip trains on the empty prompt instead of its caption (for guidance)")
         ->capture_default_str();
