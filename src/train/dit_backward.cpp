@@ -101,15 +101,15 @@ int64_t group_tokens(const std::vector<DitSample>& batch, int64_t seq_len) {
 }
 
 // One block's activations (the forward of dit_block, dit_block.h, unfused), all [B, L, D] unless
-// said: m [G, 6, D]; q0/k0 projections before the q/k norm, v [B, L, N, hd]; lse [B, N, L]; o = sa_o(a);
+// said: m [G, 6, D]; q0/k0 projections before the q/k norm, v [B, L, N, hd]; lse [B, N, L];
 // cross-attention: cq0 before its norm, ck/cv [B, Lt, N, hd] from the context (ck0 before its norm);
 // ffn: f0 = ffn0(h2) [B, L, F] before GELU, f2 = ffn2(gelu(f0)).
-// Not kept, recomputed by the backward where it needs them (one elementwise pass each, the same
-// ops on the same inputs, so the same values): h1 = norm1-modulated x, qr/kr after the q/k norm and
-// rope, hn = norm3(x1), cq after its norm, f1 = gelu(f0). Six fewer tensors at the block's peak — the
-// FFN backward, where f1 alone is [B, L, F].
+// Not kept, recomputed by the backward where it needs them (one elementwise pass or one GEMM each,
+// the same ops on the same inputs, so the same values): h1 = norm1-modulated x, qr/kr after the q/k
+// norm and rope, o = sa_o(a), hn = norm3(x1), cq after its norm, h2 = norm2-modulated x2, f1 =
+// gelu(f0). Eight fewer tensors at the block's peak — the FFN backward, where f1 alone is [B, L, F].
 struct BlockActs {
-    Tensor x, m, q0, k0, v, a, lse, o, x1, cq0, ck0, ck, cv, ca, lse2, x2, h2, f0, f2;
+    Tensor x, m, q0, k0, v, a, lse, x1, cq0, ck0, ck, cv, ca, lse2, x2, f0, f2;
 };
 
 struct BlockCtx {
@@ -132,6 +132,11 @@ Tensor self_qk(const BlockCtx& k, const Tensor& p0, const Tensor& norm_w) {
     const DitConfig& c = k.c;
     const Tensor pn = c.qk_norm ? ops::rms_norm(p0, norm_w, c.eps) : p0;
     return ops::rope(pn.reshape({p0.size(0), p0.size(1), c.num_heads, c.head_dim()}), k.grids, k.rope);
+}
+// h2 = norm2(x2)·(1 + scale2) + shift2 [G, S, D]
+Tensor ffn_h2(const BlockCtx& k, const Tensor& x2, const Tensor& m) {
+    const int64_t G = x2.size(0) * x2.size(1) / k.S;
+    return ops::norm_modulate(x2.reshape({G, k.S, k.c.dim}), m.select(1, 3), m.select(1, 4), k.c.eps);
 }
 Tensor cross_hn(const BlockCtx& k, const DitBlockWeights& b, const Tensor& x1) {
     return k.c.cross_attn_norm ? ops::layer_norm(x1, &b.norm3_w, &b.norm3_b, k.c.eps) : x1;
@@ -172,9 +177,8 @@ Tensor block_forward(const BlockCtx& k, const DitBlockWeights& b, const Tensor& 
                                  &t.lse);  // [B, L, N, hd]
     }
     if (kept) *kept = {t.a, t.lse};
-    t.o = lin(b.sa_o, t.a.reshape({B, L, D}));
     t.x1 = copy_of(x);
-    ops::gated_residual(t.x1.reshape({G, k.S, D}), t.o.reshape({G, k.S, D}), mod(2));
+    ops::gated_residual(t.x1.reshape({G, k.S, D}), lin(b.sa_o, t.a.reshape({B, L, D})).reshape({G, k.S, D}), mod(2));
     // x = x + cross_attn(norm3(x), context)
     t.cq0 = lin(b.ca_q, cross_hn(k, b, t.x1));
     t.ck0 = lin(b.ca_k, k.context);
@@ -184,14 +188,14 @@ Tensor block_forward(const BlockCtx& k, const DitBlockWeights& b, const Tensor& 
     t.ca = ops::attention_lse(cross_q(k, b, t.cq0), t.ck, t.cv, AttentionParams{}, &t.lse2);
     t.x2 = ops::add(t.x1, lin(b.ca_o, t.ca.reshape({B, L, D})));
     // x = x + ffn(norm2(x)·(1 + scale2) + shift2)·gate2
-    t.h2 = ops::norm_modulate(t.x2.reshape({G, k.S, D}), mod(3), mod(4), c.eps);  // [G, S, D]
-    Tensor f1;
+    Tensor h2 = ffn_h2(k, t.x2, t.m), f1;  // [G, S, D]
     if (s) {  // the backward reads GELU's input
-        t.f0 = lin(b.ffn0, t.h2);
+        t.f0 = lin(b.ffn0, h2);
         f1 = ops::gelu_tanh(t.f0);
     } else {  // the forward pass keeps only checkpoints: GELU in the GEMM's epilogue
-        f1 = lin(b.ffn0, t.h2, Activation::GeluTanh);
+        f1 = lin(b.ffn0, h2, Activation::GeluTanh);
     }
+    h2 = Tensor();
     t.f2 = lin(b.ffn2, f1);
     f1 = Tensor();
     Tensor x3 = copy_of(t.x2);
@@ -225,8 +229,8 @@ Tensor block_backward(const BlockCtx& k, const DitBlockWeights& b, DitBlockWeigh
     drop({&df2});
     Tensor df0 = ops::unary_backward(Activation::GeluTanh, t.f0, df1, true);  // over df1
     drop({&t.f0, &df1});
-    Tensor dh2 = lin_bw(b.ffn0, gb.ffn0, t.h2, df0);
-    drop({&t.h2, &df0});
+    Tensor dh2 = lin_bw(b.ffn0, gb.ffn0, ffn_h2(k, t.x2, t.m), df0);
+    drop({&df0});
     Tensor dx2 = ops::norm_modulate_backward(t.x2.reshape({G, k.S, D}), mod(4), c.eps, dh2, &dshift2, &dscale2)
                      .reshape({B, L, D});
     drop({&t.x2, &dh2});
@@ -263,9 +267,10 @@ Tensor block_backward(const BlockCtx& k, const DitBlockWeights& b, DitBlockWeigh
 
     // x1 = x + sa_o(attn(rope(norm_q(q0)), rope(norm_k(k0)), v))·gate1, q0/k0/v = sa_*(h1)
     Tensor dgate1, dshift1, dscale1;
-    Tensor dout = ops::gated_residual_backward(t.o.reshape({G, k.S, D}), mod(2), dx1.reshape({G, k.S, D}), &dgate1);
+    Tensor dout = ops::gated_residual_backward(lin(b.sa_o, t.a.reshape({B, L, D})).reshape({G, k.S, D}), mod(2),
+                                               dx1.reshape({G, k.S, D}), &dgate1);
     Tensor da = lin_bw(b.sa_o, gb.sa_o, t.a.reshape({B, L, D}), dout.reshape({B, L, D}));
-    drop({&t.o, &t.x1});
+    drop({&t.x1});
     ops::AttentionGrads gs = ops::attention_backward(self_qk(k, t.q0, b.sa_norm_q), self_qk(k, t.k0, b.sa_norm_k), t.v,
                                                      t.a, da.reshape(t.a.shape()), t.lse, k.self_p);
     drop({&t.v, &t.a, &t.lse, &da, &dout});
