@@ -52,9 +52,9 @@ TEST_P(DitBackward, TrainingForwardIsTheModel) {
               g.cfg.num_layers + 1);  // the checkpoints: one per block, and the last output
 }
 
-TEST_P(DitBackward, MatchesTorchAutograd) {
-    GradFixture g(GetParam());
+void check_against_torch(GradFixture& g, int64_t ffn_rows) {
     DitTape tape;
+    tape.ffn_rows = ffn_rows;
     dit_train_forward(*g.model, g.batch, g.seq_len, &tape);
     DitGrads grads = dit_grads_zeros(*g.model);
     dit_backward(*g.model, tape, g.dy, &grads);
@@ -83,6 +83,18 @@ TEST_P(DitBackward, MatchesTorchAutograd) {
         EXPECT_CLOSE(grads.dx[i], load_f64(*g.f, "grad.in.x" + s), 1e-4, "dL/dx" + s);
         EXPECT_CLOSE(grads.dcontext[i], load_f64(*g.f, "grad.in.context" + s), 1e-4, "dL/dcontext" + s);
     }
+}
+
+TEST_P(DitBackward, MatchesTorchAutograd) {
+    GradFixture g(GetParam());
+    check_against_torch(g, 0);
+}
+
+// The FFN in row chunks of 5 (the fixtures' 2 × 14 or more rows: uneven chunks, the last one short),
+// as long sequences run it: the same gradients.
+TEST_P(DitBackward, FfnRowChunksMatchTorchAutograd) {
+    GradFixture g(GetParam());
+    check_against_torch(g, 5);
 }
 
 TEST_P(DitBackward, GradientsAccumulateOverCalls) {

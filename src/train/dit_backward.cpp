@@ -103,13 +103,13 @@ int64_t group_tokens(const std::vector<DitSample>& batch, int64_t seq_len) {
 // One block's activations (the forward of dit_block, dit_block.h, unfused), all [B, L, D] unless
 // said: m [G, 6, D]; q0/k0 projections before the q/k norm, v [B, L, N, hd]; lse [B, N, L];
 // cross-attention: cq0 before its norm, ck/cv [B, Lt, N, hd] from the context (ck0 before its norm);
-// ffn: f0 = ffn0(h2) [B, L, F] before GELU, f2 = ffn2(gelu(f0)).
+// f2 = ffn2(gelu(ffn0(h2))) [G, S, D].
 // Not kept, recomputed by the backward where it needs them (one elementwise pass or one GEMM each,
 // the same ops on the same inputs, so the same values): h1 = norm1-modulated x, qr/kr after the q/k
-// norm and rope, o = sa_o(a), hn = norm3(x1), cq after its norm, h2 = norm2-modulated x2, f1 =
-// gelu(f0). Eight fewer tensors at the block's peak — the FFN backward, where f1 alone is [B, L, F].
+// norm and rope, o = sa_o(a), hn = norm3(x1), cq after its norm, h2 = norm2-modulated x2. The FFN's
+// [rows, F] intermediates exist a row chunk at a time, forward and backward (ffn_forward).
 struct BlockActs {
-    Tensor x, m, q0, k0, v, a, lse, x1, cq0, ck0, ck, cv, ca, lse2, x2, f0, f2;
+    Tensor x, m, q0, k0, v, a, lse, x1, cq0, ck0, ck, cv, ca, lse2, x2, f2;
 };
 
 struct BlockCtx {
@@ -119,6 +119,7 @@ struct BlockCtx {
     const AttentionParams& self_p;
     const Tensor& context;  // [B, text_len, D]
     int64_t S;
+    int64_t ffn_rows = 0;  // DitTape::ffn_rows
 };
 
 // The recomputable pieces of block_forward, shared with the backward.
@@ -132,6 +133,22 @@ Tensor self_qk(const BlockCtx& k, const Tensor& p0, const Tensor& norm_w) {
     const DitConfig& c = k.c;
     const Tensor pn = c.qk_norm ? ops::rms_norm(p0, norm_w, c.eps) : p0;
     return ops::rope(pn.reshape({p0.size(0), p0.size(1), c.num_heads, c.head_dim()}), k.grids, k.rope);
+}
+// Rows per chunk of the FFN: ~256 MiB per [rows, F] f32 intermediate (7,489 rows of the 1.3B's 8,960),
+// so that a block's peak holds none of [L, F] (1.1 GiB each at 480p, 81 frames; the GEMMs stay large).
+int64_t ffn_chunk(const BlockCtx& k) {
+    return k.ffn_rows > 0 ? k.ffn_rows : std::max<int64_t>(1, (int64_t(256) << 20) / (4 * k.c.ffn_dim));
+}
+// f2 = ffn2(gelu(ffn0(h2))) [M, D] for h2 [M, D], row chunk by row chunk (GELU in ffn0's epilogue).
+Tensor ffn_forward(const BlockCtx& k, const DitBlockWeights& b, const Tensor& h2) {
+    const int64_t M = h2.size(0), R = ffn_chunk(k);
+    if (R >= M) return lin(b.ffn2, lin(b.ffn0, h2, Activation::GeluTanh));
+    Tensor f2 = h2.backend()->empty(DType::F32, {M, k.c.dim});
+    for (int64_t r0 = 0; r0 < M; r0 += R) {
+        const int64_t r1 = std::min(M, r0 + R);
+        ops::copy(lin(b.ffn2, lin(b.ffn0, h2.slice(0, r0, r1), Activation::GeluTanh)), f2.slice(0, r0, r1));
+    }
+    return f2;
 }
 // h2 = norm2(x2)·(1 + scale2) + shift2 [G, S, D]
 Tensor ffn_h2(const BlockCtx& k, const Tensor& x2, const Tensor& m) {
@@ -188,16 +205,7 @@ Tensor block_forward(const BlockCtx& k, const DitBlockWeights& b, const Tensor& 
     t.ca = ops::attention_lse(cross_q(k, b, t.cq0), t.ck, t.cv, AttentionParams{}, &t.lse2);
     t.x2 = ops::add(t.x1, lin(b.ca_o, t.ca.reshape({B, L, D})));
     // x = x + ffn(norm2(x)·(1 + scale2) + shift2)·gate2
-    Tensor h2 = ffn_h2(k, t.x2, t.m), f1;  // [G, S, D]
-    if (s) {  // the backward reads GELU's input
-        t.f0 = lin(b.ffn0, h2);
-        f1 = ops::gelu_tanh(t.f0);
-    } else {  // the forward pass keeps only checkpoints: GELU in the GEMM's epilogue
-        f1 = lin(b.ffn0, h2, Activation::GeluTanh);
-    }
-    h2 = Tensor();
-    t.f2 = lin(b.ffn2, f1);
-    f1 = Tensor();
+    t.f2 = ffn_forward(k, b, ffn_h2(k, t.x2, t.m).reshape({B * L, D})).reshape({G, k.S, D});
     Tensor x3 = copy_of(t.x2);
     ops::gated_residual(x3.reshape({G, k.S, D}), t.f2, mod(5));
     if (s) *s = std::move(t);
@@ -223,16 +231,25 @@ Tensor block_backward(const BlockCtx& k, const DitBlockWeights& b, DitBlockWeigh
 
     // x3 = x2 + f2·gate2, f2 = ffn2(gelu(ffn0(h2))), h2 = norm2(x2)·(1 + scale2) + shift2
     Tensor dgate2, dshift2, dscale2;
-    Tensor df2 = ops::gated_residual_backward(t.f2, mod(5), dx3.reshape({G, k.S, D}), &dgate2);
+    const Tensor df2 = ops::gated_residual_backward(t.f2, mod(5), dx3.reshape({G, k.S, D}), &dgate2).reshape({B * L, D});
     drop({&t.f2});
-    Tensor df1 = ffn2_bw(b.ffn2, gb.ffn2, t.f0, df2);
-    drop({&df2});
-    Tensor df0 = ops::unary_backward(Activation::GeluTanh, t.f0, df1, true);  // over df1
-    drop({&t.f0, &df1});
-    Tensor dh2 = lin_bw(b.ffn0, gb.ffn0, ffn_h2(k, t.x2, t.m), df0);
-    drop({&df0});
-    Tensor dx2 = ops::norm_modulate_backward(t.x2.reshape({G, k.S, D}), mod(4), c.eps, dh2, &dshift2, &dscale2)
-                     .reshape({B, L, D});
+    Tensor dh2 = ops::zeros(be, {B * L, D});
+    {  // the FFN row chunk by row chunk, as ffn_forward; f0 = ffn0(h2) [R, F] recomputed
+        const Tensor h2 = ffn_h2(k, t.x2, t.m).reshape({B * L, D});
+        for (int64_t r0 = 0, R = ffn_chunk(k); r0 < B * L; r0 += R) {
+            const int64_t r1 = std::min(B * L, r0 + R);
+            const Tensor h2r = h2.slice(0, r0, r1);
+            Tensor f0 = lin(b.ffn0, h2r);
+            Tensor df1 = ffn2_bw(b.ffn2, gb.ffn2, f0, df2.slice(0, r0, r1));
+            Tensor df0 = ops::unary_backward(Activation::GeluTanh, f0, df1, true);  // over df1
+            drop({&f0, &df1});
+            Tensor dh2r = dh2.slice(0, r0, r1);
+            lin_bw(b.ffn0, gb.ffn0, h2r, df0, &dh2r);  // dh2 rows += …
+        }
+    }
+    Tensor dx2 =
+        ops::norm_modulate_backward(t.x2.reshape({G, k.S, D}), mod(4), c.eps, dh2.reshape({G, k.S, D}), &dshift2, &dscale2)
+            .reshape({B, L, D});
     drop({&t.x2, &dh2});
     acc(dx2, dx3);
     put(3, dshift2), put(4, dscale2), put(5, dgate2);
@@ -384,6 +401,7 @@ std::vector<Tensor> dit_train_forward(const DitModel& model, const std::vector<D
     if (B == 0) fail("dit_train_forward", "empty batch");
     DitTape t;
     t.offload = tape ? tape->offload : nullptr;
+    t.ffn_rows = tape ? tape->ffn_rows : 0;
     t.batch = batch;
     t.seq_len = seq_len;
     for (int64_t i = 0; i < B; ++i) {
@@ -444,7 +462,7 @@ std::vector<Tensor> dit_train_forward(const DitModel& model, const std::vector<D
     self_p.k_lens = t.seq_lens;
     self_p.window_left = c.window_left;
     self_p.window_right = c.window_right;
-    const BlockCtx k{c, t.grids, model.rope_table(), self_p, t.context, t.S};
+    const BlockCtx k{c, t.grids, model.rope_table(), self_p, t.context, t.S, t.ffn_rows};
     // At --matmul_precision medium the checkpoints are kept in bf16 (half the memory; 6.2 → 3.1 GB for
     // the 1.3B model at 480p, 81 frames), as the activations of PyTorch's bf16 autocast are: the
     // backward recomputes each block from the rounded input. The last one, the head's input, stays f32.
@@ -578,7 +596,7 @@ void dit_backward(const DitModel& model, const DitTape& t, const std::vector<Ten
     self_p.k_lens = t.seq_lens;
     self_p.window_left = c.window_left;
     self_p.window_right = c.window_right;
-    const BlockCtx k{c, t.grids, model.rope_table(), self_p, t.context, S};
+    const BlockCtx k{c, t.grids, model.rope_table(), self_p, t.context, S, t.ffn_rows};
     Tensor dctx = ops::zeros(be, t.context.shape());
     Tensor de0 = ops::zeros(be, {G, 6, D});
     // Offloaded blocks come back one block ahead on the Copy queue (the checkpoint, a and lse), into

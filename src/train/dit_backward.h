@@ -54,6 +54,9 @@ struct DitTape {
     // the backend's Copy queue beside the blocks' compute, out and back (one block ahead); the
     // gradients are those of the resident checkpoints, bit for bit.
     HostCheckpoints* offload = nullptr;
+    // Input: rows per chunk of the blocks' FFN, whose [rows, ffn_dim] intermediates exist one chunk at
+    // a time (0: about 256 MiB each in f32; tests set a few rows).
+    int64_t ffn_rows = 0;
     DType block_host_dtype = DType::F32;  // the checkpoints' (bf16 at Medium precision)
 };
 
