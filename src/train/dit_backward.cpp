@@ -3,6 +3,7 @@
 #include "train/dit_backward.h"
 
 #include <numeric>
+#include <optional>
 #include <string>
 
 #include "core/error.h"
@@ -41,12 +42,13 @@ Tensor lin(const Linear& l, const Tensor& x, Activation act = Activation::None) 
 void lora_branches_bw(const Linear& l, Linear& g, const Tensor& x, const Tensor& dy, Tensor* dx);
 // With into, dx is added to *into (defined, contiguous, x's shape) in the GEMMs' epilogues and the
 // returned tensor is *into.
+// patched: lora_patched_weight(l, x) where the caller has built it already.
 Tensor lin_bw(const Linear& l, Linear& g, const Tensor& x, const Tensor& dy, Tensor* into = nullptr,
-              bool want_dx = true) {
+              bool want_dx = true, const Tensor* patched = nullptr) {
     Tensor dx = into ? *into : Tensor();
     // Where the forward patched the weight (many rows), dx = dy·(W + Σ s·up·down) in one GEMM too: the
     // branches then give only their own gradients, not an [M, in] share of dx each.
-    const Tensor wp = want_dx ? lora_patched_weight(l, x) : Tensor();
+    const Tensor wp = !want_dx ? Tensor() : patched ? *patched : lora_patched_weight(l, x);
     ops::linear_backward(x, wp.defined() ? wp : l.w, dy, want_dx ? &dx : nullptr, g.w.defined() ? &g.w : nullptr,
                          g.b.defined() ? &g.b : nullptr, true);
     if (!l.lora.empty()) lora_branches_bw(l, g, x, dy, want_dx && !wp.defined() ? &dx : nullptr);
@@ -77,10 +79,12 @@ void lora_branches_bw(const Linear& l, Linear& g, const Tensor& x, const Tensor&
 
 // lin_bw for the FFN's second linear, whose input f1 = gelu(f0) [B, L, F] is the widest activation:
 // f1 is recomputed here and gone after the parameters' gradients, before dx [B, L, F] takes its place
-// (f1 and dx never both exist: 1.1 GiB less at 480p, 81 frames). Returns dx.
-Tensor ffn2_bw(const Linear& l, Linear& g, const Tensor& f0, const Tensor& dy) {
+// (f1 and dx never both exist). Returns dx. patched: lora_patched_weight(l, f1), built by the first
+// row chunk's call and reused by the others.
+Tensor ffn2_bw(const Linear& l, Linear& g, const Tensor& f0, const Tensor& dy, std::optional<Tensor>& patched) {
     Tensor f1 = ops::gelu_tanh(f0);
-    const Tensor wp = lora_patched_weight(l, f1);
+    if (!patched) patched = lora_patched_weight(l, f1);
+    const Tensor wp = *patched;
     // The side path (few rows) reads f1 for the branches' shares of dx: lin_bw as is.
     if (!l.lora.empty() && !wp.defined()) return lin_bw(l, g, f1, dy);
     lin_bw(l, g, f1, dy, nullptr, /*want_dx=*/false);
@@ -139,14 +143,25 @@ Tensor self_qk(const BlockCtx& k, const Tensor& p0, const Tensor& norm_w) {
 int64_t ffn_chunk(const BlockCtx& k) {
     return k.ffn_rows > 0 ? k.ffn_rows : std::max<int64_t>(1, (int64_t(256) << 20) / (4 * k.c.ffn_dim));
 }
+// l with its branches folded into the weight where the forward patches for x's rows (the same GEMM
+// on the same weight): row chunks build the patched weight once, not once per chunk.
+Linear patched_for(const Linear& l, const Tensor& x) {
+    const Tensor wp = lora_patched_weight(l, x);
+    return wp.defined() ? Linear{wp, l.b, {}} : l;
+}
 // f2 = ffn2(gelu(ffn0(h2))) [M, D] for h2 [M, D], row chunk by row chunk (GELU in ffn0's epilogue).
 Tensor ffn_forward(const BlockCtx& k, const DitBlockWeights& b, const Tensor& h2) {
     const int64_t M = h2.size(0), R = ffn_chunk(k);
     if (R >= M) return lin(b.ffn2, lin(b.ffn0, h2, Activation::GeluTanh));
     Tensor f2 = h2.backend()->empty(DType::F32, {M, k.c.dim});
+    Linear l0, l2;
     for (int64_t r0 = 0; r0 < M; r0 += R) {
         const int64_t r1 = std::min(M, r0 + R);
-        ops::copy(lin(b.ffn2, lin(b.ffn0, h2.slice(0, r0, r1), Activation::GeluTanh)), f2.slice(0, r0, r1));
+        const Tensor h2r = h2.slice(0, r0, r1);
+        if (r0 == 0) l0 = patched_for(b.ffn0, h2r);
+        const Tensor f1 = lin(l0, h2r, Activation::GeluTanh);
+        if (r0 == 0) l2 = patched_for(b.ffn2, f1);
+        ops::copy(lin(l2, f1), f2.slice(0, r0, r1));
     }
     return f2;
 }
@@ -236,15 +251,19 @@ Tensor block_backward(const BlockCtx& k, const DitBlockWeights& b, DitBlockWeigh
     Tensor dh2 = ops::zeros(be, {B * L, D});
     {  // the FFN row chunk by row chunk, as ffn_forward; f0 = ffn0(h2) [R, F] recomputed
         const Tensor h2 = ffn_h2(k, t.x2, t.m).reshape({B * L, D});
+        Linear l0;  // ffn0, patched once for all chunks (ffn_forward's)
+        std::optional<Tensor> wp2;
         for (int64_t r0 = 0, R = ffn_chunk(k); r0 < B * L; r0 += R) {
             const int64_t r1 = std::min(B * L, r0 + R);
             const Tensor h2r = h2.slice(0, r0, r1);
-            Tensor f0 = lin(b.ffn0, h2r);
-            Tensor df1 = ffn2_bw(b.ffn2, gb.ffn2, f0, df2.slice(0, r0, r1));
+            if (r0 == 0) l0 = patched_for(b.ffn0, h2r);
+            Tensor f0 = lin(l0, h2r);
+            Tensor df1 = ffn2_bw(b.ffn2, gb.ffn2, f0, df2.slice(0, r0, r1), wp2);
             Tensor df0 = ops::unary_backward(Activation::GeluTanh, f0, df1, true);  // over df1
             drop({&f0, &df1});
             Tensor dh2r = dh2.slice(0, r0, r1);
-            lin_bw(b.ffn0, gb.ffn0, h2r, df0, &dh2r);  // dh2 rows += …
+            const Tensor wp0 = l0.lora.empty() && !b.ffn0.lora.empty() ? l0.w : Tensor();
+            lin_bw(b.ffn0, gb.ffn0, h2r, df0, &dh2r, true, &wp0);  // dh2 rows += …
         }
     }
     Tensor dx2 =
