@@ -1,8 +1,7 @@
-// libFuzzer target: weight files whose names and shapes drive the loaders (what a LoRA or a stray
-// adapter .safetensors looks like to wanrt: a valid container of unexpected names and shapes).
-// wanrt has no LoRA loader yet; the paths such a file reaches today are the configs derived from
-// tensor shapes and the strict weight loader. The first byte picks the model; the rest is a
-// .safetensors file.
+// libFuzzer target: weight files whose names and shapes drive the loaders (a stray adapter or a
+// mislabelled checkpoint: a valid container of unexpected names and shapes): the configs derived
+// from tensor shapes and the strict weight loader (LoRA files: fuzz_lora). The first byte picks the
+// model; the rest is a .safetensors file.
 #include "core/backend.h"
 #include "fuzz_util.h"
 #include "models/dit.h"

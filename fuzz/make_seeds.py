@@ -110,6 +110,29 @@ def main():
         ts, _ = small_tensors(path, 2048, 40, keep=lambda k: not k.startswith(('in.', 'out.', 'mid.')))
         put('weights', f, bytes([prefix]) + st_write(ts))
 
+    # lora: one small file per format fuzz_lora's model (dit_t2v's shape: dim 64, ffn 128) takes, each
+    # read merged and at run time (prefix 3).
+    def f32(n, v=0.01):
+        return struct.pack(f'<{n}f', *([v] * n))
+    def pair(down, up, r, i, o):
+        return [(down, 'F32', [r, i], f32(r * i)), (up, 'F32', [o, r], f32(o * r))]
+    comfy = pair('diffusion_model.blocks.0.self_attn.q.lora_down.weight',
+                 'diffusion_model.blocks.0.self_attn.q.lora_up.weight', 2, 64, 64)
+    comfy += [('diffusion_model.blocks.0.self_attn.q.alpha', 'F32', [], f32(1, 4.0))]
+    comfy += pair('diffusion_model.blocks.1.ffn.2.lora_down.weight', 'diffusion_model.blocks.1.ffn.2.lora_up.weight',
+                  2, 128, 64)
+    put('lora', 'comfy.safetensors', b'\x03' + st_write(comfy))
+    musubi = pair('lora_unet_blocks_0_ffn_0.lora_down.weight', 'lora_unet_blocks_0_ffn_0.lora_up.weight', 2, 64, 128)
+    musubi += [('lora_unet_blocks_0_ffn_0.alpha', 'F32', [], f32(1, 2.0))]
+    put('lora', 'musubi.safetensors', b'\x03' + st_write(musubi))
+    peft = pair('transformer.blocks.1.attn1.to_k.lora_A.weight', 'transformer.blocks.1.attn1.to_k.lora_B.weight',
+                2, 64, 64)
+    put('lora', 'diffusers.safetensors', b'\x03' + st_write(peft, {'lora_alpha': '4'}))
+    diff = [('blocks.0.self_attn.o.diff', 'F32', [64, 64], f32(64 * 64)),
+            ('blocks.0.self_attn.o.diff_b', 'F32', [64], f32(64)),
+            ('blocks.1.diff_m', 'F32', [1, 6, 64], f32(6 * 64))]
+    put('lora', 'lightx2v_diff.safetensors', b'\x03' + st_write(diff))
+
     # y4m: each chroma layout the reader takes, 2 frames of 4×2.
     def y4m(c, planes):
         hdr = f'YUV4MPEG2 W4 H2 F16:1 Ip A1:1 {c}\n'.encode()

@@ -30,7 +30,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build-asan}
-ALL_TARGETS=(fuzz_safetensors fuzz_safetensors_index fuzz_pth fuzz_gguf fuzz_config fuzz_tokenizer fuzz_weights fuzz_y4m fuzz_upload)
+ALL_TARGETS=(fuzz_safetensors fuzz_safetensors_index fuzz_pth fuzz_gguf fuzz_config fuzz_tokenizer fuzz_weights fuzz_y4m fuzz_upload fuzz_lora)
 
 if [ "${1:-}" = "stage" ]; then
   [ -f "$BUILD/build.ninja" ] || { echo "stage: configure $BUILD first (bash scripts/fuzz.sh fuzz_pth does)" >&2; exit 1; }
@@ -114,7 +114,7 @@ if [ "${1:-}" = "run-staged" ]; then
       fuzz_pth) dict=(-dict="$st/pickle.dict") ;;
       fuzz_y4m) dict=(-dict="$st/y4m.dict") ;;
       fuzz_upload) dict=(-dict="$st/upload.dict") ;;
-      fuzz_safetensors|fuzz_safetensors_index|fuzz_config|fuzz_weights) dict=(-dict="$st/json.dict") ;;
+      fuzz_safetensors|fuzz_safetensors_index|fuzz_config|fuzz_weights|fuzz_lora) dict=(-dict="$st/json.dict") ;;
     esac
     # Workers of one target share its corpus folder (libFuzzer rereads it); -fork would hide the
     # exec counts.
@@ -160,7 +160,7 @@ dict_of() {
     fuzz_pth) echo fuzz/pickle.dict ;;
     fuzz_y4m) echo fuzz/y4m.dict ;;
     fuzz_upload) echo fuzz/upload.dict ;;
-    fuzz_safetensors|fuzz_safetensors_index|fuzz_config|fuzz_weights) echo fuzz/json.dict ;;
+    fuzz_safetensors|fuzz_safetensors_index|fuzz_config|fuzz_weights|fuzz_lora) echo fuzz/json.dict ;;
     *) echo "" ;;
   esac
 }

@@ -74,7 +74,8 @@ GenerateResult run_generate(const T2VModelParts& m, std::shared_ptr<Backend> be,
     const std::string device = be ? be->name() : std::string("?");
     const bool gpu = be && !be->host_visible();
     auto hint = [&] {
-        return cat("; try a smaller --size or fewer --frame_num",
+        return cat(gpu ? "; try --offload (the DiT's blocks in host memory, --max_vram to bound them), " : "; try ",
+                   "a smaller --size or fewer --frame_num",
                    gpu ? ", or --device cpu (slower, uses host memory)" : ", or close other programs");
     };
     try {
