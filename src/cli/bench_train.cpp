@@ -78,18 +78,19 @@ void run(const Opts& o) {
     BenchReport rep;
     rep.bench = "train";
     rep.device = be->description();
-    rep.config = {{"model", cat("synthetic ", o.model, " widths, ", cfg.num_layers, " blocks")},
-                  {"mode", full ? std::string("full fine-tuning (f32 masters)")
-                                : cat("LoRA rank ", o.lora_rank, " alpha ", o.lora_rank, " on ", o.targets)},
-                  {"trainable", cat(n_params, " parameters in ", params.size(), " tensors")},
-                  {"latent", cat(cfg.in_dim, "x", lat_f, "x", lat_h, "x", lat_w, " (", o.frames, " frames ", o.width,
-                                 "x", o.height, "), batch ", o.batch)},
-                  {"tokens", std::to_string(seq_len)},
-                  {"matmul precision", matmul_precision_name(be->matmul_precision())},
-                  {"checkpoints", o.offload_checkpoints ? "in host memory with the self-attention outputs (--offload_checkpoints)"
-                                                        : "on the device"},
-                  {"text_tokens", std::to_string(batch[0].context.size(0))},
-                  {"warmup+repeats", cat(o.run.warmup, "+", o.run.repeats)}};
+    rep.config = {
+        {"model", cat("synthetic ", o.model, " widths, ", cfg.num_layers, " blocks")},
+        {"mode", full ? std::string("full fine-tuning (f32 masters)")
+                      : cat("LoRA rank ", o.lora_rank, " alpha ", o.lora_rank, " on ", o.targets)},
+        {"trainable", cat(n_params, " parameters in ", params.size(), " tensors")},
+        {"latent", cat(cfg.in_dim, "x", lat_f, "x", lat_h, "x", lat_w, " (", o.frames, " frames ", o.width, "x",
+                       o.height, "), batch ", o.batch)},
+        {"tokens", std::to_string(seq_len)},
+        {"matmul precision", matmul_precision_name(be->matmul_precision())},
+        {"checkpoints", o.offload_checkpoints ? "in host memory with the self-attention outputs (--offload_checkpoints)"
+                                              : "on the device"},
+        {"text_tokens", std::to_string(batch[0].context.size(0))},
+        {"warmup+repeats", cat(o.run.warmup, "+", o.run.repeats)}};
     double loss = 0;
     HostCheckpoints host;
     auto step = [&] {

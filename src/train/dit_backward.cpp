@@ -246,7 +246,8 @@ Tensor block_backward(const BlockCtx& k, const DitBlockWeights& b, DitBlockWeigh
 
     // x3 = x2 + f2·gate2, f2 = ffn2(gelu(ffn0(h2))), h2 = norm2(x2)·(1 + scale2) + shift2
     Tensor dgate2, dshift2, dscale2;
-    const Tensor df2 = ops::gated_residual_backward(t.f2, mod(5), dx3.reshape({G, k.S, D}), &dgate2).reshape({B * L, D});
+    const Tensor df2 =
+        ops::gated_residual_backward(t.f2, mod(5), dx3.reshape({G, k.S, D}), &dgate2).reshape({B * L, D});
     drop({&t.f2});
     Tensor dh2 = ops::zeros(be, {B * L, D});
     {  // the FFN row chunk by row chunk, as ffn_forward; f0 = ffn0(h2) [R, F] recomputed
@@ -266,9 +267,9 @@ Tensor block_backward(const BlockCtx& k, const DitBlockWeights& b, DitBlockWeigh
             lin_bw(b.ffn0, gb.ffn0, h2r, df0, &dh2r, true, &wp0);  // dh2 rows += …
         }
     }
-    Tensor dx2 =
-        ops::norm_modulate_backward(t.x2.reshape({G, k.S, D}), mod(4), c.eps, dh2.reshape({G, k.S, D}), &dshift2, &dscale2)
-            .reshape({B, L, D});
+    Tensor dx2 = ops::norm_modulate_backward(t.x2.reshape({G, k.S, D}), mod(4), c.eps, dh2.reshape({G, k.S, D}),
+                                             &dshift2, &dscale2)
+                     .reshape({B, L, D});
     drop({&t.x2, &dh2});
     acc(dx2, dx3);
     put(3, dshift2), put(4, dscale2), put(5, dgate2);

@@ -297,8 +297,7 @@ std::vector<std::pair<std::string, std::string>> parse_caption_swap(const std::s
 
 TrainStepOut train_step(const DitModel& model, const std::vector<DitSample>& batch,
                         const std::vector<FlowMatchPair>& pairs, int64_t seq_len, bool full,
-                        const std::vector<LoraParam>& lora, double grad_clip, AdamW& opt,
-                        HostCheckpoints* offload) {
+                        const std::vector<LoraParam>& lora, double grad_clip, AdamW& opt, HostCheckpoints* offload) {
     DitTape tape;
     tape.offload = offload;
     const std::vector<Tensor> ys = dit_train_forward(model, batch, seq_len, &tape);
@@ -560,9 +559,8 @@ TrainResult run_training(const T2VModelParts& m, const std::shared_ptr<Backend>&
             batch.push_back(s);
             seq_len = std::max(seq_len, model.tokens_for(it.latent.shape()));
         }
-        const TrainStepOut so =
-            train_step(model, batch, pairs, seq_len, o.full, lora, o.grad_clip, opt,
-                       o.offload_checkpoints ? &host_checkpoints : nullptr);
+        const TrainStepOut so = train_step(model, batch, pairs, seq_len, o.full, lora, o.grad_clip, opt,
+                                           o.offload_checkpoints ? &host_checkpoints : nullptr);
         const double loss = so.loss, gnorm = so.grad_norm;
 
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
