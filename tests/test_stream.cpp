@@ -4,6 +4,7 @@
 //   * the motion controller's arithmetic (docs/streaming.md §4.4 examples);
 //   * a soak: thousands of frames in constant memory;
 //   * bad input → one-line errors.
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -12,9 +13,10 @@
 #include <fstream>
 
 #include "models/causal_dit.h"
+#include "pipeline/demo.h"
 #include "pipeline/stream.h"
+#include "pipeline/stream_staged.h"
 #include "test_util.h"
-
 #include "video/video_writer.h"
 
 namespace wanrt::test {
@@ -66,6 +68,23 @@ Tensor test_video(Backend& be, int64_t T, int64_t H, int64_t W, double speed = 0
     return ops::from_host(be, DType::F32, {3, T, H, W}, v.data());
 }
 
+// Runs the wanrt binary (shell words, output to `log`) and returns its exit code and peak resident
+// memory in KiB (wait4's ru_maxrss; `exec` makes the shell the binary). Under AddressSanitizer the
+// quarantine is turned off for it: freed blocks would otherwise wait there and RSS would grow with
+// every free (test_util.h, held_memory_kb).
+std::pair<int, long> run_cli_peak(const std::string& args, const std::string& log) {
+    const std::string cmd = "ASAN_OPTIONS=\"${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=0\" exec " +
+                            wanrt_binary() + " " + args + " >" + log + " 2>&1";
+    const pid_t pid = fork();
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    int status = 0;
+    struct rusage ru {};
+    if (pid < 0 || wait4(pid, &status, 0, &ru) != pid) return {-1, 0};
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, ru.ru_maxrss};
+}
 
 }  // namespace
 
@@ -293,6 +312,54 @@ TEST(Stream, CommandLine) {
     r = run_cli("stream --input " + in + " --output " + out + " --prompt x --steps 700,abc");
     EXPECT_EQ(r.code, 1);
     EXPECT_NE(r.out.find("bad --steps"), std::string::npos) << r.out;
+    fs::remove_all(dir);
+}
+
+// `wanrt stream` reads and writes its files chunk by chunk: a 121-frame input peaks at the memory of a
+// 21-frame one (the whole-video path held every input and output frame, ≈ 0.87 MB a frame here:
+// +87 MB), and the output is byte for byte what the whole-video run_stream_staged gives. --max_frames
+// stops the input; a write that fails mid-stream (a file-size limit) leaves nothing behind.
+TEST(Stream, CommandLineStreamsFilesInBoundedMemory) {
+    namespace fs = std::filesystem;
+    char tmpl[] = "/tmp/wanrt_stream_XXXXXX";
+    const fs::path dir = mkdtemp(tmpl);
+    auto be = make_cpu_backend(2);
+    const std::string shortv = (dir / "short.y4m").string(), longv = (dir / "long.y4m").string();
+    write_video(shortv, test_video(*be, 21, 128, 128));
+    write_video(longv, test_video(*be, 121, 128, 128));
+    const std::string log = (dir / "log.txt").string();
+    auto stream = [&](const std::string& in, const std::string& out, const std::string& extra = "") {
+        return run_cli_peak(
+            "stream --input " + in + " --output " + out + " --prompt 'ink wash' --device cpu --threads 2" + extra, log);
+    };
+    const auto [code_s, peak_s] = stream(shortv, (dir / "short_out.y4m").string());
+    ASSERT_EQ(code_s, 0) << read_file(log);
+    const auto [code_l, peak_l] = stream(longv, (dir / "long_out.y4m").string());
+    ASSERT_EQ(code_l, 0) << read_file(log);
+    EXPECT_NE(read_file(log).find("chunk 30/30:"), std::string::npos) << read_file(log);
+    std::printf("  peak RSS: 21 frames %ld KiB, 121 frames %ld KiB\n", peak_s, peak_l);
+    EXPECT_LT(peak_l - peak_s, 16 * 1024) << "the long input held " << (peak_l - peak_s) / 1024 << " MiB more";
+    EXPECT_EQ(read_video((dir / "long_out.y4m").string()).frames, 121);
+
+    const StreamStagedResult r = run_stream_staged(demo_model_parts(), be, "ink wash",
+                                                   rgb24_to_video(read_video(shortv), *be), StreamOptions{}, 0);
+    write_video((dir / "whole.y4m").string(), r.video);
+    EXPECT_TRUE(read_file(dir / "whole.y4m") == read_file(dir / "short_out.y4m"))
+        << "streamed file differs from the whole-video path";
+
+    ASSERT_EQ(stream(longv, (dir / "max.y4m").string(), " --max_frames 15").first, 0) << read_file(log);
+    EXPECT_EQ(read_video((dir / "max.y4m").string()).frames, 13);  // 5 + 4 + 4; the 2 left are no chunk
+
+    const std::string limited = (dir / "limited.y4m").string();
+    const CliRun f = run_shell("ulimit -f 200; " + wanrt_binary() + " stream --input " + longv + " --output " +
+                               limited + " --prompt x --device cpu --threads 2");
+    EXPECT_EQ(f.code, 1) << f.out;
+    EXPECT_NE(f.out.find("file size limit"), std::string::npos) << f.out;
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    EXPECT_EQ(names, (std::vector<std::string>{"log.txt", "long.y4m", "long_out.y4m", "max.y4m", "short.y4m",
+                                               "short_out.y4m", "whole.y4m"}));
     fs::remove_all(dir);
 }
 

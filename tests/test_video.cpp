@@ -1,9 +1,9 @@
 // Video output/input (src/video): cache_video's pixel conversion, mp4/y4m/png files checked with
 // ffprobe and decoded back, determinism, and failures that leave no file behind.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -350,6 +350,58 @@ TEST(Video, SameInputGivesIdenticalFiles) {
         auto c = write_video(dir / ("a" + ext), clip);
         EXPECT_TRUE(slurp(c[0]) == slurp(b[0])) << ext;
     }
+}
+
+// VideoWriter, one frame at a time, writes the files write_video writes; nothing is at the destination
+// before finish(), and a writer dropped without it leaves nothing. VideoReader gives read_video's
+// frames one at a time, announces the file's length, and says false (buffer untouched) at the end.
+TEST(Video, FrameByFrameWriterAndReader) {
+    TempDir dir;
+    const Rgb24Video rgb = video_to_rgb24(synthetic_clip(9, 32, 48));
+    for (const std::string& ext : kWritable) {
+        const std::vector<std::string> whole = write_video(dir / ("whole" + ext), rgb);
+        const std::string stem = "parts_" + ext.substr(1);
+        VideoWriter w(dir / (stem + ext), rgb.width, rgb.height);
+        for (int64_t f = 0; f < rgb.frames; ++f) {
+            w.write(rgb.frame(f));
+            for (const std::string& name : leftovers(dir.path))
+                EXPECT_NE(name.rfind(stem, 0), 0u) << name << " is visible before finish()";
+        }
+        EXPECT_EQ(w.frames(), rgb.frames);
+        const std::vector<std::string> parts = w.finish();
+        ASSERT_EQ(parts.size(), whole.size()) << ext;
+        for (size_t i = 0; i < parts.size(); ++i) EXPECT_TRUE(slurp(parts[i]) == slurp(whole[i])) << parts[i];
+        EXPECT_NE(error_of([&] { w.write(rgb.frame(0)); }).find("after finish"), std::string::npos);
+        if (ext == ".png") continue;  // one file per frame: read back by PngFramesAreLossless
+
+        const Rgb24Video all = read_video(whole[0]);
+        VideoReader r(whole[0]);
+        EXPECT_EQ(r.width(), 48);
+        EXPECT_EQ(r.height(), 32);
+        EXPECT_EQ(r.fps(), 16.0);
+        EXPECT_EQ(r.frames_hint(), 9) << ext;
+        std::vector<uint8_t> buf(all.frame_bytes());
+        for (int64_t f = 0; f < all.frames; ++f) {
+            ASSERT_TRUE(r.next(buf.data())) << ext << " frame " << f;
+            EXPECT_TRUE(std::equal(buf.begin(), buf.end(), all.frame(f))) << ext << " frame " << f;
+        }
+        std::fill(buf.begin(), buf.end(), uint8_t(7));
+        EXPECT_FALSE(r.next(buf.data()));
+        EXPECT_FALSE(r.next(buf.data()));
+        EXPECT_EQ(std::count(buf.begin(), buf.end(), uint8_t(7)), std::ptrdiff_t(buf.size()));
+        EXPECT_EQ(r.frames_read(), 9);
+    }
+    const size_t kept = leftovers(dir.path).size();
+    for (const std::string& ext : kWritable) {  // dropped after 1 and after 2 frames (a PNG set has begun)
+        for (int64_t n : {1, 2}) {
+            VideoWriter w(dir / (cat("dropped", n) + ext), rgb.width, rgb.height);
+            for (int64_t f = 0; f < n; ++f) w.write(rgb.frame(f));
+        }
+    }
+    EXPECT_EQ(leftovers(dir.path).size(), kept);
+    EXPECT_NE(error_of([&] { VideoWriter(dir / "none.y4m", 48, 32).finish(); }).find("no frames"), std::string::npos);
+    EXPECT_NE(error_of([&] { VideoWriter(dir / "huge.y4m", 48, 100000); }).find("outside 1..16384"), std::string::npos);
+    EXPECT_EQ(leftovers(dir.path).size(), kept);
 }
 
 TEST(Video, FailuresLeaveNoFile) {

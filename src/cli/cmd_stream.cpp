@@ -3,7 +3,9 @@
 // are dropped (as StreamDiffusionV2 does).
 //
 // The stages (text, DiT, VAE, the stream) are pipeline/stream_staged.h; this file parses and checks
-// the flags, reads and writes the video files and prints progress.
+// the flags, reads and writes the video files and prints progress. The files are read and written
+// chunk by chunk (VideoReader, VideoWriter), so memory does not grow with the video's length; the
+// output appears complete at the end or not at all.
 //
 // Models: --ckpt_dir is a Wan2.1 T2V folder (model_folder.h); --generator FILE replaces the DiT
 // weights with a distilled causal checkpoint of the same architecture (.pt, .pth or .safetensors;
@@ -63,14 +65,28 @@ void run(const Opts& o) {
     video_container_for(o.output);  // unknown extensions fail before any work
     check_output_writable(o.output, "stream", "--output");  // and so does an unwritable destination
 
-    Rgb24Video in = read_video(o.input, o.max_frames);  // decoding stops at --max_frames: bounded memory
-    if (o.max_frames > 0 && in.frames > o.max_frames) {
-        in.frames = o.max_frames;
-        in.rgb.resize(in.frame_bytes() * size_t(in.frames));
-    }
-    WANRT_CHECK(in.frames >= 5, "stream", o.input, " has ", in.frames, " frames; a stream needs at least 5");
-    WANRT_CHECK(in.width % 16 == 0 && in.height % 16 == 0, "stream", o.input, " is ", in.width, "x", in.height,
+    // The input is read chunk by chunk as the stream pulls it (memory does not grow with its length);
+    // its first 5 frames are read now, so a short or badly sized input fails before any model loads.
+    VideoReader reader(o.input);
+    const int64_t width = reader.width(), height = reader.height();
+    WANRT_CHECK(width % 16 == 0 && height % 16 == 0, "stream", o.input, " is ", width, "x", height,
                 "; the size must be a multiple of 16 (e.g. 832x480): resize it first, e.g. ffmpeg -vf scale=832:480");
+    const int64_t limit = o.max_frames > 0 ? o.max_frames : INT64_MAX;
+    auto read_frames = [&](int64_t n) {  // up to n frames, fewer at the end of the input or at --max_frames
+        Rgb24Video v;
+        v.width = width;
+        v.height = height;
+        v.fps = reader.fps();
+        v.rgb.resize(v.frame_bytes() * size_t(n));
+        while (v.frames < n && reader.frames_read() < limit &&
+               reader.next(v.rgb.data() + v.frame_bytes() * size_t(v.frames)))
+            ++v.frames;
+        v.rgb.resize(v.frame_bytes() * size_t(v.frames));
+        return v;
+    };
+    Rgb24Video first = read_frames(5);
+    WANRT_CHECK(first.frames >= 5, "stream", o.input, " has ", first.frames, " frames; a stream needs at least 5");
+    const int64_t expected = std::min(reader.frames_hint(), limit);  // 0 when the file does not say
 
     WANRT_CHECK(o.vae == "wan" || o.vae == "tae", "stream", "unknown --vae \"", o.vae,
                 "\"; use wan (the Wan2.1 VAE) or tae (TAEHV, with --vae_checkpoint taew2_1.pth)");
@@ -81,7 +97,14 @@ void run(const Opts& o) {
     WANRT_CHECK(o.vae_checkpoint.empty() || std::filesystem::is_regular_file(o.vae_checkpoint, ec), "stream",
                 "--vae_checkpoint ", o.vae_checkpoint, " is not a file; pass taew2_1.pth (or a .safetensors with its keys)");
 
+    // The output's temporary file exists from here on; it is renamed into place only after the last
+    // frame (io/output_file.h), and removed if anything fails.
+    VideoWriteOptions wo;
+    if (reader.fps() > 0) wo.fps = std::max(1, int(std::lround(reader.fps())));
+    VideoWriter writer(o.output, width, height, wo);
+
     const bool demo = o.ckpt_dir.empty();
+    const std::string frames_desc = expected > 0 ? cat(expected, " frames") : std::string("length not announced");
     T2VModelParts parts = demo ? demo_model_parts() : open_model_folder(o.ckpt_dir);
     if (o.vae == "tae") {
         const TaehvConfig tc = TaehvConfig::from_weights(*open_weights_file(o.vae_checkpoint));  // names, no weights
@@ -113,34 +136,43 @@ void run(const Opts& o) {
         std::fprintf(stderr, "stream: no --ckpt_dir: running the built-in demo model (random weights; the output is "
                              "structured noise)\n");
     auto be = make_backend(o.device, o.threads);
-    std::fprintf(stderr, "stream: %s%s on %s; %lldx%lld, %lld frames; steps %s, noise scale %g%s, cache %lld frames (sink %lld)\n",
-                 parts.name.c_str(), o.vae == "tae" ? " with TAEHV" : "", be->description().c_str(), (long long)in.width, (long long)in.height,
-                 (long long)in.frames, o.steps.c_str(), o.noise_scale, o.fixed_noise ? " (fixed)" : " (motion-aware)",
-                 (long long)o.cache_frames, (long long)o.sink_frames);
+    std::fprintf(stderr,
+                 "stream: %s%s on %s; %lldx%lld, %s; steps %s, noise scale %g%s, cache %lld frames (sink %lld)\n",
+                 parts.name.c_str(), o.vae == "tae" ? " with TAEHV" : "", be->description().c_str(), (long long)width,
+                 (long long)height, frames_desc.c_str(), o.steps.c_str(), o.noise_scale,
+                 o.fixed_noise ? " (fixed)" : " (motion-aware)", (long long)o.cache_frames, (long long)o.sink_frames);
 
     auto on_chunk = [](int64_t k, int64_t chunks, double sec, const StreamStats& st) {
-        std::fprintf(stderr, "  chunk %lld/%lld: %.3f s (%.1f frames/s), noise scale %.3f, t0 %lld\n", (long long)k + 1,
-                     (long long)chunks, sec, (k == 0 ? 5.0 : 4.0) / sec, st.last_noise_scale, (long long)st.last_t0);
+        const std::string of = chunks > k ? cat("/", chunks) : std::string();  // the count is a hint
+        std::fprintf(stderr, "  chunk %lld%s: %.3f s (%.1f frames/s), noise scale %.3f, t0 %lld\n", (long long)k + 1,
+                     of.c_str(), sec, (k == 0 ? 5.0 : 4.0) / sec, st.last_noise_scale, (long long)st.last_t0);
     };
     // The stage boundary for memory (as run_generate): one line naming what ran out and what to try.
     auto oom = [&](const std::string& why) -> StreamStagedResult {
         throw OutOfMemory(cat("[stream] out of ", be->host_visible() ? "host" : "GPU", " memory on ", be->name(), why,
                               "; try a smaller input size (e.g. 832x480), a smaller --cache_frames, or --device cpu"));
     };
+    StreamFrameIo io;
+    io.chunks = expected >= 5 ? (expected - 1) / 4 : 0;
+    io.read = [&](int64_t n) {
+        const Rgb24Video v = first.frames > 0 ? std::move(first) : read_frames(n);
+        first = {};
+        return v.frames > 0 ? rgb24_to_video(v, *be) : Tensor();
+    };
+    io.write = [&](const Tensor& frames) {
+        const Rgb24Video v = video_to_rgb24(frames);
+        for (int64_t f = 0; f < v.frames; ++f) writer.write(v.frame(f));
+    };
     const StreamStagedResult r = [&] {
         try {
-            return run_stream_staged(parts, be, o.prompt, rgb24_to_video(in, *be), so, uint64_t(o.seed), std::move(gen),
-                                     {}, on_chunk);
+            return run_stream_staged(parts, be, o.prompt, io, so, uint64_t(o.seed), std::move(gen), {}, on_chunk);
         } catch (const OutOfMemory& e) {
             return oom(cat(" (", e.what(), ")"));
         } catch (const std::bad_alloc&) {
             return oom("");
         }
     }();
-
-    VideoWriteOptions wo;
-    if (in.fps > 0) wo.fps = std::max(1, int(std::lround(in.fps)));
-    const std::vector<std::string> files = write_video(o.output, r.video, wo);
+    const std::vector<std::string> files = writer.finish();
     const StreamStats& st = r.stats;
     const double run_s = r.times.stream;
     std::fprintf(stderr,

@@ -65,7 +65,10 @@ extern "C" void on_stop_signal(int sig) {
     for (auto& s : g_slots)
         if (s.state.load() == 2 && ::unlink(s.path) == 0) ++removed;
     if (g_stderr_tty) put_str("\n");  // end a progress bar drawn in place
-    put_str(sig == SIGINT ? "wanrt: interrupted (SIGINT)" : "wanrt: terminated (SIGTERM)");
+    put_str(sig == SIGINT    ? "wanrt: interrupted (SIGINT)"
+            : sig == SIGTERM ? "wanrt: terminated (SIGTERM)"
+            : sig == SIGHUP  ? "wanrt: hung up (SIGHUP)"
+                             : "wanrt: output pipe closed (SIGPIPE)");
     put_str(removed ? "; the unfinished output file was removed, nothing was written\n"
                     : "; no output was written\n");
     ::_exit(128 + sig);
@@ -192,10 +195,8 @@ void install_output_signal_guard() {
     struct sigaction sa {};
     sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
-    sigaddset(&sa.sa_mask, SIGINT);
-    sigaddset(&sa.sa_mask, SIGTERM);
-    sigaction(SIGINT, &sa, nullptr);
-    sigaction(SIGTERM, &sa, nullptr);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) sigaddset(&sa.sa_mask, sig);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) sigaction(sig, &sa, nullptr);
     signal(SIGXFSZ, SIG_IGN);
 }
 

@@ -6,8 +6,9 @@
 // commit() renames it onto dst atomically (same folder, so same file system). Until then dst is
 // untouched; the destructor removes the temporary file.
 //
-// The signal guard (install_output_signal_guard, called once by the CLI's main): SIGINT and SIGTERM
-// remove every temporary file still registered, print one line and exit 130 / 143; SIGXFSZ is
+// The signal guard (install_output_signal_guard, called once by the CLI's main): SIGINT, SIGTERM,
+// SIGHUP (a closed terminal) and SIGPIPE (e.g. `wanrt stream … | head`) remove every temporary file
+// still registered, print one line and exit 128 + the signal (130, 143, 129, 141); SIGXFSZ is
 // ignored so a file-size limit surfaces as a write error instead of a core dump. The handler only
 // calls async-signal-safe functions (unlink, write, _exit) on a fixed table of paths.
 //
@@ -65,8 +66,8 @@ void write_file_atomic(const std::string& dst, const std::string& bytes, const c
 // in the message (e.g. "--save_file").
 void check_output_writable(const std::string& dst, const char* module, const char* flag);
 
-// SIGINT → exit 130, SIGTERM → exit 143, each with one line on stderr and the registered temporary
-// files removed; SIGXFSZ ignored. Idempotent.
+// SIGINT → exit 130, SIGTERM → 143, SIGHUP → 129, SIGPIPE → 141, each with one line on stderr and
+// the registered temporary files removed; SIGXFSZ ignored. Idempotent.
 void install_output_signal_guard();
 
 // How many temporary files are registered now (for tests).

@@ -252,23 +252,44 @@ Tensor StreamV2V::flush() {
     return outs.size() == 1 ? outs[0] : ops::concat(outs, 1);
 }
 
-Tensor stream_video(StreamV2V& s, const Tensor& video, const std::function<void(int64_t, double)>& on_chunk) {
+int64_t stream_frames(StreamV2V& s, const StreamSource& source, const StreamSink& sink,
+                      const std::function<void(int64_t, double)>& on_chunk) {
+    auto emit = [&](const Tensor& o) {
+        if (o.defined()) sink(ops::clamp(o, -1.0f, 1.0f));
+    };
+    int64_t k = 0;
+    for (;; ++k) {
+        const int64_t n = s.next_chunk_frames();
+        const Tensor in = source(n);
+        const int64_t got = in.defined() ? in.size(1) : 0;
+        if (k == 0 && got < n) fail("stream", "the input has ", got, " frames; a stream needs at least 5");
+        if (got < n) break;  // a partial chunk: dropped, as SD
+        const auto t0 = std::chrono::steady_clock::now();
+        const Tensor o = s.push(in);
+        if (on_chunk) on_chunk(k, seconds_since(t0));
+        emit(o);
+    }
+    emit(s.flush());
+    return k;
+}
+
+StreamSource video_source(const Tensor& video) {
     if (!video.defined() || video.ndim() != 4 || video.size(0) != 3 || video.size(1) < 5)
         fail("stream", "the input video must be [3, T ≥ 5, H, W] frames, got ", video.defined() ? video.describe() : "none",
              "; a stream needs at least 5 frames");
-    const int64_t chunks = (video.size(1) - 1) / 4;
+    return [video, next = int64_t(0)](int64_t n) mutable {
+        const int64_t b = std::min(next + n, video.size(1));
+        Tensor t = b > next ? ops::contiguous(video.slice(1, next, b)) : Tensor();
+        next = b;
+        return t;
+    };
+}
+
+Tensor stream_video(StreamV2V& s, const Tensor& video, const std::function<void(int64_t, double)>& on_chunk) {
     std::vector<Tensor> outs;
-    for (int64_t k = 0; k < chunks; ++k) {
-        const auto t0 = std::chrono::steady_clock::now();
-        const int64_t a = k == 0 ? 0 : 1 + 4 * k, b = 5 + 4 * k;
-        Tensor o = s.push(ops::contiguous(video.slice(1, a, b)));
-        if (o.defined()) outs.push_back(o);
-        if (on_chunk) on_chunk(k, seconds_since(t0));
-    }
-    Tensor rest = s.flush();
-    if (rest.defined()) outs.push_back(rest);
-    Tensor all = outs.size() == 1 ? outs[0] : ops::concat(outs, 1);
-    return ops::clamp(all, -1.0f, 1.0f);
+    stream_frames(
+        s, video_source(video), [&](const Tensor& o) { outs.push_back(o); }, on_chunk);
+    return outs.size() == 1 ? outs[0] : ops::concat(outs, 1);
 }
 
 }  // namespace wanrt

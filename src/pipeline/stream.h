@@ -46,6 +46,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -141,9 +142,26 @@ private:
     StreamStats stats_;
 };
 
-// Whole-video helper (`wanrt stream`): frames [3, T, H, W] → chunk 0 = frames [0, 5), chunk k =
-// [1 + 4k, 5 + 4k) for k < (T − 1)/4 (remaining frames dropped, as SD) → restyled [3, 5 + 4(k−1), H, W],
-// clamped to [−1, 1]. on_chunk(k, seconds) after each pushed chunk.
+// A source of pixel frames: the next n frames [3, ≤ n, H, W] f32 in [−1, 1] on the model's backend,
+// fewer or an undefined tensor at the end. A sink takes restyled frames [3, m, H, W] as they come.
+using StreamSource = std::function<Tensor(int64_t n)>;
+using StreamSink = std::function<void(const Tensor& frames)>;
+
+// The stream over a source of any length (`wanrt stream`, file to file): chunk 0 = 5 frames, then 4
+// at a time until the source runs dry (a partial last chunk is dropped, as SD); every block of
+// restyled frames goes to sink as soon as it is ready, clamped to [−1, 1], and the flush's last.
+// Only one chunk is held in and out, whatever the length. on_chunk(k, seconds of push k) after
+// each pushed chunk. Returns the chunks pushed. Errors: a source with fewer than 5 frames.
+int64_t stream_frames(StreamV2V& s, const StreamSource& source, const StreamSink& sink,
+                      const std::function<void(int64_t, double)>& on_chunk = {});
+
+// A source over a whole video [3, T ≥ 5, H, W] (contiguous copies of its frames, in order); a
+// video of another shape fails here.
+StreamSource video_source(const Tensor& video);
+
+// Whole-video helper: frames [3, T, H, W] → chunk 0 = frames [0, 5), chunk k = [1 + 4k, 5 + 4k) for
+// k < (T − 1)/4 (remaining frames dropped, as SD) → restyled [3, 5 + 4(k−1), H, W], clamped to
+// [−1, 1]; stream_frames over the tensor's frames.
 Tensor stream_video(StreamV2V& s, const Tensor& video, const std::function<void(int64_t, double)>& on_chunk = {});
 
 }  // namespace wanrt

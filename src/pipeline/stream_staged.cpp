@@ -5,12 +5,14 @@
 
 #include "core/error.h"
 #include "core/timer.h"
+#include "ops/ops.h"
 
 namespace wanrt {
 
 StreamStagedResult run_stream_staged(const T2VModelParts& m, std::shared_ptr<Backend> be, const std::string& prompt,
-                                     const Tensor& video, const StreamOptions& opt, uint64_t seed,
-                                     CausalDitSource dit, const StageFn& on_stage, const StreamChunkCallback& on_chunk) {
+                                     const StreamFrameIo& io, const StreamOptions& opt, uint64_t seed,
+                                     CausalDitSource dit, const StageFn& on_stage,
+                                     const StreamChunkCallback& on_chunk) {
     opt.validate();  // before any weights are touched
     WANRT_CHECK(!m.dit_config.is_i2v(), "stream", "the causal model needs a text-to-video DiT; ", m.name,
                 " holds an image-to-video one");
@@ -41,15 +43,28 @@ StreamStagedResult run_stream_staged(const T2VModelParts& m, std::shared_ptr<Bac
     StreamV2V& s = *sp;
 
     if (on_stage) on_stage("stream");
-    const int64_t chunks = video.defined() && video.ndim() == 4 ? (video.size(1) - 1) / 4 : 0;
     t0 = std::chrono::steady_clock::now();
-    r.video = stream_video(s, video, [&](int64_t k, double sec) {
-        if (on_chunk) on_chunk(k, chunks, sec, s.stats());
+    stream_frames(s, io.read, io.write, [&](int64_t k, double sec) {
+        if (on_chunk) on_chunk(k, io.chunks, sec, s.stats());
     });
     be->synchronize();
     tm.stream = seconds_since(t0);
     r.stats = s.stats();
     r.kv_cache_bytes = int64_t(s.cache().bytes());
+    return r;
+}
+
+StreamStagedResult run_stream_staged(const T2VModelParts& m, std::shared_ptr<Backend> be, const std::string& prompt,
+                                     const Tensor& video, const StreamOptions& opt, uint64_t seed, CausalDitSource dit,
+                                     const StageFn& on_stage, const StreamChunkCallback& on_chunk) {
+    std::vector<Tensor> outs;
+    StreamFrameIo io;
+    io.read = video_source(video);  // checks the video's shape before anything loads
+    io.write = [&](const Tensor& o) { outs.push_back(o); };
+    io.chunks = (video.size(1) - 1) / 4;
+    StreamStagedResult r =
+        run_stream_staged(m, std::move(be), prompt, io, opt, seed, std::move(dit), on_stage, on_chunk);
+    r.video = outs.size() == 1 ? outs[0] : ops::concat(outs, 1);
     return r;
 }
 

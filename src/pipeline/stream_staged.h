@@ -37,12 +37,27 @@ struct StreamStagedResult {
     StreamStagedTimes times;
 };
 
-// After each pushed chunk k (0-based) of `chunks`: its seconds and the stream's statistics so far
+// After each pushed chunk k (0-based) of `chunks` (0 when not known): its seconds and the stream's statistics so far
 // (the controller's noise scale and first timestep included).
 using StreamChunkCallback = std::function<void(int64_t chunk, int64_t chunks, double seconds, const StreamStats& stats)>;
 
-// video: pixel frames [3, T ≥ 5, H, W] f32 in [−1, 1] on be (H, W multiples of 16). seed feeds the
-// noise draws (seeded_noise). dit is moved in and released with the DiT after the stream.
+// Frames in and out one chunk at a time (stream_frames in pipeline/stream.h): `wanrt stream` reads
+// and writes its files through these, so memory does not grow with the video's length.
+struct StreamFrameIo {
+    StreamSource read;   // frames on be: [3, ≤ n, H, W] f32 in [−1, 1] (H, W multiples of 16)
+    StreamSink write;    // restyled frames as they become ready, clamped
+    int64_t chunks = 0;  // expected chunks, for on_chunk's progress (0 = unknown)
+};
+
+// The stream from io.read to io.write; the result's video stays undefined. seed feeds the noise
+// draws (seeded_noise). dit is moved in and released with the DiT after the stream.
+StreamStagedResult run_stream_staged(const T2VModelParts& m, std::shared_ptr<Backend> be, const std::string& prompt,
+                                     const StreamFrameIo& io, const StreamOptions& opt, uint64_t seed,
+                                     CausalDitSource dit = {}, const StageFn& on_stage = {},
+                                     const StreamChunkCallback& on_chunk = {});
+
+// The same over a whole video (video_source): pixel frames [3, T ≥ 5, H, W] f32 in [−1, 1] on be
+// (H, W multiples of 16) → the result's video.
 StreamStagedResult run_stream_staged(const T2VModelParts& m, std::shared_ptr<Backend> be, const std::string& prompt,
                                      const Tensor& video, const StreamOptions& opt, uint64_t seed,
                                      CausalDitSource dit = {}, const StageFn& on_stage = {},

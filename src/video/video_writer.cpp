@@ -2,6 +2,8 @@
 // input (libavformat decode + swscale to RGB24). Contract in video_writer.h.
 #include "video/video_writer.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -11,8 +13,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
-
-#include <unistd.h>
+#include <tuple>
 
 #include "core/error.h"
 #include "io/output_file.h"
@@ -102,12 +103,6 @@ private:
     std::vector<std::unique_ptr<TempOutput>> files_;
 };
 
-// Writes the parts to a temporary file with every error checked (a full disk removes it and says so).
-void write_file(TempOutput& tmp, const std::vector<std::pair<const void*, size_t>>& parts) {
-    for (const auto& [p, n] : parts) tmp.write(p, n);
-    tmp.close();
-}
-
 // Fails before any encoding work when the destination cannot be written.
 void check_destination(const std::string& path) {
     const fs::path p(path);
@@ -125,30 +120,48 @@ void check_destination(const std::string& path) {
 
 uint8_t clamp_u8(double v) { return uint8_t(std::clamp(std::lround(v), 0L, 255L)); }
 
-std::vector<std::string> write_y4m(const std::string& path, const Rgb24Video& v, int fps) {
-    const std::string header = cat("YUV4MPEG2 W", v.width, " H", v.height, " F", fps,
-                                   ":1 Ip A1:1 C444 XCOLORRANGE=LIMITED\n");
-    static const char kFrame[] = "FRAME\n";
-    const size_t plane = size_t(v.width * v.height);
-    std::vector<uint8_t> data;
-    data.reserve(header.size() + size_t(v.frames) * (6 + 3 * plane));
-    data.insert(data.end(), header.begin(), header.end());
-    std::vector<uint8_t> yuv(3 * plane);
-    for (int64_t f = 0; f < v.frames; ++f) {
-        const uint8_t* rgb = v.frame(f);
+}  // namespace
+
+// One container's encoder behind VideoWriter.
+struct VideoWriter::Impl {
+    Impl(std::string path_, int64_t w, int64_t h) : path(std::move(path_)), width(w), height(h) {}
+    virtual ~Impl() = default;
+    virtual void write(const uint8_t* rgb) = 0;
+    virtual std::vector<std::string> finish() = 0;
+    std::string path;
+    int64_t width, height, frames = 0;
+};
+
+namespace {
+
+class Y4mWriter final : public VideoWriter::Impl {
+public:
+    Y4mWriter(const std::string& path, int64_t w, int64_t h, int fps)
+        : Impl(path, w, h), tmp_(path, "video"), yuv_(6 + 3 * size_t(w * h)) {
+        const std::string header = cat("YUV4MPEG2 W", w, " H", h, " F", fps, ":1 Ip A1:1 C444 XCOLORRANGE=LIMITED\n");
+        tmp_.write(header.data(), header.size());
+        std::memcpy(yuv_.data(), "FRAME\n", 6);
+    }
+    void write(const uint8_t* rgb) override {
+        const size_t plane = size_t(width * height);
+        uint8_t* yuv = yuv_.data() + 6;
         for (size_t i = 0; i < plane; ++i) {
             const double r = rgb[3 * i], g = rgb[3 * i + 1], b = rgb[3 * i + 2];
             yuv[i] = clamp_u8(16 + 219 * (0.299 * r + 0.587 * g + 0.114 * b) / 255);
             yuv[plane + i] = clamp_u8(128 + 224 * (-0.168736 * r - 0.331264 * g + 0.5 * b) / 255);
             yuv[2 * plane + i] = clamp_u8(128 + 224 * (0.5 * r - 0.418688 * g - 0.081312 * b) / 255);
         }
-        data.insert(data.end(), kFrame, kFrame + 6);
-        data.insert(data.end(), yuv.begin(), yuv.end());
+        tmp_.write(yuv_.data(), yuv_.size());
     }
-    TmpFiles tmp;
-    write_file(tmp.add(path), {{data.data(), data.size()}});
-    return tmp.commit();
-}
+    std::vector<std::string> finish() override {
+        tmp_.commit();
+        return {tmp_.destination()};
+    }
+
+private:
+    TempOutput tmp_;
+    std::vector<uint8_t> yuv_;  // "FRAME\n" and the Y, Cb, Cr planes of one frame
+};
 
 #ifdef WANRT_HAVE_FFMPEG
 // ---------------------------------------------------------------- FFmpeg helpers
@@ -170,25 +183,34 @@ struct Sws {
     ~Sws() { sws_freeContext(p); }
 };
 
-// An RGB24 frame wrapped as an AVFrame in the encoder's pixel format (converted with swscale where
-// it differs).
-void fill_frame(Sws& sws, const Rgb24Video& v, int64_t f, AVFrame* dst, const std::string& path) {
+// A frame buffer in the encoder's format and size.
+void alloc_frame(AVFrame* f, int format, int64_t w, int64_t h, const std::string& path) {
+    f->format = format;
+    f->width = int(w);
+    f->height = int(h);
+    const int rc = av_frame_get_buffer(f, 0);
+    if (rc < 0) fail("video", "writing ", path, ": frame buffer: ", av_err(rc));
+}
+
+// An RGB24 frame copied into dst, in the encoder's pixel format (converted with swscale where it
+// differs).
+void fill_frame(Sws& sws, const uint8_t* rgb, AVFrame* dst, const std::string& path) {
     int rc = av_frame_make_writable(dst);
     if (rc < 0) fail("video", "writing ", path, ": frame buffer: ", av_err(rc));
-    const uint8_t* src[4] = {v.frame(f), nullptr, nullptr, nullptr};
-    const int src_stride[4] = {int(v.width * 3), 0, 0, 0};
+    const uint8_t* src[4] = {rgb, nullptr, nullptr, nullptr};
+    const int src_stride[4] = {dst->width * 3, 0, 0, 0};
     if (dst->format == AV_PIX_FMT_RGB24) {
-        av_image_copy(dst->data, dst->linesize, src, src_stride, AV_PIX_FMT_RGB24, int(v.width), int(v.height));
+        av_image_copy(dst->data, dst->linesize, src, src_stride, AV_PIX_FMT_RGB24, dst->width, dst->height);
         return;
     }
     if (!sws.p) {
         // Bicubic is the ffmpeg command line's default (what imageio's ffmpeg run uses); with equal
         // sizes it only shapes the chroma downsampling.
-        sws.p = sws_getContext(int(v.width), int(v.height), AV_PIX_FMT_RGB24, int(v.width), int(v.height),
+        sws.p = sws_getContext(dst->width, dst->height, AV_PIX_FMT_RGB24, dst->width, dst->height,
                                AVPixelFormat(dst->format), SWS_BICUBIC, nullptr, nullptr, nullptr);
         if (!sws.p) fail("video", "writing ", path, ": swscale cannot convert RGB24 to the encoder format");
     }
-    sws_scale(sws.p, src, src_stride, 0, int(v.height), dst->data, dst->linesize);
+    sws_scale(sws.p, src, src_stride, 0, dst->height, dst->data, dst->linesize);
 }
 
 // Sends one frame (or the flush signal) and hands every packet that comes out to sink.
@@ -215,137 +237,189 @@ struct OutputCtx {
     }
 };
 
-std::vector<std::string> write_mp4(const std::string& path, const Rgb24Video& v, const VideoWriteOptions& opt) {
-    WANRT_CHECK(v.width % 2 == 0 && v.height % 2 == 0, "video",
-                "mp4 (H.264 yuv420p) needs an even width and height, got ",
-                v.width, "x", v.height, " for ", path, "; write .y4m or .png instead");
-    const AVCodec* codec = avcodec_find_encoder_by_name("libx264");
-    WANRT_CHECK(codec != nullptr, "video", "this FFmpeg build has no libx264 encoder, needed for ", path,
-                "; install Debian's libavcodec with x264 support or write .y4m/.png instead");
-    TmpFiles tmp;
-    const std::string tmp_path = tmp.add(path).path();  // created empty by us; FFmpeg reopens it by name
+class Mp4Writer final : public VideoWriter::Impl {
+public:
+    Mp4Writer(const std::string& path, int64_t w, int64_t h, const VideoWriteOptions& opt) : Impl(path, w, h) {
+        WANRT_CHECK(w % 2 == 0 && h % 2 == 0, "video", "mp4 (H.264 yuv420p) needs an even width and height, got ", w,
+                    "x", h, " for ", path, "; write .y4m or .png instead");
+        const AVCodec* codec = avcodec_find_encoder_by_name("libx264");
+        WANRT_CHECK(codec != nullptr, "video", "this FFmpeg build has no libx264 encoder, needed for ", path,
+                    "; install Debian's libavcodec with x264 support or write .y4m/.png instead");
+        tmp_ = std::make_unique<TempOutput>(path, "video");  // created empty by us; FFmpeg reopens it by name
+        const std::string& tmp_path = tmp_->path();
 
-    OutputCtx oc;
-    int rc = avformat_alloc_output_context2(&oc.p, nullptr, "mp4", tmp_path.c_str());
-    if (rc < 0 || !oc.p) fail("video", "cannot set up the mp4 muxer for ", path, ": ", av_err(rc));
-    AVStream* st = avformat_new_stream(oc.p, nullptr);
-    if (!st) fail("video", "cannot add a video stream to ", path);
+        int rc = avformat_alloc_output_context2(&oc_.p, nullptr, "mp4", tmp_path.c_str());
+        if (rc < 0 || !oc_.p) fail("video", "cannot set up the mp4 muxer for ", path, ": ", av_err(rc));
+        st_ = avformat_new_stream(oc_.p, nullptr);
+        if (!st_) fail("video", "cannot add a video stream to ", path);
 
-    CodecCtx cc;
-    cc.p = avcodec_alloc_context3(codec);
-    if (!cc.p) fail("video", "out of memory setting up libx264 for ", path);
-    cc.p->width = int(v.width);
-    cc.p->height = int(v.height);
-    cc.p->pix_fmt = AV_PIX_FMT_YUV420P;
-    cc.p->time_base = AVRational{1, opt.fps};
-    cc.p->framerate = AVRational{opt.fps, 1};
-    // swscale's RGB→YUV default is BT.601 limited range; say so, so players do not guess BT.709.
-    cc.p->color_range = AVCOL_RANGE_MPEG;
-    cc.p->colorspace = AVCOL_SPC_SMPTE170M;
-    if (oc.p->oformat->flags & AVFMT_GLOBALHEADER) cc.p->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
-    AVDictionary* codec_opts = nullptr;
-    av_dict_set(&codec_opts, "crf", std::to_string(opt.crf).c_str(), 0);
-    av_dict_set(&codec_opts, "preset", opt.preset.c_str(), 0);
-    rc = avcodec_open2(cc.p, codec, &codec_opts);
-    av_dict_free(&codec_opts);
-    if (rc < 0) fail("video", "cannot open libx264 for ", path, " (", v.width, "x", v.height, "): ", av_err(rc));
-    rc = avcodec_parameters_from_context(st->codecpar, cc.p);
-    if (rc < 0) fail("video", "cannot set stream parameters for ", path, ": ", av_err(rc));
-    st->time_base = cc.p->time_base;
-    st->avg_frame_rate = cc.p->framerate;
+        cc_.p = avcodec_alloc_context3(codec);
+        if (!cc_.p) fail("video", "out of memory setting up libx264 for ", path);
+        cc_.p->width = int(w);
+        cc_.p->height = int(h);
+        cc_.p->pix_fmt = AV_PIX_FMT_YUV420P;
+        cc_.p->time_base = AVRational{1, opt.fps};
+        cc_.p->framerate = AVRational{opt.fps, 1};
+        // swscale's RGB→YUV default is BT.601 limited range; say so, so players do not guess BT.709.
+        cc_.p->color_range = AVCOL_RANGE_MPEG;
+        cc_.p->colorspace = AVCOL_SPC_SMPTE170M;
+        if (oc_.p->oformat->flags & AVFMT_GLOBALHEADER) cc_.p->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+        AVDictionary* codec_opts = nullptr;
+        av_dict_set(&codec_opts, "crf", std::to_string(opt.crf).c_str(), 0);
+        av_dict_set(&codec_opts, "preset", opt.preset.c_str(), 0);
+        rc = avcodec_open2(cc_.p, codec, &codec_opts);
+        av_dict_free(&codec_opts);
+        if (rc < 0) fail("video", "cannot open libx264 for ", path, " (", w, "x", h, "): ", av_err(rc));
+        rc = avcodec_parameters_from_context(st_->codecpar, cc_.p);
+        if (rc < 0) fail("video", "cannot set stream parameters for ", path, ": ", av_err(rc));
+        st_->time_base = cc_.p->time_base;
+        st_->avg_frame_rate = cc_.p->framerate;
 
-    rc = avio_open(&oc.p->pb, tmp_path.c_str(), AVIO_FLAG_WRITE);
-    if (rc < 0)
-        fail("video", "cannot write ", path, ": ", av_err(rc), "; check that the folder exists and is writable");
-    rc = avformat_write_header(oc.p, nullptr);
-    if (rc < 0) fail("video", "cannot write the mp4 header of ", path, ": ", av_err(rc));
-
-    Frame frame;
-    frame.p->format = cc.p->pix_fmt;
-    frame.p->width = cc.p->width;
-    frame.p->height = cc.p->height;
-    rc = av_frame_get_buffer(frame.p, 0);
-    if (rc < 0) fail("video", "writing ", path, ": frame buffer: ", av_err(rc));
-    Packet pkt;
-    Sws sws;
-    auto mux = [&](AVPacket* p) {
-        av_packet_rescale_ts(p, cc.p->time_base, st->time_base);
-        p->stream_index = st->index;
-        int r = av_interleaved_write_frame(oc.p, p);
-        if (r < 0) fail("video", "writing ", path, " failed: ", av_err(r));
-    };
-    for (int64_t f = 0; f < v.frames; ++f) {
-        fill_frame(sws, v, f, frame.p, path);
-        frame.p->pts = f;
-        encode(cc.p, frame.p, pkt.p, path, mux);
+        rc = avio_open(&oc_.p->pb, tmp_path.c_str(), AVIO_FLAG_WRITE);
+        if (rc < 0)
+            fail("video", "cannot write ", path, ": ", av_err(rc), "; check that the folder exists and is writable");
+        rc = avformat_write_header(oc_.p, nullptr);
+        if (rc < 0) fail("video", "cannot write the mp4 header of ", path, ": ", av_err(rc));
+        alloc_frame(frame_.p, cc_.p->pix_fmt, w, h, path);
     }
-    encode(cc.p, nullptr, pkt.p, path, mux);
-    rc = av_write_trailer(oc.p);
-    if (rc < 0) fail("video", "cannot finish ", path, ": ", av_err(rc));
-    rc = avio_closep(&oc.p->pb);
-    if (rc < 0) fail("video", "cannot close ", path, ": ", av_err(rc), "; is the disk full?");
-    return tmp.commit();
-}
+    void write(const uint8_t* rgb) override {
+        fill_frame(sws_, rgb, frame_.p, path);
+        frame_.p->pts = frames;
+        encode(cc_.p, frame_.p, pkt_.p, path, [&](AVPacket* p) { mux(p); });
+    }
+    std::vector<std::string> finish() override {
+        encode(cc_.p, nullptr, pkt_.p, path, [&](AVPacket* p) { mux(p); });
+        int rc = av_write_trailer(oc_.p);
+        if (rc < 0) fail("video", "cannot finish ", path, ": ", av_err(rc));
+        rc = avio_closep(&oc_.p->pb);
+        if (rc < 0) fail("video", "cannot close ", path, ": ", av_err(rc), "; is the disk full?");
+        tmp_->commit();
+        return {tmp_->destination()};
+    }
+
+private:
+    void mux(AVPacket* p) {
+        av_packet_rescale_ts(p, cc_.p->time_base, st_->time_base);
+        p->stream_index = st_->index;
+        const int r = av_interleaved_write_frame(oc_.p, p);
+        if (r < 0) fail("video", "writing ", path, " failed: ", av_err(r));
+    }
+    std::unique_ptr<TempOutput> tmp_;  // declared first: removed after FFmpeg has closed it
+    OutputCtx oc_;
+    AVStream* st_ = nullptr;
+    CodecCtx cc_;
+    Frame frame_;
+    Packet pkt_;
+    Sws sws_;
+};
 
 // ---------------------------------------------------------------- PNG frames
 
-std::vector<std::string> write_png(const std::string& path, const Rgb24Video& v) {
-    const AVCodec* codec = avcodec_find_encoder(AV_CODEC_ID_PNG);
-    WANRT_CHECK(codec != nullptr, "video", "this FFmpeg build has no PNG encoder, needed for ", path,
-                "; write .y4m instead");
-    std::vector<std::string> names;
-    if (v.frames == 1) {
-        names.push_back(path);
-    } else {
-        const fs::path p(path);
-        const std::string stem = (p.parent_path() / p.stem()).string();
-        for (int64_t f = 0; f < v.frames; ++f) {
-            char num[32];
-            std::snprintf(num, sizeof(num), "_%05lld.png", static_cast<long long>(f));
-            names.push_back(stem + num);
-        }
+class PngWriter final : public VideoWriter::Impl {
+public:
+    PngWriter(const std::string& path, int64_t w, int64_t h) : Impl(path, w, h) {
+        const AVCodec* codec = avcodec_find_encoder(AV_CODEC_ID_PNG);
+        WANRT_CHECK(codec != nullptr, "video", "this FFmpeg build has no PNG encoder, needed for ", path,
+                    "; write .y4m instead");
+        cc_.p = avcodec_alloc_context3(codec);
+        if (!cc_.p) fail("video", "out of memory setting up the PNG encoder for ", path);
+        cc_.p->width = int(w);
+        cc_.p->height = int(h);
+        cc_.p->pix_fmt = AV_PIX_FMT_RGB24;
+        cc_.p->time_base = AVRational{1, 1};
+        const int rc = avcodec_open2(cc_.p, codec, nullptr);
+        if (rc < 0) fail("video", "cannot open the PNG encoder for ", path, ": ", av_err(rc));
+        alloc_frame(frame_.p, AV_PIX_FMT_RGB24, w, h, path);
     }
-    CodecCtx cc;
-    cc.p = avcodec_alloc_context3(codec);
-    if (!cc.p) fail("video", "out of memory setting up the PNG encoder for ", path);
-    cc.p->width = int(v.width);
-    cc.p->height = int(v.height);
-    cc.p->pix_fmt = AV_PIX_FMT_RGB24;
-    cc.p->time_base = AVRational{1, 1};
-    int rc = avcodec_open2(cc.p, codec, nullptr);
-    if (rc < 0) fail("video", "cannot open the PNG encoder for ", path, ": ", av_err(rc));
-
-    Frame frame;
-    frame.p->format = AV_PIX_FMT_RGB24;
-    frame.p->width = int(v.width);
-    frame.p->height = int(v.height);
-    rc = av_frame_get_buffer(frame.p, 0);
-    if (rc < 0) fail("video", "writing ", path, ": frame buffer: ", av_err(rc));
-    Packet pkt;
-    Sws sws;
-    TmpFiles tmp;
-    for (int64_t f = 0; f < v.frames; ++f) {
-        const std::string& name = names[size_t(f)];
-        TempOutput& tmp_file = tmp.add(name);
-        fill_frame(sws, v, f, frame.p, name);
-        frame.p->pts = f;
+    void write(const uint8_t* rgb) override {
+        fill_frame(sws_, rgb, frame_.p, path);
+        frame_.p->pts = frames;
         std::vector<uint8_t> bytes;
-        encode(cc.p, frame.p, pkt.p, name,
+        encode(cc_.p, frame_.p, pkt_.p, path,
                [&](AVPacket* p) { bytes.insert(bytes.end(), p->data, p->data + p->size); });
-        WANRT_CHECK(!bytes.empty(), "video", "the PNG encoder returned no data for ", name);
-        write_file(tmp_file, {{bytes.data(), bytes.size()}});
+        WANRT_CHECK(!bytes.empty(), "video", "the PNG encoder returned no data for frame ", frames, " of ", path);
+        if (frames == 0) {  // one frame goes to the path itself: wait for a second
+            first_ = std::move(bytes);
+            return;
+        }
+        if (frames == 1) put(numbered(0), first_);
+        put(numbered(frames), bytes);
     }
-    return tmp.commit();
-}
+    std::vector<std::string> finish() override {
+        if (frames == 1) put(path, first_);
+        return tmp_.commit();
+    }
 
-#else
-std::vector<std::string> write_mp4(const std::string& path, const Rgb24Video&, const VideoWriteOptions&) {
-    no_ffmpeg(path);
-}
-std::vector<std::string> write_png(const std::string& path, const Rgb24Video&) { no_ffmpeg(path); }
+private:
+    std::string numbered(int64_t f) const {
+        const fs::path p(path);
+        char num[32];
+        std::snprintf(num, sizeof(num), "_%05lld.png", static_cast<long long>(f));
+        return (p.parent_path() / p.stem()).string() + num;
+    }
+    void put(const std::string& name, const std::vector<uint8_t>& bytes) {
+        TempOutput& f = tmp_.add(name);
+        f.write(bytes.data(), bytes.size());
+        f.close();
+    }
+    CodecCtx cc_;
+    Frame frame_;
+    Packet pkt_;
+    Sws sws_;
+    std::vector<uint8_t> first_;
+    TmpFiles tmp_;
+};
+
 #endif  // WANRT_HAVE_FFMPEG
 
 }  // namespace
+
+VideoWriter::VideoWriter(const std::string& path, int64_t width, int64_t height, const VideoWriteOptions& opt) {
+    quiet_ffmpeg();
+    const VideoContainer kind = video_container_for(path);
+    WANRT_CHECK(width >= 1 && height >= 1 && width <= 16384 && height <= 16384, "video", "cannot write ", path,
+                ": frame size ", width, "x", height, " is outside 1..16384");
+    check_destination(path);
+    WANRT_CHECK(opt.fps >= 1 && opt.fps <= 1000, "video", "frame rate ", opt.fps, " for ", path,
+                " must be between 1 and 1000");
+    WANRT_CHECK(opt.crf >= 0 && opt.crf <= 51, "video", "crf ", opt.crf, " must be in 0..51");
+    switch (kind) {
+        case VideoContainer::Y4m:
+            impl_ = std::make_unique<Y4mWriter>(path, width, height, opt.fps);
+            break;
+#ifdef WANRT_HAVE_FFMPEG
+        case VideoContainer::Mp4:
+            impl_ = std::make_unique<Mp4Writer>(path, width, height, opt);
+            break;
+        case VideoContainer::Png:
+            impl_ = std::make_unique<PngWriter>(path, width, height);
+            break;
+#else
+        default:
+            no_ffmpeg(path);
+#endif
+    }
+}
+
+VideoWriter::~VideoWriter() = default;
+
+void VideoWriter::write(const uint8_t* rgb) {
+    WANRT_CHECK(impl_ != nullptr, "video", "write after finish()");
+    impl_->write(rgb);
+    ++impl_->frames;
+}
+
+int64_t VideoWriter::frames() const {
+    return impl_ ? impl_->frames : 0;
+}
+
+std::vector<std::string> VideoWriter::finish() {
+    WANRT_CHECK(impl_ != nullptr, "video", "finish() called twice");
+    WANRT_CHECK(impl_->frames > 0, "video", "cannot write ", impl_->path, ": no frames were given");
+    std::vector<std::string> files = impl_->finish();
+    impl_.reset();
+    return files;
+}
 
 // ---------------------------------------------------------------- public
 
@@ -405,20 +479,11 @@ Rgb24Video video_to_rgb24(const Tensor& video, double fps) {
 
 std::vector<std::string> write_video(const std::string& path, const Rgb24Video& frames,
                                      const VideoWriteOptions& opt) {
-    quiet_ffmpeg();
-    const VideoContainer kind = video_container_for(path);
+    video_container_for(path);
     check_frames(frames, path.c_str());
-    check_destination(path);
-    WANRT_CHECK(opt.fps >= 1 && opt.fps <= 1000, "video", "frame rate ", opt.fps, " for ", path,
-                " must be between 1 and 1000");
-    WANRT_CHECK(opt.crf >= 0 && opt.crf <= 51, "video", "crf ", opt.crf, " must be in 0..51");
-    switch (kind) {
-    case VideoContainer::Mp4: return write_mp4(path, frames, opt);
-    case VideoContainer::Y4m: return write_y4m(path, frames, opt.fps);
-    case VideoContainer::Png: return write_png(path, frames);
-    }
-    WANRT_ASSERT(false);
-    return {};
+    VideoWriter w(path, frames.width, frames.height, opt);
+    for (int64_t f = 0; f < frames.frames; ++f) w.write(frames.frame(f));
+    return w.finish();
 }
 
 std::vector<std::string> write_video(const std::string& path, const Tensor& video, const VideoWriteOptions& opt) {
@@ -437,11 +502,13 @@ struct Y4mHeader {
     double fps = 0;
     std::string chroma = "420jpeg";
     bool full = false;
+    size_t bytes = 0;  // of the header line, '\n' included
 };
 
 Y4mHeader parse_y4m_header(const std::string& header, const std::string& path) {
     if (header.rfind("YUV4MPEG2", 0) != 0) fail("video", path, " is not a YUV4MPEG2 file (no 'YUV4MPEG2' signature)");
     Y4mHeader h;
+    h.bytes = header.size() + 1;
     bool has_w = false, has_h = false;
     auto dim = [&](const std::string& tok, const char* what) -> int64_t {
         const std::string digits = tok.substr(1);
@@ -485,183 +552,279 @@ std::string read_header_line(std::FILE* f, const std::string& path, const char* 
     }
     return s;
 }
-}  // namespace
 
-Rgb24Video read_y4m(const std::string& path, int64_t max_frames) {
+using File = std::unique_ptr<std::FILE, int (*)(std::FILE*)>;
+
+File open_input(const std::string& path) {
     std::FILE* f = std::fopen(path.c_str(), "rb");
     if (!f) fail("video", "cannot read video ", path, ": ", std::strerror(errno), "; check the --input path");
-    std::unique_ptr<std::FILE, int (*)(std::FILE*)> guard(f, std::fclose);
-    auto line = [&](const char* what) { return read_header_line(f, path, what); };
-    const Y4mHeader hd = parse_y4m_header(line("header"), path);
-    Rgb24Video v;
-    v.fps = hd.fps;
-    v.width = hd.width;
-    v.height = hd.height;
-    const std::string chroma = hd.chroma;
-    const bool full = hd.full;
-    int sx = 2, sy = 2;  // chroma subsampling
-    if (chroma == "444") sx = sy = 1;
-    else if (chroma == "422") sx = 2, sy = 1;
-    else if (chroma == "mono") sx = sy = 0;
-    else if (chroma != "420jpeg" && chroma != "420mpeg2" && chroma != "420paldv" && chroma != "420")
-        fail("video", path, ": YUV4MPEG2 colour space C", chroma, " is not supported; use 8-bit 444, 422, 420 or mono");
-    const int64_t W = v.width, H = v.height, cw = sx ? (W + sx - 1) / sx : 0, ch = sy ? (H + sy - 1) / sy : 0;
-    const size_t frame_bytes = size_t(W * H + 2 * cw * ch);
-    std::vector<uint8_t> buf(frame_bytes);
-    // BT.601: the writer's matrix inverted (limited range: Y 16…235, C 16…240).
-    const double ky = full ? 1.0 : 255.0 / 219.0, kc = full ? 1.0 : 255.0 / 224.0, y0 = full ? 0 : 16;
-    while (max_frames <= 0 || v.frames < max_frames) {
-        const int c = std::fgetc(f);
-        if (c == EOF) break;
-        std::ungetc(c, f);
-        if (line("frame header").rfind("FRAME", 0) != 0) fail("video", path, ": frame ", v.frames, " has no FRAME header");
-        if (std::fread(buf.data(), 1, frame_bytes, f) != frame_bytes)
-            fail("video", path, ": frame ", v.frames, " is truncated (", frame_bytes, " bytes expected)");
-        const size_t base = v.rgb.size();
-        v.rgb.resize(base + size_t(W * H * 3));
+    return File(f, std::fclose);
+}
+
+// Chroma subsampling (sx, sy; 0 = none) of a YUV4MPEG2 colour space, or an error naming it.
+std::pair<int, int> y4m_subsampling(const std::string& chroma, const std::string& path) {
+    if (chroma == "444") return {1, 1};
+    if (chroma == "422") return {2, 1};
+    if (chroma == "mono") return {0, 0};
+    if (chroma == "420jpeg" || chroma == "420mpeg2" || chroma == "420paldv" || chroma == "420") return {2, 2};
+    fail("video", path, ": YUV4MPEG2 colour space C", chroma, " is not supported; use 8-bit 444, 422, 420 or mono");
+}
+
+size_t y4m_frame_bytes(const Y4mHeader& h, const std::string& path) {
+    const auto [sx, sy] = y4m_subsampling(h.chroma, path);
+    const int64_t cw = sx ? (h.width + sx - 1) / sx : 0, ch = sy ? (h.height + sy - 1) / sy : 0;
+    return size_t(h.width * h.height + 2 * cw * ch);
+}
+
+// Frames a .y4m holds if every frame header is a bare "FRAME\n" (what writers emit).
+int64_t y4m_frames_hint(const Y4mHeader& h, const std::string& path) {
+    std::error_code ec;
+    const uintmax_t size = fs::file_size(path, ec);
+    if (ec || size < h.bytes) return 0;
+    return int64_t((size - h.bytes) / (6 + y4m_frame_bytes(h, path)));
+}
+}  // namespace
+
+// One decoder behind VideoReader.
+struct VideoReader::Impl {
+    virtual ~Impl() = default;
+    virtual bool next(uint8_t* rgb) = 0;  // counts the frame in `frames`
+    int64_t width = 0, height = 0, frames_hint = 0, frames = 0;
+    double fps = 0;
+};
+
+namespace {
+
+// Our own YUV4MPEG2 reader (contract at read_y4m).
+class Y4mReader final : public VideoReader::Impl {
+public:
+    explicit Y4mReader(const std::string& path) : path_(path), f_(open_input(path)) {
+        const Y4mHeader hd = parse_y4m_header(read_header_line(f_.get(), path, "header"), path);
+        fps = hd.fps;
+        width = hd.width;
+        height = hd.height;
+        std::tie(sx_, sy_) = y4m_subsampling(hd.chroma, path);
+        full_ = hd.full;
+        buf_.resize(y4m_frame_bytes(hd, path));
+        frames_hint = y4m_frames_hint(hd, path);
+        const int c = std::fgetc(f_.get());
+        if (c == EOF) fail("video", path, " holds no video frames");
+        std::ungetc(c, f_.get());
+    }
+    bool next(uint8_t* rgb) override {
+        const int c = std::fgetc(f_.get());
+        if (c == EOF) return false;
+        std::ungetc(c, f_.get());
+        if (read_header_line(f_.get(), path_, "frame header").rfind("FRAME", 0) != 0)
+            fail("video", path_, ": frame ", frames, " has no FRAME header");
+        if (std::fread(buf_.data(), 1, buf_.size(), f_.get()) != buf_.size())
+            fail("video", path_, ": frame ", frames, " is truncated (", buf_.size(), " bytes expected)");
+        // BT.601: the writer's matrix inverted (limited range: Y 16…235, C 16…240).
+        const double ky = full_ ? 1.0 : 255.0 / 219.0, kc = full_ ? 1.0 : 255.0 / 224.0, y0 = full_ ? 0 : 16;
+        const int64_t W = width, H = height, cw = sx_ ? (W + sx_ - 1) / sx_ : 0, ch = sy_ ? (H + sy_ - 1) / sy_ : 0;
         for (int64_t yy = 0; yy < H; ++yy)
             for (int64_t xx = 0; xx < W; ++xx) {
-                const double Y = (buf[size_t(yy * W + xx)] - y0) * ky;
+                const double Y = (buf_[size_t(yy * W + xx)] - y0) * ky;
                 double cb = 0, cr = 0;
-                if (sx) {
-                    const size_t ci = size_t((yy / sy) * cw + xx / sx);
-                    cb = (buf[size_t(W * H) + ci] - 128.0) * kc;
-                    cr = (buf[size_t(W * H + cw * ch) + ci] - 128.0) * kc;
+                if (sx_) {
+                    const size_t ci = size_t((yy / sy_) * cw + xx / sx_);
+                    cb = (buf_[size_t(W * H) + ci] - 128.0) * kc;
+                    cr = (buf_[size_t(W * H + cw * ch) + ci] - 128.0) * kc;
                 }
-                uint8_t* o = v.rgb.data() + base + size_t((yy * W + xx) * 3);
+                uint8_t* o = rgb + size_t((yy * W + xx) * 3);
                 o[0] = clamp_u8(Y + 1.402 * cr);
                 o[1] = clamp_u8(Y - 0.344136 * cb - 0.714136 * cr);
                 o[2] = clamp_u8(Y + 1.772 * cb);
             }
-        ++v.frames;
+        ++frames;
+        return true;
     }
-    if (v.frames == 0) fail("video", path, " holds no video frames");
-    return v;
-}
+
+private:
+    std::string path_;
+    File f_;
+    int sx_ = 2, sy_ = 2;
+    bool full_ = false;
+    std::vector<uint8_t> buf_;  // one frame's Y, Cb, Cr planes
+};
 
 #ifdef WANRT_HAVE_FFMPEG
-
-namespace {
 struct InputCtx {
     AVFormatContext* p = nullptr;
     ~InputCtx() { avformat_close_input(&p); }
 };
-}  // namespace
 
-Rgb24Video read_video(const std::string& path, int64_t max_frames) {
-    quiet_ffmpeg();
-    WANRT_CHECK(fs::is_regular_file(path), "video", "cannot read video ", path,
-                ": no such file; check the --input path");
-    if (lower_ext(path) == ".y4m") {  // a bad size gets its own message, not FFmpeg's errno
-        std::FILE* f = std::fopen(path.c_str(), "rb");
-        if (!f) fail("video", "cannot read video ", path, ": ", std::strerror(errno), "; check the --input path");
-        std::unique_ptr<std::FILE, int (*)(std::FILE*)> guard(f, std::fclose);
-        parse_y4m_header(read_header_line(f, path, "header"), path);
-    }
-    InputCtx ic;
-    int rc = avformat_open_input(&ic.p, path.c_str(), nullptr, nullptr);
-    if (rc < 0) fail("video", "cannot open video ", path, ": ", av_err(rc));
-    rc = avformat_find_stream_info(ic.p, nullptr);
-    if (rc < 0) fail("video", "cannot read stream info of ", path, ": ", av_err(rc));
-    const AVCodec* dec = nullptr;
-    const int si = av_find_best_stream(ic.p, AVMEDIA_TYPE_VIDEO, -1, -1, &dec, 0);
-    if (si < 0 || !dec) fail("video", path, " has no decodable video stream: ", av_err(si));
-    AVStream* st = ic.p->streams[si];
-
-    CodecCtx cc;
-    cc.p = avcodec_alloc_context3(dec);
-    if (!cc.p) fail("video", "out of memory opening the decoder for ", path);
-    rc = avcodec_parameters_to_context(cc.p, st->codecpar);
-    if (rc < 0) fail("video", "cannot set up the decoder for ", path, ": ", av_err(rc));
-    rc = avcodec_open2(cc.p, dec, nullptr);
-    if (rc < 0) fail("video", "cannot open the ", dec->name, " decoder for ", path, ": ", av_err(rc));
-
-    Rgb24Video out;
-    AVRational fr = st->avg_frame_rate.num ? st->avg_frame_rate : st->r_frame_rate;
-    out.fps = fr.num && fr.den ? av_q2d(fr) : 0.0;
-    Sws sws;
-    int sws_w = 0, sws_h = 0, sws_fmt = -1;
-    Frame frame;
-    Packet pkt;
-
-    auto take = [&](AVFrame* fr_) {
-        if (max_frames > 0 && out.frames >= max_frames) return;  // past --max_frames: not kept
-        if (out.frames == 0) {
-            out.width = fr_->width;
-            out.height = fr_->height;
+// libavformat + libavcodec, one packet at a time; swscale to RGB24 honouring the stream's tags.
+class FfmpegReader final : public VideoReader::Impl {
+public:
+    explicit FfmpegReader(const std::string& path) : path_(path) {
+        quiet_ffmpeg();
+        WANRT_CHECK(fs::is_regular_file(path), "video", "cannot read video ", path,
+                    ": no such file; check the --input path");
+        if (lower_ext(path) == ".y4m") {  // a bad size gets its own message, not FFmpeg's errno
+            File f = open_input(path);
+            frames_hint = y4m_frames_hint(parse_y4m_header(read_header_line(f.get(), path, "header"), path), path);
         }
-        WANRT_CHECK(fr_->width == out.width && fr_->height == out.height, "video", path,
-                    " changes frame size mid-stream (", out.width, "x", out.height, " → ", fr_->width, "x",
-                    fr_->height, "); re-encode it at one size");
-        if (!sws.p || sws_w != fr_->width || sws_h != fr_->height || sws_fmt != fr_->format) {
-            sws_freeContext(sws.p);
-            sws.p = sws_getContext(fr_->width, fr_->height, AVPixelFormat(fr_->format), fr_->width, fr_->height,
-                                   AV_PIX_FMT_RGB24, SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT,
-                                   nullptr, nullptr, nullptr);
-            if (!sws.p) fail("video", "swscale cannot convert ", path, "'s pixel format to RGB24");
+        int rc = avformat_open_input(&ic_.p, path.c_str(), nullptr, nullptr);
+        if (rc < 0) fail("video", "cannot open video ", path, ": ", av_err(rc));
+        rc = avformat_find_stream_info(ic_.p, nullptr);
+        if (rc < 0) fail("video", "cannot read stream info of ", path, ": ", av_err(rc));
+        const AVCodec* dec = nullptr;
+        si_ = av_find_best_stream(ic_.p, AVMEDIA_TYPE_VIDEO, -1, -1, &dec, 0);
+        if (si_ < 0 || !dec) fail("video", path, " has no decodable video stream: ", av_err(si_));
+        AVStream* st = ic_.p->streams[si_];
+        if (frames_hint == 0 && st->nb_frames > 0) frames_hint = st->nb_frames;
+
+        cc_.p = avcodec_alloc_context3(dec);
+        if (!cc_.p) fail("video", "out of memory opening the decoder for ", path);
+        rc = avcodec_parameters_to_context(cc_.p, st->codecpar);
+        if (rc < 0) fail("video", "cannot set up the decoder for ", path, ": ", av_err(rc));
+        rc = avcodec_open2(cc_.p, dec, nullptr);
+        if (rc < 0) fail("video", "cannot open the ", dec->name, " decoder for ", path, ": ", av_err(rc));
+        const AVRational fr = st->avg_frame_rate.num ? st->avg_frame_rate : st->r_frame_rate;
+        fps = fr.num && fr.den ? av_q2d(fr) : 0.0;
+
+        // The first frame gives the size; it waits in first_ for the first next().
+        if (!decode()) fail("video", path, " holds no video frames");
+        width = frame_.p->width;
+        height = frame_.p->height;
+        first_.resize(size_t(width * height * 3));
+        convert(first_.data());
+    }
+    bool next(uint8_t* rgb) override {
+        if (!first_.empty()) {
+            std::memcpy(rgb, first_.data(), first_.size());
+            first_ = {};
+            ++frames;
+            return true;
+        }
+        if (!decode()) return false;
+        WANRT_CHECK(frame_.p->width == width && frame_.p->height == height, "video", path_,
+                    " changes frame size mid-stream (", width, "x", height, " → ", frame_.p->width, "x",
+                    frame_.p->height, "); re-encode it at one size");
+        convert(rgb);
+        ++frames;
+        return true;
+    }
+
+private:
+    // The next decoded frame into frame_ (packets read as the decoder asks); false at the end.
+    bool decode() {
+        av_frame_unref(frame_.p);
+        while (true) {
+            int r = avcodec_receive_frame(cc_.p, frame_.p);
+            if (r == 0) return true;
+            if (r == AVERROR_EOF) return false;
+            if (r != AVERROR(EAGAIN)) fail("video", "decoding ", path_, " failed: ", av_err(r));
+            if (flushed_) return false;
+            r = av_read_frame(ic_.p, pkt_.p);
+            if (r == AVERROR_EOF) {  // no more packets: the decoder gives what it holds
+                avcodec_send_packet(cc_.p, nullptr);
+                flushed_ = true;
+                continue;
+            }
+            if (r < 0) fail("video", "reading ", path_, " failed: ", av_err(r));
+            if (pkt_.p->stream_index == si_) r = avcodec_send_packet(cc_.p, pkt_.p);  // the decoder is empty: no EAGAIN
+            av_packet_unref(pkt_.p);
+            if (r < 0) fail("video", "decoding ", path_, " failed: ", av_err(r));
+        }
+    }
+    void convert(uint8_t* rgb) {
+        AVFrame* f = frame_.p;
+        if (!sws_.p || sws_fmt_ != f->format) {
+            sws_freeContext(sws_.p);
+            sws_.p =
+                sws_getContext(f->width, f->height, AVPixelFormat(f->format), f->width, f->height, AV_PIX_FMT_RGB24,
+                               SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, nullptr, nullptr, nullptr);
+            if (!sws_.p) fail("video", "swscale cannot convert ", path_, "'s pixel format to RGB24");
             // Honour the stream's matrix and range tags (untagged YUV is BT.601 limited).
-            const int cs = fr_->colorspace == AVCOL_SPC_BT709 ? SWS_CS_ITU709 : SWS_CS_ITU601;
-            const int src_full = fr_->color_range == AVCOL_RANGE_JPEG ? 1 : 0;
+            const int cs = f->colorspace == AVCOL_SPC_BT709 ? SWS_CS_ITU709 : SWS_CS_ITU601;
+            const int src_full = f->color_range == AVCOL_RANGE_JPEG ? 1 : 0;
             int* inv_table;
             int* table;
             int src_range, dst_range, brightness, contrast, saturation;
-            if (sws_getColorspaceDetails(sws.p, &inv_table, &src_range, &table, &dst_range, &brightness,
-                                         &contrast, &saturation) >= 0) {
-                sws_setColorspaceDetails(sws.p, sws_getCoefficients(cs), src_full || src_range, table,
-                                         dst_range, brightness, contrast, saturation);
+            if (sws_getColorspaceDetails(sws_.p, &inv_table, &src_range, &table, &dst_range, &brightness, &contrast,
+                                         &saturation) >= 0) {
+                sws_setColorspaceDetails(sws_.p, sws_getCoefficients(cs), src_full || src_range, table, dst_range,
+                                         brightness, contrast, saturation);
             }
-            sws_w = fr_->width;
-            sws_h = fr_->height;
-            sws_fmt = fr_->format;
+            sws_fmt_ = f->format;
         }
-        const size_t fb = size_t(out.width * out.height * 3);
+        uint8_t* dst[4] = {rgb, nullptr, nullptr, nullptr};
+        const int dst_stride[4] = {int(width * 3), 0, 0, 0};
+        sws_scale(sws_.p, f->data, f->linesize, 0, f->height, dst, dst_stride);
+    }
+
+    std::string path_;
+    InputCtx ic_;
+    CodecCtx cc_;
+    Frame frame_;
+    Packet pkt_;
+    Sws sws_;
+    int si_ = -1, sws_fmt_ = -1;
+    bool flushed_ = false;
+    std::vector<uint8_t> first_;
+};
+#endif  // WANRT_HAVE_FFMPEG
+
+Rgb24Video read_all(VideoReader::Impl& r, int64_t max_frames) {
+    Rgb24Video out;
+    out.width = r.width;
+    out.height = r.height;
+    out.fps = r.fps;
+    const size_t fb = out.frame_bytes();
+    while (max_frames <= 0 || out.frames < max_frames) {  // stops at max_frames: bounded memory
         out.rgb.resize(out.rgb.size() + fb);
-        uint8_t* dst[4] = {out.rgb.data() + out.rgb.size() - fb, nullptr, nullptr, nullptr};
-        const int dst_stride[4] = {int(out.width * 3), 0, 0, 0};
-        sws_scale(sws.p, fr_->data, fr_->linesize, 0, fr_->height, dst, dst_stride);
+        if (!r.next(out.rgb.data() + out.rgb.size() - fb)) {
+            out.rgb.resize(out.rgb.size() - fb);
+            break;
+        }
         ++out.frames;
-    };
-    auto drain = [&]() {
-        while (true) {
-            int r = avcodec_receive_frame(cc.p, frame.p);
-            if (r == AVERROR(EAGAIN) || r == AVERROR_EOF) return;
-            if (r < 0) fail("video", "decoding ", path, " failed: ", av_err(r));
-            take(frame.p);
-            av_frame_unref(frame.p);
-        }
-    };
-    bool enough = false;  // max_frames decoded: stop reading (the memory stays bounded by it)
-    while (!enough && (rc = av_read_frame(ic.p, pkt.p)) >= 0) {
-        if (pkt.p->stream_index == si) {
-            int r = avcodec_send_packet(cc.p, pkt.p);
-            if (r == AVERROR(EAGAIN)) {  // decoder full: take its frames, then resend
-                drain();
-                r = avcodec_send_packet(cc.p, pkt.p);
-            }
-            if (r < 0) {
-                av_packet_unref(pkt.p);
-                fail("video", "decoding ", path, " failed: ", av_err(r));
-            }
-            drain();
-        }
-        av_packet_unref(pkt.p);
-        enough = max_frames > 0 && out.frames >= max_frames;
     }
-    if (!enough) {
-        if (rc != AVERROR_EOF) fail("video", "reading ", path, " failed: ", av_err(rc));
-        avcodec_send_packet(cc.p, nullptr);
-        drain();
-    }
-    WANRT_CHECK(out.frames > 0, "video", path, " holds no video frames");
     return out;
 }
 
+std::unique_ptr<VideoReader::Impl> open_reader(const std::string& path) {
+#ifdef WANRT_HAVE_FFMPEG
+    return std::make_unique<FfmpegReader>(path);
 #else
-Rgb24Video read_video(const std::string& path, int64_t max_frames) {
-    if (lower_ext(path) == ".y4m") return read_y4m(path, max_frames);
+    if (lower_ext(path) == ".y4m") return std::make_unique<Y4mReader>(path);
     no_ffmpeg(path);
+#endif
 }
-#endif  // WANRT_HAVE_FFMPEG
+
+}  // namespace
+
+VideoReader::VideoReader(const std::string& path) : impl_(open_reader(path)) {}
+VideoReader::~VideoReader() = default;
+int64_t VideoReader::width() const {
+    return impl_->width;
+}
+int64_t VideoReader::height() const {
+    return impl_->height;
+}
+double VideoReader::fps() const {
+    return impl_->fps;
+}
+int64_t VideoReader::frames_hint() const {
+    return impl_->frames_hint;
+}
+int64_t VideoReader::frames_read() const {
+    return impl_->frames;
+}
+
+bool VideoReader::next(uint8_t* rgb) {
+    return impl_->next(rgb);
+}
+
+Rgb24Video read_y4m(const std::string& path, int64_t max_frames) {
+    Y4mReader r(path);
+    return read_all(r, max_frames);
+}
+
+Rgb24Video read_video(const std::string& path, int64_t max_frames) {
+    return read_all(*open_reader(path), max_frames);
+}
 
 Rgb24Video read_image(const std::string& path) {
     std::error_code ec;

@@ -26,6 +26,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -63,11 +64,62 @@ Rgb24Video video_to_rgb24(const Tensor& video, double fps = 16.0);
 void planes_to_rgb24_frame(const float* planes, size_t channel_stride, int64_t height, int64_t width, uint8_t* rgb);
 void rgb24_frame_to_planes(const uint8_t* rgb, int64_t height, int64_t width, float* planes, size_t channel_stride);
 
-// Writes the video to path (container from the extension); returns the files written.
+// Writes the video to path (container from the extension); returns the files written. Both go
+// through a VideoWriter.
 std::vector<std::string> write_video(const std::string& path, const Tensor& video,
                                      const VideoWriteOptions& opt = {});
 std::vector<std::string> write_video(const std::string& path, const Rgb24Video& frames,
                                      const VideoWriteOptions& opt = {});
+
+// Frame by frame, for videos of any length in constant memory (`wanrt stream`): the constructor checks
+// everything write_video checks (extension, size, folder, fps, crf, libx264) and creates the
+// temporary file; write() encodes one frame into it; finish() renames the file(s) into place and
+// returns them. Until finish() nothing exists at the destination, and a writer destroyed without it
+// (an error, an exception) removes its temporaries. PNG: a single frame goes to the path itself, so
+// the first frame's encoded bytes wait in memory until a second one arrives (then <stem>_00000.png,
+// <stem>_00001.png, … are written as frames come).
+class VideoWriter {
+public:
+    VideoWriter(const std::string& path, int64_t width, int64_t height, const VideoWriteOptions& opt = {});
+    ~VideoWriter();
+    VideoWriter(const VideoWriter&) = delete;
+    VideoWriter& operator=(const VideoWriter&) = delete;
+
+    void write(const uint8_t* rgb);     // one frame: height × width × 3 bytes
+    int64_t frames() const;             // written so far
+    std::vector<std::string> finish();  // at least one frame must have been written
+
+    struct Impl;
+
+private:
+    std::unique_ptr<Impl> impl_;
+};
+
+// Frame by frame, in constant memory: the constructor opens the file and reads up to its first frame
+// (so width() and height() are known, and a file without frames fails here); next() decodes one frame
+// after another. Which decoder, and every error, as read_video.
+class VideoReader {
+public:
+    explicit VideoReader(const std::string& path);
+    ~VideoReader();
+    VideoReader(const VideoReader&) = delete;
+    VideoReader& operator=(const VideoReader&) = delete;
+
+    int64_t width() const;
+    int64_t height() const;
+    double fps() const;  // average frame rate, 0 if unknown
+    // The frame count the file announces (a .y4m's from its size, a container's own count), 0 if it
+    // says none; for progress only: decoding may find fewer or more.
+    int64_t frames_hint() const;
+    int64_t frames_read() const;
+    // Writes the next frame's height × width × 3 bytes to rgb; false (rgb untouched) after the last.
+    bool next(uint8_t* rgb);
+
+    struct Impl;
+
+private:
+    std::unique_ptr<Impl> impl_;
+};
 
 // Decodes every frame of a video (any format libavformat opens: mp4, y4m, png, …) to RGB24.
 // fps is the stream's average frame rate (0 if unknown). Without FFmpeg (-DWANRT_FFMPEG=OFF) only
