@@ -127,10 +127,11 @@ struct BlockCtx {
 };
 
 // The recomputable pieces of block_forward, shared with the backward.
-// h1 = norm1(x)·(1 + scale1) + shift1 [B, L, D]; m [G, 6, D]
-Tensor self_h1(const BlockCtx& k, const Tensor& x, const Tensor& m) {
+// norm(x)·(1 + m[:, i + 1]) + m[:, i] [B, L, D] for x [B, L, D], m [G, 6, D]: h1 (i = 0, before
+// self-attention) and h2 (i = 3, before the FFN).
+Tensor modulated(const BlockCtx& k, const Tensor& x, const Tensor& m, int64_t i) {
     const int64_t B = x.size(0), L = x.size(1), D = k.c.dim, G = B * L / k.S;
-    return ops::norm_modulate(x.reshape({G, k.S, D}), m.select(1, 0), m.select(1, 1), k.c.eps).reshape({B, L, D});
+    return ops::norm_modulate(x.reshape({G, k.S, D}), m.select(1, i), m.select(1, i + 1), k.c.eps).reshape({B, L, D});
 }
 // rope(norm(p0)) [B, L, N, hd] for p0 = q0 or k0 [B, L, D]
 Tensor self_qk(const BlockCtx& k, const Tensor& p0, const Tensor& norm_w) {
@@ -165,11 +166,6 @@ Tensor ffn_forward(const BlockCtx& k, const DitBlockWeights& b, const Tensor& h2
     }
     return f2;
 }
-// h2 = norm2(x2)·(1 + scale2) + shift2 [G, S, D]
-Tensor ffn_h2(const BlockCtx& k, const Tensor& x2, const Tensor& m) {
-    const int64_t G = x2.size(0) * x2.size(1) / k.S;
-    return ops::norm_modulate(x2.reshape({G, k.S, k.c.dim}), m.select(1, 3), m.select(1, 4), k.c.eps);
-}
 Tensor cross_hn(const BlockCtx& k, const DitBlockWeights& b, const Tensor& x1) {
     return k.c.cross_attn_norm ? ops::layer_norm(x1, &b.norm3_w, &b.norm3_b, k.c.eps) : x1;
 }
@@ -197,7 +193,7 @@ Tensor block_forward(const BlockCtx& k, const DitBlockWeights& b, const Tensor& 
     t.m = ops::add(b.modulation, e0);  // [G, 6, D]: shift1, scale1, gate1, shift2, scale2, gate2
     auto mod = [&](int i) { return t.m.select(1, i); };
     // x = x + self_attn(norm1(x)·(1 + scale1) + shift1)·gate1
-    Tensor h1 = self_h1(k, x, t.m);
+    Tensor h1 = modulated(k, x, t.m, 0);
     t.q0 = lin(b.sa_q, h1);
     t.k0 = lin(b.sa_k, h1);
     t.v = lin(b.sa_v, h1).reshape({B, L, N, hd});
@@ -220,7 +216,7 @@ Tensor block_forward(const BlockCtx& k, const DitBlockWeights& b, const Tensor& 
     t.ca = ops::attention_lse(cross_q(k, b, t.cq0), t.ck, t.cv, AttentionParams{}, &t.lse2);
     t.x2 = ops::add(t.x1, lin(b.ca_o, t.ca.reshape({B, L, D})));
     // x = x + ffn(norm2(x)·(1 + scale2) + shift2)·gate2
-    t.f2 = ffn_forward(k, b, ffn_h2(k, t.x2, t.m).reshape({B * L, D})).reshape({G, k.S, D});
+    t.f2 = ffn_forward(k, b, modulated(k, t.x2, t.m, 3).reshape({B * L, D})).reshape({G, k.S, D});
     Tensor x3 = copy_of(t.x2);
     ops::gated_residual(x3.reshape({G, k.S, D}), t.f2, mod(5));
     if (s) *s = std::move(t);
@@ -251,7 +247,7 @@ Tensor block_backward(const BlockCtx& k, const DitBlockWeights& b, DitBlockWeigh
     drop({&t.f2});
     Tensor dh2 = ops::zeros(be, {B * L, D});
     {  // the FFN row chunk by row chunk, as ffn_forward; f0 = ffn0(h2) [R, F] recomputed
-        const Tensor h2 = ffn_h2(k, t.x2, t.m).reshape({B * L, D});
+        const Tensor h2 = modulated(k, t.x2, t.m, 3).reshape({B * L, D});
         Linear l0;  // ffn0, patched once for all chunks (ffn_forward's)
         std::optional<Tensor> wp2;
         for (int64_t r0 = 0, R = ffn_chunk(k); r0 < B * L; r0 += R) {
@@ -320,7 +316,7 @@ Tensor block_backward(const BlockCtx& k, const DitBlockWeights& b, DitBlockWeigh
         dk0 = ops::rms_norm_backward(t.k0, b.sa_norm_k, c.eps, dk0, &dw);
         acc(gb.sa_norm_k, dw);
     }
-    const Tensor h1 = self_h1(k, t.x, t.m);
+    const Tensor h1 = modulated(k, t.x, t.m, 0);
     Tensor dh1 = lin_bw(b.sa_q, gb.sa_q, h1, dq0);
     lin_bw(b.sa_k, gb.sa_k, h1, dk0, &dh1);  // dh1 += …: in the GEMMs' epilogues
     lin_bw(b.sa_v, gb.sa_v, h1, gs.dv.reshape({B, L, D}), &dh1);
