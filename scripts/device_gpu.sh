@@ -580,6 +580,41 @@ for s in "${steps[@]}"; do
                 tail -n 1 $OUT/loss$sfx.csv 2>/dev/null | sed "s/^/loss$sfx.csv last row (step,loss,lr,grad,seconds): /" >> "$P"
             done
             tr '\r' '\n' < "$P" | grep -E "^###|rc|step |train:|last|wanrt:" | tail -70 | tee -a "$OUT/summary.txt" ;;
+        demo-direction)  # issue 23 (docs/training.md, session 21): does the demo DiT make coherent motion at all?
+                         # Two sets of "a red circle moving … on a blue background" clips (demo_data.write_clip,
+                         # shape_scale 0.7, travel 0.74, 16 paths per direction): L = left only, D = all four
+                         # directions. Both train side by side from the random DiT (batch 32, lr 1e-3 cosine to
+                         # 6,000) for TRAIN_SECONDS (290); D is scored with the direction words swapped. Comes back
+                         # as dit-L/dit-D.safetensors (f16: copy one to assets/demo/dit.safetensors, configure,
+                         # build, then `wanrt generate --prompt "a red circle moving left on a blue background"`
+                         # and follow the red centroid frame by frame), eval-D.csv and train-L/D.txt.
+            log "demo direction check: one-direction and four-direction sets"
+            W=$ROOT/$BIN/wanrt
+            (cd scripts && python3 -c "
+import demo_data as d, os
+for nm, dirs in (('L', ['left']), ('D', list(d.DIRECTIONS))):
+    o = '/tmp/demo-dir-' + nm
+    os.makedirs(o, exist_ok=True)
+    for dr in dirs:
+        for i in range(16):
+            n = 'red-circle-%s-on-blue-%d' % (dr, i)
+            d.write_clip(o + '/' + n + '.y4m', n, 'circle', 'red', 'blue', dr, 64, 17, 0.7, 0.74)
+            open(o + '/' + n + '.txt', 'w').write('a red circle moving %s on a blue background\\n' % dr)
+")
+            for v in L D; do
+                e=; [[ $v == D ]] && e="--eval_clips 16 --eval_swap left:right,right:left,up:down,down:up"
+                timeout ${TRAIN_SECONDS:-290} $W train --device cuda --data /tmp/demo-dir-$v --out /tmp/demo-dir-run-$v \
+                    --full --demo_dit random --steps 6000 --batch 32 --lr 1e-3 --schedule cosine --warmup 300 \
+                    --grad_clip 1.0 --weight_decay 0.01 --seed 0 --save_every 1000 $e > /tmp/demo-dir-$v.log 2>&1 &
+            done
+            wait
+            for v in L D; do
+                last=$(ls /tmp/demo-dir-run-$v/checkpoint-step-*.safetensors 2>/dev/null | sort | tail -1)
+                [[ -n "$last" ]] && $W convert "$last" $OUT/dit-$v.safetensors --type f16 > /dev/null
+                cp /tmp/demo-dir-run-$v/eval.csv $OUT/eval-$v.csv 2>/dev/null
+                tr '\r' '\n' < /tmp/demo-dir-$v.log | grep -E "step|eval|wanrt" | tail -12 > $OUT/train-$v.txt
+                { echo "$v: last checkpoint $last"; tail -3 $OUT/train-$v.txt; } | tee -a "$OUT/summary.txt"
+            done ;;
         session14)  # issue 23: the CUDA backward rows of the op table and test_train_gpu (the f32 GEMM plans are
                     # now cached), then train-demo-gpu (its variables). Stage with test_backend_ops and
                     # test_train_gpu in STAGE_TESTS. Comes back as train-demo-gpu's files plus checks.log.
