@@ -608,7 +608,7 @@ public:
         buf_.resize(y4m_frame_bytes(hd, path));
         frames_hint = y4m_frames_hint(hd, path);
         const int c = std::fgetc(f_.get());
-        if (c == EOF) fail("video", path, " holds no video frames");
+        if (c == EOF) fail("video", path, " holds no video frames; the file is empty or cut short: re-export it");
         std::ungetc(c, f_.get());
     }
     bool next(uint8_t* rgb) override {
@@ -685,7 +685,7 @@ public:
         fps = fr.num && fr.den ? av_q2d(fr) : 0.0;
 
         // The first frame gives the size; it waits in first_ for the first next().
-        if (!decode()) fail("video", path, " holds no video frames");
+        if (!decode()) fail("video", path, " holds no video frames; the file is empty or cut short: re-export it");
         width = frame_.p->width;
         height = frame_.p->height;
         first_.resize(size_t(width * height * 3));
