@@ -577,11 +577,11 @@ size_t y4m_frame_bytes(const Y4mHeader& h, const std::string& path) {
 }
 
 // Frames a .y4m holds if every frame header is a bare "FRAME\n" (what writers emit).
-int64_t y4m_frames_hint(const Y4mHeader& h, const std::string& path) {
+int64_t y4m_frames_hint(const Y4mHeader& h, size_t frame_bytes, const std::string& path) {
     std::error_code ec;
     const uintmax_t size = fs::file_size(path, ec);
     if (ec || size < h.bytes) return 0;
-    return int64_t((size - h.bytes) / (6 + y4m_frame_bytes(h, path)));
+    return int64_t((size - h.bytes) / (6 + frame_bytes));
 }
 }  // namespace
 
@@ -606,7 +606,7 @@ public:
         std::tie(sx_, sy_) = y4m_subsampling(hd.chroma, path);
         full_ = hd.full;
         buf_.resize(y4m_frame_bytes(hd, path));
-        frames_hint = y4m_frames_hint(hd, path);
+        frames_hint = y4m_frames_hint(hd, buf_.size(), path);
         const int c = std::fgetc(f_.get());
         if (c == EOF) fail("video", path, " holds no video frames; the file is empty or cut short: re-export it");
         std::ungetc(c, f_.get());
@@ -663,7 +663,8 @@ public:
                     ": no such file; check the --input path");
         if (lower_ext(path) == ".y4m") {  // a bad size gets its own message, not FFmpeg's errno
             File f = open_input(path);
-            frames_hint = y4m_frames_hint(parse_y4m_header(read_header_line(f.get(), path, "header"), path), path);
+            const Y4mHeader hd = parse_y4m_header(read_header_line(f.get(), path, "header"), path);
+            frames_hint = y4m_frames_hint(hd, y4m_frame_bytes(hd, path), path);
         }
         int rc = avformat_open_input(&ic_.p, path.c_str(), nullptr, nullptr);
         if (rc < 0) fail("video", "cannot open video ", path, ": ", av_err(rc));
